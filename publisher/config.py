@@ -1,0 +1,413 @@
+"""The only reader of config.yaml.
+
+The schema is declared once, below, as frozen dataclasses: each field's comment is its
+documentation, and its converter says what it accepts. `load_config` collects every error
+in the file before raising one ConfigError that lists them all, so a user fixes the file in
+one pass. Relative paths resolve against the config file's folder, never the cwd.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import MISSING as _MISSING_DC
+from dataclasses import dataclass, field, fields
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigError
+
+PASSWORD_ENV = "PUBLISHER_SMTP_PASSWORD"
+
+_MISSING = object()
+
+
+class _Invalid(Exception):
+    """A converter's complaint: what was expected (the caller adds key and found value)."""
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return f"a {'mapping' if isinstance(value, dict) else 'list'}"
+    return repr(value)
+
+
+# --- converters: value from YAML -> typed value, or _Invalid("expected ...") -------------
+
+def _str(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise _Invalid("expected a string")
+    return str(value)
+
+
+def _nonempty_str(value: Any) -> str:
+    text = _str(value).strip()
+    if not text:
+        raise _Invalid("expected a non-empty string")
+    return text
+
+
+def _int_at_least(minimum: int) -> Callable[[Any], int]:
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Invalid(f"expected an integer >= {minimum}")
+        if value < minimum:
+            raise _Invalid(f"expected an integer >= {minimum}")
+        return value
+
+    return convert
+
+
+def _number_at_least(minimum: float) -> Callable[[Any], float]:
+    def convert(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+            raise _Invalid(f"expected a number >= {minimum:g}")
+        return float(value)
+
+    return convert
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid("expected true or false")
+    return value
+
+
+def _absolute_url(value: Any) -> str:
+    text = _nonempty_str(value)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise _Invalid("expected an absolute http(s) URL such as https://blog.example.org")
+    return text.rstrip("/")
+
+
+def _optional_absolute_url(value: Any) -> str:
+    return "" if value in (None, "") else _absolute_url(value)
+
+
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        if value not in choices:
+            raise _Invalid("expected one of " + ", ".join(choices))
+        return value
+
+    return convert
+
+
+def _permalink(value: Any) -> str:
+    text = _nonempty_str(value)
+    if not text.startswith("/"):
+        raise _Invalid("expected a path starting with '/', such as /blog/{slug}/")
+    unknown = set(re.findall(r"\{([^}]*)\}", text)) - {"slug", "year", "month", "day"}
+    if unknown:
+        raise _Invalid("expected only the placeholders {slug}, {year}, {month}, {day}")
+    if "{slug}" not in text:
+        raise _Invalid("expected a path containing {slug}")
+    return text
+
+
+def _cron(value: Any) -> str:
+    text = _nonempty_str(value)
+    if len(text.split()) != 5:
+        raise _Invalid("expected a 5-field cron string such as '0 9 * * 1'")
+    from apscheduler.triggers.cron import CronTrigger  # lazy: start-up stays cheap
+
+    try:
+        CronTrigger.from_crontab(text, timezone="UTC")
+    except ValueError as e:
+        raise _Invalid(f"expected a 5-field cron string such as '0 9 * * 1' ({e})") from e
+    return text
+
+
+def _timezone(value: Any) -> str:
+    text = _nonempty_str(value)
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise _Invalid("expected an IANA time zone such as UTC or Europe/Berlin") from e
+    return text
+
+
+def _mailbox(value: Any) -> str:
+    text = _str(value).strip()
+    if not text:
+        return ""
+    if any(c in text for c in "\r\n\0"):
+        raise _Invalid("expected one line")
+    _name, addr = parseaddr(text)
+    if "@" not in addr:
+        raise _Invalid("expected an address such as 'Blog <news@blog.example.org>'")
+    return text
+
+
+def _email(value: Any) -> str:
+    text = _str(value).strip()
+    if text and (not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", text)):
+        raise _Invalid("expected an email address")
+    return text
+
+
+# --- the schema -------------------------------------------------------------------------
+
+def _spec(default: Any = _MISSING, convert: Callable[[Any], Any] = _str, doc: str = "") -> Any:
+    if default is _MISSING:
+        return field(metadata={"convert": convert, "doc": doc})
+    return field(default=default, metadata={"convert": convert, "doc": doc})
+
+
+@dataclass(frozen=True)
+class AuthorConfig:
+    name: str = _spec("", _str, "the default author of posts that name none")
+    email: str = _spec("", _email, "the author's address, shown in feeds")
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    title: str = _spec(convert=_nonempty_str, doc="the blog's name (required)")
+    url: str = _spec(convert=_absolute_url, doc="absolute base URL of every link (required)")
+    description: str = _spec("", _str, "one line about the blog; the feeds' subtitle")
+    language: str = _spec("en", _nonempty_str, "BCP 47 language tag of the posts")
+    author: AuthorConfig = field(default_factory=AuthorConfig)
+
+
+@dataclass(frozen=True)
+class ContentConfig:
+    dir: Path = _spec(Path("content"), _nonempty_str, "folder of Markdown posts, any depth")
+    permalink: str = _spec("/blog/{slug}/", _permalink, "URL path of a post")
+
+
+@dataclass(frozen=True)
+class FeedsConfig:
+    output_dir: Path = _spec(Path("public"), _nonempty_str, "where the feeds are written")
+    limit: int = _spec(20, _int_at_least(0), "newest N items per feed; 0 = all")
+
+
+@dataclass(frozen=True)
+class NewsletterConfig:
+    from_: str = _spec("", _mailbox, "sender, e.g. 'Blog <news@blog.example.org>'; required to mail")
+    schedule: str = _spec("0 9 * * 1", _cron, "5-field cron: when a digest may go out")
+    timezone: str = _spec("UTC", _timezone, "time zone of the schedule and of dates without offset")
+    featured_alert: bool = _spec(False, _bool, "mail a newly featured post on its own at the next run")
+    web_url: str = _spec("", _optional_absolute_url, "where `publisher serve` is reachable")
+    subject: str = _spec(
+        "{{ site.title }}: {{ posts[0].title }}"
+        "{% if posts|length > 1 %} and {{ posts|length - 1 }} more{% endif %}",
+        _nonempty_str,
+        "Jinja2 template of a digest's subject",
+    )
+    list_id: str = _spec("", _str, "List-Id header value; default: derived from site.url")
+    max_html_kb: int = _spec(100, _int_at_least(20), "HTML size budget (Gmail clips at 102 KB)")
+    unsubscribe_mailto: str = _spec("", _email, "address for mailto: unsubscribes; default: the From address")
+
+
+@dataclass(frozen=True)
+class DkimConfig:
+    key_file: str = _spec("", _str, "PEM private key; empty = no DKIM signing")
+    selector: str = _spec("", _str, "DKIM selector (the DNS label before ._domainkey)")
+    domain: str = _spec("", _str, "signing domain; default: the From address's domain")
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str = _spec("127.0.0.1", _nonempty_str, "SMTP server")
+    port: int = _spec(25, _int_at_least(1), "SMTP port")
+    security: str = _spec("none", _one_of("none", "starttls", "ssl"), "transport security")
+    username: str = _spec("", _str, "login; the password comes only from " + PASSWORD_ENV)
+    verify_tls: bool = _spec(True, _bool, "verify the server's certificate (leave on)")
+    ca_file: str = _spec("", _str, "extra CA bundle to trust, e.g. for a private relay")
+    timeout: float = _spec(30.0, _number_at_least(0.1), "seconds to wait for a reply")
+    connections: int = _spec(1, _int_at_least(1), "parallel SMTP connections")
+    rate_limit: float = _spec(0.0, _number_at_least(0), "messages per second in all; 0 = no limit")
+    max_attempts: int = _spec(5, _int_at_least(1), "tries per message for 4xx replies and drops")
+    retry_base_delay: float = _spec(2.0, _number_at_least(0), "seconds before the first retry; doubles")
+    dkim: DkimConfig = field(default_factory=DkimConfig)
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    database: str = _spec("state.db", _nonempty_str, "SQLite file, or a postgresql:// URL")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    build_every: int = _spec(15, _int_at_least(1), "minutes between builds under `publisher schedule`")
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    root: Path
+    site: SiteConfig
+    content: ContentConfig
+    feeds: FeedsConfig
+    newsletter: NewsletterConfig
+    smtp: SmtpConfig
+    state: StateConfig
+    schedule: ScheduleConfig
+
+    @property
+    def content_dir(self) -> Path:
+        return self.root / self.content.dir
+
+    @property
+    def output_dir(self) -> Path:
+        return self.root / self.feeds.output_dir
+
+    @property
+    def templates_dir(self) -> Path:
+        """The site's own templates/; files there override the bundled ones."""
+        return self.root / "templates"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.newsletter.timezone)
+
+    @property
+    def web_url(self) -> str:
+        return self.newsletter.web_url or self.site.url + "/newsletter"
+
+    @property
+    def database_url(self) -> str:
+        db = self.state.database
+        if "://" in db:
+            return db
+        return "sqlite:///" + str((self.root / db).resolve())
+
+    @property
+    def smtp_password(self) -> str:
+        return os.environ.get(PASSWORD_ENV, "")
+
+
+_SECTIONS = {
+    "site": SiteConfig,
+    "content": ContentConfig,
+    "feeds": FeedsConfig,
+    "newsletter": NewsletterConfig,
+    "smtp": SmtpConfig,
+    "state": StateConfig,
+    "schedule": ScheduleConfig,
+}
+_REQUIRED_SECTIONS = {"site"}
+# Keys whose presence is refused outright, with the reason.
+_REFUSED = {
+    "smtp.password": f"passwords are never read from config files; set {PASSWORD_ENV} instead",
+}
+
+
+def _yaml_key(name: str) -> str:
+    return "from" if name == "from_" else name
+
+
+def _build(cls: type, data: Any, prefix: str, errors: list[str]) -> Any:
+    """Convert one mapping to `cls`, appending every problem to `errors`."""
+    errors_before = len(errors)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        errors.append(f"{prefix}: expected a mapping of keys, got {_describe(data)}")
+        data = {}
+    known = {_yaml_key(f.name): f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key in data:
+        dotted = f"{prefix}.{key}"
+        if dotted in _REFUSED:
+            errors.append(f"{dotted}: {_REFUSED[dotted]}")
+        elif key not in known:
+            errors.append(f"{dotted}: unknown key (expected one of: {', '.join(sorted(known))})")
+    for key, f in known.items():
+        dotted = f"{prefix}.{key}"
+        if isinstance(f.default_factory, type):  # a nested section such as site.author
+            values[f.name] = _build(f.default_factory, data.get(key), dotted, errors)
+            continue
+        if key not in data:
+            if f.default is _MISSING_DC:
+                errors.append(f"{dotted}: required, but missing")
+            continue
+        try:
+            converted = f.metadata["convert"](data[key])
+        except _Invalid as e:
+            errors.append(f"{dotted}: {e}, got {_describe(data[key])}")
+            continue
+        if isinstance(f.default, Path):
+            converted = Path(converted)
+        values[f.name] = converted
+    if len(errors) > errors_before:
+        return None  # load_config raises with every error; no half-built section escapes
+    return cls(**values)
+
+
+def load_config(path: str | Path = "config.yaml") -> Config:
+    """Read and validate a config file. Raises ConfigError naming every bad key."""
+    import yaml
+
+    path = Path(path)
+    label = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{label}: no such file (run publisher in a site folder, or pass --config PATH)"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"{label}: cannot read: {e.strerror}") from e
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{label}: not UTF-8 text (byte {e.start})") from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{label}:{where} not valid YAML: {problem}") from e
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: expected a mapping of sections, got {_describe(data)}")
+
+    errors: list[str] = []
+    for key in data:
+        if key not in _SECTIONS:
+            errors.append(f"{key}: unknown section (expected one of: {', '.join(_SECTIONS)})")
+    for key in _REQUIRED_SECTIONS:
+        if key not in data:
+            errors.append(f"{key}: required section, but missing")
+    built = {
+        key: _build(cls, data.get(key), key, errors)
+        for key, cls in _SECTIONS.items()
+        if key not in _REQUIRED_SECTIONS or key in data
+    }
+    if errors:
+        raise ConfigError("\n".join(f"{label}: {e}" for e in errors))
+    root = path.resolve().parent
+    return Config(path=path, root=root, **built)
+
+
+def describe_schema() -> str:
+    """The documented schema, as YAML with a comment per key (used by the README and tests)."""
+    lines: list[str] = []
+
+    def walk(cls: type, indent: str) -> None:
+        for f in fields(cls):
+            key = _yaml_key(f.name)
+            if isinstance(f.default_factory, type):
+                lines.append(f"{indent}{key}:")
+                walk(f.default_factory, indent + "  ")
+                continue
+            default = "(required)" if f.default is _MISSING_DC else repr(f.default)
+            if isinstance(f.default, Path):
+                default = repr(str(f.default))
+            lines.append(f"{indent}{key}: {default}  # {f.metadata.get('doc', '')}")
+
+    for section, cls in _SECTIONS.items():
+        lines.append(f"{section}:")
+        walk(cls, "  ")
+    return "\n".join(lines)

@@ -1,0 +1,431 @@
+"""content/ -> Post objects.
+
+Reading is cheap and total: every file is read and validated, every problem is collected as
+one line naming the file, and a broken file never stops the others. Rendering Markdown to
+HTML is a separate step (`render_html`), done only for the posts that reach a feed, and
+cached by content hash by the caller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, tzinfo
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Iterable
+from urllib.parse import quote, urljoin, urlsplit
+
+from .config import Config
+
+log = logging.getLogger(__name__)
+
+POST_SUFFIXES = (".md", ".markdown")
+# Bump when render_html's output changes, so cached HTML from an older version is not reused.
+RENDERER_VERSION = "1"
+
+# Characters XML 1.0 forbids, plus the C1 controls and noncharacters feed validators flag.
+_XML_ILLEGAL = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufdd0-\ufdef\ufffe\uffff\ud800-\udfff]"
+)
+
+
+def clean_text(text: str) -> str:
+    """Normalise newlines and remove every character that XML 1.0 cannot carry."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _XML_ILLEGAL.sub("", text)
+
+
+def slugify(text: str) -> str:
+    """A URL- and path-safe slug: lowercase letters, digits and '-', never '.' or '/'.
+
+    Unicode letters are kept (NFKC), so 'Café Ünïcode' -> 'café-ünïcode'. A text with no
+    letters or digits at all gets a stable hash-based slug instead of an empty one."""
+    norm = unicodedata.normalize("NFKC", text).lower()
+    slug = re.sub(r"[^\w]+|_+", "-", norm).strip("-")
+    if not slug:
+        slug = "x-" + hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return slug[:120].strip("-")
+
+
+@dataclass(frozen=True)
+class Post:
+    source: str  # path relative to the site folder, for messages
+    slug: str
+    title: str
+    published: datetime  # timezone-aware
+    updated: datetime | None
+    summary: str  # plain text
+    author: str
+    author_email: str
+    tags: tuple[str, ...]
+    featured: bool
+    draft: bool
+    image: str  # absolute URL, or ""
+    id: str
+    url: str  # absolute permalink
+    body: str  # Markdown source, cleaned
+    content_hash: str  # sha256 of the raw file bytes
+
+    @property
+    def modified(self) -> datetime:
+        """The date feeds show as 'updated': the later of updated and published."""
+        if self.updated and self.updated > self.published:
+            return self.updated
+        return self.published
+
+    @property
+    def render_key(self) -> str:
+        """Cache key for rendered HTML: what render_html's output depends on."""
+        h = hashlib.sha256()
+        for part in (RENDERER_VERSION, self.url, self.body):
+            h.update(part.encode("utf-8", "surrogatepass"))
+            h.update(b"\0")
+        return h.hexdigest()
+
+
+@dataclass
+class LoadResult:
+    posts: list[Post] = field(default_factory=list)  # published, newest first
+    held_back: list[Post] = field(default_factory=list)  # drafts and future posts
+    problems: list[str] = field(default_factory=list)  # one line per skipped file
+
+
+class _Skip(Exception):
+    """A reason to skip a file, phrased for the user."""
+
+
+# --- field readers ----------------------------------------------------------------------
+
+_OFFSET_WITH_SPACE = re.compile(r"^(.*\d)\s+([+-]\d{2}:?\d{2}|Z|UTC|GMT)$")
+
+
+def parse_date(value: Any, tz: tzinfo, key: str) -> datetime:
+    """YAML timestamps and the string forms real blogs use; no offset means `tz`."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime.combine(value, time(0, 0))
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        m = _OFFSET_WITH_SPACE.match(text)
+        if m:
+            offset = m.group(2)
+            text = m.group(1) + ("+00:00" if offset in ("UTC", "GMT") else offset)
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            try:
+                parsed = parsedate_to_datetime(value.strip())  # RFC 2822, as in RSS
+            except (TypeError, ValueError, IndexError):
+                raise _Skip(
+                    f"'{key}' is not a date: {value.strip()[:60]!r} "
+                    "(expected e.g. 2024-04-20, 2024-04-20T10:00:00Z or 2024-04-20 10:00:00 +0200)"
+                ) from None
+    else:
+        raise _Skip(f"'{key}' is not a date: got {_short(value)}")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        parsed = parsed.replace(tzinfo=tz)
+    if not 1900 <= parsed.year <= 9999:
+        raise _Skip(f"'{key}' is out of range: {parsed.year}")
+    return parsed
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _text(value: Any, key: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool) or isinstance(value, (dict, list)):
+        raise _Skip(f"'{key}' should be text, got {_short(value)}")
+    return clean_text(str(value)).strip()
+
+
+def _flag(value: Any, key: str) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "no", "off", "0", ""):
+        return False
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise _Skip(f"'{key}' should be true or false, got {_short(value)}")
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items: Iterable[Any] = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        items = value
+    else:
+        raise _Skip(f"'tags' should be a list or a comma-separated string, got {_short(value)}")
+    seen: dict[str, str] = {}
+    for item in items:
+        if isinstance(item, (dict, list)) or item is None:
+            continue
+        tag = re.sub(r"\s+", " ", clean_text(str(item))).strip()
+        if tag and tag.lower() not in seen:
+            seen[tag.lower()] = tag
+    return tuple(seen.values())
+
+
+def _author(value: Any, config: Config) -> tuple[str, str]:
+    if isinstance(value, dict):
+        return _text(value.get("name"), "author.name"), _text(value.get("email"), "author.email")
+    if isinstance(value, list):  # several authors: keep them all, by name
+        names = [_text(v.get("name") if isinstance(v, dict) else v, "author") for v in value]
+        return ", ".join(n for n in names if n), ""
+    name = _text(value, "author")
+    if name:
+        return name, ""
+    return config.site.author.name, config.site.author.email
+
+
+def _first(meta: dict, *keys: str) -> tuple[str, Any]:
+    for key in keys:
+        if key in meta and meta[key] is not None:
+            return key, meta[key]
+    return keys[0], None
+
+
+_MD_NOISE = re.compile(r"!\[[^\]]*\]\([^)]*\)|<[^>]+>|[*_`#>~]|\[([^\]]*)\]\([^)]*\)")
+
+
+def derive_summary(body: str, limit: int = 280) -> str:
+    """Plain text from the first paragraph that is not a heading, fence or HTML."""
+    in_fence = False
+    for block in re.split(r"\n\s*\n", body):
+        stripped = block.strip()
+        if stripped.startswith(("```", "~~~")):
+            in_fence = stripped.count("```") % 2 == 1 or stripped.count("~~~") % 2 == 1
+            continue
+        if in_fence or not stripped or stripped.startswith(("#", "|", "<", "---", "![")):
+            continue
+        text = _MD_NOISE.sub(lambda m: m.group(1) or "", stripped)
+        text = html.unescape(re.sub(r"\s+", " ", text)).strip()
+        if text:
+            if len(text) > limit:
+                text = text[: limit - 1].rsplit(" ", 1)[0] + "…"
+            return text
+    return ""
+
+
+def _slug(meta: dict, path: Path) -> str:
+    if meta.get("slug") not in (None, ""):
+        return slugify(str(meta["slug"]))
+    if path.stem.lower() == "index":
+        return slugify(path.parent.name)
+    return slugify(path.stem)
+
+
+def permalink(config: Config, slug: str, published: datetime) -> str:
+    local = published.astimezone(config.tz)
+    path = config.content.permalink.format(
+        slug=slug, year=f"{local.year:04d}", month=f"{local.month:02d}", day=f"{local.day:02d}"
+    )
+    return config.site.url + quote(path, safe="/~-._")
+
+
+# --- reading one file -------------------------------------------------------------------
+
+def read_post(path: Path, config: Config, raw: bytes | None = None) -> Post:
+    """Read one file as a Post, or raise _Skip with the reason, phrased for the user."""
+    import frontmatter
+    import yaml
+
+    if raw is None:
+        raw = path.read_bytes()
+    if b"\0" in raw[:8192]:
+        raise _Skip("binary file, not Markdown")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise _Skip(f"not UTF-8 (invalid byte at offset {e.start})") from None
+    text = clean_text(text)
+    try:
+        meta, body = frontmatter.parse(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        # +1: the opening '---' line precedes the YAML
+        where = f" at line {mark.line + 2}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise _Skip(f"front matter is not valid YAML{where}: {problem}") from None
+    except Exception as e:  # python-frontmatter raises bare ValueErrors for odd inputs
+        raise _Skip(f"front matter cannot be read: {e}") from None
+    if not isinstance(meta, dict):
+        raise _Skip("front matter is not a mapping of keys")
+    if not meta:
+        raise _Skip("no front matter (expected a '---' block with at least 'title' and 'pubDate')")
+
+    title = _text(meta.get("title"), "title")
+    if not title:
+        raise _Skip("front matter has no 'title'")
+    title = re.sub(r"\s+", " ", title)
+    date_key, date_value = _first(meta, "pubDate", "date", "published", "pubdate")
+    if date_value is None:
+        raise _Skip("front matter has no 'pubDate' (or 'date')")
+    published = parse_date(date_value, config.tz, date_key)
+    upd_key, upd_value = _first(meta, "updatedDate", "updated", "lastmod", "modified")
+    updated = parse_date(upd_value, config.tz, upd_key) if upd_value is not None else None
+
+    slug = _slug(meta, path)
+    url = permalink(config, slug, published)
+    _k, summary_value = _first(meta, "description", "summary", "excerpt")
+    summary = re.sub(r"\s+", " ", _text(summary_value, "description")) or derive_summary(body)
+    author, author_email = _author(meta.get("author"), config)
+    _k, image_value = _first(meta, "image", "heroImage", "cover")
+    if isinstance(image_value, dict):  # {src: ..., alt: ...} as some themes write it
+        image_value = image_value.get("src") or image_value.get("url")
+    image = _text(image_value, "image")
+    post_id = _text(meta.get("id"), "id") or url
+    try:
+        rel = str(path.relative_to(config.root))
+    except ValueError:
+        rel = str(path)
+    return Post(
+        source=rel,
+        slug=slug,
+        title=title,
+        published=published,
+        updated=updated,
+        summary=summary,
+        author=author,
+        author_email=author_email,
+        tags=_tags(meta.get("tags", meta.get("categories"))),
+        featured=_flag(meta.get("featured"), "featured"),
+        draft=_flag(meta.get("draft"), "draft"),
+        image=absolutize_url(image, url) if image else "",
+        id=post_id,
+        url=url,
+        body=body,
+        content_hash=hashlib.sha256(raw).hexdigest(),
+    )
+
+
+def find_post_files(content_dir: Path) -> list[Path]:
+    """Every Markdown file under content_dir, any depth, in a stable order.
+
+    Hidden files and folders are ignored, and so are Hugo's section pages (_index.md)."""
+    found: list[Path] = []
+    for path in content_dir.rglob("*"):
+        rel_parts = path.relative_to(content_dir).parts
+        if any(part.startswith(".") for part in rel_parts):
+            continue
+        if path.suffix.lower() in POST_SUFFIXES and path.name != "_index.md" and path.is_file():
+            found.append(path)
+    found.sort()
+    return found
+
+
+def load_posts(config: Config, now: datetime) -> LoadResult:
+    """Read every post; split into published and held back; collect one line per problem."""
+    result = LoadResult()
+    content_dir = config.content_dir
+    if not content_dir.is_dir():
+        result.problems.append(f"{config.content.dir}: content folder does not exist")
+        return result
+    by_url: dict[str, Post] = {}
+    for path in find_post_files(content_dir):
+        rel = path.relative_to(config.root)
+        try:
+            post = read_post(path, config)
+        except _Skip as e:
+            result.problems.append(f"{rel}: skipped: {e}")
+            continue
+        except OSError as e:
+            result.problems.append(f"{rel}: skipped: cannot read: {e.strerror}")
+            continue
+        twin = by_url.get(post.url)
+        if twin is not None:
+            result.problems.append(
+                f"{rel}: skipped: slug '{post.slug}' gives the same URL as {twin.source} ({post.url})"
+            )
+            continue
+        by_url[post.url] = post
+        if post.draft or post.published > now:
+            result.held_back.append(post)
+        else:
+            result.posts.append(post)
+    result.posts.sort(key=lambda p: (p.published, p.url), reverse=True)
+    return result
+
+
+# --- Markdown -> HTML -------------------------------------------------------------------
+
+_md = None
+
+
+def _markdown():
+    global _md
+    if _md is None:
+        import markdown
+
+        _md = markdown.Markdown(
+            extensions=["fenced_code", "tables", "footnotes", "sane_lists", "attr_list"],
+            output_format="html",
+        )
+    return _md
+
+
+_TAG = re.compile(r"<[a-zA-Z][^<>]*>")
+_URL_ATTR = re.compile(
+    r"""(\s(?:href|src|poster|cite|action|data)\s*=\s*)("[^"]*"|'[^']*'|[^\s"'>]+)""", re.I
+)
+_SRCSET_ATTR = re.compile(r"""(\ssrcset\s*=\s*)("[^"]*"|'[^']*')""", re.I)
+
+
+def absolutize_url(value: str, base: str) -> str:
+    value = value.strip()
+    if not value:
+        return base
+    scheme = urlsplit(value).scheme
+    if scheme and scheme.lower() not in ("http", "https"):
+        return value  # mailto:, data:, tel:, ... stay as written
+    return urljoin(base, value)
+
+
+def absolutize_html(fragment: str, base: str) -> str:
+    """Make every relative href/src/srcset in an HTML fragment absolute against `base`."""
+
+    def fix_attr(m: re.Match) -> str:
+        raw = m.group(2)
+        quote_char = raw[0] if raw[0] in "\"'" else ""
+        value = raw[1:-1] if quote_char else raw
+        fixed = html.escape(absolutize_url(html.unescape(value), base), quote=True)
+        return f'{m.group(1)}"{fixed}"'
+
+    def fix_srcset(m: re.Match) -> str:
+        items = []
+        for candidate in html.unescape(m.group(2)[1:-1]).split(","):
+            parts = candidate.strip().split(None, 1)
+            if parts:
+                parts[0] = absolutize_url(parts[0], base)
+                items.append(" ".join(parts))
+        return f'{m.group(1)}"{html.escape(", ".join(items), quote=True)}"'
+
+    def fix_tag(m: re.Match) -> str:
+        tag = _URL_ATTR.sub(fix_attr, m.group(0))
+        return _SRCSET_ATTR.sub(fix_srcset, tag)
+
+    return _TAG.sub(fix_tag, fragment)
+
+
+def render_html(post: Post) -> str:
+    """The post's full HTML, every relative link made absolute against its permalink."""
+    md = _markdown()
+    md.reset()
+    body_html = md.convert(post.body)
+    return clean_text(absolutize_html(body_html, post.url))

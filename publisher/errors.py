@@ -1,0 +1,35 @@
+"""One exception family. The CLI catches PublisherError and prints its message; anything
+else is a bug and keeps its traceback."""
+
+
+class PublisherError(Exception):
+    """An error with a message meant for the person running publisher."""
+
+    exit_status = 1
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(PublisherError):
+    """config.yaml (or a command-line option) is wrong; nothing has been done."""
+
+    exit_status = 2
+
+
+class ContentError(PublisherError):
+    """A post cannot be read as a post."""
+
+
+class DeliveryError(PublisherError):
+    """Mail could not be handed to the SMTP server."""
+
+
+class LockedError(PublisherError):
+    """Another run holds the run lock."""
+
+    exit_status = 0

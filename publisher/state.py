@@ -1,0 +1,641 @@
+"""The only SQL in publisher: posts seen, rendered-HTML cache, digests, the per-subscriber
+delivery ledger, subscribers, and the run lock.
+
+SQLAlchemy Core, so the embedded SQLite default and a PostgreSQL URL share one code path.
+The schema carries a version in `meta`; `State()` creates or migrates it on first use.
+
+Concurrency: SQLite runs in WAL mode with a busy timeout, and every write transaction starts
+with BEGIN IMMEDIATE, so concurrent writers queue instead of failing with "database is
+locked". Long reads (the delivery ledger) are paged, never held open across sends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from .errors import LockedError, PublisherError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# Subscriber statuses. Only "active" subscribers are mailed.
+PENDING, ACTIVE, UNSUBSCRIBED, BOUNCED = "pending", "active", "unsubscribed", "bounced"
+# Delivery statuses. "sending" = intent recorded, result not yet; "deferred" = transient
+# failures exhausted this run's attempts: still owed, retried on the next run.
+OWED = ("pending", "sending", "deferred")
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out, on every backend."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime reached the database")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=timezone.utc)
+
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+render_cache = sa.Table(
+    "render_cache", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),  # content.Post.render_key
+    sa.Column("html", sa.Text, nullable=False),
+    sa.Column("used_at", UTCDateTime, nullable=False),
+)
+
+posts = sa.Table(
+    "posts", metadata,
+    sa.Column("id", sa.Text, primary_key=True),  # content.Post.id
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("published_at", UTCDateTime, nullable=False),
+    sa.Column("featured", sa.Boolean, nullable=False, default=False),
+    sa.Column("first_seen_at", UTCDateTime, nullable=False),
+    # NULL until the post went out in a digest (or was part of the first run's baseline).
+    sa.Column("announced_at", UTCDateTime),
+    sa.Column("announced_digest_id", sa.Integer),
+    # A featured alert is owed (set by the scanner), then sent (alerted_at).
+    sa.Column("alert_due", sa.Boolean, nullable=False, default=False),
+    sa.Column("alerted_at", UTCDateTime),
+)
+
+subscribers = sa.Table(
+    "subscribers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("email_key", sa.Text, nullable=False, unique=True),  # lowercased: no duplicates
+    sa.Column("name", sa.Text, nullable=False, default=""),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("token", sa.String(64), nullable=False, unique=True),  # unsubscribe links
+    sa.Column("confirm_token", sa.String(64), unique=True),  # double opt-in, while pending
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("confirmed_at", UTCDateTime),
+    sa.Column("confirm_sent_at", UTCDateTime),
+    sa.Column("last_reply", sa.Text),  # the SMTP reply that bounced it
+)
+
+digests = sa.Table(
+    "digests", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # digest | alert
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("status", sa.String(16), nullable=False),  # sending | done
+    sa.Column("subject", sa.Text, nullable=False),
+    # The rendered, inlined message bodies: a resumed send mails exactly what was planned.
+    sa.Column("html", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("post_ids", sa.Text, nullable=False),  # JSON list
+)
+
+deliveries = sa.Table(
+    "deliveries", metadata,
+    sa.Column("digest_id", sa.Integer, sa.ForeignKey("digests.id"), primary_key=True),
+    sa.Column("subscriber_id", sa.Integer, primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # pending|sending|sent|bounced|deferred
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_code", sa.Integer),
+    sa.Column("last_reply", sa.Text),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+sa.Index("deliveries_owed", deliveries.c.digest_id, deliveries.c.status, deliveries.c.subscriber_id)
+
+
+@dataclass(frozen=True)
+class KnownPost:
+    id: str
+    featured: bool
+    announced: bool
+    alert_due: bool
+    alerted: bool
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    name: str
+    status: str
+    token: str
+    created_at: datetime
+    confirm_token: str | None = None
+    confirm_sent_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DigestRow:
+    id: int
+    kind: str
+    created_at: datetime
+    status: str
+    subject: str
+    html: str
+    text: str
+    post_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OwedDelivery:
+    digest_id: int
+    subscriber_id: int
+    email: str
+    name: str
+    token: str
+    status: str
+    attempts: int
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_token() -> str:
+    """256 bits from the OS CSPRNG, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def _subscriber(row: Any) -> Subscriber:
+    return Subscriber(
+        id=row.id, email=row.email, name=row.name, status=row.status, token=row.token,
+        created_at=row.created_at, confirm_token=row.confirm_token,
+        confirm_sent_at=row.confirm_sent_at,
+    )
+
+
+# Each migration takes a connection inside a write transaction and moves the schema from
+# version N-1 to N without losing rows. Version 1 is the initial create_all.
+MIGRATIONS: dict[int, Any] = {}
+
+
+class State:
+    """A handle on the state database. Cheap to create; one per command."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        try:
+            if self.is_sqlite:
+                path = url.split("///", 1)[1] if "///" in url else ""
+                if path and path != ":memory:":
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                self.engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+                self._sqlite_setup(self.engine)
+            else:
+                self.engine = sa.create_engine(url, pool_pre_ping=True)
+            self._migrate()
+        except sa.exc.SQLAlchemyError as e:
+            raise PublisherError(f"state database {self.describe()}: {e.__class__.__name__}: {e.orig if hasattr(e, 'orig') else e}") from e
+
+    def describe(self) -> str:
+        """The database, for messages: never includes a password."""
+        try:
+            return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+        except Exception:
+            return "(unparseable URL)"
+
+    @staticmethod
+    def _sqlite_setup(engine: sa.Engine) -> None:
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record):
+            # We issue BEGIN ourselves (below), so the driver must not.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn):
+            if conn.get_execution_options().get("publisher_write"):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.exec_driver_sql("BEGIN")
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """A write transaction (BEGIN IMMEDIATE on SQLite: writers queue, none fails)."""
+        with self.engine.connect().execution_options(publisher_write=True) as conn:
+            with conn.begin():
+                yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        with self.engine.connect() as conn:
+            with conn.begin():
+                yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- schema ---------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self.write() as conn:
+            if not sa.inspect(conn).has_table("meta"):
+                metadata.create_all(conn)
+                conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+                return
+            found = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+            version = int(found or 1)
+            if version > SCHEMA_VERSION:
+                raise PublisherError(
+                    f"state database {self.describe()}: schema version {version} is newer than this "
+                    f"publisher understands ({SCHEMA_VERSION}); upgrade publisher"
+                )
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                log.info("migrating state database to schema version %d", target)
+                MIGRATIONS[target](conn)
+                conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(target)))
+            metadata.create_all(conn)  # tables added by later versions
+
+    def schema_version(self) -> int:
+        return int(self.get_meta("schema_version") or 0)
+
+    # --- meta -----------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self.read() as conn:
+            return conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
+
+    def _set_meta(self, conn: sa.Connection, key: str, value: str) -> None:
+        updated = conn.execute(meta.update().where(meta.c.key == key).values(value=value)).rowcount
+        if not updated:
+            conn.execute(meta.insert().values(key=key, value=value))
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.write() as conn:
+            self._set_meta(conn, key, value)
+
+    def get_time(self, key: str) -> datetime | None:
+        value = self.get_meta(key)
+        return datetime.fromisoformat(value) if value else None
+
+    # --- rendered HTML cache -------------------------------------------------------------
+
+    def cached_html(self, keys: Iterable[str]) -> dict[str, str]:
+        keys = list(keys)
+        found: dict[str, str] = {}
+        with self.read() as conn:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                rows = conn.execute(
+                    sa.select(render_cache.c.key, render_cache.c.html).where(render_cache.c.key.in_(chunk))
+                )
+                found.update({r.key: r.html for r in rows})
+        return found
+
+    def store_html(self, rendered: dict[str, str], now: datetime | None = None) -> None:
+        if not rendered:
+            return
+        now = now or utcnow()
+        with self.write() as conn:
+            existing = set(
+                conn.execute(sa.select(render_cache.c.key).where(render_cache.c.key.in_(list(rendered)))).scalars()
+            )
+            new = [{"key": k, "html": v, "used_at": now} for k, v in rendered.items() if k not in existing]
+            if new:
+                conn.execute(render_cache.insert(), new)
+
+    def prune_html(self, keep: Iterable[str]) -> int:
+        """Drop cached HTML of versions no longer in use; returns rows removed."""
+        keep = set(keep)
+        with self.write() as conn:
+            stale = [k for k in conn.execute(sa.select(render_cache.c.key)).scalars() if k not in keep]
+            for i in range(0, len(stale), 500):
+                conn.execute(render_cache.delete().where(render_cache.c.key.in_(stale[i : i + 500])))
+        return len(stale)
+
+    # --- posts ----------------------------------------------------------------------
+
+    def known_posts(self) -> dict[str, KnownPost]:
+        with self.read() as conn:
+            rows = conn.execute(
+                sa.select(posts.c.id, posts.c.featured, posts.c.announced_at, posts.c.alert_due, posts.c.alerted_at)
+            )
+            return {
+                r.id: KnownPost(r.id, bool(r.featured), r.announced_at is not None, bool(r.alert_due),
+                                r.alerted_at is not None)
+                for r in rows
+            }
+
+    def record_posts(self, new: list[dict], changed: list[dict], *, baseline_at: datetime | None = None) -> None:
+        """Insert newly seen posts and update changed ones, in one transaction.
+
+        Each dict has id, url, title, published_at, featured, alert_due (and, for new rows,
+        first_seen_at / announced_at). `baseline_at` set: this is the site's first run, and it is
+        recorded in the same transaction, so a crash can never mail the back catalogue."""
+        with self.write() as conn:
+            if new:
+                conn.execute(posts.insert(), new)
+            for row in changed:
+                values = {k: v for k, v in row.items() if k != "id"}
+                conn.execute(posts.update().where(posts.c.id == row["id"]).values(**values))
+            if baseline_at is not None:
+                self._set_meta(conn, "baseline_at", baseline_at.isoformat())
+
+    def unannounced_post_ids(self) -> list[str]:
+        with self.read() as conn:
+            return list(conn.execute(sa.select(posts.c.id).where(posts.c.announced_at.is_(None))).scalars())
+
+    def alert_due_post_ids(self) -> list[str]:
+        with self.read() as conn:
+            return list(
+                conn.execute(
+                    sa.select(posts.c.id).where(posts.c.alert_due.is_(True), posts.c.alerted_at.is_(None))
+                ).scalars()
+            )
+
+    # --- digests and the delivery ledger --------------------------------------------------
+
+    def create_digest(self, *, kind: str, subject: str, html: str, text: str, post_ids: Iterable[str],
+                      now: datetime) -> int:
+        """Record a digest, its owed deliveries (one per active subscriber) and the posts it
+        announces, atomically: either all of it exists or none."""
+        post_ids = list(post_ids)
+        with self.write() as conn:
+            digest_id = conn.execute(
+                digests.insert().values(
+                    kind=kind, created_at=now, status="sending", subject=subject, html=html,
+                    text=text, post_ids=json.dumps(post_ids),
+                )
+            ).inserted_primary_key[0]
+            conn.execute(
+                deliveries.insert().from_select(
+                    ["digest_id", "subscriber_id", "status", "attempts", "updated_at"],
+                    sa.select(
+                        sa.literal(digest_id), subscribers.c.id, sa.literal("pending"), sa.literal(0),
+                        sa.literal(now, UTCDateTime),
+                    ).where(subscribers.c.status == ACTIVE),
+                )
+            )
+            for i in range(0, len(post_ids), 500):
+                chunk = post_ids[i : i + 500]
+                if kind == "digest":
+                    conn.execute(
+                        posts.update()
+                        .where(posts.c.id.in_(chunk), posts.c.announced_at.is_(None))
+                        .values(announced_at=now, announced_digest_id=digest_id)
+                    )
+                else:
+                    conn.execute(
+                        posts.update().where(posts.c.id.in_(chunk)).values(alerted_at=now, alert_due=False)
+                    )
+            if kind == "digest":
+                self._set_meta(conn, "last_digest_at", now.isoformat())
+        return int(digest_id)
+
+    def open_digests(self) -> list[DigestRow]:
+        """Digests with deliveries still owed, oldest first."""
+        with self.read() as conn:
+            rows = conn.execute(sa.select(digests).where(digests.c.status == "sending").order_by(digests.c.id))
+            return [
+                DigestRow(r.id, r.kind, r.created_at, r.status, r.subject, r.html, r.text,
+                          tuple(json.loads(r.post_ids)))
+                for r in rows
+            ]
+
+    def get_digest(self, digest_id: int) -> DigestRow | None:
+        with self.read() as conn:
+            r = conn.execute(sa.select(digests).where(digests.c.id == digest_id)).first()
+        if r is None:
+            return None
+        return DigestRow(r.id, r.kind, r.created_at, r.status, r.subject, r.html, r.text,
+                         tuple(json.loads(r.post_ids)))
+
+    def iter_owed(self, digest_id: int, batch: int = 500) -> Iterator[OwedDelivery]:
+        """Stream the deliveries still owed for a digest, to subscribers still active.
+
+        Paged by subscriber id, one short read transaction per page, so memory stays flat for
+        any list size and no read lock is held while mail is being sent."""
+        after = 0
+        while True:
+            with self.read() as conn:
+                rows = conn.execute(
+                    sa.select(
+                        deliveries.c.subscriber_id, deliveries.c.status, deliveries.c.attempts,
+                        subscribers.c.email, subscribers.c.name, subscribers.c.token,
+                    )
+                    .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+                    .where(
+                        deliveries.c.digest_id == digest_id,
+                        deliveries.c.status.in_(OWED),
+                        deliveries.c.subscriber_id > after,
+                        subscribers.c.status == ACTIVE,
+                    )
+                    .order_by(deliveries.c.subscriber_id)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            for r in rows:
+                yield OwedDelivery(digest_id, r.subscriber_id, r.email, r.name, r.token, r.status, r.attempts)
+            after = rows[-1].subscriber_id
+
+    def mark_sending(self, digest_id: int, subscriber_id: int, now: datetime | None = None) -> None:
+        """The intent: recorded before the message is handed to the server."""
+        with self.write() as conn:
+            conn.execute(
+                deliveries.update()
+                .where(deliveries.c.digest_id == digest_id, deliveries.c.subscriber_id == subscriber_id)
+                .values(status="sending", updated_at=now or utcnow())
+            )
+
+    def mark_result(self, digest_id: int, subscriber_id: int, *, status: str, code: int | None,
+                    reply: str, attempts: int, now: datetime | None = None) -> None:
+        """The result, recorded once the server answered: sent, bounced or deferred."""
+        now = now or utcnow()
+        with self.write() as conn:
+            conn.execute(
+                deliveries.update()
+                .where(deliveries.c.digest_id == digest_id, deliveries.c.subscriber_id == subscriber_id)
+                .values(status=status, last_code=code, last_reply=reply[:500],
+                        attempts=deliveries.c.attempts + attempts, updated_at=now)
+            )
+            if status == "bounced":
+                conn.execute(
+                    subscribers.update().where(subscribers.c.id == subscriber_id)
+                    .values(status=BOUNCED, last_reply=reply[:500], updated_at=now)
+                )
+
+    def finish_digest_if_done(self, digest_id: int, now: datetime | None = None) -> bool:
+        """Close a digest when no active subscriber is still owed it."""
+        with self.write() as conn:
+            owed = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(deliveries.join(subscribers, subscribers.c.id == deliveries.c.subscriber_id))
+                .where(deliveries.c.digest_id == digest_id, deliveries.c.status.in_(OWED),
+                       subscribers.c.status == ACTIVE)
+            ).scalar()
+            if owed:
+                return False
+            conn.execute(
+                digests.update().where(digests.c.id == digest_id).values(status="done", finished_at=now or utcnow())
+            )
+            return True
+
+    def delivery_counts(self, digest_id: int) -> dict[str, int]:
+        with self.read() as conn:
+            rows = conn.execute(
+                sa.select(deliveries.c.status, sa.func.count())
+                .where(deliveries.c.digest_id == digest_id)
+                .group_by(deliveries.c.status)
+            )
+            return {status: count for status, count in rows}
+
+    # --- subscribers ----------------------------------------------------------------
+
+    def add_subscribers(self, entries: Iterable[tuple[str, str]], *, status: str = ACTIVE,
+                        now: datetime | None = None) -> tuple[list[str], list[str]]:
+        """Add (email, name) pairs that are not on the list yet (case-insensitive), in one
+        transaction. Returns (added, already_present) addresses. Safe to re-run."""
+        now = now or utcnow()
+        added: list[str] = []
+        present: list[str] = []
+        entries = list(entries)
+        with self.write() as conn:
+            for i in range(0, len(entries), 500):
+                chunk = entries[i : i + 500]
+                keys = [e.lower() for e, _ in chunk]
+                existing = set(
+                    conn.execute(sa.select(subscribers.c.email_key).where(subscribers.c.email_key.in_(keys))).scalars()
+                )
+                rows = []
+                for email, name in chunk:
+                    key = email.lower()
+                    if key in existing:
+                        present.append(email)
+                        continue
+                    existing.add(key)
+                    rows.append({
+                        "email": email, "email_key": key, "name": name, "status": status,
+                        "token": new_token(), "created_at": now, "updated_at": now,
+                        "confirmed_at": now if status == ACTIVE else None,
+                    })
+                    added.append(email)
+                if rows:
+                    conn.execute(subscribers.insert(), rows)
+        return added, present
+
+    def remove_subscriber(self, email: str) -> bool:
+        """Delete a subscriber and the deliveries still owed to them."""
+        with self.write() as conn:
+            sid = conn.execute(
+                sa.select(subscribers.c.id).where(subscribers.c.email_key == email.lower())
+            ).scalar()
+            if sid is None:
+                return False
+            conn.execute(deliveries.delete().where(deliveries.c.subscriber_id == sid))
+            conn.execute(subscribers.delete().where(subscribers.c.id == sid))
+            return True
+
+    def list_subscribers(self, status: str | None = None) -> list[Subscriber]:
+        with self.read() as conn:
+            query = sa.select(subscribers).order_by(subscribers.c.id)
+            if status:
+                query = query.where(subscribers.c.status == status)
+            return [_subscriber(r) for r in conn.execute(query)]
+
+    def count_subscribers(self, status: str = ACTIVE) -> int:
+        with self.read() as conn:
+            return conn.execute(
+                sa.select(sa.func.count()).select_from(subscribers).where(subscribers.c.status == status)
+            ).scalar()
+
+    def subscriber_by_email(self, email: str) -> Subscriber | None:
+        with self.read() as conn:
+            r = conn.execute(sa.select(subscribers).where(subscribers.c.email_key == email.lower())).first()
+            return _subscriber(r) if r else None
+
+    def subscriber_by_token(self, token: str) -> Subscriber | None:
+        with self.read() as conn:
+            r = conn.execute(sa.select(subscribers).where(subscribers.c.token == token)).first()
+            return _subscriber(r) if r else None
+
+    def set_subscriber_status(self, subscriber_id: int, status: str, now: datetime | None = None) -> None:
+        now = now or utcnow()
+        with self.write() as conn:
+            values: dict[str, Any] = {"status": status, "updated_at": now}
+            if status == ACTIVE:
+                values.update(confirmed_at=now, confirm_token=None)
+            conn.execute(subscribers.update().where(subscribers.c.id == subscriber_id).values(**values))
+
+    # --- the run lock ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def run_lock(self, wait: float = 0.0, poll: float = 0.2) -> Iterator[None]:
+        """Hold the site's run lock; raise LockedError if another run keeps it past `wait` s.
+
+        SQLite: an OS lock (flock) on a file beside the database, which the kernel releases
+        when the holder dies, so a crash can never leave a stale lock. PostgreSQL: a session
+        advisory lock, released when its connection closes."""
+        if self.is_sqlite:
+            import fcntl
+
+            db_path = self.url.split("///", 1)[1]
+            lock_path = db_path + ".lock"
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                deadline = time.monotonic() + wait
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise LockedError("another publisher run is in progress; nothing done") from None
+                        time.sleep(poll)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+        else:
+            key = 0x7075626C  # "publ"
+            with self.engine.connect() as conn:
+                deadline = time.monotonic() + wait
+                while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                    conn.rollback()
+                    if time.monotonic() >= deadline:
+                        raise LockedError("another publisher run is in progress; nothing done")
+                    time.sleep(poll)
+                conn.commit()
+                try:
+                    yield
+                finally:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
