@@ -258,15 +258,18 @@ def read_post(path: Path, config: Config, raw: bytes | None = None) -> Post:
     try:
         meta, body = frontmatter.parse(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        # +1: the opening '---' line precedes the YAML
-        where = f" at line {mark.line + 2}" if mark else ""
+        # The construct's start (context_mark) points at the line to fix; the YAML text handed
+        # to the parser keeps the newline after the opening '---', so its line N is file line N+1.
+        mark = getattr(e, "context_mark", None) or getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise _Skip(f"front matter is not valid YAML{where}: {problem}") from None
     except Exception as e:  # python-frontmatter raises bare ValueErrors for odd inputs
         raise _Skip(f"front matter cannot be read: {e}") from None
-    if not isinstance(meta, dict):
-        raise _Skip("front matter is not a mapping of keys")
+    if not isinstance(meta, dict) or (not meta and text.startswith("---") and body.strip()
+                                       and text.split("\n", 1)[0].strip() == "---"
+                                       and _has_closing_fence(text)):
+        raise _Skip("front matter is empty or not a mapping of keys")
     if not meta:
         raise _Skip("no front matter (expected a '---' block with at least 'title' and 'pubDate')")
 
@@ -313,6 +316,10 @@ def read_post(path: Path, config: Config, raw: bytes | None = None) -> Post:
         body=body,
         content_hash=hashlib.sha256(raw).hexdigest(),
     )
+
+
+def _has_closing_fence(text: str) -> bool:
+    return any(line.strip() == "---" for line in text.split("\n")[1:200])
 
 
 def find_post_files(content_dir: Path) -> list[Path]:
