@@ -117,10 +117,10 @@ def _cron(value: Any) -> str:
     text = _nonempty_str(value)
     if len(text.split()) != 5:
         raise _Invalid("expected a 5-field cron string such as '0 9 * * 1'")
-    from apscheduler.triggers.cron import CronTrigger  # lazy: start-up stays cheap
+    from .cron import cron_trigger  # lazy: APScheduler's import is not cheap
 
     try:
-        CronTrigger.from_crontab(text, timezone="UTC")
+        cron_trigger(text, "UTC")
     except ValueError as e:
         raise _Invalid(f"expected a 5-field cron string such as '0 9 * * 1' ({e})") from e
     return text

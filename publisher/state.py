@@ -465,6 +465,15 @@ class State:
                 yield OwedDelivery(digest_id, r.subscriber_id, r.email, r.name, r.token, r.status, r.attempts)
             after = rows[-1].subscriber_id
 
+    def count_owed(self, digest_id: int) -> int:
+        with self.read() as conn:
+            return conn.execute(
+                sa.select(sa.func.count())
+                .select_from(deliveries.join(subscribers, subscribers.c.id == deliveries.c.subscriber_id))
+                .where(deliveries.c.digest_id == digest_id, deliveries.c.status.in_(OWED),
+                       subscribers.c.status == ACTIVE)
+            ).scalar()
+
     def mark_sending(self, digest_id: int, subscriber_id: int, now: datetime | None = None) -> None:
         """The intent: recorded before the message is handed to the server."""
         with self.write() as conn:
@@ -493,15 +502,9 @@ class State:
 
     def finish_digest_if_done(self, digest_id: int, now: datetime | None = None) -> bool:
         """Close a digest when no active subscriber is still owed it."""
+        if self.count_owed(digest_id):
+            return False
         with self.write() as conn:
-            owed = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(deliveries.join(subscribers, subscribers.c.id == deliveries.c.subscriber_id))
-                .where(deliveries.c.digest_id == digest_id, deliveries.c.status.in_(OWED),
-                       subscribers.c.status == ACTIVE)
-            ).scalar()
-            if owed:
-                return False
             conn.execute(
                 digests.update().where(digests.c.id == digest_id).values(status="done", finished_at=now or utcnow())
             )

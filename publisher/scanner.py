@@ -1,0 +1,98 @@
+"""Compare the posts on disk with the state: new, newly featured, not yet mailed.
+
+Never renders, never sends. The first scan of a site is its baseline: every post already
+published counts as announced, so subscribers are never mailed the back catalogue.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from .config import Config
+from .content import LoadResult, Post, load_posts
+from .state import State
+
+log = logging.getLogger(__name__)
+
+_ONE_SECOND = timedelta(seconds=1)
+
+
+@dataclass
+class ScanResult:
+    loaded: LoadResult
+    baseline: bool  # this scan was the site's first: everything published is "announced"
+    new: list[Post] = field(default_factory=list)  # published posts seen for the first time
+    newly_featured: list[Post] = field(default_factory=list)
+    unannounced: list[Post] = field(default_factory=list)  # owed a digest, newest first
+    alerts_due: list[Post] = field(default_factory=list)  # owed a featured alert
+
+    @property
+    def posts(self) -> list[Post]:
+        return self.loaded.posts
+
+    @property
+    def problems(self) -> list[str]:
+        return self.loaded.problems
+
+
+def _row(post: Post) -> dict:
+    return {"id": post.id, "url": post.url, "title": post.title,
+            "published_at": post.published, "featured": post.featured}
+
+
+def scan(config: Config, state: State, now: datetime, loaded: LoadResult | None = None) -> ScanResult:
+    """Read the posts (unless given), record what is new or changed, and say what is owed."""
+    loaded = loaded or load_posts(config, now)
+    known = state.known_posts()
+    baseline = state.get_meta("baseline_at") is None
+    alerts_on = config.newsletter.featured_alert
+    result = ScanResult(loaded=loaded, baseline=baseline)
+
+    new_rows: list[dict] = []
+    changed_rows: list[dict] = []
+    for post in loaded.posts:
+        seen = known.get(post.id)
+        if seen is None:
+            result.new.append(post)
+            alert = alerts_on and post.featured and not baseline
+            if post.featured and not baseline:
+                result.newly_featured.append(post)
+            new_rows.append(_row(post) | {
+                "first_seen_at": now,
+                "announced_at": now if baseline else None,
+                "alert_due": alert,
+            })
+        elif post.featured != seen.featured:
+            turned_on = post.featured and not seen.featured
+            if turned_on:
+                result.newly_featured.append(post)
+            row = _row(post)
+            if turned_on and alerts_on and not seen.alerted:
+                row["alert_due"] = True
+            changed_rows.append(row)
+    if new_rows or changed_rows or baseline:
+        state.record_posts(new_rows, changed_rows, baseline_at=now if baseline else None)
+    if baseline:
+        log.info("first run: %d existing posts marked as already announced", len(loaded.posts))
+
+    owed = set(state.unannounced_post_ids())
+    alert_ids = set(state.alert_due_post_ids()) if alerts_on else set()
+    result.unannounced = [p for p in loaded.posts if p.id in owed]
+    result.alerts_due = [p for p in loaded.posts if p.id in alert_ids]
+    return result
+
+
+def schedule_fired(config: Config, since: datetime, now: datetime) -> bool:
+    """Has newsletter.schedule fired in (since, now]? However many times it fired while the
+    machine was off, the answer is one 'yes', so a missed schedule sends once."""
+    from .cron import cron_trigger
+
+    trigger = cron_trigger(config.newsletter.schedule, config.tz)
+    # APScheduler rounds up to the next whole second, so a firing exactly at `since` (the
+    # moment of the last digest) is not counted twice.
+    nxt = trigger.get_next_fire_time(None, since.astimezone(config.tz).replace(microsecond=0)
+                                     + _ONE_SECOND)
+    return nxt is not None and nxt <= now
+
