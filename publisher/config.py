@@ -405,6 +405,8 @@ def describe_schema() -> str:
             default = "(required)" if f.default is _MISSING_DC else repr(f.default)
             if isinstance(f.default, Path):
                 default = repr(str(f.default))
+            elif isinstance(f.default, bool):
+                default = "true" if f.default else "false"
             lines.append(f"{indent}{key}: {default}  # {f.metadata.get('doc', '')}")
 
     for section, cls in _SECTIONS.items():

@@ -1,0 +1,328 @@
+"""The `publisher` command. Each command loads the config, calls one function, reports.
+
+Exit status: 0 done; 1 done, but some posts were skipped or some deliveries failed;
+2 usage or config error, nothing done. Summaries go to stdout (silenced by --quiet),
+problems and errors to stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from pathlib import Path
+from typing import Callable
+
+import click
+
+from . import __version__
+from .errors import ConfigError, LockedError, PublisherError
+
+log = logging.getLogger("publisher")
+
+
+class Context:
+    def __init__(self) -> None:
+        self.config_path = Path("config.yaml")
+        self.quiet = False
+        self.verbose = False
+
+    def config(self):
+        from .config import load_config
+
+        return load_config(self.config_path)
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            click.echo(line)
+
+
+def _setup_logging(quiet: bool, verbose: bool) -> None:
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose else logging.WARNING)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("publisher: %(levelname)s: %(message)s"))
+    root = logging.getLogger("publisher")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _options(f: Callable) -> Callable:
+    """--config and --quiet are accepted before or after the command name."""
+
+    def set_config(ctx: click.Context, _param, value):
+        if value is not None:
+            ctx.find_object(Context).config_path = Path(value)
+        return value
+
+    def set_quiet(ctx: click.Context, _param, value):
+        if value:
+            obj = ctx.find_object(Context)
+            obj.quiet = True
+            _setup_logging(True, obj.verbose)
+        return value
+
+    f = click.option("--config", "_config", type=click.Path(dir_okay=False), expose_value=False,
+                     callback=set_config, is_eager=True,
+                     help="Site config file (default ./config.yaml).")(f)
+    f = click.option("-q", "--quiet", "_quiet", is_flag=True, expose_value=False, callback=set_quiet,
+                     help="Print only errors (for cron).")(f)
+    return f
+
+
+def _reporting(f: Callable) -> Callable:
+    """Map PublisherError to a message on stderr and its exit status; let bugs keep tracebacks."""
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        ctx = click.get_current_context().find_object(Context)
+        try:
+            status = f(*args, **kwargs)
+        except LockedError as e:
+            ctx.say(str(e))
+            sys.exit(e.exit_status)
+        except ConfigError as e:
+            click.echo(f"publisher: config error:\n{e}" if "\n" in str(e) else f"publisher: config error: {e}", err=True)
+            sys.exit(2)
+        except PublisherError as e:
+            click.echo(f"publisher: error: {e}", err=True)
+            sys.exit(e.exit_status)
+        sys.exit(status or 0)
+
+    return wrapper
+
+
+def _finish(ctx: Context, report) -> int:
+    for problem in report.problems:
+        click.echo(problem, err=True)
+    for line in report.lines:
+        ctx.say(line)
+    return report.exit_status
+
+
+class _Progress:
+    """A progress bar for long sends, shown only on a terminal and never under --quiet."""
+
+    def __init__(self, ctx: Context):
+        self.enabled = not ctx.quiet and sys.stderr.isatty()
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total < 20:
+            return
+        if self.bar is None or self.bar.length != total:
+            if self.bar is not None:
+                self.bar.render_finish()
+            self.bar = click.progressbar(length=total, label="sending", file=sys.stderr)
+        self.bar.update(done - self.bar.pos)
+        if done >= total:
+            self.bar.render_finish()
+            self.bar = None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log what each stage does.")
+@_options
+@click.version_option(__version__, prog_name="publisher")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
+    """Feeds and an exactly-once newsletter for a folder of Markdown posts."""
+    obj = ctx.ensure_object(Context)
+    obj.verbose = verbose
+    _setup_logging(obj.quiet, verbose)
+
+
+pass_ctx = click.make_pass_decorator(Context, ensure=True)
+
+
+@main.command()
+@_options
+@pass_ctx
+@_reporting
+def build(ctx: Context) -> int:
+    """Scan the posts and write the feeds."""
+    from .pipeline import build as run_build
+
+    return _finish(ctx, run_build(ctx.config()))
+
+
+@main.command()
+@_options
+@pass_ctx
+@_reporting
+def run(ctx: Context) -> int:
+    """The cron job: scan, write feeds, send what is due, finish interrupted sends."""
+    from .pipeline import run_once
+
+    return _finish(ctx, run_once(ctx.config(), progress=_Progress(ctx)))
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Write the messages to .eml files instead of sending.")
+@click.option("--to", "to", metavar="ADDRESS", help="Send one test copy to ADDRESS; record nothing.")
+@click.option("--out", "out", type=click.Path(file_okay=False), default=None,
+              help="Folder for --dry-run files (default: outbox/ beside the config).")
+@_options
+@pass_ctx
+@_reporting
+def send(ctx: Context, dry_run: bool, to: str | None, out: str | None) -> int:
+    """Mail a digest of every post not yet mailed, now."""
+    from . import pipeline
+
+    config = ctx.config()
+    if to and dry_run:
+        raise ConfigError("use either --to or --dry-run, not both")
+    if to:
+        from .subscribers import InvalidAddress, normalize_address
+
+        try:
+            address = normalize_address(to)
+        except InvalidAddress as e:
+            raise ConfigError(f"--to {to!r}: {e}") from e
+        return _finish(ctx, pipeline.send_test(config, address))
+    if dry_run:
+        out_dir = Path(out) if out else config.root / "outbox"
+        return _finish(ctx, pipeline.dry_run(config, out_dir))
+    return _finish(ctx, pipeline.send_now(config, progress=_Progress(ctx)))
+
+
+@main.command()
+@click.option("--out", "out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the files (default: preview/ beside the config).")
+@_options
+@pass_ctx
+@_reporting
+def preview(ctx: Context, out: str | None) -> int:
+    """Render the next digest to an HTML and a text file and print their paths."""
+    from .pipeline import preview as run_preview
+
+    config = ctx.config()
+    report, paths = run_preview(config, Path(out) if out else config.root / "preview")
+    status = _finish(ctx, report)
+    for path in paths:
+        click.echo(str(path))  # the point of the command: printed even under --quiet
+    return status
+
+
+@main.command()
+@_options
+@pass_ctx
+@_reporting
+def check(ctx: Context) -> int:
+    """Validate the config and every post, and parse the written feeds. Changes nothing."""
+    from .pipeline import check as run_check
+
+    return _finish(ctx, run_check(ctx.config()))
+
+
+@main.command()
+@_options
+@pass_ctx
+@_reporting
+def schedule(ctx: Context) -> int:
+    """Stay running: build and send on schedule until SIGTERM."""
+    from .scheduler import run_service
+
+    config = ctx.config()
+    if not ctx.quiet and not ctx.verbose:
+        logging.getLogger("publisher").setLevel(logging.INFO)  # a service logs what each job did
+    return run_service(config)
+
+
+@main.group()
+def subscribers() -> None:
+    """Manage the subscriber list."""
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name", default="", help="The subscriber's name, used in the greeting.")
+@_options
+@pass_ctx
+@_reporting
+def subscribers_add(ctx: Context, email: str, name: str) -> int:
+    """Add EMAIL as an active subscriber."""
+    from .pipeline import open_state
+    from .subscribers import InvalidAddress, clean_name, normalize_address
+
+    config = ctx.config()
+    try:
+        address = normalize_address(email)
+    except InvalidAddress as e:
+        raise ConfigError(f"{email!r}: not a valid address: {e}") from e
+    state = open_state(config)
+    try:
+        added, _present = state.add_subscribers([(address, clean_name(name))])
+    finally:
+        state.close()
+    ctx.say(f"added {address}" if added else f"{address} is already on the list; nothing changed")
+    return 0
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@_options
+@pass_ctx
+@_reporting
+def subscribers_remove(ctx: Context, email: str) -> int:
+    """Remove EMAIL from the list (and any mail still owed to it)."""
+    from .pipeline import open_state
+
+    state = open_state(ctx.config())
+    try:
+        removed = state.remove_subscriber(email.strip())
+    finally:
+        state.close()
+    if not removed:
+        click.echo(f"publisher: {email.strip()} is not on the list", err=True)
+        return 1
+    ctx.say(f"removed {email.strip()}")
+    return 0
+
+
+@subscribers.command("list")
+@click.option("--status", type=click.Choice(["pending", "active", "unsubscribed", "bounced"]),
+              default=None, help="Only subscribers with this status.")
+@_options
+@pass_ctx
+@_reporting
+def subscribers_list(ctx: Context, status: str | None) -> int:
+    """List subscribers: email, status, name (tab-separated)."""
+    from .pipeline import open_state
+
+    state = open_state(ctx.config())
+    try:
+        rows = state.list_subscribers(status)
+    finally:
+        state.close()
+    for sub in rows:
+        click.echo(f"{sub.email}\t{sub.status}\t{sub.name}")
+    if not ctx.quiet:
+        click.echo(f"{len(rows)} subscribers", err=True)
+    return 0
+
+
+@subscribers.command("import")
+@click.argument("csv_path", metavar="CSV", type=click.Path(dir_okay=False, exists=True))
+@_options
+@pass_ctx
+@_reporting
+def subscribers_import(ctx: Context, csv_path: str) -> int:
+    """Import a CSV with a header row holding 'email' (and optionally 'name')."""
+    from .pipeline import open_state
+    from .subscribers import import_csv
+
+    state = open_state(ctx.config())
+    try:
+        report = import_csv(Path(csv_path), state)
+    finally:
+        state.close()
+    for line in report.rejected:
+        click.echo(f"{csv_path}: {line}", err=True)
+    ctx.say(f"{len(report.added)} added, {len(report.already)} already on the list, "
+            f"{len(report.rejected)} rejected")
+    return 1 if report.rejected else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,136 @@
+"""Drive one recorded digest through the delivery ledger.
+
+For each subscriber still owed the digest: record the intent, hand the message to
+delivery.py, record the result. Nothing here speaks SMTP or SQL itself; it joins state.py's
+ledger to delivery.py's sender, so a send killed at any instant resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Callable
+
+from .config import Config
+from .errors import ConfigError
+from .state import DigestRow, State
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SendReport:
+    digest_id: int
+    kind: str
+    subject: str
+    sent: int = 0
+    bounced: int = 0
+    deferred: int = 0
+    retried: int = 0
+    finished: bool = False
+
+    def summary(self) -> str:
+        what = "featured alert" if self.kind == "alert" else "digest"
+        line = (f"{what} #{self.digest_id} {self.subject!r}: {self.sent} sent, "
+                f"{self.retried} retried, {self.bounced} bounced")
+        if not self.finished:
+            line += f", {self.deferred} still pending (retried on the next run)"
+        return line
+
+
+def envelope_sender(config: Config) -> str:
+    if not config.newsletter.from_:
+        raise ConfigError(f"{config.path}: newsletter.from: required to send mail, but missing")
+    return parseaddr(config.newsletter.from_)[1]
+
+
+def message_key(config: Config, digest: DigestRow) -> str:
+    """Stable per digest: a resent in-flight message keeps its Message-ID."""
+    return f"{config.site.url}|{digest.kind}|{digest.id}|{digest.created_at.isoformat()}"
+
+
+def as_rendered(digest: DigestRow):
+    from .digest import RenderedDigest
+
+    return RenderedDigest(kind=digest.kind, subject=digest.subject, html=digest.html,
+                          text=digest.text, post_ids=digest.post_ids, warnings=())
+
+
+def message_bytes(message) -> bytes:
+    return message.as_bytes(policy=email.policy.SMTP)
+
+
+def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetime,
+                progress: Callable[[int, int], None] | None = None,
+                stop: threading.Event | None = None) -> SendReport:
+    """Mail `digest` to every active subscriber still owed it; record each result."""
+    from .delivery import Job, deliver, sign_dkim
+    from .digest import Recipient, build_message
+
+    mail_from = envelope_sender(config)
+    rendered = as_rendered(digest)
+    key = message_key(config, digest)
+    report = SendReport(digest.id, digest.kind, digest.subject)
+    total = state.count_owed(digest.id)
+    done = 0
+
+    def jobs():
+        for owed in state.iter_owed(digest.id):
+            recipient = Recipient(email=owed.email, name=owed.name, token=owed.token)
+
+            def build(recipient=recipient) -> bytes:
+                msg = build_message(rendered, recipient, config, message_key=key, date=now)
+                return sign_dkim(message_bytes(msg), config)
+
+            yield Job(key=(digest.id, owed.subscriber_id), recipient=owed.email, build=build)
+
+    def on_attempt(job) -> None:
+        state.mark_sending(*job.key)
+
+    def on_result(job, outcome) -> None:
+        nonlocal done
+        done += 1
+        state.mark_result(*job.key, status=outcome.status, code=outcome.code,
+                          reply=outcome.reply, attempts=outcome.attempts)
+        if outcome.status == "bounced":
+            log.warning("%s bounced: %s", job.recipient, outcome.reply)
+        elif outcome.status == "deferred":
+            log.warning("%s deferred after %d attempts: %s", job.recipient, outcome.attempts, outcome.reply)
+        if progress:
+            progress(done, total)
+
+    stats = deliver(jobs(), config, mail_from=mail_from, on_attempt=on_attempt,
+                    on_result=on_result, stop=stop)
+    report.sent, report.bounced, report.deferred, report.retried = (
+        stats.sent, stats.bounced, stats.deferred, stats.retried)
+    report.finished = state.finish_digest_if_done(digest.id)
+    if not report.finished:
+        report.deferred = state.count_owed(digest.id)
+    return report
+
+
+def write_dry_run(config: Config, state: State, rendered, out_dir: Path, *, now: datetime) -> list[Path]:
+    """`send --dry-run`: one .eml file per active subscriber; records nothing."""
+    from .digest import Recipient, build_message
+    from .state import ACTIVE
+
+    envelope_sender(config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    key = f"{config.site.url}|dry-run|{now.isoformat()}"
+    written = []
+    for i, sub in enumerate(state.list_subscribers(ACTIVE), 1):
+        msg = build_message(rendered, Recipient(sub.email, sub.name, sub.token), config,
+                            message_key=key, date=now)
+        path = out_dir / f"{i:06d}-{_safe_name(sub.email)}.eml"
+        path.write_bytes(message_bytes(msg))
+        written.append(path)
+    return written
+
+
+def _safe_name(address: str) -> str:
+    return "".join(c if c.isalnum() or c in "@.-_+" else "_" for c in address)[:100]

@@ -1,0 +1,323 @@
+"""The order of the stages, and nothing else.
+
+build:    posts -> feeds
+run_once: scan -> feeds -> finish interrupted sends -> featured alerts -> digest if due
+send_now: finish interrupted sends -> a digest of every unmailed post, now
+
+`run_once` and `send_now` hold the run lock for their whole duration, so two overlapping
+runs never both send.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from .config import Config
+from .content import LoadResult, Post, load_posts, render_html
+from .state import State
+
+log = logging.getLogger(__name__)
+
+LOCK_WAIT_SECONDS = 10.0
+
+
+@dataclass
+class Report:
+    """What a command did: summary lines for people, problems for stderr, and the exit status."""
+
+    lines: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # skipped posts, failed deliveries
+    failed: bool = False  # some deliveries are still owed after this run
+
+    @property
+    def exit_status(self) -> int:
+        return 1 if (self.problems or self.failed) else 0
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def open_state(config: Config) -> State:
+    return State(config.database_url)
+
+
+class CachedRenderer:
+    """Markdown -> HTML through the state's cache: an unchanged post is never rendered twice."""
+
+    def __init__(self, state: State | None):
+        self.state = state
+        self.rendered: dict[str, str] = {}  # new renders, stored at the end
+        self.hits = 0
+        self.misses = 0
+
+    def __call__(self, post: Post) -> str:
+        key = post.render_key
+        if key in self.rendered:
+            return self.rendered[key]
+        if self.state is not None:
+            cached = self.state.cached_html([key]).get(key)
+            if cached is not None:
+                self.hits += 1
+                return cached
+        self.misses += 1
+        html = render_html(post)
+        self.rendered[key] = html
+        return html
+
+    def save(self) -> None:
+        if self.state is not None and self.rendered:
+            self.state.store_html(self.rendered)
+
+
+def write_site_feeds(config: Config, state: State | None, loaded: LoadResult, report: Report) -> None:
+    from .feeds import render_feeds, write_feeds
+
+    renderer = CachedRenderer(state)
+    files = render_feeds(loaded.posts, config, renderer)
+    renderer.save()
+    written = write_feeds(files, config.output_dir)
+    report.lines.append(
+        f"feeds: {len(loaded.posts)} posts, {len(written.written)} files written, "
+        f"{len(written.unchanged)} unchanged ({renderer.misses} rendered, {renderer.hits} from cache)"
+    )
+
+
+def build(config: Config, now: datetime | None = None) -> Report:
+    """`publisher build`: scan the posts and write the feeds. Sends nothing."""
+    now = now or now_utc()
+    report = Report()
+    loaded = load_posts(config, now)
+    report.problems.extend(loaded.problems)
+    state = open_state(config)
+    try:
+        write_site_feeds(config, state, loaded, report)
+    finally:
+        state.close()
+    if loaded.held_back:
+        report.lines.append(f"held back: {len(loaded.held_back)} drafts or future posts")
+    return report
+
+
+def _finish_open(config: Config, state: State, now: datetime, report: Report, progress, stop) -> bool:
+    """Resume every interrupted send. Returns False if mail is still owed afterwards."""
+    from .mailing import send_digest
+
+    all_done = True
+    for digest in state.open_digests():
+        if stop is not None and stop.is_set():
+            return False
+        log.info("resuming %s #%d", digest.kind, digest.id)
+        result = send_digest(config, state, digest, now=now, progress=progress, stop=stop)
+        report.lines.append(result.summary())
+        if not result.finished:
+            all_done = False
+    return all_done
+
+
+def _create_and_send(config: Config, state: State, posts: list[Post], kind: str, now: datetime,
+                     report: Report, progress, stop) -> None:
+    from .digest import render_digest
+    from .mailing import envelope_sender, send_digest
+
+    envelope_sender(config)  # a missing From is a config error before anything is recorded
+    rendered = render_digest(posts, config, kind=kind)
+    for warning in rendered.warnings:
+        log.warning("%s", warning)
+    digest_id = state.create_digest(kind=kind, subject=rendered.subject, html=rendered.html,
+                                    text=rendered.text, post_ids=rendered.post_ids, now=now)
+    digest = state.get_digest(digest_id)
+    result = send_digest(config, state, digest, now=now, progress=progress, stop=stop)
+    report.lines.append(result.summary())
+    if not result.finished:
+        report.failed = True
+
+
+def digest_due(config: Config, state: State, now: datetime) -> bool:
+    """Has the schedule fired since the last digest (or the last firing a run already saw)?"""
+    from .scanner import schedule_fired
+
+    marks = [state.get_time(k) for k in ("last_digest_at", "schedule_seen_at", "baseline_at")]
+    since = max((m for m in marks if m is not None), default=now)
+    return schedule_fired(config, since, now)
+
+
+def run_once(config: Config, now: datetime | None = None, *,
+             progress: Callable[[int, int], None] | None = None,
+             stop: threading.Event | None = None,
+             lock_wait: float = LOCK_WAIT_SECONDS) -> Report:
+    """`publisher run`, the cron job. See the module docstring for the order."""
+    from .scanner import scan
+
+    now = now or now_utc()
+    report = Report()
+    state = open_state(config)
+    try:
+        with state.run_lock(wait=lock_wait):
+            result = scan(config, state, now)
+            report.problems.extend(result.problems)
+            if result.baseline:
+                report.lines.append(
+                    f"first run: {len(result.posts)} existing posts marked as already announced; "
+                    "subscribers get only what is published from now on"
+                )
+            write_site_feeds(config, state, result.loaded, report)
+            sent_before = len(report.lines)
+            if not _finish_open(config, state, now, report, progress, stop):
+                report.failed = True
+                report.lines.append("earlier mail still owed after retries: no new mail this run")
+                return report
+            for post in result.alerts_due:
+                _create_and_send(config, state, [post], "alert", now, report, progress, stop)
+            if digest_due(config, state, now):
+                if result.unannounced:
+                    _create_and_send(config, state, result.unannounced, "digest", now, report,
+                                     progress, stop)
+                else:
+                    # The firing is used up: the next digest waits for the next firing.
+                    state.set_meta("schedule_seen_at", now.isoformat())
+            if len(report.lines) == sent_before:
+                report.lines.append(_nothing_to_send(config, result))
+    finally:
+        state.close()
+    return report
+
+
+def _nothing_to_send(config: Config, result) -> str:
+    if not result.unannounced:
+        return "nothing new to mail"
+    return f"{len(result.unannounced)} posts waiting for the next digest ({config.newsletter.schedule})"
+
+
+def send_now(config: Config, now: datetime | None = None, *,
+             progress: Callable[[int, int], None] | None = None,
+             stop: threading.Event | None = None,
+             lock_wait: float = LOCK_WAIT_SECONDS) -> Report:
+    """`publisher send`: a digest of every post not yet mailed, now, whatever the schedule."""
+    from .scanner import scan
+
+    now = now or now_utc()
+    report = Report()
+    state = open_state(config)
+    try:
+        with state.run_lock(wait=lock_wait):
+            result = scan(config, state, now)
+            report.problems.extend(result.problems)
+            if not _finish_open(config, state, now, report, progress, stop):
+                report.failed = True
+                return report
+            if result.unannounced:
+                _create_and_send(config, state, result.unannounced, "digest", now, report, progress, stop)
+            else:
+                report.lines.append("nothing new to mail: every published post has been sent")
+    finally:
+        state.close()
+    return report
+
+
+def next_digest_posts(config: Config, state: State, now: datetime) -> tuple[list[Post], LoadResult]:
+    """The posts the next digest would hold, without recording anything. On a site never run,
+    or with nothing new, the newest posts stand in so a preview or test copy shows something."""
+    loaded = load_posts(config, now)
+    if state.get_meta("baseline_at") is None:
+        return loaded.posts[:5], loaded
+    owed = set(state.unannounced_post_ids())
+    known = state.known_posts()
+    posts = [p for p in loaded.posts if p.id in owed or p.id not in known]
+    return (posts or loaded.posts[:5]), loaded
+
+
+def send_test(config: Config, address: str, now: datetime | None = None) -> Report:
+    """`publisher send --to ADDRESS`: one test copy of the next digest; records nothing."""
+    from .delivery import Job, deliver, sign_dkim
+    from .digest import Recipient, build_message, render_digest
+    from .errors import DeliveryError
+    from .mailing import envelope_sender, message_bytes
+
+    now = now or now_utc()
+    report = Report()
+    state = open_state(config)
+    try:
+        posts, loaded = next_digest_posts(config, state, now)
+    finally:
+        state.close()
+    report.problems.extend(loaded.problems)
+    if not posts:
+        report.lines.append("no published posts: nothing to send")
+        return report
+    mail_from = envelope_sender(config)
+    rendered = render_digest(posts, config, kind="digest")
+    recipient = Recipient(email=address, name="", token="test-copy")
+    msg = build_message(rendered, recipient, config, message_key=f"test|{now.isoformat()}", date=now)
+    data = sign_dkim(message_bytes(msg), config)
+    outcomes = []
+    deliver([Job(key="test", recipient=address, build=lambda: data)], config, mail_from=mail_from,
+            on_attempt=lambda job: None, on_result=lambda job, out: outcomes.append(out))
+    if not outcomes or outcomes[0].status != "sent":
+        reply = outcomes[0].reply if outcomes else "not attempted"
+        raise DeliveryError(f"test copy to {address} was not accepted: {reply}")
+    report.lines.append(f"test copy of {rendered.subject!r} sent to {address}; nothing recorded")
+    return report
+
+
+def dry_run(config: Config, out_dir: Path, now: datetime | None = None) -> Report:
+    """`publisher send --dry-run`: the messages as .eml files; records nothing."""
+    from .digest import render_digest
+    from .mailing import write_dry_run
+
+    now = now or now_utc()
+    report = Report()
+    state = open_state(config)
+    try:
+        posts, loaded = next_digest_posts(config, state, now)
+        report.problems.extend(loaded.problems)
+        if not posts:
+            report.lines.append("no published posts: nothing to write")
+            return report
+        rendered = render_digest(posts, config, kind="digest")
+        files = write_dry_run(config, state, rendered, out_dir, now=now)
+    finally:
+        state.close()
+    report.lines.append(f"dry run: {len(files)} messages written to {out_dir} ({len(posts)} posts); nothing sent")
+    return report
+
+
+def preview(config: Config, out_dir: Path, now: datetime | None = None) -> tuple[Report, list[Path]]:
+    """`publisher preview`: the next digest as an HTML and a text file."""
+    from .digest import render_preview
+
+    now = now or now_utc()
+    report = Report()
+    state = open_state(config)
+    try:
+        posts, loaded = next_digest_posts(config, state, now)
+    finally:
+        state.close()
+    report.problems.extend(loaded.problems)
+    html, text = render_preview(posts, config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html_path, text_path = out_dir / "digest.html", out_dir / "digest.txt"
+    html_path.write_text(html, encoding="utf-8")
+    text_path.write_text(text, encoding="utf-8")
+    return report, [html_path, text_path]
+
+
+def check(config: Config, now: datetime | None = None) -> Report:
+    """`publisher check`: validate posts and the written feeds; change nothing."""
+    from .feeds import check_feeds
+
+    now = now or now_utc()
+    report = Report()
+    loaded = load_posts(config, now)
+    report.problems.extend(loaded.problems)
+    report.problems.extend(check_feeds(config.output_dir))
+    report.lines.append(
+        f"config OK; {len(loaded.posts)} published posts, {len(loaded.held_back)} held back, "
+        f"{len(loaded.problems)} skipped; feeds in {config.feeds.output_dir} checked"
+    )
+    return report
