@@ -52,12 +52,12 @@ def _options(f: Callable) -> Callable:
 
     def set_config(ctx: click.Context, _param, value):
         if value is not None:
-            ctx.find_object(Context).config_path = Path(value)
+            ctx.ensure_object(Context).config_path = Path(value)
         return value
 
     def set_quiet(ctx: click.Context, _param, value):
         if value:
-            obj = ctx.find_object(Context)
+            obj = ctx.ensure_object(Context)
             obj.quiet = True
             _setup_logging(True, obj.verbose)
         return value

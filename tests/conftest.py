@@ -20,25 +20,24 @@ class Site:
         self.config_overrides: dict = {}
         self.write_config()
 
-    def write_config(self, extra: str = "") -> Path:
-        text = textwrap.dedent(
-            """\
-            site:
-              title: "Test Blog"
-              url: "https://blog.test.example"
-              description: "A blog for tests"
-              author: {name: "Site Author", email: "author@blog.test.example"}
-            content: {dir: content, permalink: "/blog/{slug}/"}
-            feeds: {output_dir: public, limit: 20}
-            newsletter:
-              from: "Test Blog <news@blog.test.example>"
-              schedule: "0 9 * * 1"
-              timezone: "UTC"
-            state: {database: state.db}
-            """
-        ) + textwrap.dedent(extra)
+    def write_config(self, **sections: dict) -> Path:
+        """config.yaml with test defaults; each keyword merges keys into that section."""
+        import yaml
+
+        data = {
+            "site": {"title": "Test Blog", "url": "https://blog.test.example",
+                     "description": "A blog for tests",
+                     "author": {"name": "Site Author", "email": "author@blog.test.example"}},
+            "content": {"dir": "content", "permalink": "/blog/{slug}/"},
+            "feeds": {"output_dir": "public", "limit": 20},
+            "newsletter": {"from": "Test Blog <news@blog.test.example>", "schedule": "0 9 * * 1",
+                           "timezone": "UTC"},
+            "state": {"database": "state.db"},
+        }
+        for name, values in sections.items():
+            data.setdefault(name, {}).update(values)
         path = self.root / "config.yaml"
-        path.write_text(text, encoding="utf-8")
+        path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
         return path
 
     def post(self, rel: str, front: str, body: str = "Hello.\n", *, raw: bytes | None = None) -> Path:

@@ -93,17 +93,13 @@ def test_date_forms(site, value, expected):
 
 
 def test_date_without_offset_uses_newsletter_timezone(site):
-    site.write_config('newsletter: {timezone: "America/New_York"}\n'.replace("newsletter", "newsletter_x"))
-    site.write_config()  # restore
-    text = (site.root / "config.yaml").read_text().replace('timezone: "UTC"', 'timezone: "America/New_York"')
-    (site.root / "config.yaml").write_text(text)
+    site.write_config(newsletter={"timezone": "America/New_York"})
     site.post("tz.md", "title: TZ\npubDate: 2024-07-01 09:00:00")
     assert only(site).published.astimezone(timezone.utc) == datetime(2024, 7, 1, 13, tzinfo=timezone.utc)
 
 
 def test_permalink_placeholders(site):
-    text = (site.root / "config.yaml").read_text().replace('"/blog/{slug}/"', '"/{year}/{month}/{day}/{slug}.html"')
-    (site.root / "config.yaml").write_text(text)
+    site.write_config(content={"permalink": "/{year}/{month}/{day}/{slug}.html"})
     site.post("p.md", "title: P\npubDate: 2024-03-05")
     assert only(site).url == "https://blog.test.example/2024/03/05/p.html"
 

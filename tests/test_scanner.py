@@ -39,7 +39,7 @@ def test_future_post_becomes_new_after_its_date(site):
 
 
 def test_featured_alerts_only_when_enabled(site):
-    site.write_config("")
+    site.write_config()
     config = site.config()
     state = open_state(site)
     scan(config, state, MON_0900)
@@ -50,8 +50,7 @@ def test_featured_alerts_only_when_enabled(site):
 
 
 def test_featured_alert_for_new_and_later_featured_posts(site):
-    text = (site.root / "config.yaml").read_text().replace('timezone: "UTC"', 'timezone: "UTC"\n  featured_alert: true')
-    (site.root / "config.yaml").write_text(text)
+    site.write_config(newsletter={"featured_alert": True})
     config, state = site.config(), open_state(site)
     plain = site.post("p.md", "title: P\npubDate: 2024-12-01")
     scan(config, state, MON_0900)  # baseline: no alerts for the back catalogue
@@ -76,8 +75,7 @@ def test_schedule_fired(site, since, now, fired):
 
 
 def test_schedule_uses_newsletter_timezone(site):
-    text = (site.root / "config.yaml").read_text().replace('timezone: "UTC"', 'timezone: "Asia/Tokyo"')
-    (site.root / "config.yaml").write_text(text)
+    site.write_config(newsletter={"timezone": "Asia/Tokyo"})
     config = site.config()
     # 09:00 in Tokyo on Monday is 00:00 UTC.
     since = datetime(2025, 1, 5, 23, 0, tzinfo=timezone.utc)

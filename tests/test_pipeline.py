@@ -1,0 +1,229 @@
+"""run_once / send_now end to end: real files, a real SQLite state, a real SMTP server on
+127.0.0.1, and an injected clock (no sleeping)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from smtp_helpers import SmtpServer
+
+from publisher import pipeline
+from publisher.state import State
+
+MON = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)  # schedule "0 9 * * 1" fires here
+SUN = MON - timedelta(days=1)
+
+
+@pytest.fixture
+def server():
+    with SmtpServer() as s:
+        yield s
+
+
+@pytest.fixture
+def newsletter(site, server):
+    """A site with three subscribers, pointed at the test SMTP server, fast retries."""
+
+    def configure(**newsletter):
+        site.write_config(smtp={**server.smtp_settings(), "retry_base_delay": 0},
+                          newsletter=newsletter)
+        return site.config()
+
+    site.configure = configure
+    config = configure()
+    state = State(config.database_url)
+    state.add_subscribers([("ann@example.org", "Ann"), ("bob@example.org", "Bob"), ("cy@example.org", "")])
+    state.close()
+    site.post("old.md", "title: Old post\npubDate: 2024-12-01")
+    return site
+
+
+def received_by(server) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for m in server.received:
+        counts[m.rcpt] = counts.get(m.rcpt, 0) + 1
+    return counts
+
+
+def state_of(site) -> State:
+    return State(site.config().database_url)
+
+
+def test_first_run_is_a_baseline_and_mails_nobody(newsletter, server):
+    report = pipeline.run_once(newsletter.config(), SUN)
+    assert server.received == []
+    assert any("first run: 1 existing posts marked as already announced" in line for line in report.lines)
+    report = pipeline.run_once(newsletter.config(), MON + timedelta(hours=1))
+    assert server.received == [] and report.lines[-1] == "nothing new to mail"
+
+
+def test_schedule_not_fired_then_fired_sends_one_digest(newsletter, server):
+    config = newsletter.config()
+    pipeline.run_once(config, SUN)
+    newsletter.post("new.md", "title: Fresh & <new>\npubDate: 2025-01-05T12:00:00Z")
+    report = pipeline.run_once(config, SUN + timedelta(hours=12))  # Sunday evening: not yet
+    assert server.received == []
+    assert report.lines[-1] == "1 posts waiting for the next digest (0 9 * * 1)"
+    report = pipeline.run_once(config, MON + timedelta(minutes=5))
+    assert received_by(server) == {"ann@example.org": 1, "bob@example.org": 1, "cy@example.org": 1}
+    assert report.exit_status == 0
+    message = server.received[0].message
+    assert message["Subject"] == "Test Blog: Fresh & <new>"
+    # The next run, even after more firings, has nothing new to send.
+    pipeline.run_once(config, MON + timedelta(days=14))
+    assert len(server.received) == 3
+
+
+def test_many_missed_firings_send_once(newsletter, server):
+    config = newsletter.config()
+    pipeline.run_once(config, SUN)
+    newsletter.post("new.md", "title: New\npubDate: 2025-01-05T12:00:00Z")
+    pipeline.run_once(config, MON + timedelta(days=21, hours=3))  # off for three Mondays
+    assert len(server.received) == 3
+    pipeline.run_once(config, MON + timedelta(days=21, hours=4))
+    assert len(server.received) == 3
+
+
+def test_a_firing_with_nothing_new_is_used_up(newsletter, server):
+    config = newsletter.config()
+    pipeline.run_once(config, SUN)
+    pipeline.run_once(config, MON + timedelta(minutes=1))  # fired, nothing new
+    newsletter.post("tue.md", "title: Tuesday\npubDate: 2025-01-07T10:00:00Z")
+    pipeline.run_once(config, MON + timedelta(days=1, hours=2))
+    assert server.received == []  # waits for next Monday
+    pipeline.run_once(config, MON + timedelta(days=7, minutes=1))
+    assert len(server.received) == 3
+
+
+def test_featured_alert_once_and_when_featured_later(newsletter, server):
+    config = newsletter.configure(featured_alert=True)
+    plain = newsletter.post("plain.md", "title: Plain\npubDate: 2025-01-05")
+    pipeline.run_once(config, SUN + timedelta(hours=1))  # baseline (Plain is back catalogue)
+    newsletter.post("star.md", "title: Star post\npubDate: 2025-01-05T13:00:00Z\nfeatured: true")
+    pipeline.run_once(config, SUN + timedelta(hours=14))  # Sunday: alert goes out, digest does not
+    assert [m.message["Subject"] for m in server.received] == ["Star post"] * 3
+    pipeline.run_once(config, SUN + timedelta(hours=15))
+    assert len(server.received) == 3  # once
+    plain.write_text(plain.read_text().replace("title: Plain", "title: Plain\nfeatured: true"))
+    pipeline.run_once(config, SUN + timedelta(hours=16))
+    assert [m.message["Subject"] for m in server.received[3:]] == ["Plain"] * 3
+    pipeline.run_once(config, SUN + timedelta(hours=17))
+    assert len(server.received) == 6
+
+
+def test_future_post_is_mailed_after_its_date(newsletter, server):
+    config = newsletter.config()
+    newsletter.post("later.md", "title: Scheduled\npubDate: 2025-01-13T08:00:00Z")
+    pipeline.run_once(config, SUN)  # baseline: the future post is not part of it
+    pipeline.run_once(config, MON + timedelta(minutes=1))
+    assert server.received == []
+    pipeline.run_once(config, MON + timedelta(days=7, minutes=1))
+    assert received_by(server) == {"ann@example.org": 1, "bob@example.org": 1, "cy@example.org": 1}
+    assert server.received[0].message["Subject"] == "Test Blog: Scheduled"
+
+
+def test_featured_posts_lead_the_digest(newsletter, server):
+    config = newsletter.config()
+    pipeline.run_once(config, SUN)
+    newsletter.post("a.md", "title: Newest plain\npubDate: 2025-01-05T20:00:00Z")
+    newsletter.post("b.md", "title: Older featured\npubDate: 2025-01-05T10:00:00Z\nfeatured: true")
+    pipeline.send_now(config, SUN + timedelta(hours=23))
+    text = server.received[0].message.get_body(("plain",)).get_content()
+    assert text.index("Older featured") < text.index("Newest plain")
+
+
+def test_send_now_ignores_schedule_and_records_everything(newsletter, server):
+    config = newsletter.config()
+    pipeline.run_once(config, SUN)
+    newsletter.post("n.md", "title: N\npubDate: 2025-01-05T12:00:00Z")
+    report = pipeline.send_now(config, SUN + timedelta(hours=13))
+    assert len(server.received) == 3
+    assert report.lines[-1].startswith("digest #1 'Test Blog: N': 3 sent, 0 retried, 0 bounced")
+    again = pipeline.send_now(config, SUN + timedelta(hours=14))
+    assert len(server.received) == 3
+    assert again.lines == ["nothing new to mail: every published post has been sent"]
+    # and the Monday firing after a manual send has nothing to add
+    pipeline.run_once(config, MON + timedelta(minutes=1))
+    assert len(server.received) == 3
+
+
+def test_retry_then_success_bounce_and_drop_mid_data(newsletter, server):
+    config = newsletter.config()
+    pipeline.run_once(config, SUN)
+    newsletter.post("n.md", "title: N\npubDate: 2025-01-05T12:00:00Z")
+    server.add_fault("rcpt", "451 4.3.0 Try later", recipient="ann@example.org", times=1)
+    server.add_fault("rcpt", "550 5.1.1 No such user", recipient="bob@example.org")
+    server.add_fault("data", drop=True, recipient="cy@example.org", times=1)
+    report = pipeline.send_now(config, SUN + timedelta(hours=13))
+    assert received_by(server) == {"ann@example.org": 1, "cy@example.org": 1}
+    assert "2 sent, 2 retried, 1 bounced" in report.lines[-1]
+    assert report.exit_status == 0
+    state = state_of(newsletter)
+    assert [s.email for s in state.list_subscribers("bounced")] == ["bob@example.org"]
+    assert state.delivery_counts(1) == {"sent": 2, "bounced": 1}
+    # A bounced subscriber is never tried again.
+    newsletter.post("m.md", "title: M\npubDate: 2025-01-05T14:00:00Z")
+    pipeline.send_now(config, SUN + timedelta(hours=15))
+    assert server.attempts("bob@example.org") == 1
+
+
+def test_deferred_mail_is_owed_and_sent_by_the_next_run(newsletter, server):
+    config = newsletter.config()
+    pipeline.run_once(config, SUN)
+    newsletter.post("n.md", "title: N\npubDate: 2025-01-05T12:00:00Z")
+    server.add_fault("rcpt", "451 4.3.0 Greylisted", recipient="cy@example.org", times=5)
+    report = pipeline.send_now(config, SUN + timedelta(hours=13))
+    assert report.exit_status == 1 and "1 still pending" in report.lines[-1]
+    assert received_by(server) == {"ann@example.org": 1, "bob@example.org": 1}
+    newsletter.post("m.md", "title: M\npubDate: 2025-01-05T14:00:00Z")
+    report = pipeline.run_once(config, SUN + timedelta(hours=14))  # finishes the open digest first
+    assert received_by(server) == {"ann@example.org": 1, "bob@example.org": 1, "cy@example.org": 1}
+    assert server.received[-1].message["Subject"] == "Test Blog: N"
+    assert report.exit_status == 0
+
+
+def test_unsubscribed_during_a_send_gets_nothing_more(newsletter, server):
+    config = newsletter.config()
+    pipeline.run_once(config, SUN)
+    newsletter.post("n.md", "title: N\npubDate: 2025-01-05T12:00:00Z")
+    server.add_fault("rcpt", "451 4.3.0 later", recipient="cy@example.org", times=5)
+    pipeline.send_now(config, SUN + timedelta(hours=13))
+    state = state_of(newsletter)
+    state.set_subscriber_status(state.subscriber_by_email("cy@example.org").id, "unsubscribed")
+    report = pipeline.run_once(config, SUN + timedelta(hours=14))
+    assert "cy@example.org" not in received_by(server)
+    assert state.open_digests() == [] and report.exit_status == 0
+
+
+def test_no_subscribers_still_records_the_digest(site, server):
+    site.write_config(smtp=server.smtp_settings())
+    site.post("a.md", "title: A\npubDate: 2024-01-01")
+    config = site.config()
+    pipeline.run_once(config, SUN)
+    site.post("b.md", "title: B\npubDate: 2025-01-05")
+    report = pipeline.send_now(config, SUN + timedelta(hours=1))
+    assert "0 sent" in report.lines[-1]
+    assert State(config.database_url).unannounced_post_ids() == []
+
+
+def test_build_writes_feeds_and_reuses_rendered_html(newsletter):
+    config = newsletter.config()
+    first = pipeline.build(config, SUN)
+    assert "1 rendered, 0 from cache" in first.lines[0]
+    second = pipeline.build(config, SUN)
+    assert "0 files written" in second.lines[0] and "0 rendered, 1 from cache" in second.lines[0]
+    assert (config.output_dir / "rss.xml").exists()
+
+
+def test_dry_run_and_preview_record_nothing(newsletter, server, tmp_path):
+    config = newsletter.config()
+    report = pipeline.dry_run(config, tmp_path / "out", SUN)
+    files = sorted((tmp_path / "out").glob("*.eml"))
+    assert len(files) == 3 and "3 messages written" in report.lines[0]
+    assert b"List-Unsubscribe:" in files[0].read_bytes()
+    report, paths = pipeline.preview(config, tmp_path / "preview", SUN)
+    assert [p.name for p in paths] == ["digest.html", "digest.txt"]
+    assert "Old post" in paths[1].read_text()
+    assert server.received == []
+    assert State(config.database_url).get_meta("baseline_at") is None
