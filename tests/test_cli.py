@@ -1,0 +1,130 @@
+"""The command line as users script it: exit statuses, stdout vs stderr, --quiet."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from smtp_helpers import SmtpServer
+
+from publisher.cli import main
+
+
+def invoke(site, *args):
+    runner = CliRunner()
+    return runner.invoke(main, ["--config", str(site.root / "config.yaml"), *args], catch_exceptions=False)
+
+
+def test_build_ok_then_skipped_post_gives_status_1_with_named_file(site):
+    site.post("good.md", "title: Good\npubDate: 2024-01-01")
+    result = invoke(site, "build")
+    assert result.exit_code == 0 and "feeds: 1 posts" in result.stdout
+    site.post("bad.md", "title: Bad\npubDate: someday")
+    result = invoke(site, "build")
+    assert result.exit_code == 1
+    assert "content/bad.md: skipped: 'pubDate' is not a date: 'someday'" in result.stderr
+    assert "skipped" not in result.stdout
+
+
+def test_config_error_exits_2_and_writes_nothing(site):
+    site.post("good.md", "title: Good\npubDate: 2024-01-01")
+    site.write_config(feeds={"limit": "lots"})
+    result = invoke(site, "build")
+    assert result.exit_code == 2
+    assert "feeds.limit: expected an integer >= 0, got 'lots'" in result.stderr
+    assert not (site.root / "public").exists() and not (site.root / "state.db").exists()
+
+
+def test_config_option_after_the_command_and_quiet(site):
+    site.post("good.md", "title: Good\npubDate: 2024-01-01")
+    result = CliRunner().invoke(main, ["build", "--quiet", "--config", str(site.root / "config.yaml")])
+    assert result.exit_code == 0 and result.stdout == ""
+
+
+def test_missing_config_is_exit_2(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["check"])
+    assert result.exit_code == 2 and "config.yaml: no such file" in result.stderr
+
+
+def test_check_changes_nothing_and_reports_unbuilt_feeds(site):
+    site.post("good.md", "title: Good\npubDate: 2024-01-01")
+    result = invoke(site, "check")
+    assert result.exit_code == 1
+    assert "publisher build" in result.stderr
+    assert not (site.root / "state.db").exists() and not (site.root / "public").exists()
+    invoke(site, "build")
+    result = invoke(site, "check")
+    assert result.exit_code == 0 and "config OK; 1 published posts" in result.stdout
+
+
+def test_subscribers_commands(site, tmp_path):
+    assert invoke(site, "subscribers", "add", "Ann@Example.org", "--name", "Ann").exit_code == 0
+    again = invoke(site, "subscribers", "add", "ann@example.org")
+    assert again.exit_code == 0 and "already on the list" in again.stdout
+    bad = invoke(site, "subscribers", "add", "not-an-address")
+    assert bad.exit_code == 2 and "not a valid address" in bad.stderr
+    csv_path = tmp_path / "more.csv"
+    csv_path.write_text("email,name\nbob@example.org,Bob\nnope,X\n")
+    imported = invoke(site, "subscribers", "import", str(csv_path))
+    assert imported.exit_code == 1
+    assert f"{csv_path}: line 3: 'nope': expected exactly one '@'" in imported.stderr
+    assert "1 added, 0 already on the list, 1 rejected" in imported.stdout
+    listed = invoke(site, "subscribers", "list")
+    assert listed.stdout.splitlines() == ["Ann@example.org\tactive\tAnn", "bob@example.org\tactive\tBob"]
+    assert invoke(site, "subscribers", "remove", "ANN@example.org").exit_code == 0
+    missing = invoke(site, "subscribers", "remove", "ann@example.org")
+    assert missing.exit_code == 1 and "not on the list" in missing.stderr
+
+
+def test_send_to_sends_one_test_copy_and_records_nothing(site):
+    site.post("good.md", "title: Good\npubDate: 2024-01-01")
+    with SmtpServer() as server:
+        site.write_config(smtp=server.smtp_settings())
+        invoke(site, "subscribers", "add", "real@example.org")
+        result = invoke(site, "send", "--to", "me@example.org")
+        assert result.exit_code == 0, result.stderr
+        assert [m.rcpt for m in server.received] == ["me@example.org"]
+    from publisher.state import State
+
+    state = State(site.config().database_url)
+    assert state.open_digests() == [] and state.get_meta("baseline_at") is None
+
+
+def test_send_unreachable_server_is_a_clear_error(site):
+    from smtp_helpers import unused_port
+
+    site.write_config(smtp={"port": unused_port()})
+    site.post("good.md", "title: Good\npubDate: 2024-01-01")
+    invoke(site, "subscribers", "add", "a@example.org")
+    invoke(site, "run")  # baseline
+    site.post("new.md", "title: New\npubDate: 2024-06-01")
+    result = invoke(site, "send")
+    assert result.exit_code == 1
+    assert "cannot reach SMTP server 127.0.0.1:" in result.stderr
+    # Nothing lost: the digest is recorded and still owed.
+    from publisher.state import State
+
+    assert len(State(site.config().database_url).open_digests()) == 1
+
+
+def test_preview_prints_paths(site):
+    site.post("good.md", "title: Good\npubDate: 2024-01-01")
+    result = invoke(site, "preview")
+    assert result.exit_code == 0
+    paths = result.stdout.split()
+    assert paths[-2].endswith("digest.html") and paths[-1].endswith("digest.txt")
+
+
+def test_console_script_entry_point(site):
+    site.post("good.md", "title: Good\npubDate: 2024-01-01")
+    proc = subprocess.run([sys.executable, "-m", "publisher.cli", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "publisher" in proc.stdout
+
+
+@pytest.mark.parametrize("args", [["send", "--to", "x@example.org", "--dry-run"], ["send", "--to", "bad"]])
+def test_send_usage_errors_exit_2(site, args):
+    site.post("good.md", "title: Good\npubDate: 2024-01-01")
+    assert invoke(site, *args).exit_code == 2
