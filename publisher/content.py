@@ -28,9 +28,10 @@ POST_SUFFIXES = (".md", ".markdown")
 # Bump when render_html's output changes, so cached HTML from an older version is not reused.
 RENDERER_VERSION = "1"
 
-# Characters XML 1.0 forbids, plus the C1 controls and noncharacters feed validators flag.
+# Characters XML 1.0 forbids, plus the C1 controls (NEL included) and noncharacters that
+# feed validators flag.
 _XML_ILLEGAL = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufdd0-\ufdef\ufffe\uffff\ud800-\udfff]"
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff\ud800-\udfff]"
 )
 
 

@@ -1,0 +1,741 @@
+"""The only smtplib user: connections, retries, backoff and bounce classification.
+
+`deliver` hands a stream of prepared messages to the SMTP server and reports, per message,
+one final outcome. The caller (pipeline.py) owns the ledger; this module owns the wire.
+
+How a reply is classified, per message (each message has exactly one RCPT TO):
+
+    2xx at the end of DATA                       -> "sent"
+    5xx to RCPT TO, to DATA or at the end of DATA -> "bounced" (never retried)
+    4xx anywhere, a dropped or reset connection,
+    a timeout, a TLS error mid-session           -> retried on a fresh connection after
+                                                    retry_base_delay * 2**n seconds (capped at
+                                                    MAX_BACKOFF), up to max_attempts attempts
+                                                    in all; then "deferred" (still owed)
+
+Some failures are not about one recipient but about the configuration, and would repeat for
+every message: a 5xx to MAIL FROM (the sender is not allowed), a failed login, a 5xx to
+RCPT TO that says relaying is denied or authentication is required, a server certificate
+that does not verify, a server that cannot be reached at all. Carrying on would either
+waste hours of backoff or, worse, mark the whole list as bounced. So these raise
+DeliveryError instead: the message being sent when it happened is reported "deferred" (the
+server did not take it, so it is still owed), messages already in flight on other
+connections are finished and reported, and every job not yet started gets no callback at
+all, so the next run picks them up untouched.
+
+Delivery is at-least-once: if the connection drops after the final "." but before the
+server's reply, the server may have queued the message, and the retry sends it again. SMTP
+offers no way to tell; losing a message silently would be worse.
+
+Threading: the caller's iterable is consumed lazily on the calling thread (so a database
+cursor stays on the thread that opened it) and fed through a small bounded queue to
+`smtp.connections` worker threads, each owning one connection that is reused for many
+messages. Callbacks run on the worker threads, one at a time, under one lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import smtplib
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses, parseaddr
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from .config import PASSWORD_ENV, Config
+from .errors import ConfigError, DeliveryError
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 300.0  # seconds; a longer wait would outlast a cron interval for no gain
+MAX_LINE = 998  # RFC 5322 2.1.1, without the CRLF
+REPLY_MAX = 300  # characters of a server reply kept in an Outcome
+# Jobs buffered per worker between the reader and the workers: enough to keep every
+# connection busy, small enough that a stop or a crash leaves almost nothing read-but-unsent.
+QUEUE_PER_WORKER = 2
+
+# Headers a DKIM signature covers. Each is listed twice ("oversigning"): the second entry
+# signs the absence of another copy, so nobody can add a second From or List-Unsubscribe
+# after signing without breaking the signature.
+DKIM_HEADERS = (
+    "From", "To", "Subject", "Date", "Message-ID", "List-Id",
+    "List-Unsubscribe", "List-Unsubscribe-Post", "MIME-Version", "Content-Type",
+)
+
+# A 5xx to RCPT TO with one of these in its text refuses *us*, not the recipient: treating
+# it as a bounce would mark every subscriber bounced for good.
+_NOT_THE_RECIPIENT = re.compile(r"relay|authenticat", re.IGNORECASE)
+
+_clock = time.monotonic  # the rate limiter's clock; a module attribute so tests can replace it
+_END = object()
+_DONE = object()
+
+
+@dataclass
+class Job:
+    key: Any  # opaque to delivery (the pipeline uses (digest_id, subscriber_id))
+    recipient: str  # envelope RCPT TO address
+    build: Callable[[], bytes]  # the full message bytes; called once, in the worker
+
+
+@dataclass
+class Outcome:
+    status: str  # "sent" | "bounced" | "deferred"
+    code: int | None  # last SMTP reply code; None for a dropped connection
+    reply: str  # last SMTP reply text (or the exception text), one line, <= REPLY_MAX chars
+    attempts: int
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    bounced: int = 0
+    deferred: int = 0
+    retried: int = 0  # extra attempts made, over all messages
+
+
+# --- small helpers ------------------------------------------------------------------------
+
+def _one_line(text: Any) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = " ".join(str(text).split())
+    return text if len(text) <= REPLY_MAX else text[: REPLY_MAX - 1] + "…"
+
+
+def _error_text(e: BaseException) -> str:
+    if isinstance(e, smtplib.SMTPResponseException):
+        return _one_line(f"{e.smtp_code} {_one_line(e.smtp_error)}")
+    return _one_line(str(e) or type(e).__name__)
+
+
+def _describe(code: int | None, reply: str) -> str:
+    return f"{code} {reply}" if code else reply
+
+
+def _code(code: int) -> int | None:
+    return code if code > 0 else None  # smtplib says -1 for a reply it could not parse
+
+
+def _where(config: Config) -> str:
+    return f"{config.smtp.host}:{config.smtp.port}"
+
+
+def _bare_address(value: str, config: Config) -> str:
+    """The envelope sender: accept 'Blog <news@x>' as well as 'news@x'."""
+    addr = parseaddr(value or "")[1]
+    if "@" not in addr:
+        raise ConfigError(
+            f"{config.path}: newsletter.from: expected an address such as "
+            f"'Blog <news@blog.example.org>' to send mail, got {value!r}"
+        )
+    return addr
+
+
+def _valid_recipient(addr: str) -> bool:
+    # No whitespace, controls or brackets: smtplib would refuse them with a ValueError,
+    # and they cannot name a mailbox anyway.
+    return "@" in addr and not re.search(r"[\s<>\x00-\x1f\x7f]", addr)
+
+
+def _resolve(config: Config, value: str) -> Path:
+    return config.root / Path(value).expanduser()  # an absolute value replaces the root
+
+
+def _tls_context(config: Config) -> ssl.SSLContext:
+    smtp = config.smtp
+    context = ssl.create_default_context()
+    if smtp.ca_file:
+        path = _resolve(config, smtp.ca_file)
+        try:
+            # Added to the system's CAs, not instead of them (create_default_context's
+            # cafile= would replace them).
+            context.load_verify_locations(cafile=str(path))
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigError(
+                f"{config.path}: smtp.ca_file: expected a PEM file of CA certificates, "
+                f"got {str(path)!r} ({getattr(e, 'strerror', None) or e})"
+            ) from e
+    if not smtp.verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _warn_if_unverified(config: Config) -> None:
+    if config.smtp.security != "none" and not config.smtp.verify_tls:
+        log.warning(
+            "smtp.verify_tls is false: the certificate of %s is NOT checked, so anyone on "
+            "the network path can read the mail and the SMTP password; set smtp.ca_file "
+            "instead",
+            _where(config),
+        )
+
+
+def _check_settings(config: Config) -> ssl.SSLContext | None:
+    """Find the config problems that show before touching the network (ConfigError);
+    return the TLS context to use, if any."""
+    if config.smtp.username and not config.smtp_password:
+        raise ConfigError(
+            f"{config.path}: smtp.username is {config.smtp.username!r}, so the password is "
+            f"expected in the environment variable {PASSWORD_ENV}, but it is not set"
+        )
+    if config.smtp.dkim.key_file:
+        _dkim_key(config)
+    _warn_if_unverified(config)
+    return _tls_context(config) if config.smtp.security != "none" else None
+
+
+# --- DKIM ---------------------------------------------------------------------------------
+
+def _dkim_key(config: Config) -> bytes:
+    from dkim.crypto import UnparsableKeyError, parse_pem_private_key  # lazy: start-up
+
+    path = _resolve(config, config.smtp.dkim.key_file)
+    try:
+        # dkimpy's PEM reader only knows "\n" line ends
+        key = path.read_bytes().replace(b"\r\n", b"\n")
+    except OSError as e:
+        raise ConfigError(
+            f"{config.path}: smtp.dkim.key_file: expected a readable PEM private key, "
+            f"got {str(path)!r} ({e.strerror})"
+        ) from e
+    try:
+        parse_pem_private_key(key)
+    except (UnparsableKeyError, ValueError, IndexError) as e:
+        raise ConfigError(
+            f"{config.path}: smtp.dkim.key_file: expected a PEM RSA private key "
+            f"(PKCS#1 or PKCS#8), got {str(path)!r} which is not one"
+        ) from e
+    if not config.smtp.dkim.selector:
+        raise ConfigError(
+            f"{config.path}: smtp.dkim.selector: required when smtp.dkim.key_file is set, "
+            "got nothing"
+        )
+    return key
+
+
+def sign_dkim(message: bytes, config: Config) -> bytes:
+    """DKIM-sign `message` if smtp.dkim.key_file is set; otherwise return it unchanged.
+
+    The signing domain is smtp.dkim.domain, else the From address's domain. A message that
+    already carries our signature (same d= and s=) is returned unchanged, so signing twice
+    (by the caller and by `deliver`) is harmless."""
+    dkim_config = config.smtp.dkim
+    if not dkim_config.key_file:
+        return message
+    import dkim  # lazy: start-up stays cheap
+
+    key = _dkim_key(config)
+    headers = BytesHeaderParser().parsebytes(message)
+    domain = dkim_config.domain
+    if not domain:
+        addresses = getaddresses(headers.get_all("From", []))
+        domain = addresses[0][1].rpartition("@")[2] if addresses else ""
+        if not domain:
+            raise ConfigError(
+                f"{config.path}: smtp.dkim.domain: required when the message's From has no "
+                "domain to sign for, got nothing"
+            )
+    for existing in headers.get_all("DKIM-Signature", []):
+        tags = dict(
+            part.strip().split("=", 1) for part in str(existing).split(";") if "=" in part
+        )
+        if tags.get("d", "").strip() == domain and tags.get("s", "").strip() == dkim_config.selector:
+            return message
+    linesep = b"\r\n" if b"\r\n" in message[: message.find(b"\n") + 1] else b"\n"
+    try:
+        signature = dkim.sign(
+            message,
+            dkim_config.selector.encode("ascii"),
+            domain.encode("idna"),
+            key,
+            # relaxed/relaxed survives the re-folding and whitespace changes relays make
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=[h.lower().encode("ascii") for h in DKIM_HEADERS * 2],
+            linesep=linesep,
+        )
+    except dkim.DKIMException as e:
+        raise DeliveryError(f"cannot DKIM-sign a message for domain {domain}: {e}") from e
+    return signature + message
+
+
+# --- one connection -----------------------------------------------------------------------
+
+class _Retry(Exception):
+    """This attempt failed for a reason that may go away: try again later."""
+
+    def __init__(self, code: int | None, reply: str, *, unreachable: bool = False,
+                 stale: bool = False):
+        super().__init__(reply)
+        self.code = code
+        self.reply = reply
+        self.unreachable = unreachable  # could not even open a connection
+        self.stale = stale  # failed at the first command on a reused connection
+
+
+class _Fatal(Exception):
+    """A configuration problem: no message can be sent; stop the run."""
+
+    def __init__(self, error: DeliveryError, code: int | None = None, reply: str = ""):
+        super().__init__(error.message)
+        self.error = error
+        self.code = code
+        self.reply = reply or error.message
+
+
+class _Session:
+    """One SMTP connection, owned by one thread at a time, reopened as needed."""
+
+    def __init__(self, config: Config, context: ssl.SSLContext | None):
+        self.config = config
+        self.context = context
+        self.smtp: smtplib.SMTP | None = None
+        self.reused = False  # has completed a transaction since it was opened
+
+    def open(self) -> bool:
+        """Connect (+EHLO, +TLS, +login) unless already connected. True if it connected.
+
+        Raises _Retry(unreachable=True) for failures that may be transient and _Fatal for
+        configuration problems."""
+        if self.smtp is not None:
+            return False
+        cfg, where = self.config.smtp, _where(self.config)
+        try:
+            if cfg.security == "ssl":
+                smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout,
+                                        context=self.context)
+            else:
+                smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+        except ssl.SSLCertVerificationError as e:
+            raise self._untrusted(e) from e
+        except smtplib.SMTPConnectError as e:  # a greeting other than 220, e.g. 421 busy
+            raise _Retry(_code(e.smtp_code), _one_line(e.smtp_error), unreachable=True) from e
+        except (OSError, ssl.SSLError) as e:
+            raise _Retry(None, _error_text(e), unreachable=True) from e
+        try:
+            self._handshake(smtp)
+        except BaseException:
+            smtp.close()
+            raise
+        self.smtp = smtp
+        self.reused = False
+        log.debug("connected to %s", where)
+        return True
+
+    def _untrusted(self, e: ssl.SSLCertVerificationError) -> _Fatal:
+        return _Fatal(DeliveryError(
+            f"SMTP server {_where(self.config)}: TLS certificate not trusted: "
+            f"{e.verify_message or e.reason or e} (set smtp.ca_file to the CA that "
+            "signed it; smtp.verify_tls: false turns the check off)"
+        ))
+
+    def _handshake(self, smtp: smtplib.SMTP) -> None:
+        cfg, where = self.config.smtp, _where(self.config)
+        try:
+            smtp.ehlo_or_helo_if_needed()
+            if cfg.security == "starttls":
+                if not smtp.has_extn("starttls"):
+                    raise _Fatal(DeliveryError(
+                        f"SMTP server {where} does not offer STARTTLS (smtp.security is "
+                        "starttls; use ssl for an implicit-TLS port such as 465)"
+                    ))
+                smtp.starttls(context=self.context)
+                smtp.ehlo()
+            if cfg.username:
+                self._login(smtp)
+        except _Fatal:
+            raise
+        except ssl.SSLCertVerificationError as e:
+            raise self._untrusted(e) from e
+        except smtplib.SMTPResponseException as e:
+            if 500 <= e.smtp_code < 600:
+                raise _Fatal(DeliveryError(
+                    f"SMTP server {where} refused the session: {_error_text(e)}"
+                ), e.smtp_code, _one_line(e.smtp_error)) from e
+            raise _Retry(_code(e.smtp_code), _one_line(e.smtp_error), unreachable=True) from e
+        except (OSError, ssl.SSLError) as e:
+            raise _Retry(None, _error_text(e), unreachable=True) from e
+
+    def _login(self, smtp: smtplib.SMTP) -> None:
+        cfg, where = self.config.smtp, _where(self.config)
+        try:
+            smtp.login(cfg.username, self.config.smtp_password)
+        except smtplib.SMTPAuthenticationError as e:
+            if 400 <= e.smtp_code < 500:  # 454: temporary authentication failure
+                raise _Retry(e.smtp_code, _one_line(e.smtp_error), unreachable=True) from e
+            raise _Fatal(DeliveryError(
+                f"SMTP server {where} rejected the login of {cfg.username!r}: "
+                f"{_error_text(e)} (check smtp.username and {PASSWORD_ENV})"
+            ), e.smtp_code, _one_line(e.smtp_error)) from e
+        except smtplib.SMTPNotSupportedError as e:
+            raise _Fatal(DeliveryError(
+                f"SMTP server {where} does not offer AUTH, but smtp.username is set"
+                + (" (many servers offer it only after TLS: set smtp.security)"
+                   if cfg.security == "none" else "")
+            )) from e
+        except (smtplib.SMTPResponseException, smtplib.SMTPServerDisconnected):
+            raise  # classified by _handshake
+        except smtplib.SMTPException as e:  # no mechanism in common
+            raise _Fatal(DeliveryError(
+                f"SMTP server {where}: cannot log in as {cfg.username!r}: {e}"
+            )) from e
+
+    def close(self, polite: bool = True) -> None:
+        smtp, self.smtp = self.smtp, None
+        if smtp is None:
+            return
+        try:
+            if polite:
+                smtp.quit()
+            else:
+                smtp.close()
+        except (OSError, ssl.SSLError):
+            smtp.close()
+
+    def transmit(self, sender: str, recipient: str, data: bytes) -> tuple[str, int | None, str]:
+        """One attempt: MAIL, RCPT, DATA. Returns ("sent" | "bounced", code, reply).
+
+        Raises _Retry or _Fatal; the connection is then in an unknown state and the caller
+        closes it."""
+        smtp = self.smtp
+        assert smtp is not None
+        where = _where(self.config)
+        stage = "MAIL"
+        try:
+            options = []
+            if not data.isascii() and smtp.has_extn("8bitmime"):
+                options.append("BODY=8BITMIME")
+            if not (sender.isascii() and recipient.isascii()):
+                if not smtp.has_extn("smtputf8"):
+                    self._rset()
+                    return ("bounced", None,
+                            f"{where} does not offer SMTPUTF8, needed for this address")
+                options.append("SMTPUTF8")
+            code, text = smtp.mail(sender, options)
+            reply = _one_line(text)
+            if not 200 <= code < 300:
+                if 500 <= code < 600:
+                    raise _Fatal(DeliveryError(
+                        f"SMTP server {where} refused the sender <{sender}>: {code} {reply} "
+                        "(check newsletter.from, smtp.username and the server's relay "
+                        "settings)"
+                    ), code, reply)
+                raise _Retry(_code(code), reply, stale=self.reused and code == 421)
+            stage = "RCPT"
+            code, text = smtp.rcpt(recipient)
+            reply = _one_line(text)
+            if 500 <= code < 600:
+                if code == 530 or _NOT_THE_RECIPIENT.search(reply):
+                    raise _Fatal(DeliveryError(
+                        f"SMTP server {where} refuses to relay for us: {code} {reply} "
+                        "(check smtp.username and the server's relay settings)"
+                    ), code, reply)
+                self._rset()
+                return ("bounced", code, reply)
+            if not 200 <= code < 300:
+                raise _Retry(_code(code), reply)
+            stage = "DATA"
+            try:
+                code, text = smtp.data(data)
+            except smtplib.SMTPDataError as e:  # the DATA command itself was refused
+                code, text = e.smtp_code, e.smtp_error
+            reply = _one_line(text)
+            if 200 <= code < 300:
+                self.reused = True
+                return ("sent", code, reply)
+            if 500 <= code < 600:
+                self._rset()
+                return ("bounced", code, reply)
+            raise _Retry(_code(code), reply)
+        except (_Retry, _Fatal):
+            raise
+        except (OSError, ssl.SSLError) as e:  # includes SMTPServerDisconnected, timeouts
+            raise _Retry(None, _error_text(e), stale=self.reused and stage == "MAIL") from e
+
+    def _rset(self) -> None:
+        """Clear the transaction so the connection can carry the next message."""
+        self.reused = True
+        try:
+            code, _text = self.smtp.rset()
+        except (OSError, ssl.SSLError):
+            code = 0
+        if not 200 <= code < 300:
+            self.close(polite=False)
+
+
+# --- pacing -------------------------------------------------------------------------------
+
+class RateLimiter:
+    """At most `rate` acquisitions per second over all threads (0 = unlimited).
+
+    A token bucket holding one token: every acquisition is spaced 1/rate after the
+    previous one, so a provider's per-second limit is never exceeded, even in a burst."""
+
+    def __init__(self, rate: float, sleep: Callable[[float], Any],
+                 clock: Callable[[], float] = time.monotonic):
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.sleep = sleep
+        self.clock = clock
+        self._next = None
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Wait for the next slot; return how long that took (for logs and tests)."""
+        if not self.interval:
+            return 0.0
+        with self._lock:
+            now = self.clock()
+            slot = now if self._next is None or self._next < now else self._next
+            self._next = slot + self.interval
+        wait = slot - now
+        if wait > 0:
+            self.sleep(wait)
+        return max(wait, 0.0)
+
+
+# --- the run ------------------------------------------------------------------------------
+
+def backoff_delay(config: Config, failed_attempts: int) -> float:
+    """Seconds to wait after the `failed_attempts`-th failed attempt (1-based)."""
+    return min(config.smtp.retry_base_delay * 2 ** (failed_attempts - 1), MAX_BACKOFF)
+
+
+class _Run:
+    def __init__(self, config: Config, sender: str, on_attempt: Callable[[Job], None],
+                 on_result: Callable[[Job, Outcome], None], stop: threading.Event,
+                 sleep: Callable[[float], Any]):
+        self.config = config
+        self.sender = sender
+        self.on_attempt = on_attempt
+        self.on_result = on_result
+        self.stop = stop
+        # The real sleep would hold a stopping run for up to MAX_BACKOFF; waiting on the
+        # stop event instead wakes up at once. An injected sleep (tests) is used as given.
+        self.wait = stop.wait if sleep is time.sleep else sleep
+        self.limiter = RateLimiter(config.smtp.rate_limit, self.wait, _clock)
+        self.abort = threading.Event()  # a worker failed: take no new jobs
+        self.failure: BaseException | None = None
+        self.lock = threading.Lock()  # serialises callbacks and stats
+        self.stats = DeliveryStats()
+
+    def halted(self) -> bool:
+        return self.stop.is_set() or self.abort.is_set()
+
+    def execute(self, first: Job, rest: Iterator[Job], sessions: list[_Session]) -> DeliveryStats:
+        jobs: queue.Queue = queue.Queue(maxsize=QUEUE_PER_WORKER * len(sessions))
+        threads = [
+            threading.Thread(target=self._work, args=(session, jobs),
+                             name=f"publisher-smtp-{i}", daemon=True)
+            for i, session in enumerate(sessions, 1)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            job = first
+            while True:
+                jobs.put(job)  # blocks while the workers are busy: lazy by construction
+                if self.halted():
+                    break
+                job = next(rest, _END)
+                if job is _END:
+                    break
+        except BaseException:
+            self.abort.set()
+            raise
+        finally:
+            try:
+                for _ in threads:
+                    jobs.put(_DONE)
+                for thread in threads:
+                    thread.join()
+            except BaseException:  # e.g. Ctrl-C while waiting: let the workers wind down
+                self.abort.set()
+                raise
+        if self.failure is not None:
+            raise self.failure
+        return self.stats
+
+    def _work(self, session: _Session, jobs: queue.Queue) -> None:
+        try:
+            while True:
+                job = jobs.get()
+                if job is _DONE:
+                    return
+                if self.halted():
+                    continue  # not started: no callbacks; drain so the reader never blocks
+                try:
+                    self._deliver_one(session, job)
+                except BaseException as e:
+                    with self.lock:
+                        if self.failure is None:
+                            self.failure = e
+                        else:
+                            log.debug("another failure after the first: %s", e)
+                    self.abort.set()
+        finally:
+            session.close()
+
+    def _prepare(self, job: Job) -> bytes:
+        data = job.build()
+        if not isinstance(data, bytes):
+            raise TypeError(f"Job.build() must return bytes, got {type(data).__name__}")
+        # SMTP needs CRLF line ends; a bare "\n" is rejected or mangled by some servers.
+        if data.count(b"\n") != data.count(b"\r\n"):
+            data = re.sub(rb"\r?\n", b"\r\n", data)
+        longest = max(len(line) for line in data.split(b"\r\n"))
+        if longest > MAX_LINE:
+            # A bug upstream, not the recipient's fault: refusing here keeps the server's
+            # "500 line too long" from being mistaken for a bounce of every subscriber.
+            raise DeliveryError(
+                f"message for {job.recipient} has a line of {longest} bytes; SMTP allows "
+                f"at most {MAX_LINE} (the message must be encoded with line wrapping)"
+            )
+        return sign_dkim(data, self.config)
+
+    def _deliver_one(self, session: _Session, job: Job) -> None:
+        if not _valid_recipient(job.recipient):
+            self._attempted(job)
+            self._report(job, Outcome("bounced", None,
+                                      _one_line(f"invalid address {job.recipient!r}"), 0))
+            return
+        data = self._prepare(job)
+        self.limiter.acquire()
+        if self.stop.is_set():
+            return  # not started: no callbacks
+        self._attempted(job)
+        attempts, code, reply = 0, None, ""
+        fatal: DeliveryError | None = None
+        outcome: Outcome | None = None
+        while outcome is None:
+            if attempts:
+                # A stopping or failed run does not hold a message for minutes of backoff:
+                # it is reported deferred, which is true (it is still owed).
+                if attempts >= self.config.smtp.max_attempts or self.halted():
+                    break
+                delay = backoff_delay(self.config, attempts)
+                log.info("%s: attempt %d failed (%s); retrying in %gs", job.recipient,
+                         attempts, _describe(code, reply), delay)
+                self.wait(delay)
+                if self.halted():
+                    break
+                self.limiter.acquire()
+                with self.lock:
+                    self.stats.retried += 1
+            attempts += 1
+            try:
+                status, code, reply = self._attempt(session, job.recipient, data)
+                outcome = Outcome(status, code, reply, attempts)
+            except _Retry as e:
+                session.close(polite=e.code is not None and e.code != 421)
+                code, reply = e.code, e.reply
+                if e.unreachable and attempts >= self.config.smtp.max_attempts:
+                    fatal = DeliveryError(
+                        f"cannot reach SMTP server {_where(self.config)}: "
+                        f"{_describe(e.code, e.reply)}")
+            except _Fatal as e:
+                session.close(polite=False)
+                code, reply, fatal = e.code, e.reply, e.error
+                break
+        if outcome is None:
+            outcome = Outcome("deferred", code, reply, attempts)
+        log.debug("%s: %s after %d attempt(s): %s %s", job.recipient, outcome.status,
+                  outcome.attempts, outcome.code, outcome.reply)
+        self._report(job, outcome)
+        if fatal is not None:
+            raise fatal
+
+    def _attempt(self, session: _Session, recipient: str, data: bytes) -> tuple[str, int | None, str]:
+        fresh = session.open()
+        try:
+            return session.transmit(self.sender, recipient, data)
+        except _Retry as e:
+            if fresh or not e.stale:
+                raise
+            # The server dropped an idle connection (or said 421 to its first command):
+            # that is about the connection, not this message; reconnect once at no cost.
+            log.debug("connection to %s went stale; reconnecting", _where(self.config))
+            session.close(polite=False)
+        session.open()
+        return session.transmit(self.sender, recipient, data)
+
+    def _attempted(self, job: Job) -> None:
+        with self.lock:
+            self.on_attempt(job)
+
+    def _report(self, job: Job, outcome: Outcome) -> None:
+        with self.lock:
+            setattr(self.stats, outcome.status, getattr(self.stats, outcome.status) + 1)
+            self.on_result(job, outcome)
+
+
+def _open_sessions(config: Config, count: int,
+                   context: ssl.SSLContext | None) -> list[_Session]:
+    """Open up to `count` connections. The first must work; later ones may fail (a server
+    that limits connections per client) and the run continues with fewer."""
+    sessions: list[_Session] = []
+    for i in range(count):
+        session = _Session(config, context)
+        try:
+            session.open()
+        except (_Retry, _Fatal) as e:
+            if sessions:
+                log.warning("SMTP connection %d of %d to %s failed (%s); continuing with %d",
+                            i + 1, count, _where(config), e, len(sessions))
+                break
+            if isinstance(e, _Fatal):
+                raise e.error from e
+            raise DeliveryError(
+                f"cannot reach SMTP server {_where(config)}: {_describe(e.code, e.reply)}"
+            ) from e
+        sessions.append(session)
+    return sessions
+
+
+def deliver(jobs: Iterable[Job], config: Config, *, mail_from: str,
+            on_attempt: Callable[[Job], None], on_result: Callable[[Job, Outcome], None],
+            stop: threading.Event | None = None,
+            sleep: Callable[[float], None] = time.sleep) -> DeliveryStats:
+    """Send every job; report each through the callbacks; return the totals.
+
+    on_attempt(job) runs before a message's first transmission attempt (record the intent),
+    on_result(job, outcome) once its outcome is final (record the result). Callbacks never
+    run two at once; they run on worker threads. If `stop` is set, the messages in flight
+    are finished and no new job is started. Jobs are read lazily, a few ahead of the
+    workers. Raises ConfigError for settings that are wrong before anything is sent, and
+    DeliveryError when the server refuses us rather than a recipient (see the module
+    docstring); the jobs not yet started then have had no callbacks.
+
+    Each message is DKIM-signed here (sign_dkim) when smtp.dkim.key_file is set."""
+    stop = stop if stop is not None else threading.Event()
+    sender = _bare_address(mail_from, config)
+    context = _check_settings(config)
+    if stop.is_set():
+        return DeliveryStats()
+    rest = iter(jobs)
+    first = next(rest, _END)
+    if first is _END:
+        return DeliveryStats()  # nothing to send: do not even connect
+    sessions = _open_sessions(config, config.smtp.connections, context)
+    log.info("sending through %s (%s, %d connection(s))", _where(config),
+             config.smtp.security, len(sessions))
+    run = _Run(config, sender, on_attempt, on_result, stop, sleep)
+    stats = run.execute(first, rest, sessions)
+    log.info("delivery: %d sent, %d bounced, %d deferred, %d retries", stats.sent,
+             stats.bounced, stats.deferred, stats.retried)
+    return stats
+
+
+def check_connection(config: Config) -> None:
+    """Connect, EHLO, STARTTLS/TLS and log in as configured, then QUIT.
+
+    Raises ConfigError or DeliveryError saying what failed; sends nothing."""
+    context = _check_settings(config)
+    session = _open_sessions(config, 1, context)[0]
+    session.close()

@@ -1,0 +1,602 @@
+"""Posts -> RSS 2.0, Atom 1.0 and JSON Feed 1.1 files, plus a thin, atomic writer and a checker.
+
+`render_feeds` is pure: it returns {relative path: bytes} and depends on nothing but its
+arguments, so rebuilding an unchanged site gives byte-identical files (a feed's own date is
+its newest item's, never now()). `write_feeds` is the only function here that touches the
+disk: it replaces a file atomically and only when its bytes changed, so feed readers polling
+with If-Modified-Since see an unchanged site as unchanged. `check_feeds` only reads.
+
+Everything written must pass the W3C Feed Validation Service without errors or warnings; the
+comments below say which of its rules shaped a choice.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import html.entities as html_entities
+import json
+import logging
+import os
+import re
+import secrets
+import stat
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Callable
+from urllib.parse import quote
+
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from . import __version__
+from .config import Config
+from .content import Post, clean_text, slugify
+from .errors import PublisherError
+
+log = logging.getLogger(__name__)
+
+RSS_FILE = "rss.xml"
+ATOM_FILE = "atom.xml"
+JSON_FILE = "feed.json"
+FEED_FILES = (RSS_FILE, ATOM_FILE, JSON_FILE)
+TAGS_DIR = "tags"
+
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+_MIME = {RSS_FILE: "application/rss+xml", ATOM_FILE: "application/atom+xml",
+         JSON_FILE: "application/feed+json"}
+
+# A feed with no items still needs a date (Atom requires <updated>). It must not be now(), or
+# an empty site would rewrite its feeds on every build. The Unix epoch would be the obvious
+# constant, but the W3C validator warns that any date before 1990 is implausible, so the
+# constant is the first instant of 2000 instead.
+EMPTY_FEED_DATE = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+_BUILD_HINT = "run `publisher build` to write the feeds"
+
+# What the validator accepts as an e-mail address (feedvalidator's addr_spec); an address it
+# would reject is left out of the feeds rather than making them invalid.
+_EMAIL = re.compile(
+    r"[A-Z0-9_\-+.'!#$%&*/=?^`{|}~]+@(?:[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.|(?:[A-Z0-9-]+\.)+)"
+    r"[A-Z0-9][-A-Z0-9]*",
+    re.I,
+)
+# An absolute IRI: a scheme, a colon, and no characters that RFC 3987 forbids.
+_ABSOLUTE_IRI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]+")
+
+
+# --- rendering --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Feed:
+    """One feed set (rss.xml, atom.xml and feed.json in one folder) and what it holds."""
+
+    folder: str  # "" for the site's feeds, "tags/<slug>/" for a tag's
+    title: str
+    description: str  # may be empty
+    items: tuple[Post, ...]  # newest first, already limited
+
+    def path(self, name: str) -> str:
+        return self.folder + name
+
+
+def render_feeds(
+    posts: list[Post], config: Config, html_for: Callable[[Post], str]
+) -> dict[str, bytes]:
+    """Every feed of the site as {path relative to the output folder: bytes}.
+
+    `posts` are the published posts (content.load_posts(...).posts). The result holds rss.xml,
+    atom.xml and feed.json, and the same three under tags/<slugify(tag)>/ for every tag (tags
+    that differ only in case share a feed). config.feeds.limit applies to each feed on its own.
+    `html_for` (a cached Markdown renderer, the expensive part) is called at most once per post,
+    and only for posts that appear in some feed."""
+    # Sort here rather than trust the caller: output must not depend on the input's order.
+    ordered = sorted(posts, key=lambda p: (p.published, p.url), reverse=True)
+    site_title = _one_line(config.site.title)
+    site_description = _one_line(config.site.description)
+
+    feeds = [_Feed("", site_title, site_description, _limit(ordered, config.feeds.limit))]
+    for slug, (name, tagged) in sorted(_group_by_tag(ordered).items()):
+        feeds.append(
+            _Feed(
+                folder=f"{TAGS_DIR}/{slug}/",
+                title=f"{site_title} — {name}",
+                description=f"Posts tagged “{name}” on {site_title}",
+                items=_limit(tagged, config.feeds.limit),
+            )
+        )
+
+    rendered: dict[int, str] = {}  # id(post) -> HTML; the posts outlive this call, so ids are unique
+
+    def content_html(post: Post) -> str:
+        key = id(post)
+        if key not in rendered:
+            # html_for is the caller's; clean again so no XML-illegal character can slip in.
+            rendered[key] = _clean_html(html_for(post))
+        return rendered[key]
+
+    files: dict[str, bytes] = {}
+    for feed in feeds:
+        files[feed.path(RSS_FILE)] = _render_rss(feed, config, content_html)
+        files[feed.path(ATOM_FILE)] = _render_atom(feed, config, content_html)
+        files[feed.path(JSON_FILE)] = _render_json(feed, config, content_html)
+    log.debug("rendered %d feed files (%d tags, %d posts rendered to HTML)",
+              len(files), len(feeds) - 1, len(rendered))
+    return files
+
+
+def _limit(posts: list[Post], limit: int) -> tuple[Post, ...]:
+    return tuple(posts[:limit] if limit else posts)
+
+
+def _group_by_tag(posts: list[Post]) -> dict[str, tuple[str, list[Post]]]:
+    """{tag slug: (display name, posts newest first)}. Tags are compared by slug, which is
+    case-insensitive; a tag's display name is its spelling in the newest post using it."""
+    tagged: dict[str, list[Post]] = {}
+    spellings: dict[str, dict[str, str]] = {}  # slug -> {lowercased tag: first spelling seen}
+    for post in posts:
+        slugs_of_post: set[str] = set()
+        for tag in post.tags:
+            slug = slugify(tag)
+            spellings.setdefault(slug, {}).setdefault(tag.lower(), tag)
+            if slug not in slugs_of_post:
+                slugs_of_post.add(slug)
+                tagged.setdefault(slug, []).append(post)
+    groups: dict[str, tuple[str, list[Post]]] = {}
+    for slug, posts_of_tag in tagged.items():
+        names = sorted(spellings[slug].values(), key=str.casefold)
+        if len(names) > 1:
+            # Different tags ("C" and "C++") can share a slug; they then share one feed.
+            log.warning("tags %s share the feed folder %s/%s/",
+                        ", ".join(repr(n) for n in names), TAGS_DIR, slug)
+        name = " / ".join(names) if len(names) > 1 else names[0]
+        groups[slug] = (name, posts_of_tag)
+    return groups
+
+
+def _one_line(text: str) -> str:
+    # \s also matches U+0085 (NEL), which XML allows but the validator flags as a bad character.
+    return re.sub(r"\s+", " ", clean_text(text)).strip()
+
+
+def _clean_html(fragment: str) -> str:
+    return clean_text(fragment).replace("\x85", "\n")
+
+
+# An HTML end tag, or something a reader would decode as a character reference ("&amp;",
+# "&#38;"). feedparser and most readers treat such text as HTML, and the validator warns.
+_HTML_END_TAG = re.compile(r"</\w+>")
+_REFERENCE = re.compile(r"&(#?\w+)")
+
+
+def _looks_like_html(text: str) -> bool:
+    if _HTML_END_TAG.search(text):
+        return True
+    return any(name in html_entities.name2codepoint or name == "apos" or not name.isalpha()
+               for name in _REFERENCE.findall(text))
+
+
+def _as_text(text: str) -> tuple[str, bool]:
+    """(value, is_html) for a plain-text field in a format where readers guess between text
+    and HTML. Text that would be misread as HTML ("<b>bold</b>", "AT&amp;T") is escaped to HTML
+    that shows it literally; everything else stays plain text, as readers expect."""
+    if _looks_like_html(text):
+        return html_lib.escape(text, quote=False), True
+    return text, False
+
+
+def _public_url(config: Config, rel: str) -> str:
+    """The absolute URL of a file in the output folder, which is served at the site's root."""
+    return config.site.url + "/" + quote(rel, safe="/")
+
+
+def _safe_url(url: str) -> str:
+    """Percent-encode what a URL may not hold (spaces, non-ASCII), as a front-matter image
+    path such as "img/my photo.png" would; characters already legal are left alone."""
+    return quote(url, safe=":/?#[]@!$&'()*+,;=%~")
+
+
+def _home_url(config: Config) -> str:
+    return config.site.url + "/"
+
+
+def _feed_date(feed: _Feed) -> datetime:
+    """A feed's own date: its newest item's modification, so unchanged input gives unchanged output."""
+    return max((p.modified for p in feed.items), default=EMPTY_FEED_DATE)
+
+
+def _valid_email(address: str) -> str:
+    address = address.strip()
+    return address if _EMAIL.fullmatch(address) else ""
+
+
+def _site_author(config: Config) -> tuple[str, str]:
+    return _one_line(config.site.author.name), _valid_email(clean_text(config.site.author.email))
+
+
+def _post_author(post: Post, config: Config) -> tuple[str, str]:
+    """(name, e-mail) of a post, falling back to the site's author. An address the validator
+    would reject is dropped rather than published."""
+    if post.author or post.author_email:
+        return _one_line(post.author), _valid_email(post.author_email)
+    return _site_author(config)
+
+
+def _global_id(post: Post, config: Config) -> str:
+    """The id for RSS <guid> and atom:id, which must be globally unique (Atom: an absolute IRI).
+    A front-matter `id` such as "1234" is neither, so it is mapped to a name-based UUID: stable
+    for as long as the site URL and the id stay the same. JSON Feed carries the id as written."""
+    if _ABSOLUTE_IRI.fullmatch(post.id):
+        return post.id
+    return "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, config.site.url + "#" + post.id))
+
+
+class _HtmlText(BaseExtension):
+    """A feedgen extension that adds type="html" to the Atom text constructs (title, subtitle,
+    summary) whose text _as_text escaped to HTML; feedgen itself never writes that attribute."""
+
+    def __init__(self) -> None:
+        self.html_elements: set[str] = set()
+
+    def extend_atom(self, element):
+        for child in element:
+            if child.tag in self.html_elements:
+                child.set("type", "html")
+        return element
+
+
+class _HtmlTextEntry(_HtmlText, BaseEntryExtension):
+    pass
+
+
+def _new_generator(feed: _Feed, config: Config, own_file: str) -> tuple[FeedGenerator, datetime]:
+    fg = FeedGenerator()
+    fg.id(_public_url(config, feed.path(ATOM_FILE)))
+    # feedgen copies the LAST link into RSS <link>, and the first rel="self" into atom:link:
+    # self first, the site last.
+    fg.link(href=_public_url(config, feed.path(own_file)), rel="self", type=_MIME[own_file])
+    fg.link(href=_home_url(config), rel="alternate", type="text/html")
+    fg.language(config.site.language)
+    fg.generator("publisher", version=__version__)
+    date = _feed_date(feed)
+    fg.updated(date)  # atom:updated and RSS lastBuildDate; feedgen's default would be now()
+    fg.load_extension("media")  # post.image as media:content / media:thumbnail
+    fg.register_extension("html_text", _HtmlText, _HtmlTextEntry, atom=True, rss=False)
+    return fg, date
+
+
+def _add_entry(fg, post: Post, content_html: str):
+    # feedgen PREPENDS by default; posts come newest first, and must stay so.
+    fe = fg.add_entry(order="append")
+    title, title_is_html = _as_text(post.title)
+    fe.title(title)
+    if title_is_html:
+        fe.html_text.html_elements.add("title")
+    fe.link(href=post.url, rel="alternate", type="text/html")
+    fe.published(post.published)
+    fe.updated(post.modified)  # feedgen's default would be now()
+    for tag in post.tags:
+        fe.category(term=tag)
+    fe.content(content_html, type="html")
+    if post.image:
+        fe.media.content(url=_safe_url(post.image), medium="image", group=None)
+        fe.media.thumbnail(url=_safe_url(post.image), group=None)
+    return fe
+
+
+def _render_rss(feed: _Feed, config: Config, content_html: Callable[[Post], str]) -> bytes:
+    fg, date = _new_generator(feed, config, RSS_FILE)
+    fg.title(_as_text(feed.title)[0])
+    fg.load_extension("dc", atom=False, rss=True)  # dc:creator for authors without an address
+    # RSS requires a channel description; the title is the only text sure to exist. Readers
+    # take it for HTML (as they do an item's): escape the plain text, so it shows as written.
+    fg.description(html_lib.escape(feed.description or feed.title, quote=False))
+    fg.pubDate(date)
+    name, email = _site_author(config)
+    if email:
+        fg.managingEditor(f"{email} ({name or email})")
+    for post in feed.items:
+        fe = _add_entry(fg, post, content_html(post))
+        guid = _global_id(post, config)
+        fe.guid(guid, permalink=guid == post.url)
+        # An item's <description> is HTML, and the summary is plain text: escape it, so that a
+        # summary mentioning "<b>" shows it. An item whose Markdown yields no summary gets its
+        # title, so that the full HTML still goes to content:encoded rather than here.
+        fe.description(html_lib.escape(post.summary or post.title, quote=False), isSummary=True)
+        name, email = _post_author(post, config)
+        if email:
+            # feedgen writes "email (name)", as RSS wants; the validator wants a name there too.
+            fe.author(name=name or email, email=email)
+        elif name:
+            fe.dc.dc_creator(name)  # RSS <author> must hold an address; Dublin Core takes a name
+    return _hex_references(fg.rss_str(pretty=True))
+
+
+# RSS elements that carry text (or, for <description>, short HTML) rather than markup.
+_RSS_TEXT_ELEMENT = re.compile(
+    rb"(<(title|description|category|dc:creator|author|managingEditor)>)([^<]*)(</\2>)")
+
+
+def _hex_references(xml: bytes) -> bytes:
+    """Write '&' and '<' in RSS text elements as hexadecimal character references.
+
+    RSS 2.0 never said whether <title> is text or HTML. The RSS Advisory Board's profile asks
+    for '&#x26;' and '&#x3C;' there, which tells a reader the characters are meant literally,
+    and the W3C validator warns about the '&amp;'/'&lt;' that lxml writes. The parsed value is
+    the same either way."""
+
+    def fix(m: re.Match) -> bytes:
+        text = m.group(3).replace(b"&amp;", b"&#x26;").replace(b"&lt;", b"&#x3C;")
+        return m.group(1) + text + m.group(4)
+
+    return _RSS_TEXT_ELEMENT.sub(fix, xml)
+
+
+def _render_atom(feed: _Feed, config: Config, content_html: Callable[[Post], str]) -> bytes:
+    fg, _date = _new_generator(feed, config, ATOM_FILE)
+    # Atom says text is text, but the validator (and readers) still take "<b>x</b>" in a
+    # type="text" element for undeclared HTML: such text goes out as type="html", escaped.
+    for setter, element, text in ((fg.title, "title", feed.title),
+                                  (fg.subtitle, "subtitle", feed.description)):
+        if text:
+            value, is_html = _as_text(text)
+            setter(value)
+            if is_html:
+                fg.html_text.html_elements.add(element)
+    # Atom requires an author for every entry; the feed's covers entries without one, and the
+    # site title stands in when the config names no author.
+    name, email = _site_author(config)
+    fg.author({"name": name or feed.title, **({"email": email} if email else {})})
+    for post in feed.items:
+        fe = _add_entry(fg, post, content_html(post))
+        fe.id(_global_id(post, config))
+        if post.summary:
+            summary, summary_is_html = _as_text(post.summary)
+            fe.summary(summary)
+            if summary_is_html:
+                fe.html_text.html_elements.add("summary")
+        name, email = _post_author(post, config)
+        if name or email:
+            fe.author({"name": name or email, **({"email": email} if email else {})})
+    return fg.atom_str(pretty=True)
+
+
+def _render_json(feed: _Feed, config: Config, content_html: Callable[[Post], str]) -> bytes:
+    """JSON Feed 1.1 (https://jsonfeed.org/version/1.1); keys in a fixed order."""
+    doc: dict = {
+        "version": JSON_FEED_VERSION,
+        "title": feed.title,
+        "home_page_url": _home_url(config),
+        "feed_url": _public_url(config, feed.path(JSON_FILE)),
+    }
+    if feed.description:
+        doc["description"] = feed.description
+    doc["language"] = config.site.language
+    site_author = _json_author(*_site_author(config))
+    if site_author:
+        doc["authors"] = [site_author]
+    items = []
+    for post in feed.items:
+        item: dict = {
+            "id": post.id,
+            "url": post.url,
+            "title": post.title,
+            "content_html": content_html(post),
+        }
+        if post.summary:
+            item["summary"] = post.summary
+        if post.image:
+            item["image"] = _safe_url(post.image)
+        item["date_published"] = post.published.isoformat()
+        item["date_modified"] = post.modified.isoformat()
+        author = _json_author(*_post_author(post, config))
+        if author:
+            item["authors"] = [author]
+        if post.tags:
+            item["tags"] = list(post.tags)
+        items.append(item)
+    doc["items"] = items
+    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def _json_author(name: str, email: str) -> dict | None:
+    # JSON Feed authors have no e-mail field; the spec allows a mailto: URL instead.
+    author: dict = {}
+    if name or email:
+        author["name"] = name or email
+    if email:
+        author["url"] = "mailto:" + email
+    return author or None
+
+
+# --- writing ----------------------------------------------------------------------------
+
+@dataclass
+class WriteReport:
+    """What write_feeds did; every entry is a path relative to the output folder, '/'-separated."""
+
+    written: list[str] = field(default_factory=list)  # created or changed
+    unchanged: list[str] = field(default_factory=list)  # same bytes already there: not touched
+    removed: list[str] = field(default_factory=list)  # stale tag feeds deleted
+
+
+def write_feeds(files: dict[str, bytes], output_dir: Path) -> WriteReport:
+    """Write `files` under output_dir: atomically, and only those whose bytes differ from what
+    is there. Then delete the tag feeds (rss.xml, atom.xml, feed.json under tags/<slug>/) that
+    are no longer produced, and the tag folders that leaves empty; nothing else is ever removed.
+    Raises PublisherError naming the path when the disk refuses; a failed write leaves the old
+    file as it was."""
+    output_dir = Path(output_dir)
+    for rel in files:
+        _check_relative(rel)  # before anything is written
+    report = WriteReport()
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PublisherError(f"{output_dir}: cannot create the feeds folder: {_reason(e)}") from e
+    for rel in sorted(files):
+        path = output_dir / rel
+        if _has_bytes(path, files[rel]):
+            report.unchanged.append(rel)
+            continue
+        _write_atomically(path, files[rel])
+        report.written.append(rel)
+    report.removed = _remove_stale(output_dir, set(files))
+    log.info("feeds in %s: %d written, %d unchanged, %d removed", output_dir,
+             len(report.written), len(report.unchanged), len(report.removed))
+    return report
+
+
+def _check_relative(rel: str) -> None:
+    """Refuse a path that could leave the output folder. Tag slugs are safe by construction,
+    so a failure here is a bug, and keeps its traceback."""
+    parts = PurePosixPath(rel).parts
+    if (not rel or "\\" in rel or "\0" in rel or PurePosixPath(rel).is_absolute()
+            or any(part in ("", ".", "..") for part in parts) or rel != "/".join(parts)):
+        raise ValueError(f"feed path {rel!r} is not a plain relative path inside the output folder")
+
+
+def _reason(e: OSError) -> str:
+    return e.strerror or str(e)
+
+
+def _has_bytes(path: Path, data: bytes) -> bool:
+    try:
+        if path.stat().st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except OSError:
+        return False  # missing or unreadable: write it (and report the error if that fails)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """A temporary file in the same folder, then os.replace: readers see the old feed or the
+    new one, never half of one, and a failure leaves the old file untouched."""
+    folder = path.parent
+    tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # os.open with 0o666 lets the umask decide the mode, as for any new file (mkstemp's 0600
+        # would hide the feeds from the web server).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as e:
+        raise PublisherError(f"{path}: cannot write feed: {_reason(e)}") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the name points at it
+        try:
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))  # keep a mode the owner chose
+        except FileNotFoundError:
+            pass
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise PublisherError(f"{path}: cannot write feed: {_reason(e)}") from e
+
+
+def _remove_stale(output_dir: Path, keep: set[str]) -> list[str]:
+    tags_dir = output_dir / TAGS_DIR
+    try:
+        entries = sorted(os.scandir(tags_dir), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as e:
+        raise PublisherError(f"{tags_dir}: cannot list old tag feeds: {_reason(e)}") from e
+    removed: list[str] = []
+    kept_folders = {PurePosixPath(rel).parts[1] for rel in keep
+                    if len(PurePosixPath(rel).parts) == 3 and rel.startswith(TAGS_DIR + "/")}
+    for entry in entries:
+        if not entry.is_dir(follow_symlinks=False):  # never follow a link out of the folder
+            continue
+        for name in FEED_FILES:
+            rel = f"{TAGS_DIR}/{entry.name}/{name}"
+            path = Path(entry.path) / name
+            if rel in keep or path.is_symlink() or not path.is_file():
+                continue
+            try:
+                path.unlink()
+            except OSError as e:
+                raise PublisherError(f"{path}: cannot remove stale feed: {_reason(e)}") from e
+            removed.append(rel)
+        if entry.name not in kept_folders:
+            try:
+                os.rmdir(entry.path)  # only succeeds if nothing else is in it
+            except OSError:
+                pass
+    if removed:
+        try:
+            os.rmdir(tags_dir)
+        except OSError:
+            pass
+    return removed
+
+
+# --- checking ---------------------------------------------------------------------------
+
+def check_feeds(output_dir: Path) -> list[str]:
+    """One line per problem with the written feeds (empty: all good). Parses every rss.xml,
+    atom.xml and feed.json under output_dir and checks its root element and version. Reads
+    only."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return [f"{output_dir}: no feeds folder ({_BUILD_HINT})"]
+    problems = []
+    for name in FEED_FILES:
+        if not (output_dir / name).is_file():
+            problems.append(f"{output_dir / name}: missing ({_BUILD_HINT})")
+    found = sorted(p for p in output_dir.rglob("*") if p.name in FEED_FILES and p.is_file())
+    for path in found:
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            problems.append(f"{path}: cannot read: {_reason(e)}")
+            continue
+        problem = _check_json(data) if path.name == JSON_FILE else _check_xml(data, path.name)
+        if problem:
+            problems.append(f"{path}: {problem}")
+    return problems
+
+
+def _check_xml(data: bytes, name: str) -> str:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             huge_tree=True)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as e:
+        return f"not well-formed XML: {e.msg or e}"  # msg: lxml's text without "(<string>...)"
+    found = f"<{etree.QName(root).localname}>"
+    if root.get("version"):
+        found += f" version {root.get('version')!r}"
+    if etree.QName(root).namespace:
+        found += f" in namespace {etree.QName(root).namespace}"
+    if name == RSS_FILE:
+        if root.tag != "rss" or root.get("version") != "2.0" or root.find("channel") is None:
+            return f'expected RSS 2.0 (<rss version="2.0"> holding a <channel>), found {found}'
+    elif root.tag != f"{{{ATOM_NS}}}feed":
+        return f"expected Atom 1.0 (<feed> in namespace {ATOM_NS}), found {found}"
+    return ""
+
+
+def _check_json(data: bytes) -> str:
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        return f"not UTF-8 (invalid byte at offset {e.start})"
+    except ValueError as e:
+        return f"not valid JSON: {e}"
+    if not isinstance(doc, dict):
+        return f"expected a JSON Feed object, found a JSON {type(doc).__name__}"
+    if doc.get("version") != JSON_FEED_VERSION:
+        return f"expected JSON Feed version {JSON_FEED_VERSION!r}, found {doc.get('version')!r}"
+    if not isinstance(doc.get("items"), list):
+        return "expected an 'items' list, found " + (
+            "none" if "items" not in doc else f"a JSON {type(doc['items']).__name__}")
+    return ""
