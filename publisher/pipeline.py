@@ -299,6 +299,9 @@ def preview(config: Config, out_dir: Path, now: datetime | None = None) -> tuple
     finally:
         state.close()
     report.problems.extend(loaded.problems)
+    if not posts:
+        report.lines.append("no published posts: nothing to preview")
+        return report, []
     html, text = render_preview(posts, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path, text_path = out_dir / "digest.html", out_dir / "digest.txt"

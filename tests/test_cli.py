@@ -128,3 +128,8 @@ def test_console_script_entry_point(site):
 def test_send_usage_errors_exit_2(site, args):
     site.post("good.md", "title: Good\npubDate: 2024-01-01")
     assert invoke(site, *args).exit_code == 2
+
+
+def test_preview_of_an_empty_site_says_so(site):
+    result = invoke(site, "preview")
+    assert result.exit_code == 0 and "nothing to preview" in result.stdout
