@@ -9,18 +9,26 @@ from __future__ import annotations
 
 import email.policy
 import logging
+import os
+import secrets
+import socket
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Callable
 
 from .config import Config
 from .errors import ConfigError
-from .state import DigestRow, State
+from .state import DigestRow, State, utcnow
 
 log = logging.getLogger(__name__)
+
+# A claim whose holder showed no sign of life (a recorded attempt or result) for this long is
+# presumed dead and its rows return to the pool. Retries back off for at most 300 s, so a
+# live sender always refreshes its claims well within it.
+CLAIM_TIMEOUT = timedelta(minutes=15)
 
 
 @dataclass
@@ -32,14 +40,22 @@ class SendReport:
     bounced: int = 0
     deferred: int = 0
     retried: int = 0
+    elsewhere: int = 0  # owed rows another live sender is working on
     finished: bool = False
+
+    @property
+    def failed(self) -> bool:
+        """Some mail is still owed because of failures (not merely being sent elsewhere)."""
+        return self.deferred > 0
 
     def summary(self) -> str:
         what = "featured alert" if self.kind == "alert" else "digest"
         line = (f"{what} #{self.digest_id} {self.subject!r}: {self.sent} sent, "
                 f"{self.retried} retried, {self.bounced} bounced")
-        if not self.finished:
+        if self.deferred:
             line += f", {self.deferred} still pending (retried on the next run)"
+        if self.elsewhere:
+            line += f", {self.elsewhere} being sent by another sender"
         return line
 
 
@@ -78,9 +94,23 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
     report = SendReport(digest.id, digest.kind, digest.subject)
     total = state.count_owed(digest.id)
     done = 0
+    sender = sender_id()
+    batch_size = max(20, 10 * config.smtp.connections)
+
+    def owed_rows():
+        """Claim owed rows a batch at a time, lazily: delivery pulls them as it needs them,
+        and other senders (processes or machines) claim the rest in parallel."""
+        while not (stop is not None and stop.is_set()):
+            clock = utcnow()
+            batch = state.claim_batch(digest.id, sender, limit=batch_size, now=clock,
+                                      stale_before=clock - CLAIM_TIMEOUT,
+                                      dead_senders=dead_senders(state.claimants(digest.id)))
+            if not batch:
+                return
+            yield from batch
 
     def jobs():
-        for owed in state.iter_owed(digest.id):
+        for owed in owed_rows():
             recipient = Recipient(email=owed.email, name=owed.name, token=owed.token)
 
             def build(recipient=recipient) -> bytes:
@@ -104,14 +134,45 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
         if progress:
             progress(done, total)
 
-    stats = deliver(jobs(), config, mail_from=mail_from, on_attempt=on_attempt,
-                    on_result=on_result, stop=stop)
-    report.sent, report.bounced, report.deferred, report.retried = (
-        stats.sent, stats.bounced, stats.deferred, stats.retried)
+    try:
+        stats = deliver(jobs(), config, mail_from=mail_from, on_attempt=on_attempt,
+                        on_result=on_result, stop=stop)
+    finally:
+        # Whatever this sender claimed but did not finish goes back to the pool at once.
+        state.release_claims(digest.id, sender)
+    report.sent, report.bounced, report.retried = stats.sent, stats.bounced, stats.retried
     report.finished = state.finish_digest_if_done(digest.id)
     if not report.finished:
-        report.deferred = state.count_owed(digest.id)
+        report.deferred = state.count_status(digest.id, "deferred")
+        report.elsewhere = state.count_owed(digest.id) - report.deferred
     return report
+
+
+def sender_id() -> str:
+    """Who holds a claim: host and pid (so a dead local sender is spotted at once), plus a
+    random part so two sends in one process never look like the same sender."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[:120]
+
+
+def dead_senders(claimants: list[str]) -> list[str]:
+    """Claimants on this host whose process is gone (killed, crashed). Senders on other
+    machines are only presumed dead once their claims go stale (CLAIM_TIMEOUT)."""
+    host = socket.gethostname()
+    dead = []
+    for claimant in claimants:
+        parts = claimant.rsplit(":", 2)
+        if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+            continue
+        pid = int(parts[1])
+        if pid == os.getpid():
+            continue  # this process: its own earlier sends released their claims in `finally`
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            dead.append(claimant)
+        except PermissionError:
+            pass  # alive, someone else's
+    return dead
 
 
 def write_dry_run(config: Config, state: State, rendered, out_dir: Path, *, now: datetime) -> list[Path]:

@@ -1,11 +1,14 @@
 """The order of the stages, and nothing else.
 
 build:    posts -> feeds
-run_once: scan -> feeds -> finish interrupted sends -> featured alerts -> digest if due
-send_now: finish interrupted sends -> a digest of every unmailed post, now
+run_once: scan -> feeds -> plan featured alerts -> plan a digest if due -> deliver
+send_now: scan -> plan a digest of every unmailed post, now -> deliver
 
-`run_once` and `send_now` hold the run lock for their whole duration, so two overlapping
-runs never both send.
+Planning (deciding what to mail and recording it with one owed delivery per subscriber)
+holds the run lock, so two overlapping runs never plan the same posts twice. Delivery then
+works through every open digest, oldest first (interrupted sends and deferred messages
+included), claiming batches of owed rows: an overlapping run, or a second `publisher send`
+on another machine, shares the remaining work and never mails anyone twice.
 """
 
 from __future__ import annotations
@@ -104,38 +107,33 @@ def build(config: Config, now: datetime | None = None) -> Report:
     return report
 
 
-def _finish_open(config: Config, state: State, now: datetime, report: Report, progress, stop) -> bool:
-    """Resume every interrupted send. Returns False if mail is still owed afterwards."""
-    from .mailing import send_digest
-
-    all_done = True
-    for digest in state.open_digests():
-        if stop is not None and stop.is_set():
-            return False
-        log.info("resuming %s #%d", digest.kind, digest.id)
-        result = send_digest(config, state, digest, now=now, progress=progress, stop=stop)
-        report.lines.append(result.summary())
-        if not result.finished:
-            all_done = False
-    return all_done
-
-
-def _create_and_send(config: Config, state: State, posts: list[Post], kind: str, now: datetime,
-                     report: Report, progress, stop) -> None:
+def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datetime) -> int:
+    """Render a digest (or alert) and record it with its owed deliveries, atomically."""
     from .digest import render_digest
-    from .mailing import envelope_sender, send_digest
+    from .mailing import envelope_sender
 
     envelope_sender(config)  # a missing From is a config error before anything is recorded
     rendered = render_digest(posts, config, kind=kind)
     for warning in rendered.warnings:
         log.warning("%s", warning)
-    digest_id = state.create_digest(kind=kind, subject=rendered.subject, html=rendered.html,
-                                    text=rendered.text, post_ids=rendered.post_ids, now=now)
-    digest = state.get_digest(digest_id)
-    result = send_digest(config, state, digest, now=now, progress=progress, stop=stop)
-    report.lines.append(result.summary())
-    if not result.finished:
-        report.failed = True
+    return state.create_digest(kind=kind, subject=rendered.subject, html=rendered.html,
+                               text=rendered.text, post_ids=rendered.post_ids, now=now)
+
+
+def _deliver_open(config: Config, state: State, now: datetime, report: Report, progress, stop) -> None:
+    """Send every digest that still owes mail, oldest first: interrupted sends, deferred
+    messages, and what this run just planned. Runs outside the run lock: other senders may
+    work on the same digests at the same time, each claiming its own batches."""
+    from .mailing import send_digest
+
+    for digest in state.open_digests():
+        if stop is not None and stop.is_set():
+            report.lines.append("stopped: the rest is sent by the next run")
+            return
+        result = send_digest(config, state, digest, now=now, progress=progress, stop=stop)
+        report.lines.append(result.summary())
+        if result.failed:
+            report.failed = True
 
 
 def digest_due(config: Config, state: State, now: datetime) -> bool:
@@ -158,6 +156,7 @@ def run_once(config: Config, now: datetime | None = None, *,
     report = Report()
     state = open_state(config)
     try:
+        # Planning holds the run lock: two runs never both decide to send the same posts.
         with state.run_lock(wait=lock_wait):
             result = scan(config, state, now)
             report.problems.extend(result.problems)
@@ -167,22 +166,20 @@ def run_once(config: Config, now: datetime | None = None, *,
                     "subscribers get only what is published from now on"
                 )
             write_site_feeds(config, state, result.loaded, report)
-            sent_before = len(report.lines)
-            if not _finish_open(config, state, now, report, progress, stop):
-                report.failed = True
-                report.lines.append("earlier mail still owed after retries: no new mail this run")
-                return report
+            planned = 0
             for post in result.alerts_due:
-                _create_and_send(config, state, [post], "alert", now, report, progress, stop)
+                _plan(config, state, [post], "alert", now)
+                planned += 1
             if digest_due(config, state, now):
                 if result.unannounced:
-                    _create_and_send(config, state, result.unannounced, "digest", now, report,
-                                     progress, stop)
+                    _plan(config, state, result.unannounced, "digest", now)
+                    planned += 1
                 else:
                     # The firing is used up: the next digest waits for the next firing.
                     state.set_meta("schedule_seen_at", now.isoformat())
-            if len(report.lines) == sent_before:
-                report.lines.append(_nothing_to_send(config, result))
+        if not planned:
+            report.lines.append(_nothing_to_send(config, result))
+        _deliver_open(config, state, now, report, progress, stop)
     finally:
         state.close()
     return report
@@ -198,7 +195,8 @@ def send_now(config: Config, now: datetime | None = None, *,
              progress: Callable[[int, int], None] | None = None,
              stop: threading.Event | None = None,
              lock_wait: float = LOCK_WAIT_SECONDS) -> Report:
-    """`publisher send`: a digest of every post not yet mailed, now, whatever the schedule."""
+    """`publisher send`: a digest of every post not yet mailed, now, whatever the schedule.
+    Several `publisher send` processes, on one machine or many, share an open digest."""
     from .scanner import scan
 
     now = now or now_utc()
@@ -208,13 +206,11 @@ def send_now(config: Config, now: datetime | None = None, *,
         with state.run_lock(wait=lock_wait):
             result = scan(config, state, now)
             report.problems.extend(result.problems)
-            if not _finish_open(config, state, now, report, progress, stop):
-                report.failed = True
-                return report
             if result.unannounced:
-                _create_and_send(config, state, result.unannounced, "digest", now, report, progress, stop)
+                _plan(config, state, result.unannounced, "digest", now)
             else:
                 report.lines.append("nothing new to mail: every published post has been sent")
+        _deliver_open(config, state, now, report, progress, stop)
     finally:
         state.close()
     return report

@@ -12,6 +12,7 @@ locked". Long reads (the delivery ledger) are paged, never held open across send
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -130,6 +131,10 @@ deliveries = sa.Table(
     sa.Column("last_code", sa.Integer),
     sa.Column("last_reply", sa.Text),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Which sender process has claimed this row, and when it last showed signs of life.
+    # Several senders (processes or machines) share a digest by claiming batches of rows.
+    sa.Column("claimed_by", sa.String(120)),
+    sa.Column("claimed_at", UTCDateTime),
 )
 sa.Index("deliveries_owed", deliveries.c.digest_id, deliveries.c.status, deliveries.c.subscriber_id)
 
@@ -178,6 +183,24 @@ class OwedDelivery:
     attempts: int
 
 
+def normalize_url(url: str) -> str:
+    """postgresql:// means psycopg 3 (SQLAlchemy's default would be psycopg2). The password
+    may come from the URL or, as libpq does, from PGPASSWORD; it is never logged."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _insert(conn: sa.Connection, table: sa.Table):
+    """An INSERT that understands ON CONFLICT on both SQLite and PostgreSQL."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -200,11 +223,25 @@ def _subscriber(row: Any) -> Subscriber:
 MIGRATIONS: dict[int, Any] = {}
 
 
+def _add_delivery_claims(conn: sa.Connection) -> None:
+    """v3: deliveries.claimed_by / claimed_at, for several senders sharing one digest."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
+    if "claimed_by" not in columns:
+        conn.execute(sa.text("ALTER TABLE deliveries ADD COLUMN claimed_by VARCHAR(120)"))
+    if "claimed_at" not in columns:
+        timestamp = "TIMESTAMP" if conn.dialect.name == "postgresql" else "DATETIME"
+        conn.execute(sa.text(f"ALTER TABLE deliveries ADD COLUMN claimed_at {timestamp}"))
+
+
+MIGRATIONS[3] = _add_delivery_claims
+
+
 class State:
     """A handle on the state database. Cheap to create; one per command."""
 
     def __init__(self, url: str):
-        self.url = url
+        self.url = normalize_url(url)
+        url = self.url
         self.is_sqlite = url.startswith("sqlite")
         try:
             if self.is_sqlite:
@@ -292,9 +329,8 @@ class State:
             return conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
 
     def _set_meta(self, conn: sa.Connection, key: str, value: str) -> None:
-        updated = conn.execute(meta.update().where(meta.c.key == key).values(value=value)).rowcount
-        if not updated:
-            conn.execute(meta.insert().values(key=key, value=value))
+        stmt = _insert(conn, meta).values(key=key, value=value)
+        conn.execute(stmt.on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
 
     def set_meta(self, key: str, value: str) -> None:
         with self.write() as conn:
@@ -322,13 +358,10 @@ class State:
         if not rendered:
             return
         now = now or utcnow()
+        rows = [{"key": k, "html": v, "used_at": now} for k, v in rendered.items()]
         with self.write() as conn:
-            existing = set(
-                conn.execute(sa.select(render_cache.c.key).where(render_cache.c.key.in_(list(rendered)))).scalars()
-            )
-            new = [{"key": k, "html": v, "used_at": now} for k, v in rendered.items() if k not in existing]
-            if new:
-                conn.execute(render_cache.insert(), new)
+            for i in range(0, len(rows), 500):
+                conn.execute(_insert(conn, render_cache).on_conflict_do_nothing(), rows[i : i + 500])
 
     def prune_html(self, keep: Iterable[str]) -> int:
         """Drop cached HTML of versions no longer in use; returns rows removed."""
@@ -465,6 +498,73 @@ class State:
                 yield OwedDelivery(digest_id, r.subscriber_id, r.email, r.name, r.token, r.status, r.attempts)
             after = rows[-1].subscriber_id
 
+    def claim_batch(self, digest_id: int, sender: str, *, limit: int, now: datetime,
+                    stale_before: datetime, dead_senders: Iterable[str] = ()) -> list[OwedDelivery]:
+        """Claim up to `limit` owed deliveries of a digest for `sender`, and return them.
+
+        A row is claimable when nobody holds it, or its holder is known dead, or the holder
+        showed no sign of life since `stale_before`. On PostgreSQL the candidates are locked
+        with FOR UPDATE SKIP LOCKED, so concurrent senders on several machines never claim the
+        same row; on SQLite the write transaction itself is exclusive."""
+        free = [deliveries.c.claimed_by.is_(None), deliveries.c.claimed_at < stale_before]
+        dead = list(dead_senders)
+        if dead:
+            free.append(deliveries.c.claimed_by.in_(dead))
+        claimable = sa.or_(*free)
+        with self.write() as conn:
+            candidates = (
+                sa.select(deliveries.c.subscriber_id)
+                .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+                .where(deliveries.c.digest_id == digest_id, deliveries.c.status.in_(OWED),
+                       subscribers.c.status == ACTIVE, claimable)
+                .order_by(deliveries.c.subscriber_id)
+                .limit(limit)
+            )
+            if conn.dialect.name == "postgresql":
+                candidates = candidates.with_for_update(skip_locked=True, of=deliveries)
+            ids = list(conn.execute(candidates).scalars())
+            if not ids:
+                return []
+            conn.execute(
+                deliveries.update()
+                .where(deliveries.c.digest_id == digest_id, deliveries.c.subscriber_id.in_(ids))
+                .values(claimed_by=sender, claimed_at=now)
+            )
+            rows = conn.execute(
+                sa.select(deliveries.c.subscriber_id, deliveries.c.status, deliveries.c.attempts,
+                          subscribers.c.email, subscribers.c.name, subscribers.c.token)
+                .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+                .where(deliveries.c.digest_id == digest_id, deliveries.c.subscriber_id.in_(ids))
+                .order_by(deliveries.c.subscriber_id)
+            ).all()
+        return [OwedDelivery(digest_id, r.subscriber_id, r.email, r.name, r.token, r.status, r.attempts)
+                for r in rows]
+
+    def claimants(self, digest_id: int) -> list[str]:
+        """Senders holding owed rows of a digest (to spot dead ones)."""
+        with self.read() as conn:
+            return list(conn.execute(
+                sa.select(deliveries.c.claimed_by).distinct()
+                .where(deliveries.c.digest_id == digest_id, deliveries.c.status.in_(OWED),
+                       deliveries.c.claimed_by.is_not(None))
+            ).scalars())
+
+    def release_claims(self, digest_id: int, sender: str) -> int:
+        """Give back the rows `sender` claimed but did not finish (stopped, or deferred)."""
+        with self.write() as conn:
+            return conn.execute(
+                deliveries.update()
+                .where(deliveries.c.digest_id == digest_id, deliveries.c.claimed_by == sender)
+                .values(claimed_by=None, claimed_at=None)
+            ).rowcount
+
+    def count_status(self, digest_id: int, status: str) -> int:
+        with self.read() as conn:
+            return conn.execute(
+                sa.select(sa.func.count()).select_from(deliveries)
+                .where(deliveries.c.digest_id == digest_id, deliveries.c.status == status)
+            ).scalar()
+
     def count_owed(self, digest_id: int) -> int:
         with self.read() as conn:
             return conn.execute(
@@ -480,7 +580,7 @@ class State:
             conn.execute(
                 deliveries.update()
                 .where(deliveries.c.digest_id == digest_id, deliveries.c.subscriber_id == subscriber_id)
-                .values(status="sending", updated_at=now or utcnow())
+                .values(status="sending", updated_at=now or utcnow(), claimed_at=now or utcnow())
             )
 
     def mark_result(self, digest_id: int, subscriber_id: int, *, status: str, code: int | None,
@@ -492,7 +592,7 @@ class State:
                 deliveries.update()
                 .where(deliveries.c.digest_id == digest_id, deliveries.c.subscriber_id == subscriber_id)
                 .values(status=status, last_code=code, last_reply=reply[:500],
-                        attempts=deliveries.c.attempts + attempts, updated_at=now)
+                        attempts=deliveries.c.attempts + attempts, updated_at=now, claimed_at=now)
             )
             if status == "bounced":
                 conn.execute(
@@ -532,25 +632,26 @@ class State:
         with self.write() as conn:
             for i in range(0, len(entries), 500):
                 chunk = entries[i : i + 500]
-                keys = [e.lower() for e, _ in chunk]
-                existing = set(
-                    conn.execute(sa.select(subscribers.c.email_key).where(subscribers.c.email_key.in_(keys))).scalars()
-                )
-                rows = []
+                rows: dict[str, dict] = {}
                 for email, name in chunk:
-                    key = email.lower()
-                    if key in existing:
-                        present.append(email)
-                        continue
-                    existing.add(key)
-                    rows.append({
-                        "email": email, "email_key": key, "name": name, "status": status,
+                    rows.setdefault(email.lower(), {
+                        "email": email, "email_key": email.lower(), "name": name, "status": status,
                         "token": new_token(), "created_at": now, "updated_at": now,
                         "confirmed_at": now if status == ACTIVE else None,
                     })
-                    added.append(email)
-                if rows:
-                    conn.execute(subscribers.insert(), rows)
+                # ON CONFLICT, not check-then-insert: another process (a second import, the
+                # web endpoint) may add the same address at the same moment on PostgreSQL.
+                stmt = (_insert(conn, subscribers)
+                        .on_conflict_do_nothing(index_elements=[subscribers.c.email_key])
+                        .returning(subscribers.c.email_key))
+                inserted = set(conn.execute(stmt, list(rows.values())).scalars()) if rows else set()
+                for email, _name in chunk:
+                    key = email.lower()
+                    if key in inserted:
+                        added.append(email)
+                        inserted.discard(key)  # a second spelling in the same batch is "present"
+                    else:
+                        present.append(email)
         return added, present
 
     def remove_subscriber(self, email: str) -> bool:
@@ -628,7 +729,8 @@ class State:
             finally:
                 os.close(fd)
         else:
-            key = 0x7075626C  # "publ"
+            # One lock per database (and schema): sites sharing a server never block each other.
+            key = int.from_bytes(hashlib.sha256(self.url.encode()).digest()[:8], "big") >> 1
             with self.engine.connect() as conn:
                 deadline = time.monotonic() + wait
                 while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
@@ -642,3 +744,110 @@ class State:
                 finally:
                     conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                     conn.commit()
+
+    # --- web endpoint (double opt-in) ---
+
+    def web_secret(self) -> str:
+        """The key that signs the subscribe form's CSRF tokens. Made on first use and kept in
+        `meta`, so every server process (and a restarted one) accepts the others' forms."""
+        found = self.get_meta("web_secret")
+        if found:
+            return found
+        with self.write() as conn:
+            try:
+                # Insert-if-absent, never overwrite: a process starting at the same moment may
+                # have stored a key first, and every process must end up with the same one.
+                with conn.begin_nested():
+                    conn.execute(meta.insert().values(key="web_secret", value=secrets.token_urlsafe(32)))
+            except sa.exc.IntegrityError:
+                pass
+            return conn.execute(sa.select(meta.c.value).where(meta.c.key == "web_secret")).scalar_one()
+
+    def _subscriber_row_for_update(self, conn: sa.Connection, condition: Any) -> Any:
+        # FOR UPDATE: on PostgreSQL, concurrent requests for one subscriber queue here (SQLite
+        # ignores it; its BEGIN IMMEDIATE already serialises every writer).
+        return conn.execute(sa.select(subscribers).where(condition).with_for_update()).first()
+
+    def request_confirmation(self, email: str, name: str, *, now: datetime, resend_after: datetime,
+                             valid_after: datetime) -> tuple[Subscriber, datetime | None] | None:
+        """Reserve a confirmation mail for `email` (double opt-in), in one write transaction.
+
+        Returns (subscriber, previous confirm_sent_at) when a mail should go out now, with a
+        confirm token and confirm_sent_at = now recorded; None when none should: the address
+        is active already, or a confirmation went out after `resend_after` (the rate limit).
+        A new address is stored as pending; an unsubscribed or bounced one keeps its status
+        (and its unsubscribe token) until it confirms. A confirm token sent after
+        `valid_after` is sent again rather than replaced, so an earlier mail's link still
+        works. Reserving before sending means two concurrent requests cannot both mail."""
+        key = email.lower()
+        with self.write() as conn:
+            row = self._subscriber_row_for_update(conn, subscribers.c.email_key == key)
+            if row is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(subscribers.insert().values(
+                            email=email, email_key=key, name=name, status=PENDING, token=new_token(),
+                            confirm_token=new_token(), created_at=now, updated_at=now, confirm_sent_at=now,
+                        ))
+                    previous = None
+                except sa.exc.IntegrityError:  # another process added it a moment ago
+                    row = self._subscriber_row_for_update(conn, subscribers.c.email_key == key)
+            if row is not None:
+                if row.status == ACTIVE:
+                    return None
+                previous = row.confirm_sent_at
+                if previous is not None and previous > resend_after:
+                    return None
+                still_valid = row.confirm_token and previous is not None and previous > valid_after
+                conn.execute(subscribers.update().where(subscribers.c.id == row.id).values(
+                    confirm_token=row.confirm_token if still_valid else new_token(),
+                    confirm_sent_at=now, updated_at=now, name=name or row.name,
+                ))
+            reserved = conn.execute(sa.select(subscribers).where(subscribers.c.email_key == key)).one()
+            return _subscriber(reserved), previous
+
+    def release_confirmation(self, subscriber_id: int, *, reserved_at: datetime,
+                             previous: datetime | None) -> None:
+        """Undo request_confirmation's reservation after the mail could not be sent, so the
+        person may ask again at once. A newer reservation (another request) is left alone."""
+        with self.write() as conn:
+            conn.execute(
+                subscribers.update()
+                .where(subscribers.c.id == subscriber_id, subscribers.c.confirm_sent_at == reserved_at)
+                .values(confirm_sent_at=previous)
+            )
+
+    def subscriber_by_confirm_token(self, confirm_token: str) -> Subscriber | None:
+        with self.read() as conn:
+            r = conn.execute(sa.select(subscribers).where(subscribers.c.confirm_token == confirm_token)).first()
+            return _subscriber(r) if r else None
+
+    def confirm_subscriber(self, confirm_token: str, *, now: datetime, valid_after: datetime) -> Subscriber | None:
+        """Activate the subscriber holding `confirm_token`, if it was sent after `valid_after`.
+        The token is cleared, so it works once. None: unknown, used or expired token."""
+        with self.write() as conn:
+            row = self._subscriber_row_for_update(conn, subscribers.c.confirm_token == confirm_token)
+            if row is None or row.confirm_sent_at is None or row.confirm_sent_at <= valid_after:
+                return None
+            conn.execute(subscribers.update().where(subscribers.c.id == row.id).values(
+                status=ACTIVE, confirmed_at=now, confirm_token=None, updated_at=now,
+            ))
+            return _subscriber(conn.execute(sa.select(subscribers).where(subscribers.c.id == row.id)).one())
+
+    def unsubscribe_by_token(self, token: str, *, now: datetime) -> Subscriber | None:
+        """Unsubscribe the holder of unsubscribe token `token`; None if no one holds it.
+
+        Idempotent. A bounced address stays bounced (it is not mailed either way). An
+        outstanding confirm token is cleared: the latest thing the person asked for wins."""
+        with self.write() as conn:
+            row = self._subscriber_row_for_update(conn, subscribers.c.token == token)
+            if row is None:
+                return None
+            values: dict[str, Any] = {}
+            if row.status in (ACTIVE, PENDING):
+                values.update(status=UNSUBSCRIBED, updated_at=now)
+            if row.confirm_token is not None:
+                values.update(confirm_token=None, updated_at=now)
+            if values:
+                conn.execute(subscribers.update().where(subscribers.c.id == row.id).values(**values))
+            return _subscriber(conn.execute(sa.select(subscribers).where(subscribers.c.id == row.id)).one())

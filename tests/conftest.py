@@ -2,12 +2,56 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The whole suite runs twice in CI: on SQLite, and with this set to a PostgreSQL URL
+# (e.g. postgresql://publisher:publisher@127.0.0.1:5432/publisher_test), where every test
+# gets a fresh schema of its own.
+PG_BASE = os.environ.get("PUBLISHER_TEST_POSTGRES", "")
+_pg_schemas: list[str] = []
+
+
+def _pg_engine():
+    import sqlalchemy as sa
+
+    from publisher.state import normalize_url
+
+    if not hasattr(_pg_engine, "engine"):
+        _pg_engine.engine = sa.create_engine(normalize_url(PG_BASE), isolation_level="AUTOCOMMIT")
+    return _pg_engine.engine
+
+
+def database_url(directory: Path) -> str:
+    """The state database a test should use: SQLite in `directory`, or a new PG schema."""
+    if not PG_BASE:
+        return f"sqlite:///{Path(directory) / 'state.db'}"
+    schema = "t_" + uuid.uuid4().hex[:16]
+    with _pg_engine().connect() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    _pg_schemas.append(schema)
+    sep = "&" if "?" in PG_BASE else "?"
+    return f"{PG_BASE}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_pg_schemas():
+    yield
+    if PG_BASE and _pg_schemas:
+        with _pg_engine().connect() as conn:
+            for schema in _pg_schemas:
+                conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture
+def db_url(tmp_path) -> str:
+    return database_url(tmp_path)
 
 
 class Site:
@@ -17,7 +61,7 @@ class Site:
         self.root = root
         self.content = root / "content"
         self.content.mkdir(parents=True, exist_ok=True)
-        self.config_overrides: dict = {}
+        self.database = database_url(root)
         self.write_config()
 
     def write_config(self, **sections: dict) -> Path:
@@ -32,7 +76,7 @@ class Site:
             "feeds": {"output_dir": "public", "limit": 20},
             "newsletter": {"from": "Test Blog <news@blog.test.example>", "schedule": "0 9 * * 1",
                            "timezone": "UTC"},
-            "state": {"database": "state.db"},
+            "state": {"database": self.database},
         }
         for name, values in sections.items():
             data.setdefault(name, {}).update(values)

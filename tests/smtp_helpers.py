@@ -442,6 +442,10 @@ def smtp_config(directory: Path, smtp: dict[str, Any], **sections: dict[str, Any
         "smtp": smtp,
         **sections,
     }
+    if "state" not in sections:
+        from conftest import database_url  # SQLite here, or a fresh PostgreSQL schema
+
+        data["state"] = {"database": database_url(directory)}
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return load_config(path)

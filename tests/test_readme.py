@@ -22,7 +22,7 @@ def test_readme_starts_with_setup_and_test_commands_and_ci_runs_the_test_command
     assert first.endswith("publisher build")
     assert "pytest" in second
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
-    assert ci[-1] == second
+    assert second in ci  # CI runs exactly the README's command (then a PostgreSQL pass)
 
 
 def test_readme_config_reference_matches_the_schema():

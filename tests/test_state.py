@@ -14,8 +14,8 @@ NOW = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def db(tmp_path):
-    s = State(f"sqlite:///{tmp_path / 'state.db'}")
+def db(db_url):
+    s = State(db_url)
     yield s
     s.close()
 
@@ -103,8 +103,8 @@ def test_datetimes_come_back_aware_utc(db):
     assert value == local and value.tzinfo == timezone.utc
 
 
-def test_migration_adds_to_an_existing_database_without_losing_rows(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def test_migration_adds_to_an_existing_database_without_losing_rows(db_url, monkeypatch):
+    url = db_url
     old = State(url)
     old.add_subscribers([("keep@x.org", "Keep")])
     old.close()
@@ -122,8 +122,8 @@ def test_migration_adds_to_an_existing_database_without_losing_rows(tmp_path, mo
     new.close()
 
 
-def test_newer_schema_is_refused(tmp_path):
-    url = f"sqlite:///{tmp_path / 'new.db'}"
+def test_newer_schema_is_refused(db_url):
+    url = db_url
     s = State(url)
     s.set_meta("schema_version", "99")
     s.close()
@@ -138,8 +138,8 @@ def _hold_lock(url, ready, release):
         release.wait(10)
 
 
-def test_run_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path):
-    url = f"sqlite:///{tmp_path / 'state.db'}"
+def test_run_lock_excludes_other_processes_and_dies_with_its_holder(db_url):
+    url = db_url
     State(url).close()
     ctx = multiprocessing.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()
@@ -155,8 +155,8 @@ def test_run_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path):
         pass
 
 
-def test_concurrent_writers_queue_instead_of_failing(tmp_path):
-    url = f"sqlite:///{tmp_path / 'state.db'}"
+def test_concurrent_writers_queue_instead_of_failing(db_url):
+    url = db_url
     State(url).close()
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_add_many, args=(url, n)) for n in range(4)]

@@ -38,7 +38,7 @@ def test_clean_name():
     assert clean_name(None) == ""
 
 
-def test_import_reports_each_rejected_row_and_is_safe_to_rerun(tmp_path):
+def test_import_reports_each_rejected_row_and_is_safe_to_rerun(tmp_path, db_url):
     csv_path = tmp_path / "list.csv"
     csv_path.write_bytes(
         "\ufeffName,EMAIL,extra\r\n"
@@ -50,7 +50,7 @@ def test_import_reports_each_rejected_row_and_is_safe_to_rerun(tmp_path):
         "Short\r\n"
         "Émile 🎉,emile@example.org,5\r\n".encode("utf-8")
     )
-    state = State(f"sqlite:///{tmp_path / 'state.db'}")
+    state = State(db_url)
     report = import_csv(csv_path, state)
     assert report.added == ["ann@example.org", "carl@example.org", "emile@example.org"]
     assert report.rejected == [
@@ -64,17 +64,17 @@ def test_import_reports_each_rejected_row_and_is_safe_to_rerun(tmp_path):
     assert state.count_subscribers() == 3
 
 
-def test_import_needs_an_email_header(tmp_path):
+def test_import_needs_an_email_header(tmp_path, db_url):
     from publisher.errors import PublisherError
 
     csv_path = tmp_path / "bad.csv"
     csv_path.write_text("name,mail\nA,a@x.org\n")
     with pytest.raises(PublisherError, match="line 1: header has no 'email' column"):
-        import_csv(csv_path, State(f"sqlite:///{tmp_path / 's.db'}"))
+        import_csv(csv_path, State(db_url))
 
 
-def test_import_semicolon_csv(tmp_path):
+def test_import_semicolon_csv(tmp_path, db_url):
     csv_path = tmp_path / "semi.csv"
     csv_path.write_text("email;name\na@x.org;A\nb@x.org;B\n")
-    report = import_csv(csv_path, State(f"sqlite:///{tmp_path / 's.db'}"))
+    report = import_csv(csv_path, State(db_url))
     assert report.added == ["a@x.org", "b@x.org"] and report.rejected == []
