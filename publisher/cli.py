@@ -324,5 +324,23 @@ def subscribers_import(ctx: Context, csv_path: str) -> int:
     return 1 if report.rejected else 0
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on.")
+@_options
+@pass_ctx
+@_reporting
+def serve(ctx: Context, host: str, port: int) -> int:
+    """Run the subscribers' web endpoint: subscribe, confirm, unsubscribe (until Ctrl-C)."""
+    from .web import serve as run_serve
+
+    config = ctx.config()
+    run_serve(config, host=host, port=port, access_log=not ctx.quiet,
+              on_ready=lambda url: ctx.say(f"serving {config.web_url} at {url} (Ctrl-C to stop)"))
+    return 0
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,573 @@
+"""The subscribers' web endpoint: subscribe (double opt-in), confirm, unsubscribe.
+
+    GET  /  and  /subscribe          the form (email, optional name, a signed CSRF token)
+    POST /  and  /subscribe          store the address as pending, mail a confirmation link
+    GET  /confirm/<confirm token>    a page with a button; changes nothing
+    POST /confirm/<confirm token>    activate the subscriber
+    GET  /unsubscribe/<token>        a page with a button; changes nothing (mail clients and
+                                     link scanners fetch links on their own)
+    POST /unsubscribe/<token>        unsubscribe at once: RFC 8058 one-click, no cookies, no CSRF
+                                     token; the unguessable token in the URL is the authorisation
+
+Privacy: every valid address gets the same "check your inbox" page, byte for byte, whether it
+is new, pending, active or unsubscribed, and the confirmation mail is sent on a background
+thread, so neither the page nor the time it takes tells anyone who is on the list.
+
+Every form posts back to its own URL (no action attribute), so the app works wherever it is
+mounted (`newsletter.web_url`, e.g. /newsletter behind a reverse proxy) without knowing the
+prefix; links in mail are built from `newsletter.web_url`. No JavaScript anywhere.
+
+Deployment: `publisher serve` (werkzeug's threaded server), or any WSGI server through
+`create_app_from_env()`, e.g. `gunicorn 'publisher.web:create_app_from_env()'`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import re
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from .config import Config
+from .errors import ConfigError, PublisherError
+from .state import ACTIVE, PENDING, State, Subscriber
+
+log = logging.getLogger(__name__)
+
+BUNDLED_TEMPLATES = Path(__file__).parent / "templates"
+CONFIG_ENV = "PUBLISHER_CONFIG"
+
+CONFIRM_TTL = timedelta(days=7)  # a confirmation link works this long after it was mailed
+RESEND_AFTER = timedelta(hours=1)  # at most one confirmation mail per address per hour
+CSRF_MAX_AGE = timedelta(days=1)  # a subscribe form left open longer must be submitted again
+CSRF_CLOCK_SKEW = timedelta(minutes=5)  # tolerated between server processes' clocks
+MAX_REQUEST_BYTES = 16 * 1024  # the forms hold an address and a name: anything bigger is abuse
+MAIL_WORKERS = 2  # background threads sending confirmation mails
+MAIL_BACKLOG = 200  # confirmations queued at most; past it, new requests are not mailed
+
+# Tokens are secrets.token_urlsafe(32) (43 characters); anything else is rejected before
+# the database is asked.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,100}")
+_STYLE = re.compile(r"<style\b[^>]*>(.*?)</style>", re.DOTALL | re.IGNORECASE)
+
+PAGE_TEMPLATES = (
+    "web_base.html", "web_subscribe.html", "web_check_email.html", "web_confirm.html",
+    "web_confirmed.html", "web_unsubscribe.html", "web_unsubscribed.html",
+    "web_not_found.html", "web_error.html",
+)
+MAIL_TEMPLATES = ("confirm.html", "confirm.txt")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --- templates: pure rendering ------------------------------------------------------------
+
+def template_environment(config: Config):
+    """Jinja2 for the pages and the confirmation mail: the site's templates/ first, then the
+    bundled ones (the same order as digest.py), autoescaped for .html."""
+    from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    return Environment(
+        loader=ChoiceLoader([FileSystemLoader(config.templates_dir), FileSystemLoader(BUNDLED_TEMPLATES)]),
+        autoescape=select_autoescape(["html", "htm"], default_for_string=False, default=False),
+        # A typo in a site's template names itself instead of rendering a blank page.
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _template_label(config: Config, name: str) -> str:
+    own = config.templates_dir / name
+    return str(own) if own.is_file() else f"bundled template {name}"
+
+
+def check_templates(config: Config, env) -> None:
+    """Compile every template the endpoint uses, so a broken override stops `serve` at
+    start-up (ConfigError naming the file) instead of failing the first visitor."""
+    from jinja2 import TemplateNotFound, TemplateSyntaxError
+
+    for name in PAGE_TEMPLATES + MAIL_TEMPLATES:
+        try:
+            env.get_template(name)
+        except TemplateNotFound as e:
+            raise ConfigError(
+                f"template {e.name}: not found in {config.templates_dir} nor among the bundled templates"
+            ) from e
+        except TemplateSyntaxError as e:
+            where = _template_label(config, e.name or name)
+            raise ConfigError(f"{where}: line {e.lineno}: {e.message}") from e
+
+
+def page_context(config: Config) -> dict[str, Any]:
+    """What every page template sees."""
+    return {
+        "site": config.site,
+        "site_url": config.site.url,
+        "site_host": urlsplit(config.site.url).netloc,
+        "web_url": config.web_url,
+        "subscribe_url": config.web_url + "/subscribe",
+        "confirm_days": CONFIRM_TTL.days,
+    }
+
+
+def render_page(env, config: Config, template: str, **context: Any) -> str:
+    return env.get_template(template).render({**page_context(config), **context})
+
+
+def confirm_url(config: Config, confirm_token: str) -> str:
+    return f"{config.web_url}/confirm/{confirm_token}"
+
+
+def render_confirmation(env, config: Config, sub: Subscriber) -> tuple[str, str, str]:
+    """(subject, html, text) of the double opt-in mail to `sub`.
+
+    Deliberately without the name typed into the form: anyone can submit any address, and
+    the mail must not carry a stranger's words into that inbox."""
+    context = {**page_context(config), "email": sub.email, "confirm_url": confirm_url(config, sub.confirm_token)}
+    subject = f"Confirm your subscription to {config.site.title}"
+    html = env.get_template("confirm.html").render({**context, "subject": subject})
+    text = env.get_template("confirm.txt").render({**context, "subject": subject})
+    return subject, html, text
+
+
+def content_security_policy(body: str, site_url: str = "") -> str:
+    """The CSP for one HTML page: nothing may load or run except the page's own <style>
+    blocks, allowed by hash (so no 'unsafe-inline', and a site's restyled template works),
+    and images (the favicon, a logo in an overridden template) from the site itself."""
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode("ascii") + "'"
+        for css in _STYLE.findall(body)
+    )
+    style = f"style-src {hashes}" if hashes else "style-src 'none'"
+    parts = urlsplit(site_url)
+    images = f"img-src 'self' {parts.scheme}://{parts.netloc}" if parts.netloc else "img-src 'self'"
+    return f"default-src 'none'; {style}; {images}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+
+# --- CSRF: stateless, signed, timestamped -------------------------------------------------
+
+class CsrfTokens:
+    """Signed, timestamped tokens for the subscribe form (itsdangerous, HMAC-SHA256).
+
+    No cookie and no server-side session: the key lives in the state database's meta table,
+    so every server process accepts a form any of them served."""
+
+    def __init__(self, secret: str, clock: Callable[[], datetime]):
+        from itsdangerous import TimestampSigner
+
+        clock_ = clock
+
+        class _Signer(TimestampSigner):
+            def get_timestamp(self) -> int:  # the injectable clock, not time.time()
+                return int(clock_().timestamp())
+
+        self._signer = _Signer(secret, salt="publisher.web.subscribe", digest_method=hashlib.sha256)
+        self._clock = clock
+
+    def new(self) -> str:
+        return self._signer.sign(b"subscribe").decode("ascii")
+
+    def check(self, token: str) -> str | None:
+        """None if the token is good, else why not (for the log; the visitor sees one text)."""
+        from itsdangerous import BadSignature
+
+        if not token:
+            return "missing"
+        try:
+            value, signed_at = self._signer.unsign(token, return_timestamp=True)
+        except BadSignature:
+            return "bad signature"
+        if value != b"subscribe":
+            return "wrong purpose"
+        age = self._clock() - signed_at
+        if age > CSRF_MAX_AGE or age < -CSRF_CLOCK_SKEW:
+            return f"expired (age {age})"
+        return None
+
+
+# --- sending confirmations in the background ------------------------------------------------
+
+class ConfirmationMailer:
+    """Sends confirmation mails on a few background threads.
+
+    The visitor's page never waits on SMTP (a 4xx retry with backoff can take minutes), and
+    the response time does not reveal whether a mail was sent. A mail that could not be
+    handed over releases its reservation, so the person can ask again without the hour's wait."""
+
+    def __init__(self, config: Config, env, state: Callable[[], State], clock: Callable[[], datetime],
+                 workers: int = MAIL_WORKERS):
+        self.config = config
+        self.env = env
+        self.state = state
+        self.clock = clock
+        self.stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="publisher-confirm")
+        self._idle = threading.Condition()
+        self._queued = 0
+
+    def submit(self, sub: Subscriber, previous: datetime | None) -> None:
+        with self._idle:
+            if self._queued >= MAIL_BACKLOG:
+                log.warning("confirmation for %s not sent: %d confirmations already queued",
+                            sub.email, self._queued)
+                full = True
+            else:
+                self._queued += 1
+                full = False
+        if full:
+            self._release(sub, previous)
+            return
+        try:
+            self._pool.submit(self._run, sub, previous)
+        except RuntimeError:  # closed: the server is shutting down
+            log.warning("confirmation for %s not sent: the server is shutting down", sub.email)
+            self._done()
+            self._release(sub, previous)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every queued confirmation has been handled; False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._queued == 0, timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Give the queued confirmations up to `timeout` seconds to go out; then stop: a mail
+        still waiting to be retried is given up and released (the person may ask again)."""
+        self.wait(timeout)
+        self.stop.set()
+        self._pool.shutdown(wait=True)
+
+    def _run(self, sub: Subscriber, previous: datetime | None) -> None:
+        try:
+            if not self.send(sub):
+                self._release(sub, previous)
+        except Exception:  # a bug: keep the traceback in the log, keep the worker alive
+            log.exception("confirmation for %s failed", sub.email)
+            self._release(sub, previous)
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        with self._idle:
+            self._queued -= 1
+            self._idle.notify_all()
+
+    def send(self, sub: Subscriber) -> bool:
+        """Mail the confirmation; True once the server accepted it (or refused the address
+        for good: asking again within the hour would not help)."""
+        from .delivery import Job, deliver
+        from .digest import build_simple_message
+        from .mailing import envelope_sender, message_bytes
+
+        subject, html, text = render_confirmation(self.env, self.config, sub)
+        msg = build_simple_message(
+            self.config, to=sub.email, subject=subject, html=html, text=text,
+            message_key=f"{self.config.site.url}|confirm|{sub.id}|{sub.confirm_sent_at.isoformat()}",
+            date=self.clock(),
+        )
+        data = message_bytes(msg)
+        outcomes = []
+        try:
+            deliver([Job(key=sub.id, recipient=sub.email, build=lambda: data)], self.config,
+                    mail_from=envelope_sender(self.config), on_attempt=lambda job: None,
+                    on_result=lambda job, outcome: outcomes.append(outcome), stop=self.stop)
+        except PublisherError as e:  # DeliveryError: the server refused us, not the address
+            log.error("confirmation for %s not sent: %s", sub.email, e)
+            return False
+        if not outcomes:  # stopped before it started
+            log.warning("confirmation for %s not sent: the server is shutting down", sub.email)
+            return False
+        outcome = outcomes[0]
+        if outcome.status == "sent":
+            log.info("confirmation sent to %s", sub.email)
+            return True
+        if outcome.status == "bounced":
+            log.warning("confirmation for %s bounced: %s", sub.email, _reply(outcome))
+            return True
+        log.warning("confirmation for %s not sent after %d attempts: %s", sub.email,
+                    outcome.attempts, _reply(outcome))
+        return False
+
+    def _release(self, sub: Subscriber, previous: datetime | None) -> None:
+        try:
+            self.state().release_confirmation(sub.id, reserved_at=sub.confirm_sent_at, previous=previous)
+        except Exception:
+            log.exception("cannot release the confirmation reservation of %s", sub.email)
+
+
+def _reply(outcome) -> str:
+    return f"{outcome.code} {outcome.reply}" if outcome.code else outcome.reply
+
+
+# --- the application -----------------------------------------------------------------------
+
+class Endpoint:
+    """What the routes share: config, templates, clock, CSRF key, state and the mailer.
+
+    Kept on app.extensions["publisher"]; tests reach the mailer through it."""
+
+    def __init__(self, config: Config, clock: Callable[[], datetime]):
+        self.config = config
+        self.clock = clock
+        self.env = template_environment(config)
+        check_templates(config, self.env)
+        self._state_lock = threading.Lock()
+        self._state_pid = os.getpid()
+        self._state = State(config.database_url)
+        self.csrf = CsrfTokens(self._state.web_secret(), clock)
+        self.mailer = ConfirmationMailer(config, self.env, self.state, clock)
+
+    def state(self) -> State:
+        """The state handle of this process. A WSGI server that forks after loading the app
+        (gunicorn --preload) must not share the parent's database connections."""
+        with self._state_lock:
+            if self._state_pid != os.getpid():
+                self._state = State(self.config.database_url)
+                self._state_pid = os.getpid()
+            return self._state
+
+    def page(self, template: str, status: int = 200, **context: Any):
+        from flask import Response
+
+        return Response(render_page(self.env, self.config, template, **context), status=status,
+                        mimetype="text/html")
+
+    def close(self, timeout: float | None = None) -> None:
+        self.mailer.close(timeout)
+        self._state.close()
+
+
+def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
+    """The Flask application for `config`. `clock` (aware datetimes) is for tests."""
+    from flask import Flask, request
+    from werkzeug.exceptions import HTTPException
+
+    from .mailing import envelope_sender
+    from .subscribers import InvalidAddress, clean_name, normalize_address
+
+    # Fail at start-up, not at the first visitor: without newsletter.from no confirmation
+    # can be sent (raises ConfigError naming the key).
+    envelope_sender(config)
+    clock = clock or utcnow
+    endpoint = Endpoint(config, clock)
+
+    app = Flask(__name__, static_folder=None)
+    app.config.update(MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES, MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES)
+    app.extensions["publisher"] = endpoint
+
+    def not_found():
+        return endpoint.page("web_not_found.html", 404, page_title="Link not valid")
+
+    def subscribe_form(status: int = 200, *, email: str = "", name: str = "", error: str = "",
+                       field: str = ""):
+        return endpoint.page("web_subscribe.html", status, page_title="Subscribe",
+                             csrf_token=endpoint.csrf.new(), email=email, name=name,
+                             error=error, error_field=field)
+
+    @app.get("/")
+    @app.get("/subscribe")
+    def subscribe_page():
+        return subscribe_form()
+
+    @app.post("/")
+    @app.post("/subscribe")
+    def subscribe():
+        email_in = request.form.get("email", "")[:320]
+        name = clean_name(request.form.get("name", ""))
+        # The signed token proves the form came from this server; Sec-Fetch-Site (sent by
+        # current browsers) also refuses a form that another site submits in the background.
+        problem = endpoint.csrf.check(request.form.get("csrf_token", ""))
+        if problem is None and request.headers.get("Sec-Fetch-Site") == "cross-site":
+            problem = "cross-site request"
+        if problem is not None:
+            log.info("subscribe form refused: CSRF token %s", problem)
+            return subscribe_form(400, email=email_in.strip(), name=name, field="form",
+                                  error="This form has expired. Please submit it again.")
+        try:
+            address = normalize_address(email_in)
+        except InvalidAddress as e:
+            return subscribe_form(400, email=email_in.strip(), name=name, field="email",
+                                  error=f"Please check the email address: {e}.")
+        now = clock()
+        reserved = endpoint.state().request_confirmation(
+            address, name, now=now, resend_after=now - RESEND_AFTER, valid_after=now - CONFIRM_TTL)
+        if reserved is not None:
+            endpoint.mailer.submit(*reserved)
+        else:
+            log.info("subscribe %s: no mail (already active, or a confirmation went out within %s)",
+                     address, RESEND_AFTER)
+        # The same page, byte for byte, whatever happened above.
+        return endpoint.page("web_check_email.html", page_title="Check your inbox")
+
+    def pending(token: str) -> Subscriber | None:
+        if not _TOKEN.fullmatch(token):
+            return None
+        sub = endpoint.state().subscriber_by_confirm_token(token)
+        if sub is None or sub.confirm_sent_at is None or sub.confirm_sent_at <= clock() - CONFIRM_TTL:
+            return None
+        return sub
+
+    @app.get("/confirm/<token>")
+    def confirm_page(token: str):
+        sub = pending(token)
+        if sub is None:
+            return not_found()
+        return endpoint.page("web_confirm.html", page_title="Confirm your subscription", email=sub.email)
+
+    @app.post("/confirm/<token>")
+    def confirm(token: str):
+        if not _TOKEN.fullmatch(token):
+            return not_found()
+        now = clock()
+        sub = endpoint.state().confirm_subscriber(token, now=now, valid_after=now - CONFIRM_TTL)
+        if sub is None:
+            return not_found()
+        log.info("%s confirmed the subscription", sub.email)
+        return endpoint.page("web_confirmed.html", page_title="You're subscribed", email=sub.email)
+
+    @app.get("/unsubscribe/<token>")
+    def unsubscribe_page(token: str):
+        sub = endpoint.state().subscriber_by_token(token) if _TOKEN.fullmatch(token) else None
+        if sub is None:
+            return not_found()
+        return endpoint.page("web_unsubscribe.html", page_title="Unsubscribe", email=sub.email,
+                             subscribed=sub.status in (ACTIVE, PENDING))
+
+    @app.post("/unsubscribe/<token>")
+    def unsubscribe(token: str):
+        # RFC 8058: the body is "List-Unsubscribe=One-Click", but any POST to this URL means
+        # the same, and the answer is a 200 page (no redirect a mail provider would not follow).
+        sub = endpoint.state().unsubscribe_by_token(token, now=clock()) if _TOKEN.fullmatch(token) else None
+        if sub is None:
+            return not_found()
+        log.info("%s unsubscribed", sub.email)
+        return endpoint.page("web_unsubscribed.html", page_title="You're unsubscribed", email=sub.email)
+
+    @app.errorhandler(404)
+    def handle_not_found(_e):
+        return not_found()
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(e: HTTPException):
+        return endpoint.page("web_error.html", e.code or 500, page_title=e.name, code=e.code,
+                             message=_ERROR_TEXT.get(e.code, "That request did not work."))
+
+    @app.errorhandler(Exception)
+    def handle_bug(e: Exception):
+        log.exception("unexpected error serving %s %s", request.method, request.path)
+        return endpoint.page("web_error.html", 500, page_title="Something went wrong", code=500,
+                             message=_ERROR_TEXT[500])
+
+    @app.after_request
+    def security_headers(response):
+        headers = response.headers
+        body = response.get_data(as_text=True) if response.mimetype == "text/html" and not response.is_streamed else ""
+        headers["Content-Security-Policy"] = content_security_policy(body, config.site.url)
+        headers["X-Content-Type-Options"] = "nosniff"
+        # The URLs carry tokens: never hand them to another site in a Referer.
+        headers["Referrer-Policy"] = "no-referrer"
+        headers["X-Frame-Options"] = "DENY"
+        headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        # Token pages must not be stored anywhere; the form holds a timestamped token, so a
+        # cached copy would expire. Nothing here is worth caching.
+        headers["Cache-Control"] = "no-store"
+        if request.path != "/" and request.path != "/subscribe":
+            headers["X-Robots-Tag"] = "noindex, nofollow"
+        return response
+
+    return app
+
+
+_ERROR_TEXT = {
+    400: "The request was not understood. Please go back and try again.",
+    405: "This page cannot be used that way. Please go back and use the button on the page.",
+    413: "That was more than this form accepts.",
+    500: "Something went wrong on our side. Please try again in a few minutes.",
+}
+
+
+def create_app_from_env():
+    """The WSGI entry point for servers such as gunicorn: the config comes from
+    $PUBLISHER_CONFIG (default ./config.yaml).
+
+        PUBLISHER_CONFIG=/srv/blog/config.yaml \\
+            gunicorn --workers 2 --threads 4 --bind 127.0.0.1:8080 'publisher.web:create_app_from_env()'
+    """
+    from .config import load_config
+
+    return create_app(load_config(os.environ.get(CONFIG_ENV, "config.yaml")))
+
+
+def serve(config: Config, *, host: str, port: int, access_log: bool = True,
+          on_ready: Callable[[str], None] | None = None) -> None:
+    """Run the endpoint on werkzeug's threaded server until Ctrl-C or SIGTERM; then finish
+    the confirmation mails already queued."""
+    from werkzeug.serving import make_server
+
+    app = create_app(config)
+    endpoint: Endpoint = app.extensions["publisher"]
+    logging.getLogger("werkzeug").setLevel(logging.INFO if access_log else logging.WARNING)
+    try:
+        listening = _listen(host, port)
+    except OSError as e:
+        endpoint.close(0)
+        raise PublisherError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    with listening:  # werkzeug works on its own duplicate of the socket
+        server = make_server(host, port, app, threaded=True, fd=listening.fileno())
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # serve_forever() runs on this thread, so the shutdown must come from another.
+        previous = signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    try:
+        if on_ready:
+            on_ready(f"http://{_url_host(host)}:{server.port}/")
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        server.server_close()
+        endpoint.close(timeout=30)
+
+
+def _listen(host: str, port: int):
+    """A listening socket. Bound here rather than by werkzeug, which prints to stderr and
+    exits when the port is taken, where we want one error message and our exit status."""
+    import socket
+
+    from werkzeug.serving import LISTEN_QUEUE, get_sockaddr, select_address_family
+
+    family = select_address_family(host, port)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(get_sockaddr(host, port, family))
+        sock.listen(LISTEN_QUEUE)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+__all__ = [
+    "CONFIRM_TTL", "RESEND_AFTER", "CSRF_MAX_AGE", "ConfirmationMailer", "CsrfTokens", "Endpoint",
+    "check_templates", "confirm_url", "content_security_policy", "create_app", "create_app_from_env",
+    "render_confirmation", "render_page", "serve", "template_environment",
+]

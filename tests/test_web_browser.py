@@ -1,0 +1,221 @@
+"""The whole double opt-in and one-click unsubscribe, in Debian's headless chromium (Playwright),
+against the endpoint on a real werkzeug server on 127.0.0.1, with the confirmation mail read
+from a real aiosmtpd server and the unsubscribe link read from a real digest's header.
+
+Set PUBLISHER_WEB_SHOTS=/some/dir to keep PNG screenshots of every page (desktop 1280x900
+and mobile 390x844)."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from datetime import datetime, timezone
+from email.utils import parseaddr
+from pathlib import Path
+
+import pytest
+from smtp_helpers import smtp_server  # noqa: F401  (fixture)
+from web_helpers import Clock, WebSite, confirm_link, web_config
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "mobile": {"width": 390, "height": 844}}
+SHOTS = os.environ.get("PUBLISHER_WEB_SHOTS")
+
+
+def _unavailable(reason: str):
+    # In CI a missing browser is a broken environment, not a reason to pass quietly.
+    if os.environ.get("CI"):
+        pytest.fail(f"browser test cannot run: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as e:
+        _unavailable(f"playwright is not installed ({e})")
+    if not CHROMIUM.is_file():
+        _unavailable(f"{CHROMIUM} is missing")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live(tmp_path, smtp_server):  # noqa: F811
+    """The endpoint on a real server thread; newsletter.web_url is that server's own URL."""
+    from werkzeug.serving import make_server
+
+    holder = {}
+    server = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start), threaded=True)
+    web_url = f"http://127.0.0.1:{server.server_port}"
+    site = WebSite(tmp_path / "site", smtp_server, config=web_config(tmp_path / "site", smtp_server, web_url=web_url),
+                   clock=_WallClock())
+    holder["app"] = site.app
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield site
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+        site.close()
+
+
+class _WallClock(Clock):
+    """The browser's own requests need no clock control; links must simply be fresh."""
+
+    def __call__(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class _Pages:
+    """One browser context per viewport; every page is checked for CSP violations."""
+
+    def __init__(self, browser, base: str):
+        self.base = base
+        self.violations: list[str] = []
+        self.contexts = {}
+        self.pages = {}
+        for name, viewport in VIEWPORTS.items():
+            context = browser.new_context(viewport=viewport, is_mobile=name == "mobile",
+                                          has_touch=name == "mobile", java_script_enabled=False)
+            page = context.new_page()
+            page.on("console", lambda m: self.violations.append(m.text)
+                    if "Content Security Policy" in m.text else None)
+            self.contexts[name], self.pages[name] = context, page
+
+    @property
+    def desktop(self):
+        return self.pages["desktop"]
+
+    def shoot(self, label: str, url: str | None = None, only: str | None = None) -> None:
+        """Open `url` in every viewport (GETs only: they change nothing) and keep screenshots."""
+        for name, page in self.pages.items():
+            if only and name != only:
+                continue
+            if url is not None:
+                assert page.goto(url).status in (200, 400, 404)
+            if SHOTS:
+                Path(SHOTS).mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(Path(SHOTS) / f"{label}-{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        for context in self.contexts.values():
+            context.close()
+
+
+def _digest_unsubscribe_url(site: WebSite, email: str) -> str:
+    """Build a real digest for `email` and take the http link from its List-Unsubscribe."""
+    from publisher.content import load_posts
+    from publisher.digest import Recipient, build_message, render_digest
+
+    (site.config.content_dir).mkdir(parents=True, exist_ok=True)
+    (site.config.content_dir / "hello.md").write_text(
+        "---\ntitle: Hello, subscribers\ndate: 2025-03-01\nsummary: The first post.\n---\nHello.\n", encoding="utf-8")
+    now = datetime.now(timezone.utc)
+    posts = load_posts(site.config, now).posts
+    assert [p.title for p in posts] == ["Hello, subscribers"]
+    sub = site.subscriber(email)
+    message = build_message(render_digest(posts, site.config), Recipient(sub.email, sub.name, sub.token),
+                            site.config, message_key="browser-test", date=now)
+    links = [part.strip().strip("<>") for part in message["List-Unsubscribe"].split(",")]
+    [http] = [link for link in links if link.startswith("http")]
+    assert parseaddr(message["To"])[1] == email
+    return http
+
+
+def test_subscribe_confirm_and_unsubscribe_in_a_real_browser(browser, live):
+    from publisher.state import ACTIVE, PENDING, UNSUBSCRIBED
+
+    base = live.config.web_url
+    pages = _Pages(browser, base)
+    page = pages.desktop
+    try:
+        # Subscribe, with no JavaScript at all (the contexts have it switched off).
+        pages.shoot("1-subscribe", base + "/subscribe")
+        assert page.title() == "Subscribe · Test Blog"
+        # The style arrived despite the strict CSP: the button is the accent colour.
+        assert page.eval_on_selector("button", "b => getComputedStyle(b).backgroundColor") == "rgb(29, 78, 216)"
+        # Keyboard users see where they are: the focused input gets the focus ring.
+        page.keyboard.press("Tab")
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "email"
+        assert page.eval_on_selector("#email", "e => getComputedStyle(e).outlineStyle") == "solid"
+
+        for each in pages.pages.values():  # the second request is within the hour: no mail
+            each.get_by_label("Email address").fill("reader@example.org")
+            each.get_by_label("Name (optional)").fill("Ada <b>Lovelace</b>")
+            each.get_by_role("button", name="Subscribe").click()
+            each.wait_for_load_state()
+            assert each.get_by_role("heading", level=1).inner_text() == "Check your inbox"
+        pages.shoot("2-check-email")
+        assert live.endpoint.mailer.wait(15)
+        assert live.subscriber("reader@example.org").status == PENDING
+        assert live.subscriber("reader@example.org").name == "Ada <b>Lovelace</b>"
+
+        # Confirm: the link from the mail, then the button.
+        [mail] = live.mails_to("reader@example.org")
+        link = confirm_link(mail)
+        assert link.startswith(base + "/confirm/")
+        pages.shoot("3-confirm", link)
+        assert live.subscriber("reader@example.org").status == PENDING  # looking changes nothing
+        page.get_by_role("button", name="Yes, subscribe me").click()
+        page.wait_for_load_state()
+        assert page.get_by_role("heading", level=1).inner_text() == "You’re subscribed"
+        pages.shoot("4-confirmed", only="desktop")  # the link is used up now
+        assert live.subscriber("reader@example.org").status == ACTIVE
+
+        # Unsubscribe, from the link in a real digest's List-Unsubscribe header.
+        unsubscribe = _digest_unsubscribe_url(live, "reader@example.org")
+        assert re.fullmatch(re.escape(base) + r"/unsubscribe/[A-Za-z0-9_-]{43}", unsubscribe)
+        pages.shoot("5-unsubscribe", unsubscribe)
+        assert live.subscriber("reader@example.org").status == ACTIVE
+        for each in pages.pages.values():  # a second POST answers the same
+            each.get_by_role("button", name="Unsubscribe").click()
+            each.wait_for_load_state()
+            assert each.get_by_role("heading", level=1).inner_text() == "You’re unsubscribed"
+        pages.shoot("6-unsubscribed")
+        assert live.subscriber("reader@example.org").status == UNSUBSCRIBED
+
+        # The pages people reach by mistake look like the product too.
+        pages.shoot("7-not-found", base + "/confirm/" + "x" * 43)
+        assert page.get_by_role("heading", level=1).inner_text() == "This link doesn’t work"
+        assert pages.violations == []
+    finally:
+        pages.close()
+
+
+def test_a_rejected_address_is_announced_next_to_its_field(browser, live):
+    pages = _Pages(browser, live.config.web_url)
+    page = pages.desktop
+    try:
+        page.goto(live.config.web_url + "/subscribe")
+        # "a@b" passes the browser's own type=email check but not ours.
+        page.get_by_label("Email address").fill("reader@localhost")
+        page.get_by_role("button", name="Subscribe").click()
+        page.wait_for_load_state()
+        error = page.locator("#email-error")
+        assert error.get_attribute("role") == "alert"
+        assert error.inner_text() == "Please check the email address: invalid domain: 'localhost'."
+        assert page.get_by_label("Email address").get_attribute("aria-invalid") == "true"
+        assert page.get_by_label("Email address").input_value() == "reader@localhost"
+        for name, other in pages.pages.items():
+            if other is not page:
+                other.goto(live.config.web_url + "/subscribe")
+                other.get_by_label("Email address").fill("reader@localhost")
+                other.get_by_role("button", name="Subscribe").click()
+                other.wait_for_load_state()
+        pages.shoot("8-subscribe-error")
+        assert live.state.list_subscribers() == []
+        assert pages.violations == []
+    finally:
+        pages.close()

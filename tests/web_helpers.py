@@ -1,0 +1,105 @@
+"""Helpers for tests/test_web.py and tests/test_web_browser.py: a real site folder, a real
+SQLite state file, the real aiosmtpd server from smtp_helpers, and a clock the test moves."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from conftest import database_url
+from smtp_helpers import SmtpServer, smtp_config
+
+START = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)
+WEB_URL = "https://blog.test.example/newsletter"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+_CONFIRM_LINK = re.compile(r"(https?://\S+/confirm/[A-Za-z0-9_-]+)")
+
+
+class Clock:
+    """An injectable clock: aware UTC datetimes that move only when told to."""
+
+    def __init__(self, now: datetime = START):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def web_config(directory: Path, server: SmtpServer | None, *, web_url: str = WEB_URL,
+               smtp: dict[str, Any] | None = None, **newsletter: Any):
+    """A real config.yaml in `directory` for a site whose mail goes to `server`; its state
+    database is SQLite in `directory`, or a fresh PostgreSQL schema when the suite runs on
+    PostgreSQL (PUBLISHER_TEST_POSTGRES)."""
+    settings = server.smtp_settings() if server is not None else {"host": "127.0.0.1", "port": 1}
+    settings.update({"max_attempts": 1, "retry_base_delay": 0, "timeout": 5, **(smtp or {})})
+    news = {"from": "Test Blog <news@blog.test.example>", "web_url": web_url, **newsletter}
+    return smtp_config(directory, settings, newsletter=news, state={"database": database_url(directory)},
+                       site={"title": "Test Blog", "url": "https://blog.test.example",
+                             "description": "Notes on testing things properly", "language": "en-GB"})
+
+
+def csrf_token(html: str) -> str:
+    found = _CSRF.search(html)
+    assert found, "no csrf_token field in the page"
+    return found.group(1)
+
+
+def confirm_link(message: EmailMessage) -> str:
+    """The confirm URL of a confirmation mail, read from its text part."""
+    text = message.get_body(("plain",)).get_content()
+    found = _CONFIRM_LINK.search(text)
+    assert found, f"no confirm link in:\n{text}"
+    return found.group(1)
+
+
+class WebSite:
+    """create_app() on a real site folder, with its test client and state database."""
+
+    def __init__(self, directory: Path, server: SmtpServer | None, clock: Clock | None = None,
+                 config=None, **config_options: Any):
+        from publisher.state import State
+        from publisher.web import create_app
+
+        self.server = server
+        self.clock = clock or Clock()
+        self.config = config or web_config(directory, server, **config_options)
+        self.app = create_app(self.config, clock=self.clock)
+        self.endpoint = self.app.extensions["publisher"]
+        self.client = self.app.test_client()
+        self.state = State(self.config.database_url)
+
+    def close(self) -> None:
+        self.endpoint.close(timeout=10)
+        self.state.close()
+
+    def form_token(self) -> str:
+        return csrf_token(self.client.get("/subscribe").get_data(as_text=True))
+
+    def subscribe(self, email: str, name: str = "", *, token: str | None = None, **headers: str):
+        """POST the subscribe form (with a fresh CSRF token unless given) and wait until any
+        confirmation mail it caused has been handled."""
+        data = {"email": email, "name": name, "csrf_token": self.form_token() if token is None else token}
+        response = self.client.post("/subscribe", data=data, headers=headers)
+        assert self.endpoint.mailer.wait(15), "confirmation mail still queued after 15 s"
+        return response
+
+    def mails_to(self, address: str) -> list[EmailMessage]:
+        return [m.message for m in self.server.received if m.rcpt == address]
+
+    def subscriber(self, email: str):
+        return self.state.subscriber_by_email(email)
+
+    def add_active(self, email: str, name: str = ""):
+        self.state.add_subscribers([(email, name)])
+        return self.subscriber(email)
+
+    def path(self, url: str) -> str:
+        """The app-relative path of a link built from newsletter.web_url."""
+        assert url.startswith(self.config.web_url + "/"), url
+        return url[len(self.config.web_url):]
