@@ -4,29 +4,41 @@ Reading is cheap and total: every file is read and validated, every problem is c
 one line naming the file, and a broken file never stops the others. Rendering Markdown to
 HTML is a separate step (`render_html`), done only for the posts that reach a feed, and
 cached by content hash by the caller.
+
+The scan cache: `load_posts(..., cache=...)` skips re-reading and re-parsing every file whose
+path, size and mtime_ns match what the previous scan stored, as long as nothing else that
+parsing depends on changed (`scan_fingerprint`: the config keys that shape a Post, and this
+module's own code). A post restored from the cache reads its Markdown body from disk only
+when it is rendered (`Post.body`), and checks that the file still has the bytes it was parsed
+from. Residual risk, as for make and rsync: a rewrite that keeps the size AND the mtime to the
+nanosecond (e.g. a tool that restores mtimes, or an edit within one coarse filesystem clock
+tick) goes unnoticed until the file changes again or the cache is dropped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
+import json
 import logging
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, tzinfo
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, NamedTuple
 from urllib.parse import quote, urljoin, urlsplit
 
 from .config import Config
+from .errors import ContentError
 
 log = logging.getLogger(__name__)
 
 POST_SUFFIXES = (".md", ".markdown")
 # Bump when render_html's output changes, so cached HTML from an older version is not reused.
-RENDERER_VERSION = "1"
+RENDERER_VERSION = "2"
 
 # Characters XML 1.0 forbids, plus the C1 controls (NEL included) and noncharacters that
 # feed validators flag.
@@ -70,8 +82,20 @@ class Post:
     image: str  # absolute URL, or ""
     id: str
     url: str  # absolute permalink
-    body: str  # Markdown source, cleaned
     content_hash: str  # sha256 of the raw file bytes
+    # The Markdown source, cleaned: read with the front matter, or, for a post restored from
+    # the scan cache, from the file on first use (see `body`). Excluded from ==: content_hash
+    # already says whether two bodies are the same.
+    _body: str | None = field(default=None, repr=False, compare=False)
+    _path: str = field(default="", repr=False, compare=False)  # the file, to read the body
+
+    @property
+    def body(self) -> str:
+        """The Markdown source. Most posts of a large site never need it (only those that
+        reach a feed uncached are rendered), so a cached post reads it only when asked."""
+        if self._body is None:
+            object.__setattr__(self, "_body", _read_body(self))
+        return self._body
 
     @property
     def modified(self) -> datetime:
@@ -82,12 +106,23 @@ class Post:
 
     @property
     def render_key(self) -> str:
-        """Cache key for rendered HTML: what render_html's output depends on."""
+        """Cache key for rendered HTML: what render_html's output depends on. The file's hash
+        stands for the body, so the key is known without reading the body."""
         h = hashlib.sha256()
-        for part in (RENDERER_VERSION, self.url, self.body):
+        for part in (RENDERER_VERSION, self.url, self.content_hash):
             h.update(part.encode("utf-8", "surrogatepass"))
             h.update(b"\0")
         return h.hexdigest()
+
+
+class ScanEntry(NamedTuple):
+    """What the scan cache keeps per file (state.py stores these columns as they are)."""
+
+    size: int
+    mtime_ns: int
+    content_hash: str
+    post: str | None  # the parsed Post fields as JSON (no body), or None for a skipped file
+    problem: str | None  # why the file is skipped, or None for a post
 
 
 @dataclass
@@ -95,6 +130,12 @@ class LoadResult:
     posts: list[Post] = field(default_factory=list)  # published, newest first
     held_back: list[Post] = field(default_factory=list)  # drafts and future posts
     problems: list[str] = field(default_factory=list)  # one line per skipped file
+    # With a scan cache: what to store back (new or changed files) and what to drop
+    # (files gone), keyed by path relative to the site folder; and how many files were
+    # taken from the cache without being read.
+    cache_changed: dict[str, ScanEntry] = field(default_factory=dict)
+    cache_removed: list[str] = field(default_factory=list)
+    cache_hits: int = 0
 
 
 class _Skip(Exception):
@@ -242,13 +283,43 @@ def permalink(config: Config, slug: str, published: datetime) -> str:
 
 # --- reading one file -------------------------------------------------------------------
 
+def _front_matter(text: str, *, load: bool = True) -> tuple[Any, str]:
+    """(metadata, body) exactly as python-frontmatter's parse() returns them (YAML, JSON or
+    TOML front matter). load=False skips parsing the metadata: a post restored from the scan
+    cache needs only its body, which does not depend on it."""
+    import frontmatter
+
+    text = text.strip()
+    handler = frontmatter.detect_format(text, frontmatter.handlers)
+    if handler is None:
+        return {}, text
+    try:
+        fm, content = handler.split(text)
+    except ValueError:
+        return {}, text
+    if not load:
+        return {}, content.strip()
+    data = handler.load(fm)
+    return (data if isinstance(data, dict) else {}), content.strip()
+
+
+def _source(path: Path, config: Config) -> str:
+    try:
+        return str(path.relative_to(config.root))
+    except ValueError:
+        return str(path)
+
+
 def read_post(path: Path, config: Config, raw: bytes | None = None) -> Post:
     """Read one file as a Post, or raise _Skip with the reason, phrased for the user."""
-    import frontmatter
-    import yaml
-
     if raw is None:
         raw = path.read_bytes()
+    return _parse_post(path, config, raw, hashlib.sha256(raw).hexdigest())
+
+
+def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Post:
+    import yaml
+
     if b"\0" in raw[:8192]:
         raise _Skip("binary file, not Markdown")
     try:
@@ -257,7 +328,7 @@ def read_post(path: Path, config: Config, raw: bytes | None = None) -> Post:
         raise _Skip(f"not UTF-8 (invalid byte at offset {e.start})") from None
     text = clean_text(text)
     try:
-        meta, body = frontmatter.parse(text)
+        meta, body = _front_matter(text)
     except yaml.YAMLError as e:
         # The construct's start (context_mark) points at the line to fix; the YAML text handed
         # to the parser keeps the newline after the opening '---', so its line N is file line N+1.
@@ -295,12 +366,8 @@ def read_post(path: Path, config: Config, raw: bytes | None = None) -> Post:
         image_value = image_value.get("src") or image_value.get("url")
     image = _text(image_value, "image")
     post_id = _text(meta.get("id"), "id") or url
-    try:
-        rel = str(path.relative_to(config.root))
-    except ValueError:
-        rel = str(path)
     return Post(
-        source=rel,
+        source=_source(path, config),
         slug=slug,
         title=title,
         published=published,
@@ -314,48 +381,173 @@ def read_post(path: Path, config: Config, raw: bytes | None = None) -> Post:
         image=absolutize_url(image, url) if image else "",
         id=post_id,
         url=url,
-        body=body,
-        content_hash=hashlib.sha256(raw).hexdigest(),
+        content_hash=content_hash,
+        _body=body,
+        _path=str(path),
     )
+
+
+def _read_body(post: Post) -> str:
+    """The body of a post restored from the scan cache, from its file, which must still hold
+    the bytes the post was parsed from (else its metadata and body would disagree)."""
+    try:
+        raw = Path(post._path).read_bytes()
+    except OSError as e:
+        raise ContentError(f"{post.source}: cannot read: {e.strerror or e}") from e
+    if hashlib.sha256(raw).hexdigest() != post.content_hash:
+        raise ContentError(
+            f"{post.source}: changed while publisher was running (expected the bytes it "
+            "scanned a moment ago); run again to pick up the change"
+        )
+    return _front_matter(clean_text(raw.decode("utf-8-sig")), load=False)[1]
 
 
 def _has_closing_fence(text: str) -> bool:
     return any(line.strip() == "---" for line in text.split("\n")[1:200])
 
 
+def _walk(content_dir: Path) -> list[tuple[tuple[str, ...], os.DirEntry]]:
+    """(path parts relative to content_dir, entry) of every post file, sorted by parts (the
+    order Path objects sort in). os.scandir rather than Path.rglob: the directory entries
+    come with their type, and their stat() is what the scan cache compares."""
+    found: list[tuple[tuple[str, ...], os.DirEntry]] = []
+    stack: list[tuple[str, tuple[str, ...]]] = [(str(content_dir), ())]
+    while stack:
+        folder, parts = stack.pop()
+        try:
+            entries = os.scandir(folder)
+        except (PermissionError, FileNotFoundError, NotADirectoryError):
+            continue  # as Path.rglob does: an unreadable folder holds no posts
+        with entries:
+            for entry in entries:
+                name = entry.name
+                if name.startswith("."):
+                    continue  # hidden files and folders
+                try:
+                    # Like rglob: never descend through a symlinked folder (no loops).
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append((entry.path, parts + (name,)))
+                        continue
+                    if (name.lower().endswith(POST_SUFFIXES) and name != "_index.md"
+                            and entry.is_file()):
+                        found.append((parts + (name,), entry))
+                except OSError:
+                    continue
+    found.sort(key=lambda item: item[0])
+    return found
+
+
 def find_post_files(content_dir: Path) -> list[Path]:
     """Every Markdown file under content_dir, any depth, in a stable order.
 
     Hidden files and folders are ignored, and so are Hugo's section pages (_index.md)."""
-    found: list[Path] = []
-    for path in content_dir.rglob("*"):
-        rel_parts = path.relative_to(content_dir).parts
-        if any(part.startswith(".") for part in rel_parts):
-            continue
-        if path.suffix.lower() in POST_SUFFIXES and path.name != "_index.md" and path.is_file():
-            found.append(path)
-    found.sort()
-    return found
+    return [Path(entry.path) for _parts, entry in _walk(content_dir)]
 
 
-def load_posts(config: Config, now: datetime) -> LoadResult:
-    """Read every post; split into published and held back; collect one line per problem."""
+# --- the scan cache -----------------------------------------------------------------------
+
+_CODE_HASH: str | None = None
+# Post fields stored as they are; the dates, tags and content hash are handled apart.
+_PLAIN_FIELDS = ("source", "slug", "title", "summary", "author", "author_email", "featured",
+                 "draft", "image", "id", "url")
+
+
+def scan_fingerprint(config: Config) -> str:
+    """Everything a parsed Post depends on besides its file's bytes: the config keys that
+    read_post uses, and the code of this module (so an upgrade that changes parsing never
+    reuses posts parsed by the old code). A cache entry under another fingerprint is stale."""
+    global _CODE_HASH
+    if _CODE_HASH is None:
+        _CODE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    parts = {
+        "code": _CODE_HASH,
+        "content_dir": str(config.content.dir),
+        "url": config.site.url,
+        "permalink": config.content.permalink,
+        "timezone": config.newsletter.timezone,
+        "author": [config.site.author.name, config.site.author.email],
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _post_json(post: Post) -> str:
+    data: dict[str, Any] = {name: getattr(post, name) for name in _PLAIN_FIELDS}
+    data["published"] = post.published.isoformat()
+    data["updated"] = post.updated.isoformat() if post.updated else None
+    data["tags"] = list(post.tags)
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _post_from_json(text: str, content_hash: str, path: str) -> Post:
+    data = json.loads(text)
+    updated = data["updated"]
+    # isoformat keeps the UTC offset, so dates come back as the same instants with the
+    # same offsets (a named zone becomes its fixed offset at that instant).
+    return Post(
+        **{name: data[name] for name in _PLAIN_FIELDS},
+        published=datetime.fromisoformat(data["published"]),
+        updated=datetime.fromisoformat(updated) if updated else None,
+        tags=tuple(data["tags"]),
+        content_hash=content_hash,
+        _path=path,
+    )
+
+
+def load_posts(config: Config, now: datetime, *,
+               cache: Mapping[str, ScanEntry] | None = None) -> LoadResult:
+    """Read every post; split into published and held back; collect one line per problem.
+
+    With `cache` (the scan cache's entries under the current `scan_fingerprint`, by path
+    relative to the site folder), a file whose size and mtime_ns match its entry is not read
+    at all; the result then says what to store back and what to drop. Whether a post is
+    published or held back is decided here on every call, never cached: it depends on `now`."""
     result = LoadResult()
     content_dir = config.content_dir
     if not content_dir.is_dir():
         result.problems.append(f"{config.content.dir}: content folder does not exist")
+        if cache:
+            result.cache_removed = list(cache)
         return result
     by_url: dict[str, Post] = {}
-    for path in find_post_files(content_dir):
-        rel = path.relative_to(config.root)
+    seen: set[str] = set()
+    # Each file's path for messages, as _source gives it, without a pathlib call per file.
+    base = _source(content_dir, config)
+    for parts, entry in _walk(content_dir):
+        rel = os.path.join(*parts) if base == "." else os.path.join(base, *parts)
+        seen.add(rel)
         try:
-            post = read_post(path, config)
-        except _Skip as e:
-            result.problems.append(f"{rel}: skipped: {e}")
-            continue
+            st = entry.stat()
         except OSError as e:
             result.problems.append(f"{rel}: skipped: cannot read: {e.strerror}")
             continue
+        cached = cache.get(rel) if cache is not None else None
+        if cached is not None and cached.size == st.st_size and cached.mtime_ns == st.st_mtime_ns:
+            result.cache_hits += 1
+            if cached.post is None:
+                result.problems.append(f"{rel}: skipped: {cached.problem}")
+                continue
+            post = _post_from_json(cached.post, cached.content_hash, entry.path)
+        else:
+            # stat before read: if the file changes in between, the stored stat is older
+            # than the bytes, so the next scan reads the file again.
+            path = Path(entry.path)
+            try:
+                raw = path.read_bytes()
+            except OSError as e:
+                result.problems.append(f"{rel}: skipped: cannot read: {e.strerror}")
+                continue
+            content_hash = hashlib.sha256(raw).hexdigest()
+            try:
+                post = _parse_post(path, config, raw, content_hash)
+            except _Skip as e:
+                result.problems.append(f"{rel}: skipped: {e}")
+                if cache is not None:  # cached too, so the problem is reported every run
+                    result.cache_changed[rel] = ScanEntry(st.st_size, st.st_mtime_ns,
+                                                          content_hash, None, str(e))
+                continue
+            if cache is not None:
+                result.cache_changed[rel] = ScanEntry(st.st_size, st.st_mtime_ns, content_hash,
+                                                      _post_json(post), None)
         twin = by_url.get(post.url)
         if twin is not None:
             result.problems.append(
@@ -367,6 +559,8 @@ def load_posts(config: Config, now: datetime) -> LoadResult:
             result.held_back.append(post)
         else:
             result.posts.append(post)
+    if cache is not None:
+        result.cache_removed = [rel for rel in cache if rel not in seen]
     result.posts.sort(key=lambda p: (p.published, p.url), reverse=True)
     return result
 

@@ -86,7 +86,7 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
                 stop: threading.Event | None = None) -> SendReport:
     """Mail `digest` to every active subscriber still owed it; record each result."""
     from .delivery import Job, deliver, sign_dkim
-    from .digest import Recipient, build_message
+    from .digest import Recipient, compile_message
 
     mail_from = envelope_sender(config)
     rendered = as_rendered(digest)
@@ -110,12 +110,16 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
             yield from batch
 
     def jobs():
+        compiled = None
         for owed in owed_rows():
+            if compiled is None:
+                # Once per digest (and only if anyone is owed it): each copy is then a
+                # substitution into pre-encoded bytes, not a message built from scratch.
+                compiled = compile_message(rendered, config, message_key=key, date=now)
             recipient = Recipient(email=owed.email, name=owed.name, token=owed.token)
 
-            def build(recipient=recipient) -> bytes:
-                msg = build_message(rendered, recipient, config, message_key=key, date=now)
-                return sign_dkim(message_bytes(msg), config)
+            def build(recipient=recipient, compiled=compiled) -> bytes:
+                return sign_dkim(compiled.bytes_for(recipient), config)
 
             yield Job(key=(digest.id, owed.subscriber_id), recipient=owed.email, build=build)
 
@@ -177,18 +181,19 @@ def dead_senders(claimants: list[str]) -> list[str]:
 
 def write_dry_run(config: Config, state: State, rendered, out_dir: Path, *, now: datetime) -> list[Path]:
     """`send --dry-run`: one .eml file per active subscriber; records nothing."""
-    from .digest import Recipient, build_message
+    from .digest import Recipient, compile_message
     from .state import ACTIVE
 
     envelope_sender(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     key = f"{config.site.url}|dry-run|{now.isoformat()}"
     written = []
+    compiled = None  # once per digest, as for a real send
     for i, sub in enumerate(state.list_subscribers(ACTIVE), 1):
-        msg = build_message(rendered, Recipient(sub.email, sub.name, sub.token), config,
-                            message_key=key, date=now)
+        if compiled is None:
+            compiled = compile_message(rendered, config, message_key=key, date=now)
         path = out_dir / f"{i:06d}-{_safe_name(sub.email)}.eml"
-        path.write_bytes(message_bytes(msg))
+        path.write_bytes(compiled.bytes_for(Recipient(sub.email, sub.name, sub.token)))
         written.append(path)
     return written
 

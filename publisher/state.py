@@ -30,7 +30,7 @@ from .errors import LockedError, PublisherError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 # Subscriber statuses. Only "active" subscribers are mailed.
@@ -74,6 +74,20 @@ render_cache = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),  # content.Post.render_key
     sa.Column("html", sa.Text, nullable=False),
     sa.Column("used_at", UTCDateTime, nullable=False),
+)
+
+# The scan cache (content.load_posts): a file whose path, size and mtime_ns match its row is
+# not read again. `fingerprint` is content.scan_fingerprint at the time: rows under another
+# fingerprint (config or parser changed) are stale.
+scan_cache = sa.Table(
+    "scan_cache", metadata,
+    sa.Column("path", sa.Text, primary_key=True),  # relative to the site folder
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("mtime_ns", sa.BigInteger, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),  # sha256 of the file's bytes
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("post", sa.Text),  # the parsed Post fields as JSON (no body); NULL: not a post
+    sa.Column("problem", sa.Text),  # why the file is skipped, reported again on every run
 )
 
 posts = sa.Table(
@@ -233,6 +247,12 @@ def _add_delivery_claims(conn: sa.Connection) -> None:
         conn.execute(sa.text(f"ALTER TABLE deliveries ADD COLUMN claimed_at {timestamp}"))
 
 
+def _add_scan_cache(conn: sa.Connection) -> None:
+    """v2: the scan_cache table (a cache: an old database simply starts with it empty)."""
+    scan_cache.create(conn, checkfirst=True)
+
+
+MIGRATIONS[2] = _add_scan_cache
 MIGRATIONS[3] = _add_delivery_claims
 
 
@@ -851,3 +871,38 @@ class State:
             if values:
                 conn.execute(subscribers.update().where(subscribers.c.id == row.id).values(**values))
             return _subscriber(conn.execute(sa.select(subscribers).where(subscribers.c.id == row.id)).one())
+
+    # --- scan cache ---
+
+    def scan_cache(self, fingerprint: str) -> dict[str, tuple[int, int, str, str | None, str | None]]:
+        """{path: (size, mtime_ns, content_hash, post JSON, problem)} of the entries stored
+        under `fingerprint` (content.ScanEntry's fields); entries under another are stale."""
+        c = scan_cache.c
+        with self.read() as conn:
+            rows = conn.execute(
+                sa.select(c.path, c.size, c.mtime_ns, c.content_hash, c.post, c.problem)
+                .where(c.fingerprint == fingerprint)
+            )
+            return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+
+    def store_scan_cache(self, fingerprint: str, changed: dict[str, tuple], removed: Iterable[str]) -> None:
+        """Store new and changed entries ({path: (size, mtime_ns, content_hash, post JSON,
+        problem)}), drop `removed` paths and every stale entry, in one transaction."""
+        removed = list(removed)
+        rows = [
+            {"path": path, "size": size, "mtime_ns": mtime_ns, "content_hash": content_hash,
+             "fingerprint": fingerprint, "post": post, "problem": problem}
+            for path, (size, mtime_ns, content_hash, post, problem) in changed.items()
+        ]
+        with self.write() as conn:
+            conn.execute(scan_cache.delete().where(scan_cache.c.fingerprint != fingerprint))
+            for i in range(0, len(removed), 500):
+                conn.execute(scan_cache.delete().where(scan_cache.c.path.in_(removed[i : i + 500])))
+            for i in range(0, len(rows), 500):
+                stmt = _insert(conn, scan_cache)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[scan_cache.c.path],
+                    set_={name: stmt.excluded[name] for name in
+                          ("size", "mtime_ns", "content_hash", "fingerprint", "post", "problem")},
+                )
+                conn.execute(stmt, rows[i : i + 500])

@@ -109,13 +109,15 @@ def test_migration_adds_to_an_existing_database_without_losing_rows(db_url, monk
     old.add_subscribers([("keep@x.org", "Keep")])
     old.close()
 
-    def to_v2(conn):
+    def to_next(conn):
         conn.exec_driver_sql("ALTER TABLE subscribers ADD COLUMN locale TEXT DEFAULT 'en'")
 
-    monkeypatch.setattr(state_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(state_mod.MIGRATIONS, 2, to_v2)
+    # A version after the current one, whatever the current one is.
+    nxt = state_mod.SCHEMA_VERSION + 1
+    monkeypatch.setattr(state_mod, "SCHEMA_VERSION", nxt)
+    monkeypatch.setitem(state_mod.MIGRATIONS, nxt, to_next)
     new = State(url)
-    assert new.schema_version() == 2
+    assert new.schema_version() == nxt
     assert [s.email for s in new.list_subscribers()] == ["keep@x.org"]
     with new.read() as conn:
         assert conn.exec_driver_sql("SELECT locale FROM subscribers").scalar() == "en"
@@ -172,3 +174,28 @@ def _add_many(url, n):
     s = State(url)
     for i in range(200):
         s.add_subscribers([(f"p{n}-{i}@x.org", "")])
+
+
+def test_a_version_1_database_is_migrated_to_the_current_schema_keeping_its_rows(db_url):
+    """Build what publisher 0.1's first schema looked like, fill it, and open it with today's."""
+    s = State(db_url)
+    s.add_subscribers([("kept@x.org", "Kept")])
+    s.record_posts([post_row("p1", announced_at=NOW)], [])
+    d = s.create_digest(kind="digest", subject="S", html="h", text="t", post_ids=["p1"], now=NOW)
+    with s.write() as conn:  # take the database back to version 1
+        conn.exec_driver_sql("DROP TABLE scan_cache")
+        conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_by")
+        conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_at")
+        conn.exec_driver_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    s.close()
+
+    migrated = State(db_url)
+    assert migrated.schema_version() == state_mod.SCHEMA_VERSION == 3
+    with migrated.read() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
+        assert {"claimed_by", "claimed_at"} <= columns
+        assert sa.inspect(conn).has_table("scan_cache")
+    assert [x.email for x in migrated.list_subscribers()] == ["kept@x.org"]
+    assert [o.email for o in migrated.claim_batch(d, "me:1:x", limit=5, now=NOW,
+                                                  stale_before=NOW - timedelta(minutes=15))] == ["kept@x.org"]
+    migrated.close()

@@ -1,0 +1,104 @@
+"""`publisher send` of one digest to N subscribers (default 5,000) vs a bare smtplib loop
+sending N ready-made messages over one connection, both to the same minimal SMTP sink (a
+separate process on 127.0.0.1 that answers 250 to everything and discards the data).
+
+publisher's side includes everything a real send does: start-up, the scan, rendering and
+recording the digest, the per-subscriber ledger, building every message. Target: its median
+at most 1.3x the loop's.
+
+    .venv/bin/python bench/send_vs_smtplib.py --subscribers 5000 --runs 5
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import _common as c
+
+TARGET = 1.3
+NEW_POSTS = 5
+
+
+def prepare_site(work: Path, posts: int, subscribers: int, port: int) -> tuple[Path, Path]:
+    """A site after its first run, with `subscribers` active subscribers and NEW_POSTS posts
+    not yet mailed. Returns (config path, saved state database to restore before each run)."""
+    from publisher.state import State
+
+    site = work / "site"
+    config = c.make_site(site, posts, smtp_port=port)
+    c.run_timed(c.publisher_cmd(config, "run", "--quiet"))  # baseline: existing posts announced
+    state = State(f"sqlite:///{site / 'state.db'}")
+    state.add_subscribers([(f"reader{i:06d}@example.org", f"Reader {i}") for i in range(subscribers)])
+    state.close()
+    c.write_posts(site / "content", posts, NEW_POSTS)  # dated in the past: published, unmailed
+    saved = work / "state-before-send.db"
+    shutil.copyfile(site / "state.db", saved)
+    return config, saved
+
+
+def restore(site: Path, saved: Path) -> None:
+    c.reset_outputs(site)
+    shutil.copyfile(saved, site / "state.db")
+
+
+def ready_made_messages(config: Path, count: int, path: Path) -> None:
+    """The same digest's messages, one per subscriber, as publisher would build them."""
+    from publisher.config import load_config
+    from publisher.content import load_posts
+    from publisher.digest import Recipient, compile_message, render_digest
+
+    cfg = load_config(config)
+    now = datetime.now(timezone.utc)
+    posts = load_posts(cfg, now).posts[:NEW_POSTS]
+    compiled = compile_message(render_digest(posts, cfg), cfg, message_key="bench", date=now)
+    with open(path, "wb") as f:
+        for i in range(count):
+            rcpt = f"reader{i:06d}@example.org"
+            data = compiled.bytes_for(Recipient(rcpt, f"Reader {i}", f"token{i:06d}"))
+            f.write(f"{rcpt}\n{len(data)}\n".encode() + data)
+
+
+def main(argv=None) -> int:
+    p = c.parser(__doc__.splitlines()[0])
+    p.add_argument("--subscribers", type=int, default=5000)
+    p.add_argument("--posts", type=int, default=20, help="posts on the site (default 20)")
+    args = p.parse_args(argv)
+    sys.path.insert(0, str(c.REPO))
+    with c.Workdir(args.workdir, args.keep) as work, c.Sink() as sink:
+        config, saved = prepare_site(work, args.posts, args.subscribers, sink.port)
+        messages = work / "messages.bin"
+        ready_made_messages(config, args.subscribers, messages)
+        site = config.parent
+        print(f"send: one digest to {args.subscribers} subscribers, {args.runs} alternating runs "
+              f"each, sink on 127.0.0.1:{sink.port}, in {work}")
+        counts = []
+
+        def send_once() -> float:
+            before = sink.count()
+            elapsed = c.run_timed(c.publisher_cmd(config, "send", "--quiet"))
+            counts.append(sink.count() - before)
+            return elapsed
+
+        def loop_once() -> float:
+            before = sink.count()
+            elapsed = c.run_timed([c.PYTHON, str(c.BENCH / "_smtplib_loop.py"), str(sink.port),
+                                   str(messages)])
+            counts.append(sink.count() - before)
+            return elapsed
+
+        mine, base = c.alternate(args.runs, ("publisher send", lambda: restore(site, saved), send_once),
+                                 ("bare smtplib loop", lambda: None, loop_once))
+        if set(counts) != {args.subscribers}:
+            raise SystemExit(f"the sink did not get {args.subscribers} messages per run: {counts}")
+        print(f"  every run delivered {args.subscribers} messages to the sink")
+        print("  " + mine.describe())
+        print("  " + base.describe())
+        ok = c.verdict(f"send to {args.subscribers} vs smtplib loop", mine.median / base.median, TARGET)
+    return 0 if ok or not args.strict else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
