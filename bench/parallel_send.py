@@ -2,7 +2,7 @@
 (issue 8), against the same minimal SMTP sink on 127.0.0.1.
 
     .venv/bin/python bench/parallel_send.py [--subscribers 3000] [--runs 3]
-        [--database postgresql://publisher:publisher@127.0.0.1:5432/publisher_test | sqlite]
+        [--database postgresql://publisher@127.0.0.1:5432/publisher_test | sqlite]   (PGPASSWORD=...)
 
 Each run uses a fresh PostgreSQL schema (or SQLite file). Prints messages per second for each
 number of senders (min / median / max over the runs) and the speed-up over one sender.
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import Sink, Workdir, make_site, parser, publisher_cmd, write_posts  # noqa: E402
 
-DEFAULT_PG = "postgresql://publisher:publisher@127.0.0.1:5432/publisher_test"
+DEFAULT_PG = "postgresql://publisher@127.0.0.1:5432/publisher_test"  # password: PGPASSWORD
 
 
 def fresh_database(base: str, root: Path) -> str:

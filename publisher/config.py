@@ -26,7 +26,12 @@ _MISSING = object()
 
 
 class _Invalid(Exception):
-    """A converter's complaint: what was expected (the caller adds key and found value)."""
+    """A converter's complaint: what was expected (the caller adds key and found value).
+    `found` replaces the value in the message, for values that must not be echoed."""
+
+    def __init__(self, message: str, found: str | None = None):
+        super().__init__(message)
+        self.found = found
 
 
 def _describe(value: Any) -> str:
@@ -82,7 +87,10 @@ def _bool(value: Any) -> bool:
 
 def _absolute_url(value: Any) -> str:
     text = _nonempty_str(value)
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. an unclosed '[' of an IPv6 host: urllib raises rather than parse
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise _Invalid("expected an absolute http(s) URL such as https://blog.example.org")
     return text.rstrip("/")
@@ -110,6 +118,10 @@ def _permalink(value: Any) -> str:
         raise _Invalid("expected only the placeholders {slug}, {year}, {month}, {day}")
     if "{slug}" not in text:
         raise _Invalid("expected a path containing {slug}")
+    try:  # a stray '{' or '}' would only fail later, in str.format, on the first post
+        text.format(slug="s", year="2024", month="01", day="01")
+    except (ValueError, IndexError, KeyError) as e:
+        raise _Invalid(f"expected a path whose braces only enclose placeholders ({e})") from e
     return text
 
 
@@ -144,6 +156,8 @@ def _mailbox(value: Any) -> str:
     _name, addr = parseaddr(text)
     if "@" not in addr:
         raise _Invalid("expected an address such as 'Blog <news@blog.example.org>'")
+    if "=?" in addr:  # an encoded word in the address could decode to a line break (CVE-2024-6923)
+        raise _Invalid("expected an address without '=?' (an encoded word)")
     return text
 
 
@@ -230,9 +244,25 @@ class SmtpConfig:
     dkim: DkimConfig = field(default_factory=DkimConfig)
 
 
+def _database(value: Any) -> str:
+    text = _nonempty_str(value)
+    if "://" not in text:
+        return text  # a SQLite file, relative to the config's folder
+    parts = urlsplit(text)
+    if parts.scheme.split("+")[0] not in ("postgresql", "postgres", "sqlite"):
+        raise _Invalid("expected a SQLite file name or a postgresql:// URL")
+    if parts.password is not None or re.search(r"(^|&)password=", parts.query):
+        # A config file is read by many and often committed: secrets live in the environment.
+        redacted = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", text)
+        redacted = re.sub(r"(password=)[^&]*", r"\1***", redacted)
+        raise _Invalid("expected a URL without a password (set PGPASSWORD or use ~/.pgpass)",
+                       found=repr(redacted))
+    return text
+
+
 @dataclass(frozen=True)
 class StateConfig:
-    database: str = _spec("state.db", _nonempty_str, "SQLite file, or a postgresql:// URL")
+    database: str = _spec("state.db", _database, "SQLite file, or a postgresql:// URL (no password)")
 
 
 @dataclass(frozen=True)
@@ -333,7 +363,7 @@ def _build(cls: type, data: Any, prefix: str, errors: list[str]) -> Any:
         try:
             converted = f.metadata["convert"](data[key])
         except _Invalid as e:
-            errors.append(f"{dotted}: {e}, got {_describe(data[key])}")
+            errors.append(f"{dotted}: {e}, got {e.found or _describe(data[key])}")
             continue
         if isinstance(f.default, Path):
             converted = Path(converted)

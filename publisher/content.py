@@ -593,10 +593,13 @@ def absolutize_url(value: str, base: str) -> str:
     value = value.strip()
     if not value:
         return base
-    scheme = urlsplit(value).scheme
-    if scheme and scheme.lower() not in ("http", "https"):
-        return value  # mailto:, data:, tel:, ... stay as written
-    return urljoin(base, value)
+    try:
+        scheme = urlsplit(value).scheme
+        if scheme and scheme.lower() not in ("http", "https"):
+            return value  # mailto:, data:, tel:, ... stay as written
+        return urljoin(base, value)
+    except ValueError:  # e.g. "http://[i]/": urllib refuses a malformed bracketed host
+        return value
 
 
 def absolutize_html(fragment: str, base: str) -> str:

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .config import PASSWORD_ENV, Config
-from .errors import ConfigError, DeliveryError
+from .errors import ConfigError, DeliveryError, RecipientError
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +187,12 @@ def _warn_if_unverified(config: Config) -> None:
             "instead",
             _where(config),
         )
+
+
+def check_settings(config: Config) -> None:
+    """Raise ConfigError for SMTP settings that would fail a send (password, CA file, DKIM
+    key), without touching the network: the pipeline calls it before recording a digest."""
+    _check_settings(config)
 
 
 def _check_settings(config: Config) -> ssl.SSLContext | None:
@@ -621,7 +627,12 @@ class _Run:
             self._report(job, Outcome("bounced", None,
                                       _one_line(f"invalid address {job.recipient!r}"), 0))
             return
-        data = self._prepare(job)
+        try:
+            data = self._prepare(job)
+        except RecipientError as e:  # this address cannot be written into a message
+            self._attempted(job)
+            self._report(job, Outcome("bounced", None, _one_line(str(e)), 0))
+            return
         self.limiter.acquire()
         if self.stop.is_set():
             return  # not started: no callbacks

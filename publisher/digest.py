@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit
 
 from .config import Config
 from .content import Post
-from .errors import ConfigError, DeliveryError
+from .errors import ConfigError, DeliveryError, RecipientError
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,9 @@ def _truncate(text: str, limit: int) -> str:
 
 
 # Characters that would end, split or reshape an address in a header.
-_ADDRESS_BREAKERS = re.compile(r'[\s,<>"()\[\]\\;:]|[\x00-\x1f\x7f-\x9f\u2028\u2029]')
+# "=?" too: Python 3.11's email package decodes an encoded word in an address while writing
+# it, so "=?utf-8?q?a=0D=0ABcc...?=@x.org" would become an injected header (CVE-2024-6923).
+_ADDRESS_BREAKERS = re.compile(r'[\s,<>"()\[\]\\;:]|[\x00-\x1f\x7f-\x9f\u2028\u2029]|=\?')
 
 
 def _split_address(address: str, what: str, error: type[Exception]) -> tuple[str, str]:
@@ -560,7 +562,7 @@ def _unsubscribe_mailto(config: Config, from_local: str, from_domain: str) -> st
 def build_message(digest: RenderedDigest, recipient: Recipient, config: Config, *,
                   message_key: str, date: datetime) -> EmailMessage:
     """One message to one subscriber, with RFC 2369/8058/2919 list headers."""
-    to = _mailbox(recipient.name, recipient.email, f"recipient {recipient.email!r}", DeliveryError)
+    to = _mailbox(recipient.name, recipient.email, f"recipient {recipient.email!r}", RecipientError)
     msg, from_local, from_domain = _base_message(
         config, to=to, to_address=recipient.email, subject=digest.subject,
         message_key=message_key, date=date)
@@ -592,7 +594,7 @@ def build_simple_message(config: Config, *, to: Recipient | str, subject: str, h
             # Report the whole string: _split_address names what breaks it.
             found = [("", str(to))]
         name, address = found[0]
-    mailbox = _mailbox(name, address, f"recipient {address!r}", DeliveryError)
+    mailbox = _mailbox(name, address, f"recipient {address!r}", RecipientError)
     msg, _local, _domain = _base_message(
         config, to=mailbox, to_address=address, subject=subject, message_key=message_key, date=date)
     _set_body(msg, text, html)
@@ -672,7 +674,7 @@ class CompiledMessage:
 
     def bytes_for(self, recipient: Recipient) -> bytes:
         what = f"recipient {recipient.email!r}"
-        local, domain = _split_address(recipient.email, what, DeliveryError)
+        local, domain = _split_address(recipient.email, what, RecipientError)
         link = _checked_link(self.config, recipient)
         values, escaped = _personal_values(recipient, self.config)
         message_id = _message_id(self.message_key, recipient.email, self.from_domain)

@@ -29,6 +29,11 @@ class DeliveryError(PublisherError):
     """Mail could not be handed to the SMTP server."""
 
 
+class RecipientError(DeliveryError):
+    """One recipient's address cannot be put in a message: that subscriber is bounced, and
+    everyone else is still mailed."""
+
+
 class LockedError(PublisherError):
     """Another run holds the run lock."""
 

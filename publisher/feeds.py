@@ -444,6 +444,7 @@ def write_feeds(files: dict[str, bytes], output_dir: Path) -> WriteReport:
             continue
         _write_atomically(path, files[rel])
         report.written.append(rel)
+    _remove_orphaned_temp_files(output_dir, {str(PurePosixPath(rel).parent) for rel in files})
     report.removed = _remove_stale(output_dir, set(files))
     log.info("feeds in %s: %d written, %d unchanged, %d removed", output_dir,
              len(report.written), len(report.unchanged), len(report.removed))
@@ -500,6 +501,37 @@ def _write_atomically(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise PublisherError(f"{path}: cannot write feed: {_reason(e)}") from e
+
+
+# A temporary feed file older than this was left by a build that died (SIGKILL, power loss)
+# before its os.replace. Younger ones may belong to a build running right now.
+ORPHAN_TEMP_AGE = 600.0  # seconds
+_TEMP_NAME = re.compile(r"\.(?:rss\.xml|atom\.xml|feed\.json)\.[0-9a-f]{12}\.tmp")
+
+
+def _remove_orphaned_temp_files(output_dir: Path, folders: set[str]) -> None:
+    """Delete the temporary files that killed builds left in the folders written to (and in
+    tags/*), so they are neither published nor keep an old tag's folder alive."""
+    import time
+
+    tags = output_dir / TAGS_DIR
+    candidates = {output_dir / f for f in folders}
+    if tags.is_dir():
+        candidates.update(p for p in tags.iterdir() if p.is_dir() and not p.is_symlink())
+    cutoff = time.time() - ORPHAN_TEMP_AGE
+    for folder in candidates:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if (_TEMP_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)
+                        and entry.stat(follow_symlinks=False).st_mtime < cutoff):
+                    os.unlink(entry.path)
+                    log.info("removed %s, left by an interrupted build", entry.path)
+            except OSError:
+                pass  # gone already, or not ours to remove: never a reason to fail a build
 
 
 def _remove_stale(output_dir: Path, keep: set[str]) -> list[str]:

@@ -232,10 +232,13 @@ def build(config: Config, now: datetime | None = None) -> Report:
 
 def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datetime) -> int:
     """Render a digest (or alert) and record it with its owed deliveries, atomically."""
+    from .delivery import check_settings
     from .digest import render_digest
     from .mailing import envelope_sender
 
-    envelope_sender(config)  # a missing From is a config error before anything is recorded
+    # Config errors that would only show at send time stop us before anything is recorded.
+    envelope_sender(config)
+    check_settings(config)
     rendered = render_digest(posts, config, kind=kind)
     for warning in rendered.warnings:
         log.warning("%s", warning)
@@ -430,16 +433,34 @@ def preview(config: Config, out_dir: Path, now: datetime | None = None) -> tuple
 
 
 def check(config: Config, now: datetime | None = None) -> Report:
-    """`publisher check`: validate posts and the written feeds; change nothing."""
+    """`publisher check`: validate the config (including what only a send or the web endpoint
+    would use: SMTP settings, DKIM key, templates, subject), the posts and the written feeds.
+    Changes nothing."""
     from .feeds import check_feeds
 
     now = now or now_utc()
     report = Report()
     loaded = load_posts(config, now)
     report.problems.extend(loaded.problems)
+    check_mail_settings(config, loaded.posts[:1], now)
     report.problems.extend(check_feeds(config.output_dir))
     report.lines.append(
         f"config OK; {len(loaded.posts)} published posts, {len(loaded.held_back)} held back, "
         f"{len(loaded.problems)} skipped; feeds in {config.feeds.output_dir} checked"
     )
     return report
+
+
+def check_mail_settings(config: Config, sample: list[Post], now: datetime) -> None:
+    """Raise ConfigError for anything that would fail the next send or page: SMTP settings,
+    templates (the site's overrides included), the subject template and the headers."""
+    from .delivery import check_settings
+    from .digest import Recipient, build_message, render_digest
+    from .web import check_templates, template_environment
+
+    check_settings(config)
+    check_templates(config, template_environment(config))
+    if sample and config.newsletter.from_:
+        rendered = render_digest(sample, config, kind="digest")
+        build_message(rendered, Recipient("check@example.org", "", "check"), config,
+                      message_key="check", date=now)

@@ -305,15 +305,27 @@ class State:
     @contextlib.contextmanager
     def write(self) -> Iterator[sa.Connection]:
         """A write transaction (BEGIN IMMEDIATE on SQLite: writers queue, none fails)."""
-        with self.engine.connect().execution_options(publisher_write=True) as conn:
-            with conn.begin():
-                yield conn
+        with self._database_errors():
+            with self.engine.connect().execution_options(publisher_write=True) as conn:
+                with conn.begin():
+                    yield conn
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sa.Connection]:
-        with self.engine.connect() as conn:
-            with conn.begin():
-                yield conn
+        with self._database_errors():
+            with self.engine.connect() as conn:
+                with conn.begin():
+                    yield conn
+
+    @contextlib.contextmanager
+    def _database_errors(self) -> Iterator[None]:
+        """A database that fails (disk full, read-only, server gone) is the user's problem to
+        fix, not a bug: say which database and what it said. The transaction was rolled back."""
+        try:
+            yield
+        except sa.exc.OperationalError as e:
+            reason = str(e.orig).strip().splitlines()[0] if e.orig is not None else str(e)
+            raise PublisherError(f"state database {self.describe()}: {reason}") from e
 
     def close(self) -> None:
         self.engine.dispose()
@@ -654,6 +666,8 @@ class State:
                 chunk = entries[i : i + 500]
                 rows: dict[str, dict] = {}
                 for email, name in chunk:
+                    # PostgreSQL cannot store NUL; no address or name legitimately holds one.
+                    email, name = email.replace("\0", ""), name.replace("\0", "")
                     rows.setdefault(email.lower(), {
                         "email": email, "email_key": email.lower(), "name": name, "status": status,
                         "token": new_token(), "created_at": now, "updated_at": now,
@@ -666,6 +680,7 @@ class State:
                         .returning(subscribers.c.email_key))
                 inserted = set(conn.execute(stmt, list(rows.values())).scalars()) if rows else set()
                 for email, _name in chunk:
+                    email = email.replace("\0", "")
                     key = email.lower()
                     if key in inserted:
                         added.append(email)

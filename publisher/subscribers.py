@@ -40,6 +40,8 @@ def normalize_address(text: str) -> str:
         raise InvalidAddress("contains spaces or control characters")
     if len(address) > 254:
         raise InvalidAddress("longer than 254 characters")
+    if "=?" in address:
+        raise InvalidAddress("contains '=?' (MIME encoded-word syntax, refused in headers)")
     if address.count("@") != 1:
         raise InvalidAddress("expected exactly one '@'")
     local, domain = address.split("@")
