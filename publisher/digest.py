@@ -251,20 +251,27 @@ def _template_label(config: Config, name: str) -> str:
     return f"bundled template {name}"
 
 
+def template_problem(config: Config, name: str, e: Exception) -> ConfigError:
+    """A Jinja2 failure as a ConfigError naming the template file (the site's own, or the
+    bundled one) and the line, for the mail templates and the web pages alike."""
+    from jinja2 import TemplateNotFound, TemplateSyntaxError
+
+    if isinstance(e, TemplateNotFound):
+        return ConfigError(
+            f"template {e.name}: not found in {config.templates_dir} nor among the bundled templates"
+        )
+    if isinstance(e, TemplateSyntaxError):
+        return ConfigError(f"{_template_label(config, e.name or name)}: line {e.lineno}: {e.message}")
+    return ConfigError(f"{_template_label(config, name)}: {e}")  # UndefinedError and friends
+
+
 def _render_template(env: Any, config: Config, name: str, context: dict[str, Any]) -> str:
-    from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError
+    from jinja2 import TemplateError
 
     try:
         return env.get_template(name).render(context)
-    except TemplateNotFound as e:
-        raise ConfigError(
-            f"template {e.name}: not found in {config.templates_dir} nor among the bundled templates"
-        ) from e
-    except TemplateSyntaxError as e:
-        where = _template_label(config, e.name or name)
-        raise ConfigError(f"{where}: line {e.lineno}: {e.message}") from e
-    except TemplateError as e:  # UndefinedError and friends, raised while rendering
-        raise ConfigError(f"{_template_label(config, name)}: {e}") from e
+    except TemplateError as e:
+        raise template_problem(config, name, e) from e
 
 
 def _inline_css(document: str, config: Config, name: str) -> str:

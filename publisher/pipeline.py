@@ -354,6 +354,20 @@ def next_digest_posts(config: Config, state: State, now: datetime) -> tuple[list
     return (posts or loaded.posts[:5]), loaded
 
 
+def _posts_for_next_digest(config: Config, now: datetime, report: Report, verb: str) -> list[Post]:
+    """next_digest_posts for the commands that record nothing (preview, dry run, test copy):
+    skipped posts reported, and a line saying so when there is nothing to `verb`."""
+    state = open_state(config)
+    try:
+        posts, loaded = next_digest_posts(config, state, now)
+    finally:
+        state.close()
+    report.problems.extend(loaded.problems)
+    if not posts:
+        report.lines.append(f"no published posts: nothing to {verb}")
+    return posts
+
+
 def send_test(config: Config, address: str, now: datetime | None = None) -> Report:
     """`publisher send --to ADDRESS`: one test copy of the next digest; records nothing."""
     from .delivery import Job, deliver, sign_dkim
@@ -363,14 +377,8 @@ def send_test(config: Config, address: str, now: datetime | None = None) -> Repo
 
     now = now or now_utc()
     report = Report()
-    state = open_state(config)
-    try:
-        posts, loaded = next_digest_posts(config, state, now)
-    finally:
-        state.close()
-    report.problems.extend(loaded.problems)
+    posts = _posts_for_next_digest(config, now, report, "send")
     if not posts:
-        report.lines.append("no published posts: nothing to send")
         return report
     mail_from = envelope_sender(config)
     rendered = render_digest(posts, config, kind="digest")
@@ -394,14 +402,12 @@ def dry_run(config: Config, out_dir: Path, now: datetime | None = None) -> Repor
 
     now = now or now_utc()
     report = Report()
+    posts = _posts_for_next_digest(config, now, report, "write")
+    if not posts:
+        return report
+    rendered = render_digest(posts, config, kind="digest")
     state = open_state(config)
     try:
-        posts, loaded = next_digest_posts(config, state, now)
-        report.problems.extend(loaded.problems)
-        if not posts:
-            report.lines.append("no published posts: nothing to write")
-            return report
-        rendered = render_digest(posts, config, kind="digest")
         files = write_dry_run(config, state, rendered, out_dir, now=now)
     finally:
         state.close()
@@ -415,14 +421,8 @@ def preview(config: Config, out_dir: Path, now: datetime | None = None) -> tuple
 
     now = now or now_utc()
     report = Report()
-    state = open_state(config)
-    try:
-        posts, loaded = next_digest_posts(config, state, now)
-    finally:
-        state.close()
-    report.problems.extend(loaded.problems)
+    posts = _posts_for_next_digest(config, now, report, "preview")
     if not posts:
-        report.lines.append("no published posts: nothing to preview")
         return report, []
     html, text = render_preview(posts, config)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -88,26 +88,18 @@ def template_environment(config: Config):
     )
 
 
-def _template_label(config: Config, name: str) -> str:
-    own = config.templates_dir / name
-    return str(own) if own.is_file() else f"bundled template {name}"
-
-
 def check_templates(config: Config, env) -> None:
     """Compile every template the endpoint uses, so a broken override stops `serve` at
     start-up (ConfigError naming the file) instead of failing the first visitor."""
-    from jinja2 import TemplateNotFound, TemplateSyntaxError
+    from jinja2 import TemplateError
+
+    from .digest import template_problem
 
     for name in PAGE_TEMPLATES + MAIL_TEMPLATES:
         try:
             env.get_template(name)
-        except TemplateNotFound as e:
-            raise ConfigError(
-                f"template {e.name}: not found in {config.templates_dir} nor among the bundled templates"
-            ) from e
-        except TemplateSyntaxError as e:
-            where = _template_label(config, e.name or name)
-            raise ConfigError(f"{where}: line {e.lineno}: {e.message}") from e
+        except TemplateError as e:
+            raise template_problem(config, name, e) from e
 
 
 def page_context(config: Config) -> dict[str, Any]:
