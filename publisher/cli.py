@@ -37,10 +37,18 @@ class Context:
             click.echo(line)
 
 
+def _only_errors_and_loud(record: logging.LogRecord) -> bool:
+    """--quiet keeps errors, and the few warnings that must never go unseen (records logged
+    with extra={"loud": True}, such as TLS verification being switched off)."""
+    return record.levelno >= logging.ERROR or getattr(record, "loud", False)
+
+
 def _setup_logging(quiet: bool, verbose: bool) -> None:
-    level = logging.ERROR if quiet else (logging.DEBUG if verbose else logging.WARNING)
+    level = logging.DEBUG if verbose else logging.WARNING
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("publisher: %(levelname)s: %(message)s"))
+    if quiet:
+        handler.addFilter(_only_errors_and_loud)
     root = logging.getLogger("publisher")
     root.handlers[:] = [handler]
     root.setLevel(level)

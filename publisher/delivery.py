@@ -186,6 +186,7 @@ def _warn_if_unverified(config: Config) -> None:
             "the network path can read the mail and the SMTP password; set smtp.ca_file "
             "instead",
             _where(config),
+            extra={"loud": True},  # shown even under --quiet: cron mail must carry it
         )
 
 

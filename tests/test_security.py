@@ -406,7 +406,9 @@ def test_verify_tls_false_sends_but_warns_on_every_run(tmp_path, smtp_cert):  # 
         assert len(server.received) == 1
         second = run_cli(config.path, "send", "--to", "x@example.org")
         assert second.returncode == 0, second.stderr
-    for result in (first, second):
+        quiet = run_cli(config.path, "send", "--quiet", "--to", "x@example.org")  # cron's way
+        assert quiet.returncode == 0, quiet.stderr
+    for result in (first, second, quiet):
         assert "verify_tls is false" in result.stderr and "NOT checked" in result.stderr, result.stderr
 
 
