@@ -501,35 +501,6 @@ class State:
         return DigestRow(r.id, r.kind, r.created_at, r.status, r.subject, r.html, r.text,
                          tuple(json.loads(r.post_ids)))
 
-    def iter_owed(self, digest_id: int, batch: int = 500) -> Iterator[OwedDelivery]:
-        """Stream the deliveries still owed for a digest, to subscribers still active.
-
-        Paged by subscriber id, one short read transaction per page, so memory stays flat for
-        any list size and no read lock is held while mail is being sent."""
-        after = 0
-        while True:
-            with self.read() as conn:
-                rows = conn.execute(
-                    sa.select(
-                        deliveries.c.subscriber_id, deliveries.c.status, deliveries.c.attempts,
-                        subscribers.c.email, subscribers.c.name, subscribers.c.token,
-                    )
-                    .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-                    .where(
-                        deliveries.c.digest_id == digest_id,
-                        deliveries.c.status.in_(OWED),
-                        deliveries.c.subscriber_id > after,
-                        subscribers.c.status == ACTIVE,
-                    )
-                    .order_by(deliveries.c.subscriber_id)
-                    .limit(batch)
-                ).all()
-            if not rows:
-                return
-            for r in rows:
-                yield OwedDelivery(digest_id, r.subscriber_id, r.email, r.name, r.token, r.status, r.attempts)
-            after = rows[-1].subscriber_id
-
     def claim_batch(self, digest_id: int, sender: str, *, limit: int, now: datetime,
                     stale_before: datetime, dead_senders: Iterable[str] = ()) -> list[OwedDelivery]:
         """Claim up to `limit` owed deliveries of a digest for `sender`, and return them.
