@@ -125,10 +125,16 @@ def _permalink(value: Any) -> str:
     return text
 
 
-def _cron(value: Any) -> str:
+def _cron_shape(value: Any) -> str:
+    """The part of _cron that needs no APScheduler."""
     text = _nonempty_str(value)
     if len(text.split()) != 5:
         raise _Invalid("expected a 5-field cron string such as '0 9 * * 1'")
+    return text
+
+
+def _cron(value: Any) -> str:
+    text = _cron_shape(value)
     from .cron import cron_trigger  # lazy: APScheduler's import is not cheap
 
     try:
@@ -170,10 +176,14 @@ def _email(value: Any) -> str:
 
 # --- the schema -------------------------------------------------------------------------
 
-def _spec(default: Any = _MISSING, convert: Callable[[Any], Any] = _str, doc: str = "") -> Any:
+def _spec(default: Any = _MISSING, convert: Callable[[Any], Any] = _str, doc: str = "",
+          quick: Callable[[Any], Any] | None = None) -> Any:
+    """A documented key. `quick`: a cheaper converter that load_config may use instead of
+    `convert` when asked to defer slow checks (see Config.check_deferred)."""
+    metadata = {"convert": convert, "doc": doc, "quick": quick}
     if default is _MISSING:
-        return field(metadata={"convert": convert, "doc": doc})
-    return field(default=default, metadata={"convert": convert, "doc": doc})
+        return field(metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -206,7 +216,8 @@ class FeedsConfig:
 @dataclass(frozen=True)
 class NewsletterConfig:
     from_: str = _spec("", _mailbox, "sender, e.g. 'Blog <news@blog.example.org>'; required to mail")
-    schedule: str = _spec("0 9 * * 1", _cron, "5-field cron: when a digest may go out")
+    schedule: str = _spec("0 9 * * 1", _cron, "5-field cron: when a digest may go out",
+                          quick=_cron_shape)
     timezone: str = _spec("UTC", _timezone, "time zone of the schedule and of dates without offset")
     featured_alert: bool = _spec(False, _bool, "mail a newly featured post on its own at the next run")
     web_url: str = _spec("", _optional_absolute_url, "where `publisher serve` is reachable")
@@ -281,6 +292,18 @@ class Config:
     smtp: SmtpConfig
     state: StateConfig
     schedule: ScheduleConfig
+    # Checks load_config was asked to defer: (dotted key, converter, value). Not part of the
+    # config's value (repr, equality): the same file gives the same Config either way.
+    deferred: tuple = field(default=(), repr=False, compare=False)
+
+    def check_deferred(self) -> None:
+        """Run the checks load_config(defer_slow_checks=True) left out; raise ConfigError as
+        load_config would have. `publisher run` calls this unless its idle stamp shows that a
+        run already checked this very config (idle.py): APScheduler's import, which the cron
+        check needs, costs a quarter of an idle run."""
+        errors = _run_checks(self.deferred)
+        if errors:
+            raise ConfigError("\n".join(f"{self.path}: {e}" for e in errors))
 
     @property
     def content_dir(self) -> Path:
@@ -335,8 +358,19 @@ def _yaml_key(name: str) -> str:
     return "from" if name == "from_" else name
 
 
-def _build(cls: type, data: Any, prefix: str, errors: list[str]) -> Any:
-    """Convert one mapping to `cls`, appending every problem to `errors`."""
+def _run_checks(checks) -> list[str]:
+    errors = []
+    for dotted, convert, value in checks:
+        try:
+            convert(value)
+        except _Invalid as e:
+            errors.append(f"{dotted}: {e}, got {e.found or _describe(value)}")
+    return errors
+
+
+def _build(cls: type, data: Any, prefix: str, errors: list[str], deferred: list | None = None) -> Any:
+    """Convert one mapping to `cls`, appending every problem to `errors`. With `deferred`, a
+    key that has a quick converter is converted with it, and its full check appended there."""
     errors_before = len(errors)
     if data is None:
         data = {}
@@ -354,14 +388,18 @@ def _build(cls: type, data: Any, prefix: str, errors: list[str]) -> Any:
     for key, f in known.items():
         dotted = f"{prefix}.{key}"
         if isinstance(f.default_factory, type):  # a nested section such as site.author
-            values[f.name] = _build(f.default_factory, data.get(key), dotted, errors)
+            values[f.name] = _build(f.default_factory, data.get(key), dotted, errors, deferred)
             continue
         if key not in data:
             if f.default is _MISSING_DC:
                 errors.append(f"{dotted}: required, but missing")
             continue
+        convert = f.metadata["convert"]
+        if deferred is not None and f.metadata["quick"] is not None:
+            deferred.append((dotted, convert, data[key]))
+            convert = f.metadata["quick"]
         try:
-            converted = f.metadata["convert"](data[key])
+            converted = convert(data[key])
         except _Invalid as e:
             errors.append(f"{dotted}: {e}, got {e.found or _describe(data[key])}")
             continue
@@ -373,8 +411,11 @@ def _build(cls: type, data: Any, prefix: str, errors: list[str]) -> Any:
     return cls(**values)
 
 
-def load_config(path: str | Path = "config.yaml") -> Config:
-    """Read and validate a config file. Raises ConfigError naming every bad key."""
+def load_config(path: str | Path = "config.yaml", *, defer_slow_checks: bool = False) -> Config:
+    """Read and validate a config file. Raises ConfigError naming every bad key.
+
+    defer_slow_checks: leave the checks that need a slow import to Config.check_deferred,
+    unless the file has other errors (then every error is still reported at once)."""
     import yaml
 
     path = Path(path)
@@ -404,6 +445,7 @@ def load_config(path: str | Path = "config.yaml") -> Config:
         raise ConfigError(f"{label}: expected a mapping of sections, got {_describe(data)}")
 
     errors: list[str] = []
+    deferred: list | None = [] if defer_slow_checks else None
     for key in data:
         if key not in _SECTIONS:
             errors.append(f"{key}: unknown section (expected one of: {', '.join(_SECTIONS)})")
@@ -411,14 +453,15 @@ def load_config(path: str | Path = "config.yaml") -> Config:
         if key not in data:
             errors.append(f"{key}: required section, but missing")
     built = {
-        key: _build(cls, data.get(key), key, errors)
+        key: _build(cls, data.get(key), key, errors, deferred)
         for key, cls in _SECTIONS.items()
         if key not in _REQUIRED_SECTIONS or key in data
     }
     if errors:
+        errors.extend(_run_checks(deferred or ()))
         raise ConfigError("\n".join(f"{label}: {e}" for e in errors))
     root = path.resolve().parent
-    return Config(path=path, root=root, **built)
+    return Config(path=path, root=root, **built, deferred=tuple(deferred or ()))
 
 
 def describe_schema() -> str:

@@ -136,6 +136,8 @@ class LoadResult:
     cache_changed: dict[str, ScanEntry] = field(default_factory=dict)
     cache_removed: list[str] = field(default_factory=list)
     cache_hits: int = 0
+    # What the scan saw of the files, before reading any (see files_signature).
+    files_signature: str = ""
 
 
 class _Skip(Exception):
@@ -437,6 +439,36 @@ def _walk(content_dir: Path) -> list[tuple[tuple[str, ...], os.DirEntry]]:
     return found
 
 
+class _FilesSignature:
+    """A digest of the post files' paths, sizes and mtimes: equal signatures, same files (the
+    scan cache's own test, with its residual risk). load_posts and content_signature feed it
+    the same walk, so a later walk that finds nothing changed gives the same signature."""
+
+    def __init__(self, content_dir: Path):
+        self._h = hashlib.sha256(f"{content_dir}\0{content_dir.is_dir()}\n".encode("utf-8", "surrogatepass"))
+
+    def add(self, rel: str, st: os.stat_result | None) -> None:
+        stamp = f"{st.st_size} {st.st_mtime_ns}" if st is not None else "unreadable"
+        self._h.update(f"{rel}\0{stamp}\n".encode("utf-8", "surrogatepass"))
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+def content_signature(config: Config) -> str:
+    """The signature load_posts would record now, from a walk and a stat of each file (no
+    file is read): what `publisher run` compares to know that no post changed."""
+    content_dir = config.content_dir
+    signature = _FilesSignature(content_dir)
+    for parts, entry in _walk(content_dir):
+        try:
+            st = entry.stat()
+        except OSError:
+            st = None
+        signature.add(os.path.join(*parts), st)
+    return signature.hexdigest()
+
+
 def find_post_files(content_dir: Path) -> list[Path]:
     """Every Markdown file under content_dir, any depth, in a stable order.
 
@@ -503,10 +535,12 @@ def load_posts(config: Config, now: datetime, *,
     published or held back is decided here on every call, never cached: it depends on `now`."""
     result = LoadResult()
     content_dir = config.content_dir
+    signature = _FilesSignature(content_dir)
     if not content_dir.is_dir():
         result.problems.append(f"{config.content.dir}: content folder does not exist")
         if cache:
             result.cache_removed = list(cache)
+        result.files_signature = signature.hexdigest()
         return result
     by_url: dict[str, Post] = {}
     seen: set[str] = set()
@@ -518,8 +552,10 @@ def load_posts(config: Config, now: datetime, *,
         try:
             st = entry.stat()
         except OSError as e:
+            signature.add(os.path.join(*parts), None)
             result.problems.append(f"{rel}: skipped: cannot read: {e.strerror}")
             continue
+        signature.add(os.path.join(*parts), st)
         cached = cache.get(rel) if cache is not None else None
         if cached is not None and cached.size == st.st_size and cached.mtime_ns == st.st_mtime_ns:
             result.cache_hits += 1
@@ -561,6 +597,7 @@ def load_posts(config: Config, now: datetime, *,
             result.posts.append(post)
     if cache is not None:
         result.cache_removed = [rel for rel in cache if rel not in seen]
+    result.files_signature = signature.hexdigest()
     result.posts.sort(key=lambda p: (p.published, p.url), reverse=True)
     return result
 

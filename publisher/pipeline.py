@@ -20,9 +20,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from typing import TYPE_CHECKING
+
+from . import idle
 from .config import Config
 from .content import LoadResult, Post, load_posts, render_html
-from .state import State
+from .idle import stat_files
+
+if TYPE_CHECKING:
+    from .state import State
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,8 @@ def now_utc() -> datetime:
 
 
 def open_state(config: Config) -> State:
+    from .state import State
+
     return State(config.database_url)
 
 
@@ -150,17 +158,6 @@ def feeds_fingerprint(config: Config, loaded: LoadResult) -> str:
     return h.hexdigest()
 
 
-def _stat_files(output_dir: Path, rels) -> dict[str, list[int]]:
-    found = {}
-    for rel in rels:
-        try:
-            st = (output_dir / rel).stat()
-        except OSError:
-            continue
-        found[rel] = [st.st_size, st.st_mtime_ns]
-    return found
-
-
 def _feeds_unchanged(config: Config, state: State, fingerprint: str) -> dict | None:
     """What the last write recorded, if the posts, config and code are the same as then and
     every file it wrote is still there untouched (same size and mtime); else None."""
@@ -176,14 +173,16 @@ def _feeds_unchanged(config: Config, state: State, fingerprint: str) -> dict | N
     if not isinstance(last, dict) or last.get("fingerprint") != fingerprint:
         return None
     files = last.get("files") or {}
-    if not files or _stat_files(config.output_dir, files) != files:
+    if not files or stat_files(config.output_dir, files) != files:
         return None  # deleted or edited by hand: render and rewrite what differs
     return last
 
 
-def write_site_feeds(config: Config, state: State | None, loaded: LoadResult, report: Report) -> None:
+def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
+                     report: Report) -> dict[str, list[int]] | None:
     """Render and write the feeds, unless nothing they depend on changed since the last write
-    (the common case for a cron job): then no Markdown, feedgen or lxml even gets imported."""
+    (the common case for a cron job): then no Markdown, feedgen or lxml even gets imported,
+    and the answer is the feed files found untouched, {path: [size, mtime_ns]}."""
     import json
 
     fingerprint = feeds_fingerprint(config, loaded) if state is not None else ""
@@ -193,7 +192,7 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult, re
             f"feeds: {len(loaded.posts)} posts, 0 files written, {len(last['files'])} unchanged "
             f"(0 rendered, {last.get('posts_in_feeds', 0)} from cache)"
         )
-        return
+        return last["files"]
 
     from .feeds import render_feeds, write_feeds
 
@@ -205,13 +204,14 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult, re
     if state is not None:
         state.set_meta(FEEDS_WRITTEN_KEY, json.dumps({
             "fingerprint": fingerprint,
-            "files": _stat_files(config.output_dir, files),
+            "files": stat_files(config.output_dir, files),
             "posts_in_feeds": renderer.hits + renderer.misses,
         }, sort_keys=True))
     report.lines.append(
         f"feeds: {len(loaded.posts)} posts, {len(written.written)} files written, "
         f"{len(written.unchanged)} unchanged ({renderer.misses} rendered, {renderer.hits} from cache)"
     )
+    return None
 
 
 def build(config: Config, now: datetime | None = None) -> Report:
@@ -246,29 +246,37 @@ def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datet
                                text=rendered.text, post_ids=rendered.post_ids, now=now)
 
 
-def _deliver_open(config: Config, state: State, now: datetime, report: Report, progress, stop) -> None:
+def _deliver_open(config: Config, state: State, now: datetime, report: Report, progress, stop) -> int:
     """Send every digest that still owes mail, oldest first: interrupted sends, deferred
     messages, and what this run just planned. Runs outside the run lock: other senders may
-    work on the same digests at the same time, each claiming its own batches."""
+    work on the same digests at the same time, each claiming its own batches. Returns how
+    many digests owed mail."""
     from .mailing import send_digest
 
-    for digest in state.open_digests():
+    open_digests = state.open_digests()
+    for digest in open_digests:
         if stop is not None and stop.is_set():
             report.lines.append("stopped: the rest is sent by the next run")
-            return
+            break
         result = send_digest(config, state, digest, now=now, progress=progress, stop=stop)
         report.lines.append(result.summary())
         if result.failed:
             report.failed = True
+    return len(open_digests)
+
+
+def _since_last_digest(state: State, now: datetime) -> datetime:
+    """Where the schedule is counted from: the last digest, or the last firing a run already
+    saw, or the site's first run."""
+    marks = [state.get_time(k) for k in ("last_digest_at", "schedule_seen_at", "baseline_at")]
+    return max((m for m in marks if m is not None), default=now)
 
 
 def digest_due(config: Config, state: State, now: datetime) -> bool:
     """Has the schedule fired since the last digest (or the last firing a run already saw)?"""
     from .scanner import schedule_fired
 
-    marks = [state.get_time(k) for k in ("last_digest_at", "schedule_seen_at", "baseline_at")]
-    since = max((m for m in marks if m is not None), default=now)
-    return schedule_fired(config, since, now)
+    return schedule_fired(config, _since_last_digest(state, now), now)
 
 
 def run_once(config: Config, now: datetime | None = None, *,
@@ -276,9 +284,15 @@ def run_once(config: Config, now: datetime | None = None, *,
              stop: threading.Event | None = None,
              lock_wait: float = LOCK_WAIT_SECONDS) -> Report:
     """`publisher run`, the cron job. See the module docstring for the order."""
+    now = now or now_utc()
+    stamp = idle.still_idle(config, now)
+    if stamp is not None:
+        log.debug("idle: nothing changed since the last run; reporting what it found")
+        return Report(lines=stamp["lines"], problems=stamp["problems"])
+    config.check_deferred()
+
     from .scanner import scan
 
-    now = now or now_utc()
     report = Report()
     state = open_state(config)
     try:
@@ -291,7 +305,7 @@ def run_once(config: Config, now: datetime | None = None, *,
                     f"first run: {len(result.posts)} existing posts marked as already announced; "
                     "subscribers get only what is published from now on"
                 )
-            write_site_feeds(config, state, result.loaded, report)
+            feed_files = write_site_feeds(config, state, result.loaded, report)
             planned = 0
             for post in result.alerts_due:
                 _plan(config, state, [post], "alert", now)
@@ -305,10 +319,28 @@ def run_once(config: Config, now: datetime | None = None, *,
                     state.set_meta("schedule_seen_at", now.isoformat())
         if not planned:
             report.lines.append(_nothing_to_send(config, result))
-        _deliver_open(config, state, now, report, progress, stop)
+        delivered = _deliver_open(config, state, now, report, progress, stop)
+        if (feed_files is not None and not (result.baseline or planned or delivered)
+                and idle.sqlite_path(config)):
+            _save_idle_stamp(config, state, result.loaded, feed_files, now, report)
     finally:
         state.close()
     return report
+
+
+def _save_idle_stamp(config: Config, state: State, loaded: LoadResult,
+                     feed_files: dict[str, list[int]], now: datetime, report: Report) -> None:
+    """This run did nothing: let the next ones say so cheaply, until something changes or
+    the schedule fires or a post held back for the future comes due (see idle.py)."""
+    from .scanner import next_firing
+
+    due = [p.published for p in loaded.held_back if not p.draft and p.published > now]
+    firing = next_firing(config, _since_last_digest(state, now))
+    if firing is not None:
+        due.append(firing)
+    state.save_idle_stamp(idle.stamp(config, files_signature=loaded.files_signature,
+                                     feed_files=feed_files, expires=min(due, default=None),
+                                     lines=report.lines, problems=report.problems))
 
 
 def _nothing_to_send(config: Config, result) -> str:

@@ -10,9 +10,13 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from typing import TYPE_CHECKING
+
 from .config import Config
 from .content import LoadResult, Post, load_posts
-from .state import State
+
+if TYPE_CHECKING:
+    from .state import State
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +88,20 @@ def scan(config: Config, state: State, now: datetime, loaded: LoadResult | None 
     return result
 
 
-def schedule_fired(config: Config, since: datetime, now: datetime) -> bool:
-    """Has newsletter.schedule fired in (since, now]? However many times it fired while the
-    machine was off, the answer is one 'yes', so a missed schedule sends once."""
+def next_firing(config: Config, since: datetime) -> datetime | None:
+    """The first firing of newsletter.schedule after `since` (None: it never fires again)."""
     from .cron import cron_trigger
 
     trigger = cron_trigger(config.newsletter.schedule, config.tz)
     # APScheduler rounds up to the next whole second, so a firing exactly at `since` (the
     # moment of the last digest) is not counted twice.
-    nxt = trigger.get_next_fire_time(None, since.astimezone(config.tz).replace(microsecond=0)
-                                     + _ONE_SECOND)
+    return trigger.get_next_fire_time(None, since.astimezone(config.tz).replace(microsecond=0)
+                                      + _ONE_SECOND)
+
+
+def schedule_fired(config: Config, since: datetime, now: datetime) -> bool:
+    """Has newsletter.schedule fired in (since, now]? However many times it fired while the
+    machine was off, the answer is one 'yes', so a missed schedule sends once."""
+    nxt = next_firing(config, since)
     return nxt is not None and nxt <= now
 

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from .errors import LockedError, PublisherError
+from .idle import STAMP_KEY as IDLE_STAMP_KEY
 
 log = logging.getLogger(__name__)
 
@@ -372,6 +373,18 @@ class State:
         value = self.get_meta(key)
         return datetime.fromisoformat(value) if value else None
 
+    def save_idle_stamp(self, value: str) -> bool:
+        """Store the idle stamp (see idle.py), unless some digest still owes mail: checked and
+        written in one write transaction, so a digest recorded at the same moment by another
+        process either comes first (no stamp) or removes the stamp itself (create_digest)."""
+        with self.write() as conn:
+            owing = conn.execute(sa.select(digests.c.id).where(digests.c.status == "sending").limit(1)).first()
+            if owing is not None:
+                conn.execute(meta.delete().where(meta.c.key == IDLE_STAMP_KEY))
+                return False
+            self._set_meta(conn, IDLE_STAMP_KEY, value)
+            return True
+
     # --- rendered HTML cache -------------------------------------------------------------
 
     def cached_html(self, keys: Iterable[str]) -> dict[str, str]:
@@ -452,6 +465,8 @@ class State:
         announces, atomically: either all of it exists or none."""
         post_ids = list(post_ids)
         with self.write() as conn:
+            # Mail is owed from now on: a run may no longer take the idle shortcut.
+            conn.execute(meta.delete().where(meta.c.key == IDLE_STAMP_KEY))
             digest_id = conn.execute(
                 digests.insert().values(
                     kind=kind, created_at=now, status="sending", subject=subject, html=html,
