@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from . import idle
 from .config import Config
-from .content import LoadResult, Post, load_posts, render_html
+from .content import LoadResult, Post, load_posts, render_html, render_many
 from .idle import stat_files
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ class CachedRenderer:
         self.rendered: dict[str, str] = {}  # new renders, stored at the end
         self.cached: dict[str, str] = {}  # prefetched HTML
         self.looked_up: set[str] = set()  # keys already asked of the state
+        self.ahead: dict[str, str] = {}  # rendered by render_missing, not yet asked for
         self.hits = 0
         self.misses = 0
 
@@ -78,6 +79,11 @@ class CachedRenderer:
         if self.state is not None and keys:
             self.cached.update(self.state.cached_html(keys))
         self.looked_up |= keys
+
+    def render_missing(self, posts: list[Post]) -> None:
+        """Render, all at once (in parallel when there are many), the posts the cache lacks."""
+        missing = [p for p in posts if p.render_key not in self.cached and p.render_key not in self.rendered]
+        self.ahead.update(render_many(missing))
 
     def __call__(self, post: Post) -> str:
         key = post.render_key
@@ -90,7 +96,7 @@ class CachedRenderer:
             self.hits += 1
             return cached
         self.misses += 1
-        html = render_html(post)
+        html = self.ahead.pop(key) if key in self.ahead else render_html(post)
         self.rendered[key] = html
         return html
 
@@ -197,7 +203,9 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
     from .feeds import render_feeds, write_feeds
 
     renderer = CachedRenderer(state)
-    renderer.prefetch(feed_candidates(loaded.posts, config.feeds.limit))
+    candidates = feed_candidates(loaded.posts, config.feeds.limit)
+    renderer.prefetch(candidates)
+    renderer.render_missing(candidates)
     files = render_feeds(loaded.posts, config, renderer)
     renderer.save()
     written = write_feeds(files, config.output_dir)

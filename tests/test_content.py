@@ -1,17 +1,21 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from publisher.content import (
+    PARALLEL_RENDER_MIN,
     absolutize_html,
     clean_text,
     derive_summary,
     load_posts,
     render_html,
+    render_many,
     slugify,
 )
+from publisher.errors import ContentError
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -277,3 +281,36 @@ def test_render_key_changes_with_body_and_url(site):
     key1 = only(site).render_key
     path.write_text(path.read_text().replace("one", "two"))
     assert only(site).render_key != key1
+
+
+def _many_posts(site, count: int) -> list:
+    for i in range(count):
+        site.post(f"p{i:03d}/index.md", f"title: Post {i} & <{i}>\npubDate: 2024-01-{i % 28 + 1:02d}",
+                  f"Text [rel](../p{i - 1:03d}/) ![img](./a{i}.png) `code & <b>`\n\n| a | b |\n|---|---|\n"
+                  f"| {i} | 😀 |\n\nNote[^1].\n\n[^1]: foot {i}\n")
+    return load_posts(site.config(), NOW).posts
+
+
+def test_render_many_in_worker_processes_gives_the_same_html(site):
+    posts = _many_posts(site, PARALLEL_RENDER_MIN + 6)
+    rendered = render_many(posts + posts[:3])  # a post asked twice is rendered once
+    assert sorted(rendered) == sorted(p.render_key for p in posts)
+    for post in posts:
+        assert rendered[post.render_key] == render_html(post)
+    fifth = next(p for p in posts if p.slug == "p005")
+    assert '<a href="https://blog.test.example/blog/p004/">rel</a>' in rendered[fifth.render_key]
+    assert 'src="https://blog.test.example/blog/p005/a5.png"' in rendered[fifth.render_key]
+    assert "<td>😀</td>" in rendered[fifth.render_key]
+
+
+def test_render_many_reports_a_file_changed_since_the_scan(site):
+    """Posts restored from the scan cache read their bodies when rendered, in the workers."""
+    posts = _many_posts(site, PARALLEL_RENDER_MIN + 6)
+    config = site.config()
+    first = load_posts(config, NOW, cache={})
+    cached = load_posts(config, NOW, cache=dict(first.cache_changed))
+    victim = cached.posts[10]
+    Path(victim._path).write_text("---\ntitle: Changed\npubDate: 2024-01-01\n---\nNew body.\n")
+    with pytest.raises(ContentError, match="changed while publisher was running"):
+        render_many(cached.posts)
+    assert len(posts) == len(cached.posts)
