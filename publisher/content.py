@@ -674,21 +674,26 @@ def render_html(post: Post) -> str:
 
 
 # Python-Markdown takes ~5 ms a post, most of a cold build's time. From this many posts on,
-# rendering is shared by a pool of processes, one per core (each costs ~0.15 s to start).
+# rendering is shared by a pool of forked processes, one per core.
 PARALLEL_RENDER_MIN = 64
 
 
 def render_many(posts: list[Post]) -> dict[str, str]:
     """render_html for many posts: {render_key: HTML}, the same HTML whichever way it is made."""
+    import threading
+
     unique = list({post.render_key: post for post in posts}.values())
     workers = min(len(os.sched_getaffinity(0)), 8, len(unique) // (PARALLEL_RENDER_MIN // 2))
-    if len(unique) < PARALLEL_RENDER_MIN or workers < 2:
+    # Forked workers, and only from a process with one thread: a child inherits every lock
+    # as its parent's other threads held it, and could hang on one (publisher schedule runs
+    # builds on a worker thread, so it renders here). "spawn" would avoid that but re-runs
+    # the caller's __main__ in each worker, which breaks scripts that import publisher.
+    if len(unique) < PARALLEL_RENDER_MIN or workers < 2 or threading.active_count() > 1:
         return {post.render_key: render_html(post) for post in unique}
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # "spawn": fresh interpreters, safe even when the caller has threads (publisher schedule).
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         chunk = max(1, len(unique) // (workers * 4))
         rendered = pool.map(render_html, unique, chunksize=chunk)
         return {post.render_key: html_text for post, html_text in zip(unique, rendered)}

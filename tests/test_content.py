@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -301,6 +302,22 @@ def test_render_many_in_worker_processes_gives_the_same_html(site):
     assert '<a href="https://blog.test.example/blog/p004/">rel</a>' in rendered[fifth.render_key]
     assert 'src="https://blog.test.example/blog/p005/a5.png"' in rendered[fifth.render_key]
     assert "<td>😀</td>" in rendered[fifth.render_key]
+
+
+def _renderer_pid(post) -> str:
+    return str(os.getpid())
+
+
+def test_render_many_renders_in_worker_processes(site, monkeypatch):
+    import publisher.content as content
+
+    posts = _many_posts(site, PARALLEL_RENDER_MIN + 6)
+    monkeypatch.setattr(content, "render_html", _renderer_pid)
+    pids = set(render_many(posts).values())
+    if len(os.sched_getaffinity(0)) < 2:
+        assert pids == {str(os.getpid())}  # one core: no pool to pay for
+    else:
+        assert pids and str(os.getpid()) not in pids
 
 
 def test_render_many_reports_a_file_changed_since_the_scan(site):
