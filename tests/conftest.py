@@ -102,3 +102,12 @@ class Site:
 @pytest.fixture
 def site(tmp_path: Path) -> Site:
     return Site(tmp_path / "site")
+
+
+@pytest.fixture
+def server():
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it accepts."""
+    from smtp_helpers import SmtpServer
+
+    with SmtpServer() as s:
+        yield s

@@ -31,12 +31,6 @@ class _FullPath(Exception):
 
 
 @pytest.fixture
-def server():
-    with SmtpServer() as s:
-        yield s
-
-
-@pytest.fixture
 def blog(site, server):
     """A site with two subscribers, a first run (the baseline) and a second run that found
     nothing to do, so the stamp is in place."""

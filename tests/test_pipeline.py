@@ -16,12 +16,6 @@ SUN = MON - timedelta(days=1)
 
 
 @pytest.fixture
-def server():
-    with SmtpServer() as s:
-        yield s
-
-
-@pytest.fixture
 def newsletter(site, server):
     """A site with three subscribers, pointed at the test SMTP server, fast retries."""
 
