@@ -28,9 +28,15 @@ server's reply, the server may have queued the message, and the retry sends it a
 offers no way to tell; losing a message silently would be worse.
 
 Threading: the caller's iterable is consumed lazily on the calling thread (so a database
-cursor stays on the thread that opened it) and fed through a small bounded queue to
-`smtp.connections` worker threads, each owning one connection that is reused for many
-messages. Callbacks run on the worker threads, one at a time, under one lock.
+cursor stays on the thread that opened it). With one connection (the default) the calling
+thread also does the sending: it reads and builds the next message while the server takes
+in the current one. With more, jobs go through a small bounded queue to `smtp.connections`
+worker threads, each owning one connection that is reused for many messages. Callbacks run
+one at a time, under one lock.
+
+Where the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one write,
+and the intent (on_attempt) is recorded while the server answers them: still before the
+message's content is handed over, which is what makes a crash resumable.
 """
 
 from __future__ import annotations
@@ -55,17 +61,24 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 300.0  # seconds; a longer wait would outlast a cron interval for no gain
 MAX_LINE = 998  # RFC 5322 2.1.1, without the CRLF
-# A line start followed by more than MAX_LINE characters and its CR. Anchored on the "\n",
-# so the scan is linear: the regex engine jumps from newline to newline.
-_LONG_LINE = re.compile(rb"\n[^\n]{%d}" % (MAX_LINE + 2))
 
 
 def _may_have_long_line(data: bytes) -> bool:
     """False only if every line of `data` (CRLF-terminated, the last maybe not) is at most
-    MAX_LINE bytes long; True means: measure."""
-    first = data.find(b"\n")
-    return (first > MAX_LINE + 1 or len(data) - data.rfind(b"\n") - 1 > MAX_LINE
-            or _LONG_LINE.search(data) is not None)
+    MAX_LINE bytes long; True means: measure.
+
+    A line longer than MAX_LINE covers one of the offsets 0, MAX_LINE, 2 * MAX_LINE, ...:
+    only the lines at those offsets are measured, each with two searches in C (a regex
+    over the whole message cost four times as much)."""
+    size = len(data)
+    for offset in range(0, size, MAX_LINE):
+        start = data.rfind(b"\n", 0, offset) + 1
+        end = data.find(b"\n", offset)
+        if (end if end >= 0 else size) - start > MAX_LINE:  # (the line and its CR)
+            return True
+    return False
+
+
 REPLY_MAX = 300  # characters of a server reply kept in an Outcome
 # Jobs buffered per worker between the reader and the workers: enough to keep every
 # connection busy, small enough that a stop or a crash leaves almost nothing read-but-unsent.
@@ -286,6 +299,39 @@ def sign_dkim(message: bytes, config: Config) -> bytes:
 
 # --- one connection -----------------------------------------------------------------------
 
+# An address smtplib.quoteaddr returns as "<address>" without needing its parser (a tenth of
+# a pipelined exchange's CPU time): dot-atoms of letters, digits, "_", "+" and "-".
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\Z")
+
+
+def _quoted(address: str) -> str:
+    """smtplib.quoteaddr(address), faster for a plain address."""
+    return f"<{address}>" if _PLAIN_ADDRESS.match(address) else smtplib.quoteaddr(address)
+
+
+def _commands(sender: str, options: list[str], recipient: str | None = None) -> bytes:
+    """MAIL, spelled as smtplib's mail() spells it; with a recipient, followed by RCPT and
+    DATA, for one write (RFC 2920: DATA may only end a group)."""
+    lines = [f"MAIL FROM:{_quoted(sender)}{''.join(' ' + o for o in options)}"]
+    if recipient is not None:
+        lines += [f"RCPT TO:{_quoted(recipient)}", "DATA"]
+    if any("\r" in line or "\n" in line for line in lines):
+        raise ValueError(f"SMTP command arguments contain a line break: {sender!r}, {recipient!r}")
+    return "".join(line + "\r\n" for line in lines).encode(
+        "utf-8" if "SMTPUTF8" in options else "ascii")
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """A message as DATA carries it, as smtplib's data() sends it: a line starting with "."
+    gets a second one, and the end marker follows."""
+    data = data.replace(b"\n.", b"\n..")  # = re.sub(rb"(?m)^\.", ...), at C speed
+    if data.startswith(b"."):
+        data = b"." + data
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
 class _Retry(Exception):
     """This attempt failed for a reason that may go away: try again later."""
 
@@ -417,8 +463,20 @@ class _Session:
         except (OSError, ssl.SSLError):
             smtp.close()
 
-    def transmit(self, sender: str, recipient: str, data: bytes) -> tuple[str, int | None, str]:
+    def transmit(self, sender: str, recipient: str, data: bytes,
+                 intent: Callable[[], None] = lambda: None,
+                 meanwhile: Callable[[], None] | None = None) -> tuple[str, int | None, str]:
         """One attempt: MAIL, RCPT, DATA. Returns ("sent" | "bounced", code, reply).
+
+        When the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one
+        write and their replies are read in order, each checked as without it: two round
+        trips per message instead of four, which on a fast server is a third of the time.
+
+        intent() runs once the first write (MAIL, or MAIL to DATA pipelined) is out, while
+        the server answers it: before any of the message's content can reach the server.
+        meanwhile(), if given, runs once the content is written, while the server takes it
+        in. Both run at most once here; an exception from intent() comes out as
+        _CallbackFailed.
 
         Raises _Retry or _Fatal; the connection is then in an unknown state and the caller
         closes it."""
@@ -436,7 +494,12 @@ class _Session:
                     return ("bounced", None,
                             f"{where} does not offer SMTPUTF8, needed for this address")
                 options.append("SMTPUTF8")
-            code, text = smtp.mail(sender, options)
+                smtp.command_encoding = "utf-8"  # for RCPT too, as smtplib's mail() does
+            pipelined = smtp.has_extn("pipelining")
+            smtp.send(_commands(sender, options, recipient if pipelined else None))
+            # The intent is recorded while the server answers: no content has gone out yet.
+            self._callback(intent)
+            code, text = smtp.getreply()
             reply = _one_line(text)
             if not 200 <= code < 300:
                 if 500 <= code < 600:
@@ -446,8 +509,10 @@ class _Session:
                         "settings)"
                     ), code, reply)
                 raise _Retry(_code(code), reply, stale=self.reused and code == 421)
+            # (Pipelined, a refused MAIL leaves the RCPT and DATA replies unread: the caller
+            # closes the connection.)
             stage = "RCPT"
-            code, text = smtp.rcpt(recipient)
+            code, text = smtp.getreply() if pipelined else smtp.rcpt(recipient)
             reply = _one_line(text)
             if 500 <= code < 600:
                 if code == 530 or _NOT_THE_RECIPIENT.search(reply):
@@ -455,15 +520,22 @@ class _Session:
                         f"SMTP server {where} refuses to relay for us: {code} {reply} "
                         "(check smtp.username and the server's relay settings)"
                     ), code, reply)
-                self._rset()
+                if not pipelined or self._skip_data():
+                    self._rset()
                 return ("bounced", code, reply)
             if not 200 <= code < 300:
+                if pipelined:
+                    self._skip_data()
                 raise _Retry(_code(code), reply)
             stage = "DATA"
-            try:
-                code, text = smtp.data(data)
-            except smtplib.SMTPDataError as e:  # the DATA command itself was refused
-                code, text = e.smtp_code, e.smtp_error
+            if not pipelined:
+                smtp.putcmd("data")
+            code, text = smtp.getreply()
+            if code == 354:  # else the DATA command itself was refused
+                smtp.send(_dot_stuffed(data))
+                if meanwhile is not None:
+                    meanwhile()
+                code, text = smtp.getreply()
             reply = _one_line(text)
             if 200 <= code < 300:
                 self.reused = True
@@ -472,10 +544,30 @@ class _Session:
                 self._rset()
                 return ("bounced", code, reply)
             raise _Retry(_code(code), reply)
-        except (_Retry, _Fatal):
+        except (_Retry, _Fatal, _CallbackFailed):
             raise
         except (OSError, ssl.SSLError) as e:  # includes SMTPServerDisconnected, timeouts
             raise _Retry(None, _error_text(e), stale=self.reused and stage == "MAIL") from e
+
+    @staticmethod
+    def _callback(callback: Callable[[], None]) -> None:
+        try:
+            callback()
+        except BaseException as e:  # not the connection's fault: keep it from being retried
+            raise _CallbackFailed(e) from e
+
+    def _skip_data(self) -> bool:
+        """After a refused RCPT, read the pipelined DATA's reply: a server refuses DATA
+        without a valid recipient (503/554). One that waits for a message instead (354) gets
+        none: the connection is dropped. True if the connection is still usable."""
+        try:
+            code, _text = self.smtp.getreply()
+        except (OSError, ssl.SSLError):
+            code = 0
+        if 400 <= code < 600:
+            return True
+        self.close(polite=False)
+        return False
 
     def _rset(self) -> None:
         """Clear the transaction so the connection can carry the next message."""
@@ -525,14 +617,40 @@ def backoff_delay(config: Config, failed_attempts: int) -> float:
     return min(config.smtp.retry_base_delay * 2 ** (failed_attempts - 1), MAX_BACKOFF)
 
 
+class _Once:
+    """A callback that runs at most once, however often it is called."""
+
+    def __init__(self, callback: Callable[[], None]):
+        self.callback = callback
+        self.done = False
+
+    def __call__(self) -> None:
+        if not self.done:
+            self.done = True
+            self.callback()
+
+
+class _CallbackFailed(Exception):
+    """A callback run in the middle of an SMTP exchange raised `error`: not a failure of the
+    connection, so it is not retried; the run stops with `error` itself."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
+
+
+_NOT_YET = object()
+
+
 class _Run:
     def __init__(self, config: Config, sender: str, on_attempt: Callable[[Job], None],
                  on_result: Callable[[Job, Outcome], None], stop: threading.Event,
-                 sleep: Callable[[float], Any]):
+                 sleep: Callable[[float], Any], on_idle: Callable[[], None] | None = None):
         self.config = config
         self.sender = sender
         self.on_attempt = on_attempt
         self.on_result = on_result
+        self.on_idle = on_idle
         self.stop = stop
         # The real sleep would hold a stopping run for up to MAX_BACKOFF; waiting on the
         # stop event instead wakes up at once. An injected sleep (tests) is used as given.
@@ -547,6 +665,8 @@ class _Run:
         return self.stop.is_set() or self.abort.is_set()
 
     def execute(self, first: Job, rest: Iterator[Job], sessions: list[_Session]) -> DeliveryStats:
+        if len(sessions) == 1:
+            return self._execute_inline(first, rest, sessions[0])
         jobs: queue.Queue = queue.Queue(maxsize=QUEUE_PER_WORKER * len(sessions))
         threads = [
             threading.Thread(target=self._work, args=(session, jobs),
@@ -580,10 +700,56 @@ class _Run:
             raise self.failure
         return self.stats
 
+    def _execute_inline(self, first: Job, rest: Iterator[Job], session: _Session) -> DeliveryStats:
+        """One connection: the calling thread does it all, with no hand-over between threads
+        (a sixth of a 5,000-message send went on that). While the server takes in a message,
+        the next job is read and its message built (`meanwhile`), in the time the client
+        would otherwise spend waiting for the reply."""
+        upcoming: Any = (first, *self._build(first))
+        try:
+            while upcoming is not None and not self.halted():
+                job, data, error = upcoming
+                if job is None:
+                    raise error  # reading the jobs failed
+                upcoming = _NOT_YET
+
+                def meanwhile() -> None:
+                    nonlocal upcoming
+                    if upcoming is _NOT_YET:
+                        upcoming = self._take(rest)
+
+                self._deliver_one(session, job, (data, error), meanwhile)
+                if upcoming is _NOT_YET:  # no message went through: nothing was read ahead
+                    if self.halted() or not self._idle():
+                        break
+                    upcoming = self._take(rest)
+        finally:
+            self._idle()
+            session.close()
+        if self.failure is not None:
+            raise self.failure
+        return self.stats
+
+    def _take(self, rest: Iterator[Job]) -> tuple | None:
+        """The next job, its message and what building it raised; None after the last job.
+        Never raises: a failure to read a job comes back as (None, None, error), to be raised
+        when its turn comes rather than in the middle of another message's exchange."""
+        try:
+            job = next(rest, _END)
+        except BaseException as e:
+            return (None, None, e)
+        if job is _END:
+            return None
+        return (job, *self._build(job))
+
     def _work(self, session: _Session, jobs: queue.Queue) -> None:
         try:
             while True:
-                job = jobs.get()
+                try:
+                    job = jobs.get_nowait()
+                except queue.Empty:
+                    self._idle()  # about to wait: nothing may stay held back meanwhile
+                    job = jobs.get()
                 if job is _DONE:
                     return
                 if self.halted():
@@ -591,14 +757,28 @@ class _Run:
                 try:
                     self._deliver_one(session, job)
                 except BaseException as e:
-                    with self.lock:
-                        if self.failure is None:
-                            self.failure = e
-                        else:
-                            log.debug("another failure after the first: %s", e)
-                    self.abort.set()
+                    self._failed(e)
         finally:
+            self._idle()
             session.close()
+
+    def _failed(self, e: BaseException) -> None:
+        with self.lock:
+            if self.failure is None:
+                self.failure = e
+            else:
+                log.debug("another failure after the first: %s", e)
+        self.abort.set()
+
+    def _build(self, job: Job) -> tuple[bytes | None, BaseException | None]:
+        """The job's message ready for the wire, or what preparing it raised (None, None for
+        an address that is refused before any message is built)."""
+        if not _valid_recipient(job.recipient):
+            return None, None
+        try:
+            return self._prepare(job), None
+        except BaseException as e:
+            return None, e
 
     def _prepare(self, job: Job) -> bytes:
         data = job.build()
@@ -607,8 +787,8 @@ class _Run:
         # SMTP needs CRLF line ends; a bare "\n" is rejected or mangled by some servers.
         if data.count(b"\n") != data.count(b"\r\n"):
             data = re.sub(rb"\r?\n", b"\r\n", data)
-        # A regex scan in C first: splitting every message into lines in Python was a tenth
-        # of a large send's CPU time. Only a suspect message is measured line by line.
+        # A scan in C first: splitting every message into lines in Python was a tenth of a
+        # large send's CPU time. Only a suspect message is measured line by line.
         if _may_have_long_line(data):
             longest = max(len(line) for line in data.split(b"\r\n"))
         else:
@@ -622,22 +802,30 @@ class _Run:
             )
         return sign_dkim(data, self.config)
 
-    def _deliver_one(self, session: _Session, job: Job) -> None:
+    def _deliver_one(self, session: _Session, job: Job,
+                     prepared: tuple[bytes | None, BaseException | None] | None = None,
+                     meanwhile: Callable[[], None] | None = None) -> None:
+        """Send one job and report it. `prepared` is what _build returned, if it already ran;
+        `meanwhile` runs once the message is handed over, while the server takes it in."""
         if not _valid_recipient(job.recipient):
             self._attempted(job)
             self._report(job, Outcome("bounced", None,
                                       _one_line(f"invalid address {job.recipient!r}"), 0))
             return
-        try:
-            data = self._prepare(job)
-        except RecipientError as e:  # this address cannot be written into a message
+        data, error = prepared if prepared is not None else self._build(job)
+        if isinstance(error, RecipientError):  # this address cannot be written into a message
             self._attempted(job)
-            self._report(job, Outcome("bounced", None, _one_line(str(e)), 0))
+            self._report(job, Outcome("bounced", None, _one_line(str(error)), 0))
             return
+        if error is not None:
+            raise error
+        if self.limiter.interval and not self._idle():  # the limiter may make us wait
+            return  # not started: no callbacks
         self.limiter.acquire()
         if self.stop.is_set():
             return  # not started: no callbacks
-        self._attempted(job)
+        # Recorded before the message's content is handed over (transmit says when).
+        intent = _Once(lambda: self._attempted(job))
         attempts, code, reply = 0, None, ""
         unreachable = 0  # attempts in a row that could not even open a connection
         fatal: DeliveryError | None = None
@@ -659,7 +847,8 @@ class _Run:
                     self.stats.retried += 1
             attempts += 1
             try:
-                status, code, reply = self._attempt(session, job.recipient, data)
+                status, code, reply = self._attempt(session, job.recipient, data, intent,
+                                                    meanwhile)
                 outcome = Outcome(status, code, reply, attempts)
             except _Retry as e:
                 session.close(polite=e.code is not None and e.code != 421)
@@ -677,18 +866,23 @@ class _Run:
                 session.close(polite=False)
                 code, reply, fatal = e.code, e.reply, e.error
                 break
+            except _CallbackFailed as e:
+                session.close(polite=False)  # mid-transaction: no QUIT
+                raise e.error
         if outcome is None:
             outcome = Outcome("deferred", code, reply, attempts)
+        intent()  # (if no attempt got as far as recording it: a result follows an intent)
         log.debug("%s: %s after %d attempt(s): %s %s", job.recipient, outcome.status,
                   outcome.attempts, outcome.code, outcome.reply)
         self._report(job, outcome)
         if fatal is not None:
             raise fatal
 
-    def _attempt(self, session: _Session, recipient: str, data: bytes) -> tuple[str, int | None, str]:
+    def _attempt(self, session: _Session, recipient: str, data: bytes, intent: Callable[[], None],
+                 meanwhile: Callable[[], None] | None) -> tuple[str, int | None, str]:
         fresh = session.open()
         try:
-            return session.transmit(self.sender, recipient, data)
+            return session.transmit(self.sender, recipient, data, intent, meanwhile)
         except _Retry as e:
             if fresh or not e.stale:
                 raise
@@ -697,11 +891,23 @@ class _Run:
             log.debug("connection to %s went stale; reconnecting", _where(self.config))
             session.close(polite=False)
         session.open()
-        return session.transmit(self.sender, recipient, data)
+        return session.transmit(self.sender, recipient, data, intent, meanwhile)
 
     def _attempted(self, job: Job) -> None:
         with self.lock:
             self.on_attempt(job)
+
+    def _idle(self) -> bool:
+        """Run on_idle; False if it failed (the failure is reported like a callback's)."""
+        if self.on_idle is None:
+            return True
+        try:
+            with self.lock:
+                self.on_idle()
+        except BaseException as e:
+            self._failed(e)
+            return False
+        return True
 
     def _report(self, job: Job, outcome: Outcome) -> None:
         with self.lock:
@@ -735,16 +941,23 @@ def _open_sessions(config: Config, count: int,
 def deliver(jobs: Iterable[Job], config: Config, *, mail_from: str,
             on_attempt: Callable[[Job], None], on_result: Callable[[Job, Outcome], None],
             stop: threading.Event | None = None,
-            sleep: Callable[[float], None] = time.sleep) -> DeliveryStats:
+            sleep: Callable[[float], None] = time.sleep,
+            on_idle: Callable[[], None] | None = None) -> DeliveryStats:
     """Send every job; report each through the callbacks; return the totals.
 
-    on_attempt(job) runs before a message's first transmission attempt (record the intent),
-    on_result(job, outcome) once its outcome is final (record the result). Callbacks never
-    run two at once; they run on worker threads. If `stop` is set, the messages in flight
-    are finished and no new job is started. Jobs are read lazily, a few ahead of the
-    workers. Raises ConfigError for settings that are wrong before anything is sent, and
-    DeliveryError when the server refuses us rather than a recipient (see the module
-    docstring); the jobs not yet started then have had no callbacks.
+    on_attempt(job) runs once per message, before its content is first handed to the server
+    (record the intent), on_result(job, outcome) once its outcome is final (record the
+    result); a job that gets on_result got on_attempt first. on_idle(), if given, runs
+    whenever a connection is about to wait for its next job (or for the rate limiter) and
+    when it finishes: a caller that holds a result back, to record it together with the
+    next intent, writes it then. Callbacks never run two at once; with one connection they
+    run on the calling thread, with more on worker threads. If `stop` is set, the messages
+    in flight are finished and no new job is started. Jobs are read lazily, a few ahead of
+    the connections. Raises ConfigError for settings that are wrong before anything is
+    sent, and DeliveryError when the server refuses us rather than a recipient (see the
+    module docstring); the jobs not yet started then have had no callbacks. An exception
+    from a callback ends the run with that exception (the message it was about is not
+    retried).
 
     Each message is DKIM-signed here (sign_dkim) when smtp.dkim.key_file is set."""
     stop = stop if stop is not None else threading.Event()
@@ -759,7 +972,7 @@ def deliver(jobs: Iterable[Job], config: Config, *, mail_from: str,
     sessions = _open_sessions(config, config.smtp.connections, context)
     log.info("sending through %s (%s, %d connection(s))", _where(config),
              config.smtp.security, len(sessions))
-    run = _Run(config, sender, on_attempt, on_result, stop, sleep)
+    run = _Run(config, sender, on_attempt, on_result, stop, sleep, on_idle)
     stats = run.execute(first, rest, sessions)
     log.info("delivery: %d sent, %d bounced, %d deferred, %d retries", stats.sent,
              stats.bounced, stats.deferred, stats.retried)

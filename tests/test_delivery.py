@@ -252,13 +252,13 @@ def test_stale_reused_connection_is_reopened_without_a_retry(smtp_server, tmp_pa
     sleeps: list[float] = []
     recorder = Recorder()
 
-    def arm_fault(job):
-        recorder.on_attempt(job)
-        if job.key == "b@example.org":
+    def arm_fault(job, outcome):  # after a@ went through, before b@'s MAIL
+        recorder.on_result(job, outcome)
+        if job.key == "a@example.org":
             smtp_server.add_fault("mail", "421 4.4.2 Idle timeout", drop=True, times=1)
 
     stats = deliver(jobs_for("a@example.org", "b@example.org"), cfg(smtp_server, tmp_path),
-                    mail_from=FROM, on_attempt=arm_fault, on_result=recorder.on_result,
+                    mail_from=FROM, on_attempt=recorder.on_attempt, on_result=arm_fault,
                     sleep=sleeps.append)
 
     assert recorder.outcomes["b@example.org"] == Outcome("sent", 250, "2.0.0 OK queued", 1)
@@ -708,3 +708,234 @@ def test_delivered_mail_is_signed_once(dkim_key, smtp_server, tmp_path):
     for received in smtp_server.received:
         assert received.data.count(b"DKIM-Signature:") == 1
         assert dkim.verify(received.data, dnsfunc=dkim_key.dnsfunc("mail", "blog.test.example"))
+
+
+# --- PIPELINING (RFC 2920), reading ahead, on_idle -------------------------------------------
+
+@pytest.fixture
+def pipelining_server():
+    from send_helpers import PipeliningServer
+
+    with PipeliningServer() as server:
+        yield server
+
+
+@pytest.fixture
+def writes(monkeypatch):
+    """Every write the client makes to an SMTP socket, in order."""
+    import smtplib
+
+    seen: list[bytes] = []
+    original = smtplib.SMTP.send
+
+    def send(self, s):
+        seen.append(s if isinstance(s, bytes) else s.encode(self.command_encoding))
+        return original(self, s)
+
+    monkeypatch.setattr(smtplib.SMTP, "send", send)
+    return seen
+
+
+def test_pipelining_sends_mail_rcpt_and_data_in_one_write(pipelining_server, tmp_path, writes):
+    body = "Grüße\n" + "x" * 998 + "\n.leading dot\n..two\n.\n"
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = FROM, "b@example.org", "dots"
+    msg.set_content(body, cte="8bit")
+    dotted = msg.as_bytes(policy=email.policy.SMTP.clone(max_line_length=None))
+    jobs = jobs_for("a@example.org") + [Job("b@example.org", "b@example.org", lambda: dotted)]
+    stats, rec = run(jobs + jobs_for("c@example.org"), cfg(pipelining_server, tmp_path))
+
+    assert stats == DeliveryStats(sent=3)
+    received = pipelining_server.received
+    assert [m.rcpt for m in received] == ["a@example.org", "b@example.org", "c@example.org"]
+    assert received[0].data == message("a@example.org") and received[1].data == dotted
+    assert pipelining_server.connections == 1
+    assert rec.outcomes["b@example.org"] == Outcome("sent", 250, "2.0.0 OK queued", 1)
+    groups = [w for w in writes if w.startswith(b"MAIL FROM:")]
+    assert groups[1] == (b"MAIL FROM:<news@blog.test.example> BODY=8BITMIME\r\n"
+                         b"RCPT TO:<b@example.org>\r\nDATA\r\n")
+    assert len(groups) == 3
+    assert writes[writes.index(groups[1]) + 1].endswith(b"\r\n..leading dot\r\n...two\r\n..\r\n.\r\n")
+
+
+def test_pipelined_bounce_at_rcpt_skips_the_data_and_the_connection_carries_on(
+        pipelining_server, tmp_path):
+    pipelining_server.add_fault("rcpt", "550 5.1.1 no such user", recipient="b@example.org")
+    stats, rec = run(jobs_for("a@example.org", "b@example.org", "c@example.org"),
+                     cfg(pipelining_server, tmp_path))
+
+    assert rec.outcomes["b@example.org"] == Outcome("bounced", 550, "5.1.1 no such user", 1)
+    assert stats == DeliveryStats(sent=2, bounced=1)
+    assert [m.rcpt for m in pipelining_server.received] == ["a@example.org", "c@example.org"]
+    assert pipelining_server.connections == 1
+
+
+def test_pipelined_451_at_rcpt_is_retried(pipelining_server, tmp_path):
+    pipelining_server.add_fault("rcpt", "451 4.3.0 Later", recipient="a@example.org", times=1)
+    sleeps: list[float] = []
+    stats, rec = run(jobs_for("a@example.org", "b@example.org"),
+                     cfg(pipelining_server, tmp_path, retry_base_delay=3), sleep=sleeps.append)
+
+    assert rec.outcomes["a@example.org"] == Outcome("sent", 250, "2.0.0 OK queued", 2)
+    assert sleeps == [3.0] and stats == DeliveryStats(sent=2, retried=1)
+    assert [m.rcpt for m in pipelining_server.received] == ["a@example.org", "b@example.org"]
+
+
+def test_pipelined_refused_sender_stops_the_run(pipelining_server, tmp_path):
+    pipelining_server.add_fault("mail", "553 5.7.1 Sender address rejected")
+    rec = Recorder()
+    with pytest.raises(DeliveryError, match="refused the sender <news@blog.test.example>: 553"):
+        run(jobs_for(*addresses(3)), cfg(pipelining_server, tmp_path), rec)
+
+    assert rec.events == [("attempt", "reader0@example.org"), ("result", "reader0@example.org")]
+    assert rec.outcomes["reader0@example.org"].status == "deferred"
+    assert pipelining_server.received == []
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_the_intent_is_recorded_before_the_content_reaches_the_server(tmp_path, pipelining):
+    from send_helpers import PipeliningServer
+
+    to = addresses(3)
+    delivered_at_intent = []
+    recorder = Recorder()
+    with (PipeliningServer() if pipelining else SmtpServer()) as server:
+        def on_attempt(job):
+            recorder.on_attempt(job)
+            time.sleep(0.05)  # content sent early would reach the server meanwhile
+            delivered_at_intent.append([m.rcpt for m in server.received])
+
+        deliver(jobs_for(*to), cfg(server, tmp_path), mail_from=FROM, on_attempt=on_attempt,
+                on_result=recorder.on_result)
+        assert [m.rcpt for m in server.received] == to
+    assert delivered_at_intent == [[], to[:1], to[:2]]
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_a_failing_intent_callback_sends_nothing_and_is_not_retried(tmp_path, pipelining):
+    from send_helpers import PipeliningServer
+
+    def on_attempt(job):
+        if job.key == "b@example.org":
+            raise OSError("ledger disk full")  # an OSError, yet not the connection's
+
+    results = []
+    with (PipeliningServer() if pipelining else SmtpServer()) as server:
+        with pytest.raises(OSError, match="ledger disk full"):
+            deliver(jobs_for("a@example.org", "b@example.org", "c@example.org"),
+                    cfg(server, tmp_path), mail_from=FROM, on_attempt=on_attempt,
+                    on_result=lambda job, outcome: results.append(job.key))
+        assert [m.rcpt for m in server.received] == ["a@example.org"]
+        assert server.attempts("b@example.org") <= 1 and server.attempts("c@example.org") == 0
+    assert results == ["a@example.org"]
+
+
+def test_a_failure_reading_the_next_job_comes_after_the_current_result(smtp_server, tmp_path):
+    def jobs():
+        yield from jobs_for("a@example.org")
+        raise RuntimeError("claiming failed")  # read while the server takes in a@
+
+    rec = Recorder()
+    with pytest.raises(RuntimeError, match="claiming failed"):
+        run(jobs(), cfg(smtp_server, tmp_path), rec)
+    assert rec.events == [("attempt", "a@example.org"), ("result", "a@example.org")]
+    assert [m.rcpt for m in smtp_server.received] == ["a@example.org"]
+
+
+def test_one_connection_reads_at_most_one_job_ahead(smtp_server, tmp_path):
+    produced = []
+    stop = threading.Event()
+    recorder = Recorder()
+
+    def jobs():
+        for job in jobs_for(*addresses(100)):
+            produced.append(job.key)
+            yield job
+
+    def on_attempt(job):
+        recorder.on_attempt(job)
+        assert len(produced) <= len(recorder.attempted) + 1
+        if len(recorder.attempted) == 5:
+            stop.set()
+
+    deliver(jobs(), cfg(smtp_server, tmp_path), mail_from=FROM, on_attempt=on_attempt,
+            on_result=recorder.on_result, stop=stop)
+    assert len(recorder.attempted) == 5 and len(produced) == 6
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_on_idle_runs_before_waiting_and_at_the_end(tmp_path, pipelining):
+    from send_helpers import PipeliningServer
+
+    events = []
+    with (PipeliningServer() if pipelining else SmtpServer()) as server:
+        server.add_fault("rcpt", "550 5.1.1 no such user", recipient="b@example.org")
+        deliver(jobs_for("a@example.org", "b@example.org", "c@example.org"), cfg(server, tmp_path),
+                mail_from=FROM, on_attempt=lambda job: events.append(("attempt", job.key)),
+                on_result=lambda job, out: events.append(("result", job.key)),
+                on_idle=lambda: events.append(("idle", None)))
+    # Back to back, a result is followed by the next intent; after a bounce nothing was
+    # read ahead, so the connection waits for the next job (idle), and once at the end.
+    assert events == [("attempt", "a@example.org"), ("result", "a@example.org"),
+                      ("attempt", "b@example.org"), ("result", "b@example.org"), ("idle", None),
+                      ("attempt", "c@example.org"), ("result", "c@example.org"), ("idle", None)]
+
+
+def test_on_idle_runs_before_a_rate_limit_wait(smtp_server, tmp_path, monkeypatch):
+    events = []
+    now = [0.0]
+
+    def sleep(seconds):
+        events.append(("sleep", seconds))
+        now[0] += seconds
+
+    monkeypatch.setattr(delivery, "_clock", lambda: now[0])
+    deliver(jobs_for("a@example.org", "b@example.org"), cfg(smtp_server, tmp_path, rate_limit=2),
+            mail_from=FROM, on_attempt=lambda job: events.append(("attempt", job.key)),
+            on_result=lambda job, out: events.append(("result", job.key)),
+            on_idle=lambda: events.append(("idle", None)), sleep=sleep)
+    assert events == [("idle", None), ("attempt", "a@example.org"), ("result", "a@example.org"),
+                      ("idle", None), ("sleep", 0.5), ("attempt", "b@example.org"),
+                      ("result", "b@example.org"), ("idle", None)]
+
+
+@pytest.mark.parametrize("connections", [1, 2])
+def test_a_failing_on_idle_stops_the_run(smtp_server, tmp_path, connections):
+    def on_idle():
+        raise OSError("ledger is read-only")
+
+    with pytest.raises(OSError, match="ledger is read-only"):
+        deliver(jobs_for(*addresses(3)), cfg(smtp_server, tmp_path, connections=connections),
+                mail_from=FROM, on_attempt=lambda job: None, on_result=lambda job, out: None,
+                on_idle=on_idle)
+
+
+def test_dot_stuffing_matches_smtplib():
+    import smtplib
+
+    for data in (b"", b".", b"a", b".a\r\n", b"a\r\n.\r\n..\r\nb", b"x\r\n.y", b"\r\n.\r\n.",
+                 message("a@example.org")):
+        framed = smtplib._quote_periods(data)
+        framed += b"" if framed.endswith(b"\r\n") else b"\r\n"
+        assert delivery._dot_stuffed(data) == framed + b".\r\n", data
+
+
+def test_plain_addresses_are_quoted_as_smtplib_quotes_them():
+    import smtplib
+
+    for address in ("a@b.c", "first.last+tag@sub.example.org", "A_B-c@x-y.z", "a..b@c.d",
+                    ".a@b.c", "a@b", "a b@c.d", "a(b)@c.d", '"q"@c.d', "", "ü@x.org", "<a@b.c>"):
+        assert delivery._quoted(address) == smtplib.quoteaddr(address), address
+
+
+def test_long_line_check_never_misses_a_long_line():
+    import random
+
+    rng = random.Random(11)
+    for _ in range(3000):
+        lines = [b"x" * rng.choice([0, 1, 997, 998, 999, 1000, 1996, 1997, 3000, rng.randint(0, 3000)])
+                 for _ in range(rng.randint(1, 6))]
+        data = b"\r\n".join(lines) + rng.choice([b"", b"\r\n"])
+        if max(map(len, data.split(b"\r\n"))) > delivery.MAX_LINE:
+            assert delivery._may_have_long_line(data), [len(line) for line in lines]
+    assert not delivery._may_have_long_line((b"y" * 997 + b"\r\n") * 30)

@@ -210,3 +210,153 @@ def test_a_version_1_database_is_migrated_to_the_current_schema_keeping_its_rows
     assert [o.email for o in migrated.claim_batch(d, "me:1:x", limit=5, now=NOW,
                                                   stale_before=NOW - timedelta(minutes=15))] == ["kept@x.org"]
     migrated.close()
+
+
+# --- the ledger handle of a send (State.ledger) ----------------------------------------------
+
+LEDGER_COLUMNS = ("subscriber_id", "status", "attempts", "last_code", "last_reply", "updated_at",
+                  "claimed_by", "claimed_at")
+
+
+def ledger_rows(db, digest_id):
+    d = state_mod.deliveries
+    with db.read() as conn:
+        rows = conn.execute(sa.select(*(d.c[name] for name in LEDGER_COLUMNS))
+                            .where(d.c.digest_id == digest_id).order_by(d.c.subscriber_id))
+        return [tuple(r) for r in rows]
+
+
+def subscriber_rows(db):
+    s = state_mod.subscribers
+    with db.read() as conn:
+        return [tuple(r) for r in conn.execute(
+            sa.select(s.c.id, s.c.status, s.c.last_reply, s.c.updated_at).order_by(s.c.id))]
+
+
+def test_ledger_writes_what_mark_sending_and_mark_result_write(db):
+    db.add_subscribers([(f"s{i}@x.org", "") for i in range(5)])
+    old = db.create_digest(kind="digest", subject="S", html="h", text="t", post_ids=[], now=NOW)
+    new = db.create_digest(kind="digest", subject="S", html="h", text="t", post_ids=[], now=NOW)
+    for d in (old, new):
+        owed(db, d, limit=2)  # claimed and given back: claimed_at set, claimed_by cleared
+        db.claim_batch(d, "me:1:x", limit=3, now=NOW, stale_before=NOW - timedelta(minutes=15))
+    t = [NOW + timedelta(seconds=s, microseconds=7) for s in range(10)]
+    steps = [("sending", 1, t[0]), ("result", 1, "sent", 250, "2.0.0 ok", 1, t[1]),
+             ("sending", 2, t[2]), ("result", 2, "bounced", 550, "5.1.1 " + "z" * 600, 1, t[3]),
+             ("sending", 3, t[4]), ("result", 3, "deferred", 451, "4.3.0 later", 5, t[5]),
+             ("sending", 4, t[6])]  # killed here: intent recorded, no result
+    for step in steps:
+        if step[0] == "sending":
+            db.mark_sending(old, step[1], now=step[2])
+        else:
+            sid, status, code, reply, attempts, when = step[1:]
+            db.mark_result(old, sid, status=status, code=code, reply=reply, attempts=attempts, now=when)
+    expected_subscribers = subscriber_rows(db)
+    db.set_subscriber_status(2, state_mod.ACTIVE, now=NOW)
+    with db.ledger(new) as ledger:
+        for step in steps:
+            if step[0] == "sending":
+                ledger.sending(step[1], now=step[2])
+            else:
+                sid, status, code, reply, attempts, when = step[1:]
+                ledger.result(sid, status=status, code=code, reply=reply, attempts=attempts,
+                              now=when, hold=sid != 3)
+    assert ledger_rows(db, new) == ledger_rows(db, old)
+    assert ledger_rows(db, new)[1][1:5] == ("bounced", 1, 550, "5.1.1 " + "z" * 494)
+    assert ledger_rows(db, new)[0][1:3] == ("sent", 1)
+    assert subscriber_rows(db) == expected_subscribers
+    assert db.list_subscribers(state_mod.BOUNCED)[0].email == "s1@x.org"
+
+
+def test_a_held_result_waits_for_the_next_intent_or_a_flush(db):
+    db.add_subscribers([(f"s{i}@x.org", "") for i in range(4)])
+    d = db.create_digest(kind="digest", subject="S", html="h", text="t", post_ids=[], now=NOW)
+
+    def statuses():
+        return [row[1] for row in ledger_rows(db, d)]
+
+    with db.ledger(d) as ledger:
+        ledger.sending(1)
+        ledger.result(1, status="sent", code=250, reply="ok", attempts=1, hold=True)
+        assert statuses() == ["sending", "pending", "pending", "pending"]  # held
+        ledger.sending(2)  # one transaction: the held result and this intent
+        assert statuses() == ["sent", "sending", "pending", "pending"]
+        ledger.result(2, status="sent", code=250, reply="ok", attempts=1, hold=True)
+        ledger.sending(3)
+        ledger.result(3, status="bounced", code=550, reply="no", attempts=1, hold=True)
+        assert statuses() == ["sent", "sent", "sending", "pending"]
+        ledger.result(4, status="deferred", code=451, reply="later", attempts=2, hold=True)
+        assert statuses() == ["sent", "sent", "bounced", "pending"]  # at most one is held
+        ledger.flush()
+        assert statuses() == ["sent", "sent", "bounced", "deferred"]
+        ledger.sending(4)
+        ledger.result(4, status="sent", code=250, reply="ok", attempts=1, hold=True)
+    assert statuses() == ["sent", "sent", "bounced", "sent"]  # written on the way out
+    assert ledger_rows(db, d)[3][2] == 3  # 2 + 1 attempts
+    assert [s.email for s in db.list_subscribers(state_mod.BOUNCED)] == ["s2@x.org"]
+
+
+def test_a_held_result_is_written_even_when_the_send_fails(db):
+    db.add_subscribers([("a@x.org", "")])
+    d = db.create_digest(kind="digest", subject="S", html="h", text="t", post_ids=[], now=NOW)
+    with pytest.raises(RuntimeError, match="server refused us"):
+        with db.ledger(d) as ledger:
+            ledger.sending(1)
+            ledger.result(1, status="sent", code=250, reply="ok", attempts=1, hold=True)
+            raise RuntimeError("server refused us")
+    assert db.delivery_counts(d) == {"sent": 1}
+
+
+def test_a_database_failure_in_the_ledger_is_a_publisher_error(db_url, monkeypatch):
+    monkeypatch.setattr(state_mod, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    db = State(db_url)
+    db.add_subscribers([("a@x.org", "")])
+    d = db.create_digest(kind="digest", subject="S", html="h", text="t", post_ids=[], now=NOW)
+    with db.ledger(d) as ledger:
+        ledger.sending(1)
+        if db.is_sqlite:  # another writer holds the database for longer than the busy timeout
+            import sqlite3
+
+            other = sqlite3.connect(db_url.split("///", 1)[1], isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            expected = "database is locked"
+        else:  # the server ends the ledger's session
+            pid = ledger._conn.driver_connection.info.backend_pid
+            with db.engine.connect() as conn:
+                assert conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid})").scalar()
+                conn.commit()
+            expected = "terminat"
+        with pytest.raises(PublisherError, match=rf"^state database .*: .*{expected}"):
+            ledger.result(1, status="sent", code=250, reply="ok", attempts=1)
+        if db.is_sqlite:
+            other.rollback()
+            other.close()
+    db.close()
+    assert State(db_url).delivery_counts(d) == {"sending": 1}
+
+
+def test_a_sender_renews_its_whole_claimed_batch_while_it_sends(db):
+    """Rows claimed but not reached yet must not go stale while their sender is alive: else a
+    second sender would take them over and mail them too."""
+    db.add_subscribers([(f"s{i}@x.org", "") for i in range(3)])
+    d = db.create_digest(kind="digest", subject="S", html="h", text="t", post_ids=[], now=NOW)
+    timeout = timedelta(minutes=15)
+    assert len(db.claim_batch(d, "me:1:x", limit=3, now=NOW, stale_before=NOW - timeout)) == 3
+
+    def others_can_take(at):
+        taken = db.claim_batch(d, "other:2:y", limit=3, now=at, stale_before=at - timeout)
+        db.release_claims(d, "other:2:y")
+        return [row.subscriber_id for row in taken]
+
+    with db.ledger(d, "me:1:x", refresh_every=timedelta(minutes=1)) as ledger:
+        ledger.sending(1, now=NOW)  # renews at once
+        ledger.result(1, status="sent", code=250, reply="ok", attempts=1, now=NOW)
+        # A slow message: the next intent comes 20 minutes later and renews the batch.
+        ledger.sending(2, now=NOW + timedelta(minutes=20))
+        assert others_can_take(NOW + timedelta(minutes=21)) == []
+        ledger.result(2, status="deferred", code=451, reply="later", attempts=5,
+                      now=NOW + timedelta(minutes=20))
+    # Row 3, claimed at NOW and never reached, was renewed at 20 minutes: it goes stale, like
+    # row 2, only 15 minutes after its sender's last sign of life.
+    assert others_can_take(NOW + timedelta(minutes=34)) == []
+    assert others_can_take(NOW + timedelta(minutes=36)) == [2, 3]

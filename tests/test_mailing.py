@@ -1,0 +1,97 @@
+"""mailing.py: a digest driven through the ledger (State.ledger) and delivery.py, on the fast
+path a `publisher send` takes against a server that offers PIPELINING: one connection, the
+intent recorded while the server answers MAIL/RCPT/DATA, a result recorded in the same
+transaction as the next intent."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from reliability_helpers import write_post, write_site
+from send_helpers import PipeliningServer, PipeliningSpoolServer
+
+import test_crash_send
+from publisher import mailing, pipeline
+from publisher import state as state_mod
+from publisher.state import State
+
+WEEK_AGO = datetime.now(timezone.utc) - timedelta(days=7)
+
+
+def site_with_subscribers(root, server, count: int, **smtp):
+    config = write_site(root, smtp={**server.smtp_settings(), "retry_base_delay": 0,
+                                    "timeout": 10, **smtp})
+    write_post(config.root, "old.md", {"title": "Old", "pubDate": "2024-01-01"})
+    pipeline.run_once(config, WEEK_AGO)  # baseline: the old post is never mailed
+    state = State(config.database_url)
+    state.add_subscribers([(f"reader{i:04d}@example.org", f"Reader {i}") for i in range(count)])
+    state.close()
+    write_post(config.root, "new.md", {"title": "New",
+                                       "pubDate": (WEEK_AGO + timedelta(hours=1)).isoformat()})
+    return config
+
+
+def test_a_send_leaves_every_row_sent_once_and_unclaimed(tmp_path, monkeypatch):
+    limits = []
+    claim_batch = State.claim_batch
+
+    def recording_claim_batch(self, digest_id, sender, *, limit, **kwargs):
+        limits.append(limit)
+        return claim_batch(self, digest_id, sender, limit=limit, **kwargs)
+
+    monkeypatch.setattr(State, "claim_batch", recording_claim_batch)
+    with PipeliningServer() as server:
+        server.add_fault("rcpt", "550 5.1.1 no such user", recipient="reader0007@example.org")
+        config = site_with_subscribers(tmp_path / "site", server, 300)
+        report = pipeline.send_now(config)
+        received = server.received
+        assert server.connections == 1
+
+    assert report.exit_status == 0, report.lines
+    assert len(received) == 299 and len({m.rcpt for m in received}) == 299
+    state = State(config.database_url)
+    d = state_mod.deliveries
+    with state.read() as conn:
+        rows = conn.execute(sa.select(d.c.subscriber_id, d.c.status, d.c.attempts, d.c.last_code,
+                                      d.c.claimed_by, d.c.claimed_at, d.c.updated_at)
+                            .where(d.c.digest_id == 1).order_by(d.c.subscriber_id)).all()
+    assert [(r.status, r.attempts, r.last_code) for r in rows] == (
+        [("sent", 1, 250)] * 7 + [("bounced", 1, 550)] + [("sent", 1, 250)] * 292)
+    assert all(r.claimed_by is None and r.claimed_at is None for r in rows)  # given back
+    assert [s.email for s in state.list_subscribers(state_mod.BOUNCED)] == ["reader0007@example.org"]
+    assert state.open_digests() == []
+    state.close()
+    # Claims start small and grow with the pace of the send, never past the maximum.
+    assert limits[0] == 20 and len(limits) < 300 // 20
+    assert max(limits) <= mailing.CLAIM_BATCH_MAX
+
+
+def test_claims_grow_with_the_pace_and_stay_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(mailing, "CLAIM_BATCH_MAX", 60)
+    limits = []
+    claim_batch = State.claim_batch
+
+    def recording_claim_batch(self, digest_id, sender, *, limit, **kwargs):
+        limits.append(limit)
+        return claim_batch(self, digest_id, sender, limit=limit, **kwargs)
+
+    monkeypatch.setattr(State, "claim_batch", recording_claim_batch)
+    with PipeliningServer() as server:
+        config = site_with_subscribers(tmp_path / "site", server, 200)
+        pipeline.send_now(config)
+        assert len(server.received) == 200
+    assert limits[0] == 20 and set(limits[1:]) == {60}
+
+
+@pytest.mark.parametrize("seed", [21])
+def test_pipelined_send_killed_at_random_points_resumes_with_at_most_one_duplicate(
+        tmp_path, monkeypatch, seed):
+    # test_crash_send's kill-and-resume run, against a server that offers PIPELINING and with
+    # one connection: the path of a default `publisher send`, where the intent is recorded
+    # after MAIL/RCPT/DATA went out and a result shares the next intent's transaction.
+    monkeypatch.setattr(test_crash_send, "SpoolServerProcess", PipeliningSpoolServer)
+    summary = test_crash_send.crash_and_resume(tmp_path, seed=seed, subscribers=300, kills=10,
+                                               connections=1, time_kills=2)
+    assert summary["kills"] == 10 and max(summary["unrecorded per kill"]) <= 1
