@@ -354,6 +354,12 @@ class _ChaosHandler:
     def __init__(self, owner: ChaosSmtpServer):
         self.owner = owner
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.owner.pipelining:  # aiosmtpd reads pipelined commands a line at a time
+            return responses[:-1] + ["250-PIPELINING", responses[-1]]
+        return responses
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         kind = self.owner.decide("mail", None, ("mail_4xx", "mail_drop"))
         if kind == "mail_4xx":
@@ -431,8 +437,10 @@ class ChaosSmtpServer(SmtpServer):
     `.faults` counts every injected fault by kind. `.settle()` waits for late replies."""
 
     def __init__(self, seed: int, *, rates: ChaosRates | None = None,
-                 bounces: dict[str, str] | None = None, slow_seconds: float = 2.0, **kwargs):
+                 bounces: dict[str, str] | None = None, slow_seconds: float = 2.0,
+                 pipelining: bool = False, **kwargs):
         super().__init__(**kwargs)
+        self.pipelining = pipelining  # announce PIPELINING (RFC 2920) in the EHLO reply
         self.seed = seed
         self.rates = rates or ChaosRates()
         self.bounces = dict(bounces or {})

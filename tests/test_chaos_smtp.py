@@ -17,7 +17,7 @@ import pytest
 from reliability_helpers import ChaosRates, ChaosSmtpServer, message_ids, write_post, write_site
 from smtp_helpers import smtp_cert, smtp_server  # noqa: F401  (fixtures)
 
-from publisher import pipeline
+from publisher import delivery, pipeline
 from publisher.errors import DeliveryError
 from publisher.state import State
 
@@ -25,7 +25,8 @@ WEEK_AGO = datetime.now(timezone.utc) - timedelta(days=7)
 
 
 def chaos_send(tmp_path, cert, *, seed: int, subscribers: int, bounce_share: float = 0.05,
-               connections: int = 4, max_runs: int = 10, rates: ChaosRates | None = None):
+               connections: int = 4, max_runs: int = 10, rates: ChaosRates | None = None,
+               pipelining: bool = False):
     rng = random.Random(seed)
     addresses = [f"reader{i:05d}@example.org" for i in range(subscribers)]
     bounced = rng.sample(addresses, int(subscribers * bounce_share))
@@ -34,7 +35,7 @@ def chaos_send(tmp_path, cert, *, seed: int, subscribers: int, bounce_share: flo
     bounces = {a: kinds[i % len(kinds)] for i, a in enumerate(bounced)}
 
     server = ChaosSmtpServer(seed, rates=rates, bounces=bounces, slow_seconds=2.0,
-                             tls="starttls", cert=cert)
+                             tls="starttls", cert=cert, pipelining=pipelining)
     with server:
         config = write_site(tmp_path / "site", smtp={
             **server.smtp_settings(), "timeout": 1.5, "connections": connections,
@@ -90,8 +91,21 @@ def chaos_send(tmp_path, cert, *, seed: int, subscribers: int, bounce_share: flo
         return server, summary
 
 
-def test_chaos_1000_subscribers_exactly_once_and_ledger_agrees(tmp_path, smtp_cert):  # noqa: F811
-    server, summary = chaos_send(tmp_path, smtp_cert, seed=20240607, subscribers=1000)
+@pytest.mark.parametrize("pipelining, connections", [(False, 4), (True, 4), (True, 1)],
+                         ids=["one-command-at-a-time", "pipelined", "pipelined-one-connection"])
+def test_chaos_1000_subscribers_exactly_once_and_ledger_agrees(tmp_path, smtp_cert,  # noqa: F811
+                                                               pipelining, connections, monkeypatch):
+    groups = []  # MAIL..DATA written as one group: the pipelined path was taken
+    real_commands = delivery._commands
+
+    def spy(sender, options, recipient=None):
+        groups.append(recipient is not None)
+        return real_commands(sender, options, recipient)
+
+    monkeypatch.setattr(delivery, "_commands", spy)
+    server, summary = chaos_send(tmp_path, smtp_cert, seed=20240607, subscribers=1000,
+                                 pipelining=pipelining, connections=connections)
+    assert groups and set(groups) == {pipelining}
     # The chaos really happened: every kind of fault fired, and some mail needed a second run.
     kinds = set(server.faults)
     for needed in ("mail_4xx", "rcpt_4xx", "rcpt_421", "rcpt_drop", "data_451", "data_drop",
