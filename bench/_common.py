@@ -179,13 +179,14 @@ def hugo_cmd(site: Path, destination: Path) -> list[str]:
 class Sink:
     """A minimal SMTP server in its own process on 127.0.0.1: 250 to everything, DATA discarded."""
 
-    def __init__(self):
+    def __init__(self, pipelining: bool = True):
         self.proc: subprocess.Popen | None = None
         self.port = 0
+        self.args = [] if pipelining else ["--no-pipelining"]
 
     def __enter__(self) -> "Sink":
-        self.proc = subprocess.Popen([PYTHON, str(BENCH / "_sink.py")], stdout=subprocess.PIPE,
-                                     text=True)
+        self.proc = subprocess.Popen([PYTHON, str(BENCH / "_sink.py"), *self.args],
+                                     stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if not line.startswith("PORT "):
             self.proc.kill()

@@ -65,15 +65,19 @@ def main(argv=None) -> int:
     p = c.parser(__doc__.splitlines()[0])
     p.add_argument("--subscribers", type=int, default=5000)
     p.add_argument("--posts", type=int, default=20, help="posts on the site (default 20)")
+    p.add_argument("--no-pipelining", action="store_true",
+                   help="the sink does not offer PIPELINING (publisher then sends one command "
+                        "at a time, as smtplib does)")
     args = p.parse_args(argv)
     sys.path.insert(0, str(c.REPO))
-    with c.Workdir(args.workdir, args.keep) as work, c.Sink() as sink:
+    with c.Workdir(args.workdir, args.keep) as work, c.Sink(not args.no_pipelining) as sink:
         config, saved = prepare_site(work, args.posts, args.subscribers, sink.port)
         messages = work / "messages.bin"
         ready_made_messages(config, args.subscribers, messages)
         site = config.parent
         print(f"send: one digest to {args.subscribers} subscribers, {args.runs} alternating runs "
-              f"each, sink on 127.0.0.1:{sink.port}, in {work}")
+              f"each, sink on 127.0.0.1:{sink.port} "
+              f"({'without' if args.no_pipelining else 'with'} PIPELINING), in {work}")
         counts = []
 
         def send_once() -> float:
