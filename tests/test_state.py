@@ -72,17 +72,19 @@ def test_digest_creation_is_atomic_with_ledger_and_announcements(db):
 def test_ledger_intent_result_and_resume(db):
     db.add_subscribers([(f"s{i}@x.org", "") for i in range(5)])
     d = db.create_digest(kind="digest", subject="S", html="h", text="t", post_ids=[], now=NOW)
-    db.mark_sending(d, 1)
-    db.mark_result(d, 1, status="sent", code=250, reply="ok", attempts=1)
-    db.mark_sending(d, 2)  # killed here: intent recorded, no result
-    db.mark_result(d, 3, status="bounced", code=550, reply="no such user", attempts=1)
-    db.mark_result(d, 4, status="deferred", code=451, reply="later", attempts=5)
+    with db.ledger(d) as ledger:
+        ledger.sending(1)
+        ledger.result(1, status="sent", code=250, reply="ok", attempts=1)
+        ledger.sending(2)  # killed here: intent recorded, no result
+        ledger.result(3, status="bounced", code=550, reply="no such user", attempts=1)
+        ledger.result(4, status="deferred", code=451, reply="later", attempts=5)
     rows = owed(db, d)
     assert [(o.subscriber_id, o.status) for o in rows] == [(2, "sending"), (4, "deferred"), (5, "pending")]
     assert db.list_subscribers(state_mod.BOUNCED)[0].email == "s2@x.org"
     assert db.finish_digest_if_done(d) is False
-    for sid in (2, 4, 5):
-        db.mark_result(d, sid, status="sent", code=250, reply="ok", attempts=1)
+    with db.ledger(d) as ledger:
+        for sid in (2, 4, 5):
+            ledger.result(sid, status="sent", code=250, reply="ok", attempts=1)
     assert db.finish_digest_if_done(d) is True
     assert db.open_digests() == []
     assert db.delivery_counts(d) == {"sent": 4, "bounced": 1}
@@ -233,7 +235,27 @@ def subscriber_rows(db):
             sa.select(s.c.id, s.c.status, s.c.last_reply, s.c.updated_at).order_by(s.c.id))]
 
 
-def test_ledger_writes_what_mark_sending_and_mark_result_write(db):
+def mark_sending(db, digest_id, subscriber_id, now):
+    """The reference: the intent as one SQLAlchemy statement in a State.write transaction."""
+    d = state_mod.deliveries
+    with db.write() as conn:
+        conn.execute(d.update().where(d.c.digest_id == digest_id, d.c.subscriber_id == subscriber_id)
+                     .values(status="sending", updated_at=now, claimed_at=now))
+
+
+def mark_result(db, digest_id, subscriber_id, *, status, code, reply, attempts, now):
+    """The reference: the result (and a bounce) the same way."""
+    d, s = state_mod.deliveries, state_mod.subscribers
+    with db.write() as conn:
+        conn.execute(d.update().where(d.c.digest_id == digest_id, d.c.subscriber_id == subscriber_id)
+                     .values(status=status, last_code=code, last_reply=reply[:500],
+                             attempts=d.c.attempts + attempts, updated_at=now, claimed_at=now))
+        if status == "bounced":
+            conn.execute(s.update().where(s.c.id == subscriber_id)
+                         .values(status=state_mod.BOUNCED, last_reply=reply[:500], updated_at=now))
+
+
+def test_ledger_writes_what_plain_sqlalchemy_statements_write(db):
     db.add_subscribers([(f"s{i}@x.org", "") for i in range(5)])
     old = db.create_digest(kind="digest", subject="S", html="h", text="t", post_ids=[], now=NOW)
     new = db.create_digest(kind="digest", subject="S", html="h", text="t", post_ids=[], now=NOW)
@@ -247,10 +269,10 @@ def test_ledger_writes_what_mark_sending_and_mark_result_write(db):
              ("sending", 4, t[6])]  # killed here: intent recorded, no result
     for step in steps:
         if step[0] == "sending":
-            db.mark_sending(old, step[1], now=step[2])
+            mark_sending(db, old, step[1], now=step[2])
         else:
             sid, status, code, reply, attempts, when = step[1:]
-            db.mark_result(old, sid, status=status, code=code, reply=reply, attempts=attempts, now=when)
+            mark_result(db, old, sid, status=status, code=code, reply=reply, attempts=attempts, now=when)
     expected_subscribers = subscriber_rows(db)
     db.set_subscriber_status(2, state_mod.ACTIVE, now=NOW)
     with db.ledger(new) as ledger:
