@@ -548,16 +548,18 @@ class SpoolServerProcess:
         return smtp_config(directory, {**self.smtp_settings(), **smtp})
 
 
-def _main(argv: list[str] | None = None) -> None:
+def _main(argv: list[str] | None = None, server_class: type | None = None) -> None:
+    """The spooling server process (SpoolServerProcess runs this file); `server_class`: an
+    SmtpServer subclass to run instead (send_helpers runs a pipelining one)."""
     parser = argparse.ArgumentParser(description="an SMTP test server that spools to a folder")
     parser.add_argument("--spool", required=True, type=Path)
     parser.add_argument("--spec", default="{}", help="JSON: faults, delay, tls, cert, auth")
     args = parser.parse_args(argv)
     spec = json.loads(args.spec)
     cert = CertFiles(*map(Path, spec["cert"])) if spec.get("cert") else None
-    server = SmtpServer(tls=spec.get("tls"), cert=cert, auth=spec.get("auth"),
-                        delay=spec.get("delay", 0.0), spool=args.spool,
-                        faults=spec.get("faults", []))
+    server = (server_class or SmtpServer)(tls=spec.get("tls"), cert=cert, auth=spec.get("auth"),
+                                          delay=spec.get("delay", 0.0), spool=args.spool,
+                                          faults=spec.get("faults", []))
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

@@ -33,7 +33,9 @@ def site_with_subscribers(root, server, count: int, **smtp):
     return config
 
 
-def test_a_send_leaves_every_row_sent_once_and_unclaimed(tmp_path, monkeypatch):
+@pytest.fixture
+def claim_limits(monkeypatch) -> list[int]:
+    """The `limit` of every claim_batch call, in order (the real claim still runs)."""
     limits = []
     claim_batch = State.claim_batch
 
@@ -42,6 +44,11 @@ def test_a_send_leaves_every_row_sent_once_and_unclaimed(tmp_path, monkeypatch):
         return claim_batch(self, digest_id, sender, limit=limit, **kwargs)
 
     monkeypatch.setattr(State, "claim_batch", recording_claim_batch)
+    return limits
+
+
+def test_a_send_leaves_every_row_sent_once_and_unclaimed(tmp_path, claim_limits):
+    limits = claim_limits
     with PipeliningServer() as server:
         server.add_fault("rcpt", "550 5.1.1 no such user", recipient="reader0007@example.org")
         config = site_with_subscribers(tmp_path / "site", server, 300)
@@ -68,16 +75,9 @@ def test_a_send_leaves_every_row_sent_once_and_unclaimed(tmp_path, monkeypatch):
     assert max(limits) <= mailing.CLAIM_BATCH_MAX
 
 
-def test_claims_grow_with_the_pace_and_stay_bounded(tmp_path, monkeypatch):
+def test_claims_grow_with_the_pace_and_stay_bounded(tmp_path, monkeypatch, claim_limits):
     monkeypatch.setattr(mailing, "CLAIM_BATCH_MAX", 60)
-    limits = []
-    claim_batch = State.claim_batch
-
-    def recording_claim_batch(self, digest_id, sender, *, limit, **kwargs):
-        limits.append(limit)
-        return claim_batch(self, digest_id, sender, limit=limit, **kwargs)
-
-    monkeypatch.setattr(State, "claim_batch", recording_claim_batch)
+    limits = claim_limits
     with PipeliningServer() as server:
         config = site_with_subscribers(tmp_path / "site", server, 200)
         pipeline.send_now(config)
