@@ -182,7 +182,7 @@ def send(ctx: Context, dry_run: bool, to: str | None, out: str | None) -> int:
     if to and dry_run:
         raise ConfigError("use either --to or --dry-run, not both")
     if to:
-        from .subscribers import InvalidAddress, normalize_address
+        from .newsletter.subscribers import InvalidAddress, normalize_address
 
         try:
             address = normalize_address(to)
@@ -252,7 +252,7 @@ def subscribers() -> None:
 def subscribers_add(ctx: Context, email: str, name: str) -> int:
     """Add EMAIL as an active subscriber."""
     from .pipeline import open_state
-    from .subscribers import InvalidAddress, clean_name, normalize_address
+    from .newsletter.subscribers import InvalidAddress, clean_name, normalize_address
 
     config = ctx.config()
     try:
@@ -319,7 +319,7 @@ def subscribers_list(ctx: Context, status: str | None) -> int:
 def subscribers_import(ctx: Context, csv_path: str) -> int:
     """Import a CSV with a header row holding 'email' (and optionally 'name')."""
     from .pipeline import open_state
-    from .subscribers import import_csv
+    from .newsletter.subscribers import import_csv
 
     state = open_state(ctx.config())
     try:

@@ -109,6 +109,19 @@ def _one_of(*choices: str) -> Callable[[Any], str]:
     return convert
 
 
+def _str_list(value: Any) -> tuple[str, ...]:
+    """A list of strings; a single string is a list of one."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise _Invalid("expected a list of non-empty strings")
+    return tuple(v.strip() for v in value)
+
+
+DIALECTS = ("auto", "astro", "hugo", "jekyll", "eleventy", "pelican", "nanoc")
+MARKDOWN_ENGINES = ("commonmark", "python-markdown")
+
+
 def _permalink(value: Any) -> str:
     text = _nonempty_str(value)
     if not text.startswith("/"):
@@ -205,6 +218,13 @@ class SiteConfig:
 class ContentConfig:
     dir: Path = _spec(Path("content"), _nonempty_str, "folder of Markdown posts, any depth")
     permalink: str = _spec("/blog/{slug}/", _permalink, "URL path of a post")
+    dialect: str = _spec("auto", _one_of(*DIALECTS),
+                         "the engine the posts are written for; `publisher init` sets it")
+    exclude: tuple[str, ...] = _spec((), _str_list, "glob patterns of files under dir that are not posts")
+    markdown: str = _spec("commonmark", _one_of(*MARKDOWN_ENGINES),
+                          "commonmark (CommonMark + GFM, as Astro/Hugo/Eleventy/GitHub) or python-markdown")
+    markdown_extensions: tuple[str, ...] = _spec(
+        (), _str_list, "Python-Markdown extensions, with content.markdown: python-markdown")
 
 
 @dataclass(frozen=True)

@@ -52,12 +52,12 @@ def _code_signature() -> str:
     if _CODE_SIGNATURE is None:
         h = hashlib.sha256(__version__.encode())
         package = Path(__file__).parent
-        for folder in (package, package / "templates"):
+        for folder in (package, package / "content", package / "newsletter", package / "templates"):
             with os.scandir(folder) as entries:
                 for entry in sorted(entries, key=lambda e: e.name):
                     if entry.is_file():
                         st = entry.stat()
-                        h.update(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                        h.update(f"{folder.name}/{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         _CODE_SIGNATURE = h.hexdigest()
     return _CODE_SIGNATURE
 

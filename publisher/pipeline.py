@@ -121,7 +121,7 @@ def load_site(config: Config, state: State, now: datetime) -> LoadResult:
 
 # The meta key under which write_site_feeds remembers what it last wrote.
 FEEDS_WRITTEN_KEY = "feeds_written"
-_CODE_FILES = ("feeds.py", "content.py", "__init__.py")
+_CODE_FILES = ("feeds.py", "__init__.py")
 
 
 def feed_candidates(posts: list[Post], limit: int) -> list[Post]:
@@ -149,10 +149,10 @@ def feeds_fingerprint(config: Config, loaded: LoadResult) -> str:
     import hashlib
     import json
 
-    from .content import scan_fingerprint
+    from .content import code_hash, scan_fingerprint
 
     here = Path(__file__).parent
-    h = hashlib.sha256()
+    h = hashlib.sha256(code_hash().encode())
     for name in _CODE_FILES:
         h.update(hashlib.sha256((here / name).read_bytes()).digest())
     site = config.site
@@ -240,9 +240,9 @@ def build(config: Config, now: datetime | None = None) -> Report:
 
 def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datetime) -> int:
     """Render a digest (or alert) and record it with its owed deliveries, atomically."""
-    from .delivery import check_settings
-    from .digest import render_digest
-    from .mailing import envelope_sender
+    from .newsletter.delivery import check_settings
+    from .newsletter.digest import render_digest
+    from .newsletter.sending import envelope_sender
 
     # Config errors that would only show at send time stop us before anything is recorded.
     envelope_sender(config)
@@ -259,7 +259,7 @@ def _deliver_open(config: Config, state: State, now: datetime, report: Report, p
     messages, and what this run just planned. Runs outside the run lock: other senders may
     work on the same digests at the same time, each claiming its own batches. Returns how
     many digests owed mail."""
-    from .mailing import send_digest
+    from .newsletter.sending import send_digest
 
     open_digests = state.open_digests()
     for digest in open_digests:
@@ -410,10 +410,10 @@ def _posts_for_next_digest(config: Config, now: datetime, report: Report, verb: 
 
 def send_test(config: Config, address: str, now: datetime | None = None) -> Report:
     """`publisher send --to ADDRESS`: one test copy of the next digest; records nothing."""
-    from .delivery import Job, deliver, sign_dkim
-    from .digest import Recipient, build_message, render_digest
+    from .newsletter.delivery import Job, deliver, sign_dkim
+    from .newsletter.digest import Recipient, build_message, render_digest
     from .errors import DeliveryError
-    from .mailing import envelope_sender, message_bytes
+    from .newsletter.sending import envelope_sender, message_bytes
 
     now = now or now_utc()
     report = Report()
@@ -437,8 +437,8 @@ def send_test(config: Config, address: str, now: datetime | None = None) -> Repo
 
 def dry_run(config: Config, out_dir: Path, now: datetime | None = None) -> Report:
     """`publisher send --dry-run`: the messages as .eml files; records nothing."""
-    from .digest import render_digest
-    from .mailing import write_dry_run
+    from .newsletter.digest import render_digest
+    from .newsletter.sending import write_dry_run
 
     now = now or now_utc()
     report = Report()
@@ -457,7 +457,7 @@ def dry_run(config: Config, out_dir: Path, now: datetime | None = None) -> Repor
 
 def preview(config: Config, out_dir: Path, now: datetime | None = None) -> tuple[Report, list[Path]]:
     """`publisher preview`: the next digest as an HTML and a text file."""
-    from .digest import render_preview
+    from .newsletter.digest import render_preview
 
     now = now or now_utc()
     report = Report()
@@ -494,8 +494,8 @@ def check(config: Config, now: datetime | None = None) -> Report:
 def check_mail_settings(config: Config, sample: list[Post], now: datetime) -> None:
     """Raise ConfigError for anything that would fail the next send or page: SMTP settings,
     templates (the site's overrides included), the subject template and the headers."""
-    from .delivery import check_settings
-    from .digest import Recipient, build_message, render_digest
+    from .newsletter.delivery import check_settings
+    from .newsletter.digest import Recipient, build_message, render_digest
     from .web import check_templates, template_environment
 
     check_settings(config)

@@ -93,7 +93,7 @@ def check_templates(config: Config, env) -> None:
     start-up (ConfigError naming the file) instead of failing the first visitor."""
     from jinja2 import TemplateError
 
-    from .digest import template_problem
+    from .newsletter.digest import template_problem
 
     for name in PAGE_TEMPLATES + MAIL_TEMPLATES:
         try:
@@ -258,9 +258,9 @@ class ConfirmationMailer:
     def send(self, sub: Subscriber) -> bool:
         """Mail the confirmation; True once the server accepted it (or refused the address
         for good: asking again within the hour would not help)."""
-        from .delivery import Job, deliver
-        from .digest import build_simple_message
-        from .mailing import envelope_sender, message_bytes
+        from .newsletter.delivery import Job, deliver
+        from .newsletter.digest import build_simple_message
+        from .newsletter.sending import envelope_sender, message_bytes
 
         subject, html, text = render_confirmation(self.env, self.config, sub)
         msg = build_simple_message(
@@ -345,8 +345,8 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
     from flask import Flask, request
     from werkzeug.exceptions import HTTPException
 
-    from .mailing import envelope_sender
-    from .subscribers import InvalidAddress, clean_name, normalize_address
+    from .newsletter.sending import envelope_sender
+    from .newsletter.subscribers import InvalidAddress, clean_name, normalize_address
 
     # Fail at start-up, not at the first visitor: without newsletter.from no confirmation
     # can be sent (raises ConfigError naming the key).

@@ -17,7 +17,8 @@ import pytest
 from reliability_helpers import ChaosRates, ChaosSmtpServer, message_ids, write_post, write_site
 from smtp_helpers import smtp_cert, smtp_server  # noqa: F401  (fixtures)
 
-from publisher import delivery, pipeline
+from publisher import pipeline
+from publisher.newsletter import delivery
 from publisher.errors import DeliveryError
 from publisher.state import State
 
@@ -130,7 +131,7 @@ def test_one_busy_greeting_on_a_last_attempt_does_not_abort_the_whole_run(smtp_s
     `deliver` raise "cannot reach SMTP server", dropping every message after it from the run
     (at 7% connection faults, 3 runs of 4 were cut short). A server that answered the
     previous attempt is reachable; only consecutive connection failures mean it is down."""
-    from publisher.delivery import Job, deliver
+    from publisher.newsletter.delivery import Job, deliver
 
     config = smtp_server.config(tmp_path, timeout=5, max_attempts=3, retry_base_delay=0)
     smtp_server.add_fault("rcpt", "451 4.3.0 Try later", recipient="a@example.org", times=2)

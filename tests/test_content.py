@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from publisher.content import (
-    PARALLEL_RENDER_MIN,
     absolutize_html,
     clean_text,
     derive_summary,
@@ -16,6 +15,7 @@ from publisher.content import (
     render_many,
     slugify,
 )
+from publisher.content.markup import PARALLEL_RENDER_MIN
 from publisher.errors import ContentError
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
@@ -309,7 +309,7 @@ def _renderer_pid(post) -> str:
 
 
 def test_render_many_renders_in_worker_processes(site, monkeypatch):
-    import publisher.content as content
+    import publisher.content.markup as content
 
     posts = _many_posts(site, PARALLEL_RENDER_MIN + 6)
     monkeypatch.setattr(content, "render_html", _renderer_pid)

@@ -14,8 +14,8 @@ from pathlib import Path
 import dkim
 import pytest
 
-from publisher import delivery
-from publisher.delivery import (MAX_BACKOFF, QUEUE_PER_WORKER, DeliveryStats, Job, Outcome,
+from publisher.newsletter import delivery
+from publisher.newsletter.delivery import (MAX_BACKOFF, QUEUE_PER_WORKER, DeliveryStats, Job, Outcome,
                                 RateLimiter, backoff_delay, check_connection, deliver, sign_dkim)
 from publisher.errors import ConfigError, DeliveryError
 from smtp_helpers import (SmtpServer, SpoolServerProcess, make_dkim_key, smtp_cert,  # noqa: F401
@@ -403,11 +403,11 @@ def test_starttls_with_an_untrusted_cert_fails_clearly_and_sends_nothing(smtp_ce
 def test_verify_tls_false_sends_but_warns_every_run(smtp_cert, tmp_path, caplog):
     with SmtpServer(tls="starttls", cert=smtp_cert) as server:
         config = cfg(server, tmp_path, ca_file="", verify_tls=False)
-        with caplog.at_level(logging.WARNING, logger="publisher.delivery"):
+        with caplog.at_level(logging.WARNING, logger="publisher.newsletter.delivery"):
             run(jobs_for("a@example.org"), config)
             run(jobs_for("b@example.org"), config)
         assert len(server.received) == 2
-    warnings = [r for r in caplog.records if r.name == "publisher.delivery" and r.levelno == logging.WARNING]
+    warnings = [r for r in caplog.records if r.name == "publisher.newsletter.delivery" and r.levelno == logging.WARNING]
     assert len(warnings) == 2 and "smtp.verify_tls is false" in warnings[0].getMessage()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from digest_helpers import DigestSite, by_class, parts, reparse, style_blocks, tags
-from publisher.digest import (
+from publisher.newsletter.digest import (
     TOKEN_EMAIL,
     TOKEN_GREETING_NAME,
     TOKEN_UNSUBSCRIBE_URL,

@@ -17,7 +17,7 @@ from digest_helpers import DigestSite
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from publisher.digest import (
+from publisher.newsletter.digest import (
     Recipient,
     RenderedDigest,
     build_message,
@@ -25,7 +25,7 @@ from publisher.digest import (
     render_digest,
 )
 from publisher.errors import ConfigError, DeliveryError
-from publisher.mailing import message_bytes
+from publisher.newsletter.sending import message_bytes
 
 WHEN = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
 KEY = "https://blog.test.example|digest|7|2025-01-06T09:00:00+00:00"

@@ -13,7 +13,8 @@ from reliability_helpers import write_post, write_site
 from send_helpers import PipeliningServer, PipeliningSpoolServer
 
 import test_crash_send
-from publisher import mailing, pipeline
+from publisher import pipeline
+from publisher.newsletter import sending as mailing
 from publisher import state as state_mod
 from publisher.state import State
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from smtp_helpers import SpoolServerProcess
 
 from publisher import pipeline
-from publisher.mailing import dead_senders, sender_id
+from publisher.newsletter.sending import dead_senders, sender_id
 from publisher.state import State
 
 N = 3000

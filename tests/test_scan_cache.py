@@ -22,13 +22,13 @@ NOW = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
 def counted(monkeypatch):
     """Counts the files content.py reads and parses."""
     calls: list[str] = []
-    real = content._parse_post
+    real = content.posts._parse_post
 
     def parse(path, config, raw, content_hash):
         calls.append(path.name)
         return real(path, config, raw, content_hash)
 
-    monkeypatch.setattr(content, "_parse_post", parse)
+    monkeypatch.setattr(content.posts, "_parse_post", parse)
     return calls
 
 

@@ -100,8 +100,8 @@ def test_titles_and_names_cannot_inject_headers_into_digests_or_alerts(tmp_path)
 @given(subject=st.text(st.characters(blacklist_categories=("Cs",))) | st.sampled_from(INJECTIONS),
        name=st.text(st.characters(blacklist_categories=("Cs",))) | st.sampled_from(INJECTIONS))
 def test_any_subject_and_name_give_exactly_the_expected_headers(subject, name, tmp_path_factory):
-    from publisher.digest import Recipient, RenderedDigest, build_message
-    from publisher.mailing import message_bytes
+    from publisher.newsletter.digest import Recipient, RenderedDigest, build_message
+    from publisher.newsletter.sending import message_bytes
 
     config = _config(tmp_path_factory)
     digest = RenderedDigest(kind="digest", subject=subject, html="<p>Hi</p>", text="Hi",
@@ -133,7 +133,7 @@ ENCODED_WORD_ADDRESS = "=?utf-8?q?a=0D=0ABcc=3A_victim=40evil.example?=@example.
     "Evil <evil@attacker.example>", "a@example.org\x00", "a@exa\u2028mple.org",
 ])
 def test_addresses_that_could_inject_are_refused_everywhere(tmp_path, address):
-    from publisher.subscribers import InvalidAddress, normalize_address
+    from publisher.newsletter.subscribers import InvalidAddress, normalize_address
 
     config = write_site(tmp_path / "site")
     with pytest.raises(InvalidAddress):  # the web form's check, too
@@ -174,8 +174,8 @@ def test_an_encoded_word_address_already_stored_is_sent_without_injected_headers
 # Found here: digest.build_message wrote such an address as "To: a" plus an injected
 # "Bcc: victim@evil.example@example.org" header (CVE-2024-6923 on Python 3.11.7).
 def test_build_message_never_turns_an_encoded_word_address_into_headers(tmp_path):
-    from publisher.digest import DeliveryError, Recipient, RenderedDigest, build_message
-    from publisher.mailing import message_bytes
+    from publisher.newsletter.digest import DeliveryError, Recipient, RenderedDigest, build_message
+    from publisher.newsletter.sending import message_bytes
 
     config = write_site(tmp_path / "site")
     digest = RenderedDigest(kind="digest", subject="s", html="<p>x</p>", text="x",
@@ -290,7 +290,7 @@ def test_html_in_front_matter_is_escaped_in_mail_preview_and_feeds(tmp_path):
 def test_a_site_template_override_is_autoescaped_too(tmp_path):
     """Autoescaping is on for every .html template, bundled or the site's own."""
     from publisher.content import load_posts
-    from publisher.digest import render_digest
+    from publisher.newsletter.digest import render_digest
 
     config = write_site(tmp_path / "site")
     (config.root / "templates").mkdir()

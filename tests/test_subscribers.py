@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from publisher.state import State
-from publisher.subscribers import InvalidAddress, clean_name, import_csv, normalize_address
+from publisher.newsletter.subscribers import InvalidAddress, clean_name, import_csv, normalize_address
 
 
 @pytest.mark.parametrize("good, expected", [

@@ -116,7 +116,7 @@ class _Pages:
 def _digest_unsubscribe_url(site: WebSite, email: str) -> str:
     """Build a real digest for `email` and take the http link from its List-Unsubscribe."""
     from publisher.content import load_posts
-    from publisher.digest import Recipient, build_message, render_digest
+    from publisher.newsletter.digest import Recipient, build_message, render_digest
 
     (site.config.content_dir).mkdir(parents=True, exist_ok=True)
     (site.config.content_dir / "hello.md").write_text(

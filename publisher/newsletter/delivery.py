@@ -54,8 +54,8 @@ from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from .config import PASSWORD_ENV, Config
-from .errors import ConfigError, DeliveryError, RecipientError
+from ..config import PASSWORD_ENV, Config
+from ..errors import ConfigError, DeliveryError, RecipientError
 
 log = logging.getLogger(__name__)
 

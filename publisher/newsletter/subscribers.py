@@ -14,8 +14,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import PublisherError
-from .state import State
+from ..errors import PublisherError
+from ..state import State
 
 log = logging.getLogger(__name__)
 

@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from .config import Config
-from .content import Post
-from .errors import ConfigError, DeliveryError, RecipientError
+from ..config import Config
+from ..content import Post
+from ..errors import ConfigError, DeliveryError, RecipientError
 
 log = logging.getLogger(__name__)
 
-BUNDLED_TEMPLATES = Path(__file__).parent / "templates"
+BUNDLED_TEMPLATES = Path(__file__).parent.parent / "templates"
 KINDS = ("digest", "alert")
 SUBJECT_MAX = 200
 

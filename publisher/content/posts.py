@@ -18,53 +18,24 @@ tick) goes unnoticed until the file changes again or the cache is dropped.
 from __future__ import annotations
 
 import hashlib
-import html
 import json
-import logging
 import os
 import re
-import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, tzinfo
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping, NamedTuple
-from urllib.parse import quote, urljoin, urlsplit
+from typing import Any, Mapping, NamedTuple
 
-from .config import Config
-from .errors import ContentError
-
-log = logging.getLogger(__name__)
+from ..config import Config
+from ..errors import ContentError
+from .frontmatter import (Skip, read_author, first_key, read_flag, split_front_matter, has_closing_fence, read_tags,
+                          read_text, parse_date)
+from .links import absolutize_url, permalink
+from .markup import RENDERER_VERSION, derive_summary
+from . import code_hash
+from .text import clean_text, slugify
 
 POST_SUFFIXES = (".md", ".markdown")
-# Bump when render_html's output changes, so cached HTML from an older version is not reused.
-RENDERER_VERSION = "2"
-
-# Characters XML 1.0 forbids, plus the C1 controls (NEL included) and noncharacters that
-# feed validators flag.
-_XML_ILLEGAL = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff\ud800-\udfff]"
-)
-
-
-def clean_text(text: str) -> str:
-    """Normalise newlines and remove every character that XML 1.0 cannot carry."""
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return _XML_ILLEGAL.sub("", text)
-
-
-def slugify(text: str) -> str:
-    """A URL- and path-safe slug: lowercase letters, digits and '-', never '.' or '/'.
-
-    Unicode letters are kept (NFKC), so 'Café Ünïcode' -> 'café-ünïcode'. A text with no
-    letters or digits at all gets a stable hash-based slug instead of an empty one."""
-    norm = unicodedata.normalize("NFKC", text).lower()
-    slug = re.sub(r"[^\w]+|_+", "-", norm).strip("-")
-    if not slug:
-        slug = "x-" + hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return slug[:120].strip("-")
-
 
 @dataclass(frozen=True)
 class Post:
@@ -140,169 +111,12 @@ class LoadResult:
     files_signature: str = ""
 
 
-class _Skip(Exception):
-    """A reason to skip a file, phrased for the user."""
-
-
-# --- field readers ----------------------------------------------------------------------
-
-_OFFSET_WITH_SPACE = re.compile(r"^(.*\d)\s+([+-]\d{2}:?\d{2}|Z|UTC|GMT)$")
-
-
-def parse_date(value: Any, tz: tzinfo, key: str) -> datetime:
-    """YAML timestamps and the string forms real blogs use; no offset means `tz`."""
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, date):
-        parsed = datetime.combine(value, time(0, 0))
-    elif isinstance(value, str) and value.strip():
-        text = value.strip()
-        m = _OFFSET_WITH_SPACE.match(text)
-        if m:
-            offset = m.group(2)
-            text = m.group(1) + ("+00:00" if offset in ("UTC", "GMT") else offset)
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            try:
-                parsed = parsedate_to_datetime(value.strip())  # RFC 2822, as in RSS
-            except (TypeError, ValueError, IndexError):
-                raise _Skip(
-                    f"'{key}' is not a date: {value.strip()[:60]!r} "
-                    "(expected e.g. 2024-04-20, 2024-04-20T10:00:00Z or 2024-04-20 10:00:00 +0200)"
-                ) from None
-    else:
-        raise _Skip(f"'{key}' is not a date: got {_short(value)}")
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        parsed = parsed.replace(tzinfo=tz)
-    if not 1900 <= parsed.year <= 9999:
-        raise _Skip(f"'{key}' is out of range: {parsed.year}")
-    return parsed
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _text(value: Any, key: str) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool) or isinstance(value, (dict, list)):
-        raise _Skip(f"'{key}' should be text, got {_short(value)}")
-    return clean_text(str(value)).strip()
-
-
-def _flag(value: Any, key: str) -> bool:
-    if value is None:
-        return False
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1"):
-        return True
-    if isinstance(value, str) and value.strip().lower() in ("false", "no", "off", "0", ""):
-        return False
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    raise _Skip(f"'{key}' should be true or false, got {_short(value)}")
-
-
-def _tags(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        items: Iterable[Any] = value.split(",")
-    elif isinstance(value, (list, tuple)):
-        items = value
-    else:
-        raise _Skip(f"'tags' should be a list or a comma-separated string, got {_short(value)}")
-    seen: dict[str, str] = {}
-    for item in items:
-        if isinstance(item, (dict, list)) or item is None:
-            continue
-        tag = re.sub(r"\s+", " ", clean_text(str(item))).strip()
-        if tag and tag.lower() not in seen:
-            seen[tag.lower()] = tag
-    return tuple(seen.values())
-
-
-def _author(value: Any, config: Config) -> tuple[str, str]:
-    if isinstance(value, dict):
-        return _text(value.get("name"), "author.name"), _text(value.get("email"), "author.email")
-    if isinstance(value, list):  # several authors: keep them all, by name
-        names = [_text(v.get("name") if isinstance(v, dict) else v, "author") for v in value]
-        return ", ".join(n for n in names if n), ""
-    name = _text(value, "author")
-    if name:
-        return name, ""
-    return config.site.author.name, config.site.author.email
-
-
-def _first(meta: dict, *keys: str) -> tuple[str, Any]:
-    for key in keys:
-        if key in meta and meta[key] is not None:
-            return key, meta[key]
-    return keys[0], None
-
-
-_MD_NOISE = re.compile(r"!\[[^\]]*\]\([^)]*\)|<[^>]+>|[*_`#>~]|\[([^\]]*)\]\([^)]*\)")
-
-
-def derive_summary(body: str, limit: int = 280) -> str:
-    """Plain text from the first paragraph that is not a heading, fence or HTML."""
-    in_fence = False
-    for block in re.split(r"\n\s*\n", body):
-        stripped = block.strip()
-        if stripped.startswith(("```", "~~~")):
-            in_fence = stripped.count("```") % 2 == 1 or stripped.count("~~~") % 2 == 1
-            continue
-        if in_fence or not stripped or stripped.startswith(("#", "|", "<", "---", "![")):
-            continue
-        text = _MD_NOISE.sub(lambda m: m.group(1) or "", stripped)
-        text = html.unescape(re.sub(r"\s+", " ", text)).strip()
-        if text:
-            if len(text) > limit:
-                text = text[: limit - 1].rsplit(" ", 1)[0] + "…"
-            return text
-    return ""
-
-
 def _slug(meta: dict, path: Path) -> str:
     if meta.get("slug") not in (None, ""):
         return slugify(str(meta["slug"]))
     if path.stem.lower() == "index":
         return slugify(path.parent.name)
     return slugify(path.stem)
-
-
-def permalink(config: Config, slug: str, published: datetime) -> str:
-    local = published.astimezone(config.tz)
-    path = config.content.permalink.format(
-        slug=slug, year=f"{local.year:04d}", month=f"{local.month:02d}", day=f"{local.day:02d}"
-    )
-    return config.site.url + quote(path, safe="/~-._")
-
-
-# --- reading one file -------------------------------------------------------------------
-
-def _front_matter(text: str, *, load: bool = True) -> tuple[Any, str]:
-    """(metadata, body) exactly as python-frontmatter's parse() returns them (YAML, JSON or
-    TOML front matter). load=False skips parsing the metadata: a post restored from the scan
-    cache needs only its body, which does not depend on it."""
-    import frontmatter
-
-    text = text.strip()
-    handler = frontmatter.detect_format(text, frontmatter.handlers)
-    if handler is None:
-        return {}, text
-    try:
-        fm, content = handler.split(text)
-    except ValueError:
-        return {}, text
-    if not load:
-        return {}, content.strip()
-    data = handler.load(fm)
-    return (data if isinstance(data, dict) else {}), content.strip()
 
 
 def _source(path: Path, config: Config) -> str:
@@ -313,7 +127,7 @@ def _source(path: Path, config: Config) -> str:
 
 
 def read_post(path: Path, config: Config, raw: bytes | None = None) -> Post:
-    """Read one file as a Post, or raise _Skip with the reason, phrased for the user."""
+    """Read one file as a Post, or raise Skip with the reason, phrased for the user."""
     if raw is None:
         raw = path.read_bytes()
     return _parse_post(path, config, raw, hashlib.sha256(raw).hexdigest())
@@ -323,51 +137,51 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
     import yaml
 
     if b"\0" in raw[:8192]:
-        raise _Skip("binary file, not Markdown")
+        raise Skip("binary file, not Markdown")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise _Skip(f"not UTF-8 (invalid byte at offset {e.start})") from None
+        raise Skip(f"not UTF-8 (invalid byte at offset {e.start})") from None
     text = clean_text(text)
     try:
-        meta, body = _front_matter(text)
+        meta, body = split_front_matter(text)
     except yaml.YAMLError as e:
         # The construct's start (context_mark) points at the line to fix; the YAML text handed
         # to the parser keeps the newline after the opening '---', so its line N is file line N+1.
         mark = getattr(e, "context_mark", None) or getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise _Skip(f"front matter is not valid YAML{where}: {problem}") from None
+        raise Skip(f"front matter is not valid YAML{where}: {problem}") from None
     except Exception as e:  # python-frontmatter raises bare ValueErrors for odd inputs
-        raise _Skip(f"front matter cannot be read: {e}") from None
+        raise Skip(f"front matter cannot be read: {e}") from None
     if not isinstance(meta, dict) or (not meta and text.startswith("---") and body.strip()
                                        and text.split("\n", 1)[0].strip() == "---"
-                                       and _has_closing_fence(text)):
-        raise _Skip("front matter is empty or not a mapping of keys")
+                                       and has_closing_fence(text)):
+        raise Skip("front matter is empty or not a mapping of keys")
     if not meta:
-        raise _Skip("no front matter (expected a '---' block with at least 'title' and 'pubDate')")
+        raise Skip("no front matter (expected a '---' block with at least 'title' and 'pubDate')")
 
-    title = _text(meta.get("title"), "title")
+    title = read_text(meta.get("title"), "title")
     if not title:
-        raise _Skip("front matter has no 'title'")
+        raise Skip("front matter has no 'title'")
     title = re.sub(r"\s+", " ", title)
-    date_key, date_value = _first(meta, "pubDate", "date", "published", "pubdate")
+    date_key, date_value = first_key(meta, "pubDate", "date", "published", "pubdate")
     if date_value is None:
-        raise _Skip("front matter has no 'pubDate' (or 'date')")
+        raise Skip("front matter has no 'pubDate' (or 'date')")
     published = parse_date(date_value, config.tz, date_key)
-    upd_key, upd_value = _first(meta, "updatedDate", "updated", "lastmod", "modified")
+    upd_key, upd_value = first_key(meta, "updatedDate", "updated", "lastmod", "modified")
     updated = parse_date(upd_value, config.tz, upd_key) if upd_value is not None else None
 
     slug = _slug(meta, path)
     url = permalink(config, slug, published)
-    _k, summary_value = _first(meta, "description", "summary", "excerpt")
-    summary = re.sub(r"\s+", " ", _text(summary_value, "description")) or derive_summary(body)
-    author, author_email = _author(meta.get("author"), config)
-    _k, image_value = _first(meta, "image", "heroImage", "cover")
+    _k, summary_value = first_key(meta, "description", "summary", "excerpt")
+    summary = re.sub(r"\s+", " ", read_text(summary_value, "description")) or derive_summary(body)
+    author, author_email = read_author(meta.get("author"), config)
+    _k, image_value = first_key(meta, "image", "heroImage", "cover")
     if isinstance(image_value, dict):  # {src: ..., alt: ...} as some themes write it
         image_value = image_value.get("src") or image_value.get("url")
-    image = _text(image_value, "image")
-    post_id = _text(meta.get("id"), "id") or url
+    image = read_text(image_value, "image")
+    post_id = read_text(meta.get("id"), "id") or url
     return Post(
         source=_source(path, config),
         slug=slug,
@@ -377,9 +191,9 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
         summary=summary,
         author=author,
         author_email=author_email,
-        tags=_tags(meta.get("tags", meta.get("categories"))),
-        featured=_flag(meta.get("featured"), "featured"),
-        draft=_flag(meta.get("draft"), "draft"),
+        tags=read_tags(meta.get("tags", meta.get("categories"))),
+        featured=read_flag(meta.get("featured"), "featured"),
+        draft=read_flag(meta.get("draft"), "draft"),
         image=absolutize_url(image, url) if image else "",
         id=post_id,
         url=url,
@@ -401,11 +215,7 @@ def _read_body(post: Post) -> str:
             f"{post.source}: changed while publisher was running (expected the bytes it "
             "scanned a moment ago); run again to pick up the change"
         )
-    return _front_matter(clean_text(raw.decode("utf-8-sig")), load=False)[1]
-
-
-def _has_closing_fence(text: str) -> bool:
-    return any(line.strip() == "---" for line in text.split("\n")[1:200])
+    return split_front_matter(clean_text(raw.decode("utf-8-sig")), load=False)[1]
 
 
 def _walk(content_dir: Path) -> list[tuple[tuple[str, ...], os.DirEntry]]:
@@ -478,7 +288,6 @@ def find_post_files(content_dir: Path) -> list[Path]:
 
 # --- the scan cache -----------------------------------------------------------------------
 
-_CODE_HASH: str | None = None
 # Post fields stored as they are; the dates, tags and content hash are handled apart.
 _PLAIN_FIELDS = ("source", "slug", "title", "summary", "author", "author_email", "featured",
                  "draft", "image", "id", "url")
@@ -486,13 +295,10 @@ _PLAIN_FIELDS = ("source", "slug", "title", "summary", "author", "author_email",
 
 def scan_fingerprint(config: Config) -> str:
     """Everything a parsed Post depends on besides its file's bytes: the config keys that
-    read_post uses, and the code of this module (so an upgrade that changes parsing never
+    read_post uses, and the code of this package (so an upgrade that changes parsing never
     reuses posts parsed by the old code). A cache entry under another fingerprint is stale."""
-    global _CODE_HASH
-    if _CODE_HASH is None:
-        _CODE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
     parts = {
-        "code": _CODE_HASH,
+        "code": code_hash(),
         "content_dir": str(config.content.dir),
         "url": config.site.url,
         "permalink": config.content.permalink,
@@ -575,7 +381,7 @@ def load_posts(config: Config, now: datetime, *,
             content_hash = hashlib.sha256(raw).hexdigest()
             try:
                 post = _parse_post(path, config, raw, content_hash)
-            except _Skip as e:
+            except Skip as e:
                 result.problems.append(f"{rel}: skipped: {e}")
                 if cache is not None:  # cached too, so the problem is reported every run
                     result.cache_changed[rel] = ScanEntry(st.st_size, st.st_mtime_ns,
@@ -600,100 +406,3 @@ def load_posts(config: Config, now: datetime, *,
     result.files_signature = signature.hexdigest()
     result.posts.sort(key=lambda p: (p.published, p.url), reverse=True)
     return result
-
-
-# --- Markdown -> HTML -------------------------------------------------------------------
-
-_md = None
-
-
-def _markdown():
-    global _md
-    if _md is None:
-        import markdown
-
-        _md = markdown.Markdown(
-            extensions=["fenced_code", "tables", "footnotes", "sane_lists", "attr_list"],
-            output_format="html",
-        )
-    return _md
-
-
-_TAG = re.compile(r"<[a-zA-Z][^<>]*>")
-_URL_ATTR = re.compile(
-    r"""(\s(?:href|src|poster|cite|action|data)\s*=\s*)("[^"]*"|'[^']*'|[^\s"'>]+)""", re.I
-)
-_SRCSET_ATTR = re.compile(r"""(\ssrcset\s*=\s*)("[^"]*"|'[^']*')""", re.I)
-
-
-def absolutize_url(value: str, base: str) -> str:
-    value = value.strip()
-    if not value:
-        return base
-    try:
-        scheme = urlsplit(value).scheme
-        if scheme and scheme.lower() not in ("http", "https"):
-            return value  # mailto:, data:, tel:, ... stay as written
-        return urljoin(base, value)
-    except ValueError:  # e.g. "http://[i]/": urllib refuses a malformed bracketed host
-        return value
-
-
-def absolutize_html(fragment: str, base: str) -> str:
-    """Make every relative href/src/srcset in an HTML fragment absolute against `base`."""
-
-    def fix_attr(m: re.Match) -> str:
-        raw = m.group(2)
-        quote_char = raw[0] if raw[0] in "\"'" else ""
-        value = raw[1:-1] if quote_char else raw
-        fixed = html.escape(absolutize_url(html.unescape(value), base), quote=True)
-        return f'{m.group(1)}"{fixed}"'
-
-    def fix_srcset(m: re.Match) -> str:
-        items = []
-        for candidate in html.unescape(m.group(2)[1:-1]).split(","):
-            parts = candidate.strip().split(None, 1)
-            if parts:
-                parts[0] = absolutize_url(parts[0], base)
-                items.append(" ".join(parts))
-        return f'{m.group(1)}"{html.escape(", ".join(items), quote=True)}"'
-
-    def fix_tag(m: re.Match) -> str:
-        tag = _URL_ATTR.sub(fix_attr, m.group(0))
-        return _SRCSET_ATTR.sub(fix_srcset, tag)
-
-    return _TAG.sub(fix_tag, fragment)
-
-
-def render_html(post: Post) -> str:
-    """The post's full HTML, every relative link made absolute against its permalink."""
-    md = _markdown()
-    md.reset()
-    body_html = md.convert(post.body)
-    return clean_text(absolutize_html(body_html, post.url))
-
-
-# Python-Markdown takes ~5 ms a post, most of a cold build's time. From this many posts on,
-# rendering is shared by a pool of forked processes, one per core.
-PARALLEL_RENDER_MIN = 64
-
-
-def render_many(posts: list[Post]) -> dict[str, str]:
-    """render_html for many posts: {render_key: HTML}, the same HTML whichever way it is made."""
-    import threading
-
-    unique = list({post.render_key: post for post in posts}.values())
-    workers = min(len(os.sched_getaffinity(0)), 8, len(unique) // (PARALLEL_RENDER_MIN // 2))
-    # Forked workers, and only from a process with one thread: a child inherits every lock
-    # as its parent's other threads held it, and could hang on one (publisher schedule runs
-    # builds on a worker thread, so it renders here). "spawn" would avoid that but re-runs
-    # the caller's __main__ in each worker, which breaks scripts that import publisher.
-    if len(unique) < PARALLEL_RENDER_MIN or workers < 2 or threading.active_count() > 1:
-        return {post.render_key: render_html(post) for post in unique}
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        chunk = max(1, len(unique) // (workers * 4))
-        rendered = pool.map(render_html, unique, chunksize=chunk)
-        return {post.render_key: html_text for post, html_text in zip(unique, rendered)}

@@ -20,9 +20,9 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Callable
 
-from .config import Config
-from .errors import ConfigError
-from .state import DigestRow, State, utcnow
+from ..config import Config
+from ..errors import ConfigError
+from ..state import DigestRow, State, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ def dead_senders(claimants: list[str]) -> list[str]:
 def write_dry_run(config: Config, state: State, rendered, out_dir: Path, *, now: datetime) -> list[Path]:
     """`send --dry-run`: one .eml file per active subscriber; records nothing."""
     from .digest import Recipient, compile_message
-    from .state import ACTIVE
+    from ..state import ACTIVE
 
     envelope_sender(config)
     out_dir.mkdir(parents=True, exist_ok=True)
