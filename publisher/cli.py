@@ -144,6 +144,21 @@ pass_ctx = click.make_pass_decorator(Context, ensure=True)
 
 
 @main.command()
+@click.argument("folder", required=False, type=click.Path(file_okay=False))
+@_options
+@pass_ctx
+@_reporting
+def init(ctx: Context, folder: str | None) -> int:
+    """Detect the blog in FOLDER (default: the config's folder) and write config.yaml."""
+    from .init import init_site
+
+    config_path = ctx.config_path
+    if folder is not None and config_path == Path("config.yaml"):  # no --config: write in FOLDER
+        config_path = Path(folder) / "config.yaml"
+    return _finish(ctx, init_site(Path(folder) if folder else config_path.parent, config_path))
+
+
+@main.command()
 @_options
 @pass_ctx
 @_reporting
