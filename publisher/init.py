@@ -242,7 +242,10 @@ def _astro(folder: Path, marker: Path) -> Detected:
     d = Detected("astro", marker.name)
     config = _strip_js_comments(_text(marker))
     site = _js_string(config, "site")
-    if site:
+    base = (_js_string(config, "base") or "").strip("/")
+    if site and base:  # a site deployed to a sub-folder: every URL starts with base
+        d.found("site.url", site.rstrip("/") + "/" + base, f"{marker.name}: site + base")
+    elif site:
         d.found("site.url", site, f"{marker.name}: site")
     lang = _js_string(config, "defaultLocale")
     if lang:

@@ -355,3 +355,13 @@ def test_unknown_folder_with_markdown_gets_a_plain_config(tmp_path):
     data = written(tmp_path)
     assert data["content"] == {"dir": "notes", "dialect": "auto", "permalink": "/blog/{slug}/"}
     assert_loads(tmp_path)
+
+
+def test_astro_site_deployed_under_a_base_path(tmp_path):
+    folder = blog(tmp_path, "astro")
+    config = folder / "astro.config.mjs"
+    config.write_text(config.read_text().replace("site: 'https://example.com',",
+                                                 "site: 'https://someone.github.io',\n\tbase: '/blog/',"))
+    d = detect(folder)
+    assert (d.value("site.url"), d.facts["site.url"].source) == ("https://someone.github.io/blog",
+                                                                 "astro.config.mjs: site + base")
