@@ -356,6 +356,9 @@ def _hugo(folder: Path, data: dict, marker: str) -> Detected:
         d.found("site.language", str(lang), f"{marker}: defaultContentLanguage")
     elif data.get("languagecode"):
         d.found("site.language", str(data["languagecode"]), f"{marker}: languageCode")
+    elif languages:
+        d.guess("site.language", "en", f"{marker}: languages without defaultContentLanguage, "
+                "whose default is en")
     lang_conf = languages.get(str(lang or "en").lower(), {}) if languages else {}
     lang_conf = lang_conf if isinstance(lang_conf, dict) else {}
     title = data.get("title") or lang_conf.get("title")
@@ -404,12 +407,15 @@ def _hugo(folder: Path, data: dict, marker: str) -> Detected:
 
 
 def _jekyll(folder: Path, marker: Path) -> Detected:
-    d = Detected("jekyll", marker.name)
-    data = _load_data(marker)
-    if data is None:
-        d.notes.append(f"{marker.name}: not readable as YAML; nothing read from it")
+    d = Detected("jekyll", marker.name + ("/" if marker.is_dir() else ""))
+    if marker.is_dir():  # no _config.yml: GitHub Pages builds such a site with Jekyll's defaults
         data = {}
-    name = marker.name
+    else:
+        data = _load_data(marker)
+        if data is None:
+            d.notes.append(f"{marker.name}: not readable as YAML; nothing read from it")
+            data = {}
+    name = "_config.yml" if marker.is_dir() else marker.name
     if data.get("title"):
         d.found("site.title", str(data["title"]), f"{name}: title")
     url = str(data.get("url") or "").rstrip("/")
@@ -417,6 +423,9 @@ def _jekyll(folder: Path, marker: Path) -> Detected:
         baseurl = str(data.get("baseurl") or "").strip("/")
         d.found("site.url", url + ("/" + baseurl if baseurl else ""),
                 f"{name}: url" + (" + baseurl" if baseurl else ""))
+    elif (folder / "CNAME").is_file() and _text(folder / "CNAME").strip():
+        domain = _text(folder / "CNAME").split()[0].strip("/")
+        d.guess("site.url", "https://" + domain, "CNAME: the GitHub Pages domain")
     for key in ("lang", "locale", "language"):
         if data.get(key):
             d.found("site.language", str(data[key]).replace("_", "-"), f"{name}: {key}")
@@ -546,6 +555,14 @@ def _pelican(folder: Path, marker: Path) -> Detected:
         d.found("content.dir", _rel(content, folder), f"{marker.name}: PATH")
     else:
         d.guess("content.dir", "content", "Pelican's default PATH")
+    pages = _py_strings(conf, "PAGE_PATHS")
+    pages = ["pages"] if pages is None else pages  # Pelican's default PAGE_PATHS
+    if not (articles and len(articles) == 1):  # pages are inside the posts folder: not posts
+        excluded = [p.strip("/") + "/**" for p in pages if p and (content / p).is_dir()]
+        if excluded:
+            d.found("content.exclude", excluded,
+                    f"{marker.name}: PAGE_PATHS" if _py_strings(conf, "PAGE_PATHS") is not None
+                    else "Pelican's default PAGE_PATHS: pages are not articles")
     pattern = _py_string(publish, "ARTICLE_URL") or _py_string(conf, "ARTICLE_URL")
     if pattern:
         text, unknown = pelican_permalink(pattern)
@@ -593,6 +610,9 @@ def detect(folder: Path) -> Detected:
     jekyll = _first(folder, "_config.yml", "_config.yaml")
     if jekyll:
         return _finish(_jekyll(folder, jekyll), folder)
+    posts = folder / "_posts"
+    if posts.is_dir() and any(re.match(r"\d{4}-\d\d-\d\d-", p.name) for p in posts.iterdir()):
+        return _finish(_jekyll(folder, posts), folder)  # _posts/YYYY-MM-DD-*: Jekyll's alone
     eleventy = _first(folder, "eleventy.config.js", "eleventy.config.mjs", "eleventy.config.cjs",
                       "eleventy.config.ts", ".eleventy.js", ".eleventy.cjs")
     if eleventy:
@@ -681,6 +701,8 @@ def render_config(d: Detected) -> str:
     else:
         lines.append("  dialect: auto  # posts as publisher reads them; astro|hugo|jekyll|eleventy|pelican|nanoc")
     key("  ", "permalink", "content.permalink")
+    if "content.exclude" in f:
+        lines.append(f"  exclude: {json.dumps(f['content.exclude'].value)}{_comment(f['content.exclude'])}")
     key("  ", "markdown", "content.markdown", always=False)
     lines.append("feeds:")
     if "feeds.output_dir" in f:

@@ -365,3 +365,43 @@ def test_astro_site_deployed_under_a_base_path(tmp_path):
     d = detect(folder)
     assert (d.value("site.url"), d.facts["site.url"].source) == ("https://someone.github.io/blog",
                                                                  "astro.config.mjs: site + base")
+
+
+def test_jekyll_without_config_file_github_pages_defaults_and_cname(tmp_path):
+    """A GitHub Pages blog may have no _config.yml: dated files in _posts/ say Jekyll, CNAME the host."""
+    (tmp_path / "_posts").mkdir()
+    (tmp_path / "_posts" / "2008-10-18-how-i-turned-down.md").write_text("---\nlayout: post\ntitle: How\n---\nx\n")
+    (tmp_path / "_layouts").mkdir()
+    (tmp_path / "CNAME").write_text("tom.example.com\n")
+    result = init(str(tmp_path))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["found: Jekyll blog (_posts/)",
+                         "guessed: site.url = https://tom.example.com (CNAME: the GitHub Pages domain)"]
+    assert written(tmp_path)["content"] == {"dir": "_posts", "dialect": "jekyll",
+                                            "permalink": "/{categories}/{year}/{month}/{day}/{slug}.html"}
+    assert_loads(tmp_path)
+
+
+def test_pelican_pages_inside_the_posts_folder_are_excluded(tmp_path):
+    folder = blog(tmp_path, "pelican")
+    conf = folder / "pelicanconf.py"
+    conf.write_text(conf.read_text().replace("ARTICLE_PATHS = ['articles']\n", ""))
+    result = init(str(folder))
+    assert "found: content.exclude = ['pages/**'] (Pelican's default PAGE_PATHS: pages are not articles)" \
+        in result.stdout.splitlines()
+    data = written(folder)
+    assert data["content"]["dir"] == "content"
+    assert data["content"]["exclude"] == ["pages/**"]
+    assert_loads(folder)
+
+
+def test_hugo_languages_without_default_language(tmp_path):
+    folder = blog(tmp_path, "hugo")
+    config = folder / "hugo.toml"
+    config.write_text(config.read_text().replace("defaultContentLanguage = 'en'\n", "")
+                      .replace("languageCode = 'en-us'\n", ""))
+    d = detect(folder)
+    fact = d.facts["site.language"]
+    assert (fact.value, fact.guessed, fact.source) == (
+        "en", True, "hugo.toml: languages without defaultContentLanguage, whose default is en")
