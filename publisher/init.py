@@ -270,18 +270,18 @@ def _astro(folder: Path, marker: Path) -> Detected:
     collections = _first(folder / "src", "content.config.ts", "content.config.mjs",
                          "content.config.js", "content/config.ts", "content/config.mjs",
                          "content/config.js")
-    bases: list[tuple[str, str]] = []
+    bases: list[str] = []
     if collections:
         source = _strip_js_comments(_text(collections))
         for m in re.finditer(r"glob\s*\(\s*\{(.*?)\}\s*\)", source, flags=re.S):
             base = _js_string(m.group(1), "base")
             if base is None:  # base: `./${BLOG_PATH}` with BLOG_PATH a constant in this file
                 ref = re.search(r"base\s*:\s*`\.?/?\$\{(\w+)\}`", m.group(1))
-                const = _js_string(source, ref.group(1)) if ref else None
-                base = const
+                base = _js_string(source, ref.group(1)) if ref else None
             if base:
-                bases.append((base, m.group(0)))
-    chosen = next((b for b, _ in bases if any(n in b for n in _POST_FOLDERS)), bases[0][0] if bases else None)
+                bases.append(base)
+    # Several collections: the one whose folder is named like a blog's, else the first.
+    chosen = next((b for b in bases if any(n in b for n in _POST_FOLDERS)), bases[0] if bases else None)
     if chosen and (folder / chosen).is_dir():
         d.found("content.dir", _rel(folder / chosen, folder), f"{_rel(collections, folder)}: glob base")
     else:
