@@ -405,3 +405,10 @@ def test_hugo_languages_without_default_language(tmp_path):
     fact = d.facts["site.language"]
     assert (fact.value, fact.guessed, fact.source) == (
         "en", True, "hugo.toml: languages without defaultContentLanguage, whose default is en")
+
+
+def test_missing_folder_is_exit_2_and_writes_nothing(tmp_path):
+    result = init(str(tmp_path / "nope"))
+    assert result.exit_code == 2
+    assert result.stderr == f"publisher: config error: {tmp_path}/nope: no such folder\n"
+    assert not (tmp_path / "nope").exists()
