@@ -6,7 +6,7 @@ WebSub (a W3C Recommendation) leaves the publisher's ping to the hub; every publ
 pushes it to Feedly, Inoreader, Miniflux and the other subscribers within seconds.
 
 A ping is best effort and never stops a build or a send: each request has a short timeout,
-a hub that fails once is not asked again in the same run, and every ping that did not get
+a hub that cannot be reached is not asked again in the same run, and every ping that did not get
 through is kept in the state's `meta` table and retried on the next run (with whatever the
 next build changes). Failures are warnings; under --quiet they stay silent until pings have
 kept failing for a day (then they are logged as loud, which --quiet shows).
@@ -57,7 +57,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def publish(hub: str, url: str, timeout: float = TIMEOUT) -> None:
+def publish(hub: str, url: str, timeout: float | None = None) -> None:
     """One publish ping. Raises OSError (urllib's errors included), http.client's
     HTTPException for a garbled answer, or ValueError when the hub did not answer 2xx."""
     if urlsplit(hub).scheme not in ("http", "https"):
@@ -69,7 +69,7 @@ def publish(hub: str, url: str, timeout: float = TIMEOUT) -> None:
         method="POST")
     opener = urllib.request.build_opener(_NoRedirect)
     try:
-        with opener.open(request, timeout=timeout) as response:
+        with opener.open(request, timeout=TIMEOUT if timeout is None else timeout) as response:
             status = response.status
     except urllib.error.HTTPError as e:
         raise ValueError(f"hub {hub} answered {e.code} {e.reason}") from e
@@ -101,13 +101,19 @@ def ping_hubs(config: Config, state: State, changed_urls: Iterable[str],
     todo = {(h, u) for h, u in saved.get("pings", []) if h in hubs}
     todo |= {(hub, url) for hub in hubs for url in changed_urls}
     report = PingReport()
+    unreachable: set[str] = set()
     for hub, url in sorted(todo):
-        if hub in report.errors:
+        if hub in unreachable:
             report.pending.append((hub, url))  # down a moment ago: do not wait on it again
             continue
         try:
             publish(hub, url)
-        except (OSError, ValueError, http.client.HTTPException) as e:
+        except (OSError, http.client.HTTPException) as e:
+            unreachable.add(hub)
+            report.errors[hub] = _reason(hub, e)
+            report.pending.append((hub, url))
+            continue
+        except ValueError as e:  # the hub answered, refusing this one feed: try the others
             report.errors[hub] = _reason(hub, e)
             report.pending.append((hub, url))
             continue

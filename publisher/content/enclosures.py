@@ -18,6 +18,13 @@ from .links import absolutize_url
 # public/, Jekyll and others the site folder itself.
 _STATIC_FOLDERS = ("static", "public", "")
 _UNKNOWN_TYPE = "application/octet-stream"
+# Media types by extension from a fixed table, never the machine's /etc/mime.types (which the
+# module-level mimetypes functions read): the same site gives the same feed bytes anywhere.
+# Python's own table lacks the common podcast formats below.
+_EXTRA_TYPES = {".m4a": "audio/mp4", ".m4v": "video/x-m4v", ".ogg": "audio/ogg",
+                ".oga": "audio/ogg", ".ogv": "video/ogg", ".flac": "audio/flac",
+                ".epub": "application/epub+zip", ".mkv": "video/x-matroska"}
+_TYPES: mimetypes.MimeTypes | None = None  # built on first use: it reads the system tables too
 
 Enclosure = tuple  # (absolute URL, length in bytes or 0, MIME type), or () for none
 
@@ -44,7 +51,7 @@ def read_enclosure(meta: dict, path: Path, url: str, config: Config) -> Enclosur
     if local is not None and not length:
         length = local.stat().st_size
     if not mime:
-        mime = mimetypes.guess_type(urlsplit(absolute).path)[0] or _UNKNOWN_TYPE
+        mime = _media_type(urlsplit(absolute).path)
     return (absolute, length, mime)
 
 
@@ -65,3 +72,13 @@ def _local_file(where: str, absolute: str, path: Path, config: Config) -> Path |
         except OSError:
             continue
     return None
+
+
+def _media_type(path: str) -> str:
+    global _TYPES
+    suffix = Path(unquote(path)).suffix.lower()
+    if suffix in _EXTRA_TYPES:
+        return _EXTRA_TYPES[suffix]
+    if _TYPES is None:
+        _TYPES = mimetypes.MimeTypes()  # its own table is Python's defaults only
+    return _TYPES.guess_type("x" + suffix)[0] or _UNKNOWN_TYPE
