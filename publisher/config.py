@@ -127,10 +127,17 @@ def _hub_urls(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise _Invalid("expected an http(s) URL or a list of them")
     try:
-        return tuple((_absolute_url(v), v.strip())[1] for v in value)
+        return tuple((_absolute_url(v), _no_controls(v), v.strip())[2] for v in value)
     except _Invalid:
         raise _Invalid("expected an http(s) URL or a list of them, such as "
                        "https://pubsubhubbub.appspot.com/") from None
+
+
+def _no_controls(value: Any) -> str:
+    """Feeds are XML, which cannot hold control characters (lxml refuses them)."""
+    if not isinstance(value, str) or re.search(r"[\s\x00-\x1f\x7f]", value.strip()):
+        raise _Invalid("expected a URL without spaces or control characters")
+    return value
 
 
 def _url_or_path(value: Any) -> str:
@@ -139,7 +146,7 @@ def _url_or_path(value: Any) -> str:
     if not text:
         return ""
     scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", text)
-    if re.search(r"\s", text) or (scheme and not text.startswith(("http://", "https://"))):
+    if re.search(r"[\s\x00-\x1f\x7f]", text) or (scheme and not text.startswith(("http://", "https://"))):
         raise _Invalid("expected an http(s) URL or a path on the site such as /favicon.png")
     return text
 

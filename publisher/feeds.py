@@ -21,7 +21,7 @@ import re
 import secrets
 import stat
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Callable
@@ -475,7 +475,7 @@ def _with_archives(feeds: list[_Feed], everything: dict[str, list[Post]],
         def page(n: int) -> str:
             return f"{feed.folder}{ARCHIVE_DIR}/{n}/"
 
-        result.append(_replace(feed, archive=_History(False, feed.folder, page(count), None)))
+        result.append(replace(feed, archive=_History(False, feed.folder, page(count), None)))
         for n in range(1, count + 1):
             chunk = older[(n - 1) * size:n * size]
             result.append(_Feed(
@@ -487,12 +487,6 @@ def _with_archives(feeds: list[_Feed], everything: dict[str, list[Post]],
                                  page(n + 1) if n < count else feed.folder),
             ))
     return result
-
-
-def _replace(feed: _Feed, **changes) -> _Feed:
-    from dataclasses import replace
-
-    return replace(feed, **changes)
 
 
 def _hubs(feed: _Feed, config: Config) -> tuple[str, ...]:

@@ -205,7 +205,8 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
     from .feeds import render_feeds, write_feeds
 
     renderer = CachedRenderer(state)
-    candidates = feed_candidates(loaded.posts, config.feeds.limit)
+    # With archive pages every post is in some feed.
+    candidates = feed_candidates(loaded.posts, 0 if config.feeds.archive else config.feeds.limit)
     renderer.prefetch(candidates)
     renderer.render_missing(candidates)
     files = render_feeds(loaded.posts, config, renderer)

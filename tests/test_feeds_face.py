@@ -128,12 +128,16 @@ def test_a_bad_enclosure_skips_the_post_with_one_line(tmp_path):
                                 "audio": {"url": "/a.mp3", "length": "big"}})
     write_post(root, "ftp.md", {"title": "Ftp", "pubDate": "2024-01-01",
                                 "video": "ftp://example.org/v.mp4"})
+    write_post(root, "type.md", {"title": "Type", "pubDate": "2024-01-01",
+                                 "enclosure": {"url": "/a.flac", "type": "audio flac"}})
     write_post(root, "good.md", {"title": "Good", "pubDate": "2024-01-02"})
     result = load_posts(config, NOW)
     assert [p.title for p in result.posts] == ["Good"]
     assert result.problems == [
         "content/bad.md: skipped: 'audio.length' should be a number of bytes, got 'big'",
         "content/ftp.md: skipped: 'video' should be an http(s) URL or a path, got 'ftp://example.org/v.mp4'",
+        "content/type.md: skipped: 'enclosure.type' should be a media type such as audio/mpeg, "
+        "got 'audio flac'",
     ]
 
 

@@ -6,6 +6,7 @@ an RSS <enclosure> must state both; a remote file gets length 0 ("unknown", as R
 from __future__ import annotations
 
 import mimetypes
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -18,6 +19,7 @@ from .links import absolutize_url
 # public/, Jekyll and others the site folder itself.
 _STATIC_FOLDERS = ("static", "public", "")
 _UNKNOWN_TYPE = "application/octet-stream"
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*")
 # Media types by extension from a fixed table, never the machine's /etc/mime.types (which the
 # module-level mimetypes functions read): the same site gives the same feed bytes anywhere.
 # Python's own table lacks the common podcast formats below.
@@ -52,6 +54,8 @@ def read_enclosure(meta: dict, path: Path, url: str, config: Config) -> Enclosur
         length = local.stat().st_size
     if not mime:
         mime = _media_type(urlsplit(absolute).path)
+    elif not _MEDIA_TYPE.fullmatch(mime):
+        raise Skip(f"'{key}.type' should be a media type such as audio/mpeg, got {mime!r}")
     return (absolute, length, mime)
 
 
