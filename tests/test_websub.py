@@ -245,3 +245,24 @@ def test_a_build_without_hubs_pings_nothing(tmp_path, hub):
     assert hub.take() == []
     assert not any(line.startswith("websub") for line in report.lines)
     assert 'rel="hub"' not in (config.output_dir / "rss.xml").read_text()
+
+
+def test_the_newsletter_goes_out_while_the_hub_is_down(site, server, hub):
+    mon = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)  # "0 9 * * 1" fires here
+    site.write_config(smtp={**server.smtp_settings(), "retry_base_delay": 0},
+                      feeds={"websub_hub": hub.url})
+    config = site.config()
+    state = State(config.database_url)
+    try:
+        state.add_subscribers([("ann@example.org", "Ann")])
+    finally:
+        state.close()
+    site.post("old.md", "title: Old\npubDate: 2024-12-01")
+    pipeline.run_once(config, mon - timedelta(days=1))  # the first run: a baseline
+    assert sorted(hub.take()) == sorted(MAIN_FEEDS)
+    hub.stop()
+    site.post("new.md", "title: New\npubDate: 2025-01-05T12:00:00Z")
+    report = pipeline.run_once(config, mon + timedelta(hours=1))
+    assert [m.rcpt for m in server.received] == ["ann@example.org"]
+    assert report.exit_status == 0
+    assert sorted(url for _hub, url in pending_pings(config)["pings"]) == sorted(MAIN_FEEDS)
