@@ -511,14 +511,6 @@ def _history_links(feed: _Feed, config: Config, own_file: str) -> list[tuple[str
     return links
 
 
-def feed_settings(config: Config) -> list:
-    """The config keys added with hubs, archives, faces and podcasts, for the pipeline's
-    "did anything the feeds depend on change?" fingerprint."""
-    f = config.feeds
-    return [config.site.icon, config.site.logo, list(f.websub_hub), f.archive, f.archive_size,
-            f.archive_tags, f.podcast]
-
-
 def feed_urls_with_hub(files: dict[str, bytes] | list[str], config: Config) -> dict[str, str]:
     """{path: public URL} of the written feeds that name the hub: what a WebSub publisher
     pings for (every feed file except the archive pages)."""
