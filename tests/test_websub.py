@@ -266,3 +266,19 @@ def test_the_newsletter_goes_out_while_the_hub_is_down(site, server, hub):
     assert [m.rcpt for m in server.received] == ["ann@example.org"]
     assert report.exit_status == 0
     assert sorted(url for _hub, url in pending_pings(config)["pings"]) == sorted(MAIN_FEEDS)
+
+
+def test_an_unchanged_build_with_a_hub_imports_no_feed_renderer(tmp_path, hub):
+    """The fast path (nothing changed) stays cheap with a hub configured: the retry check
+    needs the state only, not feedgen or lxml."""
+    import subprocess
+    import sys
+
+    root, config = site_with_hub(tmp_path, hub)
+    assert run_cli(config.path, "build").returncode == 0
+    code = ("import sys\nfrom publisher.config import load_config\nfrom publisher import pipeline\n"
+            f"report = pipeline.build(load_config({str(config.path)!r}))\n"
+            "print(report.lines[0], 'feedgen' in sys.modules, 'lxml' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == ("feeds: 2 posts, 0 files written, 6 unchanged "
+                                   "(0 rendered, 2 from cache) False False"), done.stderr
