@@ -118,6 +118,39 @@ def _str_list(value: Any) -> tuple[str, ...]:
     return tuple(v.strip() for v in value)
 
 
+def _hub_urls(value: Any) -> tuple[str, ...]:
+    """One http(s) URL or a list of them (a WebSub hub must be reachable by POST)."""
+    if value in (None, "", []):
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise _Invalid("expected an http(s) URL or a list of them")
+    try:
+        return tuple((_absolute_url(v), _no_controls(v), v.strip())[2] for v in value)
+    except _Invalid:
+        raise _Invalid("expected an http(s) URL or a list of them, such as "
+                       "https://pubsubhubbub.appspot.com/") from None
+
+
+def _no_controls(value: Any) -> str:
+    """Feeds are XML, which cannot hold control characters (lxml refuses them)."""
+    if not isinstance(value, str) or re.search(r"[\s\x00-\x1f\x7f]", value.strip()):
+        raise _Invalid("expected a URL without spaces or control characters")
+    return value
+
+
+def _url_or_path(value: Any) -> str:
+    """An http(s) URL, or a path on the site such as /favicon.png."""
+    text = _str(value).strip()
+    if not text:
+        return ""
+    scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", text)
+    if re.search(r"[\s\x00-\x1f\x7f]", text) or (scheme and not text.startswith(("http://", "https://"))):
+        raise _Invalid("expected an http(s) URL or a path on the site such as /favicon.png")
+    return text
+
+
 DIALECTS = ("auto", "astro", "hugo", "jekyll", "eleventy", "pelican", "nanoc")
 MARKDOWN_ENGINES = ("commonmark", "python-markdown")
 
@@ -211,6 +244,8 @@ class SiteConfig:
     url: str = _spec(convert=_absolute_url, doc="absolute base URL of every link (required)")
     description: str = _spec("", _str, "one line about the blog; the feeds' subtitle")
     language: str = _spec("en", _nonempty_str, "BCP 47 language tag of the posts")
+    icon: str = _spec("", _url_or_path, "small square image (favicon) for feed readers; URL or path")
+    logo: str = _spec("", _url_or_path, "larger image (logo) for feed readers; URL or path")
     author: AuthorConfig = field(default_factory=AuthorConfig)
 
 
@@ -231,6 +266,11 @@ class ContentConfig:
 class FeedsConfig:
     output_dir: Path = _spec(Path("public"), _nonempty_str, "where the feeds are written")
     limit: int = _spec(20, _int_at_least(0), "newest N items per feed; 0 = all")
+    websub_hub: tuple[str, ...] = _spec((), _hub_urls, "WebSub hub URL(s): named in every feed, pinged when one changes")
+    archive: bool = _spec(False, _bool, "RFC 5005 archive pages holding the posts older than the limit")
+    archive_size: int = _spec(50, _int_at_least(1), "posts per archive page")
+    archive_tags: bool = _spec(False, _bool, "archive pages for the tag feeds too (with archive: true)")
+    podcast: str = _spec("", _str, "iTunes category, e.g. Technology or 'Arts/Books': adds itunes: tags to rss.xml; '' = off")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import re
 import secrets
 import stat
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Callable
@@ -78,6 +78,7 @@ class _Feed:
     title: str
     description: str  # may be empty
     items: tuple[Post, ...]  # newest first, already limited
+    archive: "_History | None" = None  # RFC 5005 links, with feeds.archive
 
     def path(self, name: str) -> str:
         return self.folder + name
@@ -99,7 +100,10 @@ def render_feeds(
     site_description = _one_line(config.site.description)
 
     feeds = [_Feed("", site_title, site_description, _limit(ordered, config.feeds.limit))]
+    everything = {"": ordered}  # folder -> every post of that feed, for the archive pages
     for slug, (name, tagged) in sorted(_group_by_tag(ordered).items()):
+        if config.feeds.archive_tags:
+            everything[f"{TAGS_DIR}/{slug}/"] = tagged
         feeds.append(
             _Feed(
                 folder=f"{TAGS_DIR}/{slug}/",
@@ -108,6 +112,9 @@ def render_feeds(
                 items=_limit(tagged, config.feeds.limit),
             )
         )
+
+    if config.feeds.archive:
+        feeds = _with_archives(feeds, everything, config)
 
     rendered: dict[int, str] = {}  # id(post) -> HTML; the posts outlive this call, so ids are unique
 
@@ -258,6 +265,9 @@ def _new_generator(feed: _Feed, config: Config, own_file: str) -> tuple[FeedGene
     # feedgen copies the LAST link into RSS <link>, and the first rel="self" into atom:link:
     # self first, the site last.
     fg.link(href=_public_url(config, feed.path(own_file)), rel="self", type=_MIME[own_file])
+    links = _history_links(feed, config, own_file)
+    for rel, href in links:
+        fg.link(href=href, rel=rel)
     fg.link(href=_home_url(config), rel="alternate", type="text/html")
     fg.language(config.site.language)
     fg.generator("publisher", version=__version__)
@@ -265,6 +275,13 @@ def _new_generator(feed: _Feed, config: Config, own_file: str) -> tuple[FeedGene
     fg.updated(date)  # atom:updated and RSS lastBuildDate; feedgen's default would be now()
     fg.load_extension("media")  # post.image as media:content / media:thumbnail
     fg.register_extension("html_text", _HtmlText, _HtmlTextEntry, atom=True, rss=False)
+    if links or feed.archive is not None:
+        fg.register_extension("history", _HistoryExtension, None, atom=True, rss=True)
+        fg.history.links = links
+        fg.history.archived = feed.archive is not None and feed.archive.is_archive
+    _set_face(fg, config, own_file)
+    if any(post.enclosure for post in feed.items):
+        fg.register_extension("enclosure_ext", BaseExtension, _EnclosureEntry, atom=True, rss=True)
     return fg, date
 
 
@@ -284,11 +301,15 @@ def _add_entry(fg, post: Post, content_html: str):
     if post.image:
         fe.media.content(url=_safe_url(post.image), medium="image", group=None)
         fe.media.thumbnail(url=_safe_url(post.image), group=None)
+    if post.enclosure:
+        fe.enclosure_ext.enclosure = post.enclosure
     return fe
 
 
 def _render_rss(feed: _Feed, config: Config, content_html: Callable[[Post], str]) -> bytes:
     fg, date = _new_generator(feed, config, RSS_FILE)
+    if config.feeds.podcast:
+        _set_podcast(fg, feed, config)
     fg.title(_as_text(feed.title)[0])
     fg.load_extension("dc", atom=False, rss=True)  # dc:creator for authors without an address
     # RSS requires a channel description; the title is the only text sure to exist. Readers
@@ -374,6 +395,7 @@ def _render_json(feed: _Feed, config: Config, content_html: Callable[[Post], str
     }
     if feed.description:
         doc["description"] = feed.description
+    _json_extras(doc, feed, config)
     doc["language"] = config.site.language
     site_author = _json_author(*_site_author(config))
     if site_author:
@@ -397,6 +419,7 @@ def _render_json(feed: _Feed, config: Config, content_html: Callable[[Post], str
             item["authors"] = [author]
         if post.tags:
             item["tags"] = list(post.tags)
+        _json_attachments(item, post)
         items.append(item)
     doc["items"] = items
     return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
@@ -410,6 +433,226 @@ def _json_author(name: str, email: str) -> dict | None:
     if email:
         author["url"] = "mailto:" + email
     return author or None
+
+
+# --- WebSub hubs, RFC 5005 archives, a feed's face, enclosures ---------------------------
+
+FH_NS = "http://purl.org/syndication/history/1.0"  # RFC 5005's fh:archive
+ARCHIVE_DIR = "archive"  # <feed folder>archive/<n>/: page 1 holds the oldest posts
+
+
+@dataclass(frozen=True)
+class _History:
+    """Where one feed document sits in its RFC 5005 chain (folders; None for no link)."""
+
+    is_archive: bool  # an archive page (fh:archive), not the subscription feed
+    current: str  # the subscription feed's folder
+    prev: str | None  # the next older page (rel="prev-archive"; JSON Feed next_url)
+    # The next newer page; for the newest page, the subscription feed, which follows it (the
+    # validator wants an archive page to link somewhere, even when it is the only one).
+    next: str | None
+
+
+def _with_archives(feeds: list[_Feed], everything: dict[str, list[Post]],
+                   config: Config) -> list[_Feed]:
+    """Each feed whose folder has an entry in `everything`, followed by its archive pages.
+
+    The posts the subscription feed leaves out (beyond feeds.limit) go into pages of
+    feeds.archive_size, counted from the oldest post: page 1 holds the oldest ones, and a new
+    post only ever changes the subscription feed and the newest page (a page that fills up
+    gains its link to the new page once). Removing or back-dating a post shifts the pages
+    after it, as it must for every post to stay in exactly one page."""
+    limit, size = config.feeds.limit, config.feeds.archive_size
+    result: list[_Feed] = []
+    for feed in feeds:
+        posts = everything.get(feed.folder)
+        older = list(reversed(posts[limit:])) if posts is not None and limit else []
+        if not older:
+            result.append(feed)
+            continue
+        count = (len(older) + size - 1) // size
+
+        def page(n: int) -> str:
+            return f"{feed.folder}{ARCHIVE_DIR}/{n}/"
+
+        result.append(replace(feed, archive=_History(False, feed.folder, page(count), None)))
+        for n in range(1, count + 1):
+            chunk = older[(n - 1) * size:n * size]
+            result.append(_Feed(
+                folder=page(n),
+                title=f"{feed.title} (archive {n})",
+                description=feed.description,
+                items=tuple(reversed(chunk)),
+                archive=_History(True, feed.folder, page(n - 1) if n > 1 else None,
+                                 page(n + 1) if n < count else feed.folder),
+            ))
+    return result
+
+
+def _hubs(feed: _Feed, config: Config) -> tuple[str, ...]:
+    """The WebSub hubs a feed names: subscription feeds only; archive pages never change
+    in a way a subscriber must hear about."""
+    if feed.archive is not None and feed.archive.is_archive:
+        return ()
+    return config.feeds.websub_hub
+
+
+def _history_links(feed: _Feed, config: Config, own_file: str) -> list[tuple[str, str]]:
+    """(rel, href) of the hub and RFC 5005 links of one RSS or Atom document."""
+    links = [("hub", hub) for hub in _hubs(feed, config)]
+    history = feed.archive
+    if history is not None:
+        if history.is_archive:
+            links.append(("current", _public_url(config, history.current + own_file)))
+        if history.prev is not None:
+            links.append(("prev-archive", _public_url(config, history.prev + own_file)))
+        if history.next is not None:
+            links.append(("next-archive", _public_url(config, history.next + own_file)))
+    return links
+
+
+def feed_urls_with_hub(files: dict[str, bytes] | list[str], config: Config) -> dict[str, str]:
+    """{path: public URL} of the written feeds that name the hub: what a WebSub publisher
+    pings for (every feed file except the archive pages)."""
+    if not config.feeds.websub_hub:
+        return {}
+    return {rel: _public_url(config, rel) for rel in files
+            if PurePosixPath(rel).name in FEED_FILES and f"/{ARCHIVE_DIR}/" not in f"/{rel}"}
+
+
+class _HistoryExtension(BaseExtension):
+    """RSS: the atom:link elements feedgen writes only for Atom (it keeps rel="self" alone),
+    after the self link. Both: fh:archive on an archive page."""
+
+    def __init__(self) -> None:
+        self.links: list[tuple[str, str]] = []
+        self.archived = False
+
+    def extend_ns(self):
+        return {"fh": FH_NS} if self.archived else {}
+
+    def extend_rss(self, element):
+        channel = element.find("channel")
+        anchor = channel.find(f"{{{ATOM_NS}}}link")
+        at = list(channel).index(anchor) + 1 if anchor is not None else len(channel)
+        for offset, (rel, href) in enumerate(self.links):
+            link = etree.Element(f"{{{ATOM_NS}}}link", href=href, rel=rel)
+            channel.insert(at + offset, link)
+        if self.archived:
+            channel.insert(at + len(self.links), etree.Element(f"{{{FH_NS}}}archive"))
+        return element
+
+    def extend_atom(self, element):
+        if self.archived:
+            # Before the entries: the validator wants feed metadata ahead of them.
+            first_entry = element.find("entry")  # unqualified: see _EnclosureEntry
+            at = list(element).index(first_entry) if first_entry is not None else len(element)
+            element.insert(at, etree.Element(f"{{{FH_NS}}}archive"))
+        return element
+
+
+# What RSS <image> may be: the validator warns about any other kind of file there.
+_RSS_IMAGE = re.compile(r"\.(?:jpe?g|gif|png)$", re.I)
+
+
+def _face_url(config: Config, value: str) -> str:
+    return _safe_url(value if "://" in value else config.site.url + "/" + value.lstrip("/"))
+
+
+def _set_face(fg: FeedGenerator, config: Config, own_file: str) -> None:
+    """site.icon and site.logo: Atom <icon> and <logo>; RSS <image>, which must be a GIF, JPEG
+    or PNG (the logo, else the icon). feedgen ties RSS <image> to Atom <logo>, so each
+    format's generator gets only its own."""
+    icon = _face_url(config, config.site.icon) if config.site.icon else ""
+    logo = _face_url(config, config.site.logo) if config.site.logo else ""
+    if own_file == ATOM_FILE:
+        if icon:
+            fg.icon(icon)
+        if logo:
+            fg.logo(logo)
+        return
+    image = next((u for u in (logo, icon) if u and _RSS_IMAGE.search(u.split("?")[0])), "")
+    if image:
+        fg.image(image)  # its title and link default to the channel's, as the validator wants
+
+
+def _set_podcast(fg: FeedGenerator, feed: _Feed, config: Config) -> None:
+    """feeds.podcast: the iTunes tags the validator asks of a podcast's channel (category,
+    explicit, owner with an address, and an image where the site has one)."""
+    fg.load_extension("podcast", atom=False, rss=True)
+    category, _, sub = config.feeds.podcast.partition("/")
+    fg.podcast.itunes_category(category.strip(), sub.strip() or None)
+    name, email = _site_author(config)
+    if name or email:
+        fg.podcast.itunes_author(name or email)
+    if email:
+        fg.podcast.itunes_owner(name=name or email, email=email)
+    picture = config.site.logo or config.site.icon
+    if picture and _RSS_IMAGE.search(picture):
+        fg.podcast.itunes_image(_face_url(config, picture))
+    # feedgen only knows the old yes/no/clean; Apple and the validator want true/false.
+    fg.register_extension("explicit", _ItunesExplicit, None, atom=False, rss=True)
+
+
+class _ItunesExplicit(BaseExtension):
+    ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
+
+    def extend_rss(self, element):
+        channel = element.find("channel")
+        explicit = etree.SubElement(channel, f"{{{self.ITUNES_NS}}}explicit")
+        explicit.text = "false"
+        items = channel.findall("item")
+        if items:  # channel metadata before the items
+            channel.remove(explicit)
+            channel.insert(list(channel).index(items[0]), explicit)
+        return element
+
+
+class _EnclosureEntry(BaseEntryExtension):
+    """RSS <enclosure> and Atom <link rel="enclosure">. feedgen 1.0 has both, but writes an
+    Atom entry's links without their rel and type (a variable shadowed in entry.py), which
+    would make the enclosure a second alternate link."""
+
+    def __init__(self) -> None:
+        self.enclosure: tuple = ()
+
+    def extend_rss(self, item):
+        if self.enclosure:
+            url, length, mime = self.enclosure
+            etree.SubElement(item, "enclosure", url=_safe_url(url), length=str(length), type=mime)
+        return item
+
+    def extend_atom(self, entry):
+        if self.enclosure:
+            url, length, mime = self.enclosure
+            # feedgen builds Atom with a plain xmlns attribute: its elements are unqualified.
+            link = etree.SubElement(entry, "link", rel="enclosure",
+                                    href=_safe_url(url), type=mime)
+            if length:  # RSS says 0 for unknown; Atom leaves the attribute out
+                link.set("length", str(length))
+        return entry
+
+
+def _json_extras(doc: dict, feed: _Feed, config: Config) -> None:
+    """JSON Feed's hubs, icon and favicon, and next_url for the next older archive page."""
+    if config.site.logo or config.site.icon:
+        doc["icon"] = _face_url(config, config.site.logo or config.site.icon)
+    if config.site.icon:
+        doc["favicon"] = _face_url(config, config.site.icon)
+    if feed.archive is not None and feed.archive.prev is not None:
+        doc["next_url"] = _public_url(config, feed.archive.prev + JSON_FILE)
+    hubs = _hubs(feed, config)
+    if hubs:
+        doc["hubs"] = [{"type": "WebSub", "url": hub} for hub in hubs]
+
+
+def _json_attachments(item: dict, post: Post) -> None:
+    if post.enclosure:
+        url, length, mime = post.enclosure
+        attachment = {"url": _safe_url(url), "mime_type": mime}
+        if length:
+            attachment["size_in_bytes"] = length
+        item["attachments"] = [attachment]
 
 
 # --- writing ----------------------------------------------------------------------------
@@ -445,7 +688,8 @@ def write_feeds(files: dict[str, bytes], output_dir: Path) -> WriteReport:
         _write_atomically(path, files[rel])
         report.written.append(rel)
     _remove_orphaned_temp_files(output_dir, {str(PurePosixPath(rel).parent) for rel in files})
-    report.removed = _remove_stale(output_dir, set(files))
+    report.removed = _remove_stale_archives(output_dir, set(files))
+    report.removed += _remove_stale(output_dir, set(files))
     log.info("feeds in %s: %d written, %d unchanged, %d removed", output_dir,
              len(report.written), len(report.unchanged), len(report.removed))
     return report
@@ -532,6 +776,44 @@ def _remove_orphaned_temp_files(output_dir: Path, folders: set[str]) -> None:
                     log.info("removed %s, left by an interrupted build", entry.path)
             except OSError:
                 pass  # gone already, or not ours to remove: never a reason to fail a build
+
+
+def _remove_stale_archives(output_dir: Path, keep: set[str]) -> list[str]:
+    """Delete the archive pages (archive/<n>/ under the site's and each tag's folder) that are
+    no longer produced: after posts were removed, or feeds.archive_size or .archive changed.
+    Only feed files are removed, and then the folders that leaves empty."""
+    bases = [output_dir]
+    tags = output_dir / TAGS_DIR
+    if tags.is_dir() and not tags.is_symlink():
+        bases += sorted(p for p in tags.iterdir() if p.is_dir() and not p.is_symlink())
+    removed: list[str] = []
+    for base in bases:
+        archive = base / ARCHIVE_DIR
+        if not archive.is_dir() or archive.is_symlink():
+            continue
+        for page in sorted(archive.iterdir()):
+            if not page.name.isdigit() or not page.is_dir() or page.is_symlink():
+                continue
+            for name in FEED_FILES:
+                path = page / name
+                rel = path.relative_to(output_dir).as_posix()
+                if rel in keep or path.is_symlink() or not path.is_file():
+                    continue
+                try:
+                    path.unlink()
+                except OSError as e:
+                    raise PublisherError(f"{path}: cannot remove stale archive page: {_reason(e)}") from e
+                removed.append(rel)
+            _rmdir_if_empty(page)
+        _rmdir_if_empty(archive)
+    return removed
+
+
+def _rmdir_if_empty(folder: Path) -> None:
+    try:
+        os.rmdir(folder)  # only succeeds if nothing else is in it
+    except OSError:
+        pass
 
 
 def _remove_stale(output_dir: Path, keep: set[str]) -> list[str]:
@@ -632,3 +914,65 @@ def _check_json(data: bytes) -> str:
         return "expected an 'items' list, found " + (
             "none" if "items" not in doc else f"a JSON {type(doc['items']).__name__}")
     return ""
+
+
+# --- describing (publisher check) -------------------------------------------------------
+
+SIZE_WARNING_KB = 512  # some readers and proxies give up on larger feeds
+
+
+def describe_feeds(output_dir: Path) -> list[str]:
+    """One line per feed folder, as a reader would see it: items, oldest and newest dates,
+    file sizes, hubs, archive pages. Warns (log) about a file above SIZE_WARNING_KB. Reads
+    only; a file that cannot be parsed is check_feeds' to report, and is left out here."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return []
+    folders: dict[PurePosixPath, list[Path]] = {}
+    for path in sorted(output_dir.rglob("*")):
+        if path.name in FEED_FILES and path.is_file():
+            rel = PurePosixPath(path.relative_to(output_dir).as_posix())
+            folders.setdefault(rel.parent, []).append(path)
+    lines = []
+    for folder, paths in sorted(folders.items()):
+        parts = folder.parts
+        if len(parts) >= 2 and parts[-2] == ARCHIVE_DIR and parts[-1].isdigit():
+            continue  # an archive page: counted with its feed
+        lines.append(_describe_folder(output_dir, folder, paths, folders))
+    return lines
+
+
+def _json_feed(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) and isinstance(doc.get("items"), list) else {}
+
+
+def _describe_folder(output_dir: Path, folder: PurePosixPath, paths: list[Path],
+                     folders: dict[PurePosixPath, list[Path]]) -> str:
+    name = "/" if str(folder) == "." else f"{folder}/"
+    sizes = []
+    for path in paths:
+        kb = path.stat().st_size / 1024
+        sizes.append(f"{path.name} {kb:.0f} KB")
+        if kb > SIZE_WARNING_KB:
+            log.warning("%s: %.0f KB, above %d KB, where some feed readers and proxies give "
+                        "up (lower feeds.limit, or turn on feeds.archive)", path, kb,
+                        SIZE_WARNING_KB)
+    doc = _json_feed(output_dir / str(folder) / JSON_FILE)
+    facts = []
+    if doc:
+        items = doc["items"]
+        dates = sorted(str(i.get("date_published", ""))[:10] for i in items
+                       if isinstance(i, dict) and i.get("date_published"))
+        facts.append(f"{len(items)} items" + (f", {dates[0]} … {dates[-1]}" if dates else ""))
+        hubs = [h.get("url", "") for h in doc.get("hubs", []) if isinstance(h, dict)]
+        facts.append("hub " + ", ".join(hubs) if hubs else "no hub")
+    pages = sorted(f for f in folders if f.parent == folder / ARCHIVE_DIR and f.name.isdigit())
+    if pages:
+        archived = sum(len(_json_feed(output_dir / str(p) / JSON_FILE).get("items", []))
+                       for p in pages)
+        facts.append(f"{len(pages)} archive pages ({archived} older items)")
+    return f"feed {name}: " + "; ".join(facts + [", ".join(sizes)])

@@ -155,10 +155,12 @@ def feeds_fingerprint(config: Config, loaded: LoadResult) -> str:
     h = hashlib.sha256(code_hash().encode())
     for name in _CODE_FILES:
         h.update(hashlib.sha256((here / name).read_bytes()).digest())
-    site = config.site
+    site, feeds = config.site, config.feeds
     h.update(json.dumps([scan_fingerprint(config), site.title, site.url, site.description,
                          site.language, site.author.name, site.author.email,
-                         config.feeds.limit]).encode("utf-8", "surrogatepass"))
+                         feeds.limit, site.icon, site.logo, list(feeds.websub_hub), feeds.archive,
+                         feeds.archive_size, feeds.archive_tags, feeds.podcast,
+                         ]).encode("utf-8", "surrogatepass"))
     for post in loaded.posts:
         h.update(f"{post.source}\0{post.content_hash}\n".encode("utf-8", "surrogatepass"))
     return h.hexdigest()
@@ -185,7 +187,7 @@ def _feeds_unchanged(config: Config, state: State, fingerprint: str) -> dict | N
 
 
 def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
-                     report: Report) -> dict[str, list[int]] | None:
+                     report: Report, now: datetime | None = None) -> dict[str, list[int]] | None:
     """Render and write the feeds, unless nothing they depend on changed since the last write
     (the common case for a cron job): then no Markdown, feedgen or lxml even gets imported,
     and the answer is the feed files found untouched, {path: [size, mtime_ns]}."""
@@ -198,12 +200,14 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
             f"feeds: {len(loaded.posts)} posts, 0 files written, {len(last['files'])} unchanged "
             f"(0 rendered, {last.get('posts_in_feeds', 0)} from cache)"
         )
+        ping_hubs(config, state, [], report, now)  # only retries of earlier failures
         return last["files"]
 
     from .feeds import render_feeds, write_feeds
 
     renderer = CachedRenderer(state)
-    candidates = feed_candidates(loaded.posts, config.feeds.limit)
+    # With archive pages every post is in some feed.
+    candidates = feed_candidates(loaded.posts, 0 if config.feeds.archive else config.feeds.limit)
     renderer.prefetch(candidates)
     renderer.render_missing(candidates)
     files = render_feeds(loaded.posts, config, renderer)
@@ -219,7 +223,27 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
         f"feeds: {len(loaded.posts)} posts, {len(written.written)} files written, "
         f"{len(written.unchanged)} unchanged ({renderer.misses} rendered, {renderer.hits} from cache)"
     )
+    ping_hubs(config, state, written.written, report, now)
     return None
+
+
+def ping_hubs(config: Config, state: State | None, changed: list[str], report: Report,
+              now: datetime | None) -> None:
+    """After the feeds are written: WebSub pings for the changed ones, and retries of those an
+    earlier run could not deliver. Never raises for a hub's failure (websub.py)."""
+    if state is None or not config.feeds.websub_hub:
+        return
+    from . import websub  # lazy: urllib.request and http.client cost ~25 ms, only with a hub
+
+    urls: list[str] = []
+    if changed:  # else feeds.py (feedgen, lxml) need not be imported at all
+        from .feeds import feed_urls_with_hub
+
+        urls = sorted(feed_urls_with_hub(changed, config).values())
+    if not urls and not websub.pending(state):
+        return
+    result = websub.ping_hubs(config, state, urls, now or now_utc())
+    report.lines.append(result.summary())
 
 
 def build(config: Config, now: datetime | None = None) -> Report:
@@ -230,7 +254,7 @@ def build(config: Config, now: datetime | None = None) -> Report:
     try:
         loaded = load_site(config, state, now)
         report.problems.extend(loaded.problems)
-        write_site_feeds(config, state, loaded, report)
+        write_site_feeds(config, state, loaded, report, now)
     finally:
         state.close()
     if loaded.held_back:
@@ -313,7 +337,7 @@ def run_once(config: Config, now: datetime | None = None, *,
                     f"first run: {len(result.posts)} existing posts marked as already announced; "
                     "subscribers get only what is published from now on"
                 )
-            feed_files = write_site_feeds(config, state, result.loaded, report)
+            feed_files = write_site_feeds(config, state, result.loaded, report, now)
             planned = 0
             for post in result.alerts_due:
                 _plan(config, state, [post], "alert", now)
@@ -329,11 +353,20 @@ def run_once(config: Config, now: datetime | None = None, *,
             report.lines.append(_nothing_to_send(config, result))
         delivered = _deliver_open(config, state, now, report, progress, stop)
         if (feed_files is not None and not (result.baseline or planned or delivered)
-                and idle.sqlite_path(config)):
+                and idle.sqlite_path(config) and not _pings_owed(config, state)):
             _save_idle_stamp(config, state, result.loaded, feed_files, now, report)
     finally:
         state.close()
     return report
+
+
+def _pings_owed(config: Config, state: State) -> bool:
+    """WebSub pings wait for a retry: the next run must not be skipped as idle."""
+    if not config.feeds.websub_hub:
+        return False
+    from .websub import pending
+
+    return bool(pending(state))
 
 
 def _save_idle_stamp(config: Config, state: State, loaded: LoadResult,
@@ -476,7 +509,7 @@ def check(config: Config, now: datetime | None = None) -> Report:
     """`publisher check`: validate the config (including what only a send or the web endpoint
     would use: SMTP settings, DKIM key, templates, subject), the posts and the written feeds.
     Changes nothing."""
-    from .feeds import check_feeds
+    from .feeds import check_feeds, describe_feeds
 
     now = now or now_utc()
     report = Report()
@@ -488,6 +521,7 @@ def check(config: Config, now: datetime | None = None) -> Report:
         f"config OK; {len(loaded.posts)} published posts, {len(loaded.held_back)} held back, "
         f"{len(loaded.problems)} skipped; feeds in {config.feeds.output_dir} checked"
     )
+    report.lines.extend(describe_feeds(config.output_dir))
     return report
 
 

@@ -30,6 +30,7 @@ from ..config import Config
 from ..errors import ContentError
 from .frontmatter import (Skip, read_author, first_key, read_flag, split_front_matter, has_closing_fence, read_tags,
                           read_text, parse_date)
+from .enclosures import read_enclosure
 from .links import absolutize_url, permalink
 from .markup import RENDERER_VERSION, derive_summary
 from . import code_hash
@@ -54,6 +55,7 @@ class Post:
     id: str
     url: str  # absolute permalink
     content_hash: str  # sha256 of the raw file bytes
+    enclosure: tuple = ()  # (URL, length in bytes or 0, MIME type) or (): see enclosures.py
     # The Markdown source, cleaned: read with the front matter, or, for a post restored from
     # the scan cache, from the file on first use (see `body`). Excluded from ==: content_hash
     # already says whether two bodies are the same.
@@ -198,6 +200,7 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
         id=post_id,
         url=url,
         content_hash=content_hash,
+        enclosure=read_enclosure(meta, path, url, config),
         _body=body,
         _path=str(path),
     )
@@ -313,6 +316,7 @@ def _post_json(post: Post) -> str:
     data["published"] = post.published.isoformat()
     data["updated"] = post.updated.isoformat() if post.updated else None
     data["tags"] = list(post.tags)
+    data["enclosure"] = list(post.enclosure)
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -326,6 +330,7 @@ def _post_from_json(text: str, content_hash: str, path: str) -> Post:
         published=datetime.fromisoformat(data["published"]),
         updated=datetime.fromisoformat(updated) if updated else None,
         tags=tuple(data["tags"]),
+        enclosure=tuple(data.get("enclosure") or ()),
         content_hash=content_hash,
         _path=path,
     )
