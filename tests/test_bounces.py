@@ -319,3 +319,29 @@ def test_bounces_command_in_a_real_process(mailing, tmp_path):
         "bounces: 1 messages handled: 1 hard, 0 soft, 0 complaints, 0 ignored; 1 addresses suppressed"]
     assert statuses(config) == {"dead@example.net": "bounced"}
     assert SENDER  # the samples are addressed to the From address when VERP is off
+
+
+def test_status_codes_map_to_hard_and_soft():
+    from publisher.newsletter.bounces import kind_of
+
+    assert [kind_of(status, detail) for status, detail in [
+        ("5.1.1", ""), ("5.1.10", "null MX"), ("5.2.1", "disabled"), ("5.2.2", "mailbox full"),
+        ("5.7.1", "message refused as spam"), ("5.0.0", "550 User unknown"), ("5.0.0", "550 rejected"),
+        ("4.2.2", "user unknown, over quota"), ("4.4.1", ""), ("2.0.0", "delivered"), ("", "550 no such user here"),
+    ]] == ["hard", "hard", "hard", "soft", "soft", "hard", "soft", "soft", "soft", None, "hard"]
+
+
+def test_a_report_about_several_recipients_records_each_failure_only(mailing, tmp_path):
+    config = mailing.setup(["one@example.net", "two@example.net", "three@example.net"],
+                           bounce_mailbox="maildir:bounces")
+    mailing.send(1)
+    report = sample("postfix-hard.eml", rcpt="one@example.net").replace(
+        b"Final-Recipient: rfc822; one@example.net",
+        b"Final-Recipient: rfc822; two@example.net\nAction: delayed\nStatus: 4.4.1\n\n"
+        b"Final-Recipient: rfc822; three@example.net\nAction: failed\nStatus: 5.1.1\n\n"
+        b"Final-Recipient: rfc822; one@example.net")
+    write_maildir(tmp_path / "site" / "bounces", [report])
+    result = cli(config, "bounces")
+    assert "1 messages handled: 2 hard, 0 soft" in result.stdout
+    assert statuses(config) == {"one@example.net": "bounced", "two@example.net": "active",
+                                "three@example.net": "bounced"}

@@ -294,8 +294,9 @@ def _dsn(message: Message, event) -> Classified:
     for part in message.walk():
         if part.get_content_type() not in ("message/delivery-status", "message/global-delivery-status"):
             continue
-        blocks = _field_blocks(_text(part))
-        for block in blocks[1:] or blocks:  # the first group is per-message
+        per_recipient = [b for b in _field_blocks(_text(part))
+                         if "final-recipient" in b or "original-recipient" in b]
+        for block in per_recipient:  # (the per-message group names no recipient)
             action = block.get("action", "").lower()
             recipient = _address(block.get("final-recipient") or block.get("original-recipient") or "")
             original = block.get("original-recipient")
@@ -352,8 +353,9 @@ def _notice_text(message: Message) -> str:
 
 def _plain_bounce(message: Message, event) -> Classified:
     sender = parseaddr(message.get("From", ""))[1].lower()
+    # A notice comes from the mail system: a daemon's From, or the null reverse path.
     from_daemon = sender.split("@")[0] in ("mailer-daemon", "postmaster", "mail-delivery-system") or \
-        (message.get("Return-Path", "").strip() in ("<>", ""))
+        (message.get("Return-Path") or "").strip() == "<>"
     text = _notice_text(message)
     if not text or not from_daemon:
         return Classified("")
@@ -477,6 +479,7 @@ def process_message(data: bytes, config: Config, state: State, *, now: datetime,
     try:
         found = classify(data, config)
     except Exception as e:  # a malformed message is left alone, never a crash of the run
+        log.debug("%s: cannot be read as a report", label, exc_info=True)
         report.left.append(f"{label}: unreadable ({type(e).__name__}: {e})")
         return False
     if not found.what:
