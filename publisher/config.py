@@ -355,10 +355,14 @@ def _database(value: Any) -> str:
     text = _nonempty_str(value)
     if "://" not in text:
         return text  # a SQLite file, relative to the config's folder
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        password = parts.password
+    except ValueError:  # e.g. an unclosed '[' of an IPv6 host: urllib raises rather than parse
+        raise _Invalid("expected a SQLite file name or a postgresql:// URL", found="an unparseable URL") from None
     if parts.scheme.split("+")[0] not in ("postgresql", "postgres", "sqlite"):
         raise _Invalid("expected a SQLite file name or a postgresql:// URL")
-    if parts.password is not None or re.search(r"(^|&)password=", parts.query):
+    if password is not None or re.search(r"(^|&)password=", parts.query):
         # A config file is read by many and often committed: secrets live in the environment.
         redacted = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", text)
         redacted = re.sub(r"(password=)[^&]*", r"\1***", redacted)
