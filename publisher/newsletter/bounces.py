@@ -468,7 +468,7 @@ def apply_events(events: list[Event], config: Config, state: State, *, source: s
             report.complaints += 1
         if outcome.suppressed:
             report.suppressed.append(sub.email)
-            log.warning("%s suppressed: %s %s %s", sub.email, event.kind, event.status, event.detail)
+            log.info("%s suppressed: %s %s %s", sub.email, event.kind, event.status, event.detail)
     return matched
 
 
@@ -548,7 +548,8 @@ def check_lines(config: Config) -> list[str]:
         local = before + "TOKEN" + after.split("@", 1)[0]
         lines.append(
             f"VERP on: each copy's envelope sender is {local}@{domain}. {domain} needs an MX "
-            f"record, and its mail server must deliver every such address to the bounce mailbox "
+            f"record (and an SPF record naming your relay: it is now the envelope domain), and "
+            f"its mail server must deliver every such address to the bounce mailbox "
             f"(Postfix: recipient_delimiter = + and an alias or mailbox for "
             f"{before.rstrip('+-') or 'bounces'}@{domain}; Exim: a local_part_suffix router)")
     if n.bounce_mailbox:
