@@ -37,8 +37,11 @@ def require_dovecot() -> str:
 
 
 class DovecotServer:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, cert=None):
+        """cert: smtp_helpers.CertFiles to turn TLS on (STARTTLS on `port`, IMAPS on `tls_port`)."""
         self.binary = require_dovecot()
+        self.cert = cert
+        self.tls_port = unused_port() if cert is not None else 0
         # Not under pytest's tmp_path: that is 0700, and Dovecot's own users must reach it.
         self.dir = Path(tempfile.mkdtemp(prefix="publisher-dovecot-"))
         self.dir.chmod(0o755)
@@ -70,6 +73,9 @@ class DovecotServer:
             internal = login = pwd.getpwuid(uid).pw_name
         (d / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}:{uid}:{gid}::{home}::\n", encoding="utf-8")
         (d / "passwd").chmod(0o644)
+        tls = "ssl = no"
+        if self.cert is not None:
+            tls = f"ssl = yes\nssl_cert = <{self.cert.cert}\nssl_key = <{self.cert.key}"
         (d / "dovecot.conf").write_text(f"""
 base_dir = {d}/run
 state_dir = {d}/run
@@ -77,7 +83,7 @@ log_path = {d}/dovecot.log
 info_log_path = {d}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{tls}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {internal}
@@ -103,7 +109,8 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.tls_port}
   }}
 }}
 service anvil {{
@@ -154,7 +161,9 @@ service stats {{
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def url(self, folder: str = "INBOX") -> str:
+    def url(self, folder: str = "INBOX", *, imaps: bool = False) -> str:
+        if imaps:
+            return f"imaps://{USER}@127.0.0.1:{self.tls_port}/{folder}"
         return f"imap://{USER}@127.0.0.1:{self.port}/{folder}"
 
     def deliver(self, data: bytes, folder: str = "INBOX") -> None:

@@ -201,6 +201,25 @@ def test_imap_mailbox_on_dovecot(mailing, tmp_path):
             message_from_bytes(m)["Message-ID"] or message_from_bytes(m)["Message-Id"] for m in handled)
 
 
+@pytest.mark.parametrize("imaps", [True, False], ids=["imaps", "imap-starttls"])
+def test_imap_over_tls_verifies_the_server(mailing, tmp_path, imaps):
+    from smtp_helpers import make_cert
+
+    cert = make_cert(tmp_path / "cert")
+    with DovecotServer(tmp_path, cert=cert) as imap:
+        config = mailing.setup(["dead@example.net"], bounce_mailbox=imap.url(imaps=imaps))
+        mailing.send(1)
+        imap.deliver(sample("exim.eml", rcpt="dead@example.net"))
+        untrusted = cli(config, "bounces", env={"PUBLISHER_BOUNCE_PASSWORD": PASSWORD, "SSL_CERT_FILE": os.devnull})
+        assert untrusted.exit_code == 1 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+        assert statuses(config) == {"dead@example.net": "active"}
+        # The self-signed certificate, trusted the way a private CA is: SSL_CERT_FILE.
+        trusted = cli(config, "bounces", env={"PUBLISHER_BOUNCE_PASSWORD": PASSWORD, "SSL_CERT_FILE": str(cert.cert)})
+        assert trusted.exit_code == 0, trusted.output
+        assert statuses(config) == {"dead@example.net": "bounced"}
+        assert imap.folder("INBOX") == [] and len(imap.folder("Processed")) == 1
+
+
 def test_publisher_run_reads_bounces_before_it_mails(mailing, server, tmp_path):
     config = mailing.setup(["dead@example.net", "alive@example.net"], bounce_mailbox="maildir:bounces",
                            schedule="* * * * *")
