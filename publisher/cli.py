@@ -262,8 +262,13 @@ def subscribers_add(ctx: Context, email: str, name: str) -> int:
     state = open_state(config)
     try:
         added, _present = state.add_subscribers([(address, clean_name(name))])
+        suppressed = not added and state.suppressed_emails([address])
     finally:
         state.close()
+    if suppressed:  # never silently: a bounce or complaint stopped this address's mail
+        ctx.say(f"{address} is on the list but suppressed (bounced or complained); nothing changed; "
+                f"see `publisher subscribers reactivate`")
+        return 0
     ctx.say(f"added {address}" if added else f"{address} is already on the list; nothing changed")
     return 0
 

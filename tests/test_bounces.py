@@ -311,6 +311,9 @@ def test_reactivate_import_and_report(mailing, tmp_path):
     assert f"{csv}: Dead@example.net: suppressed (bounced or complained), not re-subscribed" in imported.stderr
     assert f"{csv}: spam@example.net: suppressed" in imported.stderr and "left@example.net" not in imported.stderr
     assert statuses(config)["dead@example.net"] == "bounced"
+    added = cli(config, "subscribers", "add", "DEAD@example.net")
+    assert added.exit_code == 0 and "DEAD@example.net is on the list but suppressed (bounced or complained)" in added.stdout
+    assert statuses(config)["dead@example.net"] == "bounced"
 
     report = cli(config, "report")
     assert "#1 " in report.stdout and "10 sent, 1 bounced (10.00%), 1 complaints (10.00%)" in report.stdout
