@@ -144,9 +144,10 @@ def test_maildir_bounces_suppress_and_only_recognised_messages_are_moved(mailing
     assert "abuse@example.net\tunsubscribed\t\tcomplaint (mailbox)  Feedback-Type: abuse" .replace("  ", " ") in unsub
 
 
-def test_mbox_with_delete_removes_handled_messages_and_keeps_the_rest(mailing, tmp_path):
+@pytest.mark.parametrize("processed", ["delete", "move"])
+def test_mbox_removes_handled_messages_and_keeps_the_rest(mailing, tmp_path, processed):
     config = mailing.setup(["gone@example.net", "fine@example.net"], bounce_mailbox="mbox:bounces.mbox",
-                           bounce_processed="delete")
+                           bounce_processed=processed, bounce_folder="Done")
     mailing.send(1)
     path = tmp_path / "site" / "bounces.mbox"
     personal = sample("personal.eml", rcpt="fine@example.net")
@@ -157,7 +158,11 @@ def test_mbox_with_delete_removes_handled_messages_and_keeps_the_rest(mailing, t
 
     remaining = [m for m in mailbox.mbox(path)]
     assert len(remaining) == 1 and remaining[0]["Message-ID"] == "<personal-1@example.net>"
-    assert not (tmp_path / "site" / "bounces.mbox.Processed").exists()
+    moved = tmp_path / "site" / "bounces.mbox.Done"
+    if processed == "delete":
+        assert not moved.exists()
+    else:
+        assert [m["Message-Id"] for m in mailbox.mbox(moved)] == ["<E1tFj2Q-0003Ab-7c@exim.example.net>"]
     assert statuses(config) == {"gone@example.net": "bounced", "fine@example.net": "active"}
 
 
@@ -367,3 +372,12 @@ def test_a_report_about_several_recipients_records_each_failure_only(mailing, tm
     assert "1 messages handled: 2 hard, 0 soft" in result.stdout
     assert statuses(config) == {"one@example.net": "bounced", "two@example.net": "active",
                                 "three@example.net": "bounced"}
+
+
+def test_a_redacted_complaint_is_matched_by_the_returned_unsubscribe_token(mailing, tmp_path):
+    config = mailing.setup(["reader@example.net", "other@example.net"], bounce_mailbox="maildir:bounces")
+    mailing.send(1)
+    report = sample("arf-abuse.eml", rcpt="redacted@hotmail.example", token=token_of(config, "reader@example.net"))
+    write_maildir(tmp_path / "site" / "bounces", [report])
+    assert "1 complaints" in cli(config, "bounces").stdout
+    assert statuses(config) == {"reader@example.net": "unsubscribed", "other@example.net": "active"}

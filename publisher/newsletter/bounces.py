@@ -433,8 +433,10 @@ def subscriber_for(event: Event, config: Config, state: State):
             if sub is not None:
                 return sub, digest_id
     if event.unsubscribe_token:
+        # A secret only that subscriber's copy carried: it names them even when the report
+        # names a forwarding address, or a redacted one (feedback loops redact).
         sub = state.subscriber_by_token(event.unsubscribe_token)
-        if sub is not None and (not event.recipient or sub.email.lower() == event.recipient):
+        if sub is not None:
             return sub, event.digest_id
     if event.recipient:
         sub = state.subscriber_by_email(event.recipient)
