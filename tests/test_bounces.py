@@ -381,3 +381,25 @@ def test_a_redacted_complaint_is_matched_by_the_returned_unsubscribe_token(maili
     write_maildir(tmp_path / "site" / "bounces", [report])
     assert "1 complaints" in cli(config, "bounces").stdout
     assert statuses(config) == {"reader@example.net": "unsubscribed", "other@example.net": "active"}
+
+
+def test_mangled_reports_never_crash_the_reader(site):
+    """Truncated, spliced and byte-flipped reports: classify answers for each (a report it
+    cannot read is "not recognised" and stays in the mailbox), never raises."""
+    import random
+
+    from publisher.newsletter.bounces import Classified
+
+    config = site.config()
+    rng = random.Random(3464)
+    samples = [sample(name, rcpt="r@example.net") for name in
+               ("postfix-hard.eml", "arf-abuse.eml", "qmail.eml", "exim.eml", "postfix-plain.eml")]
+    for _ in range(400):
+        data = bytearray(rng.choice(samples))
+        for _flip in range(rng.randint(0, 20)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        cut = rng.randint(0, len(data))
+        mangled = bytes(data[:cut]) + (rng.choice(samples)[rng.randint(0, 500):] if rng.random() < 0.3 else b"")
+        assert isinstance(classify(mangled, config), Classified)
+    odd = sample("postfix-hard.eml", rcpt="r@example.net").replace(b"charset=utf-8", b"charset=x-no-such-charset")
+    assert [e.kind for e in classify(odd, config).events] == ["hard"]

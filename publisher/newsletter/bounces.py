@@ -173,7 +173,10 @@ def _text(part: Message) -> str:
         if isinstance(inner, list):  # message/* parts: their content is sub-messages
             return "\n".join(m.as_string() if isinstance(m, Message) else str(m) for m in inner)
         return str(inner or "")
-    return payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+    try:
+        return payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return payload.decode("utf-8", errors="replace")
 
 
 def _field_blocks(text: str) -> list[dict[str, str]]:
@@ -229,8 +232,14 @@ def _body_text(message: Message) -> str:
     return "\n".join(parts)
 
 
+def _h(message: Message, name: str) -> str:
+    """A header as text ("" if absent): compat32 hands undecodable ones back as Header objects."""
+    value = message.get(name)
+    return "" if value is None else str(value)
+
+
 def _message_key(message: Message, data: bytes) -> str:
-    mid = (message.get("Message-ID") or "").strip()
+    mid = _h(message, "Message-ID").strip()
     return mid[:150] if mid else "sha256:" + hashlib.sha256(data).hexdigest()[:40]
 
 
@@ -241,7 +250,7 @@ def classify(data: bytes, config: Config) -> Classified:
     verp = find_verp(message, config)
     token = _returned_token(message)
     content_type = message.get_content_type()
-    report_type = (message.get_param("report-type") or "").lower() if content_type == "multipart/report" else ""
+    report_type = str(message.get_param("report-type") or "").lower() if content_type == "multipart/report" else ""
 
     def event(kind: str, recipient: str, status: str, detail: str) -> Event:
         return Event(kind, recipient.lower(), status, _one_line(detail), f"{key}|{recipient.lower()}",
@@ -277,7 +286,7 @@ def _arf(message: Message, event) -> Classified:
                 inner = part.get_payload()
                 inner = inner[0] if isinstance(inner, list) and inner else None
                 if isinstance(inner, Message):
-                    recipient = parseaddr(inner.get("To", ""))[1]
+                    recipient = parseaddr(_h(inner, "To"))[1]
                 else:
                     m = re.search(r"^To:\s*(.+)$", _text(part), re.MULTILINE | re.IGNORECASE)
                     recipient = parseaddr(m.group(1))[1] if m else ""
@@ -321,14 +330,14 @@ def _dsn(message: Message, event) -> Classified:
 
 
 def _is_autoreply(message: Message) -> bool:
-    auto = (message.get("Auto-Submitted") or "").lower()
+    auto = _h(message, "Auto-Submitted").lower()
     if auto.startswith("auto-replied"):
         return True
-    if message.get("X-Autoreply") or message.get("X-Autorespond") or message.get("X-Auto-Response-Suppress"):
+    if _h(message, "X-Autoreply") or _h(message, "X-Autorespond") or _h(message, "X-Auto-Response-Suppress"):
         return True
-    if (message.get("Precedence") or "").lower() == "auto_reply":
+    if _h(message, "Precedence").lower() == "auto_reply":
         return True
-    return bool(_AUTO_SUBJECT.match(_one_line(str(message.get("Subject") or ""))))
+    return bool(_AUTO_SUBJECT.match(_one_line(_h(message, "Subject"))))
 
 
 # Non-standard bounces: qmail's, Exim's and old Postfix's plain-text notices.
@@ -352,10 +361,10 @@ def _notice_text(message: Message) -> str:
 
 
 def _plain_bounce(message: Message, event) -> Classified:
-    sender = parseaddr(message.get("From", ""))[1].lower()
+    sender = parseaddr(_h(message, "From"))[1].lower()
     # A notice comes from the mail system: a daemon's From, or the null reverse path.
     from_daemon = sender.split("@")[0] in ("mailer-daemon", "postmaster", "mail-delivery-system") or \
-        (message.get("Return-Path") or "").strip() == "<>"
+        _h(message, "Return-Path").strip() == "<>"
     text = _notice_text(message)
     if not text or not from_daemon:
         return Classified("")
@@ -371,7 +380,7 @@ def _plain_bounce(message: Message, event) -> Classified:
             kind = kind_of(status, detail) or (SOFT if "permanent" not in text.lower() else HARD)
             events.append(event(kind, recipient, status, detail))
     elif _EXIM.search(text):
-        failed = [a for _n, a in getaddresses(message.get_all("X-Failed-Recipients") or [])]
+        failed = [a for _n, a in getaddresses([str(v) for v in message.get_all("X-Failed-Recipients") or []])]
         blocks = re.split(r"\n\s*\n", text)
         for block in blocks:
             lines = [line for line in block.split("\n") if line.strip()]
