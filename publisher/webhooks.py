@@ -56,6 +56,15 @@ class Refused(Exception):
 
 # --- provider payloads → events (pure) --------------------------------------------------------
 
+def _dict(value: Any) -> dict:
+    """A JSON object, or {} for anything else: a payload of the wrong shape records nothing."""
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(value: Any) -> list[dict]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def postmark_events(payload: Any) -> list[Event]:
     if not isinstance(payload, dict):
         raise Refused(400, "expected a JSON object")
@@ -82,7 +91,7 @@ def mailgun_events(payload: Any) -> list[Event]:
         return [Event(COMPLAINT, address.lower(), "", "complaint (Mailgun)", key)]
     if event != "failed":
         return []
-    status = data.get("delivery-status") or {}
+    status = _dict(data.get("delivery-status"))
     code = str(status.get("code") or "")
     detail = str(status.get("description") or status.get("message") or data.get("reason") or "")[:300]
     if data.get("severity") == "temporary":
@@ -99,9 +108,9 @@ def ses_events(notification: Any) -> list[Event]:
     what = notification.get("notificationType") or notification.get("eventType")
     events: list[Event] = []
     if what == "Bounce":
-        bounce = notification.get("bounce") or {}
+        bounce = _dict(notification.get("bounce"))
         permanent = bounce.get("bounceType") == "Permanent"
-        for r in bounce.get("bouncedRecipients") or []:
+        for r in _dicts(bounce.get("bouncedRecipients")):
             address = str(r.get("emailAddress") or "").lower()
             status, detail = str(r.get("status") or ""), str(r.get("diagnosticCode") or bounce.get("bounceSubType") or "")
             kind = HARD if permanent else SOFT
@@ -109,10 +118,10 @@ def ses_events(notification: Any) -> list[Event]:
                 events.append(Event(kind, address, status, detail[:300],
                                     f"ses|{bounce.get('feedbackId', '')}|{address}"))
     elif what == "Complaint":
-        complaint = notification.get("complaint") or {}
+        complaint = _dict(notification.get("complaint"))
         if complaint.get("complaintFeedbackType") == "not-spam":
             return []
-        for r in complaint.get("complainedRecipients") or []:
+        for r in _dicts(complaint.get("complainedRecipients")):
             address = str(r.get("emailAddress") or "").lower()
             if address:
                 events.append(Event(COMPLAINT, address, "",

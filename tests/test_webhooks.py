@@ -300,3 +300,22 @@ def test_unconfigured_webhooks_do_not_exist(site, server):
     for provider in ("postmark", "mailgun", "ses", "sendgrid"):
         assert client.post(f"/webhooks/{provider}", data="{}").status_code == 404
     app.extensions["publisher"].close()
+
+
+def test_payloads_of_the_wrong_shape_record_nothing_and_never_crash():
+    from publisher.webhooks import Refused, mailgun_events, postmark_events, sendgrid_events, ses_events
+
+    shapes = [None, 1, "x", [], {}, [1, "a", None], {"event-data": []}, {"event-data": {"event": "failed"}},
+              {"event-data": {"event": "failed", "recipient": "a@example.net", "delivery-status": "oops"}},
+              {"notificationType": "Bounce", "bounce": "oops"},
+              {"notificationType": "Bounce", "bounce": {"bouncedRecipients": ["a@example.net", None]}},
+              {"notificationType": "Complaint", "complaint": {"complainedRecipients": "a@example.net"}},
+              {"Type": "HardBounce"}, [{"email": "a@example.net", "event": "open"}]]
+    recorded = []
+    for parse in (postmark_events, mailgun_events, ses_events, sendgrid_events):
+        for shape in shapes:
+            try:
+                recorded.extend((parse.__name__, e.kind) for e in parse(shape))
+            except Refused as e:
+                assert e.status == 400
+    assert recorded == [("mailgun_events", "soft")]  # a failure without a status: soft, not hard
