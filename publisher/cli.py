@@ -277,8 +277,13 @@ def subscribers_add(ctx: Context, email: str, name: str) -> int:
     state = open_state(config)
     try:
         added, _present = state.add_subscribers([(address, clean_name(name))])
+        suppressed = not added and state.suppressed_emails([address])
     finally:
         state.close()
+    if suppressed:  # never silently: a bounce or complaint stopped this address's mail
+        ctx.say(f"{address} is on the list but suppressed (bounced or complained); nothing changed; "
+                f"see `publisher subscribers reactivate`")
+        return 0
     ctx.say(f"added {address}" if added else f"{address} is already on the list; nothing changed")
     return 0
 
@@ -319,8 +324,10 @@ def subscribers_list(ctx: Context, status: str | None) -> int:
         rows = state.list_subscribers(status)
     finally:
         state.close()
+    reasons = _suppression_reasons(ctx, rows)  # bounced / complained: why and when
     for sub in rows:
-        click.echo(f"{sub.email}\t{sub.status}\t{sub.name}")
+        line = f"{sub.email}\t{sub.status}\t{sub.name}"
+        click.echo(line + f"\t{reasons[sub.id]}" if sub.id in reasons else line)
     if not ctx.quiet:
         click.echo(f"{len(rows)} subscribers", err=True)
     return 0
@@ -343,9 +350,98 @@ def subscribers_import(ctx: Context, csv_path: str) -> int:
         state.close()
     for line in report.rejected:
         click.echo(f"{csv_path}: {line}", err=True)
+    for address in report.suppressed:  # on the list, but a bounce or complaint stopped their mail
+        click.echo(f"{csv_path}: {address}: suppressed (bounced or complained), not re-subscribed; "
+                   f"see `publisher subscribers reactivate`", err=True)
     ctx.say(f"{len(report.added)} added, {len(report.already)} already on the list, "
-            f"{len(report.rejected)} rejected")
+            f"{len(report.rejected)} rejected"
+            + (f", {len(report.suppressed)} suppressed (not re-subscribed)" if report.suppressed else ""))
     return 1 if report.rejected else 0
+
+
+# --- bounces and complaints (newsletter/bounces.py) ---
+
+def _suppression_reasons(ctx: Context, rows) -> dict[int, str]:
+    if not any(sub.status in ("bounced", "unsubscribed") for sub in rows):
+        return {}
+    from .newsletter.bounces import suppression_lines
+    from .pipeline import open_state
+
+    state = open_state(ctx.config())
+    try:
+        return suppression_lines(state, rows)
+    finally:
+        state.close()
+
+
+@subscribers.command("reactivate")
+@click.argument("email")
+@click.option("--reason", required=True, help="Why mail to this address may resume (recorded).")
+@_options
+@pass_ctx
+@_reporting
+def subscribers_reactivate(ctx: Context, email: str, reason: str) -> int:
+    """Mail EMAIL again after a bounce or complaint suppressed it."""
+    from .pipeline import now_utc, open_state
+
+    if not reason.strip():
+        raise ConfigError("--reason: expected a few words on why, got nothing")
+    state = open_state(ctx.config())
+    try:
+        sub, why_not = state.reactivate_subscriber(email.strip(), reason=reason.strip(), now=now_utc())
+    finally:
+        state.close()
+    if why_not:
+        click.echo(f"publisher: {email.strip()}: {why_not}; nothing changed", err=True)
+        return 1
+    ctx.say(f"reactivated {sub.email} ({reason.strip()})")
+    return 0
+
+
+@main.command()
+@_options
+@pass_ctx
+@_reporting
+def bounces(ctx: Context) -> int:
+    """Read newsletter.bounce_mailbox: record bounces and complaints, suppress addresses."""
+    from .newsletter.bounces import process_mailbox
+    from .pipeline import now_utc, open_state
+
+    config = ctx.config()
+    state = open_state(config)
+    try:
+        report = process_mailbox(config, state, now=now_utc())
+    finally:
+        state.close()
+    for line in report.left:
+        click.echo(f"publisher: left alone: {line}", err=True)
+    for address in report.suppressed:
+        ctx.say(f"suppressed {address}")
+    ctx.say(report.summary())
+    return 0
+
+
+@main.command()
+@click.option("--last", default=5, show_default=True, type=click.IntRange(1, 1000),
+              help="How many recent digests.")
+@_options
+@pass_ctx
+@_reporting
+def report(ctx: Context, last: int) -> int:
+    """Bounce and complaint rates of the last digests."""
+    from .newsletter.bounces import rates_lines
+    from .pipeline import open_state
+
+    state = open_state(ctx.config())
+    try:
+        lines, warnings = rates_lines(state, last)
+    finally:
+        state.close()
+    for line in lines:
+        click.echo(line)  # the point of the command: printed even under --quiet
+    for warning in warnings:
+        click.echo(f"publisher: warning: {warning}", err=True)
+    return 0
 
 
 @main.command()

@@ -21,6 +21,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .errors import ConfigError
 
 PASSWORD_ENV = "PUBLISHER_SMTP_PASSWORD"
+# Bounce handling's secrets (newsletter/bounces.py, webhooks.py): never in the config file.
+BOUNCE_PASSWORD_ENV = "PUBLISHER_BOUNCE_PASSWORD"  # the IMAP bounce mailbox's password
+WEBHOOK_PASSWORD_ENV = "PUBLISHER_WEBHOOK_PASSWORD"  # basic auth of the Postmark/SendGrid webhooks
+MAILGUN_KEY_ENV = "PUBLISHER_MAILGUN_SIGNING_KEY"  # Mailgun's webhook signing key
 
 _MISSING = object()
 
@@ -220,6 +224,64 @@ def _email(value: Any) -> str:
     return text
 
 
+# --- bounce handling (newsletter/bounces.py, webhooks.py) ---
+
+def _bounce_address(value: Any) -> str:
+    text = _str(value).strip()
+    if not text:
+        return ""
+    if text.count("{token}") != 1 or not re.fullmatch(r"[^@\s<>]*\{token\}[^@\s<>]*@[^@\s<>]+\.[^@\s<>]+", text):
+        raise _Invalid("expected an address holding {token} once before the '@', such as "
+                       "'bounces+{token}@blog.example.org'")
+    return text
+
+
+def _bounce_mailbox(value: Any) -> str:
+    text = _str(value).strip()
+    if text.startswith("imap") and re.match(r"imaps?://[^@/]*:[^@/]*@", text):
+        raise _Invalid(f"expected a URL without a password (set {BOUNCE_PASSWORD_ENV})",
+                       found="a URL with a password")
+    if text and not re.fullmatch(r"(maildir|mbox):\S.*|imaps?://[^@/\s:]+@[^/\s@]+(/\S*)?", text):
+        raise _Invalid("expected maildir:PATH, mbox:PATH or imaps://USER@HOST[:PORT]/FOLDER "
+                       f"(the password comes only from {BOUNCE_PASSWORD_ENV})")
+    return text
+
+
+def _folder_name(value: Any) -> str:
+    text = _nonempty_str(value)
+    if any(c in text for c in "/\\\r\n\0\"") or text.startswith("."):
+        raise _Invalid("expected a plain folder name such as Processed")
+    return text
+
+
+def _basic_user(value: Any) -> str:
+    text = _str(value)
+    if ":" in text or any(c in text for c in "\r\n\0"):
+        raise _Invalid("expected a user name without ':'")
+    return text
+
+
+def _sns_topic(value: Any) -> str:
+    text = _str(value).strip()
+    if text and not re.fullmatch(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+", text):
+        raise _Invalid("expected an SNS topic ARN such as arn:aws:sns:us-east-1:123456789012:bounces")
+    return text
+
+
+def _base64_key(value: Any) -> str:
+    import base64
+    import binascii
+
+    text = _str(value).strip()
+    if text:
+        try:
+            if len(base64.b64decode(text, validate=True)) < 32:
+                raise ValueError
+        except (binascii.Error, ValueError):
+            raise _Invalid("expected the base64 public key SendGrid shows for its signed event webhook") from None
+    return text
+
+
 # --- the schema -------------------------------------------------------------------------
 
 def _spec(default: Any = _MISSING, convert: Callable[[Any], Any] = _str, doc: str = "",
@@ -290,6 +352,20 @@ class NewsletterConfig:
     list_id: str = _spec("", _str, "List-Id header value; default: derived from site.url")
     max_html_kb: int = _spec(100, _int_at_least(20), "HTML size budget (Gmail clips at 102 KB)")
     unsubscribe_mailto: str = _spec("", _email, "address for mailto: unsubscribes; default: the From address")
+    # Bounces and complaints after acceptance (README "Bounces and complaints").
+    bounce_address: str = _spec(
+        "", _bounce_address, "VERP envelope sender, e.g. 'bounces+{token}@blog.example.org'; empty = newsletter.from")
+    bounce_mailbox: str = _spec(
+        "", _bounce_mailbox,
+        f"where bounces arrive: maildir:PATH, mbox:PATH or imaps://USER@HOST[:PORT]/FOLDER (password: {BOUNCE_PASSWORD_ENV})")
+    bounce_processed: str = _spec("move", _one_of("move", "delete"), "what happens to a recognised bounce: move or delete")
+    bounce_folder: str = _spec("Processed", _folder_name, "the folder recognised bounces are moved to")
+    soft_bounce_limit: int = _spec(3, _int_at_least(1), "soft bounces in a row (no delivery between) that suppress an address")
+    webhook_user: str = _spec(
+        "", _basic_user, f"basic-auth user of the Postmark/SendGrid webhooks (password: {WEBHOOK_PASSWORD_ENV})")
+    sns_certificate: str = _spec("", _str, "Amazon SNS signing certificate (PEM file); enables the SES webhook")
+    sns_topic_arn: str = _spec("", _sns_topic, "the only SNS topic the SES webhook accepts; empty = any")
+    sendgrid_public_key: str = _spec("", _base64_key, "SendGrid's signed-event-webhook public key (base64)")
 
 
 @dataclass(frozen=True)
@@ -319,10 +395,14 @@ def _database(value: Any) -> str:
     text = _nonempty_str(value)
     if "://" not in text:
         return text  # a SQLite file, relative to the config's folder
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        password = parts.password
+    except ValueError:  # e.g. an unclosed '[' of an IPv6 host: urllib raises rather than parse
+        raise _Invalid("expected a SQLite file name or a postgresql:// URL", found="an unparseable URL") from None
     if parts.scheme.split("+")[0] not in ("postgresql", "postgres", "sqlite"):
         raise _Invalid("expected a SQLite file name or a postgresql:// URL")
-    if parts.password is not None or re.search(r"(^|&)password=", parts.query):
+    if password is not None or re.search(r"(^|&)password=", parts.query):
         # A config file is read by many and often committed: secrets live in the environment.
         redacted = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", text)
         redacted = re.sub(r"(password=)[^&]*", r"\1***", redacted)

@@ -317,10 +317,12 @@ def run_once(config: Config, now: datetime | None = None, *,
              lock_wait: float = LOCK_WAIT_SECONDS) -> Report:
     """`publisher run`, the cron job. See the module docstring for the order."""
     now = now or now_utc()
+    # Bounces first (newsletter.bounce_mailbox): an address suppressed today is not mailed today.
+    bounced = read_bounces_first(config, now) if config.newsletter.bounce_mailbox else Report()
     stamp = idle.still_idle(config, now)
     if stamp is not None:
         log.debug("idle: nothing changed since the last run; reporting what it found")
-        return Report(lines=stamp["lines"], problems=stamp["problems"])
+        return Report(lines=bounced.lines + stamp["lines"], problems=bounced.problems + stamp["problems"])
     config.check_deferred()
 
     from .scanner import scan
@@ -355,6 +357,26 @@ def run_once(config: Config, now: datetime | None = None, *,
         if (feed_files is not None and not (result.baseline or planned or delivered)
                 and idle.sqlite_path(config) and not _pings_owed(config, state)):
             _save_idle_stamp(config, state, result.loaded, feed_files, now, report)
+    finally:
+        state.close()
+    report.lines[:0], report.problems[:0] = bounced.lines, bounced.problems  # (not in the idle stamp)
+    return report
+
+
+def read_bounces_first(config: Config, now: datetime) -> Report:
+    """`publisher run`'s first stage when a bounce mailbox is configured (newsletter/bounces.py).
+    A mailbox that cannot be read is a problem of this run, not the end of it."""
+    from .errors import PublisherError
+    from .newsletter.bounces import process_mailbox
+
+    report = Report()
+    state = open_state(config)
+    try:
+        found = process_mailbox(config, state, now=now)
+        if found.handled or found.left:
+            report.lines.append(found.summary())
+    except PublisherError as e:
+        report.problems.append(f"publisher: bounces not read: {e}")
     finally:
         state.close()
     return report
@@ -517,6 +539,8 @@ def check(config: Config, now: datetime | None = None) -> Report:
     report.problems.extend(loaded.problems)
     check_mail_settings(config, loaded.posts[:1], now)
     report.problems.extend(check_feeds(config.output_dir))
+    from .newsletter.bounces import check_lines  # VERP's MX/alias, the bounce mailbox
+    report.lines.extend(check_lines(config))
     report.lines.append(
         f"config OK; {len(loaded.posts)} published posts, {len(loaded.held_back)} held back, "
         f"{len(loaded.problems)} skipped; feeds in {config.feeds.output_dir} checked"

@@ -478,6 +478,8 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
             headers["X-Robots-Tag"] = "noindex, nofollow"
         return response
 
+    from .webhooks import webhooks_blueprint  # providers' bounce/complaint webhooks (webhooks.py)
+    app.register_blueprint(webhooks_blueprint(endpoint))
     return app
 
 

@@ -106,6 +106,7 @@ class Job:
     key: Any  # opaque to delivery (the pipeline uses (digest_id, subscriber_id))
     recipient: str  # envelope RCPT TO address
     build: Callable[[], bytes]  # the full message bytes; called once, in the worker
+    sender: str | None = None  # this message's envelope sender (VERP); None: the run's
 
 
 @dataclass
@@ -848,7 +849,7 @@ class _Run:
             attempts += 1
             try:
                 status, code, reply = self._attempt(session, job.recipient, data, intent,
-                                                    meanwhile)
+                                                    meanwhile, sender=job.sender)
                 outcome = Outcome(status, code, reply, attempts)
             except _Retry as e:
                 session.close(polite=e.code is not None and e.code != 421)
@@ -879,10 +880,12 @@ class _Run:
             raise fatal
 
     def _attempt(self, session: _Session, recipient: str, data: bytes, intent: Callable[[], None],
-                 meanwhile: Callable[[], None] | None) -> tuple[str, int | None, str]:
+                 meanwhile: Callable[[], None] | None,
+                 sender: str | None = None) -> tuple[str, int | None, str]:
+        sender = sender or self.sender
         fresh = session.open()
         try:
-            return session.transmit(self.sender, recipient, data, intent, meanwhile)
+            return session.transmit(sender, recipient, data, intent, meanwhile)
         except _Retry as e:
             if fresh or not e.stale:
                 raise
@@ -891,7 +894,7 @@ class _Run:
             log.debug("connection to %s went stale; reconnecting", _where(self.config))
             session.close(polite=False)
         session.open()
-        return session.transmit(self.sender, recipient, data, intent, meanwhile)
+        return session.transmit(sender, recipient, data, intent, meanwhile)
 
     def _attempted(self, job: Job) -> None:
         with self.lock:

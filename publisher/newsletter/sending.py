@@ -123,6 +123,11 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
             pace = len(batch) / max(time.monotonic() - started, 1e-3)
             size = min(CLAIM_BATCH_MAX, max(least, int(pace * CLAIM_BATCH_SECONDS)))
 
+    # VERP (newsletter.bounce_address): each copy's envelope sender names its digest and
+    # subscriber, so a late bounce finds them even when the report is mangled (bounces.py).
+    from .bounces import verp_sender
+    verp_secret = state.bounce_secret() if config.newsletter.bounce_address else ""
+
     def jobs():
         compiled = None
         for owed in owed_rows():
@@ -135,7 +140,8 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
             def build(recipient=recipient, compiled=compiled) -> bytes:
                 return sign_dkim(compiled.bytes_for(recipient), config)
 
-            yield Job(key=(digest.id, owed.subscriber_id), recipient=owed.email, build=build)
+            yield Job(key=(digest.id, owed.subscriber_id), recipient=owed.email, build=build,
+                      sender=verp_sender(config, verp_secret, digest.id, owed.subscriber_id))
 
     def on_attempt(job) -> None:
         ledger.sending(job.key[1])

@@ -70,6 +70,7 @@ class ImportReport:
     added: list[str] = field(default_factory=list)
     already: list[str] = field(default_factory=list)  # on the list before, in any status
     rejected: list[str] = field(default_factory=list)  # "line N: reason"
+    suppressed: list[str] = field(default_factory=list)  # of `already`: bounced or complained
 
 
 def read_csv_rows(path: Path) -> tuple[list[tuple[int, str, str]], list[str]]:
@@ -136,4 +137,6 @@ def import_csv(path: Path, state: State) -> ImportReport:
     rows, rejected = read_csv_rows(path)
     report = ImportReport(rejected=rejected)
     report.added, report.already = state.add_subscribers((email, name) for _line, email, name in rows)
+    # Never silently: an address a bounce or complaint suppressed stays suppressed, and says so.
+    report.suppressed = state.suppressed_emails(report.already)
     return report

@@ -1,0 +1,405 @@
+"""Bounces and complaints after acceptance (newsletter/bounces.py, bounce_mailbox.py): real
+report files in a Maildir, an mbox and a real Dovecot IMAP server, digests sent to a real SMTP
+server, and the `publisher` commands that show and reverse suppressions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from email import message_from_bytes
+
+import pytest
+from bounce_helpers import SENDER, maildir_messages, sample, write_maildir, write_mbox
+from click.testing import CliRunner
+from imap_helpers import PASSWORD, DovecotServer
+
+from publisher import pipeline
+from publisher.cli import main
+from publisher.newsletter.bounces import classify, parse_verp_token
+from publisher.state import State
+
+WEEK_AGO = datetime.now(timezone.utc) - timedelta(days=7)
+
+
+def cli(config, *args: str, env: dict | None = None):
+    result = CliRunner().invoke(main, ["--config", str(config.path), *args], env=env)
+    return result
+
+
+@pytest.fixture
+def mailing(site, server):
+    """A site whose digests go to the real SMTP server, with subscribers; returns a
+    function that writes config keys (newsletter=...), and `send(n)` sends digest n."""
+
+    class Mailing:
+        def setup(self, subscribers: list[str], **newsletter):
+            site.write_config(smtp={"host": "127.0.0.1", "port": server.port, "retry_base_delay": 0},
+                              newsletter=newsletter)
+            site.post("old.md", "title: Old\npubDate: 2024-01-01")
+            self.config = site.config()
+            pipeline.run_once(self.config, WEEK_AGO)  # the baseline: nothing old is mailed
+            with_state(self.config, lambda s: s.add_subscribers([(a, "") for a in subscribers]))
+            return self.config
+
+        def send(self, n: int, now: datetime | None = None):
+            site.post(f"post{n}.md", f"title: Post {n}\npubDate: {(WEEK_AGO + timedelta(hours=n)).isoformat()}")
+            report = pipeline.send_now(self.config, now or WEEK_AGO + timedelta(hours=n, minutes=30))
+            assert not report.problems, report.problems
+            return report
+
+        def reload(self, **newsletter):
+            site.write_config(smtp={"host": "127.0.0.1", "port": server.port, "retry_base_delay": 0},
+                              newsletter=newsletter)
+            self.config = site.config()
+            return self.config
+
+    return Mailing()
+
+
+def with_state(config, f):
+    state = State(config.database_url)
+    try:
+        return f(state)
+    finally:
+        state.close()
+
+
+def statuses(config) -> dict[str, str]:
+    return {s.email: s.status for s in with_state(config, lambda st: st.list_subscribers())}
+
+
+def token_of(config, address: str) -> str:
+    return with_state(config, lambda st: st.subscriber_by_email(address).token)
+
+
+# --- what a message is ------------------------------------------------------------------------
+
+def test_each_sample_is_classified_with_its_address_and_status(site):
+    config = site.config()
+    expected = {
+        "postfix-hard.eml": ("dsn", [("hard", "5.1.1")]),
+        "postfix-soft.eml": ("dsn", [("soft", "4.2.2")]),
+        "postfix-plain.eml": ("dsn", [("hard", "5.2.1")]),
+        "qmail.eml": ("dsn", [("hard", "5.1.1")]),
+        "exim.eml": ("dsn", [("hard", "5.1.1")]),
+        "arf-abuse.eml": ("arf", [("complaint", "")]),
+        "arf-not-spam.eml": ("not-spam", []),
+        "postfix-delayed.eml": ("delay", []),
+        "autoreply.eml": ("autoreply", []),
+        "personal.eml": ("", []),
+    }
+    for name, (what, events) in expected.items():
+        found = classify(sample(name, rcpt="Reader@Example.net"), config)
+        assert found.what == what, name
+        assert [(e.kind, e.status) for e in found.events] == events, name
+        assert all(e.recipient == "reader@example.net" for e in found.events), name
+
+
+# --- a Maildir, end to end through `publisher bounces` ---------------------------------------------
+
+def test_maildir_bounces_suppress_and_only_recognised_messages_are_moved(mailing, tmp_path):
+    people = ["hard@example.net", "soft@example.net", "abuse@example.net", "q@example.net",
+              "exim@example.net", "plain@example.net", "ok@example.net"]
+    config = mailing.setup(people, bounce_mailbox="maildir:bounces")
+    mailing.send(1)
+    box = tmp_path / "site" / "bounces"
+    handled = [
+        sample("postfix-hard.eml", rcpt="hard@example.net"),
+        sample("postfix-soft.eml", rcpt="soft@example.net"),
+        sample("arf-abuse.eml", rcpt="abuse@example.net"),
+        sample("qmail.eml", rcpt="q@example.net"),
+        sample("exim.eml", rcpt="exim@example.net"),
+        sample("postfix-plain.eml", rcpt="plain@example.net"),
+        sample("postfix-delayed.eml", rcpt="ok@example.net"),
+        sample("autoreply.eml", rcpt="ok@example.net"),
+        sample("arf-not-spam.eml", rcpt="ok@example.net"),
+    ]
+    left = [sample("personal.eml", rcpt="ok@example.net"),
+            sample("postfix-hard.eml", rcpt="stranger@example.net", unique="stranger")]
+    write_maildir(box, handled + left)
+
+    result = cli(config, "bounces")
+    assert result.exit_code == 0, result.output
+    assert ("bounces: 9 messages handled: 4 hard, 1 soft, 1 complaints, 3 ignored; "
+            "5 addresses suppressed; 2 left in the mailbox (not recognised)") in result.stdout
+    assert "stranger@example.net: matches no subscriber" in result.stderr
+    assert statuses(config) == {
+        "hard@example.net": "bounced", "soft@example.net": "active", "abuse@example.net": "unsubscribed",
+        "q@example.net": "bounced", "exim@example.net": "bounced", "plain@example.net": "bounced",
+        "ok@example.net": "active"}
+    assert sorted(maildir_messages(box)) == sorted(left)
+    assert sorted(maildir_messages(box, "Processed")) == sorted(handled)
+
+    again = cli(config, "bounces")  # the moved ones are gone; the rest is not recorded twice
+    assert "bounces: 0 messages handled" in again.stdout and "2 left in the mailbox" in again.stdout
+
+    listed = cli(config, "subscribers", "list", "--status", "bounced")
+    lines = dict(line.split("\t", 1) for line in listed.stdout.splitlines())
+    assert lines["hard@example.net"].startswith("bounced\t\thard (mailbox) 5.1.1 550 5.1.1 <hard@example.net>: Recipient address rejected")
+    assert lines["q@example.net"].startswith("bounced\t\thard (mailbox) 5.1.1 Sorry, no mailbox here by that name.")
+    assert lines["hard@example.net"].endswith("Z") and len(lines) == 4
+    unsub = cli(config, "subscribers", "list", "--status", "unsubscribed").stdout
+    assert "abuse@example.net\tunsubscribed\t\tcomplaint (mailbox)  Feedback-Type: abuse" .replace("  ", " ") in unsub
+
+
+@pytest.mark.parametrize("processed", ["delete", "move"])
+def test_mbox_removes_handled_messages_and_keeps_the_rest(mailing, tmp_path, processed):
+    config = mailing.setup(["gone@example.net", "fine@example.net"], bounce_mailbox="mbox:bounces.mbox",
+                           bounce_processed=processed, bounce_folder="Done")
+    mailing.send(1)
+    path = tmp_path / "site" / "bounces.mbox"
+    personal = sample("personal.eml", rcpt="fine@example.net")
+    write_mbox(path, [sample("exim.eml", rcpt="gone@example.net"), personal])
+    result = cli(config, "bounces")
+    assert result.exit_code == 0, result.output
+    import mailbox
+
+    remaining = [m for m in mailbox.mbox(path)]
+    assert len(remaining) == 1 and remaining[0]["Message-ID"] == "<personal-1@example.net>"
+    moved = tmp_path / "site" / "bounces.mbox.Done"
+    if processed == "delete":
+        assert not moved.exists()
+    else:
+        assert [m["Message-Id"] for m in mailbox.mbox(moved)] == ["<E1tFj2Q-0003Ab-7c@exim.example.net>"]
+    assert statuses(config) == {"gone@example.net": "bounced", "fine@example.net": "active"}
+
+
+def test_a_missing_mailbox_is_one_clear_error(mailing):
+    config = mailing.setup(["a@example.net"], bounce_mailbox="maildir:nowhere")
+    result = cli(config, "bounces")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("publisher: error: newsletter.bounce_mailbox maildir:")
+    assert "nowhere: not a Maildir (no cur/ and new/)" in result.stderr
+
+
+# --- a real IMAP server -------------------------------------------------------------------------
+
+def test_imap_mailbox_on_dovecot(mailing, tmp_path):
+    with DovecotServer(tmp_path) as imap:
+        config = mailing.setup(["dead@example.net", "alive@example.net", "spam@example.net"],
+                               bounce_mailbox=imap.url("INBOX"))
+        mailing.send(1)
+        handled = [sample("postfix-hard.eml", rcpt="dead@example.net"),
+                   sample("arf-abuse.eml", rcpt="spam@example.net"),
+                   sample("autoreply.eml", rcpt="alive@example.net")]
+        personal = sample("personal.eml", rcpt="alive@example.net")
+        for data in handled + [personal]:
+            imap.deliver(data)
+
+        no_password = cli(config, "bounces", env={"PUBLISHER_BOUNCE_PASSWORD": ""})
+        assert no_password.exit_code == 1 and "set PUBLISHER_BOUNCE_PASSWORD" in no_password.stderr
+        wrong = cli(config, "bounces", env={"PUBLISHER_BOUNCE_PASSWORD": "wrong"})
+        assert wrong.exit_code == 1 and "AUTHENTICATIONFAILED" in wrong.stderr
+        assert statuses(config)["dead@example.net"] == "active" and len(imap.folder("INBOX")) == 4
+
+        result = cli(config, "bounces", env={"PUBLISHER_BOUNCE_PASSWORD": PASSWORD})
+        assert result.exit_code == 0, result.output
+        assert "3 messages handled: 1 hard, 0 soft, 1 complaints, 1 ignored" in result.stdout
+        assert statuses(config) == {"dead@example.net": "bounced", "alive@example.net": "active",
+                                    "spam@example.net": "unsubscribed"}
+        inbox = imap.folder("INBOX")
+        assert len(inbox) == 1 and b"Message-ID: <personal-1@example.net>" in inbox[0]
+        moved = imap.folder("Processed")
+        assert sorted(message_from_bytes(m)["Message-ID"] or message_from_bytes(m)["Message-Id"] for m in moved) == sorted(
+            message_from_bytes(m)["Message-ID"] or message_from_bytes(m)["Message-Id"] for m in handled)
+
+
+@pytest.mark.parametrize("imaps", [True, False], ids=["imaps", "imap-starttls"])
+def test_imap_over_tls_verifies_the_server(mailing, tmp_path, imaps):
+    from smtp_helpers import make_cert
+
+    cert = make_cert(tmp_path / "cert")
+    with DovecotServer(tmp_path, cert=cert) as imap:
+        config = mailing.setup(["dead@example.net"], bounce_mailbox=imap.url(imaps=imaps))
+        mailing.send(1)
+        imap.deliver(sample("exim.eml", rcpt="dead@example.net"))
+        untrusted = cli(config, "bounces", env={"PUBLISHER_BOUNCE_PASSWORD": PASSWORD, "SSL_CERT_FILE": os.devnull})
+        assert untrusted.exit_code == 1 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+        assert statuses(config) == {"dead@example.net": "active"}
+        # The self-signed certificate, trusted the way a private CA is: SSL_CERT_FILE.
+        trusted = cli(config, "bounces", env={"PUBLISHER_BOUNCE_PASSWORD": PASSWORD, "SSL_CERT_FILE": str(cert.cert)})
+        assert trusted.exit_code == 0, trusted.output
+        assert statuses(config) == {"dead@example.net": "bounced"}
+        assert imap.folder("INBOX") == [] and len(imap.folder("Processed")) == 1
+
+
+def test_publisher_run_reads_bounces_before_it_mails(mailing, server, tmp_path):
+    config = mailing.setup(["dead@example.net", "alive@example.net"], bounce_mailbox="maildir:bounces",
+                           schedule="* * * * *")
+    mailing.send(1)
+    write_maildir(tmp_path / "site" / "bounces", [sample("postfix-hard.eml", rcpt="dead@example.net")])
+    before = len(server.received)
+    (tmp_path / "site" / "content" / "post2.md").write_text(
+        f"---\ntitle: Post 2\npubDate: {(WEEK_AGO + timedelta(days=1)).isoformat()}\n---\nHi.\n")
+    report = pipeline.run_once(config)
+    assert report.lines[0].startswith("bounces: 1 messages handled: 1 hard"), report.lines
+    assert [m.rcpt for m in server.received[before:]] == ["alive@example.net"]
+
+
+# --- VERP -------------------------------------------------------------------------------------------
+
+def test_verp_names_digest_and_subscriber_even_when_the_report_is_mangled(mailing, server, tmp_path):
+    config = mailing.setup(["a@example.net", "b@example.net"], bounce_address="bounces+{token}@blog.test.example",
+                           bounce_mailbox="maildir:bounces")
+    mailing.send(1)
+    senders = {m.rcpt: m.mail_from for m in server.received}
+    assert set(senders) == {"a@example.net", "b@example.net"}
+    secret = with_state(config, lambda s: s.bounce_secret())
+    ids = {s.email: s.id for s in with_state(config, lambda st: st.list_subscribers())}
+    for address, mail_from in senders.items():
+        local = mail_from.split("@")[0]
+        assert mail_from.endswith("@blog.test.example") and local.startswith("bounces+")
+        assert parse_verp_token(secret, local[len("bounces+"):]) == (1, ids[address])
+    # The report names an internal forwarding address, not the subscriber: VERP still finds b.
+    mangled = sample("postfix-hard.eml", rcpt="b.forward@internal.example", to=senders["b@example.net"])
+    forged = sample("postfix-hard.eml", rcpt="x@internal.example", unique="forged",
+                    to=senders["a@example.net"].replace(".", ".9", 1))  # another digest, bad MAC
+    write_maildir(tmp_path / "site" / "bounces", [mangled, forged])
+    result = cli(config, "bounces")
+    assert "1 messages handled: 1 hard" in result.stdout and "1 left in the mailbox" in result.stdout
+    assert statuses(config) == {"a@example.net": "active", "b@example.net": "bounced"}
+
+    check = cli(config, "check")
+    assert ("VERP on: each copy's envelope sender is bounces+TOKEN@blog.test.example. blog.test.example "
+            "needs an MX record") in check.stdout
+
+
+def test_soft_bounces_suppress_only_in_a_row_without_a_delivery_between(mailing, tmp_path):
+    config = mailing.setup(["steady@example.net", "flaky@example.net", "fine@example.net"],
+                           bounce_address="bounces+{token}@blog.test.example",
+                           bounce_mailbox="maildir:bounces", soft_bounce_limit=2)
+    secret = None
+    box = tmp_path / "site" / "bounces"
+
+    def soft(address: str, digest: int, n: int):
+        nonlocal secret
+        from publisher.newsletter.bounces import verp_token
+
+        secret = secret or with_state(config, lambda s: s.bounce_secret())
+        sid = with_state(config, lambda s: s.subscriber_by_email(address).id)
+        to = f"bounces+{verp_token(secret, digest, sid)}@blog.test.example"
+        return sample("postfix-soft.eml", rcpt=address, to=to, unique=f"{address}.{digest}.{n}")
+
+    mailing.send(1)
+    write_maildir(box, [soft("steady@example.net", 1, 1), soft("flaky@example.net", 1, 1),
+                        soft("flaky@example.net", 1, 2)])  # two reports about one digest count once
+    cli(config, "bounces")
+    assert set(statuses(config).values()) == {"active"}
+    mailing.send(2)  # flaky's copy of digest 2 is delivered: no bounce for it
+    mailing.send(3)
+    write_maildir(box, [soft("steady@example.net", 2, 1), soft("flaky@example.net", 3, 1)])
+    result = cli(config, "bounces")
+    assert "suppressed steady@example.net" in result.stdout
+    assert statuses(config) == {"steady@example.net": "bounced", "flaky@example.net": "active",
+                                "fine@example.net": "active"}
+
+
+# --- reversible, and never silently undone ------------------------------------------------------
+
+def test_reactivate_import_and_report(mailing, tmp_path):
+    config = mailing.setup(["dead@example.net", "spam@example.net", "left@example.net"]
+                           + [f"r{i}@example.net" for i in range(7)], bounce_mailbox="maildir:bounces")
+    mailing.send(1)
+    write_maildir(tmp_path / "site" / "bounces", [sample("postfix-hard.eml", rcpt="dead@example.net"),
+                                                  sample("arf-abuse.eml", rcpt="spam@example.net")])
+    cli(config, "bounces")
+    with_state(config, lambda s: s.unsubscribe_by_token(token_of(config, "left@example.net"),
+                                                        now=datetime.now(timezone.utc)))
+
+    csv = tmp_path / "list.csv"
+    csv.write_text("email\nDead@example.net\nspam@example.net\nleft@example.net\nnew@example.net\n")
+    imported = cli(config, "subscribers", "import", str(csv))
+    assert imported.exit_code == 0
+    assert "1 added, 3 already on the list, 0 rejected, 2 suppressed (not re-subscribed)" in imported.stdout
+    assert f"{csv}: Dead@example.net: suppressed (bounced or complained), not re-subscribed" in imported.stderr
+    assert f"{csv}: spam@example.net: suppressed" in imported.stderr and "left@example.net" not in imported.stderr
+    assert statuses(config)["dead@example.net"] == "bounced"
+    added = cli(config, "subscribers", "add", "DEAD@example.net")
+    assert added.exit_code == 0 and "DEAD@example.net is on the list but suppressed (bounced or complained)" in added.stdout
+    assert statuses(config)["dead@example.net"] == "bounced"
+
+    report = cli(config, "report")
+    assert "#1 " in report.stdout and "10 sent, 1 bounced (10.00%), 1 complaints (10.00%)" in report.stdout
+    assert "publisher: warning: digest #1: complaint rate 10.00% is over 0.1%" in report.stderr
+
+    refused = cli(config, "subscribers", "reactivate", "left@example.net", "--reason", "asked")
+    assert refused.exit_code == 1 and "is unsubscribed, not suppressed by a bounce or complaint" in refused.stderr
+    done = cli(config, "subscribers", "reactivate", "dead@example.net", "--reason", "mailbox fixed, per phone call")
+    assert done.exit_code == 0 and "reactivated dead@example.net (mailbox fixed, per phone call)" in done.stdout
+    assert statuses(config)["dead@example.net"] == "active"
+    assert "dead@example.net" not in cli(config, "subscribers", "list", "--status", "bounced").stdout
+    missing_reason = cli(config, "subscribers", "reactivate", "spam@example.net")
+    assert missing_reason.exit_code == 2 and "--reason" in missing_reason.output
+
+
+def test_bounces_command_in_a_real_process(mailing, tmp_path):
+    config = mailing.setup(["dead@example.net"], bounce_mailbox="maildir:bounces")
+    mailing.send(1)
+    write_maildir(tmp_path / "site" / "bounces", [sample("qmail.eml", rcpt="dead@example.net")])
+    done = subprocess.run([sys.executable, "-m", "publisher.cli", "--config", str(config.path), "bounces"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "suppressed dead@example.net",
+        "bounces: 1 messages handled: 1 hard, 0 soft, 0 complaints, 0 ignored; 1 addresses suppressed"]
+    assert statuses(config) == {"dead@example.net": "bounced"}
+    assert SENDER  # the samples are addressed to the From address when VERP is off
+
+
+def test_status_codes_map_to_hard_and_soft():
+    from publisher.newsletter.bounces import kind_of
+
+    assert [kind_of(status, detail) for status, detail in [
+        ("5.1.1", ""), ("5.1.10", "null MX"), ("5.2.1", "disabled"), ("5.2.2", "mailbox full"),
+        ("5.7.1", "message refused as spam"), ("5.0.0", "550 User unknown"), ("5.0.0", "550 rejected"),
+        ("4.2.2", "user unknown, over quota"), ("4.4.1", ""), ("2.0.0", "delivered"), ("", "550 no such user here"),
+    ]] == ["hard", "hard", "hard", "soft", "soft", "hard", "soft", "soft", "soft", None, "hard"]
+
+
+def test_a_report_about_several_recipients_records_each_failure_only(mailing, tmp_path):
+    config = mailing.setup(["one@example.net", "two@example.net", "three@example.net"],
+                           bounce_mailbox="maildir:bounces")
+    mailing.send(1)
+    report = sample("postfix-hard.eml", rcpt="one@example.net").replace(
+        b"Final-Recipient: rfc822; one@example.net",
+        b"Final-Recipient: rfc822; two@example.net\nAction: delayed\nStatus: 4.4.1\n\n"
+        b"Final-Recipient: rfc822; three@example.net\nAction: failed\nStatus: 5.1.1\n\n"
+        b"Final-Recipient: rfc822; one@example.net")
+    write_maildir(tmp_path / "site" / "bounces", [report])
+    result = cli(config, "bounces")
+    assert "1 messages handled: 2 hard, 0 soft" in result.stdout
+    assert statuses(config) == {"one@example.net": "bounced", "two@example.net": "active",
+                                "three@example.net": "bounced"}
+
+
+def test_a_redacted_complaint_is_matched_by_the_returned_unsubscribe_token(mailing, tmp_path):
+    config = mailing.setup(["reader@example.net", "other@example.net"], bounce_mailbox="maildir:bounces")
+    mailing.send(1)
+    report = sample("arf-abuse.eml", rcpt="redacted@hotmail.example", token=token_of(config, "reader@example.net"))
+    write_maildir(tmp_path / "site" / "bounces", [report])
+    assert "1 complaints" in cli(config, "bounces").stdout
+    assert statuses(config) == {"reader@example.net": "unsubscribed", "other@example.net": "active"}
+
+
+def test_mangled_reports_never_crash_the_reader(site):
+    """Truncated, spliced and byte-flipped reports: classify answers for each (a report it
+    cannot read is "not recognised" and stays in the mailbox), never raises."""
+    import random
+
+    from publisher.newsletter.bounces import Classified
+
+    config = site.config()
+    rng = random.Random(3464)
+    samples = [sample(name, rcpt="r@example.net") for name in
+               ("postfix-hard.eml", "arf-abuse.eml", "qmail.eml", "exim.eml", "postfix-plain.eml")]
+    for _ in range(400):
+        data = bytearray(rng.choice(samples))
+        for _flip in range(rng.randint(0, 20)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        cut = rng.randint(0, len(data))
+        mangled = bytes(data[:cut]) + (rng.choice(samples)[rng.randint(0, 500):] if rng.random() < 0.3 else b"")
+        assert isinstance(classify(mangled, config), Classified)
+    odd = sample("postfix-hard.eml", rcpt="r@example.net").replace(b"charset=utf-8", b"charset=x-no-such-charset")
+    assert [e.kind for e in classify(odd, config).events] == ["hard"]
