@@ -22,7 +22,7 @@ import secrets
 import stat
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
 from typing import Callable
 from urllib.parse import quote
@@ -34,6 +34,7 @@ from lxml import etree
 from . import __version__
 from .config import Config
 from .content import Post, clean_text, slugify
+from .content.sanitize import sanitize_html
 from .errors import PublisherError
 
 log = logging.getLogger(__name__)
@@ -114,18 +115,35 @@ def render_feeds(
     def content_html(post: Post) -> str:
         key = id(post)
         if key not in rendered:
-            # html_for is the caller's; clean again so no XML-illegal character can slip in.
-            rendered[key] = _clean_html(html_for(post))
+            # html_for is the caller's; clean again so no XML-illegal character can slip in,
+            # and sanitise: no scripts, event handlers or javascript: URLs reach a reader.
+            rendered[key] = _clean_html(sanitize_html(html_for(post)))
         return rendered[key]
 
+    updated = _distinct_updated(ordered)
     files: dict[str, bytes] = {}
     for feed in feeds:
         files[feed.path(RSS_FILE)] = _render_rss(feed, config, content_html)
-        files[feed.path(ATOM_FILE)] = _render_atom(feed, config, content_html)
+        files[feed.path(ATOM_FILE)] = _render_atom(feed, config, content_html, updated)
         files[feed.path(JSON_FILE)] = _render_json(feed, config, content_html)
     log.debug("rendered %d feed files (%d tags, %d posts rendered to HTML)",
               len(files), len(feeds) - 1, len(rendered))
     return files
+
+
+def _distinct_updated(posts: list[Post]) -> dict[int, datetime]:
+    """{id(post): its atom:updated}. Two entries with the same atom:updated make the validator
+    warn (DuplicateUpdated), and posts published at the same second are common (imports,
+    generators): the second and later of a group, by URL, are dated 1, 2, ... microseconds
+    later. The same in every feed, and stable while the group is."""
+    groups: dict[datetime, list[Post]] = {}
+    for post in posts:
+        groups.setdefault(post.modified, []).append(post)
+    updated: dict[int, datetime] = {}
+    for date, group in groups.items():
+        for n, post in enumerate(sorted(group, key=lambda p: p.url)):
+            updated[id(post)] = date + timedelta(microseconds=n)
+    return updated
 
 
 def _limit(posts: list[Post], limit: int) -> tuple[Post, ...]:
@@ -268,7 +286,7 @@ def _new_generator(feed: _Feed, config: Config, own_file: str) -> tuple[FeedGene
     return fg, date
 
 
-def _add_entry(fg, post: Post, content_html: str):
+def _add_entry(fg, post: Post, content_html: str, updated: datetime | None = None):
     # feedgen PREPENDS by default; posts come newest first, and must stay so.
     fe = fg.add_entry(order="append")
     title, title_is_html = _as_text(post.title)
@@ -277,7 +295,7 @@ def _add_entry(fg, post: Post, content_html: str):
         fe.html_text.html_elements.add("title")
     fe.link(href=post.url, rel="alternate", type="text/html")
     fe.published(post.published)
-    fe.updated(post.modified)  # feedgen's default would be now()
+    fe.updated(updated or post.modified)  # feedgen's default would be now()
     for tag in post.tags:
         fe.category(term=tag)
     fe.content(content_html, type="html")
@@ -335,7 +353,8 @@ def _hex_references(xml: bytes) -> bytes:
     return _RSS_TEXT_ELEMENT.sub(fix, xml)
 
 
-def _render_atom(feed: _Feed, config: Config, content_html: Callable[[Post], str]) -> bytes:
+def _render_atom(feed: _Feed, config: Config, content_html: Callable[[Post], str],
+                 updated: dict[int, datetime]) -> bytes:
     fg, _date = _new_generator(feed, config, ATOM_FILE)
     # Atom says text is text, but the validator (and readers) still take "<b>x</b>" in a
     # type="text" element for undeclared HTML: such text goes out as type="html", escaped.
@@ -351,7 +370,7 @@ def _render_atom(feed: _Feed, config: Config, content_html: Callable[[Post], str
     name, email = _site_author(config)
     fg.author({"name": name or feed.title, **({"email": email} if email else {})})
     for post in feed.items:
-        fe = _add_entry(fg, post, content_html(post))
+        fe = _add_entry(fg, post, content_html(post), updated.get(id(post)))
         fe.id(_global_id(post, config))
         if post.summary:
             summary, summary_is_html = _as_text(post.summary)
