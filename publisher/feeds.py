@@ -85,7 +85,8 @@ class _Feed:
 
 
 def render_feeds(
-    posts: list[Post], config: Config, html_for: Callable[[Post], str]
+    posts: list[Post], config: Config, html_for: Callable[[Post], str],
+    select: Callable[[list[_Feed]], list[_Feed]] | None = None,
 ) -> dict[str, bytes]:
     """Every feed of the site as {path relative to the output folder: bytes}.
 
@@ -93,7 +94,9 @@ def render_feeds(
     atom.xml and feed.json, and the same three under tags/<slugify(tag)>/ for every tag (tags
     that differ only in case share a feed). config.feeds.limit applies to each feed on its own.
     `html_for` (a cached Markdown renderer, the expensive part) is called at most once per post,
-    and only for posts that appear in some feed."""
+    and only for posts that appear in some feed. `select`, given every feed set, returns those
+    to render (a caller that knows which are unchanged on disk); a feed set's bytes depend only
+    on its folder, title, description and items (and the config)."""
     # Sort here rather than trust the caller: output must not depend on the input's order.
     ordered = sorted(posts, key=lambda p: (p.published, p.url), reverse=True)
     site_title = _one_line(config.site.title)
@@ -120,22 +123,23 @@ def render_feeds(
             rendered[key] = _clean_html(sanitize_html(html_for(post)))
         return rendered[key]
 
-    updated = _distinct_updated(ordered)
+    if select is not None:
+        feeds = select(feeds)
     files: dict[str, bytes] = {}
     for feed in feeds:
         files[feed.path(RSS_FILE)] = _render_rss(feed, config, content_html)
-        files[feed.path(ATOM_FILE)] = _render_atom(feed, config, content_html, updated)
+        files[feed.path(ATOM_FILE)] = _render_atom(feed, config, content_html)
         files[feed.path(JSON_FILE)] = _render_json(feed, config, content_html)
     log.debug("rendered %d feed files (%d tags, %d posts rendered to HTML)",
               len(files), len(feeds) - 1, len(rendered))
     return files
 
 
-def _distinct_updated(posts: list[Post]) -> dict[int, datetime]:
-    """{id(post): its atom:updated}. Two entries with the same atom:updated make the validator
-    warn (DuplicateUpdated), and posts published at the same second are common (imports,
-    generators): the second and later of a group, by URL, are dated 1, 2, ... microseconds
-    later. The same in every feed, and stable while the group is."""
+def _distinct_updated(posts: tuple[Post, ...]) -> dict[int, datetime]:
+    """{id(post): its atom:updated}. Two entries of a feed with the same atom:updated make the
+    validator warn (DuplicateUpdated), and posts published at the same second are common
+    (imports, generators): the second and later of a group, by URL, are dated 1, 2, ...
+    microseconds later. Decided within the feed, so that its bytes depend on its items only."""
     groups: dict[datetime, list[Post]] = {}
     for post in posts:
         groups.setdefault(post.modified, []).append(post)
@@ -353,9 +357,9 @@ def _hex_references(xml: bytes) -> bytes:
     return _RSS_TEXT_ELEMENT.sub(fix, xml)
 
 
-def _render_atom(feed: _Feed, config: Config, content_html: Callable[[Post], str],
-                 updated: dict[int, datetime]) -> bytes:
+def _render_atom(feed: _Feed, config: Config, content_html: Callable[[Post], str]) -> bytes:
     fg, _date = _new_generator(feed, config, ATOM_FILE)
+    updated = _distinct_updated(feed.items)
     # Atom says text is text, but the validator (and readers) still take "<b>x</b>" in a
     # type="text" element for undeclared HTML: such text goes out as type="html", escaped.
     for setter, element, text in ((fg.title, "title", feed.title),
@@ -442,10 +446,11 @@ class WriteReport:
     removed: list[str] = field(default_factory=list)  # stale tag feeds deleted
 
 
-def write_feeds(files: dict[str, bytes], output_dir: Path) -> WriteReport:
+def write_feeds(files: dict[str, bytes], output_dir: Path, keep: frozenset[str] = frozenset()) -> WriteReport:
     """Write `files` under output_dir: atomically, and only those whose bytes differ from what
     is there. Then delete the tag feeds (rss.xml, atom.xml, feed.json under tags/<slug>/) that
-    are no longer produced, and the tag folders that leaves empty; nothing else is ever removed.
+    are no longer produced (neither in `files` nor in `keep`: feeds left as they are), and the
+    tag folders that leaves empty; nothing else is ever removed.
     Raises PublisherError naming the path when the disk refuses; a failed write leaves the old
     file as it was."""
     output_dir = Path(output_dir)
@@ -464,7 +469,7 @@ def write_feeds(files: dict[str, bytes], output_dir: Path) -> WriteReport:
         _write_atomically(path, files[rel])
         report.written.append(rel)
     _remove_orphaned_temp_files(output_dir, {str(PurePosixPath(rel).parent) for rel in files})
-    report.removed = _remove_stale(output_dir, set(files))
+    report.removed = _remove_stale(output_dir, set(files) | set(keep))
     log.info("feeds in %s: %d written, %d unchanged, %d removed", output_dir,
              len(report.written), len(report.unchanged), len(report.removed))
     return report

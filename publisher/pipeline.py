@@ -123,28 +123,9 @@ FEEDS_WRITTEN_KEY = "feeds_written"
 _CODE_FILES = ("feeds.py", "__init__.py")
 
 
-def feed_candidates(posts: list[Post], limit: int) -> list[Post]:
-    """The posts that can appear in some feed: the newest `limit` overall and per tag (what
-    feeds.render_feeds selects; a post missed here is merely looked up on its own)."""
-    from .content import slugify
-
-    if not limit:
-        return list(posts)
-    ordered = sorted(posts, key=lambda p: (p.published, p.url), reverse=True)
-    chosen: dict[int, Post] = {id(p): p for p in ordered[:limit]}
-    per_tag: dict[str, int] = {}
-    for post in ordered:
-        for slug in {slugify(tag) for tag in post.tags}:
-            if per_tag.get(slug, 0) < limit:
-                per_tag[slug] = per_tag.get(slug, 0) + 1
-                chosen[id(post)] = post
-    return list(chosen.values())
-
-
-def feeds_fingerprint(config: Config, loaded: LoadResult) -> str:
-    """What the feed files depend on: the published posts (each stands for its file's bytes
-    under the scan fingerprint, which covers the config keys parsing uses), the config keys
-    the feeds use, and the code that renders them. Equal fingerprints, equal feed bytes."""
+def _config_fingerprint(config: Config) -> str:
+    """What every feed file depends on besides its posts: the config keys the feeds use (and,
+    through the scan fingerprint, those parsing uses), and the code that renders them."""
     import hashlib
     import json
 
@@ -158,41 +139,98 @@ def feeds_fingerprint(config: Config, loaded: LoadResult) -> str:
     h.update(json.dumps([scan_fingerprint(config), site.title, site.url, site.description,
                          site.language, site.author.name, site.author.email,
                          config.feeds.limit]).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def feeds_fingerprint(config: Config, loaded: LoadResult) -> str:
+    """What the feed files depend on: the published posts (each stands for its file's bytes
+    under the scan fingerprint, which covers the config keys parsing uses), the config keys
+    the feeds use, and the code that renders them. Equal fingerprints, equal feed bytes."""
+    import hashlib
+
+    h = hashlib.sha256(_config_fingerprint(config).encode())
     for post in loaded.posts:
         h.update(f"{post.source}\0{post.content_hash}\n".encode("utf-8", "surrogatepass"))
     return h.hexdigest()
 
 
-def _feeds_unchanged(config: Config, state: State, fingerprint: str) -> dict | None:
-    """What the last write recorded, if the posts, config and code are the same as then and
-    every file it wrote is still there untouched (same size and mtime); else None."""
+def feed_set_fingerprint(base: str, feed) -> str:
+    """What one feed set's files depend on (feeds.render_feeds): the config and code (`base`),
+    its folder, title and description, and its items, each standing for its file's bytes."""
+    import hashlib
+
+    h = hashlib.sha256(f"{base}\0{feed.folder}\0{feed.title}\0{feed.description}\n"
+                       .encode("utf-8", "surrogatepass"))
+    for post in feed.items:
+        h.update(f"{post.source}\0{post.content_hash}\n".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def _last_write(state: State) -> dict:
     import json
 
     recorded = state.get_meta(FEEDS_WRITTEN_KEY)
-    if not recorded:
-        return None
     try:
-        last = json.loads(recorded)
+        last = json.loads(recorded) if recorded else {}
     except ValueError:
-        return None
-    if not isinstance(last, dict) or last.get("fingerprint") != fingerprint:
-        return None
+        return {}
+    return last if isinstance(last, dict) else {}
+
+
+def _feeds_unchanged(config: Config, last: dict, fingerprint: str) -> bool:
+    """Are the posts, config and code the same as at the last write, and every file it wrote
+    still there untouched (same size and mtime)?"""
+    if last.get("fingerprint") != fingerprint:
+        return False
     files = last.get("files") or {}
-    if not files or stat_files(config.output_dir, files) != files:
-        return None  # deleted or edited by hand: render and rewrite what differs
-    return last
+    # Deleted or edited by hand: render and rewrite what differs.
+    return bool(files) and stat_files(config.output_dir, files) == files
+
+
+class _FeedSelection:
+    """feeds.render_feeds' `select`: the feed sets whose files are missing, touched, or whose
+    fingerprint changed since the last write; the others are left as they are on disk. The
+    posts of the chosen sets are looked up in the render cache at once."""
+
+    def __init__(self, config: Config, last: dict, renderer: CachedRenderer):
+        self.base = _config_fingerprint(config)
+        self.last_sets = last.get("feeds") or {}
+        self.last_files = last.get("files") or {}
+        self.on_disk = stat_files(config.output_dir, self.last_files)
+        self.renderer = renderer
+        self.fingerprints: dict[str, str] = {}  # folder -> fingerprint, of every set
+        self.kept: set[str] = set()  # files of the sets left as they are
+
+    def __call__(self, feeds: list) -> list:
+        from .feeds import FEED_FILES
+
+        chosen = []
+        for feed in feeds:
+            fingerprint = feed_set_fingerprint(self.base, feed)
+            self.fingerprints[feed.folder] = fingerprint
+            paths = [feed.path(name) for name in FEED_FILES]
+            if (self.last_sets.get(feed.folder) == fingerprint
+                    and all(p in self.last_files and self.on_disk.get(p) == self.last_files[p]
+                            for p in paths)):
+                self.kept.update(paths)
+            else:
+                chosen.append(feed)
+        self.renderer.prefetch(list({id(p): p for f in chosen for p in f.items}.values()))
+        return chosen
 
 
 def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
                      report: Report) -> dict[str, list[int]] | None:
     """Render and write the feeds, unless nothing they depend on changed since the last write
     (the common case for a cron job): then no Markdown, feedgen or lxml even gets imported,
-    and the answer is the feed files found untouched, {path: [size, mtime_ns]}."""
+    and the answer is the feed files found untouched, {path: [size, mtime_ns]}. Otherwise
+    only the feed sets whose posts (or config, or code) changed are rendered and written: a
+    new post rewrites the site's feeds and its tags' feeds, nothing else."""
     import json
 
+    last = _last_write(state) if state is not None else {}
     fingerprint = feeds_fingerprint(config, loaded) if state is not None else ""
-    last = _feeds_unchanged(config, state, fingerprint) if state is not None else None
-    if last is not None:
+    if state is not None and _feeds_unchanged(config, last, fingerprint):
         report.lines.append(
             f"feeds: {len(loaded.posts)} posts, 0 files written, {len(last['files'])} unchanged "
             f"(0 rendered, {last.get('posts_in_feeds', 0)} from cache)"
@@ -202,19 +240,21 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
     from .feeds import render_feeds, write_feeds
 
     renderer = CachedRenderer(state, config)
-    renderer.prefetch(feed_candidates(loaded.posts, config.feeds.limit))
-    files = render_feeds(loaded.posts, config, renderer)
+    selection = _FeedSelection(config, last, renderer)
+    files = render_feeds(loaded.posts, config, renderer, select=selection)
     renderer.save()
-    written = write_feeds(files, config.output_dir)
+    written = write_feeds(files, config.output_dir, keep=frozenset(selection.kept))
     if state is not None:
         state.set_meta(FEEDS_WRITTEN_KEY, json.dumps({
             "fingerprint": fingerprint,
-            "files": stat_files(config.output_dir, files),
+            "feeds": selection.fingerprints,
+            "files": stat_files(config.output_dir, [*files, *selection.kept]),
             "posts_in_feeds": renderer.hits + renderer.misses,
         }, sort_keys=True))
     report.lines.append(
         f"feeds: {len(loaded.posts)} posts, {len(written.written)} files written, "
-        f"{len(written.unchanged)} unchanged ({renderer.misses} rendered, {renderer.hits} from cache)"
+        f"{len(written.unchanged) + len(selection.kept)} unchanged "
+        f"({renderer.misses} rendered, {renderer.hits} from cache)"
     )
     return None
 
