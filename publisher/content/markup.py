@@ -154,21 +154,22 @@ _FOOTNOTE_ID_ATTR = re.compile(rf'\sid="({_FOOTNOTE_ID})"')
 
 
 def prefix_footnotes(fragment: str, post: Post) -> str:
-    """Prefix every footnote id, and every link to one, with footnote_prefix(post). Links stay
-    in-document fragments (a link the absolutiser turned into `<url>#fn-1` comes back as
-    `#<prefix>fn-1`), so they work in a reader showing the post among others."""
+    """Prefix every footnote id, and every link to one, with footnote_prefix(post), so that
+    several posts in one document (a feed reader's) never share an id. Links stay absolute
+    (`<post URL>#<prefix>fn-1`): a relative reference in RSS content is a W3C validator
+    warning, and readers resolve the links of an item against different bases."""
     ids = set(_FOOTNOTE_ID_ATTR.findall(fragment))
     if not ids:
         return fragment
     prefix = html.escape(footnote_prefix(post), quote=True)
-    own = re.escape(html.escape(post.url, quote=True))
-    pattern = re.compile(rf'(\s)(id="|href="(?:{own})?#)({_FOOTNOTE_ID})"')
+    url = html.escape(post.url, quote=True)
+    pattern = re.compile(rf'(\s)(id="|href="(?:{re.escape(url)})?#)({_FOOTNOTE_ID})"')
 
     def fix(m: re.Match) -> str:
         space, lead, name = m.groups()
         if name not in ids:  # not a footnote of this fragment: left alone
             return m.group(0)
-        attr = 'id="' if lead.startswith("id") else 'href="#'
+        attr = 'id="' if lead.startswith("id") else f'href="{url}#'
         return f'{space}{attr}{prefix}{name}"'
 
     return pattern.sub(fix, fragment)

@@ -141,18 +141,26 @@ _COMMENT = re.compile(r"<!--.*?-->", re.S)
 _CODE = re.compile(r"<(pre|code)\b.*?</\1>", re.S | re.I)
 
 
+_ANY_ATTR = re.compile(r"""([^\s"'<>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s"'>]+))?""")
+
+
 def _inventory(fragment: str) -> Counter:
-    """What a fragment holds that sanitising may remove: elements, attributes, URL schemes."""
+    """What a fragment holds that sanitising may remove: elements; the attributes of elements
+    that are allowed (a removed element's go with it); URLs with a scheme not allowed."""
     found: Counter = Counter()
     for tag, attrs in _START_TAG.findall(_COMMENT.sub("", fragment)):
         tag = tag.lower()
         found[f"<{tag}>"] += 1
-        for name, value in _attrs(attrs).items():
-            found[f"{name}="] += 1
-            if name in _URL_ATTRS:
-                scheme = re.match(r"\s*([a-zA-Z][\w+.-]*):", value)
-                if scheme and scheme.group(1).lower() not in ("http", "https", "mailto", "tel", "ftp"):
-                    found[f"{scheme.group(1).lower()}: URL in <{tag} {name}>"] += 1
+        if tag not in _TAGS:
+            continue
+        for name, raw in _ANY_ATTR.findall(attrs):
+            name = name.lower()
+            value = html.unescape(raw[1:-1] if raw[:1] in "\"'" else raw)
+            scheme = re.match(r"\s*([a-zA-Z][\w+.-]*):", value) if name in _URL_ATTRS else None
+            if scheme and scheme.group(1).lower() not in ("http", "https", "mailto", "tel", "ftp"):
+                found[f"{scheme.group(1).lower()}: URL in <{tag} {name}>"] += 1
+            else:
+                found[f"{name}="] += 1
     return found
 
 
