@@ -124,7 +124,7 @@ def split_front_matter(text: str, *, load: bool = True) -> tuple[Any, str]:
     metadata: a post restored from the scan cache needs only its body, which does not depend on it."""
     import frontmatter
 
-    head = text.strip()
+    head = text.lstrip()
     handler = frontmatter.detect_format(head, frontmatter.handlers)
     if handler is None:
         return {}, _body(text)
@@ -139,10 +139,13 @@ def split_front_matter(text: str, *, load: bool = True) -> tuple[Any, str]:
 
 
 _LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\n)+")
+_TRAILING_BLANK_LINES = re.compile(r"(?:\n[ \t]*)+\Z")
 
 
 def _body(text: str) -> str:
-    return _LEADING_BLANK_LINES.sub("", text).rstrip()
+    """The body without the blank lines around it; every line kept as written (the first
+    line's indentation makes an indented code block, the last line's trailing spaces are in one)."""
+    return _TRAILING_BLANK_LINES.sub("", _LEADING_BLANK_LINES.sub("", text))
 
 
 def has_closing_fence(text: str) -> bool:
