@@ -139,13 +139,16 @@ def split_front_matter(text: str, *, load: bool = True) -> tuple[Any, str]:
 
 
 _LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\n)+")
-_TRAILING_BLANK_LINES = re.compile(r"(?:\n[ \t]*)+\Z")
 
 
 def _body(text: str) -> str:
     """The body without the blank lines around it; every line kept as written (the first
     line's indentation makes an indented code block, the last line's trailing spaces are in one)."""
-    return _TRAILING_BLANK_LINES.sub("", _LEADING_BLANK_LINES.sub("", text))
+    text = _LEADING_BLANK_LINES.sub("", text)
+    end = len(text.rstrip())  # (a regex anchored at the end would try every position: slow)
+    while end < len(text) and text[end] in " \t":
+        end += 1
+    return text[:end]
 
 
 def has_closing_fence(text: str) -> bool:
