@@ -123,7 +123,8 @@ def add_heading_ids(fragment: str) -> str:
     ("intro", "intro-1", ...); ids already there are kept, and reserved."""
     if "<h" not in fragment:
         return fragment
-    taken = {next(g for g in m.groups() if g is not None) for m in _ID_ATTR.finditer(fragment)}
+    taken = ({next(g for g in m.groups() if g is not None) for m in _ID_ATTR.finditer(fragment)}
+             if "id=" in fragment.lower() else set())
 
     def heading(m: re.Match) -> str:
         level, attrs, inner = m.groups()
