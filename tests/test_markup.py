@@ -164,7 +164,7 @@ def test_unknown_python_markdown_extension_is_a_config_error(site):
                                "markdown": "python-markdown",
                                "markdown_extensions": ["no_such_extension"]})
     site.post("a.md", "title: A\npubDate: 2024-01-01", "text\n")
-    with pytest.raises(ConfigError, match=r"content\.markdown_extensions: cannot load \['no_such_extension'\]"):
+    with pytest.raises(ConfigError, match=r"config\.yaml: content\.markdown_extensions: cannot load \['no_such_extension'\]"):
         load_posts(site.config(), NOW)
 
 

@@ -48,7 +48,7 @@ def _cmark() -> Callable[[str], str]:
     return convert
 
 
-def _python_markdown(extensions: tuple[str, ...]) -> Callable[[str], str]:
+def _python_markdown(extensions: tuple[str, ...], where: str) -> Callable[[str], str]:
     from ..errors import ConfigError
 
     import markdown  # lazy: Python-Markdown's import is ~30 ms, and only its sites need it
@@ -57,7 +57,7 @@ def _python_markdown(extensions: tuple[str, ...]) -> Callable[[str], str]:
     try:
         md = markdown.Markdown(extensions=names, output_format="html")
     except (ImportError, AttributeError, TypeError, ValueError) as e:
-        raise ConfigError(f"config.yaml: content.markdown_extensions: cannot load {names}: {e}") from e
+        raise ConfigError(f"{where}: content.markdown_extensions: cannot load {names}: {e}") from e
 
     def convert(text: str) -> str:
         md.reset()
@@ -79,7 +79,8 @@ def engine_key(config: Config | None) -> tuple:
 def _engine(config: Config | None) -> Callable[[str], str]:
     key = engine_key(config)
     if key not in _engines:
-        _engines[key] = _cmark() if key[0] == "commonmark" else _python_markdown(key[1:])
+        _engines[key] = (_cmark() if key[0] == "commonmark"
+                         else _python_markdown(key[1:], str(config.path)))
     return _engines[key]
 
 
