@@ -230,3 +230,20 @@ def test_summary_is_cut_at_a_word():
 def test_summary_from_front_matter_wins(site):
     site.post("s.md", "title: S\npubDate: 2024-01-01\ndescription: Given.", "Derived.\n")
     assert load_posts(site.config(), NOW).posts[0].summary == "Given."
+
+
+def test_summary_from_the_beginning_is_the_whole_posts():
+    """A long post's summary is found by rendering its beginning: the same as from the whole."""
+    from publisher.content.markup import SUMMARY_PREFIX, summary_of
+
+    filler = "\n\n".join(f"Paragraph {i} with [a reference][ref] and *text*." for i in range(200))
+    cases = [
+        "# Title\n\nThe [first][ref] one.\n\n" + filler + "\n\n[ref]: https://example.org/\n",
+        "```\n" + "code\n\n" * 900 + "```\n\nAfter the fence.\n",
+        "<!--\n" + "hidden\n\n" * 900 + "-->\n\nAfter the comment.\n",
+        "![only](a.png)\n\n" + "| a |\n|---|\n| 1 |\n\n" * 300 + "Late text.\n",
+    ]
+    for body in cases:
+        assert len(body) > 2 * SUMMARY_PREFIX
+        assert summary_of(body) == derive_summary(render_body(body)) != ""
+    assert summary_of(cases[0]) == "The first one."

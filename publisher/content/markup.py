@@ -180,6 +180,24 @@ def prefix_footnotes(fragment: str, post: Post) -> str:
 # --- summary ---------------------------------------------------------------------------
 
 _PARAGRAPH = re.compile(r"<p(?:\s[^>]*)?>(.*?)</p>", re.S)
+_FENCE = re.compile(r"^ {0,3}(?:```|~~~)", re.M)
+_LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]\n]+\]:[ \t]*\S.*$", re.M)
+SUMMARY_PREFIX = 2000  # characters of Markdown rendered to find the summary, when that is enough
+
+
+def summary_of(body: str, config: Config | None = None) -> str:
+    """derive_summary of the rendered body. Only its beginning is rendered when that holds a
+    paragraph of text (most posts start with one): the first blocks up to SUMMARY_PREFIX
+    characters, cut at a blank line outside a fenced block, with the body's link reference
+    definitions, so that reference links resolve as they do in the whole post."""
+    if len(body) > SUMMARY_PREFIX * 2:
+        cut = body.find("\n\n", SUMMARY_PREFIX)
+        if cut != -1 and len(_FENCE.findall(body, 0, cut)) % 2 == 0:
+            head = body[:cut] + "\n\n" + "\n".join(_LINK_DEFINITION.findall(body, cut))
+            summary = derive_summary(render_body(head, config))
+            if summary:
+                return summary
+    return derive_summary(render_body(body, config))
 _FOOTNOTE_REF = re.compile(r"<sup[^>]*>\s*<a[^>]*(?:fnref|footnote)[^>]*>.*?</a>\s*</sup>", re.S)
 _TEMPLATE_TAG = re.compile(r"^(?:\{%.*%\}|\{\{.*\}\})$", re.S)
 

@@ -31,7 +31,7 @@ from ..errors import ContentError
 from .frontmatter import (Skip, read_author, first_key, read_flag, split_front_matter, has_closing_fence, read_tags,
                           read_text, parse_date)
 from .links import absolutize_url, permalink
-from .markup import RENDERER_VERSION, derive_summary, engine_key, render_body
+from .markup import RENDERER_VERSION, engine_key, summary_of
 from . import code_hash
 from .text import clean_text, slugify
 
@@ -176,7 +176,7 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
     url = permalink(config, slug, published)
     _k, summary_value = first_key(meta, "description", "summary", "excerpt")
     summary = (re.sub(r"\s+", " ", read_text(summary_value, "description"))
-               or derive_summary(render_body(body, config)))
+               or summary_of(body, config))
     author, author_email = read_author(meta.get("author"), config)
     _k, image_value = first_key(meta, "image", "heroImage", "cover")
     if isinstance(image_value, dict):  # {src: ..., alt: ...} as some themes write it
