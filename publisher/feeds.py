@@ -22,7 +22,7 @@ import secrets
 import stat
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
 from typing import Callable
 from urllib.parse import quote
@@ -34,6 +34,7 @@ from lxml import etree
 from . import __version__
 from .config import Config
 from .content import Post, clean_text, slugify
+from .content.sanitize import sanitize_html
 from .errors import PublisherError
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,8 @@ class _Feed:
 
 
 def render_feeds(
-    posts: list[Post], config: Config, html_for: Callable[[Post], str]
+    posts: list[Post], config: Config, html_for: Callable[[Post], str],
+    select: Callable[[list[_Feed]], list[_Feed]] | None = None,
 ) -> dict[str, bytes]:
     """Every feed of the site as {path relative to the output folder: bytes}.
 
@@ -93,7 +95,9 @@ def render_feeds(
     atom.xml and feed.json, and the same three under tags/<slugify(tag)>/ for every tag (tags
     that differ only in case share a feed). config.feeds.limit applies to each feed on its own.
     `html_for` (a cached Markdown renderer, the expensive part) is called at most once per post,
-    and only for posts that appear in some feed."""
+    and only for posts that appear in some feed. `select`, given every feed set, returns those
+    to render (a caller that knows which are unchanged on disk); a feed set's bytes depend only
+    on its folder, title, description and items (and the config)."""
     # Sort here rather than trust the caller: output must not depend on the input's order.
     ordered = sorted(posts, key=lambda p: (p.published, p.url), reverse=True)
     site_title = _one_line(config.site.title)
@@ -121,10 +125,13 @@ def render_feeds(
     def content_html(post: Post) -> str:
         key = id(post)
         if key not in rendered:
-            # html_for is the caller's; clean again so no XML-illegal character can slip in.
-            rendered[key] = _clean_html(html_for(post))
+            # html_for is the caller's; clean again so no XML-illegal character can slip in,
+            # and sanitise: no scripts, event handlers or javascript: URLs reach a reader.
+            rendered[key] = _clean_html(sanitize_html(html_for(post)))
         return rendered[key]
 
+    if select is not None:
+        feeds = select(feeds)
     files: dict[str, bytes] = {}
     for feed in feeds:
         files[feed.path(RSS_FILE)] = _render_rss(feed, config, content_html)
@@ -133,6 +140,21 @@ def render_feeds(
     log.debug("rendered %d feed files (%d tags, %d posts rendered to HTML)",
               len(files), len(feeds) - 1, len(rendered))
     return files
+
+
+def _distinct_updated(posts: tuple[Post, ...]) -> dict[int, datetime]:
+    """{id(post): its atom:updated}. Two entries of a feed with the same atom:updated make the
+    validator warn (DuplicateUpdated), and posts published at the same second are common
+    (imports, generators): the second and later of a group, by URL, are dated 1, 2, ...
+    microseconds later. Decided within the feed, so that its bytes depend on its items only."""
+    groups: dict[datetime, list[Post]] = {}
+    for post in posts:
+        groups.setdefault(post.modified, []).append(post)
+    updated: dict[int, datetime] = {}
+    for date, group in groups.items():
+        for n, post in enumerate(sorted(group, key=lambda p: p.url)):
+            updated[id(post)] = date + timedelta(microseconds=n)
+    return updated
 
 
 def _limit(posts: list[Post], limit: int) -> tuple[Post, ...]:
@@ -285,7 +307,7 @@ def _new_generator(feed: _Feed, config: Config, own_file: str) -> tuple[FeedGene
     return fg, date
 
 
-def _add_entry(fg, post: Post, content_html: str):
+def _add_entry(fg, post: Post, content_html: str, updated: datetime | None = None):
     # feedgen PREPENDS by default; posts come newest first, and must stay so.
     fe = fg.add_entry(order="append")
     title, title_is_html = _as_text(post.title)
@@ -294,7 +316,7 @@ def _add_entry(fg, post: Post, content_html: str):
         fe.html_text.html_elements.add("title")
     fe.link(href=post.url, rel="alternate", type="text/html")
     fe.published(post.published)
-    fe.updated(post.modified)  # feedgen's default would be now()
+    fe.updated(updated or post.modified)  # feedgen's default would be now()
     for tag in post.tags:
         fe.category(term=tag)
     fe.content(content_html, type="html")
@@ -358,6 +380,7 @@ def _hex_references(xml: bytes) -> bytes:
 
 def _render_atom(feed: _Feed, config: Config, content_html: Callable[[Post], str]) -> bytes:
     fg, _date = _new_generator(feed, config, ATOM_FILE)
+    updated = _distinct_updated(feed.items)
     # Atom says text is text, but the validator (and readers) still take "<b>x</b>" in a
     # type="text" element for undeclared HTML: such text goes out as type="html", escaped.
     for setter, element, text in ((fg.title, "title", feed.title),
@@ -372,7 +395,7 @@ def _render_atom(feed: _Feed, config: Config, content_html: Callable[[Post], str
     name, email = _site_author(config)
     fg.author({"name": name or feed.title, **({"email": email} if email else {})})
     for post in feed.items:
-        fe = _add_entry(fg, post, content_html(post))
+        fe = _add_entry(fg, post, content_html(post), updated.get(id(post)))
         fe.id(_global_id(post, config))
         if post.summary:
             summary, summary_is_html = _as_text(post.summary)
@@ -666,10 +689,11 @@ class WriteReport:
     removed: list[str] = field(default_factory=list)  # stale tag feeds deleted
 
 
-def write_feeds(files: dict[str, bytes], output_dir: Path) -> WriteReport:
+def write_feeds(files: dict[str, bytes], output_dir: Path, keep: frozenset[str] = frozenset()) -> WriteReport:
     """Write `files` under output_dir: atomically, and only those whose bytes differ from what
     is there. Then delete the tag feeds (rss.xml, atom.xml, feed.json under tags/<slug>/) that
-    are no longer produced, and the tag folders that leaves empty; nothing else is ever removed.
+    are no longer produced (neither in `files` nor in `keep`: feeds left as they are), and the
+    tag folders that leaves empty; nothing else is ever removed.
     Raises PublisherError naming the path when the disk refuses; a failed write leaves the old
     file as it was."""
     output_dir = Path(output_dir)
@@ -688,8 +712,8 @@ def write_feeds(files: dict[str, bytes], output_dir: Path) -> WriteReport:
         _write_atomically(path, files[rel])
         report.written.append(rel)
     _remove_orphaned_temp_files(output_dir, {str(PurePosixPath(rel).parent) for rel in files})
-    report.removed = _remove_stale_archives(output_dir, set(files))
-    report.removed += _remove_stale(output_dir, set(files))
+    report.removed = _remove_stale_archives(output_dir, set(files) | set(keep))
+    report.removed += _remove_stale(output_dir, set(files) | set(keep))
     log.info("feeds in %s: %d written, %d unchanged, %d removed", output_dir,
              len(report.written), len(report.unchanged), len(report.removed))
     return report

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from . import idle
 from .config import Config
-from .content import LoadResult, Post, load_posts, render_html, render_many
+from .content import LoadResult, Post, cache_key, load_posts, render_html
 from .idle import stat_files
 
 if TYPE_CHECKING:
@@ -63,30 +63,29 @@ class CachedRenderer:
 
     `prefetch` looks up every post that may reach a feed at once (a query per post meant
     ~300 round trips for a 2,000-post site with 40 tags); a post outside the prefetched set
-    is looked up on its own."""
+    is looked up on its own. Rendering is cheap (cmark-gfm: ~0.2 ms for a 7 KB post), so it
+    happens in this process, when a post is asked for."""
 
-    def __init__(self, state: State | None):
+    def __init__(self, state: State | None, config: Config | None = None):
         self.state = state
+        self.config = config
         self.rendered: dict[str, str] = {}  # new renders, stored at the end
         self.cached: dict[str, str] = {}  # prefetched HTML
         self.looked_up: set[str] = set()  # keys already asked of the state
-        self.ahead: dict[str, str] = {}  # rendered by render_missing, not yet asked for
         self.hits = 0
         self.misses = 0
 
+    def key(self, post: Post) -> str:
+        return cache_key(post, self.config)
+
     def prefetch(self, posts: list[Post]) -> None:
-        keys = {post.render_key for post in posts} - self.looked_up
+        keys = {self.key(post) for post in posts} - self.looked_up
         if self.state is not None and keys:
             self.cached.update(self.state.cached_html(keys))
         self.looked_up |= keys
 
-    def render_missing(self, posts: list[Post]) -> None:
-        """Render, all at once (in parallel when there are many), the posts the cache lacks."""
-        missing = [p for p in posts if p.render_key not in self.cached and p.render_key not in self.rendered]
-        self.ahead.update(render_many(missing))
-
     def __call__(self, post: Post) -> str:
-        key = post.render_key
+        key = self.key(post)
         if key in self.rendered:
             return self.rendered[key]
         if key not in self.looked_up:
@@ -96,7 +95,7 @@ class CachedRenderer:
             self.hits += 1
             return cached
         self.misses += 1
-        html = self.ahead.pop(key) if key in self.ahead else render_html(post)
+        html = render_html(post, self.config)
         self.rendered[key] = html
         return html
 
@@ -124,28 +123,9 @@ FEEDS_WRITTEN_KEY = "feeds_written"
 _CODE_FILES = ("feeds.py", "__init__.py")
 
 
-def feed_candidates(posts: list[Post], limit: int) -> list[Post]:
-    """The posts that can appear in some feed: the newest `limit` overall and per tag (what
-    feeds.render_feeds selects; a post missed here is merely looked up on its own)."""
-    from .content import slugify
-
-    if not limit:
-        return list(posts)
-    ordered = sorted(posts, key=lambda p: (p.published, p.url), reverse=True)
-    chosen: dict[int, Post] = {id(p): p for p in ordered[:limit]}
-    per_tag: dict[str, int] = {}
-    for post in ordered:
-        for slug in {slugify(tag) for tag in post.tags}:
-            if per_tag.get(slug, 0) < limit:
-                per_tag[slug] = per_tag.get(slug, 0) + 1
-                chosen[id(post)] = post
-    return list(chosen.values())
-
-
-def feeds_fingerprint(config: Config, loaded: LoadResult) -> str:
-    """What the feed files depend on: the published posts (each stands for its file's bytes
-    under the scan fingerprint, which covers the config keys parsing uses), the config keys
-    the feeds use, and the code that renders them. Equal fingerprints, equal feed bytes."""
+def _config_fingerprint(config: Config) -> str:
+    """What every feed file depends on besides its posts: the config keys the feeds use (and,
+    through the scan fingerprint, those parsing uses), and the code that renders them."""
     import hashlib
     import json
 
@@ -161,41 +141,99 @@ def feeds_fingerprint(config: Config, loaded: LoadResult) -> str:
                          feeds.limit, site.icon, site.logo, list(feeds.websub_hub), feeds.archive,
                          feeds.archive_size, feeds.archive_tags, feeds.podcast,
                          ]).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def feeds_fingerprint(config: Config, loaded: LoadResult) -> str:
+    """What the feed files depend on: the published posts (each stands for its file's bytes
+    under the scan fingerprint, which covers the config keys parsing uses), the config keys
+    the feeds use, and the code that renders them. Equal fingerprints, equal feed bytes."""
+    import hashlib
+
+    h = hashlib.sha256(_config_fingerprint(config).encode())
     for post in loaded.posts:
         h.update(f"{post.source}\0{post.content_hash}\n".encode("utf-8", "surrogatepass"))
     return h.hexdigest()
 
 
-def _feeds_unchanged(config: Config, state: State, fingerprint: str) -> dict | None:
-    """What the last write recorded, if the posts, config and code are the same as then and
-    every file it wrote is still there untouched (same size and mtime); else None."""
+def feed_set_fingerprint(base: str, feed) -> str:
+    """What one feed set's files depend on (feeds.render_feeds): the config and code (`base`),
+    its folder, title and description, its archive links (RFC 5005), and its items, each
+    standing for its file's bytes."""
+    import hashlib
+
+    h = hashlib.sha256(f"{base}\0{feed.folder}\0{feed.title}\0{feed.description}\0{feed.archive!r}\n"
+                       .encode("utf-8", "surrogatepass"))
+    for post in feed.items:
+        h.update(f"{post.source}\0{post.content_hash}\n".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def _last_write(state: State) -> dict:
     import json
 
     recorded = state.get_meta(FEEDS_WRITTEN_KEY)
-    if not recorded:
-        return None
     try:
-        last = json.loads(recorded)
+        last = json.loads(recorded) if recorded else {}
     except ValueError:
-        return None
-    if not isinstance(last, dict) or last.get("fingerprint") != fingerprint:
-        return None
+        return {}
+    return last if isinstance(last, dict) else {}
+
+
+def _feeds_unchanged(config: Config, last: dict, fingerprint: str) -> bool:
+    """Are the posts, config and code the same as at the last write, and every file it wrote
+    still there untouched (same size and mtime)?"""
+    if last.get("fingerprint") != fingerprint:
+        return False
     files = last.get("files") or {}
-    if not files or stat_files(config.output_dir, files) != files:
-        return None  # deleted or edited by hand: render and rewrite what differs
-    return last
+    # Deleted or edited by hand: render and rewrite what differs.
+    return bool(files) and stat_files(config.output_dir, files) == files
+
+
+class _FeedSelection:
+    """feeds.render_feeds' `select`: the feed sets whose files are missing, touched, or whose
+    fingerprint changed since the last write; the others are left as they are on disk. The
+    posts of the chosen sets are looked up in the render cache at once."""
+
+    def __init__(self, config: Config, last: dict, renderer: CachedRenderer):
+        self.base = _config_fingerprint(config)
+        self.last_sets = last.get("feeds") or {}
+        self.last_files = last.get("files") or {}
+        self.on_disk = stat_files(config.output_dir, self.last_files)
+        self.renderer = renderer
+        self.fingerprints: dict[str, str] = {}  # folder -> fingerprint, of every set
+        self.kept: set[str] = set()  # files of the sets left as they are
+
+    def __call__(self, feeds: list) -> list:
+        from .feeds import FEED_FILES
+
+        chosen = []
+        for feed in feeds:
+            fingerprint = feed_set_fingerprint(self.base, feed)
+            self.fingerprints[feed.folder] = fingerprint
+            paths = [feed.path(name) for name in FEED_FILES]
+            if (self.last_sets.get(feed.folder) == fingerprint
+                    and all(p in self.last_files and self.on_disk.get(p) == self.last_files[p]
+                            for p in paths)):
+                self.kept.update(paths)
+            else:
+                chosen.append(feed)
+        self.renderer.prefetch(list({id(p): p for f in chosen for p in f.items}.values()))
+        return chosen
 
 
 def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
                      report: Report, now: datetime | None = None) -> dict[str, list[int]] | None:
     """Render and write the feeds, unless nothing they depend on changed since the last write
     (the common case for a cron job): then no Markdown, feedgen or lxml even gets imported,
-    and the answer is the feed files found untouched, {path: [size, mtime_ns]}."""
+    and the answer is the feed files found untouched, {path: [size, mtime_ns]}. Otherwise
+    only the feed sets whose posts (or config, or code) changed are rendered and written: a
+    new post rewrites the site's feeds and its tags' feeds, nothing else."""
     import json
 
+    last = _last_write(state) if state is not None else {}
     fingerprint = feeds_fingerprint(config, loaded) if state is not None else ""
-    last = _feeds_unchanged(config, state, fingerprint) if state is not None else None
-    if last is not None:
+    if state is not None and _feeds_unchanged(config, last, fingerprint):
         report.lines.append(
             f"feeds: {len(loaded.posts)} posts, 0 files written, {len(last['files'])} unchanged "
             f"(0 rendered, {last.get('posts_in_feeds', 0)} from cache)"
@@ -205,23 +243,22 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
 
     from .feeds import render_feeds, write_feeds
 
-    renderer = CachedRenderer(state)
-    # With archive pages every post is in some feed.
-    candidates = feed_candidates(loaded.posts, 0 if config.feeds.archive else config.feeds.limit)
-    renderer.prefetch(candidates)
-    renderer.render_missing(candidates)
-    files = render_feeds(loaded.posts, config, renderer)
+    renderer = CachedRenderer(state, config)
+    selection = _FeedSelection(config, last, renderer)
+    files = render_feeds(loaded.posts, config, renderer, select=selection)
     renderer.save()
-    written = write_feeds(files, config.output_dir)
+    written = write_feeds(files, config.output_dir, keep=frozenset(selection.kept))
     if state is not None:
         state.set_meta(FEEDS_WRITTEN_KEY, json.dumps({
             "fingerprint": fingerprint,
-            "files": stat_files(config.output_dir, files),
+            "feeds": selection.fingerprints,
+            "files": stat_files(config.output_dir, [*files, *selection.kept]),
             "posts_in_feeds": renderer.hits + renderer.misses,
         }, sort_keys=True))
     report.lines.append(
         f"feeds: {len(loaded.posts)} posts, {len(written.written)} files written, "
-        f"{len(written.unchanged)} unchanged ({renderer.misses} rendered, {renderer.hits} from cache)"
+        f"{len(written.unchanged) + len(selection.kept)} unchanged "
+        f"({renderer.misses} rendered, {renderer.hits} from cache)"
     )
     ping_hubs(config, state, written.written, report, now)
     return None
@@ -538,6 +575,7 @@ def check(config: Config, now: datetime | None = None) -> Report:
     loaded = load_posts(config, now)
     report.problems.extend(loaded.problems)
     check_mail_settings(config, loaded.posts[:1], now)
+    report.lines.extend(sanitizing_report(config, loaded.posts + loaded.held_back))
     report.problems.extend(check_feeds(config.output_dir))
     from .newsletter.bounces import check_lines  # VERP's MX/alias, the bounce mailbox
     report.lines.extend(check_lines(config))
@@ -547,6 +585,25 @@ def check(config: Config, now: datetime | None = None) -> Report:
     )
     report.lines.extend(describe_feeds(config.output_dir))
     return report
+
+
+def sanitizing_report(config: Config, posts: list[Post]) -> list[str]:
+    """One line per post whose HTML loses something to sanitising on its way to readers."""
+    from .content.sanitize import removed_by_sanitizing
+
+    import re
+
+    # Only raw HTML, a scriptable URL or a template tag (a shortcode may become an iframe) can
+    # give sanitising something to remove: other posts are not even rendered.
+    could_hold = re.compile(r"<|\{[{%]|(?:javascript|vbscript|data):", re.I)
+    lines = []
+    for post in sorted(posts, key=lambda p: p.source):
+        if not could_hold.search(post.body):
+            continue
+        removed = removed_by_sanitizing(render_html(post, config))
+        if removed:
+            lines.append(f"{post.source}: made safe for readers: removed {', '.join(removed)}")
+    return lines
 
 
 def check_mail_settings(config: Config, sample: list[Post], now: datetime) -> None:

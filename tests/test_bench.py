@@ -1,6 +1,8 @@
 """Smoke test of bench/: every benchmark script runs end to end at a tiny size and prints a
 ratio line with its verdict. The real runs are long and happen outside CI (bench/README.md);
-the figures at these sizes mean nothing, only that the scripts still work."""
+the figures at these sizes mean nothing, only that the scripts still work (and that each
+verdict says what its ratio says). The real-size runs of the benches that have a target are
+here too, marked slow (`pytest -m slow tests/test_bench.py`): they fail on FAIL."""
 
 from __future__ import annotations
 
@@ -16,19 +18,48 @@ RESULT = re.compile(r"^RESULT .+: .*?\d+\.\d\dx.* \(target <= [\d.]+x\): (PASS|F
 needs_hugo = pytest.mark.skipif(shutil.which("hugo") is None, reason="hugo is not installed")
 
 
-def bench(script: str, *args: str, tmp_path) -> str:
+VERDICT = re.compile(r"^RESULT .+: .*?(\d+\.\d\d)x.* \(target <= ([\d.]+)x\): (PASS|FAIL)$", re.M)
+
+
+def bench(script: str, *args: str, tmp_path, timeout: int = 120) -> str:
     proc = subprocess.run([sys.executable, str(REPO / "bench" / script), "--workdir",
                            str(tmp_path / "work"), *args],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert RESULT.search(proc.stdout), proc.stdout
     return proc.stdout
 
 
+def verdicts(out: str) -> list[str]:
+    """Each RESULT line's verdict, checked against its own ratio and target."""
+    found = []
+    for ratio, target, verdict in VERDICT.findall(out):
+        assert verdict == ("PASS" if float(ratio) <= float(target) else "FAIL"), out
+        found.append(verdict)
+    return found
+
+
+BUILT = ("publisher rss.xml items: 20, tag feeds: {tags}; hugo index.xml items: 20, "
+         "tag feeds: {tags}; full content in both: yes")
+
+
 @needs_hugo
 def test_build_vs_hugo(tmp_path):
-    out = bench("build_vs_hugo.py", "--posts", "20", "--runs", "1", tmp_path=tmp_path)
-    assert "publisher rss.xml items: 20; hugo index.xml items: 20" in out
+    out = bench("build_vs_hugo.py", "--posts", "30", "--runs", "1", tmp_path=tmp_path)
+    tags = re.search(r"tag feeds: (\d+);", out).group(1)
+    assert "  cold: " + BUILT.format(tags=tags) in out
+    assert "  one new post: " + BUILT.format(tags=tags) in out
+    assert len(verdicts(out)) == 2
+
+
+@pytest.mark.slow
+@needs_hugo
+def test_build_vs_hugo_meets_its_targets(tmp_path):
+    """The real run (bench/README.md): cold <= 1.5x Hugo, one new post <= 0.5x Hugo. Slow,
+    and only meaningful on an otherwise idle machine."""
+    out = bench("build_vs_hugo.py", "--posts", "2000", "--runs", "5", tmp_path=tmp_path,
+                timeout=1800)
+    assert verdicts(out) == ["PASS", "PASS"], out
 
 
 @needs_hugo

@@ -1,22 +1,16 @@
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
 from publisher.content import (
     absolutize_html,
     clean_text,
-    derive_summary,
     load_posts,
     render_html,
-    render_many,
     slugify,
 )
-from publisher.content.markup import PARALLEL_RENDER_MIN
-from publisher.errors import ContentError
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -219,33 +213,7 @@ def test_nasty_titles_survive_and_control_characters_go(site):
     assert clean_text("a\x00b\ud800c\r\nd") == "abc\nd"
 
 
-def test_huge_post(site):
-    body = ("Paragraph with **bold** and a [link](../x/).\n\n" * 5000)
-    assert len(body) > 200_000
-    site.post("huge.md", "title: Huge\npubDate: 2024-01-01", body)
-    post = only(site)
-    html = render_html(post)
-    assert html.count("<strong>bold</strong>") == 5000
-    assert 'href="https://blog.test.example/blog/x/"' in html
-
-
-def test_summary_derived_from_first_paragraph_when_missing(site):
-    site.post("s.md", "title: S\npubDate: 2024-01-01", "# Heading\n\n```\ncode\n```\n\nThe *first* [real](x) paragraph.\n\nSecond.")
-    assert only(site).summary == "The first real paragraph."
-    assert derive_summary("word " * 200).endswith("…")
-
-
 # --- Markdown and URLs ----------------------------------------------------------------------------
-
-def test_markdown_extensions(site):
-    site.post("m.md", "title: M\npubDate: 2024-01-01",
-              "```python\nx = '<b>' & 1\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nNote.[^1]\n\n[^1]: Footnote.\n")
-    html = render_html(only(site))
-    assert '<code class="language-python">x = \'&lt;b&gt;\' &amp; 1' in html
-    assert "<table>" in html and "<td>1</td>" in html
-    assert 'class="footnote"' in html
-    assert 'href="https://blog.test.example/blog/m/#fn:1"' in html
-
 
 def test_relative_urls_made_absolute_against_the_post_url():
     base = "https://blog.example.org/blog/post/"
@@ -270,13 +238,6 @@ def test_relative_urls_made_absolute_against_the_post_url():
     assert 'href="https://blog.example.org/blog/post/q?a=1&amp;b=2"' in out
 
 
-def test_text_that_merely_looks_like_an_attribute_is_left_alone(site):
-    site.post("t.md", "title: T\npubDate: 2024-01-01", "Write `<a href=\"/x\">` in code, and href=\"/y\" in prose.\n")
-    html = render_html(only(site))
-    assert "&lt;a href=&quot;/x&quot;&gt;" in html or '&lt;a href="/x"&gt;' in html
-    assert 'href="/y"' in html
-
-
 def test_render_key_changes_with_body_and_url(site):
     path = site.post("k.md", "title: K\npubDate: 2024-01-01", "one")
     key1 = only(site).render_key
@@ -284,50 +245,3 @@ def test_render_key_changes_with_body_and_url(site):
     assert only(site).render_key != key1
 
 
-def _many_posts(site, count: int) -> list:
-    for i in range(count):
-        site.post(f"p{i:03d}/index.md", f"title: Post {i} & <{i}>\npubDate: 2024-01-{i % 28 + 1:02d}",
-                  f"Text [rel](../p{i - 1:03d}/) ![img](./a{i}.png) `code & <b>`\n\n| a | b |\n|---|---|\n"
-                  f"| {i} | 😀 |\n\nNote[^1].\n\n[^1]: foot {i}\n")
-    return load_posts(site.config(), NOW).posts
-
-
-def test_render_many_in_worker_processes_gives_the_same_html(site):
-    posts = _many_posts(site, PARALLEL_RENDER_MIN + 6)
-    rendered = render_many(posts + posts[:3])  # a post asked twice is rendered once
-    assert sorted(rendered) == sorted(p.render_key for p in posts)
-    for post in posts:
-        assert rendered[post.render_key] == render_html(post)
-    fifth = next(p for p in posts if p.slug == "p005")
-    assert '<a href="https://blog.test.example/blog/p004/">rel</a>' in rendered[fifth.render_key]
-    assert 'src="https://blog.test.example/blog/p005/a5.png"' in rendered[fifth.render_key]
-    assert "<td>😀</td>" in rendered[fifth.render_key]
-
-
-def _renderer_pid(post) -> str:
-    return str(os.getpid())
-
-
-def test_render_many_renders_in_worker_processes(site, monkeypatch):
-    import publisher.content.markup as content
-
-    posts = _many_posts(site, PARALLEL_RENDER_MIN + 6)
-    monkeypatch.setattr(content, "render_html", _renderer_pid)
-    pids = set(render_many(posts).values())
-    if len(os.sched_getaffinity(0)) < 2:
-        assert pids == {str(os.getpid())}  # one core: no pool to pay for
-    else:
-        assert pids and str(os.getpid()) not in pids
-
-
-def test_render_many_reports_a_file_changed_since_the_scan(site):
-    """Posts restored from the scan cache read their bodies when rendered, in the workers."""
-    posts = _many_posts(site, PARALLEL_RENDER_MIN + 6)
-    config = site.config()
-    first = load_posts(config, NOW, cache={})
-    cached = load_posts(config, NOW, cache=dict(first.cache_changed))
-    victim = cached.posts[10]
-    Path(victim._path).write_text("---\ntitle: Changed\npubDate: 2024-01-01\n---\nNew body.\n")
-    with pytest.raises(ContentError, match="changed while publisher was running"):
-        render_many(cached.posts)
-    assert len(posts) == len(cached.posts)

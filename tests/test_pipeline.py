@@ -221,3 +221,49 @@ def test_dry_run_and_preview_record_nothing(newsletter, server, tmp_path):
     assert "Old post" in paths[1].read_text()
     assert server.received == []
     assert State(config.database_url).get_meta("baseline_at") is None
+
+
+def _feed_files(site) -> dict[str, tuple[bytes, int]]:
+    out = site.root / "public"
+    return {str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_one_new_post_rewrites_exactly_the_feeds_it_is_in(site):
+    """A new post renders that post only, and rewrites the site's feeds and its tags' feeds;
+    every other feed file keeps its bytes and is not even rewritten (same mtime)."""
+    site.write_config(feeds={"output_dir": "public", "limit": 3})
+    tags = ["alpha", "beta", "gamma", "delta"]
+    for i in range(12):
+        site.post(f"p{i:02d}.md", f"title: P{i}\npubDate: 2024-01-{i + 1:02d}\n"
+                                  f"tags: [{tags[i % 4]}, {tags[(i + 1) % 4]}]")
+    report = pipeline.build(site.config(), MON)
+    before = _feed_files(site)
+    assert len(before) == 15 and "feeds: 12 posts, 15 files written" in report.lines[0]
+    # Newer than everything: the site's feeds, and alpha's and gamma's, must change.
+    site.post("new.md", "title: New\npubDate: 2024-02-01\ntags: [alpha, gamma]", "Fresh **text**.\n")
+    report = pipeline.build(site.config(), MON)
+    after = _feed_files(site)
+    changed = {rel for rel in after if after[rel] != before[rel]}
+    expected = {f"{folder}{name}" for folder in ("", "tags/alpha/", "tags/gamma/")
+                for name in ("rss.xml", "atom.xml", "feed.json")}
+    assert changed == expected
+    assert all(b"Fresh" in after[rel][0] for rel in expected)
+    # from cache: p11 and p10 (site), p11 and p8 (alpha), p10 and p9 (gamma)
+    assert report.lines[0] == "feeds: 13 posts, 9 files written, 6 unchanged (1 rendered, 4 from cache)"
+    # An old post that reaches no feed (limit 3) rewrites nothing, and renders nothing.
+    site.post("older.md", "title: Older\npubDate: 2023-01-01\ntags: [beta]")
+    report = pipeline.build(site.config(), MON)
+    assert _feed_files(site) == after
+    assert report.lines[0] == "feeds: 14 posts, 0 files written, 15 unchanged (0 rendered, 0 from cache)"
+
+
+def test_a_feed_file_touched_by_hand_is_rewritten(site):
+    site.post("a.md", "title: A\npubDate: 2024-01-01\ntags: [x]")
+    pipeline.build(site.config(), MON)
+    good = (site.root / "public/tags/x/rss.xml").read_bytes()
+    (site.root / "public/tags/x/rss.xml").write_bytes(b"edited")
+    site.post("b.md", "title: B\npubDate: 2024-01-02\ntags: [y]")
+    pipeline.build(site.config(), MON)
+    assert (site.root / "public/tags/x/rss.xml").read_bytes() == good
+    assert (site.root / "public/tags/y/rss.xml").is_file()

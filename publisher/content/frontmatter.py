@@ -118,23 +118,37 @@ def first_key(meta: dict, *keys: str) -> tuple[str, Any]:
 
 
 def split_front_matter(text: str, *, load: bool = True) -> tuple[Any, str]:
-    """(metadata, body) exactly as python-frontmatter's parse() returns them (YAML, JSON or
-    TOML front matter). load=False skips parsing the metadata: a post restored from the scan
-    cache needs only its body, which does not depend on it."""
+    """(metadata, body) as python-frontmatter's parse() returns them (YAML, JSON or TOML front
+    matter), except that the body keeps its first line's indentation (a post may start with an
+    indented code block): only blank lines around it are dropped. load=False skips parsing the
+    metadata: a post restored from the scan cache needs only its body, which does not depend on it."""
     import frontmatter
 
-    text = text.strip()
-    handler = frontmatter.detect_format(text, frontmatter.handlers)
+    head = text.lstrip()
+    handler = frontmatter.detect_format(head, frontmatter.handlers)
     if handler is None:
-        return {}, text
+        return {}, _body(text)
     try:
-        fm, content = handler.split(text)
+        fm, content = handler.split(head)
     except ValueError:
-        return {}, text
+        return {}, _body(text)
     if not load:
-        return {}, content.strip()
+        return {}, _body(content)
     data = handler.load(fm)
-    return (data if isinstance(data, dict) else {}), content.strip()
+    return (data if isinstance(data, dict) else {}), _body(content)
+
+
+_LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\n)+")
+
+
+def _body(text: str) -> str:
+    """The body without the blank lines around it; every line kept as written (the first
+    line's indentation makes an indented code block, the last line's trailing spaces are in one)."""
+    text = _LEADING_BLANK_LINES.sub("", text)
+    end = len(text.rstrip())  # (a regex anchored at the end would try every position: slow)
+    while end < len(text) and text[end] in " \t":
+        end += 1
+    return text[:end]
 
 
 def has_closing_fence(text: str) -> bool:

@@ -1,89 +1,217 @@
-"""Markdown -> HTML, and the plain-text summary of a post."""
+"""Markdown -> HTML, as the blog's engine renders it, and the plain-text summary of a post.
+
+The default engine is CommonMark with the GitHub extensions (tables, strikethrough, bare-URL
+autolinks, task lists, footnotes), through cmarkgfm: GitHub's own cmark-gfm, compiled. Astro
+(remark-gfm), Hugo (goldmark), Eleventy (markdown-it) and GitHub render the same dialect.
+`content.markdown: python-markdown` renders with Python-Markdown instead, for Pelican and MkDocs
+sites, with `content.markdown_extensions` (or, when empty, the set used before CommonMark).
+
+Raw HTML is kept here, as Astro, Jekyll and Eleventy keep it; what goes to readers is made safe
+afterwards by sanitize.py. Two things are added to what the engine makes: GitHub-style heading
+ids (unique within the post), and a per-post prefix on footnote ids, so that several posts shown
+in one document (a feed reader) never share one.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import html
-import os
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .links import absolutize_html
 from .text import clean_text
 
 if TYPE_CHECKING:
+    from ..config import Config
     from .posts import Post
 
 # Bump when render_html's output changes, so cached HTML from an older version is not reused.
-RENDERER_VERSION = "2"
+RENDERER_VERSION = "3"
 
-_MD_NOISE = re.compile(r"!\[[^\]]*\]\([^)]*\)|<[^>]+>|[*_`#>~]|\[([^\]]*)\]\([^)]*\)")
+# Python-Markdown's extensions when content.markdown_extensions is empty.
+PYTHON_MARKDOWN_DEFAULT = ("fenced_code", "tables", "footnotes", "sane_lists", "attr_list")
 
 
-def derive_summary(body: str, limit: int = 280) -> str:
-    """Plain text from the first paragraph that is not a heading, fence or HTML."""
-    in_fence = False
-    for block in re.split(r"\n\s*\n", body):
-        stripped = block.strip()
-        if stripped.startswith(("```", "~~~")):
-            in_fence = stripped.count("```") % 2 == 1 or stripped.count("~~~") % 2 == 1
+# --- engines ----------------------------------------------------------------------------
+
+def _cmark() -> Callable[[str], str]:
+    import cmarkgfm  # compiled; importing it takes ~1 ms
+    from cmarkgfm.cmark import Options
+
+    options = Options.CMARK_OPT_UNSAFE | Options.CMARK_OPT_FOOTNOTES  # raw HTML kept, as engines do
+    extensions = ["table", "strikethrough", "autolink", "tasklist"]
+
+    def convert(text: str) -> str:
+        return cmarkgfm.markdown_to_html_with_extensions(text, options, extensions=extensions)
+
+    return convert
+
+
+def _python_markdown(extensions: tuple[str, ...], where: str) -> Callable[[str], str]:
+    from ..errors import ConfigError
+
+    import markdown  # lazy: Python-Markdown's import is ~30 ms, and only its sites need it
+
+    names = list(extensions or PYTHON_MARKDOWN_DEFAULT)
+    try:
+        md = markdown.Markdown(extensions=names, output_format="html")
+    except (ImportError, AttributeError, TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: content.markdown_extensions: cannot load {names}: {e}") from e
+
+    def convert(text: str) -> str:
+        md.reset()
+        return md.convert(text)
+
+    return convert
+
+
+_engines: dict[tuple, Callable[[str], str]] = {}
+
+
+def engine_key(config: Config | None) -> tuple:
+    """What the rendered HTML depends on in the config: the engine and its extensions."""
+    if config is None or config.content.markdown == "commonmark":
+        return ("commonmark",)
+    return ("python-markdown", *config.content.markdown_extensions)
+
+
+def _engine(config: Config | None) -> Callable[[str], str]:
+    key = engine_key(config)
+    if key not in _engines:
+        _engines[key] = (_cmark() if key[0] == "commonmark"
+                         else _python_markdown(key[1:], str(config.path)))
+    return _engines[key]
+
+
+# --- HTML ------------------------------------------------------------------------------
+
+def render_body(body: str, config: Config | None = None) -> str:
+    """A Markdown body as the configured engine renders it (None: the default engine), with
+    heading ids. Engine syntax outside Markdown (Liquid, shortcodes) is resolved before this."""
+    return add_heading_ids(_engine(config)(body))
+
+
+def render_html(post: Post, config: Config | None = None) -> str:
+    """The post's full HTML: relative links made absolute against its permalink, footnote ids
+    prefixed for the post. `config` chooses the engine (None: the default, CommonMark + GFM)."""
+    body_html = render_body(post.body, config)
+    body_html = absolutize_html(body_html, post.url)
+    return clean_text(prefix_footnotes(body_html, post)).rstrip("\n")
+
+
+def cache_key(post: Post, config: Config | None) -> str:
+    """Cache key for render_html(post, config): the post's render_key and the engine."""
+    key = engine_key(config)
+    if key == ("commonmark",):
+        return post.render_key
+    return hashlib.sha256("\0".join((post.render_key, *key)).encode()).hexdigest()
+
+
+_HEADING = re.compile(r"<h([1-6])((?:\s[^>]*)?)>(.*?)</h\1>", re.S)
+_ID_ATTR = re.compile(r"""\sid\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def github_slug(text: str) -> str:
+    """A heading's id as GitHub (github-slugger) makes it: lowercase, punctuation dropped,
+    spaces to '-'; letters and digits of any script kept."""
+    return re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+
+
+def add_heading_ids(fragment: str) -> str:
+    """Give every heading without an id a GitHub-style one, unique within the fragment
+    ("intro", "intro-1", ...); ids already there are kept, and reserved."""
+    if "<h" not in fragment:
+        return fragment
+    taken = ({next(g for g in m.groups() if g is not None) for m in _ID_ATTR.finditer(fragment)}
+             if "id=" in fragment.lower() else set())
+
+    def heading(m: re.Match) -> str:
+        level, attrs, inner = m.groups()
+        if _ID_ATTR.search(attrs):
+            return m.group(0)
+        base = github_slug(html.unescape(_TAG.sub("", inner))) or "section"
+        slug, n = base, 0
+        while slug in taken:
+            n += 1
+            slug = f"{base}-{n}"
+        taken.add(slug)
+        return f'<h{level}{attrs} id="{slug}">{inner}</h{level}>'
+
+    return _HEADING.sub(heading, fragment)
+
+
+def footnote_prefix(post: Post) -> str:
+    """The per-post prefix of footnote ids: the slug, and a hash of the URL (two posts of a
+    feed may share a slug)."""
+    digest = hashlib.sha256(post.url.encode("utf-8", "surrogatepass")).hexdigest()[:6]
+    return f"{post.slug[:40]}-{digest}-"
+
+
+# cmark-gfm writes fn-N / fnref-N (fnref-N-2 for a second reference); Python-Markdown
+# fn:N / fnref:N / fnref2:N.
+_FOOTNOTE_ID = r"fn(?:ref\d*)?[-:][^\"'\s>]*"
+_FOOTNOTE_ID_ATTR = re.compile(rf'\sid="({_FOOTNOTE_ID})"')
+
+
+def prefix_footnotes(fragment: str, post: Post) -> str:
+    """Prefix every footnote id, and every link to one, with footnote_prefix(post), so that
+    several posts in one document (a feed reader's) never share an id. Links stay absolute
+    (`<post URL>#<prefix>fn-1`): a relative reference in RSS content is a W3C validator
+    warning, and readers resolve the links of an item against different bases."""
+    ids = set(_FOOTNOTE_ID_ATTR.findall(fragment))
+    if not ids:
+        return fragment
+    prefix = html.escape(footnote_prefix(post), quote=True)
+    url = html.escape(post.url, quote=True)
+    pattern = re.compile(rf'(\s)(id="|href="(?:{re.escape(url)})?#)({_FOOTNOTE_ID})"')
+
+    def fix(m: re.Match) -> str:
+        space, lead, name = m.groups()
+        if name not in ids:  # not a footnote of this fragment: left alone
+            return m.group(0)
+        attr = 'id="' if lead.startswith("id") else f'href="{url}#'
+        return f'{space}{attr}{prefix}{name}"'
+
+    return pattern.sub(fix, fragment)
+
+
+# --- summary ---------------------------------------------------------------------------
+
+_PARAGRAPH = re.compile(r"<p(?:\s[^>]*)?>(.*?)</p>", re.S)
+_FENCE = re.compile(r"^ {0,3}(?:```|~~~)", re.M)
+_LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]\n]+\]:[ \t]*\S.*$", re.M)
+SUMMARY_PREFIX = 2000  # characters of Markdown rendered to find the summary, when that is enough
+
+
+def summary_of(body: str, config: Config | None = None) -> str:
+    """derive_summary of the rendered body. Only its beginning is rendered when that holds a
+    paragraph of text (most posts start with one): the first blocks up to SUMMARY_PREFIX
+    characters, cut at a blank line outside a fenced block, with the body's link reference
+    definitions, so that reference links resolve as they do in the whole post."""
+    if len(body) > SUMMARY_PREFIX * 2:
+        cut = body.find("\n\n", SUMMARY_PREFIX)
+        if cut != -1 and len(_FENCE.findall(body, 0, cut)) % 2 == 0:
+            head = body[:cut] + "\n\n" + "\n".join(_LINK_DEFINITION.findall(body, cut))
+            summary = derive_summary(render_body(head, config))
+            if summary:
+                return summary
+    return derive_summary(render_body(body, config))
+_FOOTNOTE_REF = re.compile(r"<sup[^>]*>\s*<a[^>]*(?:fnref|footnote)[^>]*>.*?</a>\s*</sup>", re.S)
+_TEMPLATE_TAG = re.compile(r"^(?:\{%.*%\}|\{\{.*\}\})$", re.S)
+
+
+def derive_summary(body_html: str, limit: int = 280) -> str:
+    """Plain text from the first paragraph of the rendered body that has text: headings
+    (setext ones included), code, tables and images are not paragraphs of text, and neither is
+    a template tag on its own (`{% ... %}`, `{{< ... >}}`) that nothing resolved."""
+    for m in _PARAGRAPH.finditer(body_html):
+        inner = _FOOTNOTE_REF.sub("", m.group(1))
+        text = html.unescape(re.sub(r"\s+", " ", _TAG.sub("", inner))).strip()
+        if not text or _TEMPLATE_TAG.match(text):
             continue
-        if in_fence or not stripped or stripped.startswith(("#", "|", "<", "---", "![")):
-            continue
-        text = _MD_NOISE.sub(lambda m: m.group(1) or "", stripped)
-        text = html.unescape(re.sub(r"\s+", " ", text)).strip()
-        if text:
-            if len(text) > limit:
-                text = text[: limit - 1].rsplit(" ", 1)[0] + "…"
-            return text
+        if len(text) > limit:
+            text = text[: limit - 1].rsplit(" ", 1)[0] + "…"
+        return clean_text(text)
     return ""
-
-
-# --- Markdown -> HTML -------------------------------------------------------------------
-
-_md = None
-
-
-def _markdown():
-    global _md
-    if _md is None:
-        import markdown
-
-        _md = markdown.Markdown(
-            extensions=["fenced_code", "tables", "footnotes", "sane_lists", "attr_list"],
-            output_format="html",
-        )
-    return _md
-
-
-def render_html(post: Post) -> str:
-    """The post's full HTML, every relative link made absolute against its permalink."""
-    md = _markdown()
-    md.reset()
-    body_html = md.convert(post.body)
-    return clean_text(absolutize_html(body_html, post.url))
-
-
-# Python-Markdown takes ~5 ms a post, most of a cold build's time. From this many posts on,
-# rendering is shared by a pool of forked processes, one per core.
-PARALLEL_RENDER_MIN = 64
-
-
-def render_many(posts: list[Post]) -> dict[str, str]:
-    """render_html for many posts: {render_key: HTML}, the same HTML whichever way it is made."""
-    import threading
-
-    unique = list({post.render_key: post for post in posts}.values())
-    workers = min(len(os.sched_getaffinity(0)), 8, len(unique) // (PARALLEL_RENDER_MIN // 2))
-    # Forked workers, and only from a process with one thread: a child inherits every lock
-    # as its parent's other threads held it, and could hang on one (publisher schedule runs
-    # builds on a worker thread, so it renders here). "spawn" would avoid that but re-runs
-    # the caller's __main__ in each worker, which breaks scripts that import publisher.
-    if len(unique) < PARALLEL_RENDER_MIN or workers < 2 or threading.active_count() > 1:
-        return {post.render_key: render_html(post) for post in unique}
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        chunk = max(1, len(unique) // (workers * 4))
-        rendered = pool.map(render_html, unique, chunksize=chunk)
-        return {post.render_key: html_text for post, html_text in zip(unique, rendered)}

@@ -32,7 +32,7 @@ from .frontmatter import (Skip, read_author, first_key, read_flag, split_front_m
                           read_text, parse_date)
 from .enclosures import read_enclosure
 from .links import absolutize_url, permalink
-from .markup import RENDERER_VERSION, derive_summary
+from .markup import RENDERER_VERSION, engine_key, summary_of
 from . import code_hash
 from .text import clean_text, slugify
 
@@ -177,7 +177,8 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
     slug = _slug(meta, path)
     url = permalink(config, slug, published)
     _k, summary_value = first_key(meta, "description", "summary", "excerpt")
-    summary = re.sub(r"\s+", " ", read_text(summary_value, "description")) or derive_summary(body)
+    summary = (re.sub(r"\s+", " ", read_text(summary_value, "description"))
+               or summary_of(body, config))
     author, author_email = read_author(meta.get("author"), config)
     _k, image_value = first_key(meta, "image", "heroImage", "cover")
     if isinstance(image_value, dict):  # {src: ..., alt: ...} as some themes write it
@@ -307,6 +308,7 @@ def scan_fingerprint(config: Config) -> str:
         "permalink": config.content.permalink,
         "timezone": config.newsletter.timezone,
         "author": [config.site.author.name, config.site.author.email],
+        "markdown": list(engine_key(config)),  # a summary is taken from the rendered body
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 

@@ -1,0 +1,195 @@
+"""Rendered HTML made safe for feed readers and mail clients, with nh3 (ammonia, compiled).
+
+Posts carry raw HTML (the engines keep it): scripts, inline styles, event handlers,
+`javascript:` links and `<iframe>` embeds. Readers strip these unpredictably and the W3C feed
+validator warns about them (SecurityRisk, DangerousStyleAttr). What stays is what readers show:
+text markup, links, images, figures, tables, code, details/summary, video and audio (always
+with controls). A YouTube or Vimeo embed becomes a link to the video (YouTube's with its
+thumbnail); any other iframe becomes a link to what it framed.
+
+`sanitize_html` is the fast path (feeds); `removed_by_sanitizing` says, for `publisher check`,
+what sanitising took out of a post.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections import Counter
+
+_TAGS = {
+    "a", "abbr", "acronym", "article", "aside", "audio", "b", "bdi", "bdo", "blockquote", "br",
+    "caption", "cite", "code", "col", "colgroup", "dd", "del", "details", "dfn", "div", "dl",
+    "dt", "em", "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header",
+    "hr", "i", "img", "input", "ins", "kbd", "li", "mark", "ol", "p", "picture", "pre", "q",
+    "rp", "rt", "ruby", "s", "samp", "section", "small", "source", "span", "strike", "strong",
+    "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "time", "tr",
+    "track", "u", "ul", "var", "video", "wbr",
+}
+_ATTRIBUTES = {
+    "*": {"id", "class", "title", "lang", "dir", "aria-label", "aria-hidden", "role"},
+    "a": {"href", "hreflang"},
+    "img": {"src", "srcset", "sizes", "alt", "width", "height", "loading"},
+    "picture": set(),
+    "source": {"src", "srcset", "sizes", "type", "media"},
+    "video": {"src", "poster", "width", "height", "loop", "muted", "playsinline", "preload"},
+    "audio": {"src", "loop", "muted", "preload"},
+    "track": {"src", "kind", "srclang", "label", "default"},
+    "td": {"colspan", "rowspan", "align"},
+    "th": {"colspan", "rowspan", "align", "scope"},
+    "ol": {"start", "reversed", "type"},
+    "li": {"value"},
+    "input": {"type", "checked", "disabled"},  # GFM task list checkboxes
+    "details": {"open"},
+    "time": {"datetime"},
+    "blockquote": {"cite"},
+    "q": {"cite"},
+    "del": {"cite", "datetime"},
+    "ins": {"cite", "datetime"},
+}
+_URL_SCHEMES = {"http", "https", "mailto", "tel", "ftp", "data"}  # data: kept on <img> only
+_URL_ATTRS = {"href", "src", "srcset", "poster", "cite"}
+
+_cleaner = None
+
+
+def _keep(tag: str, attr: str, value: str) -> str | None:
+    if attr in _URL_ATTRS and value.lstrip()[:5].lower() == "data:":
+        return value if tag == "img" and attr == "src" else None
+    if tag == "input" and attr == "type" and value.lower() != "checkbox":
+        return None
+    return value
+
+
+def _nh3():
+    global _cleaner
+    if _cleaner is None:
+        import nh3  # compiled (ammonia); importing it takes ~2 ms
+
+        _cleaner = nh3.Cleaner(
+            tags=_TAGS,
+            attributes=_ATTRIBUTES,
+            url_schemes=_URL_SCHEMES,
+            attribute_filter=_keep,
+            generic_attribute_prefixes={"data-"},
+            set_tag_attribute_values={"video": {"controls": ""}, "audio": {"controls": ""},
+                                      "input": {"disabled": ""}},
+            link_rel=None,  # readers open links themselves; no rel= is added to what authors wrote
+            strip_comments=True,
+        )
+    return _cleaner
+
+
+def sanitize_html(fragment: str) -> str:
+    """`fragment` with only what readers show safely (see the module docstring)."""
+    if not fragment:
+        return fragment
+    return _nh3().clean(replace_iframes(fragment))
+
+
+# --- embeds -----------------------------------------------------------------------------
+
+_IFRAME = re.compile(r"<iframe\b([^>]*)>(.*?)</iframe\s*>|<iframe\b([^>]*)/?>", re.I | re.S)
+_ATTR = re.compile(r"""([\w:-]+)\s*=\s*("[^"]*"|'[^']*'|[^\s"'>]+)""")
+_YOUTUBE = re.compile(
+    r"^(?:https?:)?//(?:www\.)?(?:youtube(?:-nocookie)?\.com/embed/|youtu\.be/)([\w-]{6,20})", re.I)
+_VIMEO = re.compile(r"^(?:https?:)?//(?:player\.)?vimeo\.com/(?:video/)?(\d+)", re.I)
+
+
+def _attrs(text: str) -> dict[str, str]:
+    found = {}
+    for name, raw in _ATTR.findall(text):
+        value = raw[1:-1] if raw[:1] in "\"'" else raw
+        found.setdefault(name.lower(), html.unescape(value))
+    return found
+
+
+def replace_iframes(fragment: str) -> str:
+    """Each <iframe> as a link: a YouTube video as its thumbnail linked to the video, a Vimeo
+    video as a link to it, anything else as a link to the framed page (or nothing, without a
+    src)."""
+    if "<iframe" not in fragment.lower():
+        return fragment
+
+    def link(m: re.Match) -> str:
+        attrs = _attrs(m.group(1) if m.group(1) is not None else m.group(3) or "")
+        src = attrs.get("src", "").strip()
+        if src.startswith("//"):
+            src = "https:" + src
+        if not src.lower().startswith(("http://", "https://")):
+            return ""
+        title = attrs.get("title", "").strip()
+        youtube, vimeo = _YOUTUBE.match(src), _VIMEO.match(src)
+        if youtube:
+            vid = youtube.group(1)
+            label = html.escape(title or "Watch the video on YouTube", quote=True)
+            return (f'<a href="https://www.youtube.com/watch?v={vid}"><img '
+                    f'src="https://i.ytimg.com/vi/{vid}/hqdefault.jpg" alt="{label}"></a>')
+        if vimeo:
+            href, label = f"https://vimeo.com/{vimeo.group(1)}", title or "Watch the video on Vimeo"
+        else:
+            href, label = src, title or src
+        return f'<a href="{html.escape(href, quote=True)}">{html.escape(label, quote=False)}</a>'
+
+    return _IFRAME.sub(link, fragment)
+
+
+# --- what was removed --------------------------------------------------------------------
+
+_START_TAG = re.compile(r"<([a-zA-Z][\w-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>")
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_CODE = re.compile(r"<(pre|code)\b.*?</\1>", re.S | re.I)
+
+
+_ANY_ATTR = re.compile(r"""([^\s"'<>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s"'>]+))?""")
+
+
+def _inventory(fragment: str) -> tuple[Counter, bool]:
+    """What a fragment holds that sanitising may remove: elements; the attributes of elements
+    that are allowed (a removed element's go with it); URLs with a scheme not allowed. And
+    whether any of it is something sanitising removes or changes."""
+    found: Counter = Counter()
+    suspect = False
+    for tag, attrs in _START_TAG.findall(_COMMENT.sub("", fragment)):
+        tag = tag.lower()
+        found[f"<{tag}>"] += 1
+        if tag not in _TAGS:
+            suspect = True
+            continue
+        allowed = _ATTRIBUTES["*"] | _ATTRIBUTES.get(tag, set())
+        for name, raw in _ANY_ATTR.findall(attrs):
+            name = name.lower()
+            value = html.unescape(raw[1:-1] if raw[:1] in "\"'" else raw)
+            scheme = re.match(r"\s*([a-zA-Z][\w+.-]*):", value) if name in _URL_ATTRS else None
+            if scheme and scheme.group(1).lower() not in ("http", "https", "mailto", "tel", "ftp"):
+                found[f"{scheme.group(1).lower()}: URL in <{tag} {name}>"] += 1
+                suspect = True
+            else:
+                found[f"{name}="] += 1
+                suspect = suspect or not (name in allowed or name.startswith("data-"))
+    return found, suspect
+
+
+# What Markdown alone produces: a fragment with no other tag, no event handler, style or
+# scriptable URL loses nothing to sanitising (the common case, checked in one scan).
+_PLAIN_MARKDOWN = re.compile(
+    r"<(?!/?(?:p|a|em|strong|code|pre|ul|ol|li|h[1-6]|blockquote|hr|br|img|table|thead|tbody|"
+    r"tr|th|td|del|input|sup|section)[\s/>])|\s(?:on[a-z]+|style)\s*=|(?:javascript|vbscript|data):",
+    re.I)
+
+
+def removed_by_sanitizing(fragment: str) -> list[str]:
+    """What sanitize_html takes out of `fragment`, e.g. ["<iframe> made a link x2", "<script>",
+    "javascript: URL in <a href>", "style= x3"]; empty when nothing."""
+    if not _PLAIN_MARKDOWN.search(fragment):
+        return []
+    framed = replace_iframes(fragment)
+    before, suspect = _inventory(framed)
+    iframes = framed is not fragment and _inventory(fragment)[0]["<iframe>"]
+    if not suspect and not iframes:
+        return []  # everything in it is allowed: no need to sanitise and compare
+    after, _ = _inventory(_nh3().clean(framed))
+    removed = [f"<iframe> made a link" + (f" x{iframes}" if iframes > 1 else "")] if iframes else []
+    for item, count in sorted((before - after).items()):
+        removed.append(item + (f" x{count}" if count > 1 else ""))
+    return removed

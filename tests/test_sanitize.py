@@ -1,0 +1,126 @@
+"""content/sanitize.py: feed HTML made safe for readers (nh3), what `publisher check` says it
+removed, and the feeds a build writes from real-looking posts."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from click.testing import CliRunner
+
+from publisher.cli import main
+from publisher.content.sanitize import removed_by_sanitizing, replace_iframes, sanitize_html
+from publisher.pipeline import build
+
+NOW = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
+
+TWEET = """\
+<blockquote class="twitter-tweet"><p lang="en" dir="ltr">Great release!</p>&mdash; Someone
+<a href="https://twitter.com/someone/status/1">May 2, 2024</a></blockquote>
+<script async src="https://platform.twitter.com/widgets.js" charset="utf-8"></script>
+
+<p style="color: #666">Posted from the floor.</p>
+
+<a href="javascript:void(0)" onclick="share()">Share this</a> <a href="JaVaScRiPt:x()">again</a>
+"""
+
+
+def test_scripts_handlers_styles_and_javascript_urls_go():
+    out = sanitize_html(TWEET)
+    assert "<script" not in out and "widgets.js" not in out
+    assert "style=" not in out and "onclick" not in out and "javascript" not in out.lower()
+    assert '<blockquote class="twitter-tweet"><p lang="en" dir="ltr">Great release!</p>' in out
+    assert '<a href="https://twitter.com/someone/status/1">May 2, 2024</a>' in out
+    assert "<p>Posted from the floor.</p>" in out
+    assert "<a>Share this</a> <a>again</a>" in out
+
+
+def test_data_urls_only_on_images():
+    png = "data:image/png;base64,iVBORw0KGgo="
+    out = sanitize_html(f'<img src="{png}" alt="dot"><a href="data:text/html,x">x</a>'
+                        f'<video poster="data:image/png;base64,AA" src="v.mp4"></video>')
+    assert f'<img src="{png}" alt="dot">' in out
+    assert "<a>x</a>" in out
+    assert '<video controls="" src="v.mp4"></video>' in out  # poster gone
+
+
+def test_what_readers_show_is_kept():
+    fragment = (
+        '<figure><img src="https://x.org/a.png" alt="A" width="300"><figcaption>Cap</figcaption></figure>'
+        '<table><thead><tr><th align="center">h</th></tr></thead><tbody><tr><td>1</td></tr></tbody></table>'
+        '<pre><code class="language-cpp">#include &lt;cstdlib&gt;\n</code></pre>'
+        '<details open><summary>More</summary><p>Body</p></details>'
+        '<audio src="https://x.org/a.mp3" autoplay></audio>'
+        '<ul><li><input type="checkbox" checked="" disabled="" /> done</li></ul>'
+        '<h2 id="setup">Setup</h2><p>x<sup class="footnote-ref"><a href="https://b.org/p/#p-1-fn-1" '
+        'id="p-1-fnref-1" data-footnote-ref>1</a></sup></p><del>old</del><kbd>Ctrl</kbd>'
+    )
+    out = sanitize_html(fragment)
+    for kept in ('<figure><img src="https://x.org/a.png" alt="A" width="300"><figcaption>Cap</figcaption></figure>',
+                 '<th align="center">h</th>', '<code class="language-cpp">#include &lt;cstdlib&gt;\n</code>',
+                 '<details open=""><summary>More</summary><p>Body</p></details>',
+                 '<audio src="https://x.org/a.mp3" controls=""></audio>',
+                 '<input type="checkbox" checked="" disabled="">', '<h2 id="setup">Setup</h2>',
+                 '<a href="https://b.org/p/#p-1-fn-1" id="p-1-fnref-1" data-footnote-ref="">1</a>',
+                 "<del>old</del>", "<kbd>Ctrl</kbd>"):
+        assert kept in out, kept
+    assert removed_by_sanitizing(fragment) == ["autoplay="]
+
+
+def test_embeds_become_links():
+    out = replace_iframes(
+        '<iframe width="560" src="https://www.youtube.com/embed/dQw4w9WgXcQ?si=x" title="Talk" allowfullscreen></iframe>'
+        '<iframe src="https://www.youtube-nocookie.com/embed/abcdefghijk"></iframe>'
+        '<iframe src="//player.vimeo.com/video/76979871?h=8272103f6e"></iframe>'
+        '<iframe src="https://codepen.io/x/embed/y" title="Pen &amp; demo"></iframe>'
+        '<IFRAME src="javascript:alert(1)"></IFRAME><iframe srcdoc="<b>x</b>"></iframe>'
+    )
+    assert out == (
+        '<a href="https://www.youtube.com/watch?v=dQw4w9WgXcQ"><img '
+        'src="https://i.ytimg.com/vi/dQw4w9WgXcQ/hqdefault.jpg" alt="Talk"></a>'
+        '<a href="https://www.youtube.com/watch?v=abcdefghijk"><img '
+        'src="https://i.ytimg.com/vi/abcdefghijk/hqdefault.jpg" alt="Watch the video on YouTube"></a>'
+        '<a href="https://vimeo.com/76979871">Watch the video on Vimeo</a>'
+        '<a href="https://codepen.io/x/embed/y">Pen &amp; demo</a>'
+    )
+
+
+def test_removed_lists_each_kind_once_with_counts():
+    fragment = TWEET + '<iframe src="https://a.org/x"></iframe><iframe src="https://b.org/y"></iframe>'
+    assert removed_by_sanitizing(fragment) == [
+        "<iframe> made a link x2", "<script>", "javascript: URL in <a href> x2", "onclick=", "style="]
+    assert removed_by_sanitizing("<p>Plain <em>text</em> and <a href='https://x.org/'>a link</a></p>") == []
+
+
+def test_feeds_carry_sanitised_html_and_check_names_what_went(site):
+    site.post("tweet.md", "title: Tweet\npubDate: 2024-05-02T10:00:00Z", TWEET)
+    site.post("clean.md", "title: Clean\npubDate: 2024-05-02T10:00:00Z", "Just *text*.\n")
+    site.post("md-link.md", "title: Link\npubDate: 2024-05-01T10:00:00Z", "[click](javascript:alert(1))\n")
+    config = site.config()
+    assert build(config, NOW).exit_status == 0
+    feed = json.loads((site.root / "public" / "feed.json").read_text())
+    html = next(i["content_html"] for i in feed["items"] if i["title"] == "Tweet")
+    assert "<script" not in html and "onclick" not in html and "Great release!" in html
+    for name in ("rss.xml", "atom.xml"):
+        text = (site.root / "public" / name).read_text()
+        assert "widgets.js" not in text and "javascript:" not in text and "style=" not in text
+    result = CliRunner().invoke(main, ["--config", str(site.root / "config.yaml"), "check"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:2] == [
+        "content/md-link.md: made safe for readers: removed javascript: URL in <a href>",
+        "content/tweet.md: made safe for readers: removed <script>, javascript: URL in <a href> x2, "
+        "onclick=, style="]
+    assert "content/clean.md" not in result.output
+
+
+def test_posts_published_at_the_same_second_get_distinct_atom_updated(site):
+    for slug in ("b", "a", "c"):
+        site.post(f"{slug}.md", f"title: {slug}\npubDate: 2024-05-02T10:00:00Z")
+    assert build(site.config(), NOW).exit_status == 0
+    atom = (site.root / "public" / "atom.xml").read_text()
+    assert "<updated>2024-05-02T10:00:00+00:00</updated>" in atom  # the feed's and /blog/a/'s
+    assert atom.count("<updated>2024-05-02T10:00:00.000001+00:00</updated>") == 1
+    assert atom.count("<updated>2024-05-02T10:00:00.000002+00:00</updated>") == 1
+    entry_updates = [part.split("<updated>")[1].split("<")[0]
+                     for part in atom.split("<entry>")[1:]]
+    assert len(set(entry_updates)) == 3
