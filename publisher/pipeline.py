@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from . import idle
 from .config import Config
 from .content import LoadResult, Post, load_posts, render_html, render_many
+from .content.links import SiteIndex
 from .idle import stat_files
 
 if TYPE_CHECKING:
@@ -63,10 +64,13 @@ class CachedRenderer:
 
     `prefetch` looks up every post that may reach a feed at once (a query per post meant
     ~300 round trips for a 2,000-post site with 40 tags); a post outside the prefetched set
-    is looked up on its own."""
+    is looked up on its own. With a `site` index, a post's key also covers what its HTML
+    takes from other posts and files (the URLs its links resolve to, its images' content):
+    see links.Prepared.key."""
 
-    def __init__(self, state: State | None):
+    def __init__(self, state: State | None, site: SiteIndex | None = None):
         self.state = state
+        self.site = site
         self.rendered: dict[str, str] = {}  # new renders, stored at the end
         self.cached: dict[str, str] = {}  # prefetched HTML
         self.looked_up: set[str] = set()  # keys already asked of the state
@@ -74,19 +78,27 @@ class CachedRenderer:
         self.hits = 0
         self.misses = 0
 
+    def key(self, post: Post) -> str:
+        if self.site is None:
+            return post.render_key
+        import hashlib
+
+        return hashlib.sha256(f"{post.render_key}\0{self.site.prepare(post).key}".encode()).hexdigest()
+
     def prefetch(self, posts: list[Post]) -> None:
-        keys = {post.render_key for post in posts} - self.looked_up
+        keys = {self.key(post) for post in posts} - self.looked_up
         if self.state is not None and keys:
             self.cached.update(self.state.cached_html(keys))
         self.looked_up |= keys
 
     def render_missing(self, posts: list[Post]) -> None:
         """Render, all at once (in parallel when there are many), the posts the cache lacks."""
-        missing = [p for p in posts if p.render_key not in self.cached and p.render_key not in self.rendered]
-        self.ahead.update(render_many(missing))
+        missing = [p for p in posts if self.key(p) not in self.cached and self.key(p) not in self.rendered]
+        by_post_key = render_many(missing, self.site)
+        self.ahead.update({self.key(p): by_post_key[p.render_key] for p in missing})
 
     def __call__(self, post: Post) -> str:
-        key = post.render_key
+        key = self.key(post)
         if key in self.rendered:
             return self.rendered[key]
         if key not in self.looked_up:
@@ -96,7 +108,7 @@ class CachedRenderer:
             self.hits += 1
             return cached
         self.misses += 1
-        html = self.ahead.pop(key) if key in self.ahead else render_html(post)
+        html = self.ahead.pop(key) if key in self.ahead else render_html(post, self.site)
         self.rendered[key] = html
         return html
 
@@ -181,7 +193,46 @@ def _feeds_unchanged(config: Config, state: State, fingerprint: str) -> dict | N
     files = last.get("files") or {}
     if not files or stat_files(config.output_dir, files) != files:
         return None  # deleted or edited by hand: render and rewrite what differs
+    if _stat_sources(last.get("images") or {}) != (last.get("images") or {}):
+        return None  # a local image changed, appeared or went away
     return last
+
+
+def _stat_sources(paths) -> dict[str, list[int] | None]:
+    """{absolute path: [size, mtime_ns], or None if there is no such file}."""
+    import os
+
+    found: dict[str, list[int] | None] = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+            found[path] = [st.st_size, st.st_mtime_ns]
+        except OSError:
+            found[path] = None
+    return found
+
+
+def _prepare_for_feeds(site: SiteIndex, posts: list[Post], candidates: list[Post]):
+    """Resolve engine syntax, links and images of the posts that can reach a feed (cheap: no
+    Markdown is rendered). Returns the posts with local front matter images pointing at
+    their copies, the warnings (one line per post and problem), the images to copy as
+    {output path: source path}, and the image files the result depends on."""
+    import dataclasses
+
+    warnings: list[str] = []
+    media: dict[str, str] = {}
+    images: set[str] = set()
+    replaced: dict[int, Post] = {}
+    for post in candidates:
+        prepared = site.prepare(post)
+        warnings.extend(prepared.warnings)
+        for item in prepared.media:
+            media[item.name] = item.source
+            images.add(item.source)
+        images.update(prepared.missing)
+        if prepared.image:
+            replaced[id(post)] = dataclasses.replace(post, image=prepared.image)
+    return [replaced.get(id(p), p) for p in posts], warnings, media, sorted(images)
 
 
 def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
@@ -194,6 +245,7 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
     fingerprint = feeds_fingerprint(config, loaded) if state is not None else ""
     last = _feeds_unchanged(config, state, fingerprint) if state is not None else None
     if last is not None:
+        report.problems.extend(last.get("problems") or [])  # said again on every build
         report.lines.append(
             f"feeds: {len(loaded.posts)} posts, 0 files written, {len(last['files'])} unchanged "
             f"(0 rendered, {last.get('posts_in_feeds', 0)} from cache)"
@@ -202,18 +254,30 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
 
     from .feeds import render_feeds, write_feeds
 
-    renderer = CachedRenderer(state)
+    site = SiteIndex(config, loaded.posts)
+    renderer = CachedRenderer(state, site)
     candidates = feed_candidates(loaded.posts, config.feeds.limit)
+    posts, warnings, media, images = _prepare_for_feeds(site, loaded.posts, candidates)
+    report.problems.extend(warnings)
     renderer.prefetch(candidates)
     renderer.render_missing(candidates)
-    files = render_feeds(loaded.posts, config, renderer)
+    files = render_feeds(posts, config, renderer)
     renderer.save()
+    # Local images are copied beside the feeds under content-hashed names (links.MediaFile):
+    # written like the feeds, atomically and only when their bytes differ.
+    for name, source in media.items():
+        try:
+            files[name] = Path(source).read_bytes()
+        except OSError as e:
+            report.problems.append(f"{source}: cannot read image: {e.strerror or e}")
     written = write_feeds(files, config.output_dir)
     if state is not None:
         state.set_meta(FEEDS_WRITTEN_KEY, json.dumps({
             "fingerprint": fingerprint,
             "files": stat_files(config.output_dir, files),
             "posts_in_feeds": renderer.hits + renderer.misses,
+            "problems": warnings,
+            "images": _stat_sources(images),
         }, sort_keys=True))
     report.lines.append(
         f"feeds: {len(loaded.posts)} posts, {len(written.written)} files written, "
@@ -482,6 +546,9 @@ def check(config: Config, now: datetime | None = None) -> Report:
     report = Report()
     loaded = load_posts(config, now)
     report.problems.extend(loaded.problems)
+    site = SiteIndex(config, loaded.posts)
+    for post in loaded.posts:  # engine syntax, links and images, as a build would report them
+        report.problems.extend(site.prepare(post).warnings)
     check_mail_settings(config, loaded.posts[:1], now)
     report.problems.extend(check_feeds(config.output_dir))
     report.lines.append(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 import re
 from typing import TYPE_CHECKING
 
-from .links import absolutize_html
+from .links import SiteIndex, absolutize_html, prepare
+from .syntax import SyntaxContext, resolve
 from .text import clean_text
 
 if TYPE_CHECKING:
@@ -19,8 +21,9 @@ RENDERER_VERSION = "2"
 _MD_NOISE = re.compile(r"!\[[^\]]*\]\([^)]*\)|<[^>]+>|[*_`#>~]|\[([^\]]*)\]\([^)]*\)")
 
 
-def derive_summary(body: str, limit: int = 280) -> str:
+def derive_summary(body: str, limit: int = 280, *, mdx: bool = False) -> str:
     """Plain text from the first paragraph that is not a heading, fence or HTML."""
+    body = resolve(body, SyntaxContext("", mdx=mdx)).text  # no engine syntax in a summary
     in_fence = False
     for block in re.split(r"\n\s*\n", body):
         stripped = block.strip()
@@ -55,12 +58,15 @@ def _markdown():
     return _md
 
 
-def render_html(post: Post) -> str:
-    """The post's full HTML, every relative link made absolute against its permalink."""
+def render_html(post: Post, site: SiteIndex | None = None) -> str:
+    """The post's full HTML: engine syntax resolved first (syntax.py), links to other posts'
+    source files and local images resolved against `site` (links.py), every other relative
+    link made absolute against its permalink."""
+    prepared = prepare(post, site)
     md = _markdown()
     md.reset()
-    body_html = md.convert(post.body)
-    return clean_text(absolutize_html(body_html, post.url))
+    body_html = md.convert(prepared.markdown)
+    return clean_text(absolutize_html(body_html, post.url, prepared.links))
 
 
 # Python-Markdown takes ~5 ms a post, most of a cold build's time. From this many posts on,
@@ -68,22 +74,23 @@ def render_html(post: Post) -> str:
 PARALLEL_RENDER_MIN = 64
 
 
-def render_many(posts: list[Post]) -> dict[str, str]:
+def render_many(posts: list[Post], site: SiteIndex | None = None) -> dict[str, str]:
     """render_html for many posts: {render_key: HTML}, the same HTML whichever way it is made."""
     import threading
 
     unique = list({post.render_key: post for post in posts}.values())
+    render = render_html if site is None else functools.partial(render_html, site=site)
     workers = min(len(os.sched_getaffinity(0)), 8, len(unique) // (PARALLEL_RENDER_MIN // 2))
     # Forked workers, and only from a process with one thread: a child inherits every lock
     # as its parent's other threads held it, and could hang on one (publisher schedule runs
     # builds on a worker thread, so it renders here). "spawn" would avoid that but re-runs
     # the caller's __main__ in each worker, which breaks scripts that import publisher.
     if len(unique) < PARALLEL_RENDER_MIN or workers < 2 or threading.active_count() > 1:
-        return {post.render_key: render_html(post) for post in unique}
+        return {post.render_key: render(post) for post in unique}
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         chunk = max(1, len(unique) // (workers * 4))
-        rendered = pool.map(render_html, unique, chunksize=chunk)
+        rendered = pool.map(render, unique, chunksize=chunk)
         return {post.render_key: html_text for post, html_text in zip(unique, rendered)}

@@ -35,7 +35,7 @@ from .markup import RENDERER_VERSION, derive_summary
 from . import code_hash
 from .text import clean_text, slugify
 
-POST_SUFFIXES = (".md", ".markdown")
+POST_SUFFIXES = (".md", ".markdown", ".mdx")
 
 @dataclass(frozen=True)
 class Post:
@@ -175,7 +175,8 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
     slug = _slug(meta, path)
     url = permalink(config, slug, published)
     _k, summary_value = first_key(meta, "description", "summary", "excerpt")
-    summary = re.sub(r"\s+", " ", read_text(summary_value, "description")) or derive_summary(body)
+    summary = re.sub(r"\s+", " ", read_text(summary_value, "description")) or derive_summary(
+        body, mdx=path.suffix.lower() == ".mdx")
     author, author_email = read_author(meta.get("author"), config)
     _k, image_value = first_key(meta, "image", "heroImage", "cover")
     if isinstance(image_value, dict):  # {src: ..., alt: ...} as some themes write it
