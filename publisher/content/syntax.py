@@ -101,7 +101,7 @@ _FENCE_OPEN = re.compile(r"^([ \t]*)(`{3,}|~{3,})([^\n]*)$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s")
 _RAW_OPEN = re.compile(r"\{%-?\s*raw\s*-?%\}")
 _RAW_CLOSE = re.compile(r"\{%-?\s*endraw\s*-?%\}")
-_LIQUID_HL = re.compile(r"\{%-?\s*highlight\s+([\w+#.-]+)[^%]*?-?%\}")
+_LIQUID_HL = re.compile(r"""\{%-?\s*highlight\s+["']?([\w+#.-]+)["']?[^%]*?-?%\}""")
 _LIQUID_HL_END = re.compile(r"\{%-?\s*endhighlight\s*-?%\}")
 _HUGO_HL = re.compile(r"\{\{([<%])\s*highlight\s+\"?([\w+#.-]+)\"?[^>%]*?[>%]\}\}")
 _HUGO_HL_END = re.compile(r"\{\{[<%]\s*/\s*highlight\s*[>%]\}\}")
@@ -126,15 +126,9 @@ def _fenced(lang: str, code: str) -> str:
 def _mask(text: str, literals: list[str], *, liquid: bool, shortcodes: bool, out: Resolved) -> str:
     """Replace code blocks, code spans, raw regions and highlight blocks by placeholders."""
     lines = text.split("\n")
-    result: list[str] = []
-    prose: list[str] = []  # lines of the current run of prose, masked inline at its end
+    result: list[str] = []  # prose lines, and code blocks as placeholders
     i = 0
     previous = "\n"  # the last non-blank line seen outside code ("\n": none, or code)
-
-    def flush() -> None:
-        if prose:
-            result.append(_mask_inline("\n".join(prose), literals, liquid, shortcodes, out))
-            prose.clear()
 
     while i < len(lines):
         line = lines[i]
@@ -146,13 +140,12 @@ def _mask(text: str, literals: list[str], *, liquid: bool, shortcodes: bool, out
             j = i + 1
             while j < len(lines) and not close.match(lines[j]):
                 j += 1
-            flush()
             result.append(_keep(literals, _in_code("\n".join(lines[i:j + 1]))))
             previous = "\n"
             i = j + 1
             continue
         indented = line.startswith(("    ", "\t")) and line.strip()
-        if (indented and (not prose or not prose[-1].strip())
+        if (indented and (not result or not result[-1].strip())
                 and not previous.startswith((" ", "\t")) and not _LIST_ITEM.match(previous)):
             # An indented code block: after a blank line, not a list item's continuation.
             j = i
@@ -160,16 +153,15 @@ def _mask(text: str, literals: list[str], *, liquid: bool, shortcodes: bool, out
                 j += 1
             while j > i and not lines[j - 1].strip():
                 j -= 1
-            flush()
             result.append(_keep(literals, _in_code("\n".join(lines[i:j]))))
             i = j
             continue
         if line.strip():
             previous = line
-        prose.append(line)
+        result.append(line)
         i += 1
-    flush()
-    return "\n".join(result)
+    # Then, over the whole text (a raw region may hold a code block): spans, raw, highlight.
+    return _mask_inline("\n".join(result), literals, liquid, shortcodes, out)
 
 
 def _mask_inline(text: str, literals: list[str], liquid: bool, shortcodes: bool,
@@ -310,11 +302,23 @@ def _drop_components(text: str, out: Resolved) -> str:
         pos = end
     text = "".join(pieces)
 
-    def expression(m: re.Match) -> str:
-        out.name(m.group(0))
-        return ""
-
-    return re.sub(r"\{[^{}\n\ue000\ue001]*\}", expression, text)
+    # {expressions}, braces balanced, are JavaScript: nothing a feed can show.
+    pieces = []
+    pos = 0
+    while (start := text.find("{", pos)) >= 0:
+        depth, end = 0, start
+        while end < len(text):
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            if depth == 0:
+                break
+            end += 1
+        if depth:
+            break  # unbalanced: left as it is
+        pieces.append(text[pos:start])
+        out.name(_unmask(text[start:end + 1], []))
+        pos = end + 1
+    pieces.append(text[pos:])
+    return "".join(pieces)
 
 
 # --- Hugo shortcodes --------------------------------------------------------------------
@@ -424,7 +428,7 @@ def _shortcode(m: re.Match, inner: str | None, ctx: SyntaxContext, out: Resolved
         summary = get("summary") or "Details"
         is_open = " open" if get("open").lower() == "true" else ""
         return f"<details{is_open}>\n<summary>{html.escape(summary)}</summary>\n\n{inner.strip()}\n\n</details>"
-    out.name(f"{{{{{m.group(1)} {name} {'>' if m.group(1) == '<' else '%'}}}}}")
+    out.name(m.group(0))
     return inner or ""
 
 
