@@ -441,7 +441,7 @@ def test_hugo_site_with_shortcodes_and_a_page_bundle(tmp_path):
     assert '<pre><code class="language-go-html-template">{{&lt; x &gt;}}\n</code></pre>' in first
     other = items["https://ex.org/posts/other/"]
     # A page bundle's image is published beside its page: linked there, not copied.
-    assert '<img alt="A photo" src="https://ex.org/posts/other/photo.jpg">' in other
+    assert re.findall(r'<img [^>]*src="([^"]*)"', other)[0] == "https://ex.org/posts/other/photo.jpg"
     assert ('<a href="https://gist.github.com/spf13/7896402">Gist spf13/7896402</a> '
             '<a href="https://x.com/SanDiegoZoo/status/1453110110599868418">Post by @SanDiegoZoo</a>') in other
     assert not (root / "feeds" / "media").exists()
