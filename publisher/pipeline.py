@@ -250,7 +250,12 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
             f"feeds: {len(loaded.posts)} posts, 0 files written, {len(last['files'])} unchanged "
             f"(0 rendered, {last.get('posts_in_feeds', 0)} from cache)"
         )
-        return last["files"]
+        # The local images the feeds depend on, by absolute path, go with the feed files
+        # into the idle stamp: one that changes ends idleness, and one that is missing
+        # ([-1, -1]: never what a stat finds) keeps every run on the full path, which
+        # reports it and copies it once it appears.
+        images = last.get("images") or {}
+        return {**last["files"], **{path: stamp or [-1, -1] for path, stamp in images.items()}}
 
     from .feeds import render_feeds, write_feeds
 

@@ -155,3 +155,39 @@ def test_a_missing_image_is_named_on_every_build_and_by_check_until_it_appears(s
     assert item["image"] == BASE + "/" + media_name(b"\xff\xd8 hero", "hero.jpg")
     assert srcs(item["content_html"]) == [f'{BASE}/{media_name(b"<svg/>", "diagram.svg")}']
     assert (site.root / "public" / media_name(b"<svg/>", "diagram.svg")).read_bytes() == b"<svg/>"
+
+
+def test_publisher_run_notices_an_image_change_and_a_missing_image_that_appears(site):
+    """The idle stamp of `publisher run` covers the images the feeds depend on."""
+    from datetime import timedelta
+
+    from conftest import PG_BASE
+
+    (site.content / "a.png").write_bytes(b"\x89PNG one")
+    site.post("p.md", "title: P\npubDate: 2024-01-01", "![a](a.png) ![b](b.png)\n")
+    config = site.config()
+    missing = ["content/p.md: image not found: b.png"]
+    for minutes in (0, 5, 10):  # a missing image: every run reports it
+        assert pipeline.run_once(config, NOW + timedelta(minutes=minutes)).problems == missing
+    (site.content / "b.png").write_bytes(b"\x89PNG two")
+    assert pipeline.run_once(config, NOW + timedelta(minutes=15)).problems == []
+    assert (site.root / "public" / media_name(b"\x89PNG two", "b.png")).exists()
+    pipeline.run_once(config, NOW + timedelta(minutes=20))  # idle from here on
+    if not PG_BASE:
+        assert json.loads(_idle_stamp(config))["feeds"]  # the stamp is in place
+    (site.content / "a.png").write_bytes(b"\x89PNG one, edited")
+    report = pipeline.run_once(config, NOW + timedelta(minutes=25))
+    assert report.lines[0].startswith("feeds: 1 posts, 4 files written")
+    edited, two = media_name(b"\x89PNG one, edited", "a.png"), media_name(b"\x89PNG two", "b.png")
+    assert srcs(html_of(site, "p")) == [f"{BASE}/{edited}", f"{BASE}/{two}"]
+
+
+def _idle_stamp(config) -> str:
+    from publisher import idle
+    from publisher.state import State
+
+    state = State(config.database_url)
+    try:
+        return state.get_meta(idle.STAMP_KEY)
+    finally:
+        state.close()
