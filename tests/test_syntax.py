@@ -192,9 +192,11 @@ def test_mdx_imports_exports_components_and_comments():
 
         <Tabs><TabItem label="npm">npm i</TabItem></Tabs> and <Image src={cover} alt="" /> end.
         Importing data is a sentence, not a statement.
+
+        import the data first: a sentence too.
         """, ctx(dialect="astro", mdx=True))
     assert text == ("\n# Hello \n\n\nChildren **stay**.\n\n\nnpm i and  end.\n"
-                    "Importing data is a sentence, not a statement.\n")
+                    "Importing data is a sentence, not a statement.\n\nimport the data first: a sentence too.\n")
     assert unresolved == ["<Image />"]
 
 

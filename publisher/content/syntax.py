@@ -237,7 +237,7 @@ def _mask_inline(text: str, literals: list[str], liquid: bool, shortcodes: bool,
 
 _MDX_COMMENT = re.compile(r"\{/\*.*?\*/\}", re.S)
 _JSX_OPEN = re.compile(r"<(/?)([A-Z][\w.]*)")
-_ESM = re.compile(r"""(?:import\s+(?:[\w*{]|["'])|export\s+(?:const|let|var|function|async|class|default|\{|\*))""")
+_ESM = re.compile(r"""(?:import\s+(?:["']|.*\bfrom\s*["']|\{[^}]*$)|export\s+(?:const|let|var|function|async|class|default|\{|\*))""")
 
 
 def _mdx(text: str, out: Resolved) -> str:
