@@ -555,3 +555,71 @@ def test_eleventy_site_with_liquid(tmp_path):
         '<p>Next: <a href="https://ex.org/posts/second/#intro">the second post</a>.</p>')
     assert items["https://ex.org/posts/second/"] == (
         '<pre><code class="language-js">const x = `${1}`;\n</code></pre>')
+
+
+HUGO_COMPARED = """\
+    ---
+    title: First
+    date: 2024-03-01T10:00:00Z
+    series: Lakes
+    ---
+    {{< figure src="/images/banner.png" alt="Banner" title="Lake" caption="The lake at dawn" attr="Ana" attrlink="https://ana.example" >}}
+
+    {{< figure src="/images/banner.png" link="https://ex.org/big.png" class="wide" width="300" >}}
+
+    See {{< ref "posts/other.md" >}} and [rel]({{< relref "other" >}}), part of {{< param series >}}.
+
+    {{< highlight go >}}
+    x := 1
+    {{< /highlight >}}
+    """
+
+
+def _normalized(fragment: str) -> str:
+    """HTML as a reader sees it: whitespace between tags and runs of it collapsed, void tags
+    without '/', URLs absolute."""
+    from publisher.content.links import absolutize_html
+
+    fragment = absolutize_html(fragment, "https://ex.org/posts/first/")
+    fragment = re.sub(r"\s*/>", ">", fragment)
+    fragment = re.sub(r">\s+<", "><", fragment)
+    return re.sub(r"\s+", " ", fragment).strip()
+
+
+@pytest.mark.skipif(__import__("shutil").which("hugo") is None, reason="hugo is not installed")
+def test_shortcodes_publish_what_hugo_itself_publishes(tmp_path):
+    """The same content folder built by Hugo (a layout printing .Content) and by publisher:
+    the figures, the ref/relref/param paragraph and the highlighted code agree."""
+    root = tmp_path / "hugo"
+    write(root, {
+        "hugo.toml": 'baseURL = "https://ex.org/"\ntitle = "T"\n',
+        "layouts/_default/single.html": "{{ .Content }}\n",
+        "static/images/banner.png": b"\x89PNG banner",
+        "content/posts/first.md": HUGO_COMPARED,
+        "content/posts/other.md": "---\ntitle: Other\ndate: 2024-02-01\n---\nHi.\n",
+        "config.yaml": config_yaml("https://ex.org", "content", "/posts/{slug}/", "hugo"),
+    })
+    subprocess.run(["hugo", "--quiet"], cwd=root, check=True, capture_output=True, timeout=120)
+    theirs = (root / "public/posts/first/index.html").read_text(encoding="utf-8")
+    proc, items = build(root)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    ours = items["https://ex.org/posts/first/"]
+
+    def figures(text: str) -> list[str]:
+        return [_normalized(f) for f in re.findall(r"<figure.*?</figure>", text, re.S)]
+
+    assert figures(ours) == figures(theirs) == [
+        '<figure><img src="https://ex.org/images/banner.png" alt="Banner"><figcaption><h4>Lake</h4>'
+        '<p>The lake at dawn <a href="https://ana.example">Ana</a></p></figcaption></figure>',
+        '<figure class="wide"><a href="https://ex.org/big.png"><img src="https://ex.org/images/banner.png"'
+        ' width="300"></a></figure>']
+    paragraph = re.compile(r"<p>See .*?</p>", re.S)
+    assert _normalized(paragraph.search(ours).group(0)) == _normalized(paragraph.search(theirs).group(0))
+
+    def code_text(text: str) -> str:
+        import html
+
+        code = re.search(r'<code class="language-go"[^>]*>(.*?)</code>', text, re.S).group(1)
+        return html.unescape(re.sub(r"<[^>]+>", "", code)).strip()
+
+    assert code_text(ours) == code_text(theirs) == "x := 1"
