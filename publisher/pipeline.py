@@ -316,7 +316,7 @@ def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datet
     # Config errors that would only show at send time stop us before anything is recorded.
     envelope_sender(config)
     check_settings(config)
-    rendered = render_digest(posts, config, kind=kind)
+    rendered = render_digest(with_copied_images(config, posts), config, kind=kind)
     for warning in rendered.warnings:
         log.warning("%s", warning)
     return state.create_digest(kind=kind, subject=rendered.subject, html=rendered.html,
@@ -474,7 +474,25 @@ def _posts_for_next_digest(config: Config, now: datetime, report: Report, verb: 
     report.problems.extend(loaded.problems)
     if not posts:
         report.lines.append(f"no published posts: nothing to {verb}")
-    return posts
+    return with_copied_images(config, posts)
+
+
+def with_copied_images(config: Config, posts: list[Post]) -> list[Post]:
+    """The posts with a local front matter image (Astro's heroImage: '../../assets/x.jpg')
+    pointing at its copy beside the feeds, for the mail: the copy the last feed build wrote.
+    A post whose image was not copied (it never reached a feed) keeps its image as it is."""
+    import dataclasses
+    from urllib.parse import unquote
+
+    site = SiteIndex(config, ())
+    result = []
+    for post in posts:
+        prepared = site.prepare(post) if post.image and post._path else None
+        copied = prepared and prepared.image and any(
+            (config.output_dir / m.name).is_file() for m in prepared.media
+            if unquote(prepared.image).endswith("/" + m.name))
+        result.append(dataclasses.replace(post, image=prepared.image) if copied else post)
+    return result
 
 
 def send_test(config: Config, address: str, now: datetime | None = None) -> Report:

@@ -191,3 +191,21 @@ def _idle_stamp(config) -> str:
         return state.get_meta(idle.STAMP_KEY)
     finally:
         state.close()
+
+
+def test_the_mail_shows_a_local_hero_image_from_its_copy(site, tmp_path):
+    (site.root / "src" / "assets").mkdir(parents=True)
+    (site.root / "src" / "assets" / "hero.jpg").write_bytes(b"\xff\xd8 hero")
+    site.write_config(content={"dir": "src/content/blog"})
+    post = site.root / "src" / "content" / "blog" / "first-post.md"
+    post.parent.mkdir(parents=True)
+    post.write_text("---\ntitle: First post\npubDate: 2024-01-01\nheroImage: '../../assets/hero.jpg'\n---\n"
+                    "Hello.\n", encoding="utf-8")
+    config = site.config()
+    copy = BASE + "/" + media_name(b"\xff\xd8 hero", "hero.jpg")
+    before, files = pipeline.preview(config, tmp_path / "before")
+    assert f'src="{BASE}/assets/hero.jpg"' in files[0].read_text()  # not copied yet: as written
+    pipeline.build(config, NOW)
+    _report, files = pipeline.preview(config, tmp_path / "after")
+    html = files[0].read_text()
+    assert f'src="{copy}"' in html and "assets/hero.jpg" not in html
