@@ -254,6 +254,13 @@ def test_a_raw_pair_inside_code_is_unwrapped_as_jekyll_publishes_it():
     assert unresolved == []
 
 
+def test_a_lone_backtick_does_not_hide_the_next_paragraphs_syntax():
+    text, unresolved = run("Press the ` key.\n\nThen {{< youtube abc >}} and `code`.\n", ctx(dialect="hugo"))
+    assert text == ("Press the ` key.\n\nThen <a href=\"https://www.youtube.com/watch?v=abc\"><img "
+                    'src="https://i.ytimg.com/vi/abc/hqdefault.jpg" alt="YouTube video"></a> and `code`.\n')
+    assert unresolved == []
+
+
 def test_text_without_engine_syntax_is_returned_as_it_is():
     body = "# Title\n\nPlain *Markdown* with {braces} and 50% off.\n"
     assert run(body) == (body, [])

@@ -98,6 +98,7 @@ def _unmask(text: str, literals: list[str]) -> str:
 # --- code and raw set aside -------------------------------------------------------------
 
 _FENCE_OPEN = re.compile(r"^([ \t]*)(`{3,}|~{3,})([^\n]*)$")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s")
 _RAW_OPEN = re.compile(r"\{%-?\s*raw\s*-?%\}")
 _RAW_CLOSE = re.compile(r"\{%-?\s*endraw\s*-?%\}")
@@ -194,7 +195,9 @@ def _mask_inline(text: str, literals: list[str], liquid: bool, shortcodes: bool,
         if kind == "span":
             run = m.group("span")
             close = re.compile(r"(?<!`)" + run + r"(?!`)")
-            end = close.search(text, m.end())
+            # A code span ends within its paragraph: up to the next blank line at most.
+            blank = _BLANK_LINE.search(text, m.end())
+            end = close.search(text, m.end(), blank.start() if blank else len(text))
             if end is None:  # backticks with no partner are text
                 pieces.append(run)
                 pos = m.end()
