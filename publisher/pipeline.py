@@ -216,13 +216,15 @@ def _prepare_for_feeds(site: SiteIndex, posts: list[Post], candidates: list[Post
     """Resolve engine syntax, links and images of the posts that can reach a feed (cheap: no
     Markdown is rendered). Returns the posts with local front matter images pointing at
     their copies, the warnings (one line per post and problem), the images to copy as
-    {output path: source path}, and the image files the result depends on."""
+    {output path: source path}, and the files besides the posts the result depends on
+    (images, found or not, and the site's Liquid variables)."""
     import dataclasses
 
     warnings: list[str] = []
     media: dict[str, str] = {}
     images: set[str] = set()
     replaced: dict[int, Post] = {}
+    images.update(site.data_files)  # _config.yml and data files: {{ site.x }} comes from them
     for post in candidates:
         prepared = site.prepare(post)
         warnings.extend(prepared.warnings)

@@ -322,7 +322,7 @@ def assert_no_leaks(root: Path, shown: tuple[str, ...] = ()) -> None:
 
 
 JEKYLL = {
-    "_config.yml": "title: Engine test\nurl: https://ex.org\nbaseurl: /blog\n",
+    "_config.yml": "title: Engine test\nurl: https://ex.org\nbaseurl: /blog\nrepository: ana/blog\n",
     "_posts/2020-01-01-welcome.md": """\
         ---
         layout: post
@@ -331,7 +331,7 @@ JEKYLL = {
         slug: welcome
         ---
         Read [the next one]({% post_url 2020-01-05-second %}) or [the same]({% link _posts/2020-01-05-second.md %}).
-        Home: {{ site.url }}{{ site.baseurl }}/
+        Home: {{ site.url }}{{ site.baseurl }}/ ([source](https://github.com/{{ site.repository }}))
 
         {% highlight ruby %}
         puts "{{ page.title }}"
@@ -369,7 +369,7 @@ def test_jekyll_site_with_liquid(tmp_path):
     second = "https://ex.org/blog/2020/01/05/second.html"
     html = items["https://ex.org/blog/2020/01/01/welcome.html"]
     assert f'<a href="{second}">the next one</a> or <a href="{second}">the same</a>' in html
-    assert "Home: https://ex.org/blog/" in html
+    assert 'Home: https://ex.org/blog/ (<a href="https://github.com/ana/blog">source</a>)' in html
     assert '<pre><code class="language-ruby">puts "{{ page.title }}"\n</code></pre>' in html.replace("&quot;", '"')
     assert "<p>Liquid looks like {{ this }}.</p>" in html
     assert "newsletter-box" not in html
@@ -378,6 +378,12 @@ def test_jekyll_site_with_liquid(tmp_path):
     # The build's own words for what it could not resolve come again from the cache.
     again, _ = build(root, shown)
     assert (again.returncode, again.stderr) == (1, proc.stderr)
+    # _config.yml is what {{ site.repository }} came from: a change to it reaches the feed.
+    config = root / "_config.yml"
+    config.write_text(config.read_text().replace("ana/blog", "ana/new-blog"))
+    _proc, items = build(root, shown)
+    assert '<a href="https://github.com/ana/new-blog">source</a>' in items[
+        "https://ex.org/blog/2020/01/01/welcome.html"]
 
 
 HUGO = {
@@ -523,13 +529,14 @@ def test_astro_site_with_mdx_components_and_hero_images(tmp_path):
 ELEVENTY = {
     "eleventy.config.js": "export default function (eleventyConfig) {}\n",
     "posts/posts.json": '{"layout": "post.njk", "tags": ["posts"]}\n',
+    "_data/metadata.json": '{"title": "Engine test", "author": {"name": "Ana"}}\n',
     "posts/2024-03-01-hello.md": """\
         ---
         title: Hello Eleventy
         date: 2024-03-01
         slug: hello-eleventy
         ---
-        Welcome to {{ title }}, served from {{ site.url }}.
+        Welcome to {{ title }}, served from {{ site.url }} by {{ metadata.author.name }}.
 
         {% raw %}Nunjucks and Liquid both use {{ braces }}.{% endraw %}
 
@@ -557,7 +564,7 @@ def test_eleventy_site_with_liquid(tmp_path):
     proc, items = build(root)
     assert proc.stderr == 'posts/2024-03-01-hello.md: unresolved engine syntax: {% youtube "w7Ft2ymGmfc" %}\n'
     assert items["https://ex.org/posts/hello-eleventy/"] == (
-        "<p>Welcome to Hello Eleventy, served from https://ex.org.</p>\n"
+        "<p>Welcome to Hello Eleventy, served from https://ex.org by Ana.</p>\n"
         "<p>Nunjucks and Liquid both use {{ braces }}.</p>\n"
         '<p>Next: <a href="https://ex.org/posts/second/#intro">the second post</a>.</p>')
     assert items["https://ex.org/posts/second/"] == (

@@ -136,6 +136,7 @@ class SiteIndex:
                 stem = os.path.basename(os.path.dirname(path))
             self.by_stem.setdefault(stem, []).append(post.url)
         self._prepared: dict[tuple[str, str], Prepared] = {}
+        self.variables, self.data_files = _site_variables(self.root, self.dialect)
 
     @classmethod
     def alone(cls, site_url: str) -> SiteIndex:
@@ -145,6 +146,7 @@ class SiteIndex:
         index.site_url, index.dialect = site_url.rstrip("/"), "auto"
         index.root = index.content_dir = ""
         index.static_dirs, index.by_path, index.by_stem, index._prepared = (), {}, {}, {}
+        index.variables, index.data_files = {}, ()
         return index
 
     def __getstate__(self) -> dict:
@@ -208,6 +210,42 @@ class SiteIndex:
             if path.startswith(folder) and os.path.isfile(path):
                 return path
         return None
+
+
+def _site_variables(root: str, dialect: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The Liquid variables a site defines, and the files they come from: Jekyll's
+    _config.yml as `site`, Eleventy's _data/<name>.json as `<name>`. A file that cannot be
+    read defines nothing (the variables it would have given are then named as unresolved)."""
+    variables: dict[str, Any] = {}
+    files: list[str] = []
+    if dialect in ("auto", "jekyll"):
+        path = os.path.join(root, "_config.yml")
+        if os.path.isfile(path):
+            import yaml
+
+            files.append(path)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    data = yaml.safe_load(f)
+            except (OSError, ValueError, yaml.YAMLError):
+                data = None
+            if isinstance(data, dict):
+                variables["site"] = {k: v for k, v in data.items() if k not in ("url", "baseurl")}
+    if dialect in ("auto", "eleventy"):
+        folder = os.path.join(root, "_data")
+        names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        for name in names:
+            stem = name[:-5]
+            if not name.endswith(".json") or stem in variables:  # Jekyll's `site` comes first
+                continue
+            path = os.path.join(folder, name)
+            files.append(path)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    variables[stem] = json.load(f)
+            except (OSError, ValueError):
+                continue
+    return variables, tuple(files)
 
 
 _INLINE_REF = re.compile(r"\]\(\s*(<[^>\n]*>|[^\s)]+)")
@@ -345,11 +383,11 @@ def _prepare(post: Post, index: SiteIndex) -> Prepared:
 
     body = post.body
     resolver = _Resolver(post, index)
-    needs_meta = post._path and (post.image or "{{" in body)
+    needs_meta = post._path and (post.image or "{{" in body or "{%" in body)
     meta = _front_matter(post) if needs_meta else {}
     ctx = SyntaxContext(
         site_url=index.site_url, dialect=index.dialect,
-        mdx=post._path.lower().endswith(".mdx"), params=meta,
+        mdx=post._path.lower().endswith(".mdx"), params=meta, variables=index.variables,
         post_link=lambda kind, target: index.post_link(kind, target, resolver.file),
     )
     resolved = resolve(body, ctx)
@@ -365,10 +403,18 @@ def _prepare(post: Post, index: SiteIndex) -> Prepared:
     warnings.extend(resolver.warnings)
     media = tuple(sorted(resolver.media.values(), key=lambda m: m.name))
     key = hashlib.sha256(json.dumps(
-        [sorted(resolver.links.items()), [m.name for m in media], image, index.site_url, index.dialect],
+        [sorted(resolver.links.items()), [m.name for m in media], image, index.site_url, index.dialect,
+         _used_variables(body, index.variables)],
     ).encode("utf-8", "surrogatepass")).hexdigest()
     return Prepared(resolved.text, dict(resolver.links), media, image, tuple(warnings), key,
                     tuple(resolver.missing))
+
+
+def _used_variables(body: str, variables: Mapping[str, Any]) -> list:
+    """The site variables a body may use (by their top-level name), for the render key."""
+    if not variables or "{{" not in body:
+        return []
+    return [[name, repr(variables[name])] for name in sorted(variables) if name in body]
 
 
 def prepare(post: Post, index: SiteIndex | None = None) -> Prepared:

@@ -36,6 +36,9 @@ class SyntaxContext:
     mdx: bool = False  # the post is an .mdx file
     # The post's front matter, for {{< param >}}, {{ page.x }} and Eleventy's {{ x }}.
     params: Mapping[str, Any] = field(default_factory=dict)
+    # The site's Liquid variables: {"site": Jekyll's _config.yml, "<name>": Eleventy's
+    # _data/<name>.json}; site.url and site.baseurl always come from site_url.
+    variables: Mapping[str, Any] = field(default_factory=dict)
     # (kind, target) -> the post's absolute URL, or None: kind is "post_url" (Jekyll's
     # `{% post_url 2020-01-01-x %}`), "link" (a path from the site folder), "ref" (Hugo).
     post_link: Callable[[str, str], str | None] = lambda kind, target: None
@@ -506,8 +509,14 @@ def _liquid(text: str, ctx: SyntaxContext, out: Resolved) -> str:
         elif _QUOTED.match(value):
             result = _QUOTED.match(value).group(2)
         else:
-            key = value[5:] if value.startswith("page.") else value
-            found = _lookup(ctx.params, key) if re.fullmatch(r"[\w.-]+", key) else None
+            found = None
+            if re.fullmatch(r"[\w.-]+", value):
+                if value.startswith("page."):
+                    found = _lookup(ctx.params, value[5:])
+                else:  # site.x from _config.yml, Eleventy's data files; then the front matter
+                    found = _lookup(ctx.variables, value)
+                    if found is None and not value.startswith("site."):
+                        found = _lookup(ctx.params, value)
             if found is None:
                 out.name(m.group(0))
                 return ""
