@@ -193,8 +193,8 @@ def _feeds_unchanged(config: Config, state: State, fingerprint: str) -> dict | N
     files = last.get("files") or {}
     if not files or stat_files(config.output_dir, files) != files:
         return None  # deleted or edited by hand: render and rewrite what differs
-    if _stat_sources(last.get("images") or {}) != (last.get("images") or {}):
-        return None  # a local image changed, appeared or went away
+    if _stat_sources(last.get("sources") or {}) != (last.get("sources") or {}):
+        return None  # a local image or a Liquid data file changed, appeared or went away
     return last
 
 
@@ -222,19 +222,19 @@ def _prepare_for_feeds(site: SiteIndex, posts: list[Post], candidates: list[Post
 
     warnings: list[str] = []
     media: dict[str, str] = {}
-    images: set[str] = set()
+    watched: set[str] = set()
     replaced: dict[int, Post] = {}
-    images.update(site.data_files)  # _config.yml and data files: {{ site.x }} comes from them
+    watched.update(site.data_files)  # _config.yml and data files: {{ site.x }} comes from them
     for post in candidates:
         prepared = site.prepare(post)
         warnings.extend(prepared.warnings)
         for item in prepared.media:
             media[item.name] = item.source
-            images.add(item.source)
-        images.update(prepared.missing)
+            watched.add(item.source)
+        watched.update(prepared.missing)
         if prepared.image:
             replaced[id(post)] = dataclasses.replace(post, image=prepared.image)
-    return [replaced.get(id(p), p) for p in posts], warnings, media, sorted(images)
+    return [replaced.get(id(p), p) for p in posts], warnings, media, sorted(watched)
 
 
 def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
@@ -252,19 +252,19 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
             f"feeds: {len(loaded.posts)} posts, 0 files written, {len(last['files'])} unchanged "
             f"(0 rendered, {last.get('posts_in_feeds', 0)} from cache)"
         )
-        # The local images the feeds depend on, by absolute path, go with the feed files
-        # into the idle stamp: one that changes ends idleness, and one that is missing
-        # ([-1, -1]: never what a stat finds) keeps every run on the full path, which
-        # reports it and copies it once it appears.
-        images = last.get("images") or {}
-        return {**last["files"], **{path: stamp or [-1, -1] for path, stamp in images.items()}}
+        # The other files the feeds depend on (local images, Liquid data), by absolute path,
+        # go with the feed files into the idle stamp: one that changes ends idleness, and one
+        # that is missing ([-1, -1]: never what a stat finds) keeps every run on the full
+        # path, which reports it and copies it once it appears.
+        sources = last.get("sources") or {}
+        return {**last["files"], **{path: stamp or [-1, -1] for path, stamp in sources.items()}}
 
     from .feeds import render_feeds, write_feeds
 
     site = SiteIndex(config, loaded.posts)
     renderer = CachedRenderer(state, site)
     candidates = feed_candidates(loaded.posts, config.feeds.limit)
-    posts, warnings, media, images = _prepare_for_feeds(site, loaded.posts, candidates)
+    posts, warnings, media, watched = _prepare_for_feeds(site, loaded.posts, candidates)
     report.problems.extend(warnings)
     renderer.prefetch(candidates)
     renderer.render_missing(candidates)
@@ -284,7 +284,7 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
             "files": stat_files(config.output_dir, files),
             "posts_in_feeds": renderer.hits + renderer.misses,
             "problems": warnings,
-            "images": _stat_sources(images),
+            "sources": _stat_sources(watched),
         }, sort_keys=True))
     report.lines.append(
         f"feeds: {len(loaded.posts)} posts, {len(written.written)} files written, "
