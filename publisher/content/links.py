@@ -233,7 +233,10 @@ def _site_variables(root: str, dialect: str) -> tuple[dict[str, Any], tuple[str,
                 variables["site"] = {k: v for k, v in data.items() if k not in ("url", "baseurl")}
     if dialect in ("auto", "eleventy"):
         folder = os.path.join(root, "_data")
-        names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        try:
+            names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        except OSError:
+            names = []
         for name in names:
             stem = name[:-5]
             if not name.endswith(".json") or stem in variables:  # Jekyll's `site` comes first
