@@ -74,6 +74,16 @@ def resolve(text: str, ctx: SyntaxContext) -> Resolved:
     if liquid:
         masked = _liquid(masked, ctx, out)
     out.text = _unmask(masked, literals)
+    if len(out.unresolved) > 1:  # named in the order the post has them
+        flat = re.sub(r"\s+", " ", text)
+
+        def position(name: str) -> int:
+            probe = name[:-3] if name.endswith("...") else name
+            probe = probe[:-3] if probe.endswith(" />") else probe
+            found = flat.find(probe)
+            return found if found >= 0 else len(flat)
+
+        out.unresolved.sort(key=position)
     return out
 
 
