@@ -170,7 +170,9 @@ def feeds_fingerprint(config: Config, loaded: LoadResult) -> str:
     site = config.site
     h.update(json.dumps([scan_fingerprint(config), site.title, site.url, site.description,
                          site.language, site.author.name, site.author.email,
-                         config.feeds.limit]).encode("utf-8", "surrogatepass"))
+                         config.feeds.limit,
+                         config.content.dialect,  # which engine syntax is resolved (syntax.py)
+                         ]).encode("utf-8", "surrogatepass"))
     for post in loaded.posts:
         h.update(f"{post.source}\0{post.content_hash}\n".encode("utf-8", "surrogatepass"))
     return h.hexdigest()

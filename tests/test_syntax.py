@@ -637,3 +637,14 @@ def test_shortcodes_publish_what_hugo_itself_publishes(tmp_path):
         return html.unescape(re.sub(r"<[^>]+>", "", code)).strip()
 
     assert code_text(ours) == code_text(theirs) == "x := 1"
+
+
+def test_changing_the_dialect_rebuilds_the_feeds(tmp_path):
+    root = tmp_path / "site"
+    write(root, {"config.yaml": config_yaml("https://ex.org", "posts", "/{slug}/", "hugo"),
+                 "posts/p.md": "---\ntitle: P\ndate: 2024-01-01\n---\nAt {{ site.url }}.\n"})
+    _proc, items = build(root)
+    assert items["https://ex.org/p/"] == "<p>At {{ site.url }}.</p>"  # Hugo leaves it alone
+    write(root, {"config.yaml": config_yaml("https://ex.org", "posts", "/{slug}/", "jekyll")})
+    _proc, items = build(root)
+    assert items["https://ex.org/p/"] == "<p>At https://ex.org.</p>"
