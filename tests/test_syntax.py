@@ -648,3 +648,30 @@ def test_changing_the_dialect_rebuilds_the_feeds(tmp_path):
     write(root, {"config.yaml": config_yaml("https://ex.org", "posts", "/{slug}/", "jekyll")})
     _proc, items = build(root)
     assert items["https://ex.org/p/"] == "<p>At https://ex.org.</p>"
+
+
+FRAGMENTS = ["{% raw %}", "{% endraw %}", "{{< x a=1 >}}", "{{< /x >}}", "{{% y %}}", "{{% /y %}}", "`", "```",
+             "~~~", "\n", "\n\n", "text ", "{{ site.url }}", "{{ page.t }}", "<Foo a={1 > 0}>", "</Foo>",
+             "<Bar />", "import X from 'y'\n", "export const a = {\n", "}\n", "{/* c */}", "    indented\n",
+             "{% highlight go %}", "{% endhighlight %}", "{{< highlight go >}}", "{{< /highlight >}}",
+             "{{</* z */>}}", "{% include a.html %}", "{{< figure src=\"a.png\" >}}", "{", "}", "\ue000", "\ue0000\ue001", "\ue0009\ue001"]
+
+
+@pytest.mark.parametrize("dialect, mdx", [("auto", False), ("hugo", False), ("jekyll", False), ("astro", True)])
+def test_any_mix_of_engine_syntax_resolves_without_error(dialect, mdx):
+    """Generated bodies: resolving never raises, never leaves a placeholder of its own behind,
+    and gives the same answer twice."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join))
+    def check(body):
+        first = resolve(body, ctx(dialect=dialect, mdx=mdx))
+        again = resolve(body, ctx(dialect=dialect, mdx=mdx))
+        assert (first.text, first.unresolved) == (again.text, again.unresolved)
+        assert first.text.count("\ue000") == body.count("\ue000")  # only the body's own
+        assert all("\n" not in name for name in first.unresolved)
+
+    check()

@@ -65,10 +65,12 @@ def resolve(text: str, ctx: SyntaxContext) -> Resolved:
     shortcodes = ctx.dialect in SHORTCODE_DIALECTS and not ctx.mdx
     if not (liquid or shortcodes or ctx.mdx) or not (ctx.mdx or _MAYBE_SYNTAX.search(text)):
         return out
+    if "\ue000" in text:  # the placeholders' own character (Unicode private use): not ours to touch
+        return out
     literals: list[str] = []
     masked = _mask(text, literals, liquid=liquid, shortcodes=shortcodes, out=out)
     if ctx.mdx:
-        masked = _mdx(masked, out)
+        masked = _mdx(masked, out, literals)
     if shortcodes:
         masked = _shortcodes(masked, ctx, out)
     if liquid:
@@ -104,7 +106,8 @@ def _unmask(text: str, literals: list[str]) -> str:
     for _ in range(3):
         if "\ue000" not in text:
             break
-        text = _PLACEHOLDER.sub(lambda m: literals[int(m.group(1))], text)
+        text = _PLACEHOLDER.sub(
+            lambda m: literals[int(m.group(1))] if int(m.group(1)) < len(literals) else m.group(0), text)
     return text
 
 
@@ -256,7 +259,7 @@ _JSX_OPEN = re.compile(r"<(/?)([A-Z][\w.]*)")
 _ESM = re.compile(r"""(?:import\s+(?:["']|.*\bfrom\s*["']|\{[^}]*$)|export\s+(?:const|let|var|function|async|class|default|\{|\*))""")
 
 
-def _mdx(text: str, out: Resolved) -> str:
+def _mdx(text: str, out: Resolved, literals: list[str]) -> str:
     text = _MDX_COMMENT.sub("", text)
     lines = text.split("\n")
     kept: list[str] = []
@@ -274,7 +277,7 @@ def _mdx(text: str, out: Resolved) -> str:
         kept.append(lines[i])
         i += 1
     text = "\n".join(kept)
-    return _drop_components(text, out)
+    return _drop_components(text, out, literals)
 
 
 def _tag_end(text: str, pos: int) -> int:
@@ -299,7 +302,7 @@ def _tag_end(text: str, pos: int) -> int:
     return -1
 
 
-def _drop_components(text: str, out: Resolved) -> str:
+def _drop_components(text: str, out: Resolved, literals: list[str]) -> str:
     """JSX components (capitalised tags) dropped, their children kept; {expressions} named."""
     pieces: list[str] = []
     pos = 0
@@ -331,7 +334,7 @@ def _drop_components(text: str, out: Resolved) -> str:
         if depth:
             break  # unbalanced: left as it is
         pieces.append(text[pos:start])
-        out.name(_unmask(text[start:end + 1], []))
+        out.name(_unmask(text[start:end + 1], literals))
         pos = end + 1
     pieces.append(text[pos:])
     return "".join(pieces)
