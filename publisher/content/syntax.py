@@ -256,7 +256,9 @@ def _mask_inline(text: str, literals: list[str], liquid: bool, shortcodes: bool,
 
 _MDX_COMMENT = re.compile(r"\{/\*.*?\*/\}", re.S)
 _JSX_OPEN = re.compile(r"<(/?)([A-Z][\w.]*)")
-_ESM = re.compile(r"""(?:import\s+(?:["']|.*\bfrom\s*["']|\{[^}]*$)|export\s+(?:const|let|var|function|async|class|default|\{|\*))""")
+# An ES module statement (what MDX takes a line starting with import/export for).
+_ESM = re.compile(r"""import\s+(?:["']|.*\bfrom\s*["']|\{[^}]*$)"""
+                  r"|export\s+(?:const|let|var|function|async|class|default|\{|\*)")
 
 
 def _mdx(text: str, out: Resolved, literals: list[str]) -> str:
