@@ -200,6 +200,23 @@ def test_mdx_imports_exports_components_and_comments():
     assert unresolved == ["<Image />"]
 
 
+def test_mdx_components_indented_children_are_a_paragraph_not_code():
+    text, unresolved = run("""\
+        Here is a component:
+
+        <HeaderLink href="#" onclick="alert('clicked!')">
+        \tEmbedded component in MDX
+        </HeaderLink>
+
+        - a list
+
+              with an indented continuation
+        """, ctx(dialect="astro", mdx=True))
+    assert text == ("Here is a component:\n\n\nEmbedded component in MDX\n\n\n- a list\n\n"
+                    "      with an indented continuation\n")
+    assert unresolved == []
+
+
 def test_mdx_expressions_are_dropped_and_named():
     text, unresolved = run("Written {frontmatter.pubDate} by <b>me</b>.\n", ctx(dialect="astro", mdx=True))
     assert text == "Written  by <b>me</b>.\n"

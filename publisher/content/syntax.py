@@ -279,7 +279,22 @@ def _mdx(text: str, out: Resolved, literals: list[str]) -> str:
         kept.append(lines[i])
         i += 1
     text = "\n".join(kept)
-    return _drop_components(text, out, literals)
+    return _no_indented_code(_drop_components(text, out, literals))
+
+
+def _no_indented_code(text: str) -> str:
+    """MDX has no indented code: a component's indented children are a paragraph. With the
+    component dropped, such a line would read as code to the Markdown engine, so it loses
+    its indentation (a list item's continuation keeps it)."""
+    lines = text.split("\n")
+    previous = ""  # the last non-blank line
+    for i, line in enumerate(lines):
+        if (line.startswith(("    ", "\t")) and line.strip() and (i == 0 or not lines[i - 1].strip())
+                and not previous.startswith((" ", "\t")) and not _LIST_ITEM.match(previous)):
+            lines[i] = line.lstrip()
+        if lines[i].strip():
+            previous = lines[i]
+    return "\n".join(lines)
 
 
 def _tag_end(text: str, pos: int) -> int:
