@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from . import idle
 from .config import Config
 from .content import LoadResult, Post, cache_key, load_posts, render_html
+from .content.links import SiteIndex
 from .idle import stat_files
 
 if TYPE_CHECKING:
@@ -66,9 +67,11 @@ class CachedRenderer:
     is looked up on its own. Rendering is cheap (cmark-gfm: ~0.2 ms for a 7 KB post), so it
     happens in this process, when a post is asked for."""
 
-    def __init__(self, state: State | None, config: Config | None = None):
+    def __init__(self, state: State | None, config: Config | None = None,
+                 site: SiteIndex | None = None):
         self.state = state
         self.config = config
+        self.site = site
         self.rendered: dict[str, str] = {}  # new renders, stored at the end
         self.cached: dict[str, str] = {}  # prefetched HTML
         self.looked_up: set[str] = set()  # keys already asked of the state
@@ -76,7 +79,14 @@ class CachedRenderer:
         self.misses = 0
 
     def key(self, post: Post) -> str:
-        return cache_key(post, self.config)
+        """The engine's key, and with a `site` index what the post's HTML takes from other
+        posts and files (the URLs its links resolve to, its images' content): links.Prepared.key."""
+        key = cache_key(post, self.config)
+        if self.site is None:
+            return key
+        import hashlib
+
+        return hashlib.sha256(f"{key}\0{self.site.prepare(post).key}".encode()).hexdigest()
 
     def prefetch(self, posts: list[Post]) -> None:
         keys = {self.key(post) for post in posts} - self.looked_up
@@ -95,7 +105,7 @@ class CachedRenderer:
             self.hits += 1
             return cached
         self.misses += 1
-        html = render_html(post, self.config)
+        html = render_html(post, self.config, self.site)
         self.rendered[key] = html
         return html
 
@@ -140,6 +150,7 @@ def _config_fingerprint(config: Config) -> str:
                          site.language, site.author.name, site.author.email,
                          feeds.limit, site.icon, site.logo, list(feeds.websub_hub), feeds.archive,
                          feeds.archive_size, feeds.archive_tags, feeds.podcast,
+                         config.content.dialect,  # which engine syntax is resolved (syntax.py)
                          ]).encode("utf-8", "surrogatepass"))
     return h.hexdigest()
 
@@ -156,7 +167,7 @@ def feeds_fingerprint(config: Config, loaded: LoadResult) -> str:
     return h.hexdigest()
 
 
-def feed_set_fingerprint(base: str, feed) -> str:
+def feed_set_fingerprint(base: str, feed, key: Callable[[Post], str]) -> str:
     """What one feed set's files depend on (feeds.render_feeds): the config and code (`base`),
     its folder, title and description, its archive links (RFC 5005), and its items, each
     standing for its file's bytes."""
@@ -165,7 +176,7 @@ def feed_set_fingerprint(base: str, feed) -> str:
     h = hashlib.sha256(f"{base}\0{feed.folder}\0{feed.title}\0{feed.description}\0{feed.archive!r}\n"
                        .encode("utf-8", "surrogatepass"))
     for post in feed.items:
-        h.update(f"{post.source}\0{post.content_hash}\n".encode("utf-8", "surrogatepass"))
+        h.update(f"{post.source}\0{post.content_hash}\0{key(post)}\n".encode("utf-8", "surrogatepass"))
     return h.hexdigest()
 
 
@@ -187,16 +198,45 @@ def _feeds_unchanged(config: Config, last: dict, fingerprint: str) -> bool:
         return False
     files = last.get("files") or {}
     # Deleted or edited by hand: render and rewrite what differs.
-    return bool(files) and stat_files(config.output_dir, files) == files
+    if not files or stat_files(config.output_dir, files) != files:
+        return False
+    # A local image or a Liquid data file changed, appeared or went away: render again.
+    return _stat_sources(last.get("sources") or {}) == (last.get("sources") or {})
+
+
+def _stat_sources(paths) -> dict[str, list[int] | None]:
+    """{absolute path: [size, mtime_ns], or None if there is no such file}."""
+    import os
+
+    found: dict[str, list[int] | None] = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+            found[path] = [st.st_size, st.st_mtime_ns]
+        except OSError:
+            found[path] = None
+    return found
 
 
 class _FeedSelection:
     """feeds.render_feeds' `select`: the feed sets whose files are missing, touched, or whose
     fingerprint changed since the last write; the others are left as they are on disk. The
-    posts of the chosen sets are looked up in the render cache at once."""
+    posts of the chosen sets are looked up in the render cache at once.
 
-    def __init__(self, config: Config, last: dict, renderer: CachedRenderer):
+    Before choosing, every post of every set is prepared against the site (engine syntax,
+    links, images: links.SiteIndex, cheap, no Markdown rendered): its warnings are reported
+    on every build, its local images are copied beside the feeds, a local front matter image
+    points at its copy, and what its HTML takes from other posts and files is part of its
+    set's fingerprint."""
+
+    def __init__(self, config: Config, last: dict, renderer: CachedRenderer, site: SiteIndex):
         self.base = _config_fingerprint(config)
+        self.site = site
+        self.warnings: list[str] = []  # one line per post and problem
+        self.media: dict[str, str] = {}  # output path -> source path of each image to copy
+        # The files besides the posts the feeds depend on: images (found or not) and the
+        # site's Liquid variables ({{ site.x }} comes from _config.yml and data files).
+        self.watched: set[str] = set(site.data_files)
         self.last_sets = last.get("feeds") or {}
         self.last_files = last.get("files") or {}
         self.on_disk = stat_files(config.output_dir, self.last_files)
@@ -204,12 +244,31 @@ class _FeedSelection:
         self.fingerprints: dict[str, str] = {}  # folder -> fingerprint, of every set
         self.kept: set[str] = set()  # files of the sets left as they are
 
+    def _prepare(self, feeds: list) -> list:
+        import dataclasses
+
+        replaced: dict[int, Post] = {}
+        for post in {id(p): p for f in feeds for p in f.items}.values():
+            prepared = self.site.prepare(post)
+            self.warnings.extend(prepared.warnings)
+            for item in prepared.media:
+                self.media[item.name] = item.source
+                self.watched.add(item.source)
+            self.watched.update(prepared.missing)
+            if prepared.image:
+                replaced[id(post)] = dataclasses.replace(post, image=prepared.image)
+        if not replaced:
+            return feeds
+        return [dataclasses.replace(f, items=tuple(replaced.get(id(p), p) for p in f.items))
+                for f in feeds]
+
     def __call__(self, feeds: list) -> list:
         from .feeds import FEED_FILES
 
+        feeds = self._prepare(feeds)
         chosen = []
         for feed in feeds:
-            fingerprint = feed_set_fingerprint(self.base, feed)
+            fingerprint = feed_set_fingerprint(self.base, feed, self.renderer.key)
             self.fingerprints[feed.folder] = fingerprint
             paths = [feed.path(name) for name in FEED_FILES]
             if (self.last_sets.get(feed.folder) == fingerprint
@@ -238,15 +297,30 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
             f"feeds: {len(loaded.posts)} posts, 0 files written, {len(last['files'])} unchanged "
             f"(0 rendered, {last.get('posts_in_feeds', 0)} from cache)"
         )
+        report.problems.extend(last.get("problems") or [])  # said again on every build
         ping_hubs(config, state, [], report, now)  # only retries of earlier failures
-        return last["files"]
+        # The other files the feeds depend on (local images, Liquid data), by absolute path,
+        # go with the feed files into the idle stamp: one that changes ends idleness, and one
+        # that is missing ([-1, -1]: never what a stat finds) keeps every run on the full
+        # path, which reports it and copies it once it appears.
+        sources = last.get("sources") or {}
+        return {**last["files"], **{path: stamp or [-1, -1] for path, stamp in sources.items()}}
 
     from .feeds import render_feeds, write_feeds
 
-    renderer = CachedRenderer(state, config)
-    selection = _FeedSelection(config, last, renderer)
+    site = SiteIndex(config, loaded.posts)
+    renderer = CachedRenderer(state, config, site)
+    selection = _FeedSelection(config, last, renderer, site)
     files = render_feeds(loaded.posts, config, renderer, select=selection)
     renderer.save()
+    report.problems.extend(selection.warnings)
+    # Local images are copied beside the feeds under content-hashed names (links.MediaFile):
+    # written like the feeds, atomically and only when their bytes differ.
+    for name, source in selection.media.items():
+        try:
+            files[name] = Path(source).read_bytes()
+        except OSError as e:
+            report.problems.append(f"{source}: cannot read image: {e.strerror or e}")
     written = write_feeds(files, config.output_dir, keep=frozenset(selection.kept))
     if state is not None:
         state.set_meta(FEEDS_WRITTEN_KEY, json.dumps({
@@ -254,6 +328,8 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
             "feeds": selection.fingerprints,
             "files": stat_files(config.output_dir, [*files, *selection.kept]),
             "posts_in_feeds": renderer.hits + renderer.misses,
+            "problems": selection.warnings,
+            "sources": _stat_sources(sorted(selection.watched)),
         }, sort_keys=True))
     report.lines.append(
         f"feeds: {len(loaded.posts)} posts, {len(written.written)} files written, "
@@ -308,7 +384,7 @@ def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datet
     # Config errors that would only show at send time stop us before anything is recorded.
     envelope_sender(config)
     check_settings(config)
-    rendered = render_digest(posts, config, kind=kind)
+    rendered = render_digest(with_copied_images(config, posts), config, kind=kind)
     for warning in rendered.warnings:
         log.warning("%s", warning)
     return state.create_digest(kind=kind, subject=rendered.subject, html=rendered.html,
@@ -497,7 +573,25 @@ def _posts_for_next_digest(config: Config, now: datetime, report: Report, verb: 
     report.problems.extend(loaded.problems)
     if not posts:
         report.lines.append(f"no published posts: nothing to {verb}")
-    return posts
+    return with_copied_images(config, posts)
+
+
+def with_copied_images(config: Config, posts: list[Post]) -> list[Post]:
+    """The posts with a local front matter image (Astro's heroImage: '../../assets/x.jpg')
+    pointing at its copy beside the feeds, for the mail: the copy the last feed build wrote.
+    A post whose image was not copied (it never reached a feed) keeps its image as it is."""
+    import dataclasses
+    from urllib.parse import unquote
+
+    site = SiteIndex(config, ())
+    result = []
+    for post in posts:
+        prepared = site.prepare(post) if post.image and post._path else None
+        copied = prepared and prepared.image and any(
+            (config.output_dir / m.name).is_file() for m in prepared.media
+            if unquote(prepared.image).endswith("/" + m.name))
+        result.append(dataclasses.replace(post, image=prepared.image) if copied else post)
+    return result
 
 
 def send_test(config: Config, address: str, now: datetime | None = None) -> Report:
@@ -574,8 +668,11 @@ def check(config: Config, now: datetime | None = None) -> Report:
     report = Report()
     loaded = load_posts(config, now)
     report.problems.extend(loaded.problems)
+    site = SiteIndex(config, loaded.posts)
+    for post in loaded.posts:  # engine syntax, links and images, as a build would report them
+        report.problems.extend(site.prepare(post).warnings)
     check_mail_settings(config, loaded.posts[:1], now)
-    report.lines.extend(sanitizing_report(config, loaded.posts + loaded.held_back))
+    report.lines.extend(sanitizing_report(config, loaded.posts + loaded.held_back, site))
     report.problems.extend(check_feeds(config.output_dir))
     from .newsletter.bounces import check_lines  # VERP's MX/alias, the bounce mailbox
     report.lines.extend(check_lines(config))
@@ -587,7 +684,7 @@ def check(config: Config, now: datetime | None = None) -> Report:
     return report
 
 
-def sanitizing_report(config: Config, posts: list[Post]) -> list[str]:
+def sanitizing_report(config: Config, posts: list[Post], site: SiteIndex | None = None) -> list[str]:
     """One line per post whose HTML loses something to sanitising on its way to readers."""
     from .content.sanitize import removed_by_sanitizing
 
@@ -600,7 +697,7 @@ def sanitizing_report(config: Config, posts: list[Post]) -> list[str]:
     for post in sorted(posts, key=lambda p: p.source):
         if not could_hold.search(post.body):
             continue
-        removed = removed_by_sanitizing(render_html(post, config))
+        removed = removed_by_sanitizing(render_html(post, config, site))
         if removed:
             lines.append(f"{post.source}: made safe for readers: removed {', '.join(removed)}")
     return lines

@@ -1,13 +1,24 @@
-"""URLs: a post's permalink, and every relative href/src in its HTML made absolute."""
+"""URLs: a post's permalink, every relative href/src in its HTML made absolute, links to other
+posts' source files turned into their URLs, and local images found where the engine keeps them
+(see SiteIndex)."""
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
+import os
 import re
+from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import quote, urljoin, urlsplit
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from ..config import Config
+
+if TYPE_CHECKING:
+    from .posts import Post
 
 def permalink(config: Config, slug: str, published: datetime) -> str:
     local = published.astimezone(config.tz)
@@ -37,14 +48,22 @@ def absolutize_url(value: str, base: str) -> str:
         return value
 
 
-def absolutize_html(fragment: str, base: str) -> str:
-    """Make every relative href/src/srcset in an HTML fragment absolute against `base`."""
+def absolutize_html(fragment: str, base: str, links: Mapping[str, str] | None = None) -> str:
+    """Make every relative href/src/srcset in an HTML fragment absolute against `base`; a
+    value found in `links` (as written in the Markdown) becomes the URL given there."""
+
+    def absolute(value: str) -> str:
+        if links:
+            mapped = links.get(value) or links.get(unquote(value))
+            if mapped:
+                return mapped
+        return absolutize_url(value, base)
 
     def fix_attr(m: re.Match) -> str:
         raw = m.group(2)
         quote_char = raw[0] if raw[0] in "\"'" else ""
         value = raw[1:-1] if quote_char else raw
-        fixed = html.escape(absolutize_url(html.unescape(value), base), quote=True)
+        fixed = html.escape(absolute(html.unescape(value)), quote=True)
         return f'{m.group(1)}"{fixed}"'
 
     def fix_srcset(m: re.Match) -> str:
@@ -52,7 +71,7 @@ def absolutize_html(fragment: str, base: str) -> str:
         for candidate in html.unescape(m.group(2)[1:-1]).split(","):
             parts = candidate.strip().split(None, 1)
             if parts:
-                parts[0] = absolutize_url(parts[0], base)
+                parts[0] = absolute(parts[0])
                 items.append(" ".join(parts))
         return f'{m.group(1)}"{html.escape(", ".join(items), quote=True)}"'
 
@@ -61,3 +80,349 @@ def absolutize_html(fragment: str, base: str) -> str:
         return _SRCSET_ATTR.sub(fix_srcset, tag)
 
     return _TAG.sub(fix_tag, fragment)
+
+
+# --- the site index: links to source files, local images --------------------------------
+
+SOURCE_SUFFIXES = (".md", ".markdown", ".mdx")  # a link to one of these is a link to a post
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".avif", ".svg")
+MEDIA_DIR = "media"  # under feeds.output_dir, where local images are copied
+# Where engines serve a site-absolute path like /images/x.png from: Hugo's static/, Astro's
+# and Eleventy's public/, and the site folder itself (Jekyll, Eleventy passthrough copies).
+STATIC_DIRS = ("static", "public", ".")
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """A local image the build copies into the output folder."""
+
+    source: str  # absolute path of the image
+    name: str  # path under feeds.output_dir: media/<sha256-12>-<file name>
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A post ready to render: its Markdown with engine syntax resolved, the URL each local
+    link or image stands for, the images to copy, and what could not be resolved. `key` is a
+    digest of everything here the HTML depends on besides the post's own bytes."""
+
+    markdown: str
+    links: Mapping[str, str]  # a reference as written in the Markdown -> its absolute URL
+    media: tuple[MediaFile, ...]
+    image: str  # the front matter image's URL when it is a local file, else ""
+    warnings: tuple[str, ...]  # whole lines, each naming the post
+    key: str
+    missing: tuple[str, ...] = ()  # image files looked for and not found (absolute paths)
+
+
+class SiteIndex:
+    """Which post each source file is (source path -> URL), built from the published posts,
+    and the site's folders, for resolving a post's links and images. Plain data only, so a
+    forked render worker gets a copy cheaply; prepared posts are remembered per index."""
+
+    def __init__(self, config: Config, posts: Iterable[Post]):
+        self.site_url = config.site.url.rstrip("/")
+        self.dialect = config.content.dialect
+        self.root = os.path.abspath(config.root)
+        self.content_dir = os.path.abspath(config.content_dir)
+        self.static_dirs = tuple(os.path.normpath(os.path.join(self.root, d)) for d in STATIC_DIRS)
+        self.by_path: dict[str, str] = {}  # absolute file path -> URL
+        self.by_stem: dict[str, list[str]] = {}  # file stem (a bundle's folder) -> URLs
+        for post in posts:
+            path = os.path.abspath(post._path or os.path.join(self.root, post.source))
+            self.by_path[path] = post.url
+            stem = os.path.splitext(os.path.basename(path))[0]
+            if stem in ("index", "_index"):
+                stem = os.path.basename(os.path.dirname(path))
+            self.by_stem.setdefault(stem, []).append(post.url)
+        self._prepared: dict[tuple[str, str], Prepared] = {}
+        self.variables, self.data_files = _site_variables(self.root, self.dialect)
+
+    @classmethod
+    def alone(cls, site_url: str) -> SiteIndex:
+        """An index that knows no posts and no folders: what rendering one post on its own
+        (no site at hand) resolves against."""
+        index = cls.__new__(cls)
+        index.site_url, index.dialect = site_url.rstrip("/"), "auto"
+        index.root = index.content_dir = ""
+        index.static_dirs, index.by_path, index.by_stem, index._prepared = (), {}, {}, {}
+        index.variables, index.data_files = {}, ()
+        return index
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_prepared": {}}
+
+    def prepare(self, post: Post) -> Prepared:
+        key = (post.url, post.content_hash)
+        if key not in self._prepared:
+            self._prepared[key] = _prepare(post, self)
+        return self._prepared[key]
+
+    # -- posts --
+
+    def _url_of(self, path: str) -> str | None:
+        path = os.path.normpath(path)
+        for candidate in (path, *(path + s for s in SOURCE_SUFFIXES),
+                          *(os.path.join(path, "index" + s) for s in SOURCE_SUFFIXES)):
+            if candidate in self.by_path:
+                return self.by_path[candidate]
+        return None
+
+    def post_link(self, kind: str, target: str, from_file: str) -> str | None:
+        """The URL of the post `target` names, or None. kind: "post_url" (a Jekyll post's
+        name), "link" (a path from the site folder), "ref" (Hugo), "file" (a Markdown link)."""
+        path, _, fragment = target.partition("#")
+        fragment = "#" + fragment if fragment else ""
+        path = unquote(path)
+        url = None
+        if kind == "post_url":
+            found = self.by_stem.get(os.path.basename(path), [])
+            url = found[0] if len(found) == 1 else None
+        elif path:
+            here = os.path.dirname(from_file)
+            if path.startswith("/"):
+                bases = [self.content_dir, self.root]
+            elif kind == "link":
+                bases = [self.root, self.content_dir]
+            else:
+                bases = [here, self.content_dir, self.root]
+            for base in bases:
+                if base and (url := self._url_of(os.path.join(base, path.lstrip("/")))):
+                    break
+            if url is None:
+                # /blog/first.md when content.dir is the blog folder itself, or Hugo's bare name.
+                tail = os.sep + os.path.normpath(path.lstrip("/"))
+                found = [u for p, u in self.by_path.items() if p.endswith(tail)]
+                if not found and kind == "ref" and "/" not in path:
+                    found = self.by_stem.get(os.path.splitext(path)[0], [])
+                url = found[0] if len(set(found)) == 1 else None
+        elif kind == "ref" and fragment:
+            return fragment
+        return url + fragment if url else None
+
+    # -- images --
+
+    def served_at(self, url_path: str) -> str | None:
+        """The file behind a site-absolute path, if the engine serves one there."""
+        rel = unquote(url_path).lstrip("/")
+        for folder in self.static_dirs:
+            path = os.path.normpath(os.path.join(folder, rel))
+            if path.startswith(folder) and os.path.isfile(path):
+                return path
+        return None
+
+
+def _site_variables(root: str, dialect: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The Liquid variables a site defines, and the files they come from: Jekyll's
+    _config.yml as `site`, Eleventy's _data/<name>.json as `<name>`. A file that cannot be
+    read defines nothing (the variables it would have given are then named as unresolved)."""
+    variables: dict[str, Any] = {}
+    files: list[str] = []
+    if dialect in ("auto", "jekyll"):
+        path = os.path.join(root, "_config.yml")
+        if os.path.isfile(path):
+            import yaml
+
+            files.append(path)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    data = yaml.safe_load(f)
+            except (OSError, ValueError, yaml.YAMLError):
+                data = None
+            if isinstance(data, dict):
+                variables["site"] = {k: v for k, v in data.items() if k not in ("url", "baseurl")}
+    if dialect in ("auto", "eleventy"):
+        folder = os.path.join(root, "_data")
+        try:
+            names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        except OSError:
+            names = []
+        for name in names:
+            stem = name[:-5]
+            if not name.endswith(".json") or stem in variables:  # Jekyll's `site` comes first
+                continue
+            path = os.path.join(folder, name)
+            files.append(path)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    variables[stem] = json.load(f)
+            except (OSError, ValueError):
+                continue
+    return variables, tuple(files)
+
+
+_INLINE_REF = re.compile(r"\]\(\s*(<[^>\n]*>|[^\s)]+)")
+_DEFINITION_REF = re.compile(r"^ {0,3}\[[^\]\n]+\]:\s*(<[^>\n]*>|\S+)", re.M)
+_HTML_REF = re.compile(r"""\s(?:src|href|poster)\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
+
+
+def _references(markdown: str) -> list[str]:
+    """Every link or image destination written in the Markdown outside code, in order."""
+    from .syntax import prose_only
+
+    prose = prose_only(markdown)
+    found: list[str] = []
+    for m in _INLINE_REF.finditer(prose):
+        found.append(m.group(1))
+    for m in _DEFINITION_REF.finditer(prose):
+        found.append(m.group(1))
+    for m in _HTML_REF.finditer(prose):
+        found.append(html.unescape(m.group(1) if m.group(1) is not None else m.group(2)))
+    refs = []
+    for ref in found:
+        ref = ref[1:-1] if ref.startswith("<") and ref.endswith(">") else ref
+        if ref and ref not in refs:
+            refs.append(ref)
+    return refs
+
+
+def _is_local(ref: str) -> bool:
+    try:
+        parts = urlsplit(ref)
+    except ValueError:
+        return False
+    return not (parts.scheme or parts.netloc or ref.startswith("#") or not parts.path)
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _media(path: str) -> MediaFile:
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:12]
+    name = re.sub(r"[^\w.-]+", "-", os.path.basename(path)).strip("-.") or "image"
+    return MediaFile(path, f"{MEDIA_DIR}/{digest}-{name}")
+
+
+class _Resolver:
+    """Resolves one post's references against the index; collects media and warnings."""
+
+    def __init__(self, post: Post, index: SiteIndex):
+        self.post, self.index = post, index
+        self.file = os.path.abspath(post._path) if post._path else ""
+        self.links: dict[str, str] = {}
+        self.media: dict[str, MediaFile] = {}
+        self.warnings: list[str] = []
+        self.missing: list[str] = []
+
+    def bundle(self) -> str | None:
+        """A Hugo page bundle's folder: its images are published beside the post's page."""
+        if self.index.dialect in ("auto", "hugo") and os.path.basename(self.file).startswith("index."):
+            return os.path.dirname(self.file)
+        return None
+
+    def image(self, ref: str) -> str | None:
+        """The URL to use for a local image, or None to keep the reference absolutized."""
+        path = urlsplit(ref).path
+        if not self.file:
+            return None
+        if path.startswith("/"):
+            if self.index.served_at(path):
+                return self.index.site_url + quote(path, safe="/~-._%")
+            self.warnings.append(f"{self.post.source}: image not found: {_one_line(ref)}")
+            self.missing.extend(os.path.join(d, unquote(path).lstrip("/")) for d in self.index.static_dirs)
+            return None
+        local = os.path.normpath(os.path.join(os.path.dirname(self.file), unquote(path)))
+        if os.path.isfile(local):
+            bundle = self.bundle()
+            if bundle and local.startswith(bundle + os.sep):
+                return None  # published at the post's URL: absolutizing is right
+            media = self.media.get(local) or _media(local)
+            self.media[local] = media
+            return f"{self.index.site_url}/{quote(media.name)}"
+        served = urlsplit(absolutize_url(ref, self.post.url)).path
+        if self.post.url.startswith(self.index.site_url) and self.index.served_at(
+                served[len(urlsplit(self.index.site_url).path):]):
+            return None
+        self.warnings.append(f"{self.post.source}: image not found: {_one_line(ref)}")
+        self.missing.append(local)
+        return None
+
+    def reference(self, ref: str) -> None:
+        if not _is_local(ref) or ref in self.links:
+            return
+        path = urlsplit(ref).path.lower()
+        if path.endswith(SOURCE_SUFFIXES):
+            url = self.index.post_link("file", ref, self.file)
+            if url:
+                self.links[ref] = url
+            elif self.file:
+                self.warnings.append(f"{self.post.source}: link to {_one_line(ref)}: "
+                                     "no published post has that source file")
+        elif path.endswith(IMAGE_SUFFIXES):
+            url = self.image(ref)
+            if url:
+                self.links[ref] = url
+
+
+def _front_matter(post: Post) -> Mapping[str, Any]:
+    """The post's front matter, read again from its file (only when a post needs it)."""
+    from .frontmatter import split_front_matter
+    from .text import clean_text
+
+    try:
+        raw = Path(post._path).read_bytes()
+        if hashlib.sha256(raw).hexdigest() != post.content_hash:
+            return {}
+        meta = split_front_matter(clean_text(raw.decode("utf-8-sig")))[0]
+    except Exception:  # the post was read once already; a re-read problem only loses params
+        return {}
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _front_image(meta: Mapping[str, Any]) -> str:
+    for key in ("image", "heroImage", "cover"):
+        value = meta.get(key)
+        if isinstance(value, Mapping):
+            value = value.get("src") or value.get("url")
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return ""
+
+
+def _prepare(post: Post, index: SiteIndex) -> Prepared:
+    from .syntax import SyntaxContext, resolve
+
+    body = post.body
+    resolver = _Resolver(post, index)
+    needs_meta = post._path and (post.image or "{{" in body or "{%" in body)
+    meta = _front_matter(post) if needs_meta else {}
+    ctx = SyntaxContext(
+        site_url=index.site_url, dialect=index.dialect,
+        mdx=post._path.lower().endswith(".mdx"), params=meta, variables=index.variables,
+        post_link=lambda kind, target: index.post_link(kind, target, resolver.file),
+    )
+    resolved = resolve(body, ctx)
+    warnings = []
+    if resolved.unresolved:
+        warnings.append(f"{post.source}: unresolved engine syntax: {', '.join(resolved.unresolved)}")
+    for ref in _references(resolved.text):
+        resolver.reference(ref)
+    image = ""
+    raw_image = _front_image(meta) if post.image else ""
+    if raw_image and _is_local(raw_image) and urlsplit(raw_image).path.lower().endswith(IMAGE_SUFFIXES):
+        image = resolver.image(raw_image) or ""
+    warnings.extend(resolver.warnings)
+    media = tuple(sorted(resolver.media.values(), key=lambda m: m.name))
+    key = hashlib.sha256(json.dumps(
+        [sorted(resolver.links.items()), [m.name for m in media], image, index.site_url, index.dialect,
+         _used_variables(body, index.variables)],
+    ).encode("utf-8", "surrogatepass")).hexdigest()
+    return Prepared(resolved.text, dict(resolver.links), media, image, tuple(warnings), key,
+                    tuple(resolver.missing))
+
+
+def _used_variables(body: str, variables: Mapping[str, Any]) -> list:
+    """The site variables a body may use (by their top-level name), for the render key."""
+    if not variables or "{{" not in body:
+        return []
+    return [[name, repr(variables[name])] for name in sorted(variables) if name in body]
+
+
+def prepare(post: Post, index: SiteIndex | None = None) -> Prepared:
+    """`post` ready to render against `index` (or, without one, against no other post)."""
+    if index is None:
+        parts = urlsplit(post.url)
+        index = SiteIndex.alone(f"{parts.scheme}://{parts.netloc}")
+    return index.prepare(post)

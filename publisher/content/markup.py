@@ -19,7 +19,8 @@ import html
 import re
 from typing import TYPE_CHECKING, Callable
 
-from .links import absolutize_html
+from .links import SiteIndex, absolutize_html, prepare
+from .syntax import SyntaxContext, resolve
 from .text import clean_text
 
 if TYPE_CHECKING:
@@ -92,11 +93,14 @@ def render_body(body: str, config: Config | None = None) -> str:
     return add_heading_ids(_engine(config)(body))
 
 
-def render_html(post: Post, config: Config | None = None) -> str:
-    """The post's full HTML: relative links made absolute against its permalink, footnote ids
-    prefixed for the post. `config` chooses the engine (None: the default, CommonMark + GFM)."""
-    body_html = render_body(post.body, config)
-    body_html = absolutize_html(body_html, post.url)
+def render_html(post: Post, config: Config | None = None, site: SiteIndex | None = None) -> str:
+    """The post's full HTML: engine syntax resolved first (syntax.py), links to other posts'
+    source files and local images resolved against `site` (links.py), every other relative
+    link made absolute against its permalink, footnote ids prefixed for the post. `config`
+    chooses the engine (None: the default, CommonMark + GFM)."""
+    prepared = prepare(post, site)
+    body_html = render_body(prepared.markdown, config)
+    body_html = absolutize_html(body_html, post.url, prepared.links)
     return clean_text(prefix_footnotes(body_html, post)).rstrip("\n")
 
 
@@ -185,11 +189,13 @@ _LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]\n]+\]:[ \t]*\S.*$", re.M)
 SUMMARY_PREFIX = 2000  # characters of Markdown rendered to find the summary, when that is enough
 
 
-def summary_of(body: str, config: Config | None = None) -> str:
-    """derive_summary of the rendered body. Only its beginning is rendered when that holds a
-    paragraph of text (most posts start with one): the first blocks up to SUMMARY_PREFIX
-    characters, cut at a blank line outside a fenced block, with the body's link reference
-    definitions, so that reference links resolve as they do in the whole post."""
+def summary_of(body: str, config: Config | None = None, *, mdx: bool = False) -> str:
+    """derive_summary of the rendered body, engine syntax resolved first (none reaches a
+    summary). Only its beginning is rendered when that holds a paragraph of text (most posts
+    start with one): the first blocks up to SUMMARY_PREFIX characters, cut at a blank line
+    outside a fenced block, with the body's link reference definitions, so that reference
+    links resolve as they do in the whole post."""
+    body = resolve(body, SyntaxContext("", mdx=mdx)).text
     if len(body) > SUMMARY_PREFIX * 2:
         cut = body.find("\n\n", SUMMARY_PREFIX)
         if cut != -1 and len(_FENCE.findall(body, 0, cut)) % 2 == 0:

@@ -36,7 +36,7 @@ from .markup import RENDERER_VERSION, engine_key, summary_of
 from . import code_hash
 from .text import clean_text, slugify
 
-POST_SUFFIXES = (".md", ".markdown")
+POST_SUFFIXES = (".md", ".markdown", ".mdx")
 
 @dataclass(frozen=True)
 class Post:
@@ -178,7 +178,7 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
     url = permalink(config, slug, published)
     _k, summary_value = first_key(meta, "description", "summary", "excerpt")
     summary = (re.sub(r"\s+", " ", read_text(summary_value, "description"))
-               or summary_of(body, config))
+               or summary_of(body, config, mdx=path.suffix.lower() == ".mdx"))
     author, author_email = read_author(meta.get("author"), config)
     _k, image_value = first_key(meta, "image", "heroImage", "cover")
     if isinstance(image_value, dict):  # {src: ..., alt: ...} as some themes write it

@@ -1,0 +1,211 @@
+"""content/links.py: links to other posts' source files become their URLs; local images are
+found where the engine keeps them, copied into the output under content-hashed names, and a
+missing one is named; the render cache never serves HTML whose links went stale."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+from publisher import pipeline
+
+NOW = datetime(2024, 6, 1, tzinfo=timezone.utc)
+BASE = "https://blog.test.example"
+
+
+def items(site) -> dict[str, dict]:
+    """feed.json's items by URL."""
+    feed = json.loads((site.root / "public" / "feed.json").read_text(encoding="utf-8"))
+    return {item["url"]: item for item in feed["items"]}
+
+
+def html_of(site, slug: str) -> str:
+    return items(site)[f"{BASE}/blog/{slug}/"]["content_html"]
+
+
+def srcs(html: str) -> list[str]:
+    """Every src attribute, in order (how a Markdown engine spells the rest of <img> is its own)."""
+    return re.findall(r'src="([^"]*)"', html)
+
+
+def media_name(data: bytes, name: str) -> str:
+    return f"media/{hashlib.sha256(data).hexdigest()[:12]}-{name}"
+
+
+def test_links_to_source_files_become_the_posts_urls(site):
+    site.post("blog/first.md", "title: First\npubDate: 2024-01-01")
+    site.post("blog/2020-01-01-dated.md", "title: Dated\npubDate: 2020-01-01\nslug: dated")
+    site.post("notes/other.mdx", "title: Other\npubDate: 2024-01-02")
+    site.post("notes/linker.md", "title: Linker\npubDate: 2024-01-03", """\
+[a](../blog/first.md), [b](/blog/first.md#intro), [c](./../blog/2020-01-01-dated.md#frag),
+[d](other.mdx), [e][ref], <a href="../blog/first.md">f</a>, [g](https://other.example/x.md),
+[h](../blog/gone.md), and [i](relative/page/).
+
+[ref]: ../blog/first.md
+""")
+    report = pipeline.build(site.config(), NOW)
+    assert report.problems == [
+        "content/notes/linker.md: link to ../blog/gone.md: no published post has that source file"]
+    assert html_of(site, "linker") == (
+        f'<p><a href="{BASE}/blog/first/">a</a>, <a href="{BASE}/blog/first/#intro">b</a>, '
+        f'<a href="{BASE}/blog/dated/#frag">c</a>,\n'
+        f'<a href="{BASE}/blog/other/">d</a>, <a href="{BASE}/blog/first/">e</a>, '
+        f'<a href="{BASE}/blog/first/">f</a>, <a href="https://other.example/x.md">g</a>,\n'
+        f'<a href="{BASE}/blog/blog/gone.md">h</a>, and <a href="{BASE}/blog/linker/relative/page/">i</a>.</p>')
+
+
+def test_a_link_to_a_source_file_follows_that_posts_url_past_the_render_cache(site):
+    site.post("a.md", "title: A\npubDate: 2024-01-01", "See [b](b.md).\n")
+    b = site.post("b.md", "title: B\npubDate: 2024-01-02\nslug: bee")
+    pipeline.build(site.config(), NOW)
+    assert html_of(site, "a") == f'<p>See <a href="{BASE}/blog/bee/">b</a>.</p>'
+    b.write_text("---\ntitle: B\npubDate: 2024-01-02\nslug: renamed\n---\nHello.\n", encoding="utf-8")
+    report = pipeline.build(site.config(), NOW)
+    assert report.problems == []
+    # a.md's bytes did not change; its HTML did, because what it links to did.
+    assert html_of(site, "a") == f'<p>See <a href="{BASE}/blog/renamed/">b</a>.</p>'
+    assert "1 rendered" not in report.lines[0] and "2 rendered" in report.lines[0]
+
+
+def test_local_images_are_copied_under_content_hashed_names_once(site):
+    pic, shared, cover = b"\x89PNG first picture", b"GIF89a shared", b"\xff\xd8 cover"
+    (site.content / "blog").mkdir()
+    (site.content / "blog" / "pic.png").write_bytes(pic)
+    (site.content / "img").mkdir()
+    (site.content / "img" / "shared one.gif").write_bytes(shared)
+    (site.content / "blog" / "cover.jpg").write_bytes(cover)
+    site.post("blog/post.md", "title: Post\npubDate: 2024-01-01\nimage: ./cover.jpg", """\
+![a picture](./pic.png "A title") and again ![same](pic.png)
+
+<img src="../img/shared one.gif" alt="shared">
+
+![elsewhere](https://cdn.example/x.png)
+""")
+    report = pipeline.build(site.config(), NOW)
+    assert report.problems == []
+    out = site.root / "public"
+    names = [media_name(pic, "pic.png"), media_name(shared, "shared-one.gif"), media_name(cover, "cover.jpg")]
+    for name, data in zip(names, (pic, shared, cover)):
+        assert (out / name).read_bytes() == data
+    assert sorted(p.name for p in (out / "media").iterdir()) == sorted(n[6:] for n in names)
+    assert srcs(html_of(site, "post")) == [f"{BASE}/{names[0]}", f"{BASE}/{names[0]}",
+                                           f"{BASE}/{names[1]}", "https://cdn.example/x.png"]
+    assert items(site)[f"{BASE}/blog/post/"]["image"] == f"{BASE}/{names[2]}"
+    assert f'<media:content url="{BASE}/{names[2]}"' in (out / "rss.xml").read_text()
+
+    # Nothing changed: nothing is written again.
+    stamps = {name: (out / name).stat().st_mtime_ns for name in names}
+    pipeline.build(site.config(), NOW)
+    assert {name: (out / name).stat().st_mtime_ns for name in names} == stamps
+
+    # The picture changes: a new name, linked from fresh HTML (the cached render is not reused).
+    (site.content / "blog" / "pic.png").write_bytes(b"\x89PNG second picture")
+    report = pipeline.build(site.config(), NOW)
+    renamed = media_name(b"\x89PNG second picture", "pic.png")
+    assert (out / renamed).read_bytes() == b"\x89PNG second picture"
+    assert srcs(html_of(site, "post"))[:2] == [f"{BASE}/{renamed}", f"{BASE}/{renamed}"]
+    assert "1 rendered" in report.lines[0]
+
+
+def test_a_page_bundles_images_stay_where_the_engine_publishes_them(site):
+    (site.content / "bundle").mkdir()
+    (site.content / "bundle" / "photo.png").write_bytes(b"\x89PNG photo")
+    site.post("bundle/index.md", "title: Bundle\npubDate: 2024-01-01", "![p](photo.png)\n")
+    assert pipeline.build(site.config(), NOW).problems == []
+    assert srcs(html_of(site, "bundle")) == [f"{BASE}/blog/bundle/photo.png"]
+    assert not (site.root / "public" / "media").exists()
+
+
+def test_site_absolute_images_are_found_in_the_static_folder(site):
+    static = site.root / "static" / "images"
+    static.mkdir(parents=True)
+    (static / "x.png").write_bytes(b"\x89PNG x")
+    site.write_config(site={"url": "https://example.github.io/blog"})
+    site.post("p.md", "title: P\npubDate: 2024-01-01", "![x](/images/x.png) ![y](/images/y.png)\n")
+    report = pipeline.build(site.config(), NOW)
+    assert report.problems == ["content/p.md: image not found: /images/y.png"]
+    feed = json.loads((site.root / "public" / "feed.json").read_text())
+    # y.png is left where the post says, made absolute; x.png is where static/ is served.
+    assert srcs(feed["items"][0]["content_html"]) == ["https://example.github.io/blog/images/x.png",
+                                                      "https://example.github.io/images/y.png"]
+
+
+def test_a_missing_image_is_named_on_every_build_and_by_check_until_it_appears(site):
+    site.post("p.md", "title: P\npubDate: 2024-01-01\nheroImage: ../assets/hero.jpg",
+              "![d](./diagram.svg)\n\n```\n![not an image](./in-code.png)\n```\n")
+    expected = ["content/p.md: image not found: ./diagram.svg",
+                "content/p.md: image not found: ../assets/hero.jpg"]
+    config = site.config()
+    first = pipeline.build(config, NOW)
+    assert (first.problems, first.exit_status) == (expected, 1)
+    second = pipeline.build(config, NOW)  # nothing changed: the feeds are not even rendered
+    assert second.lines[0].startswith("feeds: 1 posts, 0 files written")
+    assert second.problems == expected
+    assert pipeline.check(config, NOW).problems == expected
+
+    (site.root / "assets").mkdir()
+    (site.root / "assets" / "hero.jpg").write_bytes(b"\xff\xd8 hero")
+    (site.content / "diagram.svg").write_bytes(b"<svg/>")
+    third = pipeline.build(config, NOW)
+    assert third.problems == []
+    item = items(site)[f"{BASE}/blog/p/"]
+    assert item["image"] == BASE + "/" + media_name(b"\xff\xd8 hero", "hero.jpg")
+    assert srcs(item["content_html"]) == [f'{BASE}/{media_name(b"<svg/>", "diagram.svg")}']
+    assert (site.root / "public" / media_name(b"<svg/>", "diagram.svg")).read_bytes() == b"<svg/>"
+
+
+def test_publisher_run_notices_an_image_change_and_a_missing_image_that_appears(site):
+    """The idle stamp of `publisher run` covers the images the feeds depend on."""
+    from datetime import timedelta
+
+    from conftest import PG_BASE
+
+    (site.content / "a.png").write_bytes(b"\x89PNG one")
+    site.post("p.md", "title: P\npubDate: 2024-01-01", "![a](a.png) ![b](b.png)\n")
+    config = site.config()
+    missing = ["content/p.md: image not found: b.png"]
+    for minutes in (0, 5, 10):  # a missing image: every run reports it
+        assert pipeline.run_once(config, NOW + timedelta(minutes=minutes)).problems == missing
+    (site.content / "b.png").write_bytes(b"\x89PNG two")
+    assert pipeline.run_once(config, NOW + timedelta(minutes=15)).problems == []
+    assert (site.root / "public" / media_name(b"\x89PNG two", "b.png")).exists()
+    pipeline.run_once(config, NOW + timedelta(minutes=20))  # idle from here on
+    if not PG_BASE:
+        assert json.loads(_idle_stamp(config))["feeds"]  # the stamp is in place
+    (site.content / "a.png").write_bytes(b"\x89PNG one, edited")
+    report = pipeline.run_once(config, NOW + timedelta(minutes=25))
+    assert report.lines[0].startswith("feeds: 1 posts, 4 files written")
+    edited, two = media_name(b"\x89PNG one, edited", "a.png"), media_name(b"\x89PNG two", "b.png")
+    assert srcs(html_of(site, "p")) == [f"{BASE}/{edited}", f"{BASE}/{two}"]
+
+
+def _idle_stamp(config) -> str:
+    from publisher import idle
+    from publisher.state import State
+
+    state = State(config.database_url)
+    try:
+        return state.get_meta(idle.STAMP_KEY)
+    finally:
+        state.close()
+
+
+def test_the_mail_shows_a_local_hero_image_from_its_copy(site, tmp_path):
+    (site.root / "src" / "assets").mkdir(parents=True)
+    (site.root / "src" / "assets" / "hero.jpg").write_bytes(b"\xff\xd8 hero")
+    site.write_config(content={"dir": "src/content/blog"})
+    post = site.root / "src" / "content" / "blog" / "first-post.md"
+    post.parent.mkdir(parents=True)
+    post.write_text("---\ntitle: First post\npubDate: 2024-01-01\nheroImage: '../../assets/hero.jpg'\n---\n"
+                    "Hello.\n", encoding="utf-8")
+    config = site.config()
+    copy = BASE + "/" + media_name(b"\xff\xd8 hero", "hero.jpg")
+    before, files = pipeline.preview(config, tmp_path / "before")
+    assert f'src="{BASE}/assets/hero.jpg"' in files[0].read_text()  # not copied yet: as written
+    pipeline.build(config, NOW)
+    _report, files = pipeline.preview(config, tmp_path / "after")
+    html = files[0].read_text()
+    assert f'src="{copy}"' in html and "assets/hero.jpg" not in html
