@@ -386,7 +386,9 @@ def test_jekyll_site_with_liquid(tmp_path):
     second = "https://ex.org/blog/2020/01/05/second.html"
     html = items["https://ex.org/blog/2020/01/01/welcome.html"]
     assert f'<a href="{second}">the next one</a> or <a href="{second}">the same</a>' in html
-    assert 'Home: https://ex.org/blog/ (<a href="https://github.com/ana/blog">source</a>)' in html
+    # GFM autolinks the bare URL {{ site.url }}{{ site.baseurl }}/ became.
+    assert ('Home: <a href="https://ex.org/blog/">https://ex.org/blog/</a> '
+            '(<a href="https://github.com/ana/blog">source</a>)') in html
     assert '<pre><code class="language-ruby">puts "{{ page.title }}"\n</code></pre>' in html.replace("&quot;", '"')
     assert "<p>Liquid looks like {{ this }}.</p>" in html
     assert "newsletter-box" not in html
@@ -458,13 +460,13 @@ def test_hugo_site_with_shortcodes_and_a_page_bundle(tmp_path):
                            "{{< instagram BWNjjyYFxVx >}}\n")
     assert proc.returncode == 1
     first = items["https://ex.org/posts/first/"]
-    assert ('<p>Part of Lakes. See https://ex.org/posts/other/ and '
+    assert ('<p>Part of Lakes. See <a href="https://ex.org/posts/other/">https://ex.org/posts/other/</a> and '
             '<a href="https://ex.org/posts/other/">the bundle</a>.</p>') in first
     assert ('<figure><img src="https://ex.org/images/banner.png" alt="Banner"><figcaption>'
             "<p>The lake at dawn</p></figcaption></figure>") in first
     assert ('<a href="https://www.youtube.com/watch?v=w7Ft2ymGmfc"><img src="https://i.ytimg.com/vi/'
             'w7Ft2ymGmfc/hqdefault.jpg" alt="YouTube video"></a>') in first
-    assert ('<pre><code class="language-go">fmt.Println(&quot;{{&lt; not a shortcode &gt;}}&quot;)\n'
+    assert ('<pre><code class="language-go">fmt.Println("{{&lt; not a shortcode &gt;}}")\n'
             "</code></pre>") in first
     # (Whether Markdown inside <details> is rendered is the Markdown engine's business.)
     assert re.search(r"<details>\n<summary>Spoiler</summary>\n.*It was .*fine.*\n</details>", first, re.S)
@@ -531,7 +533,7 @@ def test_astro_site_with_mdx_components_and_hero_images(tmp_path):
         '<p>Components keep their <strong>children</strong>, see '
         '<a href="https://ex.org/blog/first-post/">the first post</a>.</p>\n'
         '<pre><code class="language-mdx">import HeaderLink from \'./HeaderLink.astro\';\n\n'
-        '&lt;HeaderLink href=&quot;#&quot; onclick=&quot;alert(\'clicked!\')&quot;&gt;Embedded component in MDX'
+        '&lt;HeaderLink href="#" onclick="alert(\'clicked!\')"&gt;Embedded component in MDX'
         "&lt;/HeaderLink&gt;\n</code></pre>")
     items_by_title = by_title(root)
     for title, name in (("Using MDX", "blog-placeholder-5.jpg"), ("First post", "blog-placeholder-3.jpg")):
@@ -581,7 +583,7 @@ def test_eleventy_site_with_liquid(tmp_path):
     proc, items = build(root)
     assert proc.stderr == 'posts/2024-03-01-hello.md: unresolved engine syntax: {% youtube "w7Ft2ymGmfc" %}\n'
     assert items["https://ex.org/posts/hello-eleventy/"] == (
-        "<p>Welcome to Hello Eleventy, served from https://ex.org by Ana.</p>\n"
+        '<p>Welcome to Hello Eleventy, served from <a href="https://ex.org">https://ex.org</a> by Ana.</p>\n'
         "<p>Nunjucks and Liquid both use {{ braces }}.</p>\n"
         '<p>Next: <a href="https://ex.org/posts/second/#intro">the second post</a>.</p>')
     assert items["https://ex.org/posts/second/"] == (
@@ -645,7 +647,13 @@ def test_shortcodes_publish_what_hugo_itself_publishes(tmp_path):
         '<figure class="wide"><a href="https://ex.org/big.png"><img src="https://ex.org/images/banner.png"'
         ' width="300"></a></figure>']
     paragraph = re.compile(r"<p>See .*?</p>", re.S)
-    assert _normalized(paragraph.search(ours).group(0)) == _normalized(paragraph.search(theirs).group(0))
+    # One known difference: Hugo pastes a {{< ref >}}'s URL in after rendering, so goldmark
+    # never sees it, while ours goes through CommonMark + GFM, whose autolinking links it.
+    def unlinked(text: str) -> str:
+        return re.sub(r'<a href="([^"]+)">\1</a>', r"\1", text)
+
+    assert (unlinked(_normalized(paragraph.search(ours).group(0)))
+            == _normalized(paragraph.search(theirs).group(0)))
 
     def code_text(text: str) -> str:
         import html
@@ -664,7 +672,7 @@ def test_changing_the_dialect_rebuilds_the_feeds(tmp_path):
     assert items["https://ex.org/p/"] == "<p>At {{ site.url }}.</p>"  # Hugo leaves it alone
     write(root, {"config.yaml": config_yaml("https://ex.org", "posts", "/{slug}/", "jekyll")})
     _proc, items = build(root)
-    assert items["https://ex.org/p/"] == "<p>At https://ex.org.</p>"
+    assert items["https://ex.org/p/"] == '<p>At <a href="https://ex.org">https://ex.org</a>.</p>'
 
 
 FRAGMENTS = ["{% raw %}", "{% endraw %}", "{{< x a=1 >}}", "{{< /x >}}", "{{% y %}}", "{{% /y %}}", "`", "```",

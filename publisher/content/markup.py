@@ -123,17 +123,24 @@ def github_slug(text: str) -> str:
     return re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
 
 
+_FIGURE = re.compile(r"<figure[\s>].*?</figure>", re.S | re.I)
+
+
 def add_heading_ids(fragment: str) -> str:
     """Give every heading without an id a GitHub-style one, unique within the fragment
-    ("intro", "intro-1", ...); ids already there are kept, and reserved."""
+    ("intro", "intro-1", ...); ids already there are kept, and reserved. A heading inside a
+    <figure> (a Hugo figure's caption title) is HTML, not a Markdown heading: the engines
+    give it no id, and neither does this."""
     if "<h" not in fragment:
         return fragment
     taken = ({next(g for g in m.groups() if g is not None) for m in _ID_ATTR.finditer(fragment)}
              if "id=" in fragment.lower() else set())
+    figures = ([m.span() for m in _FIGURE.finditer(fragment)]
+               if "<figure" in fragment.lower() else [])
 
     def heading(m: re.Match) -> str:
         level, attrs, inner = m.groups()
-        if _ID_ATTR.search(attrs):
+        if _ID_ATTR.search(attrs) or any(a <= m.start() < b for a, b in figures):
             return m.group(0)
         base = github_slug(html.unescape(_TAG.sub("", inner))) or "section"
         slug, n = base, 0
