@@ -199,14 +199,16 @@ def test_a_version_1_database_is_migrated_to_the_current_schema_keeping_its_rows
         conn.exec_driver_sql("DROP TABLE scan_cache")
         conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_by")
         conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_at")
+        conn.exec_driver_sql("ALTER TABLE posts DROP COLUMN source")
         conn.exec_driver_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     s.close()
 
     migrated = State(db_url)
-    assert migrated.schema_version() == state_mod.SCHEMA_VERSION == 3
+    assert migrated.schema_version() == state_mod.SCHEMA_VERSION == 4
     with migrated.read() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
         assert {"claimed_by", "claimed_at"} <= columns
+        assert "source" in {c["name"] for c in sa.inspect(conn).get_columns("posts")}
         assert sa.inspect(conn).has_table("scan_cache")
     assert [x.email for x in migrated.list_subscribers()] == ["kept@x.org"]
     assert [o.email for o in migrated.claim_batch(d, "me:1:x", limit=5, now=NOW,

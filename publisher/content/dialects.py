@@ -486,6 +486,12 @@ def post_url(config: Config, engine: Engine, fields: Fields, published: datetime
     return config.site.url + quote(path, safe="/~-._@+!$&'()*,;=:")
 
 
+def permalink(config: Config, slug: str, published: datetime) -> str:
+    """content.permalink for a post of the site's language known only by slug and date."""
+    fields = Fields(slug=slug, stem=slug, title_slug=slug, section="", categories="", lang="")
+    return post_url(config, engine_for(config), fields, published, None)
+
+
 def frontmatter_date_key(meta: dict, keys: tuple[str, ...]) -> tuple[str, Any]:
     """The first of `keys` that holds a date (a boolean `published` is Jekyll's flag)."""
     for key in keys:

@@ -1,20 +1,10 @@
-"""URLs: a post's permalink, and every relative href/src in its HTML made absolute."""
+"""URLs: every relative href/src in a post's HTML made absolute (its permalink: dialects.py)."""
 
 from __future__ import annotations
 
 import html
 import re
-from datetime import datetime
-from urllib.parse import quote, urljoin, urlsplit
-
-from ..config import Config
-
-def permalink(config: Config, slug: str, published: datetime) -> str:
-    local = published.astimezone(config.tz)
-    path = config.content.permalink.format(
-        slug=slug, year=f"{local.year:04d}", month=f"{local.month:02d}", day=f"{local.day:02d}"
-    )
-    return config.site.url + quote(path, safe="/~-._")
+from urllib.parse import urljoin, urlsplit
 
 
 _TAG = re.compile(r"<[a-zA-Z][^<>]*>")
