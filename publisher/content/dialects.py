@@ -23,6 +23,7 @@ from .text import slugify
 # `post.fr.md`, `index.pt-br.md`: a language suffix is two letters, with an optional region
 # or script ("pt-br", "zh-hans"); anything longer (`notes.draft.md`) is part of the name.
 _LANG_SUFFIX = re.compile(r"^(?P<stem>.+)\.(?P<lang>[a-z]{2}(?:[-_][A-Za-z]{2,4})?)$")
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
 _DATE_PREFIX = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
 _DATE_ANYWHERE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 # Hugo's section pages, in any language (`_index.md`, `_index.ja.md`): never posts.
@@ -204,8 +205,10 @@ class Engine:
         return ""
 
     def lang(self, meta: dict, src: Source, config: Config) -> str:
-        explicit = read_text(meta.get("lang"), "lang")
-        return (explicit or src.lang or config.site.language).replace("_", "-")
+        explicit = read_text(meta.get("lang"), "lang").replace("_", "-")
+        if explicit and not _LANGUAGE_TAG.fullmatch(explicit):
+            raise Skip(f"'lang' is not a language tag such as fr or pt-BR: {explicit[:40]!r}")
+        return (explicit or src.lang).lower() or config.site.language
 
     def translation_key(self, meta: dict, src: Source) -> str:
         return read_text(meta.get("translationKey"), "translationKey") or src.translation_key
