@@ -315,7 +315,7 @@ class Eleventy(Engine):
         later ones win key by key, and `tags` add up, as Eleventy's data cascade does."""
         merged: dict = {}
         folder = config.content_dir
-        files = []
+        files = [folder / f"{folder.name}.json", folder / f"{folder.name}.11tydata.json"]
         for name in src.folders:
             folder = folder / name
             files += [folder / f"{name}.json", folder / f"{name}.11tydata.json"]

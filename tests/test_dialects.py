@@ -1,0 +1,226 @@
+"""Each engine's fixture site (tests/fixtures/sites/<engine>/, written by us in that engine's
+real layout) comes out as the engine itself publishes it: URLs, dates, titles, taxonomies,
+languages, and what is held back. For Hugo, the real `hugo` builds the same site and its RSS
+is compared with publisher's."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+from lxml import etree
+
+from publisher.config import load_config
+from publisher.content import load_posts
+
+SITES = Path(__file__).parent / "fixtures" / "sites"
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
+UTC = timezone.utc
+
+
+def engine_site(tmp_path: Path, engine: str, url: str, **content) -> Path:
+    """A copy of the engine's fixture site with a publisher config.yaml at its root."""
+    root = tmp_path / engine
+    shutil.copytree(SITES / engine, root)
+    timezone_name = content.pop("timezone", "UTC")
+    config = {
+        "site": {"title": f"{engine} fixture", "url": url, "language": content.pop("language", "en")},
+        "content": {"dialect": engine, **content},
+        "feeds": {"output_dir": "publisher-feeds", "limit": 0},
+        "newsletter": {"timezone": timezone_name},
+        "state": {"database": "state.db"},
+    }
+    (root / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return root
+
+
+def load(root: Path):
+    return load_posts(load_config(root / "config.yaml"), NOW)
+
+
+def by_url(posts) -> dict[str, object]:
+    return {p.url: p for p in posts}
+
+
+# --- Astro -----------------------------------------------------------------------------------
+
+def test_astro_blog_starter(tmp_path):
+    root = engine_site(tmp_path, "astro", "https://astro.example.org", dir="src/content/blog",
+                       permalink="/blog/{slug}/")
+    result = load(root)
+    assert result.problems == [] and result.held_back == []
+    posts = by_url(result.posts)
+    assert sorted(posts) == [
+        "https://astro.example.org/blog/2024/notesonrelease_2/",  # id: the path, github-slugged
+        "https://astro.example.org/blog/first-post/",
+        "https://astro.example.org/blog/markdown-style-guide/",
+        "https://astro.example.org/blog/own-slug/",
+        "https://astro.example.org/blog/second-post/",
+    ]
+    first = posts["https://astro.example.org/blog/first-post/"]
+    assert first.title == "First post"
+    assert first.published == datetime(2022, 7, 8, tzinfo=UTC)  # 'Jul 08 2022'
+    assert first.summary == "Lorem ipsum dolor sit amet"
+    second = posts["https://astro.example.org/blog/second-post/"]
+    assert second.updated == datetime(2022, 7, 16, tzinfo=UTC)  # 'July 16, 2022'
+    assert posts["https://astro.example.org/blog/own-slug/"].published == datetime(2024, 5, 6, tzinfo=UTC)
+
+
+# --- Jekyll ----------------------------------------------------------------------------------
+
+def test_jekyll_posts_folder(tmp_path):
+    """Jekyll's default permalink (`date`): /:categories/:year/:month/:day/:title.html, the
+    day taken in the site's time zone (_config.yml `timezone: Europe/Berlin`)."""
+    root = engine_site(tmp_path, "jekyll", "https://jekyll.example.org", dir="_posts",
+                       permalink="/{categories}/{year}/{month}/{day}/{slug}.html",
+                       timezone="Europe/Berlin")
+    result = load(root)
+    assert result.problems == []
+    berlin = ZoneInfo("Europe/Berlin")
+    posts = by_url(result.posts)
+    assert sorted(posts) == [
+        "https://jekyll.example.org/2022/05/06/v1.2.3-released.html",
+        "https://jekyll.example.org/2024/07/01/across-midnight.html",
+        "https://jekyll.example.org/jekyll/update/2025/01/29/welcome-to-jekyll.html",
+        "https://jekyll.example.org/notes/2024/12/31/late-night.html",
+    ]
+    welcome = posts["https://jekyll.example.org/jekyll/update/2025/01/29/welcome-to-jekyll.html"]
+    assert welcome.title == "Welcome to Jekyll!"
+    assert welcome.categories == ("jekyll", "update")  # a string is split on whitespace
+    assert welcome.published == datetime(2025, 1, 29, 9, 0, tzinfo=UTC)
+    late = posts["https://jekyll.example.org/notes/2024/12/31/late-night.html"]
+    assert late.published == datetime(2024, 12, 31, tzinfo=berlin)  # the file name's date
+    assert late.tags == ("ruby", "static-sites")
+    assert late.categories == ("Notes",)
+    assert late.slug == "late-night"
+    assert [p.title for p in result.held_back] == ["Not for now"]  # published: false
+
+
+# --- Hugo ------------------------------------------------------------------------------------
+
+HUGO_CONTENT = {"dir": "content", "permalink": "/{section}/{stem}/"}
+
+
+def test_hugo_site(tmp_path):
+    root = engine_site(tmp_path, "hugo", "https://hugo.example.org", **HUGO_CONTENT)
+    result = load(root)
+    assert result.problems == []  # _index.md and _index.ja.md are no posts, and no noise
+    assert sorted(p.title for p in result.held_back) == ["Draft", "Expired offer", "Not yet"]
+    posts = by_url(result.posts)
+    assert sorted(posts) == [
+        "https://hugo.example.org/ja/posts/first-post/",
+        "https://hugo.example.org/posts/first-post/",
+        "https://hugo.example.org/posts/json-post/",
+        "https://hugo.example.org/posts/v1.2.3/",
+        "https://hugo.example.org/posts/yaml-dated/",
+    ]
+    first = posts["https://hugo.example.org/posts/first-post/"]
+    ja = posts["https://hugo.example.org/ja/posts/first-post/"]
+    assert (first.lang, ja.lang) == ("en", "ja")
+    assert first.translation_key == ja.translation_key == "posts/first-post/index"
+    assert first.tags == ("intro", "hugo") and first.categories == ("Notes",)
+    assert posts["https://hugo.example.org/posts/v1.2.3/"].tags == ("release notes",)  # one term
+    assert posts["https://hugo.example.org/posts/json-post/"].categories == ("Notes", "Formats")
+    assert posts["https://hugo.example.org/posts/yaml-dated/"].published == datetime(2023, 10, 15, tzinfo=UTC)
+
+
+def _rss_items(path: Path) -> list[tuple[str, str, datetime]]:
+    root = etree.parse(str(path)).getroot()
+    return [(item.findtext("title"), item.findtext("link"), parsedate_to_datetime(item.findtext("pubDate")))
+            for item in root.iter("item")]
+
+
+def test_hugo_rss_matches_what_hugo_publishes(tmp_path):
+    """The real hugo (Debian's package; .ci/run installs it) builds the fixture; its RSS of
+    each language and of a category lists the same posts, links and dates as publisher's."""
+    hugo = shutil.which("hugo")
+    if hugo is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("hugo is not installed (CI installs it: .ci/run)")
+        pytest.skip("hugo is not installed")
+    from publisher.pipeline import build
+
+    root = engine_site(tmp_path, "hugo", "https://hugo.example.org", **HUGO_CONTENT)
+    out = tmp_path / "hugo-public"
+    subprocess.run([hugo, "--quiet", "--source", str(root), "--destination", str(out)],
+                   check=True, capture_output=True, timeout=120)
+    report = build(load_config(root / "config.yaml"), NOW)
+    assert report.problems == []
+    feeds = root / "publisher-feeds"
+    for hugo_feed, ours in [("index.xml", "rss.xml"), ("ja/index.xml", "ja/rss.xml"),
+                            ("categories/notes/index.xml", "categories/notes/rss.xml")]:
+        expected = _rss_items(out / hugo_feed)
+        assert expected, hugo_feed
+        assert _rss_items(feeds / ours) == expected, hugo_feed
+
+
+# --- Eleventy --------------------------------------------------------------------------------
+
+def test_eleventy_site(tmp_path):
+    root = engine_site(tmp_path, "eleventy", "https://eleventy.example.org", dir="content/blog",
+                       permalink="/blog/{stem}/")
+    result = load(root)
+    assert result.problems == [
+        "content/blog/draft-in-js.md: skipped: JavaScript front matter is not supported (---js): "
+        "write it as YAML (---) or JSON (---json)",
+    ]
+    assert [p.title for p in result.held_back] == ["Rendered but listed nowhere"]
+    posts = by_url(result.posts)
+    assert sorted(posts) == [
+        "https://eleventy.example.org/blog/2023-05-01-hello-eleventy/",  # the prefix stays
+        "https://eleventy.example.org/blog/firstpost/",  # firstpost/firstpost.md
+        "https://eleventy.example.org/blog/json-post/",
+        "https://eleventy.example.org/notes/custom-url/",  # permalink: /notes/{{ page.fileSlug }}/
+    ]
+    hello = posts["https://eleventy.example.org/blog/2023-05-01-hello-eleventy/"]
+    assert hello.published == datetime(2023, 5, 1, tzinfo=UTC)  # from the file name
+    assert hello.title == "Hello, Eleventy"
+    assert hello.tags == ("posts", "intro")  # blog.11tydata.json's tags, then the post's
+    assert posts["https://eleventy.example.org/blog/json-post/"].tags == ("posts", "formats")
+
+
+# --- nanoc -----------------------------------------------------------------------------------
+
+def test_nanoc_articles(tmp_path):
+    root = engine_site(tmp_path, "nanoc", "https://nanoc.example.org", dir="content",
+                       permalink="/{section}/{stem}/")
+    result = load(root)
+    assert result.problems == []  # about.md has no `kind: article`: a page, silently
+    posts = by_url(result.posts)
+    assert sorted(posts) == ["https://nanoc.example.org/posts/2020-01-01-x/",
+                             "https://nanoc.example.org/posts/2021-02-03-dated-by-name/"]
+    assert posts["https://nanoc.example.org/posts/2020-01-01-x/"].published == datetime(2020, 1, 1, 10, tzinfo=UTC)
+    assert posts["https://nanoc.example.org/posts/2021-02-03-dated-by-name/"].published == datetime(2021, 2, 3, tzinfo=UTC)
+
+
+# --- Pelican ---------------------------------------------------------------------------------
+
+def test_pelican_headers(tmp_path):
+    root = engine_site(tmp_path, "pelican", "https://pelican.example.org", dir="content",
+                       permalink="/{slug}.html", exclude=["pages"], timezone="Europe/Paris")
+    result = load(root)
+    assert result.problems == []
+    assert [p.title for p in result.held_back] == ["Still a draft"]  # Status: draft
+    posts = by_url(result.posts)
+    assert sorted(posts) == [
+        "https://pelican.example.org/my-super-post-fr.html",  # ARTICLE_LANG_URL
+        "https://pelican.example.org/my-super-post.html",
+        "https://pelican.example.org/tags-with-commas-split-on-semicolons.html",
+    ]
+    post = posts["https://pelican.example.org/my-super-post.html"]
+    assert post.published == datetime(2010, 12, 3, 10, 20, tzinfo=ZoneInfo("Europe/Paris"))
+    assert post.updated == datetime(2010, 12, 5, 19, 30, tzinfo=ZoneInfo("Europe/Paris"))
+    assert post.tags == ("thats", "awesome")
+    assert post.categories == ("python",)  # the parent folder
+    assert post.summary == "Short version for index and feeds"
+    assert post.author == "Alexis Metaireau, Conan Doyle"
+    assert posts["https://pelican.example.org/my-super-post-fr.html"].lang == "fr"
+    semi = posts["https://pelican.example.org/tags-with-commas-split-on-semicolons.html"]
+    assert semi.tags == ("one, two", "three") and semi.categories == ("Misc Things",)
