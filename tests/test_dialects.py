@@ -224,3 +224,161 @@ def test_pelican_headers(tmp_path):
     assert posts["https://pelican.example.org/my-super-post-fr.html"].lang == "fr"
     semi = posts["https://pelican.example.org/tags-with-commas-split-on-semicolons.html"]
     assert semi.tags == ("one, two", "three") and semi.categories == ("Misc Things",)
+
+
+# --- the contract's defaults (content.dialect: auto) -------------------------------------------
+
+def only(result):
+    assert result.problems == [] and len(result.posts) == 1, result
+    return result.posts[0]
+
+
+def test_file_name_date_and_slug_without_its_prefix(site):
+    site.post("2025-01-29-x.md", "title: X")
+    post = only(load_posts(site.config(), NOW))
+    assert post.published == datetime(2025, 1, 29, tzinfo=UTC)
+    assert (post.slug, post.url) == ("x", "https://blog.test.example/blog/x/")
+
+
+def test_front_matter_date_beats_the_file_name_and_aliases_are_read(site):
+    site.post("2025-01-29-a.md", "title: A\ndate: 2024-02-03")
+    site.post("b.md", "title: B\npublishDate: 2024-02-04")
+    site.post("c.md", "title: C\npublished: 2024-02-05")
+    site.post("d.md", "title: D\ncreated_at: 2024-02-06 10:00:00 +0000")
+    result = load_posts(site.config(), NOW)
+    assert result.problems == []
+    assert {p.title: p.published.date().isoformat() for p in result.posts} == {
+        "A": "2024-02-03", "B": "2024-02-04", "C": "2024-02-05", "D": "2024-02-06"}
+
+
+def test_published_false_is_a_flag_not_a_date(site):
+    site.post("hidden.md", "title: Hidden\ndate: 2024-01-01\npublished: false")
+    site.post("shown.md", "title: Shown\ndate: 2024-01-01\npublished: true")
+    result = load_posts(site.config(), NOW)
+    assert [p.title for p in result.posts] == ["Shown"]
+    assert [p.title for p in result.held_back] == ["Hidden"]
+
+
+def test_hugo_publish_and_expiry_dates_hold_back_in_any_dialect(site):
+    site.post("later.md", "title: Later\ndate: 2024-01-01\npublishDate: 2025-07-01")
+    site.post("expires.md", "title: Expires\ndate: 2024-01-01\nexpiryDate: 2025-07-01")
+    result = load_posts(site.config(), NOW)
+    assert [p.title for p in result.posts] == ["Expires"]
+    after = load_posts(site.config(), datetime(2025, 7, 2, tzinfo=UTC))
+    assert [p.title for p in after.posts] == ["Later"]
+    assert after.posts[0].published == datetime(2025, 7, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("slug, expected", [("v1.2.3", "v1.2.3"), ("Keep_Case", "Keep_Case"),
+                                            ("Two words", "two-words"), ("..", "x-")])
+def test_explicit_slug_is_kept_as_written_when_a_url_can_carry_it(site, slug, expected):
+    site.post("p.md", f"title: P\ndate: 2024-01-01\nslug: '{slug}'")
+    post = only(load_posts(site.config(), NOW))
+    assert post.slug.startswith(expected) and post.url == f"https://blog.test.example/blog/{post.slug}/"
+
+
+@pytest.mark.parametrize("key", ["url", "permalink"])
+def test_explicit_url_wins(site, key):
+    site.post("p.md", f"title: P\ndate: 2024-01-01\n{key}: /elsewhere/p.html")
+    assert only(load_posts(site.config(), NOW)).url == "https://blog.test.example/elsewhere/p.html"
+
+
+def test_index_and_a_file_named_as_its_folder_are_the_folders_post(site):
+    site.post("2024-03-01-bundle/index.md", "title: Bundle")
+    site.post("foo/foo.md", "title: Foo\ndate: 2024-01-01")
+    result = load_posts(site.config(), NOW)
+    assert sorted(p.url for p in result.posts) == ["https://blog.test.example/blog/bundle/",
+                                                   "https://blog.test.example/blog/foo/"]
+    assert {p.title: p.published.date().isoformat() for p in result.posts}["Bundle"] == "2024-03-01"
+
+
+def test_every_placeholder(site):
+    site.write_config(content={"permalink": "/{section}/{categories}/{year}/{month}/{day}/{title}--{stem}--{slug}/"})
+    site.post("notes/2024-03-05-Some.File.md", "title: Hello, World!\ncategories: [Big News, Misc]\nslug: s")
+    assert only(load_posts(site.config(), NOW)).url == (
+        "https://blog.test.example/notes/big-news/misc/2024/03/05/hello-world--2024-03-05-Some.File--s/")
+
+
+def test_empty_placeholders_leave_no_double_slash(site):
+    site.write_config(content={"permalink": "/{section}/{categories}/{slug}/"})
+    site.post("p.md", "title: P\ndate: 2024-01-01")
+    assert only(load_posts(site.config(), NOW)).url == "https://blog.test.example/p/"
+
+
+def test_category_and_categories_are_kept_beside_tags(site):
+    site.post("a.md", "title: A\ndate: 2024-01-01\ncategory: Travel\ntags: [x]")
+    site.post("b.md", "title: B\ndate: 2024-01-02\ncategories: [Travel, Food]")
+    result = load_posts(site.config(), NOW)
+    assert {p.title: (p.tags, p.categories) for p in result.posts} == {
+        "A": (("x",), ("Travel",)), "B": ((), ("Travel", "Food"))}
+
+
+def test_content_exclude_and_listing_pages_of_any_language(site):
+    site.write_config(content={"exclude": ["drafts", "*.private.md", "notes/old-*"]})
+    site.post("keep.md", "title: Keep\ndate: 2024-01-01")
+    site.post("drafts/a.md", "title: Draft A\ndate: 2024-01-01")
+    site.post("secret.private.md", "title: Private\ndate: 2024-01-01")
+    site.post("notes/old-1.md", "title: Old\ndate: 2024-01-01")
+    site.post("_index.md", "title: Section")
+    site.post("posts/_index.ja.md", "title: 投稿")
+    result = load_posts(site.config(), NOW)
+    assert [p.title for p in result.posts] == ["Keep"] and result.problems == []
+
+
+def test_a_bad_language_is_named(site):
+    site.post("p.md", "title: P\ndate: 2024-01-01\nlang: '../../etc'")
+    assert load_posts(site.config(), NOW).problems == [
+        "content/p.md: skipped: 'lang' is not a language tag such as fr or pt-BR: '../../etc'"]
+
+
+# --- languages ---------------------------------------------------------------------------------
+
+def test_translations_have_their_own_urls_and_feeds(site):
+    from publisher.pipeline import build
+
+    site.post("hello.md", "title: Hello\ndate: 2024-01-01\ntags: [greetings]")
+    site.post("hello.fr.md", "title: Bonjour\ndate: 2024-01-02\ntags: [greetings]")
+    site.post("bundle/index.md", "title: Bundle\ndate: 2024-01-03")
+    site.post("bundle/index.de.md", "title: Bündel\ndate: 2024-01-04")
+    site.post("solo.md", "title: Solo en français\ndate: 2024-01-05\nlang: fr")
+    config = site.config()
+    result = load_posts(config, NOW)
+    assert result.problems == []
+    assert {p.title: (p.url, p.lang) for p in result.posts} == {
+        "Hello": ("https://blog.test.example/blog/hello/", "en"),
+        "Bonjour": ("https://blog.test.example/fr/blog/hello/", "fr"),
+        "Bundle": ("https://blog.test.example/blog/bundle/", "en"),
+        "Bündel": ("https://blog.test.example/de/blog/bundle/", "de"),
+        "Solo en français": ("https://blog.test.example/fr/blog/solo/", "fr"),
+    }
+    keys = {p.title: p.translation_key for p in result.posts}
+    assert keys["Hello"] == keys["Bonjour"] and keys["Bundle"] == keys["Bündel"]
+    build(config, NOW)
+    out = site.root / "public"
+
+    def titles(rel):
+        return [i.findtext("title") for i in etree.parse(str(out / rel)).getroot().iter("item")]
+
+    assert titles("rss.xml") == ["Bundle", "Hello"]
+    assert titles("tags/greetings/rss.xml") == ["Hello"]
+    assert titles("fr/rss.xml") == ["Solo en français", "Bonjour"]
+    assert titles("de/rss.xml") == ["Bündel"]
+    assert etree.parse(str(out / "fr/rss.xml")).getroot().findtext("channel/language") == "fr"
+
+
+def test_a_permalink_with_lang_places_the_language_itself(site):
+    site.write_config(content={"permalink": "/{lang}/posts/{slug}/"})
+    site.post("hello.md", "title: Hello\ndate: 2024-01-01")
+    site.post("hello.fr.md", "title: Bonjour\ndate: 2024-01-02")
+    assert sorted(p.url for p in load_posts(site.config(), NOW).posts) == [
+        "https://blog.test.example/fr/posts/hello/", "https://blog.test.example/posts/hello/"]
+
+
+def test_categories_get_feeds(site):
+    from publisher.pipeline import build
+
+    site.post("a.md", "title: A\ndate: 2024-01-01\ncategories: [Big News]")
+    build(site.config(), NOW)
+    feed = site.root / "public" / "categories" / "big-news" / "rss.xml"
+    items = list(etree.parse(str(feed)).getroot().iter("item"))
+    assert [(i.findtext("title"), i.findtext("category")) for i in items] == [("A", "Big News")]

@@ -161,3 +161,15 @@ def test_a_renamed_file_is_the_same_post_whatever_changed_with_it(site):
     site.post("copy.md", "title: Hello\npubDate: 2024-05-01")
     third = scan(config, state, MON_0900 + timedelta(hours=2))
     assert [p.source for p in third.new] == ["content/copy.md"]
+
+
+def test_translations_are_never_mailed(site):
+    site.post("old.md", "title: Old\npubDate: 2024-01-01")
+    config, state = site.config(), open_state(site)
+    scan(config, state, MON_0900)
+    site.post("new.md", "title: New\npubDate: 2025-01-05")
+    site.post("new.fr.md", "title: Nouveau\npubDate: 2025-01-05")
+    later = scan(config, state, MON_0900 + timedelta(hours=1))
+    assert [p.title for p in later.new] == ["New"]
+    assert [p.title for p in later.unannounced] == ["New"]
+    assert sorted(p.title for p in later.posts) == ["New", "Nouveau", "Old"]  # in the feeds

@@ -250,12 +250,15 @@ def _load_toml(source: str) -> dict:
     import tomllib
 
     try:
-        return tomllib.loads(source)
+        # With its final newline, tomllib names the line of an error found at the last
+        # line, rather than "end of document".
+        return tomllib.loads(source + "\n")
     except tomllib.TOMLDecodeError as e:
         # tomllib says "(at line N, column M)" of the TOML text, which starts on line 2.
         message = str(e)
         m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
         where = ""
+        message = re.sub(r"\s*\(at end of document\)$", "", message)
         if m:
             message = message[: m.start()]
             where = f" at line {int(m.group(1)) + 1}, column {m.group(2)}"
