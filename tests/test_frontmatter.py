@@ -111,6 +111,7 @@ PARIS = ZoneInfo("Europe/Paris")
     ("15 Oct 2023", datetime(2023, 10, 15, tzinfo=PARIS)),  # Hugo's list
     ("Sat, 20 Apr 2024 10:00:00 +0000", datetime(2024, 4, 20, 10, tzinfo=UTC)),  # RFC 2822
     ("Jul 08 2022 10:00 +0200", datetime(2022, 7, 8, 8, tzinfo=UTC)),
+    ("2023-01-29 18:30:22 2023 -0800", datetime(2023, 1, 30, 2, 30, 22, tzinfo=UTC)),  # jekyllrb.com's
     (date(2024, 4, 20), datetime(2024, 4, 20, tzinfo=PARIS)),  # a YAML/TOML date
     (datetime(2024, 4, 20, 10, 0), datetime(2024, 4, 20, 10, tzinfo=PARIS)),  # local date-time
 ])

@@ -160,7 +160,7 @@ class Engine:
     category_separator: str | None = ","
     date_from_file_name = True
 
-    def is_post(self, meta: dict, src: Source) -> bool:
+    def is_post(self, meta: dict, src: Source, path: Path) -> bool:
         """False: the file is a page of the site, not a post (no noise, no problem line)."""
         return True
 
@@ -255,6 +255,20 @@ class Hugo(Engine):
     tag_separator = ""  # a string is one term
     category_separator = ""
     date_from_file_name = False  # [frontmatter] :filename is not the default
+
+    def is_post(self, meta: dict, src: Source, path: Path) -> bool:
+        """A headless bundle is no page; the other Markdown files of a leaf bundle (a folder
+        with an index.md, and its subfolders) are its resources, not pages."""
+        if meta.get("headless") is True:
+            return False
+        if src.folder_post and src.name.lower() == "index":
+            return True
+        folder = path.parent
+        for _ in src.folders:
+            if any(folder.glob("index.md")) or any(folder.glob("index.*.md")):
+                return False
+            folder = folder.parent
+        return True
 
     def slug(self, meta: dict, src: Source, title: str) -> str:
         explicit = read_text(meta.get("slug"), "slug")
@@ -428,7 +442,7 @@ class Nanoc(Engine):
     name = "nanoc"
     date_keys = ("created_at", "pubDate", "date", "publishDate", "published")
 
-    def is_post(self, meta: dict, src: Source) -> bool:
+    def is_post(self, meta: dict, src: Source, path: Path) -> bool:
         return meta.get("kind") == "article"
 
 

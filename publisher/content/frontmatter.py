@@ -65,6 +65,15 @@ def _parse_text_date(text: str) -> datetime | None:
     return None
 
 
+def _without_repeated_year(text: str) -> datetime | None:
+    """'2023-01-29 18:30:22 2023 -0800' (a real Jekyll post: Ruby's Time.parse ignores the
+    year said twice): the same date without the repeated year."""
+    tokens = text.split()
+    if len(tokens) > 2 and re.fullmatch(r"\d{4}", tokens[2]) and tokens[0].startswith(tokens[2] + "-"):
+        return _parse_text_date(" ".join(tokens[:2] + tokens[3:]))
+    return None
+
+
 def parse_date(value: Any, tz: tzinfo, key: str) -> datetime:
     """YAML/TOML timestamps and the string forms real blogs use; no offset means `tz`."""
     if isinstance(value, datetime):
@@ -75,6 +84,8 @@ def parse_date(value: Any, tz: tzinfo, key: str) -> datetime:
         raise Skip(f"'{key}' is not a date: got a time of day only ({value})")
     elif isinstance(value, str) and value.strip():
         found = _parse_text_date(value.strip())
+        if found is None:
+            found = _without_repeated_year(value.strip())
         if found is None:
             raise Skip(
                 f"'{key}' is not a date: {value.strip()[:60]!r} "

@@ -162,7 +162,7 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
         raise Skip("no front matter (expected a '---' block with at least 'title' and 'pubDate')")
     src = source_of(_parts(path, config))
     meta = engine.data(meta, path, src, config)
-    if not engine.is_post(meta, src):
+    if not engine.is_post(meta, src, path):
         raise NotAPost()
 
     title = read_text(meta.get("title"), "title")
