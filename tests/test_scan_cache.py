@@ -199,10 +199,11 @@ def test_eleventy_data_files_invalidate_the_cache(site, counted):
     site.post("a.md", "title: A\ndate: 2024-01-01")
     (site.content / "content.11tydata.json").write_text('{"tags": ["posts"]}')
     config = site.config()
-    before = scan_fingerprint(config)
+    before, files_before = scan_fingerprint(config), content.content_signature(config)
     assert load_posts(config, NOW).posts[0].tags == ("posts",)
     (site.content / "content.11tydata.json").write_text('{"tags": ["articles"]}')
     assert scan_fingerprint(config) != before
+    assert content.content_signature(config) != files_before  # `publisher run` is not idle
     assert load_posts(config, NOW).posts[0].tags == ("articles",)
 
 

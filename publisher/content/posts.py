@@ -308,8 +308,11 @@ class _FilesSignature:
     scan cache's own test, with its residual risk). load_posts and content_signature feed it
     the same walk, so a later walk that finds nothing changed gives the same signature."""
 
-    def __init__(self, content_dir: Path):
+    def __init__(self, content_dir: Path, config: Config | None = None):
         self._h = hashlib.sha256(f"{content_dir}\0{content_dir.is_dir()}\n".encode("utf-8", "surrogatepass"))
+        if config is not None and content_dir.is_dir():
+            # What else the engine reads (Eleventy's data files): a change there is a change.
+            self._h.update(engine_for(config).fingerprint(config).encode())
 
     def add(self, rel: str, st: os.stat_result | None) -> None:
         stamp = f"{st.st_size} {st.st_mtime_ns}" if st is not None else "unreadable"
@@ -323,7 +326,7 @@ def content_signature(config: Config) -> str:
     """The signature load_posts would record now, from a walk and a stat of each file (no
     file is read): what `publisher run` compares to know that no post changed."""
     content_dir = config.content_dir
-    signature = _FilesSignature(content_dir)
+    signature = _FilesSignature(content_dir, config)
     for parts, entry in _post_files(config):
         try:
             st = entry.stat()
@@ -404,7 +407,7 @@ def load_posts(config: Config, now: datetime, *,
     published or held back is decided here on every call, never cached: it depends on `now`."""
     result = LoadResult()
     content_dir = config.content_dir
-    signature = _FilesSignature(content_dir)
+    signature = _FilesSignature(content_dir, config)
     if not content_dir.is_dir():
         result.problems.append(f"{config.content.dir}: content folder does not exist")
         if cache:
