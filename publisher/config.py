@@ -222,7 +222,8 @@ class SiteConfig:
 @dataclass(frozen=True)
 class ContentConfig:
     dir: Path = _spec(Path("content"), _nonempty_str, "folder of Markdown posts, any depth")
-    permalink: str = _spec("/blog/{slug}/", _permalink, "URL path of a post")
+    permalink: str = _spec("/blog/{slug}/", _permalink,
+                           "URL path of a post; placeholders: see Posts (slug, year, title, stem, lang...)")
     dialect: str = _spec("auto", _one_of(*DIALECTS),
                          "the engine the posts are written for; `publisher init` sets it")
     exclude: tuple[str, ...] = _spec((), _str_list, "glob patterns of files under dir that are not posts")

@@ -382,3 +382,12 @@ def test_categories_get_feeds(site):
     feed = site.root / "public" / "categories" / "big-news" / "rss.xml"
     items = list(etree.parse(str(feed)).getroot().iter("item"))
     assert [(i.findtext("title"), i.findtext("category")) for i in items] == [("A", "Big News")]
+
+
+def test_only_a_language_code_makes_a_suffix_a_language(site):
+    site.post("learn.go.md", "title: Go\ndate: 2024-01-01")
+    site.post("hallo.de.md", "title: Hallo\ndate: 2024-01-01")
+    assert {p.title: (p.lang, p.url) for p in load_posts(site.config(), NOW).posts} == {
+        "Go": ("en", "https://blog.test.example/blog/learn-go/"),
+        "Hallo": ("de", "https://blog.test.example/de/blog/hallo/"),
+    }

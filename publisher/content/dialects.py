@@ -24,6 +24,13 @@ from .text import slugify
 # or script ("pt-br", "zh-hans"); anything longer (`notes.draft.md`) is part of the name.
 _LANG_SUFFIX = re.compile(r"^(?P<stem>.+)\.(?P<lang>[a-z]{2}(?:[-_][A-Za-z]{2,4})?)$")
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
+# ISO 639-1: only these make a file name's suffix a language (`learn.go.md` is no translation).
+_ISO_639_1 = frozenset("""aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch
+co cr cs cu cv cy da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi
+ho hr ht hu hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky
+la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om
+or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr ss st su sv sw ta te
+tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu""".split())
 _DATE_PREFIX = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
 _DATE_ANYWHERE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 # Hugo's section pages, in any language (`_index.md`, `_index.ja.md`): never posts.
@@ -68,7 +75,7 @@ def source_of(parts: tuple[str, ...]) -> Source:
     name = file_name.rsplit(".", 1)[0] if "." in file_name else file_name
     lang = ""
     m = _LANG_SUFFIX.match(name)
-    if m:
+    if m and m.group("lang")[:2].lower() in _ISO_639_1:
         name, lang = m.group("stem"), m.group("lang").lower().replace("_", "-")
     folders = parts[:-1]
     folder_post = bool(folders) and (name.lower() == "index" or name == folders[-1])
