@@ -391,3 +391,38 @@ def test_only_a_language_code_makes_a_suffix_a_language(site):
         "Go": ("en", "https://blog.test.example/blog/learn-go/"),
         "Hallo": ("de", "https://blog.test.example/de/blog/hallo/"),
     }
+
+
+def test_a_translations_explicit_url(site):
+    site.post("a.fr.md", "title: A\ndate: 2024-01-01\nurl: /articles/a/")
+    site.post("b.fr.md", "title: B\ndate: 2024-01-01\nurl: /fr/articles/b/")
+    assert sorted(p.url for p in load_posts(site.config(), NOW).posts) == [
+        "https://blog.test.example/fr/articles/a/", "https://blog.test.example/fr/articles/b/"]
+    site.write_config(content={"dialect": "hugo"})  # Hugo: the front matter's url is the whole path
+    assert sorted(p.url for p in load_posts(site.config(), NOW).posts) == [
+        "https://blog.test.example/articles/a/", "https://blog.test.example/fr/articles/b/"]
+
+
+def test_an_eleventy_permalink_template_it_cannot_evaluate_is_named(site):
+    site.write_config(content={"dialect": "eleventy", "permalink": "/blog/{stem}/"})
+    site.post("a.md", "title: A\ndate: 2024-01-01\npermalink: \"/{{ page.date | date: '%Y' }}/a/\"")
+    site.post("b.md", "title: B c\ndate: 2024-01-01\npermalink: \"/x/{{ title | slugify }}/\"")
+    result = load_posts(site.config(), NOW)
+    assert [p.url for p in result.posts] == ["https://blog.test.example/x/b-c/"]
+    assert result.problems == [
+        "content/a.md: skipped: 'permalink' is a template publisher cannot evaluate: "
+        "\"/{{ page.date | date: '%Y' }}/a/\" (it understands {{ page.fileSlug }} and {{ title | slugify }})"]
+
+
+def test_the_next_digest_holds_no_translation(site):
+    from publisher.pipeline import next_digest_posts
+    from publisher.state import State
+
+    site.post("a.md", "title: A\ndate: 2024-01-01")
+    site.post("a.fr.md", "title: A en français\ndate: 2024-01-02")
+    state = State(site.config().database_url)
+    try:
+        posts, _loaded = next_digest_posts(site.config(), state, NOW)
+    finally:
+        state.close()
+    assert [p.title for p in posts] == ["A"]

@@ -228,6 +228,10 @@ class Engine:
                 return value.strip()
         return None
 
+    # Does a translation's explicit `url` get its language in front? (Hugo: no, the front
+    # matter's url is the whole path.)
+    prefix_explicit_url = True
+
     def translated(self, path: str, lang: str) -> str:
         """A translation's path when the permalink has no {lang}: under /<lang>/."""
         return f"/{lang}{path}"
@@ -258,6 +262,7 @@ class Hugo(Engine):
     /{section}/{stem}/ with `slug` replacing the last segment; paths are lowercased."""
 
     name = "hugo"
+    prefix_explicit_url = False
     date_keys = ("date", "publishDate", "pubdate", "published", "pubDate", "created_at")
     tag_separator = ""  # a string is one term
     category_separator = ""
@@ -494,8 +499,9 @@ def post_url(config: Config, engine: Engine, fields: Fields, published: datetime
         if re.match(r"^https?://", explicit, re.I):
             return explicit
         path = "/" + explicit.lstrip("/")
-        if fields.lang and "{lang}" not in config.content.permalink:
-            path = engine.translated(path, fields.lang) if not path.startswith(f"/{fields.lang}/") else path
+        if (fields.lang and engine.prefix_explicit_url and "{lang}" not in config.content.permalink
+                and not path.startswith(f"/{fields.lang}/")):
+            path = engine.translated(path, fields.lang)
         return config.site.url + quote(path, safe="/~-._%@+!$&'()*,;=:")
     local = published.astimezone(config.tz)
     template = config.content.permalink
