@@ -36,7 +36,6 @@ _DATE_ANYWHERE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 # Hugo's section pages, in any language (`_index.md`, `_index.ja.md`): never posts.
 LISTING_PAGE = re.compile(r"^_index(\.[A-Za-z-]+)?\.(md|markdown|mdx)$", re.I)
 
-from ..config import PERMALINK_PLACEHOLDERS as PLACEHOLDERS  # noqa: E402  (one list, declared with the key)
 
 
 @dataclass(frozen=True)

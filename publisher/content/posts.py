@@ -29,7 +29,7 @@ from typing import Any, Mapping, NamedTuple
 
 from ..config import Config
 from ..errors import ContentError
-from .dialects import (LISTING_PAGE, Engine, Fields, engine_for, frontmatter_date_key, post_url,
+from .dialects import (LISTING_PAGE, Engine, Fields, Source, engine_for, frontmatter_date_key, post_url,
                        same_language, source_of)
 from .frontmatter import Skip, first_key, parse_date, read_author, read_flag, read_text, split_front_matter
 from .links import absolutize_url
@@ -158,12 +158,13 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
     text = clean_text(text)
     engine = engine_for(config)
     meta, body = split_front_matter(text, dialect=engine.name)
-    if not meta:
-        raise Skip("no front matter (expected a '---' block with at least 'title' and 'pubDate')")
     src = source_of(_parts(path, config))
-    meta = engine.data(meta, path, src, config)
+    if meta:
+        meta = engine.data(meta, path, src, config)
     if not engine.is_post(meta, src, path):
         raise NotAPost()
+    if not meta:
+        raise Skip("no front matter (expected a '---' block with at least 'title' and 'pubDate')")
 
     title = read_text(meta.get("title"), "title")
     if not title:
@@ -217,7 +218,7 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
     )
 
 
-def _published(meta: dict, src, engine: Engine, config: Config) -> datetime:
+def _published(meta: dict, src: Source, engine: Engine, config: Config) -> datetime:
     """The front matter's date (its aliases, in the engine's order), else the file name's
     YYYY-MM-DD- prefix. A later `publishDate` (Hugo's "not before") wins: the post is
     published then, and held back until then."""
