@@ -103,6 +103,21 @@ def test_jekyll_posts_folder(tmp_path):
     assert [p.title for p in result.held_back] == ["Not for now"]  # published: false
 
 
+def test_jekyll_site_root(tmp_path):
+    """content.dir at the site's root: pages (index.md, about.md) are no posts, _drafts are
+    held back, and the folders above a _posts folder are categories."""
+    root = engine_site(tmp_path, "jekyll", "https://jekyll.example.org", dir=".",
+                       permalink="/{categories}/{year}/{month}/{day}/{slug}.html",
+                       timezone="Europe/Berlin")
+    result = load(root)
+    assert result.problems == []
+    assert sorted(p.title for p in result.held_back) == ["An idea", "Not for now"]
+    assert len(result.posts) == 5
+    folder = by_url(result.posts)["https://jekyll.example.org/blog/travel/far%20away/2024/02/02/in-a-folder.html"]
+    assert folder.categories == ("blog", "Travel", "Far Away")
+    assert folder.tags == ("one tag",)  # `tag`: one, as it is
+
+
 # --- Hugo ------------------------------------------------------------------------------------
 
 HUGO_CONTENT = {"dir": "content", "permalink": "/{section}/{stem}/"}

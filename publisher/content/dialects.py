@@ -11,7 +11,7 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -178,7 +178,7 @@ class Engine:
         """What else than a post's own file its parsing depends on (for the scan cache)."""
         return ""
 
-    def date_from_path(self, src: Source) -> date | None:
+    def date_from_path(self, src: Source, path: Path) -> date | datetime | None:
         return src.date if self.date_from_file_name else None
 
     def slug(self, meta: dict, src: Source, title: str) -> str:
@@ -309,13 +309,46 @@ class Jekyll(Engine):
     tag_separator = None
     category_separator = None
 
+    def date_from_path(self, src: Source, path: Path) -> date | datetime | None:
+        if src.date is None and "_drafts" in path.parent.parts:
+            try:  # a draft is dated by its file's modification time
+                return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+            except OSError:
+                return None
+        return src.date
+
+    def is_post(self, meta: dict, src: Source, path: Path) -> bool:
+        """Posts are the files in a `_posts` (or `_drafts`) folder named YYYY-MM-DD-title
+        (PostReader skips the others). With content.dir at the site's root (its _config.yml
+        there), every other file is a page of the site; elsewhere, every file counts."""
+        folders = path.parent.parts
+        if "_drafts" in folders:
+            return True
+        if "_posts" in folders:
+            return _DATE_PREFIX.match(path.name) is not None
+        content_dir = Path(*path.parts[:len(path.parts) - len(src.parts)])
+        return not (content_dir / "_config.yml").is_file()
+
     def slug(self, meta: dict, src: Source, title: str) -> str:
         explicit = read_text(meta.get("slug"), "slug")
         return jekyll_pretty(explicit or src.base) or slugify(src.base)
 
     def tags(self, meta: dict, src: Source) -> tuple[str, ...]:
-        key = "tags" if meta.get("tags") is not None else "tag"
-        return read_tags(meta.get(key), key, None)
+        # Utils.pluralized_array_from_hash: the singular key, as it is, wins; the plural
+        # key's string is split on whitespace.
+        if meta.get("tag") is not None:
+            return read_tags(meta["tag"], "tag", "")
+        return read_tags(meta.get("tags"), "tags", None)
+
+    def categories(self, meta: dict, src: Source) -> tuple[str, ...]:
+        """Document#categories_from_path (the folders above _posts/_drafts), merged with the
+        front matter's `categories` (split), then `category` as it is (populate_categories)."""
+        special = "_drafts" if "_drafts" in src.folders else "_posts"
+        above = src.folders[:src.folders.index(special)] if special in src.folders else ()
+        found = list(above) + list(read_tags(meta.get("categories"), "categories", None))
+        if meta.get("category") is not None:
+            found += read_tags(meta["category"], "category", "")
+        return tuple(dict.fromkeys(found))
 
     def categories_path(self, categories: tuple[str, ...]) -> str:
         return "/".join(c.lower() for c in categories)
@@ -365,7 +398,7 @@ class Eleventy(Engine):
                 h.update(f"{root}/{name}\0".encode("utf-8", "surrogatepass") + hashlib.sha256(data).digest())
         return h.hexdigest()
 
-    def date_from_path(self, src: Source) -> date | None:
+    def date_from_path(self, src: Source, path: Path) -> date | datetime | None:
         for part in src.parts:
             m = _DATE_ANYWHERE.search(part)
             if m:

@@ -170,7 +170,7 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
     if not title:
         raise Skip("front matter has no 'title'")
     title = re.sub(r"\s+", " ", title)
-    published = _published(meta, src, engine, config)
+    published = _published(meta, src, path, engine, config)
     upd_key, upd_value = frontmatter_date_key(meta, engine.updated_keys)
     updated = parse_date(upd_value, config.tz, upd_key) if upd_value is not None else None
     exp_value = meta.get("expiryDate", meta.get("expirydate"))
@@ -218,13 +218,13 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
     )
 
 
-def _published(meta: dict, src: Source, engine: Engine, config: Config) -> datetime:
+def _published(meta: dict, src: Source, path: Path, engine: Engine, config: Config) -> datetime:
     """The front matter's date (its aliases, in the engine's order), else the file name's
     YYYY-MM-DD- prefix. A later `publishDate` (Hugo's "not before") wins: the post is
     published then, and held back until then."""
     key, value = frontmatter_date_key(meta, engine.date_keys)
     if value is None:
-        from_path = engine.date_from_path(src)
+        from_path = engine.date_from_path(src, path)
         if from_path is None:
             raise Skip("front matter has no 'pubDate' (or 'date'), and the file name has no "
                        "YYYY-MM-DD- prefix")
