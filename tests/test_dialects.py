@@ -109,6 +109,8 @@ def test_jekyll_site_root(tmp_path):
     root = engine_site(tmp_path, "jekyll", "https://jekyll.example.org", dir=".",
                        permalink="/{categories}/{year}/{month}/{day}/{slug}.html",
                        timezone="Europe/Berlin")
+    (root / "_docs").mkdir()
+    (root / "_docs" / "page.md").write_text("---\n---\nA page: empty front matter, as Jekyll allows.\n")
     result = load(root)
     assert result.problems == []
     assert sorted(p.title for p in result.held_back) == ["An idea", "Not for now"]

@@ -62,6 +62,10 @@ def test_pelican_header_in_dashes():
     assert meta == {"title": "T", "tags": "a; b"} and body == "Body"
 
 
+def test_an_empty_block_is_an_empty_mapping():
+    assert split_front_matter("---\n---\nA Jekyll page.") == ({}, "A Jekyll page.")
+
+
 def test_no_front_matter_is_an_empty_mapping():
     assert split_front_matter("# Just Markdown\n\ntext") == ({}, "# Just Markdown\n\ntext")
 

@@ -232,9 +232,7 @@ def split_front_matter(text: str, *, load: bool = True, dialect: str = "auto") -
         data = {}
     if not isinstance(data, dict):
         raise Skip("front matter is empty or not a mapping of keys")
-    if not data and body:
-        raise Skip("front matter is empty or not a mapping of keys")
-    return data, body
+    return data, body  # {} for an empty block: a Jekyll page, or a post missing its keys
 
 
 def _load_yaml(source: str) -> Any:

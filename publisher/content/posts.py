@@ -163,6 +163,8 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
         meta = engine.data(meta, path, src, config)
     if not engine.is_post(meta, src, path):
         raise NotAPost()
+    if not meta and text.startswith(("---", "+++")):
+        raise Skip("front matter is empty or not a mapping of keys")
     if not meta:
         raise Skip("no front matter (expected a '---' block with at least 'title' and 'pubDate')")
 
