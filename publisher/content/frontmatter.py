@@ -35,7 +35,23 @@ _DATE_FORMATS = tuple(
 )
 
 
+_UNPADDED = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:([ T])(\d{1,2}):(\d{2})(:\d{2}(?:\.\d+)?)?)?(.*)$")
+
+
+def _padded(text: str) -> str:
+    """'2014-3-12 2:26' (as Pelican and Ruby accept it) -> '2014-03-12 02:26'."""
+    m = _UNPADDED.match(text)
+    if not m:
+        return text
+    y, mo, d, sep, h, mi, sec, rest = m.groups()
+    out = f"{y}-{int(mo):02d}-{int(d):02d}"
+    if h is not None:
+        out += f"{sep}{int(h):02d}:{mi}{sec or ''}"
+    return out + rest
+
+
 def _parse_text_date(text: str) -> datetime | None:
+    text = _padded(text)
     m = _OFFSET_WITH_SPACE.match(text)
     iso = text
     if m:
