@@ -173,3 +173,15 @@ def test_translations_are_never_mailed(site):
     assert [p.title for p in later.new] == ["New"]
     assert [p.title for p in later.unannounced] == ["New"]
     assert sorted(p.title for p in later.posts) == ["New", "Nouveau", "Old"]  # in the feeds
+
+
+def test_two_files_with_one_id_never_break_the_scan(site):
+    site.post("a.md", "title: A\npubDate: 2024-01-01\nid: same")
+    config, state = site.config(), open_state(site)
+    scan(config, state, MON_0900)
+    site.post("b.md", "title: B\npubDate: 2024-01-02\nid: same")  # a copy, its id kept
+    (site.content / "a.md").rename(site.content / "a-renamed.md")
+    later = scan(config, state, MON_0900 + timedelta(hours=1))
+    assert later.new == [] and later.unannounced == []
+    assert later.problems == ["content/b.md: skipped: id 'same' is already the id of content/a-renamed.md"]
+    assert [(k.id, k.source) for k in state.known_posts().values()] == [("same", "content/a-renamed.md")]

@@ -418,6 +418,7 @@ def load_posts(config: Config, now: datetime, *,
         result.files_signature = signature.hexdigest()
         return result
     by_url: dict[str, Post] = {}
+    by_id: dict[str, Post] = {}
     seen: set[str] = set()
     # Each file's path for messages, as _source gives it, without a pathlib call per file.
     base = _source(content_dir, config)
@@ -472,7 +473,12 @@ def load_posts(config: Config, now: datetime, *,
                 f"{rel}: skipped: slug '{post.slug}' gives the same URL as {twin.source} ({post.url})"
             )
             continue
+        twin = by_id.get(post.id)
+        if twin is not None:  # an `id` copied with a file: one id, one post
+            result.problems.append(f"{rel}: skipped: id '{post.id}' is already the id of {twin.source}")
+            continue
         by_url[post.url] = post
+        by_id[post.id] = post
         if post.draft or post.published > now or (post.expires is not None and post.expires <= now):
             result.held_back.append(post)
         else:
