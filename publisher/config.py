@@ -159,17 +159,22 @@ DIALECTS = ("auto", "astro", "hugo", "jekyll", "eleventy", "pelican", "nanoc")
 MARKDOWN_ENGINES = ("commonmark", "python-markdown")
 
 
+# content.permalink's placeholders (content/dialects.py fills them; PLACEHOLDERS there).
+PERMALINK_PLACEHOLDERS = ("slug", "year", "month", "day", "title", "stem", "section", "categories", "lang")
+
+
 def _permalink(value: Any) -> str:
     text = _nonempty_str(value)
     if not text.startswith("/"):
         raise _Invalid("expected a path starting with '/', such as /blog/{slug}/")
-    unknown = set(re.findall(r"\{([^}]*)\}", text)) - {"slug", "year", "month", "day"}
+    names = ", ".join("{" + p + "}" for p in PERMALINK_PLACEHOLDERS)
+    unknown = set(re.findall(r"\{([^}]*)\}", text)) - set(PERMALINK_PLACEHOLDERS)
     if unknown:
-        raise _Invalid("expected only the placeholders {slug}, {year}, {month}, {day}")
-    if "{slug}" not in text:
-        raise _Invalid("expected a path containing {slug}")
+        raise _Invalid(f"expected only the placeholders {names}")
+    if not any("{" + p + "}" in text for p in ("slug", "stem", "title")):
+        raise _Invalid("expected a path containing {slug}, {stem} or {title}")
     try:  # a stray '{' or '}' would only fail later, in str.format, on the first post
-        text.format(slug="s", year="2024", month="01", day="01")
+        text.format(**{p: "x" for p in PERMALINK_PLACEHOLDERS})
     except (ValueError, IndexError, KeyError) as e:
         raise _Invalid(f"expected a path whose braces only enclose placeholders ({e})") from e
     return text
@@ -314,7 +319,8 @@ class SiteConfig:
 @dataclass(frozen=True)
 class ContentConfig:
     dir: Path = _spec(Path("content"), _nonempty_str, "folder of Markdown posts, any depth")
-    permalink: str = _spec("/blog/{slug}/", _permalink, "URL path of a post")
+    permalink: str = _spec("/blog/{slug}/", _permalink,
+                           "URL path of a post; placeholders: see Posts (slug, year, title, stem, lang...)")
     dialect: str = _spec("auto", _one_of(*DIALECTS),
                          "the engine the posts are written for; `publisher init` sets it")
     exclude: tuple[str, ...] = _spec((), _str_list, "glob patterns of files under dir that are not posts")

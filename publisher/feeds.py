@@ -44,6 +44,8 @@ ATOM_FILE = "atom.xml"
 JSON_FILE = "feed.json"
 FEED_FILES = (RSS_FILE, ATOM_FILE, JSON_FILE)
 TAGS_DIR = "tags"
+CATEGORIES_DIR = "categories"  # a category's feeds: categories/<slug>/, as a tag's are under tags/
+TERM_DIRS = (TAGS_DIR, CATEGORIES_DIR)
 
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -75,11 +77,12 @@ _ABSOLUTE_IRI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]+")
 class _Feed:
     """One feed set (rss.xml, atom.xml and feed.json in one folder) and what it holds."""
 
-    folder: str  # "" for the site's feeds, "tags/<slug>/" for a tag's
+    folder: str  # "" for the site's feeds, "tags/<slug>/" for a tag's, "<lang>/" for a language's
     title: str
     description: str  # may be empty
     items: tuple[Post, ...]  # newest first, already limited
     archive: "_History | None" = None  # RFC 5005 links, with feeds.archive
+    language: str = ""  # "" = site.language
 
     def path(self, name: str) -> str:
         return self.folder + name
@@ -92,8 +95,10 @@ def render_feeds(
     """Every feed of the site as {path relative to the output folder: bytes}.
 
     `posts` are the published posts (content.load_posts(...).posts). The result holds rss.xml,
-    atom.xml and feed.json, and the same three under tags/<slugify(tag)>/ for every tag (tags
-    that differ only in case share a feed). config.feeds.limit applies to each feed on its own.
+    atom.xml and feed.json of the posts in site.language, and the same three under
+    tags/<slugify(tag)>/ for every tag (tags that differ only in case share a feed), under
+    categories/<slugify(category)>/ for every category, and under <lang>/ for the posts of
+    each other language (translations: no tag or category feeds of their own). config.feeds.limit applies to each feed on its own.
     `html_for` (a cached Markdown renderer, the expensive part) is called at most once per post,
     and only for posts that appear in some feed. `select`, given every feed set, returns those
     to render (a caller that knows which are unchanged on disk); a feed set's bytes depend only
@@ -103,9 +108,11 @@ def render_feeds(
     site_title = _one_line(config.site.title)
     site_description = _one_line(config.site.description)
 
-    feeds = [_Feed("", site_title, site_description, _limit(ordered, config.feeds.limit))]
-    everything = {"": ordered}  # folder -> every post of that feed, for the archive pages
-    for slug, (name, tagged) in sorted(_group_by_tag(ordered).items()):
+    # The site's language in the main feeds; each other language in its own, under <lang>/.
+    main = [p for p in ordered if not p.is_translation(config)]
+    feeds = [_Feed("", site_title, site_description, _limit(main, config.feeds.limit))]
+    everything = {"": main}  # folder -> every post of that feed, for the archive pages
+    for slug, (name, tagged) in sorted(_group_by_tag(main).items()):
         if config.feeds.archive_tags:
             everything[f"{TAGS_DIR}/{slug}/"] = tagged
         feeds.append(
@@ -116,6 +123,16 @@ def render_feeds(
                 items=_limit(tagged, config.feeds.limit),
             )
         )
+    for slug, (name, filed) in sorted(_group_by_tag(main, "categories").items()):
+        feeds.append(_Feed(folder=f"{CATEGORIES_DIR}/{slug}/", title=f"{site_title} — {name}",
+                           description=f"Posts in “{name}” on {site_title}",
+                           items=_limit(filed, config.feeds.limit)))
+    for lang in sorted({p.lang.lower() for p in ordered} - {""}):
+        translated = [p for p in ordered if p.lang.lower() == lang and p.is_translation(config)]
+        if translated:
+            feeds.append(_Feed(folder=f"{lang}/", title=f"{site_title} ({lang})",
+                               description=site_description,
+                               items=_limit(translated, config.feeds.limit), language=lang))
 
     if config.feeds.archive:
         feeds = _with_archives(feeds, everything, config)
@@ -161,14 +178,16 @@ def _limit(posts: list[Post], limit: int) -> tuple[Post, ...]:
     return tuple(posts[:limit] if limit else posts)
 
 
-def _group_by_tag(posts: list[Post]) -> dict[str, tuple[str, list[Post]]]:
+def _group_by_tag(posts: list[Post], field: str = "tags") -> dict[str, tuple[str, list[Post]]]:
     """{tag slug: (display name, posts newest first)}. Tags are compared by slug, which is
-    case-insensitive; a tag's display name is its spelling in the newest post using it."""
+    case-insensitive; a tag's display name is its spelling in the newest post using it.
+    field="categories": the same for categories."""
+    folder = TAGS_DIR if field == "tags" else CATEGORIES_DIR
     tagged: dict[str, list[Post]] = {}
     spellings: dict[str, dict[str, str]] = {}  # slug -> {lowercased tag: first spelling seen}
     for post in posts:
         slugs_of_post: set[str] = set()
-        for tag in post.tags:
+        for tag in getattr(post, field):
             slug = slugify(tag)
             spellings.setdefault(slug, {}).setdefault(tag.lower(), tag)
             if slug not in slugs_of_post:
@@ -179,8 +198,8 @@ def _group_by_tag(posts: list[Post]) -> dict[str, tuple[str, list[Post]]]:
         names = sorted(spellings[slug].values(), key=str.casefold)
         if len(names) > 1:
             # Different tags ("C" and "C++") can share a slug; they then share one feed.
-            log.warning("tags %s share the feed folder %s/%s/",
-                        ", ".join(repr(n) for n in names), TAGS_DIR, slug)
+            log.warning("%s %s share the feed folder %s/%s/", field,
+                        ", ".join(repr(n) for n in names), folder, slug)
         name = " / ".join(names) if len(names) > 1 else names[0]
         groups[slug] = (name, posts_of_tag)
     return groups
@@ -291,7 +310,7 @@ def _new_generator(feed: _Feed, config: Config, own_file: str) -> tuple[FeedGene
     for rel, href in links:
         fg.link(href=href, rel=rel)
     fg.link(href=_home_url(config), rel="alternate", type="text/html")
-    fg.language(config.site.language)
+    fg.language(feed.language or config.site.language)
     fg.generator("publisher", version=__version__)
     date = _feed_date(feed)
     fg.updated(date)  # atom:updated and RSS lastBuildDate; feedgen's default would be now()
@@ -317,8 +336,8 @@ def _add_entry(fg, post: Post, content_html: str, updated: datetime | None = Non
     fe.link(href=post.url, rel="alternate", type="text/html")
     fe.published(post.published)
     fe.updated(updated or post.modified)  # feedgen's default would be now()
-    for tag in post.tags:
-        fe.category(term=tag)
+    for term in _terms(post):
+        fe.category(term=term)
     fe.content(content_html, type="html")
     if post.image:
         fe.media.content(url=_safe_url(post.image), medium="image", group=None)
@@ -419,7 +438,7 @@ def _render_json(feed: _Feed, config: Config, content_html: Callable[[Post], str
     if feed.description:
         doc["description"] = feed.description
     _json_extras(doc, feed, config)
-    doc["language"] = config.site.language
+    doc["language"] = feed.language or config.site.language
     site_author = _json_author(*_site_author(config))
     if site_author:
         doc["authors"] = [site_author]
@@ -440,12 +459,18 @@ def _render_json(feed: _Feed, config: Config, content_html: Callable[[Post], str
         author = _json_author(*_post_author(post, config))
         if author:
             item["authors"] = [author]
-        if post.tags:
-            item["tags"] = list(post.tags)
+        if _terms(post):
+            item["tags"] = _terms(post)
         _json_attachments(item, post)
         items.append(item)
     doc["items"] = items
     return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def _terms(post: Post) -> list[str]:
+    """A post's tags, then its categories: the feed's categories (JSON Feed: its tags)."""
+    seen = {t.lower(): t for t in post.tags}
+    return list(post.tags) + [c for c in post.categories if c.lower() not in seen]
 
 
 def _json_author(name: str, email: str) -> dict | None:
@@ -712,8 +737,9 @@ def write_feeds(files: dict[str, bytes], output_dir: Path, keep: frozenset[str] 
         _write_atomically(path, files[rel])
         report.written.append(rel)
     _remove_orphaned_temp_files(output_dir, {str(PurePosixPath(rel).parent) for rel in files})
-    report.removed = _remove_stale_archives(output_dir, set(files) | set(keep))
-    report.removed += _remove_stale(output_dir, set(files) | set(keep))
+    keep = set(files) | set(keep)
+    report.removed = _remove_stale_archives(output_dir, keep)
+    report.removed += [rel for terms in TERM_DIRS for rel in _remove_stale(output_dir, keep, terms)]
     log.info("feeds in %s: %d written, %d unchanged, %d removed", output_dir,
              len(report.written), len(report.unchanged), len(report.removed))
     return report
@@ -782,10 +808,10 @@ def _remove_orphaned_temp_files(output_dir: Path, folders: set[str]) -> None:
     tags/*), so they are neither published nor keep an old tag's folder alive."""
     import time
 
-    tags = output_dir / TAGS_DIR
     candidates = {output_dir / f for f in folders}
-    if tags.is_dir():
-        candidates.update(p for p in tags.iterdir() if p.is_dir() and not p.is_symlink())
+    for terms in (output_dir / d for d in TERM_DIRS):
+        if terms.is_dir():
+            candidates.update(p for p in terms.iterdir() if p.is_dir() and not p.is_symlink())
     cutoff = time.time() - ORPHAN_TEMP_AGE
     for folder in candidates:
         try:
@@ -840,8 +866,8 @@ def _rmdir_if_empty(folder: Path) -> None:
         pass
 
 
-def _remove_stale(output_dir: Path, keep: set[str]) -> list[str]:
-    tags_dir = output_dir / TAGS_DIR
+def _remove_stale(output_dir: Path, keep: set[str], terms: str = TAGS_DIR) -> list[str]:
+    tags_dir = output_dir / terms
     try:
         entries = sorted(os.scandir(tags_dir), key=lambda e: e.name)
     except (FileNotFoundError, NotADirectoryError):
@@ -850,12 +876,12 @@ def _remove_stale(output_dir: Path, keep: set[str]) -> list[str]:
         raise PublisherError(f"{tags_dir}: cannot list old tag feeds: {_reason(e)}") from e
     removed: list[str] = []
     kept_folders = {PurePosixPath(rel).parts[1] for rel in keep
-                    if len(PurePosixPath(rel).parts) == 3 and rel.startswith(TAGS_DIR + "/")}
+                    if len(PurePosixPath(rel).parts) == 3 and rel.startswith(terms + "/")}
     for entry in entries:
         if not entry.is_dir(follow_symlinks=False):  # never follow a link out of the folder
             continue
         for name in FEED_FILES:
-            rel = f"{TAGS_DIR}/{entry.name}/{name}"
+            rel = f"{terms}/{entry.name}/{name}"
             path = Path(entry.path) / name
             if rel in keep or path.is_symlink() or not path.is_file():
                 continue

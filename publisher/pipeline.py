@@ -511,6 +511,7 @@ def _save_idle_stamp(config: Config, state: State, loaded: LoadResult,
     from .scanner import next_firing
 
     due = [p.published for p in loaded.held_back if not p.draft and p.published > now]
+    due += [p.expires for p in loaded.posts if p.expires is not None]  # Hugo's expiryDate
     firing = next_firing(config, _since_last_digest(state, now))
     if firing is not None:
         due.append(firing)
@@ -553,13 +554,16 @@ def send_now(config: Config, now: datetime | None = None, *,
 def next_digest_posts(config: Config, state: State, now: datetime) -> tuple[list[Post], LoadResult]:
     """The posts the next digest would hold, without recording anything. On a site never run,
     or with nothing new, the newest posts stand in so a preview or test copy shows something."""
+    from .scanner import KnownIndex, mailable
+
     loaded = load_posts(config, now)
+    candidates = mailable(loaded.posts, config)
     if state.get_meta("baseline_at") is None:
-        return loaded.posts[:5], loaded
+        return candidates[:5], loaded
     owed = set(state.unannounced_post_ids())
-    known = state.known_posts()
-    posts = [p for p in loaded.posts if p.id in owed or p.id not in known]
-    return (posts or loaded.posts[:5]), loaded
+    matched = KnownIndex(state.known_posts()).match(candidates)
+    posts = [p for p in candidates if id(p) not in matched or matched[id(p)].id in owed]
+    return (posts or candidates[:5]), loaded
 
 
 def _posts_for_next_digest(config: Config, now: datetime, report: Report, verb: str) -> list[Post]:

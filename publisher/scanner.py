@@ -16,7 +16,7 @@ from .config import Config
 from .content import LoadResult, Post, load_posts
 
 if TYPE_CHECKING:
-    from .state import State
+    from .state import KnownPost, State
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,47 @@ class ScanResult:
 
 
 def _row(post: Post) -> dict:
-    return {"id": post.id, "url": post.url, "title": post.title,
+    return {"id": post.id, "url": post.url, "source": post.source, "title": post.title,
             "published_at": post.published, "featured": post.featured}
+
+
+class KnownIndex:
+    """The posts the state knows, found by id, else by source file, else by URL, else by
+    title and date: a post whose URL rule changed (an upgrade) or whose file was renamed is
+    the same post, never a new one. Each known row goes to one post at most, and exact
+    matches are handed out first, so a copy of a post never takes its original's row."""
+
+    def __init__(self, known: dict[str, KnownPost]):
+        self.known = known
+
+    def match(self, posts: list[Post]) -> dict[int, KnownPost]:
+        """{id(post): its known row} for the posts the state already knows."""
+        keys = (lambda k: k.id, lambda k: k.source, lambda k: k.url,
+                lambda k: (k.title, k.published_at))
+        of_post = (lambda p: p.id, lambda p: p.source, lambda p: p.url,
+                   lambda p: (p.title, p.published))
+        found: dict[int, KnownPost] = {}
+        taken: set[str] = set()
+        for key, post_key in zip(keys, of_post):
+            table: dict = {}
+            for k in self.known.values():
+                value = key(k)
+                if value and value not in table and k.id not in taken:
+                    table[value] = k
+            for post in posts:
+                if id(post) in found:
+                    continue
+                k = table.get(post_key(post))
+                if k is not None and k.id not in taken:
+                    found[id(post)] = k
+                    taken.add(k.id)
+        return found
+
+
+def mailable(posts: list[Post], config: Config) -> list[Post]:
+    """The posts the newsletter may mail: those in site.language (translations have their
+    own feeds under <lang>/, and are never mailed)."""
+    return [p for p in posts if not p.is_translation(config)]
 
 
 def scan(config: Config, state: State, now: datetime, loaded: LoadResult | None = None) -> ScanResult:
@@ -56,8 +95,21 @@ def scan(config: Config, state: State, now: datetime, loaded: LoadResult | None 
 
     new_rows: list[dict] = []
     changed_rows: list[dict] = []
-    for post in loaded.posts:
-        seen = known.get(post.id)
+    candidates = mailable(loaded.posts, config)
+    matched = KnownIndex(known).match(candidates)
+    for post in candidates:
+        seen = matched.get(id(post))
+        if seen is not None and (seen.id != post.id or seen.source != post.source or seen.url != post.url):
+            # Known under another id, URL or file: the same post, and its row follows it.
+            log.info("%s: known as %s; recorded under its new %s", post.source,
+                     seen.source or seen.url, "id" if seen.id != post.id else "URL or file")
+            row = _row(post) | ({"old_id": seen.id} if seen.id != post.id else {})
+            if post.featured and not seen.featured:
+                result.newly_featured.append(post)
+                if alerts_on and not seen.alerted:
+                    row["alert_due"] = True
+            changed_rows.append(row)
+            continue
         if seen is None:
             result.new.append(post)
             alert = alerts_on and post.featured and not baseline
@@ -83,8 +135,8 @@ def scan(config: Config, state: State, now: datetime, loaded: LoadResult | None 
 
     owed = set(state.unannounced_post_ids())
     alert_ids = set(state.alert_due_post_ids()) if alerts_on else set()
-    result.unannounced = [p for p in loaded.posts if p.id in owed]
-    result.alerts_due = [p for p in loaded.posts if p.id in alert_ids]
+    result.unannounced = [p for p in mailable(loaded.posts, config) if p.id in owed]
+    result.alerts_due = [p for p in mailable(loaded.posts, config) if p.id in alert_ids]
     return result
 
 

@@ -95,6 +95,9 @@ posts = sa.Table(
     "posts", metadata,
     sa.Column("id", sa.Text, primary_key=True),  # content.Post.id
     sa.Column("url", sa.Text, nullable=False),
+    # The file it was read from, relative to the site folder (content.Post.source): with the
+    # id and the URL, how a post is recognised after a rename or a change of URL rules.
+    sa.Column("source", sa.Text),
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("published_at", UTCDateTime, nullable=False),
     sa.Column("featured", sa.Boolean, nullable=False, default=False),
@@ -180,6 +183,10 @@ class KnownPost:
     announced: bool
     alert_due: bool
     alerted: bool
+    url: str = ""
+    source: str | None = None
+    title: str = ""
+    published_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -272,8 +279,28 @@ def _add_scan_cache(conn: sa.Connection) -> None:
     scan_cache.create(conn, checkfirst=True)
 
 
+def _add_post_sources(conn: sa.Connection) -> None:
+    """v4: posts.source, filled from the scan cache where it still says which file gave which
+    post: an upgrade that changes URL rules then still knows every post already announced."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("posts")}
+    if "source" not in columns:
+        conn.execute(sa.text("ALTER TABLE posts ADD COLUMN source TEXT"))
+    if not sa.inspect(conn).has_table("scan_cache"):
+        return
+    for path, post_json in conn.execute(
+            sa.select(scan_cache.c.path, scan_cache.c.post).where(scan_cache.c.post.is_not(None))):
+        try:
+            data = json.loads(post_json)
+            post_id, url = str(data["id"]), str(data["url"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        conn.execute(posts.update().where(sa.or_(posts.c.id == post_id, posts.c.url == url),
+                                          posts.c.source.is_(None)).values(source=path))
+
+
 MIGRATIONS[2] = _add_scan_cache
 MIGRATIONS[3] = _add_delivery_claims
+MIGRATIONS[4] = _add_post_sources
 
 
 def _add_bounce_events(conn: sa.Connection) -> None:
@@ -449,26 +476,31 @@ class State:
     def known_posts(self) -> dict[str, KnownPost]:
         with self.read() as conn:
             rows = conn.execute(
-                sa.select(posts.c.id, posts.c.featured, posts.c.announced_at, posts.c.alert_due, posts.c.alerted_at)
+                sa.select(posts.c.id, posts.c.featured, posts.c.announced_at, posts.c.alert_due,
+                          posts.c.alerted_at, posts.c.url, posts.c.source, posts.c.title,
+                          posts.c.published_at)
             )
             return {
                 r.id: KnownPost(r.id, bool(r.featured), r.announced_at is not None, bool(r.alert_due),
-                                r.alerted_at is not None)
+                                r.alerted_at is not None, r.url, r.source, r.title, r.published_at)
                 for r in rows
             }
 
     def record_posts(self, new: list[dict], changed: list[dict], *, baseline_at: datetime | None = None) -> None:
         """Insert newly seen posts and update changed ones, in one transaction.
 
-        Each dict has id, url, title, published_at, featured, alert_due (and, for new rows,
-        first_seen_at / announced_at). `baseline_at` set: this is the site's first run, and it is
-        recorded in the same transaction, so a crash can never mail the back catalogue."""
+        Each dict has id, url, source, title, published_at, featured, alert_due (and, for new
+        rows, first_seen_at / announced_at). A changed row with `old_id` is a known post under
+        a new id (its URL rule changed, or its file was renamed): the row is re-keyed, and keeps
+        its history. `baseline_at` set: this is the site's first run, and it is recorded in
+        the same transaction, so a crash can never mail the back catalogue."""
         with self.write() as conn:
             if new:
                 conn.execute(posts.insert(), new)
             for row in changed:
-                values = {k: v for k, v in row.items() if k != "id"}
-                conn.execute(posts.update().where(posts.c.id == row["id"]).values(**values))
+                key = row.get("old_id", row["id"])
+                values = {k: v for k, v in row.items() if k != "old_id"}
+                conn.execute(posts.update().where(posts.c.id == key).values(**values))
             if baseline_at is not None:
                 self._set_meta(conn, "baseline_at", baseline_at.isoformat())
 

@@ -140,6 +140,7 @@ def test_duplicate_urls_are_reported_every_run(site):
     {"site": {"url": "https://other.example"}},
     {"content": {"permalink": "/{year}/{slug}/"}},
     {"newsletter": {"timezone": "Europe/Berlin"}},
+    {"site": {"language": "fr"}},
     {"site": {"author": {"name": "Someone Else", "email": "else@blog.test.example"}}},
 ])
 def test_config_changes_that_alter_posts_invalidate_the_cache(site, counted, change):
@@ -163,6 +164,47 @@ def test_config_changes_that_alter_posts_invalidate_the_cache(site, counted, cha
         assert fingerprints == {scan_fingerprint(changed)}
     finally:
         state.close()
+
+
+def test_every_post_field_survives_the_cache(site, counted):
+    """Categories, language, translation key, expiry date; a file that is no post (a nanoc
+    page) stays silent; a Pelican body is split as Pelican does, when read lazily."""
+    site.write_config(content={"dialect": "nanoc"})
+    site.post("a.fr.md", "title: A\ncreated_at: 2024-01-01\nkind: article\ncategories: [X, Y]\n"
+                         "expiryDate: 2030-01-01\ntranslationKey: k", "Body.\n")
+    site.post("page.md", "title: About", "A page.\n")
+    config = site.config()
+    cache: dict = {}
+    first = cached_load(config, cache)
+    counted.clear()
+    second = cached_load(config, cache)
+    assert counted == [] and second.problems == first.problems == []
+    assert second.posts == first.posts and len(first.posts) == 1
+    post = second.posts[0]
+    assert (post.categories, post.lang, post.translation_key) == (("X", "Y"), "fr", "k")
+    assert post.expires == datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+    site.write_config(content={"dialect": "pelican"})
+    (site.content / "a.fr.md").unlink()
+    (site.content / "page.md").unlink()
+    (site.content / "p.md").write_text("Title: P\nDate: 2024-01-01\n\nThe body.\n")
+    config = site.config()
+    cached_load(config, cache)
+    again = cached_load(config, cache)
+    assert [p.body for p in again.posts] == ["The body."]
+
+
+def test_eleventy_data_files_invalidate_the_cache(site, counted):
+    site.write_config(content={"dialect": "eleventy", "permalink": "/blog/{stem}/"})
+    site.post("a.md", "title: A\ndate: 2024-01-01")
+    (site.content / "content.11tydata.json").write_text('{"tags": ["posts"]}')
+    config = site.config()
+    before, files_before = scan_fingerprint(config), content.content_signature(config)
+    assert load_posts(config, NOW).posts[0].tags == ("posts",)
+    (site.content / "content.11tydata.json").write_text('{"tags": ["articles"]}')
+    assert scan_fingerprint(config) != before
+    assert content.content_signature(config) != files_before  # `publisher run` is not idle
+    assert load_posts(config, NOW).posts[0].tags == ("articles",)
 
 
 def test_parser_code_changes_invalidate_the_cache(site, monkeypatch):

@@ -81,3 +81,107 @@ def test_schedule_uses_newsletter_timezone(site):
     since = datetime(2025, 1, 5, 23, 0, tzinfo=timezone.utc)
     assert schedule_fired(config, since, datetime(2025, 1, 6, 0, 0, 1, tzinfo=timezone.utc))
     assert not schedule_fired(config, since, datetime(2025, 1, 5, 23, 59, tzinfo=timezone.utc))
+
+
+# --- upgrades and renames never re-mail ------------------------------------------------------
+
+OLD_SITE = __import__("pathlib").Path(__file__).parent / "fixtures" / "old_state" / "old-site"
+
+
+def _old_site(tmp_path, server):
+    """A copy of the site the previous release ran (tests/fixtures/old_state: its real state
+    database), pointed at this test's SMTP server."""
+    import shutil
+
+    import yaml
+
+    root = tmp_path / "old-site"
+    shutil.copytree(OLD_SITE, root)
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["smtp"] = server.smtp_settings()
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    return root
+
+
+def _cli(root, *args):
+    from click.testing import CliRunner
+
+    from publisher.cli import main
+
+    return CliRunner().invoke(main, ["--config", str(root / "config.yaml"), *args],
+                              catch_exceptions=False)
+
+
+def test_upgrading_from_the_previous_release_mails_no_post_again(tmp_path, server):
+    """The previous release published 2025-01-29-x.md at /blog/2025-01-29-x/ (announced at its
+    baseline) and mailed 2025-02-03-second-post.md; this release drops the date prefix from
+    the URL. Neither post is new: nothing is mailed, and the rows follow the new URLs."""
+    from publisher.config import load_config
+
+    root = _old_site(tmp_path, server)
+    sent = _cli(root, "send")
+    assert "nothing new to mail: every published post has been sent" in sent.output, sent.output
+    assert server.received == []
+    state = State(load_config(root / "config.yaml").database_url)
+    try:
+        rows = {k.url: (k.source, k.announced) for k in state.known_posts().values()}
+    finally:
+        state.close()
+    assert rows == {
+        "https://old.example.org/blog/x/": ("content/2025-01-29-x.md", True),
+        "https://old.example.org/blog/second-post/": ("content/2025-02-03-second-post.md", True),
+    }
+    # A post written after the upgrade is mailed, alone.
+    (root / "content" / "2025-03-01-third.md").write_text("---\ntitle: Third\n---\nNew.\n")
+    sent = _cli(root, "send")
+    assert "1 sent" in sent.output, sent.output
+    [received] = server.received
+    text = received.message.get_body(("plain",)).get_content()
+    assert received.message["Subject"] == "Old Blog: Third"
+    assert "Third" in text and "Second post" not in text and "X marks the spot" not in text
+
+
+def test_a_renamed_file_is_the_same_post_whatever_changed_with_it(site):
+    site.post("2024-05-01-hello.md", "title: Hello\npubDate: 2024-05-01")
+    site.post("other.md", "title: Other\npubDate: 2024-05-02\nid: other-post")
+    config, state = site.config(), open_state(site)
+    scan(config, state, MON_0900)  # the baseline: both announced
+    # Renamed: new file, new URL (same title and date); and one moved to a new URL by its slug.
+    (site.content / "2024-05-01-hello.md").rename(site.content / "hello-world.md")
+    site.post("other.md", "title: Other, retitled\npubDate: 2024-05-02\nid: other-post\nslug: moved")
+    later = scan(config, state, MON_0900 + timedelta(hours=1))
+    assert later.new == [] and later.unannounced == []
+    known = {k.id: (k.url, k.source, k.announced) for k in state.known_posts().values()}
+    assert known == {
+        "https://blog.test.example/blog/hello-world/":
+            ("https://blog.test.example/blog/hello-world/", "content/hello-world.md", True),
+        "other-post": ("https://blog.test.example/blog/moved/", "content/other.md", True),
+    }
+    # A new post that copies an old one's title and date is still new: the old row is taken.
+    site.post("copy.md", "title: Hello\npubDate: 2024-05-01")
+    third = scan(config, state, MON_0900 + timedelta(hours=2))
+    assert [p.source for p in third.new] == ["content/copy.md"]
+
+
+def test_translations_are_never_mailed(site):
+    site.post("old.md", "title: Old\npubDate: 2024-01-01")
+    config, state = site.config(), open_state(site)
+    scan(config, state, MON_0900)
+    site.post("new.md", "title: New\npubDate: 2025-01-05")
+    site.post("new.fr.md", "title: Nouveau\npubDate: 2025-01-05")
+    later = scan(config, state, MON_0900 + timedelta(hours=1))
+    assert [p.title for p in later.new] == ["New"]
+    assert [p.title for p in later.unannounced] == ["New"]
+    assert sorted(p.title for p in later.posts) == ["New", "Nouveau", "Old"]  # in the feeds
+
+
+def test_two_files_with_one_id_never_break_the_scan(site):
+    site.post("a.md", "title: A\npubDate: 2024-01-01\nid: same")
+    config, state = site.config(), open_state(site)
+    scan(config, state, MON_0900)
+    site.post("b.md", "title: B\npubDate: 2024-01-02\nid: same")  # a copy, its id kept
+    (site.content / "a.md").rename(site.content / "a-renamed.md")
+    later = scan(config, state, MON_0900 + timedelta(hours=1))
+    assert later.new == [] and later.unannounced == []
+    assert later.problems == ["content/b.md: skipped: id 'same' is already the id of content/a-renamed.md"]
+    assert [(k.id, k.source) for k in state.known_posts().values()] == [("same", "content/a-renamed.md")]

@@ -1,6 +1,7 @@
 """content/ -> Post objects: files are read, never written; nothing here sends or writes feeds.
 
-frontmatter.py reads front matter and dates, markup.py renders Markdown, links.py makes URLs,
+frontmatter.py reads front matter and dates, dialects.py says what each engine means (slugs,
+URLs, dates, languages), markup.py renders Markdown, links.py absolutises links,
 posts.py walks the folder and builds Post objects (with the scan cache)."""
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ def code_hash() -> str:
     return _CODE_HASH
 
 
-from .links import absolutize_html, absolutize_url, permalink  # noqa: E402
+from .dialects import permalink  # noqa: E402
+from .links import absolutize_html, absolutize_url  # noqa: E402
 from .markup import cache_key, derive_summary, render_body, render_html  # noqa: E402
 from .posts import (LoadResult, Post, ScanEntry, content_signature, find_post_files,  # noqa: E402
                     load_posts, read_post, scan_fingerprint)

@@ -1,8 +1,13 @@
 """Front matter: split it from the body, read its keys (with the aliases real blogs use) and
-its dates. Raises Skip with a reason phrased for the user."""
+its dates. Raises Skip with a reason phrased for the user.
+
+Formats: YAML (`---`), TOML (`+++`, with the standard library's tomllib), JSON (`{ ... }` at
+the top, or `---json`), and Pelican's `Key: value` header (dialect "pelican" only). Eleventy's
+`---js` front matter is code, and is refused by name rather than read as YAML."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, datetime, time, tzinfo
 from email.utils import parsedate_to_datetime
@@ -18,30 +23,91 @@ class Skip(Exception):
 # --- field readers ----------------------------------------------------------------------
 
 _OFFSET_WITH_SPACE = re.compile(r"^(.*\d)\s+([+-]\d{2}:?\d{2}|Z|UTC|GMT)$")
+_ORDINAL = re.compile(r"(?<=\d)(st|nd|rd|th)\b", re.I)
+# Forms fromisoformat and RFC 2822 do not cover: Astro's starter ('Jul 08 2022'), prose
+# ('July 8, 2022', '15 Oct 2023'), slashes ('2022/07/08'). Month names are English, as the
+# engines parse them.
+_DATE_FORMATS = tuple(
+    d + t
+    for d in ("%b %d %Y", "%B %d %Y", "%b %d, %Y", "%B %d, %Y", "%d %b %Y", "%d %B %Y",
+              "%a %b %d %Y", "%a, %b %d, %Y", "%A, %B %d, %Y", "%Y/%m/%d", "%d.%m.%Y")
+    for t in ("", " %H:%M", " %H:%M:%S", " %I:%M %p", " %I:%M:%S %p")
+)
+
+
+_UNPADDED = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:([ T])(\d{1,2}):(\d{2})(:\d{2}(?:\.\d+)?)?)?(.*)$")
+
+
+def _padded(text: str) -> str:
+    """'2014-3-12 2:26' (as Pelican and Ruby accept it) -> '2014-03-12 02:26'."""
+    m = _UNPADDED.match(text)
+    if not m:
+        return text
+    y, mo, d, sep, h, mi, sec, rest = m.groups()
+    out = f"{y}-{int(mo):02d}-{int(d):02d}"
+    if h is not None:
+        out += f"{sep}{int(h):02d}:{mi}{sec or ''}"
+    return out + rest
+
+
+def _parse_text_date(text: str) -> datetime | None:
+    text = _padded(text)
+    m = _OFFSET_WITH_SPACE.match(text)
+    iso = text
+    if m:
+        offset = m.group(2)
+        iso = m.group(1) + ("+00:00" if offset in ("UTC", "GMT") else offset)
+    try:
+        return datetime.fromisoformat(iso)
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(text)  # RFC 2822, as in RSS
+    except (TypeError, ValueError, IndexError):
+        pass
+    plain = re.sub(r"\s+", " ", _ORDINAL.sub("", text))
+    offset = None
+    if m:  # 'Jul 08 2022 10:00 +0200'
+        plain, offset = re.sub(r"\s+", " ", _ORDINAL.sub("", m.group(1))), m.group(2)
+    for fmt in _DATE_FORMATS:
+        try:
+            parsed = datetime.strptime(plain, fmt)
+        except ValueError:
+            continue
+        if offset:
+            tz = "+00:00" if offset in ("Z", "UTC", "GMT") else offset
+            parsed = datetime.fromisoformat(parsed.isoformat() + (tz if ":" in tz else tz[:3] + ":" + tz[3:]))
+        return parsed
+    return None
+
+
+def _without_repeated_year(text: str) -> datetime | None:
+    """'2023-01-29 18:30:22 2023 -0800' (a real Jekyll post: Ruby's Time.parse ignores the
+    year said twice): the same date without the repeated year."""
+    tokens = text.split()
+    if len(tokens) > 2 and re.fullmatch(r"\d{4}", tokens[2]) and tokens[0].startswith(tokens[2] + "-"):
+        return _parse_text_date(" ".join(tokens[:2] + tokens[3:]))
+    return None
 
 
 def parse_date(value: Any, tz: tzinfo, key: str) -> datetime:
-    """YAML timestamps and the string forms real blogs use; no offset means `tz`."""
+    """YAML/TOML timestamps and the string forms real blogs use; no offset means `tz`."""
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, date):
         parsed = datetime.combine(value, time(0, 0))
+    elif isinstance(value, time):
+        raise Skip(f"'{key}' is not a date: got a time of day only ({value})")
     elif isinstance(value, str) and value.strip():
-        text = value.strip()
-        m = _OFFSET_WITH_SPACE.match(text)
-        if m:
-            offset = m.group(2)
-            text = m.group(1) + ("+00:00" if offset in ("UTC", "GMT") else offset)
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            try:
-                parsed = parsedate_to_datetime(value.strip())  # RFC 2822, as in RSS
-            except (TypeError, ValueError, IndexError):
-                raise Skip(
-                    f"'{key}' is not a date: {value.strip()[:60]!r} "
-                    "(expected e.g. 2024-04-20, 2024-04-20T10:00:00Z or 2024-04-20 10:00:00 +0200)"
-                ) from None
+        found = _parse_text_date(value.strip())
+        if found is None:
+            found = _without_repeated_year(value.strip())
+        if found is None:
+            raise Skip(
+                f"'{key}' is not a date: {value.strip()[:60]!r} "
+                "(expected e.g. 2024-04-20, 2024-04-20T10:00:00Z, 2024-04-20 10:00:00 +0200 or Jul 08 2022)"
+            )
+        parsed = found
     else:
         raise Skip(f"'{key}' is not a date: got {_short(value)}")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
@@ -78,15 +144,21 @@ def read_flag(value: Any, key: str) -> bool:
     raise Skip(f"'{key}' should be true or false, got {_short(value)}")
 
 
-def read_tags(value: Any) -> tuple[str, ...]:
+def read_tags(value: Any, key: str = "tags", separator: str | None = ",") -> tuple[str, ...]:
+    """A list of terms, or one string split on `separator` (None: on whitespace, as Jekyll
+    splits; ";" if the string has one, else ",", as Pelican does, with separator ";,")."""
     if value is None:
         return ()
     if isinstance(value, str):
-        items: Iterable[Any] = value.split(",")
+        if separator == ";,":
+            separator = ";" if ";" in value else ","
+        items: Iterable[Any] = value.split(separator) if separator != "" else [value]
     elif isinstance(value, (list, tuple)):
         items = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        items = [value]  # `category: 2024` is a term, not an error
     else:
-        raise Skip(f"'tags' should be a list or a comma-separated string, got {_short(value)}")
+        raise Skip(f"'{key}' should be a list or a comma-separated string, got {_short(value)}")
     seen: dict[str, str] = {}
     for item in items:
         if isinstance(item, (dict, list)) or item is None:
@@ -117,25 +189,12 @@ def first_key(meta: dict, *keys: str) -> tuple[str, Any]:
 
 
 
-def split_front_matter(text: str, *, load: bool = True) -> tuple[Any, str]:
-    """(metadata, body) as python-frontmatter's parse() returns them (YAML, JSON or TOML front
-    matter), except that the body keeps its first line's indentation (a post may start with an
-    indented code block): only blank lines around it are dropped. load=False skips parsing the
-    metadata: a post restored from the scan cache needs only its body, which does not depend on it."""
-    import frontmatter
 
-    head = text.lstrip()
-    handler = frontmatter.detect_format(head, frontmatter.handlers)
-    if handler is None:
-        return {}, _body(text)
-    try:
-        fm, content = handler.split(head)
-    except ValueError:
-        return {}, _body(text)
-    if not load:
-        return {}, _body(content)
-    data = handler.load(fm)
-    return (data if isinstance(data, dict) else {}), _body(content)
+# --- splitting ----------------------------------------------------------------------------
+
+_FENCE_LINE = re.compile(r"^(---|\+\+\+)[ \t]*(\w*)[ \t]*$")
+_PELICAN_KEY = re.compile(r"^[ ]{0,3}([A-Za-z0-9_-]+):\s*(.*)$")
+_PELICAN_MORE = re.compile(r"^[ ]{4,}(.*)$")
 
 
 _LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\n)+")
@@ -151,5 +210,135 @@ def _body(text: str) -> str:
     return text[:end]
 
 
-def has_closing_fence(text: str) -> bool:
-    return any(line.strip() == "---" for line in text.split("\n")[1:200])
+def _close(lines: list[str], start: int, fences: tuple[str, ...]) -> int | None:
+    """Index of the first line from `start` that is one of `fences`, or None."""
+    for i in range(start, len(lines)):
+        if lines[i].rstrip() in fences:
+            return i
+    return None
+
+
+def split_front_matter(text: str, *, load: bool = True, dialect: str = "auto") -> tuple[Any, str]:
+    """(metadata, body). The metadata is a dict ({} when the file has no front matter); a
+    front matter that cannot be read raises Skip naming the format and the file's line.
+    load=False skips parsing the metadata: a post restored from the scan cache needs only
+    its body, which does not depend on it."""
+    text = text.lstrip("\ufeff")
+    lines = text.split("\n")
+    head = lines[0].rstrip() if lines else ""
+    if dialect == "pelican" and head not in ("+++",) and not head.startswith("{"):
+        return _pelican(lines, load)
+    if head.startswith("{"):
+        return _json_object(text, load)
+    m = _FENCE_LINE.match(head)
+    if not m:
+        return {}, _body(text)
+    fence, kind = m.group(1), m.group(2).lower()
+    if fence == "---" and kind in ("js", "javascript"):
+        raise Skip("JavaScript front matter is not supported (---js): "
+                   "write it as YAML (---) or JSON (---json)")
+    if fence == "---" and kind not in ("", "yaml", "yml", "json"):
+        raise Skip(f"front matter format '---{kind}' is not supported (expected YAML, TOML or JSON)")
+    end = _close(lines, 1, ("+++",) if fence == "+++" else ("---", "...") if not kind.startswith("j") else ("---",))
+    if end is None:
+        raise Skip(f"front matter opened with '{head}' at line 1 has no closing '{fence}'")
+    source = "\n".join(lines[1:end])
+    body = _body("\n".join(lines[end + 1:]))
+    if not load:
+        return {}, body
+    if fence == "+++":
+        data = _load_toml(source)
+    elif kind == "json":
+        data = _load_json(source, first_line=2)
+    else:
+        data = _load_yaml(source)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise Skip("front matter is empty or not a mapping of keys")
+    return data, body  # {} for an empty block: a Jekyll page, or a post missing its keys
+
+
+def _load_yaml(source: str) -> Any:
+    import yaml
+
+    try:
+        loader = yaml.CSafeLoader
+    except AttributeError:  # PyYAML built without libyaml
+        loader = yaml.SafeLoader
+    try:
+        return yaml.load(source, Loader=loader)
+    except yaml.YAMLError as e:
+        # The construct's start (context_mark) points at the line to fix; the YAML text
+        # starts on the file's line 2 (after the opening '---'), and marks count from 0.
+        mark = getattr(e, "context_mark", None) or getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 2}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise Skip(f"front matter is not valid YAML{where}: {problem}") from None
+    except ValueError as e:  # e.g. a timestamp such as 2024-13-45: PyYAML's own ValueError
+        raise Skip(f"front matter is not valid YAML: {e}") from None
+
+
+def _load_toml(source: str) -> dict:
+    import tomllib
+
+    try:
+        # With its final newline, tomllib names the line of an error found at the last
+        # line, rather than "end of document".
+        return tomllib.loads(source + "\n")
+    except tomllib.TOMLDecodeError as e:
+        # tomllib says "(at line N, column M)" of the TOML text, which starts on line 2.
+        message = str(e)
+        m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+        where = ""
+        message = re.sub(r"\s*\(at end of document\)$", "", message)
+        if m:
+            message = message[: m.start()]
+            where = f" at line {int(m.group(1)) + 1}, column {m.group(2)}"
+        raise Skip(f"front matter is not valid TOML{where}: {message}") from None
+
+
+def _load_json(source: str, first_line: int) -> Any:
+    try:
+        return json.loads(source)
+    except json.JSONDecodeError as e:
+        raise Skip(f"front matter is not valid JSON at line {e.lineno + first_line - 1}, "
+                   f"column {e.colno}: {e.msg}") from None
+
+
+def _json_object(text: str, load: bool) -> tuple[Any, str]:
+    """Hugo's JSON front matter: an object at the top of the file, the body after it."""
+    start = text.index("{")
+    try:
+        data, end = json.JSONDecoder().raw_decode(text, start)
+    except json.JSONDecodeError as e:
+        raise Skip(f"front matter is not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    if not isinstance(data, dict):
+        raise Skip("front matter is empty or not a mapping of keys")
+    return (data if load else {}), _body(text[end:])
+
+
+def _pelican(lines: list[str], load: bool) -> tuple[dict, str]:
+    """Python-Markdown's meta header, as Pelican reads it: `Key: value` lines at the top
+    (keys lowercased, 4-space continuation lines), ending at the first blank line; an
+    optional `---` line before and a `---`/`...` line after."""
+    i = 1 if lines and lines[0].rstrip() == "---" else 0
+    meta: dict[str, Any] = {}
+    key = None
+    while i < len(lines):
+        line = lines[i]
+        if line.strip() == "" or line.rstrip() in ("---", "..."):
+            if line.rstrip() in ("---", "..."):
+                i += 1
+            break
+        m = _PELICAN_KEY.match(line)
+        more = _PELICAN_MORE.match(line)
+        if more and key is not None:
+            meta[key] = (meta[key] + "\n" + more.group(1).strip()).strip()
+        elif m:
+            key = m.group(1).lower()
+            meta[key] = m.group(2).strip()
+        else:
+            break  # not a header line: the body starts here
+        i += 1
+    return (meta if load else {}), _body("\n".join(lines[i:]))

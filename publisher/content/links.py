@@ -1,6 +1,6 @@
-"""URLs: a post's permalink, every relative href/src in its HTML made absolute, links to other
-posts' source files turned into their URLs, and local images found where the engine keeps them
-(see SiteIndex)."""
+"""URLs: every relative href/src in a post's HTML made absolute (its permalink: dialects.py),
+links to other posts' source files turned into their URLs, and local images found where the
+engine keeps them (see SiteIndex)."""
 
 from __future__ import annotations
 
@@ -10,22 +10,15 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from ..config import Config
 
 if TYPE_CHECKING:
     from .posts import Post
 
-def permalink(config: Config, slug: str, published: datetime) -> str:
-    local = published.astimezone(config.tz)
-    path = config.content.permalink.format(
-        slug=slug, year=f"{local.year:04d}", month=f"{local.month:02d}", day=f"{local.day:02d}"
-    )
-    return config.site.url + quote(path, safe="/~-._")
 
 
 _TAG = re.compile(r"<[a-zA-Z][^<>]*>")

@@ -17,6 +17,7 @@ tick) goes unnoticed until the file changes again or the cache is dropped.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -28,13 +29,14 @@ from typing import Any, Mapping, NamedTuple
 
 from ..config import Config
 from ..errors import ContentError
-from .frontmatter import (Skip, read_author, first_key, read_flag, split_front_matter, has_closing_fence, read_tags,
-                          read_text, parse_date)
+from .dialects import (LISTING_PAGE, Engine, Fields, Source, engine_for, frontmatter_date_key, post_url,
+                       same_language, source_of)
 from .enclosures import read_enclosure
-from .links import absolutize_url, permalink
+from .frontmatter import Skip, first_key, parse_date, read_author, read_flag, read_text, split_front_matter
+from .links import absolutize_url
 from .markup import RENDERER_VERSION, engine_key, summary_of
 from . import code_hash
-from .text import clean_text, slugify
+from .text import clean_text
 
 POST_SUFFIXES = (".md", ".markdown", ".mdx")
 
@@ -50,17 +52,22 @@ class Post:
     author_email: str
     tags: tuple[str, ...]
     featured: bool
-    draft: bool
+    draft: bool  # held back whatever the date (draft, published: false, Status: draft...)
     image: str  # absolute URL, or ""
     id: str
     url: str  # absolute permalink
     content_hash: str  # sha256 of the raw file bytes
+    categories: tuple[str, ...] = ()
+    lang: str = ""  # the post's language (BCP 47); site.language unless the post says otherwise
+    translation_key: str = ""  # what a translation shares with its original (path w/o language)
+    expires: datetime | None = None  # Hugo's expiryDate: held back from then on
     enclosure: tuple = ()  # (URL, length in bytes or 0, MIME type) or (): see enclosures.py
     # The Markdown source, cleaned: read with the front matter, or, for a post restored from
     # the scan cache, from the file on first use (see `body`). Excluded from ==: content_hash
     # already says whether two bodies are the same.
     _body: str | None = field(default=None, repr=False, compare=False)
     _path: str = field(default="", repr=False, compare=False)  # the file, to read the body
+    _dialect: str = field(default="auto", repr=False, compare=False)  # how to split its body
 
     @property
     def body(self) -> str:
@@ -69,6 +76,11 @@ class Post:
         if self._body is None:
             object.__setattr__(self, "_body", _read_body(self))
         return self._body
+
+    def is_translation(self, config: Config) -> bool:
+        """True for a post in another language than site.language: it goes in the feeds
+        under <lang>/, never in the main feeds or the newsletter."""
+        return not same_language(self.lang, config.site.language)
 
     @property
     def modified(self) -> datetime:
@@ -113,14 +125,6 @@ class LoadResult:
     files_signature: str = ""
 
 
-def _slug(meta: dict, path: Path) -> str:
-    if meta.get("slug") not in (None, ""):
-        return slugify(str(meta["slug"]))
-    if path.stem.lower() == "index":
-        return slugify(path.parent.name)
-    return slugify(path.stem)
-
-
 def _source(path: Path, config: Config) -> str:
     try:
         return str(path.relative_to(config.root))
@@ -135,9 +139,18 @@ def read_post(path: Path, config: Config, raw: bytes | None = None) -> Post:
     return _parse_post(path, config, raw, hashlib.sha256(raw).hexdigest())
 
 
-def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Post:
-    import yaml
+class NotAPost(Exception):
+    """The file is a page of the site (a nanoc item that is no article...): no post, no noise."""
 
+
+def _parts(path: Path, config: Config) -> tuple[str, ...]:
+    try:
+        return path.relative_to(config.content_dir).parts
+    except ValueError:
+        return (path.name,)
+
+
+def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Post:
     if b"\0" in raw[:8192]:
         raise Skip("binary file, not Markdown")
     try:
@@ -145,20 +158,14 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
     except UnicodeDecodeError as e:
         raise Skip(f"not UTF-8 (invalid byte at offset {e.start})") from None
     text = clean_text(text)
-    try:
-        meta, body = split_front_matter(text)
-    except yaml.YAMLError as e:
-        # The construct's start (context_mark) points at the line to fix; the YAML text handed
-        # to the parser keeps the newline after the opening '---', so its line N is file line N+1.
-        mark = getattr(e, "context_mark", None) or getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise Skip(f"front matter is not valid YAML{where}: {problem}") from None
-    except Exception as e:  # python-frontmatter raises bare ValueErrors for odd inputs
-        raise Skip(f"front matter cannot be read: {e}") from None
-    if not isinstance(meta, dict) or (not meta and text.startswith("---") and body.strip()
-                                       and text.split("\n", 1)[0].strip() == "---"
-                                       and has_closing_fence(text)):
+    engine = engine_for(config)
+    meta, body = split_front_matter(text, dialect=engine.name)
+    src = source_of(_parts(path, config))
+    if meta:
+        meta = engine.data(meta, path, src, config)
+    if not engine.is_post(meta, src, path):
+        raise NotAPost()
+    if not meta and text.startswith(("---", "+++")):
         raise Skip("front matter is empty or not a mapping of keys")
     if not meta:
         raise Skip("no front matter (expected a '---' block with at least 'title' and 'pubDate')")
@@ -167,19 +174,24 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
     if not title:
         raise Skip("front matter has no 'title'")
     title = re.sub(r"\s+", " ", title)
-    date_key, date_value = first_key(meta, "pubDate", "date", "published", "pubdate")
-    if date_value is None:
-        raise Skip("front matter has no 'pubDate' (or 'date')")
-    published = parse_date(date_value, config.tz, date_key)
-    upd_key, upd_value = first_key(meta, "updatedDate", "updated", "lastmod", "modified")
+    published = _published(meta, src, path, engine, config)
+    upd_key, upd_value = frontmatter_date_key(meta, engine.updated_keys)
     updated = parse_date(upd_value, config.tz, upd_key) if upd_value is not None else None
+    exp_value = meta.get("expiryDate", meta.get("expirydate"))
+    expires = parse_date(exp_value, config.tz, "expiryDate") if exp_value not in (None, "") else None
 
-    slug = _slug(meta, path)
-    url = permalink(config, slug, published)
+    lang = engine.lang(meta, src, config)
+    translation = not same_language(lang, config.site.language)
+    categories = engine.categories(meta, src)
+    slug = engine.slug(meta, src, title)
+    fields = Fields(slug=slug, stem=engine.stem(meta, src), title_slug=engine.title_slug(title),
+                    section=src.section, categories=engine.categories_path(categories),
+                    lang=lang if translation else "")
+    url = post_url(config, engine, fields, published, engine.explicit_path(meta, src, fields))
     _k, summary_value = first_key(meta, "description", "summary", "excerpt")
     summary = (re.sub(r"\s+", " ", read_text(summary_value, "description"))
                or summary_of(body, config, mdx=path.suffix.lower() == ".mdx"))
-    author, author_email = read_author(meta.get("author"), config)
+    author, author_email = read_author(meta.get("author", meta.get("authors")), config)
     _k, image_value = first_key(meta, "image", "heroImage", "cover")
     if isinstance(image_value, dict):  # {src: ..., alt: ...} as some themes write it
         image_value = image_value.get("src") or image_value.get("url")
@@ -194,17 +206,40 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
         summary=summary,
         author=author,
         author_email=author_email,
-        tags=read_tags(meta.get("tags", meta.get("categories"))),
+        tags=engine.tags(meta, src),
         featured=read_flag(meta.get("featured"), "featured"),
-        draft=read_flag(meta.get("draft"), "draft"),
+        draft=bool(engine.held_back(meta, src)),
         image=absolutize_url(image, url) if image else "",
         id=post_id,
         url=url,
         content_hash=content_hash,
+        categories=categories,
+        lang=lang,
+        translation_key=engine.translation_key(meta, src),
+        expires=expires,
         enclosure=read_enclosure(meta, path, url, config),
         _body=body,
         _path=str(path),
+        _dialect=engine.name,
     )
+
+
+def _published(meta: dict, src: Source, path: Path, engine: Engine, config: Config) -> datetime:
+    """The front matter's date (its aliases, in the engine's order), else the file name's
+    YYYY-MM-DD- prefix. A later `publishDate` (Hugo's "not before") wins: the post is
+    published then, and held back until then."""
+    key, value = frontmatter_date_key(meta, engine.date_keys)
+    if value is None:
+        from_path = engine.date_from_path(src, path)
+        if from_path is None:
+            raise Skip("front matter has no 'pubDate' (or 'date'), and the file name has no "
+                       "YYYY-MM-DD- prefix")
+        return parse_date(from_path, config.tz, "file name")
+    published = parse_date(value, config.tz, key)
+    embargo = meta.get("publishDate")
+    if key != "publishDate" and embargo not in (None, "") and not isinstance(embargo, bool):
+        published = max(published, parse_date(embargo, config.tz, "publishDate"))
+    return published
 
 
 def _read_body(post: Post) -> str:
@@ -219,7 +254,8 @@ def _read_body(post: Post) -> str:
             f"{post.source}: changed while publisher was running (expected the bytes it "
             "scanned a moment ago); run again to pick up the change"
         )
-    return split_front_matter(clean_text(raw.decode("utf-8-sig")), load=False)[1]
+    return split_front_matter(clean_text(raw.decode("utf-8-sig")), load=False,
+                              dialect=post._dialect)[1]
 
 
 def _walk(content_dir: Path) -> list[tuple[tuple[str, ...], os.DirEntry]]:
@@ -244,7 +280,7 @@ def _walk(content_dir: Path) -> list[tuple[tuple[str, ...], os.DirEntry]]:
                     if entry.is_dir(follow_symlinks=False):
                         stack.append((entry.path, parts + (name,)))
                         continue
-                    if (name.lower().endswith(POST_SUFFIXES) and name != "_index.md"
+                    if (name.lower().endswith(POST_SUFFIXES) and not LISTING_PAGE.match(name)
                             and entry.is_file()):
                         found.append((parts + (name,), entry))
                 except OSError:
@@ -253,13 +289,37 @@ def _walk(content_dir: Path) -> list[tuple[tuple[str, ...], os.DirEntry]]:
     return found
 
 
+def _post_files(config: Config) -> list[tuple[tuple[str, ...], os.DirEntry]]:
+    """_walk without the files content.exclude names (globs against the path under
+    content.dir, '/'-separated; a pattern without '/' also matches the file name alone)."""
+    found = _walk(config.content_dir)
+    patterns = config.content.exclude
+    if not patterns:
+        return found
+    return [(parts, entry) for parts, entry in found if not _excluded(parts, patterns)]
+
+
+def _excluded(parts: tuple[str, ...], patterns: tuple[str, ...]) -> bool:
+    rel = "/".join(parts)
+    for pattern in patterns:
+        pattern = pattern.strip("/")
+        if fnmatch.fnmatchcase(rel, pattern) or fnmatch.fnmatchcase(rel, pattern + "/*"):
+            return True
+        if "/" not in pattern and fnmatch.fnmatchcase(parts[-1], pattern):
+            return True
+    return False
+
+
 class _FilesSignature:
     """A digest of the post files' paths, sizes and mtimes: equal signatures, same files (the
     scan cache's own test, with its residual risk). load_posts and content_signature feed it
     the same walk, so a later walk that finds nothing changed gives the same signature."""
 
-    def __init__(self, content_dir: Path):
+    def __init__(self, content_dir: Path, config: Config | None = None):
         self._h = hashlib.sha256(f"{content_dir}\0{content_dir.is_dir()}\n".encode("utf-8", "surrogatepass"))
+        if config is not None and content_dir.is_dir():
+            # What else the engine reads (Eleventy's data files): a change there is a change.
+            self._h.update(engine_for(config).fingerprint(config).encode())
 
     def add(self, rel: str, st: os.stat_result | None) -> None:
         stamp = f"{st.st_size} {st.st_mtime_ns}" if st is not None else "unreadable"
@@ -273,8 +333,8 @@ def content_signature(config: Config) -> str:
     """The signature load_posts would record now, from a walk and a stat of each file (no
     file is read): what `publisher run` compares to know that no post changed."""
     content_dir = config.content_dir
-    signature = _FilesSignature(content_dir)
-    for parts, entry in _walk(content_dir):
+    signature = _FilesSignature(content_dir, config)
+    for parts, entry in _post_files(config):
         try:
             st = entry.stat()
         except OSError:
@@ -294,7 +354,7 @@ def find_post_files(content_dir: Path) -> list[Path]:
 
 # Post fields stored as they are; the dates, tags and content hash are handled apart.
 _PLAIN_FIELDS = ("source", "slug", "title", "summary", "author", "author_email", "featured",
-                 "draft", "image", "id", "url")
+                 "draft", "image", "id", "url", "lang", "translation_key")
 
 
 def scan_fingerprint(config: Config) -> str:
@@ -306,6 +366,9 @@ def scan_fingerprint(config: Config) -> str:
         "content_dir": str(config.content.dir),
         "url": config.site.url,
         "permalink": config.content.permalink,
+        "dialect": config.content.dialect,
+        "language": config.site.language,
+        "engine": engine_for(config).fingerprint(config),
         "timezone": config.newsletter.timezone,
         "author": [config.site.author.name, config.site.author.email],
         "markdown": list(engine_key(config)),  # a summary is taken from the rendered body
@@ -318,13 +381,16 @@ def _post_json(post: Post) -> str:
     data["published"] = post.published.isoformat()
     data["updated"] = post.updated.isoformat() if post.updated else None
     data["tags"] = list(post.tags)
+    data["categories"] = list(post.categories)
+    data["expires"] = post.expires.isoformat() if post.expires else None
     data["enclosure"] = list(post.enclosure)
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def _post_from_json(text: str, content_hash: str, path: str) -> Post:
+def _post_from_json(text: str, content_hash: str, path: str, dialect: str) -> Post:
     data = json.loads(text)
     updated = data["updated"]
+    expires = data["expires"]
     # isoformat keeps the UTC offset, so dates come back as the same instants with the
     # same offsets (a named zone becomes its fixed offset at that instant).
     return Post(
@@ -332,9 +398,12 @@ def _post_from_json(text: str, content_hash: str, path: str) -> Post:
         published=datetime.fromisoformat(data["published"]),
         updated=datetime.fromisoformat(updated) if updated else None,
         tags=tuple(data["tags"]),
+        categories=tuple(data["categories"]),
+        expires=datetime.fromisoformat(expires) if expires else None,
         enclosure=tuple(data.get("enclosure") or ()),
         content_hash=content_hash,
         _path=path,
+        _dialect=dialect,
     )
 
 
@@ -348,7 +417,7 @@ def load_posts(config: Config, now: datetime, *,
     published or held back is decided here on every call, never cached: it depends on `now`."""
     result = LoadResult()
     content_dir = config.content_dir
-    signature = _FilesSignature(content_dir)
+    signature = _FilesSignature(content_dir, config)
     if not content_dir.is_dir():
         result.problems.append(f"{config.content.dir}: content folder does not exist")
         if cache:
@@ -356,10 +425,12 @@ def load_posts(config: Config, now: datetime, *,
         result.files_signature = signature.hexdigest()
         return result
     by_url: dict[str, Post] = {}
+    by_id: dict[str, Post] = {}
     seen: set[str] = set()
     # Each file's path for messages, as _source gives it, without a pathlib call per file.
     base = _source(content_dir, config)
-    for parts, entry in _walk(content_dir):
+    dialect = config.content.dialect
+    for parts, entry in _post_files(config):
         rel = os.path.join(*parts) if base == "." else os.path.join(base, *parts)
         seen.add(rel)
         try:
@@ -373,9 +444,10 @@ def load_posts(config: Config, now: datetime, *,
         if cached is not None and cached.size == st.st_size and cached.mtime_ns == st.st_mtime_ns:
             result.cache_hits += 1
             if cached.post is None:
-                result.problems.append(f"{rel}: skipped: {cached.problem}")
+                if cached.problem is not None:
+                    result.problems.append(f"{rel}: skipped: {cached.problem}")
                 continue
-            post = _post_from_json(cached.post, cached.content_hash, entry.path)
+            post = _post_from_json(cached.post, cached.content_hash, entry.path, dialect)
         else:
             # stat before read: if the file changes in between, the stored stat is older
             # than the bytes, so the next scan reads the file again.
@@ -388,6 +460,11 @@ def load_posts(config: Config, now: datetime, *,
             content_hash = hashlib.sha256(raw).hexdigest()
             try:
                 post = _parse_post(path, config, raw, content_hash)
+            except NotAPost:
+                if cache is not None:
+                    result.cache_changed[rel] = ScanEntry(st.st_size, st.st_mtime_ns,
+                                                          content_hash, None, None)
+                continue
             except Skip as e:
                 result.problems.append(f"{rel}: skipped: {e}")
                 if cache is not None:  # cached too, so the problem is reported every run
@@ -403,8 +480,13 @@ def load_posts(config: Config, now: datetime, *,
                 f"{rel}: skipped: slug '{post.slug}' gives the same URL as {twin.source} ({post.url})"
             )
             continue
+        twin = by_id.get(post.id)
+        if twin is not None:  # an `id` copied with a file: one id, one post
+            result.problems.append(f"{rel}: skipped: id '{post.id}' is already the id of {twin.source}")
+            continue
         by_url[post.url] = post
-        if post.draft or post.published > now:
+        by_id[post.id] = post
+        if post.draft or post.published > now or (post.expires is not None and post.expires <= now):
             result.held_back.append(post)
         else:
             result.posts.append(post)

@@ -1,0 +1,564 @@
+"""What each engine means by a post's file and front matter: where its date, slug, URL,
+taxonomy and language come from, and what holds it back. One class per engine (sources in
+ENGINES.md); `Engine` is "auto", the contract's defaults, and each engine overrides only
+where it differs. posts.py asks `engine_for(config)` and never names an engine itself."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from ..config import Config
+from .frontmatter import Skip, read_flag, read_tags, read_text
+from .text import slugify
+
+# `post.fr.md`, `index.pt-br.md`: a language suffix is two letters, with an optional region
+# or script ("pt-br", "zh-hans"); anything longer (`notes.draft.md`) is part of the name.
+_LANG_SUFFIX = re.compile(r"^(?P<stem>.+)\.(?P<lang>[a-z]{2}(?:[-_][A-Za-z]{2,4})?)$")
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
+# ISO 639-1: only these make a file name's suffix a language (`learn.go.md` is no translation).
+_ISO_639_1 = frozenset("""aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch
+co cr cs cu cv cy da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi
+ho hr ht hu hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky
+la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om
+or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr ss st su sv sw ta te
+tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu""".split())
+_DATE_PREFIX = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
+_DATE_ANYWHERE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+# Hugo's section pages, in any language (`_index.md`, `_index.ja.md`): never posts.
+LISTING_PAGE = re.compile(r"^_index(\.[A-Za-z-]+)?\.(md|markdown|mdx)$", re.I)
+
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a post's path says, before its front matter is read."""
+
+    parts: tuple[str, ...]  # folders under content.dir, then the file name
+    name: str  # file name without extension and language suffix (date prefix kept)
+    lang: str  # the file name's language suffix, or ""
+    date: date | None  # the file name's YYYY-MM-DD- prefix (or the folder's, for index.md)
+    base: str  # `name` without the date prefix
+    folder_post: bool  # index.md, or a file named as its folder (Eleventy's foo/foo.md)
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        return self.parts[:-1]
+
+    @property
+    def stem(self) -> str:
+        """{stem}: the file name as it is (the folder's name for the folder's own post)."""
+        return self.folders[-1] if self.folder_post and self.folders else self.name
+
+    @property
+    def section(self) -> str:
+        """{section}: the first folder under content.dir, or ""."""
+        return self.folders[0] if self.folders else ""
+
+    @property
+    def translation_key(self) -> str:
+        """The path without the language suffix: what a translation shares with its original."""
+        return "/".join(self.folders + (self.name,))
+
+
+def source_of(parts: tuple[str, ...]) -> Source:
+    file_name = parts[-1]
+    name = file_name.rsplit(".", 1)[0] if "." in file_name else file_name
+    lang = ""
+    m = _LANG_SUFFIX.match(name)
+    if m and m.group("lang")[:2].lower() in _ISO_639_1:
+        name, lang = m.group("stem"), m.group("lang").lower().replace("_", "-")
+    folders = parts[:-1]
+    folder_post = bool(folders) and (name.lower() == "index" or name == folders[-1])
+    own = folders[-1] if folder_post else name
+    found_date = None
+    base = own
+    d = _DATE_PREFIX.match(own)
+    if d:
+        try:
+            found_date = date(int(d.group(1)), int(d.group(2)), int(d.group(3)))
+            base = d.group(4)
+        except ValueError:
+            pass  # 2024-13-45-x is a name, not a date
+    return Source(parts=parts, name=name, lang=lang, date=found_date, base=base, folder_post=folder_post)
+
+
+# --- slug rules of the engines ------------------------------------------------------------
+
+_SAFE_SLUG = re.compile(r"[\w.~-]+")
+
+
+def kept_slug(value: str) -> str:
+    """An explicit slug exactly as written (`v1.2.3` stays `v1.2.3`), when it is one path
+    segment a URL can carry; otherwise (spaces, slashes, '..') it is slugified."""
+    if _SAFE_SLUG.fullmatch(value) and value.strip(".") and not value.startswith("."):
+        return value
+    return slugify(value)
+
+
+def github_slug(text: str) -> str:
+    """github-slugger, as Astro makes ids: lowercase, punctuation (dots too) removed,
+    each space a '-'."""
+    return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
+
+
+def hugo_path(text: str) -> str:
+    """Hugo's URLize (paths.MakePath, lowercased): Unicode letters and digits, '.', '_', '#',
+    '+', '~', '-', '@' and '/' kept; spaces become '-'; everything else is dropped."""
+    out = []
+    for ch in unicodedata.normalize("NFC", text.strip()):
+        if ch.isalnum() or ch in "._#+~-@/" or unicodedata.category(ch).startswith("M"):
+            out.append(ch)
+        elif ch.isspace():
+            out.append("-")
+    return "".join(out).lower()
+
+
+def jekyll_pretty(text: str) -> str:
+    """Jekyll's slugify in "pretty" mode, cased (what :title is): runs of characters other
+    than letters, digits and ._~!$&'()+,;=@ become '-', trimmed; case kept."""
+    return re.sub(r"(?:[^\w._~!$&'()+,;=@]|_)+", "-", text).strip("-")
+
+
+def ascii_slug(text: str) -> str:
+    """Pelican's slugify (and close to Eleventy's @sindresorhus/slugify): NFKD to ASCII,
+    punctuation dropped, runs of spaces and '-' one '-', lowercase."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    ascii_text = re.sub(r"[^\w\s-]", "", ascii_text).strip().lower()
+    return re.sub(r"[-\s_]+", "-", ascii_text).strip("-") or slugify(text)
+
+
+def same_language(lang: str, site_language: str) -> bool:
+    """'en' and 'en-US' are the site's language for a site in 'en' or 'en-US'."""
+    a, b = lang.lower().replace("_", "-"), site_language.lower().replace("_", "-")
+    return a == b or a.split("-")[0] == b or b.split("-")[0] == a
+
+
+# --- the engines ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Fields:
+    """What the URL is made of, once the front matter is read."""
+
+    slug: str
+    stem: str
+    title_slug: str
+    section: str
+    categories: str  # already joined with '/'
+    lang: str  # "" for the site's language
+
+
+class Engine:
+    """The contract's defaults ("auto"); every engine below differs only where it says so."""
+
+    name = "auto"
+    date_keys: tuple[str, ...] = ("pubDate", "date", "publishDate", "published", "created_at", "pubdate")
+    updated_keys: tuple[str, ...] = ("updatedDate", "updated", "lastmod", "modified", "last_modified_at")
+    tag_separator: str | None = ","  # how a string of tags is split
+    category_separator: str | None = ","
+    date_from_file_name = True
+
+    def is_post(self, meta: dict, src: Source, path: Path) -> bool:
+        """False: the file is a page of the site, not a post (no noise, no problem line)."""
+        return True
+
+    def data(self, meta: dict, path: Path, src: Source, config: Config) -> dict:
+        """The post's data: its front matter, and whatever else the engine adds to it."""
+        return meta
+
+    def fingerprint(self, config: Config) -> str:
+        """What else than a post's own file its parsing depends on (for the scan cache)."""
+        return ""
+
+    def date_from_path(self, src: Source, path: Path) -> date | datetime | None:
+        return src.date if self.date_from_file_name else None
+
+    def slug(self, meta: dict, src: Source, title: str) -> str:
+        explicit = read_text(meta.get("slug"), "slug")
+        return kept_slug(explicit) if explicit else slugify(src.base)
+
+    def stem(self, meta: dict, src: Source) -> str:
+        return src.stem
+
+    def title_slug(self, title: str) -> str:
+        return slugify(title)
+
+    def tags(self, meta: dict, src: Source) -> tuple[str, ...]:
+        return read_tags(meta.get("tags"), "tags", self.tag_separator)
+
+    def categories(self, meta: dict, src: Source) -> tuple[str, ...]:
+        key = "categories" if meta.get("categories") is not None else "category"
+        return read_tags(meta.get(key), key, self.category_separator)
+
+    def categories_path(self, categories: tuple[str, ...]) -> str:
+        return "/".join(slugify(c) for c in categories)
+
+    def held_back(self, meta: dict, src: Source) -> str:
+        """Why the post is not published whatever the date ("" if it is)."""
+        if read_flag(meta.get("draft"), "draft"):
+            return "draft"
+        published = meta.get("published")
+        if isinstance(published, bool) and not published:  # Jekyll's flag; a date is a date
+            return "published: false"
+        return ""
+
+    def lang(self, meta: dict, src: Source, config: Config) -> str:
+        explicit = read_text(meta.get("lang"), "lang").replace("_", "-")
+        if explicit and not _LANGUAGE_TAG.fullmatch(explicit):
+            raise Skip(f"'lang' is not a language tag such as fr or pt-BR: {explicit[:40]!r}")
+        return (explicit or src.lang).lower() or config.site.language
+
+    def translation_key(self, meta: dict, src: Source) -> str:
+        return read_text(meta.get("translationKey"), "translationKey") or src.translation_key
+
+    def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
+        """The URL path front matter gives (`url`, `permalink`), or None."""
+        for key in ("url", "permalink"):
+            value = meta.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+        return None
+
+    # Does a translation's explicit `url` get its language in front? (Hugo: no, the front
+    # matter's url is the whole path.)
+    prefix_explicit_url = True
+
+    def translated(self, path: str, lang: str) -> str:
+        """A translation's path when the permalink has no {lang}: under /<lang>/."""
+        return f"/{lang}{path}"
+
+
+class Astro(Engine):
+    """Content collections: the id is the path under the collection, github-slugged, or the
+    front matter's `slug`; the starter publishes /blog/<id>/. No date from the file name."""
+
+    name = "astro"
+    date_from_file_name = False
+
+    def slug(self, meta: dict, src: Source, title: str) -> str:
+        explicit = read_text(meta.get("slug"), "slug")
+        if explicit:
+            return explicit.strip("/")
+        segments = [github_slug(p) for p in src.folders] + [github_slug(src.name)]
+        if segments[-1] == "index" and len(segments) > 1:
+            segments.pop()
+        return "/".join(segments)
+
+    def stem(self, meta: dict, src: Source) -> str:
+        return self.slug(meta, src, "")
+
+
+class Hugo(Engine):
+    """:slug is the front matter's slug, else the title; the default URL (content path) is
+    /{section}/{stem}/ with `slug` replacing the last segment; paths are lowercased."""
+
+    name = "hugo"
+    prefix_explicit_url = False
+    date_keys = ("date", "publishDate", "pubdate", "published", "pubDate", "created_at")
+    tag_separator = ""  # a string is one term
+    category_separator = ""
+    date_from_file_name = False  # [frontmatter] :filename is not the default
+
+    def is_post(self, meta: dict, src: Source, path: Path) -> bool:
+        """A headless bundle is no page; the other Markdown files of a leaf bundle (a folder
+        with an index.md, and its subfolders) are its resources, not pages."""
+        if meta.get("headless") is True:
+            return False
+        if src.folder_post and src.name.lower() == "index":
+            return True
+        folder = path.parent
+        for _ in src.folders:
+            if any(folder.glob("index.md")) or any(folder.glob("index.*.md")):
+                return False
+            folder = folder.parent
+        return True
+
+    def slug(self, meta: dict, src: Source, title: str) -> str:
+        explicit = read_text(meta.get("slug"), "slug")
+        return hugo_path(explicit or title) or slugify(title)
+
+    def stem(self, meta: dict, src: Source) -> str:
+        explicit = read_text(meta.get("slug"), "slug")
+        return hugo_path(explicit or src.stem) or slugify(src.stem)
+
+    def title_slug(self, title: str) -> str:
+        return hugo_path(title) or slugify(title)
+
+    def categories_path(self, categories: tuple[str, ...]) -> str:
+        return "/".join(hugo_path(c) for c in categories)
+
+    def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
+        value = meta.get("url")  # Hugo's `permalink` is not a front matter key
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+class Jekyll(Engine):
+    """{slug} is Jekyll's :title (the front matter's slug or the file name's, cased, dots
+    kept); tags and categories given as a string are split on whitespace; {categories} is
+    lowercased, not slugified; `_drafts/` is never published."""
+
+    name = "jekyll"
+    tag_separator = None
+    category_separator = None
+
+    def date_from_path(self, src: Source, path: Path) -> date | datetime | None:
+        if src.date is None and "_drafts" in path.parent.parts:
+            try:  # a draft is dated by its file's modification time
+                return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+            except OSError:
+                return None
+        return src.date
+
+    def is_post(self, meta: dict, src: Source, path: Path) -> bool:
+        """Posts are the files in a `_posts` (or `_drafts`) folder named YYYY-MM-DD-title
+        (PostReader skips the others). With content.dir at the site's root (its _config.yml
+        there), every other file is a page of the site; elsewhere, every file counts."""
+        folders = path.parent.parts
+        if "_drafts" in folders:
+            return True
+        if "_posts" in folders:
+            return _DATE_PREFIX.match(path.name) is not None
+        content_dir = Path(*path.parts[:len(path.parts) - len(src.parts)])
+        return not (content_dir / "_config.yml").is_file()
+
+    def slug(self, meta: dict, src: Source, title: str) -> str:
+        explicit = read_text(meta.get("slug"), "slug")
+        return jekyll_pretty(explicit or src.base) or slugify(src.base)
+
+    def tags(self, meta: dict, src: Source) -> tuple[str, ...]:
+        # Utils.pluralized_array_from_hash: the singular key, as it is, wins; the plural
+        # key's string is split on whitespace.
+        if meta.get("tag") is not None:
+            return read_tags(meta["tag"], "tag", "")
+        return read_tags(meta.get("tags"), "tags", None)
+
+    def categories(self, meta: dict, src: Source) -> tuple[str, ...]:
+        """Document#categories_from_path (the folders above _posts/_drafts), merged with the
+        front matter's `categories` (split), then `category` as it is (populate_categories)."""
+        special = "_drafts" if "_drafts" in src.folders else "_posts"
+        above = src.folders[:src.folders.index(special)] if special in src.folders else ()
+        found = list(above) + list(read_tags(meta.get("categories"), "categories", None))
+        if meta.get("category") is not None:
+            found += read_tags(meta["category"], "category", "")
+        return tuple(dict.fromkeys(found))
+
+    def categories_path(self, categories: tuple[str, ...]) -> str:
+        return "/".join(c.lower() for c in categories)
+
+    def held_back(self, meta: dict, src: Source) -> str:
+        if "_drafts" in src.folders:
+            return "in _drafts"
+        return super().held_back(meta, src)
+
+
+class Eleventy(Engine):
+    """The default URL keeps the file name as it is, date prefix included ({stem}); a date is
+    the first YYYY-MM-DD anywhere in the path; `permalink: false` and
+    `eleventyExcludeFromCollections` keep a post out of the feeds; `permalink` may use
+    {{ page.fileSlug }} and {{ title | slugify }}."""
+
+    name = "eleventy"
+
+    def data(self, meta: dict, path: Path, src: Source, config: Config) -> dict:
+        """Directory data files (`blog/blog.json`, `blog/blog.11tydata.json`, from the top
+        folder down) and the template's own (`x.11tydata.json`), under the front matter:
+        later ones win key by key, and `tags` add up, as Eleventy's data cascade does."""
+        merged: dict = {}
+        folder = config.content_dir
+        files = [folder / f"{folder.name}.json", folder / f"{folder.name}.11tydata.json"]
+        for name in src.folders:
+            folder = folder / name
+            files += [folder / f"{name}.json", folder / f"{name}.11tydata.json"]
+        files += [path.with_name(f"{src.parts[-1].rsplit('.', 1)[0]}{ext}")
+                  for ext in (".json", ".11tydata.json")]
+        for layer in [_json_file(f) for f in files] + [meta]:
+            tags = _as_list(merged.get("tags")) + _as_list(layer.get("tags"))
+            merged.update(layer)
+            if tags:
+                merged["tags"] = list(dict.fromkeys(tags))
+        return merged
+
+    def fingerprint(self, config: Config) -> str:
+        h = hashlib.sha256()
+        for root, dirs, names in os.walk(config.content_dir):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(n for n in names if n.endswith(".json")):
+                try:
+                    data = Path(root, name).read_bytes()
+                except OSError:
+                    continue
+                h.update(f"{root}/{name}\0".encode("utf-8", "surrogatepass") + hashlib.sha256(data).digest())
+        return h.hexdigest()
+
+    def date_from_path(self, src: Source, path: Path) -> date | datetime | None:
+        for part in src.parts:
+            m = _DATE_ANYWHERE.search(part)
+            if m:
+                try:
+                    return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+                except ValueError:
+                    continue
+        return None
+
+    def slug(self, meta: dict, src: Source, title: str) -> str:
+        explicit = read_text(meta.get("slug"), "slug")
+        return kept_slug(explicit) if explicit else src.base  # page.fileSlug
+
+    def title_slug(self, title: str) -> str:
+        return ascii_slug(title)
+
+    def held_back(self, meta: dict, src: Source) -> str:
+        if meta.get("permalink") is False:
+            return "permalink: false"
+        if read_flag(meta.get("eleventyExcludeFromCollections"), "eleventyExcludeFromCollections"):
+            return "eleventyExcludeFromCollections"
+        return super().held_back(meta, src)
+
+    def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
+        value = meta.get("permalink")
+        if not isinstance(value, str) or not value.strip():
+            return None
+        path = value.strip()
+        subs = {r"page\.fileSlug": fields.slug, r"title\s*\|\s*slugify": fields.title_slug,
+                r"page\.filePathStem": "/" + "/".join(src.folders + (src.name,)),
+                r"page\.lang": fields.lang}
+        for pattern, replacement in subs.items():
+            path = re.sub(r"\{\{-?\s*" + pattern + r"\s*-?\}\}", lambda _m: replacement, path)
+        if "{{" in path or "{%" in path:
+            raise Skip(f"'permalink' is a template publisher cannot evaluate: {value.strip()[:80]!r} "
+                       "(it understands {{ page.fileSlug }} and {{ title | slugify }})")
+        return path
+
+
+class Pelican(Engine):
+    """`Key: value` header (keys lowercased); slug = `Slug:` or the title, ASCII-slugified;
+    `Tags:` split on ';' if present, else ','; one `Category:`, else the parent folder;
+    `Status: draft|hidden|skip` held back; another language is `{slug}-{lang}.html`."""
+
+    name = "pelican"
+    date_keys = ("date",)
+    updated_keys = ("modified", "updated")
+    tag_separator = ";,"
+    category_separator = ""
+
+    def slug(self, meta: dict, src: Source, title: str) -> str:
+        explicit = read_text(meta.get("slug"), "slug")
+        return explicit or ascii_slug(title)
+
+    def title_slug(self, title: str) -> str:
+        return ascii_slug(title)
+
+    def categories(self, meta: dict, src: Source) -> tuple[str, ...]:
+        found = read_tags(meta.get("category"), "category", "")
+        if found:
+            return found
+        return (src.folders[-1],) if src.folders else ()
+
+    def categories_path(self, categories: tuple[str, ...]) -> str:
+        return "/".join(ascii_slug(c) for c in categories)
+
+    def held_back(self, meta: dict, src: Source) -> str:
+        status = read_text(meta.get("status"), "status").lower()
+        if status in ("draft", "hidden", "skip"):
+            return f"Status: {status}"
+        return super().held_back(meta, src)
+
+    def translation_key(self, meta: dict, src: Source) -> str:
+        return "slug:" + (read_text(meta.get("slug"), "slug") or ascii_slug(read_text(meta.get("title"), "title")))
+
+    def translated(self, path: str, lang: str) -> str:
+        m = re.match(r"^(.*?)(\.html?)?(/?)$", path)
+        return f"{m.group(1)}-{lang}{m.group(2) or ''}{m.group(3)}"
+
+
+class Nanoc(Engine):
+    """The Blogging helper's articles: `kind: article`, dated by `created_at` (or the file
+    name). Other items are pages of the site, not posts."""
+
+    name = "nanoc"
+    date_keys = ("created_at", "pubDate", "date", "publishDate", "published")
+
+    def is_post(self, meta: dict, src: Source, path: Path) -> bool:
+        return meta.get("kind") == "article"
+
+
+def _json_file(path: Path) -> dict:
+    """An Eleventy data file's object; {} when there is none. A broken one is the post's
+    problem: it would not build with Eleventy either."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as e:
+        raise Skip(f"data file {path.name} cannot be read: {e}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise Skip(f"data file {path.name} is not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+ENGINES: dict[str, Engine] = {e.name: e for e in (Engine(), Astro(), Hugo(), Jekyll(), Eleventy(),
+                                                   Pelican(), Nanoc())}
+
+
+def engine_for(config: Config) -> Engine:
+    return ENGINES[config.content.dialect]
+
+
+# --- URLs -------------------------------------------------------------------------------
+
+def post_url(config: Config, engine: Engine, fields: Fields, published: datetime,
+             explicit: str | None) -> str:
+    """The post's absolute URL: the front matter's explicit path, else content.permalink
+    with its placeholders filled (a date's parts in newsletter.timezone); a translation's
+    path gets its language (under /<lang>/) unless the permalink places {lang} itself."""
+    if explicit is not None:
+        if re.match(r"^https?://", explicit, re.I):
+            return explicit
+        path = "/" + explicit.lstrip("/")
+        if (fields.lang and engine.prefix_explicit_url and "{lang}" not in config.content.permalink
+                and not path.startswith(f"/{fields.lang}/")):
+            path = engine.translated(path, fields.lang)
+        return config.site.url + quote(path, safe="/~-._%@+!$&'()*,;=:")
+    local = published.astimezone(config.tz)
+    template = config.content.permalink
+    path = template.format(
+        slug=fields.slug, year=f"{local.year:04d}", month=f"{local.month:02d}",
+        day=f"{local.day:02d}", title=fields.title_slug, stem=fields.stem,
+        section=fields.section, categories=fields.categories, lang=fields.lang,
+    )
+    path = re.sub(r"/{2,}", "/", path)  # an empty {section}, {categories} or {lang}
+    if fields.lang and "{lang}" not in template:
+        path = engine.translated(path, fields.lang)
+    return config.site.url + quote(path, safe="/~-._@+!$&'()*,;=:")
+
+
+def permalink(config: Config, slug: str, published: datetime) -> str:
+    """content.permalink for a post of the site's language known only by slug and date."""
+    fields = Fields(slug=slug, stem=slug, title_slug=slug, section="", categories="", lang="")
+    return post_url(config, engine_for(config), fields, published, None)
+
+
+def frontmatter_date_key(meta: dict, keys: tuple[str, ...]) -> tuple[str, Any]:
+    """The first of `keys` that holds a date (a boolean `published` is Jekyll's flag)."""
+    for key in keys:
+        value = meta.get(key)
+        if value is None or isinstance(value, bool) or value == "":
+            continue
+        return key, value
+    return keys[0], None

@@ -1,0 +1,445 @@
+"""Each engine's fixture site (tests/fixtures/sites/<engine>/, written by us in that engine's
+real layout) comes out as the engine itself publishes it: URLs, dates, titles, taxonomies,
+languages, and what is held back. For Hugo, the real `hugo` builds the same site and its RSS
+is compared with publisher's."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+from lxml import etree
+
+from publisher.config import load_config
+from publisher.content import load_posts
+
+SITES = Path(__file__).parent / "fixtures" / "sites"
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
+UTC = timezone.utc
+
+
+def engine_site(tmp_path: Path, engine: str, url: str, **content) -> Path:
+    """A copy of the engine's fixture site with a publisher config.yaml at its root."""
+    root = tmp_path / engine
+    shutil.copytree(SITES / engine, root)
+    timezone_name = content.pop("timezone", "UTC")
+    config = {
+        "site": {"title": f"{engine} fixture", "url": url, "language": content.pop("language", "en")},
+        "content": {"dialect": engine, **content},
+        "feeds": {"output_dir": "publisher-feeds", "limit": 0},
+        "newsletter": {"timezone": timezone_name},
+        "state": {"database": "state.db"},
+    }
+    (root / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return root
+
+
+def load(root: Path):
+    return load_posts(load_config(root / "config.yaml"), NOW)
+
+
+def by_url(posts) -> dict[str, object]:
+    return {p.url: p for p in posts}
+
+
+# --- Astro -----------------------------------------------------------------------------------
+
+def test_astro_blog_starter(tmp_path):
+    root = engine_site(tmp_path, "astro", "https://astro.example.org", dir="src/content/blog",
+                       permalink="/blog/{slug}/")
+    result = load(root)
+    assert result.problems == [] and result.held_back == []
+    posts = by_url(result.posts)
+    assert sorted(posts) == [
+        "https://astro.example.org/blog/2024/notesonrelease_2/",  # id: the path, github-slugged
+        "https://astro.example.org/blog/first-post/",
+        "https://astro.example.org/blog/markdown-style-guide/",
+        "https://astro.example.org/blog/own-slug/",
+        "https://astro.example.org/blog/second-post/",
+    ]
+    first = posts["https://astro.example.org/blog/first-post/"]
+    assert first.title == "First post"
+    assert first.published == datetime(2022, 7, 8, tzinfo=UTC)  # 'Jul 08 2022'
+    assert first.summary == "Lorem ipsum dolor sit amet"
+    second = posts["https://astro.example.org/blog/second-post/"]
+    assert second.updated == datetime(2022, 7, 16, tzinfo=UTC)  # 'July 16, 2022'
+    assert posts["https://astro.example.org/blog/own-slug/"].published == datetime(2024, 5, 6, tzinfo=UTC)
+
+
+# --- Jekyll ----------------------------------------------------------------------------------
+
+def test_jekyll_posts_folder(tmp_path):
+    """Jekyll's default permalink (`date`): /:categories/:year/:month/:day/:title.html, the
+    day taken in the site's time zone (_config.yml `timezone: Europe/Berlin`)."""
+    root = engine_site(tmp_path, "jekyll", "https://jekyll.example.org", dir="_posts",
+                       permalink="/{categories}/{year}/{month}/{day}/{slug}.html",
+                       timezone="Europe/Berlin")
+    result = load(root)
+    assert result.problems == []
+    berlin = ZoneInfo("Europe/Berlin")
+    posts = by_url(result.posts)
+    assert sorted(posts) == [
+        "https://jekyll.example.org/2022/05/06/v1.2.3-released.html",
+        "https://jekyll.example.org/2024/07/01/across-midnight.html",
+        "https://jekyll.example.org/jekyll/update/2025/01/29/welcome-to-jekyll.html",
+        "https://jekyll.example.org/notes/2024/12/31/late-night.html",
+    ]
+    welcome = posts["https://jekyll.example.org/jekyll/update/2025/01/29/welcome-to-jekyll.html"]
+    assert welcome.title == "Welcome to Jekyll!"
+    assert welcome.categories == ("jekyll", "update")  # a string is split on whitespace
+    assert welcome.published == datetime(2025, 1, 29, 9, 0, tzinfo=UTC)
+    late = posts["https://jekyll.example.org/notes/2024/12/31/late-night.html"]
+    assert late.published == datetime(2024, 12, 31, tzinfo=berlin)  # the file name's date
+    assert late.tags == ("ruby", "static-sites")
+    assert late.categories == ("Notes",)
+    assert late.slug == "late-night"
+    assert [p.title for p in result.held_back] == ["Not for now"]  # published: false
+
+
+def test_jekyll_site_root(tmp_path):
+    """content.dir at the site's root: pages (index.md, about.md) are no posts, _drafts are
+    held back, and the folders above a _posts folder are categories."""
+    root = engine_site(tmp_path, "jekyll", "https://jekyll.example.org", dir=".",
+                       permalink="/{categories}/{year}/{month}/{day}/{slug}.html",
+                       timezone="Europe/Berlin")
+    (root / "_docs").mkdir()
+    (root / "_docs" / "page.md").write_text("---\n---\nA page: empty front matter, as Jekyll allows.\n")
+    result = load(root)
+    assert result.problems == []
+    assert sorted(p.title for p in result.held_back) == ["An idea", "Not for now"]
+    assert len(result.posts) == 5
+    folder = by_url(result.posts)["https://jekyll.example.org/blog/travel/far%20away/2024/02/02/in-a-folder.html"]
+    assert folder.categories == ("blog", "Travel", "Far Away")
+    assert folder.tags == ("one tag",)  # `tag`: one, as it is
+
+
+# --- Hugo ------------------------------------------------------------------------------------
+
+HUGO_CONTENT = {"dir": "content", "permalink": "/{section}/{stem}/"}
+
+
+def test_hugo_site(tmp_path):
+    root = engine_site(tmp_path, "hugo", "https://hugo.example.org", **HUGO_CONTENT)
+    result = load(root)
+    assert result.problems == []  # _index.md and _index.ja.md are no posts, and no noise
+    assert sorted(p.title for p in result.held_back) == ["Draft", "Expired offer", "Not yet"]
+    posts = by_url(result.posts)
+    assert sorted(posts) == [
+        "https://hugo.example.org/ja/posts/first-post/",
+        "https://hugo.example.org/posts/first-post/",
+        "https://hugo.example.org/posts/json-post/",
+        "https://hugo.example.org/posts/v1.2.3/",
+        "https://hugo.example.org/posts/yaml-dated/",
+    ]
+    first = posts["https://hugo.example.org/posts/first-post/"]
+    ja = posts["https://hugo.example.org/ja/posts/first-post/"]
+    assert (first.lang, ja.lang) == ("en", "ja")
+    assert first.translation_key == ja.translation_key == "posts/first-post/index"
+    assert first.tags == ("intro", "hugo") and first.categories == ("Notes",)
+    assert posts["https://hugo.example.org/posts/v1.2.3/"].tags == ("release notes",)  # one term
+    assert posts["https://hugo.example.org/posts/json-post/"].categories == ("Notes", "Formats")
+    assert posts["https://hugo.example.org/posts/yaml-dated/"].published == datetime(2023, 10, 15, tzinfo=UTC)
+
+
+def _rss_items(path: Path) -> list[tuple[str, str, datetime]]:
+    root = etree.parse(str(path)).getroot()
+    return [(item.findtext("title"), item.findtext("link"), parsedate_to_datetime(item.findtext("pubDate")))
+            for item in root.iter("item")]
+
+
+def test_hugo_rss_matches_what_hugo_publishes(tmp_path):
+    """The real hugo (Debian's package; .ci/run installs it) builds the fixture; its RSS of
+    each language and of a category lists the same posts, links and dates as publisher's."""
+    hugo = shutil.which("hugo")
+    if hugo is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("hugo is not installed (CI installs it: .ci/run)")
+        pytest.skip("hugo is not installed")
+    from publisher.pipeline import build
+
+    root = engine_site(tmp_path, "hugo", "https://hugo.example.org", **HUGO_CONTENT)
+    out = tmp_path / "hugo-public"
+    subprocess.run([hugo, "--quiet", "--source", str(root), "--destination", str(out)],
+                   check=True, capture_output=True, timeout=120)
+    report = build(load_config(root / "config.yaml"), NOW)
+    assert report.problems == []
+    feeds = root / "publisher-feeds"
+    for hugo_feed, ours in [("index.xml", "rss.xml"), ("ja/index.xml", "ja/rss.xml"),
+                            ("categories/notes/index.xml", "categories/notes/rss.xml")]:
+        expected = _rss_items(out / hugo_feed)
+        assert expected, hugo_feed
+        assert _rss_items(feeds / ours) == expected, hugo_feed
+
+
+# --- Eleventy --------------------------------------------------------------------------------
+
+def test_eleventy_site(tmp_path):
+    root = engine_site(tmp_path, "eleventy", "https://eleventy.example.org", dir="content/blog",
+                       permalink="/blog/{stem}/")
+    result = load(root)
+    assert result.problems == [
+        "content/blog/draft-in-js.md: skipped: JavaScript front matter is not supported (---js): "
+        "write it as YAML (---) or JSON (---json)",
+    ]
+    assert [p.title for p in result.held_back] == ["Rendered but listed nowhere"]
+    posts = by_url(result.posts)
+    assert sorted(posts) == [
+        "https://eleventy.example.org/blog/2023-05-01-hello-eleventy/",  # the prefix stays
+        "https://eleventy.example.org/blog/firstpost/",  # firstpost/firstpost.md
+        "https://eleventy.example.org/blog/json-post/",
+        "https://eleventy.example.org/notes/custom-url/",  # permalink: /notes/{{ page.fileSlug }}/
+    ]
+    hello = posts["https://eleventy.example.org/blog/2023-05-01-hello-eleventy/"]
+    assert hello.published == datetime(2023, 5, 1, tzinfo=UTC)  # from the file name
+    assert hello.title == "Hello, Eleventy"
+    assert hello.tags == ("posts", "intro")  # blog.11tydata.json's tags, then the post's
+    assert posts["https://eleventy.example.org/blog/json-post/"].tags == ("posts", "formats")
+
+
+# --- nanoc -----------------------------------------------------------------------------------
+
+def test_nanoc_articles(tmp_path):
+    root = engine_site(tmp_path, "nanoc", "https://nanoc.example.org", dir="content",
+                       permalink="/{section}/{stem}/")
+    result = load(root)
+    assert result.problems == []  # about.md has no `kind: article`: a page, silently
+    posts = by_url(result.posts)
+    assert sorted(posts) == ["https://nanoc.example.org/posts/2020-01-01-x/",
+                             "https://nanoc.example.org/posts/2021-02-03-dated-by-name/"]
+    assert posts["https://nanoc.example.org/posts/2020-01-01-x/"].published == datetime(2020, 1, 1, 10, tzinfo=UTC)
+    assert posts["https://nanoc.example.org/posts/2021-02-03-dated-by-name/"].published == datetime(2021, 2, 3, tzinfo=UTC)
+
+
+# --- Pelican ---------------------------------------------------------------------------------
+
+def test_pelican_headers(tmp_path):
+    root = engine_site(tmp_path, "pelican", "https://pelican.example.org", dir="content",
+                       permalink="/{slug}.html", exclude=["pages"], timezone="Europe/Paris")
+    result = load(root)
+    assert result.problems == []
+    assert [p.title for p in result.held_back] == ["Still a draft"]  # Status: draft
+    posts = by_url(result.posts)
+    assert sorted(posts) == [
+        "https://pelican.example.org/my-super-post-fr.html",  # ARTICLE_LANG_URL
+        "https://pelican.example.org/my-super-post.html",
+        "https://pelican.example.org/tags-with-commas-split-on-semicolons.html",
+    ]
+    post = posts["https://pelican.example.org/my-super-post.html"]
+    assert post.published == datetime(2010, 12, 3, 10, 20, tzinfo=ZoneInfo("Europe/Paris"))
+    assert post.updated == datetime(2010, 12, 5, 19, 30, tzinfo=ZoneInfo("Europe/Paris"))
+    assert post.tags == ("thats", "awesome")
+    assert post.categories == ("python",)  # the parent folder
+    assert post.summary == "Short version for index and feeds"
+    assert post.author == "Alexis Metaireau, Conan Doyle"
+    assert posts["https://pelican.example.org/my-super-post-fr.html"].lang == "fr"
+    semi = posts["https://pelican.example.org/tags-with-commas-split-on-semicolons.html"]
+    assert semi.tags == ("one, two", "three") and semi.categories == ("Misc Things",)
+
+
+# --- the contract's defaults (content.dialect: auto) -------------------------------------------
+
+def only(result):
+    assert result.problems == [] and len(result.posts) == 1, result
+    return result.posts[0]
+
+
+def test_file_name_date_and_slug_without_its_prefix(site):
+    site.post("2025-01-29-x.md", "title: X")
+    post = only(load_posts(site.config(), NOW))
+    assert post.published == datetime(2025, 1, 29, tzinfo=UTC)
+    assert (post.slug, post.url) == ("x", "https://blog.test.example/blog/x/")
+
+
+def test_front_matter_date_beats_the_file_name_and_aliases_are_read(site):
+    site.post("2025-01-29-a.md", "title: A\ndate: 2024-02-03")
+    site.post("b.md", "title: B\npublishDate: 2024-02-04")
+    site.post("c.md", "title: C\npublished: 2024-02-05")
+    site.post("d.md", "title: D\ncreated_at: 2024-02-06 10:00:00 +0000")
+    result = load_posts(site.config(), NOW)
+    assert result.problems == []
+    assert {p.title: p.published.date().isoformat() for p in result.posts} == {
+        "A": "2024-02-03", "B": "2024-02-04", "C": "2024-02-05", "D": "2024-02-06"}
+
+
+def test_published_false_is_a_flag_not_a_date(site):
+    site.post("hidden.md", "title: Hidden\ndate: 2024-01-01\npublished: false")
+    site.post("shown.md", "title: Shown\ndate: 2024-01-01\npublished: true")
+    result = load_posts(site.config(), NOW)
+    assert [p.title for p in result.posts] == ["Shown"]
+    assert [p.title for p in result.held_back] == ["Hidden"]
+
+
+def test_hugo_publish_and_expiry_dates_hold_back_in_any_dialect(site):
+    site.post("later.md", "title: Later\ndate: 2024-01-01\npublishDate: 2025-07-01")
+    site.post("expires.md", "title: Expires\ndate: 2024-01-01\nexpiryDate: 2025-07-01")
+    result = load_posts(site.config(), NOW)
+    assert [p.title for p in result.posts] == ["Expires"]
+    after = load_posts(site.config(), datetime(2025, 7, 2, tzinfo=UTC))
+    assert [p.title for p in after.posts] == ["Later"]
+    assert after.posts[0].published == datetime(2025, 7, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("slug, expected", [("v1.2.3", "v1.2.3"), ("Keep_Case", "Keep_Case"),
+                                            ("Two words", "two-words"), ("..", "x-")])
+def test_explicit_slug_is_kept_as_written_when_a_url_can_carry_it(site, slug, expected):
+    site.post("p.md", f"title: P\ndate: 2024-01-01\nslug: '{slug}'")
+    post = only(load_posts(site.config(), NOW))
+    assert post.slug.startswith(expected) and post.url == f"https://blog.test.example/blog/{post.slug}/"
+
+
+@pytest.mark.parametrize("key", ["url", "permalink"])
+def test_explicit_url_wins(site, key):
+    site.post("p.md", f"title: P\ndate: 2024-01-01\n{key}: /elsewhere/p.html")
+    assert only(load_posts(site.config(), NOW)).url == "https://blog.test.example/elsewhere/p.html"
+
+
+def test_index_and_a_file_named_as_its_folder_are_the_folders_post(site):
+    site.post("2024-03-01-bundle/index.md", "title: Bundle")
+    site.post("foo/foo.md", "title: Foo\ndate: 2024-01-01")
+    result = load_posts(site.config(), NOW)
+    assert sorted(p.url for p in result.posts) == ["https://blog.test.example/blog/bundle/",
+                                                   "https://blog.test.example/blog/foo/"]
+    assert {p.title: p.published.date().isoformat() for p in result.posts}["Bundle"] == "2024-03-01"
+
+
+def test_every_placeholder(site):
+    site.write_config(content={"permalink": "/{section}/{categories}/{year}/{month}/{day}/{title}--{stem}--{slug}/"})
+    site.post("notes/2024-03-05-Some.File.md", "title: Hello, World!\ncategories: [Big News, Misc]\nslug: s")
+    assert only(load_posts(site.config(), NOW)).url == (
+        "https://blog.test.example/notes/big-news/misc/2024/03/05/hello-world--2024-03-05-Some.File--s/")
+
+
+def test_empty_placeholders_leave_no_double_slash(site):
+    site.write_config(content={"permalink": "/{section}/{categories}/{slug}/"})
+    site.post("p.md", "title: P\ndate: 2024-01-01")
+    assert only(load_posts(site.config(), NOW)).url == "https://blog.test.example/p/"
+
+
+def test_category_and_categories_are_kept_beside_tags(site):
+    site.post("a.md", "title: A\ndate: 2024-01-01\ncategory: Travel\ntags: [x]")
+    site.post("b.md", "title: B\ndate: 2024-01-02\ncategories: [Travel, Food]")
+    result = load_posts(site.config(), NOW)
+    assert {p.title: (p.tags, p.categories) for p in result.posts} == {
+        "A": (("x",), ("Travel",)), "B": ((), ("Travel", "Food"))}
+
+
+def test_content_exclude_and_listing_pages_of_any_language(site):
+    site.write_config(content={"exclude": ["drafts", "*.private.md", "notes/old-*"]})
+    site.post("keep.md", "title: Keep\ndate: 2024-01-01")
+    site.post("drafts/a.md", "title: Draft A\ndate: 2024-01-01")
+    site.post("secret.private.md", "title: Private\ndate: 2024-01-01")
+    site.post("notes/old-1.md", "title: Old\ndate: 2024-01-01")
+    site.post("_index.md", "title: Section")
+    site.post("posts/_index.ja.md", "title: 投稿")
+    result = load_posts(site.config(), NOW)
+    assert [p.title for p in result.posts] == ["Keep"] and result.problems == []
+
+
+def test_a_bad_language_is_named(site):
+    site.post("p.md", "title: P\ndate: 2024-01-01\nlang: '../../etc'")
+    assert load_posts(site.config(), NOW).problems == [
+        "content/p.md: skipped: 'lang' is not a language tag such as fr or pt-BR: '../../etc'"]
+
+
+# --- languages ---------------------------------------------------------------------------------
+
+def test_translations_have_their_own_urls_and_feeds(site):
+    from publisher.pipeline import build
+
+    site.post("hello.md", "title: Hello\ndate: 2024-01-01\ntags: [greetings]")
+    site.post("hello.fr.md", "title: Bonjour\ndate: 2024-01-02\ntags: [greetings]")
+    site.post("bundle/index.md", "title: Bundle\ndate: 2024-01-03")
+    site.post("bundle/index.de.md", "title: Bündel\ndate: 2024-01-04")
+    site.post("solo.md", "title: Solo en français\ndate: 2024-01-05\nlang: fr")
+    config = site.config()
+    result = load_posts(config, NOW)
+    assert result.problems == []
+    assert {p.title: (p.url, p.lang) for p in result.posts} == {
+        "Hello": ("https://blog.test.example/blog/hello/", "en"),
+        "Bonjour": ("https://blog.test.example/fr/blog/hello/", "fr"),
+        "Bundle": ("https://blog.test.example/blog/bundle/", "en"),
+        "Bündel": ("https://blog.test.example/de/blog/bundle/", "de"),
+        "Solo en français": ("https://blog.test.example/fr/blog/solo/", "fr"),
+    }
+    keys = {p.title: p.translation_key for p in result.posts}
+    assert keys["Hello"] == keys["Bonjour"] and keys["Bundle"] == keys["Bündel"]
+    build(config, NOW)
+    out = site.root / "public"
+
+    def titles(rel):
+        return [i.findtext("title") for i in etree.parse(str(out / rel)).getroot().iter("item")]
+
+    assert titles("rss.xml") == ["Bundle", "Hello"]
+    assert titles("tags/greetings/rss.xml") == ["Hello"]
+    assert titles("fr/rss.xml") == ["Solo en français", "Bonjour"]
+    assert titles("de/rss.xml") == ["Bündel"]
+    assert etree.parse(str(out / "fr/rss.xml")).getroot().findtext("channel/language") == "fr"
+
+
+def test_a_permalink_with_lang_places_the_language_itself(site):
+    site.write_config(content={"permalink": "/{lang}/posts/{slug}/"})
+    site.post("hello.md", "title: Hello\ndate: 2024-01-01")
+    site.post("hello.fr.md", "title: Bonjour\ndate: 2024-01-02")
+    assert sorted(p.url for p in load_posts(site.config(), NOW).posts) == [
+        "https://blog.test.example/fr/posts/hello/", "https://blog.test.example/posts/hello/"]
+
+
+def test_categories_get_feeds(site):
+    from publisher.pipeline import build
+
+    site.post("a.md", "title: A\ndate: 2024-01-01\ncategories: [Big News]")
+    build(site.config(), NOW)
+    feed = site.root / "public" / "categories" / "big-news" / "rss.xml"
+    items = list(etree.parse(str(feed)).getroot().iter("item"))
+    assert [(i.findtext("title"), i.findtext("category")) for i in items] == [("A", "Big News")]
+
+
+def test_only_a_language_code_makes_a_suffix_a_language(site):
+    site.post("learn.go.md", "title: Go\ndate: 2024-01-01")
+    site.post("hallo.de.md", "title: Hallo\ndate: 2024-01-01")
+    assert {p.title: (p.lang, p.url) for p in load_posts(site.config(), NOW).posts} == {
+        "Go": ("en", "https://blog.test.example/blog/learn-go/"),
+        "Hallo": ("de", "https://blog.test.example/de/blog/hallo/"),
+    }
+
+
+def test_a_translations_explicit_url(site):
+    site.post("a.fr.md", "title: A\ndate: 2024-01-01\nurl: /articles/a/")
+    site.post("b.fr.md", "title: B\ndate: 2024-01-01\nurl: /fr/articles/b/")
+    assert sorted(p.url for p in load_posts(site.config(), NOW).posts) == [
+        "https://blog.test.example/fr/articles/a/", "https://blog.test.example/fr/articles/b/"]
+    site.write_config(content={"dialect": "hugo"})  # Hugo: the front matter's url is the whole path
+    assert sorted(p.url for p in load_posts(site.config(), NOW).posts) == [
+        "https://blog.test.example/articles/a/", "https://blog.test.example/fr/articles/b/"]
+
+
+def test_an_eleventy_permalink_template_it_cannot_evaluate_is_named(site):
+    site.write_config(content={"dialect": "eleventy", "permalink": "/blog/{stem}/"})
+    site.post("a.md", "title: A\ndate: 2024-01-01\npermalink: \"/{{ page.date | date: '%Y' }}/a/\"")
+    site.post("b.md", "title: B c\ndate: 2024-01-01\npermalink: \"/x/{{ title | slugify }}/\"")
+    result = load_posts(site.config(), NOW)
+    assert [p.url for p in result.posts] == ["https://blog.test.example/x/b-c/"]
+    assert result.problems == [
+        "content/a.md: skipped: 'permalink' is a template publisher cannot evaluate: "
+        "\"/{{ page.date | date: '%Y' }}/a/\" (it understands {{ page.fileSlug }} and {{ title | slugify }})"]
+
+
+def test_the_next_digest_holds_no_translation(site):
+    from publisher.pipeline import next_digest_posts
+    from publisher.state import State
+
+    site.post("a.md", "title: A\ndate: 2024-01-01")
+    site.post("a.fr.md", "title: A en français\ndate: 2024-01-02")
+    state = State(site.config().database_url)
+    try:
+        posts, _loaded = next_digest_posts(site.config(), state, NOW)
+    finally:
+        state.close()
+    assert [p.title for p in posts] == ["A"]
