@@ -31,7 +31,7 @@ from .idle import STAMP_KEY as IDLE_STAMP_KEY
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 # Subscriber statuses. Only "active" subscribers are mailed.
@@ -304,11 +304,11 @@ MIGRATIONS[4] = _add_post_sources
 
 
 def _add_bounce_events(conn: sa.Connection) -> None:
-    """v4: the bounce_events table (bounces and complaints reported after acceptance)."""
+    """v5: the bounce_events table (bounces and complaints reported after acceptance)."""
     bounce_events.create(conn, checkfirst=True)
 
 
-MIGRATIONS[4] = _add_bounce_events
+MIGRATIONS[5] = _add_bounce_events
 
 
 class State:

@@ -205,7 +205,7 @@ def test_a_version_1_database_is_migrated_to_the_current_schema_keeping_its_rows
     s.close()
 
     migrated = State(db_url)
-    assert migrated.schema_version() == state_mod.SCHEMA_VERSION == 4
+    assert migrated.schema_version() == state_mod.SCHEMA_VERSION == 5
     with migrated.read() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
         assert {"claimed_by", "claimed_at"} <= columns
