@@ -160,7 +160,8 @@ MARKDOWN_ENGINES = ("commonmark", "python-markdown")
 
 
 # content.permalink's placeholders (content/dialects.py fills them; PLACEHOLDERS there).
-PERMALINK_PLACEHOLDERS = ("slug", "year", "month", "day", "title", "stem", "section", "categories", "lang")
+PERMALINK_PLACEHOLDERS = ("slug", "year", "month", "day", "title", "stem", "path", "section",
+                          "categories", "lang")
 
 
 def _permalink(value: Any) -> str:
@@ -171,8 +172,8 @@ def _permalink(value: Any) -> str:
     unknown = set(re.findall(r"\{([^}]*)\}", text)) - set(PERMALINK_PLACEHOLDERS)
     if unknown:
         raise _Invalid(f"expected only the placeholders {names}")
-    if not any("{" + p + "}" in text for p in ("slug", "stem", "title")):
-        raise _Invalid("expected a path containing {slug}, {stem} or {title}")
+    if not any("{" + p + "}" in text for p in ("slug", "stem", "title", "path")):
+        raise _Invalid("expected a path containing {slug}, {stem}, {title} or {path}")
     try:  # a stray '{' or '}' would only fail later, in str.format, on the first post
         text.format(**{p: "x" for p in PERMALINK_PLACEHOLDERS})
     except (ValueError, IndexError, KeyError) as e:

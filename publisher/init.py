@@ -387,7 +387,7 @@ def _hugo(folder: Path, data: dict, marker: str) -> Detected:
         section = ""
     permalinks = data.get("permalinks") if isinstance(data.get("permalinks"), dict) else {}
     page = permalinks.get("page") if isinstance(permalinks.get("page"), dict) else {}
-    default = f"/{section}/{{slug}}/" if section else "/{slug}/"
+    default = f"/{section}/{{path}}/" if section else "/{path}/"  # the content path
     pattern = page.get(section) or permalinks.get(section)
     if isinstance(pattern, str):
         text, unknown = hugo_permalink(pattern, section)
@@ -395,8 +395,9 @@ def _hugo(folder: Path, data: dict, marker: str) -> Detected:
         _set_permalink(d, text, unknown, f"{label} = {pattern!r}", default)
     else:
         d.guess("content.permalink", default, f"Hugo's default URL for the {section or 'content'} section")
-    if posts and any(p.is_dir() and _markdown_count(p) and not (p / "index.md").exists()
-                     for p in posts.iterdir()):
+    if (posts and "{path}" not in d.value("content.permalink")
+            and any(p.is_dir() and _markdown_count(p) and not (p / "index.md").exists()
+                    for p in posts.iterdir())):
         d.notes.append(f"{_rel(posts, folder)}/ has sub-folders of posts: Hugo puts their folders "
                        f"in the URL, which {d.value('content.permalink')} does not")
     others = sorted(k for k in languages if k != str(lang or "en").lower())
@@ -586,11 +587,11 @@ def _nanoc(folder: Path, marker: Path) -> Detected:
     posts = _posts_folder(folder / "content", folder)
     if posts:
         d.guess("content.dir", _rel(posts, folder), "the folder of content/ that holds the posts")
-        d.guess("content.permalink", f"/{posts.name}/{{stem}}/",
+        d.guess("content.permalink", f"/{posts.name}/{{path}}/",
                 "nanoc's default route (the file's path); check the route rules in Rules")
     else:
         d.guess("content.dir", "content", "nanoc's content folder")
-        d.guess("content.permalink", "/{stem}/", "nanoc's default route; check the route rules in Rules")
+        d.guess("content.permalink", "/{path}/", "nanoc's default route; check the route rules in Rules")
     d.guess("feeds.output_dir", "public", "copy public/ to the site's root when you deploy")
     return d
 

@@ -316,6 +316,27 @@ def test_every_placeholder(site):
         "https://blog.test.example/notes/big-news/misc/2024/03/05/hello-world--2024-03-05-Some.File--s/")
 
 
+def test_path_is_the_files_own_path_as_hugo_makes_its_default_url(site):
+    """Hugo's default URL is the content path: nested folders kept, lowercased, `slug`
+    replacing the last part; a bundle's index.md is its folder (a real blog: /post/startup/x/)."""
+    site.write_config(content={"permalink": "/post/{path}/", "dialect": "hugo"})
+    site.post("Startup/Building-Product.md", "title: Michael Seibel - building product\ndate: 2024-01-01")
+    site.post("life/2023W17/index.md", "title: 2023W17 - Three suggestions\ndate: 2024-01-02")
+    site.post("life/renamed.md", "title: R\ndate: 2024-01-03\nslug: Kept")
+    site.post("top.md", "title: Top\ndate: 2024-01-04")
+    assert sorted(p.url for p in load_posts(site.config(), NOW).posts) == [
+        "https://blog.test.example/post/life/2023w17/",
+        "https://blog.test.example/post/life/kept/",
+        "https://blog.test.example/post/startup/building-product/",
+        "https://blog.test.example/post/top/"]
+
+
+def test_path_keeps_the_file_name_as_it_is_outside_hugo(site):
+    site.write_config(content={"permalink": "/{path}/"})
+    site.post("notes/2024-03-05-Some.File.md", "title: S")
+    assert only(load_posts(site.config(), NOW)).url == "https://blog.test.example/notes/2024-03-05-Some.File/"
+
+
 def test_empty_placeholders_leave_no_double_slash(site):
     site.write_config(content={"permalink": "/{section}/{categories}/{slug}/"})
     site.post("p.md", "title: P\ndate: 2024-01-01")

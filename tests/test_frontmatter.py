@@ -112,6 +112,7 @@ PARIS = ZoneInfo("Europe/Paris")
     ("July 8th, 2022", datetime(2022, 7, 8, tzinfo=PARIS)),
     ("2022/07/08", datetime(2022, 7, 8, tzinfo=PARIS)),
     ("2022/07/08 09:15", datetime(2022, 7, 8, 9, 15, tzinfo=PARIS)),
+    ("2025.12.20", datetime(2025, 12, 20, tzinfo=PARIS)),  # a real Astro blog's pubDate
     ("2014-3-12 2:26", datetime(2014, 3, 12, 2, 26, tzinfo=PARIS)),  # a real Pelican blog's
     ("2014-12-4", datetime(2014, 12, 4, tzinfo=PARIS)),
     ("2022/7/8 9:15:30 +0200", datetime(2022, 7, 8, 7, 15, 30, tzinfo=UTC)),

@@ -282,10 +282,10 @@ def test_nanoc(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[:2] == ["found: nanoc blog (nanoc.yaml)",
                          "found: site.url = https://nanoc.example.org (nanoc.yaml: base_url)"]
-    assert ("guessed: content.permalink = /posts/{stem}/ (nanoc's default route (the file's path); "
+    assert ("guessed: content.permalink = /posts/{path}/ (nanoc's default route (the file's path); "
             "check the route rules in Rules)") in lines
     assert "guessed: site.title = nanoc (the folder's name)" in lines
-    assert written(folder)["content"] == {"dir": "content/posts", "dialect": "nanoc", "permalink": "/posts/{stem}/"}
+    assert written(folder)["content"] == {"dir": "content/posts", "dialect": "nanoc", "permalink": "/posts/{path}/"}
     assert_loads(folder)
 
 

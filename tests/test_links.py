@@ -209,3 +209,24 @@ def test_the_mail_shows_a_local_hero_image_from_its_copy(site, tmp_path):
     _report, files = pipeline.preview(config, tmp_path / "after")
     html = files[0].read_text()
     assert f'src="{copy}"' in html and "assets/hero.jpg" not in html
+
+
+def test_pelican_intrasite_links_resolve_from_the_content_folder_or_the_post(site):
+    """Pelican's {static}/{filename} markers (and the old |filename| form): a path after them
+    that starts with '/' is from content.dir, else from the post's folder (a real Pelican blog
+    links every image as {filename}/images/x.png)."""
+    picture = b"\x89PNG pelican"
+    (site.content / "images").mkdir()
+    (site.content / "images" / "shot.png").write_bytes(picture)
+    site.post("2019/other.md", "title: Other\npubDate: 2019-01-01")
+    site.post("2019/post.md", "title: Post\npubDate: 2019-01-02", """\
+![shot]({filename}/images/shot.png) ![again]({static}../images/shot.png)
+[other]({filename}other.md), [old style](|filename|/2019/other.md), [gone]({static}/images/gone.png)
+""")
+    report = pipeline.build(site.config(), NOW)
+    assert report.problems == ["content/2019/post.md: image not found: {static}/images/gone.png"]
+    name = media_name(picture, "shot.png")
+    html = html_of(site, "post")
+    assert srcs(html)[:2] == [f"{BASE}/{name}", f"{BASE}/{name}"]
+    assert html.count(f'<a href="{BASE}/blog/other/">') == 2
+    assert (site.root / "public" / name).read_bytes() == picture

@@ -154,6 +154,7 @@ class Fields:
     section: str
     categories: str  # already joined with '/'
     lang: str  # "" for the site's language
+    path: str = ""  # the folders under content.dir and the stem, '/'-joined (Hugo's content path)
 
 
 class Engine:
@@ -184,6 +185,15 @@ class Engine:
     def slug(self, meta: dict, src: Source, title: str) -> str:
         explicit = read_text(meta.get("slug"), "slug")
         return kept_slug(explicit) if explicit else slugify(src.base)
+
+    def path(self, meta: dict, src: Source) -> str:
+        """{path}: the folders under content.dir (not the post's own folder, for index.md or
+        foo/foo.md) and then {stem}: the file's path, as Hugo and nanoc make URLs by default."""
+        folders = src.folders[:-1] if src.folder_post else src.folders
+        return "/".join((*(self.folder_segment(f) for f in folders), self.stem(meta, src)))
+
+    def folder_segment(self, folder: str) -> str:
+        return folder
 
     def stem(self, meta: dict, src: Source) -> str:
         return src.stem
@@ -255,6 +265,9 @@ class Astro(Engine):
     def stem(self, meta: dict, src: Source) -> str:
         return self.slug(meta, src, "")
 
+    def path(self, meta: dict, src: Source) -> str:
+        return self.slug(meta, src, "")  # the id is the path under the collection already
+
 
 class Hugo(Engine):
     """:slug is the front matter's slug, else the title; the default URL (content path) is
@@ -288,6 +301,9 @@ class Hugo(Engine):
     def stem(self, meta: dict, src: Source) -> str:
         explicit = read_text(meta.get("slug"), "slug")
         return hugo_path(explicit or src.stem) or slugify(src.stem)
+
+    def folder_segment(self, folder: str) -> str:
+        return hugo_path(folder) or slugify(folder)
 
     def title_slug(self, title: str) -> str:
         return hugo_path(title) or slugify(title)
@@ -541,6 +557,7 @@ def post_url(config: Config, engine: Engine, fields: Fields, published: datetime
         slug=fields.slug, year=f"{local.year:04d}", month=f"{local.month:02d}",
         day=f"{local.day:02d}", title=fields.title_slug, stem=fields.stem,
         section=fields.section, categories=fields.categories, lang=fields.lang,
+        path=fields.path or fields.stem,
     )
     path = re.sub(r"/{2,}", "/", path)  # an empty {section}, {categories} or {lang}
     if fields.lang and "{lang}" not in template:

@@ -30,7 +30,7 @@ _ORDINAL = re.compile(r"(?<=\d)(st|nd|rd|th)\b", re.I)
 _DATE_FORMATS = tuple(
     d + t
     for d in ("%b %d %Y", "%B %d %Y", "%b %d, %Y", "%B %d, %Y", "%d %b %Y", "%d %B %Y",
-              "%a %b %d %Y", "%a, %b %d, %Y", "%A, %B %d, %Y", "%Y/%m/%d", "%d.%m.%Y")
+              "%a %b %d %Y", "%a, %b %d, %Y", "%A, %B %d, %Y", "%Y/%m/%d", "%Y.%m.%d", "%d.%m.%Y")
     for t in ("", " %H:%M", " %H:%M:%S", " %I:%M %p", " %I:%M:%S %p")
 )
 

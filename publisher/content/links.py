@@ -269,6 +269,9 @@ def _references(markdown: str) -> list[str]:
     return refs
 
 
+_PELICAN_LINK = re.compile(r"^(?:\{(?:filename|static|attach)\}|\|(?:filename|static|attach)\|)")
+
+
 def _is_local(ref: str) -> bool:
     try:
         parts = urlsplit(ref)
@@ -305,15 +308,17 @@ class _Resolver:
             return os.path.dirname(self.file)
         return None
 
-    def image(self, ref: str) -> str | None:
-        """The URL to use for a local image, or None to keep the reference absolutized."""
+    def image(self, ref: str, written: str | None = None) -> str | None:
+        """The URL to use for a local image, or None to keep the reference absolutized.
+        `written`: the reference as the post has it, for messages, when `ref` was derived."""
         path = urlsplit(ref).path
+        written = written or ref
         if not self.file:
             return None
         if path.startswith("/"):
             if self.index.served_at(path):
                 return self.index.site_url + quote(path, safe="/~-._%")
-            self.warnings.append(f"{self.post.source}: image not found: {_one_line(ref)}")
+            self.warnings.append(f"{self.post.source}: image not found: {_one_line(written)}")
             self.missing.extend(os.path.join(d, unquote(path).lstrip("/")) for d in self.index.static_dirs)
             return None
         local = os.path.normpath(os.path.join(os.path.dirname(self.file), unquote(path)))
@@ -328,25 +333,40 @@ class _Resolver:
         if self.post.url.startswith(self.index.site_url) and self.index.served_at(
                 served[len(urlsplit(self.index.site_url).path):]):
             return None
-        self.warnings.append(f"{self.post.source}: image not found: {_one_line(ref)}")
+        self.warnings.append(f"{self.post.source}: image not found: {_one_line(written)}")
         self.missing.append(local)
         return None
 
     def reference(self, ref: str) -> None:
         if not _is_local(ref) or ref in self.links:
             return
-        path = urlsplit(ref).path.lower()
+        target = self.pelican_target(ref)
+        path = urlsplit(target).path.lower()
         if path.endswith(SOURCE_SUFFIXES):
-            url = self.index.post_link("file", ref, self.file)
+            url = self.index.post_link("file", target, self.file)
             if url:
                 self.links[ref] = url
             elif self.file:
                 self.warnings.append(f"{self.post.source}: link to {_one_line(ref)}: "
                                      "no published post has that source file")
         elif path.endswith(IMAGE_SUFFIXES):
-            url = self.image(ref)
+            url = self.image(target, ref)
             if url:
                 self.links[ref] = url
+
+    def pelican_target(self, ref: str) -> str:
+        """Pelican's intrasite links, `{static}/images/x.png`, `{filename}../other.md` (and
+        the older `|filename|` form): the path after the marker is from content.dir when it
+        starts with '/', else from the post's folder; written as a path from the post's folder."""
+        m = _PELICAN_LINK.match(ref)
+        if not m or not self.file:
+            return ref
+        rest = ref[m.end():]
+        here = os.path.dirname(self.file)
+        if rest.startswith("/"):
+            full = os.path.join(self.index.content_dir, rest.lstrip("/"))
+            return os.path.relpath(full, here).replace(os.sep, "/")
+        return rest
 
 
 def _front_matter(post: Post) -> Mapping[str, Any]:

@@ -186,7 +186,7 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
     slug = engine.slug(meta, src, title)
     fields = Fields(slug=slug, stem=engine.stem(meta, src), title_slug=engine.title_slug(title),
                     section=src.section, categories=engine.categories_path(categories),
-                    lang=lang if translation else "")
+                    lang=lang if translation else "", path=engine.path(meta, src))
     url = post_url(config, engine, fields, published, engine.explicit_path(meta, src, fields))
     _k, summary_value = first_key(meta, "description", "summary", "excerpt")
     summary = (re.sub(r"\s+", " ", read_text(summary_value, "description"))
