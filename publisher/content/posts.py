@@ -196,7 +196,7 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
     if isinstance(image_value, dict):  # {src: ..., alt: ...} as some themes write it
         image_value = image_value.get("src") or image_value.get("url")
     image = read_text(image_value, "image")
-    post_id = read_text(meta.get("id"), "id") or url
+    post_id = re.sub(r"\s+", " ", read_text(meta.get("id"), "id")) or url  # one line, as feeds need
     return Post(
         source=_source(path, config),
         slug=slug,
