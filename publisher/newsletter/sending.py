@@ -145,10 +145,16 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
         done += 1
         # Held back to share one transaction with the next message's intent (delivery says
         # when a connection goes idle instead: on_idle writes it then).
-        ledger.result(job.key[1], status=outcome.status, code=outcome.code,
+        # A refusal that is not about the recipient (delivery.refusal_status) leaves the
+        # message owed, like a deferral: the subscriber is not bounced.
+        status = "deferred" if outcome.status == "refused" else outcome.status
+        ledger.result(job.key[1], status=status, code=outcome.code,
                       reply=outcome.reply, attempts=outcome.attempts, hold=True)
         if outcome.status == "bounced":
             log.warning("%s bounced: %s", job.recipient, outcome.reply)
+        elif outcome.status == "refused":
+            log.warning("%s: refused by the server, not for this address (still owed): %s %s",
+                        job.recipient, outcome.code, outcome.reply)
         elif outcome.status == "deferred":
             log.warning("%s deferred after %d attempts: %s", job.recipient, outcome.attempts, outcome.reply)
         if progress:
