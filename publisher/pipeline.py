@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from . import idle
 from .config import Config
 from .content import LoadResult, Post, load_posts, render_html, render_many
+from .content.posts import require_content_dir
 from .idle import stat_files
 
 if TYPE_CHECKING:
@@ -225,6 +226,7 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
 def build(config: Config, now: datetime | None = None) -> Report:
     """`publisher build`: scan the posts and write the feeds. Sends nothing."""
     now = now or now_utc()
+    require_content_dir(config)  # before the state is touched
     report = Report()
     state = open_state(config)
     try:
@@ -293,6 +295,7 @@ def run_once(config: Config, now: datetime | None = None, *,
              lock_wait: float = LOCK_WAIT_SECONDS) -> Report:
     """`publisher run`, the cron job. See the module docstring for the order."""
     now = now or now_utc()
+    require_content_dir(config)  # before the state or its lock is touched
     stamp = idle.still_idle(config, now)
     if stamp is not None:
         log.debug("idle: nothing changed since the last run; reporting what it found")
@@ -366,6 +369,7 @@ def send_now(config: Config, now: datetime | None = None, *,
     from .scanner import scan
 
     now = now or now_utc()
+    require_content_dir(config)  # before the state or its lock is touched
     report = Report()
     state = open_state(config)
     try:
