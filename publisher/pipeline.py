@@ -249,6 +249,8 @@ def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datet
     # Config errors that would only show at send time stop us before anything is recorded.
     envelope_sender(config)
     check_settings(config)
+    # A damaged database must not take a digest and its ledger: say so before recording.
+    state.check_integrity()
     rendered = render_digest(posts, config, kind=kind)
     for warning in rendered.warnings:
         log.warning("%s", warning)
@@ -267,6 +269,7 @@ def _deliver_open(config: Config, state: State, now: datetime, report: Report, p
     for digest in open_digests:
         if stop is not None and stop.is_set():
             report.lines.append("stopped: the rest is sent by the next run")
+            report.failed = True
             break
         result = send_digest(config, state, digest, now=now, progress=progress, stop=stop)
         report.lines.append(result.summary())
@@ -374,6 +377,7 @@ def send_now(config: Config, now: datetime | None = None, *,
     state = open_state(config)
     try:
         with state.run_lock(wait=lock_wait):
+            state.check_integrity()  # a send is rare and consequential: the whole file first
             result = scan(config, state, now, loaded=load_site(config, state, now))
             report.problems.extend(result.problems)
             if result.unannounced:
@@ -488,11 +492,30 @@ def check(config: Config, now: datetime | None = None) -> Report:
     report.problems.extend(loaded.problems)
     check_mail_settings(config, loaded.posts[:1], now)
     report.problems.extend(check_feeds(config.output_dir))
+    _check_state_file(config, report)
     report.lines.append(
         f"config OK; {len(loaded.posts)} published posts, {len(loaded.held_back)} held back, "
         f"{len(loaded.problems)} skipped; feeds in {config.feeds.output_dir} checked"
     )
     return report
+
+
+def _check_state_file(config: Config, report: Report) -> None:
+    """`check`: an existing SQLite state database is opened and checked page by page (a
+    missing one is left missing: check changes nothing)."""
+    from .errors import StateError
+
+    path = idle.sqlite_path(config)
+    if path is None or not Path(path).exists():
+        return
+    try:
+        state = open_state(config)
+        try:
+            state.check_integrity()
+        finally:
+            state.close()
+    except StateError as e:
+        report.problems.append(str(e))
 
 
 def check_mail_settings(config: Config, sample: list[Post], now: datetime) -> None:

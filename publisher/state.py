@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from .errors import LockedError, PublisherError
+from .errors import LockedError, PublisherError, StateError
 from .idle import STAMP_KEY as IDLE_STAMP_KEY
 
 log = logging.getLogger(__name__)
@@ -257,6 +257,36 @@ MIGRATIONS[2] = _add_scan_cache
 MIGRATIONS[3] = _add_delivery_claims
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
+
+def damage_hint(path: str) -> str:
+    """How to get a damaged SQLite state database back, for messages."""
+    return (f"recover what SQLite can still read with `sqlite3 {path} .recover | sqlite3 "
+            "recovered.db` (`.dump` where the sqlite3 shell lacks .recover) and point "
+            "state.database at recovered.db, or restore a backup (`publisher backup` makes them)")
+
+
+def _explain(where: str, path: str | None, reason: str) -> str:
+    """One line for a database error; with a recovery hint when SQLite says the file is
+    damaged or is not a database."""
+    where = path or where  # the file, as the user knows it
+    reason = " ".join(reason.split())
+    if len(reason) > 300:
+        reason = reason[:299] + "…"
+    lowered = reason.lower()
+    if path and ("malformed" in lowered or "not a database" in lowered
+                 or "disk i/o error" in lowered or "corrupt" in lowered):
+        return f"state database {where} is damaged ({reason}); {damage_hint(path)}"
+    return f"state database {where}: {reason}"
+
+
+def _is_driver_failure(e: BaseException) -> bool:
+    """A database error that is the file's or the server's (damaged, full, read-only, gone),
+    not a constraint the code handles (IntegrityError) or a bug (ProgrammingError)."""
+    return type(e) in (sa.exc.OperationalError, sa.exc.DatabaseError)
+
+
 class State:
     """A handle on the state database. Cheap to create; one per command."""
 
@@ -264,18 +294,46 @@ class State:
         self.url = normalize_url(url)
         url = self.url
         self.is_sqlite = url.startswith("sqlite")
+        self.path: str | None = None  # the SQLite file, if any
+        existed = False
         try:
             if self.is_sqlite:
                 path = url.split("///", 1)[1] if "///" in url else ""
                 if path and path != ":memory:":
+                    self.path = path
+                    existed = self._check_sqlite_file(Path(path))
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
                 self.engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
                 self._sqlite_setup(self.engine)
             else:
                 self.engine = sa.create_engine(url, pool_pre_ping=True)
-            self._migrate()
+            self._migrate(existed)
         except sa.exc.SQLAlchemyError as e:
-            raise PublisherError(f"state database {self.describe()}: {e.__class__.__name__}: {e.orig if hasattr(e, 'orig') else e}") from e
+            reason = str(e.orig).strip().splitlines()[0] if getattr(e, "orig", None) is not None else str(e)
+            raise StateError(_explain(self.describe(), self.path, f"{e.__class__.__name__}: {reason}")) from e
+
+    def _check_sqlite_file(self, path: Path) -> bool:
+        """True if the file exists and looks like a SQLite database; StateError if it exists
+        and cannot be one. A state file never silently becomes a new site: an empty or
+        foreign file would otherwise be "migrated" into a blank database, and every
+        subscriber and owed delivery with it would be gone without a word."""
+        try:
+            with path.open("rb") as f:
+                head = f.read(len(SQLITE_MAGIC))
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise StateError(f"state database {path}: cannot be read ({e.strerror})") from e
+        if not head:
+            raise StateError(
+                f"state database {path} is empty (0 bytes), not a publisher database: nothing "
+                "was done. If it was truncated, restore a backup (`publisher backup` makes them); to "
+                "start this site afresh, delete the file")
+        if head != SQLITE_MAGIC:
+            raise StateError(
+                f"state database {path} is not a SQLite database (it starts with {head[:8]!r}): "
+                "nothing was done. Check state.database in the config, or restore a backup")
+        return True
 
     def describe(self) -> str:
         """The database, for messages: never includes a password."""
@@ -324,18 +382,75 @@ class State:
         fix, not a bug: say which database and what it said. The transaction was rolled back."""
         try:
             yield
-        except sa.exc.OperationalError as e:
+        except sa.exc.DatabaseError as e:
+            if not _is_driver_failure(e):
+                raise
             reason = str(e.orig).strip().splitlines()[0] if e.orig is not None else str(e)
-            raise PublisherError(f"state database {self.describe()}: {reason}") from e
+            raise StateError(_explain(self.describe(), self.path, reason)) from e
 
     def close(self) -> None:
         self.engine.dispose()
 
+    # --- integrity and backups ------------------------------------------------------
+
+    def check_integrity(self) -> None:
+        """StateError if SQLite's quick_check finds the file damaged (a few milliseconds
+        per megabyte; PostgreSQL looks after its own pages)."""
+        if not self.is_sqlite or not self.path:
+            return
+        with self.read() as conn:
+            found = [row[0] for row in conn.exec_driver_sql("PRAGMA quick_check(3)")]
+        if found != ["ok"]:
+            raise StateError(_explain(self.describe(), self.path,
+                                      "integrity check failed (database disk image is "
+                                      "malformed): " + "; ".join(found)))
+
+    def backup(self, dest: Path) -> int:
+        """Copy the SQLite database to `dest` with SQLite's online backup API (consistent
+        while other commands read and write it), check the copy, then move it into place.
+        Returns its size in bytes. StateError for PostgreSQL, or a damaged database."""
+        import sqlite3
+
+        if not self.is_sqlite or not self.path:
+            raise StateError(f"state database {self.describe()}: `publisher backup` copies a "
+                             "SQLite file; back up PostgreSQL with pg_dump")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_name(dest.name + ".partial")
+        try:
+            source = sqlite3.connect(self.path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+            try:
+                copy = sqlite3.connect(partial)
+                try:
+                    source.backup(copy)
+                    found = [row[0] for row in copy.execute("PRAGMA quick_check(3)")]
+                finally:
+                    copy.close()
+            finally:
+                source.close()
+            if found != ["ok"]:
+                raise StateError(_explain(self.describe(), self.path,
+                                          "integrity check of the copy failed (database disk "
+                                          "image is malformed): " + "; ".join(found)))
+            os.replace(partial, dest)
+        except sqlite3.DatabaseError as e:
+            raise StateError(_explain(self.describe(), self.path, str(e))) from e
+        except OSError as e:
+            raise StateError(f"cannot write the backup {dest}: {e.strerror}") from e
+        finally:
+            partial.unlink(missing_ok=True)
+        return dest.stat().st_size
+
     # --- schema ---------------------------------------------------------------------
 
-    def _migrate(self) -> None:
+    def _migrate(self, existed: bool = False) -> None:
         with self.write() as conn:
             if not sa.inspect(conn).has_table("meta"):
+                tables = sa.inspect(conn).get_table_names() if existed else []
+                if tables:
+                    raise StateError(
+                        f"state database {self.describe()} is not a publisher database (it "
+                        f"holds {', '.join(sorted(tables)[:5])} but no publisher schema): "
+                        "nothing was done. Check state.database in the config")
                 metadata.create_all(conn)
                 conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
                 return
@@ -922,6 +1037,8 @@ class Ledger:
         self._describe = state.describe
         dialect = state.engine.dialect
         self._failure = dialect.loaded_dbapi.OperationalError
+        self._database_error = dialect.loaded_dbapi.DatabaseError  # e.g. a malformed page
+        self._path = state.path
         self._driver_error = dialect.loaded_dbapi.Error
         self._sqlite = state.is_sqlite
         b = sa.bindparam
@@ -1028,10 +1145,10 @@ class Ledger:
                 self._conn.rollback()
             except self._driver_error:
                 pass  # the connection is gone, and its transaction with it; `e` says why
-            if isinstance(e, self._failure):
+            if isinstance(e, self._failure) or type(e) is self._database_error:
                 # As State._database_errors: the user's problem to fix (disk full,
-                # read-only, server gone), not a bug.
+                # read-only, server gone, a damaged file), not a bug.
                 self._conn.invalidate()
                 reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                raise PublisherError(f"state database {self._describe()}: {reason}") from e
+                raise StateError(_explain(self._describe(), self._path, reason)) from e
             raise
