@@ -290,6 +290,10 @@ def schedule(ctx: Context) -> int:
     config = ctx.config()
     if not ctx.quiet and not ctx.verbose:
         logging.getLogger("publisher").setLevel(logging.INFO)  # a service logs what each job did
+    for handler in logging.getLogger("publisher").handlers:
+        # A service's log is read later: each line says when (local time, with its offset).
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s publisher: %(levelname)s: %(message)s", "%Y-%m-%d %H:%M:%S%z"))
     return run_service(config)
 
 

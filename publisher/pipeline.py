@@ -49,6 +49,11 @@ class Report:
         return 1 if (self.problems or self.failed) else 0
 
 
+def plural(count: int, noun: str) -> str:
+    """'1 post', '2 posts'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -196,8 +201,8 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
     last = _feeds_unchanged(config, state, fingerprint) if state is not None else None
     if last is not None:
         report.lines.append(
-            f"feeds: {len(loaded.posts)} posts, 0 files written, {len(last['files'])} unchanged "
-            f"(0 rendered, {last.get('posts_in_feeds', 0)} from cache)"
+            f"feeds: {plural(len(loaded.posts), 'post')}, 0 files written, "
+            f"{len(last['files'])} unchanged (0 rendered, {last.get('posts_in_feeds', 0)} from cache)"
         )
         return last["files"]
 
@@ -217,8 +222,9 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
             "posts_in_feeds": renderer.hits + renderer.misses,
         }, sort_keys=True))
     report.lines.append(
-        f"feeds: {len(loaded.posts)} posts, {len(written.written)} files written, "
-        f"{len(written.unchanged)} unchanged ({renderer.misses} rendered, {renderer.hits} from cache)"
+        f"feeds: {plural(len(loaded.posts), 'post')}, {plural(len(written.written), 'file')} "
+        f"written, {len(written.unchanged)} unchanged ({renderer.misses} rendered, "
+        f"{renderer.hits} from cache)"
     )
     return None
 
@@ -258,11 +264,12 @@ def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datet
                                text=rendered.text, post_ids=rendered.post_ids, now=now)
 
 
-def _deliver_open(config: Config, state: State, now: datetime, report: Report, progress, stop) -> int:
+def _deliver_open(config: Config, state: State, now: datetime, report: Report, progress, stop,
+                  planned: frozenset[int] = frozenset()) -> int:
     """Send every digest that still owes mail, oldest first: interrupted sends, deferred
     messages, and what this run just planned. Runs outside the run lock: other senders may
     work on the same digests at the same time, each claiming its own batches. Returns how
-    many digests owed mail."""
+    many digests owed mail. A digest recorded by an earlier run is announced as such."""
     from .newsletter.sending import send_digest
 
     open_digests = state.open_digests()
@@ -271,6 +278,11 @@ def _deliver_open(config: Config, state: State, now: datetime, report: Report, p
             report.lines.append("stopped: the rest is sent by the next run")
             report.failed = True
             break
+        if digest.id not in planned:
+            what = "featured alert" if digest.kind == "alert" else "digest"
+            report.lines.append(
+                f"resuming {what} #{digest.id} {digest.subject!r}, recorded "
+                f"{digest.created_at:%Y-%m-%d %H:%M} UTC and not finished then")
         result = send_digest(config, state, digest, now=now, progress=progress, stop=stop)
         report.lines.append(result.summary())
         if result.failed:
@@ -316,24 +328,24 @@ def run_once(config: Config, now: datetime | None = None, *,
             report.problems.extend(result.problems)
             if result.baseline:
                 report.lines.append(
-                    f"first run: {len(result.posts)} existing posts marked as already announced; "
-                    "subscribers get only what is published from now on"
+                    f"first run: {plural(len(result.posts), 'existing post')} marked as already "
+                    "announced; subscribers get only what is published from now on"
                 )
             feed_files = write_site_feeds(config, state, result.loaded, report)
-            planned = 0
+            planned_ids = []
             for post in result.alerts_due:
-                _plan(config, state, [post], "alert", now)
-                planned += 1
+                planned_ids.append(_plan(config, state, [post], "alert", now))
             if digest_due(config, state, now):
                 if result.unannounced:
-                    _plan(config, state, result.unannounced, "digest", now)
-                    planned += 1
+                    planned_ids.append(_plan(config, state, result.unannounced, "digest", now))
                 else:
                     # The firing is used up: the next digest waits for the next firing.
                     state.set_meta("schedule_seen_at", now.isoformat())
-        if not planned:
-            report.lines.append(_nothing_to_send(config, result))
-        delivered = _deliver_open(config, state, now, report, progress, stop)
+            planned = len(planned_ids)
+            if not planned:
+                report.lines.append(_nothing_to_send(config, state, result, now))
+        delivered = _deliver_open(config, state, now, report, progress, stop,
+                                  frozenset(planned_ids))
         if (feed_files is not None and not (result.baseline or planned or delivered)
                 and idle.sqlite_path(config)):
             _save_idle_stamp(config, state, result.loaded, feed_files, now, report)
@@ -357,10 +369,16 @@ def _save_idle_stamp(config: Config, state: State, loaded: LoadResult,
                                      lines=report.lines, problems=report.problems))
 
 
-def _nothing_to_send(config: Config, result) -> str:
+def _nothing_to_send(config: Config, state: State, result, now: datetime) -> str:
+    from .scanner import next_firing
+
+    firing = next_firing(config, max(_since_last_digest(state, now), now))
+    due = (f"{firing.astimezone(timezone.utc):%a %Y-%m-%d %H:%M} UTC" if firing is not None
+           else "never: newsletter.schedule does not fire again")
     if not result.unannounced:
-        return "nothing new to mail"
-    return f"{len(result.unannounced)} posts waiting for the next digest ({config.newsletter.schedule})"
+        return f"nothing new to mail (next digest due {due}, if a post is published by then)"
+    return (f"{plural(len(result.unannounced), 'post')} waiting for the next digest, due {due} "
+            f"({config.newsletter.schedule})")
 
 
 def send_now(config: Config, now: datetime | None = None, *,
@@ -380,39 +398,63 @@ def send_now(config: Config, now: datetime | None = None, *,
             state.check_integrity()  # a send is rare and consequential: the whole file first
             result = scan(config, state, now, loaded=load_site(config, state, now))
             report.problems.extend(result.problems)
+            planned: frozenset[int] = frozenset()
             if result.unannounced:
-                _plan(config, state, result.unannounced, "digest", now)
-            else:
+                planned = frozenset([_plan(config, state, result.unannounced, "digest", now)])
+            elif not state.open_digests():
                 report.lines.append("nothing new to mail: every published post has been sent")
-        _deliver_open(config, state, now, report, progress, stop)
+            else:
+                report.lines.append("no new post to mail")
+        _deliver_open(config, state, now, report, progress, stop, planned)
     finally:
         state.close()
     return report
 
 
+STAND_INS = 5  # newest posts shown by preview, dry run and test copy when nothing is new
+
+
 def next_digest_posts(config: Config, state: State, now: datetime) -> tuple[list[Post], LoadResult]:
     """The posts the next digest would hold, without recording anything. On a site never run,
-    or with nothing new, the newest posts stand in so a preview or test copy shows something."""
+    or with nothing new, the newest posts stand in so a preview or test copy shows something
+    (stand_ins_used says which)."""
     loaded = load_posts(config, now)
     if state.get_meta("baseline_at") is None:
-        return loaded.posts[:5], loaded
+        return loaded.posts[:STAND_INS], loaded
     owed = set(state.unannounced_post_ids())
     known = state.known_posts()
     posts = [p for p in loaded.posts if p.id in owed or p.id not in known]
-    return (posts or loaded.posts[:5]), loaded
+    return (posts or loaded.posts[:STAND_INS]), loaded
+
+
+def stand_ins_used(state: State, posts: list[Post]) -> bool:
+    """Are `posts` (from next_digest_posts) stand-ins rather than what the next digest holds?"""
+    if state.get_meta("baseline_at") is None:
+        return bool(posts)
+    owed = set(state.unannounced_post_ids())
+    known = state.known_posts()
+    return bool(posts) and not any(p.id in owed or p.id not in known for p in posts)
 
 
 def _posts_for_next_digest(config: Config, now: datetime, report: Report, verb: str) -> list[Post]:
     """next_digest_posts for the commands that record nothing (preview, dry run, test copy):
-    skipped posts reported, and a line saying so when there is nothing to `verb`."""
+    skipped posts reported, and a line saying so when there is nothing to `verb`, or when
+    the posts shown are stand-ins."""
     state = open_state(config)
     try:
         posts, loaded = next_digest_posts(config, state, now)
+        stand_ins = stand_ins_used(state, posts)
     finally:
         state.close()
     report.problems.extend(loaded.problems)
     if not posts:
         report.lines.append(f"no published posts: nothing to {verb}")
+    elif stand_ins:
+        report.lines.append(
+            "nothing new to mail: "
+            + ("the newest post stands" if len(posts) == 1
+               else f"the {len(posts)} newest posts stand")
+            + " in, to show what a digest looks like (no subscriber gets them)")
     return posts
 
 
@@ -459,7 +501,8 @@ def dry_run(config: Config, out_dir: Path, now: datetime | None = None) -> Repor
         files = write_dry_run(config, state, rendered, out_dir, now=now)
     finally:
         state.close()
-    report.lines.append(f"dry run: {len(files)} messages written to {out_dir} ({len(posts)} posts); nothing sent")
+    report.lines.append(f"dry run: {plural(len(files), 'message')} written to {out_dir} "
+                        f"({plural(len(posts), 'post')}); nothing sent")
     return report
 
 
@@ -494,7 +537,7 @@ def check(config: Config, now: datetime | None = None) -> Report:
     report.problems.extend(check_feeds(config.output_dir))
     _check_state_file(config, report)
     report.lines.append(
-        f"config OK; {len(loaded.posts)} published posts, {len(loaded.held_back)} held back, "
+        f"config OK; {plural(len(loaded.posts), 'published post')}, {len(loaded.held_back)} held back, "
         f"{len(loaded.problems)} skipped; feeds in {config.feeds.output_dir} checked"
     )
     return report
