@@ -250,6 +250,10 @@ class NewsletterConfig:
     list_id: str = _spec("", _str, "List-Id header value; default: derived from site.url")
     max_html_kb: int = _spec(100, _int_at_least(20), "HTML size budget (Gmail clips at 102 KB)")
     unsubscribe_mailto: str = _spec("", _email, "address for mailto: unsubscribes; default: the From address")
+    confirm_per_client: int = _spec(
+        20, _int_at_least(0), "subscribe requests per client address per hour that get a confirmation mail; 0 = no limit")
+    confirm_per_hour: int = _spec(
+        1000, _int_at_least(0), "subscribe requests per hour in all that get a confirmation mail; 0 = no limit")
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,25 @@ subscribers = sa.Table(
     sa.Column("last_reply", sa.Text),  # the SMTP reply that bounced it
 )
 
+# Rate limits of the subscribe endpoint, shared by every `serve` process: one row per key
+# ("total", "client:<address>", "mailbox:<normalised address>") and hour. Rows of past hours
+# are deleted as new requests come, so the table holds at most about two hours of keys.
+web_limits = sa.Table(
+    "web_limits", metadata,
+    sa.Column("key", sa.String(400), primary_key=True),
+    sa.Column("hour", sa.BigInteger, nullable=False),  # hours since the Unix epoch
+    sa.Column("count", sa.Integer, nullable=False),
+)
+sa.Index("web_limits_hour", web_limits.c.hour)
+
+# Subscribe forms already submitted (their CSRF token's nonce): a form is used once.
+used_forms = sa.Table(
+    "used_forms", metadata,
+    sa.Column("nonce", sa.String(64), primary_key=True),
+    sa.Column("used_at", UTCDateTime, nullable=False),
+)
+sa.Index("used_forms_used_at", used_forms.c.used_at)
+
 digests = sa.Table(
     "digests", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -891,6 +910,46 @@ class State:
         # ignores it; its BEGIN IMMEDIATE already serialises every writer).
         return conn.execute(sa.select(subscribers).where(condition).with_for_update()).first()
 
+    def subscribe_request(self, email: str, name: str, *, form: str, limits: dict[str, int],
+                          now: datetime, resend_after: datetime, valid_after: datetime,
+                          forms_after: datetime) -> tuple[str, tuple[Subscriber, datetime | None] | None]:
+        """One subscribe form submission, in one write transaction: ("reused", None) if the
+        form (its CSRF nonce) was submitted before; ("limited", None) if a rate limit is
+        reached; else ("ok", what request_confirmation returns).
+
+        `limits` maps a key ("total", "client:...", "mailbox:...", checked in that order)
+        to its limit per hour (0: none). Every submission counts, whether the address is on
+        the list or not, and does the same writes either way, so neither the answer nor the
+        time it takes tells who is subscribed. Past the total limit no other key is stored,
+        which keeps the table small under a flood."""
+        hour = int(now.timestamp() // 3600)
+        with self.write() as conn:
+            try:
+                with conn.begin_nested():
+                    conn.execute(used_forms.insert().values(nonce=form, used_at=now))
+            except sa.exc.IntegrityError:
+                return "reused", None
+            conn.execute(used_forms.delete().where(used_forms.c.used_at < forms_after))
+            conn.execute(web_limits.delete().where(web_limits.c.hour < hour))
+            limited = False
+            for key, limit in limits.items():
+                upsert = _insert(conn, web_limits).values(key=key, hour=hour, count=1)
+                conn.execute(upsert.on_conflict_do_update(
+                    index_elements=[web_limits.c.key],
+                    set_={"count": sa.case((web_limits.c.hour == hour, web_limits.c.count + 1),
+                                           else_=1),
+                          "hour": hour}))
+                count = conn.execute(sa.select(web_limits.c.count)
+                                     .where(web_limits.c.key == key)).scalar_one()
+                if limit and count > limit:
+                    limited = True
+                    break
+            if limited:
+                return "limited", None
+            return "ok", self._reserve_confirmation(conn, email, name, now=now,
+                                                    resend_after=resend_after,
+                                                    valid_after=valid_after, even=True)
+
     def request_confirmation(self, email: str, name: str, *, now: datetime, resend_after: datetime,
                              valid_after: datetime) -> tuple[Subscriber, datetime | None] | None:
         """Reserve a confirmation mail for `email` (double opt-in), in one write transaction.
@@ -902,43 +961,60 @@ class State:
         (and its unsubscribe token) until it confirms. A confirm token sent after
         `valid_after` is sent again rather than replaced, so an earlier mail's link still
         works. Reserving before sending means two concurrent requests cannot both mail."""
-        key = email.lower()
         with self.write() as conn:
-            row = self._subscriber_row_for_update(conn, subscribers.c.email_key == key)
-            if row is None:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(subscribers.insert().values(
-                            email=email, email_key=key, name=name, status=PENDING, token=new_token(),
-                            confirm_token=new_token(), created_at=now, updated_at=now, confirm_sent_at=now,
-                        ))
-                    previous = None
-                except sa.exc.IntegrityError:  # another process added it a moment ago
-                    row = self._subscriber_row_for_update(conn, subscribers.c.email_key == key)
-            if row is not None:
-                if row.status == ACTIVE:
-                    return None
-                previous = row.confirm_sent_at
-                if previous is not None and previous > resend_after:
-                    return None
-                still_valid = row.confirm_token and previous is not None and previous > valid_after
-                conn.execute(subscribers.update().where(subscribers.c.id == row.id).values(
-                    confirm_token=row.confirm_token if still_valid else new_token(),
-                    confirm_sent_at=now, updated_at=now, name=name or row.name,
-                ))
-            reserved = conn.execute(sa.select(subscribers).where(subscribers.c.email_key == key)).one()
-            return _subscriber(reserved), previous
+            return self._reserve_confirmation(conn, email, name, now=now,
+                                              resend_after=resend_after, valid_after=valid_after)
+
+    def _reserve_confirmation(self, conn: sa.Connection, email: str, name: str, *, now: datetime,
+                              resend_after: datetime, valid_after: datetime,
+                              even: bool = False) -> tuple[Subscriber, datetime | None] | None:
+        """request_confirmation's work, in the caller's transaction. even=True: an address
+        that gets no mail (active, or mailed within the hour) costs the same statements as
+        one that does (a row rewritten with its own values, read back), for the timing."""
+        key = email.lower()
+        row = self._subscriber_row_for_update(conn, subscribers.c.email_key == key)
+        if row is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(subscribers.insert().values(
+                        email=email, email_key=key, name=name, status=PENDING, token=new_token(),
+                        confirm_token=new_token(), created_at=now, updated_at=now, confirm_sent_at=now,
+                    ))
+                previous = None
+            except sa.exc.IntegrityError:  # another process added it a moment ago
+                row = self._subscriber_row_for_update(conn, subscribers.c.email_key == key)
+        if row is not None:
+            previous = row.confirm_sent_at
+            if row.status == ACTIVE or (previous is not None and previous > resend_after):
+                if even:
+                    new_token()  # as many tokens drawn as for a mail
+                    conn.execute(subscribers.update().where(subscribers.c.id == row.id)
+                                 .values(updated_at=row.updated_at))
+                    conn.execute(sa.select(subscribers).where(subscribers.c.email_key == key)).one()
+                return None
+            still_valid = row.confirm_token and previous is not None and previous > valid_after
+            conn.execute(subscribers.update().where(subscribers.c.id == row.id).values(
+                confirm_token=row.confirm_token if still_valid else new_token(),
+                confirm_sent_at=now, updated_at=now, name=name or row.name,
+            ))
+        reserved = conn.execute(sa.select(subscribers).where(subscribers.c.email_key == key)).one()
+        return _subscriber(reserved), previous
 
     def release_confirmation(self, subscriber_id: int, *, reserved_at: datetime,
-                             previous: datetime | None) -> None:
+                             previous: datetime | None, limit_key: str | None = None) -> None:
         """Undo request_confirmation's reservation after the mail could not be sent, so the
-        person may ask again at once. A newer reservation (another request) is left alone."""
+        person may ask again at once. A newer reservation (another request) is left alone.
+        With `limit_key`, that rate limit (subscribe_request) gets its count back too."""
         with self.write() as conn:
-            conn.execute(
+            done = conn.execute(
                 subscribers.update()
                 .where(subscribers.c.id == subscriber_id, subscribers.c.confirm_sent_at == reserved_at)
                 .values(confirm_sent_at=previous)
-            )
+            ).rowcount
+            if done and limit_key is not None:
+                conn.execute(web_limits.update()
+                             .where(web_limits.c.key == limit_key, web_limits.c.count > 0)
+                             .values(count=web_limits.c.count - 1))
 
     def subscriber_by_confirm_token(self, confirm_token: str) -> Subscriber | None:
         with self.read() as conn:
