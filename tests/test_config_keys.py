@@ -69,6 +69,8 @@ WRONG_VALUE = {
     "newsletter.list_id": None,
     "newsletter.max_html_kb": 5,
     "newsletter.unsubscribe_mailto": "unsubscribe at example.org",
+    "newsletter.confirm_per_client": -1,
+    "newsletter.confirm_per_hour": "lots",
     "smtp.host": "",
     "smtp.port": 0,
     "smtp.security": "tls",
