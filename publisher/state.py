@@ -943,12 +943,19 @@ class State:
                                      .where(web_limits.c.key == key)).scalar_one()
                 if limit and count > limit:
                     limited = True
-                    break
+                    if key == "total":
+                        break  # past the total, no other key is stored (the table stays small)
+            # A limited request does the reservation's work too, then undoes it: the time
+            # it takes must not tell a limited (repeated, known) address from a new one.
+            savepoint = conn.begin_nested()
+            reserved = self._reserve_confirmation(conn, email, name, now=now,
+                                                  resend_after=resend_after,
+                                                  valid_after=valid_after, even=True)
             if limited:
+                savepoint.rollback()
                 return "limited", None
-            return "ok", self._reserve_confirmation(conn, email, name, now=now,
-                                                    resend_after=resend_after,
-                                                    valid_after=valid_after, even=True)
+            savepoint.commit()
+            return "ok", reserved
 
     def request_confirmation(self, email: str, name: str, *, now: datetime, resend_after: datetime,
                              valid_after: datetime) -> tuple[Subscriber, datetime | None] | None:

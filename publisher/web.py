@@ -31,6 +31,7 @@ import re
 import secrets
 import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -48,6 +49,9 @@ CONFIG_ENV = "PUBLISHER_CONFIG"
 
 CONFIRM_TTL = timedelta(days=7)  # a confirmation link works this long after it was mailed
 RESEND_AFTER = timedelta(hours=1)  # at most one confirmation mail per address per hour
+# A subscribe answer is never sent sooner than this after the request arrived: the time it
+# takes must not say whether the address is on the list (item 6 of issue 15).
+SUBSCRIBE_FLOOR = 0.1  # seconds
 MAILBOX_PER_HOUR = 1  # subscribe requests per mailbox (sub-addresses folded) per hour that get mail
 CSRF_MAX_AGE = timedelta(days=1)  # a subscribe form left open longer must be submitted again
 CSRF_CLOCK_SKEW = timedelta(minutes=5)  # tolerated between server processes' clocks
@@ -427,6 +431,7 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
     @app.post("/")
     @app.post("/subscribe")
     def subscribe():
+        started = time.monotonic()
         email_in = request.form.get("email", "")[:320]
         name = clean_name(request.form.get("name", ""))
         # The signed token proves the form came from this server, and is accepted once;
@@ -468,8 +473,11 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
         elif reserved is None:
             log.info("subscribe %s: no mail (already active, or a confirmation went out within %s)",
                      address, RESEND_AFTER)
-        # The same page, byte for byte, whatever happened above.
+        # The same page, byte for byte, whatever happened above, and at the same moment: the
+        # work above is the same for every address, and what is left of its jitter (an
+        # insert is not an update) is hidden under a floor most answers wait for.
         response = endpoint.page("web_check_email.html", page_title="Check your inbox")
+        time.sleep(max(0.0, SUBSCRIBE_FLOOR - (time.monotonic() - started)))
         if reserved is not None:
             # Queued once the answer is out, so the mail's work never shows in its timing.
             response.call_on_close(lambda: endpoint.mailer.submit(*reserved))
