@@ -119,10 +119,12 @@ def _finish(ctx: Context, report) -> int:
     for problem in report.problems:
         click.echo(problem, err=True)
     status = report.exit_status
+    # --quiet silences the summary, except when it explains a non-zero exit status that the
+    # problems above do not (mail still owed, a stop): cron mails only output, and the
+    # owner must hear why.
+    explain = ctx.quiet and status != 0 and (getattr(report, "failed", False) or not report.problems)
     for line in report.lines:
-        if ctx.quiet and status != 0:
-            # --quiet silences the summary, except when it explains a non-zero exit status
-            # (mail still owed, a stop): cron mails only output, and the owner must hear.
+        if explain:
             click.echo(line, err=True)
         else:
             ctx.say(line)
