@@ -548,8 +548,10 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
         body = response.get_data(as_text=True) if response.mimetype == "text/html" and not response.is_streamed else ""
         headers["Content-Security-Policy"] = content_security_policy(body, config.site.url)
         headers["X-Content-Type-Options"] = "nosniff"
-        # The URLs carry tokens: never hand them to another site in a Referer.
-        headers["Referrer-Policy"] = "no-referrer"
+        # The URLs carry tokens: never hand them to another site in a Referer. same-origin,
+        # not no-referrer: under no-referrer a browser posts our own forms with "Origin:
+        # null", which the subscribe form refuses (a foreign page can send null too).
+        headers["Referrer-Policy"] = "same-origin"
         headers["X-Frame-Options"] = "DENY"
         headers["Cross-Origin-Opener-Policy"] = "same-origin"
         # Token pages must not be stored anywhere; the form holds a timestamped token, so a

@@ -526,7 +526,7 @@ def test_security_headers_on_every_response(web):
         assert directives["style-src"] == expected, what
         assert directives["img-src"] == "'self' https://blog.test.example", what  # the favicon
         assert headers["X-Content-Type-Options"] == "nosniff", what
-        assert headers["Referrer-Policy"] == "no-referrer", what
+        assert headers["Referrer-Policy"] == "same-origin", what
         assert headers["X-Frame-Options"] == "DENY", what
         assert headers["Cache-Control"] == "no-store", what
         assert "Set-Cookie" not in headers, what
