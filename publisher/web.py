@@ -308,12 +308,27 @@ class ConfirmationMailer:
             self._queued -= 1
             self._idle.notify_all()
 
-    def send(self, sub: Subscriber) -> bool:
-        """Mail the confirmation; True once the server accepted it (or refused the address
-        for good: asking again within the hour would not help)."""
-        from .newsletter.delivery import Job, deliver
+    def rehearse(self, email: str) -> None:
+        """For a request that gets no mail (the address is on the list, or a limit is
+        reached): build a confirmation for it in the background and throw it away, so the
+        server is as busy after that answer as after one that mails (issue 15, item 6)."""
+        try:
+            self._pool.submit(self._rehearse, email)
+        except RuntimeError:  # closed: the server is shutting down
+            pass
+
+    def _rehearse(self, email: str) -> None:
+        try:
+            now = self.clock()
+            stand_in = "0" * 43
+            self._message(Subscriber(id=0, email=email, name="", status=PENDING, token=stand_in,
+                                     created_at=now, confirm_token=stand_in, confirm_sent_at=now))
+        except Exception:  # a bug: keep the traceback in the log, keep the worker alive
+            log.exception("rehearsing a confirmation for %s failed", email)
+
+    def _message(self, sub: Subscriber) -> bytes:
         from .newsletter.digest import build_simple_message
-        from .newsletter.sending import envelope_sender, message_bytes
+        from .newsletter.sending import message_bytes
 
         subject, html, text = render_confirmation(self.env, self.config, sub)
         msg = build_simple_message(
@@ -321,7 +336,15 @@ class ConfirmationMailer:
             message_key=f"{self.config.site.url}|confirm|{sub.id}|{sub.confirm_sent_at.isoformat()}",
             date=self.clock(),
         )
-        data = message_bytes(msg)
+        return message_bytes(msg)
+
+    def send(self, sub: Subscriber) -> bool:
+        """Mail the confirmation; True once the server accepted it (or refused the address
+        for good: asking again within the hour would not help)."""
+        from .newsletter.delivery import Job, deliver
+        from .newsletter.sending import envelope_sender
+
+        data = self._message(sub)
         outcomes = []
         try:
             deliver([Job(key=sub.id, recipient=sub.email, build=lambda: data)], self.config,
@@ -478,9 +501,12 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
         # insert is not an update) is hidden under a floor most answers wait for.
         response = endpoint.page("web_check_email.html", page_title="Check your inbox")
         time.sleep(max(0.0, SUBSCRIBE_FLOOR - (time.monotonic() - started)))
+        # Queued once the answer is out, so the mail's work never shows in its timing; an
+        # answer that mails nobody leaves the same work behind it.
         if reserved is not None:
-            # Queued once the answer is out, so the mail's work never shows in its timing.
             response.call_on_close(lambda: endpoint.mailer.submit(*reserved))
+        else:
+            response.call_on_close(lambda: endpoint.mailer.rehearse(address))
         return response
 
     def pending(token: str) -> Subscriber | None:
