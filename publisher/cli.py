@@ -7,16 +7,19 @@ problems and errors to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Callable
 
 import click
 
 from . import __version__
-from .errors import ConfigError, LockedError, PublisherError
+from .errors import ConfigError, LockedError, PublisherError, UsageError
 
 log = logging.getLogger("publisher")
 
@@ -56,7 +59,7 @@ def _setup_logging(quiet: bool, verbose: bool) -> None:
 
 
 def _options(f: Callable) -> Callable:
-    """--config and --quiet are accepted before or after the command name."""
+    """--config, --quiet and --verbose are accepted before or after the command name."""
 
     def set_config(ctx: click.Context, _param, value):
         if value is not None:
@@ -70,6 +73,15 @@ def _options(f: Callable) -> Callable:
             _setup_logging(True, obj.verbose)
         return value
 
+    def set_verbose(ctx: click.Context, _param, value):
+        if value:
+            obj = ctx.ensure_object(Context)
+            obj.verbose = True
+            _setup_logging(obj.quiet, True)
+        return value
+
+    f = click.option("-v", "--verbose", "_verbose", is_flag=True, expose_value=False,
+                     callback=set_verbose, help="Log what each stage does.")(f)
     f = click.option("--config", "_config", type=click.Path(dir_okay=False), expose_value=False,
                      callback=set_config, is_eager=True,
                      help="Site config file (default ./config.yaml).")(f)
@@ -92,6 +104,9 @@ def _reporting(f: Callable) -> Callable:
         except ConfigError as e:
             click.echo(f"publisher: config error:\n{e}" if "\n" in str(e) else f"publisher: config error: {e}", err=True)
             sys.exit(2)
+        except UsageError as e:
+            click.echo(f"publisher: usage error: {e}", err=True)
+            sys.exit(e.exit_status)
         except PublisherError as e:
             click.echo(f"publisher: error: {e}", err=True)
             sys.exit(e.exit_status)
@@ -103,9 +118,48 @@ def _reporting(f: Callable) -> Callable:
 def _finish(ctx: Context, report) -> int:
     for problem in report.problems:
         click.echo(problem, err=True)
+    status = report.exit_status
+    # --quiet silences the summary, except when it explains a non-zero exit status that the
+    # problems above do not (mail still owed, a stop): cron mails only output, and the
+    # owner must hear why.
+    explain = ctx.quiet and status != 0 and (getattr(report, "failed", False) or not report.problems)
     for line in report.lines:
-        ctx.say(line)
-    return report.exit_status
+        if explain:
+            click.echo(line, err=True)
+        else:
+            ctx.say(line)
+    return status
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """SIGTERM and SIGINT (Ctrl-C) ask a send to stop: the message in flight is finished and
+    recorded, no new one is started, and the summary says what is still owed. A second
+    signal ends the process at once, as it would have without this."""
+    stop = threading.Event()
+    caught: list[str] = []
+
+    def handler(signum, _frame):
+        caught.append(signal.Signals(signum).name)
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop, caught
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _stopped(report, caught: list[str]):
+    """The report of a command a signal stopped: says so first, and exits 1 (mail is owed)."""
+    if caught:
+        report.problems.insert(0, f"publisher: stopped by {caught[0]}: the message in flight was "
+                                  "finished and recorded; what is still owed is sent by the next run")
+        report.failed = True
+    return report
 
 
 class _Progress:
@@ -129,15 +183,13 @@ class _Progress:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Log what each stage does.")
 @_options
 @click.version_option(__version__, prog_name="publisher")
 @click.pass_context
-def main(ctx: click.Context, verbose: bool) -> None:
+def main(ctx: click.Context) -> None:
     """Feeds and an exactly-once newsletter for a folder of Markdown posts."""
     obj = ctx.ensure_object(Context)
-    obj.verbose = verbose
-    _setup_logging(obj.quiet, verbose)
+    _setup_logging(obj.quiet, obj.verbose)
 
 
 pass_ctx = click.make_pass_decorator(Context, ensure=True)
@@ -178,7 +230,10 @@ def run(ctx: Context) -> int:
     from .pipeline import run_once
 
     # run_once completes the config's checks, unless its idle stamp vouches for this config.
-    return _finish(ctx, run_once(ctx.config(defer_slow_checks=True), progress=_Progress(ctx)))
+    config = ctx.config(defer_slow_checks=True)
+    with _stop_on_signals() as (stop, caught):
+        report = run_once(config, progress=_Progress(ctx), stop=stop)
+    return _finish(ctx, _stopped(report, caught))
 
 
 @main.command()
@@ -193,21 +248,23 @@ def send(ctx: Context, dry_run: bool, to: str | None, out: str | None) -> int:
     """Mail a digest of every post not yet mailed, now."""
     from . import pipeline
 
-    config = ctx.config()
     if to and dry_run:
-        raise ConfigError("use either --to or --dry-run, not both")
+        raise UsageError("use either --to or --dry-run, not both")
+    config = ctx.config()
     if to:
         from .newsletter.subscribers import InvalidAddress, normalize_address
 
         try:
             address = normalize_address(to)
         except InvalidAddress as e:
-            raise ConfigError(f"--to {to!r}: {e}") from e
+            raise UsageError(f"--to {to!r}: {e}") from e
         return _finish(ctx, pipeline.send_test(config, address))
     if dry_run:
         out_dir = Path(out) if out else config.root / "outbox"
         return _finish(ctx, pipeline.dry_run(config, out_dir))
-    return _finish(ctx, pipeline.send_now(config, progress=_Progress(ctx)))
+    with _stop_on_signals() as (stop, caught):
+        report = pipeline.send_now(config, progress=_Progress(ctx), stop=stop)
+    return _finish(ctx, _stopped(report, caught))
 
 
 @main.command()
@@ -250,6 +307,10 @@ def schedule(ctx: Context) -> int:
     config = ctx.config()
     if not ctx.quiet and not ctx.verbose:
         logging.getLogger("publisher").setLevel(logging.INFO)  # a service logs what each job did
+    for handler in logging.getLogger("publisher").handlers:
+        # A service's log is read later: each line says when (local time, with its offset).
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s publisher: %(levelname)s: %(message)s", "%Y-%m-%d %H:%M:%S%z"))
     return run_service(config)
 
 
@@ -273,7 +334,7 @@ def subscribers_add(ctx: Context, email: str, name: str) -> int:
     try:
         address = normalize_address(email)
     except InvalidAddress as e:
-        raise ConfigError(f"{email!r}: not a valid address: {e}") from e
+        raise UsageError(f"{email!r}: not a valid address: {e}") from e
     state = open_state(config)
     try:
         added, _present = state.add_subscribers([(address, clean_name(name))])
@@ -329,7 +390,7 @@ def subscribers_list(ctx: Context, status: str | None) -> int:
         line = f"{sub.email}\t{sub.status}\t{sub.name}"
         click.echo(line + f"\t{reasons[sub.id]}" if sub.id in reasons else line)
     if not ctx.quiet:
-        click.echo(f"{len(rows)} subscribers", err=True)
+        click.echo(f"{len(rows)} subscriber{'' if len(rows) == 1 else 's'}", err=True)
     return 0
 
 
@@ -459,6 +520,37 @@ def serve(ctx: Context, host: str, port: int) -> int:
     config = ctx.config()
     run_serve(config, host=host, port=port, access_log=not ctx.quiet,
               on_ready=lambda url: ctx.say(f"serving {config.web_url} at {url} (Ctrl-C to stop)"))
+    return 0
+
+
+@main.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@_options
+@pass_ctx
+@_reporting
+def backup(ctx: Context, path: str | None) -> int:
+    """Copy the SQLite state database to PATH (default: backups/ beside it), safely while
+    other commands use it. Restore: stop publisher, copy the backup over state.db."""
+    from datetime import datetime, timezone
+
+    from .pipeline import open_state
+
+    config = ctx.config()
+    if path is not None and Path(path).exists():
+        raise UsageError(f"{path} already exists; give a new file name (a backup never "
+                         "overwrites a file)")
+    state = open_state(config)
+    try:
+        if path is None:
+            source = Path(state.path or "state.db")
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            dest = source.parent / "backups" / f"{source.stem}-{stamp}.db"
+        else:
+            dest = Path(path)
+        size = state.backup(dest)
+    finally:
+        state.close()
+    ctx.say(f"state database backed up to {dest} ({size:,} bytes, checked)")
     return 0
 
 

@@ -373,6 +373,10 @@ class NewsletterConfig:
     sns_certificate: str = _spec("", _str, "Amazon SNS signing certificate (PEM file); enables the SES webhook")
     sns_topic_arn: str = _spec("", _sns_topic, "the only SNS topic the SES webhook accepts; empty = any")
     sendgrid_public_key: str = _spec("", _base64_key, "SendGrid's signed-event-webhook public key (base64)")
+    confirm_per_client: int = _spec(
+        20, _int_at_least(0), "subscribe requests per client address per hour that get a confirmation mail; 0 = no limit")
+    confirm_per_hour: int = _spec(
+        1000, _int_at_least(0), "subscribe requests per hour in all that get a confirmation mail; 0 = no limit")
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,19 @@ class ConfigError(PublisherError):
     exit_status = 2
 
 
+class UsageError(PublisherError):
+    """The command line asks for something impossible (options that exclude each other, an
+    invalid argument); nothing has been done."""
+
+    exit_status = 2
+
+
 class ContentError(PublisherError):
     """A post cannot be read as a post."""
+
+
+class StateError(PublisherError):
+    """The state database cannot be used as it is (empty, not publisher's, damaged)."""
 
 
 class DeliveryError(PublisherError):

@@ -26,6 +26,7 @@ from . import idle
 from .config import Config
 from .content import LoadResult, Post, cache_key, load_posts, render_html
 from .content.links import SiteIndex
+from .content.posts import require_content_dir
 from .idle import stat_files
 
 if TYPE_CHECKING:
@@ -47,6 +48,11 @@ class Report:
     @property
     def exit_status(self) -> int:
         return 1 if (self.problems or self.failed) else 0
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 post', '2 posts'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def now_utc() -> datetime:
@@ -294,8 +300,8 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
     fingerprint = feeds_fingerprint(config, loaded) if state is not None else ""
     if state is not None and _feeds_unchanged(config, last, fingerprint):
         report.lines.append(
-            f"feeds: {len(loaded.posts)} posts, 0 files written, {len(last['files'])} unchanged "
-            f"(0 rendered, {last.get('posts_in_feeds', 0)} from cache)"
+            f"feeds: {plural(len(loaded.posts), 'post')}, 0 files written, "
+            f"{len(last['files'])} unchanged (0 rendered, {last.get('posts_in_feeds', 0)} from cache)"
         )
         report.problems.extend(last.get("problems") or [])  # said again on every build
         ping_hubs(config, state, [], report, now)  # only retries of earlier failures
@@ -332,8 +338,8 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
             "sources": _stat_sources(sorted(selection.watched)),
         }, sort_keys=True))
     report.lines.append(
-        f"feeds: {len(loaded.posts)} posts, {len(written.written)} files written, "
-        f"{len(written.unchanged) + len(selection.kept)} unchanged "
+        f"feeds: {plural(len(loaded.posts), 'post')}, {plural(len(written.written), 'file')} "
+        f"written, {len(written.unchanged) + len(selection.kept)} unchanged "
         f"({renderer.misses} rendered, {renderer.hits} from cache)"
     )
     ping_hubs(config, state, written.written, report, now)
@@ -362,6 +368,7 @@ def ping_hubs(config: Config, state: State | None, changed: list[str], report: R
 def build(config: Config, now: datetime | None = None) -> Report:
     """`publisher build`: scan the posts and write the feeds. Sends nothing."""
     now = now or now_utc()
+    require_content_dir(config)  # before the state is touched
     report = Report()
     state = open_state(config)
     try:
@@ -384,6 +391,8 @@ def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datet
     # Config errors that would only show at send time stop us before anything is recorded.
     envelope_sender(config)
     check_settings(config)
+    # A damaged database must not take a digest and its ledger: say so before recording.
+    state.check_integrity()
     rendered = render_digest(with_copied_images(config, posts), config, kind=kind)
     for warning in rendered.warnings:
         log.warning("%s", warning)
@@ -391,18 +400,25 @@ def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datet
                                text=rendered.text, post_ids=rendered.post_ids, now=now)
 
 
-def _deliver_open(config: Config, state: State, now: datetime, report: Report, progress, stop) -> int:
+def _deliver_open(config: Config, state: State, now: datetime, report: Report, progress, stop,
+                  planned: frozenset[int] = frozenset()) -> int:
     """Send every digest that still owes mail, oldest first: interrupted sends, deferred
     messages, and what this run just planned. Runs outside the run lock: other senders may
     work on the same digests at the same time, each claiming its own batches. Returns how
-    many digests owed mail."""
+    many digests owed mail. A digest recorded by an earlier run is announced as such."""
     from .newsletter.sending import send_digest
 
     open_digests = state.open_digests()
     for digest in open_digests:
         if stop is not None and stop.is_set():
             report.lines.append("stopped: the rest is sent by the next run")
+            report.failed = True
             break
+        if digest.id not in planned:
+            what = "featured alert" if digest.kind == "alert" else "digest"
+            report.lines.append(
+                f"resuming {what} #{digest.id} {digest.subject!r}, recorded "
+                f"{digest.created_at:%Y-%m-%d %H:%M} UTC and not finished then")
         result = send_digest(config, state, digest, now=now, progress=progress, stop=stop)
         report.lines.append(result.summary())
         if result.failed:
@@ -430,6 +446,7 @@ def run_once(config: Config, now: datetime | None = None, *,
              lock_wait: float = LOCK_WAIT_SECONDS) -> Report:
     """`publisher run`, the cron job. See the module docstring for the order."""
     now = now or now_utc()
+    require_content_dir(config)  # before the state or its lock is touched
     # Bounces first (newsletter.bounce_mailbox): an address suppressed today is not mailed today.
     bounced = read_bounces_first(config, now) if config.newsletter.bounce_mailbox else Report()
     stamp = idle.still_idle(config, now)
@@ -449,24 +466,24 @@ def run_once(config: Config, now: datetime | None = None, *,
             report.problems.extend(result.problems)
             if result.baseline:
                 report.lines.append(
-                    f"first run: {len(result.posts)} existing posts marked as already announced; "
-                    "subscribers get only what is published from now on"
+                    f"first run: {plural(len(result.posts), 'existing post')} marked as already "
+                    "announced; subscribers get only what is published from now on"
                 )
             feed_files = write_site_feeds(config, state, result.loaded, report, now)
-            planned = 0
+            planned_ids = []
             for post in result.alerts_due:
-                _plan(config, state, [post], "alert", now)
-                planned += 1
+                planned_ids.append(_plan(config, state, [post], "alert", now))
             if digest_due(config, state, now):
                 if result.unannounced:
-                    _plan(config, state, result.unannounced, "digest", now)
-                    planned += 1
+                    planned_ids.append(_plan(config, state, result.unannounced, "digest", now))
                 else:
                     # The firing is used up: the next digest waits for the next firing.
                     state.set_meta("schedule_seen_at", now.isoformat())
-        if not planned:
-            report.lines.append(_nothing_to_send(config, result))
-        delivered = _deliver_open(config, state, now, report, progress, stop)
+            planned = len(planned_ids)
+            if not planned:
+                report.lines.append(_nothing_to_send(config, state, result, now))
+        delivered = _deliver_open(config, state, now, report, progress, stop,
+                                  frozenset(planned_ids))
         if (feed_files is not None and not (result.baseline or planned or delivered)
                 and idle.sqlite_path(config) and not _pings_owed(config, state)):
             _save_idle_stamp(config, state, result.loaded, feed_files, now, report)
@@ -520,10 +537,16 @@ def _save_idle_stamp(config: Config, state: State, loaded: LoadResult,
                                      lines=report.lines, problems=report.problems))
 
 
-def _nothing_to_send(config: Config, result) -> str:
+def _nothing_to_send(config: Config, state: State, result, now: datetime) -> str:
+    from .scanner import next_firing
+
+    firing = next_firing(config, max(_since_last_digest(state, now), now))
+    due = (f"{firing.astimezone(timezone.utc):%a %Y-%m-%d %H:%M} UTC" if firing is not None
+           else "never: newsletter.schedule does not fire again")
     if not result.unannounced:
-        return "nothing new to mail"
-    return f"{len(result.unannounced)} posts waiting for the next digest ({config.newsletter.schedule})"
+        return f"nothing new to mail (next digest due {due}, if a post is published by then)"
+    return (f"{plural(len(result.unannounced), 'post')} waiting for the next digest, due {due} "
+            f"({config.newsletter.schedule})")
 
 
 def send_now(config: Config, now: datetime | None = None, *,
@@ -535,48 +558,80 @@ def send_now(config: Config, now: datetime | None = None, *,
     from .scanner import scan
 
     now = now or now_utc()
+    require_content_dir(config)  # before the state or its lock is touched
     report = Report()
     state = open_state(config)
     try:
         with state.run_lock(wait=lock_wait):
+            state.check_integrity()  # a send is rare and consequential: the whole file first
             result = scan(config, state, now, loaded=load_site(config, state, now))
             report.problems.extend(result.problems)
+            planned: frozenset[int] = frozenset()
             if result.unannounced:
-                _plan(config, state, result.unannounced, "digest", now)
-            else:
+                planned = frozenset([_plan(config, state, result.unannounced, "digest", now)])
+            elif not state.open_digests():
                 report.lines.append("nothing new to mail: every published post has been sent")
-        _deliver_open(config, state, now, report, progress, stop)
+            else:
+                report.lines.append("no new post to mail")
+        _deliver_open(config, state, now, report, progress, stop, planned)
     finally:
         state.close()
     return report
 
 
+STAND_INS = 5  # newest posts shown by preview, dry run and test copy when nothing is new
+
+
 def next_digest_posts(config: Config, state: State, now: datetime) -> tuple[list[Post], LoadResult]:
     """The posts the next digest would hold, without recording anything. On a site never run,
-    or with nothing new, the newest posts stand in so a preview or test copy shows something."""
-    from .scanner import KnownIndex, mailable
+    or with nothing new, the newest posts stand in so a preview or test copy shows something
+    (stand_ins_used says which)."""
+    from .scanner import mailable
 
     loaded = load_posts(config, now)
     candidates = mailable(loaded.posts, config)
     if state.get_meta("baseline_at") is None:
-        return candidates[:5], loaded
+        return candidates[:STAND_INS], loaded
+    posts = _not_yet_mailed(state, candidates)
+    return (posts or candidates[:STAND_INS]), loaded
+
+
+def _not_yet_mailed(state: State, candidates: list[Post]) -> list[Post]:
+    """The candidates no digest has carried: unknown to the state (by id, source file, URL,
+    or title and date: scanner.KnownIndex), or known and still owed."""
+    from .scanner import KnownIndex
+
     owed = set(state.unannounced_post_ids())
     matched = KnownIndex(state.known_posts()).match(candidates)
-    posts = [p for p in candidates if id(p) not in matched or matched[id(p)].id in owed]
-    return (posts or candidates[:5]), loaded
+    return [p for p in candidates if id(p) not in matched or matched[id(p)].id in owed]
+
+
+def stand_ins_used(state: State, posts: list[Post]) -> bool:
+    """Are `posts` (from next_digest_posts) stand-ins rather than what the next digest holds?"""
+    if state.get_meta("baseline_at") is None:
+        return bool(posts)
+    return bool(posts) and not _not_yet_mailed(state, posts)
 
 
 def _posts_for_next_digest(config: Config, now: datetime, report: Report, verb: str) -> list[Post]:
     """next_digest_posts for the commands that record nothing (preview, dry run, test copy):
-    skipped posts reported, and a line saying so when there is nothing to `verb`."""
+    skipped posts reported, and a line saying so when there is nothing to `verb`, or when
+    the posts shown are stand-ins."""
     state = open_state(config)
     try:
         posts, loaded = next_digest_posts(config, state, now)
+        stand_ins = stand_ins_used(state, posts)
     finally:
         state.close()
     report.problems.extend(loaded.problems)
     if not posts:
         report.lines.append(f"no published posts: nothing to {verb}")
+    elif stand_ins:
+        report.lines.append(
+            "nothing new to mail: "
+            + ("the newest post stands" if len(posts) == 1
+               else f"the {len(posts)} newest posts stand")
+            + " in, to show what a digest looks like (no subscriber gets them)")
     return with_copied_images(config, posts)
 
 
@@ -641,7 +696,8 @@ def dry_run(config: Config, out_dir: Path, now: datetime | None = None) -> Repor
         files = write_dry_run(config, state, rendered, out_dir, now=now)
     finally:
         state.close()
-    report.lines.append(f"dry run: {len(files)} messages written to {out_dir} ({len(posts)} posts); nothing sent")
+    report.lines.append(f"dry run: {plural(len(files), 'message')} written to {out_dir} "
+                        f"({plural(len(posts), 'post')}); nothing sent")
     return report
 
 
@@ -680,8 +736,9 @@ def check(config: Config, now: datetime | None = None) -> Report:
     report.problems.extend(check_feeds(config.output_dir))
     from .newsletter.bounces import check_lines  # VERP's MX/alias, the bounce mailbox
     report.lines.extend(check_lines(config))
+    _check_state_file(config, report)
     report.lines.append(
-        f"config OK; {len(loaded.posts)} published posts, {len(loaded.held_back)} held back, "
+        f"config OK; {plural(len(loaded.posts), 'published post')}, {len(loaded.held_back)} held back, "
         f"{len(loaded.problems)} skipped; feeds in {config.feeds.output_dir} checked"
     )
     report.lines.extend(describe_feeds(config.output_dir))
@@ -705,6 +762,24 @@ def sanitizing_report(config: Config, posts: list[Post], site: SiteIndex | None 
         if removed:
             lines.append(f"{post.source}: made safe for readers: removed {', '.join(removed)}")
     return lines
+
+
+def _check_state_file(config: Config, report: Report) -> None:
+    """`check`: an existing SQLite state database is opened and checked page by page (a
+    missing one is left missing: check changes nothing)."""
+    from .errors import StateError
+
+    path = idle.sqlite_path(config)
+    if path is None or not Path(path).exists():
+        return
+    try:
+        state = open_state(config)
+        try:
+            state.check_integrity()
+        finally:
+            state.close()
+    except StateError as e:
+        report.problems.append(str(e))
 
 
 def check_mail_settings(config: Config, sample: list[Post], now: datetime) -> None:

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from .errors import LockedError, PublisherError
+from .errors import LockedError, PublisherError, StateError
 from .idle import STAMP_KEY as IDLE_STAMP_KEY
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,25 @@ subscribers = sa.Table(
     sa.Column("confirm_sent_at", UTCDateTime),
     sa.Column("last_reply", sa.Text),  # the SMTP reply that bounced it
 )
+
+# Rate limits of the subscribe endpoint, shared by every `serve` process: one row per key
+# ("total", "client:<address>", "mailbox:<normalised address>") and hour. Rows of past hours
+# are deleted as new requests come, so the table holds at most about two hours of keys.
+web_limits = sa.Table(
+    "web_limits", metadata,
+    sa.Column("key", sa.String(400), primary_key=True),
+    sa.Column("hour", sa.BigInteger, nullable=False),  # hours since the Unix epoch
+    sa.Column("count", sa.Integer, nullable=False),
+)
+sa.Index("web_limits_hour", web_limits.c.hour)
+
+# Subscribe forms already submitted (their CSRF token's nonce): a form is used once.
+used_forms = sa.Table(
+    "used_forms", metadata,
+    sa.Column("nonce", sa.String(64), primary_key=True),
+    sa.Column("used_at", UTCDateTime, nullable=False),
+)
+sa.Index("used_forms_used_at", used_forms.c.used_at)
 
 digests = sa.Table(
     "digests", metadata,
@@ -311,6 +330,36 @@ def _add_bounce_events(conn: sa.Connection) -> None:
 MIGRATIONS[5] = _add_bounce_events
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
+
+def damage_hint(path: str) -> str:
+    """How to get a damaged SQLite state database back, for messages."""
+    return (f"recover what SQLite can still read with `sqlite3 {path} .recover | sqlite3 "
+            "recovered.db` (`.dump` where the sqlite3 shell lacks .recover) and point "
+            "state.database at recovered.db, or restore a backup (`publisher backup` makes them)")
+
+
+def _explain(where: str, path: str | None, reason: str) -> str:
+    """One line for a database error; with a recovery hint when SQLite says the file is
+    damaged or is not a database."""
+    where = path or where  # the file, as the user knows it
+    reason = " ".join(reason.split())
+    if len(reason) > 300:
+        reason = reason[:299] + "…"
+    lowered = reason.lower()
+    if path and ("malformed" in lowered or "not a database" in lowered
+                 or "disk i/o error" in lowered or "corrupt" in lowered):
+        return f"state database {where} is damaged ({reason}); {damage_hint(path)}"
+    return f"state database {where}: {reason}"
+
+
+def _is_driver_failure(e: BaseException) -> bool:
+    """A database error that is the file's or the server's (damaged, full, read-only, gone),
+    not a constraint the code handles (IntegrityError) or a bug (ProgrammingError)."""
+    return type(e) in (sa.exc.OperationalError, sa.exc.DatabaseError)
+
+
 class State:
     """A handle on the state database. Cheap to create; one per command."""
 
@@ -318,18 +367,46 @@ class State:
         self.url = normalize_url(url)
         url = self.url
         self.is_sqlite = url.startswith("sqlite")
+        self.path: str | None = None  # the SQLite file, if any
+        existed = False
         try:
             if self.is_sqlite:
                 path = url.split("///", 1)[1] if "///" in url else ""
                 if path and path != ":memory:":
+                    self.path = path
+                    existed = self._check_sqlite_file(Path(path))
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
                 self.engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
                 self._sqlite_setup(self.engine)
             else:
                 self.engine = sa.create_engine(url, pool_pre_ping=True)
-            self._migrate()
+            self._migrate(existed)
         except sa.exc.SQLAlchemyError as e:
-            raise PublisherError(f"state database {self.describe()}: {e.__class__.__name__}: {e.orig if hasattr(e, 'orig') else e}") from e
+            reason = str(e.orig).strip().splitlines()[0] if getattr(e, "orig", None) is not None else str(e)
+            raise StateError(_explain(self.describe(), self.path, f"{e.__class__.__name__}: {reason}")) from e
+
+    def _check_sqlite_file(self, path: Path) -> bool:
+        """True if the file exists and looks like a SQLite database; StateError if it exists
+        and cannot be one. A state file never silently becomes a new site: an empty or
+        foreign file would otherwise be "migrated" into a blank database, and every
+        subscriber and owed delivery with it would be gone without a word."""
+        try:
+            with path.open("rb") as f:
+                head = f.read(len(SQLITE_MAGIC))
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise StateError(f"state database {path}: cannot be read ({e.strerror})") from e
+        if not head:
+            raise StateError(
+                f"state database {path} is empty (0 bytes), not a publisher database: nothing "
+                "was done. If it was truncated, restore a backup (`publisher backup` makes them); to "
+                "start this site afresh, delete the file")
+        if head != SQLITE_MAGIC:
+            raise StateError(
+                f"state database {path} is not a SQLite database (it starts with {head[:8]!r}): "
+                "nothing was done. Check state.database in the config, or restore a backup")
+        return True
 
     def describe(self) -> str:
         """The database, for messages: never includes a password."""
@@ -378,18 +455,75 @@ class State:
         fix, not a bug: say which database and what it said. The transaction was rolled back."""
         try:
             yield
-        except sa.exc.OperationalError as e:
+        except sa.exc.DatabaseError as e:
+            if not _is_driver_failure(e):
+                raise
             reason = str(e.orig).strip().splitlines()[0] if e.orig is not None else str(e)
-            raise PublisherError(f"state database {self.describe()}: {reason}") from e
+            raise StateError(_explain(self.describe(), self.path, reason)) from e
 
     def close(self) -> None:
         self.engine.dispose()
 
+    # --- integrity and backups ------------------------------------------------------
+
+    def check_integrity(self) -> None:
+        """StateError if SQLite's quick_check finds the file damaged (a few milliseconds
+        per megabyte; PostgreSQL looks after its own pages)."""
+        if not self.is_sqlite or not self.path:
+            return
+        with self.read() as conn:
+            found = [row[0] for row in conn.exec_driver_sql("PRAGMA quick_check(3)")]
+        if found != ["ok"]:
+            raise StateError(_explain(self.describe(), self.path,
+                                      "integrity check failed (database disk image is "
+                                      "malformed): " + "; ".join(found)))
+
+    def backup(self, dest: Path) -> int:
+        """Copy the SQLite database to `dest` with SQLite's online backup API (consistent
+        while other commands read and write it), check the copy, then move it into place.
+        Returns its size in bytes. StateError for PostgreSQL, or a damaged database."""
+        import sqlite3
+
+        if not self.is_sqlite or not self.path:
+            raise StateError(f"state database {self.describe()}: `publisher backup` copies a "
+                             "SQLite file; back up PostgreSQL with pg_dump")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_name(dest.name + ".partial")
+        try:
+            source = sqlite3.connect(self.path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+            try:
+                copy = sqlite3.connect(partial)
+                try:
+                    source.backup(copy)
+                    found = [row[0] for row in copy.execute("PRAGMA quick_check(3)")]
+                finally:
+                    copy.close()
+            finally:
+                source.close()
+            if found != ["ok"]:
+                raise StateError(_explain(self.describe(), self.path,
+                                          "integrity check of the copy failed (database disk "
+                                          "image is malformed): " + "; ".join(found)))
+            os.replace(partial, dest)
+        except sqlite3.DatabaseError as e:
+            raise StateError(_explain(self.describe(), self.path, str(e))) from e
+        except OSError as e:
+            raise StateError(f"cannot write the backup {dest}: {e.strerror}") from e
+        finally:
+            partial.unlink(missing_ok=True)
+        return dest.stat().st_size
+
     # --- schema ---------------------------------------------------------------------
 
-    def _migrate(self) -> None:
+    def _migrate(self, existed: bool = False) -> None:
         with self.write() as conn:
             if not sa.inspect(conn).has_table("meta"):
+                tables = sa.inspect(conn).get_table_names() if existed else []
+                if tables:
+                    raise StateError(
+                        f"state database {self.describe()} is not a publisher database (it "
+                        f"holds {', '.join(sorted(tables)[:5])} but no publisher schema): "
+                        "nothing was done. Check state.database in the config")
                 metadata.create_all(conn)
                 conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
                 return
@@ -1017,6 +1151,53 @@ class State:
         # ignores it; its BEGIN IMMEDIATE already serialises every writer).
         return conn.execute(sa.select(subscribers).where(condition).with_for_update()).first()
 
+    def subscribe_request(self, email: str, name: str, *, form: str, limits: dict[str, int],
+                          now: datetime, resend_after: datetime, valid_after: datetime,
+                          forms_after: datetime) -> tuple[str, tuple[Subscriber, datetime | None] | None]:
+        """One subscribe form submission, in one write transaction: ("reused", None) if the
+        form (its CSRF nonce) was submitted before; ("limited", None) if a rate limit is
+        reached; else ("ok", what request_confirmation returns).
+
+        `limits` maps a key ("total", "client:...", "mailbox:...", checked in that order)
+        to its limit per hour (0: none). Every submission counts, whether the address is on
+        the list or not, and does the same writes either way, so neither the answer nor the
+        time it takes tells who is subscribed. Past the total limit no other key is stored,
+        which keeps the table small under a flood."""
+        hour = int(now.timestamp() // 3600)
+        with self.write() as conn:
+            try:
+                with conn.begin_nested():
+                    conn.execute(used_forms.insert().values(nonce=form, used_at=now))
+            except sa.exc.IntegrityError:
+                return "reused", None
+            conn.execute(used_forms.delete().where(used_forms.c.used_at < forms_after))
+            conn.execute(web_limits.delete().where(web_limits.c.hour < hour))
+            limited = False
+            for key, limit in limits.items():
+                upsert = _insert(conn, web_limits).values(key=key, hour=hour, count=1)
+                conn.execute(upsert.on_conflict_do_update(
+                    index_elements=[web_limits.c.key],
+                    set_={"count": sa.case((web_limits.c.hour == hour, web_limits.c.count + 1),
+                                           else_=1),
+                          "hour": hour}))
+                count = conn.execute(sa.select(web_limits.c.count)
+                                     .where(web_limits.c.key == key)).scalar_one()
+                if limit and count > limit:
+                    limited = True
+                    if key == "total":
+                        break  # past the total, no other key is stored (the table stays small)
+            # A limited request does the reservation's work too, then undoes it: the time
+            # it takes must not tell a limited (repeated, known) address from a new one.
+            savepoint = conn.begin_nested()
+            reserved = self._reserve_confirmation(conn, email, name, now=now,
+                                                  resend_after=resend_after,
+                                                  valid_after=valid_after, even=True)
+            if limited:
+                savepoint.rollback()
+                return "limited", None
+            savepoint.commit()
+            return "ok", reserved
+
     def request_confirmation(self, email: str, name: str, *, now: datetime, resend_after: datetime,
                              valid_after: datetime) -> tuple[Subscriber, datetime | None] | None:
         """Reserve a confirmation mail for `email` (double opt-in), in one write transaction.
@@ -1028,43 +1209,60 @@ class State:
         (and its unsubscribe token) until it confirms. A confirm token sent after
         `valid_after` is sent again rather than replaced, so an earlier mail's link still
         works. Reserving before sending means two concurrent requests cannot both mail."""
-        key = email.lower()
         with self.write() as conn:
-            row = self._subscriber_row_for_update(conn, subscribers.c.email_key == key)
-            if row is None:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(subscribers.insert().values(
-                            email=email, email_key=key, name=name, status=PENDING, token=new_token(),
-                            confirm_token=new_token(), created_at=now, updated_at=now, confirm_sent_at=now,
-                        ))
-                    previous = None
-                except sa.exc.IntegrityError:  # another process added it a moment ago
-                    row = self._subscriber_row_for_update(conn, subscribers.c.email_key == key)
-            if row is not None:
-                if row.status == ACTIVE:
-                    return None
-                previous = row.confirm_sent_at
-                if previous is not None and previous > resend_after:
-                    return None
-                still_valid = row.confirm_token and previous is not None and previous > valid_after
-                conn.execute(subscribers.update().where(subscribers.c.id == row.id).values(
-                    confirm_token=row.confirm_token if still_valid else new_token(),
-                    confirm_sent_at=now, updated_at=now, name=name or row.name,
-                ))
-            reserved = conn.execute(sa.select(subscribers).where(subscribers.c.email_key == key)).one()
-            return _subscriber(reserved), previous
+            return self._reserve_confirmation(conn, email, name, now=now,
+                                              resend_after=resend_after, valid_after=valid_after)
+
+    def _reserve_confirmation(self, conn: sa.Connection, email: str, name: str, *, now: datetime,
+                              resend_after: datetime, valid_after: datetime,
+                              even: bool = False) -> tuple[Subscriber, datetime | None] | None:
+        """request_confirmation's work, in the caller's transaction. even=True: an address
+        that gets no mail (active, or mailed within the hour) costs the same statements as
+        one that does (a row rewritten with its own values, read back), for the timing."""
+        key = email.lower()
+        row = self._subscriber_row_for_update(conn, subscribers.c.email_key == key)
+        if row is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(subscribers.insert().values(
+                        email=email, email_key=key, name=name, status=PENDING, token=new_token(),
+                        confirm_token=new_token(), created_at=now, updated_at=now, confirm_sent_at=now,
+                    ))
+                previous = None
+            except sa.exc.IntegrityError:  # another process added it a moment ago
+                row = self._subscriber_row_for_update(conn, subscribers.c.email_key == key)
+        if row is not None:
+            previous = row.confirm_sent_at
+            if row.status == ACTIVE or (previous is not None and previous > resend_after):
+                if even:
+                    new_token()  # as many tokens drawn as for a mail
+                    conn.execute(subscribers.update().where(subscribers.c.id == row.id)
+                                 .values(updated_at=row.updated_at))
+                    conn.execute(sa.select(subscribers).where(subscribers.c.email_key == key)).one()
+                return None
+            still_valid = row.confirm_token and previous is not None and previous > valid_after
+            conn.execute(subscribers.update().where(subscribers.c.id == row.id).values(
+                confirm_token=row.confirm_token if still_valid else new_token(),
+                confirm_sent_at=now, updated_at=now, name=name or row.name,
+            ))
+        reserved = conn.execute(sa.select(subscribers).where(subscribers.c.email_key == key)).one()
+        return _subscriber(reserved), previous
 
     def release_confirmation(self, subscriber_id: int, *, reserved_at: datetime,
-                             previous: datetime | None) -> None:
+                             previous: datetime | None, limit_key: str | None = None) -> None:
         """Undo request_confirmation's reservation after the mail could not be sent, so the
-        person may ask again at once. A newer reservation (another request) is left alone."""
+        person may ask again at once. A newer reservation (another request) is left alone.
+        With `limit_key`, that rate limit (subscribe_request) gets its count back too."""
         with self.write() as conn:
-            conn.execute(
+            done = conn.execute(
                 subscribers.update()
                 .where(subscribers.c.id == subscriber_id, subscribers.c.confirm_sent_at == reserved_at)
                 .values(confirm_sent_at=previous)
-            )
+            ).rowcount
+            if done and limit_key is not None:
+                conn.execute(web_limits.update()
+                             .where(web_limits.c.key == limit_key, web_limits.c.count > 0)
+                             .values(count=web_limits.c.count - 1))
 
     def subscriber_by_confirm_token(self, confirm_token: str) -> Subscriber | None:
         with self.read() as conn:
@@ -1163,6 +1361,8 @@ class Ledger:
         self._describe = state.describe
         dialect = state.engine.dialect
         self._failure = dialect.loaded_dbapi.OperationalError
+        self._database_error = dialect.loaded_dbapi.DatabaseError  # e.g. a malformed page
+        self._path = state.path
         self._driver_error = dialect.loaded_dbapi.Error
         self._sqlite = state.is_sqlite
         b = sa.bindparam
@@ -1269,10 +1469,10 @@ class Ledger:
                 self._conn.rollback()
             except self._driver_error:
                 pass  # the connection is gone, and its transaction with it; `e` says why
-            if isinstance(e, self._failure):
+            if isinstance(e, self._failure) or type(e) is self._database_error:
                 # As State._database_errors: the user's problem to fix (disk full,
-                # read-only, server gone), not a bug.
+                # read-only, server gone, a damaged file), not a bug.
                 self._conn.invalidate()
                 reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                raise PublisherError(f"state database {self._describe()}: {reason}") from e
+                raise StateError(_explain(self._describe(), self._path, reason)) from e
             raise

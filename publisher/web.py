@@ -28,8 +28,10 @@ import hashlib
 import logging
 import os
 import re
+import secrets
 import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -47,6 +49,10 @@ CONFIG_ENV = "PUBLISHER_CONFIG"
 
 CONFIRM_TTL = timedelta(days=7)  # a confirmation link works this long after it was mailed
 RESEND_AFTER = timedelta(hours=1)  # at most one confirmation mail per address per hour
+# A subscribe answer is never sent sooner than this after the request arrived: the time it
+# takes must not say whether the address is on the list (item 6 of issue 15).
+SUBSCRIBE_FLOOR = 0.1  # seconds
+MAILBOX_PER_HOUR = 1  # subscribe requests per mailbox (sub-addresses folded) per hour that get mail
 CSRF_MAX_AGE = timedelta(days=1)  # a subscribe form left open longer must be submitted again
 CSRF_CLOCK_SKEW = timedelta(minutes=5)  # tolerated between server processes' clocks
 MAX_REQUEST_BYTES = 16 * 1024  # the forms hold an address and a name: anything bigger is abuse
@@ -169,24 +175,71 @@ class CsrfTokens:
         self._clock = clock
 
     def new(self) -> str:
-        return self._signer.sign(b"subscribe").decode("ascii")
+        """A token for one form: it carries a fresh nonce, which the state database records
+        when the form is submitted, so each form is accepted once."""
+        nonce = secrets.token_urlsafe(16)
+        return self._signer.sign(b"subscribe:" + nonce.encode("ascii")).decode("ascii")
 
-    def check(self, token: str) -> str | None:
-        """None if the token is good, else why not (for the log; the visitor sees one text)."""
+    def check(self, token: str) -> tuple[str | None, str]:
+        """(None, the form's nonce) if the token is good, else (why not, "") (for the log;
+        the visitor sees one text). Whether it was used already is the state's to say."""
         from itsdangerous import BadSignature
 
         if not token:
-            return "missing"
+            return "missing", ""
         try:
             value, signed_at = self._signer.unsign(token, return_timestamp=True)
         except BadSignature:
-            return "bad signature"
-        if value != b"subscribe":
-            return "wrong purpose"
+            return "bad signature", ""
+        purpose, _, nonce = value.partition(b":")
+        if purpose != b"subscribe" or not nonce:
+            return "wrong purpose", ""
         age = self._clock() - signed_at
         if age > CSRF_MAX_AGE or age < -CSRF_CLOCK_SKEW:
-            return f"expired (age {age})"
-        return None
+            return f"expired (age {age})", ""
+        return None, nonce.decode("ascii", "replace")
+
+
+def mailbox_key(address: str) -> str:
+    """The mailbox an address delivers to, for rate limits: case folded, and a sub-address
+    ("+tag") taken off, so victim+1@ ... victim+30@ count as one mailbox."""
+    local, _, domain = address.rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}".casefold()
+
+
+def client_address(remote_addr: str | None, forwarded_for: str | None) -> str:
+    """Who is asking, for rate limits. Behind a reverse proxy on this machine or the local
+    network (the peer is a loopback or private address), the client is the last address
+    the proxy appended to X-Forwarded-For; otherwise the peer itself (a client on the
+    internet cannot send from a loopback or private address, so it cannot choose its key)."""
+    import ipaddress
+
+    peer = remote_addr or ""
+    try:
+        trusted = ipaddress.ip_address(peer).is_private  # includes loopback
+    except ValueError:
+        trusted = False
+    if trusted and forwarded_for:
+        last = forwarded_for.split(",")[-1].strip()
+        if last:
+            return last[:100]
+    return peer[:100]
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def foreign_origin(origin: str | None, referer: str | None, allowed: set[str]) -> str | None:
+    """The foreign origin a form was posted from, or None. Origin (sent by browsers with
+    every POST) is checked when present, else Referer; neither present: not refused here
+    (the single-use token still stands)."""
+    for value in (origin, referer):
+        if value:
+            found = "null" if value.strip() == "null" else _origin(value.strip())
+            return None if found in allowed else found
+    return None
 
 
 # --- sending confirmations in the background ------------------------------------------------
@@ -255,12 +308,27 @@ class ConfirmationMailer:
             self._queued -= 1
             self._idle.notify_all()
 
-    def send(self, sub: Subscriber) -> bool:
-        """Mail the confirmation; True once the server accepted it (or refused the address
-        for good: asking again within the hour would not help)."""
-        from .newsletter.delivery import Job, deliver
+    def rehearse(self, email: str) -> None:
+        """For a request that gets no mail (the address is on the list, or a limit is
+        reached): build a confirmation for it in the background and throw it away, so the
+        server is as busy after that answer as after one that mails (issue 15, item 6)."""
+        try:
+            self._pool.submit(self._rehearse, email)
+        except RuntimeError:  # closed: the server is shutting down
+            pass
+
+    def _rehearse(self, email: str) -> None:
+        try:
+            now = self.clock()
+            stand_in = "0" * 43
+            self._message(Subscriber(id=0, email=email, name="", status=PENDING, token=stand_in,
+                                     created_at=now, confirm_token=stand_in, confirm_sent_at=now))
+        except Exception:  # a bug: keep the traceback in the log, keep the worker alive
+            log.exception("rehearsing a confirmation for %s failed", email)
+
+    def _message(self, sub: Subscriber) -> bytes:
         from .newsletter.digest import build_simple_message
-        from .newsletter.sending import envelope_sender, message_bytes
+        from .newsletter.sending import message_bytes
 
         subject, html, text = render_confirmation(self.env, self.config, sub)
         msg = build_simple_message(
@@ -268,7 +336,15 @@ class ConfirmationMailer:
             message_key=f"{self.config.site.url}|confirm|{sub.id}|{sub.confirm_sent_at.isoformat()}",
             date=self.clock(),
         )
-        data = message_bytes(msg)
+        return message_bytes(msg)
+
+    def send(self, sub: Subscriber) -> bool:
+        """Mail the confirmation; True once the server accepted it (or refused the address
+        for good: asking again within the hour would not help)."""
+        from .newsletter.delivery import Job, deliver
+        from .newsletter.sending import envelope_sender
+
+        data = self._message(sub)
         outcomes = []
         try:
             deliver([Job(key=sub.id, recipient=sub.email, build=lambda: data)], self.config,
@@ -293,7 +369,8 @@ class ConfirmationMailer:
 
     def _release(self, sub: Subscriber, previous: datetime | None) -> None:
         try:
-            self.state().release_confirmation(sub.id, reserved_at=sub.confirm_sent_at, previous=previous)
+            self.state().release_confirmation(sub.id, reserved_at=sub.confirm_sent_at, previous=previous,
+                                              limit_key="mailbox:" + mailbox_key(sub.email))
         except Exception:
             log.exception("cannot release the confirmation reservation of %s", sub.email)
 
@@ -372,18 +449,27 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
     def subscribe_page():
         return subscribe_form()
 
+    allowed_origins = {_origin(config.web_url)}
+
     @app.post("/")
     @app.post("/subscribe")
     def subscribe():
+        started = time.monotonic()
         email_in = request.form.get("email", "")[:320]
         name = clean_name(request.form.get("name", ""))
-        # The signed token proves the form came from this server; Sec-Fetch-Site (sent by
-        # current browsers) also refuses a form that another site submits in the background.
-        problem = endpoint.csrf.check(request.form.get("csrf_token", ""))
+        # The signed token proves the form came from this server, and is accepted once;
+        # Sec-Fetch-Site and Origin/Referer (when the browser sends them) refuse a form
+        # that another site submits in the background.
+        problem, nonce = endpoint.csrf.check(request.form.get("csrf_token", ""))
         if problem is None and request.headers.get("Sec-Fetch-Site") == "cross-site":
             problem = "cross-site request"
+        if problem is None:
+            foreign = foreign_origin(request.headers.get("Origin"), request.headers.get("Referer"),
+                                     allowed_origins | {_origin(request.host_url)})
+            if foreign is not None:
+                problem = f"posted from another site ({foreign})"
         if problem is not None:
-            log.info("subscribe form refused: CSRF token %s", problem)
+            log.info("subscribe form refused: %s", problem)
             return subscribe_form(400, email=email_in.strip(), name=name, field="form",
                                   error="This form has expired. Please submit it again.")
         try:
@@ -392,15 +478,36 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
             return subscribe_form(400, email=email_in.strip(), name=name, field="email",
                                   error=f"Please check the email address: {e}.")
         now = clock()
-        reserved = endpoint.state().request_confirmation(
-            address, name, now=now, resend_after=now - RESEND_AFTER, valid_after=now - CONFIRM_TTL)
-        if reserved is not None:
-            endpoint.mailer.submit(*reserved)
-        else:
+        limits = {"total": config.newsletter.confirm_per_hour,
+                  "client:" + client_address(request.remote_addr,
+                                             request.headers.get("X-Forwarded-For")):
+                      config.newsletter.confirm_per_client,
+                  "mailbox:" + mailbox_key(address): MAILBOX_PER_HOUR}
+        outcome, reserved = endpoint.state().subscribe_request(
+            address, name, form=nonce, limits=limits, now=now,
+            resend_after=now - RESEND_AFTER, valid_after=now - CONFIRM_TTL,
+            forms_after=now - CSRF_MAX_AGE - CSRF_CLOCK_SKEW)
+        if outcome == "reused":
+            log.info("subscribe form refused: already submitted once")
+            return subscribe_form(400, email=email_in.strip(), name=name, field="form",
+                                  error="This form was already sent. Please submit it again.")
+        if outcome == "limited":
+            log.warning("subscribe %s: no mail (a rate limit per hour is reached)", address)
+        elif reserved is None:
             log.info("subscribe %s: no mail (already active, or a confirmation went out within %s)",
                      address, RESEND_AFTER)
-        # The same page, byte for byte, whatever happened above.
-        return endpoint.page("web_check_email.html", page_title="Check your inbox")
+        # The same page, byte for byte, whatever happened above, and at the same moment: the
+        # work above is the same for every address, and what is left of its jitter (an
+        # insert is not an update) is hidden under a floor most answers wait for.
+        response = endpoint.page("web_check_email.html", page_title="Check your inbox")
+        time.sleep(max(0.0, SUBSCRIBE_FLOOR - (time.monotonic() - started)))
+        # Queued once the answer is out, so the mail's work never shows in its timing; an
+        # answer that mails nobody leaves the same work behind it.
+        if reserved is not None:
+            response.call_on_close(lambda: endpoint.mailer.submit(*reserved))
+        else:
+            response.call_on_close(lambda: endpoint.mailer.rehearse(address))
+        return response
 
     def pending(token: str) -> Subscriber | None:
         if not _TOKEN.fullmatch(token):
@@ -467,8 +574,10 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
         body = response.get_data(as_text=True) if response.mimetype == "text/html" and not response.is_streamed else ""
         headers["Content-Security-Policy"] = content_security_policy(body, config.site.url)
         headers["X-Content-Type-Options"] = "nosniff"
-        # The URLs carry tokens: never hand them to another site in a Referer.
-        headers["Referrer-Policy"] = "no-referrer"
+        # The URLs carry tokens: never hand them to another site in a Referer. same-origin,
+        # not no-referrer: under no-referrer a browser posts our own forms with "Origin:
+        # null", which the subscribe form refuses (a foreign page can send null too).
+        headers["Referrer-Policy"] = "same-origin"
         headers["X-Frame-Options"] = "DENY"
         headers["Cross-Origin-Opener-Policy"] = "same-origin"
         # Token pages must not be stored anywhere; the form holds a timestamped token, so a

@@ -32,7 +32,7 @@ def chaos_send(tmp_path, cert, *, seed: int, subscribers: int, bounce_share: flo
     addresses = [f"reader{i:05d}@example.org" for i in range(subscribers)]
     bounced = rng.sample(addresses, int(subscribers * bounce_share))
     kinds = ["rcpt 550 5.1.1 No such user here", "rcpt 553 5.1.3 Bad destination mailbox",
-             "end 550 5.7.1 Content rejected for this mailbox"]
+             "end 550 5.2.1 Mailbox disabled for this recipient"]
     bounces = {a: kinds[i % len(kinds)] for i, a in enumerate(bounced)}
 
     server = ChaosSmtpServer(seed, rates=rates, bounces=bounces, slow_seconds=2.0,

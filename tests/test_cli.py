@@ -20,7 +20,7 @@ def invoke(site, *args):
 def test_build_ok_then_skipped_post_gives_status_1_with_named_file(site):
     site.post("good.md", "title: Good\npubDate: 2024-01-01")
     result = invoke(site, "build")
-    assert result.exit_code == 0 and "feeds: 1 posts" in result.stdout
+    assert result.exit_code == 0 and "feeds: 1 post," in result.stdout
     site.post("bad.md", "title: Bad\npubDate: someday")
     result = invoke(site, "build")
     assert result.exit_code == 1
@@ -57,7 +57,7 @@ def test_check_changes_nothing_and_reports_unbuilt_feeds(site):
     assert not (site.root / "state.db").exists() and not (site.root / "public").exists()
     invoke(site, "build")
     result = invoke(site, "check")
-    assert result.exit_code == 0 and "config OK; 1 published posts" in result.stdout
+    assert result.exit_code == 0 and "config OK; 1 published post," in result.stdout
 
 
 def test_subscribers_commands(site, tmp_path):

@@ -85,6 +85,8 @@ WRONG_VALUE = {
     "newsletter.sns_certificate": None,
     "newsletter.sns_topic_arn": "bounces",
     "newsletter.sendgrid_public_key": "not base64!",
+    "newsletter.confirm_per_client": -1,
+    "newsletter.confirm_per_hour": -1,
     "smtp.host": "",
     "smtp.port": 0,
     "smtp.security": "tls",

@@ -188,9 +188,13 @@ def test_hidden_and_section_files_are_not_posts(site):
     assert [p.title for p in result.posts] == ["Real"] and result.problems == []
 
 
-def test_missing_content_dir_is_a_problem(site):
+def test_missing_content_dir_is_a_config_error(site):
+    from publisher.errors import ConfigError
+
     site.content.rmdir()
-    assert load(site).problems == ["content: content folder does not exist"]
+    with pytest.raises(ConfigError, match=r"content\.dir: the posts folder '.*content' does not "
+                                          r"exist; nothing was written"):
+        load(site)
 
 
 # --- nasty text ----------------------------------------------------------------------------------

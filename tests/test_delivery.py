@@ -196,12 +196,21 @@ def test_550_bounces_without_retry_and_the_connection_carries_on(smtp_server, tm
     assert smtp_server.connections == 1
 
 
-def test_5xx_at_end_of_data_is_a_bounce(smtp_server, tmp_path):
-    smtp_server.add_fault("end", "554 5.7.1 Message rejected", recipient="a@example.org")
+def test_5xx_about_the_mailbox_at_end_of_data_is_a_bounce(smtp_server, tmp_path):
+    smtp_server.add_fault("end", "550 5.2.1 Mailbox disabled", recipient="a@example.org")
     stats, rec = run(jobs_for("a@example.org"), cfg(smtp_server, tmp_path))
 
-    assert rec.outcomes["a@example.org"] == Outcome("bounced", 554, "5.7.1 Message rejected", 1)
+    assert rec.outcomes["a@example.org"] == Outcome("bounced", 550, "5.2.1 Mailbox disabled", 1)
     assert smtp_server.received == []
+
+
+def test_a_content_refusal_at_end_of_data_is_not_a_bounce(smtp_server, tmp_path):
+    smtp_server.add_fault("end", "554 5.7.1 Message rejected", recipient="a@example.org")
+    stats, rec = run(jobs_for("a@example.org", "b@example.org"), cfg(smtp_server, tmp_path))
+
+    assert rec.outcomes["a@example.org"] == Outcome("refused", 554, "5.7.1 Message rejected", 1)
+    assert stats == DeliveryStats(sent=1, refused=1)
+    assert [m.rcpt for m in smtp_server.received] == ["b@example.org"]
 
 
 def test_drop_mid_data_is_retried_and_delivered_once(smtp_server, tmp_path):
@@ -876,9 +885,12 @@ def test_on_idle_runs_before_waiting_and_at_the_end(tmp_path, pipelining):
                 on_idle=lambda: events.append(("idle", None)))
     # Back to back, a result is followed by the next intent; after a bounce nothing was
     # read ahead, so the connection waits for the next job (idle), and once at the end.
+    # A bounce's result is held back until the next outcome shows the server is not
+    # refusing everyone (the refusal breaker): b's comes with c's.
     assert events == [("attempt", "a@example.org"), ("result", "a@example.org"),
-                      ("attempt", "b@example.org"), ("result", "b@example.org"), ("idle", None),
-                      ("attempt", "c@example.org"), ("result", "c@example.org"), ("idle", None)]
+                      ("attempt", "b@example.org"), ("idle", None),
+                      ("attempt", "c@example.org"), ("result", "b@example.org"),
+                      ("result", "c@example.org"), ("idle", None)]
 
 
 def test_on_idle_runs_before_a_rate_limit_wait(smtp_server, tmp_path, monkeypatch):

@@ -67,8 +67,8 @@ def test_a_second_idle_run_answers_from_the_stamp_with_the_same_report(blog, mon
     full_path_forbidden(monkeypatch)
     report = pipeline.run_once(blog.config(), TUE + timedelta(minutes=10))
     assert report.lines == blog.idle_report.lines
-    assert report.lines[-1] == "nothing new to mail"
-    assert report.lines[0].startswith("feeds: 1 posts, 0 files written, 9 unchanged")
+    assert report.lines[-1].startswith("nothing new to mail (next digest due ")
+    assert report.lines[0].startswith("feeds: 1 post, 0 files written, 9 unchanged")
     assert report.exit_status == 0
 
 
@@ -111,7 +111,7 @@ def test_any_change_takes_the_full_path(blog, server, monkeypatch, change):
     report = pipeline.run_once(blog.config(), later)
     if change in ("feed deleted", "feed edited"):
         assert feed.exists() and b"<title>Old &#x26; &#x3C;post&gt;</title>" in feed.read_bytes()
-        assert "1 files written" in report.lines[0]
+        assert "1 file written" in report.lines[0]
 
 
 @sqlite_only
@@ -120,7 +120,8 @@ def test_the_stamp_expires_when_the_schedule_fires(blog, server, monkeypatch):
     blog.post("new.md", "title: Waiting\npubDate: 2025-01-07T12:00:00Z")
     pipeline.run_once(blog.config(), TUE + timedelta(hours=12))
     waiting = pipeline.run_once(blog.config(), TUE + timedelta(hours=13))
-    assert waiting.lines[-1] == "1 posts waiting for the next digest (0 9 * * 1)"
+    assert waiting.lines[-1] == ("1 post waiting for the next digest, due Mon 2025-01-13 09:00 UTC "
+                                 "(0 9 * * 1)")
     next_monday = MON + timedelta(days=7)
     assert idle.still_idle(blog.config(), next_monday - timedelta(seconds=1)) is not None
     assert idle.still_idle(blog.config(), next_monday) is None

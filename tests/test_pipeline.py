@@ -47,9 +47,11 @@ def state_of(site) -> State:
 def test_first_run_is_a_baseline_and_mails_nobody(newsletter, server):
     report = pipeline.run_once(newsletter.config(), SUN)
     assert server.received == []
-    assert any("first run: 1 existing posts marked as already announced" in line for line in report.lines)
+    assert any("first run: 1 existing post marked as already announced" in line for line in report.lines)
     report = pipeline.run_once(newsletter.config(), MON + timedelta(hours=1))
-    assert server.received == [] and report.lines[-1] == "nothing new to mail"
+    assert server.received == [] and report.lines[-1] == (
+        "nothing new to mail (next digest due Mon 2025-01-13 09:00 UTC, if a post is published "
+        "by then)")
 
 
 def test_schedule_not_fired_then_fired_sends_one_digest(newsletter, server):
@@ -58,7 +60,8 @@ def test_schedule_not_fired_then_fired_sends_one_digest(newsletter, server):
     newsletter.post("new.md", "title: Fresh & <new>\npubDate: 2025-01-05T12:00:00Z")
     report = pipeline.run_once(config, SUN + timedelta(hours=12))  # Sunday evening: not yet
     assert server.received == []
-    assert report.lines[-1] == "1 posts waiting for the next digest (0 9 * * 1)"
+    assert report.lines[-1] == ("1 post waiting for the next digest, due Mon 2025-01-06 09:00 UTC "
+                                "(0 9 * * 1)")
     report = pipeline.run_once(config, MON + timedelta(minutes=5))
     assert received_by(server) == {"ann@example.org": 1, "bob@example.org": 1, "cy@example.org": 1}
     assert report.exit_status == 0
@@ -214,7 +217,7 @@ def test_dry_run_and_preview_record_nothing(newsletter, server, tmp_path):
     config = newsletter.config()
     report = pipeline.dry_run(config, tmp_path / "out", SUN)
     files = sorted((tmp_path / "out").glob("*.eml"))
-    assert len(files) == 3 and "3 messages written" in report.lines[0]
+    assert len(files) == 3 and "3 messages written" in report.lines[-1]
     assert b"List-Unsubscribe:" in files[0].read_bytes()
     report, paths = pipeline.preview(config, tmp_path / "preview", SUN)
     assert [p.name for p in paths] == ["digest.html", "digest.txt"]

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
 from ..config import Config
-from ..errors import ContentError
+from ..errors import ConfigError, ContentError
 from .dialects import (LISTING_PAGE, Engine, Fields, Source, engine_for, frontmatter_date_key, post_url,
                        same_language, source_of)
 from .enclosures import read_enclosure
@@ -258,18 +258,23 @@ def _read_body(post: Post) -> str:
                               dialect=post._dialect)[1]
 
 
-def _walk(content_dir: Path) -> list[tuple[tuple[str, ...], os.DirEntry]]:
+def _walk(content_dir: Path, unreadable: list[tuple[tuple[str, ...], str]] | None = None,
+          ) -> list[tuple[tuple[str, ...], os.DirEntry]]:
     """(path parts relative to content_dir, entry) of every post file, sorted by parts (the
     order Path objects sort in). os.scandir rather than Path.rglob: the directory entries
-    come with their type, and their stat() is what the scan cache compares."""
+    come with their type, and their stat() is what the scan cache compares. A folder that
+    cannot be listed is added to `unreadable` as (its parts, the reason)."""
     found: list[tuple[tuple[str, ...], os.DirEntry]] = []
     stack: list[tuple[str, tuple[str, ...]]] = [(str(content_dir), ())]
     while stack:
         folder, parts = stack.pop()
         try:
             entries = os.scandir(folder)
-        except (PermissionError, FileNotFoundError, NotADirectoryError):
-            continue  # as Path.rglob does: an unreadable folder holds no posts
+        except (PermissionError, FileNotFoundError, NotADirectoryError) as e:
+            if unreadable is not None:  # (gone since it was listed: not worth a word)
+                if not isinstance(e, FileNotFoundError):
+                    unreadable.append((parts, e.strerror or type(e).__name__))
+            continue
         with entries:
             for entry in entries:
                 name = entry.name
@@ -289,10 +294,11 @@ def _walk(content_dir: Path) -> list[tuple[tuple[str, ...], os.DirEntry]]:
     return found
 
 
-def _post_files(config: Config) -> list[tuple[tuple[str, ...], os.DirEntry]]:
+def _post_files(config: Config, unreadable: list[tuple[tuple[str, ...], str]] | None = None,
+                ) -> list[tuple[tuple[str, ...], os.DirEntry]]:
     """_walk without the files content.exclude names (globs against the path under
     content.dir, '/'-separated; a pattern without '/' also matches the file name alone)."""
-    found = _walk(config.content_dir)
+    found = _walk(config.content_dir, unreadable)
     patterns = config.content.exclude
     if not patterns:
         return found
@@ -407,6 +413,53 @@ def _post_from_json(text: str, content_hash: str, path: str, dialect: str) -> Po
     )
 
 
+def is_held_back(post: Post, now: datetime) -> bool:
+    """A draft, a post dated in the future, or one past its expiryDate (Hugo)."""
+    return post.draft or post.published > now or (post.expires is not None and post.expires <= now)
+
+
+def require_content_dir(config: Config) -> None:
+    """A missing or unreadable content.dir is a config error, raised before anything is
+    written: a typo or an unmounted disk must never empty the published feeds."""
+    content_dir = config.content_dir
+    try:
+        with os.scandir(content_dir):
+            pass
+    except FileNotFoundError:
+        reason = "does not exist"
+    except NotADirectoryError:
+        reason = "is not a folder"
+    except OSError as e:
+        reason = f"cannot be read ({e.strerror or type(e).__name__})"
+    else:
+        return
+    raise ConfigError(
+        f"{config.path}: content.dir: the posts folder {str(content_dir)!r} {reason}; nothing "
+        "was written (the feeds stay as they are)")
+
+
+def _kept_from_cache(cache: Mapping[str, ScanEntry] | None, folder: str, seen: set[str],
+                     result: LoadResult, root: Path, now: datetime) -> int:
+    """The scan cache's entries under `folder` (an unreadable folder), kept as they are.
+    Returns how many are posts; they are added to the result as if read again."""
+    if not cache:
+        return 0
+    prefix = folder.rstrip(os.sep) + os.sep
+    kept = 0
+    for rel, entry in cache.items():
+        if not rel.startswith(prefix):
+            continue
+        seen.add(rel)  # so the cache entry is not dropped either
+        if entry.post is not None:
+            post = _post_from_json(entry.post, entry.content_hash, os.path.join(root, rel))
+            if is_held_back(post, now):
+                result.held_back.append(post)
+            else:
+                result.posts.append(post)
+            kept += 1
+    return kept
+
+
 def load_posts(config: Config, now: datetime, *,
                cache: Mapping[str, ScanEntry] | None = None) -> LoadResult:
     """Read every post; split into published and held back; collect one line per problem.
@@ -417,20 +470,26 @@ def load_posts(config: Config, now: datetime, *,
     published or held back is decided here on every call, never cached: it depends on `now`."""
     result = LoadResult()
     content_dir = config.content_dir
+    require_content_dir(config)
     signature = _FilesSignature(content_dir, config)
-    if not content_dir.is_dir():
-        result.problems.append(f"{config.content.dir}: content folder does not exist")
-        if cache:
-            result.cache_removed = list(cache)
-        result.files_signature = signature.hexdigest()
-        return result
     by_url: dict[str, Post] = {}
     by_id: dict[str, Post] = {}
     seen: set[str] = set()
     # Each file's path for messages, as _source gives it, without a pathlib call per file.
     base = _source(content_dir, config)
     dialect = config.content.dialect
-    for parts, entry in _post_files(config):
+    unreadable: list[tuple[tuple[str, ...], str]] = []
+    walked = _post_files(config, unreadable)
+    for parts, reason in unreadable:
+        # Its posts are not gone, only out of sight: the scan cache's copies of them stand
+        # in, so a permission slip never takes posts out of the published feeds.
+        folder = os.path.join(base, *parts)
+        kept = _kept_from_cache(cache, folder, seen, result, config.root, now)
+        result.problems.append(
+            f"{folder}: folder cannot be read ({reason}); "
+            + (f"its {kept} post{'' if kept == 1 else 's'} kept as last read" if kept
+               else "no post from it was ever read"))
+    for parts, entry in walked:
         rel = os.path.join(*parts) if base == "." else os.path.join(base, *parts)
         seen.add(rel)
         try:
@@ -486,7 +545,7 @@ def load_posts(config: Config, now: datetime, *,
             continue
         by_url[post.url] = post
         by_id[post.id] = post
-        if post.draft or post.published > now or (post.expires is not None and post.expires <= now):
+        if is_held_back(post, now):
             result.held_back.append(post)
         else:
             result.posts.append(post)

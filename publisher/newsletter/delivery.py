@@ -6,12 +6,30 @@ one final outcome. The caller (pipeline.py) owns the ledger; this module owns th
 How a reply is classified, per message (each message has exactly one RCPT TO):
 
     2xx at the end of DATA                       -> "sent"
-    5xx to RCPT TO, to DATA or at the end of DATA -> "bounced" (never retried)
+    5xx about the mailbox (RFC 3463 enhanced
+    status 5.1.x or 5.2.x; or a bare 5xx to
+    RCPT TO)                                     -> "bounced" (never retried)
+    5xx about anything else (5.7.x policy,
+    5.3.x/5.4.x system, 5.5.x protocol, 5.6.x
+    content; or a bare 5xx to DATA or at the end
+    of DATA)                                     -> "refused": not the recipient's fault, so
+                                                    not a bounce; still owed, tried again on
+                                                    the next run
     4xx anywhere, a dropped or reset connection,
     a timeout, a TLS error mid-session           -> retried on a fresh connection after
                                                     retry_base_delay * 2**n seconds (capped at
                                                     MAX_BACKOFF), up to max_attempts attempts
                                                     in all; then "deferred" (still owed)
+
+Two circuit breakers keep a server that refuses or defers *everything* from costing the list:
+- REFUSAL_STREAK recipients in a row refused with the same reply (addresses aside) is the
+  server refusing us, whatever code it uses: none of them is marked bounced (their results
+  are held back until the streak is broken), they stay owed, and the run stops with a
+  DeliveryError quoting the reply.
+- Once a message has been deferred after all its attempts and nothing was accepted since,
+  the next messages get one attempt each, without backoff (the server is deferring
+  everything; waiting per message would hold the run for hours); DEFER_STREAK such messages
+  in a row stop the run with a DeliveryError. What was not sent stays owed for the next run.
 
 Some failures are not about one recipient but about the configuration, and would repeat for
 every message: a 5xx to MAIL FROM (the sender is not allowed), a failed login, a 5xx to
@@ -92,6 +110,13 @@ DKIM_HEADERS = (
     "List-Unsubscribe", "List-Unsubscribe-Post", "MIME-Version", "Content-Type",
 )
 
+# RFC 3463 enhanced status code at the start of a reply's text: class.subject.detail
+_ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?!\S)")
+# Recipients in a row refused the same way before the run stops (see the module docstring).
+REFUSAL_STREAK = 10
+# Messages in a row deferred, with nothing accepted in between, before the run stops.
+DEFER_STREAK = 5
+
 # A 5xx to RCPT TO with one of these in its text refuses *us*, not the recipient: treating
 # it as a bounce would mark every subscriber bounced for good.
 _NOT_THE_RECIPIENT = re.compile(r"relay|authenticat", re.IGNORECASE)
@@ -123,6 +148,33 @@ class DeliveryStats:
     bounced: int = 0
     deferred: int = 0
     retried: int = 0  # extra attempts made, over all messages
+    refused: int = 0  # 5xx replies that are not about the recipient: still owed
+
+
+def refusal_status(stage: str, code: int, reply: str) -> str:
+    """"bounced" if a 5xx reply at `stage` ("RCPT" or "DATA", which covers the end of DATA)
+    is about the recipient's mailbox, else "refused" (see the module docstring).
+
+    RFC 3463: X.1.x are addressing (5.1.7 and 5.1.8 are the *sender's* address), X.2.x the
+    mailbox; X.3.x mail system, X.4.x network, X.5.x protocol, X.6.x content, X.7.x policy
+    are not the recipient's. Without an enhanced code (or with X.0.x, "other"), a refusal
+    of RCPT TO is taken as the mailbox's (RFC 5321's 550 "mailbox unavailable"), and one of
+    the message (DATA, end of DATA) as the message's."""
+    match = _ENHANCED.match(reply)
+    if match and match.group(1) == "5":
+        subject, detail = int(match.group(2)), int(match.group(3))
+        if subject == 2 or (subject == 1 and detail not in (7, 8)):
+            return "bounced"
+        if subject != 0:
+            return "refused"
+    return "bounced" if stage == "RCPT" else "refused"
+
+
+def _refusal_key(outcome: Outcome) -> tuple:
+    """Two refusals are "the same way" if their code and text agree once addresses are
+    taken out (servers quote the recipient)."""
+    text = re.sub(r"<[^<>]*>|[^\s<>]+@[^\s<>]+", "<>", outcome.reply).lower()
+    return (outcome.code, text)
 
 
 # --- small helpers ------------------------------------------------------------------------
@@ -467,7 +519,7 @@ class _Session:
     def transmit(self, sender: str, recipient: str, data: bytes,
                  intent: Callable[[], None] = lambda: None,
                  meanwhile: Callable[[], None] | None = None) -> tuple[str, int | None, str]:
-        """One attempt: MAIL, RCPT, DATA. Returns ("sent" | "bounced", code, reply).
+        """One attempt: MAIL, RCPT, DATA. Returns ("sent" | "bounced" | "refused", code, reply).
 
         When the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one
         write and their replies are read in order, each checked as without it: two round
@@ -523,7 +575,7 @@ class _Session:
                     ), code, reply)
                 if not pipelined or self._skip_data():
                     self._rset()
-                return ("bounced", code, reply)
+                return (refusal_status("RCPT", code, reply), code, reply)
             if not 200 <= code < 300:
                 if pipelined:
                     self._skip_data()
@@ -543,7 +595,7 @@ class _Session:
                 return ("sent", code, reply)
             if 500 <= code < 600:
                 self._rset()
-                return ("bounced", code, reply)
+                return (refusal_status("DATA", code, reply), code, reply)
             raise _Retry(_code(code), reply)
         except (_Retry, _Fatal, _CallbackFailed):
             raise
@@ -661,6 +713,11 @@ class _Run:
         self.failure: BaseException | None = None
         self.lock = threading.Lock()  # serialises callbacks and stats
         self.stats = DeliveryStats()
+        # The refusal breaker: results held back while recipients are refused the same way.
+        self.streak: list[tuple[Job, Outcome]] = []
+        self.streak_key: tuple | None = None
+        # The deferral breaker: messages deferred in a row with nothing accepted since.
+        self.deferring = 0
 
     def halted(self) -> bool:
         return self.stop.is_set() or self.abort.is_set()
@@ -697,6 +754,8 @@ class _Run:
             except BaseException:  # e.g. Ctrl-C while waiting: let the workers wind down
                 self.abort.set()
                 raise
+            self._finish_streak()
+            self._idle()
         if self.failure is not None:
             raise self.failure
         return self.stats
@@ -725,6 +784,7 @@ class _Run:
                         break
                     upcoming = self._take(rest)
         finally:
+            self._finish_streak()
             self._idle()
             session.close()
         if self.failure is not None:
@@ -835,7 +895,10 @@ class _Run:
             if attempts:
                 # A stopping or failed run does not hold a message for minutes of backoff:
                 # it is reported deferred, which is true (it is still owed).
-                if attempts >= self.config.smtp.max_attempts or self.halted():
+                # Nor when the server deferred the last message too, and took nothing since:
+                # it defers everything, and a backoff per message would hold the run for hours.
+                if (attempts >= self.config.smtp.max_attempts or self.halted()
+                        or self.deferring):
                     break
                 delay = backoff_delay(self.config, attempts)
                 log.info("%s: attempt %d failed (%s); retrying in %gs", job.recipient,
@@ -913,9 +976,57 @@ class _Run:
         return True
 
     def _report(self, job: Job, outcome: Outcome) -> None:
+        """Report an outcome, through the circuit breakers (module docstring); raise
+        DeliveryError when one trips."""
         with self.lock:
-            setattr(self.stats, outcome.status, getattr(self.stats, outcome.status) + 1)
-            self.on_result(job, outcome)
+            if outcome.status in ("bounced", "refused") and outcome.code is not None:
+                key = _refusal_key(outcome)
+                if key != self.streak_key:
+                    self._end_streak()
+                    self.streak_key = key
+                self.streak.append((job, outcome))
+                if len(self.streak) < REFUSAL_STREAK:
+                    return  # held back until the streak is broken (or trips)
+                held, self.streak, self.streak_key = self.streak, [], None
+                for held_job, held_outcome in held:  # nobody bounced: all still owed
+                    self._emit(held_job, Outcome("refused", held_outcome.code,
+                                                 held_outcome.reply, held_outcome.attempts))
+                raise DeliveryError(
+                    f"SMTP server {_where(self.config)} refused {len(held)} recipients in a "
+                    f"row the same way: {_describe(outcome.code, outcome.reply)}; that is the "
+                    "server refusing this mail, not bad addresses: nobody was marked bounced, "
+                    "and they are still owed (sent by the next run once the server accepts)")
+            self._end_streak()
+            self._emit(job, outcome)
+            if outcome.status == "deferred":
+                self.deferring += 1
+                if self.deferring >= DEFER_STREAK:
+                    raise DeliveryError(
+                        f"SMTP server {_where(self.config)} deferred {self.deferring} messages "
+                        f"in a row and accepted none: "
+                        f"{_describe(outcome.code, outcome.reply)}; stopped early, and "
+                        "what was not sent is still owed (the next run resumes)")
+            else:
+                self.deferring = 0
+
+    def _end_streak(self) -> None:
+        """The held refusals were not a server-wide refusal: report them as they came.
+        Called under self.lock."""
+        held, self.streak, self.streak_key = self.streak, [], None
+        for job, outcome in held:
+            self._emit(job, outcome)
+
+    def _emit(self, job: Job, outcome: Outcome) -> None:
+        setattr(self.stats, outcome.status, getattr(self.stats, outcome.status) + 1)
+        self.on_result(job, outcome)
+
+    def _finish_streak(self) -> None:
+        """At the end of a run: the refusals still held back are reported as they came."""
+        try:
+            with self.lock:
+                self._end_streak()
+        except BaseException as e:
+            self._failed(e)
 
 
 def _open_sessions(config: Config, count: int,

@@ -51,12 +51,15 @@ class SendReport:
     deferred: int = 0
     retried: int = 0
     elsewhere: int = 0  # owed rows another live sender is working on
+    stopped: int = 0  # owed rows not started because this send was asked to stop
+    refused: int = 0  # refused by the server, not for the address: still owed
     finished: bool = False
 
     @property
     def failed(self) -> bool:
-        """Some mail is still owed because of failures (not merely being sent elsewhere)."""
-        return self.deferred > 0
+        """Some mail is still owed because of failures or a stop (not merely being sent
+        elsewhere)."""
+        return self.deferred > 0 or self.stopped > 0
 
     def summary(self) -> str:
         what = "featured alert" if self.kind == "alert" else "digest"
@@ -64,6 +67,8 @@ class SendReport:
                 f"{self.retried} retried, {self.bounced} bounced")
         if self.deferred:
             line += f", {self.deferred} still pending (retried on the next run)"
+        if self.stopped:
+            line += f", {self.stopped} not sent yet (stopped; the next run sends them)"
         if self.elsewhere:
             line += f", {self.elsewhere} being sent by another sender"
         return line
@@ -151,10 +156,16 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
         done += 1
         # Held back to share one transaction with the next message's intent (delivery says
         # when a connection goes idle instead: on_idle writes it then).
-        ledger.result(job.key[1], status=outcome.status, code=outcome.code,
+        # A refusal that is not about the recipient (delivery.refusal_status) leaves the
+        # message owed, like a deferral: the subscriber is not bounced.
+        status = "deferred" if outcome.status == "refused" else outcome.status
+        ledger.result(job.key[1], status=status, code=outcome.code,
                       reply=outcome.reply, attempts=outcome.attempts, hold=True)
         if outcome.status == "bounced":
             log.warning("%s bounced: %s", job.recipient, outcome.reply)
+        elif outcome.status == "refused":
+            log.warning("%s: refused by the server, not for this address (still owed): %s %s",
+                        job.recipient, outcome.code, outcome.reply)
         elif outcome.status == "deferred":
             log.warning("%s deferred after %d attempts: %s", job.recipient, outcome.attempts, outcome.reply)
         if progress:
@@ -169,10 +180,15 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
         # Whatever this sender claimed but did not finish goes back to the pool at once.
         state.release_claims(digest.id, sender)
     report.sent, report.bounced, report.retried = stats.sent, stats.bounced, stats.retried
+    report.refused = stats.refused
     report.finished = state.finish_digest_if_done(digest.id)
     if not report.finished:
         report.deferred = state.count_status(digest.id, "deferred")
-        report.elsewhere = state.count_owed(digest.id) - report.deferred
+        rest = state.count_owed(digest.id) - report.deferred
+        if stop is not None and stop.is_set():
+            report.stopped = rest
+        else:
+            report.elsewhere = rest
     return report
 
 
