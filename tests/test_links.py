@@ -142,7 +142,7 @@ def test_a_missing_image_is_named_on_every_build_and_by_check_until_it_appears(s
     first = pipeline.build(config, NOW)
     assert (first.problems, first.exit_status) == (expected, 1)
     second = pipeline.build(config, NOW)  # nothing changed: the feeds are not even rendered
-    assert second.lines[0].startswith("feeds: 1 posts, 0 files written")
+    assert second.lines[0].startswith("feeds: 1 post, 0 files written")
     assert second.problems == expected
     assert pipeline.check(config, NOW).problems == expected
 
@@ -177,7 +177,7 @@ def test_publisher_run_notices_an_image_change_and_a_missing_image_that_appears(
         assert json.loads(_idle_stamp(config))["feeds"]  # the stamp is in place
     (site.content / "a.png").write_bytes(b"\x89PNG one, edited")
     report = pipeline.run_once(config, NOW + timedelta(minutes=25))
-    assert report.lines[0].startswith("feeds: 1 posts, 4 files written")
+    assert report.lines[0].startswith("feeds: 1 post, 4 files written")
     edited, two = media_name(b"\x89PNG one, edited", "a.png"), media_name(b"\x89PNG two", "b.png")
     assert srcs(html_of(site, "p")) == [f"{BASE}/{edited}", f"{BASE}/{two}"]
 

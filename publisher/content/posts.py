@@ -439,7 +439,7 @@ def require_content_dir(config: Config) -> None:
 
 
 def _kept_from_cache(cache: Mapping[str, ScanEntry] | None, folder: str, seen: set[str],
-                     result: LoadResult, root: Path, now: datetime) -> int:
+                     result: LoadResult, config: Config, now: datetime) -> int:
     """The scan cache's entries under `folder` (an unreadable folder), kept as they are.
     Returns how many are posts; they are added to the result as if read again."""
     if not cache:
@@ -451,7 +451,8 @@ def _kept_from_cache(cache: Mapping[str, ScanEntry] | None, folder: str, seen: s
             continue
         seen.add(rel)  # so the cache entry is not dropped either
         if entry.post is not None:
-            post = _post_from_json(entry.post, entry.content_hash, os.path.join(root, rel))
+            post = _post_from_json(entry.post, entry.content_hash, os.path.join(config.root, rel),
+                                   config.content.dialect)
             if is_held_back(post, now):
                 result.held_back.append(post)
             else:
@@ -484,7 +485,7 @@ def load_posts(config: Config, now: datetime, *,
         # Its posts are not gone, only out of sight: the scan cache's copies of them stand
         # in, so a permission slip never takes posts out of the published feeds.
         folder = os.path.join(base, *parts)
-        kept = _kept_from_cache(cache, folder, seen, result, config.root, now)
+        kept = _kept_from_cache(cache, folder, seen, result, config, now)
         result.problems.append(
             f"{folder}: folder cannot be read ({reason}); "
             + (f"its {kept} post{'' if kept == 1 else 's'} kept as last read" if kept
