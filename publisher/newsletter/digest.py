@@ -33,6 +33,7 @@ from urllib.parse import quote, urlsplit
 from ..config import Config
 from ..content import Post
 from ..errors import ConfigError, DeliveryError, RecipientError
+from .mailbox_header import fold_mailbox
 
 log = logging.getLogger(__name__)
 
@@ -612,9 +613,6 @@ def build_simple_message(config: Config, *, to: Recipient | str, subject: str, h
 
 # Headers that differ per recipient; every other header is the same in every copy.
 _PER_RECIPIENT = ("to", "message-id", "list-unsubscribe")
-# Display names the email package writes as they are (no quoting, no encoded words): atext
-# that is not a special, single spaces. Anything else goes through the email package.
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?: [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*")
 _CRLF = "\r\n"
 _PART_SLOT = object()  # where a part's payload goes in CompiledMessage._layout
 
@@ -702,16 +700,10 @@ class CompiledMessage:
 
 def _to_header(name: str, local: str, domain: str) -> str:
     display = _truncate(sanitize_header(name), NAME_MAX)
-    address = f"{local}@{domain}"
-    if not display:
-        line = f"To: {address}"
-    elif _PLAIN_NAME.fullmatch(display):
-        line = f"To: {display} <{address}>"
-    else:
-        line = ""
-    if line and len(line) <= SMTP.max_line_length:
-        return line + _CRLF
-    # Quoting, encoded words and folding: exactly as the email package does them.
+    line = fold_mailbox("To", display, f"{local}@{domain}")
+    if line is not None:
+        return line
+    # Quoting a non-ASCII name, or folding: exactly as the email package does them.
     return SMTP.fold("To", SMTP.header_factory(
         "To", Address(display_name=display, username=local, domain=domain)))
 
