@@ -295,6 +295,13 @@ class Sink:
 
 # --- timing -------------------------------------------------------------------------------
 
+def allow_bytecode_cache() -> None:
+    """Let the timed commands cache compiled bytecode (__pycache__), as an installed package
+    has it: with PYTHONDONTWRITEBYTECODE set (some shells and CI set it), every run of a
+    command would compile each of publisher's modules from source again, a cost no user pays."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
 @dataclass
 class Series:
     name: str

@@ -23,6 +23,7 @@ def main(argv=None) -> int:
     p = c.parser(__doc__.splitlines()[0])
     p.add_argument("--posts", type=int, default=2000)
     args = p.parse_args(argv)
+    c.allow_bytecode_cache()
     with c.Workdir(args.workdir, args.keep) as work:
         site = work / "site"
         config = c.make_site(site, args.posts)

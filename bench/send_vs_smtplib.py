@@ -121,6 +121,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-pipelining", dest="pipelining", action="store_const", const="off",
                    help="same as --pipelining off")
     args = p.parse_args(argv)
+    c.allow_bytecode_cache()
     sys.path.insert(0, str(c.REPO))
     modes = {"both": (True, False), "on": (True,), "off": (False,)}[args.pipelining]
     with c.Workdir(args.workdir, args.keep) as work:
