@@ -50,6 +50,7 @@ TOKEN_EMAIL = "@@PUBLISHER_EMAIL@@"
 TOKEN_GREETING_NAME = "@@PUBLISHER_GREETING_NAME@@"
 _TOKEN = re.compile(r"@@PUBLISHER_[A-Z_]+@@")
 _TOKEN_PREFIX = "@@PUBLISHER_"
+_TOKEN_SPLIT = re.compile(f"({_TOKEN.pattern})")  # split() keeps the tokens, at odd indexes
 # What `recipient.greeting_name` becomes for a subscriber who gave no name.
 GREETING_FALLBACK = "there"
 NAME_MAX = 100
@@ -452,11 +453,13 @@ def _clean_name(name: str) -> str:
     return _truncate(_SPACES.sub(" ", _CONTROL.sub(" ", name or "")).strip(), NAME_MAX)
 
 
-def _personal_values(recipient: Recipient, config: Config) -> tuple[dict[str, str], dict[str, str]]:
-    """({token: value} for the text part, {token: HTML-escaped value} for the HTML part)."""
+def _personal_values(recipient: Recipient, config: Config,
+                     link: str | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """({token: value} for the text part, {token: HTML-escaped value} for the HTML part).
+    `link`: the subscriber's unsubscribe_url, if the caller has it already."""
     name = _clean_name(recipient.name)
     values = {
-        TOKEN_UNSUBSCRIBE_URL: unsubscribe_url(config, recipient.token),
+        TOKEN_UNSUBSCRIBE_URL: link if link is not None else unsubscribe_url(config, recipient.token),
         TOKEN_NAME: name,
         TOKEN_EMAIL: _SPACES.sub("", _CONTROL.sub("", recipient.email)),
         TOKEN_GREETING_NAME: name or GREETING_FALLBACK,
@@ -627,14 +630,14 @@ class _CompiledBody:
         if not template.endswith("\n"):
             template += "\n"
         self.html = html
-        # Alternating: pre-encoded bytes (lines without placeholders, merged), then a str
-        # line holding placeholders, and so on.
-        self.pieces: list[bytes | str] = []
+        # Alternating: pre-encoded bytes (lines without placeholders, merged), then a line
+        # holding placeholders, split into [text, token, text, token, ..., text], and so on.
+        self.pieces: list[bytes | list[str]] = []
         plain: list[str] = []
         for line in template.splitlines(keepends=True):
             if _TOKEN_PREFIX in line and _TOKEN.search(line):
                 self.pieces.append(self._encode("".join(plain)))
-                self.pieces.append(line)
+                self.pieces.append(_TOKEN_SPLIT.split(line))
                 plain = []
             else:
                 plain.append(line)
@@ -649,10 +652,13 @@ class _CompiledBody:
         table = escaped if self.html else values
         out = []
         for piece in self.pieces:
-            if isinstance(piece, str):
-                # One pass with a regex, as personalise() does: a value that looks like a
-                # token is never substituted again.
-                piece = self._encode(_TOKEN.sub(lambda m: table.get(m.group(0), m.group(0)), piece))
+            if type(piece) is list:
+                # Each token replaced once, as personalise()'s one regex pass does: a value
+                # that looks like a token is never substituted again.
+                parts = piece[:]
+                for i in range(1, len(parts), 2):
+                    parts[i] = table.get(parts[i], parts[i])
+                piece = self._encode("".join(parts))
             out.append(piece)
         return b"".join(out)
 
@@ -681,7 +687,7 @@ class CompiledMessage:
         what = f"recipient {recipient.email!r}"
         local, domain = _split_address(recipient.email, what, RecipientError)
         link = _checked_link(self.config, recipient)
-        values, escaped = _personal_values(recipient, self.config)
+        values, escaped = _personal_values(recipient, self.config, link)
         message_id = _message_id(self.message_key, recipient.email, self.from_domain)
         headers = [
             self.head,
