@@ -15,7 +15,9 @@ loop's, in both.
 
 from __future__ import annotations
 
+import resource
 import shutil
+import statistics
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,7 +33,7 @@ NAMES = {
 
 
 def prepare_site(work: Path, posts: int, subscribers: int, port: int,
-                 name_of) -> tuple[Path, Path]:
+                 name_of=NAMES["unicode"]) -> tuple[Path, Path]:
     """A site after its first run, with `subscribers` active subscribers and NEW_POSTS posts
     not yet mailed. Returns (config path, saved state database to restore before each run)."""
     from publisher.state import State
@@ -82,19 +84,23 @@ def measure(args, work: Path, pipelining: bool) -> bool:
               f"{name_of(7)!r}), {args.runs} alternating runs each, sink on 127.0.0.1:{sink.port} "
               f"({mode} PIPELINING), in {work}")
         counts = []
+        cpu: dict[str, list[float]] = {"publisher": [], "loop": []}
+
+        def timed(side: str, cmd: list[str]) -> float:
+            """Wall time of `cmd`; its CPU time (user + system) goes to cpu[side]."""
+            before, used = sink.count(), resource.getrusage(resource.RUSAGE_CHILDREN)
+            elapsed = c.run_timed(cmd)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[side].append(after.ru_utime - used.ru_utime + after.ru_stime - used.ru_stime)
+            counts.append(sink.count() - before)
+            return elapsed
 
         def send_once() -> float:
-            before = sink.count()
-            elapsed = c.run_timed(c.publisher_cmd(config, "send", "--quiet"))
-            counts.append(sink.count() - before)
-            return elapsed
+            return timed("publisher", c.publisher_cmd(config, "send", "--quiet"))
 
         def loop_once() -> float:
-            before = sink.count()
-            elapsed = c.run_timed([c.PYTHON, str(c.BENCH / "_smtplib_loop.py"), str(sink.port),
-                                   str(messages)])
-            counts.append(sink.count() - before)
-            return elapsed
+            return timed("loop", [c.PYTHON, str(c.BENCH / "_smtplib_loop.py"), str(sink.port),
+                                  str(messages)])
 
         mine, base = c.alternate(args.runs, ("publisher send", lambda: restore(site, saved), send_once),
                                  ("bare smtplib loop", lambda: None, loop_once))
@@ -103,6 +109,11 @@ def measure(args, work: Path, pipelining: bool) -> bool:
         print(f"  every run delivered {args.subscribers} messages to the sink")
         print("  " + mine.describe())
         print("  " + base.describe())
+        # Apart from the verdict: on a machine shared with other work, the side that needs
+        # more CPU loses more wall time than its CPU share; this figure does not move with load.
+        mine_cpu, loop_cpu = statistics.median(cpu["publisher"]), statistics.median(cpu["loop"])
+        print(f"  CPU (user + system), medians: publisher send {mine_cpu:.3f}s, smtplib loop "
+              f"{loop_cpu:.3f}s ({mine_cpu / loop_cpu:.2f}x)")
         return c.verdict(f"send to {args.subscribers} ({args.names} names, {mode} PIPELINING) "
                          f"vs smtplib loop", mine.median / base.median, TARGET)
 
