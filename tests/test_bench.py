@@ -1,7 +1,8 @@
-"""Test of bench/: every benchmark script runs end to end and prints a ratio line with its
-verdict. Most run at a tiny size, where the figures mean nothing, only that the scripts still
-work. The idle cron run and the send are run at the smallest size where their targets mean
-something, with --strict: the test fails when the verdict is FAIL."""
+"""Smoke test of bench/: every benchmark script runs end to end at a tiny size and prints a
+ratio line with its verdict. The real runs are long and happen outside CI (bench/README.md);
+the figures at these sizes mean nothing, only that the scripts still work (and that each
+verdict says what its ratio says). The real-size runs of the benches that have a target are
+here too, marked slow (`pytest -m slow tests/test_bench.py`): they fail on FAIL."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ RESULT = re.compile(r"^RESULT .+: .*?\d+\.\d\dx.* \(target <= [\d.]+x\): (PASS|F
 needs_hugo = pytest.mark.skipif(shutil.which("hugo") is None, reason="hugo is not installed")
 
 
-def bench(script: str, *args: str, tmp_path, timeout: float = 120) -> str:
+VERDICT = re.compile(r"^RESULT .+: .*?(\d+\.\d\d)x.* \(target <= ([\d.]+)x\): (PASS|FAIL)$", re.M)
+
+
+def bench(script: str, *args: str, tmp_path, timeout: int = 120) -> str:
     proc = subprocess.run([sys.executable, str(REPO / "bench" / script), "--workdir",
                            str(tmp_path / "work"), *args],
                           capture_output=True, text=True, timeout=timeout)
@@ -27,7 +31,12 @@ def bench(script: str, *args: str, tmp_path, timeout: float = 120) -> str:
 
 
 def verdicts(out: str) -> list[str]:
-    return RESULT.findall(out)
+    """Each RESULT line's verdict, checked against its own ratio and target."""
+    found = []
+    for ratio, target, verdict in VERDICT.findall(out):
+        assert verdict == ("PASS" if float(ratio) <= float(target) else "FAIL"), out
+        found.append(verdict)
+    return found
 
 
 @needs_hugo
@@ -39,6 +48,8 @@ def test_build_vs_hugo(tmp_path):
 @needs_hugo
 @pytest.mark.timeout(600)
 def test_run_unchanged_meets_its_target(tmp_path):
+    """At 1,000 posts the idle cron run's target means something and the run stays short;
+    the verdict is checked (FAIL fails the test), not a wall-clock time."""
     out = bench("run_unchanged.py", "--posts", "1000", "--runs", "3", "--strict",
                 tmp_path=tmp_path, timeout=600)
     assert "publisher RSS feeds: 41 (untouched by the unchanged runs); hugo RSS feeds: 41" in out
@@ -50,17 +61,18 @@ def test_send_vs_smtplib(tmp_path):
                 tmp_path=tmp_path)
     assert out.count("every run delivered 20 messages to the sink") == 2  # with and without
     assert "(unicode names, e.g. 'Reader 7 Ünïcode')" in out
+    assert len(verdicts(out)) == 2  # with and without PIPELINING, each saying what its ratio says
 
 
-@pytest.mark.skip(reason="issue 19: publisher send is not yet within 1.0x of the smtplib loop "
-                         "on this shared machine (see the bench's CPU line); drop this skip "
-                         "when bench/send_vs_smtplib.py passes")
-@pytest.mark.timeout(600)
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_send_vs_smtplib_meets_its_target_with_and_without_pipelining(tmp_path):
-    out = bench("send_vs_smtplib.py", "--subscribers", "3000", "--posts", "3", "--runs", "3",
-                "--strict", tmp_path=tmp_path, timeout=600)
-    assert out.count("every run delivered 3000 messages to the sink") == 2
-    assert "(unicode names, e.g. 'Reader 7 Ünïcode')" in out
+    """The real run (bench/README.md): one digest to 5,000 "Reader N Ünïcode" subscribers
+    within 1.0x of the bare smtplib loop, with and without PIPELINING. Slow, and only
+    meaningful on an otherwise idle machine."""
+    out = bench("send_vs_smtplib.py", "--subscribers", "5000", "--runs", "5", "--strict",
+                tmp_path=tmp_path, timeout=3000)
+    assert out.count("every run delivered 5000 messages to the sink") == 2
     assert verdicts(out) == ["PASS", "PASS"], out
 
 
