@@ -169,6 +169,83 @@ def make_hugo_site(root: Path, content_from: Path) -> Path:
     return root
 
 
+# Hugo building what `publisher build` builds: the home RSS and one RSS per tag, each with
+# the posts' full content (Hugo's own RSS template carries only summaries, so the site gets
+# a template that emits .Content), and the dates publisher reads (pubDate).
+HUGO_FEEDS_CONFIG = f"""\
+baseURL: "{SITE_URL}/"
+title: "Bench Blog"
+languageCode: en
+# The home page and one page per tag, as RSS only; posts are listed (with their
+# permalinks and content) but never rendered as pages of their own.
+disableKinds: [taxonomy, section, sitemap, robotsTXT, "404"]
+ignoreErrors: [error-disable-taxonomy]  # "taxonomy" is the list of tags, which is not wanted
+taxonomies:
+  tag: tags
+outputs:
+  home: [RSS]
+  term: [RSS]
+rssLimit: {FEEDS_LIMIT}
+frontmatter:
+  date: [pubDate, date]
+  publishDate: [pubDate, date]
+cascade:
+  - _target:
+      kind: page
+    _build:
+      render: link
+      list: always
+permalinks:
+  posts: /blog/:slug/
+"""
+
+HUGO_FULL_CONTENT_RSS = """\
+{{- $pages := .Pages -}}
+{{- if .IsHome }}{{ $pages = .Site.RegularPages }}{{ end -}}
+{{- $limit := .Site.Config.Services.RSS.Limit -}}
+{{- if ge $limit 1 }}{{ $pages = $pages | first $limit }}{{ end -}}
+{{ printf "<?xml version=\\"1.0\\" encoding=\\"utf-8\\"?>" | safeHTML }}
+<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom">
+  <channel>
+    <title>{{ .Title }} on {{ .Site.Title }}</title>
+    <link>{{ .Permalink }}</link>
+    <description>{{ .Site.Title }}</description>
+    {{ with .OutputFormats.Get "RSS" }}{{ printf "<atom:link href=%q rel=\\"self\\" type=%q />" .Permalink .MediaType | safeHTML }}{{ end }}
+    {{- range $pages }}
+    <item>
+      <title>{{ .Title }}</title>
+      <link>{{ .Permalink }}</link>
+      <pubDate>{{ .Date.Format "Mon, 02 Jan 2006 15:04:05 -0700" | safeHTML }}</pubDate>
+      <guid>{{ .Permalink }}</guid>
+      {{- range .Params.tags }}
+      <category>{{ . }}</category>
+      {{- end }}
+      <description>{{ .Content | html }}</description>
+    </item>
+    {{- end }}
+  </channel>
+</rss>
+"""
+
+
+def make_hugo_feeds_site(root: Path, content_from: Path) -> Path:
+    """A Hugo twin that builds the home RSS and one RSS per tag with full content (what
+    publisher's feeds hold), from the same post files (hard links: same bytes)."""
+    make_hugo_site(root, content_from)
+    (root / "hugo.yaml").write_text(HUGO_FEEDS_CONFIG, encoding="utf-8")
+    layouts = root / "layouts" / "_default"
+    layouts.mkdir(parents=True, exist_ok=True)
+    (layouts / "rss.xml").write_text(HUGO_FULL_CONTENT_RSS, encoding="utf-8")
+    return root
+
+
+def hugo_feed_counts(destination: Path) -> tuple[int, int]:
+    """(RSS files, items in the home feed) of a Hugo build into `destination`."""
+    feeds = list(destination.rglob("index.xml"))
+    home = (destination / "index.xml").read_text(encoding="utf-8").count("<item>")
+    return len(feeds), home
+
+
 def hugo_cmd(site: Path, destination: Path) -> list[str]:
     return [HUGO, "--quiet", "--source", str(site), "--destination", str(destination),
             "--cacheDir", str(site / ".hugo_cache")]
@@ -217,6 +294,13 @@ class Sink:
 
 
 # --- timing -------------------------------------------------------------------------------
+
+def allow_bytecode_cache() -> None:
+    """Let the timed commands cache compiled bytecode (__pycache__), as an installed package
+    has it: with PYTHONDONTWRITEBYTECODE set (some shells and CI set it), every run of a
+    command would compile each of publisher's modules from source again, a cost no user pays."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 
 @dataclass
 class Series:

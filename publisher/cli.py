@@ -7,19 +7,29 @@ problems and errors to stderr.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import logging
-import signal
 import sys
-import threading
-from pathlib import Path
-from typing import Callable
 
-import click
+if __name__ == "__main__":
+    # `python -m publisher.cli run` with nothing to do: answered before click is imported,
+    # as the `publisher` command does it (publisher/__main__.py).
+    from publisher.__main__ import answer_idle_run
 
-from . import __version__
-from .errors import ConfigError, LockedError, PublisherError, UsageError
+    _status = answer_idle_run(sys.argv[1:])
+    if _status is not None:
+        sys.exit(_status)
+
+import contextlib  # noqa: E402
+import functools  # noqa: E402
+import logging  # noqa: E402
+import signal  # noqa: E402
+import threading  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Callable  # noqa: E402
+
+import click  # noqa: E402
+
+from . import __version__  # noqa: E402
+from .errors import ConfigError, LockedError, PublisherError, UsageError  # noqa: E402
 
 log = logging.getLogger("publisher")
 

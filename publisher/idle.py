@@ -12,7 +12,8 @@ and stops.
 The signature covers:
 - every post file's path, size and mtime (the scan cache's own test, and its residual risk);
 - the feed files last written, by size and mtime (deleted or edited by hand: a full run);
-- the whole config, and publisher's own code (an upgrade never reuses an old stamp).
+- the whole config, and publisher's own code: every file of the package, subpackages and
+  templates included (an upgrade or an edit never reuses an old stamp).
 The stamp expires at the next firing of newsletter.schedule and at the date of the first
 post held back for the future, whichever comes first.
 Owed mail always takes the full path: state.create_digest removes the stamp in the
@@ -32,11 +33,13 @@ import logging
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from . import __version__
-from .config import Config
+
+if TYPE_CHECKING:
+    from .config import Config
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +49,24 @@ _CODE_SIGNATURE: str | None = None
 
 
 def _code_signature() -> str:
-    """publisher's version and the size and mtime of each of its files: a reinstall or an
-    edited checkout changes it."""
+    """publisher's version and the size and mtime of every file of the package, at any depth
+    (code, subpackages and templates alike): a reinstall, an edited checkout or a new module
+    changes it."""
     global _CODE_SIGNATURE
     if _CODE_SIGNATURE is None:
         h = hashlib.sha256(__version__.encode())
-        package = Path(__file__).parent
-        for folder in (package, package / "content", package / "newsletter", package / "templates"):
-            with os.scandir(folder) as entries:
-                for entry in sorted(entries, key=lambda e: e.name):
-                    if entry.is_file():
-                        st = entry.stat()
-                        h.update(f"{folder.name}/{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        package = os.path.dirname(os.path.abspath(__file__))
+        for folder, subfolders, files in os.walk(package):
+            # Compiled bytecode follows the sources; hidden folders are no part of the code.
+            subfolders[:] = sorted(d for d in subfolders
+                                   if d != "__pycache__" and not d.startswith("."))
+            rel = os.path.relpath(folder, package).replace(os.sep, "/")
+            for name in sorted(files):
+                try:
+                    st = os.stat(os.path.join(folder, name))
+                except OSError:
+                    continue  # removed while we walked: the next run sees the new tree
+                h.update(f"{rel}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogatepass"))
         _CODE_SIGNATURE = h.hexdigest()
     return _CODE_SIGNATURE
 

@@ -193,15 +193,91 @@ def test_the_cli_shortcut_does_not_import_sqlalchemy(blog):
             "try:\n"
             "    runpy.run_module('publisher.cli', run_name='__main__')\n"
             "except SystemExit as e:\n"
-            "    print('exit', e.code, 'sqlalchemy' in sys.modules, 'apscheduler' in sys.modules)\n")
+            "    print('exit', e.code, 'sqlalchemy' in sys.modules, 'apscheduler' in sys.modules,\n"
+            "          'click' in sys.modules, 'publisher.pipeline' in sys.modules)\n")
     # The blog's runs used an injected clock in 2025; stamp it again for the real one.
     pipeline.run_once(blog.config())
     pipeline.run_once(blog.config())
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run([sys.executable, "-c", code, str(blog.root / "config.yaml")],
                          capture_output=True, text=True, env=env, timeout=60)
-    assert out.stdout.splitlines()[-1] == "exit 0 False False", out.stdout + out.stderr
+    assert out.stdout.splitlines()[-1] == "exit 0 False False False False", out.stdout + out.stderr
     assert "nothing new to mail" in out.stdout
+
+
+@sqlite_only
+@pytest.mark.parametrize("module", ["publisher", "publisher.cli"])
+def test_the_publisher_command_answers_an_idle_run_as_the_full_run_does(blog, module):
+    """`publisher run` (the console script runs publisher/__main__.py) and `python -m
+    publisher.cli run`: same output and exit status from the stamp as from the full path,
+    with --quiet and --config before or after the command."""
+    pipeline.run_once(blog.config())
+    config = str(blog.root / "config.yaml")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
+                              text=True, timeout=60)
+
+    blog.post("broken.md", "title: [unclosed\npubDate: 2024-12-02")
+    full = run("--config", config, "run")  # full path: a post changed; leaves the stamp
+    assert full.returncode == 1 and "content/broken.md: skipped" in full.stderr
+    assert idle.still_idle(blog.config(), datetime.now(timezone.utc)) is not None
+    for args in (("--config", config, "run"), ("run", "--config", config),
+                 (f"--config={config}", "run")):
+        again = run(*args)
+        assert (again.returncode, again.stdout, again.stderr) == (
+            full.returncode, full.stdout, full.stderr)
+    quiet = run("-q", "run", "--config", config)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (1, "", full.stderr)
+    # Anything the shortcut does not know goes to click, which says what is wrong.
+    bad = run("--config", config, "run", "--bogus")
+    assert bad.returncode == 2 and "No such option '--bogus'" in bad.stderr
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["run"], ("config.yaml", False)),
+    (["--config", "a.yaml", "run", "-q"], ("a.yaml", True)),
+    (["run", "--quiet", "--config=b.yaml"], ("b.yaml", True)),
+    (["run", "-v"], None),
+    (["-v", "run"], None),
+    (["run", "run"], None),
+    (["build"], None),
+    ([], None),
+    (["run", "--config"], None),
+    (["run", "--config", "a", "--config", "b"], None),
+    (["run", "--config", "--quiet"], None),
+    (["run", "-q", "-q"], None),
+    (["run", "--help"], None),
+    (["--version"], None),
+])
+def test_the_shortcut_takes_only_plain_run_commands(argv, expected):
+    from publisher.__main__ import _run_options
+
+    assert _run_options(argv) == expected
+
+
+def test_the_code_signature_covers_every_file_of_the_package_tree(tmp_path, monkeypatch):
+    """A module added in a new subpackage, or an edited template, invalidates the stamp."""
+    package = tmp_path / "publisher"
+    for rel in ("idle.py", "content/posts.py", "templates/digest.html", "__pycache__/x.pyc"):
+        (package / rel).parent.mkdir(parents=True, exist_ok=True)
+        (package / rel).write_text("x", encoding="utf-8")
+    monkeypatch.setattr(idle, "__file__", str(package / "idle.py"))
+
+    def signature() -> str:
+        monkeypatch.setattr(idle, "_CODE_SIGNATURE", None)
+        return idle._code_signature()
+
+    first = signature()
+    assert signature() == first
+    (package / "__pycache__" / "y.pyc").write_text("bytecode", encoding="utf-8")
+    assert signature() == first  # compiled bytecode follows the sources
+    (package / "newsletter" / "deep").mkdir(parents=True)
+    (package / "newsletter" / "deep" / "message.py").write_text("x", encoding="utf-8")
+    second = signature()
+    assert second != first
+    (package / "templates" / "digest.html").write_text("xy", encoding="utf-8")
+    assert signature() != second
 
 
 def test_deferred_cron_check_reports_what_load_config_would(site):

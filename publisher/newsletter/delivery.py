@@ -565,7 +565,9 @@ class _Session:
             # (Pipelined, a refused MAIL leaves the RCPT and DATA replies unread: the caller
             # closes the connection.)
             stage = "RCPT"
-            code, text = smtp.getreply() if pipelined else smtp.rcpt(recipient)
+            if not pipelined:  # as smtp.rcpt(recipient) does, without its address parser
+                smtp.putcmd("rcpt", f"TO:{_quoted(recipient)}")
+            code, text = smtp.getreply()
             reply = _one_line(text)
             if 500 <= code < 600:
                 if code == 530 or _NOT_THE_RECIPIENT.search(reply):

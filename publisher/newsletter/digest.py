@@ -33,6 +33,7 @@ from urllib.parse import quote, urlsplit
 from ..config import Config
 from ..content import Post
 from ..errors import ConfigError, DeliveryError, RecipientError
+from .mailbox_header import fold_mailbox
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ TOKEN_EMAIL = "@@PUBLISHER_EMAIL@@"
 TOKEN_GREETING_NAME = "@@PUBLISHER_GREETING_NAME@@"
 _TOKEN = re.compile(r"@@PUBLISHER_[A-Z_]+@@")
 _TOKEN_PREFIX = "@@PUBLISHER_"
+_TOKEN_SPLIT = re.compile(f"({_TOKEN.pattern})")  # split() keeps the tokens, at odd indexes
 # What `recipient.greeting_name` becomes for a subscriber who gave no name.
 GREETING_FALLBACK = "there"
 NAME_MAX = 100
@@ -451,11 +453,13 @@ def _clean_name(name: str) -> str:
     return _truncate(_SPACES.sub(" ", _CONTROL.sub(" ", name or "")).strip(), NAME_MAX)
 
 
-def _personal_values(recipient: Recipient, config: Config) -> tuple[dict[str, str], dict[str, str]]:
-    """({token: value} for the text part, {token: HTML-escaped value} for the HTML part)."""
+def _personal_values(recipient: Recipient, config: Config,
+                     link: str | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """({token: value} for the text part, {token: HTML-escaped value} for the HTML part).
+    `link`: the subscriber's unsubscribe_url, if the caller has it already."""
     name = _clean_name(recipient.name)
     values = {
-        TOKEN_UNSUBSCRIBE_URL: unsubscribe_url(config, recipient.token),
+        TOKEN_UNSUBSCRIBE_URL: link if link is not None else unsubscribe_url(config, recipient.token),
         TOKEN_NAME: name,
         TOKEN_EMAIL: _SPACES.sub("", _CONTROL.sub("", recipient.email)),
         TOKEN_GREETING_NAME: name or GREETING_FALLBACK,
@@ -612,9 +616,6 @@ def build_simple_message(config: Config, *, to: Recipient | str, subject: str, h
 
 # Headers that differ per recipient; every other header is the same in every copy.
 _PER_RECIPIENT = ("to", "message-id", "list-unsubscribe")
-# Display names the email package writes as they are (no quoting, no encoded words): atext
-# that is not a special, single spaces. Anything else goes through the email package.
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?: [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*")
 _CRLF = "\r\n"
 _PART_SLOT = object()  # where a part's payload goes in CompiledMessage._layout
 
@@ -629,14 +630,14 @@ class _CompiledBody:
         if not template.endswith("\n"):
             template += "\n"
         self.html = html
-        # Alternating: pre-encoded bytes (lines without placeholders, merged), then a str
-        # line holding placeholders, and so on.
-        self.pieces: list[bytes | str] = []
+        # Alternating: pre-encoded bytes (lines without placeholders, merged), then a line
+        # holding placeholders, split into [text, token, text, token, ..., text], and so on.
+        self.pieces: list[bytes | list[str]] = []
         plain: list[str] = []
         for line in template.splitlines(keepends=True):
             if _TOKEN_PREFIX in line and _TOKEN.search(line):
                 self.pieces.append(self._encode("".join(plain)))
-                self.pieces.append(line)
+                self.pieces.append(_TOKEN_SPLIT.split(line))
                 plain = []
             else:
                 plain.append(line)
@@ -651,10 +652,13 @@ class _CompiledBody:
         table = escaped if self.html else values
         out = []
         for piece in self.pieces:
-            if isinstance(piece, str):
-                # One pass with a regex, as personalise() does: a value that looks like a
-                # token is never substituted again.
-                piece = self._encode(_TOKEN.sub(lambda m: table.get(m.group(0), m.group(0)), piece))
+            if type(piece) is list:
+                # Each token replaced once, as personalise()'s one regex pass does: a value
+                # that looks like a token is never substituted again.
+                parts = piece[:]
+                for i in range(1, len(parts), 2):
+                    parts[i] = table.get(parts[i], parts[i])
+                piece = self._encode("".join(parts))
             out.append(piece)
         return b"".join(out)
 
@@ -683,7 +687,7 @@ class CompiledMessage:
         what = f"recipient {recipient.email!r}"
         local, domain = _split_address(recipient.email, what, RecipientError)
         link = _checked_link(self.config, recipient)
-        values, escaped = _personal_values(recipient, self.config)
+        values, escaped = _personal_values(recipient, self.config, link)
         message_id = _message_id(self.message_key, recipient.email, self.from_domain)
         headers = [
             self.head,
@@ -702,16 +706,10 @@ class CompiledMessage:
 
 def _to_header(name: str, local: str, domain: str) -> str:
     display = _truncate(sanitize_header(name), NAME_MAX)
-    address = f"{local}@{domain}"
-    if not display:
-        line = f"To: {address}"
-    elif _PLAIN_NAME.fullmatch(display):
-        line = f"To: {display} <{address}>"
-    else:
-        line = ""
-    if line and len(line) <= SMTP.max_line_length:
-        return line + _CRLF
-    # Quoting, encoded words and folding: exactly as the email package does them.
+    line = fold_mailbox("To", display, f"{local}@{domain}")
+    if line is not None:
+        return line
+    # Quoting a non-ASCII name, or folding: exactly as the email package does them.
     return SMTP.fold("To", SMTP.header_factory(
         "To", Address(display_name=display, username=local, domain=domain)))
 
