@@ -52,6 +52,8 @@ def answer_idle_run(argv: list[str]) -> int | None:
         config = load_config(path, defer_slow_checks=True)
     except PublisherError:
         return None  # cli.py reports it, with its exit status
+    if config.newsletter.bounce_mailbox:
+        return None  # every run reads the bounce mailbox first (pipeline.run_once)
     stamp = still_idle(config, datetime.now(timezone.utc))
     if stamp is None:
         return None

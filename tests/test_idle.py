@@ -305,3 +305,24 @@ def test_a_bad_cron_string_still_stops_publisher_run_with_exit_2(site):
     assert out.returncode == 2
     assert "newsletter.schedule: expected a 5-field cron string" in out.stderr
     assert not (site.root / "state.db").exists() and not (site.root / "public").exists()
+
+
+@sqlite_only
+def test_the_shortcut_never_skips_reading_the_bounce_mailbox(blog):
+    """With newsletter.bounce_mailbox set, every run reads the mailbox first (a bounce that
+    arrived since the last run must suppress its address before the next send), so the
+    command's idle shortcut gives way to the full run, which checks the stamp after that."""
+    import yaml
+
+    from publisher.__main__ import answer_idle_run
+
+    config = str(blog.root / "config.yaml")
+    for sub in ("new", "cur", "tmp"):
+        (blog.root / "bounces" / sub).mkdir(parents=True)
+    data = yaml.safe_load((blog.root / "config.yaml").read_text(encoding="utf-8"))
+    data["newsletter"]["bounce_mailbox"] = "maildir:bounces"
+    (blog.root / "config.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    pipeline.run_once(blog.config())
+    pipeline.run_once(blog.config())
+    assert idle.still_idle(blog.config(), datetime.now(timezone.utc)) is not None  # a stamp
+    assert answer_idle_run(["--config", config, "run"]) is None
