@@ -1017,12 +1017,14 @@ def _describe_folder(output_dir: Path, folder: PurePosixPath, paths: list[Path],
         items = doc["items"]
         dates = sorted(str(i.get("date_published", ""))[:10] for i in items
                        if isinstance(i, dict) and i.get("date_published"))
-        facts.append(f"{len(items)} items" + (f", {dates[0]} … {dates[-1]}" if dates else ""))
+        facts.append(f"{len(items)} item{'' if len(items) == 1 else 's'}"
+                     + (f", {dates[0]} … {dates[-1]}" if dates else ""))
         hubs = [h.get("url", "") for h in doc.get("hubs", []) if isinstance(h, dict)]
         facts.append("hub " + ", ".join(hubs) if hubs else "no hub")
     pages = sorted(f for f in folders if f.parent == folder / ARCHIVE_DIR and f.name.isdigit())
     if pages:
         archived = sum(len(_json_feed(output_dir / str(p) / JSON_FILE).get("items", []))
                        for p in pages)
-        facts.append(f"{len(pages)} archive pages ({archived} older items)")
+        facts.append(f"{len(pages)} archive page{'' if len(pages) == 1 else 's'} "
+                     f"({archived} older item{'' if archived == 1 else 's'})")
     return f"feed {name}: " + "; ".join(facts + [", ".join(sizes)])

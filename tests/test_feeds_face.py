@@ -186,7 +186,7 @@ def test_check_reports_each_feed_as_a_reader_sees_it(tmp_path, caplog):
         "feed /: 2 items, 2024-01-04 … 2024-01-05; hub http://127.0.0.1:9/hub; "
         "2 archive pages (3 older items); "
         f"atom.xml {sizes['atom.xml']} KB, feed.json {sizes['feed.json']} KB, rss.xml {sizes['rss.xml']} KB",
-        "feed tags/python/: 1 items, 2024-01-05 … 2024-01-05; hub http://127.0.0.1:9/hub; "
+        "feed tags/python/: 1 item, 2024-01-05 … 2024-01-05; hub http://127.0.0.1:9/hub; "
         f"atom.xml 1 KB, feed.json 1 KB, rss.xml 601 KB",
     ]
     assert [r.getMessage() for r in caplog.records] == [
@@ -201,4 +201,4 @@ def test_check_command_prints_the_feed_lines(tmp_path):
     assert run_cli(config.path, "build").returncode == 0
     done = run_cli(config.path, "check")
     assert done.returncode == 0, done.stderr
-    assert "feed /: 1 items, 2024-01-01 … 2024-01-01; no hub; atom.xml 1 KB" in done.stdout
+    assert "feed /: 1 item, 2024-01-01 … 2024-01-01; no hub; atom.xml 1 KB" in done.stdout

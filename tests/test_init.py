@@ -340,7 +340,7 @@ def test_empty_folder_gets_a_starter_site_that_builds(tmp_path, monkeypatch):
     assert "<link>https://blog.example.org/blog/hello-world/</link>" in rss
     result = CliRunner().invoke(main, ["check"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "config OK; 1 published posts, 0 held back, 0 skipped" in result.stdout
+    assert "config OK; 1 published post, 0 held back, 0 skipped" in result.stdout
 
 
 def test_unknown_folder_with_markdown_gets_a_plain_config(tmp_path):
