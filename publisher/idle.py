@@ -132,6 +132,8 @@ def still_idle(config: Config, now: datetime) -> dict[str, Any] | None:
     {"lines": [...], "problems": [...]}, what that run reported. Else None."""
     from .content import content_signature
 
+    if not config.content_dir.is_dir():
+        return None  # the full run says so, and touches nothing (not even the database)
     path = sqlite_path(config)
     value = _read_stamp(path) if path else None
     if not value:
