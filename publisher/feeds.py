@@ -828,6 +828,24 @@ def _remove_orphaned_temp_files(output_dir: Path, folders: set[str]) -> None:
                 pass  # gone already, or not ours to remove: never a reason to fail a build
 
 
+def _remove_feed_files(folder: Path, rel_folder: str, keep: set[str], what: str) -> list[str]:
+    """Delete the feed files (rss.xml, atom.xml, feed.json) of `folder` that `keep` does not
+    name, `rel_folder` being its path in the output ('tags/x/'); never through a link, and
+    never anything that is not one of those files. Returns what it removed."""
+    removed: list[str] = []
+    for name in FEED_FILES:
+        rel = rel_folder + name
+        path = folder / name
+        if rel in keep or path.is_symlink() or not path.is_file():
+            continue
+        try:
+            path.unlink()
+        except OSError as e:
+            raise PublisherError(f"{path}: cannot remove {what}: {_reason(e)}") from e
+        removed.append(rel)
+    return removed
+
+
 def _remove_stale_archives(output_dir: Path, keep: set[str]) -> list[str]:
     """Delete the archive pages (archive/<n>/ under the site's and each tag's folder) that are
     no longer produced: after posts were removed, or feeds.archive_size or .archive changed.
@@ -844,16 +862,8 @@ def _remove_stale_archives(output_dir: Path, keep: set[str]) -> list[str]:
         for page in sorted(archive.iterdir()):
             if not page.name.isdigit() or not page.is_dir() or page.is_symlink():
                 continue
-            for name in FEED_FILES:
-                path = page / name
-                rel = path.relative_to(output_dir).as_posix()
-                if rel in keep or path.is_symlink() or not path.is_file():
-                    continue
-                try:
-                    path.unlink()
-                except OSError as e:
-                    raise PublisherError(f"{path}: cannot remove stale archive page: {_reason(e)}") from e
-                removed.append(rel)
+            removed += _remove_feed_files(page, page.relative_to(output_dir).as_posix() + "/",
+                                          keep, "stale archive page")
             _rmdir_if_empty(page)
         _rmdir_if_empty(archive)
     return removed
@@ -880,16 +890,7 @@ def _remove_stale(output_dir: Path, keep: set[str], terms: str = TAGS_DIR) -> li
     for entry in entries:
         if not entry.is_dir(follow_symlinks=False):  # never follow a link out of the folder
             continue
-        for name in FEED_FILES:
-            rel = f"{terms}/{entry.name}/{name}"
-            path = Path(entry.path) / name
-            if rel in keep or path.is_symlink() or not path.is_file():
-                continue
-            try:
-                path.unlink()
-            except OSError as e:
-                raise PublisherError(f"{path}: cannot remove stale feed: {_reason(e)}") from e
-            removed.append(rel)
+        removed += _remove_feed_files(Path(entry.path), f"{terms}/{entry.name}/", keep, "stale feed")
         if entry.name not in kept_folders:
             try:
                 os.rmdir(entry.path)  # only succeeds if nothing else is in it
