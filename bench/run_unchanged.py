@@ -32,7 +32,7 @@ def main(argv=None) -> int:
         c.run_timed(c.publisher_cmd(config, "run", "--quiet"))  # the first run: the baseline
         # The first run after a change takes the full path (scan through the cache, compare
         # the feeds' fingerprint) and, finding nothing to do, leaves the idle stamp; cron's
-        # later runs answer from it (publisher/idle.py). Shown apart, untimed by the verdict.
+        # later runs answer from it (publisher/cache.py). Shown apart, untimed by the verdict.
         full = c.run_timed(c.publisher_cmd(config, "run", "--quiet"))
         print(f"run (nothing changed): {args.posts} posts, {args.runs} alternating runs each, in {work}")
         print(f"  the first unchanged run (full path, leaves the idle stamp): {full:.3f}s")

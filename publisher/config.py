@@ -450,7 +450,7 @@ class Config:
     def check_deferred(self) -> None:
         """Run the checks load_config(defer_slow_checks=True) left out; raise ConfigError as
         load_config would have. `publisher run` calls this unless its idle stamp shows that a
-        run already checked this very config (idle.py): APScheduler's import, which the cron
+        run already checked this very config (cache.py): APScheduler's import, which the cron
         check needs, costs a quarter of an idle run."""
         errors = _run_checks(self.deferred)
         if errors:

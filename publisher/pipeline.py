@@ -22,12 +22,12 @@ from typing import Callable
 
 from typing import TYPE_CHECKING
 
-from . import idle
+from . import cache
+from .cache import FeedCache, load_site
 from .config import Config
-from .content import LoadResult, Post, cache_key, load_posts, render_html
+from .content import LoadResult, Post, load_posts, render_html
 from .content.links import SiteIndex
 from .content.posts import require_content_dir
-from .idle import stat_files
 
 if TYPE_CHECKING:
     from .state import State
@@ -65,258 +65,29 @@ def open_state(config: Config) -> State:
     return State(config.database_url)
 
 
-class CachedRenderer:
-    """Markdown -> HTML through the state's cache: an unchanged post is never rendered twice.
-
-    `prefetch` looks up every post that may reach a feed at once (a query per post meant
-    ~300 round trips for a 2,000-post site with 40 tags); a post outside the prefetched set
-    is looked up on its own. Rendering is cheap (cmark-gfm: ~0.2 ms for a 7 KB post), so it
-    happens in this process, when a post is asked for."""
-
-    def __init__(self, state: State | None, config: Config | None = None,
-                 site: SiteIndex | None = None):
-        self.state = state
-        self.config = config
-        self.site = site
-        self.rendered: dict[str, str] = {}  # new renders, stored at the end
-        self.cached: dict[str, str] = {}  # prefetched HTML
-        self.looked_up: set[str] = set()  # keys already asked of the state
-        self.hits = 0
-        self.misses = 0
-
-    def key(self, post: Post) -> str:
-        """The engine's key, and with a `site` index what the post's HTML takes from other
-        posts and files (the URLs its links resolve to, its images' content): links.Prepared.key."""
-        key = cache_key(post, self.config)
-        if self.site is None:
-            return key
-        import hashlib
-
-        return hashlib.sha256(f"{key}\0{self.site.prepare(post).key}".encode()).hexdigest()
-
-    def prefetch(self, posts: list[Post]) -> None:
-        keys = {self.key(post) for post in posts} - self.looked_up
-        if self.state is not None and keys:
-            self.cached.update(self.state.cached_html(keys))
-        self.looked_up |= keys
-
-    def __call__(self, post: Post) -> str:
-        key = self.key(post)
-        if key in self.rendered:
-            return self.rendered[key]
-        if key not in self.looked_up:
-            self.prefetch([post])
-        cached = self.cached.get(key)
-        if cached is not None:
-            self.hits += 1
-            return cached
-        self.misses += 1
-        html = render_html(post, self.config, self.site)
-        self.rendered[key] = html
-        return html
-
-    def save(self) -> None:
-        if self.state is not None and self.rendered:
-            self.state.store_html(self.rendered)
-
-
-def load_site(config: Config, state: State, now: datetime) -> LoadResult:
-    """content.load_posts through the state's scan cache: only new or changed files are read
-    and parsed; the cache is written back only when something changed."""
-    from .content import ScanEntry, scan_fingerprint
-
-    fingerprint = scan_fingerprint(config)
-    cache = {path: ScanEntry(*row) for path, row in state.scan_cache(fingerprint).items()}
-    loaded = load_posts(config, now, cache=cache)
-    if loaded.cache_changed or loaded.cache_removed:
-        state.store_scan_cache(fingerprint, loaded.cache_changed, loaded.cache_removed)
-    log.debug("scan: %d files from the cache, %d read", loaded.cache_hits, len(loaded.cache_changed))
-    return loaded
-
-
-# The meta key under which write_site_feeds remembers what it last wrote.
-FEEDS_WRITTEN_KEY = "feeds_written"
-_CODE_FILES = ("feeds.py", "__init__.py")
-
-
-def _config_fingerprint(config: Config) -> str:
-    """What every feed file depends on besides its posts: the config keys the feeds use (and,
-    through the scan fingerprint, those parsing uses), and the code that renders them."""
-    import hashlib
-    import json
-
-    from .content import code_hash, scan_fingerprint
-
-    here = Path(__file__).parent
-    h = hashlib.sha256(code_hash().encode())
-    for name in _CODE_FILES:
-        h.update(hashlib.sha256((here / name).read_bytes()).digest())
-    site, feeds = config.site, config.feeds
-    h.update(json.dumps([scan_fingerprint(config), site.title, site.url, site.description,
-                         site.language, site.author.name, site.author.email,
-                         feeds.limit, site.icon, site.logo, list(feeds.websub_hub), feeds.archive,
-                         feeds.archive_size, feeds.archive_tags, feeds.podcast,
-                         config.content.dialect,  # which engine syntax is resolved (syntax.py)
-                         ]).encode("utf-8", "surrogatepass"))
-    return h.hexdigest()
-
-
-def feeds_fingerprint(config: Config, loaded: LoadResult) -> str:
-    """What the feed files depend on: the published posts (each stands for its file's bytes
-    under the scan fingerprint, which covers the config keys parsing uses), the config keys
-    the feeds use, and the code that renders them. Equal fingerprints, equal feed bytes."""
-    import hashlib
-
-    h = hashlib.sha256(_config_fingerprint(config).encode())
-    for post in loaded.posts:
-        h.update(f"{post.source}\0{post.content_hash}\n".encode("utf-8", "surrogatepass"))
-    return h.hexdigest()
-
-
-def feed_set_fingerprint(base: str, feed, key: Callable[[Post], str]) -> str:
-    """What one feed set's files depend on (feeds.render_feeds): the config and code (`base`),
-    its folder, title and description, its archive links (RFC 5005), and its items, each
-    standing for its file's bytes."""
-    import hashlib
-
-    h = hashlib.sha256(f"{base}\0{feed.folder}\0{feed.title}\0{feed.description}\0{feed.archive!r}\n"
-                       .encode("utf-8", "surrogatepass"))
-    for post in feed.items:
-        h.update(f"{post.source}\0{post.content_hash}\0{key(post)}\n".encode("utf-8", "surrogatepass"))
-    return h.hexdigest()
-
-
-def _last_write(state: State) -> dict:
-    import json
-
-    recorded = state.get_meta(FEEDS_WRITTEN_KEY)
-    try:
-        last = json.loads(recorded) if recorded else {}
-    except ValueError:
-        return {}
-    return last if isinstance(last, dict) else {}
-
-
-def _feeds_unchanged(config: Config, last: dict, fingerprint: str) -> bool:
-    """Are the posts, config and code the same as at the last write, and every file it wrote
-    still there untouched (same size and mtime)?"""
-    if last.get("fingerprint") != fingerprint:
-        return False
-    files = last.get("files") or {}
-    # Deleted or edited by hand: render and rewrite what differs.
-    if not files or stat_files(config.output_dir, files) != files:
-        return False
-    # A local image or a Liquid data file changed, appeared or went away: render again.
-    return _stat_sources(last.get("sources") or {}) == (last.get("sources") or {})
-
-
-def _stat_sources(paths) -> dict[str, list[int] | None]:
-    """{absolute path: [size, mtime_ns], or None if there is no such file}."""
-    import os
-
-    found: dict[str, list[int] | None] = {}
-    for path in paths:
-        try:
-            st = os.stat(path)
-            found[path] = [st.st_size, st.st_mtime_ns]
-        except OSError:
-            found[path] = None
-    return found
-
-
-class _FeedSelection:
-    """feeds.render_feeds' `select`: the feed sets whose files are missing, touched, or whose
-    fingerprint changed since the last write; the others are left as they are on disk. The
-    posts of the chosen sets are looked up in the render cache at once.
-
-    Before choosing, every post of every set is prepared against the site (engine syntax,
-    links, images: links.SiteIndex, cheap, no Markdown rendered): its warnings are reported
-    on every build, its local images are copied beside the feeds, a local front matter image
-    points at its copy, and what its HTML takes from other posts and files is part of its
-    set's fingerprint."""
-
-    def __init__(self, config: Config, last: dict, renderer: CachedRenderer, site: SiteIndex):
-        self.base = _config_fingerprint(config)
-        self.site = site
-        self.warnings: list[str] = []  # one line per post and problem
-        self.media: dict[str, str] = {}  # output path -> source path of each image to copy
-        # The files besides the posts the feeds depend on: images (found or not) and the
-        # site's Liquid variables ({{ site.x }} comes from _config.yml and data files).
-        self.watched: set[str] = set(site.data_files)
-        self.last_sets = last.get("feeds") or {}
-        self.last_files = last.get("files") or {}
-        self.on_disk = stat_files(config.output_dir, self.last_files)
-        self.renderer = renderer
-        self.fingerprints: dict[str, str] = {}  # folder -> fingerprint, of every set
-        self.kept: set[str] = set()  # files of the sets left as they are
-
-    def _prepare(self, feeds: list) -> list:
-        import dataclasses
-
-        replaced: dict[int, Post] = {}
-        for post in {id(p): p for f in feeds for p in f.items}.values():
-            prepared = self.site.prepare(post)
-            self.warnings.extend(prepared.warnings)
-            for item in prepared.media:
-                self.media[item.name] = item.source
-                self.watched.add(item.source)
-            self.watched.update(prepared.missing)
-            if prepared.image:
-                replaced[id(post)] = dataclasses.replace(post, image=prepared.image)
-        if not replaced:
-            return feeds
-        return [dataclasses.replace(f, items=tuple(replaced.get(id(p), p) for p in f.items))
-                for f in feeds]
-
-    def __call__(self, feeds: list) -> list:
-        from .feeds import FEED_FILES
-
-        feeds = self._prepare(feeds)
-        chosen = []
-        for feed in feeds:
-            fingerprint = feed_set_fingerprint(self.base, feed, self.renderer.key)
-            self.fingerprints[feed.folder] = fingerprint
-            paths = [feed.path(name) for name in FEED_FILES]
-            if (self.last_sets.get(feed.folder) == fingerprint
-                    and all(p in self.last_files and self.on_disk.get(p) == self.last_files[p]
-                            for p in paths)):
-                self.kept.update(paths)
-            else:
-                chosen.append(feed)
-        self.renderer.prefetch(list({id(p): p for f in chosen for p in f.items}.values()))
-        return chosen
-
 
 def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
                      report: Report, now: datetime | None = None) -> dict[str, list[int]] | None:
     """Render and write the feeds, unless nothing they depend on changed since the last write
-    (the common case for a cron job): then no Markdown, feedgen or lxml even gets imported,
-    and the answer is the feed files found untouched, {path: [size, mtime_ns]}. Otherwise
+    (cache.FeedCache; the common case for a cron job): then no Markdown, feedgen or lxml even
+    gets imported, and the answer is the files found untouched, for the idle stamp. Otherwise
     only the feed sets whose posts (or config, or code) changed are rendered and written: a
     new post rewrites the site's feeds and its tags' feeds, nothing else."""
-    import json
-
-    last = _last_write(state) if state is not None else {}
-    fingerprint = feeds_fingerprint(config, loaded) if state is not None else ""
-    if state is not None and _feeds_unchanged(config, last, fingerprint):
+    feeds_cache = FeedCache(config, state, loaded)
+    if feeds_cache.unchanged():
         report.lines.append(
             f"feeds: {plural(len(loaded.posts), 'post')}, 0 files written, "
-            f"{len(last['files'])} unchanged (0 rendered, {last.get('posts_in_feeds', 0)} from cache)"
+            f"{len(feeds_cache.last['files'])} unchanged (0 rendered, "
+            f"{feeds_cache.posts_in_feeds} from cache)"
         )
-        report.problems.extend(last.get("problems") or [])  # said again on every build
+        report.problems.extend(feeds_cache.problems)  # said again on every build
         ping_hubs(config, state, [], report, now)  # only retries of earlier failures
-        # The other files the feeds depend on (local images, Liquid data), by absolute path,
-        # go with the feed files into the idle stamp: one that changes ends idleness, and one
-        # that is missing ([-1, -1]: never what a stat finds) keeps every run on the full
-        # path, which reports it and copies it once it appears.
-        sources = last.get("sources") or {}
-        return {**last["files"], **{path: stamp or [-1, -1] for path, stamp in sources.items()}}
+        return feeds_cache.unchanged_files()
 
     from .feeds import render_feeds, write_feeds
 
-    site = SiteIndex(config, loaded.posts)
-    renderer = CachedRenderer(state, config, site)
-    selection = _FeedSelection(config, last, renderer, site)
+    selection = feeds_cache.selection()
+    renderer = selection.renderer
     files = render_feeds(loaded.posts, config, renderer, select=selection)
     renderer.save()
     report.problems.extend(selection.warnings)
@@ -328,15 +99,7 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
         except OSError as e:
             report.problems.append(f"{source}: cannot read image: {e.strerror or e}")
     written = write_feeds(files, config.output_dir, keep=frozenset(selection.kept))
-    if state is not None:
-        state.set_meta(FEEDS_WRITTEN_KEY, json.dumps({
-            "fingerprint": fingerprint,
-            "feeds": selection.fingerprints,
-            "files": stat_files(config.output_dir, [*files, *selection.kept]),
-            "posts_in_feeds": renderer.hits + renderer.misses,
-            "problems": selection.warnings,
-            "sources": _stat_sources(sorted(selection.watched)),
-        }, sort_keys=True))
+    feeds_cache.record(list(files), selection)
     report.lines.append(
         f"feeds: {plural(len(loaded.posts), 'post')}, {plural(len(written.written), 'file')} "
         f"written, {len(written.unchanged) + len(selection.kept)} unchanged "
@@ -344,6 +107,7 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
     )
     ping_hubs(config, state, written.written, report, now)
     return None
+
 
 
 def ping_hubs(config: Config, state: State | None, changed: list[str], report: Report,
@@ -449,7 +213,7 @@ def run_once(config: Config, now: datetime | None = None, *,
     require_content_dir(config)  # before the state or its lock is touched
     # Bounces first (newsletter.bounce_mailbox): an address suppressed today is not mailed today.
     bounced = read_bounces_first(config, now) if config.newsletter.bounce_mailbox else Report()
-    stamp = idle.still_idle(config, now)
+    stamp = cache.still_idle(config, now)
     if stamp is not None:
         log.debug("idle: nothing changed since the last run; reporting what it found")
         return Report(lines=bounced.lines + stamp["lines"], problems=bounced.problems + stamp["problems"])
@@ -485,8 +249,9 @@ def run_once(config: Config, now: datetime | None = None, *,
         delivered = _deliver_open(config, state, now, report, progress, stop,
                                   frozenset(planned_ids))
         if (feed_files is not None and not (result.baseline or planned or delivered)
-                and idle.sqlite_path(config) and not _pings_owed(config, state)):
-            _save_idle_stamp(config, state, result.loaded, feed_files, now, report)
+                and cache.sqlite_path(config) and not _pings_owed(config, state)):
+            cache.save_idle_stamp(config, state, result.loaded, feed_files, now,
+                                  _since_last_digest(state, now), report.lines, report.problems)
     finally:
         state.close()
     report.lines[:0], report.problems[:0] = bounced.lines, bounced.problems  # (not in the idle stamp)
@@ -520,21 +285,6 @@ def _pings_owed(config: Config, state: State) -> bool:
 
     return bool(pending(state))
 
-
-def _save_idle_stamp(config: Config, state: State, loaded: LoadResult,
-                     feed_files: dict[str, list[int]], now: datetime, report: Report) -> None:
-    """This run did nothing: let the next ones say so cheaply, until something changes or
-    the schedule fires or a post held back for the future comes due (see idle.py)."""
-    from .scanner import next_firing
-
-    due = [p.published for p in loaded.held_back if not p.draft and p.published > now]
-    due += [p.expires for p in loaded.posts if p.expires is not None]  # Hugo's expiryDate
-    firing = next_firing(config, _since_last_digest(state, now))
-    if firing is not None:
-        due.append(firing)
-    state.save_idle_stamp(idle.stamp(config, files_signature=loaded.files_signature,
-                                     feed_files=feed_files, expires=min(due, default=None),
-                                     lines=report.lines, problems=report.problems))
 
 
 def _nothing_to_send(config: Config, state: State, result, now: datetime) -> str:
@@ -769,7 +519,7 @@ def _check_state_file(config: Config, report: Report) -> None:
     missing one is left missing: check changes nothing)."""
     from .errors import StateError
 
-    path = idle.sqlite_path(config)
+    path = cache.sqlite_path(config)
     if path is None or not Path(path).exists():
         return
     try:

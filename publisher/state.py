@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from .errors import LockedError, PublisherError, StateError
-from .idle import STAMP_KEY as IDLE_STAMP_KEY
+from .cache import STAMP_KEY as IDLE_STAMP_KEY
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ render_cache = sa.Table(
 )
 
 # The scan cache (content.load_posts): a file whose path, size and mtime_ns match its row is
-# not read again. `fingerprint` is content.scan_fingerprint at the time: rows under another
+# not read again. `fingerprint` is cache.scan_fingerprint at the time: rows under another
 # fingerprint (config or parser changed) are stale.
 scan_cache = sa.Table(
     "scan_cache", metadata,
@@ -562,7 +562,7 @@ class State:
         return datetime.fromisoformat(value) if value else None
 
     def save_idle_stamp(self, value: str) -> bool:
-        """Store the idle stamp (see idle.py), unless some digest still owes mail: checked and
+        """Store the idle stamp (see cache.py), unless some digest still owes mail: checked and
         written in one write transaction, so a digest recorded at the same moment by another
         process either comes first (no stamp) or removes the stamp itself (create_digest)."""
         with self.write() as conn:

@@ -12,7 +12,7 @@ import feedparser
 from lxml import etree
 from reliability_helpers import run_cli, write_post, write_site
 
-from publisher import pipeline
+from publisher import cache, pipeline
 from publisher.content import load_posts
 
 SITE = "https://blog.test.example"
@@ -112,8 +112,8 @@ def test_enclosures_survive_the_scan_cache(tmp_path):
     write_post(root, "ep.md", {"title": "Ep", "pubDate": "2024-01-01", "audio": "/a.mp3"})
     state = pipeline.open_state(config)
     try:
-        first = pipeline.load_site(config, state, NOW)
-        second = pipeline.load_site(config, state, NOW)
+        first = cache.load_site(config, state, NOW)
+        second = cache.load_site(config, state, NOW)
     finally:
         state.close()
     assert second.cache_hits == 1

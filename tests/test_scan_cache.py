@@ -1,4 +1,4 @@
-"""The scan cache (content.load_posts with cache=, pipeline.load_site, state.scan_cache) and
+"""The scan cache (content.load_posts with cache=, cache.load_site, state.scan_cache) and
 the feeds' skip-if-unchanged: correctness first. Real files, a real state database."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from publisher import content, pipeline
+from publisher import cache, content, pipeline
 from publisher import state as state_mod
-from publisher.content import ScanEntry, load_posts, scan_fingerprint
+from publisher.cache import scan_fingerprint
+from publisher.content import ScanEntry, load_posts
 from publisher.errors import ContentError
 from publisher.state import State
 
@@ -33,7 +34,7 @@ def counted(monkeypatch):
 
 
 def cached_load(config, cache: dict, now=NOW):
-    """One scan through an in-memory cache, stored back as pipeline.load_site does."""
+    """One scan through an in-memory cache, stored back as cache.load_site does."""
     result = load_posts(config, now, cache=cache)
     for rel in result.cache_removed:
         cache.pop(rel, None)
@@ -148,16 +149,16 @@ def test_config_changes_that_alter_posts_invalidate_the_cache(site, counted, cha
     config = site.config()
     state = State(config.database_url)
     try:
-        before = pipeline.load_site(config, state, NOW)
+        before = cache.load_site(config, state, NOW)
         site.write_config(**change)
         changed = site.config()
         assert scan_fingerprint(changed) != scan_fingerprint(config)
         counted.clear()
-        after = pipeline.load_site(changed, state, NOW)
+        after = cache.load_site(changed, state, NOW)
         assert counted == ["a.md"]
         assert after.posts == load_posts(changed, NOW).posts != before.posts
         counted.clear()
-        assert pipeline.load_site(changed, state, NOW).posts == after.posts and counted == []
+        assert cache.load_site(changed, state, NOW).posts == after.posts and counted == []
         # Only entries under the current fingerprint are kept.
         with state.read() as conn:
             fingerprints = set(conn.execute(sa.select(state_mod.scan_cache.c.fingerprint)).scalars())

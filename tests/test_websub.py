@@ -188,7 +188,7 @@ def test_a_hub_error_or_a_hanging_hub_keeps_the_ping_for_the_next_run(tmp_path, 
 
 
 def test_run_retries_owed_pings_even_when_nothing_else_changed(tmp_path, hub):
-    """`publisher run` skips idle runs cheaply (idle.py); owed pings keep it from doing so."""
+    """`publisher run` skips idle runs cheaply (cache.py); owed pings keep it from doing so."""
     root, config = site_with_hub(tmp_path, hub)
     hub.stop()
     pipeline.run_once(config)  # first run: feeds written, the hub is down

@@ -7,7 +7,7 @@ cached by content hash by the caller.
 
 The scan cache: `load_posts(..., cache=...)` skips re-reading and re-parsing every file whose
 path, size and mtime_ns match what the previous scan stored, as long as nothing else that
-parsing depends on changed (`scan_fingerprint`: the config keys that shape a Post, and this
+parsing depends on changed (cache.scan_fingerprint: the config keys that shape a Post, and this
 module's own code). A post restored from the cache reads its Markdown body from disk only
 when it is rendered (`Post.body`), and checks that the file still has the bytes it was parsed
 from. Residual risk, as for make and rsync: a rewrite that keeps the size AND the mtime to the
@@ -34,8 +34,7 @@ from .dialects import (LISTING_PAGE, Engine, Fields, Source, engine_for, frontma
 from .enclosures import read_enclosure
 from .frontmatter import Skip, first_key, parse_date, read_author, read_flag, read_text, split_front_matter
 from .links import absolutize_url
-from .markup import RENDERER_VERSION, engine_key, summary_of
-from . import code_hash
+from .markup import RENDERER_VERSION, summary_of
 from .text import clean_text
 
 POST_SUFFIXES = (".md", ".markdown", ".mdx")
@@ -363,25 +362,6 @@ _PLAIN_FIELDS = ("source", "slug", "title", "summary", "author", "author_email",
                  "draft", "image", "id", "url", "lang", "translation_key")
 
 
-def scan_fingerprint(config: Config) -> str:
-    """Everything a parsed Post depends on besides its file's bytes: the config keys that
-    read_post uses, and the code of this package (so an upgrade that changes parsing never
-    reuses posts parsed by the old code). A cache entry under another fingerprint is stale."""
-    parts = {
-        "code": code_hash(),
-        "content_dir": str(config.content.dir),
-        "url": config.site.url,
-        "permalink": config.content.permalink,
-        "dialect": config.content.dialect,
-        "language": config.site.language,
-        "engine": engine_for(config).fingerprint(config),
-        "timezone": config.newsletter.timezone,
-        "author": [config.site.author.name, config.site.author.email],
-        "markdown": list(engine_key(config)),  # a summary is taken from the rendered body
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-
-
 def _post_json(post: Post) -> str:
     data: dict[str, Any] = {name: getattr(post, name) for name in _PLAIN_FIELDS}
     data["published"] = post.published.isoformat()
@@ -465,7 +445,7 @@ def load_posts(config: Config, now: datetime, *,
                cache: Mapping[str, ScanEntry] | None = None) -> LoadResult:
     """Read every post; split into published and held back; collect one line per problem.
 
-    With `cache` (the scan cache's entries under the current `scan_fingerprint`, by path
+    With `cache` (the scan cache's entries under the current cache.scan_fingerprint, by path
     relative to the site folder), a file whose size and mtime_ns match its entry is not read
     at all; the result then says what to store back and what to drop. Whether a post is
     published or held back is decided here on every call, never cached: it depends on `now`."""

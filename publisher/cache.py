@@ -1,0 +1,478 @@
+"""Every "has this changed?" answer, each declaring next to itself what it depends on:
+
+- the scan cache (`load_site`, `scan_fingerprint`): a post file whose path, size and mtime
+  match is not read again;
+- the render cache (`CachedRenderer`): an unchanged post is never rendered twice;
+- feed fingerprints (`FeedCache`, `FeedSelection`): only the feed sets whose posts, config or
+  code changed are rendered and written;
+- the idle stamp (`still_idle`, `save_idle_stamp`): a `publisher run` with nothing to do
+  answers in a few milliseconds.
+
+The SQL behind them is the state layer's (state.py; cachestore.py for the reads that must not
+import SQLAlchemy). This module is imported by the idle run's shortcut (__main__.py): its
+imports stay cheap, and the rest is imported where it is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import __version__
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .content import LoadResult, Post
+    from .content.links import SiteIndex
+    from .state import State
+
+log = logging.getLogger(__name__)
+
+# --- the scan cache -------------------------------------------------------------------------
+# Depends on each file's path, size and mtime_ns (content.load_posts compares them), on the
+# code of content/ (content.code_hash), and on these config keys, which read_post uses:
+
+
+def scan_fingerprint(config: Config) -> str:
+    """Everything a parsed Post depends on besides its file's bytes: the config keys that
+    read_post uses, and the code of content/ (so an upgrade that changes parsing never
+    reuses posts parsed by the old code). A cache entry under another fingerprint is stale."""
+    from .content import code_hash
+    from .content.dialects import engine_for
+    from .content.markup import engine_key
+
+    parts = {
+        "code": code_hash(),
+        "content_dir": str(config.content.dir),
+        "url": config.site.url,
+        "permalink": config.content.permalink,
+        "dialect": config.content.dialect,
+        "language": config.site.language,
+        "engine": engine_for(config).fingerprint(config),
+        "timezone": config.newsletter.timezone,
+        "author": [config.site.author.name, config.site.author.email],
+        "markdown": list(engine_key(config)),  # a summary is taken from the rendered body
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def load_site(config: Config, state: State, now: datetime) -> LoadResult:
+    """content.load_posts through the state's scan cache: only new or changed files are read
+    and parsed; the cache is written back only when something changed."""
+    from .content import ScanEntry, load_posts
+
+    fingerprint = scan_fingerprint(config)
+    cache = {path: ScanEntry(*row) for path, row in state.scan_cache(fingerprint).items()}
+    loaded = load_posts(config, now, cache=cache)
+    if loaded.cache_changed or loaded.cache_removed:
+        state.store_scan_cache(fingerprint, loaded.cache_changed, loaded.cache_removed)
+    log.debug("scan: %d files from the cache, %d read", loaded.cache_hits, len(loaded.cache_changed))
+    return loaded
+
+
+
+# --- the render cache -----------------------------------------------------------------------
+# Keyed by content.cache_key (the post's URL and bytes, and the Markdown engine's config keys)
+# and, with a site index, links.Prepared.key (what the HTML takes from other posts and files).
+
+class CachedRenderer:
+    """Markdown -> HTML through the state's cache: an unchanged post is never rendered twice.
+
+    `prefetch` looks up every post that may reach a feed at once (a query per post meant
+    ~300 round trips for a 2,000-post site with 40 tags); a post outside the prefetched set
+    is looked up on its own. Rendering is cheap (cmark-gfm: ~0.2 ms for a 7 KB post), so it
+    happens in this process, when a post is asked for."""
+
+    def __init__(self, state: State | None, config: Config | None = None,
+                 site: SiteIndex | None = None):
+        self.state = state
+        self.config = config
+        self.site = site
+        self.rendered: dict[str, str] = {}  # new renders, stored at the end
+        self.cached: dict[str, str] = {}  # prefetched HTML
+        self.looked_up: set[str] = set()  # keys already asked of the state
+        self.hits = 0
+        self.misses = 0
+
+    def key(self, post: Post) -> str:
+        """The engine's key, and with a `site` index what the post's HTML takes from other
+        posts and files (the URLs its links resolve to, its images' content): links.Prepared.key."""
+        from .content import cache_key
+
+        key = cache_key(post, self.config)
+        if self.site is None:
+            return key
+        return hashlib.sha256(f"{key}\0{self.site.prepare(post).key}".encode()).hexdigest()
+
+    def prefetch(self, posts: list[Post]) -> None:
+        keys = {self.key(post) for post in posts} - self.looked_up
+        if self.state is not None and keys:
+            self.cached.update(self.state.cached_html(keys))
+        self.looked_up |= keys
+
+    def __call__(self, post: Post) -> str:
+        key = self.key(post)
+        if key in self.rendered:
+            return self.rendered[key]
+        if key not in self.looked_up:
+            self.prefetch([post])
+        cached = self.cached.get(key)
+        if cached is not None:
+            self.hits += 1
+            return cached
+        self.misses += 1
+        from .content import render_html
+
+        html = render_html(post, self.config, self.site)
+        self.rendered[key] = html
+        return html
+
+    def save(self) -> None:
+        if self.state is not None and self.rendered:
+            self.state.store_html(self.rendered)
+
+
+# --- feed fingerprints ----------------------------------------------------------------------
+# A feed file depends on its posts (each standing for its file's bytes), on the config keys in
+# _feed_config (and, through scan_fingerprint, those parsing uses), on the code of content/
+# and of FEED_CODE_FILES, and on the files its posts take images and Liquid data from.
+
+FEEDS_WRITTEN_KEY = "feeds_written"
+# The code feed files depend on besides content/: these files of this package.
+FEED_CODE_FILES = ("feeds.py", "__init__.py")
+
+
+def _feed_config(config: Config) -> list:
+    """The config keys the feed files depend on, besides those parsing uses."""
+    site, feeds = config.site, config.feeds
+    return [site.title, site.url, site.description, site.language, site.author.name,
+            site.author.email, feeds.limit, site.icon, site.logo, list(feeds.websub_hub),
+            feeds.archive, feeds.archive_size, feeds.archive_tags, feeds.podcast,
+            config.content.dialect,  # which engine syntax is resolved (syntax.py)
+            ]
+
+
+def _config_fingerprint(config: Config) -> str:
+    """What every feed file depends on besides its posts: _feed_config, scan_fingerprint,
+    and the code that renders them."""
+    from .content import code_hash
+
+    here = Path(__file__).parent
+    h = hashlib.sha256(code_hash().encode())
+    for name in FEED_CODE_FILES:
+        h.update(hashlib.sha256((here / name).read_bytes()).digest())
+    h.update(json.dumps([scan_fingerprint(config), *_feed_config(config)])
+             .encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def feeds_fingerprint(config: Config, loaded: LoadResult) -> str:
+    """What the feed files depend on: the published posts (each stands for its file's bytes
+    under the scan fingerprint, which covers the config keys parsing uses), the config keys
+    the feeds use, and the code that renders them. Equal fingerprints, equal feed bytes."""
+    h = hashlib.sha256(_config_fingerprint(config).encode())
+    for post in loaded.posts:
+        h.update(f"{post.source}\0{post.content_hash}\n".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def feed_set_fingerprint(base: str, feed, key: Callable[[Post], str]) -> str:
+    """What one feed set's files depend on (feeds.render_feeds): the config and code (`base`),
+    its folder, title and description, its archive links (RFC 5005), and its items, each
+    standing for its file's bytes."""
+    h = hashlib.sha256(f"{base}\0{feed.folder}\0{feed.title}\0{feed.description}\0{feed.archive!r}\n"
+                       .encode("utf-8", "surrogatepass"))
+    for post in feed.items:
+        h.update(f"{post.source}\0{post.content_hash}\0{key(post)}\n".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def _last_write(state: State) -> dict:
+    recorded = state.get_meta(FEEDS_WRITTEN_KEY)
+    try:
+        last = json.loads(recorded) if recorded else {}
+    except ValueError:
+        return {}
+    return last if isinstance(last, dict) else {}
+
+
+def _feeds_unchanged(config: Config, last: dict, fingerprint: str) -> bool:
+    """Are the posts, config and code the same as at the last write, and every file it wrote
+    still there untouched (same size and mtime)?"""
+    if last.get("fingerprint") != fingerprint:
+        return False
+    files = last.get("files") or {}
+    # Deleted or edited by hand: render and rewrite what differs.
+    if not files or stat_files(config.output_dir, files) != files:
+        return False
+    # A local image or a Liquid data file changed, appeared or went away: render again.
+    return _stat_sources(last.get("sources") or {}) == (last.get("sources") or {})
+
+
+def _stat_sources(paths) -> dict[str, list[int] | None]:
+    """{absolute path: [size, mtime_ns], or None if there is no such file}."""
+    found: dict[str, list[int] | None] = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+            found[path] = [st.st_size, st.st_mtime_ns]
+        except OSError:
+            found[path] = None
+    return found
+
+
+class FeedSelection:
+    """feeds.render_feeds' `select`: the feed sets whose files are missing, touched, or whose
+    fingerprint changed since the last write; the others are left as they are on disk. The
+    posts of the chosen sets are looked up in the render cache at once.
+
+    Before choosing, every post of every set is prepared against the site (engine syntax,
+    links, images: links.SiteIndex, cheap, no Markdown rendered): its warnings are reported
+    on every build, its local images are copied beside the feeds, a local front matter image
+    points at its copy, and what its HTML takes from other posts and files is part of its
+    set's fingerprint."""
+
+    def __init__(self, config: Config, last: dict, renderer: CachedRenderer, site: SiteIndex):
+        self.base = _config_fingerprint(config)
+        self.site = site
+        self.warnings: list[str] = []  # one line per post and problem
+        self.media: dict[str, str] = {}  # output path -> source path of each image to copy
+        # The files besides the posts the feeds depend on: images (found or not) and the
+        # site's Liquid variables ({{ site.x }} comes from _config.yml and data files).
+        self.watched: set[str] = set(site.data_files)
+        self.last_sets = last.get("feeds") or {}
+        self.last_files = last.get("files") or {}
+        self.on_disk = stat_files(config.output_dir, self.last_files)
+        self.renderer = renderer
+        self.fingerprints: dict[str, str] = {}  # folder -> fingerprint, of every set
+        self.kept: set[str] = set()  # files of the sets left as they are
+
+    def _prepare(self, feeds: list) -> list:
+        import dataclasses
+
+        replaced: dict[int, Post] = {}
+        for post in {id(p): p for f in feeds for p in f.items}.values():
+            prepared = self.site.prepare(post)
+            self.warnings.extend(prepared.warnings)
+            for item in prepared.media:
+                self.media[item.name] = item.source
+                self.watched.add(item.source)
+            self.watched.update(prepared.missing)
+            if prepared.image:
+                replaced[id(post)] = dataclasses.replace(post, image=prepared.image)
+        if not replaced:
+            return feeds
+        return [dataclasses.replace(f, items=tuple(replaced.get(id(p), p) for p in f.items))
+                for f in feeds]
+
+    def __call__(self, feeds: list) -> list:
+        from .feeds import FEED_FILES  # feeds.py is imported by now: render_feeds calls this
+
+        feeds = self._prepare(feeds)
+        chosen = []
+        for feed in feeds:
+            fingerprint = feed_set_fingerprint(self.base, feed, self.renderer.key)
+            self.fingerprints[feed.folder] = fingerprint
+            paths = [feed.path(name) for name in FEED_FILES]
+            if (self.last_sets.get(feed.folder) == fingerprint
+                    and all(p in self.last_files and self.on_disk.get(p) == self.last_files[p]
+                            for p in paths)):
+                self.kept.update(paths)
+            else:
+                chosen.append(feed)
+        self.renderer.prefetch(list({id(p): p for f in chosen for p in f.items}.values()))
+        return chosen
+
+class FeedCache:
+    """What the feeds last written depended on (the state's meta FEEDS_WRITTEN_KEY), and
+    whether any of it changed: pipeline.write_site_feeds asks, then records what it wrote."""
+
+    def __init__(self, config: Config, state: State | None, loaded: LoadResult):
+        self.config, self.state, self.loaded = config, state, loaded
+        self.last = _last_write(state) if state is not None else {}
+        self.fingerprint = feeds_fingerprint(config, loaded) if state is not None else ""
+
+    def unchanged(self) -> bool:
+        """Nothing the feed files depend on changed, and they are on disk as written."""
+        return self.state is not None and _feeds_unchanged(self.config, self.last, self.fingerprint)
+
+    @property
+    def problems(self) -> list[str]:
+        """What the last write reported about the posts (said again on every build)."""
+        return self.last.get("problems") or []
+
+    @property
+    def posts_in_feeds(self) -> int:
+        return self.last.get("posts_in_feeds", 0)
+
+    def unchanged_files(self) -> dict[str, list[int]]:
+        """For the idle stamp: the feed files found untouched, {path: [size, mtime_ns]}, and the
+        other files the feeds depend on (local images, Liquid data), by absolute path: one that
+        changes ends idleness, and one that is missing ([-1, -1]: never what a stat finds)
+        keeps every run on the full path, which reports it and copies it once it appears."""
+        sources = self.last.get("sources") or {}
+        return {**self.last["files"], **{path: stamp or [-1, -1] for path, stamp in sources.items()}}
+
+    def selection(self) -> FeedSelection:
+        """feeds.render_feeds' `select` for this write, with its render cache."""
+        from .content.links import SiteIndex
+
+        site = SiteIndex(self.config, self.loaded.posts)
+        return FeedSelection(self.config, self.last, CachedRenderer(self.state, self.config, site), site)
+
+    def record(self, written: list[str], selection: FeedSelection) -> None:
+        """Remember what this write depended on, for the next build to compare."""
+        if self.state is None:
+            return
+        self.state.set_meta(FEEDS_WRITTEN_KEY, json.dumps({
+            "fingerprint": self.fingerprint,
+            "feeds": selection.fingerprints,
+            "files": stat_files(self.config.output_dir, [*written, *selection.kept]),
+            "posts_in_feeds": selection.renderer.hits + selection.renderer.misses,
+            "problems": selection.warnings,
+            "sources": _stat_sources(sorted(selection.watched)),
+        }, sort_keys=True))
+
+
+# --- the idle stamp -------------------------------------------------------------------------
+# The idle stamp: how `publisher run`, which cron repeats all day, knows in a few milliseconds
+# that there is nothing to do.
+#
+# Most runs find no post changed, no feed to rewrite, no digest due and no mail owed. Proving
+# that the long way costs more than the work itself: importing SQLAlchemy alone takes longer
+# than a walk over 2,000 post files. So a run that did nothing leaves a stamp in the state
+# database saying what its outcome depended on, until when it holds, and what it reported.
+# The next run recomputes the same signature from the files (a walk and a stat each, no file
+# read, no SQLAlchemy) and, if the stamp matches and has not expired, reports the same again
+# and stops.
+#
+# The signature covers:
+# - every post file's path, size and mtime (the scan cache's own test, and its residual risk);
+# - the feed files last written, by size and mtime (deleted or edited by hand: a full run);
+# - the whole config, and publisher's own code: every file of the package, subpackages and
+#   templates included (an upgrade or an edit never reuses an old stamp).
+# The stamp expires at the next firing of newsletter.schedule and at the date of the first
+# post held back for the future, whichever comes first.
+# Owed mail always takes the full path: state.create_digest removes the stamp in the
+# transaction that records a digest or an alert, and a stamp is only written by a transaction
+# that finds no digest still owing mail (State.save_idle_stamp).
+#
+# SQLite only. The stamp is read with the standard library's sqlite3 (cachestore.py),
+# because avoiding SQLAlchemy's import is the point. On PostgreSQL every run takes
+# the full path.
+
+STAMP_KEY = "idle_stamp"
+_FORMAT = 1
+_CODE_SIGNATURE: str | None = None
+
+
+def _code_signature() -> str:
+    """publisher's version and the size and mtime of every file of the package, at any depth
+    (code, subpackages and templates alike): a reinstall, an edited checkout or a new module
+    changes it."""
+    global _CODE_SIGNATURE
+    if _CODE_SIGNATURE is None:
+        h = hashlib.sha256(__version__.encode())
+        package = os.path.dirname(os.path.abspath(__file__))
+        for folder, subfolders, files in os.walk(package):
+            # Compiled bytecode follows the sources; hidden folders are no part of the code.
+            subfolders[:] = sorted(d for d in subfolders
+                                   if d != "__pycache__" and not d.startswith("."))
+            rel = os.path.relpath(folder, package).replace(os.sep, "/")
+            for name in sorted(files):
+                try:
+                    st = os.stat(os.path.join(folder, name))
+                except OSError:
+                    continue  # removed while we walked: the next run sees the new tree
+                h.update(f"{rel}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogatepass"))
+        _CODE_SIGNATURE = h.hexdigest()
+    return _CODE_SIGNATURE
+
+
+def stat_files(output_dir: Path, rels) -> dict[str, list[int]]:
+    """{relative path: [size, mtime_ns]} of the files that exist."""
+    found = {}
+    for rel in rels:
+        try:
+            st = (output_dir / rel).stat()
+        except OSError:
+            continue
+        found[rel] = [st.st_size, st.st_mtime_ns]
+    return found
+
+
+def _signature(config: Config, content: str, feeds: dict[str, list[int]]) -> str:
+    parts = [_FORMAT, _code_signature(), repr(config), content, sorted(feeds.items())]
+    return hashlib.sha256(json.dumps(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def sqlite_path(config: Config) -> str | None:
+    """The SQLite file behind state.database, or None for any other database."""
+    url = config.database_url
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///"):]
+    return path if path and path != ":memory:" else None
+
+
+def stamp(config: Config, *, files_signature: str, feed_files: dict[str, list[int]],
+          expires: datetime | None, lines: list[str], problems: list[str]) -> str:
+    """The stamp of a run that did nothing: `files_signature` as its scan saw the posts,
+    `feed_files` as it found the feeds (unchanged), and what it reported."""
+    return json.dumps({
+        "signature": _signature(config, files_signature, feed_files),
+        "feeds": sorted(feed_files),
+        "expires": expires.isoformat() if expires else None,
+        "lines": lines,
+        "problems": problems,
+    }, ensure_ascii=False)
+
+
+def still_idle(config: Config, now: datetime) -> dict[str, Any] | None:
+    """The last idle run's stamp, if nothing it depended on changed and it has not expired:
+    {"lines": [...], "problems": [...]}, what that run reported. Else None."""
+    from . import cachestore
+    from .content import content_signature
+
+    if not config.content_dir.is_dir():
+        return None  # the full run says so, and touches nothing (not even the database)
+    path = sqlite_path(config)
+    value = cachestore.read_meta(path, STAMP_KEY) if path else None
+    if not value:
+        return None
+    try:
+        found = json.loads(value)
+        expires = datetime.fromisoformat(found["expires"]) if found["expires"] else None
+        feed_files = stat_files(config.output_dir, found["feeds"])
+        lines, problems = list(found["lines"]), list(found["problems"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if expires is not None and now >= expires:
+        return None
+    if len(feed_files) != len(found["feeds"]):
+        return None  # a feed file is gone
+    if _signature(config, content_signature(config), feed_files) != found["signature"]:
+        return None
+    return {"lines": lines, "problems": problems}
+
+
+def save_idle_stamp(config: Config, state: State, loaded: LoadResult,
+                    feed_files: dict[str, list[int]], now: datetime, since_last_digest: datetime,
+                    lines: list[str], problems: list[str]) -> None:
+    """A run did nothing: let the next ones say so cheaply, until something changes or the
+    schedule fires or a post held back for the future comes due."""
+    from .scanner import next_firing
+
+    due = [p.published for p in loaded.held_back if not p.draft and p.published > now]
+    due += [p.expires for p in loaded.posts if p.expires is not None]  # Hugo's expiryDate
+    firing = next_firing(config, since_last_digest)
+    if firing is not None:
+        due.append(firing)
+    state.save_idle_stamp(stamp(config, files_signature=loaded.files_signature,
+                                feed_files=feed_files, expires=min(due, default=None),
+                                lines=lines, problems=problems))
