@@ -21,7 +21,7 @@ import logging
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from . import __version__
 
@@ -96,6 +96,9 @@ class CachedRenderer:
         self.rendered: dict[str, str] = {}  # new renders, stored at the end
         self.cached: dict[str, str] = {}  # prefetched HTML
         self.looked_up: set[str] = set()  # keys already asked of the state
+        # links.Prepared.key by (url, content_hash), as FeedSelection found it without
+        # preparing the post again.
+        self.prepared_keys: dict[tuple[str, str], str] = {}
         self.hits = 0
         self.misses = 0
 
@@ -107,7 +110,10 @@ class CachedRenderer:
         key = cache_key(post, self.config)
         if self.site is None:
             return key
-        return hashlib.sha256(f"{key}\0{self.site.prepare(post).key}".encode()).hexdigest()
+        prepared = self.prepared_keys.get((post.url, post.content_hash))
+        if prepared is None:
+            prepared = self.site.prepare(post).key
+        return hashlib.sha256(f"{key}\0{prepared}".encode()).hexdigest()
 
     def prefetch(self, posts: list[Post]) -> None:
         keys = {self.key(post) for post in posts} - self.looked_up
@@ -232,10 +238,12 @@ class FeedSelection:
     posts of the chosen sets are looked up in the render cache at once.
 
     Before choosing, every post of every set is prepared against the site (engine syntax,
-    links, images: links.SiteIndex, cheap, no Markdown rendered): its warnings are reported
-    on every build, its local images are copied beside the feeds, a local front matter image
-    points at its copy, and what its HTML takes from other posts and files is part of its
-    set's fingerprint."""
+    links, images: links.SiteIndex, no Markdown rendered): its warnings are reported on every
+    build, its local images are copied beside the feeds, a local front matter image points at
+    its copy, and what its HTML takes from other posts and files is part of its set's
+    fingerprint. Preparing is not free (~0.7 ms a post: the scan for links outside code), so
+    what it found is recorded per post with what it depended on (see _PreparedRecord), and a
+    post whose record still holds is not prepared again."""
 
     def __init__(self, config: Config, last: dict, renderer: CachedRenderer, site: SiteIndex):
         self.base = _config_fingerprint(config)
@@ -251,20 +259,56 @@ class FeedSelection:
         self.renderer = renderer
         self.fingerprints: dict[str, str] = {}  # folder -> fingerprint, of every set
         self.kept: set[str] = set()  # files of the sets left as they are
+        # The last write's records hold if the config and code are the same and none of the
+        # files they watched (images, Liquid data) changed.
+        sources = last.get("sources") or {}
+        usable = last.get("base") == self.base and _stat_sources(sources) == sources
+        self.last_prepared: dict[str, list] = (last.get("prepared") or {}) if usable else {}
+        self.prepared: dict[str, list] = {}  # source -> _PreparedRecord fields, of this write
+        self.prepared_again = 0  # posts prepared (not taken from their record)
+
+    def _record(self, post: Post) -> _PreparedRecord:
+        """The post's preparation: its record from the last write when the post is the same
+        and every link lookup it made gives the same answer now; else prepared again."""
+        found = self.last_prepared.get(post.source)
+        if found is not None:
+            record = _PreparedRecord(*found)
+            if record.holds(post, self.site):
+                return record
+        self.prepared_again += 1
+        lookups: list[list] = []
+        site_post_link = type(self.site).post_link
+
+        def post_link(kind: str, target: str, from_file: str) -> str | None:
+            url = site_post_link(self.site, kind, target, from_file)
+            lookups.append([kind, target, from_file, url])
+            return url
+
+        # Every lookup of another post goes through SiteIndex.post_link: recorded here.
+        self.site.post_link = post_link
+        try:
+            prepared = self.site.prepare(post)
+        finally:
+            del self.site.post_link
+        return _PreparedRecord(post.url, post.content_hash, prepared.key, list(prepared.warnings),
+                               [[m.name, m.source] for m in prepared.media],
+                               list(prepared.missing), prepared.image, lookups)
 
     def _prepare(self, feeds: list) -> list:
         import dataclasses
 
         replaced: dict[int, Post] = {}
         for post in {id(p): p for f in feeds for p in f.items}.values():
-            prepared = self.site.prepare(post)
-            self.warnings.extend(prepared.warnings)
-            for item in prepared.media:
-                self.media[item.name] = item.source
-                self.watched.add(item.source)
-            self.watched.update(prepared.missing)
-            if prepared.image:
-                replaced[id(post)] = dataclasses.replace(post, image=prepared.image)
+            record = self._record(post)
+            self.prepared[post.source] = list(record)
+            self.renderer.prepared_keys[(post.url, post.content_hash)] = record.key
+            self.warnings.extend(record.warnings)
+            for name, source in record.media:
+                self.media[name] = source
+                self.watched.add(source)
+            self.watched.update(record.missing)
+            if record.image:
+                replaced[id(post)] = dataclasses.replace(post, image=record.image)
         if not replaced:
             return feeds
         return [dataclasses.replace(f, items=tuple(replaced.get(id(p), p) for p in f.items))
@@ -287,6 +331,28 @@ class FeedSelection:
                 chosen.append(feed)
         self.renderer.prefetch(list({id(p): p for f in chosen for p in f.items}.values()))
         return chosen
+
+
+class _PreparedRecord(NamedTuple):
+    """What links.SiteIndex.prepare found for one post, and what that depended on besides
+    the config and code (FeedSelection's base) and the watched files: the post itself (URL and
+    bytes) and the answer to each lookup of another post it made (the site's other posts
+    change with every new post, but a post's links rarely point at the new one)."""
+
+    url: str
+    content_hash: str
+    key: str  # links.Prepared.key
+    warnings: list
+    media: list  # [name, source] of each image to copy
+    missing: list
+    image: str
+    lookups: list  # [kind, target, from_file, url found or None]
+
+    def holds(self, post: Post, site: SiteIndex) -> bool:
+        return (self.url == post.url and self.content_hash == post.content_hash
+                and all(site.post_link(kind, target, from_file) == url
+                        for kind, target, from_file, url in self.lookups))
+
 
 class FeedCache:
     """What the feeds last written depended on (the state's meta FEEDS_WRITTEN_KEY), and
@@ -331,7 +397,9 @@ class FeedCache:
             return
         self.state.set_meta(FEEDS_WRITTEN_KEY, json.dumps({
             "fingerprint": self.fingerprint,
+            "base": selection.base,
             "feeds": selection.fingerprints,
+            "prepared": selection.prepared,
             "files": stat_files(self.config.output_dir, [*written, *selection.kept]),
             "posts_in_feeds": selection.renderer.hits + selection.renderer.misses,
             "problems": selection.warnings,

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from publisher import pipeline
+from publisher.content import links
 
 NOW = datetime(2024, 6, 1, tzinfo=timezone.utc)
 BASE = "https://blog.test.example"
@@ -68,6 +69,37 @@ def test_a_link_to_a_source_file_follows_that_posts_url_past_the_render_cache(si
     # a.md's bytes did not change; its HTML did, because what it links to did.
     assert html_of(site, "a") == f'<p>See <a href="{BASE}/blog/renamed/">b</a>.</p>'
     assert "1 rendered" not in report.lines[0] and "2 rendered" in report.lines[0]
+
+
+def test_a_link_to_a_post_not_yet_published_resolves_when_it_is(site, monkeypatch):
+    """A post's preparation is recorded with the lookups it made (cache.FeedSelection): the
+    next build takes it from its record without preparing it again, unless a lookup gives
+    another answer now, as when the post a link names is published."""
+    site.post("a.md", "title: A\npubDate: 2024-01-01", "See [later](later.md).\n")
+    site.post("b.md", "title: B\npubDate: 2024-01-02", "Nothing to resolve.\n")
+    report = pipeline.build(site.config(), NOW)
+    assert report.problems == [
+        "content/a.md: link to later.md: no published post has that source file"]
+    assert html_of(site, "a") == f'<p>See <a href="{BASE}/blog/a/later.md">later</a>.</p>'
+    prepared: list[str] = []
+    real = links._prepare
+
+    def counted(post, index):
+        prepared.append(post.source)
+        return real(post, index)
+
+    monkeypatch.setattr(links, "_prepare", counted)
+    site.post("c.md", "title: C\npubDate: 2024-01-03")  # a.md's lookup still finds nothing
+    report = pipeline.build(site.config(), NOW)
+    assert prepared == ["content/c.md"]
+    assert report.problems == [
+        "content/a.md: link to later.md: no published post has that source file"]
+    prepared.clear()
+    site.post("later.md", "title: Later\npubDate: 2024-01-04")
+    report = pipeline.build(site.config(), NOW)
+    assert sorted(prepared) == ["content/a.md", "content/later.md"]
+    assert report.problems == []
+    assert html_of(site, "a") == f'<p>See <a href="{BASE}/blog/later/">later</a>.</p>'
 
 
 def test_local_images_are_copied_under_content_hashed_names_once(site):

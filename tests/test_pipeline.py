@@ -270,3 +270,47 @@ def test_a_feed_file_touched_by_hand_is_rewritten(site):
     pipeline.build(site.config(), MON)
     assert (site.root / "public/tags/x/rss.xml").read_bytes() == good
     assert (site.root / "public/tags/y/rss.xml").is_file()
+
+
+def _fresh_feeds(config, now) -> dict[str, bytes]:
+    """Every feed file as a build from nothing writes it: no state, no cache, no selection."""
+    from publisher.content import load_posts, render_html
+    from publisher.content.links import SiteIndex
+    from publisher.feeds import render_feeds
+
+    loaded = load_posts(config, now)
+    site_index = SiteIndex(config, loaded.posts)
+    return render_feeds(loaded.posts, config, lambda post: render_html(post, config, site_index))
+
+
+def test_one_new_post_changes_every_feed_it_is_in_and_no_other(site):
+    """Issue 19: after one new post, the incremental build's files are byte for byte what a
+    build from nothing writes, and exactly the files whose bytes that changes are rewritten:
+    the site's feeds, its tags' and its category's feeds, and the archive pages that gain a
+    post; the other tags, categories and languages keep their bytes and mtimes."""
+    site.write_config(feeds={"output_dir": "public", "limit": 3, "archive": True,
+                             "archive_size": 2, "archive_tags": True})
+    tags, categories = ["alpha", "beta", "gamma"], ["news", "notes"]
+    for i in range(10):
+        site.post(f"p{i:02d}.md", f"title: P{i}\npubDate: 2024-01-{i + 1:02d}\n"
+                                  f"tags: [{tags[i % 3]}]\ncategories: [{categories[i % 2]}]")
+    for i in range(4):
+        site.post(f"fr{i}.md", f"title: F{i}\npubDate: 2024-01-{i + 1:02d}\nlang: fr\ntags: [alpha]")
+    pipeline.build(site.config(), MON)
+    before = _feed_files(site)
+    site.post("new.md", "title: New\npubDate: 2024-02-01\ntags: [alpha]\ncategories: [news]",
+              "Fresh **text**.\n")
+    pipeline.build(site.config(), MON)
+    after = _feed_files(site)
+    fresh = _fresh_feeds(site.config(), MON)
+    assert {rel: data for rel, (data, _mtime) in after.items()} == fresh
+    should_change = {rel for rel in fresh if before.get(rel, (None,))[0] != fresh[rel]}
+    rewritten = {rel for rel in after if after[rel][1] != before.get(rel, (None, None))[1]}
+    assert rewritten == should_change
+    folders = {rel.rsplit("/", 1)[0] + "/" if "/" in rel else "" for rel in should_change}
+    # p07 leaves the home feed for archive page 4 (its newest); p03 leaves alpha's feed for its
+    # page 1 (archive_tags); news gains the post (no archive pages for categories).
+    assert folders == {"", "archive/4/", "tags/alpha/", "tags/alpha/archive/1/", "categories/news/"}
+    untouched = {rel for rel in after if rel.startswith(("fr/", "tags/beta/", "tags/gamma/",
+                                                         "categories/notes/", "archive/1/"))}
+    assert untouched and all(after[rel] == before[rel] for rel in untouched)
