@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .config import Config
     from .content import LoadResult, Post
     from .content.links import SiteIndex
+    from .cachestore import CacheStore
     from .state import State
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def scan_fingerprint(config: Config) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def load_site(config: Config, state: State, now: datetime) -> LoadResult:
+def load_site(config: Config, state: State | CacheStore, now: datetime) -> LoadResult:
     """content.load_posts through the state's scan cache: only new or changed files are read
     and parsed; the cache is written back only when something changed."""
     from .content import ScanEntry, load_posts
@@ -76,6 +77,22 @@ def load_site(config: Config, state: State, now: datetime) -> LoadResult:
 
 
 
+def open_build_state(config: Config) -> State | CacheStore:
+    """What a build reads and writes its caches through: on an existing SQLite state database
+    of the current schema, the standard library's sqlite3 (cachestore.CacheStore: no
+    SQLAlchemy import); else, or when a WebSub hub must be pinged (websub.py keeps its
+    retries in State), State, which creates, migrates or explains."""
+    from .cachestore import CacheStore
+
+    path = sqlite_path(config)
+    store = CacheStore.open(path) if path and not config.feeds.websub_hub else None
+    if store is not None:
+        return store
+    from .state import State  # lazy: SQLAlchemy's import, ~0.2 s
+
+    return State(config.database_url)
+
+
 # --- the render cache -----------------------------------------------------------------------
 # Keyed by content.cache_key (the post's URL and bytes, and the Markdown engine's config keys)
 # and, with a site index, links.Prepared.key (what the HTML takes from other posts and files).
@@ -88,7 +105,7 @@ class CachedRenderer:
     is looked up on its own. Rendering is cheap (cmark-gfm: ~0.2 ms for a 7 KB post), so it
     happens in this process, when a post is asked for."""
 
-    def __init__(self, state: State | None, config: Config | None = None,
+    def __init__(self, state: State | CacheStore | None, config: Config | None = None,
                  site: SiteIndex | None = None):
         self.state = state
         self.config = config
@@ -198,7 +215,7 @@ def feed_set_fingerprint(base: str, feed, key: Callable[[Post], str]) -> str:
     return h.hexdigest()
 
 
-def _last_write(state: State) -> dict:
+def _last_write(state: State | CacheStore) -> dict:
     recorded = state.get_meta(FEEDS_WRITTEN_KEY)
     try:
         last = json.loads(recorded) if recorded else {}
@@ -358,7 +375,7 @@ class FeedCache:
     """What the feeds last written depended on (the state's meta FEEDS_WRITTEN_KEY), and
     whether any of it changed: pipeline.write_site_feeds asks, then records what it wrote."""
 
-    def __init__(self, config: Config, state: State | None, loaded: LoadResult):
+    def __init__(self, config: Config, state: State | CacheStore | None, loaded: LoadResult):
         self.config, self.state, self.loaded = config, state, loaded
         self.last = _last_write(state) if state is not None else {}
         self.fingerprint = feeds_fingerprint(config, loaded) if state is not None else ""

@@ -1,18 +1,28 @@
-"""The build's and the idle run's cache reads and writes on a SQLite state database, with the
-standard library's sqlite3: importing SQLAlchemy costs more than what these paths do (~0.2 s).
+"""The build's cache reads and writes on a SQLite state database, and the idle run's stamp
+read, with the standard library's sqlite3: importing SQLAlchemy alone costs ~0.2 s, more than
+a build after one new post does besides (issue 19).
 
 This is the one module besides state.py that holds SQL; it belongs to the state layer (and
-moves under it). It never creates or migrates a database: where the schema is not the one it
-knows, its callers take the full path through State.
+moves under it). It owns the facts both need without SQLAlchemy: the schema version and how
+a SQLite file is recognised. It never creates or migrates a database: a missing file, a file
+that is not SQLite, or another schema version, and the caller takes the full path through
+State, which creates, migrates or explains. PostgreSQL always goes through State.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+from datetime import datetime, timezone
+from typing import Iterable
 from urllib.parse import quote
 
 log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 5  # of the state database (state.py migrates to it)
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+_CHUNK = 500  # keys per IN (...): under SQLite's limit of bound parameters
 
 
 def read_meta(path: str, key: str) -> str | None:
@@ -29,3 +39,120 @@ def read_meta(path: str, key: str) -> str | None:
     finally:
         conn.close()
     return row[0] if row else None
+
+
+class CacheStore:
+    """The part of State a build uses (scan cache, render cache, meta), on a SQLite file
+    that already holds the current schema; the same rows and transactions as State's (WAL,
+    a busy timeout, BEGIN IMMEDIATE for writes)."""
+
+    def __init__(self, path: str, conn: sqlite3.Connection):
+        self.path, self.conn = path, conn
+
+    @classmethod
+    def open(cls, path: str) -> CacheStore | None:
+        """The store on `path`, or None when the full path must be taken (see above)."""
+        try:
+            with open(path, "rb") as f:
+                if f.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
+                    return None
+        except OSError:
+            return None
+        try:
+            conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+                                   isolation_level=None)
+        except sqlite3.Error:
+            return None
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.Error:
+            row = None  # damaged, locked or foreign: State says which
+        if row is None or row[0] != str(SCHEMA_VERSION):
+            conn.close()
+            return None
+        return cls(path, conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _failed(self, e: sqlite3.Error):
+        """The database failed (disk full, damaged, read-only): State's message for it."""
+        from .errors import StateError
+        from .state import _explain  # lazy: SQLAlchemy's import (~0.2 s), on this error only
+
+        return StateError(_explain(self.path, self.path, str(e)))
+
+    def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.Error as e:
+            raise self._failed(e) from e
+
+    def _write(self, statements: Iterable[tuple[str, list[tuple]]]) -> None:
+        """Each (sql, rows) executed for its rows, all in one write transaction."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, rows in statements:
+                    self.conn.executemany(sql, rows)
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise self._failed(e) from e
+
+    # --- meta (State.get_meta, State.set_meta) ---
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write([("INSERT INTO meta (key, value) VALUES (?, ?) "
+                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [(key, value)])])
+
+    # --- the render cache (State.cached_html, State.store_html) ---
+
+    def cached_html(self, keys: Iterable[str]) -> dict[str, str]:
+        keys = list(keys)
+        found: dict[str, str] = {}
+        for i in range(0, len(keys), _CHUNK):
+            chunk = keys[i:i + _CHUNK]
+            found.update(self._read(
+                f"SELECT key, html FROM render_cache WHERE key IN ({','.join('?' * len(chunk))})",
+                tuple(chunk)))
+        return found
+
+    def store_html(self, rendered: dict[str, str], now: datetime | None = None) -> None:
+        if not rendered:
+            return
+        # As SQLAlchemy's DateTime stores it on SQLite: UTC, naive, with microseconds.
+        used_at = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(
+            tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        self._write([("INSERT INTO render_cache (key, html, used_at) VALUES (?, ?, ?) "
+                      "ON CONFLICT (key) DO NOTHING",
+                      [(k, v, used_at) for k, v in rendered.items()])])
+
+    # --- the scan cache (State.scan_cache, State.store_scan_cache) ---
+
+    def scan_cache(self, fingerprint: str) -> dict[str, tuple[int, int, str, str | None, str | None]]:
+        rows = self._read("SELECT path, size, mtime_ns, content_hash, post, problem FROM scan_cache "
+                          "WHERE fingerprint = ?", (fingerprint,))
+        return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+
+    def store_scan_cache(self, fingerprint: str, changed: dict[str, tuple], removed: Iterable[str]) -> None:
+        removed = list(removed)
+        self._write([
+            ("DELETE FROM scan_cache WHERE fingerprint != ?", [(fingerprint,)]),
+            ("DELETE FROM scan_cache WHERE path = ?", [(path,) for path in removed]),
+            ("INSERT INTO scan_cache (path, size, mtime_ns, content_hash, fingerprint, post, problem) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
+             "mtime_ns = excluded.mtime_ns, content_hash = excluded.content_hash, "
+             "fingerprint = excluded.fingerprint, post = excluded.post, problem = excluded.problem",
+             [(path, size, mtime_ns, content_hash, fingerprint, post, problem)
+              for path, (size, mtime_ns, content_hash, post, problem) in changed.items()]),
+        ])

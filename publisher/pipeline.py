@@ -30,6 +30,7 @@ from .content.links import SiteIndex
 from .content.posts import require_content_dir
 
 if TYPE_CHECKING:
+    from .cachestore import CacheStore
     from .state import State
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def open_state(config: Config) -> State:
 
 
 
-def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
+def write_site_feeds(config: Config, state: State | CacheStore | None, loaded: LoadResult,
                      report: Report, now: datetime | None = None) -> dict[str, list[int]] | None:
     """Render and write the feeds, unless nothing they depend on changed since the last write
     (cache.FeedCache; the common case for a cron job): then no Markdown, feedgen or lxml even
@@ -110,7 +111,7 @@ def write_site_feeds(config: Config, state: State | None, loaded: LoadResult,
 
 
 
-def ping_hubs(config: Config, state: State | None, changed: list[str], report: Report,
+def ping_hubs(config: Config, state: State | CacheStore | None, changed: list[str], report: Report,
               now: datetime | None) -> None:
     """After the feeds are written: WebSub pings for the changed ones, and retries of those an
     earlier run could not deliver. Never raises for a hub's failure (websub.py)."""
@@ -134,7 +135,7 @@ def build(config: Config, now: datetime | None = None) -> Report:
     now = now or now_utc()
     require_content_dir(config)  # before the state is touched
     report = Report()
-    state = open_state(config)
+    state = cache.open_build_state(config)
     try:
         loaded = load_site(config, state, now)
         report.problems.extend(loaded.problems)

@@ -28,11 +28,11 @@ from sqlalchemy import event
 
 from .errors import LockedError, PublisherError, StateError
 from .cache import STAMP_KEY as IDLE_STAMP_KEY
+# Read by cachestore.py too, without SQLAlchemy: owned there.
+from .cachestore import SCHEMA_VERSION, SQLITE_BUSY_TIMEOUT_MS, SQLITE_MAGIC
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
-SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 # Subscriber statuses. Only "active" subscribers are mailed.
 PENDING, ACTIVE, UNSUBSCRIBED, BOUNCED = "pending", "active", "unsubscribed", "bounced"
@@ -330,7 +330,6 @@ def _add_bounce_events(conn: sa.Connection) -> None:
 MIGRATIONS[5] = _add_bounce_events
 
 
-SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 
 
 def damage_hint(path: str) -> str:

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from publisher import cache, content, pipeline
 from publisher import state as state_mod
 from publisher.cache import scan_fingerprint
+from publisher.cachestore import CacheStore
 from publisher.content import ScanEntry, load_posts
 from publisher.errors import ContentError
 from publisher.state import State
@@ -336,14 +337,17 @@ def test_rendered_html_is_fetched_in_one_lookup(site, monkeypatch):
     pipeline.build(config, NOW)
     site.post("new.md", "title: New\npubDate: 2024-12-01\ntags: [t0]")
     lookups = []
-    real = State.cached_html
 
-    def spy(self, keys):
-        keys = list(keys)
-        lookups.append(len(keys))
-        return real(self, keys)
+    def spy(real):
+        def cached_html(self, keys):
+            keys = list(keys)
+            lookups.append(len(keys))
+            return real(self, keys)
+        return cached_html
 
-    monkeypatch.setattr(State, "cached_html", spy)
+    # Through State, or the sqlite3 store a build uses on an existing SQLite database.
+    for store in (State, CacheStore):
+        monkeypatch.setattr(store, "cached_html", spy(store.cached_html))
     report = pipeline.build(config, NOW)
     assert "1 rendered" in report.lines[0]
     assert len(lookups) == 1
