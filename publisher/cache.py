@@ -167,7 +167,7 @@ class CachedRenderer:
 
 FEEDS_WRITTEN_KEY = "feeds_written"
 # The code feed files depend on besides content/: these files of this package.
-FEED_CODE_FILES = ("feeds.py", "__init__.py")
+FEED_CODE_FILES = ("feeds.py", "cache.py", "__init__.py")
 
 
 def _feed_config(config: Config) -> list:
@@ -288,7 +288,7 @@ class FeedSelection:
         """The post's preparation: its record from the last write when the post is the same
         and every link lookup it made gives the same answer now; else prepared again."""
         found = self.last_prepared.get(post.source)
-        if found is not None:
+        if isinstance(found, list) and len(found) == len(_PreparedRecord._fields):
             record = _PreparedRecord(*found)
             if record.holds(post, self.site):
                 return record
