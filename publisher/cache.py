@@ -294,19 +294,25 @@ class FeedSelection:
                 return record
         self.prepared_again += 1
         lookups: list[list] = []
-        site_post_link = type(self.site).post_link
+        site_class = type(self.site)
 
         def post_link(kind: str, target: str, from_file: str) -> str | None:
-            url = site_post_link(self.site, kind, target, from_file)
+            url = site_class.post_link(self.site, kind, target, from_file)
             lookups.append([kind, target, from_file, url])
             return url
 
-        # Every lookup of another post goes through SiteIndex.post_link: recorded here.
-        self.site.post_link = post_link
+        def served_at(url_path: str) -> str | None:
+            found = site_class.served_at(self.site, url_path)
+            lookups.append([_SERVED, url_path, "", found])
+            return found
+
+        # Every lookup of another post (SiteIndex.post_link) and of a file the engine serves
+        # (SiteIndex.served_at) goes through the index: recorded here.
+        self.site.post_link, self.site.served_at = post_link, served_at
         try:
             prepared = self.site.prepare(post)
         finally:
-            del self.site.post_link
+            del self.site.post_link, self.site.served_at
         return _PreparedRecord(post.url, post.content_hash, prepared.key, list(prepared.warnings),
                                [[m.name, m.source] for m in prepared.media],
                                list(prepared.missing), prepared.image, lookups)
@@ -350,11 +356,16 @@ class FeedSelection:
         return chosen
 
 
+_SERVED = "served_at"  # a lookup of a file the engine serves, in _PreparedRecord.lookups
+
+
 class _PreparedRecord(NamedTuple):
     """What links.SiteIndex.prepare found for one post, and what that depended on besides
     the config and code (FeedSelection's base) and the watched files: the post itself (URL and
-    bytes) and the answer to each lookup of another post it made (the site's other posts
-    change with every new post, but a post's links rarely point at the new one)."""
+    bytes) and the answer to each lookup it made of another post or of a file the engine
+    serves (the site's other posts change with every new post, but a post's links rarely
+    point at the new one). Not covered: an image in a Hugo page bundle that goes away (its
+    warning waits until the post changes)."""
 
     url: str
     content_hash: str
@@ -363,12 +374,13 @@ class _PreparedRecord(NamedTuple):
     media: list  # [name, source] of each image to copy
     missing: list
     image: str
-    lookups: list  # [kind, target, from_file, url found or None]
+    lookups: list  # [kind, target, from_file, URL or file found, or None]
 
     def holds(self, post: Post, site: SiteIndex) -> bool:
         return (self.url == post.url and self.content_hash == post.content_hash
-                and all(site.post_link(kind, target, from_file) == url
-                        for kind, target, from_file, url in self.lookups))
+                and all((site.served_at(target) if kind == _SERVED
+                         else site.post_link(kind, target, from_file)) == found
+                        for kind, target, from_file, found in self.lookups))
 
 
 class FeedCache:

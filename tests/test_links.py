@@ -165,6 +165,19 @@ def test_site_absolute_images_are_found_in_the_static_folder(site):
                                                       "https://example.github.io/images/y.png"]
 
 
+def test_a_served_image_that_goes_away_is_named_by_the_next_build_that_writes(site):
+    """A post's recorded preparation (cache.FeedSelection) holds only while every file the
+    engine serves that it found is still there."""
+    static = site.root / "static" / "images"
+    static.mkdir(parents=True)
+    (static / "x.png").write_bytes(b"\x89PNG x")
+    site.post("p.md", "title: P\npubDate: 2024-01-01", "![x](/images/x.png)\n")
+    assert pipeline.build(site.config(), NOW).problems == []
+    (static / "x.png").unlink()
+    site.post("q.md", "title: Q\npubDate: 2024-01-02")
+    assert pipeline.build(site.config(), NOW).problems == ["content/p.md: image not found: /images/x.png"]
+
+
 def test_a_missing_image_is_named_on_every_build_and_by_check_until_it_appears(site):
     site.post("p.md", "title: P\npubDate: 2024-01-01\nheroImage: ../assets/hero.jpg",
               "![d](./diagram.svg)\n\n```\n![not an image](./in-code.png)\n```\n")
