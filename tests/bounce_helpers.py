@@ -10,7 +10,7 @@ from __future__ import annotations
 import mailbox
 from pathlib import Path
 
-from conftest import REPO
+from sites import REPO
 
 FIXTURES = REPO / "tests" / "fixtures" / "bounces"
 SENDER = "news@blog.test.example"

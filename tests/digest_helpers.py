@@ -1,5 +1,5 @@
-"""Helpers for tests/test_digest.py: a throwaway site written as real files, read back with
-the real parsers (config.load_config, content.read_post)."""
+"""Helpers for tests/test_digest.py: a sites.Site with slug-named posts read back with the real
+parsers (config.load_config, content.read_post), and readers of the rendered HTML."""
 
 from __future__ import annotations
 
@@ -11,53 +11,29 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import yaml
+from sites import Site, write_post
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "digest"
 
 
-class DigestSite:
+class DigestSite(Site):
+    """A sites.Site whose posts are named by slug and read back with content.read_post."""
+
     def __init__(self, root: Path):
-        self.root = root
-        (root / "content").mkdir(parents=True, exist_ok=True)
+        super().__init__(root)
         self._count = 0
 
-    def write_config(self, *, newsletter: dict[str, Any] | None = None,
-                     site: dict[str, Any] | None = None) -> Path:
-        data = {
-            "site": {
-                "title": "Test Blog",
-                "url": "https://blog.test.example",
-                "description": "A blog for tests",
-                "author": {"name": "Site Author", "email": "author@blog.test.example"},
-                **(site or {}),
-            },
-            "content": {"dir": "content", "permalink": "/blog/{slug}/"},
-            "newsletter": {
-                "from": "Test Blog <news@blog.test.example>",
-                "timezone": "UTC",
-                **(newsletter or {}),
-            },
-        }
-        path = self.root / "config.yaml"
-        path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-        return path
-
-    def config(self, **overrides: Any):
-        from publisher.config import load_config
-
-        self.write_config(**overrides)
-        return load_config(self.root / "config.yaml")
+    def config(self, **sections: Any):
+        """config.yaml rewritten from the defaults with these overrides, loaded for real."""
+        self.write_config(**sections)
+        return super().config()
 
     def write_post(self, slug: str, **front: Any) -> Path:
         self._count += 1
         front.setdefault("title", f"Post {slug}")
         front.setdefault("pubDate", f"2024-01-{self._count % 28 + 1:02d}T10:00:00Z")
         body = front.pop("body", "Some body text.\n")
-        path = self.root / "content" / f"{slug}.md"
-        text = "---\n" + yaml.safe_dump(front, allow_unicode=True, sort_keys=False) + "---\n\n" + body
-        path.write_text(text, encoding="utf-8")
-        return path
+        return write_post(self.root, f"{slug}.md", front, "\n" + body)
 
     def post(self, config, slug: str, **front: Any):
         from publisher.content import read_post

@@ -280,7 +280,26 @@ class _Controller(Controller):
         super()._trigger_server()
 
 
-class SmtpServer:
+class _ConfigFor:
+    """What a site needs to send to a server on `port` (with `tls`, `cert`, `auth`)."""
+
+    def smtp_settings(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {"host": HOST, "port": self.port,
+                                    "security": self.tls or "none"}
+        if self.tls:
+            settings["ca_file"] = str(self.cert.cert)
+        if self.auth:
+            settings["username"] = next(iter(self.auth))
+        return settings
+
+    def config(self, directory: Path, **smtp: Any):
+        """sites.make_config(directory) with this server's smtp: settings plus `smtp`."""
+        from sites import make_config  # lazy: the spool server process (this file run) needs no yaml
+
+        return make_config(directory, smtp={**self.smtp_settings(), **smtp})
+
+
+class SmtpServer(_ConfigFor):
     """An aiosmtpd server on 127.0.0.1 in a background thread; a context manager."""
 
     def __init__(self, *, tls: str | None = None, cert: CertFiles | None = None,
@@ -371,18 +390,6 @@ class SmtpServer:
             self._lock.wait_for(lambda: len(self._received) >= count, timeout)
             return list(self._received)
 
-    def smtp_settings(self) -> dict[str, Any]:
-        settings: dict[str, Any] = {"host": HOST, "port": self.port,
-                                    "security": self.tls or "none"}
-        if self.tls:
-            settings["ca_file"] = str(self.cert.cert)
-        if self.auth:
-            settings["username"] = next(iter(self.auth))
-        return settings
-
-    def config(self, directory: Path, **smtp: Any):
-        return smtp_config(directory, {**self.smtp_settings(), **smtp})
-
     # -- called from the server thread
     def _connection_opened(self) -> int:
         with self._lock:
@@ -429,26 +436,10 @@ class SmtpServer:
 # --- a plain Config pointing at a server ---------------------------------------------------
 
 def smtp_config(directory: Path, smtp: dict[str, Any], **sections: dict[str, Any]):
-    """Write directory/config.yaml (a minimal site plus `smtp`) and load it for real."""
-    import yaml
+    """The old name: sites.make_config with this `smtp` section."""
+    from sites import make_config  # lazy: the spool server process (this file run) needs no yaml
 
-    from publisher.config import load_config
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    data: dict[str, Any] = {
-        "site": {"title": "Test Blog", "url": "https://blog.test.example"},
-        "newsletter": {"from": "Test Blog <news@blog.test.example>"},
-        "smtp": smtp,
-        **sections,
-    }
-    if "state" not in sections:
-        from conftest import database_url  # SQLite here, or a fresh PostgreSQL schema
-
-        data["state"] = {"database": database_url(directory)}
-    path = directory / "config.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return load_config(path)
+    return make_config(directory, smtp=smtp, **sections)
 
 
 # --- spool: messages as files, for servers in another process -----------------------------
@@ -480,7 +471,7 @@ def read_spool(spool: Path) -> list[Received]:
     return out
 
 
-class SpoolServerProcess:
+class SpoolServerProcess(_ConfigFor):
     """The SMTP server in a child process, writing accepted messages to `spool`."""
 
     def __init__(self, spool: Path, *, faults: list[dict] = (), delay: float = 0.0,
@@ -535,17 +526,6 @@ class SpoolServerProcess:
     def received(self) -> list[Received]:
         return read_spool(self.spool)
 
-    def smtp_settings(self) -> dict[str, Any]:
-        settings: dict[str, Any] = {"host": HOST, "port": self.port,
-                                    "security": self.tls or "none"}
-        if self.tls:
-            settings["ca_file"] = str(self.cert.cert)
-        if self.auth:
-            settings["username"] = next(iter(self.auth))
-        return settings
-
-    def config(self, directory: Path, **smtp: Any):
-        return smtp_config(directory, {**self.smtp_settings(), **smtp})
 
 
 def _main(argv: list[str] | None = None, server_class: type | None = None) -> None:

@@ -14,7 +14,8 @@ import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from reliability_helpers import ChaosRates, ChaosSmtpServer, message_ids, write_post, write_site
+from reliability_helpers import ChaosRates, ChaosSmtpServer, message_ids
+from sites import make_config, write_post
 from smtp_helpers import smtp_cert, smtp_server  # noqa: F401  (fixtures)
 
 from publisher import pipeline
@@ -38,7 +39,7 @@ def chaos_send(tmp_path, cert, *, seed: int, subscribers: int, bounce_share: flo
     server = ChaosSmtpServer(seed, rates=rates, bounces=bounces, slow_seconds=2.0,
                              tls="starttls", cert=cert, pipelining=pipelining)
     with server:
-        config = write_site(tmp_path / "site", smtp={
+        config = make_config(tmp_path / "site", smtp={
             **server.smtp_settings(), "timeout": 1.5, "connections": connections,
             "max_attempts": 3, "retry_base_delay": 0})
         root = config.root

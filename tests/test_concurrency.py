@@ -21,7 +21,8 @@ import urllib.request
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
-from reliability_helpers import run_cli, start_cli, wait_until, write_post, write_site
+from reliability_helpers import run_cli, start_cli, wait_until
+from sites import make_config, write_post
 from smtp_helpers import SmtpServer
 
 from publisher import pipeline
@@ -89,7 +90,7 @@ def test_run_send_serve_and_import_at_once_lose_nothing_and_send_once(tmp_path):
     via_web = [f"web{i}@example.org" for i in range(12)]
 
     with SmtpServer(delay=0.01) as server:
-        config = write_site(tmp_path / "site", smtp={**server.smtp_settings(), "retry_base_delay": 0,
+        config = make_config(tmp_path / "site", smtp={**server.smtp_settings(), "retry_base_delay": 0,
                                                      "timeout": 30},
                             newsletter={"schedule": "* * * * *"})
         write_post(config.root, "old.md", {"title": "Old", "pubDate": "2024-01-01"})

@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_helpers import site_data, write_post
+from sites import site_data, write_post
 
 from publisher import config as config_module
 from publisher.cli import main

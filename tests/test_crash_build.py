@@ -20,7 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from reliability_helpers import BuildForks, FEED_NAMES, feed_problems, run_cli, snapshot, write_site
+from reliability_helpers import BuildForks, FEED_NAMES, feed_problems, run_cli, snapshot
+from sites import make_config
 
 from publisher.content import load_posts, render_html
 from publisher.feeds import render_feeds
@@ -80,7 +81,7 @@ def integrity(db: Path | None) -> str:
 def test_build_killed_at_50_random_points_leaves_only_old_or_new_feeds(tmp_path):
     seed = 50
     rng = random.Random(seed)
-    config = write_site(tmp_path / "site", feeds={"limit": 0})
+    config = make_config(tmp_path / "site", feeds={"limit": 0})
     out, root = config.output_dir, config.root
     expected = {}
     for version in "AB":
@@ -186,7 +187,7 @@ def test_build_killed_at_50_random_points_leaves_only_old_or_new_feeds(tmp_path)
 
 
 def test_orphaned_temporary_files_are_removed_but_a_running_builds_are_kept(tmp_path):
-    config = write_site(tmp_path / "site")
+    config = make_config(tmp_path / "site")
     write_version(config.root, "A")
     assert run_cli(config.path, "build").returncode == 0
     out = config.output_dir
@@ -251,7 +252,7 @@ def copy_into(src: dict[str, bytes], out: Path) -> None:
 
 
 def test_read_only_output_folder_is_a_clear_error_and_nothing_changes(tmp_path):
-    config = write_site(tmp_path / "site")
+    config = make_config(tmp_path / "site")
     root, out = config.root, config.output_dir
     write_version(root, "A")
     old = feeds_of(config)
@@ -274,7 +275,7 @@ def test_read_only_output_folder_is_a_clear_error_and_nothing_changes(tmp_path):
 def test_full_disk_is_a_clear_error_and_leaves_only_complete_feeds(tmp_path):
     """A tmpfs too small for the new feeds: the build stops at the first file that does not
     fit, names it and says why; every file is still one complete feed, old or new."""
-    config = write_site(tmp_path / "site", feeds={"limit": 0})
+    config = make_config(tmp_path / "site", feeds={"limit": 0})
     root, out = config.root, config.output_dir
     write_version(root, "A")
     old = feeds_of(config)
@@ -308,7 +309,7 @@ def build_on_full_state_disk(tmp_path):
         pytest.skip("needs root to mount a small tmpfs")
     small = tmp_path / "small"
     with tmpfs(small, "4m"):
-        config = write_site(tmp_path / "site", state={"database": str(small / "state.db")})
+        config = make_config(tmp_path / "site", state={"database": str(small / "state.db")})
         write_version(config.root, "A")
         first = run_cli(config.path, "build")
         assert first.returncode == 0, first.stderr
@@ -354,7 +355,7 @@ def test_full_disk_simulated_is_a_clear_error_and_leaves_only_complete_feeds(tmp
     from publisher import feeds
     from publisher.cli import main
 
-    config = write_site(tmp_path / "site", feeds={"limit": 0})
+    config = make_config(tmp_path / "site", feeds={"limit": 0})
     write_version(config.root, "A")
     old = feeds_of(config)
     copy_into(old, config.output_dir)

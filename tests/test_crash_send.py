@@ -16,8 +16,8 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from reliability_helpers import (message_ids, run_cli, spool_count, start_cli, wait_until,
-                                 write_post, write_site)
+from reliability_helpers import message_ids, run_cli, spool_count, start_cli, wait_until
+from sites import make_config, write_post
 from smtp_helpers import SpoolServerProcess
 
 from publisher import pipeline
@@ -51,7 +51,7 @@ def crash_and_resume(tmp_path, *, seed: int, subscribers: int, kills: int, conne
     addresses = [f"reader{i:04d}@example.org" for i in range(subscribers)]
     spool = tmp_path / "spool"
     with SpoolServerProcess(spool, delay=0.005) as server:
-        config = write_site(tmp_path / "site", smtp={
+        config = make_config(tmp_path / "site", smtp={
             **server.smtp_settings(), "connections": connections, "retry_base_delay": 0,
             "timeout": 10})
         write_post(config.root, "old.md", {"title": "Old", "pubDate": "2024-01-01"})
@@ -130,5 +130,6 @@ def test_send_killed_at_20_random_points_resumes_with_at_most_connections_duplic
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [11, 12])
 def test_send_killed_100_times_soak(tmp_path, seed):
-    crash_and_resume(tmp_path, seed=seed, subscribers=2000, kills=100, connections=4,
-                     time_kills=15)
+    summary = crash_and_resume(tmp_path, seed=seed, subscribers=2000, kills=100, connections=4,
+                               time_kills=15)
+    assert summary["kills"] == 100

@@ -18,8 +18,9 @@ from publisher.newsletter import delivery
 from publisher.newsletter.delivery import (MAX_BACKOFF, QUEUE_PER_WORKER, DeliveryStats, Job, Outcome,
                                 RateLimiter, backoff_delay, check_connection, deliver, sign_dkim)
 from publisher.errors import ConfigError, DeliveryError
+from sites import make_config
 from smtp_helpers import (SmtpServer, SpoolServerProcess, make_dkim_key, smtp_cert,  # noqa: F401
-                          smtp_config, smtp_server, unused_port)
+                          smtp_server, unused_port)
 
 PASSWORD = "s3cret-Pa55-phrase"
 FROM = "Test Blog <news@blog.test.example>"
@@ -321,7 +322,7 @@ def test_relay_denied_is_not_mistaken_for_a_bounce(smtp_server, tmp_path):
 
 def test_unreachable_server_names_host_and_port_and_reads_one_job(tmp_path):
     port = unused_port()
-    config = smtp_config(tmp_path, {"host": "127.0.0.1", "port": port, "timeout": 5})
+    config = make_config(tmp_path, smtp={"host": "127.0.0.1", "port": port, "timeout": 5})
     consumed = []
 
     def jobs():
@@ -480,7 +481,7 @@ def test_check_connection(smtp_cert, tmp_path, monkeypatch):
         assert server.connections == 1 and server.received == []
     port = unused_port()
     with pytest.raises(DeliveryError, match=rf"cannot reach SMTP server 127\.0\.0\.1:{port}"):
-        check_connection(smtp_config(tmp_path, {"port": port}))
+        check_connection(make_config(tmp_path, smtp={"port": port}))
 
 
 # --- stopping, pacing, callbacks, laziness ------------------------------------------------------
@@ -654,7 +655,7 @@ def dkim_key(tmp_path_factory):
 
 
 def dkim_config(tmp_path, key_file, **dkim_keys):
-    return smtp_config(tmp_path, {"dkim": {"key_file": str(key_file), "selector": "mail", **dkim_keys}})
+    return make_config(tmp_path, smtp={"dkim": {"key_file": str(key_file), "selector": "mail", **dkim_keys}})
 
 
 def signature_tags(signed: bytes) -> dict[str, str]:
@@ -693,7 +694,7 @@ def test_dkim_domain_override_and_no_double_signing(dkim_key, tmp_path):
 
 def test_no_dkim_key_leaves_the_message_alone(tmp_path):
     original = message("a@example.org")
-    assert sign_dkim(original, smtp_config(tmp_path, {})) is original
+    assert sign_dkim(original, make_config(tmp_path, smtp={})) is original
 
 
 @pytest.mark.parametrize("content", [None, b"not a key\n",
@@ -835,7 +836,13 @@ def test_a_failing_intent_callback_sends_nothing_and_is_not_retried(tmp_path, pi
                     cfg(server, tmp_path), mail_from=FROM, on_attempt=on_attempt,
                     on_result=lambda job, outcome: results.append(job.key))
         assert [m.rcpt for m in server.received] == ["a@example.org"]
-        assert server.attempts("b@example.org") <= 1 and server.attempts("c@example.org") == 0
+        # Without PIPELINING the intent comes first: the server sees nothing of b. With it,
+        # b's MAIL/RCPT/DATA are already on the wire when the intent fails, and whether the
+        # server reads b's RCPT before the connection closes is a race: no count to assert;
+        # that no content of b arrived is asserted above.
+        if not pipelining:
+            assert server.attempts("b@example.org") == 0
+        assert server.attempts("c@example.org") == 0
     assert results == ["a@example.org"]
 
 

@@ -22,15 +22,16 @@ from pathlib import Path
 
 import feedparser
 import pytest
-import yaml
 from lxml import etree
 
 from publisher import feeds
-from publisher.config import Config, load_config
+from publisher.config import Config
 from publisher.content import Post, load_posts, read_post, render_html, slugify
 from publisher.content.sanitize import sanitize_html
 from publisher.errors import PublisherError
 from publisher.feeds import check_feeds, render_feeds, write_feeds
+import sites
+from sites import make_config
 
 SITE_URL = "https://blog.example.org"
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)  # fixed "now": no test depends on the clock
@@ -57,31 +58,15 @@ BIG_BODY_BYTES = 200_000
 
 def write_config(root: Path, *, limit: int = 20, title: str = "Test Blog",
                  author: dict | None = None, description: str = "A blog for tests") -> Config:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "content").mkdir(exist_ok=True)
-    data = {
-        "site": {
-            "title": title,
-            "url": SITE_URL,
-            "description": description,
-            "language": "en",
-            "author": author if author is not None else {"name": "Site Owner",
-                                                          "email": "owner@blog.example.org"},
-        },
-        "content": {"dir": "content", "permalink": "/blog/{slug}/"},
-        "feeds": {"output_dir": "public", "limit": limit},
-    }
-    path = root / "config.yaml"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return load_config(path)
+    """sites.make_config with this file's site (its own URL, owner and language)."""
+    author = author if author is not None else {"name": "Site Owner", "email": "owner@blog.example.org"}
+    return make_config(root, site={"title": title, "url": SITE_URL, "description": description,
+                                   "language": "en", "author": author},
+                       feeds={"limit": limit})
 
 
 def write_post(root: Path, name: str, body: str = "Hello, world.\n", **front) -> Path:
-    path = root / "content" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(front, allow_unicode=True, sort_keys=False, width=10_000)
-    path.write_text("---\n" + text + "---\n" + body, encoding="utf-8")
-    return path
+    return sites.write_post(root, name, front, body)
 
 
 def load(config: Config) -> list[Post]:

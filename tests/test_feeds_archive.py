@@ -11,7 +11,8 @@ from pathlib import Path
 import feedparser
 import pytest
 from lxml import etree
-from reliability_helpers import snapshot, write_post, write_site
+from reliability_helpers import snapshot
+from sites import make_config, write_post
 
 from publisher import pipeline
 
@@ -22,7 +23,7 @@ ATOM = "http://www.w3.org/2005/Atom"
 
 def archived_site(tmp_path: Path, posts: int, **feeds):
     root = tmp_path / "site"
-    config = write_site(root, feeds={"limit": 5, "archive": True, "archive_size": 4, **feeds})
+    config = make_config(root, feeds={"limit": 5, "archive": True, "archive_size": 4, **feeds})
     for n in range(posts):
         add_post(root, n)
     return root, config
@@ -165,7 +166,7 @@ def test_stale_pages_are_removed_and_archive_off_removes_them_all(tmp_path):
     assert follow_prev_archive(config, "atom.xml")[1:] == [
         [post_url(n) for n in (8, 7, 6)], [post_url(n) for n in (5, 4, 3, 2)]]
 
-    config = write_site(root, feeds={"limit": 5})
+    config = make_config(root, feeds={"limit": 5})
     pipeline.build(config)
     assert not (config.output_dir / "archive").exists()
     assert sorted(p.name for p in config.output_dir.iterdir()) == ["atom.xml", "feed.json", "rss.xml"]
@@ -179,7 +180,7 @@ def test_tag_feeds_are_archived_only_with_archive_tags(tmp_path):
     assert not (config.output_dir / "tags/python/archive").exists()
     assert "prev-archive" not in (config.output_dir / "tags/python/rss.xml").read_text()
 
-    config = write_site(root, feeds={"limit": 5, "archive": True, "archive_size": 4,
+    config = make_config(root, feeds={"limit": 5, "archive": True, "archive_size": 4,
                                      "archive_tags": True})
     pipeline.build(config)
     documents = follow_prev_archive(config, "tags/python/rss.xml")
@@ -191,7 +192,7 @@ def test_no_archive_pages_when_the_feed_holds_everything(tmp_path):
     pipeline.build(config)
     assert not (config.output_dir / "archive").exists()
     assert "prev-archive" not in (config.output_dir / "atom.xml").read_text()
-    config = write_site(root, feeds={"limit": 0, "archive": True})  # 0: the feed holds all
+    config = make_config(root, feeds={"limit": 0, "archive": True})  # 0: the feed holds all
     add_post(root, 5)
     pipeline.build(config)
     assert not (config.output_dir / "archive").exists()

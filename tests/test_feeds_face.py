@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 
 import feedparser
 from lxml import etree
-from reliability_helpers import run_cli, write_post, write_site
+from reliability_helpers import run_cli
+from sites import make_config, write_post
 
 from publisher import cache, pipeline
 from publisher.content import load_posts
@@ -27,7 +28,7 @@ def read(config, name: str) -> bytes:
 
 def test_icon_and_logo_in_every_format(tmp_path):
     root = tmp_path / "site"
-    config = write_site(root, site={"icon": "/favicon.png", "logo": "https://cdn.example.org/logo.svg"})
+    config = make_config(root, site={"icon": "/favicon.png", "logo": "https://cdn.example.org/logo.svg"})
     write_post(root, "a.md", {"title": "A", "pubDate": "2024-01-01"})
     pipeline.build(config)
     atom = etree.fromstring(read(config, "atom.xml"))
@@ -47,7 +48,7 @@ def test_icon_and_logo_in_every_format(tmp_path):
 
 def test_no_face_configured_means_no_face_elements(tmp_path):
     root = tmp_path / "site"
-    config = write_site(root)
+    config = make_config(root)
     write_post(root, "a.md", {"title": "A", "pubDate": "2024-01-01"})
     pipeline.build(config)
     assert b"<image>" not in read(config, "rss.xml")
@@ -57,7 +58,7 @@ def test_no_face_configured_means_no_face_elements(tmp_path):
 
 def test_enclosures_take_length_and_type_from_the_local_file(tmp_path):
     root = tmp_path / "site"
-    config = write_site(root)
+    config = make_config(root)
     (root / "static" / "audio").mkdir(parents=True)
     (root / "static" / "audio" / "episode 1.mp3").write_bytes(b"\xff\xfb" * 5000)
     (root / "content" / "ep2").mkdir(parents=True)
@@ -106,7 +107,7 @@ def test_enclosures_take_length_and_type_from_the_local_file(tmp_path):
 
 def test_enclosures_survive_the_scan_cache(tmp_path):
     root = tmp_path / "site"
-    config = write_site(root)
+    config = make_config(root)
     (root / "static").mkdir()
     (root / "static" / "a.mp3").write_bytes(b"x" * 42)
     write_post(root, "ep.md", {"title": "Ep", "pubDate": "2024-01-01", "audio": "/a.mp3"})
@@ -123,7 +124,7 @@ def test_enclosures_survive_the_scan_cache(tmp_path):
 
 def test_a_bad_enclosure_skips_the_post_with_one_line(tmp_path):
     root = tmp_path / "site"
-    config = write_site(root)
+    config = make_config(root)
     write_post(root, "bad.md", {"title": "Bad", "pubDate": "2024-01-01",
                                 "audio": {"url": "/a.mp3", "length": "big"}})
     write_post(root, "ftp.md", {"title": "Ftp", "pubDate": "2024-01-01",
@@ -143,7 +144,7 @@ def test_a_bad_enclosure_skips_the_post_with_one_line(tmp_path):
 
 def test_podcast_tags(tmp_path):
     root = tmp_path / "site"
-    config = write_site(root, site={"logo": "/cover.jpg"},
+    config = make_config(root, site={"logo": "/cover.jpg"},
                         feeds={"podcast": "Technology/Tech News"})
     write_post(root, "ep.md", {"title": "Ep", "pubDate": "2024-01-01",
                                "audio": "https://cdn.example.org/ep.mp3"})
@@ -163,7 +164,7 @@ def test_podcast_tags(tmp_path):
 
 def test_check_reports_each_feed_as_a_reader_sees_it(tmp_path, caplog):
     root = tmp_path / "site"
-    config = write_site(root, feeds={"limit": 2, "archive": True, "archive_size": 2,
+    config = make_config(root, feeds={"limit": 2, "archive": True, "archive_size": 2,
                                      "websub_hub": "http://127.0.0.1:9/hub"})
     for n in range(5):
         write_post(root, f"p{n}.md", {"title": f"P{n}", "pubDate": f"2024-01-0{n + 1}",
@@ -196,7 +197,7 @@ def test_check_reports_each_feed_as_a_reader_sees_it(tmp_path, caplog):
 
 def test_check_command_prints_the_feed_lines(tmp_path):
     root = tmp_path / "site"
-    config = write_site(root)
+    config = make_config(root)
     write_post(root, "a.md", {"title": "A", "pubDate": "2024-01-01"})
     assert run_cli(config.path, "build").returncode == 0
     done = run_cli(config.path, "check")

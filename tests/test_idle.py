@@ -12,7 +12,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import PG_BASE
+from sites import PG_BASE
 from smtp_helpers import SmtpServer
 
 from publisher import cache, pipeline

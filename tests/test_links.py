@@ -206,7 +206,7 @@ def test_publisher_run_notices_an_image_change_and_a_missing_image_that_appears(
     """The idle stamp of `publisher run` covers the images the feeds depend on."""
     from datetime import timedelta
 
-    from conftest import PG_BASE
+    from sites import PG_BASE
 
     (site.content / "a.png").write_bytes(b"\x89PNG one")
     site.post("p.md", "title: P\npubDate: 2024-01-01", "![a](a.png) ![b](b.png)\n")

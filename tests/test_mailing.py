@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from reliability_helpers import write_post, write_site
+from sites import make_config, write_post
 from send_helpers import PipeliningServer, PipeliningSpoolServer
 
 import test_crash_send
@@ -22,7 +22,7 @@ WEEK_AGO = datetime.now(timezone.utc) - timedelta(days=7)
 
 
 def site_with_subscribers(root, server, count: int, **smtp):
-    config = write_site(root, smtp={**server.smtp_settings(), "retry_base_delay": 0,
+    config = make_config(root, smtp={**server.smtp_settings(), "retry_base_delay": 0,
                                     "timeout": 10, **smtp})
     write_post(config.root, "old.md", {"title": "Old", "pubDate": "2024-01-01"})
     pipeline.run_once(config, WEEK_AGO)  # baseline: the old post is never mailed

@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from reliability_helpers import wait_until
 from smtp_helpers import SpoolServerProcess
 
 from publisher import pipeline
@@ -30,14 +31,6 @@ def start(config, *args: str) -> subprocess.Popen:
 
 def run(config, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cli(config, *args), capture_output=True, text=True, timeout=120)
-
-
-def wait_until(predicate, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture

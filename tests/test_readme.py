@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import REPO
+from sites import REPO
 
 from publisher.config import describe_schema
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_helpers import run_cli, snapshot, write_post, write_site
+from reliability_helpers import run_cli, snapshot
+from sites import make_config, write_config, write_post
 from smtp_helpers import SmtpServer, smtp_cert  # noqa: F401  (fixture)
 
 from publisher import pipeline
@@ -72,7 +73,7 @@ def assert_clean_headers(raw: bytes, to: str) -> None:
 
 def test_titles_and_names_cannot_inject_headers_into_digests_or_alerts(tmp_path):
     with SmtpServer() as server:
-        config = write_site(tmp_path / "site", smtp={**server.smtp_settings(), "retry_base_delay": 0},
+        config = make_config(tmp_path / "site", smtp={**server.smtp_settings(), "retry_base_delay": 0},
                             newsletter={"featured_alert": True, "schedule": "* * * * *"},
                             site={"title": "Blog =?utf-8?q?=0D=0ABcc:_evil@attacker.example?="})
         write_post(config.root, "old.md", {"title": "Old", "pubDate": "2024-01-01"})
@@ -116,7 +117,7 @@ _CONFIGS: dict = {}
 
 def _config(factory):
     if "c" not in _CONFIGS:
-        _CONFIGS["c"] = write_site(factory.mktemp("hdr") / "site")
+        _CONFIGS["c"] = make_config(factory.mktemp("hdr") / "site")
     return _CONFIGS["c"]
 
 
@@ -135,7 +136,7 @@ ENCODED_WORD_ADDRESS = "=?utf-8?q?a=0D=0ABcc=3A_victim=40evil.example?=@example.
 def test_addresses_that_could_inject_are_refused_everywhere(tmp_path, address):
     from publisher.newsletter.subscribers import InvalidAddress, normalize_address
 
-    config = write_site(tmp_path / "site")
+    config = make_config(tmp_path / "site")
     with pytest.raises(InvalidAddress):  # the web form's check, too
         normalize_address(address)
     if "\x00" not in address:  # an argv cannot hold NUL
@@ -156,7 +157,7 @@ def test_an_encoded_word_address_already_stored_is_sent_without_injected_headers
     """An address stored before normalize_address refused encoded words (or by another tool):
     the digest still goes out to everyone, and no message gains a header."""
     with SmtpServer() as server:
-        config = write_site(tmp_path / "site", smtp={**server.smtp_settings(), "retry_base_delay": 0})
+        config = make_config(tmp_path / "site", smtp={**server.smtp_settings(), "retry_base_delay": 0})
         write_post(config.root, "old.md", {"title": "Old", "pubDate": "2024-01-01"})
         pipeline.run_once(config, WEEK_AGO)
         state = State(config.database_url)
@@ -177,7 +178,7 @@ def test_build_message_never_turns_an_encoded_word_address_into_headers(tmp_path
     from publisher.newsletter.digest import DeliveryError, Recipient, RenderedDigest, build_message
     from publisher.newsletter.sending import message_bytes
 
-    config = write_site(tmp_path / "site")
+    config = make_config(tmp_path / "site")
     digest = RenderedDigest(kind="digest", subject="s", html="<p>x</p>", text="x",
                             post_ids=("a",), warnings=())
     try:
@@ -189,7 +190,7 @@ def test_build_message_never_turns_an_encoded_word_address_into_headers(tmp_path
 
 
 def test_names_with_line_breaks_are_cleaned_on_the_way_in(tmp_path):
-    config = write_site(tmp_path / "site")
+    config = make_config(tmp_path / "site")
     assert run_cli(config.path, "subscribers", "add", "a@example.org", "--name",
                    "Ann\r\nBcc: evil@attacker.example").returncode == 0
     csv = tmp_path / "list.csv"
@@ -211,7 +212,7 @@ TRAVERSALS = ["../../etc", "../../../../tmp/pwned", "/etc/passwd", "/tmp/pwned",
 
 def test_slugs_and_tags_never_write_outside_the_output_folder(tmp_path):
     outside = tmp_path / "outside-marker"
-    config = write_site(tmp_path / "site")
+    config = make_config(tmp_path / "site")
     for i, bad in enumerate(TRAVERSALS):
         write_post(config.root, f"p{i}.md", {"title": f"Post {i}", "pubDate": f"2024-01-{i + 1:02d}",
                                               "slug": bad, "tags": [bad, f"ok{i}", bad + "/x"]})
@@ -219,7 +220,7 @@ def test_slugs_and_tags_never_write_outside_the_output_folder(tmp_path):
                                       "categories": "../../etc, /abs, .."})
     before = {p for p in tmp_path.rglob("*")}
     result = run_cli(config.path, "build")
-    assert result.returncode in (0, 1), result.stderr
+    assert result.returncode == 1, result.stderr  # the skipped posts are problems
     assert "Traceback" not in result.stderr
     created = {p for p in tmp_path.rglob("*")} - before
     out = config.output_dir.resolve()
@@ -240,7 +241,7 @@ def test_slugs_and_tags_never_write_outside_the_output_folder(tmp_path):
 
 
 def test_dry_run_and_preview_file_names_come_from_safe_parts(tmp_path):
-    config = write_site(tmp_path / "site")
+    config = make_config(tmp_path / "site")
     write_post(config.root, "p.md", {"title": "../../etc/passwd", "pubDate": "2024-01-01",
                                      "slug": "../../x"})
     state = State(config.database_url)
@@ -261,7 +262,7 @@ XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 def test_html_in_front_matter_is_escaped_in_mail_preview_and_feeds(tmp_path):
     with SmtpServer() as server:
-        config = write_site(tmp_path / "site", smtp={**server.smtp_settings(), "retry_base_delay": 0})
+        config = make_config(tmp_path / "site", smtp={**server.smtp_settings(), "retry_base_delay": 0})
         write_post(config.root, "old.md", {"title": "Old", "pubDate": "2024-01-01"})
         pipeline.run_once(config, WEEK_AGO)
         state = State(config.database_url)
@@ -292,7 +293,7 @@ def test_a_site_template_override_is_autoescaped_too(tmp_path):
     from publisher.content import load_posts
     from publisher.newsletter.digest import render_digest
 
-    config = write_site(tmp_path / "site")
+    config = make_config(tmp_path / "site")
     (config.root / "templates").mkdir()
     (config.root / "templates" / "digest.html").write_text(
         "<html><body>{% for post in posts %}<h2>{{ post.title }}</h2><p>{{ post.summary }}</p>"
@@ -306,7 +307,7 @@ def test_a_site_template_override_is_autoescaped_too(tmp_path):
 def test_web_pages_escape_what_visitors_type(tmp_path):
     from publisher.web import create_app
 
-    config = write_site(tmp_path / "site", smtp={"host": "127.0.0.1", "port": 1, "max_attempts": 1})
+    config = make_config(tmp_path / "site", smtp={"host": "127.0.0.1", "port": 1, "max_attempts": 1})
     app = create_app(config)
     try:
         client = app.test_client()
@@ -328,14 +329,7 @@ def test_the_smtp_password_is_never_printed(tmp_path, smtp_cert):  # noqa: F811
     env = {**os.environ, "PUBLISHER_SMTP_PASSWORD": SECRET}
     outputs = []
     with SmtpServer(tls="starttls", cert=smtp_cert, auth={"news": SECRET}) as server:
-        config = write_site(tmp_path / "site", smtp={**server.smtp_settings(), "retry_base_delay": 0,
-                                                     "max_attempts": 1})
-        write_post(config.root, "old.md", {"title": "Old", "pubDate": "2024-01-01"})
-        pipeline.run_once(config, WEEK_AGO)
-        state = State(config.database_url)
-        state.add_subscribers([("reader@example.org", "")])
-        state.close()
-        write_post(config.root, "new.md", {"title": "New", "pubDate": (WEEK_AGO + timedelta(hours=1)).isoformat()})
+        config = _tls_site(tmp_path, server)  # one reader owed a digest of the new post
         for args in (["-v", "send"], ["-v", "run"], ["-v", "check"], ["-v", "send", "--to", "x@example.org"],
                      ["-v", "subscribers", "list"], ["-v", "preview", "--out", str(tmp_path / "p")]):
             outputs.append(run_cli(config.path, *args, env=env))
@@ -356,13 +350,8 @@ def test_the_smtp_password_is_never_printed(tmp_path, smtp_cert):  # noqa: F811
     f"postgresql+psycopg://blog@127.0.0.1:1/blog?sslmode=disable&password={SECRET}",
 ])
 def test_a_database_url_password_is_never_printed(tmp_path, url):
-    import yaml
-
-    from reliability_helpers import site_data
-
     root = tmp_path / "site"
-    (root / "content").mkdir(parents=True)
-    (root / "config.yaml").write_text(yaml.safe_dump(site_data(state={"database": url})), encoding="utf-8")
+    write_config(root, state={"database": url})
     for args in (["build"], ["-v", "run"], ["check"], ["subscribers", "list"]):
         result = run_cli(root / "config.yaml", *args)
         assert SECRET not in result.stdout + result.stderr, (args, result.stderr[-2000:])
@@ -373,7 +362,7 @@ def test_a_database_url_password_is_never_printed(tmp_path, url):
 
 def _tls_site(tmp_path, server, **smtp):
     settings = {**server.smtp_settings(), "retry_base_delay": 0, "max_attempts": 1, **smtp}
-    config = write_site(tmp_path / "site", smtp=settings)
+    config = make_config(tmp_path / "site", smtp=settings)
     write_post(config.root, "old.md", {"title": "Old", "pubDate": "2024-01-01"})
     pipeline.run_once(config, WEEK_AGO)
     state = State(config.database_url)
@@ -420,15 +409,10 @@ def test_verify_tls_false_sends_but_warns_on_every_run(tmp_path, smtp_cert):  # 
     ("state", "database", f"postgresql+psycopg://blog@127.0.0.1:1/blog?password={SECRET}"),
 ])
 def test_a_plaintext_password_in_the_config_is_refused_without_echoing_it(tmp_path, section, key, value):
-    import yaml
-
-    from reliability_helpers import site_data
-
     root = tmp_path / "site"
-    root.mkdir()
-    (root / "content").mkdir()
-    data = site_data(**{section: {key: value}})
-    (root / "config.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    sections = {"state": {"database": "state.db"}}
+    sections.setdefault(section, {})[key] = value
+    write_config(root, **sections)
     for command in (["build"], ["check"], ["run"], ["send"]):
         result = run_cli(root / "config.yaml", *command)
         assert result.returncode == 2, (command, result.stderr)
@@ -440,5 +424,5 @@ def test_a_plaintext_password_in_the_config_is_refused_without_echoing_it(tmp_pa
 def test_a_database_url_without_a_password_is_accepted(tmp_path):
     from publisher.config import load_config
 
-    config = write_site(tmp_path / "site", state={"database": "postgresql://blog@127.0.0.1/blog"})
+    config = make_config(tmp_path / "site", state={"database": "postgresql://blog@127.0.0.1/blog"})
     assert load_config(config.path).state.database == "postgresql://blog@127.0.0.1/blog"

@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from reliability_helpers import wait_until
 from smtp_helpers import SpoolServerProcess
 
 from publisher import pipeline
@@ -21,14 +22,6 @@ SUBSCRIBERS = [f"reader{i:03d}@example.org" for i in range(40)]
 
 def cli(config, *args: str) -> list[str]:
     return [sys.executable, "-m", "publisher.cli", "--config", str(config.path), *args]
-
-
-def wait_until(predicate, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def owed_site(site, port: int, **smtp):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PG_BASE
+from sites import PG_BASE
 from publisher import pipeline
 from publisher.state import State
 

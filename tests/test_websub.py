@@ -16,7 +16,8 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
-from reliability_helpers import run_cli, write_post, write_site
+from reliability_helpers import run_cli
+from sites import make_config, write_post
 
 from publisher import pipeline, websub
 from publisher.state import State
@@ -97,7 +98,7 @@ def hub():
 
 def site_with_hub(tmp_path: Path, hub: Hub, **feeds):
     root = tmp_path / "site"
-    config = write_site(root, feeds={"websub_hub": hub.url, **feeds})
+    config = make_config(root, feeds={"websub_hub": hub.url, **feeds})
     write_post(root, "first.md", {"title": "First", "pubDate": "2024-01-01", "tags": ["python"]})
     write_post(root, "second.md", {"title": "Second", "pubDate": "2024-02-01"})
     return root, config
@@ -128,7 +129,7 @@ def test_one_ping_per_changed_feed_and_none_when_nothing_changed(tmp_path, hub):
 
     # A new post in the tag, but not the newest post: with a limit of one, only the tag's feeds
     # change.
-    config = write_site(root, feeds={"websub_hub": hub.url, "limit": 1})
+    config = make_config(root, feeds={"websub_hub": hub.url, "limit": 1})
     pipeline.build(config)
     hub.take()
     write_post(root, "older.md", {"title": "Older", "pubDate": "2024-01-15", "tags": ["python"]})
@@ -239,7 +240,7 @@ def test_archive_pages_name_no_hub_and_are_not_pinged(tmp_path, hub):
 
 def test_a_build_without_hubs_pings_nothing(tmp_path, hub):
     root = tmp_path / "site"
-    config = write_site(root)
+    config = make_config(root)
     write_post(root, "first.md", {"title": "First", "pubDate": "2024-01-01"})
     report = pipeline.build(config)
     assert hub.take() == []

@@ -9,8 +9,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from conftest import database_url
-from smtp_helpers import SmtpServer, smtp_config
+from sites import make_config
+from smtp_helpers import SmtpServer
 
 START = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)
 WEB_URL = "https://blog.test.example/newsletter"
@@ -33,15 +33,12 @@ class Clock:
 
 def web_config(directory: Path, server: SmtpServer | None, *, web_url: str = WEB_URL,
                smtp: dict[str, Any] | None = None, **newsletter: Any):
-    """A real config.yaml in `directory` for a site whose mail goes to `server`; its state
-    database is SQLite in `directory`, or a fresh PostgreSQL schema when the suite runs on
-    PostgreSQL (PUBLISHER_TEST_POSTGRES)."""
+    """sites.make_config(directory) for a site whose mail goes to `server` (one attempt, no
+    retry delay) and whose subscribers' pages are at `web_url`."""
     settings = server.smtp_settings() if server is not None else {"host": "127.0.0.1", "port": 1}
     settings.update({"max_attempts": 1, "retry_base_delay": 0, "timeout": 5, **(smtp or {})})
-    news = {"from": "Test Blog <news@blog.test.example>", "web_url": web_url, **newsletter}
-    return smtp_config(directory, settings, newsletter=news, state={"database": database_url(directory)},
-                       site={"title": "Test Blog", "url": "https://blog.test.example",
-                             "description": "Notes on testing things properly", "language": "en-GB"})
+    return make_config(directory, smtp=settings, newsletter={"web_url": web_url, **newsletter},
+                       site={"description": "Notes on testing things properly", "language": "en-GB"})
 
 
 def csrf_token(html: str) -> str:
