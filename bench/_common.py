@@ -133,94 +133,58 @@ def publisher_cmd(config: Path, *args: str) -> list[str]:
 
 # --- Hugo ---------------------------------------------------------------------------------
 
+# Hugo building what `publisher build` builds: the site's RSS and one RSS per tag, each with
+# the newest feeds.limit posts and their full content (Hugo's own RSS template carries only
+# summaries, so the site gets a template that emits .Content too).
 HUGO_CONFIG = f"""\
 baseURL: "{SITE_URL}/"
 title: "Bench Blog"
 languageCode: en
-# Only the home page's RSS: every other kind is off, and the posts are listed (with their
-# permalinks) but never rendered as pages of their own.
-disableKinds: [taxonomy, term, section, sitemap, robotsTXT, "404"]
-outputs:
-  home: [RSS]
-rssLimit: {FEEDS_LIMIT}
-cascade:
-  - _target:
-      kind: page
-    _build:
-      render: link
-      list: always
-permalinks:
-  posts: /blog/:slug/
-"""
-
-
-def make_hugo_site(root: Path, content_from: Path) -> Path:
-    """A Hugo site whose content/ holds the same post files (hard links: same bytes)."""
-    if HUGO is None:
-        raise SystemExit("hugo is not installed (apt-get install hugo): cannot measure the baseline")
-    if root.exists():
-        shutil.rmtree(root)
-    (root / "content" / "posts").mkdir(parents=True)
-    (root / "hugo.yaml").write_text(HUGO_CONFIG, encoding="utf-8")
-    for path in sorted(content_from.rglob("*.md")):
-        target = root / "content" / "posts" / path.relative_to(content_from)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.link(path, target)
-    return root
-
-
-# Hugo building what `publisher build` builds: the home RSS and one RSS per tag, each with
-# the posts' full content (Hugo's own RSS template carries only summaries, so the site gets
-# a template that emits .Content), and the dates publisher reads (pubDate).
-HUGO_FEEDS_CONFIG = f"""\
-baseURL: "{SITE_URL}/"
-title: "Bench Blog"
-languageCode: en
-# The home page and one page per tag, as RSS only; posts are listed (with their
-# permalinks and content) but never rendered as pages of their own.
+# The site's RSS and one RSS per tag; pages are listed (with their permalinks and content)
+# but never written as pages of their own.
 disableKinds: [taxonomy, section, sitemap, robotsTXT, "404"]
-ignoreErrors: [error-disable-taxonomy]  # "taxonomy" is the list of tags, which is not wanted
-taxonomies:
-  tag: tags
+ignoreErrors: ["error-disable-taxonomy"]
 outputs:
   home: [RSS]
   term: [RSS]
+  page: []
+taxonomies:
+  tag: tags
 rssLimit: {FEEDS_LIMIT}
-frontmatter:
-  date: [pubDate, date]
-  publishDate: [pubDate, date]
 cascade:
   - _target:
       kind: page
     _build:
-      render: link
+      render: never
       list: always
 permalinks:
   posts: /blog/:slug/
 """
 
-HUGO_FULL_CONTENT_RSS = """\
-{{- $pages := .Pages -}}
-{{- if .IsHome }}{{ $pages = .Site.RegularPages }}{{ end -}}
-{{- $limit := .Site.Config.Services.RSS.Limit -}}
-{{- if ge $limit 1 }}{{ $pages = $pages | first $limit }}{{ end -}}
-{{ printf "<?xml version=\\"1.0\\" encoding=\\"utf-8\\"?>" | safeHTML }}
-<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom">
+# Hugo's own RSS template, with the full content as content:encoded (as publisher writes it).
+HUGO_RSS = """\
+{{- $pages := .RegularPagesRecursive -}}
+{{- if .IsHome }}{{ $pages = site.RegularPages }}{{ end -}}
+{{- $pages = $pages.ByPublishDate.Reverse | first site.Config.Services.RSS.Limit -}}
+{{- printf "<?xml version=\\"1.0\\" encoding=\\"utf-8\\" standalone=\\"yes\\"?>" | safeHTML }}
+<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom" xmlns:content="http://purl.org/rss/1.0/modules/content/">
   <channel>
-    <title>{{ .Title }} on {{ .Site.Title }}</title>
+    <title>{{ site.Title }}{{ if not .IsHome }} — {{ .Title }}{{ end }}</title>
     <link>{{ .Permalink }}</link>
-    <description>{{ .Site.Title }}</description>
+    <description>{{ .Title }}</description>
+    <language>{{ site.LanguageCode }}</language>
     {{ with .OutputFormats.Get "RSS" }}{{ printf "<atom:link href=%q rel=\\"self\\" type=%q />" .Permalink .MediaType | safeHTML }}{{ end }}
     {{- range $pages }}
     <item>
       <title>{{ .Title }}</title>
       <link>{{ .Permalink }}</link>
-      <pubDate>{{ .Date.Format "Mon, 02 Jan 2006 15:04:05 -0700" | safeHTML }}</pubDate>
+      <pubDate>{{ .PublishDate.Format "Mon, 02 Jan 2006 15:04:05 -0700" | safeHTML }}</pubDate>
       <guid>{{ .Permalink }}</guid>
       {{- range .Params.tags }}
       <category>{{ . }}</category>
       {{- end }}
-      <description>{{ .Content | html }}</description>
+      <description>{{ .Summary | html }}</description>
+      <content:encoded>{{ .Content | html }}</content:encoded>
     </item>
     {{- end }}
   </channel>
@@ -228,15 +192,27 @@ HUGO_FULL_CONTENT_RSS = """\
 """
 
 
-def make_hugo_feeds_site(root: Path, content_from: Path) -> Path:
-    """A Hugo twin that builds the home RSS and one RSS per tag with full content (what
-    publisher's feeds hold), from the same post files (hard links: same bytes)."""
-    make_hugo_site(root, content_from)
-    (root / "hugo.yaml").write_text(HUGO_FEEDS_CONFIG, encoding="utf-8")
-    layouts = root / "layouts" / "_default"
-    layouts.mkdir(parents=True, exist_ok=True)
-    (layouts / "rss.xml").write_text(HUGO_FULL_CONTENT_RSS, encoding="utf-8")
+def make_hugo_site(root: Path, content_from: Path) -> Path:
+    """The Hugo twin of a bench site: content/ holds the same post files (hard links: same
+    bytes), built into full-content home and tag RSS feeds."""
+    if HUGO is None:
+        raise SystemExit("hugo is not installed (apt-get install hugo): cannot measure the baseline")
+    if root.exists():
+        shutil.rmtree(root)
+    (root / "content" / "posts").mkdir(parents=True)
+    (root / "layouts" / "_default").mkdir(parents=True)
+    (root / "hugo.yaml").write_text(HUGO_CONFIG, encoding="utf-8")
+    (root / "layouts" / "_default" / "rss.xml").write_text(HUGO_RSS, encoding="utf-8")
+    for path in sorted(content_from.rglob("*.md")):
+        link_post(path, content_from, root)
     return root
+
+
+def link_post(path: Path, content_from: Path, hugo_site: Path) -> None:
+    """One post of the bench site into its Hugo twin (a hard link: same bytes)."""
+    target = hugo_site / "content" / "posts" / path.relative_to(content_from)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.link(path, target)
 
 
 def hugo_feed_counts(destination: Path) -> tuple[int, int]:

@@ -24,86 +24,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import _common as c
+from _common import link_post, make_hugo_site
 
 TARGET_COLD = 1.5
 TARGET_ONE_POST = 0.5
-
-HUGO_CONFIG = f"""\
-baseURL: "{c.SITE_URL}/"
-title: "Bench Blog"
-languageCode: en
-# The site's RSS and one RSS per tag; pages are listed (with their permalinks and content)
-# but never written as pages of their own.
-disableKinds: [taxonomy, section, sitemap, robotsTXT, "404"]
-ignoreErrors: ["error-disable-taxonomy"]
-outputs:
-  home: [RSS]
-  term: [RSS]
-  page: []
-taxonomies:
-  tag: tags
-rssLimit: {c.FEEDS_LIMIT}
-cascade:
-  - _target:
-      kind: page
-    _build:
-      render: never
-      list: always
-permalinks:
-  posts: /blog/:slug/
-"""
-
-# Hugo's own RSS template, with the full content as content:encoded (as publisher writes it).
-HUGO_RSS = """\
-{{- $pages := .RegularPagesRecursive -}}
-{{- if .IsHome }}{{ $pages = site.RegularPages }}{{ end -}}
-{{- $pages = $pages.ByPublishDate.Reverse | first site.Config.Services.RSS.Limit -}}
-{{- printf "<?xml version=\\"1.0\\" encoding=\\"utf-8\\" standalone=\\"yes\\"?>" | safeHTML }}
-<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom" xmlns:content="http://purl.org/rss/1.0/modules/content/">
-  <channel>
-    <title>{{ site.Title }}{{ if not .IsHome }} — {{ .Title }}{{ end }}</title>
-    <link>{{ .Permalink }}</link>
-    <description>{{ .Title }}</description>
-    <language>{{ site.LanguageCode }}</language>
-    {{ with .OutputFormats.Get "RSS" }}{{ printf "<atom:link href=%q rel=\\"self\\" type=%q />" .Permalink .MediaType | safeHTML }}{{ end }}
-    {{- range $pages }}
-    <item>
-      <title>{{ .Title }}</title>
-      <link>{{ .Permalink }}</link>
-      <pubDate>{{ .PublishDate.Format "Mon, 02 Jan 2006 15:04:05 -0700" | safeHTML }}</pubDate>
-      <guid>{{ .Permalink }}</guid>
-      {{- range .Params.tags }}
-      <category>{{ . }}</category>
-      {{- end }}
-      <description>{{ .Summary | html }}</description>
-      <content:encoded>{{ .Content | html }}</content:encoded>
-    </item>
-    {{- end }}
-  </channel>
-</rss>
-"""
-
-
-def make_hugo_site(root: Path, content_from: Path) -> Path:
-    """A Hugo site whose content/ holds the same post files (hard links), with full-content
-    home and tag RSS feeds."""
-    if c.HUGO is None:
-        raise SystemExit("hugo is not installed (apt-get install hugo): cannot measure the baseline")
-    if root.exists():
-        shutil.rmtree(root)
-    (root / "content" / "posts").mkdir(parents=True)
-    (root / "layouts" / "_default").mkdir(parents=True)
-    (root / "hugo.yaml").write_text(HUGO_CONFIG, encoding="utf-8")
-    (root / "layouts" / "_default" / "rss.xml").write_text(HUGO_RSS, encoding="utf-8")
-    for path in sorted(content_from.rglob("*.md")):
-        link_post(path, content_from, root)
-    return root
-
-
-def link_post(path: Path, content_from: Path, hugo_site: Path) -> None:
-    target = hugo_site / "content" / "posts" / path.relative_to(content_from)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.link(path, target)
 
 
 def new_post(site: Path, hugo_site: Path, number: int) -> None:

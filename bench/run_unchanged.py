@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     with c.Workdir(args.workdir, args.keep) as work:
         site = work / "site"
         config = c.make_site(site, args.posts)
-        hugo_site = c.make_hugo_feeds_site(work / "hugo", site / "content")
+        hugo_site = c.make_hugo_site(work / "hugo", site / "content")
         hugo_out = work / "hugo-public"
         c.run_timed(c.publisher_cmd(config, "run", "--quiet"))  # the first run: the baseline
         # The first run after a change takes the full path (scan through the cache, compare
