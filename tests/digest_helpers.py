@@ -11,9 +11,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import sites
 from sites import Site, write_post
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "digest"
+FIXTURES = sites.FIXTURES / "digest"
 
 
 class DigestSite(Site):

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from reliability_helpers import message_ids, run_cli, spool_count, start_cli, wait_until
 from sites import make_config, write_post
+from send_helpers import PipeliningSpoolServer
 from smtp_helpers import SpoolServerProcess
 
 from publisher import pipeline
@@ -46,11 +47,11 @@ def settled_count(spool) -> int:
 
 
 def crash_and_resume(tmp_path, *, seed: int, subscribers: int, kills: int, connections: int,
-                     time_kills: int):
+                     time_kills: int, server_class: type = SpoolServerProcess):
     rng = random.Random(seed)
     addresses = [f"reader{i:04d}@example.org" for i in range(subscribers)]
     spool = tmp_path / "spool"
-    with SpoolServerProcess(spool, delay=0.005) as server:
+    with server_class(spool, delay=0.005) as server:
         config = make_config(tmp_path / "site", smtp={
             **server.smtp_settings(), "connections": connections, "retry_base_delay": 0,
             "timeout": 10})
@@ -133,3 +134,14 @@ def test_send_killed_100_times_soak(tmp_path, seed):
     summary = crash_and_resume(tmp_path, seed=seed, subscribers=2000, kills=100, connections=4,
                                time_kills=15)
     assert summary["kills"] == 100
+
+
+@pytest.mark.parametrize("seed", [21])
+def test_pipelined_send_killed_at_random_points_resumes_with_at_most_one_duplicate(
+        tmp_path, seed):
+    # The kill-and-resume run above, against a server that offers PIPELINING and with
+    # one connection: the path of a default `publisher send`, where the intent is recorded
+    # after MAIL/RCPT/DATA went out and a result shares the next intent's transaction.
+    summary = crash_and_resume(tmp_path, seed=seed, subscribers=300, kills=10, connections=1,
+                               time_kills=2, server_class=PipeliningSpoolServer)
+    assert summary["kills"] == 10 and max(summary["unrecorded per kill"]) <= 1

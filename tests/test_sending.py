@@ -1,4 +1,4 @@
-"""mailing.py: a digest driven through the ledger (State.ledger) and delivery.py, on the fast
+"""newsletter/sending.py: a digest driven through the ledger (State.ledger) and delivery.py, on the fast
 path a `publisher send` takes against a server that offers PIPELINING: one connection, the
 intent recorded while the server answers MAIL/RCPT/DATA, a result recorded in the same
 transaction as the next intent."""
@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from sites import make_config, write_post
 from send_helpers import PipeliningServer, PipeliningSpoolServer
 
-import test_crash_send
 from publisher import pipeline
 from publisher.newsletter import sending as mailing
 from publisher import state as state_mod
@@ -84,15 +83,3 @@ def test_claims_grow_with_the_pace_and_stay_bounded(tmp_path, monkeypatch, claim
         pipeline.send_now(config)
         assert len(server.received) == 200
     assert limits[0] == 20 and set(limits[1:]) == {60}
-
-
-@pytest.mark.parametrize("seed", [21])
-def test_pipelined_send_killed_at_random_points_resumes_with_at_most_one_duplicate(
-        tmp_path, monkeypatch, seed):
-    # test_crash_send's kill-and-resume run, against a server that offers PIPELINING and with
-    # one connection: the path of a default `publisher send`, where the intent is recorded
-    # after MAIL/RCPT/DATA went out and a result shares the next intent's transaction.
-    monkeypatch.setattr(test_crash_send, "SpoolServerProcess", PipeliningSpoolServer)
-    summary = test_crash_send.crash_and_resume(tmp_path, seed=seed, subscribers=300, kills=10,
-                                               connections=1, time_kills=2)
-    assert summary["kills"] == 10 and max(summary["unrecorded per kill"]) <= 1
