@@ -47,9 +47,8 @@ def one_run(work: Path, base: str, senders: int, subscribers: int, port: int) ->
     database = fresh_database(base, root.parent)
     config = make_site(root, 5, smtp_port=port, extra={"state": {"database": database}})
     subprocess.run(publisher_cmd(config, "run", "--quiet"), check=True)  # the baseline
-    state = State(database)
-    state.add_subscribers([(f"reader{i:06d}@example.org", "") for i in range(subscribers)])
-    state.close()
+    with State(database) as state:
+        state.add_subscribers([(f"reader{i:06d}@example.org", "") for i in range(subscribers)])
     write_posts(root / "content", 1000, 1)  # one new post, owed to everyone
     start = time.perf_counter()
     procs = [subprocess.Popen(publisher_cmd(config, "send", "--quiet")) for _ in range(senders)]
@@ -57,9 +56,8 @@ def one_run(work: Path, base: str, senders: int, subscribers: int, port: int) ->
     elapsed = time.perf_counter() - start
     if any(codes):
         raise SystemExit(f"a sender failed: exit codes {codes}")
-    state = State(database)
-    counts = state.delivery_counts(1)
-    state.close()
+    with State(database) as state:
+        counts = state.delivery_counts(1)
     if counts != {"sent": subscribers}:
         raise SystemExit(f"ledger disagrees: {counts}")
     return elapsed

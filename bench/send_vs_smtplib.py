@@ -41,9 +41,8 @@ def prepare_site(work: Path, posts: int, subscribers: int, port: int,
     site = work / "site"
     config = c.make_site(site, posts, smtp_port=port)
     c.run_timed(c.publisher_cmd(config, "run", "--quiet"))  # baseline: existing posts announced
-    state = State(f"sqlite:///{site / 'state.db'}")
-    state.add_subscribers([(f"reader{i:06d}@example.org", name_of(i)) for i in range(subscribers)])
-    state.close()
+    with State(f"sqlite:///{site / 'state.db'}") as state:
+        state.add_subscribers([(f"reader{i:06d}@example.org", name_of(i)) for i in range(subscribers)])
     c.write_posts(site / "content", posts, NEW_POSTS)  # dated in the past: published, unmailed
     saved = work / "state-before-send.db"
     shutil.copyfile(site / "state.db", saved)

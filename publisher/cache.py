@@ -90,7 +90,7 @@ def open_build_state(config: Config) -> State | CacheStore:
         return store
     from .state import State  # lazy: SQLAlchemy's import, ~0.2 s
 
-    return State(config.database_url)
+    return State.open(config)
 
 
 # --- the render cache -----------------------------------------------------------------------

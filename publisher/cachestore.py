@@ -78,6 +78,12 @@ class CacheStore:
     def close(self) -> None:
         self.conn.close()
 
+    def __enter__(self) -> CacheStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()  # as State's: `with cache.open_build_state(config) as state:`
+
     def _failed(self, e: sqlite3.Error):
         """The database failed (disk full, damaged, read-only): State's message for it."""
         from .errors import StateError

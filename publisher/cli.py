@@ -337,7 +337,7 @@ def subscribers() -> None:
 @_reporting
 def subscribers_add(ctx: Context, email: str, name: str) -> int:
     """Add EMAIL as an active subscriber."""
-    from .pipeline import open_state
+    from .state import State  # lazy: SQLAlchemy's import is ~0.25 s
     from .newsletter.subscribers import InvalidAddress, clean_name, normalize_address
 
     config = ctx.config()
@@ -345,12 +345,9 @@ def subscribers_add(ctx: Context, email: str, name: str) -> int:
         address = normalize_address(email)
     except InvalidAddress as e:
         raise UsageError(f"{email!r}: not a valid address: {e}") from e
-    state = open_state(config)
-    try:
+    with State.open(config) as state:
         added, _present = state.add_subscribers([(address, clean_name(name))])
         suppressed = not added and state.suppressed_emails([address])
-    finally:
-        state.close()
     if suppressed:  # never silently: a bounce or complaint stopped this address's mail
         ctx.say(f"{address} is on the list but suppressed (bounced or complained); nothing changed; "
                 f"see `publisher subscribers reactivate`")
@@ -366,13 +363,10 @@ def subscribers_add(ctx: Context, email: str, name: str) -> int:
 @_reporting
 def subscribers_remove(ctx: Context, email: str) -> int:
     """Remove EMAIL from the list (and any mail still owed to it)."""
-    from .pipeline import open_state
+    from .state import State  # lazy: SQLAlchemy's import is ~0.25 s
 
-    state = open_state(ctx.config())
-    try:
+    with State.open(ctx.config()) as state:
         removed = state.remove_subscriber(email.strip())
-    finally:
-        state.close()
     if not removed:
         click.echo(f"publisher: {email.strip()} is not on the list", err=True)
         return 1
@@ -388,13 +382,10 @@ def subscribers_remove(ctx: Context, email: str) -> int:
 @_reporting
 def subscribers_list(ctx: Context, status: str | None) -> int:
     """List subscribers: email, status, name (tab-separated)."""
-    from .pipeline import open_state
+    from .state import State  # lazy: SQLAlchemy's import is ~0.25 s
 
-    state = open_state(ctx.config())
-    try:
+    with State.open(ctx.config()) as state:
         rows = state.list_subscribers(status)
-    finally:
-        state.close()
     reasons = _suppression_reasons(ctx, rows)  # bounced / complained: why and when
     for sub in rows:
         line = f"{sub.email}\t{sub.status}\t{sub.name}"
@@ -411,14 +402,11 @@ def subscribers_list(ctx: Context, status: str | None) -> int:
 @_reporting
 def subscribers_import(ctx: Context, csv_path: str) -> int:
     """Import a CSV with a header row holding 'email' (and optionally 'name')."""
-    from .pipeline import open_state
+    from .state import State  # lazy: SQLAlchemy's import is ~0.25 s
     from .newsletter.subscribers import import_csv
 
-    state = open_state(ctx.config())
-    try:
+    with State.open(ctx.config()) as state:
         report = import_csv(Path(csv_path), state)
-    finally:
-        state.close()
     for line in report.rejected:
         click.echo(f"{csv_path}: {line}", err=True)
     for address in report.suppressed:  # on the list, but a bounce or complaint stopped their mail
@@ -436,13 +424,10 @@ def _suppression_reasons(ctx: Context, rows) -> dict[int, str]:
     if not any(sub.status in ("bounced", "unsubscribed") for sub in rows):
         return {}
     from .newsletter.bounces import suppression_lines
-    from .pipeline import open_state
+    from .state import State  # lazy: SQLAlchemy's import is ~0.25 s
 
-    state = open_state(ctx.config())
-    try:
+    with State.open(ctx.config()) as state:
         return suppression_lines(state, rows)
-    finally:
-        state.close()
 
 
 @subscribers.command("reactivate")
@@ -453,15 +438,13 @@ def _suppression_reasons(ctx: Context, rows) -> dict[int, str]:
 @_reporting
 def subscribers_reactivate(ctx: Context, email: str, reason: str) -> int:
     """Mail EMAIL again after a bounce or complaint suppressed it."""
-    from .pipeline import now_utc, open_state
+    from .pipeline import now_utc
+    from .state import State  # lazy: SQLAlchemy's import is ~0.25 s
 
     if not reason.strip():
         raise ConfigError("--reason: expected a few words on why, got nothing")
-    state = open_state(ctx.config())
-    try:
+    with State.open(ctx.config()) as state:
         sub, why_not = state.reactivate_subscriber(email.strip(), reason=reason.strip(), now=now_utc())
-    finally:
-        state.close()
     if why_not:
         click.echo(f"publisher: {email.strip()}: {why_not}; nothing changed", err=True)
         return 1
@@ -476,14 +459,12 @@ def subscribers_reactivate(ctx: Context, email: str, reason: str) -> int:
 def bounces(ctx: Context) -> int:
     """Read newsletter.bounce_mailbox: record bounces and complaints, suppress addresses."""
     from .newsletter.bounces import process_mailbox
-    from .pipeline import now_utc, open_state
+    from .pipeline import now_utc
+    from .state import State  # lazy: SQLAlchemy's import is ~0.25 s
 
     config = ctx.config()
-    state = open_state(config)
-    try:
+    with State.open(config) as state:
         report = process_mailbox(config, state, now=now_utc())
-    finally:
-        state.close()
     for line in report.left:
         click.echo(f"publisher: left alone: {line}", err=True)
     for address in report.suppressed:
@@ -501,13 +482,10 @@ def bounces(ctx: Context) -> int:
 def report(ctx: Context, last: int) -> int:
     """Bounce and complaint rates of the last digests."""
     from .newsletter.bounces import rates_lines
-    from .pipeline import open_state
+    from .state import State  # lazy: SQLAlchemy's import is ~0.25 s
 
-    state = open_state(ctx.config())
-    try:
+    with State.open(ctx.config()) as state:
         lines, warnings = rates_lines(state, last)
-    finally:
-        state.close()
     for line in lines:
         click.echo(line)  # the point of the command: printed even under --quiet
     for warning in warnings:
@@ -543,14 +521,13 @@ def backup(ctx: Context, path: str | None) -> int:
     other commands use it. Restore: stop publisher, copy the backup over state.db."""
     from datetime import datetime, timezone
 
-    from .pipeline import open_state
+    from .state import State  # lazy: SQLAlchemy's import is ~0.25 s
 
     config = ctx.config()
     if path is not None and Path(path).exists():
         raise UsageError(f"{path} already exists; give a new file name (a backup never "
                          "overwrites a file)")
-    state = open_state(config)
-    try:
+    with State.open(config) as state:
         if path is None:
             source = Path(state.path or "state.db")
             stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -558,8 +535,6 @@ def backup(ctx: Context, path: str | None) -> int:
         else:
             dest = Path(path)
         size = state.backup(dest)
-    finally:
-        state.close()
     ctx.say(f"state database backed up to {dest} ({size:,} bytes, checked)")
     return 0
 

@@ -61,9 +61,11 @@ def now_utc() -> datetime:
 
 
 def open_state(config: Config) -> State:
-    from .state import State
+    """State.open(config), for `with open_state(config) as state:`: the one place this module
+    imports the state, so the idle path (cache.py) never pays for SQLAlchemy."""
+    from .state import State  # lazy: SQLAlchemy's import is ~0.25 s
 
-    return State(config.database_url)
+    return State.open(config)
 
 
 
@@ -135,13 +137,10 @@ def build(config: Config, now: datetime | None = None) -> Report:
     now = now or now_utc()
     require_content_dir(config)  # before the state is touched
     report = Report()
-    state = cache.open_build_state(config)
-    try:
+    with cache.open_build_state(config) as state:
         loaded = load_site(config, state, now)
         report.problems.extend(loaded.problems)
         write_site_feeds(config, state, loaded, report, now)
-    finally:
-        state.close()
     if loaded.held_back:
         report.lines.append(f"held back: {len(loaded.held_back)} drafts or future posts")
     return report
@@ -223,8 +222,7 @@ def run_once(config: Config, now: datetime | None = None, *,
     from .scanner import scan
 
     report = Report()
-    state = open_state(config)
-    try:
+    with open_state(config) as state:
         # Planning holds the run lock: two runs never both decide to send the same posts.
         with state.run_lock(wait=lock_wait):
             result = scan(config, state, now, loaded=load_site(config, state, now))
@@ -253,8 +251,6 @@ def run_once(config: Config, now: datetime | None = None, *,
                 and cache.sqlite_path(config) and not _pings_owed(config, state)):
             cache.save_idle_stamp(config, state, result.loaded, feed_files, now,
                                   _since_last_digest(state, now), report.lines, report.problems)
-    finally:
-        state.close()
     report.lines[:0], report.problems[:0] = bounced.lines, bounced.problems  # (not in the idle stamp)
     return report
 
@@ -266,15 +262,13 @@ def read_bounces_first(config: Config, now: datetime) -> Report:
     from .newsletter.bounces import process_mailbox
 
     report = Report()
-    state = open_state(config)
-    try:
-        found = process_mailbox(config, state, now=now)
-        if found.handled or found.left:
-            report.lines.append(found.summary())
-    except PublisherError as e:
-        report.problems.append(f"publisher: bounces not read: {e}")
-    finally:
-        state.close()
+    with open_state(config) as state:
+        try:
+            found = process_mailbox(config, state, now=now)
+            if found.handled or found.left:
+                report.lines.append(found.summary())
+        except PublisherError as e:
+            report.problems.append(f"publisher: bounces not read: {e}")
     return report
 
 
@@ -311,8 +305,7 @@ def send_now(config: Config, now: datetime | None = None, *,
     now = now or now_utc()
     require_content_dir(config)  # before the state or its lock is touched
     report = Report()
-    state = open_state(config)
-    try:
+    with open_state(config) as state:
         with state.run_lock(wait=lock_wait):
             state.check_integrity()  # a send is rare and consequential: the whole file first
             result = scan(config, state, now, loaded=load_site(config, state, now))
@@ -325,8 +318,6 @@ def send_now(config: Config, now: datetime | None = None, *,
             else:
                 report.lines.append("no new post to mail")
         _deliver_open(config, state, now, report, progress, stop, planned)
-    finally:
-        state.close()
     return report
 
 
@@ -368,12 +359,9 @@ def _posts_for_next_digest(config: Config, now: datetime, report: Report, verb: 
     """next_digest_posts for the commands that record nothing (preview, dry run, test copy):
     skipped posts reported, and a line saying so when there is nothing to `verb`, or when
     the posts shown are stand-ins."""
-    state = open_state(config)
-    try:
+    with open_state(config) as state:
         posts, loaded = next_digest_posts(config, state, now)
         stand_ins = stand_ins_used(state, posts)
-    finally:
-        state.close()
     report.problems.extend(loaded.problems)
     if not posts:
         report.lines.append(f"no published posts: nothing to {verb}")
@@ -442,11 +430,8 @@ def dry_run(config: Config, out_dir: Path, now: datetime | None = None) -> Repor
     if not posts:
         return report
     rendered = render_digest(posts, config, kind="digest")
-    state = open_state(config)
-    try:
+    with open_state(config) as state:
         files = write_dry_run(config, state, rendered, out_dir, now=now)
-    finally:
-        state.close()
     report.lines.append(f"dry run: {plural(len(files), 'message')} written to {out_dir} "
                         f"({plural(len(posts), 'post')}); nothing sent")
     return report
@@ -524,11 +509,8 @@ def _check_state_file(config: Config, report: Report) -> None:
     if path is None or not Path(path).exists():
         return
     try:
-        state = open_state(config)
-        try:
+        with open_state(config) as state:
             state.check_integrity()
-        finally:
-            state.close()
     except StateError as e:
         report.problems.append(str(e))
 

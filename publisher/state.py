@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -30,6 +30,9 @@ from .errors import LockedError, PublisherError, StateError
 from .cache import STAMP_KEY as IDLE_STAMP_KEY
 # Read by cachestore.py too, without SQLAlchemy: owned there.
 from .cachestore import SCHEMA_VERSION, SQLITE_BUSY_TIMEOUT_MS, SQLITE_MAGIC
+
+if TYPE_CHECKING:
+    from .config import Config
 
 log = logging.getLogger(__name__)
 
@@ -384,6 +387,18 @@ class State:
             reason = str(e.orig).strip().splitlines()[0] if getattr(e, "orig", None) is not None else str(e)
             raise StateError(_explain(self.describe(), self.path, f"{e.__class__.__name__}: {reason}")) from e
 
+    @classmethod
+    def open(cls, config: Config) -> State:
+        """The state database named by `config` (state.database), created or migrated.
+        Use it as a context manager: `with State.open(config) as state:` closes it."""
+        return cls(config.database_url)
+
+    def __enter__(self) -> State:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def _check_sqlite_file(self, path: Path) -> bool:
         """True if the file exists and looks like a SQLite database; StateError if it exists
         and cannot be one. A state file never silently becomes a new site: an empty or
@@ -461,6 +476,7 @@ class State:
             raise StateError(_explain(self.describe(), self.path, reason)) from e
 
     def close(self) -> None:
+        """Close the database's connections (what leaving `with State.open(...)` does)."""
         self.engine.dispose()
 
     # --- integrity and backups ------------------------------------------------------

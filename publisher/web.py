@@ -393,7 +393,7 @@ class Endpoint:
         check_templates(config, self.env)
         self._state_lock = threading.Lock()
         self._state_pid = os.getpid()
-        self._state = State(config.database_url)
+        self._state = State.open(config)
         self.csrf = CsrfTokens(self._state.web_secret(), clock)
         self.mailer = ConfirmationMailer(config, self.env, self.state, clock)
 
@@ -402,7 +402,7 @@ class Endpoint:
         (gunicorn --preload) must not share the parent's database connections."""
         with self._state_lock:
             if self._state_pid != os.getpid():
-                self._state = State(self.config.database_url)
+                self._state = State.open(self.config)
                 self._state_pid = os.getpid()
             return self._state
 

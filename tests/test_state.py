@@ -386,3 +386,25 @@ def test_a_sender_renews_its_whole_claimed_batch_while_it_sends(db):
     # row 2, only 15 minutes after its sender's last sign of life.
     assert others_can_take(NOW + timedelta(minutes=34)) == []
     assert others_can_take(NOW + timedelta(minutes=36)) == [2, 3]
+
+
+def test_state_open_reads_the_configured_database_and_closes_on_leaving_the_block(site):
+    site.post("a.md", "title: A\npubDate: 2024-12-01")
+    with State.open(site.config()) as state:
+        state.add_subscribers([("a@x.org", "A")])
+        pool = state.engine.pool
+        assert pool.checkedin() == 1  # the connection that wrote, back in the pool
+    assert pool.checkedin() == 0  # closed on the way out
+    with State(site.database) as again:  # the same database, by its URL
+        assert [s.email for s in again.list_subscribers()] == ["a@x.org"]
+
+
+def test_state_is_closed_when_the_block_raises_and_the_error_goes_on(db_url):
+    with pytest.raises(RuntimeError, match="mid-command"):
+        with State(db_url) as state:
+            state.set_meta("k", "v")
+            pool = state.engine.pool
+            raise RuntimeError("mid-command")
+    assert pool.checkedin() == 0
+    with State(db_url) as again:
+        assert again.get_meta("k") == "v"
