@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from .errors import LockedError, PublisherError, StateError
-from .cache import STAMP_KEY as IDLE_STAMP_KEY
+from ..errors import LockedError, PublisherError, StateError
+from ..cache import STAMP_KEY as IDLE_STAMP_KEY
 # Read by cachestore.py too, without SQLAlchemy: owned there.
-from .cachestore import SCHEMA_VERSION, SQLITE_BUSY_TIMEOUT_MS, SQLITE_MAGIC
+from ..cachestore import SCHEMA_VERSION, SQLITE_BUSY_TIMEOUT_MS, SQLITE_MAGIC
 
 if TYPE_CHECKING:
-    from .config import Config
+    from ..config import Config
 
 log = logging.getLogger(__name__)
 
