@@ -1,0 +1,157 @@
+"""The delivery ledger of one send: the intent before each message, the result after."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ..errors import PublisherError, StateError
+from .schema import BOUNCED, deliveries, explain, subscribers, utcnow
+
+if TYPE_CHECKING:
+    from . import State
+
+
+class Ledger:
+    """One digest's per-message ledger writes, through one connection held for a send.
+
+    A statement run through `State.write` checks a connection out of the pool, goes through
+    SQLAlchemy and commits: about 0.5 ms, as much as the SMTP exchange of the message itself,
+    and a send needs two per message. Here the statements are compiled once and run straight
+    through the driver (the bind processors applied, so the rows hold exactly what
+    SQLAlchemy would write), on one connection.
+
+    A result may also be *held* (`result(..., hold=True)`) to share one transaction with
+    the next `sending()`: the intent is still durable before its message is handed over,
+    and a held result is one the server already accepted, so a crash at any instant
+    loses at most that result (its message is mailed again: at-least-once, like a
+    message in flight). At most one result is held; `flush()` writes it.
+
+    Not thread-safe: the caller makes one call at a time (delivery's callbacks do)."""
+
+    def __init__(self, state: State, digest_id: int, sender: str | None = None,
+                 refresh_every: timedelta | None = None):
+        self.digest_id = digest_id
+        self.sender = sender
+        self.refresh_every = refresh_every
+        self._refreshed: datetime | None = None
+        self._describe = state.describe
+        dialect = state.engine.dialect
+        self._failure = dialect.loaded_dbapi.OperationalError
+        self._database_error = dialect.loaded_dbapi.DatabaseError  # e.g. a malformed page
+        self._path = state.path
+        self._driver_error = dialect.loaded_dbapi.Error
+        self._sqlite = state.is_sqlite
+        b = sa.bindparam
+        where = (deliveries.c.digest_id == b("digest"), deliveries.c.subscriber_id == b("subscriber"))
+        self._intent = self._compile(
+            deliveries.update().where(*where)
+            .values(status=b("new_status"), updated_at=b("now"), claimed_at=b("now")), dialect)
+        self._result = self._compile(
+            deliveries.update().where(*where)
+            .values(status=b("new_status"), last_code=b("code"), last_reply=b("reply"),
+                    attempts=deliveries.c.attempts + b("tries"), updated_at=b("now"),
+                    claimed_at=b("now")), dialect)
+        # A whole claimed batch, not only the row being sent, must look alive: a batch
+        # can take longer than CLAIM_TIMEOUT when the server is slow or defers.
+        self._refresh = self._compile(
+            deliveries.update()
+            .where(deliveries.c.digest_id == b("digest"), deliveries.c.claimed_by == b("sender"))
+            .values(claimed_at=b("now")), dialect)
+        self._bounce = self._compile(
+            subscribers.update().where(subscribers.c.id == b("subscriber"))
+            .values(status=b("new_status"), last_reply=b("reply"), updated_at=b("now")), dialect)
+        self._held: list[tuple[str, Any]] = []
+        try:
+            self._conn = state.engine.raw_connection()
+        except sa.exc.OperationalError as e:
+            raise PublisherError(f"state database {self._describe()}: {e.orig}") from e
+        self._cursor = self._conn.cursor()
+
+    @staticmethod
+    def _compile(stmt: Any, dialect: Any) -> tuple[str, Any]:
+        """The statement's SQL for this driver, and a function turning {name: value} into
+        the driver's parameters (a tuple for "?" placeholders, the dict for named ones)."""
+        compiled = stmt.compile(dialect=dialect)
+        processors = [(name, process) for name, bind in compiled.binds.items()
+                      if (process := bind.type.dialect_impl(dialect).bind_processor(dialect))]
+        order = compiled.positiontup
+
+        def params(values: dict[str, Any]) -> Any:
+            for name, process in processors:
+                values[name] = process(values[name])
+            return values if order is None else tuple(values[name] for name in order)
+
+        return str(compiled), params
+
+    def sending(self, subscriber_id: int, now: datetime | None = None) -> None:
+        """The intent: durable before the message is handed to the server. A held
+        result goes into the same transaction."""
+        now = now or utcnow()
+        sql, params = self._intent
+        writes, self._held = self._held, []
+        writes.append((sql, params({"digest": self.digest_id, "subscriber": subscriber_id,
+                                    "new_status": "sending", "now": now})))
+        renew = self.sender is not None and self.refresh_every is not None and (
+            self._refreshed is None or now - self._refreshed >= self.refresh_every)
+        if renew:
+            sql, params = self._refresh
+            writes.append((sql, params({"digest": self.digest_id, "sender": self.sender,
+                                        "now": now})))
+        self._write(writes)
+        if renew:
+            self._refreshed = now
+
+    def result(self, subscriber_id: int, *, status: str, code: int | None, reply: str,
+               attempts: int, now: datetime | None = None, hold: bool = False) -> None:
+        """The result, once the server answered: sent, bounced (the subscriber too) or
+        deferred. hold=True keeps
+        it for the next `sending()` or `flush()`; a result already held is written now."""
+        now = now or utcnow()
+        sql, params = self._result
+        writes = [(sql, params({"digest": self.digest_id, "subscriber": subscriber_id,
+                                "new_status": status, "code": code, "reply": reply[:500],
+                                "tries": attempts, "now": now}))]
+        if status == "bounced":
+            sql, params = self._bounce
+            writes.append((sql, params({"subscriber": subscriber_id, "new_status": BOUNCED,
+                                        "reply": reply[:500], "now": now})))
+        if hold:
+            writes, self._held = self._held, writes
+        else:
+            writes, self._held = self._held + writes, []
+        if writes:
+            self._write(writes)
+
+    def flush(self) -> None:
+        """Write the held result, if any."""
+        writes, self._held = self._held, []
+        if writes:
+            self._write(writes)
+
+    def close(self) -> None:
+        self._conn.close()  # back to the pool
+
+    def _write(self, writes: list[tuple[str, Any]]) -> None:
+        """One transaction. SQLite: BEGIN IMMEDIATE, as `State.write` (the driver is in
+        autocommit mode, see _sqlite_setup); psycopg opens the transaction itself."""
+        try:
+            if self._sqlite:
+                self._cursor.execute("BEGIN IMMEDIATE")
+            for sql, params in writes:
+                self._cursor.execute(sql, params)
+            self._conn.commit()
+        except BaseException as e:
+            try:
+                self._conn.rollback()
+            except self._driver_error:
+                pass  # the connection is gone, and its transaction with it; `e` says why
+            if isinstance(e, self._failure) or type(e) is self._database_error:
+                # As State._database_errors: the user's problem to fix (disk full,
+                # read-only, server gone, a damaged file), not a bug.
+                self._conn.invalidate()
+                reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                raise StateError(explain(self._describe(), self._path, reason)) from e
+            raise

@@ -1,0 +1,198 @@
+"""Bounces and complaints reported after a message was accepted (newsletter/bounces.py
+decides what they are; this stores them and applies the suppression rules), the owner's
+reactivations, webhook nonces, and bounce rates per digest."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Iterable
+
+import sqlalchemy as sa
+
+from .schema import ACTIVE, BOUNCED, UNSUBSCRIBED, bounce_events, deliveries, digests, meta, subscribers
+from .subscriber_list import Subscriber, subscriber_from_row
+
+
+@dataclass(frozen=True)
+class BounceOutcome:
+    recorded: bool  # False: the same event was recorded before (event_key)
+    suppressed: bool  # this event stopped mail to the subscriber
+    streak: int  # soft bounces in a row, counting this one (0 for other kinds)
+
+
+class Suppressions:
+    """Bounces, complaints, suppressions.
+    Mixed into State (state/__init__.py), which gives it read(), write() and meta."""
+
+    BounceOutcome = BounceOutcome  # State.BounceOutcome, as before the split
+
+    def bounce_secret(self) -> str:
+        """The key that signs VERP envelope senders; made on first use, kept in `meta`."""
+        found = self.get_meta("bounce_secret")
+        if found:
+            return found
+        with self.write() as conn:
+            try:
+                with conn.begin_nested():
+                    conn.execute(meta.insert().values(key="bounce_secret", value=secrets.token_urlsafe(32)))
+            except sa.exc.IntegrityError:
+                pass
+            return conn.execute(sa.select(meta.c.value).where(meta.c.key == "bounce_secret")).scalar_one()
+
+    def record_bounce(self, subscriber_id: int, *, kind: str, status: str, detail: str, source: str,
+                      event_key: str | None, digest_id: int | None, soft_limit: int,
+                      now: datetime) -> BounceOutcome:
+        """Record a hard/soft bounce or a complaint and apply the suppression rules, in one
+        transaction: hard -> bounced; complaint -> unsubscribed; soft -> bounced once
+        `soft_limit` digests in a row bounced softly with no digest in between that did not.
+        Without `digest_id`, the event is about the newest digest sent to the subscriber."""
+        with self.write() as conn:
+            sub = self._subscriber_row_for_update(conn, subscribers.c.id == subscriber_id)
+            if sub is None:
+                return BounceOutcome(False, False, 0)
+            if event_key is not None and conn.execute(
+                    sa.select(bounce_events.c.id).where(bounce_events.c.event_key == event_key)).first():
+                return BounceOutcome(False, False, 0)
+            if digest_id is None:
+                digest_id = conn.execute(
+                    sa.select(sa.func.max(deliveries.c.digest_id))
+                    .where(deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == "sent")
+                ).scalar()
+            conn.execute(bounce_events.insert().values(
+                subscriber_id=subscriber_id, kind=kind, digest_id=digest_id, status=status[:16],
+                detail=detail[:500], source=source[:32], event_key=event_key, received_at=now))
+            streak = self._soft_streak(conn, subscriber_id, digest_id) if kind == "soft" else 0
+            new_status = None
+            if kind == "complaint" and sub.status != UNSUBSCRIBED:
+                new_status = UNSUBSCRIBED
+            elif sub.status == ACTIVE and (kind == "hard" or (kind == "soft" and streak >= soft_limit)):
+                new_status = BOUNCED
+            if new_status is not None:
+                reply = f"{kind} bounce {status}: {detail}" if kind != "complaint" else f"complaint: {detail}"
+                conn.execute(subscribers.update().where(subscribers.c.id == subscriber_id).values(
+                    status=new_status, last_reply=reply[:500], updated_at=now, confirm_token=None))
+            return BounceOutcome(True, new_status is not None, streak)
+
+    def _soft_streak(self, conn: sa.Connection, subscriber_id: int, digest_id: int | None) -> int:
+        """Soft bounces in a row up to `digest_id`: walk the digests sent to the subscriber,
+        newest first, while each has a soft bounce; a digest without one (a delivery) ends
+        the run. Events before the owner's latest reactivation do not count."""
+        e = bounce_events.c
+        since = conn.execute(sa.select(sa.func.max(e.id)).where(
+            e.subscriber_id == subscriber_id, e.kind == "reactivated")).scalar() or 0
+        soft = conn.execute(sa.select(e.digest_id).where(
+            e.subscriber_id == subscriber_id, e.kind == "soft", e.id > since)).scalars().all()
+        if digest_id is None:
+            return sum(1 for d in soft if d is None)
+        bounced = {d for d in soft if d is not None}
+        sent = conn.execute(
+            sa.select(deliveries.c.digest_id)
+            .where(deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == "sent",
+                   deliveries.c.digest_id <= digest_id)
+            .order_by(deliveries.c.digest_id.desc())
+        ).scalars()
+        streak = 0
+        for digest in sent:
+            if digest not in bounced:
+                break
+            streak += 1
+        return max(streak, 1 if digest_id in bounced else 0)
+
+    def reactivate_subscriber(self, email: str, *, reason: str, now: datetime) -> tuple[Subscriber | None, str]:
+        """Make a bounced (or complaint-unsubscribed) address active again, recording why.
+        Returns (subscriber, "") or (subscriber or None, why not)."""
+        with self.write() as conn:
+            row = self._subscriber_row_for_update(conn, subscribers.c.email_key == email.lower())
+            if row is None:
+                return None, "not on the list"
+            complained = conn.execute(sa.select(bounce_events.c.id).where(
+                bounce_events.c.subscriber_id == row.id, bounce_events.c.kind == "complaint")).first()
+            if row.status == ACTIVE:
+                return subscriber_from_row(row), "already active"
+            if row.status != BOUNCED and not (row.status == UNSUBSCRIBED and complained):
+                return subscriber_from_row(row), (f"is {row.status}, not suppressed by a bounce or complaint; "
+                                          "only the person can subscribe again")
+            conn.execute(bounce_events.insert().values(
+                subscriber_id=row.id, kind="reactivated", status="", detail=reason[:500],
+                source="cli", received_at=now))
+            conn.execute(subscribers.update().where(subscribers.c.id == row.id).values(
+                status=ACTIVE, updated_at=now, last_reply=None))
+            return subscriber_from_row(conn.execute(sa.select(subscribers).where(subscribers.c.id == row.id)).one()), ""
+
+    def suppression_reasons(self, subscriber_ids: Iterable[int]) -> dict[int, tuple[str, datetime]]:
+        """{subscriber id: (why, when)} for suppressed subscribers: the latest bounce or
+        complaint event, else the SMTP reply that bounced them at sending time."""
+        ids = list(subscriber_ids)
+        found: dict[int, tuple[str, datetime]] = {}
+        e = bounce_events.c
+        with self.read() as conn:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                for r in conn.execute(sa.select(subscribers.c.id, subscribers.c.last_reply,
+                                                subscribers.c.updated_at).where(subscribers.c.id.in_(chunk))):
+                    if r.last_reply:
+                        found[r.id] = (r.last_reply, r.updated_at)
+                latest = (sa.select(e.subscriber_id, sa.func.max(e.id).label("id"))
+                          .where(e.subscriber_id.in_(chunk)).group_by(e.subscriber_id).subquery())
+                rows = conn.execute(sa.select(bounce_events).join(latest, latest.c.id == e.id))
+                for r in rows:
+                    if r.kind != "reactivated":
+                        found[r.subscriber_id] = (f"{r.kind} ({r.source}) {r.status} {r.detail}".replace("  ", " ").strip(),
+                                                  r.received_at)
+        return found
+
+    def suppressed_emails(self, emails: Iterable[str]) -> list[str]:
+        """Which of `emails` are suppressed: bounced, or unsubscribed after a complaint."""
+        emails = list(emails)
+        keys = [e.lower() for e in emails]
+        out: list[str] = []
+        with self.read() as conn:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                complained = sa.select(bounce_events.c.subscriber_id).where(bounce_events.c.kind == "complaint")
+                out.extend(conn.execute(sa.select(subscribers.c.email_key).where(
+                    subscribers.c.email_key.in_(chunk),
+                    sa.or_(subscribers.c.status == BOUNCED,
+                           sa.and_(subscribers.c.status == UNSUBSCRIBED, subscribers.c.id.in_(complained))),
+                )).scalars())
+        found = set(out)
+        return [e for e in emails if e.lower() in found]
+
+    def use_nonce(self, nonce: str, *, now: datetime, forget_before: datetime) -> bool:
+        """Record a webhook's one-time token; False if it was used before (a replay). Tokens
+        seen before `forget_before` are dropped: their requests are refused as too old."""
+        key = "nonce:" + hashlib.sha256(nonce.encode()).hexdigest()[:40]
+        with self.write() as conn:
+            stale = [r.key for r in conn.execute(sa.select(meta.c.key, meta.c.value).where(meta.c.key.like("nonce:%")))
+                     if r.value < forget_before.isoformat()]
+            for i in range(0, len(stale), 500):
+                conn.execute(meta.delete().where(meta.c.key.in_(stale[i : i + 500])))
+            try:
+                with conn.begin_nested():
+                    conn.execute(meta.insert().values(key=key, value=now.astimezone(timezone.utc).isoformat()))
+            except sa.exc.IntegrityError:
+                return False
+            return True
+
+    def digest_bounce_rates(self, last: int) -> list[tuple[int, str, datetime, int, int, int]]:
+        """For the `last` digests, newest first: (id, subject, created_at, sent, bounced,
+        complaints); bounced counts SMTP rejections and later hard/soft bounce reports."""
+        e = bounce_events.c
+        out = []
+        with self.read() as conn:
+            rows = conn.execute(sa.select(digests.c.id, digests.c.subject, digests.c.created_at)
+                                .order_by(digests.c.id.desc()).limit(last)).all()
+            for r in rows:
+                counts = dict(conn.execute(
+                    sa.select(deliveries.c.status, sa.func.count()).where(deliveries.c.digest_id == r.id)
+                    .group_by(deliveries.c.status)).all())
+                late = dict(conn.execute(
+                    sa.select(e.kind, sa.func.count(sa.distinct(e.subscriber_id)))
+                    .where(e.digest_id == r.id, e.kind.in_(("hard", "soft", "complaint"))).group_by(e.kind)).all())
+                sent = counts.get("sent", 0) + counts.get("bounced", 0)
+                bounced = counts.get("bounced", 0) + late.get("hard", 0) + late.get("soft", 0)
+                out.append((r.id, r.subject, r.created_at, sent, bounced, late.get("complaint", 0)))
+        return out
