@@ -29,15 +29,28 @@ class UsageError(PublisherError):
 
 
 class ContentError(PublisherError):
-    """A post cannot be read as a post."""
+    """An input file cannot be read as what it should be: a post, a subscribers CSV."""
 
 
 class StateError(PublisherError):
-    """The state database cannot be used as it is (empty, not publisher's, damaged)."""
+    """The state database cannot be used as it is (empty, not publisher's, damaged, newer than
+    this publisher, unreachable)."""
+
+
+class OutputError(PublisherError):
+    """A file publisher writes (a feed, its folder) cannot be written or removed."""
 
 
 class DeliveryError(PublisherError):
     """Mail could not be handed to the SMTP server."""
+
+
+class MailboxError(PublisherError):
+    """The bounce mailbox (IMAP, Maildir or mbox) cannot be read."""
+
+
+class ServeError(PublisherError):
+    """`publisher serve` cannot listen where it was asked to."""
 
 
 class RecipientError(DeliveryError):

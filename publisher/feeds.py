@@ -35,7 +35,7 @@ from . import __version__
 from .config import Config
 from .content import Post, clean_text, slugify
 from .content.sanitize import sanitize_html
-from .errors import PublisherError
+from .errors import OutputError
 
 log = logging.getLogger(__name__)
 
@@ -719,7 +719,7 @@ def write_feeds(files: dict[str, bytes], output_dir: Path, keep: frozenset[str] 
     is there. Then delete the tag feeds (rss.xml, atom.xml, feed.json under tags/<slug>/) that
     are no longer produced (neither in `files` nor in `keep`: feeds left as they are), and the
     tag folders that leaves empty; nothing else is ever removed.
-    Raises PublisherError naming the path when the disk refuses; a failed write leaves the old
+    Raises OutputError naming the path when the disk refuses; a failed write leaves the old
     file as it was."""
     output_dir = Path(output_dir)
     for rel in files:
@@ -728,7 +728,7 @@ def write_feeds(files: dict[str, bytes], output_dir: Path, keep: frozenset[str] 
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise PublisherError(f"{output_dir}: cannot create the feeds folder: {_reason(e)}") from e
+        raise OutputError(f"{output_dir}: cannot create the feeds folder: {_reason(e)}") from e
     for rel in sorted(files):
         path = output_dir / rel
         if _has_bytes(path, files[rel]):
@@ -778,7 +778,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
         # would hide the feeds from the web server).
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as e:
-        raise PublisherError(f"{path}: cannot write feed: {_reason(e)}") from e
+        raise OutputError(f"{path}: cannot write feed: {_reason(e)}") from e
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -794,7 +794,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
-        raise PublisherError(f"{path}: cannot write feed: {_reason(e)}") from e
+        raise OutputError(f"{path}: cannot write feed: {_reason(e)}") from e
 
 
 # A temporary feed file older than this was left by a build that died (SIGKILL, power loss)
@@ -841,7 +841,7 @@ def _remove_feed_files(folder: Path, rel_folder: str, keep: set[str], what: str)
         try:
             path.unlink()
         except OSError as e:
-            raise PublisherError(f"{path}: cannot remove {what}: {_reason(e)}") from e
+            raise OutputError(f"{path}: cannot remove {what}: {_reason(e)}") from e
         removed.append(rel)
     return removed
 
@@ -883,7 +883,7 @@ def _remove_stale(output_dir: Path, keep: set[str], terms: str = TAGS_DIR) -> li
     except (FileNotFoundError, NotADirectoryError):
         return []
     except OSError as e:
-        raise PublisherError(f"{tags_dir}: cannot list old tag feeds: {_reason(e)}") from e
+        raise OutputError(f"{tags_dir}: cannot list old tag feeds: {_reason(e)}") from e
     removed: list[str] = []
     kept_folders = {PurePosixPath(rel).parts[1] for rel in keep
                     if len(PurePosixPath(rel).parts) == 3 and rel.startswith(terms + "/")}

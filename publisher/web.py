@@ -39,7 +39,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from .config import Config
-from .errors import ConfigError, PublisherError
+from .errors import ConfigError, PublisherError, ServeError
 from .state import ACTIVE, PENDING, State, Subscriber
 
 log = logging.getLogger(__name__)
@@ -625,7 +625,7 @@ def serve(config: Config, *, host: str, port: int, access_log: bool = True,
         listening = _listen(host, port)
     except OSError as e:
         endpoint.close(0)
-        raise PublisherError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+        raise ServeError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
     with listening:  # werkzeug works on its own duplicate of the socket
         server = make_server(host, port, app, threaded=True, fd=listening.fileno())
 

@@ -28,7 +28,7 @@ from publisher import feeds
 from publisher.config import Config
 from publisher.content import Post, load_posts, read_post, render_html, slugify
 from publisher.content.sanitize import sanitize_html
-from publisher.errors import PublisherError
+from publisher.errors import OutputError
 from publisher.feeds import check_feeds, render_feeds, write_feeds
 import sites
 from sites import make_config
@@ -639,7 +639,7 @@ def test_read_only_output_folder_raises_and_keeps_old_files(tmp_path, read_only)
     before = snapshot(out)
     write_post(root, "a.md", "Changed.\n", title="A", pubDate="2024-01-01", tags=["t"])
     read_only(out, out / "tags" / "t")
-    with pytest.raises(PublisherError) as caught:
+    with pytest.raises(OutputError) as caught:
         build(config)
     message = str(caught.value)
     assert str(out / "atom.xml") in message and "cannot write feed" in message
@@ -659,7 +659,7 @@ def test_disk_full_during_write_keeps_old_file(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(feeds.os, "fsync", full)  # the data never reached the disk
-    with pytest.raises(PublisherError, match=r"atom\.xml: cannot write feed: No space left on device"):
+    with pytest.raises(OutputError, match=r"atom\.xml: cannot write feed: No space left on device"):
         build(config)
     assert snapshot(config.output_dir) == before  # and the temporary file is gone
 

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from publisher import state as state_mod
-from publisher.errors import LockedError, PublisherError
+from publisher.errors import LockedError, StateError
 from publisher.state import State
 
 NOW = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
@@ -142,7 +142,7 @@ def test_newer_schema_is_refused(db_url):
     s = State(url)
     s.set_meta("schema_version", "99")
     s.close()
-    with pytest.raises(PublisherError, match="schema version 99 is newer"):
+    with pytest.raises(StateError, match="schema version 99 is newer"):
         State(url)
 
 
@@ -352,7 +352,7 @@ def test_a_database_failure_in_the_ledger_is_a_publisher_error(db_url, monkeypat
                 assert conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid})").scalar()
                 conn.commit()
             expected = "terminat"
-        with pytest.raises(PublisherError, match=rf"^state database .*: .*{expected}"):
+        with pytest.raises(StateError, match=rf"^state database .*: .*{expected}"):
             ledger.result(1, status="sent", code=250, reply="ok", attempts=1)
         if db.is_sqlite:
             other.rollback()

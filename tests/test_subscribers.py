@@ -65,11 +65,11 @@ def test_import_reports_each_rejected_row_and_is_safe_to_rerun(tmp_path, db_url)
 
 
 def test_import_needs_an_email_header(tmp_path, db_url):
-    from publisher.errors import PublisherError
+    from publisher.errors import ContentError
 
     csv_path = tmp_path / "bad.csv"
     csv_path.write_text("name,mail\nA,a@x.org\n")
-    with pytest.raises(PublisherError, match="line 1: header has no 'email' column"):
+    with pytest.raises(ContentError, match="line 1: header has no 'email' column"):
         import_csv(csv_path, State(db_url))
 
 

@@ -21,7 +21,7 @@ from typing import Iterator
 from urllib.parse import unquote, urlsplit
 
 from ..config import BOUNCE_PASSWORD_ENV, Config
-from ..errors import PublisherError
+from ..errors import MailboxError
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class _ImapBox(_Box):
         self.processed = config.newsletter.bounce_folder
         password = os.environ.get(BOUNCE_PASSWORD_ENV, "")
         if not password:
-            raise PublisherError(f"newsletter.bounce_mailbox {self.where}: no password: set {BOUNCE_PASSWORD_ENV}")
+            raise MailboxError(f"newsletter.bounce_mailbox {self.where}: no password: set {BOUNCE_PASSWORD_ENV}")
         context = ssl.create_default_context()
         try:
             if secure:
@@ -112,9 +112,9 @@ class _ImapBox(_Box):
             self.imap.login(user, password)
             status, _ = self.imap.select(self._quote(self.folder))
             if status != "OK":
-                raise PublisherError(f"newsletter.bounce_mailbox {self.where}: no folder {self.folder!r}")
+                raise MailboxError(f"newsletter.bounce_mailbox {self.where}: no folder {self.folder!r}")
         except (OSError, imaplib.IMAP4.error) as e:
-            raise PublisherError(f"newsletter.bounce_mailbox {self.where}: {e}") from e
+            raise MailboxError(f"newsletter.bounce_mailbox {self.where}: {e}") from e
         self.error = imaplib.IMAP4.error
         self._deleted = False
         self._created = False
@@ -126,7 +126,7 @@ class _ImapBox(_Box):
     def _check(self, what: str, result) -> list:
         status, data = result
         if status != "OK":
-            raise PublisherError(f"newsletter.bounce_mailbox {self.where}: {what} failed: {data}")
+            raise MailboxError(f"newsletter.bounce_mailbox {self.where}: {what} failed: {data}")
         return data
 
     def messages(self):
@@ -138,7 +138,7 @@ class _ImapBox(_Box):
                 if body is not None:
                     yield uid.decode(), body
         except (OSError, self.error) as e:
-            raise PublisherError(f"newsletter.bounce_mailbox {self.where}: {e}") from e
+            raise MailboxError(f"newsletter.bounce_mailbox {self.where}: {e}") from e
 
     def label(self, handle) -> str:
         return f"{self.where} UID {handle}"
@@ -156,7 +156,7 @@ class _ImapBox(_Box):
             self._check("STORE", self.imap.uid("STORE", handle, "+FLAGS.SILENT", r"(\Deleted)"))
             self._deleted = True
         except (OSError, self.error) as e:
-            raise PublisherError(f"newsletter.bounce_mailbox {self.where}: {e}") from e
+            raise MailboxError(f"newsletter.bounce_mailbox {self.where}: {e}") from e
 
     def close(self) -> None:
         with contextlib.suppress(OSError, self.error):
@@ -170,7 +170,7 @@ class _ImapBox(_Box):
 def open_mailbox(config: Config) -> Iterator[_Box]:
     spec = config.newsletter.bounce_mailbox
     if not spec:
-        raise PublisherError(f"{config.path}: newsletter.bounce_mailbox: not set (nothing to read)")
+        raise MailboxError(f"{config.path}: newsletter.bounce_mailbox: not set (nothing to read)")
     box = _open(spec, config)
     try:
         yield box
@@ -189,14 +189,14 @@ def _open(spec: str, config: Config) -> _Box:
     where = f"{kind}:{path}"
     if kind == "maildir":
         if not (path / "cur").is_dir() or not (path / "new").is_dir():
-            raise PublisherError(f"newsletter.bounce_mailbox {where}: not a Maildir (no cur/ and new/)")
+            raise MailboxError(f"newsletter.bounce_mailbox {where}: not a Maildir (no cur/ and new/)")
         box = mailbox.Maildir(path, factory=None, create=False)
 
         def target():
             return box.get_folder(folder) if folder in box.list_folders() else box.add_folder(folder)
     else:
         if not path.is_file():
-            raise PublisherError(f"newsletter.bounce_mailbox {where}: no such file")
+            raise MailboxError(f"newsletter.bounce_mailbox {where}: no such file")
         box = mailbox.mbox(path, create=False)
 
         def target():
@@ -204,6 +204,6 @@ def _open(spec: str, config: Config) -> _Box:
     try:
         box.lock()
     except mailbox.ExternalClashError as e:
-        raise PublisherError(f"newsletter.bounce_mailbox {where}: locked by another program") from e
+        raise MailboxError(f"newsletter.bounce_mailbox {where}: locked by another program") from e
     return _LocalBox(box, where, config, target)
 

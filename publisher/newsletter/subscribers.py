@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import PublisherError
+from ..errors import ContentError
 from ..state import State
 
 log = logging.getLogger(__name__)
@@ -78,11 +78,11 @@ def read_csv_rows(path: Path) -> tuple[list[tuple[int, str, str]], list[str]]:
     try:
         raw = path.read_bytes()
     except OSError as e:
-        raise PublisherError(f"{path}: cannot read: {e.strerror}") from e
+        raise ContentError(f"{path}: cannot read: {e.strerror}") from e
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise PublisherError(f"{path}: not UTF-8 (invalid byte at offset {e.start})") from e
+        raise ContentError(f"{path}: not UTF-8 (invalid byte at offset {e.start})") from e
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
@@ -91,12 +91,12 @@ def read_csv_rows(path: Path) -> tuple[list[tuple[int, str, str]], list[str]]:
     try:
         header = next(reader)
     except StopIteration:
-        raise PublisherError(f"{path}: empty file (expected a header row with 'email')") from None
+        raise ContentError(f"{path}: empty file (expected a header row with 'email')") from None
     except csv.Error as e:
-        raise PublisherError(f"{path}: line 1: {e}") from e
+        raise ContentError(f"{path}: line 1: {e}") from e
     names = [h.strip().lower() for h in header]
     if "email" not in names:
-        raise PublisherError(f"{path}: line 1: header has no 'email' column (found: {', '.join(header) or 'nothing'})")
+        raise ContentError(f"{path}: line 1: header has no 'email' column (found: {', '.join(header) or 'nothing'})")
     email_col = names.index("email")
     name_col = names.index("name") if "name" in names else None
 

@@ -34,7 +34,7 @@ from sqlalchemy import event
 
 # Read by cachestore.py too, without SQLAlchemy: owned there.
 from ..cachestore import SCHEMA_VERSION, SQLITE_BUSY_TIMEOUT_MS, SQLITE_MAGIC
-from ..errors import PublisherError, StateError
+from ..errors import StateError
 from .caches import Caches
 from .known_posts import KnownPost, KnownPosts
 from .ledger import Ledger
@@ -255,7 +255,7 @@ class State(RunLock, KnownPosts, Caches, Outbox, SubscriberList, OptIn, Suppress
             found = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
             version = int(found or 1)
             if version > SCHEMA_VERSION:
-                raise PublisherError(
+                raise StateError(
                     f"state database {self.describe()}: schema version {version} is newer than this "
                     f"publisher understands ({SCHEMA_VERSION}); upgrade publisher"
                 )

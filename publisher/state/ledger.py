@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..errors import PublisherError, StateError
+from ..errors import StateError
 from .schema import BOUNCED, deliveries, explain, subscribers, utcnow
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ class Ledger:
         try:
             self._conn = state.engine.raw_connection()
         except sa.exc.OperationalError as e:
-            raise PublisherError(f"state database {self._describe()}: {e.orig}") from e
+            raise StateError(f"state database {self._describe()}: {e.orig}") from e
         self._cursor = self._conn.cursor()
 
     @staticmethod
