@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit
 
 from ..config import Config
 from ..content import Post
-from ..errors import ConfigError, DeliveryError, RecipientError
+from ..errors import ConfigError, RecipientError
 from .mailbox_header import fold_mailbox
 
 log = logging.getLogger(__name__)
@@ -558,8 +558,10 @@ def _checked_link(config: Config, recipient: Recipient) -> str:
         raise ConfigError(f"newsletter.web_url: expected a plain ASCII URL, got {config.web_url!r}")
     if len(link) > _LINK_MAX:
         # A header line may not pass 998 bytes and a URL cannot be folded.
-        raise DeliveryError(f"recipient {recipient.email!r}: unsubscribe link is {len(link)} characters "
-                            f"long, over the {_LINK_MAX} a List-Unsubscribe header can carry")
+        # Tokens are all one length (state.new_token), so only the URL can be too long.
+        raise ConfigError(f"newsletter.web_url: expected a shorter URL: the unsubscribe link is "
+                          f"{len(link)} characters long, over the {_LINK_MAX} a List-Unsubscribe "
+                          f"header can carry")
     return link
 
 
