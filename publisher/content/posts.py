@@ -100,7 +100,7 @@ class Post:
 
 
 class ScanEntry(NamedTuple):
-    """What the scan cache keeps per file (state.py stores these columns as they are)."""
+    """What the scan cache keeps per file (publisher.state stores these columns as they are)."""
 
     size: int
     mtime_ns: int

@@ -3,8 +3,8 @@
 A relay's `250` only means it took the message: most bounces come back minutes later as a
 delivery status notification (RFC 3464) to the envelope sender, and spam complaints as ARF
 reports (RFC 5965) or provider webhooks (webhooks.py). This module reads such a message
-(`classify`), finds the subscriber it is about, and records it through state.py, which applies
-the rules:
+(`classify`), finds the subscriber it is about, and records it through publisher.state (its
+suppressions.py), which applies the rules:
 
 - hard bounce (a permanent failure of the mailbox itself: 5.1.x, 5.2.x but 5.2.2 "mailbox
   full", or a 5.x.x whose text says the user is unknown): suppressed at once (`bounced`);

@@ -1,6 +1,6 @@
 """The subscriber list as people manage it: validated addresses, CSV import.
 
-Storage is state.py's; this module decides what a valid address and a valid CSV row are,
+Storage is publisher.state's; this module decides what a valid address and a valid CSV row are,
 so `publisher subscribers` and the web endpoint agree.
 """
 

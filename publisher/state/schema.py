@@ -178,6 +178,7 @@ sa.Index("bounce_events_subscriber", bounce_events.c.subscriber_id, bounce_event
 
 def insert_on_conflict(conn: sa.Connection, table: sa.Table):
     """An INSERT that understands ON CONFLICT on both SQLite and PostgreSQL."""
+    # lazy: only the dialect in use, which its engine has already imported (no cost).
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
