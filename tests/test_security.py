@@ -175,7 +175,8 @@ def test_an_encoded_word_address_already_stored_is_sent_without_injected_headers
 # Found here: digest.build_message wrote such an address as "To: a" plus an injected
 # "Bcc: victim@evil.example@example.org" header (CVE-2024-6923 on Python 3.11.7).
 def test_build_message_never_turns_an_encoded_word_address_into_headers(tmp_path):
-    from publisher.newsletter.digest import DeliveryError, Recipient, RenderedDigest, build_message
+    from publisher.errors import DeliveryError
+    from publisher.newsletter.digest import Recipient, RenderedDigest, build_message
     from publisher.newsletter.sending import message_bytes
 
     config = make_config(tmp_path / "site")
