@@ -2,8 +2,9 @@
 read, with the standard library's sqlite3: importing SQLAlchemy alone costs ~0.2 s, more than
 a build after one new post does besides (issue 19).
 
-This is the one module besides state.py that holds SQL; it belongs to the state layer (and
-moves under it). It owns the facts both need without SQLAlchemy: the schema version and how
+This is the one module outside the `publisher.state` package that holds SQL. It belongs to
+the state layer but cannot live inside that package: importing `publisher.state` imports
+SQLAlchemy, which is the cost this module exists to avoid. It owns the facts both need without SQLAlchemy: the schema version and how
 a SQLite file is recognised. It never creates or migrates a database: a missing file, a file
 that is not SQLite, or another schema version, and the caller takes the full path through
 State, which creates, migrates or explains. PostgreSQL always goes through State.
@@ -19,7 +20,7 @@ from urllib.parse import quote
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5  # of the state database (state.py migrates to it)
+SCHEMA_VERSION = 5  # of the state database (publisher.state.schema migrates to it)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 _CHUNK = 500  # keys per IN (...): under SQLite's limit of bound parameters
