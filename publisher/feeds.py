@@ -12,6 +12,7 @@ comments below say which of its rules shaped a choice.
 
 from __future__ import annotations
 
+import hashlib
 import html as html_lib
 import html.entities as html_entities
 import json
@@ -24,7 +25,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
-from typing import Callable
+from typing import Callable, MutableMapping
 from urllib.parse import quote
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -91,6 +92,7 @@ class _Feed:
 def render_feeds(
     posts: list[Post], config: Config, html_for: Callable[[Post], str],
     select: Callable[[list[_Feed]], list[_Feed]] | None = None,
+    fragments: MutableMapping[str, bytes] | None = None,
 ) -> dict[str, bytes]:
     """Every feed of the site as {path relative to the output folder: bytes}.
 
@@ -102,7 +104,9 @@ def render_feeds(
     `html_for` (a cached Markdown renderer, the expensive part) is called at most once per post,
     and only for posts that appear in some feed. `select`, given every feed set, returns those
     to render (a caller that knows which are unchanged on disk); a feed set's bytes depend only
-    on its folder, title, description and items (and the config)."""
+    on its folder, title, description and items (and the config). `fragments`, a mapping
+    the caller may keep across builds, holds each entry's bytes per format (see _Entries);
+    by default the entries are shared within this call only."""
     # Sort here rather than trust the caller: output must not depend on the input's order.
     ordered = sorted(posts, key=lambda p: (p.published, p.url), reverse=True)
     site_title = _one_line(config.site.title)
@@ -149,14 +153,107 @@ def render_feeds(
 
     if select is not None:
         feeds = select(feeds)
+    entries = _Entries(config, content_html, {} if fragments is None else fragments)
+    entries.prepare(feeds)
     files: dict[str, bytes] = {}
     for feed in feeds:
-        files[feed.path(RSS_FILE)] = _render_rss(feed, config, content_html)
-        files[feed.path(ATOM_FILE)] = _render_atom(feed, config, content_html)
-        files[feed.path(JSON_FILE)] = _render_json(feed, config, content_html)
-    log.debug("rendered %d feed files (%d tags, %d posts rendered to HTML)",
-              len(files), len(feeds) - 1, len(rendered))
+        files[feed.path(RSS_FILE)] = _render_rss(feed, config, entries)
+        files[feed.path(ATOM_FILE)] = _render_atom(feed, config, entries)
+        files[feed.path(JSON_FILE)] = _render_json(feed, config, entries)
+    log.debug("rendered %d feed files (%d tags, %d posts rendered to HTML, %d entries "
+              "serialised)", len(files), len(feeds) - 1, len(rendered), entries.built)
     return files
+
+
+class _Entries:
+    """Each entry of a build serialised once per format, then shared by every feed it is in.
+
+    A post is in the site's feed, its tags' and categories' feeds and archive pages, and each
+    holds it in three formats: building it with feedgen once per feed cost more than the rest
+    of the feed writing together. feedgen still writes every byte: the entries a build needs
+    are added to one document per format, and that document is cut at markers placed between
+    them, so each fragment is exactly what feedgen writes for that entry in any feed set
+    (entries are the last children of <channel> and <feed>, at a fixed depth, and use only
+    namespaces every feed declares the same way). tests/test_feeds_golden.py holds the proof.
+
+    `store` maps a key to an entry's bytes. Its keys say everything the bytes depend on (the
+    format, the post's fields and HTML, its Atom date within the feed, the config's part,
+    this code's version), so a store may be kept across builds."""
+
+    VERSION = "1"  # change with any change to what an entry looks like
+
+    def __init__(self, config: Config, content_html: Callable[[Post], str],
+                 store: MutableMapping[str, bytes]):
+        self.config = config
+        self.content_html = content_html
+        self.store = store
+        self.built = 0  # entries serialised by this build
+        self._post_keys: dict[int, str] = {}
+        author = _site_author(config)
+        self._base = "\0".join((self.VERSION, __version__, config.site.url, *author,
+                                 config.feeds.podcast or ""))
+
+    def key(self, fmt: str, post: Post, updated: datetime | None = None) -> str:
+        post_key = self._post_keys.get(id(post))
+        if post_key is None:
+            h = hashlib.sha256(self._base.encode("utf-8", "surrogatepass"))
+            for part in (repr(post), self.content_html(post)):
+                h.update(b"\0" + part.encode("utf-8", "surrogatepass"))
+            post_key = self._post_keys[id(post)] = h.hexdigest()
+        return f"{fmt} {post_key} {updated.isoformat() if updated else ''}"
+
+    def get(self, fmt: str, post: Post, updated: datetime | None = None) -> bytes:
+        return self.store[self.key(fmt, post, updated)]
+
+    def prepare(self, feeds: list[_Feed]) -> None:
+        """Serialise every entry of `feeds` the store does not hold yet."""
+        for fmt in FEED_FILES:
+            needed: dict[str, tuple[Post, datetime | None]] = {}
+            for feed in feeds:
+                dates = _distinct_updated(feed.items) if fmt == ATOM_FILE else {}
+                for post in feed.items:
+                    updated = dates.get(id(post))
+                    key = self.key(fmt, post, updated)
+                    if key not in self.store and key not in needed:
+                        needed[key] = (post, updated)
+            if not needed:
+                continue
+            self.built += len(needed)
+            if fmt == JSON_FILE:
+                for key, (post, _updated) in needed.items():
+                    self.store[key] = _json_item(post, self.config, self.content_html(post))
+            else:
+                self.store.update(zip(needed, self._cut(fmt, list(needed.values()))))
+
+    def _cut(self, fmt: str, wanted: list[tuple[Post, datetime | None]]) -> list[bytes]:
+        """The bytes feedgen writes for each entry, from one document holding them all."""
+        config = self.config
+        holder = _Feed("", "entries", "", tuple(post for post, _updated in wanted))
+        if fmt == RSS_FILE:
+            fg = _rss_channel(holder, config)
+            for post, _updated in wanted:
+                _rss_entry(fg, post, config, self.content_html(post))
+            root, doc = fg._create_rss()  # (feedgen's own; rss_str is tostring of it)
+            parent = root.find("channel")
+            entry_tag = "item"
+        else:
+            fg = _atom_channel(holder, config)
+            for post, updated in wanted:
+                _atom_entry(fg, post, config, self.content_html(post), updated)
+            root, doc = fg._create_atom()
+            parent = root
+            entry_tag = "entry"
+        marker = "cut-" + secrets.token_hex(8)  # no post can hold it
+        elements = [child for child in parent if child.tag == entry_tag]
+        if len(elements) != len(wanted):
+            raise AssertionError(f"feedgen wrote {len(elements)} {entry_tag}s of {len(wanted)}")
+        for element in elements:
+            element.addprevious(etree.Comment(marker))
+        parent.append(etree.Comment(marker))
+        xml = etree.tostring(doc, pretty_print=True, encoding="UTF-8", xml_declaration=True)
+        # Each piece ends with the marker's indentation, which is not the entry's.
+        pieces = [piece.rstrip(b" ") for piece in xml.split(f"<!--{marker}-->\n".encode())[1:-1]]
+        return [_hex_references(piece) if fmt == RSS_FILE else piece for piece in pieces]
 
 
 def _distinct_updated(posts: tuple[Post, ...]) -> dict[int, datetime]:
@@ -347,7 +444,22 @@ def _add_entry(fg, post: Post, content_html: str, updated: datetime | None = Non
     return fe
 
 
-def _render_rss(feed: _Feed, config: Config, content_html: Callable[[Post], str]) -> bytes:
+def _render_rss(feed: _Feed, config: Config, entries: "_Entries") -> bytes:
+    skeleton = _hex_references(_rss_channel(feed, config).rss_str(pretty=True))
+    return _splice(skeleton, b"  </channel>\n</rss>\n",
+                   [entries.get(RSS_FILE, post) for post in feed.items])
+
+
+def _splice(skeleton: bytes, closing: bytes, fragments: list[bytes]) -> bytes:
+    """A feed document serialised without its entries, with them put back where feedgen
+    writes them: last, before the closing tags."""
+    if not skeleton.endswith(closing):
+        raise AssertionError(f"feedgen wrote a feed that does not end with {closing!r}")
+    return skeleton[:-len(closing)] + b"".join(fragments) + closing
+
+
+def _rss_channel(feed: _Feed, config: Config) -> FeedGenerator:
+    """The RSS document of a feed set, without its items."""
     fg, date = _new_generator(feed, config, RSS_FILE)
     if config.feeds.podcast:
         _set_podcast(fg, feed, config)
@@ -360,21 +472,23 @@ def _render_rss(feed: _Feed, config: Config, content_html: Callable[[Post], str]
     name, email = _site_author(config)
     if email:
         fg.managingEditor(f"{email} ({name or email})")
-    for post in feed.items:
-        fe = _add_entry(fg, post, content_html(post))
-        guid = _global_id(post, config)
-        fe.guid(guid, permalink=guid == post.url)
-        # An item's <description> is HTML, and the summary is plain text: escape it, so that a
-        # summary mentioning "<b>" shows it. An item whose Markdown yields no summary gets its
-        # title, so that the full HTML still goes to content:encoded rather than here.
-        fe.description(html_lib.escape(post.summary or post.title, quote=False), isSummary=True)
-        name, email = _post_author(post, config)
-        if email:
-            # feedgen writes "email (name)", as RSS wants; the validator wants a name there too.
-            fe.author(name=name or email, email=email)
-        elif name:
-            fe.dc.dc_creator(name)  # RSS <author> must hold an address; Dublin Core takes a name
-    return _hex_references(fg.rss_str(pretty=True))
+    return fg
+
+
+def _rss_entry(fg: FeedGenerator, post: Post, config: Config, content_html: str) -> None:
+    fe = _add_entry(fg, post, content_html)
+    guid = _global_id(post, config)
+    fe.guid(guid, permalink=guid == post.url)
+    # An item's <description> is HTML, and the summary is plain text: escape it, so that a
+    # summary mentioning "<b>" shows it. An item whose Markdown yields no summary gets its
+    # title, so that the full HTML still goes to content:encoded rather than here.
+    fe.description(html_lib.escape(post.summary or post.title, quote=False), isSummary=True)
+    name, email = _post_author(post, config)
+    if email:
+        # feedgen writes "email (name)", as RSS wants; the validator wants a name there too.
+        fe.author(name=name or email, email=email)
+    elif name:
+        fe.dc.dc_creator(name)  # RSS <author> must hold an address; Dublin Core takes a name
 
 
 # RSS elements that carry text (or, for <description>, short HTML) rather than markup.
@@ -397,9 +511,15 @@ def _hex_references(xml: bytes) -> bytes:
     return _RSS_TEXT_ELEMENT.sub(fix, xml)
 
 
-def _render_atom(feed: _Feed, config: Config, content_html: Callable[[Post], str]) -> bytes:
-    fg, _date = _new_generator(feed, config, ATOM_FILE)
+def _render_atom(feed: _Feed, config: Config, entries: "_Entries") -> bytes:
     updated = _distinct_updated(feed.items)
+    return _splice(_atom_channel(feed, config).atom_str(pretty=True), b"</feed>\n",
+                   [entries.get(ATOM_FILE, post, updated[id(post)]) for post in feed.items])
+
+
+def _atom_channel(feed: _Feed, config: Config) -> FeedGenerator:
+    """The Atom document of a feed set, without its entries."""
+    fg, _date = _new_generator(feed, config, ATOM_FILE)
     # Atom says text is text, but the validator (and readers) still take "<b>x</b>" in a
     # type="text" element for undeclared HTML: such text goes out as type="html", escaped.
     for setter, element, text in ((fg.title, "title", feed.title),
@@ -413,22 +533,26 @@ def _render_atom(feed: _Feed, config: Config, content_html: Callable[[Post], str
     # site title stands in when the config names no author.
     name, email = _site_author(config)
     fg.author({"name": name or feed.title, **({"email": email} if email else {})})
-    for post in feed.items:
-        fe = _add_entry(fg, post, content_html(post), updated.get(id(post)))
-        fe.id(_global_id(post, config))
-        if post.summary:
-            summary, summary_is_html = _as_text(post.summary)
-            fe.summary(summary)
-            if summary_is_html:
-                fe.html_text.html_elements.add("summary")
-        name, email = _post_author(post, config)
-        if name or email:
-            fe.author({"name": name or email, **({"email": email} if email else {})})
-    return fg.atom_str(pretty=True)
+    return fg
 
 
-def _render_json(feed: _Feed, config: Config, content_html: Callable[[Post], str]) -> bytes:
-    """JSON Feed 1.1 (https://jsonfeed.org/version/1.1); keys in a fixed order."""
+def _atom_entry(fg: FeedGenerator, post: Post, config: Config, content_html: str,
+                updated: datetime) -> None:
+    fe = _add_entry(fg, post, content_html, updated)
+    fe.id(_global_id(post, config))
+    if post.summary:
+        summary, summary_is_html = _as_text(post.summary)
+        fe.summary(summary)
+        if summary_is_html:
+            fe.html_text.html_elements.add("summary")
+    name, email = _post_author(post, config)
+    if name or email:
+        fe.author({"name": name or email, **({"email": email} if email else {})})
+
+
+def _render_json(feed: _Feed, config: Config, entries: "_Entries") -> bytes:
+    """JSON Feed 1.1 (https://jsonfeed.org/version/1.1); keys in a fixed order, the items
+    last (each serialised once per build by _Entries, at the depth it has here)."""
     doc: dict = {
         "version": JSON_FEED_VERSION,
         "title": feed.title,
@@ -442,29 +566,51 @@ def _render_json(feed: _Feed, config: Config, content_html: Callable[[Post], str
     site_author = _json_author(*_site_author(config))
     if site_author:
         doc["authors"] = [site_author]
-    items = []
-    for post in feed.items:
-        item: dict = {
-            "id": post.id,
-            "url": post.url,
-            "title": post.title,
-            "content_html": content_html(post),
-        }
-        if post.summary:
-            item["summary"] = post.summary
-        if post.image:
-            item["image"] = _safe_url(post.image)
-        item["date_published"] = post.published.isoformat()
-        item["date_modified"] = post.modified.isoformat()
-        author = _json_author(*_post_author(post, config))
-        if author:
-            item["authors"] = [author]
-        if _terms(post):
-            item["tags"] = _terms(post)
-        _json_attachments(item, post)
-        items.append(item)
-    doc["items"] = items
-    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    head = json.dumps(doc, ensure_ascii=False, indent=2)  # "{\n  ...\n}"
+    items = [entries.get(JSON_FILE, post) for post in feed.items]
+    if not items:
+        return (head[:-2] + ',\n  "items": []\n}\n').encode("utf-8")
+    return (head[:-2] + ',\n  "items": [\n').encode("utf-8") + b",\n".join(items) + b"\n  ]\n}\n"
+
+
+def _json_item(post: Post, config: Config, content_html: str) -> bytes:
+    """One item as json.dumps(doc, indent=2) writes it inside doc["items"]: every line
+    indented by two levels (JSON strings hold no raw newline, so lines are safe to indent)."""
+    item: dict = {
+        "id": post.id,
+        "url": post.url,
+        "title": post.title,
+        "content_html": content_html,
+    }
+    if post.summary:
+        item["summary"] = post.summary
+    if post.image:
+        item["image"] = _safe_url(post.image)
+    item["date_published"] = post.published.isoformat()
+    item["date_modified"] = post.modified.isoformat()
+    author = _json_author(*_post_author(post, config))
+    if author:
+        item["authors"] = [author]
+    if _terms(post):
+        item["tags"] = _terms(post)
+    _json_attachments(item, post)
+    return ("    " + _json_indented(item, 2)).encode("utf-8")
+
+
+def _json_indented(value, level: int) -> str:
+    """json.dumps(value, ensure_ascii=False, indent=2) as it appears at depth `level` of a
+    document (its first line not indented). json's indented output takes its pure-Python
+    path; strings here take the C one, which is what the items are made of."""
+    if isinstance(value, dict) and value:
+        inner = "\n" + "  " * (level + 1)
+        return ("{" + inner + ("," + inner).join(
+            json.dumps(k, ensure_ascii=False) + ": " + _json_indented(v, level + 1)
+            for k, v in value.items()) + "\n" + "  " * level + "}")
+    if isinstance(value, list) and value:
+        inner = "\n" + "  " * (level + 1)
+        return ("[" + inner + ("," + inner).join(_json_indented(v, level + 1) for v in value)
+                + "\n" + "  " * level + "]")
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _terms(post: Post) -> list[str]:

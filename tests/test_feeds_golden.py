@@ -74,8 +74,7 @@ _FEATURE_POSTS = [
     ("c.md", """
         title: Same second two
         pubDate: 2024-03-02T10:00:00Z
-        updated: 2024-03-05
-        tags: [Travel]
+        tags: [Travel, food]
         enclosure: https://cdn.example.org/ep2.ogg
         author: {name: Cy, email: "not an address"}
         """, "    indented code first\n\nthen text with a <https://example.org> link.\n"),
@@ -88,6 +87,7 @@ _FEATURE_POSTS = [
     ("e.md", """
         title: "Unicode ünïcode — 日本"
         pubDate: 2024-02-01 08:30:00 +0200
+        updated: 2024-03-05
         id: "1234"
         summary: Plain summary
         tags: travel, food
@@ -156,6 +156,37 @@ def test_the_golden_copies_cover_every_format_archives_and_terms():
         assert needle in rss, needle
     atom = (GOLDEN / "features" / "tags" / "food" / "atom.xml").read_bytes()
     assert b'type="html"' in atom and b'rel="enclosure"' in atom
+
+
+def test_a_kept_fragment_store_gives_the_same_feeds_and_serialises_only_changed_entries(tmp_path):
+    """render_feeds(fragments=...): the mapping a caller may keep across builds. Its keys say
+    what an entry's bytes depend on, so a changed post gets new entries, and the rest are
+    taken as they are."""
+    import dataclasses
+
+    config = load_config(_feature_site(tmp_path / "site"))
+    posts = load_posts(config, NOW).posts
+    html_for = lambda post: render_html(post, config)  # noqa: E731
+    fresh = render_feeds(posts, config, html_for)
+    store: dict[str, bytes] = {}
+    assert render_feeds(posts, config, html_for, fragments=store) == fresh
+    # One entry per post and format (every post here is in some feed), and one more Atom
+    # entry: c.md, published at the same second as b.md, is dated 1 µs later where both are
+    # in a feed, and as it is where it is alone ('travel').
+    per_format = {fmt: sum(key.startswith(fmt + " ") for key in store)
+                  for fmt in ("rss.xml", "atom.xml", "feed.json")}
+    assert per_format == {"rss.xml": len(posts), "atom.xml": len(posts) + 1,
+                          "feed.json": len(posts)}
+    size = len(store)
+    assert render_feeds(posts, config, html_for, fragments=store) == fresh
+    assert len(store) == size  # nothing serialised again
+
+    changed = [dataclasses.replace(p, title="Renamed") if p.title == "Old post 3" else p
+               for p in posts]
+    again = render_feeds(changed, config, html_for, fragments=store)
+    assert again == render_feeds(changed, config, html_for)
+    assert again != fresh
+    assert len(store) == size + 3  # the renamed post's RSS, Atom and JSON entries
 
 
 def _write_golden() -> None:
