@@ -26,9 +26,9 @@ def counted(monkeypatch):
     calls: list[str] = []
     real = content.posts._parse_post
 
-    def parse(path, config, raw, content_hash):
+    def parse(path, config, raw, content_hash, *located):
         calls.append(path.name)
-        return real(path, config, raw, content_hash)
+        return real(path, config, raw, content_hash, *located)
 
     monkeypatch.setattr(content.posts, "_parse_post", parse)
     return calls

@@ -149,7 +149,10 @@ def _parts(path: Path, config: Config) -> tuple[str, ...]:
         return (path.name,)
 
 
-def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Post:
+def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
+                located: tuple[tuple[str, ...], str] | None = None) -> Post:
+    """`located`: (path parts under content.dir, path for messages) when the caller has them
+    (load_posts does, from its walk: two pathlib relative_to calls per file less)."""
     if b"\0" in raw[:8192]:
         raise Skip("binary file, not Markdown")
     try:
@@ -159,7 +162,8 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
     text = clean_text(text)
     engine = engine_for(config)
     meta, body = split_front_matter(text, dialect=engine.name)
-    src = source_of(_parts(path, config))
+    parts, source = located or (_parts(path, config), _source(path, config))
+    src = source_of(parts)
     if meta:
         meta = engine.data(meta, path, src, config)
     if not engine.is_post(meta, src, path):
@@ -197,7 +201,7 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str) -> Po
     image = read_text(image_value, "image")
     post_id = re.sub(r"\s+", " ", read_text(meta.get("id"), "id")) or url  # one line, as feeds need
     return Post(
-        source=_source(path, config),
+        source=source,
         slug=slug,
         title=title,
         published=published,
@@ -499,7 +503,7 @@ def load_posts(config: Config, now: datetime, *,
                 continue
             content_hash = hashlib.sha256(raw).hexdigest()
             try:
-                post = _parse_post(path, config, raw, content_hash)
+                post = _parse_post(path, config, raw, content_hash, (parts, rel))
             except NotAPost:
                 if cache is not None:
                     result.cache_changed[rel] = ScanEntry(st.st_size, st.st_mtime_ns,
