@@ -113,7 +113,7 @@ def _feature_site(root: Path) -> Path:
                  "icon": "favicon.png", "logo": "https://cdn.example.org/logo.png"},
         "content": {"dir": "content", "permalink": "/blog/{slug}/"},
         "feeds": {"output_dir": "out", "limit": 3, "archive": True, "archive_size": 2,
-                  "archive_tags": True, "podcast": "Technology/Podcasting",
+                  "archive_tags": True, "podcast": "Technology",
                   "websub_hub": "https://hub.example.org/"},
         "state": {"database": "state.db"},
     }
