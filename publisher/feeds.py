@@ -29,6 +29,7 @@ from typing import Callable, MutableMapping
 from urllib.parse import quote
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.version import version_str as _FEEDGEN_VERSION
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
@@ -190,8 +191,8 @@ class _Entries:
         self.built = 0  # entries serialised by this build
         self._post_keys: dict[int, str] = {}
         author = _site_author(config)
-        self._base = "\0".join((self.VERSION, __version__, config.site.url, *author,
-                                 config.feeds.podcast or ""))
+        self._base = "\0".join((self.VERSION, __version__, _FEEDGEN_VERSION, etree.__version__,
+                                 config.site.url, *author, config.feeds.podcast or ""))
 
     def key(self, fmt: str, post: Post, updated: datetime | None = None) -> str:
         post_key = self._post_keys.get(id(post))
