@@ -74,6 +74,10 @@ def write_site_feeds(config: Config, state: State | CacheStore | None, loaded: L
     gets imported, and the answer is the files found untouched, for the idle stamp. Otherwise
     only the feed sets whose posts (or config, or code) changed are rendered and written: a
     new post rewrites the site's feeds and its tags' feeds, nothing else."""
+    if state is not None and config.newsletter.topics == "all":
+        from .newsletter.topics import remember_offered  # the topics `serve` offers
+
+        remember_offered(config, state, loaded.posts)
     feeds_cache = FeedCache(config, state, loaded)
     if feeds_cache.unchanged():
         report.lines.append(
@@ -150,19 +154,20 @@ def build(config: Config, now: datetime | None = None) -> Report:
 def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datetime) -> int:
     """Render a digest (or alert) and record it with its owed deliveries, atomically."""
     from .newsletter.delivery import check_settings
-    from .newsletter.digest import render_digest
     from .newsletter.sending import envelope_sender
+    from .newsletter.topics import plan_digest
 
     # Config errors that would only show at send time stop us before anything is recorded.
     envelope_sender(config)
     check_settings(config)
     # A damaged database must not take a digest and its ledger: say so before recording.
     state.check_integrity()
-    rendered = render_digest(with_copied_images(config, posts), config, kind=kind)
+    # One rendering per distinct post list (topics, alerts already sent), fixed now.
+    rendered, plan = plan_digest(config, state, with_copied_images(config, posts), kind, now)
     for warning in rendered.warnings:
         log.warning("%s", warning)
     return state.create_digest(kind=kind, subject=rendered.subject, html=rendered.html,
-                               text=rendered.text, post_ids=rendered.post_ids, now=now)
+                               text=rendered.text, post_ids=rendered.post_ids, now=now, plan=plan)
 
 
 def _deliver_open(config: Config, state: State, now: datetime, report: Report, progress, stop,

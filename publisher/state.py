@@ -124,6 +124,10 @@ subscribers = sa.Table(
     sa.Column("confirmed_at", UTCDateTime),
     sa.Column("confirm_sent_at", UTCDateTime),
     sa.Column("last_reply", sa.Text),  # the SMTP reply that bounced it
+    # v6, newsletter/topics.py: the topic slugs chosen, as JSON ('' = everything), and the
+    # end of a pause (no mail before it; what is sent meanwhile counts as mailed).
+    sa.Column("topics", sa.Text, nullable=False, default=""),
+    sa.Column("paused_until", UTCDateTime),
 )
 
 # Rate limits of the subscribe endpoint, shared by every `serve` process: one row per key
@@ -159,6 +163,18 @@ digests = sa.Table(
     sa.Column("post_ids", sa.Text, nullable=False),  # JSON list
 )
 
+# v6: the other bodies of a digest, one per distinct post list (a topic set, or posts left
+# out because an alert carried them), rendered once when the digest is planned.
+digest_variants = sa.Table(
+    "digest_variants", metadata,
+    sa.Column("digest_id", sa.Integer, sa.ForeignKey("digests.id"), primary_key=True),
+    sa.Column("variant", sa.Integer, primary_key=True),  # 1, 2, ...
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("html", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("post_ids", sa.Text, nullable=False),  # JSON list: the posts in full
+)
+
 deliveries = sa.Table(
     "deliveries", metadata,
     sa.Column("digest_id", sa.Integer, sa.ForeignKey("digests.id"), primary_key=True),
@@ -172,6 +188,9 @@ deliveries = sa.Table(
     # Several senders (processes or machines) share a digest by claiming batches of rows.
     sa.Column("claimed_by", sa.String(120)),
     sa.Column("claimed_at", UTCDateTime),
+    # v6: which of the digest's bodies this subscriber gets (digest_variants); 0 = the
+    # digest's own, every post. Fixed when the digest is planned, like the row itself.
+    sa.Column("variant", sa.Integer, nullable=False, default=0),
 )
 sa.Index("deliveries_owed", deliveries.c.digest_id, deliveries.c.status, deliveries.c.subscriber_id)
 
@@ -218,6 +237,8 @@ class Subscriber:
     created_at: datetime
     confirm_token: str | None = None
     confirm_sent_at: datetime | None = None
+    topics: tuple[str, ...] = ()  # topic slugs; () = everything
+    paused_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -241,6 +262,27 @@ class OwedDelivery:
     token: str
     status: str
     attempts: int
+    variant: int = 0  # the digest's body for this subscriber (0: the digest's own)
+
+
+@dataclass(frozen=True)
+class DigestPlan:
+    """What newsletter/topics.py planned for a digest: its other bodies (variant n is
+    variants[n-1]) and {subscriber id: variant} for everyone who gets it (0: the digest's own
+    body). A subscriber left out gets no mail of this digest."""
+
+    variants: tuple[DigestVariant, ...]
+    recipients: dict[int, int]
+
+
+@dataclass(frozen=True)
+class DigestVariant:
+    """One of a digest's bodies besides its own (see digest_variants)."""
+
+    subject: str
+    html: str
+    text: str
+    post_ids: tuple[str, ...]
 
 
 def normalize_url(url: str) -> str:
@@ -274,8 +316,13 @@ def _subscriber(row: Any) -> Subscriber:
     return Subscriber(
         id=row.id, email=row.email, name=row.name, status=row.status, token=row.token,
         created_at=row.created_at, confirm_token=row.confirm_token,
-        confirm_sent_at=row.confirm_sent_at,
+        confirm_sent_at=row.confirm_sent_at, topics=_topic_slugs(row.topics),
+        paused_until=row.paused_until,
     )
+
+
+def _topic_slugs(stored: str | None) -> tuple[str, ...]:
+    return tuple(json.loads(stored)) if stored else ()
 
 
 # Each migration takes a connection inside a write transaction and moves the schema from
@@ -330,6 +377,20 @@ def _add_bounce_events(conn: sa.Connection) -> None:
 MIGRATIONS[5] = _add_bounce_events
 
 
+def _add_topics(conn: sa.Connection) -> None:
+    """v6: subscribers.topics / paused_until, deliveries.variant, the digest_variants table."""
+    timestamp = "TIMESTAMP" if conn.dialect.name == "postgresql" else "DATETIME"
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("subscribers")}
+    if "topics" not in columns:
+        conn.execute(sa.text("ALTER TABLE subscribers ADD COLUMN topics TEXT NOT NULL DEFAULT ''"))
+    if "paused_until" not in columns:
+        conn.execute(sa.text(f"ALTER TABLE subscribers ADD COLUMN paused_until {timestamp}"))
+    if "variant" not in {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}:
+        conn.execute(sa.text("ALTER TABLE deliveries ADD COLUMN variant INTEGER NOT NULL DEFAULT 0"))
+    digest_variants.create(conn, checkfirst=True)
+
+
+MIGRATIONS[6] = _add_topics
 
 
 def damage_hint(path: str) -> str:
@@ -652,8 +713,9 @@ class State:
     # --- digests and the delivery ledger --------------------------------------------------
 
     def create_digest(self, *, kind: str, subject: str, html: str, text: str, post_ids: Iterable[str],
-                      now: datetime) -> int:
-        """Record a digest, its owed deliveries (one per active subscriber) and the posts it
+                      now: datetime, plan: DigestPlan | None = None) -> int:
+        """Record a digest, its owed deliveries (one per active subscriber, or, with `plan`,
+        one per planned subscriber still active, with its variant) and the posts it
         announces, atomically: either all of it exists or none."""
         post_ids = list(post_ids)
         with self.write() as conn:
@@ -665,15 +727,18 @@ class State:
                     text=text, post_ids=json.dumps(post_ids),
                 )
             ).inserted_primary_key[0]
-            conn.execute(
-                deliveries.insert().from_select(
-                    ["digest_id", "subscriber_id", "status", "attempts", "updated_at"],
-                    sa.select(
-                        sa.literal(digest_id), subscribers.c.id, sa.literal("pending"), sa.literal(0),
-                        sa.literal(now, UTCDateTime),
-                    ).where(subscribers.c.status == ACTIVE),
+            if plan is None:
+                conn.execute(
+                    deliveries.insert().from_select(
+                        ["digest_id", "subscriber_id", "status", "attempts", "updated_at"],
+                        sa.select(
+                            sa.literal(digest_id), subscribers.c.id, sa.literal("pending"), sa.literal(0),
+                            sa.literal(now, UTCDateTime),
+                        ).where(subscribers.c.status == ACTIVE),
+                    )
                 )
-            )
+            else:
+                self._record_plan(conn, digest_id, plan, now)
             for i in range(0, len(post_ids), 500):
                 chunk = post_ids[i : i + 500]
                 if kind == "digest":
@@ -689,6 +754,73 @@ class State:
             if kind == "digest":
                 self._set_meta(conn, "last_digest_at", now.isoformat())
         return int(digest_id)
+
+    # --- topics and preferences (newsletter/topics.py decides; this stores) ---
+
+    def _record_plan(self, conn: sa.Connection, digest_id: int, plan: DigestPlan, now: datetime) -> None:
+        """A planned digest's variants and its deliveries: each planned subscriber who is
+        still active gets a row with its variant. Someone who became active while the plan
+        was made waits for the next digest (its posts count as mailed for them)."""
+        for number, variant in enumerate(plan.variants, 1):
+            conn.execute(digest_variants.insert().values(
+                digest_id=digest_id, variant=number, subject=variant.subject, html=variant.html,
+                text=variant.text, post_ids=json.dumps(list(variant.post_ids))))
+        planned = list(plan.recipients.items())
+        for i in range(0, len(planned), 500):
+            chunk = dict(planned[i : i + 500])
+            active = conn.execute(sa.select(subscribers.c.id).where(
+                subscribers.c.id.in_(list(chunk)), subscribers.c.status == ACTIVE)).scalars()
+            rows = [{"digest_id": digest_id, "subscriber_id": sid, "status": "pending", "attempts": 0,
+                     "updated_at": now, "variant": chunk[sid]} for sid in active]
+            if rows:
+                conn.execute(deliveries.insert(), rows)
+
+    def planning_subscribers(self) -> list[Subscriber]:
+        """The active subscribers, with their topics and pauses, for planning a digest."""
+        return self.list_subscribers(ACTIVE)
+
+    def digest_variants(self, digest_id: int) -> dict[int, DigestVariant]:
+        with self.read() as conn:
+            rows = conn.execute(sa.select(digest_variants).where(digest_variants.c.digest_id == digest_id))
+            return {r.variant: DigestVariant(r.subject, r.html, r.text, tuple(json.loads(r.post_ids)))
+                    for r in rows}
+
+    def alerted_to(self, post_ids: Iterable[str]) -> dict[str, set[int]]:
+        """{post id: subscribers an alert carrying it was sent to, or is still owed to}."""
+        wanted = set(post_ids)
+        found: dict[str, set[int]] = {}
+        with self.read() as conn:
+            alerted = set(conn.execute(sa.select(posts.c.id).where(
+                posts.c.id.in_(list(wanted)), posts.c.alerted_at.is_not(None))).scalars()) if wanted else set()
+            if not alerted:
+                return found
+            alerts = conn.execute(sa.select(digests.c.id, digests.c.post_ids).where(digests.c.kind == "alert"))
+            for digest_id, ids in alerts:
+                for post_id in set(json.loads(ids)) & alerted:
+                    found.setdefault(post_id, set()).update(conn.execute(
+                        sa.select(deliveries.c.subscriber_id).where(
+                            deliveries.c.digest_id == digest_id,
+                            deliveries.c.status.in_(("sent",) + OWED))).scalars())
+        return found
+
+    def set_preferences(self, token: str, *, topics: Iterable[str] | None = None,
+                        paused_until: datetime | None = None, resume: bool = False,
+                        now: datetime) -> Subscriber | None:
+        """Change the topics (None: unchanged; empty: everything) and/or the pause of the
+        holder of unsubscribe token `token`; None if no one holds it. A digest already
+        planned keeps what it planned for them."""
+        with self.write() as conn:
+            row = self._subscriber_row_for_update(conn, subscribers.c.token == token)
+            if row is None:
+                return None
+            values: dict[str, Any] = {"updated_at": now}
+            if topics is not None:
+                chosen = sorted(set(topics))
+                values["topics"] = json.dumps(chosen) if chosen else ""
+            if paused_until is not None or resume:
+                values["paused_until"] = paused_until
+            conn.execute(subscribers.update().where(subscribers.c.id == row.id).values(**values))
+            return _subscriber(conn.execute(sa.select(subscribers).where(subscribers.c.id == row.id)).one())
 
     def open_digests(self) -> list[DigestRow]:
         """Digests with deliveries still owed, oldest first."""
@@ -726,7 +858,8 @@ class State:
             # nor their attempts, and a second query for them was a fifth of a claim's time.
             candidates = (
                 sa.select(deliveries.c.subscriber_id, deliveries.c.status, deliveries.c.attempts,
-                          subscribers.c.email, subscribers.c.name, subscribers.c.token)
+                          deliveries.c.variant, subscribers.c.email, subscribers.c.name,
+                          subscribers.c.token)
                 .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
                 .where(deliveries.c.digest_id == digest_id, deliveries.c.status.in_(OWED),
                        subscribers.c.status == ACTIVE, claimable)
@@ -744,8 +877,8 @@ class State:
                        deliveries.c.subscriber_id.in_([r.subscriber_id for r in rows]))
                 .values(claimed_by=sender, claimed_at=now)
             )
-        return [OwedDelivery(digest_id, r.subscriber_id, r.email, r.name, r.token, r.status, r.attempts)
-                for r in rows]
+        return [OwedDelivery(digest_id, r.subscriber_id, r.email, r.name, r.token, r.status, r.attempts,
+                             r.variant) for r in rows]
 
     def claimants(self, digest_id: int) -> list[str]:
         """Senders holding owed rows of a digest (to spot dead ones)."""
@@ -820,8 +953,9 @@ class State:
 
     def add_subscribers(self, entries: Iterable[tuple[str, str]], *, status: str = ACTIVE,
                         now: datetime | None = None) -> tuple[list[str], list[str]]:
-        """Add (email, name) pairs that are not on the list yet (case-insensitive), in one
-        transaction. Returns (added, already_present) addresses. Safe to re-run."""
+        """Add (email, name) pairs, or (email, name, topic slugs) triples, that are not on the
+        list yet (case-insensitive), in one transaction. Returns (added, already_present)
+        addresses. Safe to re-run."""
         now = now or utcnow()
         added: list[str] = []
         present: list[str] = []
@@ -830,13 +964,14 @@ class State:
             for i in range(0, len(entries), 500):
                 chunk = entries[i : i + 500]
                 rows: dict[str, dict] = {}
-                for email, name in chunk:
+                for email, name, *chosen in chunk:
                     # PostgreSQL cannot store NUL; no address or name legitimately holds one.
                     email, name = email.replace("\0", ""), name.replace("\0", "")
                     rows.setdefault(email.lower(), {
                         "email": email, "email_key": email.lower(), "name": name, "status": status,
                         "token": new_token(), "created_at": now, "updated_at": now,
                         "confirmed_at": now if status == ACTIVE else None,
+                        "topics": json.dumps(sorted(set(chosen[0]))) if chosen and chosen[0] else "",
                     })
                 # ON CONFLICT, not check-then-insert: another process (a second import, the
                 # web endpoint) may add the same address at the same moment on PostgreSQL.
@@ -844,7 +979,7 @@ class State:
                         .on_conflict_do_nothing(index_elements=[subscribers.c.email_key])
                         .returning(subscribers.c.email_key))
                 inserted = set(conn.execute(stmt, list(rows.values())).scalars()) if rows else set()
-                for email, _name in chunk:
+                for email, *_rest in chunk:
                     email = email.replace("\0", "")
                     key = email.lower()
                     if key in inserted:

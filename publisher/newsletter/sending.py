@@ -101,7 +101,7 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
                 stop: threading.Event | None = None) -> SendReport:
     """Mail `digest` to every active subscriber still owed it; record each result."""
     from .delivery import Job, deliver, sign_dkim
-    from .digest import Recipient, compile_message
+    from .digest import Recipient, RenderedDigest, compile_message
 
     mail_from = envelope_sender(config)
     rendered = as_rendered(digest)
@@ -133,13 +133,23 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
     from .bounces import verp_sender
     verp_secret = state.bounce_secret() if config.newsletter.bounce_address else ""
 
+    # The digest's other bodies (newsletter/topics.py), as planned: variant 0 is its own.
+    variants = state.digest_variants(digest.id)
+
     def jobs():
-        compiled = None
+        compiled_by_variant: dict[int, object] = {}
         for owed in owed_rows():
+            compiled = compiled_by_variant.get(owed.variant)
             if compiled is None:
-                # Once per digest (and only if anyone is owed it): each copy is then a
+                # Once per body (and only if anyone is owed it): each copy is then a
                 # substitution into pre-encoded bytes, not a message built from scratch.
-                compiled = compile_message(rendered, config, message_key=key, date=now)
+                body = rendered
+                if owed.variant:
+                    v = variants[owed.variant]
+                    body = RenderedDigest(kind=digest.kind, subject=v.subject, html=v.html,
+                                          text=v.text, post_ids=v.post_ids, warnings=())
+                compiled = compiled_by_variant[owed.variant] = compile_message(
+                    body, config, message_key=key, date=now)
             recipient = Recipient(email=owed.email, name=owed.name, token=owed.token)
 
             def build(recipient=recipient, compiled=compiled) -> bytes:
