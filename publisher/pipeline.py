@@ -457,13 +457,23 @@ def dry_run(config: Config, out_dir: Path, now: datetime | None = None) -> Repor
     return report
 
 
-def preview(config: Config, out_dir: Path, now: datetime | None = None) -> tuple[Report, list[Path]]:
-    """`publisher preview`: the next digest as an HTML and a text file."""
+def preview(config: Config, out_dir: Path, now: datetime | None = None,
+            topics: tuple[str, ...] | None = None) -> tuple[Report, list[Path]]:
+    """`publisher preview`: the next digest as an HTML and a text file; with `topics` (names),
+    as a subscriber of those topics gets it."""
     from .newsletter.digest import render_preview
 
     now = now or now_utc()
     report = Report()
+    chosen = _preview_topics(config, topics) if topics is not None else None
     posts = _posts_for_next_digest(config, now, report, "preview")
+    if chosen is not None and posts:
+        from .newsletter.topics import select
+
+        posts = select(posts, frozenset(chosen) or None)
+        if not posts:
+            report.lines.append(f"nothing new in topics {', '.join(topics)}: "
+                                "a subscriber of these topics gets no mail this time")
     if not posts:
         return report, []
     html, text = render_preview(posts, config)
@@ -472,6 +482,18 @@ def preview(config: Config, out_dir: Path, now: datetime | None = None) -> tuple
     html_path.write_text(html, encoding="utf-8")
     text_path.write_text(text, encoding="utf-8")
     return report, [html_path, text_path]
+
+
+def _preview_topics(config: Config, names: tuple[str, ...]) -> tuple[str, ...]:
+    """`preview --topics`: the names as slugs, or a ConfigError naming an unknown one."""
+    from .newsletter import topics
+
+    state = open_state(config)
+    try:
+        available = topics.offered(config, state)
+    finally:
+        state.close()
+    return topics.parse_choice(names, available, "preview --topics")
 
 
 def check(config: Config, now: datetime | None = None) -> Report:

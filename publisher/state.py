@@ -325,6 +325,12 @@ def _topic_slugs(stored: str | None) -> tuple[str, ...]:
     return tuple(json.loads(stored)) if stored else ()
 
 
+def _topics_json(slugs: Iterable[str]) -> str:
+    """How subscribers.topics stores a choice: sorted slugs as JSON, '' for everything."""
+    chosen = sorted(set(slugs))
+    return json.dumps(chosen) if chosen else ""
+
+
 # Each migration takes a connection inside a write transaction and moves the schema from
 # version N-1 to N without losing rows. Version 1 is the initial create_all.
 MIGRATIONS: dict[int, Any] = {}
@@ -815,8 +821,7 @@ class State:
                 return None
             values: dict[str, Any] = {"updated_at": now}
             if topics is not None:
-                chosen = sorted(set(topics))
-                values["topics"] = json.dumps(chosen) if chosen else ""
+                values["topics"] = _topics_json(topics)
             if paused_until is not None or resume:
                 values["paused_until"] = paused_until
             conn.execute(subscribers.update().where(subscribers.c.id == row.id).values(**values))
@@ -971,7 +976,7 @@ class State:
                         "email": email, "email_key": email.lower(), "name": name, "status": status,
                         "token": new_token(), "created_at": now, "updated_at": now,
                         "confirmed_at": now if status == ACTIVE else None,
-                        "topics": json.dumps(sorted(set(chosen[0]))) if chosen and chosen[0] else "",
+                        "topics": _topics_json(chosen[0] if chosen else ()),
                     })
                 # ON CONFLICT, not check-then-insert: another process (a second import, the
                 # web endpoint) may add the same address at the same moment on PostgreSQL.
@@ -1287,7 +1292,8 @@ class State:
 
     def subscribe_request(self, email: str, name: str, *, form: str, limits: dict[str, int],
                           now: datetime, resend_after: datetime, valid_after: datetime,
-                          forms_after: datetime) -> tuple[str, tuple[Subscriber, datetime | None] | None]:
+                          forms_after: datetime, topics: Iterable[str] = (),
+                          ) -> tuple[str, tuple[Subscriber, datetime | None] | None]:
         """One subscribe form submission, in one write transaction: ("reused", None) if the
         form (its CSRF nonce) was submitted before; ("limited", None) if a rate limit is
         reached; else ("ok", what request_confirmation returns).
@@ -1325,7 +1331,7 @@ class State:
             savepoint = conn.begin_nested()
             reserved = self._reserve_confirmation(conn, email, name, now=now,
                                                   resend_after=resend_after,
-                                                  valid_after=valid_after, even=True)
+                                                  valid_after=valid_after, even=True, topics=topics)
             if limited:
                 savepoint.rollback()
                 return "limited", None
@@ -1349,7 +1355,7 @@ class State:
 
     def _reserve_confirmation(self, conn: sa.Connection, email: str, name: str, *, now: datetime,
                               resend_after: datetime, valid_after: datetime,
-                              even: bool = False) -> tuple[Subscriber, datetime | None] | None:
+                              even: bool = False, topics: Iterable[str] = ()) -> tuple[Subscriber, datetime | None] | None:
         """request_confirmation's work, in the caller's transaction. even=True: an address
         that gets no mail (active, or mailed within the hour) costs the same statements as
         one that does (a row rewritten with its own values, read back), for the timing."""
@@ -1361,6 +1367,7 @@ class State:
                     conn.execute(subscribers.insert().values(
                         email=email, email_key=key, name=name, status=PENDING, token=new_token(),
                         confirm_token=new_token(), created_at=now, updated_at=now, confirm_sent_at=now,
+                        topics=_topics_json(topics),
                     ))
                 previous = None
             except sa.exc.IntegrityError:  # another process added it a moment ago
@@ -1378,6 +1385,7 @@ class State:
             conn.execute(subscribers.update().where(subscribers.c.id == row.id).values(
                 confirm_token=row.confirm_token if still_valid else new_token(),
                 confirm_sent_at=now, updated_at=now, name=name or row.name,
+                topics=_topics_json(topics),  # the form's choice; an active subscriber's stays
             ))
         reserved = conn.execute(sa.select(subscribers).where(subscribers.c.email_key == key)).one()
         return _subscriber(reserved), previous
