@@ -57,7 +57,10 @@ def from_posts(config: Config, posts: Iterable) -> list[Topic]:
     names: dict[str, str] = {}
     for post in posts:
         for name in (*post.tags, *post.categories):
-            names.setdefault(slugify(name), name)
+            # One spelling per slug whatever order the posts come in: the first by case-folded
+            # then plain sort ('Python' before 'python').
+            slug = slugify(name)
+            names[slug] = min(names.get(slug, name), name, key=lambda n: (n.casefold(), n))
         for slug in post_topics(post):
             counts[slug] = counts.get(slug, 0) + 1
     least = config.newsletter.topics_min_posts
