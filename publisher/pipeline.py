@@ -438,18 +438,19 @@ def send_test(config: Config, address: str, now: datetime | None = None) -> Repo
 
 def dry_run(config: Config, out_dir: Path, now: datetime | None = None) -> Report:
     """`publisher send --dry-run`: the messages as .eml files; records nothing."""
-    from .newsletter.digest import render_digest
     from .newsletter.sending import write_dry_run
+    from .newsletter.topics import plan_digest
 
     now = now or now_utc()
     report = Report()
     posts = _posts_for_next_digest(config, now, report, "write")
     if not posts:
         return report
-    rendered = render_digest(posts, config, kind="digest")
     state = open_state(config)
     try:
-        files = write_dry_run(config, state, rendered, out_dir, now=now)
+        # As a real send would plan it: each subscriber's topics, pauses, alerts already sent.
+        rendered, plan = plan_digest(config, state, posts, "digest", now)
+        files = write_dry_run(config, state, rendered, out_dir, now=now, plan=plan)
     finally:
         state.close()
     report.lines.append(f"dry run: {plural(len(files), 'message')} written to {out_dir} "

@@ -327,3 +327,27 @@ def test_cli_preview_with_topics_shows_that_set_only(tmp_path):
     bad = run_cli(config.path, "preview", "--topics", "Cobol")
     assert bad.returncode == 2
     assert "preview --topics: unknown topic 'Cobol'; the topics offered are: Python, Rust, Go, Haskell" in bad.stderr
+
+
+def test_a_dry_run_writes_each_subscribers_own_digest_and_records_nothing(tmp_path):
+    import email
+    import email.policy
+
+    config = write_site(tmp_path / "site", newsletter={"topics": TOPICS})
+    write_post(config.root, "old.md", {"title": "Old", "pubDate": "2024-01-01"})
+    pipeline.run_once(config, MONDAY)
+    who = subscribe(config, ada=["python"], bob=["rust"], dee=["haskell"])
+    post(config, "py", "Py tips", MONDAY + timedelta(hours=1), ["python"])
+    post(config, "rs", "Rust notes", MONDAY + timedelta(hours=2), ["rust"])
+    out = tmp_path / "outbox"
+    result = run_cli(config.path, "send", "--dry-run", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    files = sorted(out.iterdir())
+    mails = {email.message_from_bytes(f.read_bytes(), policy=email.policy.default)["To"]: f for f in files}
+    assert len(files) == 2  # dee: nothing new in Haskell, so no mail
+    got = {addr: titles(email.message_from_bytes(f.read_bytes(), policy=email.policy.default))
+           for addr, f in mails.items()}
+    assert got == {f"Ada <{who['ada']}>": ["Py tips"], f"Bob <{who['bob']}>": ["Rust notes"]}
+    state = State(config.database_url)
+    assert state.get_digest(1) is None and state.count_status(1, "pending") == 0
+    state.close()
