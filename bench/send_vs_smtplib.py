@@ -57,7 +57,7 @@ def prepare_site(work: Path, posts: int, subscribers: int, port: int,
     state.add_subscribers([(f"reader{i:06d}@example.org", name_of(i), sets[i % len(sets)])
                            for i in range(subscribers)])
     state.close()
-    saved = work / "state-before-send.db"
+    saved = work / f"{site.name}-state-before-send.db"  # one per site: two sites may share work
     shutil.copyfile(site / "state.db", saved)
     return config, saved
 

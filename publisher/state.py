@@ -771,19 +771,25 @@ class State:
             conn.execute(digest_variants.insert().values(
                 digest_id=digest_id, variant=number, subject=variant.subject, html=variant.html,
                 text=variant.text, post_ids=json.dumps(list(variant.post_ids))))
-        planned = list(plan.recipients.items())
-        for i in range(0, len(planned), 500):
-            chunk = dict(planned[i : i + 500])
-            active = conn.execute(sa.select(subscribers.c.id).where(
-                subscribers.c.id.in_(list(chunk)), subscribers.c.status == ACTIVE)).scalars()
-            rows = [{"digest_id": digest_id, "subscriber_id": sid, "status": "pending", "attempts": 0,
-                     "updated_at": now, "variant": chunk[sid]} for sid in active]
-            if rows:
-                conn.execute(deliveries.insert(), rows)
+        by_variant: dict[int, list[int]] = {}
+        for sid, number in plan.recipients.items():
+            by_variant.setdefault(number, []).append(sid)
+        # INSERT ... SELECT, as without a plan: the database filters the active ones itself.
+        for number, ids in sorted(by_variant.items()):
+            for i in range(0, len(ids), 500):
+                conn.execute(deliveries.insert().from_select(
+                    ["digest_id", "subscriber_id", "status", "attempts", "updated_at", "variant"],
+                    sa.select(sa.literal(digest_id), subscribers.c.id, sa.literal("pending"), sa.literal(0),
+                              sa.literal(now, UTCDateTime), sa.literal(number))
+                    .where(subscribers.c.id.in_(ids[i : i + 500]), subscribers.c.status == ACTIVE)))
 
-    def planning_subscribers(self) -> list[Subscriber]:
-        """The active subscribers, with their topics and pauses, for planning a digest."""
-        return self.list_subscribers(ACTIVE)
+    def planning_subscribers(self) -> list[tuple[int, tuple[str, ...], datetime | None]]:
+        """(id, topic slugs, paused until) of every active subscriber, for planning a digest:
+        only these columns (whole Subscriber rows cost 0.3 s for 5,000 subscribers)."""
+        with self.read() as conn:
+            rows = conn.execute(sa.select(subscribers.c.id, subscribers.c.topics, subscribers.c.paused_until)
+                                .where(subscribers.c.status == ACTIVE).order_by(subscribers.c.id))
+            return [(sid, _topic_slugs(chosen), until) for sid, chosen, until in rows]
 
     def digest_variants(self, digest_id: int) -> dict[int, DigestVariant]:
         with self.read() as conn:

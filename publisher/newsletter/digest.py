@@ -217,7 +217,23 @@ def _set_verbatim(msg: EmailMessage, name: str, value: str) -> None:
 
 # --- templates --------------------------------------------------------------------------
 
+# One environment per config object: its compiled templates serve every render of a send
+# (a digest over many topic sets renders once per set). Jinja still re-reads a template file
+# whose modification time changed.
+_ENVIRONMENTS: dict[int, tuple[Config, Any]] = {}
+
+
 def _environment(config: Config):
+    cached = _ENVIRONMENTS.get(id(config))
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    env = _new_environment(config)
+    _ENVIRONMENTS.clear()  # one config at a time in practice; never a growing cache
+    _ENVIRONMENTS[id(config)] = (config, env)
+    return env
+
+
+def _new_environment(config: Config):
     from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     # The site's own templates/ first: a file there replaces the bundled one of that name.

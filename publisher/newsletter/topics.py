@@ -125,7 +125,11 @@ def select(posts: list, chosen: frozenset[str] | None) -> list:
 
 
 def paused(subscriber: Subscriber, now: datetime) -> bool:
-    return subscriber.paused_until is not None and subscriber.paused_until > now
+    return _paused(subscriber.paused_until, now)
+
+
+def _paused(until: datetime | None, now: datetime) -> bool:
+    return until is not None and until > now
 
 
 def plan_digest(config: Config, state: State, posts: list, kind: str, now: datetime):
@@ -144,18 +148,22 @@ def plan_digest(config: Config, state: State, posts: list, kind: str, now: datet
     keys: dict[tuple, int] = {everything: 0}
     recipients: dict[int, int] = {}
     everyone = True
-    for sub in state.planning_subscribers():
-        if paused(sub, now):
+    lists: dict[frozenset[str] | None, set[str]] = {}  # topics -> their posts, worked out once
+    for sub_id, chosen, until in state.planning_subscribers():
+        if _paused(until, now):
             everyone = False
             continue
-        mine = {p.id for p in select(posts, effective(sub.topics, available) if available else None)}
-        already = {pid for pid in mine if sub.id in alerted.get(pid, ())}
+        wanted = effective(chosen, available) if available else None
+        mine = lists.get(wanted)
+        if mine is None:
+            mine = lists[wanted] = {p.id for p in select(posts, wanted)}
+        already = {pid for pid in mine if sub_id in alerted.get(pid, ())} if alerted else set()
         body = tuple(pid for pid in main.post_ids if pid in mine and pid not in already)
         if not body:
             everyone = False  # nothing new for them: no mail, and these posts count as mailed
             continue
         key = (body, tuple(pid for pid in main.post_ids if pid in already))
-        recipients[sub.id] = keys.setdefault(key, len(keys))
+        recipients[sub_id] = keys.setdefault(key, len(keys))
     if everyone and len(keys) == 1:
         return main, None
     variants = []
