@@ -486,8 +486,9 @@ def _personal_values(recipient: Recipient, config: Config,
         TOKEN_NAME: name,
         TOKEN_EMAIL: _SPACES.sub("", _CONTROL.sub("", recipient.email)),
         TOKEN_GREETING_NAME: name or GREETING_FALLBACK,
-        TOKEN_PREFERENCES_URL: f"{config.web_url}/preferences/{quote(recipient.token, safe='')}",
     }
+    if config.newsletter.topics:  # the only mails that carry the link (see render_digest)
+        values[TOKEN_PREFERENCES_URL] = f"{config.web_url}/preferences/{quote(recipient.token, safe='')}"
     return values, {k: html_lib.escape(v, quote=True) for k, v in values.items()}
 
 
