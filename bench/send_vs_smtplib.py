@@ -165,10 +165,13 @@ def measure_topic_sets(args, work: Path) -> bool:
         print(f"send: one digest to {args.subscribers} subscribers in 1 topic set vs "
               f"{args.topic_sets} sets, {args.runs} alternating runs each, sink with PIPELINING")
         counts = []
+        cpu: dict[Path, list[float]] = {one: [], many: []}
 
         def send(config: Path) -> float:
-            before = sink.count()
+            before, used = sink.count(), resource.getrusage(resource.RUSAGE_CHILDREN)
             elapsed = c.run_timed(c.publisher_cmd(config, "send", "--quiet"))
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[config].append(after.ru_utime - used.ru_utime + after.ru_stime - used.ru_stime)
             counts.append(sink.count() - before)
             return elapsed
 
@@ -180,6 +183,10 @@ def measure_topic_sets(args, work: Path) -> bool:
             raise SystemExit(f"the sink did not get {args.subscribers} messages per run: {counts}")
         print("  " + spread.describe())
         print("  " + single.describe())
+        # As in measure(): CPU time does not move with the machine's load the way wall time does.
+        many_cpu, one_cpu = statistics.median(cpu[many]), statistics.median(cpu[one])
+        print(f"  CPU (user + system), medians: {args.topic_sets} sets {many_cpu:.3f}s, 1 set "
+              f"{one_cpu:.3f}s ({many_cpu / one_cpu:.2f}x)")
         return c.verdict(f"send to {args.subscribers} over {args.topic_sets} topic sets vs one set",
                          spread.median / single.median, TOPICS_TARGET)
 
