@@ -11,6 +11,12 @@ does not (both then send one command at a time). Target: publisher's median at m
 loop's, in both.
 
     .venv/bin/python bench/send_vs_smtplib.py --subscribers 5000 --runs 5
+
+`--topic-sets N` (N > 1) measures something else: the same send when the subscribers are
+spread over N topic sets (newsletter.topics), each set a different list of the new posts (one
+of them everything), against the send of one set to all. Target: at most 1.1x.
+
+    .venv/bin/python bench/send_vs_smtplib.py --subscribers 5000 --topic-sets 10 --runs 5
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pathlib import Path
 import _common as c
 
 TARGET = 1.0
+TOPICS_TARGET = 1.1
 NEW_POSTS = 5
 NAMES = {
     "unicode": lambda i: f"Reader {i} Ünïcode",
@@ -33,20 +40,50 @@ NAMES = {
 
 
 def prepare_site(work: Path, posts: int, subscribers: int, port: int,
-                 name_of=NAMES["unicode"]) -> tuple[Path, Path]:
+                 name_of=NAMES["unicode"], topic_sets: int = 0) -> tuple[Path, Path]:
     """A site after its first run, with `subscribers` active subscribers and NEW_POSTS posts
-    not yet mailed. Returns (config path, saved state database to restore before each run)."""
+    not yet mailed. Returns (config path, saved state database to restore before each run).
+    topic_sets > 0: the site offers every tag as a topic and subscriber i chooses set
+    i % topic_sets (set 0: everything; each other set gets a different list of the new posts)."""
     from publisher.state import State
 
-    site = work / "site"
-    config = c.make_site(site, posts, smtp_port=port)
+    site = work / ("site" if not topic_sets else f"site-{topic_sets}-sets")
+    extra = {"newsletter": {"topics": c.TAGS}} if topic_sets else None
+    config = c.make_site(site, posts, smtp_port=port, extra=extra)
     c.run_timed(c.publisher_cmd(config, "run", "--quiet"))  # baseline: existing posts announced
-    with State(f"sqlite:///{site / 'state.db'}") as state:
-        state.add_subscribers([(f"reader{i:06d}@example.org", name_of(i)) for i in range(subscribers)])
     c.write_posts(site / "content", posts, NEW_POSTS)  # dated in the past: published, unmailed
-    saved = work / "state-before-send.db"
+    sets = distinct_topic_sets(config, topic_sets) if topic_sets else [()]
+    with State(f"sqlite:///{site / 'state.db'}") as state:
+        state.add_subscribers([(f"reader{i:06d}@example.org", name_of(i), sets[i % len(sets)])
+                               for i in range(subscribers)])
+    saved = work / f"{site.name}-state-before-send.db"  # one per site: two sites may share work
     shutil.copyfile(site / "state.db", saved)
     return config, saved
+
+
+def distinct_topic_sets(config: Path, count: int) -> list[tuple[str, ...]]:
+    """`count` topic choices whose post lists among the new posts all differ: everything,
+    then single tags and pairs of tags, in a fixed order."""
+    from itertools import combinations
+
+    from publisher.config import load_config
+    from publisher.content import load_posts
+    from publisher.content.text import slugify
+
+    cfg = load_config(config)
+    new = sorted(load_posts(cfg, datetime.now(timezone.utc)).posts, key=lambda p: p.published)[-NEW_POSTS:]
+    tags = sorted({slugify(t) for p in new for t in p.tags})
+    sets, seen = [()], {tuple(p.id for p in new)}
+    if count <= 1:
+        return sets
+    for choice in [(t,) for t in tags] + list(combinations(tags, 2)):
+        posts = tuple(p.id for p in new if {slugify(t) for t in p.tags} & set(choice))
+        if posts not in seen:
+            seen.add(posts)
+            sets.append(choice)
+        if len(sets) == count:
+            return sets
+    raise SystemExit(f"the new posts' tags give only {len(sets)} distinct topic sets, not {count}")
 
 
 def restore(site: Path, saved: Path) -> None:
@@ -117,6 +154,42 @@ def measure(args, work: Path, pipelining: bool) -> bool:
                          f"vs smtplib loop", mine.median / base.median, TARGET)
 
 
+def measure_topic_sets(args, work: Path) -> bool:
+    """One send to every subscriber with one topic set vs the same spread over N sets."""
+    name_of = NAMES[args.names]
+    with c.Sink(True) as sink:
+        one, one_saved = prepare_site(work, args.posts, args.subscribers, sink.port, name_of, 1)
+        many, many_saved = prepare_site(work, args.posts, args.subscribers, sink.port, name_of,
+                                        args.topic_sets)
+        print(f"send: one digest to {args.subscribers} subscribers in 1 topic set vs "
+              f"{args.topic_sets} sets, {args.runs} alternating runs each, sink with PIPELINING")
+        counts = []
+        cpu: dict[Path, list[float]] = {one: [], many: []}
+
+        def send(config: Path) -> float:
+            before, used = sink.count(), resource.getrusage(resource.RUSAGE_CHILDREN)
+            elapsed = c.run_timed(c.publisher_cmd(config, "send", "--quiet"))
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[config].append(after.ru_utime - used.ru_utime + after.ru_stime - used.ru_stime)
+            counts.append(sink.count() - before)
+            return elapsed
+
+        spread, single = c.alternate(
+            args.runs,
+            (f"{args.topic_sets} topic sets", lambda: restore(many.parent, many_saved), lambda: send(many)),
+            ("1 topic set", lambda: restore(one.parent, one_saved), lambda: send(one)))
+        if set(counts) != {args.subscribers}:
+            raise SystemExit(f"the sink did not get {args.subscribers} messages per run: {counts}")
+        print("  " + spread.describe())
+        print("  " + single.describe())
+        # As in measure(): CPU time does not move with the machine's load the way wall time does.
+        many_cpu, one_cpu = statistics.median(cpu[many]), statistics.median(cpu[one])
+        print(f"  CPU (user + system), medians: {args.topic_sets} sets {many_cpu:.3f}s, 1 set "
+              f"{one_cpu:.3f}s ({many_cpu / one_cpu:.2f}x)")
+        return c.verdict(f"send to {args.subscribers} over {args.topic_sets} topic sets vs one set",
+                         spread.median / single.median, TOPICS_TARGET)
+
+
 def main(argv=None) -> int:
     p = c.parser(__doc__.splitlines()[0])
     p.add_argument("--subscribers", type=int, default=5000)
@@ -130,9 +203,14 @@ def main(argv=None) -> int:
                         "smtplib does)")
     p.add_argument("--no-pipelining", dest="pipelining", action="store_const", const="off",
                    help="same as --pipelining off")
+    p.add_argument("--topic-sets", type=int, default=1,
+                   help="N > 1: compare a send over N topic sets with a one-set send instead")
     args = p.parse_args(argv)
     c.allow_bytecode_cache()
     sys.path.insert(0, str(c.REPO))
+    if args.topic_sets > 1:
+        with c.Workdir(args.workdir, args.keep) as work:
+            return 0 if measure_topic_sets(args, work) or not args.strict else 1
     modes = {"both": (True, False), "on": (True,), "off": (False,)}[args.pipelining]
     with c.Workdir(args.workdir, args.keep) as work:
         verdicts = [measure(args, work, pipelining) for pipelining in modes]

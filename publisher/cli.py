@@ -280,15 +280,18 @@ def send(ctx: Context, dry_run: bool, to: str | None, out: str | None) -> int:
 @main.command()
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None,
               help="Folder for the files (default: preview/ beside the config).")
+@click.option("--topics", "topic_names", default=None, metavar="A,B",
+              help="Preview the digest of a subscriber of these topics (names, comma-separated).")
 @_options
 @pass_ctx
 @_reporting
-def preview(ctx: Context, out: str | None) -> int:
+def preview(ctx: Context, out: str | None, topic_names: str | None) -> int:
     """Render the next digest to an HTML and a text file and print their paths."""
     from .pipeline import preview as run_preview
 
     config = ctx.config()
-    report, paths = run_preview(config, Path(out) if out else config.root / "preview")
+    chosen = tuple(n for n in topic_names.split(",") if n.strip()) if topic_names is not None else None
+    report, paths = run_preview(config, Path(out) if out else config.root / "preview", topics=chosen)
     status = _finish(ctx, report)
     for path in paths:
         click.echo(str(path))  # the point of the command: printed even under --quiet
@@ -381,18 +384,41 @@ def subscribers_remove(ctx: Context, email: str) -> int:
 @pass_ctx
 @_reporting
 def subscribers_list(ctx: Context, status: str | None) -> int:
-    """List subscribers: email, status, name (tab-separated)."""
+    """List subscribers: email, status, name (tab-separated); with newsletter.topics, then
+    their topics ('everything' when none chosen) and any pause."""
     from .state import State  # lazy: SQLAlchemy's import is ~0.25 s
 
-    with State.open(ctx.config()) as state:
+    config = ctx.config()
+    with State.open(config) as state:
         rows = state.list_subscribers(status)
+        shown = _topic_column(config, state) if config.newsletter.topics else None
     reasons = _suppression_reasons(ctx, rows)  # bounced / complained: why and when
     for sub in rows:
         line = f"{sub.email}\t{sub.status}\t{sub.name}"
+        if shown is not None:
+            line += "\t" + shown(sub)
         click.echo(line + f"\t{reasons[sub.id]}" if sub.id in reasons else line)
     if not ctx.quiet:
         click.echo(f"{len(rows)} subscriber{'' if len(rows) == 1 else 's'}", err=True)
     return 0
+
+
+def _topic_column(config, state):
+    """sub -> 'Python;Rust' (names as offered) or 'everything', plus ' (paused until DATE)'."""
+    from .newsletter import topics
+
+    from .pipeline import now_utc
+
+    names = {t.slug: t.name for t in topics.offered(config, state)}
+    now = now_utc()
+
+    def shown(sub) -> str:
+        text = ";".join(names.get(s, s) for s in sub.topics) or "everything"
+        if topics.paused(sub, now):
+            text += f" (paused until {sub.paused_until:%Y-%m-%d})"
+        return text
+
+    return shown
 
 
 @subscribers.command("import")
@@ -401,12 +427,15 @@ def subscribers_list(ctx: Context, status: str | None) -> int:
 @pass_ctx
 @_reporting
 def subscribers_import(ctx: Context, csv_path: str) -> int:
-    """Import a CSV with a header row holding 'email' (and optionally 'name')."""
+    """Import a CSV with a header row holding 'email' (and optionally 'name', and 'topics':
+    topic names separated by ';', empty for everything)."""
     from .state import State  # lazy: SQLAlchemy's import is ~0.25 s
+    from .newsletter import topics
     from .newsletter.subscribers import import_csv
 
-    with State.open(ctx.config()) as state:
-        report = import_csv(Path(csv_path), state)
+    config = ctx.config()
+    with State.open(config) as state:
+        report = import_csv(Path(csv_path), state, topics.offered(config, state))
     for line in report.rejected:
         click.echo(f"{csv_path}: {line}", err=True)
     for address in report.suppressed:  # on the list, but a bounce or complaint stopped their mail

@@ -122,6 +122,28 @@ def _str_list(value: Any) -> tuple[str, ...]:
     return tuple(v.strip() for v in value)
 
 
+def _topics(value: Any) -> tuple[str, ...] | str:
+    """newsletter.topics: a list of tag/category names, or the word `all`."""
+    if value == "all":
+        return "all"
+    if value in (None, []):
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise _Invalid("expected a list of tag or category names, or the word all")
+    # lazy: publisher.content's package import loads the Markdown engines (tens of ms);
+    # only a config that lists topics pays it, and the idle run's config load stays light.
+    from .content.text import slugify
+
+    seen: dict[str, str] = {}
+    for name in value:
+        slug = slugify(name.strip())
+        if slug in seen:
+            raise _Invalid(f"expected each topic once, but {seen[slug]!r} and {name.strip()!r} "
+                           "are the same topic (topics are matched by slug, as the tag feeds are)")
+        seen[slug] = name.strip()
+    return tuple(seen.values())
+
+
 def _hub_urls(value: Any) -> tuple[str, ...]:
     """One http(s) URL or a list of them (a WebSub hub must be reachable by POST)."""
     if value in (None, "", []):
@@ -377,6 +399,12 @@ class NewsletterConfig:
         20, _int_at_least(0), "subscribe requests per client address per hour that get a confirmation mail; 0 = no limit")
     confirm_per_hour: int = _spec(
         1000, _int_at_least(0), "subscribe requests per hour in all that get a confirmation mail; 0 = no limit")
+    # Topics (newsletter/topics.py): the tags/categories a subscriber may choose instead of
+    # everything. [] = none offered, everyone gets every post (mails as before topics existed).
+    topics: tuple[str, ...] | str = _spec(
+        (), _topics, "tags/categories a subscriber may choose (matched by slug), or all; [] = everything for everyone")
+    topics_min_posts: int = _spec(
+        3, _int_at_least(1), "with topics: all, the posts a tag needs to be offered as a topic")
 
 
 @dataclass(frozen=True)

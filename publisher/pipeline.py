@@ -76,6 +76,10 @@ def write_site_feeds(config: Config, state: State | CacheStore | None, loaded: L
     gets imported, and the answer is the files found untouched, for the idle stamp. Otherwise
     only the feed sets whose posts (or config, or code) changed are rendered and written: a
     new post rewrites the site's feeds and its tags' feeds, nothing else."""
+    if state is not None and config.newsletter.topics == "all":
+        from .newsletter.topics import remember_offered  # the topics `serve` offers
+
+        remember_offered(config, state, loaded.posts)
     feeds_cache = FeedCache(config, state, loaded)
     if feeds_cache.unchanged():
         report.lines.append(
@@ -149,19 +153,20 @@ def build(config: Config, now: datetime | None = None) -> Report:
 def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datetime) -> int:
     """Render a digest (or alert) and record it with its owed deliveries, atomically."""
     from .newsletter.delivery import check_settings
-    from .newsletter.digest import render_digest
     from .newsletter.sending import envelope_sender
+    from .newsletter.topics import plan_digest
 
     # Config errors that would only show at send time stop us before anything is recorded.
     envelope_sender(config)
     check_settings(config)
     # A damaged database must not take a digest and its ledger: say so before recording.
     state.check_integrity()
-    rendered = render_digest(with_copied_images(config, posts), config, kind=kind)
+    # One rendering per distinct post list (topics, alerts already sent), fixed now.
+    rendered, plan = plan_digest(config, state, with_copied_images(config, posts), kind, now)
     for warning in rendered.warnings:
         log.warning("%s", warning)
     return state.create_digest(kind=kind, subject=rendered.subject, html=rendered.html,
-                               text=rendered.text, post_ids=rendered.post_ids, now=now)
+                               text=rendered.text, post_ids=rendered.post_ids, now=now, plan=plan)
 
 
 def _deliver_open(config: Config, state: State, now: datetime, report: Report, progress, stop,
@@ -421,29 +426,40 @@ def send_test(config: Config, address: str, now: datetime | None = None) -> Repo
 
 def dry_run(config: Config, out_dir: Path, now: datetime | None = None) -> Report:
     """`publisher send --dry-run`: the messages as .eml files; records nothing."""
-    from .newsletter.digest import render_digest
     from .newsletter.sending import write_dry_run
+    from .newsletter.topics import plan_digest
 
     now = now or now_utc()
     report = Report()
     posts = _posts_for_next_digest(config, now, report, "write")
     if not posts:
         return report
-    rendered = render_digest(posts, config, kind="digest")
     with open_state(config) as state:
-        files = write_dry_run(config, state, rendered, out_dir, now=now)
+        # As a real send would plan it: each subscriber's topics, pauses, alerts already sent.
+        rendered, plan = plan_digest(config, state, posts, "digest", now)
+        files = write_dry_run(config, state, rendered, out_dir, now=now, plan=plan)
     report.lines.append(f"dry run: {plural(len(files), 'message')} written to {out_dir} "
                         f"({plural(len(posts), 'post')}); nothing sent")
     return report
 
 
-def preview(config: Config, out_dir: Path, now: datetime | None = None) -> tuple[Report, list[Path]]:
-    """`publisher preview`: the next digest as an HTML and a text file."""
+def preview(config: Config, out_dir: Path, now: datetime | None = None,
+            topics: tuple[str, ...] | None = None) -> tuple[Report, list[Path]]:
+    """`publisher preview`: the next digest as an HTML and a text file; with `topics` (names),
+    as a subscriber of those topics gets it."""
     from .newsletter.digest import render_preview
 
     now = now or now_utc()
     report = Report()
+    chosen = _preview_topics(config, topics) if topics is not None else None
     posts = _posts_for_next_digest(config, now, report, "preview")
+    if chosen is not None and posts:
+        from .newsletter.topics import select
+
+        posts = select(posts, frozenset(chosen) or None)
+        if not posts:
+            report.lines.append(f"nothing new in topics {', '.join(topics)}: "
+                                "a subscriber of these topics gets no mail this time")
     if not posts:
         return report, []
     html, text = render_preview(posts, config)
@@ -452,6 +468,15 @@ def preview(config: Config, out_dir: Path, now: datetime | None = None) -> tuple
     html_path.write_text(html, encoding="utf-8")
     text_path.write_text(text, encoding="utf-8")
     return report, [html_path, text_path]
+
+
+def _preview_topics(config: Config, names: tuple[str, ...]) -> tuple[str, ...]:
+    """`preview --topics`: the names as slugs, or a ConfigError naming an unknown one."""
+    from .newsletter import topics
+
+    with open_state(config) as state:
+        available = topics.offered(config, state)
+    return topics.parse_choice(names, available, "preview --topics")
 
 
 def check(config: Config, now: datetime | None = None) -> Report:

@@ -8,6 +8,9 @@
                                      link scanners fetch links on their own)
     POST /unsubscribe/<token>        unsubscribe at once: RFC 8058 one-click, no cookies, no CSRF
                                      token; the unguessable token in the URL is the authorisation
+    GET  /preferences/<token>        topics, pause, unsubscribe (newsletter/topics.py); changes nothing
+    POST /preferences/<token>        one of those changes (the token authorises, as above; a form
+                                     posted from another site is refused)
 
 Privacy: every valid address gets the same "check your inbox" page, byte for byte, whether it
 is new, pending, active or unsubscribed, and the confirmation mail is sent on a background
@@ -67,7 +70,7 @@ _STYLE = re.compile(r"<style\b[^>]*>(.*?)</style>", re.DOTALL | re.IGNORECASE)
 PAGE_TEMPLATES = (
     "web_base.html", "web_subscribe.html", "web_check_email.html", "web_confirm.html",
     "web_confirmed.html", "web_unsubscribe.html", "web_unsubscribed.html",
-    "web_not_found.html", "web_error.html",
+    "web_not_found.html", "web_error.html", "web_preferences.html",
 )
 MAIL_TEMPLATES = ("confirm.html", "confirm.txt")
 
@@ -424,6 +427,7 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
 
     from .newsletter.sending import envelope_sender
     from .newsletter.subscribers import InvalidAddress, clean_name, normalize_address
+    from .newsletter import topics
 
     # Fail at start-up, not at the first visitor: without newsletter.from no confirmation
     # can be sent (raises ConfigError naming the key).
@@ -439,10 +443,24 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
         return endpoint.page("web_not_found.html", 404, page_title="Link not valid")
 
     def subscribe_form(status: int = 200, *, email: str = "", name: str = "", error: str = "",
-                       field: str = ""):
+                       field: str = "", chosen: tuple[str, ...] = ()):
         return endpoint.page("web_subscribe.html", status, page_title="Subscribe",
                              csrf_token=endpoint.csrf.new(), email=email, name=name,
-                             error=error, error_field=field)
+                             error=error, error_field=field,
+                             topics=topics.offered(config, endpoint.state()), chosen=chosen)
+
+    def foreign_post() -> str | None:
+        """Why a form post looks sent by another site in the background, or None."""
+        if request.headers.get("Sec-Fetch-Site") == "cross-site":
+            return "cross-site request"
+        foreign = foreign_origin(request.headers.get("Origin"), request.headers.get("Referer"),
+                                 allowed_origins | {_origin(request.host_url)})
+        return None if foreign is None else f"posted from another site ({foreign})"
+
+    def chosen_topics() -> tuple[str, ...]:
+        """The ticked topics; ConfigError for one not on offer (a stale or forged form)."""
+        return topics.parse_choice(request.form.getlist("topic")[:200],
+                                   topics.offered(config, endpoint.state()), "the form's topics")
 
     @app.get("/")
     @app.get("/subscribe")
@@ -461,13 +479,8 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
         # Sec-Fetch-Site and Origin/Referer (when the browser sends them) refuse a form
         # that another site submits in the background.
         problem, nonce = endpoint.csrf.check(request.form.get("csrf_token", ""))
-        if problem is None and request.headers.get("Sec-Fetch-Site") == "cross-site":
-            problem = "cross-site request"
         if problem is None:
-            foreign = foreign_origin(request.headers.get("Origin"), request.headers.get("Referer"),
-                                     allowed_origins | {_origin(request.host_url)})
-            if foreign is not None:
-                problem = f"posted from another site ({foreign})"
+            problem = foreign_post()
         if problem is not None:
             log.info("subscribe form refused: %s", problem)
             return subscribe_form(400, email=email_in.strip(), name=name, field="form",
@@ -477,6 +490,11 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
         except InvalidAddress as e:
             return subscribe_form(400, email=email_in.strip(), name=name, field="email",
                                   error=f"Please check the email address: {e}.")
+        try:
+            chosen = chosen_topics()
+        except ConfigError:
+            return subscribe_form(400, email=email_in.strip(), name=name, field="topics",
+                                  error="One of those topics is no longer offered. Please choose again.")
         now = clock()
         limits = {"total": config.newsletter.confirm_per_hour,
                   "client:" + client_address(request.remote_addr,
@@ -486,7 +504,7 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
         outcome, reserved = endpoint.state().subscribe_request(
             address, name, form=nonce, limits=limits, now=now,
             resend_after=now - RESEND_AFTER, valid_after=now - CONFIRM_TTL,
-            forms_after=now - CSRF_MAX_AGE - CSRF_CLOCK_SKEW)
+            forms_after=now - CSRF_MAX_AGE - CSRF_CLOCK_SKEW, topics=chosen)
         if outcome == "reused":
             log.info("subscribe form refused: already submitted once")
             return subscribe_form(400, email=email_in.strip(), name=name, field="form",
@@ -552,6 +570,54 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
             return not_found()
         log.info("%s unsubscribed", sub.email)
         return endpoint.page("web_unsubscribed.html", page_title="You're unsubscribed", email=sub.email)
+
+    def preferences_form(sub: Subscriber, status: int = 200, *, saved: str = "", error: str = ""):
+        paused = sub.paused_until if topics.paused(sub, clock()) else None
+        return endpoint.page(
+            "web_preferences.html", status, page_title="Your emails", email=sub.email,
+            subscribed=sub.status == ACTIVE, topics=topics.offered(config, endpoint.state()),
+            chosen=sub.topics, pause_weeks=topics.PAUSE_WEEKS, saved=saved, error=error,
+            paused_until=f"{paused.astimezone(config.tz):%-d %B %Y}" if paused else "")
+
+    @app.get("/preferences/<token>")
+    def preferences_page(token: str):
+        sub = endpoint.state().subscriber_by_token(token) if _TOKEN.fullmatch(token) else None
+        if sub is None:
+            return not_found()
+        return preferences_form(sub)
+
+    @app.post("/preferences/<token>")
+    def preferences(token: str):
+        sub = endpoint.state().subscriber_by_token(token) if _TOKEN.fullmatch(token) else None
+        if sub is None:
+            return not_found()
+        problem = foreign_post()
+        if problem is not None:
+            log.info("preferences form refused: %s", problem)
+            return preferences_form(sub, 400, error="This form was sent from another site. Please use this page.")
+        if sub.status != ACTIVE:
+            return preferences_form(sub)
+        action, now = request.form.get("action", ""), clock()
+        state = endpoint.state()
+        if action == "unsubscribe":
+            state.unsubscribe_by_token(token, now=now)
+            log.info("%s unsubscribed (preference page)", sub.email)
+            return endpoint.page("web_unsubscribed.html", page_title="You're unsubscribed", email=sub.email)
+        if action == "topics":
+            try:
+                chosen = chosen_topics()
+            except ConfigError:
+                return preferences_form(sub, 400, error="One of those topics is no longer offered. Please choose again.")
+            sub = state.set_preferences(token, topics=chosen, now=now) or sub
+            return preferences_form(sub, saved="Saved. Your next email follows your new topics.")
+        weeks = {f"pause-{w}": w for w in topics.PAUSE_WEEKS}.get(action)
+        if weeks:
+            sub = state.set_preferences(token, paused_until=now + timedelta(weeks=weeks), now=now) or sub
+            return preferences_form(sub, saved=f"Paused for {weeks} week{'s' if weeks > 1 else ''}.")
+        if action == "resume":
+            sub = state.set_preferences(token, resume=True, now=now) or sub
+            return preferences_form(sub, saved="Resumed: you’ll get the next email.")
+        return preferences_form(sub, 400, error="That did not work. Please use one of the buttons.")
 
     @app.errorhandler(404)
     def handle_not_found(_e):

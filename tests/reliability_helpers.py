@@ -480,3 +480,22 @@ if __name__ == "__main__":
         _build_forks(sys.argv[2])
     else:
         sys.exit("usage: reliability_helpers.py --build-forks CONFIG")
+
+
+def sent_in_ledger(config) -> int:
+    """Deliveries the ledger records as sent, over the first three digests."""
+    from publisher.state import State  # lazy: SQLAlchemy, only for the tests that read the ledger
+
+    with State(config.database_url) as state:  # opening it also proves the file is not corrupt
+        return sum(state.delivery_counts(d).get("sent", 0) for d in (1, 2, 3))
+
+
+def settled_count(spool) -> int:
+    """The spool's message count once it has not changed for 0.1 s."""
+    count, stable_since = spool_count(spool), time.monotonic()
+    while time.monotonic() - stable_since < 0.1:
+        time.sleep(0.01)
+        now = spool_count(spool)
+        if now != count:
+            count, stable_since = now, time.monotonic()
+    return count

@@ -104,6 +104,15 @@ def test_send_vs_smtplib_meets_its_target_with_and_without_pipelining(tmp_path):
     assert verdicts(out) == ["PASS", "PASS"], out
 
 
+def test_send_over_topic_sets(tmp_path):
+    """The topic-sets bench end to end at a small size: 30 subscribers over 3 sets, every run
+    delivering all 30, and a verdict saying what its ratio says."""
+    out = bench("send_vs_smtplib.py", "--subscribers", "30", "--posts", "3", "--runs", "1",
+                "--topic-sets", "3", tmp_path=tmp_path)
+    assert "send: one digest to 30 subscribers in 1 topic set vs 3 sets" in out
+    assert len(verdicts(out)) == 1, out
+
+
 def test_send_memory(tmp_path):
     out = bench("send_memory.py", "--subscribers", "30", "--small", "10", tmp_path=tmp_path)
     assert "30 subscribers: peak RSS" in out

@@ -87,6 +87,8 @@ WRONG_VALUE = {
     "newsletter.sendgrid_public_key": "not base64!",
     "newsletter.confirm_per_client": -1,
     "newsletter.confirm_per_hour": -1,
+    "newsletter.topics": ["Python", "python"],
+    "newsletter.topics_min_posts": 0,
     "smtp.host": "",
     "smtp.port": 0,
     "smtp.security": "tls",

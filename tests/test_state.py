@@ -201,18 +201,26 @@ def test_a_version_1_database_is_migrated_to_the_current_schema_keeping_its_rows
         conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_by")
         conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_at")
         conn.exec_driver_sql("ALTER TABLE posts DROP COLUMN source")
+        conn.exec_driver_sql("DROP TABLE digest_variants")
+        conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN variant")
+        conn.exec_driver_sql("ALTER TABLE subscribers DROP COLUMN topics")
+        conn.exec_driver_sql("ALTER TABLE subscribers DROP COLUMN paused_until")
         conn.exec_driver_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     s.close()
 
     migrated = State(db_url)
-    assert migrated.schema_version() == state_mod.SCHEMA_VERSION == 5
+    assert migrated.schema_version() == state_mod.SCHEMA_VERSION == 6
     with migrated.read() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
         assert {"claimed_by", "claimed_at"} <= columns
         assert "source" in {c["name"] for c in sa.inspect(conn).get_columns("posts")}
         assert sa.inspect(conn).has_table("scan_cache")
         assert sa.inspect(conn).has_table("bounce_events")
+        assert sa.inspect(conn).has_table("digest_variants")
+        assert "variant" in columns
+        assert {"topics", "paused_until"} <= {c["name"] for c in sa.inspect(conn).get_columns("subscribers")}
     assert [x.email for x in migrated.list_subscribers()] == ["kept@x.org"]
+    assert migrated.list_subscribers()[0].topics == ()  # everything, as before topics existed
     assert [o.email for o in migrated.claim_batch(d, "me:1:x", limit=5, now=NOW,
                                                   stale_before=NOW - timedelta(minutes=15))] == ["kept@x.org"]
     migrated.close()

@@ -48,6 +48,7 @@ TOKEN_UNSUBSCRIBE_URL = "@@PUBLISHER_UNSUBSCRIBE_URL@@"
 TOKEN_NAME = "@@PUBLISHER_NAME@@"
 TOKEN_EMAIL = "@@PUBLISHER_EMAIL@@"
 TOKEN_GREETING_NAME = "@@PUBLISHER_GREETING_NAME@@"
+TOKEN_PREFERENCES_URL = "@@PUBLISHER_PREFERENCES_URL@@"  # only in mails of a site with topics
 _TOKEN = re.compile(r"@@PUBLISHER_[A-Z_]+@@")
 _TOKEN_PREFIX = "@@PUBLISHER_"
 _TOKEN_SPLIT = re.compile(f"({_TOKEN.pattern})")  # split() keeps the tokens, at odd indexes
@@ -216,7 +217,23 @@ def _set_verbatim(msg: EmailMessage, name: str, value: str) -> None:
 
 # --- templates --------------------------------------------------------------------------
 
+# One environment per config object: its compiled templates serve every render of a send
+# (a digest over many topic sets renders once per set). Jinja still re-reads a template file
+# whose modification time changed.
+_ENVIRONMENTS: dict[int, tuple[Config, Any]] = {}
+
+
 def _environment(config: Config):
+    cached = _ENVIRONMENTS.get(id(config))
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    env = _new_environment(config)
+    _ENVIRONMENTS.clear()  # one config at a time in practice; never a growing cache
+    _ENVIRONMENTS[id(config)] = (config, env)
+    return env
+
+
+def _new_environment(config: Config):
     from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     # The site's own templates/ first: a file there replaces the bundled one of that name.
@@ -336,10 +353,12 @@ def _preheader(kind: str, posts: list[Post]) -> str:
 
 # --- rendering --------------------------------------------------------------------------
 
-def render_digest(posts: list[Post], config: Config, *, kind: str = "digest") -> RenderedDigest:
+def render_digest(posts: list[Post], config: Config, *, kind: str = "digest",
+                  already: list[Post] = ()) -> RenderedDigest:
     """Render a digest (every post, featured first, then newest first) or an alert (exactly
     one post) with placeholders for per-subscriber values. The HTML stays under
-    newsletter.max_html_kb: past it, the last posts are listed as title links only."""
+    newsletter.max_html_kb: past it, the last posts are listed as title links only.
+    `already`: posts an alert brought this reader, listed as links "Already sent to you"."""
     if kind not in KINDS:
         raise ValueError(f"render_digest: kind must be one of {KINDS}, got {kind!r}")
     if not posts:
@@ -367,6 +386,10 @@ def render_digest(posts: list[Post], config: Config, *, kind: str = "digest") ->
         "recipient": _RecipientFields(),
         "count": len(ordered),
         "post": ordered[0] if kind == "alert" else None,
+        "already_sent": [_defused_post(p) for p in _ordered(list(already))],
+        # newsletter/topics.py: the preference page is linked only where topics are offered,
+        # so a site without topics mails exactly what it did before.
+        "preferences_url": TOKEN_PREFERENCES_URL if config.newsletter.topics else "",
     }
 
     def context(full: int, listed: int) -> dict[str, Any]:
@@ -464,6 +487,8 @@ def _personal_values(recipient: Recipient, config: Config,
         TOKEN_EMAIL: _SPACES.sub("", _CONTROL.sub("", recipient.email)),
         TOKEN_GREETING_NAME: name or GREETING_FALLBACK,
     }
+    if config.newsletter.topics:  # the only mails that carry the link (see render_digest)
+        values[TOKEN_PREFERENCES_URL] = f"{config.web_url}/preferences/{quote(recipient.token, safe='')}"
     return values, {k: html_lib.escape(v, quote=True) for k, v in values.items()}
 
 

@@ -101,7 +101,7 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
                 stop: threading.Event | None = None) -> SendReport:
     """Mail `digest` to every active subscriber still owed it; record each result."""
     from .delivery import Job, deliver, sign_dkim
-    from .digest import Recipient, compile_message
+    from .digest import Recipient, RenderedDigest, compile_message
 
     mail_from = envelope_sender(config)
     rendered = as_rendered(digest)
@@ -133,13 +133,23 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
     from .bounces import verp_sender
     verp_secret = state.bounce_secret() if config.newsletter.bounce_address else ""
 
+    # The digest's other bodies (newsletter/topics.py), as planned: variant 0 is its own.
+    variants = state.digest_variants(digest.id)
+
     def jobs():
-        compiled = None
+        compiled_by_variant: dict[int, object] = {}
         for owed in owed_rows():
+            compiled = compiled_by_variant.get(owed.variant)
             if compiled is None:
-                # Once per digest (and only if anyone is owed it): each copy is then a
+                # Once per body (and only if anyone is owed it): each copy is then a
                 # substitution into pre-encoded bytes, not a message built from scratch.
-                compiled = compile_message(rendered, config, message_key=key, date=now)
+                body = rendered
+                if owed.variant:
+                    v = variants[owed.variant]
+                    body = RenderedDigest(kind=digest.kind, subject=v.subject, html=v.html,
+                                          text=v.text, post_ids=v.post_ids, warnings=())
+                compiled = compiled_by_variant[owed.variant] = compile_message(
+                    body, config, message_key=key, date=now)
             recipient = Recipient(email=owed.email, name=owed.name, token=owed.token)
 
             def build(recipient=recipient, compiled=compiled) -> bytes:
@@ -219,21 +229,28 @@ def dead_senders(claimants: list[str]) -> list[str]:
     return dead
 
 
-def write_dry_run(config: Config, state: State, rendered, out_dir: Path, *, now: datetime) -> list[Path]:
-    """`send --dry-run`: one .eml file per active subscriber; records nothing."""
-    from .digest import Recipient, compile_message
+def write_dry_run(config: Config, state: State, rendered, out_dir: Path, *, now: datetime,
+                  plan=None) -> list[Path]:
+    """`send --dry-run`: one .eml file per subscriber a send would mail (every active one, or
+    those `plan` names, with their own bodies: newsletter/topics.py); records nothing."""
+    from .digest import Recipient, RenderedDigest, compile_message
     from ..state import ACTIVE
 
     envelope_sender(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     key = f"{config.site.url}|dry-run|{now.isoformat()}"
     written = []
-    compiled = None  # once per digest, as for a real send
-    for i, sub in enumerate(state.list_subscribers(ACTIVE), 1):
-        if compiled is None:
-            compiled = compile_message(rendered, config, message_key=key, date=now)
+    bodies = [rendered] + [RenderedDigest(kind=rendered.kind, subject=v.subject, html=v.html, text=v.text,
+                                          post_ids=v.post_ids, warnings=())
+                           for v in (plan.variants if plan is not None else ())]
+    compiled: dict[int, object] = {}  # once per body, as for a real send
+    subscribers = [s for s in state.list_subscribers(ACTIVE) if plan is None or s.id in plan.recipients]
+    for i, sub in enumerate(subscribers, 1):
+        variant = plan.recipients[sub.id] if plan is not None else 0
+        if variant not in compiled:
+            compiled[variant] = compile_message(bodies[variant], config, message_key=key, date=now)
         path = out_dir / f"{i:06d}-{_safe_name(sub.email)}.eml"
-        path.write_bytes(compiled.bytes_for(Recipient(sub.email, sub.name, sub.token)))
+        path.write_bytes(compiled[variant].bytes_for(Recipient(sub.email, sub.name, sub.token)))
         written.append(path)
     return written
 

@@ -73,8 +73,10 @@ class ImportReport:
     suppressed: list[str] = field(default_factory=list)  # of `already`: bounced or complained
 
 
-def read_csv_rows(path: Path) -> tuple[list[tuple[int, str, str]], list[str]]:
-    """(line, email, name) rows and the rejected-row lines of a CSV with a header row."""
+def read_csv_rows(path: Path, available=None) -> tuple[list[tuple[int, str, str, tuple[str, ...]]], list[str]]:
+    """(line, email, name, topic slugs) rows and the rejected-row lines of a CSV with a header
+    row. An optional `topics` column holds topic names separated by ';' (empty: everything),
+    checked against `available` (newsletter/topics.py's offered topics)."""
     try:
         raw = path.read_bytes()
     except OSError as e:
@@ -83,8 +85,11 @@ def read_csv_rows(path: Path) -> tuple[list[tuple[int, str, str]], list[str]]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise ContentError(f"{path}: not UTF-8 (invalid byte at offset {e.start})") from e
+    # The header row says the delimiter when it holds exactly one candidate: a topics column's
+    # ';' separators must not make the sniffer take ';' for the delimiter of a ',' file.
+    in_header = [d for d in ",;\t" if d in text.split("\n", 1)[0]]
     try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=in_header[0] if len(in_header) == 1 else ",;\t")
     except csv.Error:
         dialect = csv.excel
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
@@ -99,6 +104,7 @@ def read_csv_rows(path: Path) -> tuple[list[tuple[int, str, str]], list[str]]:
         raise ContentError(f"{path}: line 1: header has no 'email' column (found: {', '.join(header) or 'nothing'})")
     email_col = names.index("email")
     name_col = names.index("name") if "name" in names else None
+    topics_col = names.index("topics") if "topics" in names else None
 
     rows: list[tuple[int, str, str]] = []
     rejected: list[str] = []
@@ -122,21 +128,34 @@ def read_csv_rows(path: Path) -> tuple[list[tuple[int, str, str]], list[str]]:
         except InvalidAddress as e:
             rejected.append(f"line {start}: {record[email_col].strip()[:80]!r}: {e}")
             continue
+        chosen: tuple[str, ...] = ()
+        if topics_col is not None and topics_col < len(record) and record[topics_col].strip():
+            from ..errors import ConfigError
+            from .topics import parse_choice
+
+            try:
+                chosen = parse_choice(record[topics_col].split(";"), available or [],
+                                      f"line {start}: {address}")
+            except ConfigError as e:
+                rejected.append(str(e))
+                continue
         key = address.lower()
         if key in seen:
             rejected.append(f"line {start}: {address}: duplicate of line {seen[key]}")
             continue
         seen[key] = start
         name = clean_name(record[name_col]) if name_col is not None and name_col < len(record) else ""
-        rows.append((start, address, name))
+        rows.append((start, address, name, chosen))
     return rows, rejected
 
 
-def import_csv(path: Path, state: State) -> ImportReport:
-    """Add every valid, new address of a CSV file; safe to re-run."""
-    rows, rejected = read_csv_rows(path)
+def import_csv(path: Path, state: State, available=None) -> ImportReport:
+    """Add every valid, new address of a CSV file; safe to re-run. `available`: the topics
+    on offer (newsletter/topics.offered), for a `topics` column."""
+    rows, rejected = read_csv_rows(path, available)
     report = ImportReport(rejected=rejected)
-    report.added, report.already = state.add_subscribers((email, name) for _line, email, name in rows)
+    report.added, report.already = state.add_subscribers(
+        (email, name, chosen) for _line, email, name, chosen in rows)
     # Never silently: an address a bounce or complaint suppressed stays suppressed, and says so.
     report.suppressed = state.suppressed_emails(report.already)
     return report

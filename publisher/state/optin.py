@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 
-from .schema import (ACTIVE, PENDING, UNSUBSCRIBED, insert_on_conflict, meta, subscribers, used_forms,
-                     web_limits)
+from .schema import (ACTIVE, PENDING, UNSUBSCRIBED, insert_on_conflict, meta, subscribers, topics_json,
+                     used_forms, web_limits)
 from .subscriber_list import Subscriber, new_token, subscriber_from_row
 
 
@@ -37,7 +37,8 @@ class OptIn:
 
     def subscribe_request(self, email: str, name: str, *, form: str, limits: dict[str, int],
                           now: datetime, resend_after: datetime, valid_after: datetime,
-                          forms_after: datetime) -> tuple[str, tuple[Subscriber, datetime | None] | None]:
+                          forms_after: datetime, topics: Iterable[str] = (),
+                          ) -> tuple[str, tuple[Subscriber, datetime | None] | None]:
         """One subscribe form submission, in one write transaction: ("reused", None) if the
         form (its CSRF nonce) was submitted before; ("limited", None) if a rate limit is
         reached; else ("ok", what request_confirmation returns).
@@ -75,7 +76,7 @@ class OptIn:
             savepoint = conn.begin_nested()
             reserved = self._reserve_confirmation(conn, email, name, now=now,
                                                   resend_after=resend_after,
-                                                  valid_after=valid_after, even=True)
+                                                  valid_after=valid_after, even=True, topics=topics)
             if limited:
                 savepoint.rollback()
                 return "limited", None
@@ -99,7 +100,8 @@ class OptIn:
 
     def _reserve_confirmation(self, conn: sa.Connection, email: str, name: str, *, now: datetime,
                               resend_after: datetime, valid_after: datetime,
-                              even: bool = False) -> tuple[Subscriber, datetime | None] | None:
+                              even: bool = False, topics: Iterable[str] = (),
+                              ) -> tuple[Subscriber, datetime | None] | None:
         """request_confirmation's work, in the caller's transaction. even=True: an address
         that gets no mail (active, or mailed within the hour) costs the same statements as
         one that does (a row rewritten with its own values, read back), for the timing."""
@@ -111,6 +113,7 @@ class OptIn:
                     conn.execute(subscribers.insert().values(
                         email=email, email_key=key, name=name, status=PENDING, token=new_token(),
                         confirm_token=new_token(), created_at=now, updated_at=now, confirm_sent_at=now,
+                        topics=topics_json(topics),
                     ))
                 previous = None
             except sa.exc.IntegrityError:  # another process added it a moment ago
@@ -128,6 +131,7 @@ class OptIn:
             conn.execute(subscribers.update().where(subscribers.c.id == row.id).values(
                 confirm_token=row.confirm_token if still_valid else new_token(),
                 confirm_sent_at=now, updated_at=now, name=name or row.name,
+                topics=topics_json(topics),  # the form's choice; an active subscriber's stays
             ))
         reserved = conn.execute(sa.select(subscribers).where(subscribers.c.email_key == key)).one()
         return subscriber_from_row(reserved), previous

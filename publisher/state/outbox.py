@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from ..cache import STAMP_KEY as IDLE_STAMP_KEY
 from .ledger import Ledger
-from .schema import ACTIVE, OWED, UTCDateTime, deliveries, digests, meta, posts, subscribers, utcnow
+from .schema import (ACTIVE, OWED, UTCDateTime, deliveries, digest_variants, digests, meta, posts,
+                     subscribers, utcnow)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,27 @@ class OwedDelivery:
     token: str
     status: str
     attempts: int
+    variant: int = 0  # the digest's body for this subscriber (0: the digest's own)
+
+
+@dataclass(frozen=True)
+class DigestPlan:
+    """What newsletter/topics.py planned for a digest: its other bodies (variant n is
+    variants[n-1]) and {subscriber id: variant} for everyone who gets it (0: the digest's own
+    body). A subscriber left out gets no mail of this digest."""
+
+    variants: tuple[DigestVariant, ...]
+    recipients: dict[int, int]
+
+
+@dataclass(frozen=True)
+class DigestVariant:
+    """One of a digest's bodies besides its own (see digest_variants)."""
+
+    subject: str
+    html: str
+    text: str
+    post_ids: tuple[str, ...]
 
 
 class Outbox:
@@ -44,8 +66,9 @@ class Outbox:
     Mixed into State (state/__init__.py), which gives it read(), write() and meta."""
 
     def create_digest(self, *, kind: str, subject: str, html: str, text: str, post_ids: Iterable[str],
-                      now: datetime) -> int:
-        """Record a digest, its owed deliveries (one per active subscriber) and the posts it
+                      now: datetime, plan: DigestPlan | None = None) -> int:
+        """Record a digest, its owed deliveries (one per active subscriber, or, with `plan`,
+        one per planned subscriber still active, with its variant) and the posts it
         announces, atomically: either all of it exists or none."""
         post_ids = list(post_ids)
         with self.write() as conn:
@@ -57,15 +80,18 @@ class Outbox:
                     text=text, post_ids=json.dumps(post_ids),
                 )
             ).inserted_primary_key[0]
-            conn.execute(
-                deliveries.insert().from_select(
-                    ["digest_id", "subscriber_id", "status", "attempts", "updated_at"],
-                    sa.select(
-                        sa.literal(digest_id), subscribers.c.id, sa.literal("pending"), sa.literal(0),
-                        sa.literal(now, UTCDateTime),
-                    ).where(subscribers.c.status == ACTIVE),
+            if plan is None:
+                conn.execute(
+                    deliveries.insert().from_select(
+                        ["digest_id", "subscriber_id", "status", "attempts", "updated_at"],
+                        sa.select(
+                            sa.literal(digest_id), subscribers.c.id, sa.literal("pending"), sa.literal(0),
+                            sa.literal(now, UTCDateTime),
+                        ).where(subscribers.c.status == ACTIVE),
+                    )
                 )
-            )
+            else:
+                self._record_plan(conn, digest_id, plan, now)
             for i in range(0, len(post_ids), 500):
                 chunk = post_ids[i : i + 500]
                 if kind == "digest":
@@ -81,6 +107,52 @@ class Outbox:
             if kind == "digest":
                 self._set_meta(conn, "last_digest_at", now.isoformat())
         return int(digest_id)
+
+    # --- topics (newsletter/topics.py decides; this stores) ---
+
+    def _record_plan(self, conn: sa.Connection, digest_id: int, plan: DigestPlan, now: datetime) -> None:
+        """A planned digest's variants and its deliveries: each planned subscriber who is
+        still active gets a row with its variant. Someone who became active while the plan
+        was made waits for the next digest (its posts count as mailed for them)."""
+        for number, variant in enumerate(plan.variants, 1):
+            conn.execute(digest_variants.insert().values(
+                digest_id=digest_id, variant=number, subject=variant.subject, html=variant.html,
+                text=variant.text, post_ids=json.dumps(list(variant.post_ids))))
+        by_variant: dict[int, list[int]] = {}
+        for sid, number in plan.recipients.items():
+            by_variant.setdefault(number, []).append(sid)
+        # INSERT ... SELECT, as without a plan: the database filters the active ones itself.
+        for number, ids in sorted(by_variant.items()):
+            for i in range(0, len(ids), 500):
+                conn.execute(deliveries.insert().from_select(
+                    ["digest_id", "subscriber_id", "status", "attempts", "updated_at", "variant"],
+                    sa.select(sa.literal(digest_id), subscribers.c.id, sa.literal("pending"), sa.literal(0),
+                              sa.literal(now, UTCDateTime), sa.literal(number))
+                    .where(subscribers.c.id.in_(ids[i : i + 500]), subscribers.c.status == ACTIVE)))
+
+    def digest_variants(self, digest_id: int) -> dict[int, DigestVariant]:
+        with self.read() as conn:
+            rows = conn.execute(sa.select(digest_variants).where(digest_variants.c.digest_id == digest_id))
+            return {r.variant: DigestVariant(r.subject, r.html, r.text, tuple(json.loads(r.post_ids)))
+                    for r in rows}
+
+    def alerted_to(self, post_ids: Iterable[str]) -> dict[str, set[int]]:
+        """{post id: subscribers an alert carrying it was sent to, or is still owed to}."""
+        wanted = set(post_ids)
+        found: dict[str, set[int]] = {}
+        with self.read() as conn:
+            alerted = set(conn.execute(sa.select(posts.c.id).where(
+                posts.c.id.in_(list(wanted)), posts.c.alerted_at.is_not(None))).scalars()) if wanted else set()
+            if not alerted:
+                return found
+            alerts = conn.execute(sa.select(digests.c.id, digests.c.post_ids).where(digests.c.kind == "alert"))
+            for digest_id, ids in alerts:
+                for post_id in set(json.loads(ids)) & alerted:
+                    found.setdefault(post_id, set()).update(conn.execute(
+                        sa.select(deliveries.c.subscriber_id).where(
+                            deliveries.c.digest_id == digest_id,
+                            deliveries.c.status.in_(("sent",) + OWED))).scalars())
+        return found
 
     def open_digests(self) -> list[DigestRow]:
         """Digests with deliveries still owed, oldest first."""
@@ -118,7 +190,8 @@ class Outbox:
             # nor their attempts, and a second query for them was a fifth of a claim's time.
             candidates = (
                 sa.select(deliveries.c.subscriber_id, deliveries.c.status, deliveries.c.attempts,
-                          subscribers.c.email, subscribers.c.name, subscribers.c.token)
+                          deliveries.c.variant, subscribers.c.email, subscribers.c.name,
+                          subscribers.c.token)
                 .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
                 .where(deliveries.c.digest_id == digest_id, deliveries.c.status.in_(OWED),
                        subscribers.c.status == ACTIVE, claimable)
@@ -136,8 +209,8 @@ class Outbox:
                        deliveries.c.subscriber_id.in_([r.subscriber_id for r in rows]))
                 .values(claimed_by=sender, claimed_at=now)
             )
-        return [OwedDelivery(digest_id, r.subscriber_id, r.email, r.name, r.token, r.status, r.attempts)
-                for r in rows]
+        return [OwedDelivery(digest_id, r.subscriber_id, r.email, r.name, r.token, r.status, r.attempts,
+                             r.variant) for r in rows]
 
     def claimants(self, digest_id: int) -> list[str]:
         """Senders holding owed rows of a digest (to spot dead ones)."""

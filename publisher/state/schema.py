@@ -1,5 +1,5 @@
 """The state database's schema: its tables, the migrations that bring an older database to
-the current version (v1..v5; the number is cachestore.SCHEMA_VERSION, read there without
+the current version (v1..v6; the number is cachestore.SCHEMA_VERSION, read there without
 SQLAlchemy), the column values with a meaning (subscriber and delivery statuses), and how a
 damaged SQLite file is explained. Queries live in State's modules beside this one."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 
@@ -105,6 +105,10 @@ subscribers = sa.Table(
     sa.Column("confirmed_at", UTCDateTime),
     sa.Column("confirm_sent_at", UTCDateTime),
     sa.Column("last_reply", sa.Text),  # the SMTP reply that bounced it
+    # v6, newsletter/topics.py: the topic slugs chosen, as JSON ('' = everything), and the
+    # end of a pause (no mail before it; what is sent meanwhile counts as mailed).
+    sa.Column("topics", sa.Text, nullable=False, default=""),
+    sa.Column("paused_until", UTCDateTime),
 )
 
 # Rate limits of the subscribe endpoint, shared by every `serve` process: one row per key
@@ -140,6 +144,18 @@ digests = sa.Table(
     sa.Column("post_ids", sa.Text, nullable=False),  # JSON list
 )
 
+# v6: the other bodies of a digest, one per distinct post list (a topic set, or posts left
+# out because an alert carried them), rendered once when the digest is planned.
+digest_variants = sa.Table(
+    "digest_variants", metadata,
+    sa.Column("digest_id", sa.Integer, sa.ForeignKey("digests.id"), primary_key=True),
+    sa.Column("variant", sa.Integer, primary_key=True),  # 1, 2, ...
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("html", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("post_ids", sa.Text, nullable=False),  # JSON list: the posts in full
+)
+
 deliveries = sa.Table(
     "deliveries", metadata,
     sa.Column("digest_id", sa.Integer, sa.ForeignKey("digests.id"), primary_key=True),
@@ -153,6 +169,9 @@ deliveries = sa.Table(
     # Several senders (processes or machines) share a digest by claiming batches of rows.
     sa.Column("claimed_by", sa.String(120)),
     sa.Column("claimed_at", UTCDateTime),
+    # v6: which of the digest's bodies this subscriber gets (digest_variants); 0 = the
+    # digest's own, every post. Fixed when the digest is planned, like the row itself.
+    sa.Column("variant", sa.Integer, nullable=False, default=0),
 )
 sa.Index("deliveries_owed", deliveries.c.digest_id, deliveries.c.status, deliveries.c.subscriber_id)
 
@@ -236,6 +255,32 @@ def _add_bounce_events(conn: sa.Connection) -> None:
 
 
 MIGRATIONS[5] = _add_bounce_events
+
+
+def _add_topics(conn: sa.Connection) -> None:
+    """v6: subscribers.topics / paused_until, deliveries.variant, the digest_variants table."""
+    timestamp = "TIMESTAMP" if conn.dialect.name == "postgresql" else "DATETIME"
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("subscribers")}
+    if "topics" not in columns:
+        conn.execute(sa.text("ALTER TABLE subscribers ADD COLUMN topics TEXT NOT NULL DEFAULT ''"))
+    if "paused_until" not in columns:
+        conn.execute(sa.text(f"ALTER TABLE subscribers ADD COLUMN paused_until {timestamp}"))
+    if "variant" not in {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}:
+        conn.execute(sa.text("ALTER TABLE deliveries ADD COLUMN variant INTEGER NOT NULL DEFAULT 0"))
+    digest_variants.create(conn, checkfirst=True)
+
+
+MIGRATIONS[6] = _add_topics
+
+
+def topic_slugs(stored: str | None) -> tuple[str, ...]:
+    return tuple(json.loads(stored)) if stored else ()
+
+
+def topics_json(slugs: Iterable[str]) -> str:
+    """How subscribers.topics stores a choice: sorted slugs as JSON, '' for everything."""
+    chosen = sorted(set(slugs))
+    return json.dumps(chosen) if chosen else ""
 
 
 def damage_hint(path: str) -> str:

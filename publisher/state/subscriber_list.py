@@ -9,7 +9,7 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 
-from .schema import ACTIVE, deliveries, insert_on_conflict, subscribers, utcnow
+from .schema import ACTIVE, deliveries, insert_on_conflict, subscribers, topic_slugs, topics_json, utcnow
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class Subscriber:
     created_at: datetime
     confirm_token: str | None = None
     confirm_sent_at: datetime | None = None
+    topics: tuple[str, ...] = ()  # topic slugs; () = everything
+    paused_until: datetime | None = None
 
 
 def new_token() -> str:
@@ -33,7 +35,8 @@ def subscriber_from_row(row: Any) -> Subscriber:
     return Subscriber(
         id=row.id, email=row.email, name=row.name, status=row.status, token=row.token,
         created_at=row.created_at, confirm_token=row.confirm_token,
-        confirm_sent_at=row.confirm_sent_at,
+        confirm_sent_at=row.confirm_sent_at, topics=topic_slugs(row.topics),
+        paused_until=row.paused_until,
     )
 
 
@@ -43,8 +46,9 @@ class SubscriberList:
 
     def add_subscribers(self, entries: Iterable[tuple[str, str]], *, status: str = ACTIVE,
                         now: datetime | None = None) -> tuple[list[str], list[str]]:
-        """Add (email, name) pairs that are not on the list yet (case-insensitive), in one
-        transaction. Returns (added, already_present) addresses. Safe to re-run."""
+        """Add (email, name) pairs, or (email, name, topic slugs) triples, that are not on the
+        list yet (case-insensitive), in one transaction. Returns (added, already_present)
+        addresses. Safe to re-run."""
         now = now or utcnow()
         added: list[str] = []
         present: list[str] = []
@@ -53,13 +57,14 @@ class SubscriberList:
             for i in range(0, len(entries), 500):
                 chunk = entries[i : i + 500]
                 rows: dict[str, dict] = {}
-                for email, name in chunk:
+                for email, name, *chosen in chunk:
                     # PostgreSQL cannot store NUL; no address or name legitimately holds one.
                     email, name = email.replace("\0", ""), name.replace("\0", "")
                     rows.setdefault(email.lower(), {
                         "email": email, "email_key": email.lower(), "name": name, "status": status,
                         "token": new_token(), "created_at": now, "updated_at": now,
                         "confirmed_at": now if status == ACTIVE else None,
+                        "topics": topics_json(chosen[0] if chosen else ()),
                     })
                 # ON CONFLICT, not check-then-insert: another process (a second import, the
                 # web endpoint) may add the same address at the same moment on PostgreSQL.
@@ -67,7 +72,7 @@ class SubscriberList:
                         .on_conflict_do_nothing(index_elements=[subscribers.c.email_key])
                         .returning(subscribers.c.email_key))
                 inserted = set(conn.execute(stmt, list(rows.values())).scalars()) if rows else set()
-                for email, _name in chunk:
+                for email, *_rest in chunk:
                     email = email.replace("\0", "")
                     key = email.lower()
                     if key in inserted:
@@ -129,3 +134,31 @@ class SubscriberList:
         # FOR UPDATE: on PostgreSQL, concurrent requests for one subscriber queue here (SQLite
         # ignores it; its BEGIN IMMEDIATE already serialises every writer).
         return conn.execute(sa.select(subscribers).where(condition).with_for_update()).first()
+
+    # --- topics and pauses (newsletter/topics.py decides; this stores) ---
+
+    def planning_subscribers(self) -> list[tuple[int, tuple[str, ...], datetime | None]]:
+        """(id, topic slugs, paused until) of every active subscriber, for planning a digest:
+        only these columns (whole Subscriber rows cost 0.3 s for 5,000 subscribers)."""
+        with self.read() as conn:
+            rows = conn.execute(sa.select(subscribers.c.id, subscribers.c.topics, subscribers.c.paused_until)
+                                .where(subscribers.c.status == ACTIVE).order_by(subscribers.c.id))
+            return [(sid, topic_slugs(chosen), until) for sid, chosen, until in rows]
+
+    def set_preferences(self, token: str, *, topics: Iterable[str] | None = None,
+                        paused_until: datetime | None = None, resume: bool = False,
+                        now: datetime) -> Subscriber | None:
+        """Change the topics (None: unchanged; empty: everything) and/or the pause of the
+        holder of unsubscribe token `token`; None if no one holds it. A digest already
+        planned keeps what it planned for them."""
+        with self.write() as conn:
+            row = self._subscriber_row_for_update(conn, subscribers.c.token == token)
+            if row is None:
+                return None
+            values: dict[str, Any] = {"updated_at": now}
+            if topics is not None:
+                values["topics"] = topics_json(topics)
+            if paused_until is not None or resume:
+                values["paused_until"] = paused_until
+            conn.execute(subscribers.update().where(subscribers.c.id == row.id).values(**values))
+            return subscriber_from_row(conn.execute(sa.select(subscribers).where(subscribers.c.id == row.id)).one())

@@ -16,7 +16,8 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from reliability_helpers import message_ids, run_cli, spool_count, start_cli, wait_until
+from reliability_helpers import (message_ids, run_cli, sent_in_ledger, settled_count, spool_count,
+                                 start_cli, wait_until)
 from sites import make_config, write_post
 from send_helpers import PipeliningSpoolServer
 from smtp_helpers import SpoolServerProcess
@@ -25,25 +26,6 @@ from publisher import pipeline
 from publisher.state import State
 
 WEEK_AGO = datetime.now(timezone.utc) - timedelta(days=7)
-
-
-def sent_in_ledger(config) -> int:
-    state = State(config.database_url)  # opening it also proves the file is not corrupt
-    try:
-        return sum(state.delivery_counts(d).get("sent", 0) for d in (1, 2, 3))
-    finally:
-        state.close()
-
-
-def settled_count(spool) -> int:
-    """The spool's message count once it has not changed for 0.1 s."""
-    count, stable_since = spool_count(spool), time.monotonic()
-    while time.monotonic() - stable_since < 0.1:
-        time.sleep(0.01)
-        now = spool_count(spool)
-        if now != count:
-            count, stable_since = now, time.monotonic()
-    return count
 
 
 def crash_and_resume(tmp_path, *, seed: int, subscribers: int, kills: int, connections: int,
