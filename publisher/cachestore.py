@@ -88,9 +88,9 @@ class CacheStore:
     def _failed(self, e: sqlite3.Error):
         """The database failed (disk full, damaged, read-only): State's message for it."""
         from .errors import StateError
-        from .state import _explain  # lazy: SQLAlchemy's import (~0.2 s), on this error only
+        from .state.schema import explain  # lazy: SQLAlchemy's import (~0.2 s), on this error only
 
-        return StateError(_explain(self.path, self.path, str(e)))
+        return StateError(explain(self.path, self.path, str(e)))
 
     def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
         try:
