@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5  # of the state database (state.py migrates to it)
+SCHEMA_VERSION = 7  # of the state database (state.py migrates to it)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 _CHUNK = 500  # keys per IN (...): under SQLite's limit of bound parameters

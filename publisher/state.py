@@ -194,6 +194,25 @@ bounce_events = sa.Table(
 )
 sa.Index("bounce_events_subscriber", bounce_events.c.subscriber_id, bounce_events.c.id)
 
+# --- the public archive (schema v7; newsletter/archive.py) ---------------------------------
+# One row per digest or alert published on the web: the public fields of its posts, in the
+# mail's order (JSON, archive.snapshot), recorded with the digest so `publisher build` can
+# write its page again at any time, whatever became of the posts since. Nothing personal.
+archive_issues = sa.Table(
+    "archive_issues", metadata,
+    sa.Column("digest_id", sa.Integer, sa.ForeignKey("digests.id"), primary_key=True),
+    sa.Column("posts", sa.Text, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class ArchivedIssue:
+    number: int  # the digest's id: the page's folder name, stable forever
+    kind: str  # digest | alert
+    subject: str
+    created_at: datetime
+    posts: str  # JSON, as archive.snapshot wrote it
+
 
 @dataclass(frozen=True)
 class KnownPost:
@@ -328,6 +347,17 @@ def _add_bounce_events(conn: sa.Connection) -> None:
 
 
 MIGRATIONS[5] = _add_bounce_events
+# v6 is the topics branch's (issue 16 part 1): the lead renumbers at merge. A no-op here so
+# a database of this branch walks through it.
+MIGRATIONS[6] = lambda conn: None
+
+
+def _add_archive_issues(conn: sa.Connection) -> None:
+    """v7: the archive_issues table (newsletter/archive.py)."""
+    archive_issues.create(conn, checkfirst=True)
+
+
+MIGRATIONS[7] = _add_archive_issues
 
 
 
@@ -652,9 +682,10 @@ class State:
     # --- digests and the delivery ledger --------------------------------------------------
 
     def create_digest(self, *, kind: str, subject: str, html: str, text: str, post_ids: Iterable[str],
-                      now: datetime) -> int:
-        """Record a digest, its owed deliveries (one per active subscriber) and the posts it
-        announces, atomically: either all of it exists or none."""
+                      now: datetime, archive: str | None = None) -> int:
+        """Record a digest, its owed deliveries (one per active subscriber), the posts it
+        announces and, given `archive` (archive.snapshot), its archive page's content,
+        atomically: either all of it exists or none."""
         post_ids = list(post_ids)
         with self.write() as conn:
             # Mail is owed from now on: a run may no longer take the idle shortcut.
@@ -665,6 +696,8 @@ class State:
                     text=text, post_ids=json.dumps(post_ids),
                 )
             ).inserted_primary_key[0]
+            if archive is not None:
+                conn.execute(archive_issues.insert().values(digest_id=digest_id, posts=archive))
             conn.execute(
                 deliveries.insert().from_select(
                     ["digest_id", "subscriber_id", "status", "attempts", "updated_at"],
@@ -707,6 +740,15 @@ class State:
             return None
         return DigestRow(r.id, r.kind, r.created_at, r.status, r.subject, r.html, r.text,
                          tuple(json.loads(r.post_ids)))
+
+    def archived_issues(self) -> list[ArchivedIssue]:
+        """Every issue recorded for the public archive, newest first."""
+        d = digests.c
+        with self.read() as conn:
+            rows = conn.execute(
+                sa.select(d.id, d.kind, d.subject, d.created_at, archive_issues.c.posts)
+                .join(archive_issues, archive_issues.c.digest_id == d.id).order_by(d.id.desc()))
+            return [ArchivedIssue(r.id, r.kind, r.subject, r.created_at, r.posts) for r in rows]
 
     def claim_batch(self, digest_id: int, sender: str, *, limit: int, now: datetime,
                     stale_before: datetime, dead_senders: Iterable[str] = ()) -> list[OwedDelivery]:

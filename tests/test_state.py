@@ -198,6 +198,7 @@ def test_a_version_1_database_is_migrated_to_the_current_schema_keeping_its_rows
     with s.write() as conn:  # take the database back to version 1
         conn.exec_driver_sql("DROP TABLE scan_cache")
         conn.exec_driver_sql("DROP TABLE bounce_events")
+        conn.exec_driver_sql("DROP TABLE archive_issues")
         conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_by")
         conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_at")
         conn.exec_driver_sql("ALTER TABLE posts DROP COLUMN source")
@@ -205,13 +206,14 @@ def test_a_version_1_database_is_migrated_to_the_current_schema_keeping_its_rows
     s.close()
 
     migrated = State(db_url)
-    assert migrated.schema_version() == state_mod.SCHEMA_VERSION == 5
+    assert migrated.schema_version() == state_mod.SCHEMA_VERSION == 7
     with migrated.read() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
         assert {"claimed_by", "claimed_at"} <= columns
         assert "source" in {c["name"] for c in sa.inspect(conn).get_columns("posts")}
         assert sa.inspect(conn).has_table("scan_cache")
         assert sa.inspect(conn).has_table("bounce_events")
+        assert sa.inspect(conn).has_table("archive_issues")
     assert [x.email for x in migrated.list_subscribers()] == ["kept@x.org"]
     assert [o.email for o in migrated.claim_batch(d, "me:1:x", limit=5, now=NOW,
                                                   stale_before=NOW - timedelta(minutes=15))] == ["kept@x.org"]
