@@ -85,11 +85,15 @@ def message_key(config: Config, digest: DigestRow) -> str:
     return f"{config.site.url}|{digest.kind}|{digest.id}|{digest.created_at.isoformat()}"
 
 
-def as_rendered(digest: DigestRow):
+def as_rendered(digest: DigestRow, config: Config):
+    from .archive import fill_view_url
     from .digest import RenderedDigest
 
-    return RenderedDigest(kind=digest.kind, subject=digest.subject, html=digest.html,
-                          text=digest.text, post_ids=digest.post_ids, warnings=())
+    # The number is known now: its page's link goes in, once per digest.
+    return RenderedDigest(kind=digest.kind, subject=digest.subject,
+                          html=fill_view_url(digest.html, config, digest.id),
+                          text=fill_view_url(digest.text, config, digest.id),
+                          post_ids=digest.post_ids, warnings=())
 
 
 def message_bytes(message) -> bytes:
@@ -104,7 +108,7 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
     from .digest import Recipient, compile_message
 
     mail_from = envelope_sender(config)
-    rendered = as_rendered(digest)
+    rendered = as_rendered(digest, config)
     key = message_key(config, digest)
     report = SendReport(digest.id, digest.kind, digest.subject)
     total = state.count_owed(digest.id)
