@@ -293,3 +293,31 @@ def test_check_names_a_broken_archive_template(site):
     (site.root / "templates/archive_issue.html").write_text("{{ issue.subject\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"^templates/archive_issue.html: line 1: "):
         pipeline.check(site.config())
+
+
+def test_an_unchanged_archive_is_not_even_rendered_and_a_change_is(newsletter, server, monkeypatch):
+    from publisher.newsletter import archive
+
+    newsletter.post("a.md", "title: Fresh\npubDate: 2025-01-05T10:00:00Z")
+    config = newsletter.config()
+    pipeline.send_now(config, SUN + timedelta(hours=3))
+    renders = []
+    render_archive = archive.render_archive
+    monkeypatch.setattr(archive, "render_archive",
+                        lambda config, rows: renders.append(len(rows)) or render_archive(config, rows))
+    pipeline.build(config, SUN + timedelta(days=1))
+    assert renders == []
+
+    index = output(newsletter) / "newsletter/index.html"
+    original = index.read_bytes()
+    index.write_bytes(b"edited by hand")
+    report = pipeline.build(config, SUN + timedelta(days=1))
+    assert renders == [1] and index.read_bytes() == original
+    assert "newsletter archive: 1 file written, 2 unchanged" in report.lines
+
+    (newsletter.root / "templates").mkdir()
+    (newsletter.root / "templates/archive_index.html").write_text("{{ issues|length }} issue\n", encoding="utf-8")
+    pipeline.build(config, SUN + timedelta(days=1))
+    assert renders == [1, 1] and index.read_text(encoding="utf-8") == "1 issue\n"
+    pipeline.build(newsletter.configure(), SUN + timedelta(days=1))  # the same config again
+    assert renders == [1, 1]

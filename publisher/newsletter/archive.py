@@ -30,7 +30,6 @@ from ..config import Config
 from ..content import Post
 
 if TYPE_CHECKING:
-    from ..feeds import WriteReport
     from ..state import ArchivedIssue, State
 
 log = logging.getLogger(__name__)
@@ -171,21 +170,78 @@ def _render_rss(config: Config, issues: list[_Issue]) -> bytes:
     return _hex_references(fg.rss_str(pretty=True))
 
 
-def write_archive(config: Config, state: State) -> WriteReport | None:
+# The meta key under which write_archive remembers what it last wrote.
+WRITTEN_KEY = "archive_written"
+# What the pages are made of besides the issues: these templates (the site's, else the
+# bundled ones), this code, and the pages' context (web.page_context) and date format.
+_TEMPLATE_FILES = (*TEMPLATES, "_archive.css.html", "web_base.html")
+_CODE_FILES = ("newsletter/archive.py", "newsletter/digest.py", "web.py", "feeds.py", "__init__.py")
+
+
+def _fingerprint(config: Config, rows: list[ArchivedIssue]) -> str:
+    """Equal fingerprints, equal archive bytes."""
+    import hashlib
+
+    from .digest import BUNDLED_TEMPLATES
+
+    package = BUNDLED_TEMPLATES.parent
+    h = hashlib.sha256()
+    for name in _CODE_FILES:
+        h.update(hashlib.sha256((package / name).read_bytes()).digest())
+    for name in _TEMPLATE_FILES:
+        for folder in (config.templates_dir, BUNDLED_TEMPLATES):
+            try:
+                h.update(hashlib.sha256((folder / name).read_bytes()).digest())
+                break
+            except OSError:
+                continue
+    site = config.site
+    h.update(json.dumps([site.title, site.url, site.description, site.language, config.web_url,
+                         config.newsletter.timezone], ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    for row in rows:
+        h.update(json.dumps([row.number, row.kind, row.subject, row.created_at.isoformat(), row.posts],
+                            ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+@dataclass
+class ArchiveWrite:
+    """What write_archive did: paths under feeds.output_dir."""
+
+    written: list[str]
+    unchanged: list[str]
+
+
+def write_archive(config: Config, state: State) -> ArchiveWrite | None:
     """Write every recorded issue's page, the index and the feed (only the files whose bytes
     changed); None when newsletter.archive is off: then nothing is written, and nothing that
-    is there is removed. Raises ConfigError for a broken template, PublisherError for a disk
-    that refuses."""
+    is there is removed. When no issue, template, setting or code changed since the last
+    write and its files are there untouched, nothing is even rendered. Raises ConfigError
+    for a broken template, PublisherError for a disk that refuses."""
     if not config.newsletter.archive:
         return None
-    from ..feeds import write_files
+    from ..idle import stat_files
 
-    files = render_archive(config, state.archived_issues())
+    rows = state.archived_issues()
+    fingerprint = _fingerprint(config, rows)
+    try:
+        last = json.loads(state.get_meta(WRITTEN_KEY) or "{}")
+    except ValueError:
+        last = {}
+    files_then = last.get("files") if isinstance(last, dict) else None
+    if (isinstance(files_then, dict) and files_then and last.get("fingerprint") == fingerprint
+            and stat_files(config.output_dir, files_then) == files_then):
+        return ArchiveWrite(written=[], unchanged=sorted(files_then))
+    from ..feeds import write_files  # lazy: feeds.py imports feedgen and lxml
+
+    files = render_archive(config, rows)
     report = write_files(files, config.output_dir)
+    state.set_meta(WRITTEN_KEY, json.dumps(
+        {"fingerprint": fingerprint, "files": stat_files(config.output_dir, files)}, sort_keys=True))
     if report.written:
         log.info("newsletter archive: %d files written, %d unchanged",
                  len(report.written), len(report.unchanged))
-    return report
+    return ArchiveWrite(written=report.written, unchanged=report.unchanged)
 
 
 def check_templates(config: Config) -> None:
