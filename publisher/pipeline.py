@@ -165,10 +165,13 @@ def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datet
     rendered = render_digest(posts, config, kind=kind, view_url=archive.view_url(config))
     for warning in rendered.warnings:
         log.warning("%s", warning)
+    snapshot = archive.snapshot(posts, rendered.post_ids) if config.newsletter.archive else None
+    if snapshot is not None:
+        # A broken archive template stops us here, before anything is recorded, as the mail's do.
+        archive.check_issue(config, kind=kind, subject=rendered.subject, posts=snapshot, now=now)
     return state.create_digest(
         kind=kind, subject=rendered.subject, html=rendered.html, text=rendered.text,
-        post_ids=rendered.post_ids, now=now,
-        archive=archive.snapshot(posts, rendered.post_ids) if config.newsletter.archive else None)
+        post_ids=rendered.post_ids, now=now, archive=snapshot)
 
 
 def write_archive(config: Config, state: State, report: Report) -> None:

@@ -321,3 +321,18 @@ def test_an_unchanged_archive_is_not_even_rendered_and_a_change_is(newsletter, s
     assert renders == [1, 1] and index.read_text(encoding="utf-8") == "1 issue\n"
     pipeline.build(newsletter.configure(), SUN + timedelta(days=1))  # the same config again
     assert renders == [1, 1]
+
+
+def test_a_page_that_cannot_be_rendered_stops_the_send_before_anything_is_recorded(newsletter, server):
+    (newsletter.root / "templates").mkdir()
+    (newsletter.root / "templates/archive_issue.html").write_text("{{ issue.nope }}\n", encoding="utf-8")
+    newsletter.post("a.md", "title: Fresh\npubDate: 2025-01-05T10:00:00Z")
+    config = newsletter.config()
+    with pytest.raises(ConfigError, match=r"^templates/archive_issue.html: .*'nope'"):
+        pipeline.send_now(config, SUN + timedelta(hours=3))
+    assert server.received == []
+    with closing(State(config.database_url)) as state:
+        assert state.open_digests() == [] and state.archived_issues() == []
+    (newsletter.root / "templates/archive_issue.html").unlink()  # fixed: the post goes out
+    pipeline.send_now(config, SUN + timedelta(hours=4))
+    assert len(server.received) == 3 and (output(newsletter) / "newsletter/1/index.html").is_file()

@@ -244,6 +244,14 @@ def write_archive(config: Config, state: State) -> ArchiveWrite | None:
     return ArchiveWrite(written=report.written, unchanged=report.unchanged)
 
 
+def check_issue(config: Config, *, kind: str, subject: str, posts: str, now: datetime) -> None:
+    """Render an issue about to be recorded (as issue 0, written nowhere): ConfigError naming
+    the template of a page that could not be written once it is."""
+    from ..state import ArchivedIssue
+
+    render_archive(config, [ArchivedIssue(number=0, kind=kind, subject=subject, created_at=now, posts=posts)])
+
+
 def check_templates(config: Config) -> None:
     """Compile the archive's templates (the site's overrides included): ConfigError naming
     the file and line of a broken one."""
@@ -260,6 +268,6 @@ def check_templates(config: Config) -> None:
             raise template_problem(config, name, e) from e
 
 
-__all__ = ["ARCHIVE_DIR", "TOKEN_VIEW_URL", "check_templates", "fill_view_url",
+__all__ = ["ARCHIVE_DIR", "TOKEN_VIEW_URL", "check_issue", "check_templates", "fill_view_url",
            "index_url", "issue_url", "render_archive", "rss_url", "snapshot", "view_url",
            "write_archive"]
