@@ -174,9 +174,10 @@ def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datet
         post_ids=rendered.post_ids, now=now, archive=snapshot)
 
 
-def write_archive(config: Config, state: State, report: Report) -> None:
+def write_archive(config: Config, state: State, report: Report, *, summary: bool = True) -> None:
     """The newsletter's public archive from the state (newsletter/archive.py). A disk that
-    refuses is a problem of this run, not the end of it: the next build writes it again."""
+    refuses is a problem of this run, not the end of it: the next build writes it again.
+    `summary`: say what was written (build); a send's summary is about its mail (the log says it)."""
     from .errors import ConfigError, PublisherError
     from .newsletter.archive import write_archive as write
 
@@ -187,7 +188,7 @@ def write_archive(config: Config, state: State, report: Report) -> None:
     except PublisherError as e:
         report.problems.append(f"newsletter archive not written: {e}")
         return
-    if written is not None and written.written:
+    if summary and written is not None and written.written:
         report.lines.append(f"newsletter archive: {plural(len(written.written), 'file')} written, "
                             f"{len(written.unchanged)} unchanged")
 
@@ -275,7 +276,7 @@ def run_once(config: Config, now: datetime | None = None, *,
             if not planned:
                 report.lines.append(_nothing_to_send(config, state, result, now))
             else:
-                write_archive(config, state, report)  # before the mail that links to it
+                write_archive(config, state, report, summary=False)  # before the mail that links to it
         delivered = _deliver_open(config, state, now, report, progress, stop,
                                   frozenset(planned_ids))
         if (feed_files is not None and not (result.baseline or planned or delivered)
@@ -349,7 +350,7 @@ def send_now(config: Config, now: datetime | None = None, *,
             planned: frozenset[int] = frozenset()
             if result.unannounced:
                 planned = frozenset([_plan(config, state, result.unannounced, "digest", now)])
-                write_archive(config, state, report)  # before the mail that links to it
+                write_archive(config, state, report, summary=False)  # before the mail that links to it
             elif not state.open_digests():
                 report.lines.append("nothing new to mail: every published post has been sent")
             else:

@@ -89,7 +89,7 @@ def test_a_sent_digest_is_a_page_without_personal_data(newsletter, server):
     config = newsletter.config()
     report = pipeline.send_now(config, SUN + timedelta(hours=3))
     assert report.exit_status == 0, report.problems
-    assert "newsletter archive: 3 files written, 0 unchanged" in report.lines
+    assert not any("archive" in line for line in report.lines)  # the send's lines are about mail
     assert sorted(m.rcpt for m in server.received) == sorted(a for a, _ in SUBSCRIBERS)
 
     url = f"{SITE}/newsletter/1/"
@@ -316,7 +316,8 @@ def test_an_unchanged_archive_is_not_even_rendered_and_a_change_is(newsletter, s
     assert "newsletter archive: 1 file written, 2 unchanged" in report.lines
 
     (newsletter.root / "templates").mkdir()
-    (newsletter.root / "templates/archive_index.html").write_text("{{ issues|length }} issue\n", encoding="utf-8")
+    (newsletter.root / "templates/archive_index.html").write_text("{{ issues|length }} issue\n",
+                                                                  encoding="utf-8")
     pipeline.build(config, SUN + timedelta(days=1))
     assert renders == [1, 1] and index.read_text(encoding="utf-8") == "1 issue\n"
     pipeline.build(newsletter.configure(), SUN + timedelta(days=1))  # the same config again
