@@ -337,3 +337,19 @@ def test_a_page_that_cannot_be_rendered_stops_the_send_before_anything_is_record
     (newsletter.root / "templates/archive_issue.html").unlink()  # fixed: the post goes out
     pipeline.send_now(config, SUN + timedelta(hours=4))
     assert len(server.received) == 3 and (output(newsletter) / "newsletter/1/index.html").is_file()
+
+
+def test_a_build_before_any_issue_writes_no_archive_and_imports_no_renderer(site):
+    import subprocess
+    import sys
+
+    site.post("a.md", "title: A post\npubDate: 2025-01-05T10:00:00Z")
+    config = site.config()
+    pipeline.build(config, SUN + timedelta(days=1))
+    code = ("import sys\nfrom publisher.config import load_config\nfrom publisher import pipeline\n"
+            f"report = pipeline.build(load_config({str(config.path)!r}))\n"
+            "print(report.lines, 'jinja2' in sys.modules, 'feedgen' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == (
+        "['feeds: 1 post, 0 files written, 3 unchanged (0 rendered, 1 from cache)'] False False"), done.stderr
+    assert not (output(site) / "newsletter").exists()

@@ -223,6 +223,8 @@ def write_archive(config: Config, state: State) -> ArchiveWrite | None:
     from ..idle import stat_files
 
     rows = state.archived_issues()
+    if not rows:
+        return ArchiveWrite(written=[], unchanged=[])  # no issue yet: no page, no import
     fingerprint = _fingerprint(config, rows)
     try:
         last = json.loads(state.get_meta(WRITTEN_KEY) or "{}")
