@@ -174,7 +174,8 @@ def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datet
         post_ids=rendered.post_ids, now=now, archive=snapshot)
 
 
-def write_archive(config: Config, state: State, report: Report, *, summary: bool = True) -> None:
+def write_archive(config: Config, state: State | CacheStore, report: Report, *,
+                  summary: bool = True) -> None:
     """The newsletter's public archive from the state (newsletter/archive.py). A disk that
     refuses is a problem of this run, not the end of it: the next build writes it again.
     `summary`: say what was written (build); a send's summary is about its mail (the log says it)."""

@@ -29,7 +29,7 @@ from sqlalchemy import event
 from .errors import LockedError, PublisherError, StateError
 from .cache import STAMP_KEY as IDLE_STAMP_KEY
 # Read by cachestore.py too, without SQLAlchemy: owned there.
-from .cachestore import SCHEMA_VERSION, SQLITE_BUSY_TIMEOUT_MS, SQLITE_MAGIC
+from .cachestore import ArchivedIssue, SCHEMA_VERSION, SQLITE_BUSY_TIMEOUT_MS, SQLITE_MAGIC
 
 log = logging.getLogger(__name__)
 
@@ -204,14 +204,6 @@ archive_issues = sa.Table(
     sa.Column("posts", sa.Text, nullable=False),
 )
 
-
-@dataclass(frozen=True)
-class ArchivedIssue:
-    number: int  # the digest's id: the page's folder name, stable forever
-    kind: str  # digest | alert
-    subject: str
-    created_at: datetime
-    posts: str  # JSON, as archive.snapshot wrote it
 
 
 @dataclass(frozen=True)

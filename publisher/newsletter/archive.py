@@ -30,7 +30,8 @@ from ..config import Config
 from ..content import Post
 
 if TYPE_CHECKING:
-    from ..state import ArchivedIssue, State
+    from ..cachestore import ArchivedIssue, CacheStore
+    from ..state import State
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ class ArchiveWrite:
     unchanged: list[str]
 
 
-def write_archive(config: Config, state: State) -> ArchiveWrite | None:
+def write_archive(config: Config, state: State | CacheStore) -> ArchiveWrite | None:
     """Write every recorded issue's page, the index and the feed (only the files whose bytes
     changed); None when newsletter.archive is off: then nothing is written, and nothing that
     is there is removed. When no issue, template, setting or code changed since the last
@@ -220,7 +221,7 @@ def write_archive(config: Config, state: State) -> ArchiveWrite | None:
     for a broken template, PublisherError for a disk that refuses."""
     if not config.newsletter.archive:
         return None
-    from ..idle import stat_files
+    from ..cache import stat_files
 
     rows = state.archived_issues()
     if not rows:
@@ -249,7 +250,7 @@ def write_archive(config: Config, state: State) -> ArchiveWrite | None:
 def check_issue(config: Config, *, kind: str, subject: str, posts: str, now: datetime) -> None:
     """Render an issue about to be recorded (as issue 0, written nowhere): ConfigError naming
     the template of a page that could not be written once it is."""
-    from ..state import ArchivedIssue
+    from ..cachestore import ArchivedIssue
 
     render_archive(config, [ArchivedIssue(number=0, kind=kind, subject=subject, created_at=now, posts=posts)])
 
