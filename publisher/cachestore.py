@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable
 from urllib.parse import quote
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6  # of the state database (publisher.state.schema migrates to it)
+SCHEMA_VERSION = 7  # of the state database (publisher.state.schema migrates to it)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 _CHUNK = 500  # keys per IN (...): under SQLite's limit of bound parameters
@@ -40,6 +41,18 @@ def read_meta(path: str, key: str) -> str | None:
     finally:
         conn.close()
     return row[0] if row else None
+
+
+@dataclass(frozen=True)
+class ArchivedIssue:
+    """One issue of the newsletter archive (newsletter/archive.py), as State and CacheStore
+    read it."""
+
+    number: int  # the digest's id: the page's folder name, stable forever
+    kind: str  # digest | alert
+    subject: str
+    created_at: datetime  # aware, UTC
+    posts: str  # JSON, as archive.snapshot wrote it
 
 
 class CacheStore:
@@ -121,6 +134,16 @@ class CacheStore:
     def set_meta(self, key: str, value: str) -> None:
         self._write([("INSERT INTO meta (key, value) VALUES (?, ?) "
                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [(key, value)])])
+
+    # --- the newsletter archive (State.archived_issues) ---
+
+    def archived_issues(self) -> list[ArchivedIssue]:
+        rows = self._read("SELECT d.id, d.kind, d.subject, d.created_at, a.posts FROM digests d "
+                          "JOIN archive_issues a ON a.digest_id = d.id ORDER BY d.id DESC")
+        # created_at as SQLAlchemy's DateTime stores it on SQLite: naive UTC (state.UTCDateTime).
+        return [ArchivedIssue(number, kind, subject,
+                              datetime.fromisoformat(created).replace(tzinfo=timezone.utc), posts)
+                for number, kind, subject, created, posts in rows]
 
     # --- the render cache (State.cached_html, State.store_html) ---
 

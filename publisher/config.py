@@ -372,6 +372,9 @@ class NewsletterConfig:
     timezone: str = _spec("UTC", _timezone, "time zone of the schedule and of dates without offset")
     featured_alert: bool = _spec(False, _bool, "mail a newly featured post on its own at the next run")
     web_url: str = _spec("", _optional_absolute_url, "where `publisher serve` is reachable")
+    # newsletter/archive.py: each digest and alert as a page under {feeds.output_dir}/newsletter/<n>/,
+    # with an index and rss.xml there, and a "View in browser" link in the mail to its page.
+    archive: bool = _spec(True, _bool, "publish every digest and alert as a web page; false = no pages, no link")
     subject: str = _spec(
         "{{ site.title }}: {{ posts[0].title }}"
         "{% if posts|length > 1 %} and {{ posts|length - 1 }} more{% endif %}",

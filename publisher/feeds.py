@@ -869,6 +869,19 @@ def write_feeds(files: dict[str, bytes], output_dir: Path, keep: frozenset[str] 
     Raises OutputError naming the path when the disk refuses; a failed write leaves the old
     file as it was."""
     output_dir = Path(output_dir)
+    report = write_files(files, output_dir)
+    _remove_orphaned_temp_files(output_dir, {str(PurePosixPath(rel).parent) for rel in files})
+    keep = set(files) | set(keep)
+    report.removed = _remove_stale_archives(output_dir, keep)
+    report.removed += [rel for terms in TERM_DIRS for rel in _remove_stale(output_dir, keep, terms)]
+    log.info("feeds in %s: %d written, %d unchanged, %d removed", output_dir,
+             len(report.written), len(report.unchanged), len(report.removed))
+    return report
+
+
+def write_files(files: dict[str, bytes], output_dir: Path) -> WriteReport:
+    """Write `files` under output_dir, atomically and only those whose bytes differ; remove
+    nothing. The feeds and the newsletter archive (newsletter/archive.py) are written so."""
     for rel in files:
         _check_relative(rel)  # before anything is written
     report = WriteReport()
@@ -883,12 +896,6 @@ def write_feeds(files: dict[str, bytes], output_dir: Path, keep: frozenset[str] 
             continue
         _write_atomically(path, files[rel])
         report.written.append(rel)
-    _remove_orphaned_temp_files(output_dir, {str(PurePosixPath(rel).parent) for rel in files})
-    keep = set(files) | set(keep)
-    report.removed = _remove_stale_archives(output_dir, keep)
-    report.removed += [rel for terms in TERM_DIRS for rel in _remove_stale(output_dir, keep, terms)]
-    log.info("feeds in %s: %d written, %d unchanged, %d removed", output_dir,
-             len(report.written), len(report.unchanged), len(report.removed))
     return report
 
 

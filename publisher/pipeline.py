@@ -145,6 +145,7 @@ def build(config: Config, now: datetime | None = None) -> Report:
         loaded = load_site(config, state, now)
         report.problems.extend(loaded.problems)
         write_site_feeds(config, state, loaded, report, now)
+        write_archive(config, state, report)
     if loaded.held_back:
         report.lines.append(f"held back: {len(loaded.held_back)} drafts or future posts")
     return report
@@ -161,12 +162,39 @@ def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datet
     check_settings(config)
     # A damaged database must not take a digest and its ledger: say so before recording.
     state.check_integrity()
+    from .newsletter import archive
+
+    posts = with_copied_images(config, posts)
     # One rendering per distinct post list (topics, alerts already sent), fixed now.
-    rendered, plan = plan_digest(config, state, with_copied_images(config, posts), kind, now)
+    rendered, plan = plan_digest(config, state, posts, kind, now, view_url=archive.view_url(config))
     for warning in rendered.warnings:
         log.warning("%s", warning)
-    return state.create_digest(kind=kind, subject=rendered.subject, html=rendered.html,
-                               text=rendered.text, post_ids=rendered.post_ids, now=now, plan=plan)
+    snapshot = archive.snapshot(posts, rendered.post_ids) if config.newsletter.archive else None
+    if snapshot is not None:
+        # A broken archive template stops us here, before anything is recorded, as the mail's do.
+        archive.check_issue(config, kind=kind, subject=rendered.subject, posts=snapshot, now=now)
+    return state.create_digest(
+        kind=kind, subject=rendered.subject, html=rendered.html, text=rendered.text,
+        post_ids=rendered.post_ids, now=now, plan=plan, archive=snapshot)
+
+def write_archive(config: Config, state: State | CacheStore, report: Report, *,
+                  summary: bool = True) -> None:
+    """The newsletter's public archive from the state (newsletter/archive.py). A disk that
+    refuses is a problem of this run, not the end of it: the next build writes it again.
+    `summary`: say what was written (build); a send's summary is about its mail (the log says it)."""
+    from .errors import ConfigError, PublisherError
+    from .newsletter.archive import write_archive as write
+
+    try:
+        written = write(config, state)
+    except ConfigError:
+        raise  # a broken template: the owner must fix it
+    except PublisherError as e:
+        report.problems.append(f"newsletter archive not written: {e}")
+        return
+    if summary and written is not None and written.written:
+        report.lines.append(f"newsletter archive: {plural(len(written.written), 'file')} written, "
+                            f"{len(written.unchanged)} unchanged")
 
 
 def _deliver_open(config: Config, state: State, now: datetime, report: Report, progress, stop,
@@ -250,6 +278,8 @@ def run_once(config: Config, now: datetime | None = None, *,
             planned = len(planned_ids)
             if not planned:
                 report.lines.append(_nothing_to_send(config, state, result, now))
+            else:
+                write_archive(config, state, report, summary=False)  # before the mail that links to it
         delivered = _deliver_open(config, state, now, report, progress, stop,
                                   frozenset(planned_ids))
         if (feed_files is not None and not (result.baseline or planned or delivered)
@@ -318,6 +348,7 @@ def send_now(config: Config, now: datetime | None = None, *,
             planned: frozenset[int] = frozenset()
             if result.unannounced:
                 planned = frozenset([_plan(config, state, result.unannounced, "digest", now)])
+                write_archive(config, state, report, summary=False)  # before the mail that links to it
             elif not state.open_digests():
                 report.lines.append("nothing new to mail: every published post has been sent")
             else:
@@ -549,6 +580,10 @@ def check_mail_settings(config: Config, sample: list[Post], now: datetime) -> No
 
     check_settings(config)
     check_templates(config, template_environment(config))
+    if config.newsletter.archive:
+        from .newsletter.archive import check_templates as check_archive_templates
+
+        check_archive_templates(config)
     if sample and config.newsletter.from_:
         rendered = render_digest(sample, config, kind="digest")
         build_message(rendered, Recipient("check@example.org", "", "check"), config,

@@ -71,6 +71,7 @@ WRONG_VALUE = {
     "newsletter.schedule": "61 9 * * 1",
     "newsletter.timezone": "Mars/Olympus_Mons",
     "newsletter.featured_alert": "yes",
+    "newsletter.archive": "no",
     "newsletter.web_url": "http://[broken",
     "newsletter.subject": "",
     "newsletter.list_id": None,

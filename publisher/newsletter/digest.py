@@ -354,11 +354,12 @@ def _preheader(kind: str, posts: list[Post]) -> str:
 # --- rendering --------------------------------------------------------------------------
 
 def render_digest(posts: list[Post], config: Config, *, kind: str = "digest",
-                  already: list[Post] = ()) -> RenderedDigest:
+                  already: list[Post] = (), view_url: str | None = None) -> RenderedDigest:
     """Render a digest (every post, featured first, then newest first) or an alert (exactly
     one post) with placeholders for per-subscriber values. The HTML stays under
     newsletter.max_html_kb: past it, the last posts are listed as title links only.
-    `already`: posts an alert brought this reader, listed as links "Already sent to you"."""
+    `already`: posts an alert brought this reader, listed as links "Already sent to you".
+    `view_url`: the issue's public page (newsletter/archive.py), linked as "View in browser"."""
     if kind not in KINDS:
         raise ValueError(f"render_digest: kind must be one of {KINDS}, got {kind!r}")
     if not posts:
@@ -383,6 +384,7 @@ def render_digest(posts: list[Post], config: Config, *, kind: str = "digest",
         "feed_url": config.site.url + "/rss.xml",
         "web_url": config.web_url,
         "unsubscribe_url": TOKEN_UNSUBSCRIBE_URL,
+        "view_url": view_url,
         "recipient": _RecipientFields(),
         "count": len(ordered),
         "post": ordered[0] if kind == "alert" else None,

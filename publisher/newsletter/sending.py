@@ -85,11 +85,17 @@ def message_key(config: Config, digest: DigestRow) -> str:
     return f"{config.site.url}|{digest.kind}|{digest.id}|{digest.created_at.isoformat()}"
 
 
-def as_rendered(digest: DigestRow):
+def as_rendered(digest: DigestRow, config: Config, variant=None):
+    """The recorded digest's own body, or one of its variants (newsletter/topics.py), ready
+    to compile: the issue's number is known now, so its page's link goes in, once per body."""
+    from .archive import fill_view_url
     from .digest import RenderedDigest
 
-    return RenderedDigest(kind=digest.kind, subject=digest.subject, html=digest.html,
-                          text=digest.text, post_ids=digest.post_ids, warnings=())
+    body = variant or digest
+    return RenderedDigest(kind=digest.kind, subject=body.subject,
+                          html=fill_view_url(body.html, config, digest.id),
+                          text=fill_view_url(body.text, config, digest.id),
+                          post_ids=body.post_ids, warnings=())
 
 
 def message_bytes(message) -> bytes:
@@ -101,10 +107,10 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
                 stop: threading.Event | None = None) -> SendReport:
     """Mail `digest` to every active subscriber still owed it; record each result."""
     from .delivery import Job, deliver, sign_dkim
-    from .digest import Recipient, RenderedDigest, compile_message
+    from .digest import Recipient, compile_message
 
     mail_from = envelope_sender(config)
-    rendered = as_rendered(digest)
+    rendered = as_rendered(digest, config)
     key = message_key(config, digest)
     report = SendReport(digest.id, digest.kind, digest.subject)
     total = state.count_owed(digest.id)
@@ -143,11 +149,7 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
             if compiled is None:
                 # Once per body (and only if anyone is owed it): each copy is then a
                 # substitution into pre-encoded bytes, not a message built from scratch.
-                body = rendered
-                if owed.variant:
-                    v = variants[owed.variant]
-                    body = RenderedDigest(kind=digest.kind, subject=v.subject, html=v.html,
-                                          text=v.text, post_ids=v.post_ids, warnings=())
+                body = as_rendered(digest, config, variants[owed.variant]) if owed.variant else rendered
                 compiled = compiled_by_variant[owed.variant] = compile_message(
                     body, config, message_key=key, date=now)
             recipient = Recipient(email=owed.email, name=owed.name, token=owed.token)

@@ -132,13 +132,15 @@ def _paused(until: datetime | None, now: datetime) -> bool:
     return until is not None and until > now
 
 
-def plan_digest(config: Config, state: State, posts: list, kind: str, now: datetime):
+def plan_digest(config: Config, state: State, posts: list, kind: str, now: datetime, *,
+                view_url: str | None = None):
     """Render a digest (or alert) once per distinct post list among the active subscribers.
     Returns (the digest's own rendering, with every post, and a DigestPlan, or None when every
-    active subscriber gets exactly that: the ledger is then recorded as before topics)."""
+    active subscriber gets exactly that: the ledger is then recorded as before topics).
+    `view_url`: the issue's public page, linked from every body (newsletter/archive.py)."""
     from .digest import render_digest
 
-    main = render_digest(posts, config, kind=kind)
+    main = render_digest(posts, config, kind=kind, view_url=view_url)
     available = [t.slug for t in offered(config, state, posts=None)] if enabled(config) else []
     if config.newsletter.topics == "all" and not available:
         available = [t.slug for t in from_posts(config, posts)]  # nothing recorded yet
@@ -171,7 +173,7 @@ def plan_digest(config: Config, state: State, posts: list, kind: str, now: datet
         if number == 0:
             continue
         rendered = render_digest([by_id[i] for i in body], config, kind=kind,
-                                 already=[by_id[i] for i in already])
+                                 already=[by_id[i] for i in already], view_url=view_url)
         for warning in rendered.warnings:
             log.warning("%s", warning)
         variants.append(DigestVariant(rendered.subject, rendered.html, rendered.text, rendered.post_ids))

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 # Read by cachestore.py too, without SQLAlchemy: owned there.
-from ..cachestore import SCHEMA_VERSION, SQLITE_BUSY_TIMEOUT_MS, SQLITE_MAGIC
+from ..cachestore import ArchivedIssue, SCHEMA_VERSION, SQLITE_BUSY_TIMEOUT_MS, SQLITE_MAGIC
 from ..errors import StateError
 from .caches import Caches
 from .known_posts import KnownPost, KnownPosts
@@ -42,7 +42,7 @@ from .lock import RunLock
 from .optin import OptIn
 from .outbox import DigestPlan, DigestRow, DigestVariant, Outbox, OwedDelivery
 from .schema import (ACTIVE, BOUNCED, MIGRATIONS, OWED, PENDING, UNSUBSCRIBED, UTCDateTime,
-                     bounce_events, damage_hint, deliveries, digest_variants, digests,
+                     archive_issues, bounce_events, damage_hint, deliveries, digest_variants, digests,
                      explain, insert_on_conflict, meta, metadata, posts, render_cache, scan_cache,
                      subscribers, used_forms, utcnow, web_limits)
 from .subscriber_list import Subscriber, SubscriberList, new_token
@@ -52,9 +52,9 @@ if TYPE_CHECKING:
     from ..config import Config
 
 __all__ = [
-    "ACTIVE", "BOUNCED", "DigestPlan", "DigestRow", "DigestVariant", "KnownPost", "Ledger", "MIGRATIONS", "OWED", "OwedDelivery",
+    "ACTIVE", "ArchivedIssue", "BOUNCED", "DigestPlan", "DigestRow", "DigestVariant", "KnownPost", "Ledger", "MIGRATIONS", "OWED", "OwedDelivery",
     "PENDING", "SCHEMA_VERSION", "SQLITE_BUSY_TIMEOUT_MS", "SQLITE_MAGIC", "State", "Subscriber",
-    "UNSUBSCRIBED", "UTCDateTime", "bounce_events", "damage_hint", "deliveries", "digest_variants", "digests", "meta",
+    "UNSUBSCRIBED", "UTCDateTime", "archive_issues", "bounce_events", "damage_hint", "deliveries", "digest_variants", "digests", "meta",
     "metadata", "new_token", "normalize_url", "posts", "render_cache", "scan_cache", "subscribers",
     "used_forms", "utcnow", "web_limits",
 ]

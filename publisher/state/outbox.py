@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from ..cache import STAMP_KEY as IDLE_STAMP_KEY
 from .ledger import Ledger
-from .schema import (ACTIVE, OWED, UTCDateTime, deliveries, digest_variants, digests, meta, posts,
+from ..cachestore import ArchivedIssue
+from .schema import (ACTIVE, OWED, archive_issues, UTCDateTime, deliveries, digest_variants, digests, meta, posts,
                      subscribers, utcnow)
 
 
@@ -66,10 +67,11 @@ class Outbox:
     Mixed into State (state/__init__.py), which gives it read(), write() and meta."""
 
     def create_digest(self, *, kind: str, subject: str, html: str, text: str, post_ids: Iterable[str],
-                      now: datetime, plan: DigestPlan | None = None) -> int:
+                      now: datetime, plan: DigestPlan | None = None, archive: str | None = None) -> int:
         """Record a digest, its owed deliveries (one per active subscriber, or, with `plan`,
-        one per planned subscriber still active, with its variant) and the posts it
-        announces, atomically: either all of it exists or none."""
+        one per planned subscriber still active, with its variant), the posts it announces
+        and, given `archive` (archive.snapshot), its archive page's content, atomically:
+        either all of it exists or none."""
         post_ids = list(post_ids)
         with self.write() as conn:
             # Mail is owed from now on: a run may no longer take the idle shortcut.
@@ -80,6 +82,8 @@ class Outbox:
                     text=text, post_ids=json.dumps(post_ids),
                 )
             ).inserted_primary_key[0]
+            if archive is not None:
+                conn.execute(archive_issues.insert().values(digest_id=digest_id, posts=archive))
             if plan is None:
                 conn.execute(
                     deliveries.insert().from_select(
@@ -171,6 +175,15 @@ class Outbox:
             return None
         return DigestRow(r.id, r.kind, r.created_at, r.status, r.subject, r.html, r.text,
                          tuple(json.loads(r.post_ids)))
+
+    def archived_issues(self) -> list[ArchivedIssue]:
+        """Every issue recorded for the public archive, newest first."""
+        d = digests.c
+        with self.read() as conn:
+            rows = conn.execute(
+                sa.select(d.id, d.kind, d.subject, d.created_at, archive_issues.c.posts)
+                .join(archive_issues, archive_issues.c.digest_id == d.id).order_by(d.id.desc()))
+            return [ArchivedIssue(r.id, r.kind, r.subject, r.created_at, r.posts) for r in rows]
 
     def claim_batch(self, digest_id: int, sender: str, *, limit: int, now: datetime,
                     stale_before: datetime, dead_senders: Iterable[str] = ()) -> list[OwedDelivery]:

@@ -1,5 +1,5 @@
 """The state database's schema: its tables, the migrations that bring an older database to
-the current version (v1..v6; the number is cachestore.SCHEMA_VERSION, read there without
+the current version (v1..v7; the number is cachestore.SCHEMA_VERSION, read there without
 SQLAlchemy), the column values with a meaning (subscriber and delivery statuses), and how a
 damaged SQLite file is explained. Queries live in State's modules beside this one."""
 
@@ -194,6 +194,16 @@ bounce_events = sa.Table(
 )
 sa.Index("bounce_events_subscriber", bounce_events.c.subscriber_id, bounce_events.c.id)
 
+# --- the public archive (schema v7; newsletter/archive.py) ---------------------------------
+# One row per digest or alert published on the web: the public fields of its posts, in the
+# mail's order (JSON, archive.snapshot), recorded with the digest so `publisher build` can
+# write its page again at any time, whatever became of the posts since. Nothing personal.
+archive_issues = sa.Table(
+    "archive_issues", metadata,
+    sa.Column("digest_id", sa.Integer, sa.ForeignKey("digests.id"), primary_key=True),
+    sa.Column("posts", sa.Text, nullable=False),
+)
+
 
 def insert_on_conflict(conn: sa.Connection, table: sa.Table):
     """An INSERT that understands ON CONFLICT on both SQLite and PostgreSQL."""
@@ -271,6 +281,14 @@ def _add_topics(conn: sa.Connection) -> None:
 
 
 MIGRATIONS[6] = _add_topics
+
+
+def _add_archive_issues(conn: sa.Connection) -> None:
+    """v7: the archive_issues table (newsletter/archive.py)."""
+    archive_issues.create(conn, checkfirst=True)
+
+
+MIGRATIONS[7] = _add_archive_issues
 
 
 def topic_slugs(stored: str | None) -> tuple[str, ...]:
