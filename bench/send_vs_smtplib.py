@@ -95,7 +95,8 @@ def ready_made_messages(config: Path, count: int, path: Path, name_of) -> None:
     """The same digest's messages, one per subscriber, as publisher would build them."""
     from publisher.config import load_config
     from publisher.content import load_posts
-    from publisher.newsletter.digest import Recipient, compile_message, render_digest
+    from publisher.newsletter.digest import Recipient, render_digest
+    from publisher.newsletter.message import compile_message
 
     cfg = load_config(config)
     now = datetime.now(timezone.utc)

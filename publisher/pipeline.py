@@ -153,12 +153,10 @@ def build(config: Config, now: datetime | None = None) -> Report:
 
 def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datetime) -> int:
     """Render a digest (or alert) and record it with its owed deliveries, atomically."""
-    from .newsletter.delivery import check_settings
-    from .newsletter.sending import envelope_sender
+    from .newsletter.sending import check_settings
     from .newsletter.topics import plan_digest
 
     # Config errors that would only show at send time stop us before anything is recorded.
-    envelope_sender(config)
     check_settings(config)
     # A damaged database must not take a digest and its ledger: say so before recording.
     state.check_integrity()
@@ -430,26 +428,23 @@ def with_copied_images(config: Config, posts: list[Post]) -> list[Post]:
 
 def send_test(config: Config, address: str, now: datetime | None = None) -> Report:
     """`publisher send --to ADDRESS`: one test copy of the next digest; records nothing."""
-    from .newsletter.delivery import Job, deliver, sign_dkim
-    from .newsletter.digest import Recipient, build_message, render_digest
     from .errors import DeliveryError
-    from .newsletter.sending import envelope_sender, message_bytes
+    from .newsletter.digest import Recipient, render_digest
+    from .newsletter.message import build_message
+    from .newsletter.sending import send_one
 
     now = now or now_utc()
     report = Report()
     posts = _posts_for_next_digest(config, now, report, "send")
     if not posts:
         return report
-    mail_from = envelope_sender(config)
     rendered = render_digest(posts, config, kind="digest")
     recipient = Recipient(email=address, name="", token="test-copy")
-    msg = build_message(rendered, recipient, config, message_key=f"test|{now.isoformat()}", date=now)
-    data = sign_dkim(message_bytes(msg), config)
-    outcomes = []
-    deliver([Job(key="test", recipient=address, build=lambda: data)], config, mail_from=mail_from,
-            on_attempt=lambda job: None, on_result=lambda job, out: outcomes.append(out))
-    if not outcomes or outcomes[0].status != "sent":
-        reply = outcomes[0].reply if outcomes else "not attempted"
+    # The bytes a subscriber's copy would be (signed when DKIM is on), through the one path.
+    data = build_message(rendered, recipient, config, message_key=f"test|{now.isoformat()}", date=now)
+    outcome = send_one(config, address, data, key="test")
+    if outcome is None or outcome.status != "sent":
+        reply = outcome.reply if outcome is not None else "not attempted"
         raise DeliveryError(f"test copy to {address} was not accepted: {reply}")
     report.lines.append(f"test copy of {rendered.subject!r} sent to {address}; nothing recorded")
     return report
@@ -574,11 +569,12 @@ def _check_state_file(config: Config, report: Report) -> None:
 def check_mail_settings(config: Config, sample: list[Post], now: datetime) -> None:
     """Raise ConfigError for anything that would fail the next send or page: SMTP settings,
     templates (the site's overrides included), the subject template and the headers."""
-    from .newsletter.delivery import check_settings
-    from .newsletter.digest import Recipient, build_message, render_digest
+    from .newsletter.digest import Recipient, render_digest
+    from .newsletter.message import build_message
+    from .newsletter.sending import check_settings
     from .web import check_templates, template_environment
 
-    check_settings(config)
+    check_settings(config, need_sender=False)
     check_templates(config, template_environment(config))
     if config.newsletter.archive:
         from .newsletter.archive import check_templates as check_archive_templates

@@ -330,36 +330,29 @@ class ConfirmationMailer:
             log.exception("rehearsing a confirmation for %s failed", email)
 
     def _message(self, sub: Subscriber) -> bytes:
-        from .newsletter.digest import build_simple_message
-        from .newsletter.sending import message_bytes
+        from .newsletter.message import build_simple_message
 
         subject, html, text = render_confirmation(self.env, self.config, sub)
-        msg = build_simple_message(
+        return build_simple_message(
             self.config, to=sub.email, subject=subject, html=html, text=text,
             message_key=f"{self.config.site.url}|confirm|{sub.id}|{sub.confirm_sent_at.isoformat()}",
             date=self.clock(),
         )
-        return message_bytes(msg)
 
     def send(self, sub: Subscriber) -> bool:
         """Mail the confirmation; True once the server accepted it (or refused the address
         for good: asking again within the hour would not help)."""
-        from .newsletter.delivery import Job, deliver
-        from .newsletter.sending import envelope_sender
+        from .newsletter.sending import send_one
 
         data = self._message(sub)
-        outcomes = []
         try:
-            deliver([Job(key=sub.id, recipient=sub.email, build=lambda: data)], self.config,
-                    mail_from=envelope_sender(self.config), on_attempt=lambda job: None,
-                    on_result=lambda job, outcome: outcomes.append(outcome), stop=self.stop)
+            outcome = send_one(self.config, sub.email, data, key=sub.id, stop=self.stop)
         except PublisherError as e:  # DeliveryError: the server refused us, not the address
             log.error("confirmation for %s not sent: %s", sub.email, e)
             return False
-        if not outcomes:  # stopped before it started
+        if outcome is None:  # stopped before it started
             log.warning("confirmation for %s not sent: the server is shutting down", sub.email)
             return False
-        outcome = outcomes[0]
         if outcome.status == "sent":
             log.info("confirmation sent to %s", sub.email)
             return True
@@ -425,13 +418,13 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
     from flask import Flask, request
     from werkzeug.exceptions import HTTPException
 
-    from .newsletter.sending import envelope_sender
+    from .newsletter.message import sender
     from .newsletter.subscribers import InvalidAddress, clean_name, normalize_address
     from .newsletter import topics
 
     # Fail at start-up, not at the first visitor: without newsletter.from no confirmation
     # can be sent (raises ConfigError naming the key).
-    envelope_sender(config)
+    sender(config)
     clock = clock or utcnow
     endpoint = Endpoint(config, clock)
 

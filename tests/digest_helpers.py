@@ -61,8 +61,12 @@ def parts(msg: EmailMessage) -> tuple[str, str]:
     return text, html
 
 
-def reparse(msg: EmailMessage, serialise_policy=None) -> EmailMessage:
-    data = msg.as_bytes(policy=serialise_policy) if serialise_policy else msg.as_bytes()
+def reparse(msg: EmailMessage | bytes, serialise_policy=None) -> EmailMessage:
+    """A message (or message.py's bytes) read back as a mail client would."""
+    if isinstance(msg, bytes) or hasattr(msg, "raw"):
+        data = msg if isinstance(msg, bytes) else msg.raw  # message.py's bytes as sent
+    else:
+        data = msg.as_bytes(policy=serialise_policy) if serialise_policy else msg.as_bytes()
     return message_from_bytes(data, policy=policy.default)
 
 

@@ -2,7 +2,7 @@
 package's header parser, must be byte for byte what the email package (policy SMTP) writes,
 for every display name the fast path accepts; the names it declines go to the email package.
 
-The reference is the exact expression digest.py used before the fast path existed:
+The reference is the exact expression message.py used before the fast path existed:
 SMTP.fold("To", SMTP.header_factory("To", Address(...))) on the sanitised, truncated name."""
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_security import INJECTIONS
 
-from publisher.newsletter import digest as digest_module
-from publisher.newsletter.digest import NAME_MAX, _to_header, _truncate, sanitize_header
+from publisher.newsletter import message as message_module
+from publisher.newsletter.digest import NAME_MAX
+from publisher.newsletter.mailbox_header import sanitize_header
+from publisher.newsletter.mailbox_header import truncate as _truncate
+from publisher.newsletter.message import _to_header
 from publisher.newsletter.mailbox_header import MAX_LINE, encoded_word, fold_mailbox
 
 LOCAL, DOMAIN = "reader000007", "example.org"
@@ -30,7 +33,7 @@ def email_package(display: str, local: str = LOCAL, domain: str = DOMAIN) -> str
 
 
 def clean(name: str) -> str:
-    """What digest.py hands to fold_mailbox."""
+    """What message.py hands to fold_mailbox."""
     return _truncate(sanitize_header(name), NAME_MAX)
 
 
@@ -162,7 +165,7 @@ def test_realistic_list_never_reaches_the_email_package(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the email package was asked for a To header")
 
-    monkeypatch.setattr(digest_module, "Address", refuse)
+    monkeypatch.setattr(message_module, "Address", refuse)
     for i in (0, 7, 4999, 123456789):
         assert _to_header(f"Reader {i} Ünïcode", f"reader{i:06d}", "example.org").startswith(
             f"To: Reader {i} =?utf-8?b?w5xuw69jb2Rl?= <reader{i:06d}@example.org>")

@@ -83,3 +83,26 @@ def test_claims_grow_with_the_pace_and_stay_bounded(tmp_path, monkeypatch, claim
         pipeline.send_now(config)
         assert len(server.received) == 200
     assert limits[0] == 20 and set(limits[1:]) == {60}
+
+
+def test_a_send_checkpoints_the_sqlite_wal_less_often_then_restores_the_default(tmp_path):
+    """Each WAL checkpoint syncs two files to disk: during a send the ledger's connection
+    checkpoints every LEDGER_CHECKPOINT_PAGES, and goes back to the pool with SQLite's default."""
+    from publisher.state import ledger as ledger_mod
+
+    state = State(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        with state.ledger(1) as ledger:
+            assert ledger._cursor.execute("PRAGMA wal_autocheckpoint").fetchone() == (
+                ledger_mod.LEDGER_CHECKPOINT_PAGES,)
+            used = ledger._conn.dbapi_connection
+        conn = state.engine.raw_connection()
+        try:
+            assert conn.dbapi_connection is used  # the same connection, back from the pool
+            assert conn.cursor().execute("PRAGMA wal_autocheckpoint").fetchone() == (
+                ledger_mod.SQLITE_CHECKPOINT_PAGES,)
+        finally:
+            conn.close()
+    finally:
+        state.close()
+    assert ledger_mod.LEDGER_CHECKPOINT_PAGES > ledger_mod.SQLITE_CHECKPOINT_PAGES == 1000

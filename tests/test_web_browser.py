@@ -118,7 +118,10 @@ class _Pages:
 def _digest_unsubscribe_url(site: WebSite, email: str) -> str:
     """Build a real digest for `email` and take the http link from its List-Unsubscribe."""
     from publisher.content import load_posts
-    from publisher.newsletter.digest import Recipient, build_message, render_digest
+    from email import message_from_bytes, policy
+
+    from publisher.newsletter.digest import Recipient, render_digest
+    from publisher.newsletter.message import build_message
 
     (site.config.content_dir).mkdir(parents=True, exist_ok=True)
     (site.config.content_dir / "hello.md").write_text(
@@ -127,8 +130,9 @@ def _digest_unsubscribe_url(site: WebSite, email: str) -> str:
     posts = load_posts(site.config, now).posts
     assert [p.title for p in posts] == ["Hello, subscribers"]
     sub = site.subscriber(email)
-    message = build_message(render_digest(posts, site.config), Recipient(sub.email, sub.name, sub.token),
-                            site.config, message_key="browser-test", date=now)
+    message = message_from_bytes(build_message(
+        render_digest(posts, site.config), Recipient(sub.email, sub.name, sub.token),
+        site.config, message_key="browser-test", date=now), policy=policy.default)
     links = [part.strip().strip("<>") for part in message["List-Unsubscribe"].split(",")]
     [http] = [link for link in links if link.startswith("http")]
     assert parseaddr(message["To"])[1] == email

@@ -1,7 +1,8 @@
 """The only smtplib user: connections, retries, backoff and bounce classification.
 
-`deliver` hands a stream of prepared messages to the SMTP server and reports, per message,
-one final outcome. The caller (pipeline.py) owns the ledger; this module owns the wire.
+`deliver` hands a stream of messages (bytes, built and signed by message.py) to the SMTP
+server and reports, per message, one final outcome. The caller (sending.py) owns the ledger;
+this module owns the wire.
 
 How a reply is classified, per message (each message has exactly one RCPT TO):
 
@@ -67,8 +68,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
-from email.utils import getaddresses, parseaddr
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -101,14 +101,6 @@ REPLY_MAX = 300  # characters of a server reply kept in an Outcome
 # Jobs buffered per worker between the reader and the workers: enough to keep every
 # connection busy, small enough that a stop or a crash leaves almost nothing read-but-unsent.
 QUEUE_PER_WORKER = 2
-
-# Headers a DKIM signature covers. Each is listed twice ("oversigning"): the second entry
-# signs the absence of another copy, so nobody can add a second From or List-Unsubscribe
-# after signing without breaking the signature.
-DKIM_HEADERS = (
-    "From", "To", "Subject", "Date", "Message-ID", "List-Id",
-    "List-Unsubscribe", "List-Unsubscribe-Post", "MIME-Version", "Content-Type",
-)
 
 # RFC 3463 enhanced status code at the start of a reply's text: class.subject.detail
 _ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?!\S)")
@@ -257,8 +249,8 @@ def _warn_if_unverified(config: Config) -> None:
 
 
 def check_settings(config: Config) -> None:
-    """Raise ConfigError for SMTP settings that would fail a send (password, CA file, DKIM
-    key), without touching the network: the pipeline calls it before recording a digest."""
+    """Raise ConfigError for SMTP settings that would fail a send (password, CA file),
+    without touching the network: sending.check_settings calls it before a digest is recorded."""
     _check_settings(config)
 
 
@@ -270,84 +262,8 @@ def _check_settings(config: Config) -> ssl.SSLContext | None:
             f"{config.path}: smtp.username is {config.smtp.username!r}, so the password is "
             f"expected in the environment variable {PASSWORD_ENV}, but it is not set"
         )
-    if config.smtp.dkim.key_file:
-        _dkim_key(config)
     _warn_if_unverified(config)
     return _tls_context(config) if config.smtp.security != "none" else None
-
-
-# --- DKIM ---------------------------------------------------------------------------------
-
-def _dkim_key(config: Config) -> bytes:
-    from dkim.crypto import UnparsableKeyError, parse_pem_private_key  # lazy: start-up
-
-    path = _resolve(config, config.smtp.dkim.key_file)
-    try:
-        # dkimpy's PEM reader only knows "\n" line ends
-        key = path.read_bytes().replace(b"\r\n", b"\n")
-    except OSError as e:
-        raise ConfigError(
-            f"{config.path}: smtp.dkim.key_file: expected a readable PEM private key, "
-            f"got {str(path)!r} ({e.strerror})"
-        ) from e
-    try:
-        parse_pem_private_key(key)
-    except (UnparsableKeyError, ValueError, IndexError) as e:
-        raise ConfigError(
-            f"{config.path}: smtp.dkim.key_file: expected a PEM RSA private key "
-            f"(PKCS#1 or PKCS#8), got {str(path)!r} which is not one"
-        ) from e
-    if not config.smtp.dkim.selector:
-        raise ConfigError(
-            f"{config.path}: smtp.dkim.selector: required when smtp.dkim.key_file is set, "
-            "got nothing"
-        )
-    return key
-
-
-def sign_dkim(message: bytes, config: Config) -> bytes:
-    """DKIM-sign `message` if smtp.dkim.key_file is set; otherwise return it unchanged.
-
-    The signing domain is smtp.dkim.domain, else the From address's domain. A message that
-    already carries our signature (same d= and s=) is returned unchanged, so signing twice
-    (by the caller and by `deliver`) is harmless."""
-    dkim_config = config.smtp.dkim
-    if not dkim_config.key_file:
-        return message
-    import dkim  # lazy: start-up stays cheap
-
-    key = _dkim_key(config)
-    headers = BytesHeaderParser().parsebytes(message)
-    domain = dkim_config.domain
-    if not domain:
-        addresses = getaddresses(headers.get_all("From", []))
-        domain = addresses[0][1].rpartition("@")[2] if addresses else ""
-        if not domain:
-            raise ConfigError(
-                f"{config.path}: smtp.dkim.domain: required when the message's From has no "
-                "domain to sign for, got nothing"
-            )
-    for existing in headers.get_all("DKIM-Signature", []):
-        tags = dict(
-            part.strip().split("=", 1) for part in str(existing).split(";") if "=" in part
-        )
-        if tags.get("d", "").strip() == domain and tags.get("s", "").strip() == dkim_config.selector:
-            return message
-    linesep = b"\r\n" if b"\r\n" in message[: message.find(b"\n") + 1] else b"\n"
-    try:
-        signature = dkim.sign(
-            message,
-            dkim_config.selector.encode("ascii"),
-            domain.encode("idna"),
-            key,
-            # relaxed/relaxed survives the re-folding and whitespace changes relays make
-            canonicalize=(b"relaxed", b"relaxed"),
-            include_headers=[h.lower().encode("ascii") for h in DKIM_HEADERS * 2],
-            linesep=linesep,
-        )
-    except dkim.DKIMException as e:
-        raise DeliveryError(f"cannot DKIM-sign a message for domain {domain}: {e}") from e
-    return signature + message
 
 
 # --- one connection -----------------------------------------------------------------------
@@ -863,7 +779,7 @@ class _Run:
                 f"message for {job.recipient} has a line of {longest} bytes; SMTP allows "
                 f"at most {MAX_LINE} (the message must be encoded with line wrapping)"
             )
-        return sign_dkim(data, self.config)
+        return data
 
     def _deliver_one(self, session: _Session, job: Job,
                      prepared: tuple[bytes | None, BaseException | None] | None = None,
@@ -1075,7 +991,7 @@ def deliver(jobs: Iterable[Job], config: Config, *, mail_from: str,
     from a callback ends the run with that exception (the message it was about is not
     retried).
 
-    Each message is DKIM-signed here (sign_dkim) when smtp.dkim.key_file is set."""
+    Each job's bytes go out as built (message.py signs them): only line ends are made CRLF."""
     stop = stop if stop is not None else threading.Event()
     sender = _bare_address(mail_from, config)
     context = _check_settings(config)

@@ -1,4 +1,4 @@
-"""posts + templates/ -> one rendered, CSS-inlined message; never imports smtplib.
+"""posts + templates/ -> one rendered, CSS-inlined digest; never builds the email itself.
 
 A digest is rendered once (Jinja2, then premailer to inline the CSS) with placeholder tokens
 where per-subscriber values go. The result, a RenderedDigest of plain strings, is what the
@@ -6,34 +6,30 @@ state database stores, so a resumed send mails exactly the same content. `person
 then only substitutes the tokens: no template engine and no CSS inliner runs per
 subscriber, which keeps a send to thousands of subscribers cheap.
 
-Header hygiene lives here too: every header value passes through `sanitize_header`, because
-Python 3.11's email package turns CR/LF (and RFC 2047 encoded words that decode to CR/LF)
-into extra headers when it serialises a message (CVE-2024-6923).
+The per-subscriber values live here too (`personal_values`: the one hook that says what
+each placeholder becomes for one subscriber); message.py turns a RenderedDigest into the
+email's bytes for each subscriber, through that same hook.
 """
 
 from __future__ import annotations
 
-import binascii
 import dataclasses
-import hashlib
 import html as html_lib
 import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from email.header import Header
-from email.headerregistry import Address, HeaderRegistry
-from email.message import EmailMessage, MIMEPart
-from email.policy import SMTP
-from email.utils import format_datetime, getaddresses, parseaddr
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from ..config import Config
 from ..content import Post
-from ..errors import ConfigError, RecipientError
-from .mailbox_header import fold_mailbox
+from ..errors import ConfigError
+from .mailbox_header import CONTROL as _CONTROL
+from .mailbox_header import SPACES as _SPACES
+from .mailbox_header import sanitize_header
+from .mailbox_header import truncate as _truncate
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +55,6 @@ NAME_MAX = 100
 # Bytes kept free under max_html_kb for what personalise() adds (URL, name, address, each
 # possibly HTML-escaped), so no subscriber's copy crosses the limit that the digest met.
 _PERSONAL_RESERVE = 2048
-
-# Longest unsubscribe link that still fits on one List-Unsubscribe header line (998 bytes).
-_LINK_MAX = 900
 
 _PREVIEW_RECIPIENT_EMAIL = "subscriber@example.org"
 _PREVIEW_RECIPIENT_NAME = "Sample Subscriber"
@@ -94,125 +87,6 @@ class _RecipientFields:
     name: str = TOKEN_NAME
     email: str = TOKEN_EMAIL
     greeting_name: str = TOKEN_GREETING_NAME
-
-
-# --- header hygiene ---------------------------------------------------------------------
-
-# C0/C1 controls, DEL, and the Unicode line and paragraph separators: anything a mail
-# parser or client could take as a line break.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_SPACES = re.compile(r"\s+")
-# Zero-width space: breaks "=?" so no decoder sees the start of an RFC 2047 encoded word,
-# while the subject still reads the same.
-_EW_BREAK = "=\u200b?"
-
-
-def sanitize_header(value: str) -> str:
-    """One safe line for a header: no CR, LF or control characters, whitespace collapsed, and
-    no RFC 2047 encoded-word syntax, so a crafted title cannot add headers (CVE-2024-6923)."""
-    text = _CONTROL.sub(" ", str(value))
-    text = _SPACES.sub(" ", text).strip()
-    # Repeat until stable: removing a control char may have joined "=" and "?".
-    while "=?" in text:
-        text = text.replace("=?", _EW_BREAK)
-    return text
-
-
-def _truncate(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    if " " in cut[limit // 2:]:
-        cut = cut.rsplit(" ", 1)[0]
-    return cut.rstrip() + "…"
-
-
-# Characters that would end, split or reshape an address in a header.
-# "=?" too: Python 3.11's email package decodes an encoded word in an address while writing
-# it, so "=?utf-8?q?a=0D=0ABcc...?=@x.org" would become an injected header (CVE-2024-6923).
-_ADDRESS_BREAKERS = re.compile(r'[\s,<>"()\[\]\\;:]|[\x00-\x1f\x7f-\x9f\u2028\u2029]|=\?')
-
-
-def _split_address(address: str, what: str, error: type[Exception]) -> tuple[str, str]:
-    """(local part, ASCII domain) of one bare address, or `error` naming what is wrong."""
-    text = str(address).strip()
-    expected = "expected one address such as someone@example.org"
-    if not text:
-        raise error(f"{what}: {expected}, got nothing")
-    bad = _ADDRESS_BREAKERS.search(text)
-    if bad:
-        raise error(f"{what}: {expected}, got {text!r} (it contains {bad.group(0)!r})")
-    local, at, domain = text.rpartition("@")
-    if not at or not local or not domain or "@" in local or domain.startswith(".") or ".." in domain:
-        raise error(f"{what}: {expected}, got {text!r}")
-    if not local.isascii():
-        raise error(
-            f"{what}: {text!r} has a non-ASCII local part, which needs SMTPUTF8 (not supported)"
-        )
-    if not domain.isascii():
-        try:
-            domain = domain.encode("idna").decode("ascii")
-        except UnicodeError as e:
-            raise error(f"{what}: {text!r}: the domain is not a valid internationalised name") from e
-    return local, domain.lower()
-
-
-def _sender(config: Config) -> tuple[str, str, str]:
-    """(display name, local part, domain) of newsletter.from."""
-    if not config.newsletter.from_:
-        raise ConfigError("newsletter.from: required to send mail")
-    name, addr = parseaddr(config.newsletter.from_)
-    local, domain = _split_address(addr or config.newsletter.from_, "newsletter.from", ConfigError)
-    return sanitize_header(name), local, domain
-
-
-def _mailbox(name: str, address: str, what: str, error: type[Exception]) -> Address:
-    local, domain = _split_address(address, what, error)
-    return Address(display_name=_truncate(sanitize_header(name), NAME_MAX), username=local,
-                   domain=domain)
-
-
-class _VerbatimHeader:
-    """A header emitted exactly as built, folded only at spaces.
-
-    The stock folder "encodes anyway so it can wrap" any word longer than a line, which turns
-    a long unsubscribe URL into an RFC 2047 encoded word that no mail client follows. The
-    value carries its own fold(), so it survives whichever policy serialises the message."""
-
-    max_count = 1
-
-    @classmethod
-    def parse(cls, value: str, kwds: dict[str, Any]) -> None:
-        if not value.isascii() or _CONTROL.search(value):
-            raise ValueError(f"header value must be printable ASCII on one line: {value!r}")
-        kwds["parse_tree"] = None  # fold() below never needs it
-        kwds["decoded"] = value
-
-    def fold(self, *, policy: Any) -> str:
-        return _fold_verbatim(self.name, str(self), policy.max_line_length or 998,  # type: ignore[attr-defined]
-                              policy.linesep)
-
-
-def _fold_verbatim(name: str, value: str, limit: int, linesep: str) -> str:
-    """`Name: value` folded only at spaces, lines up to `limit` where the words allow."""
-    first, *rest = value.split(" ")
-    # The first word stays beside the name: a value starting on a continuation line
-    # would be read back with a leading space.
-    lines = [f"{name}: {first}"]
-    for word in rest:
-        if len(lines[-1]) + 1 + len(word) > limit:
-            lines.append("")
-        lines[-1] += " " + word
-    return linesep.join(lines) + linesep
-
-
-_VERBATIM = HeaderRegistry()
-for _name in ("list-unsubscribe", "list-unsubscribe-post", "list-id", "message-id"):
-    _VERBATIM.map_to_type(_name, _VerbatimHeader)
-
-
-def _set_verbatim(msg: EmailMessage, name: str, value: str) -> None:
-    msg[name] = _VERBATIM(name, value)
 
 
 # --- templates --------------------------------------------------------------------------
@@ -478,10 +352,15 @@ def _clean_name(name: str) -> str:
     return _truncate(_SPACES.sub(" ", _CONTROL.sub(" ", name or "")).strip(), NAME_MAX)
 
 
-def _personal_values(recipient: Recipient, config: Config,
-                     link: str | None = None) -> tuple[dict[str, str], dict[str, str]]:
+def personal_values(recipient: Recipient, config: Config,
+                    link: str | None = None) -> tuple[dict[str, str], dict[str, str]]:
     """({token: value} for the text part, {token: HTML-escaped value} for the HTML part).
-    `link`: the subscriber's unsubscribe_url, if the caller has it already."""
+    `link`: the subscriber's unsubscribe_url, if the caller has it already.
+
+    The one place that says what each placeholder becomes for one subscriber: the preview,
+    the test copy, the dry run and the real send all take their values from here. A new
+    per-subscriber value is a TOKEN_* constant, a field of _RecipientFields (what templates
+    see) and one entry in `values` below."""
     name = _clean_name(recipient.name)
     values = {
         TOKEN_UNSUBSCRIBE_URL: link if link is not None else unsubscribe_url(config, recipient.token),
@@ -496,306 +375,11 @@ def _personal_values(recipient: Recipient, config: Config,
 
 def personalise(digest: RenderedDigest, recipient: Recipient, config: Config) -> tuple[str, str]:
     """(html, text) for one subscriber: string substitution of the placeholders only."""
-    values, escaped = _personal_values(recipient, config)
+    values, escaped = personal_values(recipient, config)
     # One pass with a regex: a value that itself looks like a token is never substituted again.
     html = _TOKEN.sub(lambda m: escaped.get(m.group(0), m.group(0)), digest.html)
     text = _TOKEN.sub(lambda m: values.get(m.group(0), m.group(0)), digest.text)
     return html, text
-
-
-def _list_id(config: Config) -> str:
-    configured = sanitize_header(config.newsletter.list_id)
-    if configured:
-        m = re.fullmatch(r"(.*?)\s*<([^<>\s]+)>", configured)
-        if m:
-            phrase, list_id = m.group(1), m.group(2)
-        elif " " not in configured and "<" not in configured and ">" not in configured:
-            phrase, list_id = "", configured
-        else:
-            raise ConfigError(
-                "newsletter.list_id: expected 'Name <list.example.org>' or 'list.example.org', "
-                f"got {config.newsletter.list_id!r}"
-            )
-    else:
-        host = urlsplit(config.site.url).hostname or "localhost"
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            host = "localhost"
-        phrase, list_id = sanitize_header(config.site.title), f"list.{host}"
-    if not list_id.isascii():
-        list_id = list_id.encode("ascii", "replace").decode("ascii").replace("?", "-")
-    phrase = phrase.replace('"', "").replace("\\", "")
-    if not phrase:
-        return f"<{list_id}>"
-    if not phrase.isascii():
-        # An encoded word is a legal phrase; folding lines become plain spaces between words.
-        phrase = Header(phrase, "utf-8").encode().replace("\n", "")
-    elif re.search(r"[()<>\[\]:;@,.]", phrase):
-        phrase = f'"{phrase}"'
-    return f"{phrase} <{list_id}>"
-
-
-def _message_id(message_key: str, address: str, domain: str) -> str:
-    digest = hashlib.sha256(f"{message_key}\0{address.strip().lower()}".encode("utf-8", "surrogatepass"))
-    return f"<{digest.hexdigest()[:40]}@{domain}>"
-
-
-def _base_message(config: Config, *, to: Address, to_address: str, subject: str,
-                  message_key: str, date: datetime) -> tuple[EmailMessage, str, str]:
-    if date.tzinfo is None or date.utcoffset() is None:
-        raise ValueError("build_message: date must be timezone-aware")
-    from_name, from_local, from_domain = _sender(config)
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = Address(display_name=from_name, username=from_local, domain=from_domain)
-    msg["To"] = to
-    msg["Subject"] = _truncate(sanitize_header(subject), SUBJECT_MAX)
-    msg["Date"] = format_datetime(date)
-    _set_verbatim(msg, "Message-ID", _message_id(message_key, to_address, from_domain))
-    return msg, from_local, from_domain
-
-
-def _text_part(part: MIMEPart, subtype: str, body: str) -> None:
-    body = body.replace("\r\n", "\n").replace("\r", "\n")
-    if not body.endswith("\n"):
-        body += "\n"
-    part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
-    # quoted-printable keeps every line under 77 bytes whatever the template produced.
-    # binascii's encoder, not set_content's pure-Python one: it is the bulk of the time
-    # spent building a message, and a digest goes to thousands of subscribers.
-    part["Content-Transfer-Encoding"] = "quoted-printable"
-    part.set_payload(binascii.b2a_qp(body.encode("utf-8"), istext=True).decode("ascii"))
-
-
-def _set_body(msg: EmailMessage, text: str, html: str) -> None:
-    msg["MIME-Version"] = "1.0"
-    if not html:
-        _text_part(msg, "plain", text)
-        return
-    msg["Content-Type"] = "multipart/alternative"  # the generator adds the boundary
-    for subtype, body in (("plain", text), ("html", html)):  # RFC 2046: the richest part last
-        part = MIMEPart(policy=msg.policy)
-        _text_part(part, subtype, body)
-        msg.attach(part)
-
-
-def _checked_link(config: Config, recipient: Recipient) -> str:
-    link = unsubscribe_url(config, recipient.token)
-    if not link.isascii() or _CONTROL.search(link) or " " in link:
-        raise ConfigError(f"newsletter.web_url: expected a plain ASCII URL, got {config.web_url!r}")
-    if len(link) > _LINK_MAX:
-        # A header line may not pass 998 bytes and a URL cannot be folded.
-        # Tokens are all one length (state.new_token), so only the URL can be too long.
-        raise ConfigError(f"newsletter.web_url: expected a shorter URL: the unsubscribe link is "
-                          f"{len(link)} characters long, over the {_LINK_MAX} a List-Unsubscribe "
-                          f"header can carry")
-    return link
-
-
-def _unsubscribe_mailto(config: Config, from_local: str, from_domain: str) -> str:
-    mailto_local, mailto_domain = (
-        _split_address(config.newsletter.unsubscribe_mailto, "newsletter.unsubscribe_mailto", ConfigError)
-        if config.newsletter.unsubscribe_mailto else (from_local, from_domain))
-    return quote(f"{mailto_local}@{mailto_domain}", safe="@!$'*+-._~")
-
-
-def build_message(digest: RenderedDigest, recipient: Recipient, config: Config, *,
-                  message_key: str, date: datetime) -> EmailMessage:
-    """One message to one subscriber, with RFC 2369/8058/2919 list headers."""
-    to = _mailbox(recipient.name, recipient.email, f"recipient {recipient.email!r}", RecipientError)
-    msg, from_local, from_domain = _base_message(
-        config, to=to, to_address=recipient.email, subject=digest.subject,
-        message_key=message_key, date=date)
-
-    link = _checked_link(config, recipient)
-    mailto = _unsubscribe_mailto(config, from_local, from_domain)
-    _set_verbatim(msg, "List-Unsubscribe", f"<{link}>, <mailto:{mailto}?subject=unsubscribe>")
-    if link.startswith("https://"):
-        # RFC 8058: one-click only over https, where the POST cannot be tampered with.
-        _set_verbatim(msg, "List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
-    _set_verbatim(msg, "List-Id", _list_id(config))
-
-    html, text = personalise(digest, recipient, config)
-    _set_body(msg, text, html)
-    return msg
-
-
-def build_simple_message(config: Config, *, to: Recipient | str, subject: str, html: str, text: str,
-                         message_key: str, date: datetime) -> EmailMessage:
-    """A one-off message (e.g. the double opt-in confirmation) with the same header hygiene.
-
-    `to` is a Recipient or an address ("a@example.org" or "Name <a@example.org>"); `html`
-    may be "" for a text-only message."""
-    if isinstance(to, Recipient):
-        name, address = to.name, to.email
-    else:
-        found = getaddresses([str(to)])
-        if len(found) != 1 or not found[0][1]:
-            # Report the whole string: _split_address names what breaks it.
-            found = [("", str(to))]
-        name, address = found[0]
-    mailbox = _mailbox(name, address, f"recipient {address!r}", RecipientError)
-    msg, _local, _domain = _base_message(
-        config, to=mailbox, to_address=address, subject=subject, message_key=message_key, date=date)
-    _set_body(msg, text, html)
-    return msg
-
-
-# --- the fast path: one compiled message, many recipients -------------------------------
-
-# Headers that differ per recipient; every other header is the same in every copy.
-_PER_RECIPIENT = ("to", "message-id", "list-unsubscribe")
-_CRLF = "\r\n"
-_PART_SLOT = object()  # where a part's payload goes in CompiledMessage._layout
-
-
-class _CompiledBody:
-    """One part's body, quoted-printable encoded ahead of time except for the lines that
-    hold placeholders. b2a_qp encodes each line on its own (its soft breaks restart at every
-    newline), so encoding the pieces separately gives exactly the bytes of encoding the whole."""
-
-    def __init__(self, template: str, html: bool):
-        template = template.replace("\r\n", "\n").replace("\r", "\n")  # as _text_part does
-        if not template.endswith("\n"):
-            template += "\n"
-        self.html = html
-        # Alternating: pre-encoded bytes (lines without placeholders, merged), then a line
-        # holding placeholders, split into [text, token, text, token, ..., text], and so on.
-        self.pieces: list[bytes | list[str]] = []
-        plain: list[str] = []
-        for line in template.splitlines(keepends=True):
-            if _TOKEN_PREFIX in line and _TOKEN.search(line):
-                self.pieces.append(self._encode("".join(plain)))
-                self.pieces.append(_TOKEN_SPLIT.split(line))
-                plain = []
-            else:
-                plain.append(line)
-        self.pieces.append(self._encode("".join(plain)))
-
-    @staticmethod
-    def _encode(text: str) -> bytes:
-        # The generator writes the payload with CRLF line ends (policy SMTP).
-        return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
-
-    def render(self, values: dict[str, str], escaped: dict[str, str]) -> bytes:
-        table = escaped if self.html else values
-        out = []
-        for piece in self.pieces:
-            if type(piece) is list:
-                # Each token replaced once, as personalise()'s one regex pass does: a value
-                # that looks like a token is never substituted again.
-                parts = piece[:]
-                for i in range(1, len(parts), 2):
-                    parts[i] = table.get(parts[i], parts[i])
-                piece = self._encode("".join(parts))
-            out.append(piece)
-        return b"".join(out)
-
-
-@dataclass(frozen=True)
-class CompiledMessage:
-    """A digest rendered into message bytes once, with holes for what differs per recipient.
-
-    `bytes_for(recipient)` returns exactly what `message_bytes(build_message(...))` would for
-    that recipient (same headers, same encoded bodies), with a boundary fixed per digest, in
-    a small fraction of the time: no email package and no encoding of the whole body per
-    subscriber, only string substitution into pre-encoded bytes."""
-
-    config: Config
-    message_key: str
-    from_domain: str
-    mailto: str
-    boundary: str
-    head: bytes  # headers before To
-    middle: bytes  # headers between To and Message-ID (Subject, Date)
-    tail: bytes  # headers after List-Unsubscribe, the blank line and the body's start
-    layout: tuple  # bytes and _PART_SLOT markers, the body around the parts' payloads
-    bodies: tuple[_CompiledBody, ...]
-
-    def bytes_for(self, recipient: Recipient) -> bytes:
-        what = f"recipient {recipient.email!r}"
-        local, domain = _split_address(recipient.email, what, RecipientError)
-        link = _checked_link(self.config, recipient)
-        values, escaped = _personal_values(recipient, self.config, link)
-        message_id = _message_id(self.message_key, recipient.email, self.from_domain)
-        headers = [
-            self.head,
-            _to_header(recipient.name, local, domain).encode("utf-8"),
-            self.middle,
-            _fold_verbatim("Message-ID", message_id, SMTP.max_line_length, _CRLF).encode("ascii"),
-            _fold_verbatim("List-Unsubscribe",
-                           f"<{link}>, <mailto:{self.mailto}?subject=unsubscribe>",
-                           SMTP.max_line_length, _CRLF).encode("ascii"),
-            self.tail,
-        ]
-        payloads = iter(body.render(values, escaped) for body in self.bodies)
-        return b"".join(headers) + b"".join(
-            next(payloads) if piece is _PART_SLOT else piece for piece in self.layout)
-
-
-def _to_header(name: str, local: str, domain: str) -> str:
-    display = _truncate(sanitize_header(name), NAME_MAX)
-    line = fold_mailbox("To", display, f"{local}@{domain}")
-    if line is not None:
-        return line
-    # Quoting a non-ASCII name, or folding: exactly as the email package does them.
-    return SMTP.fold("To", SMTP.header_factory(
-        "To", Address(display_name=display, username=local, domain=domain)))
-
-
-def compile_message(digest: RenderedDigest, config: Config, *, message_key: str,
-                    date: datetime) -> CompiledMessage:
-    """Prepare `digest` for fast per-recipient serialisation (see CompiledMessage). Raises
-    what build_message raises for the digest and config; errors about one recipient
-    (address, link) are raised by bytes_for, as build_message raises them."""
-    skeleton, from_local, from_domain = _base_message(
-        config, to=Address(addr_spec="compile@example.invalid"), to_address="compile@example.invalid",
-        subject=digest.subject, message_key=message_key, date=date)
-    mailto = _unsubscribe_mailto(config, from_local, from_domain)
-    _set_verbatim(skeleton, "List-Unsubscribe", "<>")
-    if unsubscribe_url(config, "x").startswith("https://"):
-        _set_verbatim(skeleton, "List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
-    _set_verbatim(skeleton, "List-Id", _list_id(config))
-    html = digest.html
-    _set_body(skeleton, "x", "x" if html else "")
-
-    # A boundary fixed per digest: "==" never occurs in quoted-printable text, so it cannot
-    # collide with a body, and a resent message is the same bytes.
-    number = int(hashlib.sha256(message_key.encode("utf-8", "surrogatepass")).hexdigest()[:16], 16)
-    boundary = f"==============={number % 10**19:019d}=="
-    if skeleton.is_multipart():
-        skeleton.set_boundary(boundary)
-
-    def fold(part) -> list[tuple[str, bytes]]:
-        return [(name.lower(), SMTP.fold(name, value).encode("ascii"))
-                for name, value in part.raw_items()]
-
-    folded = fold(skeleton)
-    names = [name for name, _ in folded]
-    i_to, i_id, i_unsub = (names.index(n) for n in _PER_RECIPIENT)
-    if not (i_to < i_id and i_unsub == i_id + 1):
-        raise AssertionError(f"compile_message: unexpected header order {names}")  # a bug
-    head = b"".join(line for _, line in folded[:i_to])
-    middle = b"".join(line for _, line in folded[i_to + 1:i_id])
-    tail = b"".join(line for _, line in folded[i_unsub + 1:]) + b"\r\n"
-
-    nl = b"\r\n"
-    if skeleton.is_multipart():
-        sep = b"--" + boundary.encode("ascii")
-        layout: list = [sep + nl]
-        for n, part in enumerate(skeleton.iter_parts()):
-            if n:
-                layout.append(nl + sep + nl)
-            layout.append(b"".join(line for _, line in fold(part)) + nl)
-            layout.append(_PART_SLOT)
-        layout.append(nl + sep + b"--" + nl)
-        bodies = (_CompiledBody(digest.text, html=False), _CompiledBody(html, html=True))
-    else:
-        layout = [_PART_SLOT]
-        bodies = (_CompiledBody(digest.text, html=False),)
-    return CompiledMessage(config=config, message_key=message_key, from_domain=from_domain,
-                           mailto=mailto, boundary=boundary, head=head, middle=middle, tail=tail,
-                           layout=tuple(layout), bodies=bodies)
 
 
 def render_preview(posts: list[Post], config: Config) -> tuple[str, str]:
@@ -816,13 +400,9 @@ __all__ = [
     "TOKEN_GREETING_NAME",
     "TOKEN_NAME",
     "TOKEN_UNSUBSCRIBE_URL",
-    "build_message",
-    "build_simple_message",
-    "compile_message",
-    "CompiledMessage",
     "personalise",
     "render_digest",
     "render_preview",
-    "sanitize_header",
+    "personal_values",
     "unsubscribe_url",
 ]

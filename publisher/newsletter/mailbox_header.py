@@ -15,12 +15,50 @@ checks the result against the email package on generated and hand-picked nasty n
 
 The caller sanitises the name first (no CR/LF or control characters, whitespace collapsed to
 single spaces, no "=?"): this module assumes it and returns None where it finds otherwise.
+
+`sanitize_header` makes any text one safe header line, because Python 3.11's email package
+turns CR/LF (and RFC 2047 encoded words that decode to CR/LF) into extra headers when it
+serialises a message (CVE-2024-6923). It lives in this leaf module because both the digest
+(its subject, the names in its body) and the message (every header) use it.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+
+# --- header hygiene: every header value passes here first --------------------------------
+
+# C0/C1 controls, DEL, and the Unicode line and paragraph separators: anything a mail
+# parser or client could take as a line break.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+SPACES = re.compile(r"\s+")
+# Zero-width space: breaks "=?" so no decoder sees the start of an RFC 2047 encoded word,
+# while the subject still reads the same.
+_EW_BREAK = "=\u200b?"
+
+
+def sanitize_header(value: str) -> str:
+    """One safe line for a header: no CR, LF or control characters, whitespace collapsed, and
+    no RFC 2047 encoded-word syntax, so a crafted title cannot add headers (CVE-2024-6923)."""
+    text = CONTROL.sub(" ", str(value))
+    text = SPACES.sub(" ", text).strip()
+    # Repeat until stable: removing a control char may have joined "=" and "?".
+    while "=?" in text:
+        text = text.replace("=?", _EW_BREAK)
+    return text
+
+
+def truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2:]:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip() + "…"
+
+
+
 
 # What the email package sees (email._header_value_parser): specials force a quoted string.
 _SPECIALS = frozenset('()<>@,:;."[]\\')

@@ -1,13 +1,15 @@
-"""Drive one recorded digest through the delivery ledger.
+"""Every send goes through here: the ledger loop for digests and alerts, and `send_one` for
+confirmation mails and test copies.
 
-For each subscriber still owed the digest: record the intent, hand the message to
-delivery.py, record the result. Nothing here speaks SMTP or SQL itself; it joins state.py's
-ledger to delivery.py's sender, so a send killed at any instant resumes where it stopped.
+For each subscriber still owed a digest: record the intent, hand the message (bytes from
+message.py) to delivery.py, record the result. Nothing here speaks SMTP or SQL itself, nor
+builds a header; it joins state.py's ledger to message.py's builder and delivery.py's
+sender, so a send killed at any instant resumes where it stopped. The dry run writes the
+very bytes a send would hand to the server.
 """
 
 from __future__ import annotations
 
-import email.policy
 import logging
 import os
 import secrets
@@ -16,12 +18,10 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Callable
 
 from ..config import Config
-from ..errors import ConfigError
 from ..state import DigestRow, State, utcnow
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,30 @@ class SendReport:
         return line
 
 
-def envelope_sender(config: Config) -> str:
-    if not config.newsletter.from_:
-        raise ConfigError(f"{config.path}: newsletter.from: required to send mail, but missing")
-    return parseaddr(config.newsletter.from_)[1]
+def check_settings(config: Config, *, need_sender: bool = True) -> None:
+    """Raise ConfigError for anything in the config that would fail every message of a send
+    (newsletter.from, the DKIM key, the SMTP password and CA file), touching no network: the
+    pipeline calls it before recording a digest, and `check` (need_sender=False: a site
+    without a newsletter has no newsletter.from)."""
+    from . import delivery, message
+
+    message.check_settings(config, need_sender=need_sender)
+    delivery.check_settings(config)
+
+
+def send_one(config: Config, address: str, data: bytes, *, key: object = "one",
+             stop: threading.Event | None = None):
+    """Hand one message (message.py's bytes) to the server: a test copy or a confirmation.
+    Returns delivery's Outcome, or None if `stop` was set before it started; raises
+    DeliveryError when the server refuses us rather than the address."""
+    from .delivery import Job, deliver
+    from .message import sender
+
+    outcomes = []
+    deliver([Job(key=key, recipient=address, build=lambda: data)], config,
+            mail_from=sender(config).address, on_attempt=lambda job: None,
+            on_result=lambda job, outcome: outcomes.append(outcome), stop=stop)
+    return outcomes[0] if outcomes else None
 
 
 def message_key(config: Config, digest: DigestRow) -> str:
@@ -98,24 +118,21 @@ def as_rendered(digest: DigestRow, config: Config, variant=None):
                           post_ids=body.post_ids, warnings=())
 
 
-def message_bytes(message) -> bytes:
-    return message.as_bytes(policy=email.policy.SMTP)
-
-
 def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetime,
                 progress: Callable[[int, int], None] | None = None,
                 stop: threading.Event | None = None) -> SendReport:
     """Mail `digest` to every active subscriber still owed it; record each result."""
-    from .delivery import Job, deliver, sign_dkim
-    from .digest import Recipient, compile_message
+    from .delivery import Job, deliver
+    from .digest import Recipient
+    from .message import compile_message, sender
 
-    mail_from = envelope_sender(config)
+    mail_from = sender(config).address
     rendered = as_rendered(digest, config)
     key = message_key(config, digest)
     report = SendReport(digest.id, digest.kind, digest.subject)
     total = state.count_owed(digest.id)
     done = 0
-    sender = sender_id()
+    claimant = sender_id()  # this process, as it claims owed rows
     least = max(20, 10 * config.smtp.connections)
 
     def owed_rows():
@@ -124,7 +141,7 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
         size = least
         while not (stop is not None and stop.is_set()):
             clock = utcnow()
-            batch = state.claim_batch(digest.id, sender, limit=size, now=clock,
+            batch = state.claim_batch(digest.id, claimant, limit=size, now=clock,
                                       stale_before=clock - CLAIM_TIMEOUT,
                                       dead_senders=dead_senders(state.claimants(digest.id)))
             if not batch:
@@ -154,10 +171,8 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
                     body, config, message_key=key, date=now)
             recipient = Recipient(email=owed.email, name=owed.name, token=owed.token)
 
-            def build(recipient=recipient, compiled=compiled) -> bytes:
-                return sign_dkim(compiled.bytes_for(recipient), config)
-
-            yield Job(key=(digest.id, owed.subscriber_id), recipient=owed.email, build=build,
+            yield Job(key=(digest.id, owed.subscriber_id), recipient=owed.email,
+                      build=lambda recipient=recipient, compiled=compiled: compiled.bytes_for(recipient),
                       sender=verp_sender(config, verp_secret, digest.id, owed.subscriber_id))
 
     def on_attempt(job) -> None:
@@ -185,12 +200,12 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
 
     try:
         # Writes any held result on the way out, and renews this sender's claims as it goes.
-        with state.ledger(digest.id, sender, refresh_every=CLAIM_REFRESH) as ledger:
+        with state.ledger(digest.id, claimant, refresh_every=CLAIM_REFRESH) as ledger:
             stats = deliver(jobs(), config, mail_from=mail_from, on_attempt=on_attempt,
                             on_result=on_result, on_idle=ledger.flush, stop=stop)
     finally:
         # Whatever this sender claimed but did not finish goes back to the pool at once.
-        state.release_claims(digest.id, sender)
+        state.release_claims(digest.id, claimant)
     report.sent, report.bounced, report.retried = stats.sent, stats.bounced, stats.retried
     report.refused = stats.refused
     report.finished = state.finish_digest_if_done(digest.id)
@@ -234,11 +249,13 @@ def dead_senders(claimants: list[str]) -> list[str]:
 def write_dry_run(config: Config, state: State, rendered, out_dir: Path, *, now: datetime,
                   plan=None) -> list[Path]:
     """`send --dry-run`: one .eml file per subscriber a send would mail (every active one, or
-    those `plan` names, with their own bodies: newsletter/topics.py); records nothing."""
-    from .digest import Recipient, RenderedDigest, compile_message
+    those `plan` names, with their own bodies: newsletter/topics.py), the bytes a send would
+    hand to the server (DKIM-signed when DKIM is on); records nothing."""
+    from .digest import Recipient, RenderedDigest
+    from .message import compile_message, sender
     from ..state import ACTIVE
 
-    envelope_sender(config)
+    sender(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     key = f"{config.site.url}|dry-run|{now.isoformat()}"
     written = []

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from . import State
 
 
+SQLITE_CHECKPOINT_PAGES = 1000  # SQLite's own default wal_autocheckpoint
+LEDGER_CHECKPOINT_PAGES = 10000  # during a send: the WAL may grow to ~40 MB between checkpoints
+
+
 class Ledger:
     """One digest's per-message ledger writes, through one connection held for a send.
 
@@ -69,6 +73,11 @@ class Ledger:
         except sa.exc.OperationalError as e:
             raise StateError(f"state database {self._describe()}: {e.orig}") from e
         self._cursor = self._conn.cursor()
+        if self._sqlite:
+            # A checkpoint syncs the WAL and the database file to disk (synchronous=NORMAL):
+            # at SQLite's default of every 1,000 WAL pages, that came every ~150 messages
+            # of a send. Here every ~1,500: the commits themselves stay as durable as before.
+            self._cursor.execute(f"PRAGMA wal_autocheckpoint = {LEDGER_CHECKPOINT_PAGES}")
 
     @staticmethod
     def _compile(stmt: Any, dialect: Any) -> tuple[str, Any]:
@@ -132,6 +141,11 @@ class Ledger:
             self._write(writes)
 
     def close(self) -> None:
+        if self._sqlite:
+            try:
+                self._cursor.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}")
+            except self._driver_error:
+                self._conn.invalidate()  # not back to the pool with the ledger's setting
         self._conn.close()  # back to the pool
 
     def _write(self, writes: list[tuple[str, Any]]) -> None:
