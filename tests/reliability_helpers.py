@@ -34,15 +34,9 @@ from typing import Any
 
 from aiosmtpd.smtp import syntax
 
-from sites import make_config, site_data, write_post  # noqa: F401  (old names)
 from smtp_helpers import HOST, Received, SmtpServer, _Controller, _FaultySMTP, _hang_up
 
 FEED_NAMES = ("rss.xml", "atom.xml", "feed.json")
-
-
-# --- sites on disk: sites.py is the factory; these names stay for tests not yet moved to it --
-
-write_site = make_config
 
 
 def cli(config_path: Path, *args: str) -> list[str]:

@@ -433,15 +433,6 @@ class SmtpServer(_ConfigFor):
         return AuthResult(success=ok, auth_data=auth_data if ok else None, handled=False)
 
 
-# --- a plain Config pointing at a server ---------------------------------------------------
-
-def smtp_config(directory: Path, smtp: dict[str, Any], **sections: dict[str, Any]):
-    """The old name: sites.make_config with this `smtp` section."""
-    from sites import make_config  # lazy: the spool server process (this file run) needs no yaml
-
-    return make_config(directory, smtp=smtp, **sections)
-
-
 # --- spool: messages as files, for servers in another process -----------------------------
 
 def _spool_write(spool: Path, received: Received) -> None:

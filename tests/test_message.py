@@ -29,8 +29,7 @@ import pytest
 from digest_helpers import DigestSite
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sites import make_config as write_site
-from sites import write_post
+from sites import make_config, write_post
 from smtp_helpers import DkimKey, smtp_server  # noqa: F401
 
 from publisher import pipeline
@@ -132,7 +131,7 @@ def test_golden_featured_alert(dsite, cfg):
 def test_golden_confirmation_mail(tmp_path):
     from publisher.web import ConfirmationMailer, template_environment
 
-    config = write_site(tmp_path / "site")
+    config = make_config(tmp_path / "site")
     mailer = ConfirmationMailer(config, template_environment(config), lambda: None, lambda: WHEN)
     try:
         data = mailer._message(Subscriber(id=3, email="new@example.org", name="Ignored Name",
@@ -147,7 +146,7 @@ def test_golden_confirmation_mail(tmp_path):
 
 
 def test_golden_test_copy_is_what_the_server_received(tmp_path, smtp_server):  # noqa: F811
-    config = write_site(tmp_path / "site", smtp=smtp_server.smtp_settings())
+    config = make_config(tmp_path / "site", smtp=smtp_server.smtp_settings())
     write_post(config.root, "hello.md", {"title": "Héllo wörld", "pubDate": "2025-01-01T10:00:00Z"})
     report = pipeline.send_test(config, "me@example.org", now=WHEN)
     assert report.lines[-1] == "test copy of 'Test Blog: Héllo wörld' sent to me@example.org; nothing recorded"
@@ -177,7 +176,7 @@ def dkim_site(root: Path, **smtp):
     The archive is off: its "View in browser" link names the issue's number, which a dry run
     (nothing recorded) does not have, so with it on a dry run differs by that one link."""
     key = {"dkim": {"key_file": str(TEST_KEY.key_file), "selector": "mail"}}
-    config = write_site(root, smtp={**key, **smtp}, newsletter={"archive": False})
+    config = make_config(root, smtp={**key, **smtp}, newsletter={"archive": False})
     write_post(config.root, "old.md", {"title": "Old", "pubDate": "2024-12-01T10:00:00Z"})
     pipeline.run_once(config, WHEN - timedelta(days=7))  # baseline: the old post is never mailed
     with State(config.database_url) as state:
@@ -373,7 +372,7 @@ def test_sender_is_parsed_once_here(dsite):
 
 
 def dkim_config(root: Path, **dkim_keys):
-    return write_site(root, smtp={"dkim": {"key_file": str(TEST_KEY.key_file), "selector": "mail",
+    return make_config(root, smtp={"dkim": {"key_file": str(TEST_KEY.key_file), "selector": "mail",
                                            **dkim_keys}})
 
 
@@ -396,7 +395,7 @@ def test_dkim_signature_verifies_and_covers_the_list_headers(digest, tmp_path):
                  "list-unsubscribe", "list-unsubscribe-post"):
         assert signed_headers.count(name) == 2  # oversigned: no second copy can be added
     assert not verifies(signed.replace(b"/unsubscribe/", b"/evil/"))
-    unsigned = build_message(digest, NASTY[3], write_site(tmp_path / "plain"), message_key=KEY,
+    unsigned = build_message(digest, NASTY[3], make_config(tmp_path / "plain"), message_key=KEY,
                              date=WHEN)
     assert signed.endswith(unsigned)  # the signature is one header in front, nothing else
 
@@ -414,7 +413,7 @@ def test_bad_dkim_key_file_is_a_config_error(digest, tmp_path, content):
     key_file = tmp_path / "dkim.pem"
     if content is not None:
         key_file.write_bytes(content)
-    cfg = write_site(tmp_path / "dkim", smtp={"dkim": {"key_file": str(key_file), "selector": "mail"}})
+    cfg = make_config(tmp_path / "dkim", smtp={"dkim": {"key_file": str(key_file), "selector": "mail"}})
     expected = r"config\.yaml: smtp\.dkim\.key_file: expected a (readable )?PEM"
     with pytest.raises(ConfigError, match=expected):
         check_settings(cfg)

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 from reliability_helpers import (message_ids, run_cli, sent_in_ledger, settled_count, spool_count,
-                                 start_cli, wait_until, write_post, write_site)
+                                 start_cli, wait_until)
+from sites import make_config, write_post
 from smtp_helpers import SmtpServer, SpoolServerProcess
 
 from publisher import pipeline
@@ -27,7 +28,7 @@ TOPICS = ["Python", "Rust", "Go", "Haskell"]
 
 
 def site(root, server, **newsletter):
-    config = write_site(root, smtp={**server.smtp_settings(), "retry_base_delay": 0, "timeout": 10},
+    config = make_config(root, smtp={**server.smtp_settings(), "retry_base_delay": 0, "timeout": 10},
                         newsletter={"topics": TOPICS, **newsletter})
     write_post(config.root, "old.md", {"title": "Old", "pubDate": "2024-01-01", "tags": ["python"]})
     pipeline.run_once(config, MONDAY)  # baseline: the old post is never mailed
@@ -129,7 +130,7 @@ def test_a_subscriber_with_nothing_new_is_not_owed_those_posts_later(tmp_path):
 
 def test_no_topics_configured_means_one_body_for_everyone_as_before(tmp_path):
     with SmtpServer() as server:
-        config = write_site(tmp_path / "site", smtp={**server.smtp_settings(), "retry_base_delay": 0})
+        config = make_config(tmp_path / "site", smtp={**server.smtp_settings(), "retry_base_delay": 0})
         write_post(config.root, "old.md", {"title": "Old", "pubDate": "2024-01-01"})
         pipeline.run_once(config, MONDAY)
         # A stored choice is ignored while the site offers no topics.
@@ -204,7 +205,7 @@ def test_crash_and_resume_with_topics_loses_nothing(tmp_path):
     spool = tmp_path / "spool"
     connections = 2
     with SpoolServerProcess(spool, delay=0.005) as server:
-        config = write_site(tmp_path / "site", newsletter={"topics": TOPICS}, smtp={
+        config = make_config(tmp_path / "site", newsletter={"topics": TOPICS}, smtp={
             **server.smtp_settings(), "connections": connections, "retry_base_delay": 0, "timeout": 10})
         write_post(config.root, "old.md", {"title": "Old", "pubDate": "2024-01-01"})
         pipeline.run_once(config, MONDAY)
@@ -283,12 +284,12 @@ def test_an_alerted_post_is_not_repeated_in_the_next_digest(tmp_path):
 ])
 def test_a_bad_topics_key_is_named(tmp_path, value, message):
     with pytest.raises(ConfigError) as e:
-        write_site(tmp_path, newsletter={"topics": value})
+        make_config(tmp_path, newsletter={"topics": value})
     assert message in str(e.value)
 
 
 def test_topics_all_offers_the_tags_with_enough_posts(tmp_path):
-    config = write_site(tmp_path, newsletter={"topics": "all", "topics_min_posts": 2})
+    config = make_config(tmp_path, newsletter={"topics": "all", "topics_min_posts": 2})
     for i, tags in enumerate([["Python", "go"], ["python"], ["Rust"], ["go"]]):
         write_post(config.root, f"p{i}.md", {"title": f"P{i}", "pubDate": "2024-01-0%d" % (i + 1), "tags": tags})
     pipeline.build(config, MONDAY)
@@ -298,7 +299,7 @@ def test_topics_all_offers_the_tags_with_enough_posts(tmp_path):
 
 
 def test_cli_import_takes_a_topics_column_and_list_shows_it(tmp_path):
-    config = write_site(tmp_path, newsletter={"topics": TOPICS})
+    config = make_config(tmp_path, newsletter={"topics": TOPICS})
     csv_path = tmp_path / "people.csv"
     csv_path.write_text("email,name,topics\nada@example.org,Ada,Python;rust\nbob@example.org,Bob,\n"
                         "cy@example.org,Cy,Python;Cobol\n", encoding="utf-8")
@@ -313,7 +314,7 @@ def test_cli_import_takes_a_topics_column_and_list_shows_it(tmp_path):
 
 
 def test_cli_preview_with_topics_shows_that_set_only(tmp_path):
-    config = write_site(tmp_path, newsletter={"topics": TOPICS})
+    config = make_config(tmp_path, newsletter={"topics": TOPICS})
     write_post(config.root, "old.md", {"title": "Old", "pubDate": "2024-01-01"})
     pipeline.run_once(config, MONDAY)
     post(config, "py", "Py tips", MONDAY + timedelta(hours=1), ["python"])
@@ -332,7 +333,7 @@ def test_a_dry_run_writes_each_subscribers_own_digest_and_records_nothing(tmp_pa
     import email
     import email.policy
 
-    config = write_site(tmp_path / "site", newsletter={"topics": TOPICS})
+    config = make_config(tmp_path / "site", newsletter={"topics": TOPICS})
     write_post(config.root, "old.md", {"title": "Old", "pubDate": "2024-01-01"})
     pipeline.run_once(config, MONDAY)
     who = subscribe(config, ada=["python"], bob=["rust"], dee=["haskell"])
