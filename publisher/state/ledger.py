@@ -141,6 +141,8 @@ class Ledger:
             self._write(writes)
 
     def close(self) -> None:
+        if not self._conn.is_valid:
+            return  # invalidated after a failure (_write): nothing to restore or give back
         if self._sqlite:
             try:
                 self._cursor.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}")
