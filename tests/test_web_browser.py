@@ -7,112 +7,22 @@ and mobile 390x844)."""
 
 from __future__ import annotations
 
-import os
 import re
-import threading
 from datetime import datetime, timezone
 from email.utils import parseaddr
-from pathlib import Path
 
 import pytest
+from browser_helpers import Pages, browser, live_site  # noqa: F401  (fixture)
 from smtp_helpers import smtp_server  # noqa: F401  (fixture)
-from web_helpers import Clock, WebSite, confirm_link, web_config
+from web_helpers import WebSite, confirm_link
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "mobile": {"width": 390, "height": 844}}
-SHOTS = os.environ.get("PUBLISHER_WEB_SHOTS")
-
-
-def _unavailable(reason: str):
-    # In CI a missing browser is a broken environment, not a reason to pass quietly.
-    if os.environ.get("CI"):
-        pytest.fail(f"browser test cannot run: {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as e:
-        _unavailable(f"playwright is not installed ({e})")
-    if not CHROMIUM.is_file():
-        _unavailable(f"{CHROMIUM} is missing")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
 
 @pytest.fixture
 def live(tmp_path, smtp_server):  # noqa: F811
     """The endpoint on a real server thread; newsletter.web_url is that server's own URL."""
-    from werkzeug.serving import make_server
-
-    holder = {}
-    server = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start), threaded=True)
-    web_url = f"http://127.0.0.1:{server.server_port}"
-    site = WebSite(tmp_path / "site", smtp_server, config=web_config(tmp_path / "site", smtp_server, web_url=web_url),
-                   clock=_WallClock())
-    holder["app"] = site.app
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with live_site(tmp_path / "site", smtp_server) as site:
         yield site
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
-        site.close()
-
-
-class _WallClock(Clock):
-    """The browser's own requests need no clock control; links must simply be fresh."""
-
-    def __call__(self) -> datetime:
-        return datetime.now(timezone.utc)
-
-
-class _Pages:
-    """One browser context per viewport; every page is checked for CSP violations."""
-
-    def __init__(self, browser, base: str):
-        self.base = base
-        self.violations: list[str] = []
-        self.contexts = {}
-        self.pages = {}
-        for name, viewport in VIEWPORTS.items():
-            context = browser.new_context(viewport=viewport, is_mobile=name == "mobile",
-                                          has_touch=name == "mobile", java_script_enabled=False)
-            page = context.new_page()
-            page.on("console", lambda m: self.violations.append(m.text)
-                    if "Content Security Policy" in m.text else None)
-            self.contexts[name], self.pages[name] = context, page
-
-    @property
-    def desktop(self):
-        return self.pages["desktop"]
-
-    def shoot(self, label: str, url: str | None = None, only: str | None = None, *,
-              status: int = 200) -> None:
-        """Open `url` in every viewport (GETs only: they change nothing), each answering
-        `status`, and keep screenshots."""
-        for name, page in self.pages.items():
-            if only and name != only:
-                continue
-            if url is not None:
-                assert page.goto(url).status == status, (name, url)
-            if SHOTS:
-                Path(SHOTS).mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(Path(SHOTS) / f"{label}-{name}.png"), full_page=True)
-
-    def close(self) -> None:
-        for context in self.contexts.values():
-            context.close()
 
 
 def _digest_unsubscribe_url(site: WebSite, email: str) -> str:
@@ -143,7 +53,7 @@ def test_subscribe_confirm_and_unsubscribe_in_a_real_browser(browser, live):
     from publisher.state import ACTIVE, PENDING, UNSUBSCRIBED
 
     base = live.config.web_url
-    pages = _Pages(browser, base)
+    pages = Pages(browser, base)
     page = pages.desktop
     try:
         # Subscribe, with no JavaScript at all (the contexts have it switched off).
@@ -201,7 +111,7 @@ def test_subscribe_confirm_and_unsubscribe_in_a_real_browser(browser, live):
 
 
 def test_a_rejected_address_is_announced_next_to_its_field(browser, live):
-    pages = _Pages(browser, live.config.web_url)
+    pages = Pages(browser, live.config.web_url)
     page = pages.desktop
     try:
         page.goto(live.config.web_url + "/subscribe")

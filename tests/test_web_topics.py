@@ -6,12 +6,11 @@ Set PUBLISHER_WEB_SHOTS=/some/dir to keep PNG screenshots (desktop 1280 wide, mo
 from __future__ import annotations
 
 import re
-import threading
 from datetime import timedelta
 
 import pytest
 from smtp_helpers import smtp_server  # noqa: F401  (fixture)
-from test_web_browser import _Pages, _WallClock, browser  # noqa: F401  (fixture)
+from browser_helpers import Pages, browser, live_site  # noqa: F401  (fixture)
 from web_helpers import WebSite, confirm_link, csrf_token, web_config
 
 from publisher.state import ACTIVE, UNSUBSCRIBED
@@ -157,29 +156,14 @@ def test_a_confirm_token_cannot_open_the_preference_page(web):
 
 @pytest.fixture
 def live(tmp_path, smtp_server):  # noqa: F811
-    from werkzeug.serving import make_server
-
-    holder = {}
-    server = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start), threaded=True)
-    web_url = f"http://127.0.0.1:{server.server_port}"
-    site = WebSite(tmp_path / "site", smtp_server, clock=_WallClock(),
-                   config=web_config(tmp_path / "site", smtp_server, web_url=web_url, topics=TOPICS))
-    holder["app"] = site.app
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with live_site(tmp_path / "site", smtp_server, topics=TOPICS) as site:
         yield site
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
-        site.close()
 
 
 @pytest.mark.browser
 def test_topics_are_chosen_on_the_form_and_changed_on_the_preference_page_in_a_browser(browser, live):  # noqa: F811
     base = live.config.web_url
-    pages = _Pages(browser, base)
+    pages = Pages(browser, base)
     page = pages.desktop
     try:
         pages.shoot("topics-1-subscribe", base + "/subscribe")
