@@ -202,3 +202,18 @@ def test_topics_are_chosen_on_the_form_and_changed_on_the_preference_page_in_a_b
         assert pages.violations == []
     finally:
         pages.close()
+
+
+def test_without_topics_the_preference_page_pauses_and_unsubscribes(tmp_path, smtp_server):  # noqa: F811
+    """Every mail links the page, topics offered or not: without them it has no topic form."""
+    site = WebSite(tmp_path / "plain", smtp_server)
+    try:
+        site.add_active("ada@example.org")
+        path = f"/preferences/{site.subscriber('ada@example.org').token}"
+        html = site.client.get(path).get_data(as_text=True)
+        assert 'name="topic"' not in html and "Save topics" not in html
+        assert 'value="pause-1"' in html and 'value="pause-4"' in html and "Unsubscribe" in html
+        assert site.client.post(path, data={"action": "pause-1"}).status_code == 200
+        assert site.subscriber("ada@example.org").paused_until == site.clock() + timedelta(weeks=1)
+    finally:
+        site.close()

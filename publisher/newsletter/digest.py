@@ -44,7 +44,7 @@ TOKEN_UNSUBSCRIBE_URL = "@@PUBLISHER_UNSUBSCRIBE_URL@@"
 TOKEN_NAME = "@@PUBLISHER_NAME@@"
 TOKEN_EMAIL = "@@PUBLISHER_EMAIL@@"
 TOKEN_GREETING_NAME = "@@PUBLISHER_GREETING_NAME@@"
-TOKEN_PREFERENCES_URL = "@@PUBLISHER_PREFERENCES_URL@@"  # only in mails of a site with topics
+TOKEN_PREFERENCES_URL = "@@PUBLISHER_PREFERENCES_URL@@"  # the preference page (web.py)
 _TOKEN = re.compile(r"@@PUBLISHER_[A-Z_]+@@")
 _TOKEN_PREFIX = "@@PUBLISHER_"
 _TOKEN_SPLIT = re.compile(f"({_TOKEN.pattern})")  # split() keeps the tokens, at odd indexes
@@ -263,9 +263,10 @@ def render_digest(posts: list[Post], config: Config, *, kind: str = "digest",
         "count": len(ordered),
         "post": ordered[0] if kind == "alert" else None,
         "already_sent": [_defused_post(p) for p in _ordered(list(already))],
-        # newsletter/topics.py: the preference page is linked only where topics are offered,
-        # so a site without topics mails exactly what it did before.
-        "preferences_url": TOKEN_PREFERENCES_URL if config.newsletter.topics else "",
+        # The preference page (web.py): pause or unsubscribe, and topics where they are offered.
+        "preferences_url": TOKEN_PREFERENCES_URL,
+        "preferences_label": ("Choose your topics, pause or unsubscribe" if config.newsletter.topics
+                              else "Pause your emails or unsubscribe"),
     }
 
     def context(full: int, listed: int) -> dict[str, Any]:
@@ -367,9 +368,8 @@ def personal_values(recipient: Recipient, config: Config,
         TOKEN_NAME: name,
         TOKEN_EMAIL: _SPACES.sub("", _CONTROL.sub("", recipient.email)),
         TOKEN_GREETING_NAME: name or GREETING_FALLBACK,
+        TOKEN_PREFERENCES_URL: f"{config.web_url}/preferences/{quote(recipient.token, safe='')}",
     }
-    if config.newsletter.topics:  # the only mails that carry the link (see render_digest)
-        values[TOKEN_PREFERENCES_URL] = f"{config.web_url}/preferences/{quote(recipient.token, safe='')}"
     return values, {k: html_lib.escape(v, quote=True) for k, v in values.items()}
 
 
