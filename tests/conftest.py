@@ -33,3 +33,16 @@ def server():
 
     with SmtpServer() as s:
         yield s
+
+
+@pytest.fixture(autouse=True)
+def _par_force_parallel(monkeypatch):
+    """PUBLISHER_TEST_PARALLEL=1 runs every test with the forked worker of content/parallel.py
+    taking part from two items on (it otherwise starts at MIN_ITEMS files): the suite then
+    proves the parallel path gives what the serial one gives."""
+    import os
+
+    if os.environ.get("PUBLISHER_TEST_PARALLEL") == "1":
+        from publisher.content import parallel
+
+        monkeypatch.setattr(parallel, "MIN_ITEMS", 2)

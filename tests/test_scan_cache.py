@@ -20,10 +20,35 @@ from publisher.state import State
 NOW = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
 
 
+class _Calls:
+    """The names of the files parsed, in any process: a large scan parses part of its files
+    in a forked worker (content/parallel.py), so each call appends a line to a real file."""
+
+    def __init__(self, path):
+        self.path = path
+        self.path.write_text("")
+
+    def append(self, name: str) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:  # one short write: atomic in append mode
+            f.write(name + "\n")
+
+    def _names(self) -> list[str]:
+        return self.path.read_text(encoding="utf-8").splitlines()
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __eq__(self, other):
+        return self._names() == other
+
+    def clear(self) -> None:
+        self.path.write_text("")
+
+
 @pytest.fixture
-def counted(monkeypatch):
+def counted(monkeypatch, tmp_path):
     """Counts the files content.py reads and parses."""
-    calls: list[str] = []
+    calls = _Calls(tmp_path / "parsed.txt")
     real = content.posts._parse_post
 
     def parse(path, config, raw, content_hash, *located):

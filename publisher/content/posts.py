@@ -23,6 +23,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
@@ -35,6 +36,7 @@ from .enclosures import read_enclosure
 from .frontmatter import Skip, first_key, parse_date, read_author, read_flag, read_text, split_front_matter
 from .links import absolutize_url
 from .markup import RENDERER_VERSION, summary_of
+from .parallel import split_map
 from .text import clean_text
 
 POST_SUFFIXES = (".md", ".markdown", ".mdx")
@@ -445,6 +447,25 @@ def _kept_from_cache(cache: Mapping[str, ScanEntry] | None, folder: str, seen: s
     return kept
 
 
+def _read_file(config: Config, item: tuple[str, tuple[str, ...], str]) -> tuple:
+    """One file to read and parse, for load_posts (and its worker process: the answer pickles):
+    ("post", Post, content_hash), ("skip", reason, content_hash), ("not a post", None,
+    content_hash) or ("unreadable", strerror). Any other exception is raised, as ever."""
+    path_str, parts, rel = item
+    path = Path(path_str)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        return ("unreadable", e.strerror)
+    content_hash = hashlib.sha256(raw).hexdigest()
+    try:
+        return ("post", _parse_post(path, config, raw, content_hash, (parts, rel)), content_hash)
+    except NotAPost:
+        return ("not a post", None, content_hash)
+    except Skip as e:
+        return ("skip", str(e), content_hash)
+
+
 def load_posts(config: Config, now: datetime, *,
                cache: Mapping[str, ScanEntry] | None = None) -> LoadResult:
     """Read every post; split into published and held back; collect one line per problem.
@@ -474,6 +495,11 @@ def load_posts(config: Config, now: datetime, *,
             f"{folder}: folder cannot be read ({reason}); "
             + (f"its {kept} post{'' if kept == 1 else 's'} kept as last read" if kept
                else "no post from it was ever read"))
+    # First the stat of every file and the scan cache's answer, then the files to read are
+    # read and parsed (by two processes on a large site: parallel.py), then everything is
+    # taken in walk order, so messages and duplicates come out as from one serial pass.
+    pending: list[tuple[str, tuple[str, ...], os.DirEntry, Any]] = []
+    to_read: list[tuple[str, tuple[str, ...], str]] = []
     for parts, entry in walked:
         rel = os.path.join(*parts) if base == "." else os.path.join(base, *parts)
         seen.add(rel)
@@ -481,40 +507,49 @@ def load_posts(config: Config, now: datetime, *,
             st = entry.stat()
         except OSError as e:
             signature.add(os.path.join(*parts), None)
-            result.problems.append(f"{rel}: skipped: cannot read: {e.strerror}")
+            pending.append((rel, parts, entry, f"{rel}: skipped: cannot read: {e.strerror}"))
             continue
         signature.add(os.path.join(*parts), st)
         cached = cache.get(rel) if cache is not None else None
         if cached is not None and cached.size == st.st_size and cached.mtime_ns == st.st_mtime_ns:
-            result.cache_hits += 1
-            if cached.post is None:
-                if cached.problem is not None:
-                    result.problems.append(f"{rel}: skipped: {cached.problem}")
-                continue
-            post = _post_from_json(cached.post, cached.content_hash, entry.path, dialect)
+            pending.append((rel, parts, entry, cached))
         else:
             # stat before read: if the file changes in between, the stored stat is older
             # than the bytes, so the next scan reads the file again.
-            path = Path(entry.path)
-            try:
-                raw = path.read_bytes()
-            except OSError as e:
-                result.problems.append(f"{rel}: skipped: cannot read: {e.strerror}")
+            pending.append((rel, parts, entry, st))
+            to_read.append((entry.path, parts, rel))
+    read = iter(split_map(partial(_read_file, config), to_read))
+    for rel, parts, entry, found in pending:
+        if isinstance(found, str):  # the stat failed
+            result.problems.append(found)
+            continue
+        if isinstance(found, ScanEntry):
+            result.cache_hits += 1
+            if found.post is None:
+                if found.problem is not None:
+                    result.problems.append(f"{rel}: skipped: {found.problem}")
                 continue
-            content_hash = hashlib.sha256(raw).hexdigest()
-            try:
-                post = _parse_post(path, config, raw, content_hash, (parts, rel))
-            except NotAPost:
+            post = _post_from_json(found.post, found.content_hash, entry.path, dialect)
+        else:
+            st = found
+            outcome = next(read)
+            kind = outcome[0]
+            if kind == "unreadable":
+                result.problems.append(f"{rel}: skipped: cannot read: {outcome[1]}")
+                continue
+            content_hash = outcome[2]
+            if kind == "not a post":
                 if cache is not None:
                     result.cache_changed[rel] = ScanEntry(st.st_size, st.st_mtime_ns,
                                                           content_hash, None, None)
                 continue
-            except Skip as e:
-                result.problems.append(f"{rel}: skipped: {e}")
+            if kind == "skip":
+                result.problems.append(f"{rel}: skipped: {outcome[1]}")
                 if cache is not None:  # cached too, so the problem is reported every run
                     result.cache_changed[rel] = ScanEntry(st.st_size, st.st_mtime_ns,
-                                                          content_hash, None, str(e))
+                                                          content_hash, None, outcome[1])
                 continue
+            post = outcome[1]
             if cache is not None:
                 result.cache_changed[rel] = ScanEntry(st.st_size, st.st_mtime_ns, content_hash,
                                                       _post_json(post), None)
