@@ -889,13 +889,18 @@ def write_files(files: dict[str, bytes], output_dir: Path) -> WriteReport:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"{output_dir}: cannot create the feeds folder: {_reason(e)}") from e
+    changed = []
     for rel in sorted(files):
-        path = output_dir / rel
-        if _has_bytes(path, files[rel]):
+        if _has_bytes(output_dir / rel, files[rel]):
             report.unchanged.append(rel)
-            continue
-        _write_atomically(path, files[rel])
-        report.written.append(rel)
+        else:
+            changed.append(rel)
+    if len(changed) < PARALLEL_WRITES_FROM:
+        for rel in changed:
+            _write_atomically(output_dir / rel, files[rel])
+            report.written.append(rel)
+    else:
+        report.written = _write_all(output_dir, files, changed)
     return report
 
 
@@ -921,9 +926,58 @@ def _has_bytes(path: Path, data: bytes) -> bool:
         return False  # missing or unreadable: write it (and report the error if that fails)
 
 
+# From this many files to write, their temporary files are written and fsynced by a few
+# threads at once (fsync releases the GIL and waits on the disk: ~0.5 ms idle, several under
+# load, for each of a 2,000-post site's ~120 feeds); below, one by one.
+PARALLEL_WRITES_FROM = 16
+WRITE_THREADS = 4
+
+
+def _write_all(output_dir: Path, files: dict[str, bytes], changed: list[str]) -> list[str]:
+    """_write_atomically for each of `changed` (sorted), the temporary files written and
+    fsynced by WRITE_THREADS threads, then put in place one by one in the same order. As in
+    the serial loop, the files before the first that fails are in place, that one and those
+    after it are not (their temporary files deleted), and its OutputError is raised."""
+    from concurrent.futures import ThreadPoolExecutor  # lazy: ~5 ms, only for many files
+
+    def stage(rel: str) -> tuple[Path, Path | None, OutputError | None]:
+        path = output_dir / rel
+        try:
+            return path, _write_temporary(path, files[rel]), None
+        except OutputError as e:
+            return path, None, e
+
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        staged = list(pool.map(stage, changed))
+    written: list[str] = []
+    try:
+        for rel, (path, tmp, error) in zip(changed, staged):
+            if error is not None:
+                raise error
+            _put_in_place(path, tmp)
+            written.append(rel)
+    finally:
+        for path, tmp, _error in staged[len(written):]:
+            if tmp is not None:
+                _discard(tmp)
+    return written
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     """A temporary file in the same folder, then os.replace: readers see the old feed or the
     new one, never half of one, and a failure leaves the old file untouched."""
+    _put_in_place(path, _write_temporary(path, data))
+
+
+def _discard(tmp: Path) -> None:
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _write_temporary(path: Path, data: bytes) -> Path:
+    """The bytes in a new temporary file beside `path`, on disk (fsync); its path."""
     folder = path.parent
     tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
@@ -938,16 +992,22 @@ def _write_atomically(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())  # the data is on disk before the name points at it
+    except OSError as e:
+        _discard(tmp)
+        raise OutputError(f"{path}: cannot write feed: {_reason(e)}") from e
+    return tmp
+
+
+def _put_in_place(path: Path, tmp: Path) -> None:
+    """The temporary file (_write_temporary) takes the feed's name, with the old file's mode."""
+    try:
         try:
             os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))  # keep a mode the owner chose
         except FileNotFoundError:
             pass
         os.replace(tmp, path)
     except OSError as e:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
+        _discard(tmp)
         raise OutputError(f"{path}: cannot write feed: {_reason(e)}") from e
 
 

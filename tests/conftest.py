@@ -38,11 +38,14 @@ def server():
 @pytest.fixture(autouse=True)
 def _par_force_parallel(monkeypatch):
     """PUBLISHER_TEST_PARALLEL=1 runs every test with the forked worker of content/parallel.py
-    taking part from two items on (it otherwise starts at MIN_ITEMS files): the suite then
-    proves the parallel path gives what the serial one gives."""
+    taking part from two items on (it otherwise starts at MIN_ITEMS files), and feeds written by
+    threads from two files on: the suite then proves the parallel paths give what the serial
+    ones give."""
     import os
 
     if os.environ.get("PUBLISHER_TEST_PARALLEL") == "1":
+        from publisher import feeds
         from publisher.content import parallel
 
         monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+        monkeypatch.setattr(feeds, "PARALLEL_WRITES_FROM", 2)
