@@ -1,0 +1,204 @@
+"""The second core (content/parallel.py, feeds.write_feeds' threads): the parallel paths give
+exactly what the serial ones give, a worker really does its share, and a failing worker
+loses nothing. Real files, real fork, real fsync."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from publisher import content, feeds
+from publisher.content import load_posts, parallel
+from publisher.errors import OutputError
+
+NOW = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
+
+
+def _pid_marking(folder: Path):
+    """fn for split_map: writes which process computed each item, as a real file."""
+
+    def fn(item: int) -> int:
+        (folder / f"{item}.pid").write_text(str(os.getpid()))
+        return item * item
+
+    return fn
+
+
+def test_split_map_gives_the_tail_to_one_worker_process(tmp_path):
+    items = list(range(40))
+    results = parallel.split_map(_pid_marking(tmp_path), items, min_items=2)
+    assert results == [i * i for i in items]
+    pids = [int((tmp_path / f"{i}.pid").read_text()) for i in items]
+    here = os.getpid()
+    worker = {p for p in pids if p != here}
+    assert len(worker) == 1  # one worker, and it did part of the work
+    cut = pids.index(next(iter(worker)))
+    assert cut == len(items) - int(len(items) * parallel.WORKER_SHARE)
+    assert pids[:cut] == [here] * cut and set(pids[cut:]) == worker
+
+
+def test_split_map_stays_serial_below_the_threshold_and_with_other_threads(tmp_path):
+    fn = _pid_marking(tmp_path)
+    assert parallel.split_map(fn, list(range(10)), min_items=11) == [i * i for i in range(10)]
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert not parallel.can_fork()
+        assert parallel.split_map(fn, list(range(10, 20)), min_items=2) == [i * i for i in range(10, 20)]
+    finally:
+        stop.set()
+        thread.join()
+    assert {(tmp_path / f"{i}.pid").read_text() for i in range(20)} == {str(os.getpid())}
+
+
+def _mixed_site(site) -> None:
+    """Posts, and every way a file can be skipped or collide, spread over the walk order."""
+    for n in range(12):
+        site.post(f"p{n:02d}.md", f"title: Post {n}\npubDate: 2024-01-{n + 1:02d}\ntags: [t{n % 3}]",
+                  f"Body {n} with *emphasis*.\n")
+    site.post("p03-broken.md", "", raw=b"---\ntitle: [unclosed\npubDate: 2024-01-01\n---\nx")
+    site.post("p05-binary.md", "", raw=b"\0\1\2binary")
+    site.post("p07-latin1.md", "", raw=b"---\ntitle: Caf\xe9\npubDate: 2024-01-01\n---\nx")
+    site.post("p08-twin.md", "title: Twin\nslug: p08\npubDate: 2024-02-01", "Same URL.\n")
+    site.post("p09-draft.md", "title: Draft\npubDate: 2024-01-09\ndraft: true", "Not yet.\n")
+    site.post("p10-no-title.md", "pubDate: 2024-01-09", "No title.\n")
+    site.post("z-future.md", "title: Later\npubDate: 2030-01-01", "Future.\n")
+
+
+def _load(config, min_items: int, monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_ITEMS", min_items)
+    return load_posts(config, NOW, cache={})
+
+
+def _fields(result):
+    return (result.posts, [p.body for p in result.posts], result.held_back, result.problems,
+            result.cache_changed, result.files_signature)
+
+
+@pytest.fixture
+def parse_pids(monkeypatch, tmp_path):
+    """The process that parsed each file, as written by that process to a real file."""
+    log = tmp_path / "parsed-by.txt"
+    real = content.posts._parse_post
+
+    def parse(path, *args, **kwargs):
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"{path.name} {os.getpid()}\n")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(content.posts, "_parse_post", parse)
+
+    def read() -> dict[str, int]:
+        lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+        log.unlink(missing_ok=True)
+        return {name: int(pid) for name, pid in (line.split() for line in lines)}
+
+    return read
+
+
+def test_load_posts_in_two_processes_equals_the_serial_scan(site, monkeypatch, parse_pids):
+    _mixed_site(site)
+    config = site.config()
+    serial = _load(config, 10**9, monkeypatch)
+    assert set(parse_pids().values()) == {os.getpid()}
+    both = _load(config, 2, monkeypatch)
+    by = parse_pids()
+    assert _fields(both) == _fields(serial)
+    # The messages, exactly as the serial scan words them, and in walk order.
+    assert [line.split(":")[0] for line in serial.problems] == [
+        "content/p03-broken.md", "content/p05-binary.md", "content/p07-latin1.md",
+        "content/p08.md", "content/p10-no-title.md"]  # p08-twin.md walks first
+    worker = {pid for pid in by.values() if pid != os.getpid()}
+    assert len(worker) == 1
+    assert by["z-future.md"] in worker and by["p00.md"] == os.getpid()
+    assert [p.title for p in both.held_back] == ["Draft", "Later"]
+
+
+def test_a_worker_that_dies_costs_time_not_posts(site, monkeypatch, parse_pids, caplog):
+    _mixed_site(site)
+    config = site.config()
+    serial = _load(config, 10**9, monkeypatch)
+    parse_pids()
+    here = os.getpid()
+    real = content.posts._parse_post
+
+    def dying(path, *args, **kwargs):
+        if os.getpid() != here:
+            os._exit(3)  # the worker dies on its first file
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(content.posts, "_parse_post", dying)
+    with caplog.at_level(logging.WARNING, logger="publisher.content.parallel"):
+        both = _load(config, 2, monkeypatch)
+    assert _fields(both) == _fields(serial)
+    assert "worker process failed (status 3)" in caplog.text
+    assert set(parse_pids().values()) == {here}  # all parsed here (the worker died first)
+
+
+def test_an_unexpected_error_in_the_worker_is_raised_as_serially(site, monkeypatch):
+    _mixed_site(site)
+    config = site.config()
+    real = content.posts._parse_post
+
+    def fails(path, *args, **kwargs):
+        if path.name == "z-future.md":  # last in the walk: the worker's
+            raise RuntimeError(f"{path.name}: a bug")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(content.posts, "_parse_post", fails)
+    with pytest.raises(RuntimeError, match="z-future.md: a bug"):
+        _load(config, 10**9, monkeypatch)
+    with pytest.raises(RuntimeError, match="z-future.md: a bug"):
+        _load(config, 2, monkeypatch)
+
+
+def _feed_files(count: int, version: str) -> dict[str, bytes]:
+    return {f"tags/t{n:02d}/rss.xml": f"<rss>{version} {n}</rss>".encode() for n in range(count)}
+
+
+def _on_disk(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_feeds_written_by_threads_are_the_serial_bytes(tmp_path, monkeypatch):
+    monkeypatch.setattr(feeds, "PARALLEL_WRITES_FROM", 4)
+    old, new = _feed_files(20, "old"), _feed_files(20, "new")
+    new["tags/t05/rss.xml"] = old["tags/t05/rss.xml"]  # unchanged: not rewritten
+    report = feeds.write_feeds(old, tmp_path / "out")
+    assert sorted(report.written) == sorted(old) and _on_disk(tmp_path / "out") == old
+    untouched = (tmp_path / "out" / "tags/t05/rss.xml").stat().st_mtime_ns
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(feeds.os, "fsync", lambda fd: (synced.append(threading.get_ident()), real_fsync(fd)))
+    report = feeds.write_feeds(new, tmp_path / "out")
+    assert report.written == sorted(set(new) - {"tags/t05/rss.xml"})
+    assert report.unchanged == ["tags/t05/rss.xml"]
+    assert _on_disk(tmp_path / "out") == new
+    assert (tmp_path / "out" / "tags/t05/rss.xml").stat().st_mtime_ns == untouched
+    assert len(synced) == 19 and threading.get_ident() not in synced
+
+
+def test_a_failed_threaded_write_keeps_the_files_after_it_old(tmp_path, monkeypatch):
+    monkeypatch.setattr(feeds, "PARALLEL_WRITES_FROM", 4)
+    out = tmp_path / "out"
+    old, new = _feed_files(20, "old"), _feed_files(20, "new")
+    feeds.write_feeds(old, out)
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").split("/")[-2] == "t07":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(feeds.os, "fsync", fsync)
+    with pytest.raises(OutputError, match=r"t07/rss\.xml: cannot write feed: No space left on device"):
+        feeds.write_feeds(new, out)
+    expected = {rel: (new if rel < "tags/t07" else old)[rel] for rel in old}
+    assert _on_disk(out) == expected  # before t07 in place, t07 and after old, no temporary files
