@@ -70,10 +70,41 @@ def load_site(config: Config, state: State | CacheStore, now: datetime) -> LoadR
     fingerprint = scan_fingerprint(config)
     cache = {path: ScanEntry(*row) for path, row in state.scan_cache(fingerprint).items()}
     loaded = load_posts(config, now, cache=cache)
+    _store_scan(state, fingerprint, loaded)
+    return loaded
+
+
+def _store_scan(state: State | CacheStore, fingerprint: str, loaded: LoadResult) -> None:
     if loaded.cache_changed or loaded.cache_removed:
         state.store_scan_cache(fingerprint, loaded.cache_changed, loaded.cache_removed)
     log.debug("scan: %d files from the cache, %d read", loaded.cache_hits, len(loaded.cache_changed))
-    return loaded
+
+
+def open_and_load_site(config: Config, now: datetime) -> tuple[State | CacheStore, LoadResult]:
+    """open_build_state, then load_site; the caller closes the state (`with state:`). On a
+    cold build (no SQLite state database yet, so no scan cache to read) the state database
+    is opened and created (SQLAlchemy's import, create_all: ~0.2 s) while load_posts' worker
+    process already parses (content/parallel.py)."""
+    path = sqlite_path(config)
+    if path is None or os.path.exists(path):
+        state = open_build_state(config)
+        try:
+            return state, load_site(config, state, now)
+        except BaseException:
+            state.close()
+            raise
+    from .content import load_posts
+
+    opened: list[State | CacheStore] = []
+    try:
+        loaded = load_posts(config, now, cache={},
+                            meanwhile=lambda: opened.append(open_build_state(config)))
+        _store_scan(opened[0], scan_fingerprint(config), loaded)
+    except BaseException:
+        for state in opened:
+            state.close()
+        raise
+    return opened[0], loaded
 
 
 

@@ -141,8 +141,8 @@ def build(config: Config, now: datetime | None = None) -> Report:
     now = now or now_utc()
     require_content_dir(config)  # before the state is touched
     report = Report()
-    with cache.open_build_state(config) as state:
-        loaded = load_site(config, state, now)
+    state, loaded = cache.open_and_load_site(config, now)
+    with state:
         report.problems.extend(loaded.problems)
         write_site_feeds(config, state, loaded, report, now)
         write_archive(config, state, report)

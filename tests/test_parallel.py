@@ -7,7 +7,9 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,10 +22,25 @@ from publisher.errors import OutputError
 NOW = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
 
 
-def _pid_marking(folder: Path):
-    """fn for split_map: writes which process computed each item, as a real file."""
+def _wait_for(check, what: str) -> None:
+    """Until check() is true (the other process got a core), for at most 30 s."""
+    deadline = time.monotonic() + 30
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.002)
+
+
+def _pid_marking(folder: Path, wait: bool = True):
+    """fn for split_map: writes which process computed each item, as a real file; with
+    `wait`, this process waits on its first item until the worker computed one (so both
+    take part)."""
+    here = os.getpid()
 
     def fn(item: int) -> int:
+        if wait and os.getpid() == here and not list(folder.glob("*.pid")):
+            (folder / f"{item}.pid").write_text(str(here))
+            _wait_for(lambda: any(p.read_text() != str(here) for p in folder.glob("*.pid")),
+                      "the worker's first item")
         (folder / f"{item}.pid").write_text(str(os.getpid()))
         return item * item
 
@@ -39,12 +56,43 @@ def test_split_map_gives_the_tail_to_one_worker_process(tmp_path):
     worker = {p for p in pids if p != here}
     assert len(worker) == 1  # one worker, and it did part of the work
     cut = pids.index(next(iter(worker)))
-    assert cut == len(items) - int(len(items) * parallel.WORKER_SHARE)
-    assert pids[:cut] == [here] * cut and set(pids[cut:]) == worker
+    assert 0 < cut < len(items)
+    assert pids[:cut] == [here] * cut and set(pids[cut:]) == worker  # each item done once, in its half
+
+
+def test_meanwhile_runs_here_while_the_worker_works(tmp_path):
+    here = os.getpid()
+    seen = []
+
+    def meanwhile():
+        _wait_for(lambda: any(p.read_text() != str(here) for p in tmp_path.glob("*.pid")),
+                  "the worker's first item")
+        seen.append(os.getpid())
+
+    def fn(item):
+        (tmp_path / f"{item}.pid").write_text(str(os.getpid()))
+        return -item
+
+    assert parallel.split_map(fn, list(range(30)), min_items=2, meanwhile=meanwhile) == [-i for i in range(30)]
+    assert seen == [here]
+
+
+def test_a_failure_here_kills_the_worker_and_is_raised(tmp_path):
+    def meanwhile():
+        raise RuntimeError("cannot open the state")
+
+    def fn(item):
+        time.sleep(0.01)
+        return item
+
+    with pytest.raises(RuntimeError, match="cannot open the state"):
+        parallel.split_map(fn, list(range(500)), min_items=2, meanwhile=meanwhile)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # the worker was reaped: no zombie left
 
 
 def test_split_map_stays_serial_below_the_threshold_and_with_other_threads(tmp_path):
-    fn = _pid_marking(tmp_path)
+    fn = _pid_marking(tmp_path, wait=False)
     assert parallel.split_map(fn, list(range(10)), min_items=11) == [i * i for i in range(10)]
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
@@ -82,34 +130,51 @@ def _fields(result):
             result.cache_changed, result.files_signature)
 
 
+class _ParsedBy:
+    """The process that parsed each file, as written by that process to a real file. With
+    `wait`, this process's first parse waits until the worker parsed one (both take part)."""
+
+    def __init__(self, log: Path):
+        self.log = log
+        self.wait = False
+
+    def worker_parsed(self) -> bool:
+        here = f" {os.getpid()}"
+        return self.log.exists() and any(not line.endswith(here)
+                                         for line in self.log.read_text().splitlines())
+
+    def read(self) -> dict[str, int]:
+        lines = self.log.read_text(encoding="utf-8").splitlines() if self.log.exists() else []
+        self.log.unlink(missing_ok=True)
+        return {name: int(pid) for name, pid in (line.split() for line in lines)}
+
+
 @pytest.fixture
 def parse_pids(monkeypatch, tmp_path):
-    """The process that parsed each file, as written by that process to a real file."""
-    log = tmp_path / "parsed-by.txt"
+    parsed = _ParsedBy(tmp_path / "parsed-by.txt")
     real = content.posts._parse_post
+    here = os.getpid()
 
     def parse(path, *args, **kwargs):
-        with open(log, "a", encoding="utf-8") as f:
+        first = not parsed.log.exists()
+        with open(parsed.log, "a", encoding="utf-8") as f:
             f.write(f"{path.name} {os.getpid()}\n")
+        if parsed.wait and first and os.getpid() == here:
+            _wait_for(parsed.worker_parsed, "the worker's first file")
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(content.posts, "_parse_post", parse)
-
-    def read() -> dict[str, int]:
-        lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
-        log.unlink(missing_ok=True)
-        return {name: int(pid) for name, pid in (line.split() for line in lines)}
-
-    return read
+    return parsed
 
 
 def test_load_posts_in_two_processes_equals_the_serial_scan(site, monkeypatch, parse_pids):
     _mixed_site(site)
     config = site.config()
     serial = _load(config, 10**9, monkeypatch)
-    assert set(parse_pids().values()) == {os.getpid()}
+    assert set(parse_pids.read().values()) == {os.getpid()}
+    parse_pids.wait = True
     both = _load(config, 2, monkeypatch)
-    by = parse_pids()
+    by = parse_pids.read()
     assert _fields(both) == _fields(serial)
     # The messages, exactly as the serial scan words them, and in walk order.
     assert [line.split(":")[0] for line in serial.problems] == [
@@ -117,7 +182,7 @@ def test_load_posts_in_two_processes_equals_the_serial_scan(site, monkeypatch, p
         "content/p08.md", "content/p10-no-title.md"]  # p08-twin.md walks first
     worker = {pid for pid in by.values() if pid != os.getpid()}
     assert len(worker) == 1
-    assert by["z-future.md"] in worker and by["p00.md"] == os.getpid()
+    assert by["z-future.md"] in worker and by["p00.md"] == os.getpid()  # the tail, the head
     assert [p.title for p in both.held_back] == ["Draft", "Later"]
 
 
@@ -125,7 +190,7 @@ def test_a_worker_that_dies_costs_time_not_posts(site, monkeypatch, parse_pids, 
     _mixed_site(site)
     config = site.config()
     serial = _load(config, 10**9, monkeypatch)
-    parse_pids()
+    parse_pids.read()
     here = os.getpid()
     real = content.posts._parse_post
 
@@ -139,7 +204,7 @@ def test_a_worker_that_dies_costs_time_not_posts(site, monkeypatch, parse_pids, 
         both = _load(config, 2, monkeypatch)
     assert _fields(both) == _fields(serial)
     assert "worker process failed (status 3)" in caplog.text
-    assert set(parse_pids().values()) == {here}  # all parsed here (the worker died first)
+    assert set(parse_pids.read().values()) == {here}  # all parsed here (the worker died first)
 
 
 def test_an_unexpected_error_in_the_worker_is_raised_as_serially(site, monkeypatch):
@@ -202,3 +267,45 @@ def test_a_failed_threaded_write_keeps_the_files_after_it_old(tmp_path, monkeypa
         feeds.write_feeds(new, out)
     expected = {rel: (new if rel < "tags/t07" else old)[rel] for rel in old}
     assert _on_disk(out) == expected  # before t07 in place, t07 and after old, no temporary files
+
+
+def test_a_cold_build_creates_the_state_while_the_worker_parses(site, monkeypatch, parse_pids):
+    from publisher import cache, pipeline
+
+    _mixed_site(site)
+    config = site.config()
+    database = cache.sqlite_path(config)
+    if database is None:
+        pytest.skip("the overlap is for a SQLite state database (PostgreSQL: serial)")
+
+    def outputs():
+        return {p.relative_to(config.output_dir): p.read_bytes()
+                for p in sorted(config.output_dir.rglob("*")) if p.is_file()}
+
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 10**9)
+    serial_report = pipeline.build(config, NOW)
+    serial = outputs()
+    parse_pids.read()
+    for path in [Path(database), config.output_dir]:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+    real_open = cache.open_build_state
+    opened = []
+
+    def open_build_state(config):
+        _wait_for(parse_pids.worker_parsed, "the worker's first file")  # it parses meanwhile
+        opened.append(os.getpid())
+        return real_open(config)
+
+    monkeypatch.setattr(cache, "open_build_state", open_build_state)
+    report = pipeline.build(config, NOW)
+    assert opened == [os.getpid()] and Path(database).is_file()
+    assert outputs() == serial and report.problems == serial_report.problems
+    by = parse_pids.read()
+    assert len(by) == 19 and by["z-future.md"] != os.getpid()  # each file once; the tail by the worker
+    monkeypatch.setattr(cache, "open_build_state", real_open)
+    state, loaded = cache.open_and_load_site(config, NOW)  # the scan cache was stored
+    with state:
+        assert loaded.cache_hits == 19 and loaded.cache_changed == {}
+    assert parse_pids.read() == {}

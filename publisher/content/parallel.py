@@ -1,6 +1,12 @@
-"""The second core, for work that is split by items: one forked worker process takes the
-tail of the list while this process does the head, and sends its results back pickled over
-a pipe. Used by load_posts to read and parse post files (a cold build's largest serial step).
+"""The second core, for work that is split by items: one forked worker process takes items
+from the end of the list while this process takes them from the start, until they meet; the
+worker sends its results back pickled over a pipe. Used by load_posts to read and parse post
+files (a cold build's largest serial step), while this process may first do something else
+(`meanwhile`: on a cold build, creating the state database).
+
+Who takes which item is decided as they go (two counters in a shared file, under a POSIX
+record lock), so the split follows whichever process gets more of the machine: on a loaded
+machine where the worker gets no core, this process simply does nearly everything.
 
 The rules that keep it equal to the serial path:
 - only from `MIN_ITEMS` items (below, the fork and the pickling cost more than they save),
@@ -9,30 +15,36 @@ The rules that keep it equal to the serial path:
   tests' SMTP servers run threads, so they stay serial);
 - the worker computes exactly what `fn` computes here; an item whose result cannot be sent
   (an unexpected exception in the worker) comes back as REDO and is computed again here, so
-  it fails, or not, exactly as it would serially;
-- a worker that dies, or sends anything but a complete answer, costs its half being done
-  again here: no item is lost, the caller cannot tell but by the time it took.
+  it fails, or not, exactly as it would serially (the worker's items all come after this
+  process's, so the first failure in list order is still the one raised);
+- a worker that dies, or sends anything but a complete answer, costs its items being done
+  again here: no item is lost, the caller cannot tell but by the time it took (a record lock
+  dies with its holder: a killed worker never blocks this process).
 """
 
 from __future__ import annotations
 
+import fcntl
+import gc
 import logging
 import os
 import pickle
+import signal
+import struct
 import threading
-from typing import Callable, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Measured on a generated 2,000-post site (bench/build_vs_hugo.py): forking and sending the
-# results back cost ~15 ms; parsing a post costs ~0.2 ms. Below a few hundred files the
-# worker's share does not pay for its start.
+# Measured on a generated 2,000-post site (bench/build_vs_hugo.py): the fork, the claims and
+# sending the results back cost ~15 ms; parsing a post costs ~0.2 ms. Below a few hundred
+# files the worker's share does not pay for its start.
 MIN_ITEMS = 400
-# The worker's share: this process also unpickles the worker's answer, so it takes less.
-WORKER_SHARE = 0.55
+# Items taken per claim: one lock round trip (4 system calls) per this many items.
+CHUNK = 8
 
 
 class _Redo:
@@ -53,51 +65,109 @@ def can_fork() -> bool:
     return hasattr(os, "fork") and threading.active_count() == 1
 
 
-def split_map(fn: Callable[[T], R], items: Sequence[T], *, min_items: int | None = None) -> list[R]:
-    """[fn(item) for item in items], the tail computed by a forked worker when that pays
-    (see the module docstring). `fn`'s results must pickle."""
+class _Claims:
+    """[front, back): the items nobody took yet, in a file both processes share."""
+
+    def __init__(self, count: int):
+        if hasattr(os, "memfd_create"):
+            self.fd = os.memfd_create("publisher-claims", os.MFD_CLOEXEC)
+        else:  # pragma: no cover -- BSD, macOS
+            import tempfile  # lazy: only where memfd_create is missing
+
+            self.fd = os.dup(tempfile.TemporaryFile().fileno())
+        os.pwrite(self.fd, struct.pack("qq", 0, count), 0)
+
+    def take(self, from_front: bool) -> range:
+        fcntl.lockf(self.fd, fcntl.LOCK_EX)
+        try:
+            front, back = struct.unpack("qq", os.pread(self.fd, 16, 0))
+            size = min(CHUNK, back - front)
+            if size <= 0:
+                return range(0)
+            if from_front:
+                os.pwrite(self.fd, struct.pack("qq", front + size, back), 0)
+                return range(front, front + size)
+            os.pwrite(self.fd, struct.pack("qq", front, back - size), 0)
+            return range(back - size, back)
+        finally:
+            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def split_map(fn: Callable[[T], R], items: Sequence[T], *, min_items: int | None = None,
+              meanwhile: Callable[[], Any] | None = None) -> list[R]:
+    """[fn(item) for item in items], computed by this process and a forked worker when that
+    pays (see the module docstring). `meanwhile()` is called here first, while the worker
+    already works. `fn`'s results must pickle."""
     threshold = MIN_ITEMS if min_items is None else min_items
     if len(items) < max(threshold, 2) or not can_fork():
+        if meanwhile is not None:
+            meanwhile()
         return [fn(item) for item in items]
-    cut = len(items) - max(1, int(len(items) * WORKER_SHARE))
-    head, tail = items[:cut], items[cut:]
+    claims = _Claims(len(items))
     read_fd, write_fd = os.pipe()
+    # The objects alive now are frozen out of the cyclic GC's reach, so the worker's
+    # collections never write to (and copy) the pages it shares with this process.
+    gc.freeze()
     try:
         pid = os.fork()
     except OSError as e:
+        gc.unfreeze()
         os.close(read_fd)
         os.close(write_fd)
+        claims.close()
         log.debug("parallel: cannot fork (%s); serial", e)
+        if meanwhile is not None:
+            meanwhile()
         return [fn(item) for item in items]
     if pid == 0:  # the worker: never returns
-        _work(fn, tail, read_fd, write_fd)
+        _work(fn, items, claims, read_fd, write_fd)
+    gc.unfreeze()
     os.close(write_fd)
+    results: dict[int, Any] = {}
+    done = False
     try:
-        results = [fn(item) for item in head]
-        answer = _receive(read_fd, len(tail))
+        if meanwhile is not None:
+            meanwhile()
+        while taken := claims.take(from_front=True):
+            for i in taken:
+                results[i] = fn(items[i])
+        answer = _receive(read_fd)
+        done = True
     finally:
         os.close(read_fd)  # a worker still writing gets EPIPE and exits
+        claims.close()
+        if not done:
+            _kill(pid)  # this process raises: the worker's work is of no use
         status = _reap(pid)
+    mine = len(results)
     if answer is None or status != 0:
-        log.warning("parallel: the worker process failed (status %s); its %d items done here",
-                    status, len(tail))
-        return results + [fn(item) for item in tail]
-    log.debug("parallel: %d items here, %d in worker %d", len(head), len(tail), pid)
-    return results + [fn(item) if r is REDO else r for item, r in zip(tail, answer)]
+        log.warning("parallel: the worker process failed (status %s); its items done here", status)
+    else:
+        results.update(answer)
+    log.debug("parallel: %d items here, %d in worker %d", mine, len(items) - mine, pid)
+    out = []
+    for i, item in enumerate(items):
+        r = results.get(i, REDO)
+        out.append(fn(item) if r is REDO else r)
+    return out
 
 
-def _work(fn: Callable, items: Sequence, read_fd: int, write_fd: int) -> None:
+def _work(fn: Callable, items: Sequence, claims: _Claims, read_fd: int, write_fd: int) -> None:
     """In the forked worker: compute, send, and leave through os._exit (no atexit handlers,
     no flushing of buffers inherited from the parent, no finalizers of its open databases)."""
     code = 1
     try:
         os.close(read_fd)
-        answer = []
-        for item in items:
-            try:
-                answer.append(fn(item))
-            except Exception:  # done again in the parent, which raises it as the serial path does
-                answer.append(REDO)
+        answer: dict[int, Any] = {}
+        while taken := claims.take(from_front=False):
+            for i in reversed(taken):
+                try:
+                    answer[i] = fn(items[i])
+                except Exception:  # done again in the parent, which raises it as serially
+                    answer[i] = REDO
         data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
         with os.fdopen(write_fd, "wb") as out:
             out.write(data)
@@ -108,7 +178,7 @@ def _work(fn: Callable, items: Sequence, read_fd: int, write_fd: int) -> None:
         os._exit(code)
 
 
-def _receive(read_fd: int, expected: int) -> list | None:
+def _receive(read_fd: int) -> dict[int, Any] | None:
     chunks = []
     while True:
         chunk = os.read(read_fd, 1 << 20)
@@ -119,9 +189,14 @@ def _receive(read_fd: int, expected: int) -> list | None:
         answer = pickle.loads(b"".join(chunks))
     except Exception:  # a worker killed mid-write: truncated data
         return None
-    if not isinstance(answer, list) or len(answer) != expected:
-        return None
-    return answer
+    return answer if isinstance(answer, dict) else None
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _reap(pid: int) -> int:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 from ..config import Config
 from ..errors import ConfigError, ContentError
@@ -467,13 +467,17 @@ def _read_file(config: Config, item: tuple[str, tuple[str, ...], str]) -> tuple:
 
 
 def load_posts(config: Config, now: datetime, *,
-               cache: Mapping[str, ScanEntry] | None = None) -> LoadResult:
+               cache: Mapping[str, ScanEntry] | None = None,
+               meanwhile: Callable[[], Any] | None = None) -> LoadResult:
     """Read every post; split into published and held back; collect one line per problem.
 
     With `cache` (the scan cache's entries under the current cache.scan_fingerprint, by path
     relative to the site folder), a file whose size and mtime_ns match its entry is not read
     at all; the result then says what to store back and what to drop. Whether a post is
-    published or held back is decided here on every call, never cached: it depends on `now`."""
+    published or held back is decided here on every call, never cached: it depends on `now`.
+
+    `meanwhile()` is called once the files are listed, while a worker process (if any) parses
+    (content/parallel.py); cache.open_and_load_site creates the state database then."""
     result = LoadResult()
     content_dir = config.content_dir
     require_content_dir(config)
@@ -518,7 +522,7 @@ def load_posts(config: Config, now: datetime, *,
             # than the bytes, so the next scan reads the file again.
             pending.append((rel, parts, entry, st))
             to_read.append((entry.path, parts, rel))
-    read = iter(split_map(partial(_read_file, config), to_read))
+    read = iter(split_map(partial(_read_file, config), to_read, meanwhile=meanwhile))
     for rel, parts, entry, found in pending:
         if isinstance(found, str):  # the stat failed
             result.problems.append(found)
