@@ -134,7 +134,7 @@ class CachedRenderer:
     `prefetch` looks up every post that may reach a feed at once (a query per post meant
     ~300 round trips for a 2,000-post site with 40 tags); a post outside the prefetched set
     is looked up on its own. Rendering is cheap (cmark-gfm: ~0.2 ms for a 7 KB post), so it
-    happens in this process, when a post is asked for."""
+    happens when a post is asked for, or, for many posts at once, in `render_ahead`."""
 
     def __init__(self, state: State | CacheStore | None, config: Config | None = None,
                  site: SiteIndex | None = None):
@@ -143,6 +143,7 @@ class CachedRenderer:
         self.site = site
         self.rendered: dict[str, str] = {}  # new renders, stored at the end
         self.cached: dict[str, str] = {}  # prefetched HTML
+        self.ahead: dict[str, str] = {}  # rendered by render_ahead, not asked for yet
         self.looked_up: set[str] = set()  # keys already asked of the state
         # links.Prepared.key by (url, content_hash), as FeedSelection found it without
         # preparing the post again.
@@ -169,6 +170,32 @@ class CachedRenderer:
             self.cached.update(self.state.cached_html(keys))
         self.looked_up |= keys
 
+    def render_ahead(self, posts: list[Post]) -> None:
+        """Render now the posts neither cached nor rendered yet, this process and a forked
+        worker each doing part (content/parallel.py), when there are enough of them: a cold
+        build of a 2,000-post site renders ~300. __call__ then takes each from `ahead`, and
+        counts it as rendered. A post that fails to render is left to __call__, which
+        raises (or not) as it always did."""
+        from .content import parallel
+
+        missing: dict[str, Post] = {}
+        for post in posts:
+            key = self.key(post)
+            if key not in self.cached and key not in self.rendered:
+                missing.setdefault(key, post)
+        if len(missing) < parallel.MIN_RENDERS or not parallel.can_fork():
+            return  # rendered one by one, when asked for
+        htmls = parallel.split_map(self._try_render, list(missing.values()), min_items=2)
+        self.ahead.update((key, html) for key, html in zip(missing, htmls) if html is not None)
+
+    def _try_render(self, post: Post) -> str | None:
+        from .content import render_html
+
+        try:
+            return render_html(post, self.config, self.site)
+        except Exception:  # noqa: BLE001 -- rendered again by __call__, which raises it in place
+            return None
+
     def __call__(self, post: Post) -> str:
         key = self.key(post)
         if key in self.rendered:
@@ -180,9 +207,11 @@ class CachedRenderer:
             self.hits += 1
             return cached
         self.misses += 1
-        from .content import render_html
+        html = self.ahead.pop(key, None)
+        if html is None:
+            from .content import render_html
 
-        html = render_html(post, self.config, self.site)
+            html = render_html(post, self.config, self.site)
         self.rendered[key] = html
         return html
 
@@ -383,7 +412,9 @@ class FeedSelection:
                 self.kept.update(paths)
             else:
                 chosen.append(feed)
-        self.renderer.prefetch(list({id(p): p for f in chosen for p in f.items}.values()))
+        posts = list({id(p): p for f in chosen for p in f.items}.values())
+        self.renderer.prefetch(posts)
+        self.renderer.render_ahead(posts)
         return chosen
 
 

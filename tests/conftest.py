@@ -38,7 +38,7 @@ def server():
 @pytest.fixture(autouse=True)
 def _par_force_parallel(monkeypatch):
     """PUBLISHER_TEST_PARALLEL=1 runs every test with the forked worker of content/parallel.py
-    taking part from two items on (it otherwise starts at MIN_ITEMS files), and feeds written by
+    taking part from two items on (it otherwise starts at MIN_ITEMS files, MIN_RENDERS renders), and feeds written by
     threads from two files on: the suite then proves the parallel paths give what the serial
     ones give."""
     import os
@@ -48,4 +48,5 @@ def _par_force_parallel(monkeypatch):
         from publisher.content import parallel
 
         monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+        monkeypatch.setattr(parallel, "MIN_RENDERS", 2)
         monkeypatch.setattr(feeds, "PARALLEL_WRITES_FROM", 2)

@@ -309,3 +309,49 @@ def test_a_cold_build_creates_the_state_while_the_worker_parses(site, monkeypatc
     with state:
         assert loaded.cache_hits == 19 and loaded.cache_changed == {}
     assert parse_pids.read() == {}
+
+
+def test_posts_rendered_ahead_by_two_processes_give_the_serial_feeds(site, monkeypatch, tmp_path):
+    from publisher import cache, pipeline
+
+    for n in range(24):
+        site.post(f"p{n:02d}.md", f"title: Post {n}\npubDate: 2024-01-{n + 1:02d}\ntags: [t{n % 3}]",
+                  f"Body {n}: see [the previous one](p{max(n - 1, 0):02d}.md), `code`, "
+                  f"a footnote[^1].\n\n[^1]: Note {n}.\n")
+    config = site.config()
+    if cache.sqlite_path(config) is None:
+        pytest.skip("cold builds here delete a SQLite state database")
+    log = tmp_path / "rendered-by.txt"
+    real = content.render_html
+    here = os.getpid()
+
+    def worker_rendered() -> bool:
+        return log.exists() and any(not line.endswith(f" {here}") for line in log.read_text().splitlines())
+
+    def render_html(post, *args, **kwargs):
+        first = not log.exists()
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"{post.slug} {os.getpid()}\n")
+        if first and os.getpid() == here and parallel.MIN_RENDERS == 2:
+            _wait_for(worker_rendered, "the worker's first render")
+        return real(post, *args, **kwargs)
+
+    monkeypatch.setattr(content, "render_html", render_html)
+
+    def cold_build(min_renders: int):
+        monkeypatch.setattr(parallel, "MIN_RENDERS", min_renders)
+        for path in Path(cache.sqlite_path(config)).parent.glob(Path(cache.sqlite_path(config)).name + "*"):
+            path.unlink()
+        shutil.rmtree(config.output_dir, ignore_errors=True)
+        log.unlink(missing_ok=True)
+        report = pipeline.build(config, NOW)
+        by = [line.split() for line in log.read_text().splitlines()]
+        return _on_disk(config.output_dir), report, by
+
+    serial, serial_report, serial_by = cold_build(10**9)
+    both, report, by = cold_build(2)
+    assert both == serial and report.lines == serial_report.lines  # "24 rendered, 0 from cache"
+    assert "24 rendered" in report.lines[0]
+    assert sorted(slug for slug, _ in by) == sorted(slug for slug, _ in serial_by) and len(by) == 24
+    assert {pid for _, pid in serial_by} == {str(here)}
+    assert len({pid for _, pid in by} - {str(here)}) == 1  # the worker rendered some
