@@ -498,6 +498,47 @@ class FeedCache:
         }, sort_keys=True))
 
 
+# --- the config's slow checks, done once per config ----------------------------------------
+# load_config(defer_slow_checks=True) leaves out the checks that need a slow import (the cron
+# schedule's, through APScheduler: ~55 ms, a sixth of a build after one new post). A build
+# runs them once and records that it did, for exactly those values; it runs them again when
+# any of them changes. Depends on: the deferred keys' values (Config.deferred) and this code.
+CHECKED_KEY = "config_checked"
+CHECK_CODE_FILES = ("config.py", "cron.py", "cache.py")  # the checks, and this record of them
+
+
+def _deferred_fingerprint(config: Config) -> str:
+    here = Path(__file__).parent
+    h = hashlib.sha256(json.dumps([(dotted, repr(value)) for dotted, _check, value in config.deferred])
+                       .encode("utf-8", "surrogatepass"))
+    for name in CHECK_CODE_FILES:
+        h.update(hashlib.sha256((here / name).read_bytes()).digest())
+    return h.hexdigest()
+
+
+def check_config_once(config: Config) -> str | None:
+    """Config.check_deferred(), unless the SQLite state database records that these very
+    values passed it (read without creating or opening anything for writing: a config that
+    fails leaves nothing written). Raises ConfigError as load_config would have. Returns the
+    fingerprint to record_config_checked() once the state is open, or None if nothing to do."""
+    from . import cachestore
+
+    if not config.deferred:
+        return None  # loaded with every check done
+    fingerprint = _deferred_fingerprint(config)
+    path = sqlite_path(config)
+    if path is not None and cachestore.read_meta(path, CHECKED_KEY) == fingerprint:
+        return None
+    config.check_deferred()
+    return fingerprint
+
+
+def record_config_checked(state: State | CacheStore, fingerprint: str | None) -> None:
+    """What check_config_once returned, recorded for the next build."""
+    if fingerprint is not None:
+        state.set_meta(CHECKED_KEY, fingerprint)
+
+
 # --- the idle stamp -------------------------------------------------------------------------
 # The idle stamp: how `publisher run`, which cron repeats all day, knows in a few milliseconds
 # that there is nothing to do.

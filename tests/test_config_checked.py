@@ -1,0 +1,51 @@
+"""cache.check_config_once: `publisher build` loads the config without its slow checks (the
+cron schedule's, which imports APScheduler) and completes them once per config, recorded in
+the state; a changed value is checked again. Real files, real processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from sites import write_config, write_post
+
+
+
+def build(config_path, *extra: str) -> subprocess.CompletedProcess:
+    code = ("import sys; from publisher.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+            "    print('apscheduler imported:', 'apscheduler' in sys.modules, file=sys.stderr)\n"
+            "    raise\n")
+    return subprocess.run([sys.executable, "-c", code, "--config", str(config_path), "build", *extra],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_build_checks_the_schedule_once_and_again_when_it_changes(tmp_path):
+    path = write_config(tmp_path, newsletter={"schedule": "0 9 * * 1"})
+    write_post(tmp_path, "a.md", {"title": "A", "pubDate": "2025-01-02"})
+    first = build(path)
+    assert first.returncode == 0, first.stderr
+    assert "apscheduler imported: True" in first.stderr  # checked, and recorded
+    second = build(path)
+    assert second.returncode == 0, second.stderr
+    assert "apscheduler imported: False" in second.stderr  # the record vouches for it
+    # A schedule of the right shape that APScheduler refuses: the build says which key.
+    path.write_text(path.read_text().replace("0 9 * * 1", "0 25 * * 1"))
+    bad = build(path)
+    assert bad.returncode == 2, bad.stderr
+    assert "newsletter.schedule: expected a 5-field cron string such as '0 9 * * 1'" in bad.stderr
+    assert "apscheduler imported: True" in bad.stderr
+    path.write_text(path.read_text().replace("0 25 * * 1", "30 8 * * 2"))
+    fixed = build(path)
+    assert fixed.returncode == 0 and "apscheduler imported: True" in fixed.stderr, fixed.stderr
+    again = build(path)
+    assert again.returncode == 0 and "apscheduler imported: False" in again.stderr, again.stderr
+
+
+def test_a_bad_schedule_fails_a_first_build_before_anything_is_written(tmp_path):
+    path = write_config(tmp_path, newsletter={"schedule": "61 9 * * 1"})
+    write_post(tmp_path, "a.md", {"title": "A", "pubDate": "2025-01-02"})
+    result = build(path)
+    assert result.returncode == 2, result.stderr
+    assert f"{path}: newsletter.schedule: expected a 5-field cron string" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "content"]  # no state, no feeds
