@@ -4,10 +4,11 @@ a build after one new post does besides (issue 19).
 
 This is the one module outside the `publisher.state` package that holds SQL. It belongs to
 the state layer but cannot live inside that package: importing `publisher.state` imports
-SQLAlchemy, which is the cost this module exists to avoid. It owns the facts both need without SQLAlchemy: the schema version and how
-a SQLite file is recognised. It never creates or migrates a database: a missing file, a file
-that is not SQLite, or another schema version, and the caller takes the full path through
-State, which creates, migrates or explains. PostgreSQL always goes through State.
+SQLAlchemy, which is the cost this module exists to avoid. It owns the facts both need
+without SQLAlchemy: the schema version and how a SQLite file is recognised. It never creates
+or migrates a database: a missing file, a file that is not SQLite, or another schema version,
+and the caller takes the full path through State, which creates, migrates or explains.
+PostgreSQL always goes through State.
 """
 
 from __future__ import annotations

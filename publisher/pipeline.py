@@ -1,4 +1,6 @@
-"""The order of the stages, and nothing else.
+"""Each command's stages in order (build, run, send, test copy, dry run, preview, check) and
+the report they make. Caching is cache.py's; rendering, SQL and mail belong to the modules
+each stage calls.
 
 build:    posts -> feeds
 run_once: scan -> feeds -> plan featured alerts -> plan a digest if due -> deliver

@@ -11,6 +11,7 @@
     GET  /preferences/<token>        topics, pause, unsubscribe (newsletter/topics.py); changes nothing
     POST /preferences/<token>        one of those changes (the token authorises, as above; a form
                                      posted from another site is refused)
+    POST /webhooks/...               the providers' bounce and complaint reports (webhooks.py)
 
 Privacy: every valid address gets the same "check your inbox" page, byte for byte, whether it
 is new, pending, active or unsubscribed, and the confirmation mail is sent on a background

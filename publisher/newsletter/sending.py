@@ -3,9 +3,9 @@ confirmation mails and test copies.
 
 For each subscriber still owed a digest: record the intent, hand the message (bytes from
 message.py) to delivery.py, record the result. Nothing here speaks SMTP or SQL itself, nor
-builds a header; it joins state.py's ledger to message.py's builder and delivery.py's
-sender, so a send killed at any instant resumes where it stopped. The dry run writes the
-very bytes a send would hand to the server.
+builds a header; it joins the state's ledger (publisher/state/ledger.py) to message.py's
+builder and delivery.py's sender, so a send killed at any instant resumes where it stopped.
+The dry run writes the very bytes a send would hand to the server.
 """
 
 from __future__ import annotations

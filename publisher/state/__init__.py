@@ -1,4 +1,5 @@
-"""The only SQL in publisher: the state database, SQLite (the embedded default) or PostgreSQL.
+"""The state database, SQLite (the embedded default) or PostgreSQL: publisher's SQL, but for
+the build's cache rows and the idle stamp that cachestore.py reads without SQLAlchemy.
 
 `with State.open(config) as state:` opens it, creating or migrating the schema on first use,
 and closes it on the way out. SQLAlchemy Core, so both backends share one code path.
