@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from typing import Iterable
 from urllib.parse import quote
 
+from .errors import StateError
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 7  # of the state database (publisher.state.schema migrates to it)
@@ -101,7 +103,6 @@ class CacheStore:
 
     def _failed(self, e: sqlite3.Error):
         """The database failed (disk full, damaged, read-only): State's message for it."""
-        from .errors import StateError
         from .state.schema import explain  # lazy: SQLAlchemy's import (~0.2 s), on this error only
 
         return StateError(explain(self.path, self.path, str(e)))
