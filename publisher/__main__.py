@@ -43,6 +43,7 @@ def answer_idle_run(argv: list[str]) -> int | None:
     if options is None:
         return None
     path, quiet = options
+    # lazy: config.py and cache.py (~45 ms with PyYAML); `--help` and the other commands do without
     from .config import load_config  # the stamp covers the config: it must be read anyway
     from .errors import PublisherError
     from .cache import still_idle
@@ -69,6 +70,7 @@ def main() -> None:
     status = answer_idle_run(sys.argv[1:])
     if status is not None:
         sys.exit(status)
+    # lazy: cli.py with click is ~45 ms; an idle run is answered without it
     from .cli import main as cli_main
 
     cli_main()

@@ -4,10 +4,11 @@ a build after one new post does besides (issue 19).
 
 This is the one module outside the `publisher.state` package that holds SQL. It belongs to
 the state layer but cannot live inside that package: importing `publisher.state` imports
-SQLAlchemy, which is the cost this module exists to avoid. It owns the facts both need without SQLAlchemy: the schema version and how
-a SQLite file is recognised. It never creates or migrates a database: a missing file, a file
-that is not SQLite, or another schema version, and the caller takes the full path through
-State, which creates, migrates or explains. PostgreSQL always goes through State.
+SQLAlchemy, which is the cost this module exists to avoid. It owns the facts both need
+without SQLAlchemy: the schema version and how a SQLite file is recognised. It never creates
+or migrates a database: a missing file, a file that is not SQLite, or another schema version,
+and the caller takes the full path through State, which creates, migrates or explains.
+PostgreSQL always goes through State.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable
 from urllib.parse import quote
+
+from .errors import StateError
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +103,6 @@ class CacheStore:
 
     def _failed(self, e: sqlite3.Error):
         """The database failed (disk full, damaged, read-only): State's message for it."""
-        from .errors import StateError
         from .state.schema import explain  # lazy: SQLAlchemy's import (~0.2 s), on this error only
 
         return StateError(explain(self.path, self.path, str(e)))

@@ -23,6 +23,7 @@ import functools  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
 import threading  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable  # noqa: E402
 
@@ -41,6 +42,7 @@ class Context:
         self.verbose = False
 
     def config(self, **options):
+        # lazy: config.py (~40 ms: PyYAML, zoneinfo, the email package); `--help` does without
         from .config import load_config
 
         return load_config(self.config_path, **options)
@@ -212,6 +214,7 @@ pass_ctx = click.make_pass_decorator(Context, ensure=True)
 @_reporting
 def init(ctx: Context, folder: str | None) -> int:
     """Detect the blog in FOLDER (default: the config's folder) and write config.yaml."""
+    # lazy: init.py (~70 ms: PyYAML, tomllib) serves `publisher init` alone
     from .init import init_site
 
     config_path = ctx.config_path
@@ -226,6 +229,7 @@ def init(ctx: Context, folder: str | None) -> int:
 @_reporting
 def build(ctx: Context) -> int:
     """Scan the posts and write the feeds."""
+    # lazy: pipeline.py with the content package is ~80 ms; `--help` does without
     from .pipeline import build as run_build
 
     # The build completes the config's checks, unless the state vouches for them (cache.py).
@@ -238,6 +242,7 @@ def build(ctx: Context) -> int:
 @_reporting
 def run(ctx: Context) -> int:
     """The cron job: scan, write feeds, send what is due, finish interrupted sends."""
+    # lazy: pipeline.py with the content package is ~80 ms; `--help` does without
     from .pipeline import run_once
 
     # run_once completes the config's checks, unless its idle stamp vouches for this config.
@@ -257,12 +262,14 @@ def run(ctx: Context) -> int:
 @_reporting
 def send(ctx: Context, dry_run: bool, to: str | None, out: str | None) -> int:
     """Mail a digest of every post not yet mailed, now."""
+    # lazy: pipeline.py with the content package is ~80 ms; `--help` does without
     from . import pipeline
 
     if to and dry_run:
         raise UsageError("use either --to or --dry-run, not both")
     config = ctx.config()
     if to:
+        # lazy: newsletter.subscribers imports the state (SQLAlchemy, ~0.25 s)
         from .newsletter.subscribers import InvalidAddress, normalize_address
 
         try:
@@ -288,6 +295,7 @@ def send(ctx: Context, dry_run: bool, to: str | None, out: str | None) -> int:
 @_reporting
 def preview(ctx: Context, out: str | None, topic_names: str | None) -> int:
     """Render the next digest to an HTML and a text file and print their paths."""
+    # lazy: pipeline.py with the content package is ~80 ms; `--help` does without
     from .pipeline import preview as run_preview
 
     config = ctx.config()
@@ -305,6 +313,7 @@ def preview(ctx: Context, out: str | None, topic_names: str | None) -> int:
 @_reporting
 def check(ctx: Context) -> int:
     """Validate the config and every post, and parse the written feeds. Changes nothing."""
+    # lazy: pipeline.py with the content package is ~80 ms; `--help` does without
     from .pipeline import check as run_check
 
     return _finish(ctx, run_check(ctx.config()))
@@ -316,6 +325,7 @@ def check(ctx: Context) -> int:
 @_reporting
 def schedule(ctx: Context) -> int:
     """Stay running: build and send on schedule until SIGTERM."""
+    # lazy: scheduler.py with the pipeline is ~0.1 s, for `publisher service` alone
     from .scheduler import run_service
 
     config = ctx.config()
@@ -341,7 +351,8 @@ def subscribers() -> None:
 @_reporting
 def subscribers_add(ctx: Context, email: str, name: str) -> int:
     """Add EMAIL as an active subscriber."""
-    from .state import State  # lazy: SQLAlchemy's import is ~0.25 s
+    # lazy: the state and newsletter.subscribers import SQLAlchemy (~0.25 s)
+    from .state import State
     from .newsletter.subscribers import InvalidAddress, clean_name, normalize_address
 
     config = ctx.config()
@@ -406,6 +417,7 @@ def subscribers_list(ctx: Context, status: str | None) -> int:
 
 def _topic_column(config, state):
     """sub -> 'Python;Rust' (names as offered) or 'everything', plus ' (paused until DATE)'."""
+    # lazy: newsletter.topics imports the state (SQLAlchemy, ~0.25 s); pipeline.py ~80 ms
     from .newsletter import topics
 
     from .pipeline import now_utc
@@ -430,7 +442,8 @@ def _topic_column(config, state):
 def subscribers_import(ctx: Context, csv_path: str) -> int:
     """Import a CSV with a header row holding 'email' (and optionally 'name', and 'topics':
     topic names separated by ';', empty for everything)."""
-    from .state import State  # lazy: SQLAlchemy's import is ~0.25 s
+    # lazy: the state and the newsletter modules import SQLAlchemy (~0.25 s)
+    from .state import State
     from .newsletter import topics
     from .newsletter.subscribers import import_csv
 
@@ -453,8 +466,9 @@ def subscribers_import(ctx: Context, csv_path: str) -> int:
 def _suppression_reasons(ctx: Context, rows) -> dict[int, str]:
     if not any(sub.status in ("bounced", "unsubscribed") for sub in rows):
         return {}
+    # lazy: the state and newsletter.bounces import SQLAlchemy (~0.25 s)
     from .newsletter.bounces import suppression_lines
-    from .state import State  # lazy: SQLAlchemy's import is ~0.25 s
+    from .state import State
 
     with State.open(ctx.config()) as state:
         return suppression_lines(state, rows)
@@ -468,8 +482,9 @@ def _suppression_reasons(ctx: Context, rows) -> dict[int, str]:
 @_reporting
 def subscribers_reactivate(ctx: Context, email: str, reason: str) -> int:
     """Mail EMAIL again after a bounce or complaint suppressed it."""
+    # lazy: pipeline.py (~80 ms) and the state (SQLAlchemy, ~0.25 s)
     from .pipeline import now_utc
-    from .state import State  # lazy: SQLAlchemy's import is ~0.25 s
+    from .state import State
 
     if not reason.strip():
         raise ConfigError("--reason: expected a few words on why, got nothing")
@@ -488,9 +503,10 @@ def subscribers_reactivate(ctx: Context, email: str, reason: str) -> int:
 @_reporting
 def bounces(ctx: Context) -> int:
     """Read newsletter.bounce_mailbox: record bounces and complaints, suppress addresses."""
+    # lazy: pipeline.py (~80 ms), the state and newsletter.bounces (SQLAlchemy, ~0.25 s)
     from .newsletter.bounces import process_mailbox
     from .pipeline import now_utc
-    from .state import State  # lazy: SQLAlchemy's import is ~0.25 s
+    from .state import State
 
     config = ctx.config()
     with State.open(config) as state:
@@ -511,8 +527,9 @@ def bounces(ctx: Context) -> int:
 @_reporting
 def report(ctx: Context, last: int) -> int:
     """Bounce and complaint rates of the last digests."""
+    # lazy: the state and newsletter.bounces import SQLAlchemy (~0.25 s)
     from .newsletter.bounces import rates_lines
-    from .state import State  # lazy: SQLAlchemy's import is ~0.25 s
+    from .state import State
 
     with State.open(ctx.config()) as state:
         lines, warnings = rates_lines(state, last)
@@ -533,6 +550,7 @@ def report(ctx: Context, last: int) -> int:
 @_reporting
 def serve(ctx: Context, host: str, port: int) -> int:
     """Run the subscribers' web endpoint: subscribe, confirm, unsubscribe (until Ctrl-C)."""
+    # lazy: web.py with Flask and the state is ~0.3 s, for `publisher serve` alone
     from .web import serve as run_serve
 
     config = ctx.config()
@@ -549,7 +567,6 @@ def serve(ctx: Context, host: str, port: int) -> int:
 def backup(ctx: Context, path: str | None) -> int:
     """Copy the SQLite state database to PATH (default: backups/ beside it), safely while
     other commands use it. Restore: stop publisher, copy the backup over state.db."""
-    from datetime import datetime, timezone
 
     from .state import State  # lazy: SQLAlchemy's import is ~0.25 s
 

@@ -8,6 +8,8 @@ one pass. Relative paths resolve against the config file's folder, never the cwd
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from dataclasses import MISSING as _MISSING_DC
@@ -18,6 +20,9 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import yaml
+
+from .cron import cron_trigger
 from .errors import ConfigError
 
 PASSWORD_ENV = "PUBLISHER_SMTP_PASSWORD"
@@ -213,7 +218,6 @@ def _cron_shape(value: Any) -> str:
 
 def _cron(value: Any) -> str:
     text = _cron_shape(value)
-    from .cron import cron_trigger  # lazy: APScheduler's import is not cheap
 
     try:
         cron_trigger(text, "UTC")
@@ -297,9 +301,6 @@ def _sns_topic(value: Any) -> str:
 
 
 def _base64_key(value: Any) -> str:
-    import base64
-    import binascii
-
     text = _str(value).strip()
     if text:
         try:
@@ -598,7 +599,6 @@ def load_config(path: str | Path = "config.yaml", *, defer_slow_checks: bool = F
 
     defer_slow_checks: leave the checks that need a slow import to Config.check_deferred,
     unless the file has other errors (then every error is still reported at once)."""
-    import yaml
 
     path = Path(path)
     label = str(path)

@@ -51,6 +51,8 @@ def day_of_week_names(field: str) -> str:
 
 def cron_trigger(expression: str, timezone):
     """A CronTrigger for a standard 5-field cron string, in `timezone`."""
+    # lazy: APScheduler's cron trigger is ~45 ms; config.py imports this module, and the
+    # idle run must not pay it
     from apscheduler.triggers.cron import CronTrigger
 
     fields = expression.split()

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import yaml
+
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -115,7 +117,6 @@ def _lower_keys(value: Any) -> Any:
 
 def _load_data(path: Path) -> dict | None:
     """A TOML, YAML or JSON file as a mapping; None if it is not one."""
-    import yaml
 
     text = _text(path)
     try:

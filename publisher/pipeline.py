@@ -1,4 +1,6 @@
-"""The order of the stages, and nothing else.
+"""Each command's stages in order (build, run, send, test copy, dry run, preview, check) and
+the report they make. Caching is cache.py's; rendering, SQL and mail belong to the modules
+each stage calls.
 
 build:    posts -> feeds
 run_once: scan -> feeds -> plan featured alerts -> plan a digest if due -> deliver
@@ -13,12 +15,15 @@ on another machine, shares the remaining work and never mails anyone twice.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
+from urllib.parse import unquote
 
 from typing import TYPE_CHECKING
 
@@ -28,6 +33,10 @@ from .config import Config
 from .content import LoadResult, Post, load_posts, render_html
 from .content.links import SiteIndex
 from .content.posts import require_content_dir
+from .content.sanitize import removed_by_sanitizing
+from .errors import ConfigError, DeliveryError, PublisherError, StateError
+from .newsletter import archive
+from .scanner import KnownIndex, mailable, next_firing, scan, schedule_fired
 
 if TYPE_CHECKING:
     from .cachestore import CacheStore
@@ -77,6 +86,7 @@ def write_site_feeds(config: Config, state: State | CacheStore | None, loaded: L
     only the feed sets whose posts (or config, or code) changed are rendered and written: a
     new post rewrites the site's feeds and its tags' feeds, nothing else."""
     if state is not None and config.newsletter.topics == "all":
+        # lazy: newsletter.topics imports the state (SQLAlchemy, ~0.25 s)
         from .newsletter.topics import remember_offered  # the topics `serve` offers
 
         remember_offered(config, state, loaded.posts)
@@ -91,6 +101,7 @@ def write_site_feeds(config: Config, state: State | CacheStore | None, loaded: L
         ping_hubs(config, state, [], report, now)  # only retries of earlier failures
         return feeds_cache.unchanged_files()
 
+    # lazy: feeds.py (feedgen, lxml: ~35 ms); a build with nothing new skips it
     from .feeds import render_feeds, write_feeds
 
     selection = feeds_cache.selection()
@@ -127,6 +138,7 @@ def ping_hubs(config: Config, state: State | CacheStore | None, changed: list[st
 
     urls: list[str] = []
     if changed:  # else feeds.py (feedgen, lxml) need not be imported at all
+        # lazy: feeds.py, ~35 ms
         from .feeds import feed_urls_with_hub
 
         urls = sorted(feed_urls_with_hub(changed, config).values())
@@ -155,6 +167,7 @@ def build(config: Config, now: datetime | None = None) -> Report:
 
 def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datetime) -> int:
     """Render a digest (or alert) and record it with its owed deliveries, atomically."""
+    # lazy: the newsletter modules import the state (SQLAlchemy, ~0.25 s)
     from .newsletter.sending import check_settings
     from .newsletter.topics import plan_digest
 
@@ -162,7 +175,6 @@ def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datet
     check_settings(config)
     # A damaged database must not take a digest and its ledger: say so before recording.
     state.check_integrity()
-    from .newsletter import archive
 
     posts = with_copied_images(config, posts)
     # One rendering per distinct post list (topics, alerts already sent), fixed now.
@@ -182,11 +194,9 @@ def write_archive(config: Config, state: State | CacheStore, report: Report, *,
     """The newsletter's public archive from the state (newsletter/archive.py). A disk that
     refuses is a problem of this run, not the end of it: the next build writes it again.
     `summary`: say what was written (build); a send's summary is about its mail (the log says it)."""
-    from .errors import ConfigError, PublisherError
-    from .newsletter.archive import write_archive as write
 
     try:
-        written = write(config, state)
+        written = archive.write_archive(config, state)
     except ConfigError:
         raise  # a broken template: the owner must fix it
     except PublisherError as e:
@@ -203,6 +213,7 @@ def _deliver_open(config: Config, state: State, now: datetime, report: Report, p
     messages, and what this run just planned. Runs outside the run lock: other senders may
     work on the same digests at the same time, each claiming its own batches. Returns how
     many digests owed mail. A digest recorded by an earlier run is announced as such."""
+    # lazy: newsletter.sending imports the state (SQLAlchemy, ~0.25 s)
     from .newsletter.sending import send_digest
 
     open_digests = state.open_digests()
@@ -232,7 +243,6 @@ def _since_last_digest(state: State, now: datetime) -> datetime:
 
 def digest_due(config: Config, state: State, now: datetime) -> bool:
     """Has the schedule fired since the last digest (or the last firing a run already saw)?"""
-    from .scanner import schedule_fired
 
     return schedule_fired(config, _since_last_digest(state, now), now)
 
@@ -252,7 +262,6 @@ def run_once(config: Config, now: datetime | None = None, *,
         return Report(lines=bounced.lines + stamp["lines"], problems=bounced.problems + stamp["problems"])
     config.check_deferred()
 
-    from .scanner import scan
 
     report = Report()
     with open_state(config) as state:
@@ -293,7 +302,7 @@ def run_once(config: Config, now: datetime | None = None, *,
 def read_bounces_first(config: Config, now: datetime) -> Report:
     """`publisher run`'s first stage when a bounce mailbox is configured (newsletter/bounces.py).
     A mailbox that cannot be read is a problem of this run, not the end of it."""
-    from .errors import PublisherError
+    # lazy: newsletter.bounces imports the state (SQLAlchemy, ~0.25 s)
     from .newsletter.bounces import process_mailbox
 
     report = Report()
@@ -311,6 +320,7 @@ def _pings_owed(config: Config, state: State) -> bool:
     """WebSub pings wait for a retry: the next run must not be skipped as idle."""
     if not config.feeds.websub_hub:
         return False
+    # lazy: websub.py (urllib.request, http.client: ~25 ms)
     from .websub import pending
 
     return bool(pending(state))
@@ -318,8 +328,6 @@ def _pings_owed(config: Config, state: State) -> bool:
 
 
 def _nothing_to_send(config: Config, state: State, result, now: datetime) -> str:
-    from .scanner import next_firing
-
     firing = next_firing(config, max(_since_last_digest(state, now), now))
     due = (f"{firing.astimezone(timezone.utc):%a %Y-%m-%d %H:%M} UTC" if firing is not None
            else "never: newsletter.schedule does not fire again")
@@ -335,7 +343,6 @@ def send_now(config: Config, now: datetime | None = None, *,
              lock_wait: float = LOCK_WAIT_SECONDS) -> Report:
     """`publisher send`: a digest of every post not yet mailed, now, whatever the schedule.
     Several `publisher send` processes, on one machine or many, share an open digest."""
-    from .scanner import scan
 
     now = now or now_utc()
     require_content_dir(config)  # before the state or its lock is touched
@@ -364,7 +371,6 @@ def next_digest_posts(config: Config, state: State, now: datetime) -> tuple[list
     """The posts the next digest would hold, without recording anything. On a site never run,
     or with nothing new, the newest posts stand in so a preview or test copy shows something
     (stand_ins_used says which)."""
-    from .scanner import mailable
 
     loaded = load_posts(config, now)
     candidates = mailable(loaded.posts, config)
@@ -377,7 +383,6 @@ def next_digest_posts(config: Config, state: State, now: datetime) -> tuple[list
 def _not_yet_mailed(state: State, candidates: list[Post]) -> list[Post]:
     """The candidates no digest has carried: unknown to the state (by id, source file, URL,
     or title and date: scanner.KnownIndex), or known and still owed."""
-    from .scanner import KnownIndex
 
     owed = set(state.unannounced_post_ids())
     matched = KnownIndex(state.known_posts()).match(candidates)
@@ -414,8 +419,6 @@ def with_copied_images(config: Config, posts: list[Post]) -> list[Post]:
     """The posts with a local front matter image (Astro's heroImage: '../../assets/x.jpg')
     pointing at its copy beside the feeds, for the mail: the copy the last feed build wrote.
     A post whose image was not copied (it never reached a feed) keeps its image as it is."""
-    import dataclasses
-    from urllib.parse import unquote
 
     site = SiteIndex(config, ())
     result = []
@@ -430,7 +433,7 @@ def with_copied_images(config: Config, posts: list[Post]) -> list[Post]:
 
 def send_test(config: Config, address: str, now: datetime | None = None) -> Report:
     """`publisher send --to ADDRESS`: one test copy of the next digest; records nothing."""
-    from .errors import DeliveryError
+    # lazy: the newsletter modules: the state (SQLAlchemy, ~0.25 s), the email package (~10 ms)
     from .newsletter.digest import Recipient, render_digest
     from .newsletter.message import build_message
     from .newsletter.sending import send_one
@@ -454,6 +457,7 @@ def send_test(config: Config, address: str, now: datetime | None = None) -> Repo
 
 def dry_run(config: Config, out_dir: Path, now: datetime | None = None) -> Report:
     """`publisher send --dry-run`: the messages as .eml files; records nothing."""
+    # lazy: the newsletter modules import the state (SQLAlchemy, ~0.25 s)
     from .newsletter.sending import write_dry_run
     from .newsletter.topics import plan_digest
 
@@ -475,6 +479,7 @@ def preview(config: Config, out_dir: Path, now: datetime | None = None,
             topics: tuple[str, ...] | None = None) -> tuple[Report, list[Path]]:
     """`publisher preview`: the next digest as an HTML and a text file; with `topics` (names),
     as a subscriber of those topics gets it."""
+    # lazy: newsletter.digest (~10 ms) is for the newsletter commands, not the build
     from .newsletter.digest import render_preview
 
     now = now or now_utc()
@@ -482,6 +487,7 @@ def preview(config: Config, out_dir: Path, now: datetime | None = None,
     chosen = _preview_topics(config, topics) if topics is not None else None
     posts = _posts_for_next_digest(config, now, report, "preview")
     if chosen is not None and posts:
+        # lazy: newsletter.topics imports the state (SQLAlchemy, ~0.25 s)
         from .newsletter.topics import select
 
         posts = select(posts, frozenset(chosen) or None)
@@ -500,6 +506,7 @@ def preview(config: Config, out_dir: Path, now: datetime | None = None,
 
 def _preview_topics(config: Config, names: tuple[str, ...]) -> tuple[str, ...]:
     """`preview --topics`: the names as slugs, or a ConfigError naming an unknown one."""
+    # lazy: newsletter.topics imports the state (SQLAlchemy, ~0.25 s)
     from .newsletter import topics
 
     with open_state(config) as state:
@@ -511,6 +518,7 @@ def check(config: Config, now: datetime | None = None) -> Report:
     """`publisher check`: validate the config (including what only a send or the web endpoint
     would use: SMTP settings, DKIM key, templates, subject), the posts and the written feeds.
     Changes nothing."""
+    # lazy: feeds.py (feedgen, lxml: ~35 ms)
     from .feeds import check_feeds, describe_feeds
 
     now = now or now_utc()
@@ -523,6 +531,7 @@ def check(config: Config, now: datetime | None = None) -> Report:
     check_mail_settings(config, loaded.posts[:1], now)
     report.lines.extend(sanitizing_report(config, loaded.posts + loaded.held_back, site))
     report.problems.extend(check_feeds(config.output_dir))
+    # lazy: newsletter.bounces imports the state (SQLAlchemy, ~0.25 s)
     from .newsletter.bounces import check_lines  # VERP's MX/alias, the bounce mailbox
     report.lines.extend(check_lines(config))
     _check_state_file(config, report)
@@ -536,9 +545,7 @@ def check(config: Config, now: datetime | None = None) -> Report:
 
 def sanitizing_report(config: Config, posts: list[Post], site: SiteIndex | None = None) -> list[str]:
     """One line per post whose HTML loses something to sanitising on its way to readers."""
-    from .content.sanitize import removed_by_sanitizing
 
-    import re
 
     # Only raw HTML, a scriptable URL or a template tag (a shortcode may become an iframe) can
     # give sanitising something to remove: other posts are not even rendered.
@@ -556,7 +563,6 @@ def sanitizing_report(config: Config, posts: list[Post], site: SiteIndex | None 
 def _check_state_file(config: Config, report: Report) -> None:
     """`check`: an existing SQLite state database is opened and checked page by page (a
     missing one is left missing: check changes nothing)."""
-    from .errors import StateError
 
     path = cache.sqlite_path(config)
     if path is None or not Path(path).exists():
@@ -571,6 +577,7 @@ def _check_state_file(config: Config, report: Report) -> None:
 def check_mail_settings(config: Config, sample: list[Post], now: datetime) -> None:
     """Raise ConfigError for anything that would fail the next send or page: SMTP settings,
     templates (the site's overrides included), the subject template and the headers."""
+    # lazy: the newsletter modules and web.py (SQLAlchemy ~0.25 s, Jinja2 ~30 ms), for `check` alone
     from .newsletter.digest import Recipient, render_digest
     from .newsletter.message import build_message
     from .newsletter.sending import check_settings
@@ -579,9 +586,7 @@ def check_mail_settings(config: Config, sample: list[Post], now: datetime) -> No
     check_settings(config, need_sender=False)
     check_templates(config, template_environment(config))
     if config.newsletter.archive:
-        from .newsletter.archive import check_templates as check_archive_templates
-
-        check_archive_templates(config)
+        archive.check_templates(config)
     if sample and config.newsletter.from_:
         rendered = render_digest(sample, config, kind="digest")
         build_message(rendered, Recipient("check@example.org", "", "check"), config,

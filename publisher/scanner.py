@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .config import Config
+from .cron import cron_trigger
 from .content import LoadResult, Post, load_posts
 
 if TYPE_CHECKING:
@@ -142,7 +143,6 @@ def scan(config: Config, state: State, now: datetime, loaded: LoadResult | None 
 
 def next_firing(config: Config, since: datetime) -> datetime | None:
     """The first firing of newsletter.schedule after `since` (None: it never fires again)."""
-    from .cron import cron_trigger
 
     trigger = cron_trigger(config.newsletter.schedule, config.tz)
     # APScheduler rounds up to the next whole second, so a firing exactly at `since` (the

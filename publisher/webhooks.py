@@ -233,6 +233,8 @@ def _fresh(timestamp: str, now: datetime) -> bool:
 
 def webhooks_blueprint(endpoint):
     """The webhook routes, sharing web.py's Endpoint (config, state, clock)."""
+    # lazy: Flask (~0.1 s); web.py has it loaded when it builds this blueprint, and the
+    # signature checks do without
     from flask import Blueprint, jsonify, request
 
     config: Config = endpoint.config

@@ -1,8 +1,10 @@
 """content/ -> Post objects: files are read, never written; nothing here sends or writes feeds.
 
 frontmatter.py reads front matter and dates, dialects.py says what each engine means (slugs,
-URLs, dates, languages), markup.py renders Markdown, links.py absolutises links,
-posts.py walks the folder and builds Post objects (with the scan cache)."""
+URLs, dates, languages), enclosures.py reads a post's enclosure, syntax.py resolves Liquid,
+shortcodes and MDX, markup.py renders Markdown, links.py absolutises links, sanitize.py makes
+the HTML safe for readers, text.py holds the shared text helpers, and posts.py walks the
+folder and builds Post objects (with the scan cache that cache.py keeps)."""
 
 from __future__ import annotations
 

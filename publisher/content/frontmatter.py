@@ -13,6 +13,9 @@ from datetime import date, datetime, time, tzinfo
 from email.utils import parsedate_to_datetime
 from typing import Any, Iterable
 
+import yaml
+from yaml.nodes import ScalarNode
+
 from ..config import Config
 from .text import clean_text
 
@@ -287,9 +290,6 @@ def _flat_plain(text: str) -> Any:
     """A plain scalar as yaml.safe_load reads it; raises LookupError for a kind left to it."""
     global _flat_scalars
     if _flat_scalars is None:
-        import yaml
-        from yaml.nodes import ScalarNode
-
         constructor = yaml.constructor.SafeConstructor()
         tags = {f"tag:yaml.org,2002:{name}": getattr(constructor, f"construct_yaml_{name}")
                 for name in ("null", "bool", "int", "float", "timestamp")}
@@ -358,7 +358,6 @@ def _load_yaml(source: str) -> Any:
     flat = _flat_yaml(source)
     if flat is not None:
         return flat
-    import yaml
 
     try:
         loader = yaml.CSafeLoader
@@ -378,7 +377,7 @@ def _load_yaml(source: str) -> Any:
 
 
 def _load_toml(source: str) -> dict:
-    import tomllib
+    import tomllib  # lazy: ~10 ms, for TOML front matter (Hugo's +++) alone
 
     try:
         # With its final newline, tomllib names the line of an error found at the last

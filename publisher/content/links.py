@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
+import yaml
+
 from ..config import Config
+from .frontmatter import split_front_matter
+from .syntax import SyntaxContext, prose_only, resolve
+from .text import clean_text
 
 if TYPE_CHECKING:
     from .posts import Post
@@ -216,8 +221,6 @@ def _site_variables(root: str, dialect: str) -> tuple[dict[str, Any], tuple[str,
     if dialect in ("auto", "jekyll"):
         path = os.path.join(root, "_config.yml")
         if os.path.isfile(path):
-            import yaml
-
             files.append(path)
             try:
                 with open(path, encoding="utf-8") as f:
@@ -253,7 +256,6 @@ _HTML_REF = re.compile(r"""\s(?:src|href|poster)\s*=\s*(?:"([^"]*)"|'([^']*)')""
 
 def _references(markdown: str) -> list[str]:
     """Every link or image destination written in the Markdown outside code, in order."""
-    from .syntax import prose_only
 
     prose = prose_only(markdown)
     found: list[str] = []
@@ -373,8 +375,6 @@ class _Resolver:
 
 def _front_matter(post: Post) -> Mapping[str, Any]:
     """The post's front matter, read again from its file (only when a post needs it)."""
-    from .frontmatter import split_front_matter
-    from .text import clean_text
 
     try:
         raw = Path(post._path).read_bytes()
@@ -397,8 +397,6 @@ def _front_image(meta: Mapping[str, Any]) -> str:
 
 
 def _prepare(post: Post, index: SiteIndex) -> Prepared:
-    from .syntax import SyntaxContext, resolve
-
     body = post.body
     resolver = _Resolver(post, index)
     needs_meta = post._path and (post.image or "{{" in body or "{%" in body)

@@ -19,6 +19,7 @@ import html
 import re
 from typing import TYPE_CHECKING, Callable
 
+from ..errors import ConfigError
 from .links import SiteIndex, absolutize_html, prepare
 from .syntax import SyntaxContext, resolve
 from .text import clean_text
@@ -37,7 +38,7 @@ PYTHON_MARKDOWN_DEFAULT = ("fenced_code", "tables", "footnotes", "sane_lists", "
 # --- engines ----------------------------------------------------------------------------
 
 def _cmark() -> Callable[[str], str]:
-    import cmarkgfm  # compiled; importing it takes ~1 ms
+    import cmarkgfm  # lazy: compiled, ~1 ms; a build with nothing to render skips it
     from cmarkgfm.cmark import Options
 
     options = Options.CMARK_OPT_UNSAFE | Options.CMARK_OPT_FOOTNOTES  # raw HTML kept, as engines do
@@ -50,8 +51,6 @@ def _cmark() -> Callable[[str], str]:
 
 
 def _python_markdown(extensions: tuple[str, ...], where: str) -> Callable[[str], str]:
-    from ..errors import ConfigError
-
     import markdown  # lazy: Python-Markdown's import is ~30 ms, and only its sites need it
 
     names = list(extensions or PYTHON_MARKDOWN_DEFAULT)

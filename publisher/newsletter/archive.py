@@ -19,6 +19,7 @@ it in once per digest (fill_view_url), before the per-subscriber substitution.
 
 from __future__ import annotations
 
+import hashlib
 import html as html_lib
 import json
 import logging
@@ -26,11 +27,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .. import __version__
+from ..cache import stat_files
+from ..cachestore import ArchivedIssue, CacheStore
 from ..config import Config
 from ..content import Post
 
 if TYPE_CHECKING:
-    from ..cachestore import ArchivedIssue, CacheStore
     from ..state import State
 
 log = logging.getLogger(__name__)
@@ -101,6 +104,7 @@ class _Issue:
 
 
 def _issues(config: Config, rows: list[ArchivedIssue]) -> list[_Issue]:
+    # lazy: digest.py (~10 ms), only when a page is written
     from .digest import _format_date  # the mail's date format, so page and mail agree
 
     issues = []
@@ -120,6 +124,7 @@ def render_archive(config: Config, rows: list[ArchivedIssue]) -> dict[str, bytes
     {} for no issues. `rows` newest first (State.archived_issues)."""
     if not rows:
         return {}
+    # lazy: Jinja2 and web.py (~0.2 s with the state's SQLAlchemy), only when a page is written
     from jinja2 import TemplateError
 
     from ..web import page_context, template_environment
@@ -143,9 +148,9 @@ def render_archive(config: Config, rows: list[ArchivedIssue]) -> dict[str, bytes
 
 
 def _render_rss(config: Config, issues: list[_Issue]) -> bytes:
+    # lazy: feedgen and feeds.py (~35 ms), only when the archive feed is written
     from feedgen.feed import FeedGenerator
 
-    from .. import __version__
     from ..feeds import _hex_references  # the feeds' RSS text escaping, for the validator
 
     fg = FeedGenerator()
@@ -181,8 +186,8 @@ _CODE_FILES = ("newsletter/archive.py", "newsletter/digest.py", "web.py", "feeds
 
 def _fingerprint(config: Config, rows: list[ArchivedIssue]) -> str:
     """Equal fingerprints, equal archive bytes."""
-    import hashlib
 
+    # lazy: digest.py (~10 ms), only when the archive is written
     from .digest import BUNDLED_TEMPLATES
 
     package = BUNDLED_TEMPLATES.parent
@@ -221,7 +226,6 @@ def write_archive(config: Config, state: State | CacheStore) -> ArchiveWrite | N
     for a broken template, PublisherError for a disk that refuses."""
     if not config.newsletter.archive:
         return None
-    from ..cache import stat_files
 
     rows = state.archived_issues()
     if not rows:
@@ -235,7 +239,7 @@ def write_archive(config: Config, state: State | CacheStore) -> ArchiveWrite | N
     if (isinstance(files_then, dict) and files_then and last.get("fingerprint") == fingerprint
             and stat_files(config.output_dir, files_then) == files_then):
         return ArchiveWrite(written=[], unchanged=sorted(files_then))
-    from ..feeds import write_files  # lazy: feeds.py imports feedgen and lxml
+    from ..feeds import write_files  # lazy: feeds.py imports feedgen and lxml (~35 ms)
 
     files = render_archive(config, rows)
     report = write_files(files, config.output_dir)
@@ -250,7 +254,6 @@ def write_archive(config: Config, state: State | CacheStore) -> ArchiveWrite | N
 def check_issue(config: Config, *, kind: str, subject: str, posts: str, now: datetime) -> None:
     """Render an issue about to be recorded (as issue 0, written nowhere): ConfigError naming
     the template of a page that could not be written once it is."""
-    from ..cachestore import ArchivedIssue
 
     render_archive(config, [ArchivedIssue(number=0, kind=kind, subject=subject, created_at=now, posts=posts)])
 
@@ -258,6 +261,7 @@ def check_issue(config: Config, *, kind: str, subject: str, posts: str, now: dat
 def check_templates(config: Config) -> None:
     """Compile the archive's templates (the site's overrides included): ConfigError naming
     the file and line of a broken one."""
+    # lazy: Jinja2 and web.py (~0.2 s with the state's SQLAlchemy), for `check` alone
     from jinja2 import TemplateError
 
     from ..web import template_environment

@@ -87,7 +87,7 @@ class _LocalBox(_Box):
 
 class _ImapBox(_Box):
     def __init__(self, url: str, config: Config):
-        import imaplib  # lazy: only an IMAP mailbox needs it
+        import imaplib  # lazy: ~25 ms, only an IMAP mailbox needs it
 
         parts = urlsplit(url)
         self.folder = unquote(parts.path.lstrip("/")) or "INBOX"

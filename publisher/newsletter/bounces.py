@@ -511,6 +511,7 @@ def process_message(data: bytes, config: Config, state: State, *, now: datetime,
 def process_mailbox(config: Config, state: State, *, now: datetime) -> BounceReport:
     """`publisher bounces`: read `newsletter.bounce_mailbox`, record what it reports, move or
     delete the messages it recognised."""
+    # lazy: bounce_mailbox.py (mailbox, ssl: ~15 ms), only with a bounce mailbox
     from .bounce_mailbox import open_mailbox
 
     report = BounceReport()

@@ -108,6 +108,7 @@ def _environment(config: Config):
 
 
 def _new_environment(config: Config):
+    # lazy: Jinja2 (~30 ms); message.py and the archive import this module without rendering
     from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     # The site's own templates/ first: a file there replaces the bundled one of that name.
@@ -147,6 +148,7 @@ def _template_label(config: Config, name: str) -> str:
 def template_problem(config: Config, name: str, e: Exception) -> ConfigError:
     """A Jinja2 failure as a ConfigError naming the template file (the site's own, or the
     bundled one) and the line, for the mail templates and the web pages alike."""
+    # lazy: Jinja2 (~30 ms), as in _new_environment
     from jinja2 import TemplateNotFound, TemplateSyntaxError
 
     if isinstance(e, TemplateNotFound):
@@ -159,6 +161,7 @@ def template_problem(config: Config, name: str, e: Exception) -> ConfigError:
 
 
 def _render_template(env: Any, config: Config, name: str, context: dict[str, Any]) -> str:
+    # lazy: Jinja2 (~30 ms), as in _new_environment
     from jinja2 import TemplateError
 
     try:
@@ -168,7 +171,7 @@ def _render_template(env: Any, config: Config, name: str, context: dict[str, Any
 
 
 def _inline_css(document: str, config: Config, name: str) -> str:
-    import premailer
+    import premailer  # lazy: ~0.12 s (lxml, cssutils), only when a digest is rendered
 
     try:
         return premailer.Premailer(
@@ -188,6 +191,7 @@ def _inline_css(document: str, config: Config, name: str) -> str:
 
 
 def _subject(config: Config, posts: list[Post]) -> str:
+    # lazy: Jinja2 (~30 ms), as in _new_environment
     from jinja2 import Environment, StrictUndefined, TemplateError
 
     try:

@@ -3,9 +3,9 @@ confirmation mails and test copies.
 
 For each subscriber still owed a digest: record the intent, hand the message (bytes from
 message.py) to delivery.py, record the result. Nothing here speaks SMTP or SQL itself, nor
-builds a header; it joins state.py's ledger to message.py's builder and delivery.py's
-sender, so a send killed at any instant resumes where it stopped. The dry run writes the
-very bytes a send would hand to the server.
+builds a header; it joins the state's ledger (publisher/state/ledger.py) to message.py's
+builder and delivery.py's sender, so a send killed at any instant resumes where it stopped.
+The dry run writes the very bytes a send would hand to the server.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import Config
-from ..state import DigestRow, State, utcnow
+from ..state import ACTIVE, DigestRow, State, utcnow
+from .archive import fill_view_url
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ def check_settings(config: Config, *, need_sender: bool = True) -> None:
     (newsletter.from, the DKIM key, the SMTP password and CA file), touching no network: the
     pipeline calls it before recording a digest, and `check` (need_sender=False: a site
     without a newsletter has no newsletter.from)."""
+    # lazy: delivery.py (smtplib, ssl: ~20 ms) and message.py (the email package, ~10 ms);
+    # a run with nothing to send needs neither
     from . import delivery, message
 
     message.check_settings(config, need_sender=need_sender)
@@ -90,6 +93,7 @@ def send_one(config: Config, address: str, data: bytes, *, key: object = "one",
     """Hand one message (message.py's bytes) to the server: a test copy or a confirmation.
     Returns delivery's Outcome, or None if `stop` was set before it started; raises
     DeliveryError when the server refuses us rather than the address."""
+    # lazy: delivery.py and message.py (~30 ms), as above
     from .delivery import Job, deliver
     from .message import sender
 
@@ -108,7 +112,7 @@ def message_key(config: Config, digest: DigestRow) -> str:
 def as_rendered(digest: DigestRow, config: Config, variant=None):
     """The recorded digest's own body, or one of its variants (newsletter/topics.py), ready
     to compile: the issue's number is known now, so its page's link goes in, once per body."""
-    from .archive import fill_view_url
+    # lazy: digest.py (~10 ms), only when there is a digest to send
     from .digest import RenderedDigest
 
     body = variant or digest
@@ -122,6 +126,7 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
                 progress: Callable[[int, int], None] | None = None,
                 stop: threading.Event | None = None) -> SendReport:
     """Mail `digest` to every active subscriber still owed it; record each result."""
+    # lazy: delivery.py, digest.py and message.py (~40 ms), only when there is a digest to send
     from .delivery import Job, deliver
     from .digest import Recipient
     from .message import compile_message, sender
@@ -153,6 +158,7 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
 
     # VERP (newsletter.bounce_address): each copy's envelope sender names its digest and
     # subscriber, so a late bounce finds them even when the report is mangled (bounces.py).
+    # lazy: bounces.py (~20 ms), only when there is a digest to send
     from .bounces import verp_sender
     verp_secret = state.bounce_secret() if config.newsletter.bounce_address else ""
 
@@ -251,9 +257,9 @@ def write_dry_run(config: Config, state: State, rendered, out_dir: Path, *, now:
     """`send --dry-run`: one .eml file per subscriber a send would mail (every active one, or
     those `plan` names, with their own bodies: newsletter/topics.py), the bytes a send would
     hand to the server (DKIM-signed when DKIM is on); records nothing."""
+    # lazy: digest.py and message.py (~20 ms), for a dry run alone
     from .digest import Recipient, RenderedDigest
     from .message import compile_message, sender
-    from ..state import ACTIVE
 
     sender(config)
     out_dir.mkdir(parents=True, exist_ok=True)

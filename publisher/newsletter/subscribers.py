@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ContentError
+from ..errors import ConfigError, ContentError
 from ..state import State
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def read_csv_rows(path: Path, available=None) -> tuple[list[tuple[int, str, str,
             continue
         chosen: tuple[str, ...] = ()
         if topics_col is not None and topics_col < len(record) and record[topics_col].strip():
-            from ..errors import ConfigError
+            # lazy: topics.py brings the content package (~40 ms); only a CSV with a topics column needs it
             from .topics import parse_choice
 
             try:

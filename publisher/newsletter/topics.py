@@ -138,6 +138,7 @@ def plan_digest(config: Config, state: State, posts: list, kind: str, now: datet
     Returns (the digest's own rendering, with every post, and a DigestPlan, or None when every
     active subscriber gets exactly that: the ledger is then recorded as before topics).
     `view_url`: the issue's public page, linked from every body (newsletter/archive.py)."""
+    # lazy: digest.py (~10 ms), only when a digest is planned
     from .digest import render_digest
 
     main = render_digest(posts, config, kind=kind, view_url=view_url)

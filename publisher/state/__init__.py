@@ -1,4 +1,5 @@
-"""The only SQL in publisher: the state database, SQLite (the embedded default) or PostgreSQL.
+"""The state database, SQLite (the embedded default) or PostgreSQL: publisher's SQL, but for
+the build's cache rows and the idle stamp that cachestore.py reads without SQLAlchemy.
 
 `with State.open(config) as state:` opens it, creating or migrating the schema on first use,
 and closes it on the way out. SQLAlchemy Core, so both backends share one code path.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -209,7 +211,6 @@ class State(RunLock, KnownPosts, Caches, Outbox, SubscriberList, OptIn, Suppress
         """Copy the SQLite database to `dest` with SQLite's online backup API (consistent
         while other commands read and write it), check the copy, then move it into place.
         Returns its size in bytes. StateError for PostgreSQL, or a damaged database."""
-        import sqlite3  # lazy: only `publisher backup` copies a file (a few ms)
 
         if not self.is_sqlite or not self.path:
             raise StateError(f"state database {self.describe()}: `publisher backup` copies a "
