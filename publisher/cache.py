@@ -8,13 +8,14 @@
 - the idle stamp (`still_idle`, `save_idle_stamp`): a `publisher run` with nothing to do
   answers in a few milliseconds.
 
-The SQL behind them is the state layer's (state.py; cachestore.py for the reads that must not
+The SQL behind them is the state layer's (publisher.state; cachestore.py for the reads that must not
 import SQLAlchemy). This module is imported by the idle run's shortcut (__main__.py): its
 imports stay cheap, and the rest is imported where it is used.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -43,6 +44,7 @@ def scan_fingerprint(config: Config) -> str:
     """Everything a parsed Post depends on besides its file's bytes: the config keys that
     read_post uses, and the code of content/ (so an upgrade that changes parsing never
     reuses posts parsed by the old code). A cache entry under another fingerprint is stale."""
+    # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
     from .content import code_hash
     from .content.dialects import engine_for
     from .content.markup import engine_key
@@ -65,6 +67,7 @@ def scan_fingerprint(config: Config) -> str:
 def load_site(config: Config, state: State | CacheStore, now: datetime) -> LoadResult:
     """content.load_posts through the state's scan cache: only new or changed files are read
     and parsed; the cache is written back only when something changed."""
+    # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
     from .content import ScanEntry, load_posts
 
     fingerprint = scan_fingerprint(config)
@@ -93,6 +96,7 @@ def open_and_load_site(config: Config, now: datetime) -> tuple[State | CacheStor
         except BaseException:
             state.close()
             raise
+    # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
     from .content import load_posts
 
     opened: list[State | CacheStore] = []
@@ -113,6 +117,7 @@ def open_build_state(config: Config) -> State | CacheStore:
     of the current schema, the standard library's sqlite3 (cachestore.CacheStore: no
     SQLAlchemy import); else, or when a WebSub hub must be pinged (websub.py keeps its
     retries in State), State, which creates, migrates or explains."""
+    # lazy: cachestore (sqlite3) ~7 ms, only where a SQLite file is read
     from .cachestore import CacheStore
 
     path = sqlite_path(config)
@@ -154,6 +159,7 @@ class CachedRenderer:
     def key(self, post: Post) -> str:
         """The engine's key, and with a `site` index what the post's HTML takes from other
         posts and files (the URLs its links resolve to, its images' content): links.Prepared.key."""
+        # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
         from .content import cache_key
 
         key = cache_key(post, self.config)
@@ -176,6 +182,7 @@ class CachedRenderer:
         build of a 2,000-post site renders ~300. __call__ then takes each from `ahead`, and
         counts it as rendered. A post that fails to render is left to __call__, which
         raises (or not) as it always did."""
+        # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
         from .content import parallel
 
         missing: dict[str, Post] = {}
@@ -189,6 +196,7 @@ class CachedRenderer:
         self.ahead.update((key, html) for key, html in zip(missing, htmls) if html is not None)
 
     def _try_render(self, post: Post) -> str | None:
+        # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
         from .content import render_html
 
         try:
@@ -209,6 +217,7 @@ class CachedRenderer:
         self.misses += 1
         html = self.ahead.pop(key, None)
         if html is None:
+            # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
             from .content import render_html
 
             html = render_html(post, self.config, self.site)
@@ -243,6 +252,7 @@ def _feed_config(config: Config) -> list:
 def _config_fingerprint(config: Config) -> str:
     """What every feed file depends on besides its posts: _feed_config, scan_fingerprint,
     and the code that renders them."""
+    # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
     from .content import code_hash
 
     here = Path(__file__).parent
@@ -378,7 +388,6 @@ class FeedSelection:
                                list(prepared.missing), prepared.image, lookups)
 
     def _prepare(self, feeds: list) -> list:
-        import dataclasses
 
         replaced: dict[int, Post] = {}
         for post in {id(p): p for f in feeds for p in f.items}.values():
@@ -477,6 +486,7 @@ class FeedCache:
 
     def selection(self) -> FeedSelection:
         """feeds.render_feeds' `select` for this write, with its render cache."""
+        # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
         from .content.links import SiteIndex
 
         site = SiteIndex(self.config, self.loaded.posts)
@@ -521,6 +531,7 @@ def check_config_once(config: Config) -> str | None:
     values passed it (read without creating or opening anything for writing: a config that
     fails leaves nothing written). Raises ConfigError as load_config would have. Returns the
     fingerprint to record_config_checked() once the state is open, or None if nothing to do."""
+    # lazy: cachestore (sqlite3) ~7 ms, only where a SQLite file is read
     from . import cachestore
 
     if not config.deferred:
@@ -636,6 +647,7 @@ def stamp(config: Config, *, files_signature: str, feed_files: dict[str, list[in
 def still_idle(config: Config, now: datetime) -> dict[str, Any] | None:
     """The last idle run's stamp, if nothing it depended on changed and it has not expired:
     {"lines": [...], "problems": [...]}, what that run reported. Else None."""
+    # lazy: cachestore (sqlite3) ~7 ms, only where a SQLite file is read
     from . import cachestore
     from .content import content_signature
 
@@ -666,6 +678,7 @@ def save_idle_stamp(config: Config, state: State, loaded: LoadResult,
                     lines: list[str], problems: list[str]) -> None:
     """A run did nothing: let the next ones say so cheaply, until something changes or the
     schedule fires or a post held back for the future comes due."""
+    # lazy: scanner pulls in content/ (~60 ms with PyYAML), not needed by the idle shortcut
     from .scanner import next_firing
 
     due = [p.published for p in loaded.held_back if not p.draft and p.published > now]
