@@ -189,6 +189,7 @@ def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datet
         kind=kind, subject=rendered.subject, html=rendered.html, text=rendered.text,
         post_ids=rendered.post_ids, now=now, plan=plan, archive=snapshot)
 
+
 def write_archive(config: Config, state: State | CacheStore, report: Report, *,
                   summary: bool = True) -> None:
     """The newsletter's public archive from the state (newsletter/archive.py). A disk that
