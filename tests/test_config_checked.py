@@ -21,7 +21,8 @@ def build(config_path, *extra: str) -> subprocess.CompletedProcess:
 
 
 def test_a_build_checks_the_schedule_once_and_again_when_it_changes(tmp_path):
-    path = write_config(tmp_path, newsletter={"schedule": "0 9 * * 1"})
+    # The record lives in a SQLite state database (on PostgreSQL every build checks).
+    path = write_config(tmp_path, newsletter={"schedule": "0 9 * * 1"}, state={"database": "state.db"})
     write_post(tmp_path, "a.md", {"title": "A", "pubDate": "2025-01-02"})
     first = build(path)
     assert first.returncode == 0, first.stderr
