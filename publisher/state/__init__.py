@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -280,6 +281,22 @@ class State(RunLock, KnownPosts, Caches, Outbox, SubscriberList, OptIn, Suppress
     def set_meta(self, key: str, value: str) -> None:
         with self.write() as conn:
             self._set_meta(conn, key, value)
+
+    def secret(self, key: str) -> str:
+        """A random key kept in `meta` under `key`, made on first use (the subscribe form's
+        and VERP's signing keys). Insert-if-absent, never overwrite: a process starting at
+        the same moment may have stored one first, and every process must end up with the
+        same one."""
+        found = self.get_meta(key)
+        if found:
+            return found
+        with self.write() as conn:
+            try:
+                with conn.begin_nested():
+                    conn.execute(meta.insert().values(key=key, value=secrets.token_urlsafe(32)))
+            except sa.exc.IntegrityError:
+                pass
+            return conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar_one()
 
     def get_time(self, key: str) -> datetime | None:
         value = self.get_meta(key)

@@ -4,7 +4,6 @@ sent, confirming and unsubscribing by token."""
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 from typing import Any, Iterable
 
@@ -22,18 +21,7 @@ class OptIn:
     def web_secret(self) -> str:
         """The key that signs the subscribe form's CSRF tokens. Made on first use and kept in
         `meta`, so every server process (and a restarted one) accepts the others' forms."""
-        found = self.get_meta("web_secret")
-        if found:
-            return found
-        with self.write() as conn:
-            try:
-                # Insert-if-absent, never overwrite: a process starting at the same moment may
-                # have stored a key first, and every process must end up with the same one.
-                with conn.begin_nested():
-                    conn.execute(meta.insert().values(key="web_secret", value=secrets.token_urlsafe(32)))
-            except sa.exc.IntegrityError:
-                pass
-            return conn.execute(sa.select(meta.c.value).where(meta.c.key == "web_secret")).scalar_one()
+        return self.secret("web_secret")
 
     def subscribe_request(self, email: str, name: str, *, form: str, limits: dict[str, int],
                           now: datetime, resend_after: datetime, valid_after: datetime,

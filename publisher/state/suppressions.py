@@ -5,7 +5,6 @@ reactivations, webhook nonces, and bounce rates per digest."""
 from __future__ import annotations
 
 import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable
@@ -31,16 +30,7 @@ class Suppressions:
 
     def bounce_secret(self) -> str:
         """The key that signs VERP envelope senders; made on first use, kept in `meta`."""
-        found = self.get_meta("bounce_secret")
-        if found:
-            return found
-        with self.write() as conn:
-            try:
-                with conn.begin_nested():
-                    conn.execute(meta.insert().values(key="bounce_secret", value=secrets.token_urlsafe(32)))
-            except sa.exc.IntegrityError:
-                pass
-            return conn.execute(sa.select(meta.c.value).where(meta.c.key == "bounce_secret")).scalar_one()
+        return self.secret("bounce_secret")
 
     def record_bounce(self, subscriber_id: int, *, kind: str, status: str, detail: str, source: str,
                       event_key: str | None, digest_id: int | None, soft_limit: int,
