@@ -84,32 +84,33 @@ def _store_scan(state: State | CacheStore, fingerprint: str, loaded: LoadResult)
 
 
 def open_and_load_site(config: Config, now: datetime) -> tuple[State | CacheStore, LoadResult]:
-    """open_build_state, then load_site; the caller closes the state (`with state:`). On a
-    cold build (no SQLite state database yet, so no scan cache to read) the state database
-    is opened and created (SQLAlchemy's import, create_all: ~0.2 s) while load_posts' worker
-    process already parses (content/parallel.py)."""
+    """check_config_once (before anything is written), open_build_state, then load_site;
+    the caller closes the state (`with state:`). On a cold build (no SQLite state database
+    yet, so no scan cache to read) the check (apscheduler's import: ~30 ms) and the
+    database's creation run while load_posts' worker process already parses
+    (content/parallel.py)."""
     path = sqlite_path(config)
-    if path is None or os.path.exists(path):
-        state = open_build_state(config)
-        try:
-            return state, load_site(config, state, now)
-        except BaseException:
-            state.close()
-            raise
-    # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
-    from .content import load_posts
-
     opened: list[State | CacheStore] = []
+
+    def check_and_open() -> None:
+        checked = check_config_once(config)  # raises ConfigError before anything is written
+        opened.append(open_build_state(config))
+        record_config_checked(opened[0], checked)
+
     try:
-        loaded = load_posts(config, now, cache={},
-                            meanwhile=lambda: opened.append(open_build_state(config)))
+        if path is None or os.path.exists(path):
+            check_and_open()
+            return opened[0], load_site(config, opened[0], now)
+        # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
+        from .content import load_posts
+
+        loaded = load_posts(config, now, cache={}, meanwhile=check_and_open)
         _store_scan(opened[0], scan_fingerprint(config), loaded)
     except BaseException:
         for state in opened:
             state.close()
         raise
     return opened[0], loaded
-
 
 
 def open_build_state(config: Config) -> State | CacheStore:
@@ -121,7 +122,9 @@ def open_build_state(config: Config) -> State | CacheStore:
     from .cachestore import CacheStore
 
     path = sqlite_path(config)
-    store = CacheStore.open(path) if path and not config.feeds.websub_hub else None
+    store = None
+    if path and not config.feeds.websub_hub:
+        store = CacheStore.open(path) if os.path.lexists(path) else CacheStore.create(path)
     if store is not None:
         return store
     from .state import State  # lazy: SQLAlchemy's import, ~0.2 s

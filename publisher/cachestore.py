@@ -5,15 +5,17 @@ a build after one new post does besides (issue 19).
 This is the one module outside the `publisher.state` package that holds SQL. It belongs to
 the state layer but cannot live inside that package: importing `publisher.state` imports
 SQLAlchemy, which is the cost this module exists to avoid. It owns the facts both need
-without SQLAlchemy: the schema version and how a SQLite file is recognised. It never creates
-or migrates a database: a missing file, a file that is not SQLite, or another schema version,
-and the caller takes the full path through State, which creates, migrates or explains.
-PostgreSQL always goes through State.
+without SQLAlchemy: the schema version and how a SQLite file is recognised. It creates a
+database only where none exists (a cold build: `CacheStore.create`, with the statements of
+sqlite_ddl.py, which tests keep equal to what State's create_all makes), and never migrates
+one: a file that is not SQLite, or another schema version, and the caller takes the full path
+through State, which migrates or explains. PostgreSQL always goes through State.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -91,6 +93,51 @@ class CacheStore:
             conn.close()
             return None
         return cls(path, conn)
+
+    @classmethod
+    def create(cls, path: str) -> CacheStore | None:
+        """A new state database on `path`, as State creates one (the tables of sqlite_ddl.py
+        and the schema version, in one transaction), where no file exists yet. None when one
+        appeared meanwhile, or anything fails: the caller then takes the full path through
+        State, which opens what another process created, or explains what went wrong."""
+        from . import sqlite_ddl  # lazy: the statements, only on a cold build
+
+        if sqlite_ddl.FOR_VERSION != SCHEMA_VERSION or os.path.lexists(path):
+            return None
+        try:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+                                   isolation_level=None)
+        except (OSError, sqlite3.Error):
+            return None
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Another process may have created it since the check above: as State's
+                # _migrate, whoever holds the write lock first creates, the other one opens.
+                if conn.execute("SELECT 1 FROM sqlite_master").fetchone() is None:
+                    for statement in sqlite_ddl.STATEMENTS:
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                                 (str(SCHEMA_VERSION),))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            conn.close()
+            log.debug("state database %s not created with sqlite3 (%s): through State", path, e)
+            try:  # an empty file left behind would read as a damaged database to State
+                if os.path.getsize(path) == 0:
+                    os.unlink(path)
+            except OSError:
+                pass
+            return None
+        conn.close()
+        return cls.open(path)
 
     def close(self) -> None:
         self.conn.close()

@@ -153,10 +153,8 @@ def build(config: Config, now: datetime | None = None) -> Report:
     now = now or now_utc()
     require_content_dir(config)  # before the state is touched
     report = Report()
-    checked = cache.check_config_once(config)  # before anything is written
-    state, loaded = cache.open_and_load_site(config, now)
+    state, loaded = cache.open_and_load_site(config, now)  # checks the config first
     with state:
-        cache.record_config_checked(state, checked)
         report.problems.extend(loaded.problems)
         write_site_feeds(config, state, loaded, report, now)
         write_archive(config, state, report)

@@ -1,19 +1,32 @@
-"""cachestore.py: a build on an existing SQLite state database reads and writes its caches
-with the standard library's sqlite3 (no SQLAlchemy import), writing the rows State reads;
-any database it does not know takes the full path through State."""
+"""cachestore.py: a build on a SQLite state database reads and writes its caches with the
+standard library's sqlite3 (no SQLAlchemy import), writing the rows State reads; a cold build
+creates the database as State would (publisher/sqlite_ddl.py, generated from the schema);
+any database it does not know takes the full path through State.
+
+After a schema change, regenerate publisher/sqlite_ddl.py with
+
+    PUBLISHER_REGENERATE_DDL=1 .venv/bin/python -m pytest tests/test_cachestore.py -q
+"""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
-from publisher import cache, cachestore, pipeline
+import publisher
+from publisher import cache, cachestore, pipeline, sqlite_ddl
 from publisher.content import load_posts
 from publisher.state import State
+from publisher.state.schema import sqlite_ddl as schema_ddl
+
+REGENERATE = os.environ.get("PUBLISHER_REGENERATE_DDL") == "1"
+DDL_FILE = Path(publisher.__file__).parent / "sqlite_ddl.py"
 
 NOW = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
 
@@ -43,12 +56,12 @@ def sqlite_site(site):
     return site
 
 
-def test_a_build_after_one_new_post_never_imports_sqlalchemy(sqlite_site):
+def test_no_build_imports_sqlalchemy_from_the_first_to_the_next_post(sqlite_site):
     site = sqlite_site
-    # The first build creates the database: through State.
+    # The first build creates the database: with sqlite3 and sqlite_ddl.py.
     assert _build_in_new_process(site) == [
         "feeds: 1 post, 6 files written, 0 unchanged (1 rendered, 0 from cache)",
-        "sqlalchemy imported: True"]
+        "sqlalchemy imported: False"]
     site.post("b.md", "title: B\npubDate: 2024-01-02\ntags: [y]")
     assert _build_in_new_process(site) == [
         "feeds: 2 posts, 6 files written, 3 unchanged (1 rendered, 1 from cache)",
@@ -109,3 +122,80 @@ def test_a_database_it_does_not_know_takes_the_full_path(sqlite_site, tmp_path):
     foreign = tmp_path / "foreign.db"
     foreign.write_bytes(b"not a database at all")
     assert cachestore.CacheStore.open(str(foreign)) is None
+
+
+# --- creating the database on a cold build (CacheStore.create) --------------------------------
+
+def _ddl_module_text() -> str:
+    statements = "".join(f"    {statement!r},\n" for statement in schema_ddl())
+    return (DDL_FILE.read_text(encoding="utf-8").split("FOR_VERSION = ")[0]
+            + f"FOR_VERSION = {cachestore.SCHEMA_VERSION}\n\nSTATEMENTS = (\n{statements})\n")
+
+
+def test_the_generated_statements_are_the_schemas():
+    expected = _ddl_module_text()
+    if REGENERATE:
+        DDL_FILE.write_text(expected, encoding="utf-8")
+    assert DDL_FILE.read_text(encoding="utf-8") == expected, (
+        "publisher/sqlite_ddl.py is out of date: regenerate it (see this file's docstring)")
+    assert sqlite_ddl.FOR_VERSION == cachestore.SCHEMA_VERSION
+    assert sqlite_ddl.STATEMENTS == schema_ddl()
+
+
+def _schema_of(path: Path) -> tuple:
+    conn = sqlite3.connect(path)
+    try:
+        return (sorted(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")),
+                conn.execute("SELECT key, value FROM meta ORDER BY key").fetchall(),
+                conn.execute("PRAGMA journal_mode").fetchone())
+    finally:
+        conn.close()
+
+
+def test_a_database_created_with_sqlite3_is_the_one_state_creates(tmp_path):
+    State(f"sqlite:///{tmp_path / 'by-state.db'}").close()
+    store = cachestore.CacheStore.create(str(tmp_path / "new" / "by-sqlite3.db"))
+    assert isinstance(store, cachestore.CacheStore)
+    store.close()
+    by_state, by_sqlite3 = _schema_of(tmp_path / "by-state.db"), _schema_of(tmp_path / "new" / "by-sqlite3.db")
+    assert len(by_state[0]) > 10  # every table and index, with their SQL
+    assert by_sqlite3 == by_state
+    assert by_sqlite3[1] == [("schema_version", str(cachestore.SCHEMA_VERSION))]
+    # and State opens it as its own, migrating nothing
+    with State(f"sqlite:///{tmp_path / 'new' / 'by-sqlite3.db'}") as state:
+        assert state.schema_version() == cachestore.SCHEMA_VERSION
+
+
+def test_create_never_touches_a_file_that_is_there(tmp_path):
+    foreign = tmp_path / "foreign.db"
+    foreign.write_bytes(b"")
+    assert cachestore.CacheStore.create(str(foreign)) is None
+    assert foreign.read_bytes() == b""  # State's message about an empty file still applies
+
+
+def test_a_database_another_process_created_meanwhile_is_opened_not_created_again(tmp_path, monkeypatch):
+    path = tmp_path / "state.db"
+    with State(f"sqlite:///{path}") as state:
+        state.set_meta("site", "theirs")
+    # As if the other process created it between create's check and its write lock.
+    monkeypatch.setattr(cachestore.os.path, "lexists", lambda p: False)
+    store = cachestore.CacheStore.create(str(path))
+    assert isinstance(store, cachestore.CacheStore)
+    try:
+        assert store.get_meta("site") == "theirs"
+    finally:
+        store.close()
+
+
+def test_a_failed_creation_leaves_no_file_and_state_creates_it(tmp_path, monkeypatch):
+    path = tmp_path / "state.db"
+    monkeypatch.setattr(sqlite_ddl, "STATEMENTS", sqlite_ddl.STATEMENTS + ("CREATE TABLE meta (x)",))
+    assert cachestore.CacheStore.create(str(path)) is None
+    # Rolled back: a SQLite file without a table, which State creates into (an empty,
+    # 0-byte file would be refused as damaged: create removes one).
+    assert path.read_bytes()[:16] == cachestore.SQLITE_MAGIC
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+    conn.close()
+    with State(f"sqlite:///{path}") as state:
+        assert state.schema_version() == cachestore.SCHEMA_VERSION

@@ -4,6 +4,7 @@ the state; a changed value is checked again. Real files, real processes."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -49,4 +50,19 @@ def test_a_bad_schedule_fails_a_first_build_before_anything_is_written(tmp_path)
     result = build(path)
     assert result.returncode == 2, result.stderr
     assert f"{path}: newsletter.schedule: expected a 5-field cron string" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "content"]  # no state, no feeds
+
+
+def test_a_bad_schedule_fails_a_first_build_of_a_big_site_while_its_worker_parses(tmp_path):
+    # From content/parallel.py's MIN_ITEMS files a cold build checks the config while a
+    # forked worker already parses: the error still comes first, and nothing is written.
+    from publisher.content import parallel
+
+    path = write_config(tmp_path, newsletter={"schedule": "0 9 * * 8"}, state={"database": "state.db"})
+    for n in range(parallel.MIN_ITEMS + 10):
+        write_post(tmp_path, f"p{n:04d}.md", {"title": f"Post {n}", "pubDate": "2025-01-02"})
+    result = build(path, "--verbose")
+    assert result.returncode == 2, result.stderr
+    assert f"{path}: newsletter.schedule: expected a 5-field cron string" in result.stderr
+    assert re.search(rf"parallel: worker \d+ started for {parallel.MIN_ITEMS + 10} items", result.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "content"]  # no state, no feeds

@@ -129,6 +129,7 @@ def split_map(fn: Callable[[T], R], items: Sequence[T], *, min_items: int | None
         _work(fn, items, claims, read_fd, write_fd)
     gc.unfreeze()
     os.close(write_fd)
+    log.debug("parallel: worker %d started for %d items", pid, len(items))
     results: dict[int, Any] = {}
     done = False
     try:

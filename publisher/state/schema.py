@@ -205,6 +205,23 @@ archive_issues = sa.Table(
 )
 
 
+def sqlite_ddl() -> tuple[str, ...]:
+    """The statements create_all runs on a new SQLite database, in its order: the source of
+    publisher/sqlite_ddl.py, through which a cold build creates the database without
+    importing SQLAlchemy (cachestore.CacheStore.create). tests/test_cachestore.py keeps the
+    two equal and says how to regenerate the file."""
+    from sqlalchemy.dialects import sqlite  # lazy: SQLAlchemy is imported here anyway
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    dialect = sqlite.dialect()
+    statements: list[str] = []
+    for table in metadata.sorted_tables:
+        statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+        statements.extend(str(CreateIndex(index).compile(dialect=dialect)).strip()
+                          for index in sorted(table.indexes, key=lambda i: i.name or ""))
+    return tuple(statements)
+
+
 def insert_on_conflict(conn: sa.Connection, table: sa.Table):
     """An INSERT that understands ON CONFLICT on both SQLite and PostgreSQL."""
     # lazy: only the dialect in use, which its engine has already imported (no cost).
