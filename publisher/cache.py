@@ -137,7 +137,9 @@ def open_build_state(config: Config) -> State | CacheStore:
 # and, with a site index, links.Prepared.key (what the HTML takes from other posts and files).
 
 class CachedRenderer:
-    """Markdown -> HTML through the state's cache: an unchanged post is never rendered twice.
+    """Markdown -> the HTML a feed carries (rendered, then feeds.safe_html: sanitised) through
+    the state's cache: an unchanged post is never rendered or sanitised twice, and both happen
+    in the forked worker's share too (render_ahead). The key names the sanitiser's version.
 
     `prefetch` looks up every post that may reach a feed at once (a query per post meant
     ~300 round trips for a 2,000-post site with 40 tags); a post outside the prefetched set
@@ -156,6 +158,7 @@ class CachedRenderer:
         # links.Prepared.key by (url, content_hash), as FeedSelection found it without
         # preparing the post again.
         self.prepared_keys: dict[tuple[str, str], str] = {}
+        self._sanitizer: str | None = None  # part of every key (see key)
         self.hits = 0
         self.misses = 0
 
@@ -165,13 +168,26 @@ class CachedRenderer:
         # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
         from .content import cache_key
 
-        key = cache_key(post, self.config)
-        if self.site is None:
-            return key
-        prepared = self.prepared_keys.get((post.url, post.content_hash))
-        if prepared is None:
-            prepared = self.site.prepare(post).key
-        return hashlib.sha256(f"{key}\0{prepared}".encode()).hexdigest()
+        if self._sanitizer is None:
+            import nh3  # lazy: compiled, ~2 ms; feeds.py sanitises with it anyway
+
+            # Whose sanitising the cached HTML went through: an upgrade of nh3 (a fixed
+            # bypass, say) never reuses HTML an older one cleaned.
+            self._sanitizer = f"nh3 {nh3.__version__}"
+        key = f"{cache_key(post, self.config)}\0{self._sanitizer}"
+        if self.site is not None:
+            prepared = self.prepared_keys.get((post.url, post.content_hash))
+            if prepared is None:
+                prepared = self.site.prepare(post).key
+            key += f"\0{prepared}"
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def _render(self, post: Post) -> str:
+        # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
+        from .content import render_html
+        from .feeds import safe_html  # lazy: imported by now (render_feeds calls this)
+
+        return safe_html(render_html(post, self.config, self.site))
 
     def prefetch(self, posts: list[Post]) -> None:
         keys = {self.key(post) for post in posts} - self.looked_up
@@ -199,11 +215,8 @@ class CachedRenderer:
         self.ahead.update((key, html) for key, html in zip(missing, htmls) if html is not None)
 
     def _try_render(self, post: Post) -> str | None:
-        # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
-        from .content import render_html
-
         try:
-            return render_html(post, self.config, self.site)
+            return self._render(post)
         except Exception:  # noqa: BLE001 -- rendered again by __call__, which raises it in place
             return None
 
@@ -220,10 +233,7 @@ class CachedRenderer:
         self.misses += 1
         html = self.ahead.pop(key, None)
         if html is None:
-            # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
-            from .content import render_html
-
-            html = render_html(post, self.config, self.site)
+            html = self._render(post)
         self.rendered[key] = html
         return html
 

@@ -94,6 +94,7 @@ def render_feeds(
     posts: list[Post], config: Config, html_for: Callable[[Post], str],
     select: Callable[[list[_Feed]], list[_Feed]] | None = None,
     fragments: MutableMapping[str, bytes] | None = None,
+    sanitized: bool = False,
 ) -> dict[str, bytes]:
     """Every feed of the site as {path relative to the output folder: bytes}.
 
@@ -107,7 +108,8 @@ def render_feeds(
     to render (a caller that knows which are unchanged on disk); a feed set's bytes depend only
     on its folder, title, description and items (and the config). `fragments`, a mapping
     the caller may keep across builds, holds each entry's bytes per format (see _Entries);
-    by default the entries are shared within this call only."""
+    by default the entries are shared within this call only. `sanitized=True`: `html_for`
+    returns what safe_html makes of a post's HTML (cache.CachedRenderer's does)."""
     # Sort here rather than trust the caller: output must not depend on the input's order.
     ordered = sorted(posts, key=lambda p: (p.published, p.url), reverse=True)
     site_title = _one_line(config.site.title)
@@ -147,9 +149,7 @@ def render_feeds(
     def content_html(post: Post) -> str:
         key = id(post)
         if key not in rendered:
-            # html_for is the caller's; clean again so no XML-illegal character can slip in,
-            # and sanitise: no scripts, event handlers or javascript: URLs reach a reader.
-            rendered[key] = _clean_html(sanitize_html(html_for(post)))
+            rendered[key] = html_for(post) if sanitized else safe_html(html_for(post))
         return rendered[key]
 
     if select is not None:
@@ -308,8 +308,10 @@ def _one_line(text: str) -> str:
     return re.sub(r"\s+", " ", clean_text(text)).strip()
 
 
-def _clean_html(fragment: str) -> str:
-    return clean_text(fragment).replace("\x85", "\n")
+def safe_html(html: str) -> str:
+    """What a feed carries of a post's HTML: sanitised (content/sanitize.py: no scripts, event
+    handlers or javascript: URLs reach a reader) and cleaned of what XML cannot hold."""
+    return clean_text(sanitize_html(html)).replace("\x85", "\n")
 
 
 # An HTML end tag, or something a reader would decode as a character reference ("&amp;",

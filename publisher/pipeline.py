@@ -106,7 +106,7 @@ def write_site_feeds(config: Config, state: State | CacheStore | None, loaded: L
 
     selection = feeds_cache.selection()
     renderer = selection.renderer
-    files = render_feeds(loaded.posts, config, renderer, select=selection)
+    files = render_feeds(loaded.posts, config, renderer, select=selection, sanitized=True)
     renderer.save()
     report.problems.extend(selection.warnings)
     # Local images are copied beside the feeds under content-hashed names (links.MediaFile):

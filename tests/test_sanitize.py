@@ -124,3 +124,29 @@ def test_posts_published_at_the_same_second_get_distinct_atom_updated(site):
     entry_updates = [part.split("<updated>")[1].split("<")[0]
                      for part in atom.split("<entry>")[1:]]
     assert len(set(entry_updates)) == 3
+
+
+def test_the_render_cache_holds_sanitised_html_and_a_new_sanitiser_cleans_again(site, monkeypatch):
+    # The render cache keeps what a feed carries (sanitised, in the forked worker's share too):
+    # a build that takes a post from it writes the same safe feed; an upgraded nh3 renders again.
+    import nh3
+
+    from publisher.state import State
+
+    site.post("tweet.md", "title: Tweet\npubDate: 2024-05-02T10:00:00Z", TWEET)
+    config = site.config()
+    assert build(config, NOW).exit_status == 0
+    first = (site.root / "public" / "atom.xml").read_bytes()
+    with State(config.database_url) as state, state.read() as conn:
+        cached = [html for (html,) in conn.exec_driver_sql("SELECT html FROM render_cache")]
+    assert len(cached) == 1 and "Great release!" in cached[0]
+    assert "<script" not in cached[0] and "onclick" not in cached[0] and "style=" not in cached[0]
+    site.post("later.md", "title: Later\npubDate: 2024-05-03T10:00:00Z", "More.\n")
+    report = build(config, NOW)
+    assert "(1 rendered, 1 from cache)" in report.lines[0]
+    feed = (site.root / "public" / "atom.xml").read_bytes()
+    assert b"widgets.js" not in feed and b"onclick" not in feed and b"&lt;script" not in feed
+    assert first.split(b"<entry>")[1] == feed.split(b"<entry>")[2]  # the tweet's entry, unchanged
+    monkeypatch.setattr(nh3, "__version__", nh3.__version__ + ".post1")
+    (site.root / "public" / "rss.xml").unlink()
+    assert "(2 rendered, 0 from cache)" in build(config, NOW).lines[0]
