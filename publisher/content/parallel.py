@@ -100,10 +100,13 @@ class _Claims:
 
 
 def split_map(fn: Callable[[T], R], items: Sequence[T], *, min_items: int | None = None,
-              meanwhile: Callable[[], Any] | None = None) -> list[R]:
+              meanwhile: Callable[[], Any] | None = None,
+              send: Callable[[R], R] | None = None) -> list[R]:
     """[fn(item) for item in items], computed by this process and a forked worker when that
     pays (see the module docstring). `meanwhile()` is called here first, while the worker
-    already works. `fn`'s results must pickle."""
+    already works. `fn`'s results must pickle. `send`, if given, is what the worker sends
+    back of each result: the same result less what costs more to pickle than to get again
+    (a post's body, read again from its file if it is ever needed)."""
     threshold = MIN_ITEMS if min_items is None else min_items
     if len(items) < max(threshold, 2) or not can_fork():
         if meanwhile is not None:
@@ -126,7 +129,7 @@ def split_map(fn: Callable[[T], R], items: Sequence[T], *, min_items: int | None
             meanwhile()
         return [fn(item) for item in items]
     if pid == 0:  # the worker: never returns
-        _work(fn, items, claims, read_fd, write_fd)
+        _work(fn, items, claims, read_fd, write_fd, send)
     gc.unfreeze()
     os.close(write_fd)
     log.debug("parallel: worker %d started for %d items", pid, len(items))
@@ -159,7 +162,8 @@ def split_map(fn: Callable[[T], R], items: Sequence[T], *, min_items: int | None
     return out
 
 
-def _work(fn: Callable, items: Sequence, claims: _Claims, read_fd: int, write_fd: int) -> None:
+def _work(fn: Callable, items: Sequence, claims: _Claims, read_fd: int, write_fd: int,
+          send: Callable | None) -> None:
     """In the forked worker: compute, send, and leave through os._exit (no atexit handlers,
     no flushing of buffers inherited from the parent, no finalizers of its open databases)."""
     code = 1
@@ -169,7 +173,7 @@ def _work(fn: Callable, items: Sequence, claims: _Claims, read_fd: int, write_fd
         while taken := claims.take(from_front=False):
             for i in reversed(taken):
                 try:
-                    answer[i] = fn(items[i])
+                    answer[i] = fn(items[i]) if send is None else send(fn(items[i]))
                 except Exception:  # done again in the parent, which raises it as serially
                     answer[i] = REDO
         data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
