@@ -159,12 +159,16 @@ class CachedRenderer:
         # preparing the post again.
         self.prepared_keys: dict[tuple[str, str], str] = {}
         self._sanitizer: str | None = None  # part of every key (see key)
+        self._keys: dict[tuple[str, str], str] = {}  # (url, content_hash) -> key, once known
         self.hits = 0
         self.misses = 0
 
     def key(self, post: Post) -> str:
         """The engine's key, and with a `site` index what the post's HTML takes from other
         posts and files (the URLs its links resolve to, its images' content): links.Prepared.key."""
+        memo = (post.url, post.content_hash)  # what the key depends on, besides the config
+        if memo in self._keys:
+            return self._keys[memo]
         # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
         from .content import cache_key
 
@@ -180,7 +184,8 @@ class CachedRenderer:
             if prepared is None:
                 prepared = self.site.prepare(post).key
             key += f"\0{prepared}"
-        return hashlib.sha256(key.encode()).hexdigest()
+        self._keys[memo] = key = hashlib.sha256(key.encode()).hexdigest()
+        return key
 
     def _render(self, post: Post) -> str:
         # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
@@ -207,7 +212,7 @@ class CachedRenderer:
         missing: dict[str, Post] = {}
         for post in posts:
             key = self.key(post)
-            if key not in self.cached and key not in self.rendered:
+            if key not in self.cached and key not in self.rendered and key not in self.ahead:
                 missing.setdefault(key, post)
         if len(missing) < parallel.MIN_RENDERS or not parallel.can_fork():
             return  # rendered one by one, when asked for
@@ -365,7 +370,7 @@ class FeedSelection:
         usable = last.get("base") == self.base and _stat_sources(sources) == sources
         self.last_prepared: dict[str, list] = (last.get("prepared") or {}) if usable else {}
         self.prepared: dict[str, list] = {}  # source -> _PreparedRecord fields, of this write
-        self.prepared_again = 0  # posts prepared (not taken from their record)
+        self._ahead: dict[int, _PreparedRecord] = {}  # id(post) -> record, by _prepare_ahead
 
     def _record(self, post: Post) -> _PreparedRecord:
         """The post's preparation: its record from the last write when the post is the same
@@ -375,7 +380,6 @@ class FeedSelection:
             record = _PreparedRecord(*found)
             if record.holds(post, self.site):
                 return record
-        self.prepared_again += 1
         lookups: list[list] = []
         site_class = type(self.site)
 
@@ -400,11 +404,33 @@ class FeedSelection:
                                [[m.name, m.source] for m in prepared.media],
                                list(prepared.missing), prepared.image, lookups)
 
+    def _prepare_ahead(self, posts: list[Post]) -> None:
+        """On a site's first write (no last write: every feed set is chosen, and every post in
+        them prepared and, the render cache being empty, rendered), prepare and render the
+        posts in two processes at once (content/parallel.py) rather than preparing them all
+        here first: _prepare then takes their records, the renderer their HTML."""
+        # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
+        from .content import parallel
+
+        if self.last_sets or len(posts) < parallel.MIN_RENDERS or not parallel.can_fork():
+            return
+        done = parallel.split_map(self._record_and_render, posts, min_items=2)
+        for post, (record, html) in zip(posts, done):
+            self._ahead[id(post)] = record
+            if html is not None:  # else rendered when asked for, which raises (or not) in place
+                self.renderer.prepared_keys[(post.url, post.content_hash)] = record.key
+                self.renderer.ahead[self.renderer.key(post)] = html
+
+    def _record_and_render(self, post: Post) -> tuple[_PreparedRecord, str | None]:
+        return self._record(post), self.renderer._try_render(post)
+
     def _prepare(self, feeds: list) -> list:
 
         replaced: dict[int, Post] = {}
-        for post in {id(p): p for f in feeds for p in f.items}.values():
-            record = self._record(post)
+        posts = list({id(p): p for f in feeds for p in f.items}.values())
+        self._prepare_ahead(posts)
+        for post in posts:
+            record = self._ahead.pop(id(post), None) or self._record(post)
             self.prepared[post.source] = list(record)
             self.renderer.prepared_keys[(post.url, post.content_hash)] = record.key
             self.warnings.extend(record.warnings)

@@ -281,7 +281,8 @@ _FLAT_QUOTED = re.compile(r'"([^"\\]*)"|\'([^\']*)\'')
 _FLAT_ITEM = re.compile(r' *(?:"([^"\\]*)"|\'([^\']*)\'|([A-Za-z0-9_.][A-Za-z0-9_. +/-]*?)) *(,|$)')
 # What PyYAML's reader refuses, and what this path leaves to it: tabs, CRs and YAML 1.1's
 # other line breaks (NEL, U+2028, U+2029: folded to a space or a newline, even in quotes).
-_FLAT_REFUSED = re.compile("[^\x0A\x20-\x7E\xA0-\u2027\u202A-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
+_FLAT_REFUSED_ASCII = re.compile("[^\x0A\x20-\x7E]")
+_flat_refused = None  # the same for any text: compiled when a non-ASCII front matter comes (~3 ms)
 _flat_scalars = None  # (resolver, {tag: constructor}, ScalarNode) once PyYAML is imported
 _flat_tags: dict[str, str] = {}  # plain scalar -> the tag PyYAML's resolver gives it
 
@@ -335,7 +336,15 @@ def _flat_value(text: str) -> Any:
 
 def _flat_yaml(source: str) -> dict | None:
     """`source` as yaml.safe_load reads it, if it is flat (see above); else None."""
-    if _FLAT_REFUSED.search(source):
+    global _flat_refused
+    if source.isascii():
+        refused = _FLAT_REFUSED_ASCII
+    else:
+        if _flat_refused is None:
+            _flat_refused = re.compile(
+                "[^\x0A\x20-\x7E\xA0-\u2027\u202A-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
+        refused = _flat_refused
+    if refused.search(source):
         return None
     data: dict[Any, Any] = {}
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 
 # Characters XML 1.0 forbids, plus the C1 controls (NEL included) and noncharacters that
 # feed validators flag.
@@ -20,6 +21,7 @@ def clean_text(text: str) -> str:
     return _XML_ILLEGAL.sub("", text)
 
 
+@lru_cache(maxsize=4096)  # tags repeat from post to post: a 2,000-post site slugifies ~6,000
 def slugify(text: str) -> str:
     """A URL- and path-safe slug: lowercase letters, digits and '-', never '.' or '/'.
 
