@@ -35,7 +35,7 @@ from lxml import etree
 
 from . import __version__
 from .config import Config
-from .content import Post, clean_text, slugify
+from .content import Post, clean_text, parallel, slugify
 from .content.sanitize import sanitize_html
 from .errors import OutputError
 
@@ -207,7 +207,10 @@ class _Entries:
         return self.store[self.key(fmt, post, updated)]
 
     def prepare(self, feeds: list[_Feed]) -> None:
-        """Serialise every entry of `feeds` the store does not hold yet."""
+        """Serialise every entry of `feeds` the store does not hold yet: one format in this
+        process, another in a forked worker at the same time (content/parallel.py) when
+        there are many (a cold build: ~300 entries per format)."""
+        jobs: list[tuple[str, dict[str, tuple[Post, datetime | None]]]] = []
         for fmt in FEED_FILES:
             needed: dict[str, tuple[Post, datetime | None]] = {}
             for feed in feeds:
@@ -217,14 +220,22 @@ class _Entries:
                     key = self.key(fmt, post, updated)
                     if key not in self.store and key not in needed:
                         needed[key] = (post, updated)
-            if not needed:
-                continue
-            self.built += len(needed)
-            if fmt == JSON_FILE:
-                for key, (post, _updated) in needed.items():
-                    self.store[key] = _json_item(post, self.config, self.content_html(post))
-            else:
-                self.store.update(zip(needed, self._cut(fmt, list(needed.values()))))
+            if needed:
+                jobs.append((fmt, needed))
+                self.built += len(needed)
+        if sum(len(needed) for _fmt, needed in jobs) >= parallel.MIN_RENDERS:
+            serialised = parallel.split_map(self._serialise, jobs, min_items=2, chunk=1)
+        else:
+            serialised = [self._serialise(job) for job in jobs]
+        for (_fmt, needed), pieces in zip(jobs, serialised):
+            self.store.update(zip(needed, pieces))
+
+    def _serialise(self, job: tuple[str, dict[str, tuple[Post, datetime | None]]]) -> list[bytes]:
+        fmt, needed = job
+        if fmt == JSON_FILE:
+            return [_json_item(post, self.config, self.content_html(post))
+                    for post, _updated in needed.values()]
+        return self._cut(fmt, list(needed.values()))
 
     def _cut(self, fmt: str, wanted: list[tuple[Post, datetime | None]]) -> list[bytes]:
         """The bytes feedgen writes for each entry, from one document holding them all."""

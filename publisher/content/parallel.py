@@ -71,7 +71,8 @@ def can_fork() -> bool:
 class _Claims:
     """[front, back): the items nobody took yet, in a file both processes share."""
 
-    def __init__(self, count: int):
+    def __init__(self, count: int, chunk: int = CHUNK):
+        self.chunk = chunk
         if hasattr(os, "memfd_create"):
             self.fd = os.memfd_create("publisher-claims", os.MFD_CLOEXEC)
         else:  # pragma: no cover -- BSD, macOS
@@ -84,7 +85,7 @@ class _Claims:
         fcntl.lockf(self.fd, fcntl.LOCK_EX)
         try:
             front, back = struct.unpack("qq", os.pread(self.fd, 16, 0))
-            size = min(CHUNK, back - front)
+            size = min(self.chunk, back - front)
             if size <= 0:
                 return range(0)
             if from_front:
@@ -101,18 +102,19 @@ class _Claims:
 
 def split_map(fn: Callable[[T], R], items: Sequence[T], *, min_items: int | None = None,
               meanwhile: Callable[[], Any] | None = None,
-              send: Callable[[R], R] | None = None) -> list[R]:
+              send: Callable[[R], R] | None = None, chunk: int = CHUNK) -> list[R]:
     """[fn(item) for item in items], computed by this process and a forked worker when that
     pays (see the module docstring). `meanwhile()` is called here first, while the worker
     already works. `fn`'s results must pickle. `send`, if given, is what the worker sends
     back of each result: the same result less what costs more to pickle than to get again
-    (a post's body, read again from its file if it is ever needed)."""
+    (a post's body, read again from its file if it is ever needed). `chunk`: items taken per
+    claim (1 for a few large items)."""
     threshold = MIN_ITEMS if min_items is None else min_items
     if len(items) < max(threshold, 2) or not can_fork():
         if meanwhile is not None:
             meanwhile()
         return [fn(item) for item in items]
-    claims = _Claims(len(items))
+    claims = _Claims(len(items), chunk)
     read_fd, write_fd = os.pipe()
     # The objects alive now are frozen out of the cyclic GC's reach, so the worker's
     # collections never write to (and copy) the pages it shares with this process.
