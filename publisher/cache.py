@@ -104,7 +104,13 @@ def open_and_load_site(config: Config, now: datetime) -> tuple[State | CacheStor
         # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
         from .content import load_posts
 
-        loaded = load_posts(config, now, cache={}, meanwhile=check_and_open)
+        def meanwhile() -> None:
+            check_and_open()
+            # Every post is new: the feeds are written next. feedgen, lxml and dateutil are
+            # imported now (~25 ms), while the worker parses.
+            from . import feeds  # noqa: F401
+
+        loaded = load_posts(config, now, cache={}, meanwhile=meanwhile)
         _store_scan(opened[0], scan_fingerprint(config), loaded)
     except BaseException:
         for state in opened:

@@ -450,8 +450,9 @@ def _kept_from_cache(cache: Mapping[str, ScanEntry] | None, folder: str, seen: s
 
 def _read_file(config: Config, item: tuple[str, tuple[str, ...], str]) -> tuple:
     """One file to read and parse, for load_posts (and its worker process: the answer pickles):
-    ("post", Post, content_hash), ("skip", reason, content_hash), ("not a post", None,
-    content_hash) or ("unreadable", strerror). Any other exception is raised, as ever."""
+    ("post", Post, content_hash, the scan cache's JSON of it), ("skip", reason, content_hash),
+    ("not a post", None, content_hash) or ("unreadable", strerror). Any other exception is
+    raised, as ever."""
     path_str, parts, rel = item
     path = Path(path_str)
     try:
@@ -460,11 +461,12 @@ def _read_file(config: Config, item: tuple[str, tuple[str, ...], str]) -> tuple:
         return ("unreadable", e.strerror)
     content_hash = hashlib.sha256(raw).hexdigest()
     try:
-        return ("post", _parse_post(path, config, raw, content_hash, (parts, rel)), content_hash)
+        post = _parse_post(path, config, raw, content_hash, (parts, rel))
     except NotAPost:
         return ("not a post", None, content_hash)
     except Skip as e:
         return ("skip", str(e), content_hash)
+    return ("post", post, content_hash, _post_json(post))
 
 
 def _without_body(outcome: tuple) -> tuple:
@@ -567,7 +569,7 @@ def load_posts(config: Config, now: datetime, *,
             post = outcome[1]
             if cache is not None:
                 result.cache_changed[rel] = ScanEntry(st.st_size, st.st_mtime_ns, content_hash,
-                                                      _post_json(post), None)
+                                                      outcome[3], None)
         twin = by_url.get(post.url)
         if twin is not None:
             result.problems.append(
