@@ -14,7 +14,6 @@ import os
 import re
 from dataclasses import MISSING as _MISSING_DC
 from dataclasses import dataclass, field, fields
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -235,12 +234,21 @@ def _timezone(value: Any) -> str:
     return text
 
 
-def _mailbox(value: Any) -> str:
+def _mailbox_shape(value: Any) -> str:
+    """The part of _mailbox that needs no email package."""
     text = _str(value).strip()
-    if not text:
-        return ""
     if any(c in text for c in "\r\n\0"):
         raise _Invalid("expected one line")
+    return text
+
+
+def _mailbox(value: Any) -> str:
+    text = _mailbox_shape(value)
+    if not text:
+        return ""
+    # lazy: the email package (~7 ms); a build or run checks this once per value (quick=)
+    from email.utils import parseaddr
+
     _name, addr = parseaddr(text)
     if "@" not in addr:
         raise _Invalid("expected an address such as 'Blog <news@blog.example.org>'")
@@ -367,7 +375,8 @@ class FeedsConfig:
 
 @dataclass(frozen=True)
 class NewsletterConfig:
-    from_: str = _spec("", _mailbox, "sender, e.g. 'Blog <news@blog.example.org>'; required to mail")
+    from_: str = _spec("", _mailbox, "sender, e.g. 'Blog <news@blog.example.org>'; required to mail",
+                       quick=_mailbox_shape)
     schedule: str = _spec("0 9 * * 1", _cron, "5-field cron: when a digest may go out",
                           quick=_cron_shape)
     timezone: str = _spec("UTC", _timezone, "time zone of the schedule and of dates without offset")

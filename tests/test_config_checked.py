@@ -66,3 +66,28 @@ def test_a_bad_schedule_fails_a_first_build_of_a_big_site_while_its_worker_parse
     assert f"{path}: newsletter.schedule: expected a 5-field cron string" in result.stderr
     assert re.search(rf"parallel: worker \d+ started for {parallel.MIN_ITEMS + 10} items", result.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "content"]  # no state, no feeds
+
+
+def test_the_sender_address_is_checked_once_too_and_a_bad_one_still_stops_the_build(tmp_path):
+    # newsletter.from needs the email package's parser (~7 ms of every start): checked once
+    # per value like the schedule, never skipped.
+    path = write_config(tmp_path, newsletter={"from": "Blog <news@blog.example.org>"},
+                        state={"database": "state.db"})
+    write_post(tmp_path, "a.md", {"title": "A", "pubDate": "2025-01-02"})
+    probe = ("import sys; from publisher.cli import main\n"
+             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n"
+             "    print('email.utils imported:', 'email.utils' in sys.modules, file=sys.stderr)\n"
+             "    raise\n")
+
+    def build_probed() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", probe, "--config", str(path), "build"],
+                              capture_output=True, text=True, timeout=120)
+
+    first = build_probed()
+    assert first.returncode == 0 and "email.utils imported: True" in first.stderr, first.stderr
+    second = build_probed()
+    assert second.returncode == 0 and "email.utils imported: False" in second.stderr, second.stderr
+    path.write_text(path.read_text().replace("Blog <news@blog.example.org>", "Blog <no address here>"))
+    bad = build_probed()
+    assert bad.returncode == 2, bad.stderr
+    assert "newsletter.from: expected an address such as 'Blog <news@blog.example.org>'" in bad.stderr

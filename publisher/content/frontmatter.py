@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime, time, tzinfo
-from email.utils import parsedate_to_datetime
 from typing import Any, Iterable
 
 import yaml
@@ -64,6 +63,9 @@ def _parse_text_date(text: str) -> datetime | None:
         return datetime.fromisoformat(iso)
     except ValueError:
         pass
+    # lazy: the email package (~7 ms), for the rare date that is not ISO 8601
+    from email.utils import parsedate_to_datetime
+
     try:
         return parsedate_to_datetime(text)  # RFC 2822, as in RSS
     except (TypeError, ValueError, IndexError):
