@@ -223,7 +223,9 @@ class _Entries:
             if needed:
                 jobs.append((fmt, needed))
                 self.built += len(needed)
-        if sum(len(needed) for _fmt, needed in jobs) >= parallel.MIN_RENDERS:
+        # Worth a fork from as many posts as a render split needs, each in three formats
+        # (a cold build: ~900 entries; after one new post, ~170 are cut here faster).
+        if sum(len(needed) for _fmt, needed in jobs) >= parallel.MIN_RENDERS * len(FEED_FILES):
             serialised = parallel.split_map(self._serialise, jobs, min_items=2, chunk=1)
         else:
             serialised = [self._serialise(job) for job in jobs]
