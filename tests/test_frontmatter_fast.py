@@ -144,3 +144,13 @@ def test_the_shapes_real_posts_have_take_the_fast_path(source, expected):
 ])
 def test_what_the_fast_path_leaves_to_pyyaml(source):
     assert _flat_yaml(source) is None
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x2030), max_size=12))
+def test_clean_texts_fast_path_removes_what_the_full_one_removes(text):
+    # text.clean_text returns printable ASCII as it is; everything else takes the full path.
+    from publisher.content.text import _XML_ILLEGAL, clean_text
+
+    full = _XML_ILLEGAL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    assert clean_text(text) == full
