@@ -114,15 +114,18 @@ def cache_key(post: Post, config: Config | None) -> str:
 _HEADING = re.compile(r"<h([1-6])((?:\s[^>]*)?)>(.*?)</h\1>", re.S)
 _ID_ATTR = re.compile(r"""\sid\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
 _TAG = re.compile(r"<[^>]*>")
+_NOT_IN_SLUG = re.compile(r"[^\w\- ]")
+_ANY_ID = re.compile(r"id\s*=", re.I)  # what _ID_ATTR needs: cheaper than lowercasing the fragment
 
 
 def github_slug(text: str) -> str:
     """A heading's id as GitHub (github-slugger) makes it: lowercase, punctuation dropped,
     spaces to '-'; letters and digits of any script kept."""
-    return re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+    return _NOT_IN_SLUG.sub("", text.strip().lower()).replace(" ", "-")
 
 
 _FIGURE = re.compile(r"<figure[\s>].*?</figure>", re.S | re.I)
+_ANY_FIGURE = re.compile(r"<figure", re.I)
 
 
 def add_heading_ids(fragment: str) -> str:
@@ -133,15 +136,16 @@ def add_heading_ids(fragment: str) -> str:
     if "<h" not in fragment:
         return fragment
     taken = ({next(g for g in m.groups() if g is not None) for m in _ID_ATTR.finditer(fragment)}
-             if "id=" in fragment.lower() else set())
+             if _ANY_ID.search(fragment) else set())
     figures = ([m.span() for m in _FIGURE.finditer(fragment)]
-               if "<figure" in fragment.lower() else [])
+               if _ANY_FIGURE.search(fragment) else [])
 
     def heading(m: re.Match) -> str:
         level, attrs, inner = m.groups()
-        if _ID_ATTR.search(attrs) or any(a <= m.start() < b for a, b in figures):
+        if (attrs and _ID_ATTR.search(attrs)) or any(a <= m.start() < b for a, b in figures):
             return m.group(0)
-        base = github_slug(html.unescape(_TAG.sub("", inner))) or "section"
+        text = _TAG.sub("", inner) if "<" in inner else inner
+        base = github_slug(html.unescape(text) if "&" in text else text) or "section"
         slug, n = base, 0
         while slug in taken:
             n += 1
