@@ -876,15 +876,16 @@ class WriteReport:
     removed: list[str] = field(default_factory=list)  # stale tag feeds deleted
 
 
-def write_feeds(files: dict[str, bytes], output_dir: Path, keep: frozenset[str] = frozenset()) -> WriteReport:
+def write_feeds(files: dict[str, bytes], output_dir: Path, keep: frozenset[str] = frozenset(),
+                meanwhile: Callable[[], object] | None = None) -> WriteReport:
     """Write `files` under output_dir: atomically, and only those whose bytes differ from what
     is there. Then delete the tag feeds (rss.xml, atom.xml, feed.json under tags/<slug>/) that
     are no longer produced (neither in `files` nor in `keep`: feeds left as they are), and the
     tag folders that leaves empty; nothing else is ever removed.
     Raises OutputError naming the path when the disk refuses; a failed write leaves the old
-    file as it was."""
+    file as it was. `meanwhile`: see write_files."""
     output_dir = Path(output_dir)
-    report = write_files(files, output_dir)
+    report = write_files(files, output_dir, meanwhile)
     _remove_orphaned_temp_files(output_dir, {str(PurePosixPath(rel).parent) for rel in files})
     keep = set(files) | set(keep)
     report.removed = _remove_stale_archives(output_dir, keep)
@@ -894,9 +895,12 @@ def write_feeds(files: dict[str, bytes], output_dir: Path, keep: frozenset[str] 
     return report
 
 
-def write_files(files: dict[str, bytes], output_dir: Path) -> WriteReport:
+def write_files(files: dict[str, bytes], output_dir: Path,
+                meanwhile: Callable[[], object] | None = None) -> WriteReport:
     """Write `files` under output_dir, atomically and only those whose bytes differ; remove
-    nothing. The feeds and the newsletter archive (newsletter/archive.py) are written so."""
+    nothing. The feeds and the newsletter archive (newsletter/archive.py) are written so.
+    `meanwhile()`, if given, is called once, here, while writer threads wait on the disk (or
+    before the files are written one by one); if it raises, no file is put in place."""
     for rel in files:
         _check_relative(rel)  # before anything is written
     report = WriteReport()
@@ -911,11 +915,13 @@ def write_files(files: dict[str, bytes], output_dir: Path) -> WriteReport:
         else:
             changed.append(rel)
     if len(changed) < PARALLEL_WRITES_FROM:
+        if meanwhile is not None:
+            meanwhile()
         for rel in changed:
             _write_atomically(output_dir / rel, files[rel])
             report.written.append(rel)
     else:
-        report.written = _write_all(output_dir, files, changed)
+        report.written = _write_all(output_dir, files, changed, meanwhile)
     return report
 
 
@@ -948,11 +954,13 @@ PARALLEL_WRITES_FROM = 16
 WRITE_THREADS = 8  # 123 files of 20 KB: 4 threads 50 ms, 8 43 ms, 16 43 ms (ext4, 2 cores)
 
 
-def _write_all(output_dir: Path, files: dict[str, bytes], changed: list[str]) -> list[str]:
+def _write_all(output_dir: Path, files: dict[str, bytes], changed: list[str],
+               meanwhile: Callable[[], object] | None = None) -> list[str]:
     """_write_atomically for each of `changed` (sorted), the temporary files written and
-    fsynced by WRITE_THREADS threads, then put in place one by one in the same order. As in
-    the serial loop, the files before the first that fails are in place, that one and those
-    after it are not (their temporary files deleted), and its OutputError is raised."""
+    fsynced by WRITE_THREADS threads (while this thread runs `meanwhile`), then put in place
+    one by one in the same order. As in the serial loop, the files before the first that
+    fails are in place, that one and those after it are not (their temporary files deleted),
+    and its OutputError is raised. If `meanwhile` raises, none is put in place."""
     from concurrent.futures import ThreadPoolExecutor  # lazy: ~5 ms, only for many files
 
     def stage(rel: str) -> tuple[Path, Path | None, OutputError | None]:
@@ -962,10 +970,19 @@ def _write_all(output_dir: Path, files: dict[str, bytes], changed: list[str]) ->
         except OutputError as e:
             return path, None, e
 
+    failed: BaseException | None = None
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        staged = list(pool.map(stage, changed))
+        pending = pool.map(stage, changed)
+        try:
+            if meanwhile is not None:
+                meanwhile()
+        except BaseException as e:  # noqa: BLE001 -- raised below, once the threads are done
+            failed = e
+        staged = list(pending)
     written: list[str] = []
     try:
+        if failed is not None:
+            raise failed
         for rel, (path, tmp, error) in zip(changed, staged):
             if error is not None:
                 raise error

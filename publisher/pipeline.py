@@ -107,7 +107,6 @@ def write_site_feeds(config: Config, state: State | CacheStore | None, loaded: L
     selection = feeds_cache.selection()
     renderer = selection.renderer
     files = render_feeds(loaded.posts, config, renderer, select=selection, sanitized=True)
-    renderer.save()
     report.problems.extend(selection.warnings)
     # Local images are copied beside the feeds under content-hashed names (links.MediaFile):
     # written like the feeds, atomically and only when their bytes differ.
@@ -116,7 +115,9 @@ def write_site_feeds(config: Config, state: State | CacheStore | None, loaded: L
             files[name] = Path(source).read_bytes()
         except OSError as e:
             report.problems.append(f"{source}: cannot read image: {e.strerror or e}")
-    written = write_feeds(files, config.output_dir, keep=frozenset(selection.kept))
+    # The render cache is stored while writer threads wait on the disk.
+    written = write_feeds(files, config.output_dir, keep=frozenset(selection.kept),
+                          meanwhile=renderer.save)
     feeds_cache.record(list(files), selection)
     report.lines.append(
         f"feeds: {plural(len(loaded.posts), 'post')}, {plural(len(written.written), 'file')} "

@@ -254,6 +254,37 @@ def test_feeds_written_by_threads_are_the_serial_bytes(tmp_path, monkeypatch):
     assert len(synced) == 19 and threading.get_ident() not in synced
 
 
+def test_meanwhile_runs_here_while_the_writer_threads_write(tmp_path, monkeypatch):
+    # pipeline.write_site_feeds stores the render cache so: in this thread, while the
+    # writers wait on the disk; if it fails, no feed is put in place and nothing is left over.
+    monkeypatch.setattr(feeds, "PARALLEL_WRITES_FROM", 4)
+    out = tmp_path / "out"
+    old, new = _feed_files(20, "old"), _feed_files(20, "new")
+    feeds.write_feeds(old, out)
+    writers_started = threading.Event()
+    real_fsync = os.fsync
+    monkeypatch.setattr(feeds.os, "fsync", lambda fd: (writers_started.set(), real_fsync(fd)))
+    ran_in: list[int] = []
+
+    def meanwhile():
+        assert writers_started.wait(30)  # the threads write while this runs
+        ran_in.append(threading.get_ident())
+
+    report = feeds.write_feeds(new, out, meanwhile=meanwhile)
+    assert ran_in == [threading.get_ident()] and len(report.written) == 20
+    assert _on_disk(out) == new
+
+    def failing():
+        raise RuntimeError("the state database refused")
+
+    with pytest.raises(RuntimeError, match="refused"):
+        feeds.write_feeds(old, out, meanwhile=failing)
+    assert _on_disk(out) == new  # nothing put in place, no temporary file left
+    few, found = dict(list(new.items())[:2]), []
+    feeds.write_feeds(few, tmp_path / "few", meanwhile=lambda: found.append(_on_disk(tmp_path / "few")))
+    assert found == [{}] and _on_disk(tmp_path / "few") == few  # below PARALLEL_WRITES_FROM: first
+
+
 def test_a_failed_threaded_write_keeps_the_files_after_it_old(tmp_path, monkeypatch):
     monkeypatch.setattr(feeds, "PARALLEL_WRITES_FROM", 4)
     out = tmp_path / "out"
