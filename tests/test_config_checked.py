@@ -54,17 +54,16 @@ def test_a_bad_schedule_fails_a_first_build_before_anything_is_written(tmp_path)
 
 
 def test_a_bad_schedule_fails_a_first_build_of_a_big_site_while_its_worker_parses(tmp_path):
-    # From content/parallel.py's MIN_ITEMS files a cold build checks the config while a
+    # From content/parallel.py's MIN_ITEMS files (400) a cold build checks the config while a
     # forked worker already parses: the error still comes first, and nothing is written.
-    from publisher.content import parallel
-
+    # (420 files, not MIN_ITEMS + n: PUBLISHER_TEST_PARALLEL lowers it in this process only.)
     path = write_config(tmp_path, newsletter={"schedule": "0 9 * * 8"}, state={"database": "state.db"})
-    for n in range(parallel.MIN_ITEMS + 10):
+    for n in range(420):
         write_post(tmp_path, f"p{n:04d}.md", {"title": f"Post {n}", "pubDate": "2025-01-02"})
     result = build(path, "--verbose")
     assert result.returncode == 2, result.stderr
     assert f"{path}: newsletter.schedule: expected a 5-field cron string" in result.stderr
-    assert re.search(rf"parallel: worker \d+ started for {parallel.MIN_ITEMS + 10} items", result.stderr)
+    assert re.search(r"parallel: worker \d+ started for 420 items", result.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "content"]  # no state, no feeds
 
 
