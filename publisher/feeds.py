@@ -24,6 +24,7 @@ import stat
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Callable, MutableMapping
 from urllib.parse import quote
@@ -155,12 +156,7 @@ def render_feeds(
     if select is not None:
         feeds = select(feeds)
     entries = _Entries(config, content_html, {} if fragments is None else fragments)
-    entries.prepare(feeds)
-    files: dict[str, bytes] = {}
-    for feed in feeds:
-        files[feed.path(RSS_FILE)] = _render_rss(feed, config, entries)
-        files[feed.path(ATOM_FILE)] = _render_atom(feed, config, entries)
-        files[feed.path(JSON_FILE)] = _render_json(feed, config, entries)
+    files = entries.render(feeds)
     log.debug("rendered %d feed files (%d tags, %d posts rendered to HTML, %d entries "
               "serialised)", len(files), len(feeds) - 1, len(rendered), entries.built)
     return files
@@ -206,12 +202,15 @@ class _Entries:
     def get(self, fmt: str, post: Post, updated: datetime | None = None) -> bytes:
         return self.store[self.key(fmt, post, updated)]
 
-    def prepare(self, feeds: list[_Feed]) -> None:
-        """Serialise every entry of `feeds` the store does not hold yet: one format in this
-        process, another in a forked worker at the same time (content/parallel.py) when
-        there are many (a cold build: ~300 entries per format)."""
+    def render(self, feeds: list[_Feed]) -> dict[str, bytes]:
+        """Every file of `feeds`. Each format is one job: serialise the entries the store
+        does not hold yet, and write each feed's document without its entries (its
+        skeleton, _SKELETON); each file is then its skeleton with its entries spliced in
+        (_FILL). With many entries (a cold build: ~300 a format) this process and a forked
+        worker share the jobs (content/parallel.py): JSON Feed and Atom here, RSS there,
+        about equal halves (the order below gives the worker the last one)."""
         jobs: list[tuple[str, dict[str, tuple[Post, datetime | None]]]] = []
-        for fmt in FEED_FILES:
+        for fmt in (JSON_FILE, ATOM_FILE, RSS_FILE):
             needed: dict[str, tuple[Post, datetime | None]] = {}
             for feed in feeds:
                 dates = _distinct_updated(feed.items) if fmt == ATOM_FILE else {}
@@ -220,24 +219,36 @@ class _Entries:
                     key = self.key(fmt, post, updated)
                     if key not in self.store and key not in needed:
                         needed[key] = (post, updated)
-            if needed:
-                jobs.append((fmt, needed))
-                self.built += len(needed)
+            jobs.append((fmt, needed))
+            self.built += len(needed)
+        run = partial(self._run, feeds)
         # Worth a fork from as many posts as a render split needs, each in three formats
         # (a cold build: ~900 entries; after one new post, ~170 are cut here faster).
         if sum(len(needed) for _fmt, needed in jobs) >= parallel.MIN_RENDERS * len(FEED_FILES):
-            serialised = parallel.split_map(self._serialise, jobs, min_items=2, chunk=1)
+            done = parallel.split_map(run, jobs, min_items=2, chunk=1)
         else:
-            serialised = [self._serialise(job) for job in jobs]
-        for (_fmt, needed), pieces in zip(jobs, serialised):
+            done = [run(job) for job in jobs]
+        skeletons: dict[str, list[bytes]] = {}
+        for (fmt, needed), (pieces, skeletons[fmt]) in zip(jobs, done):
             self.store.update(zip(needed, pieces))
+        files: dict[str, bytes] = {}
+        for n, feed in enumerate(feeds):
+            for fmt in FEED_FILES:
+                files[feed.path(fmt)] = _FILL[fmt](skeletons[fmt][n], feed, self)
+        return files
 
-    def _serialise(self, job: tuple[str, dict[str, tuple[Post, datetime | None]]]) -> list[bytes]:
+    def _run(self, feeds: list[_Feed], job: tuple[str, dict[str, tuple[Post, datetime | None]]],
+             ) -> tuple[list[bytes], list[bytes]]:
+        """One format's job: its new entries' bytes, and every feed's skeleton."""
         fmt, needed = job
-        if fmt == JSON_FILE:
-            return [_json_item(post, self.config, self.content_html(post))
-                    for post, _updated in needed.values()]
-        return self._cut(fmt, list(needed.values()))
+        if not needed:
+            pieces = []
+        elif fmt == JSON_FILE:
+            pieces = [_json_item(post, self.config, self.content_html(post))
+                      for post, _updated in needed.values()]
+        else:
+            pieces = self._cut(fmt, list(needed.values()))
+        return pieces, [_SKELETON[fmt](feed, self.config) for feed in feeds]
 
     def _cut(self, fmt: str, wanted: list[tuple[Post, datetime | None]]) -> list[bytes]:
         """The bytes feedgen writes for each entry, from one document holding them all."""
@@ -460,8 +471,11 @@ def _add_entry(fg, post: Post, content_html: str, updated: datetime | None = Non
     return fe
 
 
-def _render_rss(feed: _Feed, config: Config, entries: "_Entries") -> bytes:
-    skeleton = _hex_references(_rss_channel(feed, config).rss_str(pretty=True))
+def _rss_skeleton(feed: _Feed, config: Config) -> bytes:
+    return _hex_references(_rss_channel(feed, config).rss_str(pretty=True))
+
+
+def _rss_fill(skeleton: bytes, feed: _Feed, entries: "_Entries") -> bytes:
     return _splice(skeleton, b"  </channel>\n</rss>\n",
                    [entries.get(RSS_FILE, post) for post in feed.items])
 
@@ -527,9 +541,13 @@ def _hex_references(xml: bytes) -> bytes:
     return _RSS_TEXT_ELEMENT.sub(fix, xml)
 
 
-def _render_atom(feed: _Feed, config: Config, entries: "_Entries") -> bytes:
+def _atom_skeleton(feed: _Feed, config: Config) -> bytes:
+    return _atom_channel(feed, config).atom_str(pretty=True)
+
+
+def _atom_fill(skeleton: bytes, feed: _Feed, entries: "_Entries") -> bytes:
     updated = _distinct_updated(feed.items)
-    return _splice(_atom_channel(feed, config).atom_str(pretty=True), b"</feed>\n",
+    return _splice(skeleton, b"</feed>\n",
                    [entries.get(ATOM_FILE, post, updated[id(post)]) for post in feed.items])
 
 
@@ -566,9 +584,10 @@ def _atom_entry(fg: FeedGenerator, post: Post, config: Config, content_html: str
         fe.author({"name": name or email, **({"email": email} if email else {})})
 
 
-def _render_json(feed: _Feed, config: Config, entries: "_Entries") -> bytes:
-    """JSON Feed 1.1 (https://jsonfeed.org/version/1.1); keys in a fixed order, the items
-    last (each serialised once per build by _Entries, at the depth it has here)."""
+def _json_skeleton(feed: _Feed, config: Config) -> bytes:
+    """JSON Feed 1.1 (https://jsonfeed.org/version/1.1) without its items: keys in a fixed
+    order, "{\n  ...\n}" (the items go last, each serialised once per build by _Entries, at
+    the depth it has here: _json_fill)."""
     doc: dict = {
         "version": JSON_FEED_VERSION,
         "title": feed.title,
@@ -582,11 +601,19 @@ def _render_json(feed: _Feed, config: Config, entries: "_Entries") -> bytes:
     site_author = _json_author(*_site_author(config))
     if site_author:
         doc["authors"] = [site_author]
-    head = json.dumps(doc, ensure_ascii=False, indent=2)  # "{\n  ...\n}"
+    return json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8")
+
+
+def _json_fill(skeleton: bytes, feed: _Feed, entries: "_Entries") -> bytes:
     items = [entries.get(JSON_FILE, post) for post in feed.items]
     if not items:
-        return (head[:-2] + ',\n  "items": []\n}\n').encode("utf-8")
-    return (head[:-2] + ',\n  "items": [\n').encode("utf-8") + b",\n".join(items) + b"\n  ]\n}\n"
+        return skeleton[:-2] + b',\n  "items": []\n}\n'
+    return skeleton[:-2] + b',\n  "items": [\n' + b",\n".join(items) + b"\n  ]\n}\n"
+
+
+# Each format's document without its entries, and with them (_Entries.render).
+_SKELETON = {RSS_FILE: _rss_skeleton, ATOM_FILE: _atom_skeleton, JSON_FILE: _json_skeleton}
+_FILL = {RSS_FILE: _rss_fill, ATOM_FILE: _atom_fill, JSON_FILE: _json_fill}
 
 
 def _json_item(post: Post, config: Config, content_html: str) -> bytes:

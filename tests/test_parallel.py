@@ -392,30 +392,31 @@ def test_posts_rendered_ahead_by_two_processes_give_the_serial_feeds(site, monke
     assert len({pid for _, pid in by} - {str(here)}) == 1  # the worker rendered some
 
 
-def test_feed_entries_serialised_by_two_processes_are_the_serial_bytes(site, monkeypatch, tmp_path):
-    # _Entries.prepare: each format's entries are one job; from MIN_RENDERS entries this
-    # process and a forked worker take jobs from both ends (RSS here, JSON there).
+def test_feed_formats_written_by_two_processes_are_the_serial_bytes(site, monkeypatch, tmp_path):
+    # _Entries.render: each format (its new entries and every feed's skeleton) is one job;
+    # from MIN_RENDERS posts' worth of entries this process and a forked worker take jobs
+    # from both ends (JSON Feed first here, RSS there).
     for n in range(12):
         site.post(f"p{n:02d}.md", f"title: Post {n} & <co>\npubDate: 2024-01-{n + 1:02d}\ntags: [t{n % 3}]",
                   f"Body {n} with *emphasis* and a [link](https://example.org/{n}).\n")
     config = site.config()
     posts = load_posts(config, NOW).posts
     log = tmp_path / "serialised-by.txt"
-    real = feeds._Entries._serialise
+    real = feeds._Entries._run
     here = os.getpid()
 
-    def worker_serialised() -> bool:
+    def worker_ran() -> bool:
         return log.exists() and any(not line.endswith(f" {here}") for line in log.read_text().splitlines())
 
-    def serialise(self, job):
+    def run(self, all_feeds, job):
         first = not log.exists()
         with open(log, "a", encoding="utf-8") as f:
             f.write(f"{job[0]} {os.getpid()}\n")
         if first and os.getpid() == here and parallel.MIN_RENDERS == 2:
-            _wait_for(worker_serialised, "the worker's first format")
-        return real(self, job)
+            _wait_for(worker_ran, "the worker's first format")
+        return real(self, all_feeds, job)
 
-    monkeypatch.setattr(feeds._Entries, "_serialise", serialise)
+    monkeypatch.setattr(feeds._Entries, "_run", run)
 
     def render(min_renders: int):
         monkeypatch.setattr(parallel, "MIN_RENDERS", min_renders)
@@ -426,6 +427,7 @@ def test_feed_entries_serialised_by_two_processes_are_the_serial_bytes(site, mon
     serial, serial_by = render(10**9)
     both, by = render(2)
     assert both == serial and len(serial) == 12  # the site's and 3 tags' rss, atom and json
+    assert list(both) == list(serial)  # in the same order too
     assert set(serial_by) == set(by) == {"rss.xml", "atom.xml", "feed.json"}
     assert set(serial_by.values()) == {str(here)}
-    assert by["rss.xml"] == str(here) and by["feed.json"] != str(here)  # the head here, the tail there
+    assert by["feed.json"] == str(here) and by["rss.xml"] != str(here)  # the head here, the tail there
