@@ -78,6 +78,15 @@ def _int_at_least(minimum: int) -> Callable[[Any], int]:
     return convert
 
 
+def _connections(value: Any) -> int | str:
+    """smtp.connections: the word auto (delivery.py decides per send) or an integer >= 1."""
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _Invalid("expected auto or an integer >= 1")
+    return value
+
+
 def _number_at_least(minimum: float) -> Callable[[Any], float]:
     def convert(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
@@ -436,7 +445,11 @@ class SmtpConfig:
     verify_tls: bool = _spec(True, _bool, "verify the server's certificate (leave on)")
     ca_file: str = _spec("", _str, "extra CA bundle to trust, e.g. for a private relay")
     timeout: float = _spec(30.0, _number_at_least(0.1), "seconds to wait for a reply")
-    connections: int = _spec(1, _int_at_least(1), "parallel SMTP connections")
+    # auto: one connection to a server that offers PIPELINING, two to one that does not when
+    # a send owes enough messages (newsletter/delivery.py, connection_count); a number is
+    # exactly that many.
+    connections: int | str = _spec(
+        "auto", _connections, "parallel SMTP connections: auto (1, or 2 for a large send to a server without PIPELINING) or a number")
     rate_limit: float = _spec(0.0, _number_at_least(0), "messages per second in all; 0 = no limit")
     max_attempts: int = _spec(5, _int_at_least(1), "tries per message for 4xx replies and drops")
     retry_base_delay: float = _spec(2.0, _number_at_least(0), "seconds before the first retry; doubles")

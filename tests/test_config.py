@@ -74,12 +74,22 @@ def test_postgresql_url_passes_through(tmp_path):
         ("feeds: [1, 2]\n", "feeds: expected a mapping of keys, got a list"),
         ("bogus: {}\n", "bogus: unknown section"),
         ("schedule: {build_every: 0}\n", "schedule.build_every: expected an integer >= 1, got 0"),
+        ("smtp: {connections: 0}\n", "smtp.connections: expected auto or an integer >= 1, got 0"),
+        ("smtp: {connections: many}\n", "smtp.connections: expected auto or an integer >= 1, got 'many'"),
+        ("smtp: {connections: '2'}\n", "smtp.connections: expected auto or an integer >= 1, got '2'"),
+        ("smtp: {connections: true}\n", "smtp.connections: expected auto or an integer >= 1, got true"),
     ],
 )
 def test_each_bad_key_is_named_with_expected_and_found(tmp_path, extra, expected):
     message = error_of(tmp_path, BASE + extra)
     assert expected in message
     assert str(tmp_path / "config.yaml") in message
+
+
+def test_smtp_connections_is_auto_by_default_and_takes_auto_or_a_number(tmp_path):
+    assert load_config(write(tmp_path, BASE)).smtp.connections == "auto"
+    assert load_config(write(tmp_path, BASE + "smtp: {connections: auto}\n")).smtp.connections == "auto"
+    assert load_config(write(tmp_path, BASE + "smtp: {connections: 3}\n")).smtp.connections == 3
 
 
 def test_site_url_must_be_absolute(tmp_path):

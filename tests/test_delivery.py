@@ -18,7 +18,7 @@ from publisher.newsletter.delivery import (MAX_BACKOFF, QUEUE_PER_WORKER, Delive
                                 RateLimiter, backoff_delay, check_connection, deliver)
 from publisher.errors import ConfigError, DeliveryError
 from sites import make_config
-from smtp_helpers import (SmtpServer, SpoolServerProcess, make_dkim_key, smtp_cert,  # noqa: F401
+from smtp_helpers import (Fault, SmtpServer, SpoolServerProcess, make_dkim_key, smtp_cert,  # noqa: F401
                           smtp_server, unused_port)
 
 PASSWORD = "s3cret-Pa55-phrase"
@@ -157,6 +157,85 @@ def test_parallel_connections_deliver_each_message_exactly_once(tmp_path):
     assert sorted(m.rcpt for m in received) == sorted(to)  # each exactly once
     assert {m.connection for m in received} == {1, 2, 3}
     assert sorted(rec.attempted) == sorted(to)
+
+
+# --- smtp.connections: auto ----------------------------------------------------------------
+
+class OneConnectionServer(SmtpServer):
+    """Refuses every connection after the first with a 421 greeting, as a server that limits
+    connections per client does."""
+
+    refused = 0
+
+    def _take(self, stage, recipients):
+        if stage == "connect":
+            with self._lock:
+                opened = self._connections
+            if opened > 1:
+                self.refused += 1
+                return Fault("connect", "421 4.7.0 Too many connections from your address")
+        return super()._take(stage, recipients)
+
+
+def test_auto_opens_a_second_connection_for_a_large_send_without_pipelining(tmp_path, caplog):
+    to = addresses(delivery.AUTO_SECOND_FROM)
+    caplog.set_level(logging.INFO, logger="publisher.newsletter.delivery")
+    with SmtpServer() as server:  # no PIPELINING
+        stats, rec = run(jobs_for(*to), cfg(server, tmp_path), owed=len(to))
+        received = server.received
+
+    assert stats.sent == len(to)
+    assert server.connections == 2
+    assert sorted(m.rcpt for m in received) == sorted(to)  # each exactly once
+    assert {m.connection for m in received} == {1, 2}
+    assert sorted(rec.attempted) == sorted(to)
+    assert ("smtp.connections auto: 2 connection(s) to 127.0.0.1:%d (no PIPELINING, %d messages "
+            "owed)" % (server.port, len(to))) in caplog.messages
+
+
+def test_auto_keeps_one_connection_for_a_small_send_without_pipelining(tmp_path, caplog):
+    to = addresses(delivery.AUTO_SECOND_FROM - 1)
+    caplog.set_level(logging.INFO, logger="publisher.newsletter.delivery")
+    with SmtpServer() as server:
+        stats, _ = run(jobs_for(*to), cfg(server, tmp_path), owed=len(to))
+        assert server.connections == 1 and len(server.received) == len(to)
+    assert stats.sent == len(to)
+    assert ("smtp.connections auto: 1 connection(s) to 127.0.0.1:%d (no PIPELINING, %d messages "
+            "owed)" % (server.port, len(to))) in caplog.messages
+
+
+def test_auto_keeps_one_connection_when_the_size_of_the_send_is_not_known(smtp_server, tmp_path):
+    to = addresses(delivery.AUTO_SECOND_FROM + 10)
+    stats, _ = run(jobs_for(*to), cfg(smtp_server, tmp_path))  # no owed=: a test copy, a confirmation
+    assert stats.sent == len(to) and smtp_server.connections == 1
+
+
+def test_auto_keeps_one_connection_to_a_server_with_pipelining(pipelining_server, tmp_path):
+    to = addresses(delivery.AUTO_SECOND_FROM + 10)
+    stats, _ = run(jobs_for(*to), cfg(pipelining_server, tmp_path), owed=len(to))
+    assert stats.sent == len(to) and pipelining_server.connections == 1
+
+
+def test_an_explicit_connections_1_stays_one_for_a_large_send(smtp_server, tmp_path):
+    to = addresses(delivery.AUTO_SECOND_FROM + 10)
+    stats, _ = run(jobs_for(*to), cfg(smtp_server, tmp_path, connections=1), owed=len(to))
+    assert stats.sent == len(to) and smtp_server.connections == 1
+
+
+def test_auto_against_a_server_that_refuses_the_second_connection_sends_everything_once(
+        tmp_path, caplog):
+    to = addresses(delivery.AUTO_SECOND_FROM + 20)
+    with OneConnectionServer() as server:
+        stats, rec = run(jobs_for(*to), cfg(server, tmp_path), owed=len(to))
+        received = server.received
+        assert server.refused == 1 and server.connections == 2
+
+    assert stats == DeliveryStats(sent=len(to))
+    assert sorted(m.rcpt for m in received) == sorted(to)  # each exactly once
+    assert {m.connection for m in received} == {1}
+    assert sorted(rec.attempted) == sorted(to)
+    assert ("SMTP connection 2 of 2 to 127.0.0.1:%d failed (421 4.7.0 Too many connections from "
+            "your address); continuing with 1" % server.port) in caplog.messages
 
 
 def test_no_jobs_means_no_connection(smtp_server, tmp_path):

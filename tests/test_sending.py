@@ -75,6 +75,31 @@ def test_a_send_leaves_every_row_sent_once_and_unclaimed(tmp_path, claim_limits)
     assert max(limits) <= mailing.CLAIM_BATCH_MAX
 
 
+@pytest.mark.parametrize("connections, expected", [("auto", 2), (1, 1)])
+def test_a_large_send_without_pipelining_gets_a_second_connection_unless_pinned(
+        tmp_path, connections, expected):
+    from smtp_helpers import SmtpServer
+
+    from publisher.newsletter.delivery import AUTO_SECOND_FROM
+
+    count = AUTO_SECOND_FROM + 20
+    with SmtpServer() as server:  # no PIPELINING: four round trips a message
+        config = site_with_subscribers(tmp_path / "site", server, count, connections=connections)
+        report = pipeline.send_now(config)
+        received = server.received
+        assert server.connections == expected
+
+    assert report.exit_status == 0, report.lines
+    assert sorted(m.rcpt for m in received) == [f"reader{i:04d}@example.org" for i in range(count)]
+    assert {m.connection for m in received} == set(range(1, expected + 1))
+    state = State(config.database_url)
+    with state.read() as conn:
+        d = state_mod.deliveries
+        statuses = conn.execute(sa.select(d.c.status, sa.func.count()).group_by(d.c.status)).all()
+    state.close()
+    assert statuses == [("sent", count)]
+
+
 def test_claims_grow_with_the_pace_and_stay_bounded(tmp_path, monkeypatch, claim_limits):
     monkeypatch.setattr(mailing, "CLAIM_BATCH_MAX", 60)
     limits = claim_limits

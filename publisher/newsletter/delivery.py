@@ -46,12 +46,19 @@ Delivery is at-least-once: if the connection drops after the final "." but befor
 server's reply, the server may have queued the message, and the retry sends it again. SMTP
 offers no way to tell; losing a message silently would be worse.
 
+How many connections: `smtp.connections`, a number, or `auto` (the default): one connection
+to a server that offers PIPELINING (a message is then two round trips, and one connection
+keeps up), two to one that does not when the send owes at least AUTO_SECOND_FROM messages
+(four round trips a message, one at a time: a second connection fills the waits, as Postfix
+delivers in parallel per destination and listmonk keeps a pool of 10). A test copy or a small
+list never opens two. A server that refuses a later connection gets the send over fewer.
+
 Threading: the caller's iterable is consumed lazily on the calling thread (so a database
-cursor stays on the thread that opened it). With one connection (the default) the calling
-thread also does the sending: it reads and builds the next message while the server takes
-in the current one. With more, jobs go through a small bounded queue to `smtp.connections`
-worker threads, each owning one connection that is reused for many messages. Callbacks run
-one at a time, under one lock.
+cursor stays on the thread that opened it). With one connection the calling thread also
+does the sending: it reads and builds the next message while the server takes in the
+current one. With more, jobs go through a small bounded queue to one worker thread per
+connection, each connection reused for many messages. Callbacks run one at a time, under
+one lock.
 
 Where the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one write,
 and the intent (on_attempt) is recorded while the server answers them: still before the
@@ -106,6 +113,10 @@ QUEUE_PER_WORKER = 2
 _ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?!\S)")
 # Recipients in a row refused the same way before the run stops (see the module docstring).
 REFUSAL_STREAK = 10
+# smtp.connections: auto (module docstring): the connections it opens to a server without
+# PIPELINING, and the messages a send must owe before it opens more than one.
+AUTO_CONNECTIONS = 2
+AUTO_SECOND_FROM = 100
 # Messages in a row deferred, with nothing accepted in between, before the run stops.
 DEFER_STREAK = 5
 
@@ -419,6 +430,10 @@ class _Session:
             raise _Fatal(DeliveryError(
                 f"SMTP server {where}: cannot log in as {cfg.username!r}: {e}"
             )) from e
+
+    def pipelining(self) -> bool:
+        """Does the server (as connected) offer PIPELINING (RFC 2920)?"""
+        return self.smtp is not None and self.smtp.has_extn("pipelining")
 
     def close(self, polite: bool = True) -> None:
         smtp, self.smtp = self.smtp, None
@@ -947,19 +962,39 @@ class _Run:
             self._failed(e)
 
 
-def _open_sessions(config: Config, count: int,
-                   context: ssl.SSLContext | None) -> list[_Session]:
-    """Open up to `count` connections. The first must work; later ones may fail (a server
-    that limits connections per client) and the run continues with fewer."""
+def most_connections(config: Config) -> int:
+    """The most connections a send opens (sending.py sizes its claims by it)."""
+    wanted = config.smtp.connections
+    return AUTO_CONNECTIONS if wanted == "auto" else wanted
+
+
+def connection_count(config: Config, pipelining: bool, owed: int | None) -> int:
+    """How many connections a send of `owed` messages (None: not known, taken as few) opens
+    to a server that does or does not offer PIPELINING (module docstring)."""
+    wanted = config.smtp.connections
+    if wanted != "auto":
+        return wanted
+    if pipelining or owed is None or owed < AUTO_SECOND_FROM:
+        return 1
+    return AUTO_CONNECTIONS
+
+
+def _open_sessions(config: Config, count: int | str, context: ssl.SSLContext | None,
+                   owed: int | None = None) -> list[_Session]:
+    """Open up to `count` connections; "auto": as many as connection_count says once the
+    first has shown what the server offers. The first must work; later ones may fail (a
+    server that limits connections per client) and the run continues with fewer."""
     sessions: list[_Session] = []
-    for i in range(count):
+    total = count if count != "auto" else 1
+    while len(sessions) < total:
         session = _Session(config, context)
         try:
             session.open()
         except (_Retry, _Fatal) as e:
             if sessions:
+                why = _describe(e.code, e.reply) if isinstance(e, _Retry) else e
                 log.warning("SMTP connection %d of %d to %s failed (%s); continuing with %d",
-                            i + 1, count, _where(config), e, len(sessions))
+                            len(sessions) + 1, total, _where(config), why, len(sessions))
                 break
             if isinstance(e, _Fatal):
                 raise e.error from e
@@ -967,6 +1002,12 @@ def _open_sessions(config: Config, count: int,
                 f"cannot reach SMTP server {_where(config)}: {_describe(e.code, e.reply)}"
             ) from e
         sessions.append(session)
+        if count == "auto" and len(sessions) == 1:
+            pipelining = session.pipelining()
+            total = connection_count(config, pipelining, owed)
+            log.info("smtp.connections auto: %d connection(s) to %s (%s PIPELINING, %s "
+                     "messages owed)", total, _where(config),
+                     "offers" if pipelining else "no", "unknown" if owed is None else owed)
     return sessions
 
 
@@ -974,7 +1015,8 @@ def deliver(jobs: Iterable[Job], config: Config, *, mail_from: str,
             on_attempt: Callable[[Job], None], on_result: Callable[[Job, Outcome], None],
             stop: threading.Event | None = None,
             sleep: Callable[[float], None] = time.sleep,
-            on_idle: Callable[[], None] | None = None) -> DeliveryStats:
+            on_idle: Callable[[], None] | None = None,
+            owed: int | None = None) -> DeliveryStats:
     """Send every job; report each through the callbacks; return the totals.
 
     on_attempt(job) runs once per message, before its content is first handed to the server
@@ -991,6 +1033,9 @@ def deliver(jobs: Iterable[Job], config: Config, *, mail_from: str,
     from a callback ends the run with that exception (the message it was about is not
     retried).
 
+    `owed`: how many messages the send owes, if known: with smtp.connections auto, a large
+    send to a server without PIPELINING gets a second connection (module docstring).
+
     Each job's bytes go out as built (message.py signs them): only line ends are made CRLF."""
     stop = stop if stop is not None else threading.Event()
     sender = _bare_address(mail_from, config)
@@ -1001,7 +1046,7 @@ def deliver(jobs: Iterable[Job], config: Config, *, mail_from: str,
     first = next(rest, _END)
     if first is _END:
         return DeliveryStats()  # nothing to send: do not even connect
-    sessions = _open_sessions(config, config.smtp.connections, context)
+    sessions = _open_sessions(config, config.smtp.connections, context, owed)
     log.info("sending through %s (%s, %d connection(s))", _where(config),
              config.smtp.security, len(sessions))
     run = _Run(config, sender, on_attempt, on_result, stop, sleep, on_idle)

@@ -127,7 +127,7 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
                 stop: threading.Event | None = None) -> SendReport:
     """Mail `digest` to every active subscriber still owed it; record each result."""
     # lazy: delivery.py, digest.py and message.py (~40 ms), only when there is a digest to send
-    from .delivery import Job, deliver
+    from .delivery import Job, deliver, most_connections
     from .digest import Recipient
     from .message import compile_message, sender
 
@@ -138,7 +138,7 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
     total = state.count_owed(digest.id)
     done = 0
     claimant = sender_id()  # this process, as it claims owed rows
-    least = max(20, 10 * config.smtp.connections)
+    least = max(20, 10 * most_connections(config))
 
     def owed_rows():
         """Claim owed rows a batch at a time, lazily: delivery pulls them as it needs them,
@@ -208,7 +208,7 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
         # Writes any held result on the way out, and renews this sender's claims as it goes.
         with state.ledger(digest.id, claimant, refresh_every=CLAIM_REFRESH) as ledger:
             stats = deliver(jobs(), config, mail_from=mail_from, on_attempt=on_attempt,
-                            on_result=on_result, on_idle=ledger.flush, stop=stop)
+                            on_result=on_result, on_idle=ledger.flush, stop=stop, owed=total)
     finally:
         # Whatever this sender claimed but did not finish goes back to the pool at once.
         state.release_claims(digest.id, claimant)
