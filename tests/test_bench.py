@@ -90,6 +90,11 @@ def test_send_vs_smtplib(tmp_path):
     assert out.count("every run delivered 20 messages to the sink") == 2  # with and without
     assert "(unicode names, e.g. 'Reader 7 Ünïcode')" in out
     assert len(verdicts(out)) == 2  # with and without PIPELINING, each saying what its ratio says
+    # The same send over one connection, measured with the others, as information only.
+    infos = re.findall(r"^  info: publisher send with smtp.connections: 1 vs smtplib loop: ratio "
+                       r"\d+\.\d\dx \(not part of the verdict\)$", out, re.M)
+    assert len(infos) == 2, out
+    assert out.count("publisher send, smtp.connections: 1: median ") == 2
 
 
 @pytest.mark.slow
