@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from publisher.newsletter import delivery
-from publisher.newsletter.delivery import (MAX_BACKOFF, QUEUE_PER_WORKER, DeliveryStats, Job, Outcome,
+from publisher.newsletter.delivery import (MAX_BACKOFF, DeliveryStats, Job, Outcome,
                                 RateLimiter, backoff_delay, check_connection, deliver)
 from publisher.errors import ConfigError, DeliveryError
 from sites import make_config
@@ -708,7 +708,7 @@ def test_jobs_are_read_lazily(smtp_server, tmp_path):
         deliver(jobs(), cfg(server, tmp_path, connections=connections), mail_from=FROM,
                 on_attempt=on_attempt, on_result=recorder.on_result, stop=stop)
 
-    bound = QUEUE_PER_WORKER * connections + connections + 1
+    bound = 2 * connections  # each connection: the message in flight and one read ahead
     assert max(lead) <= bound
     assert len(recorder.attempted) <= 20 + connections - 1
     assert len(produced) <= len(recorder.attempted) + bound

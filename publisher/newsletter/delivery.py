@@ -53,12 +53,11 @@ keeps up), two to one that does not when the send owes at least AUTO_SECOND_FROM
 delivers in parallel per destination and listmonk keeps a pool of 10). A test copy or a small
 list never opens two. A server that refuses a later connection gets the send over fewer.
 
-Threading: the caller's iterable is consumed lazily on the calling thread (so a database
-cursor stays on the thread that opened it). With one connection the calling thread also
-does the sending: it reads and builds the next message while the server takes in the
-current one. With more, jobs go through a small bounded queue to one worker thread per
-connection, each connection reused for many messages. Callbacks run one at a time, under
-one lock.
+Threading: the calling thread serves the first connection, and one thread each any other
+(each connection reused for many messages). A connection reads the next job itself, lazily
+and one at a time (the caller's iterable never runs on two threads at once, and with one
+connection only on the calling thread), and builds its message while the server takes in
+the current one. Callbacks run one at a time, under one lock.
 
 Where the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one write,
 and the intent (on_attempt) is recorded while the server answers them: still before the
@@ -68,7 +67,6 @@ message's content is handed over, which is what makes a crash resumable.
 from __future__ import annotations
 
 import logging
-import queue
 import re
 import smtplib
 import ssl
@@ -105,9 +103,6 @@ def _may_have_long_line(data: bytes) -> bool:
 
 
 REPLY_MAX = 300  # characters of a server reply kept in an Outcome
-# Jobs buffered per worker between the reader and the workers: enough to keep every
-# connection busy, small enough that a stop or a crash leaves almost nothing read-but-unsent.
-QUEUE_PER_WORKER = 2
 
 # RFC 3463 enhanced status code at the start of a reply's text: class.subject.detail
 _ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?!\S)")
@@ -126,7 +121,6 @@ _NOT_THE_RECIPIENT = re.compile(r"relay|authenticat", re.IGNORECASE)
 
 _clock = time.monotonic  # the rate limiter's clock; a module attribute so tests can replace it
 _END = object()
-_DONE = object()
 
 
 @dataclass
@@ -628,6 +622,22 @@ class _CallbackFailed(Exception):
 _NOT_YET = object()
 
 
+class _Jobs:
+    """The caller's jobs shared by several connections: each takes the next one itself,
+    one at a time (a generator must not run on two threads at once)."""
+
+    def __init__(self, jobs: Iterator[Job]):
+        self.jobs = jobs
+        self.lock = threading.Lock()
+
+    def __iter__(self) -> _Jobs:
+        return self
+
+    def __next__(self) -> Job:
+        with self.lock:
+            return next(self.jobs)
+
+
 class _Run:
     def __init__(self, config: Config, sender: str, on_attempt: Callable[[Job], None],
                  on_result: Callable[[Job, Outcome], None], stop: threading.Event,
@@ -656,35 +666,27 @@ class _Run:
         return self.stop.is_set() or self.abort.is_set()
 
     def execute(self, first: Job, rest: Iterator[Job], sessions: list[_Session]) -> DeliveryStats:
-        if len(sessions) == 1:
-            return self._execute_inline(first, rest, sessions[0])
-        jobs: queue.Queue = queue.Queue(maxsize=QUEUE_PER_WORKER * len(sessions))
+        """Deliver `first` and then `rest` over `sessions`: the calling thread serves the
+        first connection, one thread each the others, every connection taking the next job
+        itself when it is ready for one (_Jobs: one at a time)."""
+        if len(sessions) > 1:
+            rest = _Jobs(rest)
         threads = [
-            threading.Thread(target=self._work, args=(session, jobs),
+            threading.Thread(target=self._serve_caught, args=(session, None, rest),
                              name=f"publisher-smtp-{i}", daemon=True)
-            for i, session in enumerate(sessions, 1)
+            for i, session in enumerate(sessions[1:], 2)
         ]
         for thread in threads:
             thread.start()
         try:
-            job = first
-            while True:
-                jobs.put(job)  # blocks while the workers are busy: lazy by construction
-                if self.halted():
-                    break
-                job = next(rest, _END)
-                if job is _END:
-                    break
-        except BaseException:
-            self.abort.set()
-            raise
+            self._serve(sessions[0], first, rest, alone=not threads)
+        except BaseException as e:
+            self._failed(e)
         finally:
             try:
-                for _ in threads:
-                    jobs.put(_DONE)
                 for thread in threads:
                     thread.join()
-            except BaseException:  # e.g. Ctrl-C while waiting: let the workers wind down
+            except BaseException:  # e.g. Ctrl-C while waiting: let the others wind down
                 self.abort.set()
                 raise
             self._finish_streak()
@@ -693,12 +695,19 @@ class _Run:
             raise self.failure
         return self.stats
 
-    def _execute_inline(self, first: Job, rest: Iterator[Job], session: _Session) -> DeliveryStats:
-        """One connection: the calling thread does it all, with no hand-over between threads
-        (a sixth of a 5,000-message send went on that). While the server takes in a message,
-        the next job is read and its message built (`meanwhile`), in the time the client
-        would otherwise spend waiting for the reply."""
-        upcoming: Any = (first, *self._build(first))
+    def _serve_caught(self, session: _Session, first: Job | None, rest: Iterator[Job]) -> None:
+        try:
+            self._serve(session, first, rest, alone=False)
+        except BaseException as e:
+            self._failed(e)
+
+    def _serve(self, session: _Session, first: Job | None, rest: Iterator[Job], *,
+               alone: bool) -> None:
+        """One connection's loop, on one thread, with no hand-over of jobs between threads:
+        the same loop whether it is the only connection or one of several. While the server
+        takes in a message, the next job is read and its message built (`meanwhile`), in
+        the time the client would otherwise spend waiting for the reply."""
+        upcoming: Any = (first, *self._build(first)) if first is not None else self._take(rest)
         try:
             while upcoming is not None and not self.halted():
                 job, data, error = upcoming
@@ -717,12 +726,9 @@ class _Run:
                         break
                     upcoming = self._take(rest)
         finally:
-            self._finish_streak()
-            self._idle()
+            if not alone:  # (alone, execute() does it once the run is over)
+                self._idle()  # done while others go on: nothing may stay held back meanwhile
             session.close()
-        if self.failure is not None:
-            raise self.failure
-        return self.stats
 
     def _take(self, rest: Iterator[Job]) -> tuple | None:
         """The next job, its message and what building it raised; None after the last job.
@@ -735,26 +741,6 @@ class _Run:
         if job is _END:
             return None
         return (job, *self._build(job))
-
-    def _work(self, session: _Session, jobs: queue.Queue) -> None:
-        try:
-            while True:
-                try:
-                    job = jobs.get_nowait()
-                except queue.Empty:
-                    self._idle()  # about to wait: nothing may stay held back meanwhile
-                    job = jobs.get()
-                if job is _DONE:
-                    return
-                if self.halted():
-                    continue  # not started: no callbacks; drain so the reader never blocks
-                try:
-                    self._deliver_one(session, job)
-                except BaseException as e:
-                    self._failed(e)
-        finally:
-            self._idle()
-            session.close()
 
     def _failed(self, e: BaseException) -> None:
         with self.lock:
@@ -1022,12 +1008,13 @@ def deliver(jobs: Iterable[Job], config: Config, *, mail_from: str,
     on_attempt(job) runs once per message, before its content is first handed to the server
     (record the intent), on_result(job, outcome) once its outcome is final (record the
     result); a job that gets on_result got on_attempt first. on_idle(), if given, runs
-    whenever a connection is about to wait for its next job (or for the rate limiter) and
-    when it finishes: a caller that holds a result back, to record it together with the
-    next intent, writes it then. Callbacks never run two at once; with one connection they
-    run on the calling thread, with more on worker threads. If `stop` is set, the messages
-    in flight are finished and no new job is started. Jobs are read lazily, a few ahead of
-    the connections. Raises ConfigError for settings that are wrong before anything is
+    whenever a connection has nothing in flight and nothing read ahead (after a message
+    that did not go through, before the rate limiter makes it wait, when it is done): a
+    caller that holds a result back, to record it together with the next intent, writes it
+    then. Callbacks never run two at once; with one connection they run on the calling
+    thread, with more on the thread of the connection concerned. If `stop` is set, the
+    messages in flight are finished and no new job is started. Jobs are read lazily, at most
+    one ahead per connection. Raises ConfigError for settings that are wrong before anything is
     sent, and DeliveryError when the server refuses us rather than a recipient (see the
     module docstring); the jobs not yet started then have had no callbacks. An exception
     from a callback ends the run with that exception (the message it was about is not
