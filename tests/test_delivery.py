@@ -145,6 +145,22 @@ def test_line_over_998_bytes_is_refused_before_sending(smtp_server, tmp_path):
     assert rec.events == [] and smtp_server.received == []
 
 
+def test_a_wire_ready_message_goes_out_as_built_and_any_other_is_made_so(smtp_server, tmp_path):
+    """Job.wire_ready: the builder (message.py) has made sure of CRLF line ends and line
+    lengths, so delivery does not scan the message again; without it, delivery does."""
+    bare = message("a@example.org").replace(b"\r\n", b"\n")
+    assert not delivery.wire_ready(bare) and delivery.wire_ready(message("a@example.org"))
+    jobs = [Job("scanned", "a@example.org", lambda: bare),
+            Job("trusted", "b@example.org", lambda: bare, wire_ready=True)]
+    stats, _ = run(jobs, cfg(smtp_server, tmp_path))
+
+    assert stats.sent == 2
+    scanned, trusted = smtp_server.received
+    assert scanned.data == message("a@example.org")  # made CRLF by delivery
+    # Handed over as built, not scanned (DATA's own end marker adds the last CRLF).
+    assert trusted.data == bare + b"\r\n"
+
+
 def test_parallel_connections_deliver_each_message_exactly_once(tmp_path):
     to = addresses(15)
     # A little server latency so that every worker gets work while the others wait.

@@ -33,7 +33,8 @@ from sites import make_config, write_post
 from smtp_helpers import DkimKey, smtp_server  # noqa: F401
 
 from publisher import pipeline
-from publisher.errors import ConfigError, DeliveryError
+from publisher.errors import ConfigError, DeliveryError, RecipientError
+from publisher.newsletter import delivery
 from publisher.newsletter.digest import NAME_MAX, Recipient, RenderedDigest, render_digest
 from publisher.newsletter.mailbox_header import sanitize_header, truncate
 from publisher.newsletter.message import (build_message, build_simple_message, check_settings,
@@ -260,6 +261,28 @@ def test_nasty_names_give_one_to_header_with_the_cleaned_name(digest, cfg, recip
     local, _, domain = recipient.email.rpartition("@")
     assert address.username == local and address.domain == domain.encode("idna").decode().lower()
     assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    assert delivery.wire_ready(data)  # what CompiledMessage.wire_ready promises delivery
+
+
+def test_a_compiled_digest_is_wire_ready_unless_dkim_signs_or_a_fixed_line_is_too_long(
+        digest, dsite, tmp_path):
+    assert compile_message(digest, dsite.config(), message_key=KEY, date=WHEN).wire_ready
+    signing = dkim_config(tmp_path / "dkim")
+    assert not compile_message(digest, signing, message_key=KEY, date=WHEN).wire_ready
+    # A mailto address long enough to push List-Unsubscribe past 998 bytes a line: delivery
+    # then scans each copy and refuses it, as it does any message it cannot send.
+    long_mailto = dsite.config(newsletter={"unsubscribe_mailto": "u" * 990 + "@news.example.org"})
+    compiled = compile_message(digest, long_mailto, message_key=KEY, date=WHEN)
+    assert not compiled.wire_ready
+    assert not delivery.wire_ready(compiled.bytes_for(NASTY[0]))
+
+
+def test_an_address_too_long_for_a_header_line_is_the_recipients_problem(digest, cfg):
+    compiled = compile_message(digest, cfg, message_key=KEY, date=WHEN)
+    address = "a" * 1000 + "@example.org"
+    with pytest.raises(RecipientError, match=rf"^recipient '{address}': too long to write in a "
+                                             r"To header \(SMTP allows 998 bytes a line\)$"):
+        compiled.bytes_for(Recipient(address, "Ann", "tok"))
 
 
 def test_each_recipient_gets_own_message_id_to_and_links(digest, cfg):
@@ -358,6 +381,7 @@ def test_any_name_local_part_and_token_give_a_well_formed_message(digest, cfg, n
     assert list(msg.keys()) == HEADERS
     assert_display_name(msg["To"].addresses[0].display_name, name)
     assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    assert compiled.wire_ready and delivery.wire_ready(data)
 
 
 # --- the sender and DKIM ----------------------------------------------------------------------

@@ -102,6 +102,14 @@ def _may_have_long_line(data: bytes) -> bool:
     return False
 
 
+def wire_ready(data: bytes) -> bool:
+    """Do all of `data`'s lines end in CRLF, and are they at most MAX_LINE bytes long? What
+    every message is made to meet before it is handed over (_Run._prepare)."""
+    if data.count(b"\n") != data.count(b"\r\n"):
+        return False
+    return not _may_have_long_line(data) or max(map(len, data.split(b"\r\n"))) <= MAX_LINE
+
+
 REPLY_MAX = 300  # characters of a server reply kept in an Outcome
 
 # RFC 3463 enhanced status code at the start of a reply's text: class.subject.detail
@@ -129,6 +137,9 @@ class Job:
     recipient: str  # envelope RCPT TO address
     build: Callable[[], bytes]  # the full message bytes; called once, in the worker
     sender: str | None = None  # this message's envelope sender (VERP); None: the run's
+    # build() returns bytes that pass wire_ready(), made sure of where they are built
+    # (message.py's CompiledMessage.wire_ready): not scanned again here.
+    wire_ready: bool = False
 
 
 @dataclass
@@ -764,6 +775,10 @@ class _Run:
         data = job.build()
         if not isinstance(data, bytes):
             raise TypeError(f"Job.build() must return bytes, got {type(data).__name__}")
+        if job.wire_ready:
+            # Made sure of where it was built: the scans below are two passes over every
+            # message (~20 us for a 14 KB digest, 0.1 s of a send to 5,000).
+            return data
         # SMTP needs CRLF line ends; a bare "\n" is rejected or mangled by some servers.
         if data.count(b"\n") != data.count(b"\r\n"):
             data = re.sub(rb"\r?\n", b"\r\n", data)

@@ -435,14 +435,24 @@ class CompiledMessage:
     layout: tuple  # bytes and _PART_SLOT markers, the body around the parts' payloads
     bodies: tuple[_CompiledBody, ...]
     signer: _Signer | None  # None: DKIM is off
+    # Every copy's lines end in CRLF and fit SMTP's limit (delivery.wire_ready), so delivery
+    # need not scan each one: the fixed pieces were checked when compiled, a copy's own
+    # pieces are short by construction (quoted-printable lines, a hash, a link checked for
+    # length) but for the To line, checked per copy. False when DKIM signs (dkimpy's lines).
+    wire_ready: bool
+    line_max: int  # delivery.MAX_LINE
 
     def bytes_for(self, recipient: Recipient) -> bytes:
         what = f"recipient {recipient.email!r}"
         local, domain = _split_address(recipient.email, what, RecipientError)
         message_id = _message_id(self.message_key, recipient.email, self.from_domain)
+        to = _to_header(recipient.name, local, domain).encode("utf-8")
+        if len(to) > self.line_max and any(len(line) > self.line_max for line in to.split(b"\r\n")):
+            raise RecipientError(f"{what}: too long to write in a To header (SMTP allows "
+                                 f"{self.line_max} bytes a line)")
         headers = [
             self.head,
-            _to_header(recipient.name, local, domain).encode("utf-8"),
+            to,
             self.middle,
             _fold_verbatim("Message-ID", message_id, SMTP.max_line_length, _CRLF).encode("ascii"),
         ]
@@ -535,9 +545,25 @@ def _compile(config: Config, *, subject: str, text: str, html: str, message_key:
     else:
         layout = [_PART_SLOT]
         bodies = (_CompiledBody(text, html=False, personal=personal),)
+    # lazy: delivery.py (smtplib, ssl: ~20 ms), which owns SMTP's line rules; a message is
+    # compiled to be sent (or written as a send would hand it over)
+    from .delivery import MAX_LINE, wire_ready
+
+    # The pieces every copy shares, and those whose length is fixed per message (a
+    # Message-ID, a List-Unsubscribe with the longest link _checked_link lets through).
+    fixed = [head, middle, tail, *(p for p in layout if p is not _PART_SLOT),
+             *(p for body in bodies for p in body.pieces if type(p) is bytes),
+             _fold_verbatim("Message-ID", _message_id(message_key, "x@x", From.domain),
+                            SMTP.max_line_length, _CRLF).encode("ascii")]
+    if mailto:
+        fixed.append(_fold_verbatim(
+            "List-Unsubscribe", f"<{'x' * _LINK_MAX}>, <mailto:{mailto}?subject=unsubscribe>",
+            SMTP.max_line_length, _CRLF).encode("ascii"))
+    ready = signer is None and all(wire_ready(piece) for piece in fixed)
     return CompiledMessage(config=config, message_key=message_key, from_domain=From.domain,
                            mailto=mailto, boundary=boundary, head=head, middle=middle, tail=tail,
-                           layout=tuple(layout), bodies=bodies, signer=signer)
+                           layout=tuple(layout), bodies=bodies, signer=signer, wire_ready=ready,
+                           line_max=MAX_LINE)
 
 
 __all__ = [

@@ -179,7 +179,8 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
 
             yield Job(key=(digest.id, owed.subscriber_id), recipient=owed.email,
                       build=lambda recipient=recipient, compiled=compiled: compiled.bytes_for(recipient),
-                      sender=verp_sender(config, verp_secret, digest.id, owed.subscriber_id))
+                      sender=verp_sender(config, verp_secret, digest.id, owed.subscriber_id),
+                      wire_ready=compiled.wire_ready)
 
     def on_attempt(job) -> None:
         ledger.sending(job.key[1])
