@@ -448,11 +448,11 @@ def _kept_from_cache(cache: Mapping[str, ScanEntry] | None, folder: str, seen: s
     return kept
 
 
-def _read_file(config: Config, item: tuple[str, tuple[str, ...], str]) -> tuple:
+def _read_file(config: Config, cached: bool, item: tuple[str, tuple[str, ...], str]) -> tuple:
     """One file to read and parse, for load_posts (and its worker process: the answer pickles):
-    ("post", Post, content_hash, the scan cache's JSON of it), ("skip", reason, content_hash),
-    ("not a post", None, content_hash) or ("unreadable", strerror). Any other exception is
-    raised, as ever."""
+    ("post", Post, content_hash, the scan cache's JSON of it if `cached`, else None), ("skip",
+    reason, content_hash), ("not a post", None, content_hash) or ("unreadable", strerror). Any
+    other exception is raised, as ever."""
     path_str, parts, rel = item
     path = Path(path_str)
     try:
@@ -466,7 +466,7 @@ def _read_file(config: Config, item: tuple[str, tuple[str, ...], str]) -> tuple:
         return ("not a post", None, content_hash)
     except Skip as e:
         return ("skip", str(e), content_hash)
-    return ("post", post, content_hash, _post_json(post))
+    return ("post", post, content_hash, _post_json(post) if cached else None)
 
 
 def _without_body(outcome: tuple) -> tuple:
@@ -534,8 +534,8 @@ def load_posts(config: Config, now: datetime, *,
             # than the bytes, so the next scan reads the file again.
             pending.append((rel, parts, entry, st))
             to_read.append((entry.path, parts, rel))
-    read = iter(split_map(partial(_read_file, config), to_read, meanwhile=meanwhile,
-                          send=_without_body))
+    read = iter(split_map(partial(_read_file, config, cache is not None), to_read,
+                          meanwhile=meanwhile, send=_without_body))
     for rel, parts, entry, found in pending:
         if isinstance(found, str):  # the stat failed
             result.problems.append(found)
