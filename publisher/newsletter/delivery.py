@@ -53,11 +53,12 @@ keeps up), two to one that does not when the send owes at least AUTO_SECOND_FROM
 delivers in parallel per destination and listmonk keeps a pool of 10). A test copy or a small
 list never opens two. A server that refuses a later connection gets the send over fewer.
 
-Threading: the calling thread serves the first connection, and one thread each any other
-(each connection reused for many messages). A connection reads the next job itself, lazily
-and one at a time (the caller's iterable never runs on two threads at once, and with one
-connection only on the calling thread), and builds its message while the server takes in
-the current one. Callbacks run one at a time, under one lock.
+One thread serves every connection (the calling thread; `_Run._drive`): each connection's
+loop is a generator that yields once it has written a command, and the thread serves the
+others until it comes back to read the reply. Each connection is reused for many messages,
+reads the next job itself, lazily, and builds its message while the server takes in the
+current one. The caller's iterable and every callback run on the calling thread, one at a
+time.
 
 Where the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one write,
 and the intent (on_attempt) is recorded while the server answers them: still before the
@@ -454,8 +455,11 @@ class _Session:
 
     def transmit(self, sender: str, recipient: str, data: bytes,
                  intent: Callable[[], None] = lambda: None,
-                 meanwhile: Callable[[], None] | None = None) -> tuple[str, int | None, str]:
-        """One attempt: MAIL, RCPT, DATA. Returns ("sent" | "bounced" | "refused", code, reply).
+                 meanwhile: Callable[[], None] | None = None) -> Iterator[None]:
+        """One attempt: MAIL, RCPT, DATA. A generator (see _Run._drive): it yields once each
+        command is written, before reading the reply, so that the thread can serve another
+        connection while this server answers; it returns ("sent" | "bounced" | "refused",
+        code, reply).
 
         When the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one
         write and their replies are read in order, each checked as without it: two round
@@ -488,6 +492,7 @@ class _Session:
             smtp.send(_commands(sender, options, recipient if pipelined else None))
             # The intent is recorded while the server answers: no content has gone out yet.
             self._callback(intent)
+            yield
             code, text = smtp.getreply()
             reply = _one_line(text)
             if not 200 <= code < 300:
@@ -503,6 +508,7 @@ class _Session:
             stage = "RCPT"
             if not pipelined:  # as smtp.rcpt(recipient) does, without its address parser
                 smtp.putcmd("rcpt", f"TO:{_quoted(recipient)}")
+                yield
             code, text = smtp.getreply()
             reply = _one_line(text)
             if 500 <= code < 600:
@@ -521,11 +527,13 @@ class _Session:
             stage = "DATA"
             if not pipelined:
                 smtp.putcmd("data")
+                yield
             code, text = smtp.getreply()
             if code == 354:  # else the DATA command itself was refused
                 smtp.send(_dot_stuffed(data))
                 if meanwhile is not None:
                     meanwhile()
+                yield
                 code, text = smtp.getreply()
             reply = _one_line(text)
             if 200 <= code < 300:
@@ -633,20 +641,12 @@ class _CallbackFailed(Exception):
 _NOT_YET = object()
 
 
-class _Jobs:
-    """The caller's jobs shared by several connections: each takes the next one itself,
-    one at a time (a generator must not run on two threads at once)."""
+@dataclass(frozen=True)
+class _Pause:
+    """Yielded by a connection's loop: resume me after `seconds` (a retry's backoff); the
+    thread serves the other connections meanwhile."""
 
-    def __init__(self, jobs: Iterator[Job]):
-        self.jobs = jobs
-        self.lock = threading.Lock()
-
-    def __iter__(self) -> _Jobs:
-        return self
-
-    def __next__(self) -> Job:
-        with self.lock:
-            return next(self.jobs)
+    seconds: float
 
 
 class _Run:
@@ -663,9 +663,8 @@ class _Run:
         # stop event instead wakes up at once. An injected sleep (tests) is used as given.
         self.wait = stop.wait if sleep is time.sleep else sleep
         self.limiter = RateLimiter(config.smtp.rate_limit, self.wait, _clock)
-        self.abort = threading.Event()  # a worker failed: take no new jobs
+        self.abort = threading.Event()  # a connection failed: take no new jobs
         self.failure: BaseException | None = None
-        self.lock = threading.Lock()  # serialises callbacks and stats
         self.stats = DeliveryStats()
         # The refusal breaker: results held back while recipients are refused the same way.
         self.streak: list[tuple[Job, Outcome]] = []
@@ -677,47 +676,76 @@ class _Run:
         return self.stop.is_set() or self.abort.is_set()
 
     def execute(self, first: Job, rest: Iterator[Job], sessions: list[_Session]) -> DeliveryStats:
-        """Deliver `first` and then `rest` over `sessions`: the calling thread serves the
-        first connection, one thread each the others, every connection taking the next job
-        itself when it is ready for one (_Jobs: one at a time)."""
-        if len(sessions) > 1:
-            rest = _Jobs(rest)
-        threads = [
-            threading.Thread(target=self._serve_caught, args=(session, None, rest),
-                             name=f"publisher-smtp-{i}", daemon=True)
-            for i, session in enumerate(sessions[1:], 2)
-        ]
-        for thread in threads:
-            thread.start()
+        """Deliver `first` and then `rest` over `sessions`, every connection taking the next
+        job itself when it is ready for one, all on the calling thread (_drive)."""
+        alone = len(sessions) == 1
+        loops = [(session, self._serve(session, first if i == 0 else None, rest, alone=alone))
+                 for i, session in enumerate(sessions)]
         try:
-            self._serve(sessions[0], first, rest, alone=not threads)
-        except BaseException as e:
-            self._failed(e)
+            self._drive(loops)
         finally:
-            try:
-                for thread in threads:
-                    thread.join()
-            except BaseException:  # e.g. Ctrl-C while waiting: let the others wind down
-                self.abort.set()
-                raise
             self._finish_streak()
             self._idle()
         if self.failure is not None:
             raise self.failure
         return self.stats
 
-    def _serve_caught(self, session: _Session, first: Job | None, rest: Iterator[Job]) -> None:
+    def _drive(self, loops: list[tuple[_Session, Iterator[Any]]]) -> None:
+        """Run the connections' loops (generators) on this thread, round robin. Each yields
+        once it has written a command, and is resumed to read the reply after the others had
+        their turn: while one server answers, this thread works for another connection. A
+        loop may also yield a _Pause (a retry's backoff): the others go on meanwhile.
+
+        One thread rather than one per connection: a connection's work is mostly waiting for
+        the next reply, and threads would pay for handing the GIL back and forth (a sixth
+        more CPU time for two connections to a fast server) for waits that one thread can
+        fill as well. A loop that raises stops the run (`_failed`): the others finish the
+        message in flight, take no new job, and the exception is raised at the end."""
+        ready = list(loops)
+        paused: list[tuple[float, int, tuple[_Session, Iterator[Any]]]] = []
+        turn = 0
         try:
-            self._serve(session, first, rest, alone=False)
-        except BaseException as e:
-            self._failed(e)
+            while ready or paused:
+                if paused:
+                    now = _clock()
+                    due = [entry for entry in paused if entry[0] <= now]
+                    if not ready and not due:  # everyone waits: sleep until the first is due
+                        due = [min(paused, key=lambda entry: entry[:2])]
+                        self.wait(max(due[0][0] - now, 0.0))
+                    for entry in sorted(due, key=lambda entry: entry[:2]):
+                        paused.remove(entry)
+                        ready.append(entry[2])
+                if turn >= len(ready):
+                    turn = 0
+                loop = ready[turn]
+                try:
+                    step = next(loop[1])
+                except StopIteration:
+                    del ready[turn]
+                    continue
+                except BaseException as e:
+                    del ready[turn]
+                    self._failed(e)
+                    continue
+                if step is None:
+                    turn += 1
+                    continue
+                del ready[turn]
+                if not ready and not paused:
+                    self.wait(step.seconds)  # alone: just wait, as asked
+                    ready.append(loop)
+                else:
+                    paused.append((_clock() + step.seconds, turn, loop))
+        finally:
+            for session, serving in ready + [entry[2] for entry in paused]:
+                session.close(polite=False)  # stopped mid-exchange (Ctrl-C): no QUIT
+                serving.close()
 
     def _serve(self, session: _Session, first: Job | None, rest: Iterator[Job], *,
-               alone: bool) -> None:
-        """One connection's loop, on one thread, with no hand-over of jobs between threads:
-        the same loop whether it is the only connection or one of several. While the server
-        takes in a message, the next job is read and its message built (`meanwhile`), in
-        the time the client would otherwise spend waiting for the reply."""
+               alone: bool) -> Iterator[Any]:
+        """One connection's loop (a generator: _drive): while the server takes in a message,
+        the next job is read and its message built (`meanwhile`), in the time the client
+        would otherwise spend waiting for the reply."""
         upcoming: Any = (first, *self._build(first)) if first is not None else self._take(rest)
         try:
             while upcoming is not None and not self.halted():
@@ -731,7 +759,7 @@ class _Run:
                     if upcoming is _NOT_YET:
                         upcoming = self._take(rest)
 
-                self._deliver_one(session, job, (data, error), meanwhile)
+                yield from self._deliver_one(session, job, (data, error), meanwhile)
                 if upcoming is _NOT_YET:  # no message went through: nothing was read ahead
                     if self.halted() or not self._idle():
                         break
@@ -754,11 +782,10 @@ class _Run:
         return (job, *self._build(job))
 
     def _failed(self, e: BaseException) -> None:
-        with self.lock:
-            if self.failure is None:
-                self.failure = e
-            else:
-                log.debug("another failure after the first: %s", e)
+        if self.failure is None:
+            self.failure = e
+        else:
+            log.debug("another failure after the first: %s", e)
         self.abort.set()
 
     def _build(self, job: Job) -> tuple[bytes | None, BaseException | None]:
@@ -799,9 +826,10 @@ class _Run:
 
     def _deliver_one(self, session: _Session, job: Job,
                      prepared: tuple[bytes | None, BaseException | None] | None = None,
-                     meanwhile: Callable[[], None] | None = None) -> None:
-        """Send one job and report it. `prepared` is what _build returned, if it already ran;
-        `meanwhile` runs once the message is handed over, while the server takes it in."""
+                     meanwhile: Callable[[], None] | None = None) -> Iterator[Any]:
+        """Send one job and report it (a generator, as _serve). `prepared` is what _build
+        returned, if it already ran; `meanwhile` runs once the message is handed over, while
+        the server takes it in."""
         if not _valid_recipient(job.recipient):
             self._attempted(job)
             self._report(job, Outcome("bounced", None,
@@ -837,16 +865,15 @@ class _Run:
                 delay = backoff_delay(self.config, attempts)
                 log.info("%s: attempt %d failed (%s); retrying in %gs", job.recipient,
                          attempts, _describe(code, reply), delay)
-                self.wait(delay)
+                yield _Pause(delay)
                 if self.halted():
                     break
                 self.limiter.acquire()
-                with self.lock:
-                    self.stats.retried += 1
+                self.stats.retried += 1
             attempts += 1
             try:
-                status, code, reply = self._attempt(session, job.recipient, data, intent,
-                                                    meanwhile, sender=job.sender)
+                status, code, reply = yield from self._attempt(
+                    session, job.recipient, data, intent, meanwhile, sender=job.sender)
                 outcome = Outcome(status, code, reply, attempts)
             except _Retry as e:
                 session.close(polite=e.code is not None and e.code != 421)
@@ -878,11 +905,11 @@ class _Run:
 
     def _attempt(self, session: _Session, recipient: str, data: bytes, intent: Callable[[], None],
                  meanwhile: Callable[[], None] | None,
-                 sender: str | None = None) -> tuple[str, int | None, str]:
+                 sender: str | None = None) -> Iterator[Any]:
         sender = sender or self.sender
         fresh = session.open()
         try:
-            return session.transmit(sender, recipient, data, intent, meanwhile)
+            return (yield from session.transmit(sender, recipient, data, intent, meanwhile))
         except _Retry as e:
             if fresh or not e.stale:
                 raise
@@ -891,19 +918,17 @@ class _Run:
             log.debug("connection to %s went stale; reconnecting", _where(self.config))
             session.close(polite=False)
         session.open()
-        return session.transmit(sender, recipient, data, intent, meanwhile)
+        return (yield from session.transmit(sender, recipient, data, intent, meanwhile))
 
     def _attempted(self, job: Job) -> None:
-        with self.lock:
-            self.on_attempt(job)
+        self.on_attempt(job)
 
     def _idle(self) -> bool:
         """Run on_idle; False if it failed (the failure is reported like a callback's)."""
         if self.on_idle is None:
             return True
         try:
-            with self.lock:
-                self.on_idle()
+            self.on_idle()
         except BaseException as e:
             self._failed(e)
             return False
@@ -912,40 +937,38 @@ class _Run:
     def _report(self, job: Job, outcome: Outcome) -> None:
         """Report an outcome, through the circuit breakers (module docstring); raise
         DeliveryError when one trips."""
-        with self.lock:
-            if outcome.status in ("bounced", "refused") and outcome.code is not None:
-                key = _refusal_key(outcome)
-                if key != self.streak_key:
-                    self._end_streak()
-                    self.streak_key = key
-                self.streak.append((job, outcome))
-                if len(self.streak) < REFUSAL_STREAK:
-                    return  # held back until the streak is broken (or trips)
-                held, self.streak, self.streak_key = self.streak, [], None
-                for held_job, held_outcome in held:  # nobody bounced: all still owed
-                    self._emit(held_job, Outcome("refused", held_outcome.code,
-                                                 held_outcome.reply, held_outcome.attempts))
+        if outcome.status in ("bounced", "refused") and outcome.code is not None:
+            key = _refusal_key(outcome)
+            if key != self.streak_key:
+                self._end_streak()
+                self.streak_key = key
+            self.streak.append((job, outcome))
+            if len(self.streak) < REFUSAL_STREAK:
+                return  # held back until the streak is broken (or trips)
+            held, self.streak, self.streak_key = self.streak, [], None
+            for held_job, held_outcome in held:  # nobody bounced: all still owed
+                self._emit(held_job, Outcome("refused", held_outcome.code,
+                                             held_outcome.reply, held_outcome.attempts))
+            raise DeliveryError(
+                f"SMTP server {_where(self.config)} refused {len(held)} recipients in a "
+                f"row the same way: {_describe(outcome.code, outcome.reply)}; that is the "
+                "server refusing this mail, not bad addresses: nobody was marked bounced, "
+                "and they are still owed (sent by the next run once the server accepts)")
+        self._end_streak()
+        self._emit(job, outcome)
+        if outcome.status == "deferred":
+            self.deferring += 1
+            if self.deferring >= DEFER_STREAK:
                 raise DeliveryError(
-                    f"SMTP server {_where(self.config)} refused {len(held)} recipients in a "
-                    f"row the same way: {_describe(outcome.code, outcome.reply)}; that is the "
-                    "server refusing this mail, not bad addresses: nobody was marked bounced, "
-                    "and they are still owed (sent by the next run once the server accepts)")
-            self._end_streak()
-            self._emit(job, outcome)
-            if outcome.status == "deferred":
-                self.deferring += 1
-                if self.deferring >= DEFER_STREAK:
-                    raise DeliveryError(
-                        f"SMTP server {_where(self.config)} deferred {self.deferring} messages "
-                        f"in a row and accepted none: "
-                        f"{_describe(outcome.code, outcome.reply)}; stopped early, and "
-                        "what was not sent is still owed (the next run resumes)")
-            else:
-                self.deferring = 0
+                    f"SMTP server {_where(self.config)} deferred {self.deferring} messages "
+                    f"in a row and accepted none: "
+                    f"{_describe(outcome.code, outcome.reply)}; stopped early, and "
+                    "what was not sent is still owed (the next run resumes)")
+        else:
+            self.deferring = 0
 
     def _end_streak(self) -> None:
-        """The held refusals were not a server-wide refusal: report them as they came.
-        Called under self.lock."""
+        """The held refusals were not a server-wide refusal: report them as they came."""
         held, self.streak, self.streak_key = self.streak, [], None
         for job, outcome in held:
             self._emit(job, outcome)
@@ -957,8 +980,7 @@ class _Run:
     def _finish_streak(self) -> None:
         """At the end of a run: the refusals still held back are reported as they came."""
         try:
-            with self.lock:
-                self._end_streak()
+            self._end_streak()
         except BaseException as e:
             self._failed(e)
 
@@ -1026,9 +1048,8 @@ def deliver(jobs: Iterable[Job], config: Config, *, mail_from: str,
     whenever a connection has nothing in flight and nothing read ahead (after a message
     that did not go through, before the rate limiter makes it wait, when it is done): a
     caller that holds a result back, to record it together with the next intent, writes it
-    then. Callbacks never run two at once; with one connection they run on the calling
-    thread, with more on the thread of the connection concerned. If `stop` is set, the
-    messages in flight are finished and no new job is started. Jobs are read lazily, at most
+    then. Callbacks run on the calling thread, one at a time. If `stop` is
+    set, the messages in flight are finished and no new job is started. Jobs are read lazily, at most
     one ahead per connection. Raises ConfigError for settings that are wrong before anything is
     sent, and DeliveryError when the server refuses us rather than a recipient (see the
     module docstring); the jobs not yet started then have had no callbacks. An exception
