@@ -856,6 +856,35 @@ def test_the_intent_is_recorded_before_the_content_reaches_the_server(tmp_path, 
     assert delivered_at_intent == [[], to[:1], to[:2]]
 
 
+@pytest.mark.parametrize("pipelining, connections", [(False, 1), (True, 1), (False, 2)])
+def test_before_content_runs_before_the_content_of_every_message_attempted_since(
+        tmp_path, pipelining, connections):
+    """A caller that holds its intents makes them durable in before_content: no message's
+    content may reach the server before a before_content call that came after its intent.
+    Each call waits a moment, in which content sent too early would arrive."""
+    from send_helpers import PipeliningServer
+
+    to = addresses(6)
+    attempted, covered, calls = [], set(), []
+    with (PipeliningServer() if pipelining else SmtpServer()) as server:
+        def before_content():
+            time.sleep(0.05)
+            early = {m.rcpt for m in server.received} - covered
+            calls.append((list(attempted), early))
+            covered.update(attempted)
+
+        deliver(jobs_for(*to), cfg(server, tmp_path, connections=connections), mail_from=FROM,
+                on_attempt=lambda job: attempted.append(job.key),
+                on_result=lambda job, outcome: None, before_content=before_content)
+        assert sorted(m.rcpt for m in server.received) == to
+    assert [early for _, early in calls] == [set()] * len(calls)
+    assert covered == set(to)
+    if connections == 2:  # the two connections' intents share a call
+        assert len(calls) <= len(to) // 2 + 1, calls
+    else:
+        assert len(calls) == len(to)
+
+
 @pytest.mark.parametrize("pipelining", [False, True])
 def test_a_failing_intent_callback_sends_nothing_and_is_not_retried(tmp_path, pipelining):
     from send_helpers import PipeliningServer

@@ -131,3 +131,53 @@ def test_a_send_checkpoints_the_sqlite_wal_less_often_then_restores_the_default(
     finally:
         state.close()
     assert ledger_mod.LEDGER_CHECKPOINT_PAGES > ledger_mod.SQLITE_CHECKPOINT_PAGES == 1000
+
+
+@pytest.mark.parametrize("connections", [1, 2])
+def test_every_intent_is_in_the_database_before_its_content_and_two_connections_share_writes(
+        tmp_path, monkeypatch, connections):
+    """Intents are held and written before the content goes out (delivery's before_content):
+    when the server holds a whole message, another reader of the database already sees that
+    delivery as "sending", never still "pending". With two connections, one write carries
+    both connections' intents: about one transaction per two messages."""
+    import sqlite3
+
+    from smtp_helpers import SmtpServer
+
+    from publisher.state import ledger as ledger_mod
+
+    writes = []
+    write = ledger_mod.Ledger._write
+    monkeypatch.setattr(ledger_mod.Ledger, "_write",
+                        lambda self, batch: (writes.append(len(batch)), write(self, batch))[1])
+    count = 60
+    seen = []
+    with SmtpServer() as server:  # no PIPELINING: MAIL, RCPT, DATA one at a time
+        config = site_with_subscribers(tmp_path / "site", server, count, connections=connections)
+        database = config.database_url.removeprefix("sqlite:///")
+        record = server._record
+
+        def checking_record(received):  # the server holds the message, before its 250
+            with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+                seen.append(db.execute(
+                    "SELECT d.status FROM deliveries d JOIN subscribers s "
+                    "ON s.id = d.subscriber_id WHERE s.email = ?", (received.rcpt,)).fetchone())
+            record(received)
+
+        server._record = checking_record
+        writes.clear()
+        report = pipeline.send_now(config)
+        assert server.connections == connections
+
+    assert report.exit_status == 0, report.lines
+    assert seen == [("sending",)] * count
+    if connections == 1:
+        assert len(writes) >= count  # one transaction a message: its intent, the last result
+    else:
+        assert len(writes) <= count // 2 + 5, writes
+    state = State(config.database_url)
+    with state.read() as conn:
+        d = state_mod.deliveries
+        statuses = conn.execute(sa.select(d.c.status, sa.func.count()).group_by(d.c.status)).all()
+    state.close()
+    assert statuses == [("sent", count)]

@@ -332,6 +332,32 @@ def test_a_held_result_waits_for_the_next_intent_or_a_flush(db):
     assert [s.email for s in db.list_subscribers(state_mod.BOUNCED)] == ["s2@x.org"]
 
 
+def test_held_intents_wait_for_a_flush_and_results_are_held_up_to_the_limit(db):
+    db.add_subscribers([(f"s{i}@x.org", "") for i in range(4)])
+    d = db.create_digest(kind="digest", subject="S", html="h", text="t", post_ids=[], now=NOW)
+
+    def statuses():
+        return [row[1] for row in ledger_rows(db, d)]
+
+    with db.ledger(d, hold_results=2) as ledger:
+        ledger.sending(1, hold=True)
+        ledger.sending(2, hold=True)
+        assert statuses() == ["pending"] * 4  # held: the caller flushes before any content
+        ledger.flush()
+        assert statuses() == ["sending", "sending", "pending", "pending"]
+        ledger.result(1, status="sent", code=250, reply="ok", attempts=1, hold=True)
+        ledger.result(2, status="sent", code=250, reply="ok", attempts=1, hold=True)
+        ledger.sending(3, hold=True)
+        assert statuses() == ["sending", "sending", "pending", "pending"]  # two results held
+        ledger.result(3, status="bounced", code=550, reply="no", attempts=1, hold=True)
+        # A third result writes what was held first (two results and an intent), then waits.
+        assert statuses() == ["sent", "sent", "sending", "pending"]
+        ledger.sending(4)  # not held: written at once, with what is held
+        assert statuses() == ["sent", "sent", "bounced", "sending"]
+        ledger.result(4, status="sent", code=250, reply="ok", attempts=1, hold=True)
+    assert statuses() == ["sent", "sent", "bounced", "sent"]  # written on the way out
+
+
 def test_a_held_result_is_written_even_when_the_send_fails(db):
     db.add_subscribers([("a@x.org", "")])
     d = db.create_digest(kind="digest", subject="S", html="h", text="t", post_ids=[], now=NOW)

@@ -455,7 +455,8 @@ class _Session:
 
     def transmit(self, sender: str, recipient: str, data: bytes,
                  intent: Callable[[], None] = lambda: None,
-                 meanwhile: Callable[[], None] | None = None) -> Iterator[None]:
+                 meanwhile: Callable[[], None] | None = None,
+                 durable: Callable[[], None] = lambda: None) -> Iterator[None]:
         """One attempt: MAIL, RCPT, DATA. A generator (see _Run._drive): it yields once each
         command is written, before reading the reply, so that the thread can serve another
         connection while this server answers; it returns ("sent" | "bounced" | "refused",
@@ -467,9 +468,11 @@ class _Session:
 
         intent() runs once the first write (MAIL, or MAIL to DATA pipelined) is out, while
         the server answers it: before any of the message's content can reach the server.
+        durable() runs once DATA is written (pipelined: right after intent()), while the
+        server answers it, and before the content goes out: the intent is made durable then.
         meanwhile(), if given, runs once the content is written, while the server takes it
-        in. Both run at most once here; an exception from intent() comes out as
-        _CallbackFailed.
+        in. Each runs at most once here; an exception from intent() or durable() comes out
+        as _CallbackFailed.
 
         Raises _Retry or _Fatal; the connection is then in an unknown state and the caller
         closes it."""
@@ -492,6 +495,8 @@ class _Session:
             smtp.send(_commands(sender, options, recipient if pipelined else None))
             # The intent is recorded while the server answers: no content has gone out yet.
             self._callback(intent)
+            if pipelined:
+                self._callback(durable)
             yield
             code, text = smtp.getreply()
             reply = _one_line(text)
@@ -527,6 +532,7 @@ class _Session:
             stage = "DATA"
             if not pipelined:
                 smtp.putcmd("data")
+                self._callback(durable)
                 yield
             code, text = smtp.getreply()
             if code == 354:  # else the DATA command itself was refused
@@ -652,12 +658,15 @@ class _Pause:
 class _Run:
     def __init__(self, config: Config, sender: str, on_attempt: Callable[[Job], None],
                  on_result: Callable[[Job, Outcome], None], stop: threading.Event,
-                 sleep: Callable[[float], Any], on_idle: Callable[[], None] | None = None):
+                 sleep: Callable[[float], Any], on_idle: Callable[[], None] | None = None,
+                 before_content: Callable[[], None] | None = None):
         self.config = config
         self.sender = sender
         self.on_attempt = on_attempt
         self.on_result = on_result
         self.on_idle = on_idle
+        self.before_content = before_content
+        self.undurable = False  # on_attempt ran since before_content last ran
         self.stop = stop
         # The real sleep would hold a stopping run for up to MAX_BACKOFF; waiting on the
         # stop event instead wakes up at once. An injected sleep (tests) is used as given.
@@ -909,7 +918,8 @@ class _Run:
         sender = sender or self.sender
         fresh = session.open()
         try:
-            return (yield from session.transmit(sender, recipient, data, intent, meanwhile))
+            return (yield from session.transmit(sender, recipient, data, intent, meanwhile,
+                                                    self._durable))
         except _Retry as e:
             if fresh or not e.stale:
                 raise
@@ -918,10 +928,19 @@ class _Run:
             log.debug("connection to %s went stale; reconnecting", _where(self.config))
             session.close(polite=False)
         session.open()
-        return (yield from session.transmit(sender, recipient, data, intent, meanwhile))
+        return (yield from session.transmit(sender, recipient, data, intent, meanwhile,
+                                                    self._durable))
 
     def _attempted(self, job: Job) -> None:
         self.on_attempt(job)
+        self.undurable = True
+
+    def _durable(self) -> None:
+        """Before a message's content goes out: the intents recorded since the last time
+        (this connection's and any other's) are made durable, in one go."""
+        if self.undurable and self.before_content is not None:
+            self.undurable = False
+            self.before_content()
 
     def _idle(self) -> bool:
         """Run on_idle; False if it failed (the failure is reported like a callback's)."""
@@ -1039,6 +1058,7 @@ def deliver(jobs: Iterable[Job], config: Config, *, mail_from: str,
             stop: threading.Event | None = None,
             sleep: Callable[[float], None] = time.sleep,
             on_idle: Callable[[], None] | None = None,
+            before_content: Callable[[], None] | None = None,
             owed: int | None = None) -> DeliveryStats:
     """Send every job; report each through the callbacks; return the totals.
 
@@ -1048,9 +1068,13 @@ def deliver(jobs: Iterable[Job], config: Config, *, mail_from: str,
     whenever a connection has nothing in flight and nothing read ahead (after a message
     that did not go through, before the rate limiter makes it wait, when it is done): a
     caller that holds a result back, to record it together with the next intent, writes it
-    then. Callbacks run on the calling thread, one at a time. If `stop` is
-    set, the messages in flight are finished and no new job is started. Jobs are read lazily, at most
-    one ahead per connection. Raises ConfigError for settings that are wrong before anything is
+    then. before_content(), if given, runs before a message's content goes out whenever
+    on_attempt ran since it last ran (while the server answers DATA): a caller whose
+    on_attempt holds the intent back makes it durable then, together with the intents of
+    the other connections' messages recorded meanwhile (one write for several). Callbacks
+    run on the calling thread, one at a time. If `stop` is set, the messages in flight are
+    finished and no new job is started. Jobs are read lazily, at most one ahead per
+    connection. Raises ConfigError for settings that are wrong before anything is
     sent, and DeliveryError when the server refuses us rather than a recipient (see the
     module docstring); the jobs not yet started then have had no callbacks. An exception
     from a callback ends the run with that exception (the message it was about is not
@@ -1072,7 +1096,7 @@ def deliver(jobs: Iterable[Job], config: Config, *, mail_from: str,
     sessions = _open_sessions(config, config.smtp.connections, context, owed)
     log.info("sending through %s (%s, %d connection(s))", _where(config),
              config.smtp.security, len(sessions))
-    run = _Run(config, sender, on_attempt, on_result, stop, sleep, on_idle)
+    run = _Run(config, sender, on_attempt, on_result, stop, sleep, on_idle, before_content)
     stats = run.execute(first, rest, sessions)
     log.info("delivery: %d sent, %d bounced, %d deferred, %d retries", stats.sent,
              stats.bounced, stats.deferred, stats.retried)

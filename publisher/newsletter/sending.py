@@ -183,7 +183,9 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
                       wire_ready=compiled.wire_ready)
 
     def on_attempt(job) -> None:
-        ledger.sending(job.key[1])
+        # Held, and written by before_content before the message's content goes out: the
+        # intents of several connections' messages then share one transaction.
+        ledger.sending(job.key[1], hold=True)
 
     def on_result(job, outcome) -> None:
         nonlocal done
@@ -207,9 +209,13 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
 
     try:
         # Writes any held result on the way out, and renews this sender's claims as it goes.
-        with state.ledger(digest.id, claimant, refresh_every=CLAIM_REFRESH) as ledger:
+        # One result held per connection: each connection's last message (accepted) is
+        # written with the next intent; a crash loses at most those, mailed again.
+        with state.ledger(digest.id, claimant, refresh_every=CLAIM_REFRESH,
+                          hold_results=most_connections(config)) as ledger:
             stats = deliver(jobs(), config, mail_from=mail_from, on_attempt=on_attempt,
-                            on_result=on_result, on_idle=ledger.flush, stop=stop, owed=total)
+                            on_result=on_result, on_idle=ledger.flush,
+                            before_content=ledger.flush, stop=stop, owed=total)
     finally:
         # Whatever this sender claimed but did not finish goes back to the pool at once.
         state.release_claims(digest.id, claimant)

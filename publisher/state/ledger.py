@@ -31,13 +31,20 @@ class Ledger:
     the next `sending()`: the intent is still durable before its message is handed over,
     and a held result is one the server already accepted, so a crash at any instant
     loses at most that result (its message is mailed again: at-least-once, like a
-    message in flight). At most one result is held; `flush()` writes it.
+    message in flight). At most `hold_results` results are held (one by default); the
+    next one writes them. `flush()` writes whatever is held.
+
+    An intent may be held too (`sending(..., hold=True)`), by a caller that calls `flush()`
+    before that message's content goes out: several connections' intents then share one
+    transaction (delivery's before_content).
 
     Not thread-safe: the caller makes one call at a time (delivery's callbacks do)."""
 
     def __init__(self, state: State, digest_id: int, sender: str | None = None,
-                 refresh_every: timedelta | None = None):
+                 refresh_every: timedelta | None = None, hold_results: int = 1):
         self.digest_id = digest_id
+        self.hold_results = hold_results
+        self._held_results = 0
         self.sender = sender
         self.refresh_every = refresh_every
         self._refreshed: datetime | None = None
@@ -95,12 +102,14 @@ class Ledger:
 
         return str(compiled), params
 
-    def sending(self, subscriber_id: int, now: datetime | None = None) -> None:
-        """The intent: durable before the message is handed to the server. A held
-        result goes into the same transaction."""
+    def sending(self, subscriber_id: int, now: datetime | None = None, *,
+                hold: bool = False) -> None:
+        """The intent: durable before the message is handed to the server. What is held
+        goes into the same transaction. hold=True holds the intent as well: the caller then
+        calls `flush()` before the message's content goes out."""
         now = now or utcnow()
         sql, params = self._intent
-        writes, self._held = self._held, []
+        writes = self._held
         writes.append((sql, params({"digest": self.digest_id, "subscriber": subscriber_id,
                                     "new_status": "sending", "now": now})))
         renew = self.sender is not None and self.refresh_every is not None and (
@@ -109,15 +118,15 @@ class Ledger:
             sql, params = self._refresh
             writes.append((sql, params({"digest": self.digest_id, "sender": self.sender,
                                         "now": now})))
-        self._write(writes)
-        if renew:
             self._refreshed = now
+        if not hold:
+            self.flush()
 
     def result(self, subscriber_id: int, *, status: str, code: int | None, reply: str,
                attempts: int, now: datetime | None = None, hold: bool = False) -> None:
         """The result, once the server answered: sent, bounced (the subscriber too) or
-        deferred. hold=True keeps
-        it for the next `sending()` or `flush()`; a result already held is written now."""
+        deferred. hold=True keeps it for the next `sending()` or `flush()`; if
+        `hold_results` results are held already, what is held is written first."""
         now = now or utcnow()
         sql, params = self._result
         writes = [(sql, params({"digest": self.digest_id, "subscriber": subscriber_id,
@@ -127,16 +136,16 @@ class Ledger:
             sql, params = self._bounce
             writes.append((sql, params({"subscriber": subscriber_id, "new_status": BOUNCED,
                                         "reply": reply[:500], "now": now})))
-        if hold:
-            writes, self._held = self._held, writes
-        else:
-            writes, self._held = self._held + writes, []
-        if writes:
-            self._write(writes)
+        if hold and self._held_results >= self.hold_results:
+            self.flush()
+        self._held += writes
+        self._held_results += 1
+        if not hold:
+            self.flush()
 
     def flush(self) -> None:
-        """Write the held result, if any."""
-        writes, self._held = self._held, []
+        """Write what is held, if anything."""
+        writes, self._held, self._held_results = self._held, [], 0
         if writes:
             self._write(writes)
 

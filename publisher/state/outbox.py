@@ -280,12 +280,13 @@ class Outbox:
 
     @contextlib.contextmanager
     def ledger(self, digest_id: int, sender: str | None = None,
-               refresh_every: timedelta | None = None) -> Iterator[Ledger]:
+               refresh_every: timedelta | None = None,
+               hold_results: int = 1) -> Iterator[Ledger]:
         """The delivery ledger of one digest for the length of a send (see `Ledger`).
         A result still held back is written on the way out, whatever ended the send: the
         server accepted that message. With `sender`, the claims it holds are renewed with an
         intent at least every `refresh_every` (the sign of life other senders look for)."""
-        ledger = Ledger(self, digest_id, sender, refresh_every)
+        ledger = Ledger(self, digest_id, sender, refresh_every, hold_results)
         try:
             yield ledger
         finally:
