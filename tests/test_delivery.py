@@ -386,6 +386,56 @@ def test_reply_text_is_one_line_and_bounded(smtp_server, tmp_path):
     assert len(reply) == 300 and "\n" not in reply and reply.startswith("5.1.1 zzz")
 
 
+def test_a_connection_waiting_out_its_backoff_does_not_hold_up_the_other(smtp_server, tmp_path):
+    """One thread serves both connections: a retry's backoff on one (a _Pause) lets the
+    other carry on with the next messages meanwhile, as a thread per connection did."""
+    to = addresses(10)
+    smtp_server.add_fault("rcpt", "451 4.3.0 try again later", recipient=to[0], times=1)
+    stats, rec = run(jobs_for(*to), cfg(smtp_server, tmp_path, connections=2,
+                                        retry_base_delay=2), sleep=time.sleep)
+    assert stats.sent == 10 and stats.retried == 1
+    received = [m.rcpt for m in smtp_server.received]
+    assert sorted(received) == to and received[-1] == to[0]  # the others went first
+    assert smtp_server.attempts(to[0]) == 2
+    assert all(rec.events.count(("attempt", r)) == 1 for r in to)
+
+
+def test_when_every_connection_waits_the_earliest_backoff_is_slept(smtp_server, tmp_path):
+    to = addresses(4)
+    for r in to[:2]:  # the first message of each connection
+        smtp_server.add_fault("rcpt", "451 4.3.0 try again later", recipient=r, times=1)
+    sleeps = []
+    stats, rec = run(jobs_for(*to), cfg(smtp_server, tmp_path, connections=2,
+                                        retry_base_delay=30), sleep=sleeps.append)
+    assert stats.sent == 4 and stats.retried == 2
+    assert sorted(m.rcpt for m in smtp_server.received) == to
+    # Both paused: the run sleeps for the first one due (what is left of its 30 s), never
+    # longer; the injected sleep returns at once and the earliest goes on regardless.
+    assert sleeps and all(0 < s <= 30 for s in sleeps), sleeps
+    assert [key for kind, key in rec.events if kind == "result"].count(to[0]) == 1
+
+
+@pytest.mark.parametrize("connections", [1, 2])
+def test_ctrl_c_in_a_callback_ends_the_run_with_every_delivered_message_reported(
+        smtp_server, tmp_path, connections):
+    to = addresses(12)
+    rec = Recorder()
+
+    def on_attempt(job):
+        if job.key == to[5]:
+            raise KeyboardInterrupt
+        rec.on_attempt(job)
+
+    with pytest.raises(KeyboardInterrupt):
+        deliver(jobs_for(*to), cfg(smtp_server, tmp_path, connections=connections),
+                mail_from=FROM, on_attempt=on_attempt, on_result=rec.on_result)
+    delivered = {m.rcpt for m in smtp_server.received}
+    sent = {key for key, outcome in rec.outcomes.items() if outcome.status == "sent"}
+    assert delivered == sent and to[5] not in delivered
+    assert set(rec.attempted) <= set(to[:5 + connections])  # no new job after the interrupt
+    assert set(to[:5]) <= sent  # those before it, in flight or done, were finished
+
+
 # --- configuration problems stop the run -----------------------------------------------------
 
 def test_sender_refused_raises_after_deferring_the_current_message(smtp_server, tmp_path):
