@@ -267,7 +267,12 @@ def send(ctx: Context, dry_run: bool, to: str | None, out: str | None) -> int:
 
     if to and dry_run:
         raise UsageError("use either --to or --dry-run, not both")
-    config = ctx.config()
+    # The checks that need a slow import (the schedule's: APScheduler, ~35 ms) are done
+    # unless the state records that these very values passed them (a build or run did).
+    from .cache import check_config_once
+
+    config = ctx.config(defer_slow_checks=True)
+    check_config_once(config)
     if to:
         # lazy: newsletter.subscribers imports the state (SQLAlchemy, ~0.25 s)
         from .newsletter.subscribers import InvalidAddress, normalize_address

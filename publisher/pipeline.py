@@ -260,11 +260,11 @@ def run_once(config: Config, now: datetime | None = None, *,
     if stamp is not None:
         log.debug("idle: nothing changed since the last run; reporting what it found")
         return Report(lines=bounced.lines + stamp["lines"], problems=bounced.problems + stamp["problems"])
-    config.check_deferred()
-
+    checked = cache.check_config_once(config)  # recorded: a later `publisher send` trusts it
 
     report = Report()
     with open_state(config) as state:
+        cache.record_config_checked(state, checked)
         # Planning holds the run lock: two runs never both decide to send the same posts.
         with state.run_lock(wait=lock_wait):
             result = scan(config, state, now, loaded=load_site(config, state, now))
