@@ -272,6 +272,7 @@ def send(ctx: Context, dry_run: bool, to: str | None, out: str | None) -> int:
     from .cache import check_config_once
 
     config = ctx.config(defer_slow_checks=True)
+    pipeline.require_content_dir(config)  # before the state is read (or created: WAL files)
     check_config_once(config)
     if to:
         # lazy: newsletter.subscribers imports the state (SQLAlchemy, ~0.25 s)
