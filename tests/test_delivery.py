@@ -12,6 +12,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from publisher.newsletter import delivery
 from publisher.newsletter.delivery import (MAX_BACKOFF, DeliveryStats, Job, Outcome,
@@ -817,17 +819,18 @@ def pipelining_server():
 
 @pytest.fixture
 def writes(monkeypatch):
-    """Every write the client makes to an SMTP socket, in order."""
-    import smtplib
+    """Every write the client makes to an SMTP socket, in order: smtplib's (EHLO, QUIT) and
+    delivery's own (the transactions). (The test server's asyncio transports use send().)"""
+    import socket
 
     seen: list[bytes] = []
-    original = smtplib.SMTP.send
+    original = socket.socket.sendall
 
-    def send(self, s):
-        seen.append(s if isinstance(s, bytes) else s.encode(self.command_encoding))
-        return original(self, s)
+    def sendall(self, data, *args):
+        seen.append(bytes(data))
+        return original(self, data, *args)
 
-    monkeypatch.setattr(smtplib.SMTP, "send", send)
+    monkeypatch.setattr(socket.socket, "sendall", sendall)
     return seen
 
 
@@ -1072,3 +1075,81 @@ def test_long_line_check_never_misses_a_long_line():
         if max(map(len, data.split(b"\r\n"))) > delivery.MAX_LINE:
             assert delivery._may_have_long_line(data), [len(line) for line in lines]
     assert not delivery._may_have_long_line((b"y" * 997 + b"\r\n") * 30)
+
+
+# --- replies read straight from the socket (_Session._reply) -------------------------------
+
+class _ChunkedSocket:
+    """A socket whose recv() hands out a byte stream in the given chunks, then b"" (closed)."""
+
+    def __init__(self, chunks):
+        self.chunks = list(chunks)
+
+    def recv(self, size):
+        if not self.chunks:
+            return b""
+        chunk = self.chunks.pop(0)
+        if isinstance(chunk, BaseException):
+            raise chunk
+        assert len(chunk) <= size
+        return chunk
+
+
+def _replies_as_smtplib_reads_them(stream: bytes) -> list:
+    import io
+    import smtplib
+
+    smtp = smtplib.SMTP()  # not connected: getreply reads the file given
+    smtp.file = io.BufferedReader(io.BytesIO(stream))
+    out = []
+    while True:
+        try:
+            out.append(smtp.getreply())
+        except smtplib.SMTPResponseException as e:
+            return out + [("error", e.smtp_code)]
+        except smtplib.SMTPServerDisconnected:
+            return out + [("closed",)]
+
+
+def _replies_as_delivery_reads_them(chunks) -> list:
+    import smtplib
+
+    session = delivery._Session(None, None)
+    session.sock = _ChunkedSocket(chunks)
+    out = []
+    while True:
+        try:
+            out.append(session._reply())
+        except smtplib.SMTPResponseException as e:
+            return out + [("error", e.smtp_code)]
+        except smtplib.SMTPServerDisconnected:
+            return out + [("closed",)]
+
+
+_REPLY_LINES = [b"250 ok\r\n", b"250-first\r\n", b"250-8BITMIME\r\n", b"354 go ahead\r\n",
+                b"550 5.1.1 <x@example.org>: no such user\r\n", b"250 \t spaced  \r\n",
+                b"25\r\n", b"2x0 broken code\r\n", b"421-a\n", b"221 bye\n", b"250-\r\n",
+                b"250 " + b"y" * 300 + b"\r\n", b"\r\n", "250 Grüße\r\n".encode()]
+
+
+@given(lines=st.lists(st.sampled_from(_REPLY_LINES), max_size=12),
+       cuts=st.lists(st.integers(min_value=0, max_value=5000), max_size=8))
+@settings(max_examples=300, deadline=None)
+def test_replies_read_from_the_socket_are_smtplibs_however_they_arrive(lines, cuts):
+    stream = b"".join(lines)
+    points = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
+    chunks = [stream[a:b] for a, b in zip(points, points[1:]) if b > a]
+    assert _replies_as_delivery_reads_them(chunks) == _replies_as_smtplib_reads_them(stream)
+
+
+def test_a_reply_line_too_long_or_a_failing_socket_is_an_oserror_as_in_smtplib():
+    import smtplib
+
+    long_line = b"250 " + b"z" * 9000 + b"\r\n"
+    assert _replies_as_delivery_reads_them([long_line[:5000], long_line[5000:]]) == \
+        _replies_as_smtplib_reads_them(long_line) == [("error", 500)]
+    session = delivery._Session(None, None)
+    session.sock = _ChunkedSocket([b"250-part", TimeoutError("timed out")])
+    with pytest.raises(smtplib.SMTPServerDisconnected, match="timed out") as caught:
+        session._reply()
+    assert isinstance(caught.value, OSError)  # what transmit retries

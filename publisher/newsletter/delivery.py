@@ -85,6 +85,8 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 300.0  # seconds; a longer wait would outlast a cron interval for no gain
 MAX_LINE = 998  # RFC 5322 2.1.1, without the CRLF
+_REPLY_LINE_MAX = smtplib._MAXLINE  # the longest reply line smtplib accepts (8,192 bytes)
+_READ_SIZE = 8192
 
 
 def _may_have_long_line(data: bytes) -> bool:
@@ -295,12 +297,16 @@ def _quoted(address: str) -> str:
     return f"<{address}>" if _PLAIN_ADDRESS.match(address) else smtplib.quoteaddr(address)
 
 
-def _commands(sender: str, options: list[str], recipient: str | None = None) -> bytes:
+def _commands(sender: str | None, options: list[str], recipient: str | None = None) -> bytes:
     """MAIL, spelled as smtplib's mail() spells it; with a recipient, followed by RCPT and
-    DATA, for one write (RFC 2920: DATA may only end a group)."""
-    lines = [f"MAIL FROM:{_quoted(sender)}{''.join(' ' + o for o in options)}"]
+    DATA, for one write (RFC 2920: DATA may only end a group). Without a sender: RCPT alone,
+    as smtplib's rcpt() spells it."""
+    lines = [] if sender is None else [
+        f"MAIL FROM:{_quoted(sender)}{''.join(' ' + o for o in options)}"]
     if recipient is not None:
-        lines += [f"RCPT TO:{_quoted(recipient)}", "DATA"]
+        lines.append(f"RCPT TO:{_quoted(recipient)}")
+        if sender is not None:
+            lines.append("DATA")
     if any("\r" in line or "\n" in line for line in lines):
         raise ValueError(f"SMTP command arguments contain a line break: {sender!r}, {recipient!r}")
     return "".join(line + "\r\n" for line in lines).encode(
@@ -341,12 +347,19 @@ class _Fatal(Exception):
 
 
 class _Session:
-    """One SMTP connection, owned by one thread at a time, reopened as needed."""
+    """One SMTP connection, reopened as needed.
+
+    smtplib opens it (connect, EHLO, STARTTLS, AUTH); the transactions then write to its
+    socket and read the replies from it directly (`_reply`): smtplib's file object, its
+    line-by-line reads in Python and its audit hook cost more per message than the rest of
+    the exchange, four times a message."""
 
     def __init__(self, config: Config, context: ssl.SSLContext | None):
         self.config = config
         self.context = context
         self.smtp: smtplib.SMTP | None = None
+        self.sock: Any = None  # smtp.sock once the session is set up (TLS: the TLS socket)
+        self.unread = b""  # bytes received after the last reply read
         self.reused = False  # has completed a transaction since it was opened
 
     def open(self) -> bool:
@@ -375,6 +388,7 @@ class _Session:
             smtp.close()
             raise
         self.smtp = smtp
+        self.sock, self.unread = smtp.sock, b""
         self.reused = False
         log.debug("connected to %s", where)
         return True
@@ -442,7 +456,7 @@ class _Session:
         return self.smtp is not None and self.smtp.has_extn("pipelining")
 
     def close(self, polite: bool = True) -> None:
-        smtp, self.smtp = self.smtp, None
+        smtp, self.smtp, self.sock = self.smtp, None, None
         if smtp is None:
             return
         try:
@@ -476,7 +490,7 @@ class _Session:
 
         Raises _Retry or _Fatal; the connection is then in an unknown state and the caller
         closes it."""
-        smtp = self.smtp
+        smtp, sock = self.smtp, self.sock
         assert smtp is not None
         where = _where(self.config)
         stage = "MAIL"
@@ -489,16 +503,15 @@ class _Session:
                     self._rset()
                     return ("bounced", None,
                             f"{where} does not offer SMTPUTF8, needed for this address")
-                options.append("SMTPUTF8")
-                smtp.command_encoding = "utf-8"  # for RCPT too, as smtplib's mail() does
+                options.append("SMTPUTF8")  # for RCPT too (_commands), as smtplib's mail() does
             pipelined = smtp.has_extn("pipelining")
-            smtp.send(_commands(sender, options, recipient if pipelined else None))
+            sock.sendall(_commands(sender, options, recipient if pipelined else None))
             # The intent is recorded while the server answers: no content has gone out yet.
             self._callback(intent)
             if pipelined:
                 self._callback(durable)
             yield
-            code, text = smtp.getreply()
+            code, text = self._reply()
             reply = _one_line(text)
             if not 200 <= code < 300:
                 if 500 <= code < 600:
@@ -512,9 +525,9 @@ class _Session:
             # closes the connection.)
             stage = "RCPT"
             if not pipelined:  # as smtp.rcpt(recipient) does, without its address parser
-                smtp.putcmd("rcpt", f"TO:{_quoted(recipient)}")
+                sock.sendall(_commands(None, options, recipient))
                 yield
-            code, text = smtp.getreply()
+            code, text = self._reply()
             reply = _one_line(text)
             if 500 <= code < 600:
                 if code == 530 or _NOT_THE_RECIPIENT.search(reply):
@@ -531,16 +544,16 @@ class _Session:
                 raise _Retry(_code(code), reply)
             stage = "DATA"
             if not pipelined:
-                smtp.putcmd("data")
+                sock.sendall(b"DATA\r\n")
                 self._callback(durable)
                 yield
-            code, text = smtp.getreply()
+            code, text = self._reply()
             if code == 354:  # else the DATA command itself was refused
-                smtp.send(_dot_stuffed(data))
+                sock.sendall(_dot_stuffed(data))
                 if meanwhile is not None:
                     meanwhile()
                 yield
-                code, text = smtp.getreply()
+                code, text = self._reply()
             reply = _one_line(text)
             if 200 <= code < 300:
                 self.reused = True
@@ -554,6 +567,41 @@ class _Session:
         except (OSError, ssl.SSLError) as e:  # includes SMTPServerDisconnected, timeouts
             raise _Retry(None, _error_text(e), stale=self.reused and stage == "MAIL") from e
 
+    def _reply(self) -> tuple[int, bytes]:
+        """The server's next reply, read as smtplib's getreply() reads it: the code (-1 if a
+        line has none), and the text of its lines joined by "\n". Raises OSError as it does:
+        SMTPServerDisconnected when the connection ends or fails, SMTPResponseException for
+        a line longer than smtplib accepts."""
+        unread, text = self.unread, []
+        while True:
+            end = unread.find(b"\n")
+            while end < 0:
+                if len(unread) > _REPLY_LINE_MAX:
+                    raise smtplib.SMTPResponseException(500, "Line too long.")
+                try:
+                    more = self.sock.recv(_READ_SIZE)
+                except OSError as e:
+                    raise smtplib.SMTPServerDisconnected(
+                        f"Connection unexpectedly closed: {e}") from e
+                if not more:
+                    raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+                start = len(unread)
+                unread += more
+                end = unread.find(b"\n", start)
+            if end > _REPLY_LINE_MAX:
+                raise smtplib.SMTPResponseException(500, "Line too long.")
+            line, unread = unread[:end + 1], unread[end + 1:]
+            text.append(line[4:].strip(b" \t\r\n"))
+            try:
+                code = int(line[:3])
+            except ValueError:
+                code = -1
+                break
+            if line[3:4] != b"-":
+                break
+        self.unread = unread
+        return code, b"\n".join(text)
+
     @staticmethod
     def _callback(callback: Callable[[], None]) -> None:
         try:
@@ -566,7 +614,7 @@ class _Session:
         without a valid recipient (503/554). One that waits for a message instead (354) gets
         none: the connection is dropped. True if the connection is still usable."""
         try:
-            code, _text = self.smtp.getreply()
+            code, _text = self._reply()
         except (OSError, ssl.SSLError):
             code = 0
         if 400 <= code < 600:
@@ -578,7 +626,8 @@ class _Session:
         """Clear the transaction so the connection can carry the next message."""
         self.reused = True
         try:
-            code, _text = self.smtp.rset()
+            self.sock.sendall(b"RSET\r\n")
+            code, _text = self._reply()
         except (OSError, ssl.SSLError):
             code = 0
         if not 200 <= code < 300:

@@ -101,7 +101,8 @@ def test_chaos_1000_subscribers_exactly_once_and_ledger_agrees(tmp_path, smtp_ce
     real_commands = delivery._commands
 
     def spy(sender, options, recipient=None):
-        groups.append(recipient is not None)
+        if sender is not None:  # (None: RCPT on its own, one command at a time)
+            groups.append(recipient is not None)
         return real_commands(sender, options, recipient)
 
     monkeypatch.setattr(delivery, "_commands", spy)
