@@ -277,6 +277,32 @@ class _ChaosSMTP(_FaultySMTP):
             await _hang_up(self)
         return await super().smtp_STARTTLS(arg)
 
+    # A late 250 (end_slow) counts as lost only if the client never read it. A client that
+    # was busy when its timeout ran out (one thread serves several connections) may still
+    # read it: its next command on this connection shows it did, and it will not resend.
+    late_reply: str | None = None
+
+    def _late_reply_read(self) -> None:
+        if self.late_reply is not None:
+            with self.owner._lock:
+                self.owner.lost[self.late_reply] -= 1
+            self.late_reply = None
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg):
+        self._late_reply_read()
+        return await super().smtp_MAIL(arg)
+
+    @syntax("RSET")
+    async def smtp_RSET(self, arg):
+        self._late_reply_read()
+        return await super().smtp_RSET(arg)
+
+    @syntax("QUIT")
+    async def smtp_QUIT(self, arg):
+        self._late_reply_read()
+        return await super().smtp_QUIT(arg)
+
     async def smtp_DATA(self, arg):
         owner: ChaosSmtpServer = self.owner
         envelope = self.envelope
@@ -363,6 +389,7 @@ class _ChaosHandler:
             await _hang_up(server)
         if kind == "end_slow":
             await owner.slow(server)
+            server.late_reply = rcpt  # (not reached if the client hung up meanwhile)
         return "250 2.0.0 OK queued"
 
 
@@ -382,7 +409,8 @@ class ChaosSmtpServer(SmtpServer):
     timing does not change which recipient meets which fault.
 
     `.lost[rcpt]` counts the injected faults after which the server holds a copy the client
-    cannot know about (the 250 lost, or sent past the timeout): each is an expected duplicate.
+    cannot know about (the 250 lost, or sent past the timeout and not read: the client sent
+    nothing more on that connection): each is an expected duplicate.
     `.faults` counts every injected fault by kind. `.settle()` waits for late replies."""
 
     def __init__(self, seed: int, *, rates: ChaosRates | None = None,

@@ -247,8 +247,9 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        if self.owner.delay:
-            await asyncio.sleep(self.owner.delay)
+        delay = max([self.owner.delays.get(r, 0.0) for r in envelope.rcpt_tos] + [self.owner.delay])
+        if delay:
+            await asyncio.sleep(delay)
         fault = self.owner._take("end", envelope.rcpt_tos)
         if fault is not None and fault.reply:
             return await self.owner._apply(server, fault)
@@ -313,6 +314,7 @@ class SmtpServer(_ConfigFor):
         self.cert = cert
         self.auth = auth
         self.delay = delay
+        self.delays: dict[str, float] = {}  # per recipient, instead of `delay`, at the end of DATA
         self.spool = Path(spool) if spool else None
         self.port = 0
         self._lock = threading.Condition()

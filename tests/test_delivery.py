@@ -402,6 +402,39 @@ def test_a_connection_waiting_out_its_backoff_does_not_hold_up_the_other(smtp_se
     assert all(rec.events.count(("attempt", r)) == 1 for r in to)
 
 
+def test_a_server_slow_to_accept_one_message_holds_up_only_that_connection(smtp_server, tmp_path):
+    """Content filters make some messages slow to accept at the end of DATA: the thread
+    goes on with the other connection meanwhile, not in turns with the slow one."""
+    to = addresses(12)
+    smtp_server.delays[to[0]] = 1.5
+    stats, _ = run(jobs_for(*to), cfg(smtp_server, tmp_path, connections=2))
+    assert stats.sent == 12
+    received = smtp_server.received
+    assert sorted(m.rcpt for m in received) == sorted(to)
+    # While connection 1 waited, connection 2 sent every message but the one connection 1
+    # had read ahead, which followed the slow one.
+    assert {m.connection for m in received[:-2]} == {2}
+    assert received[-2].rcpt == to[0] and received[-2].connection == received[-1].connection == 1
+
+
+@pytest.mark.parametrize("security, connections", [("none", 1), ("none", 2), ("starttls", 1),
+                                                   ("starttls", 2)])
+def test_a_server_that_stops_answering_times_out_and_the_message_is_still_owed(
+        smtp_cert, tmp_path, security, connections):
+    """smtp.timeout holds however the connection is read: by the kernel on a plain one
+    (SO_RCVTIMEO), by Python on a TLS one, by a poll while several connections wait."""
+    to = addresses(4)
+    with SmtpServer(tls=None if security == "none" else "starttls", cert=smtp_cert) as server:
+        server.delays[to[1]] = 4.0  # past the end of its DATA: longer than smtp.timeout
+        config = cfg(server, tmp_path, timeout=1, max_attempts=1, connections=connections)
+        stats, rec = run(jobs_for(*to), config)
+        assert (stats.sent, stats.deferred) == (3, 1)
+        late = rec.outcomes[to[1]]
+        assert late.status == "deferred" and "timed out" in late.reply, late
+        assert {m.rcpt for m in server.received} >= set(to) - {to[1]}
+        assert all(m.tls == (security != "none") for m in server.received)
+
+
 def test_when_every_connection_waits_the_earliest_backoff_is_slept(smtp_server, tmp_path):
     to = addresses(4)
     for r in to[:2]:  # the first message of each connection

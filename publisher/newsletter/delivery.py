@@ -55,10 +55,12 @@ list never opens two. A server that refuses a later connection gets the send ove
 
 One thread serves every connection (the calling thread; `_Run._drive`): each connection's
 loop is a generator that yields once it has written a command, and the thread serves the
-others until it comes back to read the reply. Each connection is reused for many messages,
+others until that server has answered. Each connection is reused for many messages,
 reads the next job itself, lazily, and builds its message while the server takes in the
 current one. The caller's iterable and every callback run on the calling thread, one at a
-time.
+time. What does not yield, opening a connection (connect, greeting, TLS, login) and the
+ledger's writes, holds up the others meanwhile; a reply that arrived during it is read even
+if that is past smtp.timeout (the server accepted: better than sending again).
 
 Where the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one write,
 and the intent (on_attempt) is recorded while the server answers them: still before the
@@ -69,8 +71,11 @@ from __future__ import annotations
 
 import logging
 import re
+import select
 import smtplib
+import socket
 import ssl
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -87,6 +92,7 @@ MAX_BACKOFF = 300.0  # seconds; a longer wait would outlast a cron interval for 
 MAX_LINE = 998  # RFC 5322 2.1.1, without the CRLF
 _REPLY_LINE_MAX = smtplib._MAXLINE  # the longest reply line smtplib accepts (8,192 bytes)
 _READ_SIZE = 8192
+_SLACK = 0.01  # seconds a reply may be waited for past smtp.timeout (_Run._answered)
 
 
 def _may_have_long_line(data: bytes) -> bool:
@@ -313,6 +319,25 @@ def _commands(sender: str | None, options: list[str], recipient: str | None = No
         "utf-8" if "SMTPUTF8" in options else "ascii")
 
 
+def _kernel_timeouts(sock: Any, seconds: float) -> bool:
+    """Make a plain socket blocking, with `seconds` as its read and write timeouts in the
+    kernel (SO_RCVTIMEO, SO_SNDTIMEO): a read or write then costs one system call, not a
+    poll() and the call. False, and the socket left as it was, for a TLS socket (its reads
+    may need writes, and it takes no flags) or where the options cannot be set."""
+    if isinstance(sock, ssl.SSLSocket) or not hasattr(socket, "SO_RCVTIMEO"):
+        return False
+    whole = int(seconds)
+    micro = max(int((seconds - whole) * 1_000_000), 0 if whole else 1)  # (0 would be none)
+    timeval = struct.pack("@ll", whole, micro)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+    except (OSError, struct.error):
+        return False
+    sock.settimeout(None)
+    return True
+
+
 def _dot_stuffed(data: bytes) -> bytes:
     """A message as DATA carries it, as smtplib's data() sends it: a line starting with "."
     gets a second one, and the end marker follows."""
@@ -352,14 +377,20 @@ class _Session:
     smtplib opens it (connect, EHLO, STARTTLS, AUTH); the transactions then write to its
     socket and read the replies from it directly (`_reply`): smtplib's file object, its
     line-by-line reads in Python and its audit hook cost more per message than the rest of
-    the exchange, four times a message."""
+    the exchange, four times a message.
+
+    A plain connection then also leaves smtp.timeout to the kernel (SO_RCVTIMEO and
+    SO_SNDTIMEO on a blocking socket, `direct`): Python enforces a socket's timeout with a
+    poll() before every read and write, a system call more each time, eight a message."""
 
     def __init__(self, config: Config, context: ssl.SSLContext | None):
         self.config = config
         self.context = context
         self.smtp: smtplib.SMTP | None = None
         self.sock: Any = None  # smtp.sock once the session is set up (TLS: the TLS socket)
+        self.direct = False  # self.sock blocks, its timeouts set in the kernel (_kernel_timeouts)
         self.unread = b""  # bytes received after the last reply read
+        self.late = False  # the reply awaited did not come within smtp.timeout (_Run._answered)
         self.reused = False  # has completed a transaction since it was opened
 
     def open(self) -> bool:
@@ -389,6 +420,7 @@ class _Session:
             raise
         self.smtp = smtp
         self.sock, self.unread = smtp.sock, b""
+        self.direct = _kernel_timeouts(smtp.sock, cfg.timeout)
         self.reused = False
         log.debug("connected to %s", where)
         return True
@@ -456,9 +488,15 @@ class _Session:
         return self.smtp is not None and self.smtp.has_extn("pipelining")
 
     def close(self, polite: bool = True) -> None:
-        smtp, self.smtp, self.sock = self.smtp, None, None
+        smtp, self.smtp, sock, self.sock = self.smtp, None, self.sock, None
         if smtp is None:
             return
+        if self.direct:
+            self.direct = False
+            try:
+                sock.settimeout(self.config.smtp.timeout)  # smtplib's QUIT: as smtplib set it
+            except OSError:
+                pass
         try:
             if polite:
                 smtp.quit()
@@ -490,7 +528,7 @@ class _Session:
 
         Raises _Retry or _Fatal; the connection is then in an unknown state and the caller
         closes it."""
-        smtp, sock = self.smtp, self.sock
+        smtp = self.smtp
         assert smtp is not None
         where = _where(self.config)
         stage = "MAIL"
@@ -505,7 +543,7 @@ class _Session:
                             f"{where} does not offer SMTPUTF8, needed for this address")
                 options.append("SMTPUTF8")  # for RCPT too (_commands), as smtplib's mail() does
             pipelined = smtp.has_extn("pipelining")
-            sock.sendall(_commands(sender, options, recipient if pipelined else None))
+            self._send(_commands(sender, options, recipient if pipelined else None))
             # The intent is recorded while the server answers: no content has gone out yet.
             self._callback(intent)
             if pipelined:
@@ -525,7 +563,7 @@ class _Session:
             # closes the connection.)
             stage = "RCPT"
             if not pipelined:  # as smtp.rcpt(recipient) does, without its address parser
-                sock.sendall(_commands(None, options, recipient))
+                self._send(_commands(None, options, recipient))
                 yield
             code, text = self._reply()
             reply = _one_line(text)
@@ -544,12 +582,12 @@ class _Session:
                 raise _Retry(_code(code), reply)
             stage = "DATA"
             if not pipelined:
-                sock.sendall(b"DATA\r\n")
+                self._send(b"DATA\r\n")
                 self._callback(durable)
                 yield
             code, text = self._reply()
             if code == 354:  # else the DATA command itself was refused
-                sock.sendall(_dot_stuffed(data))
+                self._send(_dot_stuffed(data))
                 if meanwhile is not None:
                     meanwhile()
                 yield
@@ -567,11 +605,37 @@ class _Session:
         except (OSError, ssl.SSLError) as e:  # includes SMTPServerDisconnected, timeouts
             raise _Retry(None, _error_text(e), stale=self.reused and stage == "MAIL") from e
 
+    def _send(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except BlockingIOError as e:  # direct: SO_SNDTIMEO ran out
+            raise TimeoutError("timed out") from e
+
+    def answered(self) -> bool | None:
+        """Has the server's reply arrived? Never waits. True: there is something to read (a
+        reply, an error, the end of the connection); False: not yet; None: a TLS socket, that
+        cannot tell without a poll (unless TLS holds decrypted bytes already)."""
+        if b"\n" in self.unread:
+            return True  # read with an earlier reply (pipelined)
+        if not self.direct:
+            return True if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending() else None
+        try:
+            more = self.sock.recv(_READ_SIZE, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True  # _reply reads again, and reports the connection's end
+        self.unread += more
+        return True
+
     def _reply(self) -> tuple[int, bytes]:
         """The server's next reply, read as smtplib's getreply() reads it: the code (-1 if a
         line has none), and the text of its lines joined by "\n". Raises OSError as it does:
         SMTPServerDisconnected when the connection ends or fails, SMTPResponseException for
         a line longer than smtplib accepts."""
+        if self.late:
+            self.late = False
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed: timed out")
         unread, text = self.unread, []
         while True:
             end = unread.find(b"\n")
@@ -580,6 +644,9 @@ class _Session:
                     raise smtplib.SMTPResponseException(500, "Line too long.")
                 try:
                     more = self.sock.recv(_READ_SIZE)
+                except BlockingIOError as e:  # direct: SO_RCVTIMEO ran out
+                    raise smtplib.SMTPServerDisconnected(
+                        "Connection unexpectedly closed: timed out") from e
                 except OSError as e:
                     raise smtplib.SMTPServerDisconnected(
                         f"Connection unexpectedly closed: {e}") from e
@@ -626,7 +693,7 @@ class _Session:
         """Clear the transaction so the connection can carry the next message."""
         self.reused = True
         try:
-            self.sock.sendall(b"RSET\r\n")
+            self._send(b"RSET\r\n")
             code, _text = self._reply()
         except (OSError, ssl.SSLError):
             code = 0
@@ -749,55 +816,101 @@ class _Run:
         return self.stats
 
     def _drive(self, loops: list[tuple[_Session, Iterator[Any]]]) -> None:
-        """Run the connections' loops (generators) on this thread, round robin. Each yields
-        once it has written a command, and is resumed to read the reply after the others had
-        their turn: while one server answers, this thread works for another connection. A
-        loop may also yield a _Pause (a retry's backoff): the others go on meanwhile.
+        """Run the connections' loops (generators) on this thread. Each yields once it has
+        written a command, and is resumed to read the reply once its server has answered
+        (`_answered`): while one server answers, this thread works for another connection,
+        and a server slow to answer one message holds up only its own connection. A loop
+        may also yield a _Pause (a retry's backoff): the others go on meanwhile.
 
         One thread rather than one per connection: a connection's work is mostly waiting for
         the next reply, and threads would pay for handing the GIL back and forth (a sixth
         more CPU time for two connections to a fast server) for waits that one thread can
         fill as well. A loop that raises stops the run (`_failed`): the others finish the
         message in flight, take no new job, and the exception is raised at the end."""
-        ready = list(loops)
-        paused: list[tuple[float, int, tuple[_Session, Iterator[Any]]]] = []
-        turn = 0
+        runnable = list(loops)  # to be resumed now
+        # A command written, its reply not read: (when smtp.timeout runs out for it, loop).
+        waiting: list[tuple[float, tuple[_Session, Iterator[Any]]]] = []
+        paused: list[tuple[float, int, tuple[_Session, Iterator[Any]]]] = []  # (due, order, loop)
+        order = 0
         try:
-            while ready or paused:
+            while runnable or waiting or paused:
                 if paused:
                     now = _clock()
-                    due = [entry for entry in paused if entry[0] <= now]
-                    if not ready and not due:  # everyone waits: sleep until the first is due
-                        due = [min(paused, key=lambda entry: entry[:2])]
-                        self.wait(max(due[0][0] - now, 0.0))
-                    for entry in sorted(due, key=lambda entry: entry[:2]):
+                    for entry in sorted((e for e in paused if e[0] <= now), key=lambda e: e[:2]):
                         paused.remove(entry)
-                        ready.append(entry[2])
-                if turn >= len(ready):
-                    turn = 0
-                loop = ready[turn]
+                        runnable.append(entry[2])
+                if not runnable:
+                    if waiting:
+                        runnable = self._answered(waiting, paused)
+                    else:  # every loop waits out a backoff: sleep until the first is due
+                        entry = min(paused, key=lambda e: e[:2])
+                        self.wait(max(entry[0] - _clock(), 0.0))
+                        paused.remove(entry)  # (due, or the run is stopping: either way, on)
+                        runnable.append(entry[2])
+                    continue
+                loop = runnable.pop(0)
                 try:
                     step = next(loop[1])
                 except StopIteration:
-                    del ready[turn]
                     continue
                 except BaseException as e:
-                    del ready[turn]
                     self._failed(e)
                     continue
                 if step is None:
-                    turn += 1
-                    continue
-                del ready[turn]
-                if not ready and not paused:
+                    waiting.append((time.monotonic() + self.config.smtp.timeout, loop))
+                elif not (runnable or waiting or paused):
                     self.wait(step.seconds)  # alone: just wait, as asked
-                    ready.append(loop)
+                    runnable.append(loop)
                 else:
-                    paused.append((_clock() + step.seconds, turn, loop))
+                    order += 1
+                    paused.append((_clock() + step.seconds, order, loop))
         finally:
-            for session, serving in ready + [entry[2] for entry in paused]:
+            for session, serving in runnable + [e[1] for e in waiting] + [e[2] for e in paused]:
                 session.close(polite=False)  # stopped mid-exchange (Ctrl-C): no QUIT
                 serving.close()
+
+    def _answered(self, waiting: list[tuple[float, tuple[_Session, Iterator[Any]]]],
+                  paused: list[tuple[float, int, Any]]) -> list[tuple[_Session, Iterator[Any]]]:
+        """Take out of `waiting` and return the loops whose server has answered, or whose
+        smtp.timeout ran out (their read then fails at once: `_Session.late`), waiting for one
+        at most until the first backoff is due.
+
+        A loop on its own that has just written is returned at once: its read waits for the
+        reply itself. Otherwise each is asked in the order they wrote (`answered`: on a plain
+        connection that is the read the reply needs anyway, made without waiting), and only
+        if none has answered (or TLS cannot tell) are they polled."""
+        if len(waiting) == 1 and not paused and (
+                waiting[0][0] - time.monotonic() > self.config.smtp.timeout - _SLACK):
+            return [waiting.pop(0)[1]]  # just written: its read's own timeout is as good
+        now = time.monotonic()
+        for i, (due, (session, _serving)) in enumerate(waiting):
+            answered = session.answered()
+            if answered or (answered is False and due <= now):
+                session.late = not answered
+                return [waiting.pop(i)[1]]
+        timeout = max(min(due for due, _loop in waiting) - now, 0.0)
+        if paused:
+            timeout = min(timeout, max(min(e[0] for e in paused) - _clock(), 0.0))
+        poller = select.poll()
+        for _due, (session, _serving) in waiting:
+            poller.register(session.sock, select.POLLIN)
+        polled = {fd for fd, _event in poller.poll(timeout * 1000)}  # errors, hang-ups too
+        now = time.monotonic()
+        ready = []
+        for entry in waiting:
+            due, (session, _serving) = entry
+            if session.sock.fileno() in polled:
+                ready.append(entry)
+            elif due <= now:
+                session.late = True  # no reply within smtp.timeout
+                ready.append(entry)
+        if not ready and not paused:  # (a poll cut short of its timeout)
+            entry = min(waiting, key=lambda entry: entry[0])
+            entry[1][0].late = True
+            ready.append(entry)
+        for entry in ready:
+            waiting.remove(entry)
+        return [loop for _due, loop in ready]
 
     def _serve(self, session: _Session, first: Job | None, rest: Iterator[Job], *,
                alone: bool) -> Iterator[Any]:
