@@ -538,3 +538,31 @@ def test_an_oversized_alert_is_sent_whole_but_warned(dsite):
     (warning,) = alert.warnings
     assert re.fullmatch(r"alert HTML is \d+ KB, over newsletter.max_html_kb \(20 KB\): Gmail may clip it",
                         warning)
+
+
+def test_premailers_rules_kept_per_stylesheet_inline_exactly_as_premailer_does(three, cfg, monkeypatch):
+    """digest._premailer keeps the rules premailer makes of a stylesheet (every topic
+    variant of a digest shares one): each body is still byte for byte what premailer
+    itself makes of it, the first time and once the rules are kept."""
+    import premailer
+
+    from publisher.newsletter import digest as digest_mod
+
+    plain = []
+    inline = digest_mod._inline_css
+
+    def both(document, config, name):
+        kept = inline(document, config, name)
+        monkeypatch.setattr(digest_mod, "_Premailer", premailer.Premailer)  # premailer as shipped
+        try:
+            plain.append((inline(document, config, name), kept))
+        finally:
+            monkeypatch.setattr(digest_mod, "_Premailer", None)
+        return kept
+
+    digest_mod._STYLE_RULES.clear()
+    monkeypatch.setattr(digest_mod, "_inline_css", both)
+    bodies = [render_digest(three[:n], cfg).html for n in (3, 2, 1, 3)]
+    assert len(plain) == 4 and all(expected == got for expected, got in plain)
+    assert bodies[0] == bodies[3] and len(set(bodies)) == 3
+    assert len(digest_mod._STYLE_RULES) == 1  # one template stylesheet, made into rules once
