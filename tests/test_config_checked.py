@@ -14,13 +14,18 @@ from sites import write_config, write_post
 
 
 
-def build(config_path, *extra: str) -> subprocess.CompletedProcess:
+def probe(config_path, command: str, *extra: str) -> subprocess.CompletedProcess:
+    """`publisher COMMAND` in a fresh process that says on stderr whether it imported APScheduler."""
     code = ("import sys; from publisher.cli import main\n"
             "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
             "    print('apscheduler imported:', 'apscheduler' in sys.modules, file=sys.stderr)\n"
             "    raise\n")
-    return subprocess.run([sys.executable, "-c", code, "--config", str(config_path), "build", *extra],
+    return subprocess.run([sys.executable, "-c", code, "--config", str(config_path), command, *extra],
                           capture_output=True, text=True, timeout=120)
+
+
+def build(config_path, *extra: str) -> subprocess.CompletedProcess:
+    return probe(config_path, "build", *extra)
 
 
 def test_a_build_checks_the_schedule_once_and_again_when_it_changes(tmp_path):
@@ -98,26 +103,13 @@ def test_the_sender_address_is_checked_once_too_and_a_bad_one_still_stops_the_bu
 def test_a_send_trusts_the_record_of_a_checked_schedule_and_checks_a_changed_one(tmp_path, first):
     path = write_config(tmp_path, newsletter={"schedule": "0 9 * * 1"}, state={"database": "state.db"})
     write_post(tmp_path, "a.md", {"title": "A", "pubDate": "2025-01-02"})
-    if first == "build":
-        assert build(path).returncode == 0  # checked and recorded
-    else:
-        ran = subprocess.run([sys.executable, "-m", "publisher", "--config", str(path), "run"],
-                             capture_output=True, text=True, timeout=120)
-        assert ran.returncode == 0, ran.stderr  # checked and recorded
-
-    def send(*extra):
-        code = ("import sys; from publisher.cli import main\n"
-                "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
-                "    print('apscheduler imported:', 'apscheduler' in sys.modules, file=sys.stderr)\n"
-                "    raise\n")
-        return subprocess.run([sys.executable, "-c", code, "--config", str(path), "send", *extra],
-                              capture_output=True, text=True, timeout=120)
-
-    ok = send("--dry-run")
+    ran = probe(path, first)
+    assert ran.returncode == 0, ran.stderr  # checked and recorded
+    ok = probe(path, "send", "--dry-run")
     assert ok.returncode == 0, ok.stderr
     assert "apscheduler imported: False" in ok.stderr
     path.write_text(path.read_text().replace("0 9 * * 1", "0 9 * * 9"))
-    bad = send()
+    bad = probe(path, "send")
     assert bad.returncode == 2, bad.stderr
     assert f"{path}: newsletter.schedule: expected a 5-field cron string" in bad.stderr
     assert "apscheduler imported: True" in bad.stderr

@@ -33,6 +33,17 @@ def site_with_subscribers(root, server, count: int, **smtp):
     return config
 
 
+def delivery_statuses(config) -> list[tuple[str, int]]:
+    """(status, how many deliveries have it), over the whole ledger."""
+    state = State(config.database_url)
+    try:
+        with state.read() as conn:
+            d = state_mod.deliveries
+            return conn.execute(sa.select(d.c.status, sa.func.count()).group_by(d.c.status)).all()
+    finally:
+        state.close()
+
+
 @pytest.fixture
 def claim_limits(monkeypatch) -> list[int]:
     """The `limit` of every claim_batch call, in order (the real claim still runs)."""
@@ -92,12 +103,7 @@ def test_a_large_send_without_pipelining_gets_a_second_connection_unless_pinned(
     assert report.exit_status == 0, report.lines
     assert sorted(m.rcpt for m in received) == [f"reader{i:04d}@example.org" for i in range(count)]
     assert {m.connection for m in received} == set(range(1, expected + 1))
-    state = State(config.database_url)
-    with state.read() as conn:
-        d = state_mod.deliveries
-        statuses = conn.execute(sa.select(d.c.status, sa.func.count()).group_by(d.c.status)).all()
-    state.close()
-    assert statuses == [("sent", count)]
+    assert delivery_statuses(config) == [("sent", count)]
 
 
 def test_claims_grow_with_the_pace_and_stay_bounded(tmp_path, monkeypatch, claim_limits):
@@ -175,9 +181,4 @@ def test_every_intent_is_in_the_database_before_its_content_and_two_connections_
         assert len(writes) >= count  # one transaction a message: its intent, the last result
     else:
         assert len(writes) <= count // 2 + 5, writes
-    state = State(config.database_url)
-    with state.read() as conn:
-        d = state_mod.deliveries
-        statuses = conn.execute(sa.select(d.c.status, sa.func.count()).group_by(d.c.status)).all()
-    state.close()
-    assert statuses == [("sent", count)]
+    assert delivery_statuses(config) == [("sent", count)]
