@@ -146,8 +146,6 @@ def test_every_intent_is_in_the_database_before_its_content_and_two_connections_
     when the server holds a whole message, another reader of the database already sees that
     delivery as "sending", never still "pending". With two connections, one write carries
     both connections' intents: about one transaction per two messages."""
-    import sqlite3
-
     from smtp_helpers import SmtpServer
 
     from publisher.state import ledger as ledger_mod
@@ -160,19 +158,22 @@ def test_every_intent_is_in_the_database_before_its_content_and_two_connections_
     seen = []
     with SmtpServer() as server:  # no PIPELINING: MAIL, RCPT, DATA one at a time
         config = site_with_subscribers(tmp_path / "site", server, count, connections=connections)
-        database = config.database_url.removeprefix("sqlite:///")
+        reader = State(config.database_url)  # another connection than the send's (SQLite or PostgreSQL)
         record = server._record
+        d, s = state_mod.deliveries, state_mod.subscribers
+        status_of = sa.select(d.c.status).join(s, s.c.id == d.c.subscriber_id)
 
         def checking_record(received):  # the server holds the message, before its 250
-            with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
-                seen.append(db.execute(
-                    "SELECT d.status FROM deliveries d JOIN subscribers s "
-                    "ON s.id = d.subscriber_id WHERE s.email = ?", (received.rcpt,)).fetchone())
+            with reader.read() as conn:
+                seen.append(tuple(conn.execute(status_of.where(s.c.email == received.rcpt)).one()))
             record(received)
 
         server._record = checking_record
         writes.clear()
-        report = pipeline.send_now(config)
+        try:
+            report = pipeline.send_now(config)
+        finally:
+            reader.close()
         assert server.connections == connections
 
     assert report.exit_status == 0, report.lines
