@@ -426,7 +426,7 @@ class ChaosSmtpServer(SmtpServer):
         self.lost: Counter = Counter()
         self.events: Counter = Counter()
         self._pending_slow = 0
-        self._conn_events = 0
+        self._conn_events: Counter = Counter()
         self._pick_rng = random.Random(seed)
 
     def start(self) -> ChaosSmtpServer:
@@ -454,8 +454,10 @@ class ChaosSmtpServer(SmtpServer):
             if self.paused:
                 return None
             if key is None:
-                self._conn_events += 1
-                key = f"#{self._conn_events}"
+                # Numbered per stage: the n-th STARTTLS draws the same whatever MAIL commands
+                # of other connections came in between (the client's interleaving varies).
+                self._conn_events[stage] += 1
+                key = f"#{self._conn_events[stage]}"
             self.events[(stage, key)] += 1
             n = self.events[(stage, key)]
         digest = hashlib.sha256(f"{self.seed}|{stage}|{key}|{n}".encode()).digest()
