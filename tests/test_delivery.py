@@ -1128,35 +1128,33 @@ class _ChunkedSocket:
         return chunk
 
 
+def _every_reply(read) -> list:
+    """read() until it raises: the replies, then ("error", code) or ("closed",)."""
+    import smtplib
+
+    out = []
+    while True:
+        try:
+            out.append(read())
+        except smtplib.SMTPResponseException as e:
+            return out + [("error", e.smtp_code)]
+        except smtplib.SMTPServerDisconnected:
+            return out + [("closed",)]
+
+
 def _replies_as_smtplib_reads_them(stream: bytes) -> list:
     import io
     import smtplib
 
     smtp = smtplib.SMTP()  # not connected: getreply reads the file given
     smtp.file = io.BufferedReader(io.BytesIO(stream))
-    out = []
-    while True:
-        try:
-            out.append(smtp.getreply())
-        except smtplib.SMTPResponseException as e:
-            return out + [("error", e.smtp_code)]
-        except smtplib.SMTPServerDisconnected:
-            return out + [("closed",)]
+    return _every_reply(smtp.getreply)
 
 
 def _replies_as_delivery_reads_them(chunks) -> list:
-    import smtplib
-
     session = delivery._Session(None, None)
     session.sock = _ChunkedSocket(chunks)
-    out = []
-    while True:
-        try:
-            out.append(session._reply())
-        except smtplib.SMTPResponseException as e:
-            return out + [("error", e.smtp_code)]
-        except smtplib.SMTPServerDisconnected:
-            return out + [("closed",)]
+    return _every_reply(session._reply)
 
 
 _REPLY_LINES = [b"250 ok\r\n", b"250-first\r\n", b"250-8BITMIME\r\n", b"354 go ahead\r\n",
