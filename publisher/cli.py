@@ -442,12 +442,17 @@ def _topic_column(config, state):
 
 @subscribers.command("import")
 @click.argument("csv_path", metavar="CSV", type=click.Path(dir_okay=False, exists=True))
+@click.option("--email-column", metavar="NAME", help="the column holding the address (default: "
+              "'email', 'Email Address', 'email_address' ...)")
+@click.option("--name-column", metavar="NAME", help="the column holding the name (default: 'name', "
+              "or 'First Name' and 'Last Name')")
 @_options
 @pass_ctx
 @_reporting
-def subscribers_import(ctx: Context, csv_path: str) -> int:
+def subscribers_import(ctx: Context, csv_path: str, email_column: str | None, name_column: str | None) -> int:
     """Import a CSV with a header row holding 'email' (and optionally 'name', and 'topics':
-    topic names separated by ';', empty for everything)."""
+    topic names separated by ';', empty for everything), or the export of Mailchimp, Substack,
+    Buttondown, Kit, Ghost or listmonk; rows the export marks as unsubscribed are rejected."""
     # lazy: the state and the newsletter modules import SQLAlchemy (~0.25 s)
     from .state import State
     from .newsletter import topics
@@ -455,7 +460,8 @@ def subscribers_import(ctx: Context, csv_path: str) -> int:
 
     config = ctx.config()
     with State.open(config) as state:
-        report = import_csv(Path(csv_path), state, topics.offered(config, state))
+        report = import_csv(Path(csv_path), state, topics.offered(config, state),
+                            email_column=email_column, name_column=name_column)
     for line in report.rejected:
         click.echo(f"{csv_path}: {line}", err=True)
     for address in report.suppressed:  # on the list, but a bounce or complaint stopped their mail

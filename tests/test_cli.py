@@ -79,6 +79,22 @@ def test_subscribers_commands(site, tmp_path):
     assert missing.exit_code == 1 and "not on the list" in missing.stderr
 
 
+def test_subscribers_import_columns_named_on_the_command_line(site, tmp_path):
+    csv_path = tmp_path / "custom.csv"
+    csv_path.write_text("Who,Correo\nAna Ruiz,ana@example.org\n,no-address\n")
+    imported = invoke(site, "subscribers", "import", str(csv_path), "--email-column", "correo", "--name-column", "Who")
+    assert imported.exit_code == 1
+    assert f"{csv_path}: line 3: 'no-address': expected exactly one '@'" in imported.stderr
+    assert "1 added, 0 already on the list, 1 rejected" in imported.stdout
+    assert invoke(site, "subscribers", "list").stdout.splitlines() == ["ana@example.org\tactive\tAna Ruiz"]
+    wrong = invoke(site, "subscribers", "import", str(csv_path), "--email-column", "mail")
+    assert wrong.exit_code == 1
+    assert f"{csv_path}: line 1: --email-column 'mail': no such column (found: Who, Correo)" in wrong.stderr
+    missing = invoke(site, "subscribers", "import", str(csv_path))
+    assert missing.exit_code == 1
+    assert "header has no 'email' column (found: Who, Correo); name it with --email-column" in missing.stderr
+
+
 def test_send_to_sends_one_test_copy_and_records_nothing(site):
     site.post("good.md", "title: Good\npubDate: 2024-01-01")
     with SmtpServer() as server:

@@ -73,18 +73,148 @@ class ImportReport:
     suppressed: list[str] = field(default_factory=list)  # of `already`: bounced or complained
 
 
-def read_csv_rows(path: Path, available=None) -> tuple[list[tuple[int, str, str, tuple[str, ...]]], list[str]]:
+# The exports of the tools people leave, by their header names (folded: lower case, letters and
+# digits only, so "Email Address", "email_address" and "E-mail" meet): Mailchimp ("Email Address",
+# "First Name", "Last Name"), Substack ("email"), Buttondown ("email" or "email_address"), Kit
+# ("email_address", "first_name"), Ghost ("email", "name"), listmonk ("email", "name").
+_EMAIL_HEADERS = ("email", "emailaddress", "subscriberemail")
+_NAME_HEADERS = ("name", "fullname", "displayname", "subscribername")
+_FIRST_HEADERS = ("firstname", "fname", "givenname", "first")
+_LAST_HEADERS = ("lastname", "lname", "surname", "familyname", "last")
+# A row an export marks as not receiving mail is never imported as a subscriber: people who
+# unsubscribed or bounced elsewhere must not be mailed here. Column (folded) → the values that
+# mean "mail this person"; anything else rejects the row with its line and the value.
+_CLEARED = {  # any non-empty value means "no longer subscribed"
+    "unsubtime": "unsubscribed in the export (UNSUB_TIME)",  # Mailchimp's unsubscribed file
+    "cleantime": "cleaned (bounced) in the export (CLEAN_TIME)",  # Mailchimp's cleaned file
+    "deletedat": "deleted in the export (deleted_at)",  # Ghost
+}
+_FLAGS_OFF = {  # a true value means "not mailed"
+    "emaildisabled": "email disabled in the export (email_disabled)",  # Substack
+}
+_FLAGS_ON = {  # a false value means "not mailed"
+    "subscribedtoemails": "not subscribed to emails in the export (subscribed_to_emails)",  # Ghost
+    "subscribed": "not subscribed in the export (subscribed)",
+}
+_STATUS_COLUMNS = ("status", "state", "subscribertype", "subscriptionstatus")
+_MAILED_STATUSES = frozenset({
+    "active", "enabled", "subscribed", "confirmed", "regular", "premium", "free", "paid", "comped",
+    "complimentary", "gifted", "trialed", "churning", "opted in", "optin",
+})
+_TRUE = frozenset({"true", "yes", "1", "t", "y"})
+_FALSE = frozenset({"false", "no", "0", "f", "n"})
+
+
+def _fold(header: str) -> str:
+    return "".join(c for c in header.lower() if c.isalnum())
+
+
+def decode_export(raw: bytes, path: Path) -> str:
+    """The text of an export: UTF-8 with or without BOM, UTF-16 (Excel's "Unicode text"), or,
+    when it is not UTF-8, cp1252 (Excel's "CSV" on Windows)."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise ContentError(f"{path}: not UTF-16 despite its byte order mark (invalid data at offset {e.start})") from e
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as utf8_error:
+        try:
+            text = raw.decode("cp1252")
+        except UnicodeDecodeError:
+            raise ContentError(f"{path}: neither UTF-8, UTF-16 nor cp1252 "
+                               f"(invalid UTF-8 byte at offset {utf8_error.start})") from utf8_error
+        log.info("%s: not UTF-8, read as cp1252 (Windows)", path)
+        return text
+
+
+@dataclass
+class _Columns:
+    email: int
+    name: int | None = None
+    first: int | None = None
+    last: int | None = None
+    topics: int | None = None
+    checks: list[tuple[int, str, str]] = field(default_factory=list)  # (column, kind, folded header)
+
+    def name_of(self, record: list[str]) -> str:
+        def cell(i: int | None) -> str:
+            return record[i] if i is not None and i < len(record) else ""
+        if self.name is not None and cell(self.name).strip():
+            return clean_name(cell(self.name))
+        return clean_name(" ".join(part for part in (cell(self.first).strip(), cell(self.last).strip()) if part))
+
+    def refusal(self, record: list[str]) -> str | None:
+        """Why the export says this row is not to be mailed, or None."""
+        for i, kind, folded in self.checks:
+            value = record[i].strip() if i < len(record) else ""
+            low = value.lower()
+            if kind == "cleared" and value:
+                return _CLEARED[folded]
+            if kind == "off" and low in _TRUE:
+                return _FLAGS_OFF[folded]
+            if kind == "on" and low in _FALSE:
+                return _FLAGS_ON[folded]
+            if kind == "status" and value and low not in _MAILED_STATUSES:
+                return f"{_folded_label(folded)} {value[:40]!r} in the export (not an active subscriber)"
+        return None
+
+
+def _folded_label(folded: str) -> str:
+    return {"subscribertype": "subscriber_type", "subscriptionstatus": "subscription status"}.get(folded, folded)
+
+
+def _columns(path: Path, header: list[str], email_column: str | None, name_column: str | None) -> _Columns:
+    folded = [_fold(h) for h in header]
+    found = ", ".join(h.strip() for h in header) or "nothing"
+
+    def named(column: str, option: str) -> int:
+        if _fold(column) not in folded:
+            raise ContentError(f"{path}: line 1: {option} {column!r}: no such column (found: {found})")
+        return folded.index(_fold(column))
+
+    def first_of(names: tuple[str, ...]) -> int | None:
+        return next((folded.index(n) for n in names if n in folded), None)
+
+    if email_column is not None:
+        email = named(email_column, "--email-column")
+    else:
+        email = first_of(_EMAIL_HEADERS)
+        if email is None:
+            raise ContentError(f"{path}: line 1: header has no 'email' column (found: {found}); "
+                               f"name it with --email-column")
+    columns = _Columns(email=email, topics=first_of(("topics",)))
+    if name_column is not None:
+        columns.name = named(name_column, "--name-column")
+    else:
+        columns.name = first_of(_NAME_HEADERS)
+        columns.first, columns.last = first_of(_FIRST_HEADERS), first_of(_LAST_HEADERS)
+    for i, f in enumerate(folded):
+        if f in _CLEARED:
+            columns.checks.append((i, "cleared", f))
+        elif f in _FLAGS_OFF:
+            columns.checks.append((i, "off", f))
+        elif f in _FLAGS_ON:
+            columns.checks.append((i, "on", f))
+    status = first_of(_STATUS_COLUMNS)
+    if status is not None:
+        columns.checks.append((status, "status", folded[status]))
+    return columns
+
+
+def read_csv_rows(path: Path, available=None, *, email_column: str | None = None,
+                  name_column: str | None = None) -> tuple[list[tuple[int, str, str, tuple[str, ...]]], list[str]]:
     """(line, email, name, topic slugs) rows and the rejected-row lines of a CSV with a header
-    row. An optional `topics` column holds topic names separated by ';' (empty: everything),
-    checked against `available` (newsletter/topics.py's offered topics)."""
+    row: our own format or another tool's export (see _EMAIL_HEADERS). An optional `topics`
+    column holds topic names separated by ';' (empty: everything), checked against `available`
+    (newsletter/topics.py's offered topics). A row the export marks as unsubscribed, cleaned,
+    deleted or otherwise not mailed is rejected, never added."""
     try:
         raw = path.read_bytes()
     except OSError as e:
         raise ContentError(f"{path}: cannot read: {e.strerror}") from e
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ContentError(f"{path}: not UTF-8 (invalid byte at offset {e.start})") from e
+    text = decode_export(raw, path)
     # The header row says the delimiter when it holds exactly one candidate: a topics column's
     # ';' separators must not make the sniffer take ';' for the delimiter of a ',' file.
     in_header = [d for d in ",;\t" if d in text.split("\n", 1)[0]]
@@ -99,12 +229,7 @@ def read_csv_rows(path: Path, available=None) -> tuple[list[tuple[int, str, str,
         raise ContentError(f"{path}: empty file (expected a header row with 'email')") from None
     except csv.Error as e:
         raise ContentError(f"{path}: line 1: {e}") from e
-    names = [h.strip().lower() for h in header]
-    if "email" not in names:
-        raise ContentError(f"{path}: line 1: header has no 'email' column (found: {', '.join(header) or 'nothing'})")
-    email_col = names.index("email")
-    name_col = names.index("name") if "name" in names else None
-    topics_col = names.index("topics") if "topics" in names else None
+    columns = _columns(path, header, email_column, name_column)
 
     rows: list[tuple[int, str, str]] = []
     rejected: list[str] = []
@@ -120,21 +245,25 @@ def read_csv_rows(path: Path, available=None) -> tuple[list[tuple[int, str, str,
             continue
         if not any(cell.strip() for cell in record):
             continue  # blank lines are not rows
-        if email_col >= len(record):
-            rejected.append(f"line {start}: no value in the 'email' column")
+        if columns.email >= len(record) or not record[columns.email].strip():
+            rejected.append(f"line {start}: no value in the '{header[columns.email].strip()}' column")
             continue
         try:
-            address = normalize_address(record[email_col])
+            address = normalize_address(record[columns.email])
         except InvalidAddress as e:
-            rejected.append(f"line {start}: {record[email_col].strip()[:80]!r}: {e}")
+            rejected.append(f"line {start}: {record[columns.email].strip()[:80]!r}: {e}")
+            continue
+        refusal = columns.refusal(record)
+        if refusal:
+            rejected.append(f"line {start}: {address}: {refusal}")
             continue
         chosen: tuple[str, ...] = ()
-        if topics_col is not None and topics_col < len(record) and record[topics_col].strip():
+        if columns.topics is not None and columns.topics < len(record) and record[columns.topics].strip():
             # lazy: topics.py brings the content package (~40 ms); only a CSV with a topics column needs it
             from .topics import parse_choice
 
             try:
-                chosen = parse_choice(record[topics_col].split(";"), available or [],
+                chosen = parse_choice(record[columns.topics].split(";"), available or [],
                                       f"line {start}: {address}")
             except ConfigError as e:
                 rejected.append(str(e))
@@ -144,15 +273,16 @@ def read_csv_rows(path: Path, available=None) -> tuple[list[tuple[int, str, str,
             rejected.append(f"line {start}: {address}: duplicate of line {seen[key]}")
             continue
         seen[key] = start
-        name = clean_name(record[name_col]) if name_col is not None and name_col < len(record) else ""
-        rows.append((start, address, name, chosen))
+        rows.append((start, address, columns.name_of(record), chosen))
     return rows, rejected
 
 
-def import_csv(path: Path, state: State, available=None) -> ImportReport:
+def import_csv(path: Path, state: State, available=None, *, email_column: str | None = None,
+               name_column: str | None = None) -> ImportReport:
     """Add every valid, new address of a CSV file; safe to re-run. `available`: the topics
-    on offer (newsletter/topics.offered), for a `topics` column."""
-    rows, rejected = read_csv_rows(path, available)
+    on offer (newsletter/topics.offered), for a `topics` column; `email_column`/`name_column`
+    name the columns when the header's names are not ones we know."""
+    rows, rejected = read_csv_rows(path, available, email_column=email_column, name_column=name_column)
     report = ImportReport(rejected=rejected)
     report.added, report.already = state.add_subscribers(
         (email, name, chosen) for _line, email, name, chosen in rows)
