@@ -102,6 +102,11 @@ def _bool(value: Any) -> bool:
     return value
 
 
+# The site address `publisher init` writes when it finds none (RFC 2606's reserved .example):
+# `check` refuses it, so no feed or mail goes out with links to nowhere.
+PLACEHOLDER_URL = "https://your-blog.example"
+
+
 def _absolute_url(value: Any) -> str:
     text = _nonempty_str(value)
     try:

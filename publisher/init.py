@@ -25,13 +25,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from .config import PLACEHOLDER_URL
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 ENGINE_NAMES = {"astro": "Astro", "hugo": "Hugo", "jekyll": "Jekyll", "eleventy": "Eleventy",
                 "pelican": "Pelican", "nanoc": "nanoc"}
-EXAMPLE_URL = "https://blog.example.org"
 # Folders a blog's posts usually live in, most likely first.
 _POST_FOLDERS = ("posts", "post", "blog", "articles", "article")
 _MARKDOWN = (".md", ".markdown", ".mdx")
@@ -639,7 +639,7 @@ def _finish(d: Detected, folder: Path) -> Detected:
     if "site.title" not in f:
         d.guess("site.title", folder.resolve().name or "My blog", "the folder's name")
     if "site.url" not in f:
-        d.guess("site.url", EXAMPLE_URL, "no site URL found: set your blog's address")
+        d.guess("site.url", PLACEHOLDER_URL, "no site URL found: set your blog's address")
     else:  # an address without scheme ("//example.com", "example.com") cannot make links
         url = str(f["site.url"].value).rstrip("/")
         if url.startswith("//"):
@@ -769,7 +769,7 @@ def init_site(folder: Path, config_path: Path, today: datetime | None = None) ->
         today = today or datetime.now(timezone.utc)
         d = Detected(None)
         d.guess("site.title", "My Blog", "a starter site")
-        d.guess("site.url", EXAMPLE_URL, "a starter site: set your blog's address")
+        d.guess("site.url", PLACEHOLDER_URL, "a starter site: set your blog's address")
         d.guess("site.language", "en", "a starter site")
         d.found("content.dir", "content", "the starter's posts folder")
         d.found("content.permalink", "/blog/{slug}/", "the starter's URLs")
@@ -780,6 +780,7 @@ def init_site(folder: Path, config_path: Path, today: datetime | None = None) ->
         _write(config_path, render_config(d))
         report.lines.append(f"empty folder: wrote a starter site: {config_path.name} and "
                             f"{_rel(post, folder)}")
+        report.lines.append(ignore_private_files(config_path.parent))
         report.lines.append("next: edit config.yaml (title, url), then run `publisher build`")
         return report
     d = detect(folder)
@@ -805,7 +806,33 @@ def init_site(folder: Path, config_path: Path, today: datetime | None = None) ->
         report.lines.append(f"note: {note}")
     _write(config_path, render_config(d))
     report.lines.append(f"wrote {config_path}; check the guessed values, then run `publisher check`")
+    report.lines.append(ignore_private_files(config_path.parent))
     return report
+
+
+# What publisher keeps beside config.yaml that holds subscribers' addresses and tokens: the
+# state database (render_config's state.database) and its backups, the --dry-run messages and
+# the preview. None of it belongs in the blog's repository (often public).
+PRIVATE_PATHS = (".publisher/", "outbox/", "preview/")
+
+
+def ignore_private_files(folder: Path) -> str:
+    """Add PRIVATE_PATHS to folder/.gitignore (the entries missing only); the report line."""
+    path = folder / ".gitignore"
+    try:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        present = {line.strip().lstrip("/") for line in text.splitlines()}
+        missing = [entry for entry in PRIVATE_PATHS if entry not in present and entry.rstrip("/") not in present]
+        if not missing:
+            return f"{path.name}: already ignores {', '.join(PRIVATE_PATHS)}"
+        block = "# publisher: subscribers' addresses and tokens, never committed\n" + "\n".join(missing) + "\n"
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(("\n" if text and not text.endswith("\n") else "") + block)
+    except (OSError, UnicodeDecodeError) as e:
+        why = e.strerror if isinstance(e, OSError) else "not UTF-8"
+        return (f"warning: {path}: cannot add {', '.join(PRIVATE_PATHS)} ({why}): keep them out of "
+                f"git yourself, they hold subscribers' addresses")
+    return f"{path.name}: ignoring {', '.join(missing)} (subscribers' addresses and tokens)"
 
 
 def _write(path: Path, text: str) -> None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from . import cache
 from .cache import FeedCache, load_site
-from .config import Config
+from .config import PLACEHOLDER_URL, Config
 from .content import LoadResult, Post, load_posts, render_html
 from .content.links import SiteIndex
 from .content.posts import require_content_dir
@@ -535,6 +535,7 @@ def check(config: Config, now: datetime | None = None) -> Report:
     from .newsletter.bounces import check_lines  # VERP's MX/alias, the bounce mailbox
     report.lines.extend(check_lines(config))
     _check_state_file(config, report)
+    report.problems.extend(_not_ready_to_publish(config))
     report.lines.append(
         f"config OK; {plural(len(loaded.posts), 'published post')}, {len(loaded.held_back)} held back, "
         f"{len(loaded.problems)} skipped; feeds in {config.feeds.output_dir} checked"
@@ -572,6 +573,40 @@ def _check_state_file(config: Config, report: Report) -> None:
             state.check_integrity()
     except StateError as e:
         report.problems.append(str(e))
+
+
+def _not_ready_to_publish(config: Config) -> list[str]:
+    """`check`: what a config can hold that no other check refuses, yet makes every feed or
+    mail wrong: init's placeholder address, subscribers with no newsletter.from to mail them
+    from, and a state database (addresses, tokens) committed to git."""
+    problems = []
+    if config.site.url == PLACEHOLDER_URL:
+        problems.append(f"{config.path}: site.url: still init's placeholder {PLACEHOLDER_URL!r}: "
+                        f"set your blog's address (every link in the feeds and mail starts with it)")
+    path = cache.sqlite_path(config)
+    exists = path is not None and Path(path).exists()
+    if not config.newsletter.from_ and (path is None or exists):
+        with open_state(config) as state:
+            active = state.count_subscribers()
+        if active:
+            problems.append(f"{config.path}: newsletter.from: empty, and {plural(active, 'subscriber')} "
+                            f"waiting for mail: set it, e.g. \"Blog <news@your-domain>\"")
+    if exists and _tracked_by_git(Path(path)):
+        problems.append(f"{path}: the state database (subscribers' addresses and tokens) is tracked "
+                        f"by git: `git rm --cached` it and add it to .gitignore")
+    return problems
+
+
+def _tracked_by_git(path: Path) -> bool:
+    """Whether git tracks `path` (False where git or a repository is missing)."""
+    import subprocess  # lazy: check alone asks git
+
+    try:
+        done = subprocess.run(["git", "ls-files", "--error-unmatch", path.name], cwd=path.parent,
+                              capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
 
 
 def check_mail_settings(config: Config, sample: list[Post], now: datetime) -> None:

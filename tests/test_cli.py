@@ -149,3 +149,34 @@ def test_send_usage_errors_exit_2(site, args):
 def test_preview_of_an_empty_site_says_so(site):
     result = invoke(site, "preview")
     assert result.exit_code == 0 and "nothing to preview" in result.stdout
+
+
+def test_check_refuses_subscribers_without_a_from_address(site):
+    site.post("blog/a.md", {"title": "A", "pubDate": "2024-01-01"})
+    site.write_config(newsletter={"from": ""})
+    assert invoke(site, "build").exit_code == 0
+    assert invoke(site, "check").exit_code == 0  # nobody to mail yet: the newsletter may be unused
+    assert invoke(site, "subscribers", "add", "ann@example.org").exit_code == 0
+    result = invoke(site, "check")
+    assert result.exit_code == 1
+    assert ("config.yaml: newsletter.from: empty, and 1 subscriber waiting for mail: set it, "
+            'e.g. "Blog <news@your-domain>"') in result.stderr
+
+
+def test_check_refuses_a_state_database_tracked_by_git(site):
+    import os
+
+    if site.database.startswith("postgresql"):
+        pytest.skip("the state is a SQLite file only on SQLite")
+    site.post("blog/a.md", {"title": "A", "pubDate": "2024-01-01"})
+    assert invoke(site, "subscribers", "add", "ann@example.org").exit_code == 0
+    assert invoke(site, "build").exit_code == 0
+    assert invoke(site, "check").exit_code == 0
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t.example",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t.example"}
+    subprocess.run(["git", "init", "-q"], cwd=site.root, check=True)
+    subprocess.run(["git", "add", "state.db"], cwd=site.root, check=True, env=env)
+    result = invoke(site, "check")
+    assert result.exit_code == 1
+    assert (f"{site.root / 'state.db'}: the state database (subscribers' addresses and tokens) is tracked by "
+            f"git: `git rm --cached` it and add it to .gitignore") in result.stderr

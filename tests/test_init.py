@@ -4,6 +4,8 @@ that it never overwrites."""
 
 from __future__ import annotations
 
+import subprocess
+
 import re
 import shutil
 from pathlib import Path
@@ -61,6 +63,7 @@ def test_astro_starter_layout(tmp_path):
         "found: content.permalink = /blog/{slug}/ (src/pages/blog/[...slug].astro)",
         "guessed: feeds.output_dir = public (Astro copies public/ to the site's root)",
         f"wrote {folder}/config.yaml; check the guessed values, then run `publisher check`",
+        ".gitignore: ignoring .publisher/, outbox/, preview/ (subscribers' addresses and tokens)",
     ]
     data = written(folder)
     assert data["site"] == {"title": "Notes from the Lab", "url": "https://example.com",
@@ -154,6 +157,7 @@ def test_jekyll_pretty_permalink_url_baseurl_and_time_zone(tmp_path):
         "note: add config.yaml, public and .publisher to _config.yml's exclude: list, so Jekyll "
         "does not publish them",
         f"wrote {folder}/config.yaml; check the guessed values, then run `publisher check`",
+        ".gitignore: ignoring .publisher/, outbox/, preview/ (subscribers' addresses and tokens)",
     ]
     data = written(folder)
     assert data["content"] == {"dir": "_posts", "dialect": "jekyll",
@@ -190,7 +194,7 @@ def test_jekyll_defaults_without_url_or_permalink(tmp_path):
     (tmp_path / "_posts").mkdir()
     result = init(str(tmp_path))
     lines = result.stdout.splitlines()
-    assert "guessed: site.url = https://blog.example.org (no site URL found: set your blog's address)" in lines
+    assert "guessed: site.url = https://your-blog.example (no site URL found: set your blog's address)" in lines
     assert ("guessed: content.permalink = /{categories}/{year}/{month}/{day}/{slug}.html "
             "(Jekyll's default permalink style (date))") in lines
     assert "guessed: site.language = en (no language found)" in lines
@@ -212,6 +216,7 @@ def test_eleventy_base_blog_layout(tmp_path):
         "guessed: content.permalink = /blog/{slug}/ (Eleventy's default URL: the file's folder and name)",
         "found: feeds.output_dir = public (eleventy.config.js: public/ is copied to the site's root)",
         f"wrote {folder}/config.yaml; check the guessed values, then run `publisher check`",
+        ".gitignore: ignoring .publisher/, outbox/, preview/ (subscribers' addresses and tokens)",
     ]
     data = written(folder)
     assert data["content"] == {"dir": "content/blog", "dialect": "eleventy", "permalink": "/blog/{slug}/"}
@@ -325,10 +330,11 @@ def test_empty_folder_gets_a_starter_site_that_builds(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         "empty folder: wrote a starter site: config.yaml and content/blog/hello-world.md",
+        ".gitignore: ignoring .publisher/, outbox/, preview/ (subscribers' addresses and tokens)",
         "next: edit config.yaml (title, url), then run `publisher build`",
     ]
     data = written(folder)
-    assert data["site"] == {"title": "My Blog", "url": "https://blog.example.org", "language": "en"}
+    assert data["site"] == {"title": "My Blog", "url": "https://your-blog.example", "language": "en"}
     assert data["content"] == {"dir": "content", "dialect": "auto", "permalink": "/blog/{slug}/"}
     post = (folder / "content" / "blog" / "hello-world.md").read_text(encoding="utf-8")
     assert post.startswith('---\ntitle: "Hello, world"\n')
@@ -337,10 +343,43 @@ def test_empty_folder_gets_a_starter_site_that_builds(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     rss = (folder / "public" / "rss.xml").read_text(encoding="utf-8")
     assert "<title>Hello, world</title>" in rss
-    assert "<link>https://blog.example.org/blog/hello-world/</link>" in rss
+    assert "<link>https://your-blog.example/blog/hello-world/</link>" in rss
+    result = CliRunner().invoke(main, ["check"], catch_exceptions=False)
+    assert result.exit_code == 1, result.output  # init's placeholder address is not a blog's
+    assert ("config.yaml: site.url: still init's placeholder 'https://your-blog.example': "
+            f"set your blog's address (every link in the feeds and mail starts with it)") in result.stderr
+    assert "config OK; 1 published post, 0 held back, 0 skipped" in result.stdout
+    config = folder / "config.yaml"
+    config.write_text(config.read_text().replace("https://your-blog.example", "https://me.example.net"))
     result = CliRunner().invoke(main, ["check"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "config OK; 1 published post, 0 held back, 0 skipped" in result.stdout
+
+
+def test_init_keeps_subscriber_data_out_of_git(tmp_path):
+    folder = blog(tmp_path, "jekyll")
+    (folder / ".gitignore").write_text("_site\n/outbox\n", encoding="utf-8")  # no final newline issue either
+    result = init(str(folder))
+    assert result.exit_code == 0, result.output
+    assert ".gitignore: ignoring .publisher/, preview/ (subscribers' addresses and tokens)" in result.stdout
+    assert (folder / ".gitignore").read_text(encoding="utf-8") == (
+        "_site\n/outbox\n# publisher: subscribers' addresses and tokens, never committed\n.publisher/\npreview/\n")
+    # git itself agrees: nothing under them would be committed
+    subprocess.run(["git", "init", "-q", str(folder)], check=True)
+    for path in (".publisher/state.db", "outbox/a.eml", "preview/digest.html"):
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_text("x")
+    ignored = subprocess.run(["git", "-C", str(folder), "check-ignore", ".publisher/state.db", "outbox/a.eml",
+                              "preview/digest.html"], capture_output=True, text=True)
+    assert ignored.stdout.split() == [".publisher/state.db", "outbox/a.eml", "preview/digest.html"]
+
+
+def test_init_warns_when_it_cannot_write_gitignore(tmp_path):
+    folder = blog(tmp_path, "jekyll")
+    (folder / ".gitignore").mkdir()  # not a file: cannot be read or appended to
+    result = init(str(folder))
+    assert result.exit_code == 0, result.output
+    assert any(line.startswith(f"warning: {folder / '.gitignore'}: cannot add .publisher/, outbox/, preview/")
+               for line in result.stdout.splitlines()), result.stdout
 
 
 def test_unknown_folder_with_markdown_gets_a_plain_config(tmp_path):
