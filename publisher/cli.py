@@ -209,18 +209,29 @@ pass_ctx = click.make_pass_decorator(Context, ensure=True)
 
 @main.command()
 @click.argument("folder", required=False, type=click.Path(file_okay=False))
+@click.option("--ci", type=click.Choice(["github"]), help="also write a workflow that runs publisher "
+              "on a static host's CI (GitHub Actions); with an existing config, only the workflow")
 @_options
 @pass_ctx
 @_reporting
-def init(ctx: Context, folder: str | None) -> int:
+def init(ctx: Context, folder: str | None, ci: str | None) -> int:
     """Detect the blog in FOLDER (default: the config's folder) and write config.yaml."""
     # lazy: init.py (~70 ms: PyYAML, tomllib) serves `publisher init` alone
-    from .init import init_site
+    from .init import InitReport, init_site
 
     config_path = ctx.config_path
     if folder is not None and config_path == Path("config.yaml"):  # no --config: write in FOLDER
         config_path = Path(folder) / "config.yaml"
-    return _finish(ctx, init_site(Path(folder) if folder else config_path.parent, config_path))
+    if ci and config_path.exists():
+        report = InitReport()
+    else:
+        report = init_site(Path(folder) if folder else config_path.parent, config_path)
+    if ci:
+        from .config import load_config
+        from .static_host import write_github_workflow
+
+        report.lines.extend(write_github_workflow(load_config(config_path)))
+    return _finish(ctx, report)
 
 
 @main.command()

@@ -28,6 +28,9 @@ PASSWORD_ENV = "PUBLISHER_SMTP_PASSWORD"
 # Bounce handling's secrets (newsletter/bounces.py, webhooks.py): never in the config file.
 BOUNCE_PASSWORD_ENV = "PUBLISHER_BOUNCE_PASSWORD"  # the IMAP bounce mailbox's password
 WEBHOOK_PASSWORD_ENV = "PUBLISHER_WEBHOOK_PASSWORD"  # basic auth of the Postmark/SendGrid webhooks
+# Where the state lives, when set and not empty: replaces state.database (a CI secret, e.g. on
+# GitHub Actions, keeps the database's address out of the committed config).
+DATABASE_ENV = "PUBLISHER_STATE_DATABASE"
 MAILGUN_KEY_ENV = "PUBLISHER_MAILGUN_SIGNING_KEY"  # Mailgun's webhook signing key
 
 _MISSING = object()
@@ -652,6 +655,15 @@ def load_config(path: str | Path = "config.yaml", *, defer_slow_checks: bool = F
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{label}: expected a mapping of sections, got {_describe(data)}")
+    database = os.environ.get(DATABASE_ENV, "").strip()
+    if database:
+        try:
+            _database(database)
+        except _Invalid as e:
+            found = f", found {e.found}" if e.found else ""
+            raise ConfigError(f"the environment variable {DATABASE_ENV}: {e}{found}") from None
+        if isinstance(data.get("state"), dict) or data.get("state") is None:
+            data["state"] = {**(data.get("state") or {}), "database": database}
 
     errors: list[str] = []
     deferred: list | None = [] if defer_slow_checks else None
