@@ -514,8 +514,27 @@ class FeedCache:
 
     @property
     def problems(self) -> list[str]:
-        """What the last write reported about the posts (said again on every build)."""
+        """The warnings the posts showed at the last write (warnings_after)."""
         return self.last.get("problems") or []
+
+    def warnings_after(self, selection: FeedSelection) -> list[str]:
+        """The warnings the site's posts show once this write is done: those of the posts it
+        prepared, and those the last write recorded for the posts it did not (feed sets kept
+        as they are); a post gone or prepared again keeps none of its old ones."""
+        prepared = set(selection.prepared)
+        sources = {post.source for post in self.loaded.posts}
+        kept = [w for w in self.problems if (source := w.split(": ", 1)[0]) in sources and source not in prepared]
+        return list(dict.fromkeys([*kept, *selection.warnings]))
+
+    def new_warnings(self, selection: FeedSelection, warnings: list[str]) -> list[str]:
+        """Of `warnings` (warnings_after), those to say now: the ones the last write did not
+        record, and every one of a post that is new or whose file changed since."""
+        last = self.last.get("prepared") or {}
+        changed = {source for source, record in selection.prepared.items()
+                   if not isinstance(last.get(source), list) or len(last[source]) != len(record)
+                   or _PreparedRecord(*last[source]).content_hash != _PreparedRecord(*record).content_hash}
+        known = set(self.problems)
+        return [w for w in warnings if w not in known or w.split(": ", 1)[0] in changed]
 
     @property
     def posts_in_feeds(self) -> int:
@@ -537,8 +556,9 @@ class FeedCache:
         site = SiteIndex(self.config, self.loaded.posts)
         return FeedSelection(self.config, self.last, CachedRenderer(self.state, self.config, site), site)
 
-    def record(self, written: list[str], selection: FeedSelection) -> None:
-        """Remember what this write depended on, for the next build to compare."""
+    def record(self, written: list[str], selection: FeedSelection, warnings: list[str]) -> None:
+        """Remember what this write depended on, for the next build to compare, and the
+        warnings its posts show (warnings_after: said once, not again by the next builds)."""
         if self.state is None:
             return
         self.state.set_meta(FEEDS_WRITTEN_KEY, json.dumps({
@@ -548,7 +568,7 @@ class FeedCache:
             "prepared": selection.prepared,
             "files": stat_files(self.config.output_dir, [*written, *selection.kept]),
             "posts_in_feeds": selection.renderer.hits + selection.renderer.misses,
-            "problems": selection.warnings,
+            "problems": warnings,
             "sources": _stat_sources(sorted(selection.watched)),
         }, sort_keys=True))
 

@@ -130,6 +130,8 @@ def _reporting(f: Callable) -> Callable:
 def _finish(ctx: Context, report) -> int:
     for problem in report.problems:
         click.echo(problem, err=True)
+    for warning in getattr(report, "warnings", ()):  # said once, when a post first shows it
+        click.echo(warning, err=True)
     status = report.exit_status
     # --quiet silences the summary, except when it explains a non-zero exit status that the
     # problems above do not (mail still owed, a stop): cron mails only output, and the
@@ -235,29 +237,42 @@ def init(ctx: Context, folder: str | None, ci: str | None) -> int:
 
 
 @main.command()
+@click.option("--strict", is_flag=True, help="Content warnings fail the command (exit 1), as "
+              "content.strict: true does; for CI.")
 @_options
 @pass_ctx
 @_reporting
-def build(ctx: Context) -> int:
+def build(ctx: Context, strict: bool) -> int:
     """Scan the posts and write the feeds."""
     # lazy: pipeline.py with the content package is ~80 ms; `--help` does without
     from .pipeline import build as run_build
 
     # The build completes the config's checks, unless the state vouches for them (cache.py).
-    return _finish(ctx, run_build(ctx.config(defer_slow_checks=True)))
+    return _finish(ctx, run_build(_strict(ctx.config(defer_slow_checks=True), strict)))
+
+
+def _strict(config, strict: bool):
+    """The config with content.strict set by --strict."""
+    if not strict or config.content.strict:
+        return config
+    import dataclasses
+
+    return dataclasses.replace(config, content=dataclasses.replace(config.content, strict=True))
 
 
 @main.command()
+@click.option("--strict", is_flag=True, help="Content warnings fail the command (exit 1), as "
+              "content.strict: true does; for CI.")
 @_options
 @pass_ctx
 @_reporting
-def run(ctx: Context) -> int:
+def run(ctx: Context, strict: bool) -> int:
     """The cron job: scan, write feeds, send what is due, finish interrupted sends."""
     # lazy: pipeline.py with the content package is ~80 ms; `--help` does without
     from .pipeline import run_once
 
     # run_once completes the config's checks, unless its idle stamp vouches for this config.
-    config = ctx.config(defer_slow_checks=True)
+    config = _strict(ctx.config(defer_slow_checks=True), strict)
     with _stop_on_signals() as (stop, caught):
         report = run_once(config, progress=_Progress(ctx), stop=stop)
     return _finish(ctx, _stopped(report, caught))

@@ -373,6 +373,9 @@ class ContentConfig:
     dialect: str = _spec("auto", _one_of(*DIALECTS),
                          "the engine the posts are written for; `publisher init` sets it")
     exclude: tuple[str, ...] = _spec((), _str_list, "glob patterns of files under dir that are not posts")
+    strict: bool = _spec(False, _bool, "true: content warnings fail build and run (exit 1), as --strict does; for CI")
+    ignore_warnings: tuple[str, ...] = _spec(
+        (), _str_list, "acknowledged warnings: glob patterns of warning lines, e.g. '*: image not found: map.png'")
     markdown: str = _spec("commonmark", _one_of(*MARKDOWN_ENGINES),
                           "commonmark (CommonMark + GFM, as Astro/Hugo/Eleventy/GitHub) or python-markdown")
     markdown_extensions: tuple[str, ...] = _spec(

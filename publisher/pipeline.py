@@ -16,6 +16,7 @@ on another machine, shares the remaining work and never mails anyone twice.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import logging
 import re
 import threading
@@ -54,6 +55,9 @@ class Report:
     lines: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # skipped posts, failed deliveries
     failed: bool = False  # some deliveries are still owed after this run
+    # Content warnings (a missing image, unresolved engine syntax) that a post shows for the
+    # first time: said once, for stderr, without changing the exit status (see report_warnings).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def exit_status(self) -> int:
@@ -97,7 +101,7 @@ def write_site_feeds(config: Config, state: State | CacheStore | None, loaded: L
             f"{len(feeds_cache.last['files'])} unchanged (0 rendered, "
             f"{feeds_cache.posts_in_feeds} from cache)"
         )
-        report.problems.extend(feeds_cache.problems)  # said again on every build
+        report_warnings(config, report, feeds_cache.problems, new=[])  # each said when it first showed
         ping_hubs(config, state, [], report, now)  # only retries of earlier failures
         return feeds_cache.unchanged_files()
 
@@ -107,7 +111,8 @@ def write_site_feeds(config: Config, state: State | CacheStore | None, loaded: L
     selection = feeds_cache.selection()
     renderer = selection.renderer
     files = render_feeds(loaded.posts, config, renderer, select=selection, sanitized=True)
-    report.problems.extend(selection.warnings)
+    warnings = feeds_cache.warnings_after(selection)
+    report_warnings(config, report, warnings, new=feeds_cache.new_warnings(selection, warnings))
     # Local images are copied beside the feeds under content-hashed names (links.MediaFile):
     # written like the feeds, atomically and only when their bytes differ.
     for name, source in selection.media.items():
@@ -118,7 +123,7 @@ def write_site_feeds(config: Config, state: State | CacheStore | None, loaded: L
     # The render cache is stored while writer threads wait on the disk.
     written = write_feeds(files, config.output_dir, keep=frozenset(selection.kept),
                           meanwhile=renderer.save)
-    feeds_cache.record(list(files), selection)
+    feeds_cache.record(list(files), selection, warnings)
     report.lines.append(
         f"feeds: {plural(len(loaded.posts), 'post')}, {plural(len(written.written), 'file')} "
         f"written, {len(written.unchanged) + len(selection.kept)} unchanged "
@@ -127,6 +132,23 @@ def write_site_feeds(config: Config, state: State | CacheStore | None, loaded: L
     ping_hubs(config, state, written.written, report, now)
     return None
 
+
+
+def report_warnings(config: Config, report: Report, current: list[str], *, new: list[str]) -> None:
+    """Content warnings: `new` ones (a post that shows one for the first time: new, changed, or
+    its warning changed) are said once and leave the exit status alone, so cron does not mail
+    the same lines every five minutes; with content.strict (--strict) every `current` one is a
+    problem (exit 1), for CI. A warning matching content.ignore_warnings is never said."""
+    if config.content.strict:
+        report.problems.extend(w for w in current if not acknowledged(config, w))
+    else:
+        report.warnings.extend(w for w in new if not acknowledged(config, w))
+
+
+def acknowledged(config: Config, warning: str) -> bool:
+    """The owner listed this warning in content.ignore_warnings (glob patterns, like Hugo's
+    ignoreErrors): known, accepted, not said again."""
+    return any(fnmatch.fnmatchcase(warning, pattern) for pattern in config.content.ignore_warnings)
 
 
 def ping_hubs(config: Config, state: State | CacheStore | None, changed: list[str], report: Report,
@@ -526,8 +548,12 @@ def check(config: Config, now: datetime | None = None) -> Report:
     loaded = load_posts(config, now)
     report.problems.extend(loaded.problems)
     site = SiteIndex(config, loaded.posts)
-    for post in loaded.posts:  # engine syntax, links and images, as a build would report them
-        report.problems.extend(site.prepare(post).warnings)
+    for post in loaded.posts:  # engine syntax, links and images: every warning, each time
+        for warning in site.prepare(post).warnings:
+            if acknowledged(config, warning):
+                report.lines.append(f"{warning} (acknowledged in content.ignore_warnings)")
+            else:
+                report.problems.append(warning)
     check_mail_settings(config, loaded.posts[:1], now)
     report.lines.extend(sanitizing_report(config, loaded.posts + loaded.held_back, site))
     report.problems.extend(check_feeds(config.output_dir))

@@ -180,3 +180,24 @@ def test_check_refuses_a_state_database_tracked_by_git(site):
     assert result.exit_code == 1
     assert (f"{site.root / 'state.db'}: the state database (subscribers' addresses and tokens) is tracked by "
             f"git: `git rm --cached` it and add it to .gitignore") in result.stderr
+
+
+def test_a_content_warning_is_said_once_and_never_fails_cron(site):
+    site.post("blog/a.md", {"title": "A", "pubDate": "2024-01-01"}, "![x](missing.png)\n")
+    warning = "content/blog/a.md: image not found: missing.png"
+    first = invoke(site, "--quiet", "run")
+    assert (first.exit_code, first.stdout, first.stderr) == (0, "", warning + "\n")
+    for _ in range(2):  # cron's next runs: nothing to mail its owner
+        again = invoke(site, "--quiet", "run")
+        assert (again.exit_code, again.stdout, again.stderr) == (0, "", "")
+    strict = invoke(site, "build", "--strict")  # CI: every warning fails the build
+    assert (strict.exit_code, strict.stderr) == (1, warning + "\n")
+    checked = invoke(site, "check")  # check names every warning, every time
+    assert checked.exit_code == 1 and warning in checked.stderr.splitlines()
+    site.write_config(content={"ignore_warnings": ["*: image not found: missing.png"]})
+    checked = invoke(site, "check")
+    assert checked.exit_code == 0, checked.output
+    assert f"{warning} (acknowledged in content.ignore_warnings)" in checked.stdout.splitlines()
+    assert invoke(site, "build", "--strict").exit_code == 0
+    site.write_config(content={"strict": True})
+    assert invoke(site, "build").exit_code == 1

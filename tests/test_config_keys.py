@@ -58,6 +58,8 @@ WRONG_VALUE = {
     "content.permalink": "/blog/{slug}/{",
     "content.dialect": "wordpress",
     "content.exclude": ["drafts/*", ""],
+    "content.strict": "yes",
+    "content.ignore_warnings": [""],
     "content.markdown": "kramdown",
     "content.markdown_extensions": [""],
     "feeds.output_dir": "",

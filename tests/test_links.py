@@ -4,6 +4,8 @@ missing one is named; the render cache never serves HTML whose links went stale.
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import json
 import re
@@ -48,7 +50,7 @@ def test_links_to_source_files_become_the_posts_urls(site):
 [ref]: ../blog/first.md
 """)
     report = pipeline.build(site.config(), NOW)
-    assert report.problems == [
+    assert report.warnings == [
         "content/notes/linker.md: link to ../blog/gone.md: no published post has that source file"]
     assert html_of(site, "linker") == (
         f'<p><a href="{BASE}/blog/first/">a</a>, <a href="{BASE}/blog/first/#intro">b</a>, '
@@ -65,7 +67,7 @@ def test_a_link_to_a_source_file_follows_that_posts_url_past_the_render_cache(si
     assert html_of(site, "a") == f'<p>See <a href="{BASE}/blog/bee/">b</a>.</p>'
     b.write_text("---\ntitle: B\npubDate: 2024-01-02\nslug: renamed\n---\nHello.\n", encoding="utf-8")
     report = pipeline.build(site.config(), NOW)
-    assert report.problems == []
+    assert (report.problems, report.warnings) == ([], [])
     # a.md's bytes did not change; its HTML did, because what it links to did.
     assert html_of(site, "a") == f'<p>See <a href="{BASE}/blog/renamed/">b</a>.</p>'
     assert "1 rendered" not in report.lines[0] and "2 rendered" in report.lines[0]
@@ -78,7 +80,7 @@ def test_a_link_to_a_post_not_yet_published_resolves_when_it_is(site, monkeypatc
     site.post("a.md", "title: A\npubDate: 2024-01-01", "See [later](later.md).\n")
     site.post("b.md", "title: B\npubDate: 2024-01-02", "Nothing to resolve.\n")
     report = pipeline.build(site.config(), NOW)
-    assert report.problems == [
+    assert report.warnings == [
         "content/a.md: link to later.md: no published post has that source file"]
     assert html_of(site, "a") == f'<p>See <a href="{BASE}/blog/a/later.md">later</a>.</p>'
     prepared: list[str] = []
@@ -92,13 +94,15 @@ def test_a_link_to_a_post_not_yet_published_resolves_when_it_is(site, monkeypatc
     site.post("c.md", "title: C\npubDate: 2024-01-03")  # a.md's lookup still finds nothing
     report = pipeline.build(site.config(), NOW)
     assert prepared == ["content/c.md"]
-    assert report.problems == [
-        "content/a.md: link to later.md: no published post has that source file"]
+    assert report.warnings == []  # said by the first build, and a.md is unchanged
+    strict = pipeline.build(dataclasses.replace(site.config(), content=dataclasses.replace(
+        site.config().content, strict=True)), NOW)  # still known: --strict names it
+    assert strict.problems == ["content/a.md: link to later.md: no published post has that source file"]
     prepared.clear()
     site.post("later.md", "title: Later\npubDate: 2024-01-04")
     report = pipeline.build(site.config(), NOW)
     assert sorted(prepared) == ["content/a.md", "content/later.md"]
-    assert report.problems == []
+    assert (report.problems, report.warnings) == ([], [])
     assert html_of(site, "a") == f'<p>See <a href="{BASE}/blog/later/">later</a>.</p>'
 
 
@@ -117,7 +121,7 @@ def test_local_images_are_copied_under_content_hashed_names_once(site):
 ![elsewhere](https://cdn.example/x.png)
 """)
     report = pipeline.build(site.config(), NOW)
-    assert report.problems == []
+    assert (report.problems, report.warnings) == ([], [])
     out = site.root / "public"
     names = [media_name(pic, "pic.png"), media_name(shared, "shared-one.gif"), media_name(cover, "cover.jpg")]
     for name, data in zip(names, (pic, shared, cover)):
@@ -146,7 +150,7 @@ def test_a_page_bundles_images_stay_where_the_engine_publishes_them(site):
     (site.content / "bundle").mkdir()
     (site.content / "bundle" / "photo.png").write_bytes(b"\x89PNG photo")
     site.post("bundle/index.md", "title: Bundle\npubDate: 2024-01-01", "![p](photo.png)\n")
-    assert pipeline.build(site.config(), NOW).problems == []
+    assert pipeline.build(site.config(), NOW).warnings == []
     assert srcs(html_of(site, "bundle")) == [f"{BASE}/blog/bundle/photo.png"]
     assert not (site.root / "public" / "media").exists()
 
@@ -158,7 +162,7 @@ def test_site_absolute_images_are_found_in_the_static_folder(site):
     site.write_config(site={"url": "https://example.github.io/blog"})
     site.post("p.md", "title: P\npubDate: 2024-01-01", "![x](/images/x.png) ![y](/images/y.png)\n")
     report = pipeline.build(site.config(), NOW)
-    assert report.problems == ["content/p.md: image not found: /images/y.png"]
+    assert report.warnings == ["content/p.md: image not found: /images/y.png"]
     feed = json.loads((site.root / "public" / "feed.json").read_text())
     # y.png is left where the post says, made absolute; x.png is where static/ is served.
     assert srcs(feed["items"][0]["content_html"]) == ["https://example.github.io/blog/images/x.png",
@@ -172,24 +176,29 @@ def test_a_served_image_that_goes_away_is_named_by_the_next_build_that_writes(si
     static.mkdir(parents=True)
     (static / "x.png").write_bytes(b"\x89PNG x")
     site.post("p.md", "title: P\npubDate: 2024-01-01", "![x](/images/x.png)\n")
-    assert pipeline.build(site.config(), NOW).problems == []
+    assert pipeline.build(site.config(), NOW).warnings == []
     (static / "x.png").unlink()
     site.post("q.md", "title: Q\npubDate: 2024-01-02")
-    assert pipeline.build(site.config(), NOW).problems == ["content/p.md: image not found: /images/x.png"]
+    assert pipeline.build(site.config(), NOW).warnings == ["content/p.md: image not found: /images/x.png"]
 
 
-def test_a_missing_image_is_named_on_every_build_and_by_check_until_it_appears(site):
+def test_a_missing_image_is_named_once_by_build_and_by_every_check_until_it_appears(site):
     site.post("p.md", "title: P\npubDate: 2024-01-01\nheroImage: ../assets/hero.jpg",
               "![d](./diagram.svg)\n\n```\n![not an image](./in-code.png)\n```\n")
     expected = ["content/p.md: image not found: ./diagram.svg",
                 "content/p.md: image not found: ../assets/hero.jpg"]
     config = site.config()
     first = pipeline.build(config, NOW)
-    assert (first.problems, first.exit_status) == (expected, 1)
+    assert (first.warnings, first.problems, first.exit_status) == (expected, [], 0)
     second = pipeline.build(config, NOW)  # nothing changed: the feeds are not even rendered
     assert second.lines[0].startswith("feeds: 1 post, 0 files written")
-    assert second.problems == expected
-    assert pipeline.check(config, NOW).problems == expected
+    assert (second.warnings, second.problems) == ([], [])  # said once: cron does not repeat it
+    assert pipeline.check(config, NOW).problems == expected  # check names every one, every time
+    strict = dataclasses.replace(config, content=dataclasses.replace(config.content, strict=True))
+    assert (pipeline.build(strict, NOW).problems, pipeline.build(strict, NOW).exit_status) == (expected, 1)
+    site.post("p.md", "title: P\npubDate: 2024-01-01\nheroImage: ../assets/hero.jpg",
+              "![d](./diagram.svg) edited\n")  # a changed post shows its warnings again
+    assert pipeline.build(config, NOW).warnings == expected
 
     (site.root / "assets").mkdir()
     (site.root / "assets" / "hero.jpg").write_bytes(b"\xff\xd8 hero")
@@ -212,10 +221,14 @@ def test_publisher_run_notices_an_image_change_and_a_missing_image_that_appears(
     site.post("p.md", "title: P\npubDate: 2024-01-01", "![a](a.png) ![b](b.png)\n")
     config = site.config()
     missing = ["content/p.md: image not found: b.png"]
-    for minutes in (0, 5, 10):  # a missing image: every run reports it
-        assert pipeline.run_once(config, NOW + timedelta(minutes=minutes)).problems == missing
+    first = pipeline.run_once(config, NOW)
+    assert (first.warnings, first.exit_status) == (missing, 0)  # said once, exit 0 ...
+    for minutes in (5, 10):  # ... and not again by the next runs (cron would mail it each time)
+        again = pipeline.run_once(config, NOW + timedelta(minutes=minutes))
+        assert (again.warnings, again.problems, again.exit_status) == ([], [], 0)
     (site.content / "b.png").write_bytes(b"\x89PNG two")
-    assert pipeline.run_once(config, NOW + timedelta(minutes=15)).problems == []
+    found = pipeline.run_once(config, NOW + timedelta(minutes=15))
+    assert (found.problems, found.warnings) == ([], [])
     assert (site.root / "public" / media_name(b"\x89PNG two", "b.png")).exists()
     pipeline.run_once(config, NOW + timedelta(minutes=20))  # idle from here on
     if not PG_BASE:
@@ -269,7 +282,7 @@ def test_pelican_intrasite_links_resolve_from_the_content_folder_or_the_post(sit
 [other]({filename}other.md), [old style](|filename|/2019/other.md), [gone]({static}/images/gone.png)
 """)
     report = pipeline.build(site.config(), NOW)
-    assert report.problems == ["content/2019/post.md: image not found: {static}/images/gone.png"]
+    assert report.warnings == ["content/2019/post.md: image not found: {static}/images/gone.png"]
     name = media_name(picture, "shot.png")
     html = html_of(site, "post")
     assert srcs(html)[:2] == [f"{BASE}/{name}", f"{BASE}/{name}"]

@@ -380,7 +380,7 @@ def test_jekyll_site_with_liquid(tmp_path):
     # The second post's summary quotes its code span as plain text, as Jekyll's excerpt would.
     shown = ("Templates use {% raw %} blocks:",)
     proc, items = build(root, shown)
-    assert proc.returncode == 1
+    assert proc.returncode == 0  # a warning is said, and leaves the exit status alone
     assert proc.stderr == ("_posts/2020-01-01-welcome.md: unresolved engine syntax: "
                            "{% include newsletter-box.html %}\n")
     second = "https://ex.org/blog/2020/01/05/second.html"
@@ -394,9 +394,9 @@ def test_jekyll_site_with_liquid(tmp_path):
     assert "newsletter-box" not in html
     assert items[second] == ("<p>Templates use <code>{% raw %}</code> blocks:</p>\n"
                              '<pre><code class="language-liquid">{{ content }}\n</code></pre>')
-    # The build's own words for what it could not resolve come again from the cache.
+    # Said once: the next build (from the cache) does not repeat it.
     again, _ = build(root, shown)
-    assert (again.returncode, again.stderr) == (1, proc.stderr)
+    assert (again.returncode, again.stderr) == (0, "")
     # _config.yml is what {{ site.repository }} came from: a change to it reaches the feed.
     config = root / "_config.yml"
     config.write_text(config.read_text().replace("ana/blog", "ana/new-blog"))
@@ -458,7 +458,7 @@ def test_hugo_site_with_shortcodes_and_a_page_bundle(tmp_path):
     assert proc.stderr == ("content/posts/first.md: unresolved engine syntax: {{< notice tip >}}\n"
                            "content/posts/other/index.md: unresolved engine syntax: "
                            "{{< instagram BWNjjyYFxVx >}}\n")
-    assert proc.returncode == 1
+    assert proc.returncode == 0
     first = items["https://ex.org/posts/first/"]
     assert ('<p>Part of Lakes. See <a href="https://ex.org/posts/other/">https://ex.org/posts/other/</a> and '
             '<a href="https://ex.org/posts/other/">the bundle</a>.</p>') in first
