@@ -10,6 +10,8 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sites import Site
+
 from publisher import pipeline
 from publisher.content import links
 
@@ -275,3 +277,24 @@ def test_pelican_intrasite_links_resolve_from_the_content_folder_or_the_post(sit
     assert srcs(html)[:2] == [f"{BASE}/{name}", f"{BASE}/{name}"]
     assert html.count(f'<a href="{BASE}/blog/other/">') == 2
     assert (site.root / "public" / name).read_bytes() == picture
+
+
+def test_images_are_copied_from_a_content_dir_the_user_put_outside_the_site(tmp_path):
+    """content.dir is the user's choice, wherever it is: its images are the site's. A
+    symlink inside the site to a file inside it is followed; one out of it is not."""
+    shared = tmp_path / "shared-posts"
+    (shared / "img").mkdir(parents=True)
+    (shared / "img" / "a.png").write_bytes(b"\x89PNG shared a")
+    (shared / "link.png").symlink_to("img/a.png")
+    (tmp_path / "private.png").write_bytes(b"\x89PNG private")
+    (shared / "out.png").symlink_to(tmp_path / "private.png")
+    site = Site(tmp_path / "site", content={"dir": str(shared)})
+    (shared / "p.md").write_text("---\ntitle: P\npubDate: 2024-01-01\n---\n"
+                                 "![a](img/a.png) ![l](link.png) ![o](out.png)\n", encoding="utf-8")
+    report = pipeline.build(site.config(), NOW)
+    assert report.problems == [f"{shared / 'p.md'}: image not copied: out.png is outside the site folder"]
+    a = media_name(b"\x89PNG shared a", "a.png")
+    link = media_name(b"\x89PNG shared a", "link.png")
+    assert srcs(html_of(site, "p")) == [f"{BASE}/{a}", f"{BASE}/{link}", f"{BASE}/blog/p/out.png"]
+    out = site.root / "public"
+    assert sorted(p.relative_to(out).as_posix() for p in (out / "media").iterdir()) == sorted([a, link])
