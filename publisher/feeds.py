@@ -900,9 +900,11 @@ def write_feeds(files: dict[str, bytes], output_dir: Path, keep: frozenset[str] 
     are no longer produced (neither in `files` nor in `keep`: feeds left as they are), and the
     tag folders that leaves empty; nothing else is ever removed.
     Raises OutputError naming the path when the disk refuses; a failed write leaves the old
-    file as it was. `meanwhile`: see write_files."""
+    file as it was. A file with a symlink on its way below output_dir is not written (nor is
+    anything removed through one): the others are, stale ones removed, then OutputError names
+    the link. `meanwhile`: see write_files."""
     output_dir = Path(output_dir)
-    report = write_files(files, output_dir, meanwhile)
+    report = write_files(files, output_dir, meanwhile, check=False)
     remove_orphaned_temp_files(output_dir, {str(PurePosixPath(rel).parent) for rel in files},
                                TERM_DIRS)
     keep = set(files) | set(keep)
@@ -911,6 +913,7 @@ def write_feeds(files: dict[str, bytes], output_dir: Path, keep: frozenset[str] 
                        for rel in remove_stale(output_dir, keep, terms, FEED_FILES)]
     log.info("feeds in %s: %d written, %d unchanged, %d removed", output_dir,
              len(report.written), len(report.unchanged), len(report.removed))
+    report.raise_refused()
     return report
 
 
