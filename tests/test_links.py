@@ -298,3 +298,20 @@ def test_images_are_copied_from_a_content_dir_the_user_put_outside_the_site(tmp_
     assert srcs(html_of(site, "p")) == [f"{BASE}/{a}", f"{BASE}/{link}", f"{BASE}/blog/p/out.png"]
     out = site.root / "public"
     assert sorted(p.relative_to(out).as_posix() for p in (out / "media").iterdir()) == sorted([a, link])
+
+
+def test_an_image_linked_out_of_the_site_is_copied_once_the_link_is_replaced_by_the_file(site, tmp_path):
+    (tmp_path / "private.png").write_bytes(b"\x89PNG private")
+    (site.content / "pic.png").symlink_to(tmp_path / "private.png")
+    site.post("p.md", "title: P\npubDate: 2024-01-01", "![p](pic.png)\n")
+    expected = ["content/p.md: image not copied: pic.png is outside the site folder"]
+    assert pipeline.build(site.config(), NOW).problems == expected
+    assert pipeline.build(site.config(), NOW).problems == expected  # said again, from the cache
+    assert srcs(html_of(site, "p")) == [f"{BASE}/blog/p/pic.png"]
+    assert not (site.root / "public" / "media").exists()
+
+    (site.content / "pic.png").unlink()
+    (site.content / "pic.png").write_bytes(b"\x89PNG the real one")
+    assert pipeline.build(site.config(), NOW).problems == []
+    copy = media_name(b"\x89PNG the real one", "pic.png")
+    assert srcs(html_of(site, "p")) == [f"{BASE}/{copy}"]
