@@ -17,12 +17,10 @@ import html as html_lib
 import html.entities as html_entities
 import json
 import logging
-import os
 import re
 import secrets
-import stat
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -38,7 +36,8 @@ from . import __version__
 from .config import Config
 from .content import Post, clean_text, parallel, slugify
 from .content.sanitize import sanitize_html
-from .errors import OutputError
+from .output import (WriteReport, remove_orphaned_temp_files, remove_stale, remove_stale_archives,
+                     write_files)
 
 log = logging.getLogger(__name__)
 
@@ -894,15 +893,6 @@ def _json_attachments(item: dict, post: Post) -> None:
 
 # --- writing ----------------------------------------------------------------------------
 
-@dataclass
-class WriteReport:
-    """What write_feeds did; every entry is a path relative to the output folder, '/'-separated."""
-
-    written: list[str] = field(default_factory=list)  # created or changed
-    unchanged: list[str] = field(default_factory=list)  # same bytes already there: not touched
-    removed: list[str] = field(default_factory=list)  # stale tag feeds deleted
-
-
 def write_feeds(files: dict[str, bytes], output_dir: Path, keep: frozenset[str] = frozenset(),
                 meanwhile: Callable[[], object] | None = None) -> WriteReport:
     """Write `files` under output_dir: atomically, and only those whose bytes differ from what
@@ -910,271 +900,21 @@ def write_feeds(files: dict[str, bytes], output_dir: Path, keep: frozenset[str] 
     are no longer produced (neither in `files` nor in `keep`: feeds left as they are), and the
     tag folders that leaves empty; nothing else is ever removed.
     Raises OutputError naming the path when the disk refuses; a failed write leaves the old
-    file as it was. `meanwhile`: see write_files."""
+    file as it was. A file with a symlink on its way below output_dir is not written (nor is
+    anything removed through one): the others are, stale ones removed, then OutputError names
+    the link. `meanwhile`: see write_files."""
     output_dir = Path(output_dir)
-    report = write_files(files, output_dir, meanwhile)
-    _remove_orphaned_temp_files(output_dir, {str(PurePosixPath(rel).parent) for rel in files})
+    report = write_files(files, output_dir, meanwhile, check=False)
+    remove_orphaned_temp_files(output_dir, {str(PurePosixPath(rel).parent) for rel in files},
+                               TERM_DIRS)
     keep = set(files) | set(keep)
-    report.removed = _remove_stale_archives(output_dir, keep)
-    report.removed += [rel for terms in TERM_DIRS for rel in _remove_stale(output_dir, keep, terms)]
+    report.removed = remove_stale_archives(output_dir, keep, FEED_FILES, TAGS_DIR, ARCHIVE_DIR)
+    report.removed += [rel for terms in TERM_DIRS
+                       for rel in remove_stale(output_dir, keep, terms, FEED_FILES)]
     log.info("feeds in %s: %d written, %d unchanged, %d removed", output_dir,
              len(report.written), len(report.unchanged), len(report.removed))
+    report.raise_refused()
     return report
-
-
-def write_files(files: dict[str, bytes], output_dir: Path,
-                meanwhile: Callable[[], object] | None = None) -> WriteReport:
-    """Write `files` under output_dir, atomically and only those whose bytes differ; remove
-    nothing. The feeds and the newsletter archive (newsletter/archive.py) are written so.
-    `meanwhile()`, if given, is called once, here, while writer threads wait on the disk (or
-    before the files are written one by one); if it raises, no file is put in place."""
-    for rel in files:
-        _check_relative(rel)  # before anything is written
-    report = WriteReport()
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"{output_dir}: cannot create the feeds folder: {_reason(e)}") from e
-    changed = []
-    for rel in sorted(files):
-        if _has_bytes(output_dir / rel, files[rel]):
-            report.unchanged.append(rel)
-        else:
-            changed.append(rel)
-    if len(changed) < PARALLEL_WRITES_FROM:
-        if meanwhile is not None:
-            meanwhile()
-        for rel in changed:
-            _write_atomically(output_dir / rel, files[rel])
-            report.written.append(rel)
-    else:
-        report.written = _write_all(output_dir, files, changed, meanwhile)
-    return report
-
-
-def _check_relative(rel: str) -> None:
-    """Refuse a path that could leave the output folder. Tag slugs are safe by construction,
-    so a failure here is a bug, and keeps its traceback."""
-    parts = PurePosixPath(rel).parts
-    if (not rel or "\\" in rel or "\0" in rel or PurePosixPath(rel).is_absolute()
-            or any(part in ("", ".", "..") for part in parts) or rel != "/".join(parts)):
-        raise ValueError(f"feed path {rel!r} is not a plain relative path inside the output folder")
-
-
-def _reason(e: OSError) -> str:
-    return e.strerror or str(e)
-
-
-def _has_bytes(path: Path, data: bytes) -> bool:
-    try:
-        if path.stat().st_size != len(data):
-            return False
-        return path.read_bytes() == data
-    except OSError:
-        return False  # missing or unreadable: write it (and report the error if that fails)
-
-
-# From this many files to write, their temporary files are written and fsynced by a few
-# threads at once (fsync releases the GIL and waits on the disk: ~0.5 ms idle, several under
-# load, for each of a 2,000-post site's ~120 feeds); below, one by one.
-PARALLEL_WRITES_FROM = 16
-WRITE_THREADS = 8  # 123 files of 20 KB: 4 threads 50 ms, 8 43 ms, 16 43 ms (ext4, 2 cores)
-
-
-def _write_all(output_dir: Path, files: dict[str, bytes], changed: list[str],
-               meanwhile: Callable[[], object] | None = None) -> list[str]:
-    """_write_atomically for each of `changed` (sorted), the temporary files written and
-    fsynced by WRITE_THREADS threads (while this thread runs `meanwhile`), then put in place
-    one by one in the same order. As in the serial loop, the files before the first that
-    fails are in place, that one and those after it are not (their temporary files deleted),
-    and its OutputError is raised. If `meanwhile` raises, none is put in place."""
-    from concurrent.futures import ThreadPoolExecutor  # lazy: ~5 ms, only for many files
-
-    def stage(rel: str) -> tuple[Path, Path | None, OutputError | None]:
-        path = output_dir / rel
-        try:
-            return path, _write_temporary(path, files[rel]), None
-        except OutputError as e:
-            return path, None, e
-
-    failed: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        pending = pool.map(stage, changed)
-        try:
-            if meanwhile is not None:
-                meanwhile()
-        except BaseException as e:  # noqa: BLE001 -- raised below, once the threads are done
-            failed = e
-        staged = list(pending)
-    written: list[str] = []
-    try:
-        if failed is not None:
-            raise failed
-        for rel, (path, tmp, error) in zip(changed, staged):
-            if error is not None:
-                raise error
-            _put_in_place(path, tmp)
-            written.append(rel)
-    finally:
-        for path, tmp, _error in staged[len(written):]:
-            if tmp is not None:
-                _discard(tmp)
-    return written
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """A temporary file in the same folder, then os.replace: readers see the old feed or the
-    new one, never half of one, and a failure leaves the old file untouched."""
-    _put_in_place(path, _write_temporary(path, data))
-
-
-def _discard(tmp: Path) -> None:
-    try:
-        tmp.unlink(missing_ok=True)
-    except OSError:
-        pass
-
-
-def _write_temporary(path: Path, data: bytes) -> Path:
-    """The bytes in a new temporary file beside `path`, on disk (fsync); its path."""
-    folder = path.parent
-    tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        # os.open with 0o666 lets the umask decide the mode, as for any new file (mkstemp's 0600
-        # would hide the feeds from the web server).
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as e:
-        raise OutputError(f"{path}: cannot write feed: {_reason(e)}") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())  # the data is on disk before the name points at it
-    except OSError as e:
-        _discard(tmp)
-        raise OutputError(f"{path}: cannot write feed: {_reason(e)}") from e
-    return tmp
-
-
-def _put_in_place(path: Path, tmp: Path) -> None:
-    """The temporary file (_write_temporary) takes the feed's name, with the old file's mode."""
-    try:
-        try:
-            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))  # keep a mode the owner chose
-        except FileNotFoundError:
-            pass
-        os.replace(tmp, path)
-    except OSError as e:
-        _discard(tmp)
-        raise OutputError(f"{path}: cannot write feed: {_reason(e)}") from e
-
-
-# A temporary feed file older than this was left by a build that died (SIGKILL, power loss)
-# before its os.replace. Younger ones may belong to a build running right now.
-ORPHAN_TEMP_AGE = 600.0  # seconds
-_TEMP_NAME = re.compile(r"\.(?:rss\.xml|atom\.xml|feed\.json)\.[0-9a-f]{12}\.tmp")
-
-
-def _remove_orphaned_temp_files(output_dir: Path, folders: set[str]) -> None:
-    """Delete the temporary files that killed builds left in the folders written to (and in
-    tags/*), so they are neither published nor keep an old tag's folder alive."""
-    import time
-
-    candidates = {output_dir / f for f in folders}
-    for terms in (output_dir / d for d in TERM_DIRS):
-        if terms.is_dir():
-            candidates.update(p for p in terms.iterdir() if p.is_dir() and not p.is_symlink())
-    cutoff = time.time() - ORPHAN_TEMP_AGE
-    for folder in candidates:
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                if (_TEMP_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)
-                        and entry.stat(follow_symlinks=False).st_mtime < cutoff):
-                    os.unlink(entry.path)
-                    log.info("removed %s, left by an interrupted build", entry.path)
-            except OSError:
-                pass  # gone already, or not ours to remove: never a reason to fail a build
-
-
-def _remove_feed_files(folder: Path, rel_folder: str, keep: set[str], what: str) -> list[str]:
-    """Delete the feed files (rss.xml, atom.xml, feed.json) of `folder` that `keep` does not
-    name, `rel_folder` being its path in the output ('tags/x/'); never through a link, and
-    never anything that is not one of those files. Returns what it removed."""
-    removed: list[str] = []
-    for name in FEED_FILES:
-        rel = rel_folder + name
-        path = folder / name
-        if rel in keep or path.is_symlink() or not path.is_file():
-            continue
-        try:
-            path.unlink()
-        except OSError as e:
-            raise OutputError(f"{path}: cannot remove {what}: {_reason(e)}") from e
-        removed.append(rel)
-    return removed
-
-
-def _remove_stale_archives(output_dir: Path, keep: set[str]) -> list[str]:
-    """Delete the archive pages (archive/<n>/ under the site's and each tag's folder) that are
-    no longer produced: after posts were removed, or feeds.archive_size or .archive changed.
-    Only feed files are removed, and then the folders that leaves empty."""
-    bases = [output_dir]
-    tags = output_dir / TAGS_DIR
-    if tags.is_dir() and not tags.is_symlink():
-        bases += sorted(p for p in tags.iterdir() if p.is_dir() and not p.is_symlink())
-    removed: list[str] = []
-    for base in bases:
-        archive = base / ARCHIVE_DIR
-        if not archive.is_dir() or archive.is_symlink():
-            continue
-        for page in sorted(archive.iterdir()):
-            if not page.name.isdigit() or not page.is_dir() or page.is_symlink():
-                continue
-            removed += _remove_feed_files(page, page.relative_to(output_dir).as_posix() + "/",
-                                          keep, "stale archive page")
-            _rmdir_if_empty(page)
-        _rmdir_if_empty(archive)
-    return removed
-
-
-def _rmdir_if_empty(folder: Path) -> None:
-    try:
-        os.rmdir(folder)  # only succeeds if nothing else is in it
-    except OSError:
-        pass
-
-
-def _remove_stale(output_dir: Path, keep: set[str], terms: str = TAGS_DIR) -> list[str]:
-    tags_dir = output_dir / terms
-    try:
-        entries = sorted(os.scandir(tags_dir), key=lambda e: e.name)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    except OSError as e:
-        raise OutputError(f"{tags_dir}: cannot list old tag feeds: {_reason(e)}") from e
-    removed: list[str] = []
-    kept_folders = {PurePosixPath(rel).parts[1] for rel in keep
-                    if len(PurePosixPath(rel).parts) == 3 and rel.startswith(terms + "/")}
-    for entry in entries:
-        if not entry.is_dir(follow_symlinks=False):  # never follow a link out of the folder
-            continue
-        removed += _remove_feed_files(Path(entry.path), f"{terms}/{entry.name}/", keep, "stale feed")
-        if entry.name not in kept_folders:
-            try:
-                os.rmdir(entry.path)  # only succeeds if nothing else is in it
-            except OSError:
-                pass
-    if removed:
-        try:
-            os.rmdir(tags_dir)
-        except OSError:
-            pass
-    return removed
 
 
 # --- checking ---------------------------------------------------------------------------
@@ -1195,7 +935,7 @@ def check_feeds(output_dir: Path) -> list[str]:
         try:
             data = path.read_bytes()
         except OSError as e:
-            problems.append(f"{path}: cannot read: {_reason(e)}")
+            problems.append(f"{path}: cannot read: {e.strerror or e}")
             continue
         problem = _check_json(data) if path.name == JSON_FILE else _check_xml(data, path.name)
         if problem:

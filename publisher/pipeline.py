@@ -32,7 +32,7 @@ from . import cache
 from .cache import FeedCache, load_site
 from .config import PLACEHOLDER_URL, Config
 from .content import LoadResult, Post, load_posts, render_html
-from .content.links import SiteIndex
+from .content.links import SiteIndex, media_files
 from .content.posts import require_content_dir
 from .content.sanitize import removed_by_sanitizing
 from .errors import ConfigError, DeliveryError, PublisherError, StateError
@@ -113,13 +113,12 @@ def write_site_feeds(config: Config, state: State | CacheStore | None, loaded: L
     files = render_feeds(loaded.posts, config, renderer, select=selection, sanitized=True)
     warnings = feeds_cache.warnings_after(selection)
     report_warnings(config, report, warnings, new=feeds_cache.new_warnings(selection, warnings))
-    # Local images are copied beside the feeds under content-hashed names (links.MediaFile):
-    # written like the feeds, atomically and only when their bytes differ.
-    for name, source in selection.media.items():
-        try:
-            files[name] = Path(source).read_bytes()
-        except OSError as e:
-            report.problems.append(f"{source}: cannot read image: {e.strerror or e}")
+    # Local images are copied beside the feeds under content-hashed names (links.MediaFile),
+    # read from inside the site only: written like the feeds, atomically and only when their
+    # bytes differ.
+    media, unreadable = media_files(config, selection.media)
+    files.update(media)
+    report.problems.extend(unreadable)
     # The render cache is stored while writer threads wait on the disk.
     written = write_feeds(files, config.output_dir, keep=frozenset(selection.kept),
                           meanwhile=renderer.save)

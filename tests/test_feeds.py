@@ -24,7 +24,7 @@ import feedparser
 import pytest
 from lxml import etree
 
-from publisher import feeds
+from publisher import feeds, output
 from publisher.config import Config
 from publisher.content import Post, load_posts, read_post, render_html, slugify
 from publisher.content.sanitize import sanitize_html
@@ -658,7 +658,7 @@ def test_disk_full_during_write_keeps_old_file(tmp_path, monkeypatch):
     def full(*_args, **_kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(feeds.os, "fsync", full)  # the data never reached the disk
+    monkeypatch.setattr(output.os, "fsync", full)  # the data never reached the disk
     with pytest.raises(OutputError, match=r"atom\.xml: cannot write feed: No space left on device"):
         build(config)
     assert snapshot(config.output_dir) == before  # and the temporary file is gone

@@ -12,6 +12,8 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sites import Site
+
 from publisher import pipeline
 from publisher.content import links
 
@@ -288,3 +290,41 @@ def test_pelican_intrasite_links_resolve_from_the_content_folder_or_the_post(sit
     assert srcs(html)[:2] == [f"{BASE}/{name}", f"{BASE}/{name}"]
     assert html.count(f'<a href="{BASE}/blog/other/">') == 2
     assert (site.root / "public" / name).read_bytes() == picture
+
+
+def test_images_are_copied_from_a_content_dir_the_user_put_outside_the_site(tmp_path):
+    """content.dir is the user's choice, wherever it is: its images are the site's. A
+    symlink inside the site to a file inside it is followed; one out of it is not."""
+    shared = tmp_path / "shared-posts"
+    (shared / "img").mkdir(parents=True)
+    (shared / "img" / "a.png").write_bytes(b"\x89PNG shared a")
+    (shared / "link.png").symlink_to("img/a.png")
+    (tmp_path / "private.png").write_bytes(b"\x89PNG private")
+    (shared / "out.png").symlink_to(tmp_path / "private.png")
+    site = Site(tmp_path / "site", content={"dir": str(shared)})
+    (shared / "p.md").write_text("---\ntitle: P\npubDate: 2024-01-01\n---\n"
+                                 "![a](img/a.png) ![l](link.png) ![o](out.png)\n", encoding="utf-8")
+    report = pipeline.build(site.config(), NOW)
+    assert report.warnings == [f"{shared / 'p.md'}: image not copied: out.png is outside the site folder"]
+    a = media_name(b"\x89PNG shared a", "a.png")
+    link = media_name(b"\x89PNG shared a", "link.png")
+    assert srcs(html_of(site, "p")) == [f"{BASE}/{a}", f"{BASE}/{link}", f"{BASE}/blog/p/out.png"]
+    out = site.root / "public"
+    assert sorted(p.relative_to(out).as_posix() for p in (out / "media").iterdir()) == sorted([a, link])
+
+
+def test_an_image_linked_out_of_the_site_is_copied_once_the_link_is_replaced_by_the_file(site, tmp_path):
+    (tmp_path / "private.png").write_bytes(b"\x89PNG private")
+    (site.content / "pic.png").symlink_to(tmp_path / "private.png")
+    site.post("p.md", "title: P\npubDate: 2024-01-01", "![p](pic.png)\n")
+    expected = ["content/p.md: image not copied: pic.png is outside the site folder"]
+    assert pipeline.build(site.config(), NOW).warnings == expected
+    assert pipeline.build(site.config(), NOW).warnings == []  # said once: not again from the cache
+    assert srcs(html_of(site, "p")) == [f"{BASE}/blog/p/pic.png"]
+    assert not (site.root / "public" / "media").exists()
+
+    (site.content / "pic.png").unlink()
+    (site.content / "pic.png").write_bytes(b"\x89PNG the real one")
+    assert pipeline.build(site.config(), NOW).warnings == []
+    copy = media_name(b"\x89PNG the real one", "pic.png")
+    assert srcs(html_of(site, "p")) == [f"{BASE}/{copy}"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from publisher import content, feeds
+from publisher import content, feeds, output
 from publisher.content import load_posts, parallel
 from publisher.errors import OutputError
 
@@ -237,7 +237,7 @@ def _on_disk(out: Path) -> dict[str, bytes]:
 
 
 def test_feeds_written_by_threads_are_the_serial_bytes(tmp_path, monkeypatch):
-    monkeypatch.setattr(feeds, "PARALLEL_WRITES_FROM", 4)
+    monkeypatch.setattr(output, "PARALLEL_WRITES_FROM", 4)
     old, new = _feed_files(20, "old"), _feed_files(20, "new")
     new["tags/t05/rss.xml"] = old["tags/t05/rss.xml"]  # unchanged: not rewritten
     report = feeds.write_feeds(old, tmp_path / "out")
@@ -245,7 +245,7 @@ def test_feeds_written_by_threads_are_the_serial_bytes(tmp_path, monkeypatch):
     untouched = (tmp_path / "out" / "tags/t05/rss.xml").stat().st_mtime_ns
     synced = []
     real_fsync = os.fsync
-    monkeypatch.setattr(feeds.os, "fsync", lambda fd: (synced.append(threading.get_ident()), real_fsync(fd)))
+    monkeypatch.setattr(output.os, "fsync", lambda fd: (synced.append(threading.get_ident()), real_fsync(fd)))
     report = feeds.write_feeds(new, tmp_path / "out")
     assert report.written == sorted(set(new) - {"tags/t05/rss.xml"})
     assert report.unchanged == ["tags/t05/rss.xml"]
@@ -257,13 +257,13 @@ def test_feeds_written_by_threads_are_the_serial_bytes(tmp_path, monkeypatch):
 def test_meanwhile_runs_here_while_the_writer_threads_write(tmp_path, monkeypatch):
     # pipeline.write_site_feeds stores the render cache so: in this thread, while the
     # writers wait on the disk; if it fails, no feed is put in place and nothing is left over.
-    monkeypatch.setattr(feeds, "PARALLEL_WRITES_FROM", 4)
+    monkeypatch.setattr(output, "PARALLEL_WRITES_FROM", 4)
     out = tmp_path / "out"
     old, new = _feed_files(20, "old"), _feed_files(20, "new")
     feeds.write_feeds(old, out)
     writers_started = threading.Event()
     real_fsync = os.fsync
-    monkeypatch.setattr(feeds.os, "fsync", lambda fd: (writers_started.set(), real_fsync(fd)))
+    monkeypatch.setattr(output.os, "fsync", lambda fd: (writers_started.set(), real_fsync(fd)))
     ran_in: list[int] = []
 
     def meanwhile():
@@ -286,7 +286,7 @@ def test_meanwhile_runs_here_while_the_writer_threads_write(tmp_path, monkeypatc
 
 
 def test_a_failed_threaded_write_keeps_the_files_after_it_old(tmp_path, monkeypatch):
-    monkeypatch.setattr(feeds, "PARALLEL_WRITES_FROM", 4)
+    monkeypatch.setattr(output, "PARALLEL_WRITES_FROM", 4)
     out = tmp_path / "out"
     old, new = _feed_files(20, "old"), _feed_files(20, "new")
     feeds.write_feeds(old, out)
@@ -297,7 +297,7 @@ def test_a_failed_threaded_write_keeps_the_files_after_it_old(tmp_path, monkeypa
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(fd)
 
-    monkeypatch.setattr(feeds.os, "fsync", fsync)
+    monkeypatch.setattr(output.os, "fsync", fsync)
     with pytest.raises(OutputError, match=r"t07/rss\.xml: cannot write feed: No space left on device"):
         feeds.write_feeds(new, out)
     expected = {rel: (new if rel < "tags/t07" else old)[rel] for rel in old}

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
+import json
+import logging
 import os
 import re
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,6 +25,7 @@ from sites import make_config, write_config, write_post
 from smtp_helpers import SmtpServer, smtp_cert  # noqa: F401  (fixture)
 
 from publisher import pipeline
+from publisher.config import load_config
 from publisher.state import State
 
 WEEK_AGO = datetime.now(timezone.utc) - timedelta(days=7)
@@ -427,3 +432,134 @@ def test_a_database_url_without_a_password_is_accepted(tmp_path):
 
     config = make_config(tmp_path / "site", state={"database": "postgresql://blog@127.0.0.1/blog"})
     assert load_config(config.path).state.database == "postgresql://blog@127.0.0.1/blog"
+
+
+# --- a hostile blog repository: files a post names, read only inside the site ------------
+
+_OPENED: list[str] | None = None  # paths opened while a test listens (audit hook below)
+
+
+def _record_open(event: str, args: tuple) -> None:
+    if _OPENED is not None and event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+        _OPENED.append(os.fsdecode(args[0]))
+
+
+sys.addaudithook(_record_open)  # audit hooks cannot be removed: this one listens only when asked
+
+
+def opened_while(action) -> tuple[object, list[str]]:
+    """action()'s result, and every path open() / os.open() was called with meanwhile."""
+    global _OPENED
+    _OPENED = []
+    try:
+        return action(), _OPENED
+    finally:
+        _OPENED = None
+
+
+def hostile_site(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    """A site whose posts name files out of it: by '..', and through symlinks it commits
+    (to a private file beside the site, to /etc/passwd), in every place a post can name a file:
+    Markdown images, <img>/<source>/<video> src, srcset, front matter cover, an enclosure, a
+    Liquid variable from a symlinked _config.yml, an Eleventy data file. Also a symlink inside
+    the site pointing inside it, which must keep working. Returns the root and the secrets."""
+    secrets = {"id_rsa": b"\x89PNG -----BEGIN OPENSSH PRIVATE KEY----- id_rsa",
+               "cover": b"\x89PNG private cover bytes",
+               "episode": b"ID3 private episode" * 100,
+               "config": b"title: Site\nsecret_token: leaked-config-value-1234\n",
+               "data": b'{"title": "leaked-data-title-5678", "description": "leaked-data-5678"}'}
+    private = tmp_path / "secret"
+    private.mkdir()
+    (private / "id_rsa.png").write_bytes(secrets["id_rsa"])
+    (private / "cover.png").write_bytes(secrets["cover"])
+    (private / "episode.mp3").write_bytes(secrets["episode"])
+    (private / "config.yml").write_bytes(secrets["config"])
+    (private / "data.json").write_bytes(secrets["data"])
+    config = make_config(tmp_path / "site")
+    root = config.root
+    blog = root / "content" / "blog"
+    blog.mkdir(parents=True)
+    (blog / "cover.png").symlink_to(private / "cover.png")
+    (blog / "passwd.jpg").symlink_to("/etc/passwd")
+    (blog / "episode.mp3").symlink_to(private / "episode.mp3")
+    (root / "_config.yml").symlink_to(private / "config.yml")
+    (blog / "blog.11tydata.json").symlink_to(private / "data.json")
+    (blog / "img").mkdir()
+    (blog / "img" / "real.png").write_bytes(b"\x89PNG a picture inside the site")
+    (blog / "alias.png").symlink_to("img/real.png")  # inside -> inside: fine
+    write_post(root, "blog/post.md", {
+        "title": "Hostile", "pubDate": "2024-01-01", "cover": "./cover.png",
+        "enclosure": "./episode.mp3", "tags": ["t"]}, body="""\
+![key](../../../secret/id_rsa.png) ![cover](cover.png) ![pw](./passwd.jpg)
+
+<img src="passwd.jpg" srcset="cover.png 2x, ../../../secret/id_rsa.png 3x">
+
+<video src="../../../secret/id_rsa.png"><source src="./passwd.jpg"></video>
+
+Token: {{ site.secret_token }}
+
+![fine](alias.png)
+""")
+    return root, secrets
+
+
+def test_a_post_cannot_make_the_build_read_or_publish_files_outside_the_site(tmp_path, caplog):
+    root, secrets = hostile_site(tmp_path)
+    config = load_config(root / "config.yaml")
+    with caplog.at_level(logging.WARNING, logger="publisher"):
+        report, opened = opened_while(lambda: pipeline.build(config, NOW))
+
+    # Nothing outside the site was opened (an audit hook sees every open() and os.open()).
+    site, outside = str(root.resolve()), str((tmp_path / "secret").resolve())
+    assert [p for p in opened if os.path.realpath(p).startswith((outside, "/etc/passwd"))] == []
+
+    # Nothing outside is in the output, under any name; the one image inside is copied.
+    published = snapshot(config.output_dir)
+    passwd = Path("/etc/passwd").read_bytes()
+    for rel, data in published.items():
+        for secret in (*secrets.values(), passwd, b"leaked-config-value-1234", b"leaked-data"):
+            assert secret[:40] not in data, rel
+    inside = hashlib.sha256(b"\x89PNG a picture inside the site").hexdigest()[:12]
+    assert sorted(rel for rel in published if rel.startswith("media/")) == [f"media/{inside}-alias.png"]
+
+    # No feed links to a copy that does not exist.
+    for rel, data in published.items():
+        for name in set(re.findall(rb"https://blog\.test\.example/(media/[^\"'\s<>&,)\\]+)", data)):
+            assert os.fsdecode(name) in published, (rel, name)
+
+    # The enclosure is not measured (no size given), and named; so is the symlinked
+    # _config.yml; each image is named with the path the post gave.
+    (item,) = json.loads(published["feed.json"])["items"]
+    assert item["attachments"] == [{"url": "https://blog.test.example/blog/post/episode.mp3",
+                                    "mime_type": "audio/mpeg"}]
+    logged = [r.getMessage() for r in caplog.records if "outside the site folder" in r.getMessage()]
+    assert logged == [
+        f"content/blog/post.md: enclosure ./episode.mp3: length unknown: {root / 'content/blog/episode.mp3'}"
+        " is outside the site folder",
+        f"{root / '_config.yml'}: not read: it is outside the site folder (a symbolic link out of it)"], logged
+    refused = [p for p in report.warnings if "outside the site folder" in p]
+    assert refused == [
+        "content/blog/post.md: image not copied: ../../../secret/id_rsa.png is outside the site folder",
+        "content/blog/post.md: image not copied: cover.png is outside the site folder",
+        "content/blog/post.md: image not copied: ./passwd.jpg is outside the site folder",
+        "content/blog/post.md: image not copied: passwd.jpg is outside the site folder",
+        "content/blog/post.md: image not copied: ./cover.png is outside the site folder",
+    ], report.warnings
+
+
+def test_an_eleventy_data_file_linked_out_of_the_site_is_not_read(tmp_path):
+    (tmp_path / "secret.json").write_text('{"title": "leaked-title", "description": "leaked"}')
+    config = make_config(tmp_path / "site", content={"dialect": "eleventy"})
+    blog = config.root / "content" / "blog"
+    blog.mkdir(parents=True)
+    (blog / "blog.json").symlink_to(tmp_path / "secret.json")
+    (blog / "ok.11tydata.json").write_text('{"description": "from the data file"}')
+    write_post(config.root, "blog/post.md", {"title": "Post", "date": "2024-01-01"})
+    write_post(config.root, "blog/ok.md", {"title": "Fine", "date": "2024-01-02"})
+    report, opened = opened_while(lambda: pipeline.build(config, NOW))
+    assert [p for p in opened if os.path.realpath(p) == str(tmp_path / "secret.json")] == []
+    assert report.problems == ["content/blog/ok.md: skipped: data file blog.json is outside the site "
+                               "folder (a symbolic link out of it)",
+                               "content/blog/post.md: skipped: data file blog.json is outside the site "
+                               "folder (a symbolic link out of it)"]
+    assert b"leaked" not in b"".join(snapshot(config.output_dir).values())

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from ..config import Config
 from .frontmatter import Skip, read_flag, read_tags, read_text
+from .links import inside, site_folders
 from .text import slugify
 
 # `post.fr.md`, `index.pt-br.md`: a language suffix is two letters, with an optional region
@@ -395,7 +396,8 @@ class Eleventy(Engine):
             files += [folder / f"{name}.json", folder / f"{name}.11tydata.json"]
         files += [path.with_name(f"{src.parts[-1].rsplit('.', 1)[0]}{ext}")
                   for ext in (".json", ".11tydata.json")]
-        for layer in [_json_file(f) for f in files] + [meta]:
+        folders = site_folders(config)  # a data file is read only inside the site
+        for layer in [_json_file(f, folders) for f in files] + [meta]:
             tags = _as_list(merged.get("tags")) + _as_list(layer.get("tags"))
             merged.update(layer)
             if tags:
@@ -404,9 +406,13 @@ class Eleventy(Engine):
 
     def fingerprint(self, config: Config) -> str:
         h = hashlib.sha256()
+        folders = site_folders(config)
         for root, dirs, names in os.walk(config.content_dir):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(n for n in names if n.endswith(".json")):
+                path = os.path.join(root, name)
+                if os.path.islink(path) and inside(path, folders) is None:
+                    continue  # never read (_json_file)
                 try:
                     data = Path(root, name).read_bytes()
                 except OSError:
@@ -506,10 +512,12 @@ class Nanoc(Engine):
         return meta.get("kind") == "article"
 
 
-def _json_file(path: Path) -> dict:
+def _json_file(path: Path, folders: tuple[str, ...]) -> dict:
     """An Eleventy data file's object; {} when there is none. A broken one is the post's
-    problem: it would not build with Eleventy either."""
+    problem: it would not build with Eleventy either; so is one outside the site (links.inside)."""
     try:
+        if path.is_symlink() and inside(path, folders) is None:
+            raise Skip(f"data file {path.name} is outside the site folder (a symbolic link out of it)")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}

@@ -1,11 +1,15 @@
 """A post's enclosure (podcast episode, video, download): `enclosure`, `audio` or `video` in
 the front matter, as a URL or {url, length, type}. The length and MIME type come from the
 local file when the site has it (beside the post, or under the site's static folders), since
-an RSS <enclosure> must state both; a remote file gets length 0 ("unknown", as RSS allows)."""
+an RSS <enclosure> must state both; a remote file gets length 0 ("unknown", as RSS allows).
+Only a file inside the site (links.inside) is measured: one that a `..` or a symlink puts
+outside it is left out as if the site did not have it, and named."""
 
 from __future__ import annotations
 
+import logging
 import mimetypes
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -13,7 +17,9 @@ from urllib.parse import unquote, urlsplit
 
 from ..config import Config
 from .frontmatter import Skip, first_key, read_text
-from .links import absolutize_url
+from .links import absolutize_url, inside, site_folders
+
+log = logging.getLogger(__name__)
 
 # Where engines keep files served at the site's root: Hugo static/, Astro and Eleventy
 # public/, Jekyll and others the site folder itself.
@@ -69,12 +75,22 @@ def _local_file(where: str, absolute: str, path: Path, config: Config) -> Path |
         candidates.append(config.output_dir / rel)
     if not urlsplit(where).scheme and not where.startswith("/"):
         candidates.insert(0, path.parent / unquote(urlsplit(where).path))  # beside the post
+    # The published output too: a file the build itself copied there is the site's.
+    folders = site_folders(config, config.output_dir)
+    refused = []
     for candidate in candidates:
+        real = inside(candidate, folders)
+        if real is None:
+            refused.append(candidate)
+            continue
         try:
-            if candidate.is_file():
-                return candidate
+            if os.path.isfile(real):
+                return Path(real)
         except OSError:
             continue
+    if refused:
+        log.warning("%s: enclosure %s: length unknown: %s is outside the site folder",
+                    os.path.relpath(path, config.root), where, refused[0])
     return None
 
 

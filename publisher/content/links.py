@@ -4,14 +4,16 @@ engine keeps them (see SiteIndex)."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import html
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import yaml
@@ -24,7 +26,7 @@ from .text import clean_text
 if TYPE_CHECKING:
     from .posts import Post
 
-
+log = logging.getLogger(__name__)
 
 # A start tag with an attribute value: the only ones a URL can be in (most tags of a post,
 # <p>, <li>, <code>..., have none, and are not worth a Python call each).
@@ -92,6 +94,56 @@ MEDIA_DIR = "media"  # under feeds.output_dir, where local images are copied
 STATIC_DIRS = ("static", "public", ".")
 
 
+# --- files a post names: read only inside the site ---------------------------------------
+# A post (or a pull request to a blog whose owner builds it in CI) can name any path: through
+# '..', or through a symlink it commits. Every file it names is read (opened, hashed, copied,
+# measured) only when its real path, every symlink resolved, lies inside the site folder or
+# content.dir: folders the user configured. A symlink inside the site pointing inside it works.
+
+def site_folders(config: Config, *more: Path) -> tuple[str, ...]:
+    """The real paths of the folders a post may take files from: the site folder (that of
+    config.yaml) and content.dir, which the user may have put elsewhere; and `more`."""
+    folders = (config.root, config.content_dir, *more)
+    return tuple(dict.fromkeys(os.path.realpath(f) for f in folders))
+
+
+def inside(path: str | os.PathLike, folders: Iterable[str]) -> str | None:
+    """`path`'s real path if it lies in one of `folders` (real paths, from site_folders), else
+    None: a `..` or a symlink out of them. Only names are resolved; no file is opened."""
+    real = os.path.realpath(path)
+    for folder in folders:
+        if real == folder or real.startswith(folder.rstrip(os.sep) + os.sep):
+            return real
+    return None
+
+
+def read_inside(path: str | os.PathLike, folders: Iterable[str]) -> bytes:
+    """The bytes of `path`, checked by `inside` again as it is read (the file may have changed
+    since it was named): its real path opened without following a symlink there. Raises
+    OSError, with EACCES's message for a path outside `folders`."""
+    real = inside(path, folders)
+    if real is None:
+        raise PermissionError(errno.EACCES, "outside the site folder", str(path))
+    fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
+def media_files(config: Config, media: Mapping[str, str]) -> tuple[dict[str, bytes], list[str]]:
+    """The copies of the local images (links.MediaFile: {name under feeds.output_dir: source}),
+    read again from inside the site only, for output.write_files; and a line for each image
+    that cannot be read."""
+    folders = site_folders(config)
+    files: dict[str, bytes] = {}
+    problems: list[str] = []
+    for name, source in media.items():
+        try:
+            files[name] = read_inside(source, folders)
+        except OSError as e:
+            problems.append(f"{source}: cannot read image: {e.strerror or e}")
+    return files, problems
+
+
 @dataclass(frozen=True)
 class MediaFile:
     """A local image the build copies into the output folder."""
@@ -112,7 +164,7 @@ class Prepared:
     image: str  # the front matter image's URL when it is a local file, else ""
     warnings: tuple[str, ...]  # whole lines, each naming the post
     key: str
-    missing: tuple[str, ...] = ()  # image files looked for and not found (absolute paths)
+    missing: tuple[str, ...] = ()  # image files looked for and not found or refused (absolute paths)
 
 
 class SiteIndex:
@@ -125,6 +177,7 @@ class SiteIndex:
         self.dialect = config.content.dialect
         self.root = os.path.abspath(config.root)
         self.content_dir = os.path.abspath(config.content_dir)
+        self.folders = site_folders(config)  # where a post may take files from (`inside`)
         self.static_dirs = tuple(os.path.normpath(os.path.join(self.root, d)) for d in STATIC_DIRS)
         self.by_path: dict[str, str] = {}  # absolute file path -> URL
         self.by_stem: dict[str, list[str]] = {}  # file stem (a bundle's folder) -> URLs
@@ -136,7 +189,7 @@ class SiteIndex:
                 stem = os.path.basename(os.path.dirname(path))
             self.by_stem.setdefault(stem, []).append(post.url)
         self._prepared: dict[tuple[str, str], Prepared] = {}
-        self.variables, self.data_files = _site_variables(self.root, self.dialect)
+        self.variables, self.data_files = _site_variables(self.root, self.dialect, self.folders)
 
     @classmethod
     def alone(cls, site_url: str) -> SiteIndex:
@@ -146,6 +199,7 @@ class SiteIndex:
         index.site_url, index.dialect = site_url.rstrip("/"), "auto"
         index.root = index.content_dir = ""
         index.static_dirs, index.by_path, index.by_stem, index._prepared = (), {}, {}, {}
+        index.folders = ()
         index.variables, index.data_files = {}, ()
         return index
 
@@ -207,45 +261,55 @@ class SiteIndex:
         rel = unquote(url_path).lstrip("/")
         for folder in self.static_dirs:
             path = os.path.normpath(os.path.join(folder, rel))
-            if path.startswith(folder) and os.path.isfile(path):
+            if not path.startswith(folder + os.sep):
+                continue
+            real = inside(path, self.folders)
+            if real is not None and os.path.isfile(real):
                 return path
         return None
 
 
-def _site_variables(root: str, dialect: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+def _site_variables(root: str, dialect: str, folders: tuple[str, ...] = ()
+                    ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The Liquid variables a site defines, and the files they come from: Jekyll's
     _config.yml as `site`, Eleventy's _data/<name>.json as `<name>`. A file that cannot be
-    read defines nothing (the variables it would have given are then named as unresolved)."""
+    read defines nothing (the variables it would have given are then named as unresolved),
+    nor does one whose real path is outside `folders` (a symlink out of the site: named here)."""
     variables: dict[str, Any] = {}
     files: list[str] = []
+
+    def load(path: str, parse: Callable[[Any], Any]) -> Any:
+        files.append(path)
+        if inside(path, folders) is None:
+            log.warning("%s: not read: it is outside the site folder (a symbolic link out of it)",
+                        path)
+            return None
+        try:
+            with open(path, encoding="utf-8") as f:
+                return parse(f)
+        except (OSError, ValueError, yaml.YAMLError):
+            return None
+
     if dialect in ("auto", "jekyll"):
         path = os.path.join(root, "_config.yml")
         if os.path.isfile(path):
-            files.append(path)
-            try:
-                with open(path, encoding="utf-8") as f:
-                    data = yaml.safe_load(f)
-            except (OSError, ValueError, yaml.YAMLError):
-                data = None
+            data = load(path, yaml.safe_load)
             if isinstance(data, dict):
                 variables["site"] = {k: v for k, v in data.items() if k not in ("url", "baseurl")}
     if dialect in ("auto", "eleventy"):
         folder = os.path.join(root, "_data")
         try:
-            names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+            names = (sorted(os.listdir(folder))
+                     if os.path.isdir(folder) and inside(folder, folders) else [])
         except OSError:
             names = []
         for name in names:
             stem = name[:-5]
             if not name.endswith(".json") or stem in variables:  # Jekyll's `site` comes first
                 continue
-            path = os.path.join(folder, name)
-            files.append(path)
-            try:
-                with open(path, encoding="utf-8") as f:
-                    variables[stem] = json.load(f)
-            except (OSError, ValueError):
-                continue
+            data = load(os.path.join(folder, name), json.load)
+            if data is not None:
+                variables[stem] = data
     return variables, tuple(files)
 
 
@@ -288,11 +352,12 @@ def _one_line(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _media(path: str) -> MediaFile:
-    with open(path, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:12]
+def _media(path: str, real: str, folders: tuple[str, ...]) -> MediaFile:
+    """The copy of the image `path` names (read from `real`, its real path inside the site),
+    under `path`'s file name: a symlink inside the site keeps the name the post gave it."""
+    digest = hashlib.sha256(read_inside(real, folders)).hexdigest()[:12]
     name = re.sub(r"[^\w.-]+", "-", os.path.basename(path)).strip("-.") or "image"
-    return MediaFile(path, f"{MEDIA_DIR}/{digest}-{name}")
+    return MediaFile(real, f"{MEDIA_DIR}/{digest}-{name}")
 
 
 class _Resolver:
@@ -326,11 +391,24 @@ class _Resolver:
             self.missing.extend(os.path.join(d, unquote(path).lstrip("/")) for d in self.index.static_dirs)
             return None
         local = os.path.normpath(os.path.join(os.path.dirname(self.file), unquote(path)))
-        if os.path.isfile(local):
+        real = inside(local, self.index.folders)
+        if real is None:
+            # Neither opened nor copied (nor even looked at: whether it exists is no
+            # business of the feeds); the reference stays as written, made absolute.
+            self.warnings.append(f"{self.post.source}: image not copied: {_one_line(written)} "
+                                 "is outside the site folder")
+            self.missing.append(local)  # watched: a link fixed to point inside is seen
+            return None
+        if os.path.isfile(real):
             bundle = self.bundle()
             if bundle and local.startswith(bundle + os.sep):
                 return None  # published at the post's URL: absolutizing is right
-            media = self.media.get(local) or _media(local)
+            try:
+                media = self.media.get(local) or _media(local, real, self.index.folders)
+            except OSError as e:
+                self.warnings.append(f"{self.post.source}: image not copied: "
+                                     f"{_one_line(written)}: {e.strerror or e}")
+                return None
             self.media[local] = media
             return f"{self.index.site_url}/{quote(media.name)}"
         served = urlsplit(absolutize_url(ref, self.post.url)).path

@@ -10,7 +10,7 @@ summary, date, author, image; never anything about a subscriber), and becomes a 
 The pages are rendered from the state, not from the posts of today, so `publisher build`
 writes them again as they were (after a deleted output folder, say), and from the site's
 templates/ first (archive_issue.html, archive_index.html), like every other page. Writing
-goes through feeds.write_files: atomic, and only the files whose bytes changed.
+goes through output.write_files: atomic, and only the files whose bytes changed.
 
 The mail links to its page ("View in browser"). The digest's number is only known once it is
 recorded, after rendering, so the rendered mail holds TOKEN_VIEW_URL, and the send fills
@@ -32,6 +32,7 @@ from ..cache import stat_files
 from ..cachestore import ArchivedIssue, CacheStore
 from ..config import Config
 from ..content import Post
+from ..output import write_files
 
 if TYPE_CHECKING:
     from ..state import State
@@ -181,7 +182,8 @@ WRITTEN_KEY = "archive_written"
 # What the pages are made of besides the issues: these templates (the site's, else the
 # bundled ones), this code, and the pages' context (web.page_context) and date format.
 _TEMPLATE_FILES = (*TEMPLATES, "_archive.css.html", "web_base.html")
-_CODE_FILES = ("newsletter/archive.py", "newsletter/digest.py", "web.py", "feeds.py", "__init__.py")
+_CODE_FILES = ("newsletter/archive.py", "newsletter/digest.py", "web.py", "feeds.py", "output.py",
+               "__init__.py")
 
 
 def _fingerprint(config: Config, rows: list[ArchivedIssue]) -> str:
@@ -239,8 +241,6 @@ def write_archive(config: Config, state: State | CacheStore) -> ArchiveWrite | N
     if (isinstance(files_then, dict) and files_then and last.get("fingerprint") == fingerprint
             and stat_files(config.output_dir, files_then) == files_then):
         return ArchiveWrite(written=[], unchanged=sorted(files_then))
-    from ..feeds import write_files  # lazy: feeds.py imports feedgen and lxml (~35 ms)
-
     files = render_archive(config, rows)
     report = write_files(files, config.output_dir)
     state.set_meta(WRITTEN_KEY, json.dumps(

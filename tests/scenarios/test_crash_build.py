@@ -352,7 +352,7 @@ def test_full_disk_simulated_is_a_clear_error_and_leaves_only_complete_feeds(tmp
 
     from click.testing import CliRunner
 
-    from publisher import feeds
+    from publisher import output
     from publisher.cli import main
 
     config = make_config(tmp_path / "site", feeds={"limit": 0})
@@ -370,10 +370,10 @@ def test_full_disk_simulated_is_a_clear_error_and_leaves_only_complete_feeds(tmp
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(fd)
 
-    monkeypatch.setattr(feeds.os, "fsync", fsync)
+    monkeypatch.setattr(output.os, "fsync", fsync)
     # One writer, so "the 5th fsync" is the 5th file in order (from PARALLEL_WRITES_FROM files
     # threads write them, and which one fails is a race; tests/test_parallel.py pins that case).
-    monkeypatch.setattr(feeds, "PARALLEL_WRITES_FROM", 10**9)
+    monkeypatch.setattr(output, "PARALLEL_WRITES_FROM", 10**9)
     result = CliRunner().invoke(main, ["--config", str(config.path), "build"])
     assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
     assert "cannot write feed: No space left on device" in result.stderr
