@@ -563,3 +563,22 @@ def test_an_eleventy_data_file_linked_out_of_the_site_is_not_read(tmp_path):
                                "content/blog/post.md: skipped: data file blog.json is outside the site "
                                "folder (a symbolic link out of it)"]
     assert b"leaked" not in b"".join(snapshot(config.output_dir).values())
+
+
+def test_a_post_file_linked_out_of_the_site_is_never_read(site):
+    """A blog repository can commit `content/x.md -> /home/ci/.secrets.md`: the build on the
+    machine that builds the blog must not publish it. A link inside the site still works."""
+    private = site.root.parent / "private.md"
+    private.write_text("---\ntitle: Secret\npubDate: 2024-01-01\n---\nAPI_KEY=hunter2\n", encoding="utf-8")
+    (site.content / "blog").mkdir()
+    (site.content / "blog" / "leak.md").symlink_to(private)
+    shared = site.root / "drafts" / "shared.md"
+    shared.parent.mkdir()
+    shared.write_text("---\ntitle: Shared\npubDate: 2024-01-02\n---\nInside the site.\n", encoding="utf-8")
+    (site.content / "blog" / "shared.md").symlink_to(shared)
+    report = pipeline.build(site.config())
+    assert report.problems == [f"content/blog/leak.md: skipped: a symbolic link out of the site folder "
+                               f"(to {private.resolve()}): not read"]
+    feed = (site.root / "public" / "feed.json").read_text(encoding="utf-8")
+    assert "hunter2" not in feed and "Secret" not in feed
+    assert [item["title"] for item in json.loads(feed)["items"]] == ["Shared"]

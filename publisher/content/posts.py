@@ -265,11 +265,16 @@ def _read_body(post: Post) -> str:
 
 
 def _walk(content_dir: Path, unreadable: list[tuple[tuple[str, ...], str]] | None = None,
+          roots: tuple[Path, ...] = (), refused: list[tuple[tuple[str, ...], str]] | None = None,
           ) -> list[tuple[tuple[str, ...], os.DirEntry]]:
     """(path parts relative to content_dir, entry) of every post file, sorted by parts (the
     order Path objects sort in). os.scandir rather than Path.rglob: the directory entries
     come with their type, and their stat() is what the scan cache compares. A folder that
-    cannot be listed is added to `unreadable` as (its parts, the reason)."""
+    cannot be listed is added to `unreadable` as (its parts, the reason). A post file that is
+    a symlink out of content_dir and `roots` (the site folder) is never read: a blog
+    repository could otherwise publish any file of the machine that builds it; it is added
+    to `refused` as (its parts, its real path)."""
+    folders = tuple(dict.fromkeys(os.path.realpath(f) for f in (content_dir, *roots)))
     found: list[tuple[tuple[str, ...], os.DirEntry]] = []
     stack: list[tuple[str, tuple[str, ...]]] = [(str(content_dir), ())]
     while stack:
@@ -293,6 +298,12 @@ def _walk(content_dir: Path, unreadable: list[tuple[tuple[str, ...], str]] | Non
                         continue
                     if (name.lower().endswith(POST_SUFFIXES) and not LISTING_PAGE.match(name)
                             and entry.is_file()):
+                        if entry.is_symlink():
+                            real = os.path.realpath(entry.path)
+                            if not any(real == f or real.startswith(f.rstrip(os.sep) + os.sep) for f in folders):
+                                if refused is not None:
+                                    refused.append((parts + (name,), real))
+                                continue
                         found.append((parts + (name,), entry))
                 except OSError:
                     continue
@@ -301,10 +312,11 @@ def _walk(content_dir: Path, unreadable: list[tuple[tuple[str, ...], str]] | Non
 
 
 def _post_files(config: Config, unreadable: list[tuple[tuple[str, ...], str]] | None = None,
+                refused: list[tuple[tuple[str, ...], str]] | None = None,
                 ) -> list[tuple[tuple[str, ...], os.DirEntry]]:
     """_walk without the files content.exclude names (globs against the path under
     content.dir, '/'-separated; a pattern without '/' also matches the file name alone)."""
-    found = _walk(config.content_dir, unreadable)
+    found = _walk(config.content_dir, unreadable, (config.root,), refused)
     patterns = config.content.exclude
     if not patterns:
         return found
@@ -501,7 +513,11 @@ def load_posts(config: Config, now: datetime, *,
     base = _source(content_dir, config)
     dialect = config.content.dialect
     unreadable: list[tuple[tuple[str, ...], str]] = []
-    walked = _post_files(config, unreadable)
+    refused: list[tuple[tuple[str, ...], str]] = []
+    walked = _post_files(config, unreadable, refused)
+    for parts, real in refused:
+        result.problems.append(f"{os.path.join(base, *parts)}: skipped: a symbolic link out of the site "
+                               f"folder (to {real}): not read")
     for parts, reason in unreadable:
         # Its posts are not gone, only out of sight: the scan cache's copies of them stand
         # in, so a permission slip never takes posts out of the published feeds.
