@@ -23,6 +23,7 @@ import functools  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
 import threading  # noqa: E402
+import time  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable  # noqa: E402
@@ -177,23 +178,55 @@ def _stopped(report, caught: list[str]):
 
 
 class _Progress:
-    """A progress bar for long sends, shown only on a terminal and never under --quiet."""
+    """Progress of a long send: on a terminal a bar; elsewhere (CI logs, the journal) a line on
+    stderr at every tenth done and at least once a minute, with the rate and the time left;
+    nothing under --quiet (cron) or for a send of fewer than 20 messages."""
 
-    def __init__(self, ctx: Context):
-        self.enabled = not ctx.quiet and sys.stderr.isatty()
+    EVERY_SECONDS = 60.0
+
+    def __init__(self, ctx: Context, label: str = "sending", clock: Callable[[], float] = time.monotonic):
+        self.enabled = not ctx.quiet
+        self.tty = sys.stderr.isatty()
+        self.label, self.clock = label, clock
         self.bar = None
+        self.started: float | None = None
+        self.said_at = 0.0
+        self.said_tenth = 0
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or total < 20:
             return
+        if self.tty:
+            self._bar(done, total)
+            return
+        now = self.clock()
+        if self.started is None or done == 0:
+            self.started, self.said_at, self.said_tenth = now, now, 0
+        tenth = done * 10 // total
+        if tenth > self.said_tenth or now - self.said_at >= self.EVERY_SECONDS:
+            self.said_at, self.said_tenth = now, tenth
+            elapsed = now - self.started
+            rate = done / elapsed if elapsed > 0 else 0.0
+            left = f", about {_duration((total - done) / rate)} left" if rate and done < total else ""
+            click.echo(f"{self.label}: {done} of {total} ({done * 100 // total}%), {rate:.0f}/s{left}", err=True)
+
+    def _bar(self, done: int, total: int) -> None:
         if self.bar is None or self.bar.length != total:
             if self.bar is not None:
                 self.bar.render_finish()
-            self.bar = click.progressbar(length=total, label="sending", file=sys.stderr)
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr, show_eta=True)
         self.bar.update(done - self.bar.pos)
         if done >= total:
             self.bar.render_finish()
             self.bar = None
+
+
+def _duration(seconds: float) -> str:
+    """'45 s', '12 min', '3 h 20 min'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -201,3 +201,48 @@ def test_a_content_warning_is_said_once_and_never_fails_cron(site):
     assert invoke(site, "build", "--strict").exit_code == 0
     site.write_config(content={"strict": True})
     assert invoke(site, "build").exit_code == 1
+
+
+def test_progress_off_a_terminal_is_a_line_every_tenth_and_every_minute():
+    from publisher.cli import Context, _Progress
+
+    ctx = Context()
+    now = [100.0]
+    lines: list[str] = []
+    progress = _Progress(ctx, clock=lambda: now[0])
+    progress.tty = False
+    import click
+
+    original = click.echo
+    click.echo = lambda message, err=False: lines.append(message)
+    try:
+        progress(0, 200)
+        for done in range(1, 201):
+            now[0] += 0.5 if done != 5 else 61.0  # one slow message: a line within the minute
+            progress(done, 200)
+    finally:
+        click.echo = original
+    assert lines[0] == "sending: 5 of 200 (2%), 0/s, about 41 min left"
+    assert lines[1] == "sending: 20 of 200 (10%), 0/s, about 11 min left"
+    assert lines[-1] == "sending: 200 of 200 (100%), 1/s"
+    assert len(lines) == 11
+    quiet = Context()
+    quiet.quiet = True
+    silent = _Progress(quiet)
+    silent.tty = False
+    silent(100, 200)  # --quiet: nothing at all (cron mails what is printed)
+
+
+def test_a_send_reports_progress_in_a_log(site):
+    site.post("blog/a.md", {"title": "A", "pubDate": "2024-01-01"})
+    with SmtpServer() as server:
+        site.write_config(smtp=server.smtp_settings())
+        for i in range(40):
+            assert invoke(site, "subscribers", "add", f"reader{i}@example.org").exit_code == 0
+        assert invoke(site, "run").exit_code == 0  # the first run sets the starting point
+        site.post("blog/b.md", {"title": "B", "pubDate": "2024-01-02"})
+        sent = invoke(site, "send")
+    assert sent.exit_code == 0, sent.output
+    lines = [line for line in sent.stderr.splitlines() if line.startswith("sending: ")]
+    assert [line.split(" (")[0] for line in lines] == [f"sending: {n} of 40" for n in range(4, 41, 4)]
+    assert len(server.received) == 40
