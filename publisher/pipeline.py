@@ -377,6 +377,11 @@ def send_now(config: Config, now: datetime | None = None, *,
             if result.unannounced:
                 planned = frozenset([_plan(config, state, result.unannounced, "digest", now)])
                 write_archive(config, state, report, summary=False)  # before the mail that links to it
+            elif result.baseline:
+                report.lines.append(
+                    f"first send on this site: nothing mailed; its {plural(len(result.posts), 'published post')} "
+                    "are the starting point, marked as already announced (subscribers never get the back "
+                    "catalogue); the next digest holds the posts published from now on")
             elif not state.open_digests():
                 report.lines.append("nothing new to mail: every published post has been sent")
             else:

@@ -130,6 +130,19 @@ def test_featured_posts_lead_the_digest(newsletter, server):
     assert text.index("Older featured") < text.index("Newest plain")
 
 
+def test_the_first_send_says_it_set_the_starting_point(newsletter, server):
+    newsletter.post("old.md", "title: Old\npubDate: 2024-12-01T12:00:00Z")
+    config = newsletter.config()
+    first = pipeline.send_now(config, SUN)
+    assert server.received == []
+    assert first.lines == [
+        "first send on this site: nothing mailed; its 1 published post are the starting point, marked as "
+        "already announced (subscribers never get the back catalogue); the next digest holds the posts "
+        "published from now on"]
+    newsletter.post("n.md", "title: N\npubDate: 2025-01-05T12:00:00Z")
+    assert pipeline.send_now(config, SUN + timedelta(hours=13)).lines[-1].startswith("digest #1 'Test Blog: N'")
+
+
 def test_send_now_ignores_schedule_and_records_everything(newsletter, server):
     config = newsletter.config()
     pipeline.run_once(config, SUN)
