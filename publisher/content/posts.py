@@ -240,12 +240,13 @@ def _published(meta: dict, src: Source, path: Path, engine: Engine, config: Conf
         if from_path is None:
             raise Skip("front matter has no 'pubDate' (or 'date'), and the file name has no "
                        "YYYY-MM-DD- prefix")
-        return parse_date(from_path, config.tz, "file name")
-    published = parse_date(value, config.tz, key)
+        return engine.shown(parse_date(from_path, config.tz, "file name"), config)
+    zone = engine.timestamp_zone(config)
+    published = parse_date(value, config.tz, key, timestamp_tz=zone)
     embargo = meta.get("publishDate")
     if key != "publishDate" and embargo not in (None, "") and not isinstance(embargo, bool):
-        published = max(published, parse_date(embargo, config.tz, "publishDate"))
-    return published
+        published = max(published, parse_date(embargo, config.tz, "publishDate", timestamp_tz=zone))
+    return engine.shown(published, config)
 
 
 def _read_body(post: Post) -> str:
