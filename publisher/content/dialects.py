@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus
 
 from ..config import Config
 from .frontmatter import Skip, read_flag, read_tags, read_text
@@ -121,7 +121,12 @@ def _letter_mark_or_digit(ch: str) -> bool:
 
 
 def hugo_path(text: str) -> str:
-    """Hugo's URLize (helpers.PathSpec.UnicodeSanitize, lowercased): letters, marks, decimal
+    """Hugo's URLize: _hugo_sanitize, lowercased."""
+    return _hugo_sanitize(text).lower()
+
+
+def _hugo_sanitize(text: str) -> str:
+    """Hugo's helpers.PathSpec.UnicodeSanitize (0.111): letters, marks, decimal
     digits and '.', '/', '\\', '_', '#', '+', '~', '-', '@' kept (and '%' before two hex digits);
     a run of spaces between kept characters is one '-' (none next to a '-' of the text, none
     first or last); everything else (emoji, '&', '!') is dropped: 'a - b  (c)' is 'a-b-c'."""
@@ -137,7 +142,7 @@ def hugo_path(text: str) -> str:
             out.append(ch)
         elif out and not was_hyphen and ch.isspace():
             pending = True
-    return "".join(out).lower()
+    return "".join(out)
 
 
 _JEKYLL_PRETTY_KEPT = frozenset("._~!$&'()+,;=@")
@@ -288,6 +293,10 @@ class Engine:
         """A translation's path when the permalink has no {lang}: under /<lang>/."""
         return f"/{lang}{path}"
 
+    def finished_path(self, path: str, explicit: bool, template: str) -> str:
+        """The URL path as the engine writes it once its parts are filled in: as it is."""
+        return path
+
 
 class Astro(Engine):
     """Content collections: the id is the path under the collection, github-slugged, or the
@@ -336,6 +345,16 @@ class Hugo(Engine):
                 return False
             folder = folder.parent
         return True
+
+    def finished_path(self, path: str, explicit: bool, template: str) -> str:
+        """A `[permalinks]` pattern, once expanded, is query-unescaped and sanitized again as
+        a whole (hugolib/page__paths.go, then URLizeFilename): '+' is a space there, so the
+        title 'C++ UPPER' (urlized 'c++-upper') is /c-upper/, and 'C++' under /:slug/ is /c-/.
+        The content path (`/{path}/`, or `/{section}/{stem}/` as older configs write it) and a
+        front matter `url` are not: a pattern without {slug}, {title} or a date is taken for it."""
+        if explicit or not re.search(r"\{(slug|title|year|month|day)\}", template):
+            return path
+        return _hugo_sanitize(unquote_plus(path))
 
     def url_date(self, published: datetime, config: Config) -> datetime:
         """:year/:month/:day are the date as written, in its own offset (Hugo 0.111:
@@ -453,6 +472,11 @@ class Jekyll(Engine):
         if "_drafts" in src.folders:
             return "in _drafts"
         return super().held_back(meta, src)
+
+    def finished_path(self, path: str, explicit: bool, template: str) -> str:
+        """URL#sanitize_url: every '..' becomes '/' (`trailing..fr.md` is /trailing/fr.html),
+        './' is dropped, runs of '/' are one."""
+        return re.sub(r"/{2,}", "/", ("/" + path).replace("..", "/").replace("./", ""))
 
     def translated(self, path: str, lang: str) -> str:
         """Jekyll has no languages: a translation's URL is the one Jekyll gives it (its
@@ -635,6 +659,7 @@ def post_url(config: Config, engine: Engine, fields: Fields, published: datetime
         if (fields.lang and engine.prefix_explicit_url and "{lang}" not in config.content.permalink
                 and not path.startswith(f"/{fields.lang}/")):
             path = engine.translated(path, fields.lang)
+        path = engine.finished_path(path, True, config.content.permalink)
         return config.site.url + quote(path, safe="/~-._%@+!$&'()*,;=:")
     local = engine.url_date(published, config)
     template = config.content.permalink
@@ -647,6 +672,7 @@ def post_url(config: Config, engine: Engine, fields: Fields, published: datetime
     path = re.sub(r"/{2,}", "/", path)  # an empty {section}, {categories} or {lang}
     if fields.lang and "{lang}" not in template:
         path = engine.translated(path, fields.lang)
+    path = engine.finished_path(path, False, template)
     return config.site.url + quote(path, safe="/~-._@+!$&'()*,;=:")
 
 
