@@ -42,32 +42,45 @@ class Variant:
     `site_zone`: the zone the site's config names (Jekyll `timezone:`, Hugo `timeZone`), or
     None; `process_zone`: TZ of the engine's process (Jekyll uses it without `timezone:`)."""
 
-    def __init__(self, site_zone: str | None, process_zone: str = "UTC"):
+    def __init__(self, site_zone: str | None, process_zone: str = "UTC", other_urls: bool = False):
         self.site_zone = site_zone
         self.process_zone = process_zone
+        self.other_urls = other_urls  # Jekyll's `permalink: pretty`; Hugo's /:section/:year/:title/
+
+    def permalinks(self, engine: str) -> tuple[str, str]:
+        """(the engine's URL pattern, publisher's content.permalink for it)."""
+        if engine == "jekyll":
+            return (("pretty", "/{categories}/{year}/{month}/{day}/{slug}/") if self.other_urls
+                    else ("date", "/{categories}/{year}/{month}/{day}/{slug}.html"))
+        return (("/:section/:year/:title/", "/{section}/{year}/{title}/") if self.other_urls
+                else ("/:year/:month/:day/:slug/", "/{year}/{month}/{day}/{slug}/"))
 
     @property
     def publisher_zone(self) -> str:
         return self.site_zone or self.process_zone
 
     def __repr__(self) -> str:
-        return f"site zone {self.site_zone or 'unset'}, TZ={self.process_zone}"
+        return (f"site zone {self.site_zone or 'unset'}, TZ={self.process_zone}"
+                + (", other URL pattern" if self.other_urls else ""))
 
 
 def _start(engine: str, root: Path, variant: Variant) -> subprocess.Popen:
     """Start the engine on `root` (a copy of a site), its zone set per `variant`."""
     env = {**os.environ, "TZ": variant.process_zone}
+    pattern = variant.permalinks(engine)[0]
     if engine == "jekyll":
-        if variant.site_zone:
-            with (root / "_config.yml").open("a", encoding="utf-8") as f:
+        with (root / "_config.yml").open("a", encoding="utf-8") as f:
+            f.write(f"permalink: {pattern}\n")
+            if variant.site_zone:
                 f.write(f"timezone: {variant.site_zone}\n")
         command = [engine_command("jekyll"), "build", "--quiet", "--source", str(root),
                    "--destination", str(root / "_site")]
     else:
+        config = root / "hugo.toml"
+        text = config.read_text(encoding="utf-8").replace('"/:year/:month/:day/:slug/"', f'"{pattern}"')
         if variant.site_zone:
-            config = root / "hugo.toml"
-            config.write_text(f'timeZone = "{variant.site_zone}"\n' + config.read_text(encoding="utf-8"),
-                              encoding="utf-8")
+            text = f'timeZone = "{variant.site_zone}"\n' + text
+        config.write_text(text, encoding="utf-8")
         command = [engine_command("hugo"), "--quiet", "--source", str(root), "--destination",
                    str(root / "public")]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -91,8 +104,7 @@ def _engine_posts(engine: str, root: Path) -> dict[str, tuple[str, str, str]]:
 
 
 def _publisher_posts(engine: str, root: Path, variant: Variant) -> tuple[dict, list[str]]:
-    permalink = ("/{categories}/{year}/{month}/{day}/{slug}.html" if engine == "jekyll"
-                 else "/{year}/{month}/{day}/{slug}/")
+    permalink = variant.permalinks(engine)[1]
     base = f"https://{engine}.example.org"
     config = make_config(root, site={"url": base, "language": "en"},
                          content={"dir": "." if engine == "jekyll" else "content", "dialect": engine,
@@ -324,6 +336,8 @@ def _date_text(draw, st, form: str) -> str:
         return f'"{y}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}"'
     if form == "quoted offset":
         return f'"{y}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{offset}"'
+    if form == "short date":  # Ruby's YAML reads 2016-6-3 as a date; PyYAML, as a string
+        return f"{y}-{mo}-{d}"
     return f"{y}-{mo:02d}-{d:02d}"  # "date"
 
 
@@ -340,7 +354,7 @@ def _jekyll_post(draw, st, i: int) -> tuple[str, str]:
     folder = draw(st.sampled_from(["_posts", "_posts", "_posts", "fr/_posts", "blog/News/_posts"]))
     lines = [f"title: {json.dumps(_title(draw, st, i), ensure_ascii=False)}"]
     form = draw(st.sampled_from(["none", "offset", "space offset", "z", "naive", "quoted naive",
-                                 "quoted offset", "date"]))
+                                 "quoted offset", "date", "short date"]))
     if form != "none":
         lines.append(f"date: {_date_text(draw, st, form)}")
     if folder.startswith("fr/") or suffix:
@@ -398,13 +412,14 @@ def _generated_site(engine: str, tmp_path: Path, posts: list[tuple[str, str]]) -
 def test_generated_posts_come_out_as_the_engine_publishes_them(engine, tmp_path):
     """EXAMPLES generated posts (date forms with and without offsets, one-digit months and
     days, titles and names with '_', '.', '&', emoji, translations) in one site, built with
-    the site's zone set and unset (a generated zone each): every post agrees with the engine."""
+    the site's zone set (a generated zone), and with it unset and the other URL pattern:
+    every post agrees with the engine."""
     engine_command(engine)
     found = generated_posts(_jekyll_post if engine == "jekyll" else _hugo_post)
     zones = [zone for zone, _post in found]
     site = _generated_site(engine, tmp_path, [post for _zone, post in found])
     variants = [Variant(zones[-1], process_zone="UTC"),
-                Variant(None, process_zone=zones[-2] if engine == "jekyll" else "UTC")]
+                Variant(None, process_zone=zones[-2] if engine == "jekyll" else "UTC", other_urls=True)]
     for variant, theirs, ours, problems in build_both(engine, site, tmp_path, variants):
         assert len(theirs) == len(found) >= min(EXAMPLES, 20), variant
         assert problems == [], variant
