@@ -327,7 +327,8 @@ class Hugo(Engine):
 
     name = "hugo"
     prefix_explicit_url = False
-    date_keys = ("date", "publishDate", "pubdate", "published", "pubDate", "created_at")
+    # .Date: the first of these (Hugo 0.111 dates a post with only `lastmod` by it).
+    date_keys = ("date", "publishDate", "pubdate", "published", "pubDate", "lastmod", "modified", "created_at")
     tag_separator = ""  # a string is one term
     category_separator = ""
     date_from_file_name = False  # [frontmatter] :filename is not the default
