@@ -222,6 +222,13 @@ def test_hugo_url_takes_the_date_and_lastmod_dates_a_post(hugo_fixture):
     assert theirs == ours
 
 
+@pytest.mark.parametrize("source, url", [("content/posts/url-folder.md", "/notes/url-folder/"),
+                                         ("content/posts/url-page.md", "/notes/page.html")])
+def test_hugo_front_matter_url_without_extension_is_a_folder(hugo_fixture, source, url):
+    theirs, ours = _post(hugo_fixture, 1, source)
+    assert theirs == ours and ours[0] == url
+
+
 def test_hugo_reads_no_lang_key_and_a_suffix_is_a_translation(hugo_fixture):
     assert _post(hugo_fixture, 1, "content/posts/lang-key.md")[0][0] == "/2017/10/05/a-lang-key-hugo-ignores/"
     for source in ("content/posts/lang-key.md", "content/posts/hello.fr.md"):
@@ -407,6 +414,9 @@ def _hugo_post(draw, st, i: int) -> tuple[str, str]:
     if key == "date" and draw(st.integers(0, 4)) == 0:  # published later than dated
         y, mo, d, h, mi, s = _stamp(draw, st)
         lines.append(f"publishDate: {max(y, 2024) + 1}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}+02:00")
+    if draw(st.integers(0, 6)) == 0:  # a whole path, as written (a folder gets its '/')
+        lines.append(f"url: {draw(st.sampled_from(['/custom/', 'custom/', '/A/']))}p{i}"
+                     f"{draw(st.sampled_from(['', '/', '.html', '-v1.2', '/Up']))}")
     if draw(st.integers(0, 5)) == 0:
         lines.append("lang: fr")  # a key Hugo does not read
     if draw(st.integers(0, 4)) == 0:

@@ -353,7 +353,11 @@ class Hugo(Engine):
         title 'C++ UPPER' (urlized 'c++-upper') is /c-upper/, and 'C++' under /:slug/ is /c-/.
         The content path (`/{path}/`, or `/{section}/{stem}/` as older configs write it) and a
         front matter `url` are not: a pattern without {slug}, {title} or a date is taken for it."""
-        if explicit or not re.search(r"\{(slug|title|year|month|day)\}", template):
+        if explicit:
+            # A front matter `url` without an extension is a folder: Hugo adds its '/'
+            # (`/a/no-slash` is /a/no-slash/; `/c/v1.2` and `/b/page.html` stay).
+            return path if path.endswith("/") or "." in path.rsplit("/", 1)[-1] else path + "/"
+        if not re.search(r"\{(slug|title|year|month|day)\}", template):
             return path
         return _hugo_sanitize(unquote_plus(path))
 
