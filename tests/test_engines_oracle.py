@@ -273,6 +273,13 @@ def test_jekyll_title_is_slugified_pretty(jekyll_fixture, source):
     assert theirs == ours
 
 
+@pytest.mark.parametrize("source, url", [("_posts/2017-04-01-token_Permalink.md", "/blog/token_Permalink/"),
+                                         ("_posts/2017-04-02-c_C.md", "/x/y/2017/4/c-c.html")])
+def test_jekyll_fills_the_placeholders_of_a_front_matter_permalink(jekyll_fixture, source, url):
+    theirs, ours = _post(jekyll_fixture, 0, source)
+    assert theirs == ours and ours[0] == url
+
+
 def test_jekyll_url_has_a_slash_for_two_dots(jekyll_fixture):
     """URL#sanitize_url: `2017-03-12-two..dots.md` is /2017/03/12/two/dots.html."""
     theirs, ours = _post(jekyll_fixture, 0, "_posts/2017-03-12-two..dots.md")
@@ -385,6 +392,10 @@ def _jekyll_post(draw, st, i: int) -> tuple[str, str]:
         lines.append(f"slug: {json.dumps(f'p{i} {slug}', ensure_ascii=False)}")
     if draw(st.integers(0, 4)) == 0:
         lines.append(f"categories: {json.dumps(draw(st.sampled_from(['Travel', 'a b', 'Ünï News'])), ensure_ascii=False)}")
+    if draw(st.integers(0, 6)) == 0:  # placeholders in the front matter's permalink
+        pattern = draw(st.sampled_from(["/blog/:title/", "/:categories/:year/:i_month/:slug:output_ext",
+                                        "/:year/:month/:day/:name/", "notes/p-:title.html", "/:short_year/:y_day/:title"]))
+        lines.append(f"permalink: {json.dumps(f'/p{i}' + pattern if not pattern.startswith('notes') else pattern.replace('p-', f'p{i}-'))}")
     return f"{folder}/{day}-{name}{suffix}.md", "---\n" + "\n".join(lines) + "\n---\nBody.\n"
 
 

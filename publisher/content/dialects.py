@@ -146,6 +146,33 @@ def _hugo_sanitize(text: str) -> str:
 
 
 _JEKYLL_PRETTY_KEPT = frozenset("._~!$&'()+,;=@")
+# A placeholder of a Jekyll permalink (URL#generate_url_from_drop): `:title`, `:output_ext`.
+_JEKYLL_TOKEN = re.compile(r":([a-z_]+)")
+
+
+def jekyll_default_slug(text: str) -> str:
+    """Jekyll's Utils.slugify in its default mode (what :slug and :name are): each run of
+    characters other than letters, marks and decimal digits is one '-', one '-' trimmed at
+    each end, lowercased."""
+    out: list[str] = []
+    for ch in text:
+        if _letter_mark_or_digit(ch):
+            out.append(ch)
+        elif not out or out[-1] != "\0":
+            out.append("\0")
+    return "".join(out).replace("\0", "-").removeprefix("-").removesuffix("-").lower()
+
+
+def _jekyll_tokens(path: str, values: dict[str, str]) -> str:
+    """`path` with each :token of `values` replaced (Jekyll tries `title_` as `title` too);
+    other tokens are left as they are."""
+    def one(m: re.Match) -> str:
+        name = m.group(1)
+        for key in (name, name[:-1]) if name.endswith("_") else (name,):
+            if key in values:
+                return values[key] + m.group(0)[1 + len(key):]
+        return m.group(0)
+    return _JEKYLL_TOKEN.sub(one, path)
 
 
 def jekyll_pretty(text: str) -> str:
@@ -295,6 +322,10 @@ class Engine:
 
     def finished_path(self, path: str, explicit: bool, template: str) -> str:
         """The URL path as the engine writes it once its parts are filled in: as it is."""
+        return path
+
+    def explicit_dates(self, path: str, local: datetime) -> str:
+        """A front matter path with the date's parts the engine fills in (none, by default)."""
         return path
 
 
@@ -483,6 +514,31 @@ class Jekyll(Engine):
         './' is dropped, runs of '/' are one."""
         return re.sub(r"/{2,}", "/", ("/" + path).replace("..", "/").replace("./", ""))
 
+    def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
+        """The front matter's `permalink` (or `url`), its placeholders filled as Jekyll fills
+        them (`/blog/:title/` is /blog/a_b/); the date's are filled by explicit_dates."""
+        path = super().explicit_path(meta, src, fields)
+        if path is None or ":" not in path:
+            return path
+        m = _JEKYLL_POST_NAME.match(src.parts[-1])
+        raw_slug = read_text(meta.get("slug"), "slug") or (m.group(4).rstrip(".") if m else src.base)
+        basename = src.parts[-1].rsplit(".", 1)[0]
+        return _jekyll_tokens(path, {
+            "title": fields.slug, "slug": jekyll_default_slug(raw_slug), "name": jekyll_default_slug(basename),
+            "categories": fields.categories, "output_ext": ".html", "collection": "posts",
+            "slugified_categories": "/".join(jekyll_default_slug(c) for c in self.categories(meta, src)),
+        })
+
+    def explicit_dates(self, path: str, local: datetime) -> str:
+        if ":" not in path:
+            return path
+        return _jekyll_tokens(path, {
+            "year": local.strftime("%Y"), "month": local.strftime("%m"), "day": local.strftime("%d"),
+            "i_month": str(local.month), "i_day": str(local.day), "short_year": local.strftime("%y"),
+            "hour": local.strftime("%H"), "minute": local.strftime("%M"), "second": local.strftime("%S"),
+            "y_day": local.strftime("%j"),
+        })
+
     def translated(self, path: str, lang: str) -> str:
         """Jekyll has no languages: a translation's URL is the one Jekyll gives it (its
         folders, `fr/news/_posts/`, are its categories, which are in the URL already)."""
@@ -664,6 +720,7 @@ def post_url(config: Config, engine: Engine, fields: Fields, published: datetime
         if (fields.lang and engine.prefix_explicit_url and "{lang}" not in config.content.permalink
                 and not path.startswith(f"/{fields.lang}/")):
             path = engine.translated(path, fields.lang)
+        path = engine.explicit_dates(path, engine.url_date(published, config))
         path = engine.finished_path(path, True, config.content.permalink)
         return config.site.url + quote(path, safe="/~-._%@+!$&'()*,;=:")
     local = engine.url_date(published, config)
