@@ -366,6 +366,11 @@ def _date_text(draw, st, form: str) -> str:
         return f'"{y}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{offset}"'
     if form == "short date":  # Ruby's YAML reads 2016-6-3 as a date; PyYAML, as a string
         return f"{y}-{mo}-{d}"
+    if form == "prose":  # strings Ruby's Time.parse reads, in the site's zone
+        month = datetime(y, mo, d).strftime("%B")
+        return draw(st.sampled_from([f"{y}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}", f'"{month} {d}, {y}"',
+                                     f'"{month[:3]} {d:02d} {y}"', f'"{d} {month} {y} {h:02d}:{mi:02d}"',
+                                     f'"{datetime(y, mo, d, h, mi, s).strftime("%a, %d %b %Y %H:%M:%S")} {offset.replace(":", "")}"']))
     return f"{y}-{mo:02d}-{d:02d}"  # "date"
 
 
@@ -382,7 +387,7 @@ def _jekyll_post(draw, st, i: int) -> tuple[str, str]:
     folder = draw(st.sampled_from(["_posts", "_posts", "_posts", "fr/_posts", "blog/News/_posts"]))
     lines = [f"title: {json.dumps(_title(draw, st, i), ensure_ascii=False)}"]
     form = draw(st.sampled_from(["none", "offset", "space offset", "z", "naive", "quoted naive",
-                                 "quoted offset", "date", "short date"]))
+                                 "quoted offset", "date", "short date", "prose"]))
     if form != "none":
         lines.append(f"date: {_date_text(draw, st, form)}")
     if folder.startswith("fr/") or suffix:
