@@ -294,6 +294,17 @@ def test_explicit_slug_is_kept_as_written_when_a_url_can_carry_it(site, slug, ex
     assert post.slug.startswith(expected) and post.url == f"https://blog.test.example/blog/{post.slug}/"
 
 
+def test_the_file_name_is_the_slug_as_written(site):
+    """The README: else the file name without its YYYY-MM-DD- prefix (`3.9.0.md` is /3.9.0/,
+    as an explicit `slug: 3.9.0` is); only a name no URL segment can carry is slugified."""
+    site.post("3.9.0.md", "title: Release\ndate: 2024-01-01")
+    site.post("2024-01-02-Keep_Case.md", "title: K")
+    site.post("two words.md", "title: T\ndate: 2024-01-03")
+    assert sorted(p.url for p in load_posts(site.config(), NOW).posts) == [
+        "https://blog.test.example/blog/3.9.0/", "https://blog.test.example/blog/Keep_Case/",
+        "https://blog.test.example/blog/two-words/"]
+
+
 @pytest.mark.parametrize("key", ["url", "permalink"])
 def test_explicit_url_wins(site, key):
     site.post("p.md", f"title: P\ndate: 2024-01-01\n{key}: /elsewhere/p.html")
@@ -426,7 +437,7 @@ def test_only_a_language_code_makes_a_suffix_a_language(site):
     site.post("learn.go.md", "title: Go\ndate: 2024-01-01")
     site.post("hallo.de.md", "title: Hallo\ndate: 2024-01-01")
     assert {p.title: (p.lang, p.url) for p in load_posts(site.config(), NOW).posts} == {
-        "Go": ("en", "https://blog.test.example/blog/learn-go/"),
+        "Go": ("en", "https://blog.test.example/blog/learn.go/"),  # the name as written
         "Hallo": ("de", "https://blog.test.example/de/blog/hallo/"),
     }
 

@@ -11,10 +11,10 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus
 
 from ..config import Config
 from .frontmatter import Skip, read_flag, read_tags, read_text
@@ -34,6 +34,9 @@ or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr ss
 tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu""".split())
 _DATE_PREFIX = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
 _DATE_ANYWHERE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+# Jekyll's Document::DATE_FILENAME_MATCHER, on the file name: `2017-3-27-swift-3.1-released.md`
+# is a post too (a one-digit month or day, even a two-digit year); the slug runs to the last dot.
+_JEKYLL_POST_NAME = re.compile(r"^(\d{2,4})-(\d{1,2})-(\d{1,2})-([^/]*)(\.[^./]+)$")
 # Hugo's section pages, in any language (`_index.md`, `_index.ja.md`): never posts.
 LISTING_PAGE = re.compile(r"^_index(\.[A-Za-z-]+)?\.(md|markdown|mdx)$", re.I)
 
@@ -111,22 +114,79 @@ def github_slug(text: str) -> str:
     return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
 
 
+def _letter_mark_or_digit(ch: str) -> bool:
+    """Go's unicode.IsLetter/IsMark/IsDigit and Ruby's \\p{L}\\p{M}\\p{Nd}: letters, marks and
+    decimal digits only (Python's isalnum also takes '²' and '½')."""
+    category = unicodedata.category(ch)
+    return category[0] in "LM" or category == "Nd"
+
+
 def hugo_path(text: str) -> str:
-    """Hugo's URLize (paths.MakePath, lowercased): Unicode letters and digits, '.', '_', '#',
-    '+', '~', '-', '@' and '/' kept; spaces become '-'; everything else is dropped."""
-    out = []
-    for ch in unicodedata.normalize("NFC", text.strip()):
-        if ch.isalnum() or ch in "._#+~-@/" or unicodedata.category(ch).startswith("M"):
+    """Hugo's URLize: _hugo_sanitize, lowercased."""
+    return _hugo_sanitize(text).lower()
+
+
+def _hugo_sanitize(text: str) -> str:
+    """Hugo's helpers.PathSpec.UnicodeSanitize (0.111): letters, marks, decimal
+    digits and '.', '/', '\\', '_', '#', '+', '~', '-', '@' kept (and '%' before two hex digits);
+    a run of spaces between kept characters is one '-' (none next to a '-' of the text, none
+    first or last); everything else (emoji, '&', '!') is dropped: 'a - b  (c)' is 'a-b-c'."""
+    out: list[str] = []
+    pending = was_hyphen = False
+    for i, ch in enumerate(text):
+        if (ch in "./\\_#+~-@" or _letter_mark_or_digit(ch)
+                or (ch == "%" and re.fullmatch(r"[0-9A-Fa-f]{2}", text[i + 1:i + 3]) is not None)):
+            was_hyphen = ch == "-"
+            if pending and not was_hyphen:
+                out.append("-")
+            pending = False
             out.append(ch)
-        elif ch.isspace():
-            out.append("-")
-    return "".join(out).lower()
+        elif out and not was_hyphen and ch.isspace():
+            pending = True
+    return "".join(out)
+
+
+_JEKYLL_PRETTY_KEPT = frozenset("._~!$&'()+,;=@")
+# A placeholder of a Jekyll permalink (URL#generate_url_from_drop): `:title`, `:output_ext`.
+_JEKYLL_TOKEN = re.compile(r":([a-z_]+)")
+
+
+def jekyll_default_slug(text: str) -> str:
+    """Jekyll's Utils.slugify in its default mode (what :slug and :name are): each run of
+    characters other than letters, marks and decimal digits is one '-', one '-' trimmed at
+    each end, lowercased."""
+    out: list[str] = []
+    for ch in text:
+        if _letter_mark_or_digit(ch):
+            out.append(ch)
+        elif not out or out[-1] != "\0":
+            out.append("\0")
+    return "".join(out).replace("\0", "-").removeprefix("-").removesuffix("-").lower()
+
+
+def _jekyll_tokens(path: str, values: dict[str, str]) -> str:
+    """`path` with each :token of `values` replaced (Jekyll tries `title_` as `title` too);
+    other tokens are left as they are."""
+    def one(m: re.Match) -> str:
+        name = m.group(1)
+        for key in (name, name[:-1]) if name.endswith("_") else (name,):
+            if key in values:
+                return values[key] + m.group(0)[1 + len(key):]
+        return m.group(0)
+    return _JEKYLL_TOKEN.sub(one, path)
 
 
 def jekyll_pretty(text: str) -> str:
-    """Jekyll's slugify in "pretty" mode, cased (what :title is): runs of characters other
-    than letters, digits and ._~!$&'()+,;=@ become '-', trimmed; case kept."""
-    return re.sub(r"(?:[^\w._~!$&'()+,;=@]|_)+", "-", text).strip("-")
+    """Jekyll's Utils.slugify in "pretty" mode, cased (what :title is): each run of characters
+    other than letters, marks, decimal digits and ._~!$&'()+,;=@ becomes one '-' (underscores
+    and dots stay), then one '-' is trimmed at each end; case kept."""
+    out: list[str] = []
+    for ch in text:
+        if ch in _JEKYLL_PRETTY_KEPT or _letter_mark_or_digit(ch):
+            out.append(ch)
+        elif not out or out[-1] != "\0":
+            out.append("\0")  # a run, not yet a '-' (a '-' of the text is in the run too)
+    return "".join(out).replace("\0", "-").removeprefix("-").removesuffix("-")
 
 
 def ascii_slug(text: str) -> str:
@@ -183,9 +243,24 @@ class Engine:
     def date_from_path(self, src: Source, path: Path) -> date | datetime | None:
         return src.date if self.date_from_file_name else None
 
+    def timestamp_zone(self, config: Config) -> tzinfo | None:
+        """The zone of a YAML/TOML timestamp without offset; None: config.tz, as for a string."""
+        return None
+
+    def shown(self, published: datetime, config: Config) -> datetime:
+        """The date in the offset the engine shows it in: as written, by default."""
+        return published
+
+    def url_date(self, published: datetime, config: Config) -> datetime:
+        """The date whose year, month and day {year}, {month} and {day} are: in
+        newsletter.timezone (the README's rule), unless the engine says otherwise."""
+        return published.astimezone(config.tz)
+
     def slug(self, meta: dict, src: Source, title: str) -> str:
         explicit = read_text(meta.get("slug"), "slug")
-        return kept_slug(explicit) if explicit else slugify(src.base)
+        # The file name as written, as the README says (`3.9.0.md` is /3.9.0/), unless no
+        # URL segment can carry it.
+        return kept_slug(explicit or src.base)
 
     def path(self, meta: dict, src: Source) -> str:
         """{path}: the folders under content.dir (not the post's own folder, for index.md or
@@ -246,6 +321,14 @@ class Engine:
         """A translation's path when the permalink has no {lang}: under /<lang>/."""
         return f"/{lang}{path}"
 
+    def finished_path(self, path: str, explicit: bool, template: str) -> str:
+        """The URL path as the engine writes it once its parts are filled in: as it is."""
+        return path
+
+    def explicit_dates(self, path: str, local: datetime) -> str:
+        """A front matter path with the date's parts the engine fills in (none, by default)."""
+        return path
+
 
 class Astro(Engine):
     """Content collections: the id is the path under the collection, github-slugged, or the
@@ -276,7 +359,8 @@ class Hugo(Engine):
 
     name = "hugo"
     prefix_explicit_url = False
-    date_keys = ("date", "publishDate", "pubdate", "published", "pubDate", "created_at")
+    # .Date: the first of these (Hugo 0.111 dates a post with only `lastmod` by it).
+    date_keys = ("date", "publishDate", "pubdate", "published", "pubDate", "lastmod", "modified", "created_at")
     tag_separator = ""  # a string is one term
     category_separator = ""
     date_from_file_name = False  # [frontmatter] :filename is not the default
@@ -294,6 +378,31 @@ class Hugo(Engine):
                 return False
             folder = folder.parent
         return True
+
+    def finished_path(self, path: str, explicit: bool, template: str) -> str:
+        """A `[permalinks]` pattern, once expanded, is query-unescaped and sanitized again as
+        a whole (hugolib/page__paths.go, then URLizeFilename): '+' is a space there, so the
+        title 'C++ UPPER' (urlized 'c++-upper') is /c-upper/, and 'C++' under /:slug/ is /c-/.
+        The content path (`/{path}/`, or `/{section}/{stem}/` as older configs write it) and a
+        front matter `url` are not: a pattern without {slug}, {title} or a date is taken for it."""
+        if explicit:
+            # A front matter `url` without an extension is a folder: Hugo adds its '/'
+            # (`/a/no-slash` is /a/no-slash/; `/c/v1.2` and `/b/page.html` stay).
+            return path if path.endswith("/") or "." in path.rsplit("/", 1)[-1] else path + "/"
+        if not re.search(r"\{(slug|title|year|month|day)\}", template):
+            return path
+        return _hugo_sanitize(unquote_plus(path))
+
+    def url_date(self, published: datetime, config: Config) -> datetime:
+        """:year/:month/:day are the date as written, in its own offset (Hugo 0.111:
+        `2017-09-10T20:24:43-04:00` is /2017/09/10/ whatever `timeZone` says); a date
+        without offset is in `timeZone` (newsletter.timezone) already."""
+        return published
+
+    def lang(self, meta: dict, src: Source, config: Config) -> str:
+        """The file name's language suffix only: Hugo reads no `lang` key in front matter
+        (Hugo 0.111 publishes a `lang: fr` page in the default language)."""
+        return src.lang or config.site.language
 
     def slug(self, meta: dict, src: Source, title: str) -> str:
         explicit = read_text(meta.get("slug"), "slug")
@@ -325,14 +434,34 @@ class Jekyll(Engine):
     name = "jekyll"
     tag_separator = None
     category_separator = None
+    prefix_explicit_url = False
 
     def date_from_path(self, src: Source, path: Path) -> date | datetime | None:
+        m = _JEKYLL_POST_NAME.match(path.name)
+        if m:
+            year = int(m.group(1))
+            if len(m.group(1)) == 2:  # Ruby's Time.parse: '17-3-27' is 2017, '99-1-1' 1999
+                year += 1900 if year >= 69 else 2000
+            try:
+                return date(year, int(m.group(2)), int(m.group(3)))
+            except ValueError:
+                return None  # 2024-13-45-x: Jekyll refuses the date; the front matter's counts
         if src.date is None and "_drafts" in path.parent.parts:
             try:  # a draft is dated by its file's modification time
                 return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
             except OSError:
                 return None
         return src.date
+
+    def timestamp_zone(self, config: Config) -> tzinfo | None:
+        """Ruby's YAML reads a timestamp without offset (`date: 2016-6-13 2:00:00`) as UTC;
+        a string without offset ("2016-06-13 02:00:00") is Time.parse's, in the site's zone."""
+        return timezone.utc
+
+    def shown(self, published: datetime, config: Config) -> datetime:
+        """Utils.parse_date: `Time.parse(date).localtime`, the site's `timezone:` (or the
+        machine's zone without one: newsletter.timezone stands for either)."""
+        return published.astimezone(config.tz)
 
     def is_post(self, meta: dict, src: Source, path: Path) -> bool:
         """Posts are the files in a `_posts` (or `_drafts`) folder named YYYY-MM-DD-title
@@ -342,13 +471,19 @@ class Jekyll(Engine):
         if "_drafts" in folders:
             return True
         if "_posts" in folders:
-            return _DATE_PREFIX.match(path.name) is not None
+            return _JEKYLL_POST_NAME.match(path.name) is not None
         content_dir = Path(*path.parts[:len(path.parts) - len(src.parts)])
         return not (content_dir / "_config.yml").is_file()
 
     def slug(self, meta: dict, src: Source, title: str) -> str:
+        """:title: the front matter's slug, else the file name's (Document#populate_title:
+        after the date, up to the last dot, a language suffix included, trailing dots
+        dropped), slugified "pretty" with its case kept."""
         explicit = read_text(meta.get("slug"), "slug")
-        return jekyll_pretty(explicit or src.base) or slugify(src.base)
+        if not explicit:
+            m = _JEKYLL_POST_NAME.match(src.parts[-1])
+            explicit = m.group(4).rstrip(".") if m else src.base
+        return jekyll_pretty(explicit) or slugify(src.base)
 
     def tags(self, meta: dict, src: Source) -> tuple[str, ...]:
         # Utils.pluralized_array_from_hash: the singular key, as it is, wins; the plural
@@ -374,6 +509,41 @@ class Jekyll(Engine):
         if "_drafts" in src.folders:
             return "in _drafts"
         return super().held_back(meta, src)
+
+    def finished_path(self, path: str, explicit: bool, template: str) -> str:
+        """URL#sanitize_url: every '..' becomes '/' (`trailing..fr.md` is /trailing/fr.html),
+        './' is dropped, runs of '/' are one."""
+        return re.sub(r"/{2,}", "/", ("/" + path).replace("..", "/").replace("./", ""))
+
+    def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
+        """The front matter's `permalink` (or `url`), its placeholders filled as Jekyll fills
+        them (`/blog/:title/` is /blog/a_b/); the date's are filled by explicit_dates."""
+        path = super().explicit_path(meta, src, fields)
+        if path is None or ":" not in path:
+            return path
+        m = _JEKYLL_POST_NAME.match(src.parts[-1])
+        raw_slug = read_text(meta.get("slug"), "slug") or (m.group(4).rstrip(".") if m else src.base)
+        basename = src.parts[-1].rsplit(".", 1)[0]
+        return _jekyll_tokens(path, {
+            "title": fields.slug, "slug": jekyll_default_slug(raw_slug), "name": jekyll_default_slug(basename),
+            "categories": fields.categories, "output_ext": ".html", "collection": "posts",
+            "slugified_categories": "/".join(jekyll_default_slug(c) for c in self.categories(meta, src)),
+        })
+
+    def explicit_dates(self, path: str, local: datetime) -> str:
+        if ":" not in path:
+            return path
+        return _jekyll_tokens(path, {
+            "year": local.strftime("%Y"), "month": local.strftime("%m"), "day": local.strftime("%d"),
+            "i_month": str(local.month), "i_day": str(local.day), "short_year": local.strftime("%y"),
+            "hour": local.strftime("%H"), "minute": local.strftime("%M"), "second": local.strftime("%S"),
+            "y_day": local.strftime("%j"),
+        })
+
+    def translated(self, path: str, lang: str) -> str:
+        """Jekyll has no languages: a translation's URL is the one Jekyll gives it (its
+        folders, `fr/news/_posts/`, are its categories, which are in the URL already)."""
+        return path
 
 
 class Eleventy(Engine):
@@ -549,7 +719,7 @@ def engine_for(config: Config) -> Engine:
 def post_url(config: Config, engine: Engine, fields: Fields, published: datetime,
              explicit: str | None) -> str:
     """The post's absolute URL: the front matter's explicit path, else content.permalink
-    with its placeholders filled (a date's parts in newsletter.timezone); a translation's
+    with its placeholders filled (a date's parts as engine.url_date says); a translation's
     path gets its language (under /<lang>/) unless the permalink places {lang} itself."""
     if explicit is not None:
         if re.match(r"^https?://", explicit, re.I):
@@ -558,8 +728,10 @@ def post_url(config: Config, engine: Engine, fields: Fields, published: datetime
         if (fields.lang and engine.prefix_explicit_url and "{lang}" not in config.content.permalink
                 and not path.startswith(f"/{fields.lang}/")):
             path = engine.translated(path, fields.lang)
+        path = engine.explicit_dates(path, engine.url_date(published, config))
+        path = engine.finished_path(path, True, config.content.permalink)
         return config.site.url + quote(path, safe="/~-._%@+!$&'()*,;=:")
-    local = published.astimezone(config.tz)
+    local = engine.url_date(published, config)
     template = config.content.permalink
     path = template.format(
         slug=fields.slug, year=f"{local.year:04d}", month=f"{local.month:02d}",
@@ -570,6 +742,7 @@ def post_url(config: Config, engine: Engine, fields: Fields, published: datetime
     path = re.sub(r"/{2,}", "/", path)  # an empty {section}, {categories} or {lang}
     if fields.lang and "{lang}" not in template:
         path = engine.translated(path, fields.lang)
+    path = engine.finished_path(path, False, template)
     return config.site.url + quote(path, safe="/~-._@+!$&'()*,;=:")
 
 

@@ -95,10 +95,15 @@ def _without_repeated_year(text: str) -> datetime | None:
     return None
 
 
-def parse_date(value: Any, tz: tzinfo, key: str) -> datetime:
-    """YAML/TOML timestamps and the string forms real blogs use; no offset means `tz`."""
+def parse_date(value: Any, tz: tzinfo, key: str, *, timestamp_tz: tzinfo | None = None) -> datetime:
+    """YAML/TOML timestamps and the string forms real blogs use; no offset means `tz`.
+    `timestamp_tz`: the zone of a YAML/TOML timestamp without offset, where the engine reads
+    it otherwise than a string (Jekyll: Ruby's YAML reads `2016-06-13 02:00:00` as UTC,
+    while the string "2016-06-13 02:00:00" is in the site's zone)."""
     if isinstance(value, datetime):
         parsed = value
+        if timestamp_tz is not None and (parsed.tzinfo is None or parsed.utcoffset() is None):
+            parsed = parsed.replace(tzinfo=timestamp_tz)
     elif isinstance(value, date):
         parsed = datetime.combine(value, time(0, 0))
     elif isinstance(value, time):

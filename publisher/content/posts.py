@@ -180,7 +180,7 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
     if not title:
         raise Skip("front matter has no 'title'")
     title = re.sub(r"\s+", " ", title)
-    published = _published(meta, src, path, engine, config)
+    published, dated = _published(meta, src, path, engine, config)
     upd_key, upd_value = frontmatter_date_key(meta, engine.updated_keys)
     updated = parse_date(upd_value, config.tz, upd_key) if upd_value is not None else None
     exp_value = meta.get("expiryDate", meta.get("expirydate"))
@@ -193,7 +193,7 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
     fields = Fields(slug=slug, stem=engine.stem(meta, src), title_slug=engine.title_slug(title),
                     section=src.section, categories=engine.categories_path(categories),
                     lang=lang if translation else "", path=engine.path(meta, src))
-    url = post_url(config, engine, fields, published, engine.explicit_path(meta, src, fields))
+    url = post_url(config, engine, fields, dated, engine.explicit_path(meta, src, fields))
     _k, summary_value = first_key(meta, "description", "summary", "excerpt")
     summary = (re.sub(r"\s+", " ", read_text(summary_value, "description"))
                or summary_of(body, config, mdx=path.suffix.lower() == ".mdx"))
@@ -230,22 +230,26 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
     )
 
 
-def _published(meta: dict, src: Source, path: Path, engine: Engine, config: Config) -> datetime:
-    """The front matter's date (its aliases, in the engine's order), else the file name's
-    YYYY-MM-DD- prefix. A later `publishDate` (Hugo's "not before") wins: the post is
-    published then, and held back until then."""
+def _published(meta: dict, src: Source, path: Path, engine: Engine,
+               config: Config) -> tuple[datetime, datetime]:
+    """(published, dated): the front matter's date (its aliases, in the engine's order), else
+    the file name's YYYY-MM-DD- prefix. A later `publishDate` (Hugo's "not before") wins: the
+    post is published then, and held back until then; its URL's date stays the date (Hugo's
+    :year/:month/:day are .Date's, not .PublishDate's)."""
     key, value = frontmatter_date_key(meta, engine.date_keys)
     if value is None:
         from_path = engine.date_from_path(src, path)
         if from_path is None:
             raise Skip("front matter has no 'pubDate' (or 'date'), and the file name has no "
                        "YYYY-MM-DD- prefix")
-        return parse_date(from_path, config.tz, "file name")
-    published = parse_date(value, config.tz, key)
+        dated = engine.shown(parse_date(from_path, config.tz, "file name"), config)
+        return dated, dated
+    zone = engine.timestamp_zone(config)
+    dated = published = parse_date(value, config.tz, key, timestamp_tz=zone)
     embargo = meta.get("publishDate")
     if key != "publishDate" and embargo not in (None, "") and not isinstance(embargo, bool):
-        published = max(published, parse_date(embargo, config.tz, "publishDate"))
-    return published
+        published = max(published, parse_date(embargo, config.tz, "publishDate", timestamp_tz=zone))
+    return engine.shown(published, config), engine.shown(dated, config)
 
 
 def _read_body(post: Post) -> str:
