@@ -1,4 +1,4 @@
-"""Provider webhooks (webhooks.py) posted to a running `publisher serve` process, with payloads
+"""Provider webhooks (newsletter/providers/) posted to a running `publisher serve` process, with payloads
 in each provider's documented shape and correct and incorrect signatures."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 from smtp_helpers import unused_port
 
 from publisher.state import State
-from publisher.webhooks import sns_string_to_sign
+from publisher.newsletter.providers.ses import string_to_sign as sns_string_to_sign
 
 PEOPLE = ["pm-hard@example.net", "pm-spam@example.net", "pm-soft@example.net",
           "mg-hard@example.net", "mg-spam@example.net", "ses-hard@example.net", "ses-spam@example.net",
@@ -303,7 +303,7 @@ def test_unconfigured_webhooks_do_not_exist(site, server):
 
 
 def test_payloads_of_the_wrong_shape_record_nothing_and_never_crash():
-    from publisher.webhooks import Refused, mailgun_events, postmark_events, sendgrid_events, ses_events
+    from publisher.newsletter.providers import PROVIDERS, Refused
 
     shapes = [None, 1, "x", [], {}, [1, "a", None], {"event-data": []}, {"event-data": {"event": "failed"}},
               {"event-data": {"event": "failed", "recipient": "a@example.net", "delivery-status": "oops"}},
@@ -312,10 +312,10 @@ def test_payloads_of_the_wrong_shape_record_nothing_and_never_crash():
               {"notificationType": "Complaint", "complaint": {"complainedRecipients": "a@example.net"}},
               {"Type": "HardBounce"}, [{"email": "a@example.net", "event": "open"}]]
     recorded = []
-    for parse in (postmark_events, mailgun_events, ses_events, sendgrid_events):
+    for name, provider in PROVIDERS.items():
         for shape in shapes:
             try:
-                recorded.extend((parse.__name__, e.kind) for e in parse(shape))
+                recorded.extend((name, e.kind) for e in provider.events(shape))
             except Refused as e:
                 assert e.status == 400
-    assert recorded == [("mailgun_events", "soft")]  # a failure without a status: soft, not hard
+    assert recorded == [("mailgun", "soft")]  # a failure without a status: soft, not hard

@@ -2,7 +2,7 @@
 
 A relay's `250` only means it took the message: most bounces come back minutes later as a
 delivery status notification (RFC 3464) to the envelope sender, and spam complaints as ARF
-reports (RFC 5965) or provider webhooks (webhooks.py). This module reads such a message
+reports (RFC 5965) or provider webhooks (providers/). This module reads such a message
 (`classify`), finds the subscriber it is about, and records it through publisher.state (its
 suppressions.py), which applies the rules:
 
