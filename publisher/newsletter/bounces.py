@@ -14,10 +14,16 @@ suppressions.py), which applies the rules:
   and an import never brings the address back;
 - delay warnings, auto-replies and ARF `not-spam` reports: recognised, nothing recorded.
 
-The subscriber is found by the VERP envelope sender first (`newsletter.bounce_address`, which
-names digest and subscriber, signed), then the report's Final-/Original-Recipient, then the
-unsubscribe token in the returned message's List-Unsubscribe header. A message that is none of
-the above, or names nobody on the list, is "not recognised" and left where it is.
+Who may be suppressed (the CONTRACT: "a report suppresses only the address its VERP token
+names (the token is signed) or that a signed webhook names"): anyone can mail the bounce
+address, so a report read from the mailbox counts only when it came back to a VERP envelope
+sender (`newsletter.bounce_address`) whose token is valid, and only for the subscriber that
+token names, whatever addresses its body lists (a forwarding address, a redacted one, or a
+forged list): one message is at most one event. A report without a valid token suppresses
+nobody: it is recorded for a person (`publisher report` lists it: the addresses it names and
+why it was not acted on) and left in the mailbox. Provider webhooks are signed, so their
+events name their subscriber by address (apply_events). A message that is none of the above,
+or names nobody on the list, is "not recognised" and left where it is.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import hashlib
 import hmac
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
@@ -56,6 +62,9 @@ _AUTO_SUBJECT = re.compile(
     r"absence|vacation|on leave|r[ée]ponse automatique)", re.IGNORECASE)
 _TOKEN_LINK = re.compile(r"/unsubscribe/([A-Za-z0-9_-]{20,100})")
 _VERP_TOKEN = re.compile(r"^(\d+)\.(\d+)\.([a-z2-7]{10})$")
+# A report is about one copy, so one recipient; a long list is a forgery or a list server's:
+# reading stops here, and at most one event of the message is ever recorded.
+MAX_EVENTS_PER_REPORT = 20
 
 
 @dataclass(frozen=True)
@@ -324,6 +333,8 @@ def _dsn(message: Message, event) -> Classified:
             if kind is None:
                 continue
             events.append(event(kind, recipient, _status_of(status, detail), detail or status))
+            if len(events) >= MAX_EVENTS_PER_REPORT:
+                return Classified("dsn", events)
     if events:
         return Classified("dsn", events)
     return Classified("delay" if delayed else "")
@@ -401,7 +412,7 @@ def _plain_bounce(message: Message, event) -> Classified:
             recipient, detail = m.group(1), _one_line(m.group(2))
             kind = kind_of("", detail) or SOFT
             events.append(event(kind, recipient, _status_of("", detail), detail))
-    return Classified("dsn", events) if events else Classified("")
+    return Classified("dsn", events[:MAX_EVENTS_PER_REPORT]) if events else Classified("")
 
 
 # --- applying events ---------------------------------------------------------------------------
@@ -417,6 +428,7 @@ class BounceReport:
     complaints: int = 0
     ignored: int = 0  # delay warnings, auto-replies, not-spam reports
     duplicates: int = 0
+    unverified: int = 0  # of `left`: reports no valid VERP token vouches for, kept for a person
     suppressed: list[str] = field(default_factory=list)  # addresses mail now stops to
 
     def summary(self) -> str:
@@ -425,68 +437,111 @@ class BounceReport:
         if self.duplicates:
             line += f", {self.duplicates} already recorded"
         line += f"; {len(self.suppressed)} addresses suppressed"
-        if self.left:
+        if self.left and not self.unverified:
             line += f"; {len(self.left)} left in the mailbox (not recognised)"
+        elif self.left:
+            line += (f"; {len(self.left)} left in the mailbox ({len(self.left) - self.unverified} not recognised, "
+                     f"{self.unverified} not acted on: no valid VERP token, so a person must check them; "
+                     f"`publisher report` lists them)")
         return line
 
 
-def subscriber_for(event: Event, config: Config, state: State):
-    """(subscriber, digest id) the event is about, or (None, None). VERP first: it names the
-    copy that bounced even when the report is mangled; then the token of the returned
-    message; then the recipient address the report names."""
-    if event.verp:
-        parsed = parse_verp_token(state.bounce_secret(), event.verp)
-        if parsed is not None:
-            digest_id, subscriber_id = parsed
-            sub = state.subscriber_by_id(subscriber_id)
-            if sub is not None:
-                return sub, digest_id
-    if event.unsubscribe_token:
-        # A secret only that subscriber's copy carried: it names them even when the report
-        # names a forwarding address, or a redacted one (feedback loops redact).
-        sub = state.subscriber_by_token(event.unsubscribe_token)
-        if sub is not None:
-            return sub, event.digest_id
-    if event.recipient:
-        sub = state.subscriber_by_email(event.recipient)
-        if sub is not None:
-            return sub, event.digest_id
-    return None, None
+_SEVERITY = {COMPLAINT: 0, HARD: 1, SOFT: 2}
+
+
+def _record(sub, digest_id: int | None, event: Event, config: Config, state: State, *, source: str,
+            now: datetime, report: BounceReport) -> None:
+    outcome = state.record_bounce(
+        sub.id, kind=event.kind, status=event.status, detail=event.detail, source=source,
+        event_key=f"{source}|{event.key}"[:200] if event.key else None, digest_id=digest_id,
+        soft_limit=config.newsletter.soft_bounce_limit, now=now)
+    if not outcome.recorded:
+        report.duplicates += 1
+        return
+    if event.kind == HARD:
+        report.hard += 1
+    elif event.kind == SOFT:
+        report.soft += 1
+    else:
+        report.complaints += 1
+    if outcome.suppressed:
+        report.suppressed.append(sub.email)
+        log.info("%s suppressed: %s %s %s", sub.email, event.kind, event.status, event.detail)
 
 
 def apply_events(events: list[Event], config: Config, state: State, *, source: str,
                  now: datetime, report: BounceReport) -> int:
-    """Record each event against its subscriber; returns how many matched a subscriber."""
+    """Record the events of a signed webhook, each against the subscriber whose address it
+    names (the signature vouches for it); returns how many matched a subscriber."""
     matched = 0
     for event in events:
-        sub, digest_id = subscriber_for(event, config, state)
+        sub = state.subscriber_by_email(event.recipient) if event.recipient else None
         if sub is None:
             log.info("%s report for %s matches no subscriber", event.kind, event.recipient or "(no address)")
             continue
         matched += 1
-        outcome = state.record_bounce(
-            sub.id, kind=event.kind, status=event.status, detail=event.detail, source=source,
-            event_key=f"{source}|{event.key}"[:200] if event.key else None, digest_id=digest_id,
-            soft_limit=config.newsletter.soft_bounce_limit, now=now)
-        if not outcome.recorded:
-            report.duplicates += 1
-            continue
-        if event.kind == HARD:
-            report.hard += 1
-        elif event.kind == SOFT:
-            report.soft += 1
-        else:
-            report.complaints += 1
-        if outcome.suppressed:
-            report.suppressed.append(sub.email)
-            log.info("%s suppressed: %s %s %s", sub.email, event.kind, event.status, event.detail)
+        _record(sub, event.digest_id, event, config, state, source=source, now=now, report=report)
     return matched
+
+
+def signed_subscriber(token: str, config: Config, state: State):
+    """(subscriber, digest id, "") for a valid VERP token, else (None, None, why not)."""
+    if not config.newsletter.bounce_address:
+        return None, None, "no VERP token: VERP is off (newsletter.bounce_address is not set)"
+    if not token:
+        return None, None, "no VERP token: it did not come back to a bounces+TOKEN address"
+    parsed = parse_verp_token(state.bounce_secret(), token)
+    if parsed is None:
+        return None, None, f"the VERP token {token[:40]!r} is not valid (forged, or from another list)"
+    digest_id, subscriber_id = parsed
+    sub = state.subscriber_by_id(subscriber_id)
+    if sub is None:
+        return None, None, f"the VERP token names subscriber #{subscriber_id}, no longer on the list"
+    return sub, digest_id, ""
+
+
+def _one_event(events: list[Event], sub) -> Event:
+    """The event a message counts as for the token's subscriber: one naming their address if
+    any, the most severe first; a report naming someone else (a forwarding address) is about
+    their copy all the same, and says so in its detail."""
+    address = sub.email.lower()
+    event = min(events, key=lambda e: (e.recipient != address, _SEVERITY.get(e.kind, 3)))
+    if event.recipient and event.recipient != address:
+        event = replace(event, detail=_one_line(f"{event.detail} (the report names {event.recipient})"))
+    return event
+
+
+def _keep_for_a_person(found: Classified, why: str, state: State, *, now: datetime,
+                       report: BounceReport, label: str) -> bool:
+    """Record a report no valid token vouches for; False if it names nobody on the list."""
+    named = list(dict.fromkeys(e.recipient for e in found.events if e.recipient))
+    listed = [a for a in named[:3] if state.subscriber_by_email(a) is not None]
+    token = found.events[0].unsubscribe_token
+    by_token = state.subscriber_by_token(token) if token else None
+    if not listed and by_token is None:
+        report.left.append(f"{label}: {found.what} for {', '.join(named[:3]) or '(no address)'}: "
+                           "matches no subscriber")
+        return False
+    kind = min((e.kind for e in found.events), key=lambda k: _SEVERITY.get(k, 3))
+    names = ", ".join(f"{a}{' (on the list)' if a in listed else ''}" for a in named[:3])
+    if len(named) > 3:
+        names += f" and {len(named) - 3} more"
+    text = f"{kind} {'complaint' if kind == COMPLAINT else 'bounce'} for {names or '(no address)'}"
+    if by_token is not None:
+        text += f"; its returned copy's unsubscribe link names {by_token.email}"
+    text += f"; not acted on: {why}"
+    message_key = found.events[0].key.rsplit("|", 1)[0]  # (an event's key is MESSAGE|RECIPIENT)
+    state.record_unverified_report(f"mailbox|{message_key}", text, now=now)
+    report.unverified += 1
+    report.left.append(f"{label}: {text}")
+    log.warning("bounce mailbox: %s", text)
+    return True
 
 
 def process_message(data: bytes, config: Config, state: State, *, now: datetime,
                     report: BounceReport, label: str) -> bool:
-    """Classify and record one message; True when it was recognised (so it may be moved or
-    deleted), False when it must be left where it is."""
+    """Classify and record one message; True when it was recognised and acted on (so it may
+    be moved or deleted), False when it must be left where it is."""
     try:
         found = classify(data, config)
     except Exception as e:  # a malformed message is left alone, never a crash of the run
@@ -500,10 +555,12 @@ def process_message(data: bytes, config: Config, state: State, *, now: datetime,
         report.ignored += 1
         report.handled += 1
         return True
-    if not apply_events(found.events, config, state, source="mailbox", now=now, report=report):
-        names = ", ".join(e.recipient or "(no address)" for e in found.events)
-        report.left.append(f"{label}: {found.what} for {names}: matches no subscriber")
+    sub, digest_id, why = signed_subscriber(found.events[0].verp, config, state)
+    if sub is None:
+        _keep_for_a_person(found, why, state, now=now, report=report, label=label)
         return False
+    _record(sub, digest_id, _one_event(found.events, sub), config, state, source="mailbox", now=now,
+            report=report)
     report.handled += 1
     return True
 
@@ -524,6 +581,7 @@ def process_mailbox(config: Config, state: State, *, now: datetime) -> BounceRep
 
 # --- what commands show ----------------------------------------------------------------------
 
+UNVERIFIED_SHOWN = 20  # `publisher report` lists the newest reports kept for a person
 COMPLAINT_WARN_RATE = 0.001  # 0.1%: Gmail and Yahoo want complaints well under 0.3%
 
 
@@ -546,6 +604,12 @@ def rates_lines(state: State, last: int = 5) -> tuple[list[str], list[str]]:
         topic, _, url = pending.partition(" ")
         warnings.append(f"Amazon SNS asks to confirm the subscription to {topic}: open {url} "
                         "if you created it (publisher never opens it)")
+    kept = state.unverified_reports()
+    for when, text in kept[:UNVERIFIED_SHOWN]:
+        warnings.append(f"bounce report of {when:%Y-%m-%d %H:%M}Z needs a person: {text}. If it is genuine, "
+                        "`publisher subscribers remove ADDRESS`; it stays in the bounce mailbox until you delete it")
+    if len(kept) > UNVERIFIED_SHOWN:
+        warnings.append(f"and {len(kept) - UNVERIFIED_SHOWN} older bounce reports that need a person")
     return lines, warnings
 
 
@@ -568,6 +632,11 @@ def check_lines(config: Config) -> list[str]:
         lines.append(f"bounces are read from {_redacted(n.bounce_mailbox)} by `publisher bounces` "
                      f"and at the start of `publisher run`; recognised ones are "
                      f"{'moved to ' + n.bounce_folder if n.bounce_processed == 'move' else 'deleted'}")
+        if not n.bounce_address:
+            lines.append("VERP is off (newsletter.bounce_address is not set): a report in the bounce mailbox "
+                         "carries no signed token, so it suppresses nobody (anyone can mail that address); "
+                         "each one is recorded for a person (`publisher report` lists it) and left in the "
+                         "mailbox. Set newsletter.bounce_address to have bounces acted on")
     elif n.bounce_address:
         lines.append("newsletter.bounce_mailbox is not set: bounces to the VERP address are not read "
                      "(unless a provider's webhook reports them to `publisher serve`)")

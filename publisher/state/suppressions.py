@@ -14,6 +14,9 @@ import sqlalchemy as sa
 from .schema import ACTIVE, BOUNCED, UNSUBSCRIBED, bounce_events, deliveries, digests, meta, subscribers
 from .subscriber_list import Subscriber, subscriber_from_row
 
+UNVERIFIED = "unverified:"  # meta key prefix of the reports kept for a person
+UNVERIFIED_KEEP = 200  # the newest ones; a flood of forged reports cannot grow the state
+
 
 @dataclass(frozen=True)
 class BounceOutcome:
@@ -150,6 +153,31 @@ class Suppressions:
                 )).scalars())
         found = set(out)
         return [e for e in emails if e.lower() in found]
+
+    def record_unverified_report(self, key: str, text: str, *, now: datetime) -> bool:
+        """Keep, for a person (`publisher report`), a report that suppressed nobody because
+        no signed token vouches for it. The same report (key) is kept once; False if it was
+        kept before. Only the newest UNVERIFIED_KEEP are kept."""
+        mkey = UNVERIFIED + hashlib.sha256(key.encode()).hexdigest()[:40]
+        with self.write() as conn:
+            if conn.execute(sa.select(meta.c.key).where(meta.c.key == mkey)).first():
+                return False
+            conn.execute(meta.insert().values(key=mkey, value=f"{now.astimezone(timezone.utc).isoformat()}\t{text}"))
+            kept = conn.execute(sa.select(meta.c.key, meta.c.value).where(meta.c.key.like(UNVERIFIED + "%"))).all()
+            if len(kept) > UNVERIFIED_KEEP:
+                oldest = sorted(kept, key=lambda r: r.value)[: len(kept) - UNVERIFIED_KEEP]
+                conn.execute(meta.delete().where(meta.c.key.in_([r.key for r in oldest])))
+            return True
+
+    def unverified_reports(self) -> list[tuple[datetime, str]]:
+        """The reports kept by record_unverified_report, newest first: (when, what)."""
+        with self.read() as conn:
+            rows = conn.execute(sa.select(meta.c.value).where(meta.c.key.like(UNVERIFIED + "%"))).scalars().all()
+        out = []
+        for value in rows:
+            when, _, text = value.partition("\t")
+            out.append((datetime.fromisoformat(when), text))
+        return sorted(out, reverse=True)
 
     def use_nonce(self, nonce: str, *, now: datetime, forget_before: datetime) -> bool:
         """Record a webhook's one-time token; False if it was used before (a replay). Tokens
