@@ -197,6 +197,72 @@ def sns_message(key, message: dict, *, version: str = "1") -> dict:
     return signed
 
 
+def sns_now(ago: timedelta = timedelta(0)) -> str:
+    """An SNS Timestamp: when the notification was published."""
+    return (datetime.now(timezone.utc) - ago).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def ses_notification(key, ses: dict, message_id: str, *, published: str | None = None) -> dict:
+    return sns_message(key, {
+        "Type": "Notification", "MessageId": message_id, "TopicArn": TOPIC,
+        "Message": json.dumps(ses) if isinstance(ses, dict) else ses, "Timestamp": published or sns_now(),
+        "UnsubscribeURL": f"https://sns.eu-west-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={TOPIC}:x"},
+        version="2")
+
+
+SES_HARD = {"notificationType": "Bounce", "mail": {"source": "news@blog.test.example"}, "bounce": {
+    "bounceType": "Permanent", "bounceSubType": "General", "feedbackId": "0000013786-old",
+    "bouncedRecipients": [{"emailAddress": "ses-hard@example.net", "status": "5.1.1"}]}}
+
+
+def test_old_and_replayed_sns_notifications_are_refused(serving, keys):
+    config, base = serving
+    url = base + "/webhooks/ses"
+    old = ses_notification(keys["sns"], SES_HARD, "m-2020", published="2020-06-01T10:00:00.000Z")
+    status, body = post(url, json.dumps(old))  # signed, and six years old
+    assert (status, body["error"]) == (401, "Timestamp 2020-06-01T10:00:00Z is more than an hour away: a replay?")
+    late = ses_notification(keys["sns"], SES_HARD, "m-late", published=sns_now(timedelta(minutes=61)))
+    assert post(url, json.dumps(late))[0] == 401
+    assert statuses(config)["ses-hard@example.net"] == "active"
+    other = {**SES_HARD, "bounce": {**SES_HARD["bounce"], "feedbackId": "f-2",
+                                    "bouncedRecipients": [{"emailAddress": "keep@example.net", "status": "5.1.1"}]}}
+    fresh = ses_notification(keys["sns"], other, "m-fresh", published=sns_now(timedelta(minutes=50)))
+    assert post(url, json.dumps(fresh)) == (200, {"recorded": 1, "duplicates": 0, "suppressed": 1})
+    with_state_reactivate(config, "keep@example.net")
+    status, body = post(url, json.dumps(fresh))  # the same signed message again
+    assert (status, body["error"]) == (401, "MessageId already seen: a replay")
+    assert statuses(config)["keep@example.net"] == "active"
+
+
+def with_state_reactivate(config, address: str) -> None:
+    state = State(config.database_url)
+    try:
+        state.reactivate_subscriber(address, reason="test", now=datetime.now(timezone.utc))
+    finally:
+        state.close()
+
+
+def test_nested_or_oversized_json_is_a_400_or_413_for_every_provider(serving, keys):
+    config, base = serving
+    nested = "[" * 100_000 + "]" * 100_000
+    auth = basic("hooks", WEBHOOK_PASSWORD)
+    assert post(base + "/webhooks/postmark", nested, Authorization=auth) == (
+        400, {"error": "the body nests deeper than 32 levels"})
+    assert post(base + "/webhooks/mailgun", nested) == (400, {"error": "the body nests deeper than 32 levels"})
+    assert post(base + "/webhooks/ses", nested) == (400, {"error": "the body nests deeper than 32 levels"})
+    inner = ses_notification(keys["sns"], '{"a":' * 50_000 + "1" + "}" * 50_000, "m-nested")
+    assert post(base + "/webhooks/ses", json.dumps(inner)) == (400, {"error": "Message nests deeper than 32 levels"})
+    timestamp = str(int(time.time()))
+    signature = base64.b64encode(keys["sendgrid"].sign(timestamp.encode() + nested.encode(),
+                                                       ec.ECDSA(hashes.SHA256()))).decode()
+    assert post(base + "/webhooks/sendgrid", nested, **{"X-Twilio-Email-Event-Webhook-Signature": signature,
+                                                         "X-Twilio-Email-Event-Webhook-Timestamp": timestamp}) == (
+        400, {"error": "the body nests deeper than 32 levels"})
+    assert post(base + "/webhooks/mailgun", b"\xff\xfe{}") == (400, {"error": "the body is not UTF-8 JSON"})
+    assert post(base + "/webhooks/mailgun", "x" * (2 * 1024 * 1024)) == (413, {"error": "the body is over 1024 KB"})
+    assert set(statuses(config).values()) == {"active"}
+
+
 def test_ses_through_sns(serving, keys):
     config, base = serving
     url = base + "/webhooks/ses"
@@ -208,14 +274,14 @@ def test_ses_through_sns(serving, keys):
         "Type": "SubscriptionConfirmation", "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
         "Token": "2336412f37", "TopicArn": TOPIC,
         "Message": f"You have chosen to subscribe to the topic {TOPIC}.\nTo confirm the subscription, visit the SubscribeURL included in this message.",
-        "SubscribeURL": subscribe_url, "Timestamp": "2026-11-30T10:00:00.000Z"})
+        "SubscribeURL": subscribe_url, "Timestamp": sns_now()})
     headers = {"x-amz-sns-message-type": "SubscriptionConfirmation"}
     assert post(url, json.dumps(confirmation), **headers)[0] == 200
 
     def notification(ses: dict, message_id: str, **extra) -> dict:
         return sns_message(keys["sns"], {
             "Type": "Notification", "MessageId": message_id, "TopicArn": TOPIC,
-            "Message": json.dumps(ses), "Timestamp": "2026-11-30T10:05:00.000Z",
+            "Message": json.dumps(ses), "Timestamp": sns_now(),
             "UnsubscribeURL": f"https://sns.eu-west-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={TOPIC}:x",
             **extra}, version="2")
 

@@ -49,9 +49,15 @@ def receive(endpoint, name: str):
     # lazy: Flask (~0.1 s); web.py has it loaded when it registers this route
     from flask import jsonify, request
 
+    # lazy: as above
+    from werkzeug.exceptions import RequestEntityTooLarge
+
     provider = PROVIDERS[name]
     try:
-        payload = provider.check(endpoint, request)
+        try:
+            payload = provider.check(endpoint, request)
+        except RequestEntityTooLarge:
+            raise Refused(413, f"the body is over {WEBHOOK_MAX_BYTES // 1024} KB") from None
         if isinstance(payload, Answer):
             return jsonify(**payload)
         events = provider.events(payload)

@@ -7,6 +7,7 @@ import base64
 import hmac
 import json
 import os
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -14,6 +15,9 @@ from ...config import WEBHOOK_PASSWORD_ENV, Config
 
 WEBHOOK_MAX_AGE = timedelta(minutes=10)  # older signed requests are refused (replays)
 WEBHOOK_MAX_BYTES = 1024 * 1024  # SendGrid batches events; a batch stays well under this
+NONCE_KEEP = timedelta(hours=2)  # one-time tokens and SNS MessageIds are remembered this long:
+# longer than any provider's window (SNS: 1 hour), one rule for all, as they share a table
+JSON_MAX_DEPTH = 32  # the providers' payloads nest 5 deep; json.loads recurses per level
 
 
 class Refused(Exception):
@@ -38,11 +42,34 @@ def dicts_of(value: Any) -> list[dict]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-def body_json(request) -> Any:
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def loads(text: str | bytes, what: str = "the body") -> Any:
+    """JSON from a request, refused (400, saying why) when it is not UTF-8 JSON or nests
+    deeper than JSON_MAX_DEPTH: the depth is counted before parsing, as json.loads would
+    recurse (and fail with a RecursionError) on "[[[[...". Linear in the size."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Refused(400, f"{what} is not UTF-8 JSON") from None
+    depth = 0
+    # Brackets inside strings do not nest: strings are blanked first. For valid JSON this
+    # tokenises exactly as the parser does; invalid JSON fails in json.loads no deeper.
+    for m in _JSON_BRACKET.finditer(_JSON_STRING.sub('""', text)):
+        depth += 1 if m.group() in "[{" else -1
+        if depth > JSON_MAX_DEPTH:
+            raise Refused(400, f"{what} nests deeper than {JSON_MAX_DEPTH} levels")
     try:
-        return json.loads(request.get_data(cache=True) or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise Refused(400, "the body is not JSON") from None
+        return json.loads(text or "null")
+    except (ValueError, RecursionError):
+        raise Refused(400, f"{what} is not JSON") from None
+
+
+def body_json(request) -> Any:
+    return loads(request.get_data(cache=True))
 
 
 def basic_auth_configured(config: Config) -> bool:

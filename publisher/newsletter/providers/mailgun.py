@@ -11,7 +11,7 @@ from typing import Any
 
 from ...config import MAILGUN_KEY_ENV
 from ..bounces import COMPLAINT, SOFT, Event, kind_of
-from .common import WEBHOOK_MAX_AGE, Refused, body_json, dict_of, fresh
+from .common import NONCE_KEEP, Refused, body_json, dict_of, fresh
 
 
 def signature_ok(key: str, timestamp: str, token: str, signature: str) -> bool:
@@ -33,7 +33,7 @@ def check(endpoint, request) -> Any:
     now = endpoint.clock()
     if not fresh(timestamp, now):
         raise Refused(401, "timestamp too old (or in the future): a replay?")
-    if not endpoint.state().use_nonce("mailgun:" + token, now=now, forget_before=now - 2 * WEBHOOK_MAX_AGE):
+    if not endpoint.state().use_nonce("mailgun:" + token, now=now, forget_before=now - NONCE_KEEP):
         raise Refused(401, "token already used: a replay")
     return payload
 

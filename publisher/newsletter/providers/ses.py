@@ -6,16 +6,19 @@ URL), never visited by us."""
 from __future__ import annotations
 
 import base64
-import json
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..bounces import COMPLAINT, HARD, SOFT, Event
-from .common import Answer, Refused, body_json, dict_of, dicts_of
+from .common import NONCE_KEEP, Answer, Refused, body_json, dict_of, dicts_of, loads
 
 log = logging.getLogger(__name__)
 
 SNS_URL_META = "sns_subscribe_url"
+# SNS keeps the Timestamp of the first attempt on its retries, which an HTTP delivery policy
+# spreads over at most an hour: an older message is a replay.
+SNS_MAX_AGE = timedelta(hours=1)
 
 
 def string_to_sign(message: dict) -> bytes:
@@ -53,7 +56,8 @@ def signature_ok(certificate_pem: bytes, message: dict) -> bool:
 
 def check(endpoint, request) -> Any:
     """The SES notification inside a signed SNS message, or an Answer for a message that
-    records no event (a subscription confirmation, recorded for the owner)."""
+    records no event (a subscription confirmation, recorded for the owner). A signed message
+    counts once (its MessageId) and within SNS_MAX_AGE of its Timestamp."""
     config = endpoint.config
     if not config.newsletter.sns_certificate:
         raise Refused(404, "the SES webhook is not configured")
@@ -71,6 +75,15 @@ def check(endpoint, request) -> Any:
     topic = config.newsletter.sns_topic_arn
     if topic and message.get("TopicArn") != topic:
         raise Refused(403, f"topic {message.get('TopicArn')!r} is not newsletter.sns_topic_arn")
+    now = endpoint.clock()
+    sent = _timestamp(message.get("Timestamp"))
+    if sent is None:
+        raise Refused(400, f"Timestamp {str(message.get('Timestamp'))[:40]!r} is not an ISO 8601 time")
+    if abs(now - sent) > SNS_MAX_AGE:
+        raise Refused(401, f"Timestamp {sent:%Y-%m-%dT%H:%M:%SZ} is more than an hour away: a replay?")
+    message_id = str(message.get("MessageId") or "")
+    if not message_id or not endpoint.state().use_nonce("sns:" + message_id, now=now, forget_before=now - NONCE_KEEP):
+        raise Refused(401, "MessageId already seen: a replay")
     kind = message.get("Type")
     if kind == "SubscriptionConfirmation":
         url = str(message.get("SubscribeURL", ""))
@@ -80,10 +93,16 @@ def check(endpoint, request) -> Any:
         return Answer(recorded=0, confirmation="recorded for the owner")
     if kind != "Notification":
         return Answer(recorded=0)
+    return loads(str(message.get("Message", "")), "Message")
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """SNS's "2026-11-30T10:05:00.000Z", aware; None for anything else."""
     try:
-        return json.loads(str(message.get("Message", "")))
+        when = datetime.fromisoformat(str(value))
     except ValueError:
-        raise Refused(400, "Message is not JSON") from None
+        return None
+    return when if when.tzinfo is not None else None
 
 
 def events(notification: Any) -> list[Event]:
