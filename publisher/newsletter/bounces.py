@@ -42,6 +42,8 @@ from email.utils import getaddresses, parseaddr
 
 from ..config import Config
 from ..state import State
+from ..state.subscriber_list import Subscriber
+from ..state.suppressions import Bounce
 
 log = logging.getLogger(__name__)
 
@@ -449,38 +451,46 @@ class BounceReport:
 _SEVERITY = {COMPLAINT: 0, HARD: 1, SOFT: 2}
 
 
-def _record(sub, digest_id: int | None, event: Event, config: Config, state: State, *, source: str,
-            now: datetime, report: BounceReport) -> None:
-    outcome = state.record_bounce(
-        sub.id, kind=event.kind, status=event.status, detail=event.detail, source=source,
-        event_key=f"{source}|{event.key}"[:200] if event.key else None, digest_id=digest_id,
-        soft_limit=config.newsletter.soft_bounce_limit, now=now)
-    if not outcome.recorded:
-        report.duplicates += 1
-        return
-    if event.kind == HARD:
-        report.hard += 1
-    elif event.kind == SOFT:
-        report.soft += 1
-    else:
-        report.complaints += 1
-    if outcome.suppressed:
-        report.suppressed.append(sub.email)
-        log.info("%s suppressed: %s %s %s", sub.email, event.kind, event.status, event.detail)
+def _record(sub, digest_id: int | None, events: list[Event], config: Config, state: State, *,
+            source: str, now: datetime, report: BounceReport) -> None:
+    """Record events about one subscriber, in one transaction."""
+    bounces = [Bounce(e.kind, e.status, e.detail, source, f"{source}|{e.key}"[:200] if e.key else None,
+                      digest_id if digest_id is not None else e.digest_id) for e in events]
+    outcomes = state.record_bounces(sub.id, bounces, soft_limit=config.newsletter.soft_bounce_limit, now=now)
+    for event, outcome in zip(events, outcomes):
+        if not outcome.recorded:
+            report.duplicates += 1
+            continue
+        if event.kind == HARD:
+            report.hard += 1
+        elif event.kind == SOFT:
+            report.soft += 1
+        else:
+            report.complaints += 1
+        if outcome.suppressed:
+            report.suppressed.append(sub.email)
+            log.info("%s suppressed: %s %s %s", sub.email, event.kind, event.status, event.detail)
 
 
 def apply_events(events: list[Event], config: Config, state: State, *, source: str,
                  now: datetime, report: BounceReport) -> int:
     """Record the events of a signed webhook, each against the subscriber whose address it
-    names (the signature vouches for it); returns how many matched a subscriber."""
+    names (the signature vouches for it); returns how many matched a subscriber. Events are
+    grouped per subscriber: one transaction each, however many events name them."""
+    subs: dict[str, Subscriber | None] = {}
+    grouped: dict[int, tuple[Subscriber, list[Event]]] = {}
     matched = 0
     for event in events:
-        sub = state.subscriber_by_email(event.recipient) if event.recipient else None
+        if event.recipient not in subs:
+            subs[event.recipient] = state.subscriber_by_email(event.recipient) if event.recipient else None
+        sub = subs[event.recipient]
         if sub is None:
             log.info("%s report for %s matches no subscriber", event.kind, event.recipient or "(no address)")
             continue
         matched += 1
-        _record(sub, event.digest_id, event, config, state, source=source, now=now, report=report)
+        grouped.setdefault(sub.id, (sub, []))[1].append(event)
+    for sub, found in grouped.values():
+        _record(sub, None, found, config, state, source=source, now=now, report=report)
     return matched
 
 
@@ -524,7 +534,9 @@ def _keep_for_a_person(found: Classified, why: str, state: State, *, now: dateti
         return False
     kind = min((e.kind for e in found.events), key=lambda k: _SEVERITY.get(k, 3))
     names = ", ".join(f"{a}{' (on the list)' if a in listed else ''}" for a in named[:3])
-    if len(named) > 3:
+    if len(found.events) >= MAX_EVENTS_PER_REPORT:
+        names += f" and more (only the first {MAX_EVENTS_PER_REPORT} are read)"
+    elif len(named) > 3:
         names += f" and {len(named) - 3} more"
     text = f"{kind} {'complaint' if kind == COMPLAINT else 'bounce'} for {names or '(no address)'}"
     if by_token is not None:
@@ -559,7 +571,7 @@ def process_message(data: bytes, config: Config, state: State, *, now: datetime,
     if sub is None:
         _keep_for_a_person(found, why, state, now=now, report=report, label=label)
         return False
-    _record(sub, digest_id, _one_event(found.events, sub), config, state, source="mailbox", now=now,
+    _record(sub, digest_id, [_one_event(found.events, sub)], config, state, source="mailbox", now=now,
             report=report)
     report.handled += 1
     return True

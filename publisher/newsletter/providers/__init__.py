@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from ..bounces import BounceReport, Event, apply_events
 from . import mailgun, postmark, sendgrid, ses
-from .common import WEBHOOK_MAX_AGE, WEBHOOK_MAX_BYTES, Answer, Refused
+from .common import WEBHOOK_MAX_AGE, WEBHOOK_MAX_BYTES, WEBHOOK_MAX_EVENTS, Answer, Refused
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,8 @@ def receive(endpoint, name: str):
         if isinstance(payload, Answer):
             return jsonify(**payload)
         events = provider.events(payload)
+        if len(events) > WEBHOOK_MAX_EVENTS:
+            raise Refused(413, f"{len(events)} events in one request: at most {WEBHOOK_MAX_EVENTS}")
     except Refused as e:
         log.warning("webhook %s refused: %s", request.path, e)
         return jsonify(error=str(e)), e.status

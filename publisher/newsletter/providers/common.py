@@ -15,6 +15,10 @@ from ...config import WEBHOOK_PASSWORD_ENV, Config
 
 WEBHOOK_MAX_AGE = timedelta(minutes=10)  # older signed requests are refused (replays)
 WEBHOOK_MAX_BYTES = 1024 * 1024  # SendGrid batches events; a batch stays well under this
+# A request's events are recorded in one transaction; a provider's batch is far smaller
+# (SendGrid posts at 768 KB, a few thousand events), and a bigger one is refused whole (413)
+# rather than cut, so the provider retries it rather than losing the rest.
+WEBHOOK_MAX_EVENTS = 5000
 NONCE_KEEP = timedelta(hours=2)  # one-time tokens and SNS MessageIds are remembered this long:
 # longer than any provider's window (SNS: 1 hour), one rule for all, as they share a table
 JSON_MAX_DEPTH = 32  # the providers' payloads nest 5 deep; json.loads recurses per level
