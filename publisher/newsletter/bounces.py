@@ -155,10 +155,16 @@ def _verp_pattern(config: Config) -> re.Pattern | None:
     return re.compile(re.escape(before) + r"([A-Za-z0-9.]+)" + re.escape(after), re.IGNORECASE)
 
 
+_REPORTED_SENDER = re.compile(r"^(?:Return-Path|Original-Mail-From|X-Postfix-Sender):[ \t]*(.+)$",
+                              re.MULTILINE | re.IGNORECASE)
+
+
 def find_verp(message: Message, config: Config) -> str:
     """The VERP token of the address a report was delivered to, if any. Local delivery
     records the envelope recipient in Delivered-To / X-Original-To; the To header of a DSN
-    is the envelope sender too."""
+    is the envelope sender too. A feedback loop mails its ARF reports to one address of its
+    own: there the token is in the report's Original-Mail-From or the returned copy's
+    Return-Path. (Wherever it is found, only a valid signature makes it count.)"""
     pattern = _verp_pattern(config)
     if pattern is None:
         return ""
@@ -168,6 +174,14 @@ def find_verp(message: Message, config: Config) -> str:
             m = pattern.search(str(value))
             if m:
                 return m.group(1)
+    for part in message.walk():
+        if part.get_content_type() in ("message/feedback-report", "message/delivery-status", "message/rfc822",
+                                       "text/rfc822-headers", "message/rfc822-headers"):
+            head = re.split(r"\r?\n[ \t]*\r?\n", _text(part)[:65536], maxsplit=1)[0]  # (its header block)
+            for line in _REPORTED_SENDER.finditer(head):
+                m = pattern.search(line.group(1))
+                if m:
+                    return m.group(1)
     return ""
 
 
