@@ -4,11 +4,14 @@ the routes look a provider up in.
 
     POST /webhooks/postmark   postmark.py: HTTP basic auth
     POST /webhooks/mailgun    mailgun.py: HMAC-SHA256 signing key, one use per token
-    POST /webhooks/ses        ses.py: Amazon SES through SNS, signature against a local certificate
+    POST /webhooks/ses        ses.py: Amazon SES through SNS, signature against a local certificate,
+                              within an hour of its Timestamp, one use per MessageId
     POST /webhooks/sendgrid   sendgrid.py: ECDSA signed event webhook, else basic auth
 
-A webhook whose credentials are not configured answers 404, as if it did not exist. Every
-event goes through bounces.apply_events: the same rules as a bounce read from a mailbox.
+A webhook whose credentials are not configured answers 404, as if it did not exist. A body is
+at most WEBHOOK_MAX_BYTES of JSON nested at most JSON_MAX_DEPTH deep (checked before parsing),
+and a request at most WEBHOOK_MAX_EVENTS events; a refusal is JSON {"error": why}. The events
+go through bounces.apply_events: signed, they suppress the address they name.
 """
 
 from __future__ import annotations
@@ -46,10 +49,8 @@ PROVIDERS: dict[str, Provider] = {
 
 def receive(endpoint, name: str):
     """POST /webhooks/NAME: check the request's signature, record its events."""
-    # lazy: Flask (~0.1 s); web.py has it loaded when it registers this route
+    # lazy: Flask and werkzeug (~0.1 s); web.py has them loaded when it registers this route
     from flask import jsonify, request
-
-    # lazy: as above
     from werkzeug.exceptions import RequestEntityTooLarge
 
     provider = PROVIDERS[name]
