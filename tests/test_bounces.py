@@ -447,7 +447,7 @@ def test_reports_without_a_valid_verp_token_suppress_nobody_and_are_kept_for_a_p
     assert "hard bounce for badmac@example.net (on the list); not acted on: the VERP token" in result.stderr
     assert "is not valid (forged, or from another list)" in result.stderr
     assert f"hard bounce for daemon@example.net (on the list); {no_token}" in result.stderr
-    assert (f"complaint complaint for someone@hotmail.example; its returned copy's unsubscribe link names "
+    assert (f"complaint for someone@hotmail.example; its returned copy's unsubscribe link names "
             f"redacted@example.net; {no_token}") in result.stderr
 
     again = cli(config, "bounces")  # read again: kept once each

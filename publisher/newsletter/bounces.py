@@ -552,7 +552,7 @@ def _keep_for_a_person(found: Classified, why: str, state: State, *, now: dateti
         names += f" and more (only the first {MAX_EVENTS_PER_REPORT} are read)"
     elif len(named) > 3:
         names += f" and {len(named) - 3} more"
-    text = f"{kind} {'complaint' if kind == COMPLAINT else 'bounce'} for {names or '(no address)'}"
+    text = f"{'complaint' if kind == COMPLAINT else kind + ' bounce'} for {names or '(no address)'}"
     if by_token is not None:
         text += f"; its returned copy's unsubscribe link names {by_token.email}"
     text += f"; not acted on: {why}"
@@ -560,7 +560,7 @@ def _keep_for_a_person(found: Classified, why: str, state: State, *, now: dateti
     state.record_unverified_report(f"mailbox|{message_key}", text, now=now)
     report.unverified += 1
     report.left.append(f"{label}: {text}")
-    log.warning("bounce mailbox: %s", text)
+    log.info("bounce mailbox: %s", text)  # (`publisher bounces` lists report.left)
     return True
 
 
