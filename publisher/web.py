@@ -655,8 +655,8 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
             headers["X-Robots-Tag"] = "noindex, nofollow"
         return response
 
-    # lazy: the providers' bounce/complaint webhooks (webhooks.py, newsletter.bounces: ~25 ms)
-    from .webhooks import webhooks_blueprint
+    # lazy: the providers' bounce/complaint webhooks (newsletter.providers, newsletter.bounces: ~25 ms)
+    from .newsletter.providers import webhooks_blueprint
     app.register_blueprint(webhooks_blueprint(endpoint))
     return app
 

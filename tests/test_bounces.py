@@ -7,11 +7,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes
 
 import pytest
-from bounce_helpers import SENDER, maildir_messages, sample, write_maildir, write_mbox
+from bounce_helpers import SENDER, maildir_messages, many_recipients_dsn, sample, verp_to, write_maildir, write_mbox
 from click.testing import CliRunner
 from imap_helpers import PASSWORD, DovecotServer
 
@@ -21,6 +22,7 @@ from publisher.newsletter.bounces import classify, parse_verp_token
 from publisher.state import State
 
 WEEK_AGO = datetime.now(timezone.utc) - timedelta(days=7)
+VERP = "bounces+{token}@blog.test.example"  # reports suppress only with their copy's signed token
 
 
 def cli(config, *args: str, env: dict | None = None):
@@ -102,16 +104,16 @@ def test_each_sample_is_classified_with_its_address_and_status(site):
 def test_maildir_bounces_suppress_and_only_recognised_messages_are_moved(mailing, tmp_path):
     people = ["hard@example.net", "soft@example.net", "abuse@example.net", "q@example.net",
               "exim@example.net", "plain@example.net", "ok@example.net"]
-    config = mailing.setup(people, bounce_mailbox="maildir:bounces")
+    config = mailing.setup(people, bounce_address=VERP, bounce_mailbox="maildir:bounces")
     mailing.send(1)
     box = tmp_path / "site" / "bounces"
     handled = [
-        sample("postfix-hard.eml", rcpt="hard@example.net"),
-        sample("postfix-soft.eml", rcpt="soft@example.net"),
-        sample("arf-abuse.eml", rcpt="abuse@example.net"),
-        sample("qmail.eml", rcpt="q@example.net"),
-        sample("exim.eml", rcpt="exim@example.net"),
-        sample("postfix-plain.eml", rcpt="plain@example.net"),
+        sample("postfix-hard.eml", rcpt="hard@example.net", to=verp_to(config, "hard@example.net")),
+        sample("postfix-soft.eml", rcpt="soft@example.net", to=verp_to(config, "soft@example.net")),
+        sample("arf-abuse.eml", rcpt="abuse@example.net", to=verp_to(config, "abuse@example.net")),
+        sample("qmail.eml", rcpt="q@example.net", to=verp_to(config, "q@example.net")),
+        sample("exim.eml", rcpt="exim@example.net", to=verp_to(config, "exim@example.net")),
+        sample("postfix-plain.eml", rcpt="plain@example.net", to=verp_to(config, "plain@example.net")),
         sample("postfix-delayed.eml", rcpt="ok@example.net"),
         sample("autoreply.eml", rcpt="ok@example.net"),
         sample("arf-not-spam.eml", rcpt="ok@example.net"),
@@ -146,12 +148,13 @@ def test_maildir_bounces_suppress_and_only_recognised_messages_are_moved(mailing
 
 @pytest.mark.parametrize("processed", ["delete", "move"])
 def test_mbox_removes_handled_messages_and_keeps_the_rest(mailing, tmp_path, processed):
-    config = mailing.setup(["gone@example.net", "fine@example.net"], bounce_mailbox="mbox:bounces.mbox",
+    config = mailing.setup(["gone@example.net", "fine@example.net"], bounce_address=VERP,
+                           bounce_mailbox="mbox:bounces.mbox",
                            bounce_processed=processed, bounce_folder="Done")
     mailing.send(1)
     path = tmp_path / "site" / "bounces.mbox"
     personal = sample("personal.eml", rcpt="fine@example.net")
-    write_mbox(path, [sample("exim.eml", rcpt="gone@example.net"), personal])
+    write_mbox(path, [sample("exim.eml", rcpt="gone@example.net", to=verp_to(config, "gone@example.net")), personal])
     result = cli(config, "bounces")
     assert result.exit_code == 0, result.output
     import mailbox
@@ -179,10 +182,10 @@ def test_a_missing_mailbox_is_one_clear_error(mailing):
 def test_imap_mailbox_on_dovecot(mailing, tmp_path):
     with DovecotServer(tmp_path) as imap:
         config = mailing.setup(["dead@example.net", "alive@example.net", "spam@example.net"],
-                               bounce_mailbox=imap.url("INBOX"))
+                               bounce_address=VERP, bounce_mailbox=imap.url("INBOX"))
         mailing.send(1)
-        handled = [sample("postfix-hard.eml", rcpt="dead@example.net"),
-                   sample("arf-abuse.eml", rcpt="spam@example.net"),
+        handled = [sample("postfix-hard.eml", rcpt="dead@example.net", to=verp_to(config, "dead@example.net")),
+                   sample("arf-abuse.eml", rcpt="spam@example.net", to=verp_to(config, "spam@example.net")),
                    sample("autoreply.eml", rcpt="alive@example.net")]
         personal = sample("personal.eml", rcpt="alive@example.net")
         for data in handled + [personal]:
@@ -214,9 +217,9 @@ def test_imap_over_tls_verifies_the_server(mailing, tmp_path, imaps):
 
     cert = make_cert(tmp_path / "cert")
     with DovecotServer(tmp_path, cert=cert) as imap:
-        config = mailing.setup(["dead@example.net"], bounce_mailbox=imap.url(imaps=imaps))
+        config = mailing.setup(["dead@example.net"], bounce_address=VERP, bounce_mailbox=imap.url(imaps=imaps))
         mailing.send(1)
-        imap.deliver(sample("exim.eml", rcpt="dead@example.net"))
+        imap.deliver(sample("exim.eml", rcpt="dead@example.net", to=verp_to(config, "dead@example.net")))
         untrusted = cli(config, "bounces", env={"PUBLISHER_BOUNCE_PASSWORD": PASSWORD, "SSL_CERT_FILE": os.devnull})
         assert untrusted.exit_code == 1 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
         assert statuses(config) == {"dead@example.net": "active"}
@@ -228,10 +231,11 @@ def test_imap_over_tls_verifies_the_server(mailing, tmp_path, imaps):
 
 
 def test_publisher_run_reads_bounces_before_it_mails(mailing, server, tmp_path):
-    config = mailing.setup(["dead@example.net", "alive@example.net"], bounce_mailbox="maildir:bounces",
-                           schedule="* * * * *")
+    config = mailing.setup(["dead@example.net", "alive@example.net"], bounce_address=VERP,
+                           bounce_mailbox="maildir:bounces", schedule="* * * * *")
     mailing.send(1)
-    write_maildir(tmp_path / "site" / "bounces", [sample("postfix-hard.eml", rcpt="dead@example.net")])
+    write_maildir(tmp_path / "site" / "bounces", [sample("postfix-hard.eml", rcpt="dead@example.net",
+                                                         to=verp_to(config, "dead@example.net"))])
     before = len(server.received)
     (tmp_path / "site" / "content" / "post2.md").write_text(
         f"---\ntitle: Post 2\npubDate: {(WEEK_AGO + timedelta(days=1)).isoformat()}\n---\nHi.\n")
@@ -302,10 +306,12 @@ def test_soft_bounces_suppress_only_in_a_row_without_a_delivery_between(mailing,
 
 def test_reactivate_import_and_report(mailing, tmp_path):
     config = mailing.setup(["dead@example.net", "spam@example.net", "left@example.net"]
-                           + [f"r{i}@example.net" for i in range(7)], bounce_mailbox="maildir:bounces")
+                           + [f"r{i}@example.net" for i in range(7)], bounce_address=VERP,
+                           bounce_mailbox="maildir:bounces")
     mailing.send(1)
-    write_maildir(tmp_path / "site" / "bounces", [sample("postfix-hard.eml", rcpt="dead@example.net"),
-                                                  sample("arf-abuse.eml", rcpt="spam@example.net")])
+    write_maildir(tmp_path / "site" / "bounces", [
+        sample("postfix-hard.eml", rcpt="dead@example.net", to=verp_to(config, "dead@example.net")),
+        sample("arf-abuse.eml", rcpt="spam@example.net", to=verp_to(config, "spam@example.net"))])
     cli(config, "bounces")
     with_state(config, lambda s: s.unsubscribe_by_token(token_of(config, "left@example.net"),
                                                         now=datetime.now(timezone.utc)))
@@ -337,9 +343,10 @@ def test_reactivate_import_and_report(mailing, tmp_path):
 
 
 def test_bounces_command_in_a_real_process(mailing, tmp_path):
-    config = mailing.setup(["dead@example.net"], bounce_mailbox="maildir:bounces")
+    config = mailing.setup(["dead@example.net"], bounce_address=VERP, bounce_mailbox="maildir:bounces")
     mailing.send(1)
-    write_maildir(tmp_path / "site" / "bounces", [sample("qmail.eml", rcpt="dead@example.net")])
+    write_maildir(tmp_path / "site" / "bounces", [sample("qmail.eml", rcpt="dead@example.net",
+                                                         to=verp_to(config, "dead@example.net"))])
     done = subprocess.run([sys.executable, "-m", "publisher.cli", "--config", str(config.path), "bounces"],
                           capture_output=True, text=True, timeout=120, env={**os.environ})
     assert done.returncode == 0, done.stderr
@@ -347,7 +354,6 @@ def test_bounces_command_in_a_real_process(mailing, tmp_path):
         "suppressed dead@example.net",
         "bounces: 1 messages handled: 1 hard, 0 soft, 0 complaints, 0 ignored; 1 addresses suppressed"]
     assert statuses(config) == {"dead@example.net": "bounced"}
-    assert SENDER  # the samples are addressed to the From address when VERP is off
 
 
 def test_status_codes_map_to_hard_and_soft():
@@ -360,26 +366,27 @@ def test_status_codes_map_to_hard_and_soft():
     ]] == ["hard", "hard", "hard", "soft", "soft", "hard", "soft", "soft", "soft", None, "hard"]
 
 
-def test_a_report_about_several_recipients_records_each_failure_only(mailing, tmp_path):
+def test_a_report_about_several_recipients_counts_once_for_its_tokens_subscriber(mailing, tmp_path):
     config = mailing.setup(["one@example.net", "two@example.net", "three@example.net"],
-                           bounce_mailbox="maildir:bounces")
+                           bounce_address=VERP, bounce_mailbox="maildir:bounces")
     mailing.send(1)
-    report = sample("postfix-hard.eml", rcpt="one@example.net").replace(
+    report = sample("postfix-hard.eml", rcpt="one@example.net", to=verp_to(config, "one@example.net")).replace(
         b"Final-Recipient: rfc822; one@example.net",
         b"Final-Recipient: rfc822; two@example.net\nAction: delayed\nStatus: 4.4.1\n\n"
         b"Final-Recipient: rfc822; three@example.net\nAction: failed\nStatus: 5.1.1\n\n"
         b"Final-Recipient: rfc822; one@example.net")
     write_maildir(tmp_path / "site" / "bounces", [report])
     result = cli(config, "bounces")
-    assert "1 messages handled: 2 hard, 0 soft" in result.stdout
+    assert "1 messages handled: 1 hard, 0 soft" in result.stdout
     assert statuses(config) == {"one@example.net": "bounced", "two@example.net": "active",
-                                "three@example.net": "bounced"}
+                                "three@example.net": "active"}
 
 
-def test_a_redacted_complaint_is_matched_by_the_returned_unsubscribe_token(mailing, tmp_path):
-    config = mailing.setup(["reader@example.net", "other@example.net"], bounce_mailbox="maildir:bounces")
+def test_a_redacted_complaint_counts_for_the_subscriber_its_verp_token_names(mailing, tmp_path):
+    config = mailing.setup(["reader@example.net", "other@example.net"], bounce_address=VERP,
+                           bounce_mailbox="maildir:bounces")
     mailing.send(1)
-    report = sample("arf-abuse.eml", rcpt="redacted@hotmail.example", token=token_of(config, "reader@example.net"))
+    report = sample("arf-abuse.eml", rcpt="redacted@hotmail.example", to=verp_to(config, "reader@example.net"))
     write_maildir(tmp_path / "site" / "bounces", [report])
     assert "1 complaints" in cli(config, "bounces").stdout
     assert statuses(config) == {"reader@example.net": "unsubscribed", "other@example.net": "active"}
@@ -405,3 +412,145 @@ def test_mangled_reports_never_crash_the_reader(site):
         assert isinstance(classify(mangled, config), Classified)
     odd = sample("postfix-hard.eml", rcpt="r@example.net").replace(b"charset=utf-8", b"charset=x-no-such-charset")
     assert [e.kind for e in classify(odd, config).events] == ["hard"]
+
+
+# --- forged reports: only a signed VERP token suppresses, and only its own subscriber ---------
+
+
+def test_reports_without_a_valid_verp_token_suppress_nobody_and_are_kept_for_a_person(mailing, tmp_path):
+    people = ["plain@example.net", "badmac@example.net", "daemon@example.net", "redacted@example.net",
+              "ok@example.net"]
+    config = mailing.setup(people, bounce_address=VERP, bounce_mailbox="maildir:bounces")
+    mailing.send(1)
+    genuine = verp_to(config, "badmac@example.net")
+    local, domain = genuine.split("@")
+    forged_mac = local[:-3] + ("aaa" if not local.endswith("aaa") else "bbb") + "@" + domain
+    reports = [
+        sample("postfix-hard.eml", rcpt="plain@example.net"),  # to the From address: no token at all
+        sample("postfix-hard.eml", rcpt="badmac@example.net", to=forged_mac, unique="badmac"),
+        sample("postfix-plain.eml", rcpt="daemon@example.net"),  # a plain notice "from MAILER-DAEMON"
+        # a complaint whose returned copy carries a subscriber's unsubscribe link, but no VERP token
+        sample("arf-abuse.eml", rcpt="someone@hotmail.example", token=token_of(config, "redacted@example.net")),
+    ]
+    box = tmp_path / "site" / "bounces"
+    write_maildir(box, reports)
+
+    result = cli(config, "bounces")
+    assert result.exit_code == 0, result.output
+    assert ("bounces: 0 messages handled: 0 hard, 0 soft, 0 complaints, 0 ignored; 0 addresses suppressed; "
+            "4 left in the mailbox (0 not recognised, 4 not acted on: no valid VERP token, so a person must "
+            "check them; `publisher report` lists them)") in result.stdout
+    assert set(statuses(config).values()) == {"active"}
+    assert sorted(maildir_messages(box)) == sorted(reports)  # nothing is lost: the person reads them there
+    no_token = "not acted on: no VERP token: it did not come back to a bounces+TOKEN address"
+    assert f"hard bounce for plain@example.net (on the list); {no_token}" in result.stderr
+    assert "hard bounce for badmac@example.net (on the list); not acted on: the VERP token" in result.stderr
+    assert "is not valid (forged, or from another list)" in result.stderr
+    assert f"hard bounce for daemon@example.net (on the list); {no_token}" in result.stderr
+    assert (f"complaint for someone@hotmail.example; its returned copy's unsubscribe link names "
+            f"redacted@example.net; {no_token}") in result.stderr
+
+    again = cli(config, "bounces")  # read again: kept once each
+    assert set(statuses(config).values()) == {"active"}
+    report = cli(config, "report")
+    kept = [line for line in report.stderr.splitlines() if "needs a person" in line]
+    assert len(kept) == 4, report.stderr
+    assert any(f"needs a person: hard bounce for plain@example.net (on the list); {no_token}. If it is genuine, "
+               "`publisher subscribers remove ADDRESS`" in line for line in kept)
+    assert "4 not acted on" in again.stdout
+
+
+def test_a_token_counts_for_its_own_subscriber_only_whatever_the_report_names(mailing, tmp_path):
+    config = mailing.setup(["owner@example.net", "victim@example.net", "other@example.net"],
+                           bounce_address=VERP, bounce_mailbox="maildir:bounces")
+    mailing.send(1)
+    # owner's own signed token, on a report that names victim (and other, in a second block)
+    forged = many_recipients_dsn(["other@example.net", "victim@example.net"], to=verp_to(config, "owner@example.net"))
+    write_maildir(tmp_path / "site" / "bounces", [forged])
+    result = cli(config, "bounces")
+    assert "1 messages handled: 1 hard, 0 soft, 0 complaints, 0 ignored; 1 addresses suppressed" in result.stdout
+    assert statuses(config) == {"owner@example.net": "bounced", "victim@example.net": "active",
+                                "other@example.net": "active"}
+    listed = cli(config, "subscribers", "list", "--status", "bounced").stdout
+    assert "(the report names victim@example.net)" in listed
+
+
+def test_a_dsn_listing_5000_recipients_is_one_event_at_most(mailing, tmp_path):
+    people = [f"reader{i:04d}@example.net" for i in range(5000)]
+    config = mailing.setup(people[:2], bounce_address=VERP, bounce_mailbox="maildir:bounces")
+    mailing.send(1)
+    with_state(config, lambda s: s.add_subscribers([(a, "") for a in people[2:]]))
+    signed = many_recipients_dsn(people, to=verp_to(config, "reader0001@example.net"))
+    unsigned = many_recipients_dsn(people[::-1], to=SENDER)
+    assert len(signed) > 400_000
+    write_maildir(tmp_path / "site" / "bounces", [signed, unsigned])
+    started = time.monotonic()
+    result = cli(config, "bounces")
+    took = time.monotonic() - started
+    assert "1 messages handled: 1 hard" in result.stdout and "1 addresses suppressed" in result.stdout
+    bounced = [a for a, status in statuses(config).items() if status != "active"]
+    assert bounced == ["reader0001@example.net"]
+    assert "and more (only the first 20 are read); not acted on: no VERP token" in result.stderr
+    assert took < 10, took  # (two such reports took 23 s, suppressing 5,000)
+
+
+def test_without_verp_check_says_reports_need_a_person(mailing, tmp_path):
+    config = mailing.setup(["dead@example.net"], bounce_mailbox="maildir:bounces")
+    mailing.send(1)
+    write_maildir(tmp_path / "site" / "bounces", [sample("qmail.eml", rcpt="dead@example.net")])
+    result = cli(config, "bounces")
+    assert "1 not acted on" in result.stdout
+    assert "not acted on: no VERP token: VERP is off (newsletter.bounce_address is not set)" in result.stderr
+    assert statuses(config) == {"dead@example.net": "active"}
+    check = cli(config, "check")
+    assert ("VERP is off (newsletter.bounce_address is not set): a report in the bounce mailbox carries no "
+            "signed token, so it suppresses nobody") in check.stdout
+
+
+def test_ten_thousand_soft_bounces_for_one_address_are_recorded_in_linear_time(mailing):
+    """A signed webhook batch of 10,000 soft bounces for one address: each used to re-read every
+    earlier soft bounce of the subscriber (96 s); the streak is now kept as they go."""
+    from publisher.newsletter.bounces import SOFT, BounceReport, Event, apply_events
+
+    config = mailing.setup(["flaky@example.net", "fine@example.net"], soft_bounce_limit=3)
+    mailing.send(1)
+    events = [Event(SOFT, "flaky@example.net", "4.2.2", "mailbox full", f"sendgrid|{i}|flaky@example.net")
+              for i in range(10_000)]
+    report = BounceReport()
+    started = time.monotonic()
+    with_state(config, lambda s: apply_events(events, config, s, source="sendgrid",
+                                              now=datetime.now(timezone.utc), report=report))
+    took = time.monotonic() - started
+    assert (report.soft, report.duplicates, report.suppressed) == (10_000, 0, [])  # one digest: a streak of 1
+    assert statuses(config) == {"flaky@example.net": "active", "fine@example.net": "active"}
+    assert took < 20, took
+    report = BounceReport()
+    with_state(config, lambda s: apply_events(events[:10], config, s, source="sendgrid",
+                                              now=datetime.now(timezone.utc), report=report))
+    assert (report.soft, report.duplicates) == (0, 10)
+
+
+def test_a_feedback_loop_report_counts_by_the_token_of_the_copy_it_returns(mailing, tmp_path):
+    """Feedback loops mail ARF reports to an address of their own, not the envelope sender:
+    the token is in the report's Original-Mail-From and the returned copy's Return-Path."""
+    config = mailing.setup(["reader@example.net", "other@example.net"], bounce_address=VERP,
+                           bounce_mailbox="maildir:bounces")
+    mailing.send(1)
+    verp = verp_to(config, "reader@example.net")
+    fbl = sample("arf-abuse.eml", rcpt="redacted@hotmail.example", to="fbl@blog.test.example").replace(
+        b"Original-Mail-From: <fbl@blog.test.example>", f"Original-Mail-From: <{verp}>".encode())
+    returned = sample("arf-abuse.eml", rcpt="redacted@hotmail.example", to="fbl@blog.test.example",
+                      unique="returned").replace(
+        b"From: Test Blog <news@blog.test.example>", f"Return-Path: <{verp}>\nFrom: Test Blog <news@blog.test.example>".encode())
+    # a token in the returned copy's body counts for nothing
+    body_only = sample("arf-abuse.eml", rcpt="other@example.net", to="fbl@blog.test.example",
+                       unique="body").replace(b"Spam Spam Spam\nSpam", f"Spam {verp}\nSpam".encode())
+    write_maildir(tmp_path / "site" / "bounces", [fbl])
+    assert "1 complaints" in cli(config, "bounces").stdout
+    assert statuses(config) == {"reader@example.net": "unsubscribed", "other@example.net": "active"}
+    with_state(config, lambda s: s.reactivate_subscriber("reader@example.net", reason="test",
+                                                         now=datetime.now(timezone.utc)))
+    write_maildir(tmp_path / "site" / "bounces", [returned, body_only])
+    result = cli(config, "bounces")
+    assert "1 messages handled: 0 hard, 0 soft, 1 complaints" in result.stdout and "1 not acted on" in result.stdout
+    assert statuses(config) == {"reader@example.net": "unsubscribed", "other@example.net": "active"}

@@ -2,7 +2,7 @@
 
 A relay's `250` only means it took the message: most bounces come back minutes later as a
 delivery status notification (RFC 3464) to the envelope sender, and spam complaints as ARF
-reports (RFC 5965) or provider webhooks (webhooks.py). This module reads such a message
+reports (RFC 5965) or provider webhooks (providers/). This module reads such a message
 (`classify`), finds the subscriber it is about, and records it through publisher.state (its
 suppressions.py), which applies the rules:
 
@@ -14,10 +14,16 @@ suppressions.py), which applies the rules:
   and an import never brings the address back;
 - delay warnings, auto-replies and ARF `not-spam` reports: recognised, nothing recorded.
 
-The subscriber is found by the VERP envelope sender first (`newsletter.bounce_address`, which
-names digest and subscriber, signed), then the report's Final-/Original-Recipient, then the
-unsubscribe token in the returned message's List-Unsubscribe header. A message that is none of
-the above, or names nobody on the list, is "not recognised" and left where it is.
+Who may be suppressed (the CONTRACT: "a report suppresses only the address its VERP token
+names (the token is signed) or that a signed webhook names"): anyone can mail the bounce
+address, so a report read from the mailbox counts only when it came back to a VERP envelope
+sender (`newsletter.bounce_address`) whose token is valid, and only for the subscriber that
+token names, whatever addresses its body lists (a forwarding address, a redacted one, or a
+forged list): one message is at most one event. A report without a valid token suppresses
+nobody: it is recorded for a person (`publisher report` lists it: the addresses it names and
+why it was not acted on) and left in the mailbox. Provider webhooks are signed, so their
+events name their subscriber by address (apply_events). A message that is none of the above,
+or names nobody on the list, is "not recognised" and left where it is.
 """
 
 from __future__ import annotations
@@ -29,13 +35,15 @@ import hashlib
 import hmac
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
 
 from ..config import Config
 from ..state import State
+from ..state.subscriber_list import Subscriber
+from ..state.suppressions import Bounce
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,9 @@ _AUTO_SUBJECT = re.compile(
     r"absence|vacation|on leave|r[ée]ponse automatique)", re.IGNORECASE)
 _TOKEN_LINK = re.compile(r"/unsubscribe/([A-Za-z0-9_-]{20,100})")
 _VERP_TOKEN = re.compile(r"^(\d+)\.(\d+)\.([a-z2-7]{10})$")
+# A report is about one copy, so one recipient; a long list is a forgery or a list server's:
+# reading stops here, and at most one event of the message is ever recorded.
+MAX_EVENTS_PER_REPORT = 20
 
 
 @dataclass(frozen=True)
@@ -144,10 +155,16 @@ def _verp_pattern(config: Config) -> re.Pattern | None:
     return re.compile(re.escape(before) + r"([A-Za-z0-9.]+)" + re.escape(after), re.IGNORECASE)
 
 
+_REPORTED_SENDER = re.compile(r"^(?:Return-Path|Original-Mail-From|X-Postfix-Sender):[ \t]*(.+)$",
+                              re.MULTILINE | re.IGNORECASE)
+
+
 def find_verp(message: Message, config: Config) -> str:
     """The VERP token of the address a report was delivered to, if any. Local delivery
     records the envelope recipient in Delivered-To / X-Original-To; the To header of a DSN
-    is the envelope sender too."""
+    is the envelope sender too. A feedback loop mails its ARF reports to one address of its
+    own: there the token is in the report's Original-Mail-From or the returned copy's
+    Return-Path. (Wherever it is found, only a valid signature makes it count.)"""
     pattern = _verp_pattern(config)
     if pattern is None:
         return ""
@@ -157,6 +174,14 @@ def find_verp(message: Message, config: Config) -> str:
             m = pattern.search(str(value))
             if m:
                 return m.group(1)
+    for part in message.walk():
+        if part.get_content_type() in ("message/feedback-report", "message/delivery-status", "message/rfc822",
+                                       "text/rfc822-headers", "message/rfc822-headers"):
+            head = re.split(r"\r?\n[ \t]*\r?\n", _text(part)[:65536], maxsplit=1)[0]  # (its header block)
+            for line in _REPORTED_SENDER.finditer(head):
+                m = pattern.search(line.group(1))
+                if m:
+                    return m.group(1)
     return ""
 
 
@@ -324,6 +349,8 @@ def _dsn(message: Message, event) -> Classified:
             if kind is None:
                 continue
             events.append(event(kind, recipient, _status_of(status, detail), detail or status))
+            if len(events) >= MAX_EVENTS_PER_REPORT:
+                return Classified("dsn", events)
     if events:
         return Classified("dsn", events)
     return Classified("delay" if delayed else "")
@@ -401,7 +428,7 @@ def _plain_bounce(message: Message, event) -> Classified:
             recipient, detail = m.group(1), _one_line(m.group(2))
             kind = kind_of("", detail) or SOFT
             events.append(event(kind, recipient, _status_of("", detail), detail))
-    return Classified("dsn", events) if events else Classified("")
+    return Classified("dsn", events[:MAX_EVENTS_PER_REPORT]) if events else Classified("")
 
 
 # --- applying events ---------------------------------------------------------------------------
@@ -417,6 +444,7 @@ class BounceReport:
     complaints: int = 0
     ignored: int = 0  # delay warnings, auto-replies, not-spam reports
     duplicates: int = 0
+    unverified: int = 0  # of `left`: reports no valid VERP token vouches for, kept for a person
     suppressed: list[str] = field(default_factory=list)  # addresses mail now stops to
 
     def summary(self) -> str:
@@ -425,49 +453,25 @@ class BounceReport:
         if self.duplicates:
             line += f", {self.duplicates} already recorded"
         line += f"; {len(self.suppressed)} addresses suppressed"
-        if self.left:
+        if self.left and not self.unverified:
             line += f"; {len(self.left)} left in the mailbox (not recognised)"
+        elif self.left:
+            line += (f"; {len(self.left)} left in the mailbox ({len(self.left) - self.unverified} not recognised, "
+                     f"{self.unverified} not acted on: no valid VERP token, so a person must check them; "
+                     f"`publisher report` lists them)")
         return line
 
 
-def subscriber_for(event: Event, config: Config, state: State):
-    """(subscriber, digest id) the event is about, or (None, None). VERP first: it names the
-    copy that bounced even when the report is mangled; then the token of the returned
-    message; then the recipient address the report names."""
-    if event.verp:
-        parsed = parse_verp_token(state.bounce_secret(), event.verp)
-        if parsed is not None:
-            digest_id, subscriber_id = parsed
-            sub = state.subscriber_by_id(subscriber_id)
-            if sub is not None:
-                return sub, digest_id
-    if event.unsubscribe_token:
-        # A secret only that subscriber's copy carried: it names them even when the report
-        # names a forwarding address, or a redacted one (feedback loops redact).
-        sub = state.subscriber_by_token(event.unsubscribe_token)
-        if sub is not None:
-            return sub, event.digest_id
-    if event.recipient:
-        sub = state.subscriber_by_email(event.recipient)
-        if sub is not None:
-            return sub, event.digest_id
-    return None, None
+_SEVERITY = {COMPLAINT: 0, HARD: 1, SOFT: 2}
 
 
-def apply_events(events: list[Event], config: Config, state: State, *, source: str,
-                 now: datetime, report: BounceReport) -> int:
-    """Record each event against its subscriber; returns how many matched a subscriber."""
-    matched = 0
-    for event in events:
-        sub, digest_id = subscriber_for(event, config, state)
-        if sub is None:
-            log.info("%s report for %s matches no subscriber", event.kind, event.recipient or "(no address)")
-            continue
-        matched += 1
-        outcome = state.record_bounce(
-            sub.id, kind=event.kind, status=event.status, detail=event.detail, source=source,
-            event_key=f"{source}|{event.key}"[:200] if event.key else None, digest_id=digest_id,
-            soft_limit=config.newsletter.soft_bounce_limit, now=now)
+def _record(sub, digest_id: int | None, events: list[Event], config: Config, state: State, *,
+            source: str, now: datetime, report: BounceReport) -> None:
+    """Record events about one subscriber, in one transaction."""
+    bounces = [Bounce(e.kind, e.status, e.detail, source, f"{source}|{e.key}"[:200] if e.key else None,
+                      digest_id if digest_id is not None else e.digest_id) for e in events]
+    outcomes = state.record_bounces(sub.id, bounces, soft_limit=config.newsletter.soft_bounce_limit, now=now)
+    for event, outcome in zip(events, outcomes):
         if not outcome.recorded:
             report.duplicates += 1
             continue
@@ -480,13 +484,90 @@ def apply_events(events: list[Event], config: Config, state: State, *, source: s
         if outcome.suppressed:
             report.suppressed.append(sub.email)
             log.info("%s suppressed: %s %s %s", sub.email, event.kind, event.status, event.detail)
+
+
+def apply_events(events: list[Event], config: Config, state: State, *, source: str,
+                 now: datetime, report: BounceReport) -> int:
+    """Record the events of a signed webhook, each against the subscriber whose address it
+    names (the signature vouches for it); returns how many matched a subscriber. Events are
+    grouped per subscriber: one transaction each, however many events name them."""
+    subs: dict[str, Subscriber | None] = {}
+    grouped: dict[int, tuple[Subscriber, list[Event]]] = {}
+    matched = 0
+    for event in events:
+        if event.recipient not in subs:
+            subs[event.recipient] = state.subscriber_by_email(event.recipient) if event.recipient else None
+        sub = subs[event.recipient]
+        if sub is None:
+            log.info("%s report for %s matches no subscriber", event.kind, event.recipient or "(no address)")
+            continue
+        matched += 1
+        grouped.setdefault(sub.id, (sub, []))[1].append(event)
+    for sub, found in grouped.values():
+        _record(sub, None, found, config, state, source=source, now=now, report=report)
     return matched
+
+
+def signed_subscriber(token: str, config: Config, state: State):
+    """(subscriber, digest id, "") for a valid VERP token, else (None, None, why not)."""
+    if not config.newsletter.bounce_address:
+        return None, None, "no VERP token: VERP is off (newsletter.bounce_address is not set)"
+    if not token:
+        return None, None, "no VERP token: it did not come back to a bounces+TOKEN address"
+    parsed = parse_verp_token(state.bounce_secret(), token)
+    if parsed is None:
+        return None, None, f"the VERP token {token[:40]!r} is not valid (forged, or from another list)"
+    digest_id, subscriber_id = parsed
+    sub = state.subscriber_by_id(subscriber_id)
+    if sub is None:
+        return None, None, f"the VERP token names subscriber #{subscriber_id}, no longer on the list"
+    return sub, digest_id, ""
+
+
+def _one_event(events: list[Event], sub) -> Event:
+    """The event a message counts as for the token's subscriber: one naming their address if
+    any, the most severe first; a report naming someone else (a forwarding address) is about
+    their copy all the same, and says so in its detail."""
+    address = sub.email.lower()
+    event = min(events, key=lambda e: (e.recipient != address, _SEVERITY.get(e.kind, 3)))
+    if event.recipient and event.recipient != address:
+        event = replace(event, detail=_one_line(f"{event.detail} (the report names {event.recipient})"))
+    return event
+
+
+def _keep_for_a_person(found: Classified, why: str, state: State, *, now: datetime,
+                       report: BounceReport, label: str) -> bool:
+    """Record a report no valid token vouches for; False if it names nobody on the list."""
+    named = list(dict.fromkeys(e.recipient for e in found.events if e.recipient))
+    listed = [a for a in named[:3] if state.subscriber_by_email(a) is not None]
+    token = found.events[0].unsubscribe_token
+    by_token = state.subscriber_by_token(token) if token else None
+    if not listed and by_token is None:
+        report.left.append(f"{label}: {found.what} for {', '.join(named[:3]) or '(no address)'}: "
+                           "matches no subscriber")
+        return False
+    kind = min((e.kind for e in found.events), key=lambda k: _SEVERITY.get(k, 3))
+    names = ", ".join(f"{a}{' (on the list)' if a in listed else ''}" for a in named[:3])
+    if len(found.events) >= MAX_EVENTS_PER_REPORT:
+        names += f" and more (only the first {MAX_EVENTS_PER_REPORT} are read)"
+    elif len(named) > 3:
+        names += f" and {len(named) - 3} more"
+    text = f"{'complaint' if kind == COMPLAINT else kind + ' bounce'} for {names or '(no address)'}"
+    if by_token is not None:
+        text += f"; its returned copy's unsubscribe link names {by_token.email}"
+    text += f"; not acted on: {why}"
+    message_key = found.events[0].key.rsplit("|", 1)[0]  # (an event's key is MESSAGE|RECIPIENT)
+    state.record_unverified_report(f"mailbox|{message_key}", text, now=now)
+    report.unverified += 1
+    report.left.append(f"{label}: {text}")
+    log.info("bounce mailbox: %s", text)  # (`publisher bounces` lists report.left)
+    return True
 
 
 def process_message(data: bytes, config: Config, state: State, *, now: datetime,
                     report: BounceReport, label: str) -> bool:
-    """Classify and record one message; True when it was recognised (so it may be moved or
-    deleted), False when it must be left where it is."""
+    """Classify and record one message; True when it was recognised and acted on (so it may
+    be moved or deleted), False when it must be left where it is."""
     try:
         found = classify(data, config)
     except Exception as e:  # a malformed message is left alone, never a crash of the run
@@ -500,10 +581,12 @@ def process_message(data: bytes, config: Config, state: State, *, now: datetime,
         report.ignored += 1
         report.handled += 1
         return True
-    if not apply_events(found.events, config, state, source="mailbox", now=now, report=report):
-        names = ", ".join(e.recipient or "(no address)" for e in found.events)
-        report.left.append(f"{label}: {found.what} for {names}: matches no subscriber")
+    sub, digest_id, why = signed_subscriber(found.events[0].verp, config, state)
+    if sub is None:
+        _keep_for_a_person(found, why, state, now=now, report=report, label=label)
         return False
+    _record(sub, digest_id, [_one_event(found.events, sub)], config, state, source="mailbox", now=now,
+            report=report)
     report.handled += 1
     return True
 
@@ -524,6 +607,7 @@ def process_mailbox(config: Config, state: State, *, now: datetime) -> BounceRep
 
 # --- what commands show ----------------------------------------------------------------------
 
+UNVERIFIED_SHOWN = 20  # `publisher report` lists the newest reports kept for a person
 COMPLAINT_WARN_RATE = 0.001  # 0.1%: Gmail and Yahoo want complaints well under 0.3%
 
 
@@ -546,6 +630,12 @@ def rates_lines(state: State, last: int = 5) -> tuple[list[str], list[str]]:
         topic, _, url = pending.partition(" ")
         warnings.append(f"Amazon SNS asks to confirm the subscription to {topic}: open {url} "
                         "if you created it (publisher never opens it)")
+    kept = state.unverified_reports()
+    for when, text in kept[:UNVERIFIED_SHOWN]:
+        warnings.append(f"bounce report of {when:%Y-%m-%d %H:%M}Z needs a person: {text}. If it is genuine, "
+                        "`publisher subscribers remove ADDRESS`; it stays in the bounce mailbox until you delete it")
+    if len(kept) > UNVERIFIED_SHOWN:
+        warnings.append(f"and {len(kept) - UNVERIFIED_SHOWN} older bounce reports that need a person")
     return lines, warnings
 
 
@@ -568,6 +658,11 @@ def check_lines(config: Config) -> list[str]:
         lines.append(f"bounces are read from {_redacted(n.bounce_mailbox)} by `publisher bounces` "
                      f"and at the start of `publisher run`; recognised ones are "
                      f"{'moved to ' + n.bounce_folder if n.bounce_processed == 'move' else 'deleted'}")
+        if not n.bounce_address:
+            lines.append("VERP is off (newsletter.bounce_address is not set): a report in the bounce mailbox "
+                         "carries no signed token, so it suppresses nobody (anyone can mail that address); "
+                         "each one is recorded for a person (`publisher report` lists it) and left in the "
+                         "mailbox. Set newsletter.bounce_address to have bounces acted on")
     elif n.bounce_address:
         lines.append("newsletter.bounce_mailbox is not set: bounces to the VERP address are not read "
                      "(unless a provider's webhook reports them to `publisher serve`)")

@@ -14,12 +14,67 @@ import sqlalchemy as sa
 from .schema import ACTIVE, BOUNCED, UNSUBSCRIBED, bounce_events, deliveries, digests, meta, subscribers
 from .subscriber_list import Subscriber, subscriber_from_row
 
+UNVERIFIED = "unverified:"  # meta key prefix of the reports kept for a person
+UNVERIFIED_KEEP = 200  # the newest ones; a flood of forged reports cannot grow the state
+
 
 @dataclass(frozen=True)
 class BounceOutcome:
     recorded: bool  # False: the same event was recorded before (event_key)
     suppressed: bool  # this event stopped mail to the subscriber
     streak: int  # soft bounces in a row, counting this one (0 for other kinds)
+
+
+@dataclass(frozen=True)
+class Bounce:
+    """One bounce or complaint to record (newsletter/bounces.py says what it is)."""
+
+    kind: str  # hard | soft | complaint
+    status: str
+    detail: str
+    source: str
+    event_key: str | None  # the same report twice is recorded once
+    digest_id: int | None  # None: the newest digest sent to the subscriber
+
+
+class _SoftRun:
+    """Soft bounces in a row, for one subscriber: walk the digests sent to them, newest first,
+    while each has a soft bounce; a digest without one (a delivery) ends the run. Events
+    before the owner's latest reactivation do not count. Read once; `add` keeps it current,
+    recounting only when a digest gets its first soft bounce (a few times, not per event)."""
+
+    def __init__(self, conn: sa.Connection, subscriber_id: int):
+        e = bounce_events.c
+        since = conn.execute(sa.select(sa.func.max(e.id)).where(
+            e.subscriber_id == subscriber_id, e.kind == "reactivated")).scalar() or 0
+        counts = conn.execute(sa.select(e.digest_id, sa.func.count()).where(
+            e.subscriber_id == subscriber_id, e.kind == "soft", e.id > since).group_by(e.digest_id)).all()
+        self.undated = sum(n for d, n in counts if d is None)  # soft bounces about no digest
+        self.bounced = {d for d, _n in counts if d is not None}
+        self.sent = conn.execute(  # newest first
+            sa.select(deliveries.c.digest_id)
+            .where(deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == "sent")
+            .order_by(deliveries.c.digest_id.desc())).scalars().all()
+        self.streaks: dict[int, int] = {}
+
+    def add(self, digest_id: int | None) -> int:
+        """Count one more soft bounce about `digest_id`; the streak up to that digest."""
+        if digest_id is None:
+            self.undated += 1
+            return self.undated
+        if digest_id not in self.bounced:
+            self.bounced.add(digest_id)
+            self.streaks.clear()
+        if digest_id not in self.streaks:
+            streak = 0
+            for digest in self.sent:
+                if digest > digest_id:
+                    continue
+                if digest not in self.bounced:
+                    break
+                streak += 1
+            self.streaks[digest_id] = max(streak, 1)
+        return self.streaks[digest_id]
 
 
 class Suppressions:
@@ -35,61 +90,62 @@ class Suppressions:
     def record_bounce(self, subscriber_id: int, *, kind: str, status: str, detail: str, source: str,
                       event_key: str | None, digest_id: int | None, soft_limit: int,
                       now: datetime) -> BounceOutcome:
-        """Record a hard/soft bounce or a complaint and apply the suppression rules, in one
-        transaction: hard -> bounced; complaint -> unsubscribed; soft -> bounced once
-        `soft_limit` digests in a row bounced softly with no digest in between that did not.
-        Without `digest_id`, the event is about the newest digest sent to the subscriber."""
+        """Record one hard/soft bounce or complaint (see record_bounces)."""
+        return self.record_bounces(subscriber_id, [Bounce(kind, status, detail, source, event_key, digest_id)],
+                                   soft_limit=soft_limit, now=now)[0]
+
+    def record_bounces(self, subscriber_id: int, bounces: list[Bounce], *, soft_limit: int,
+                       now: datetime) -> list[BounceOutcome]:
+        """Record hard/soft bounces and complaints about one subscriber and apply the
+        suppression rules, in one transaction: hard -> bounced; complaint -> unsubscribed;
+        soft -> bounced once `soft_limit` digests in a row bounced softly with no digest in
+        between that did not. A bounce without `digest_id` is about the newest digest sent to
+        the subscriber. One outcome per bounce, in order. Linear in the bounces and the
+        subscriber's history: the history is read once, and the streak kept as they go."""
         with self.write() as conn:
             sub = self._subscriber_row_for_update(conn, subscribers.c.id == subscriber_id)
             if sub is None:
-                return BounceOutcome(False, False, 0)
-            if event_key is not None and conn.execute(
-                    sa.select(bounce_events.c.id).where(bounce_events.c.event_key == event_key)).first():
-                return BounceOutcome(False, False, 0)
-            if digest_id is None:
-                digest_id = conn.execute(
+                return [BounceOutcome(False, False, 0) for _ in bounces]
+            keys = [b.event_key for b in bounces if b.event_key is not None]
+            seen: set[str] = set()
+            for i in range(0, len(keys), 500):
+                seen.update(conn.execute(sa.select(bounce_events.c.event_key).where(
+                    bounce_events.c.event_key.in_(keys[i : i + 500]))).scalars())
+            newest = None
+            if any(b.digest_id is None for b in bounces):
+                newest = conn.execute(
                     sa.select(sa.func.max(deliveries.c.digest_id))
                     .where(deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == "sent")
                 ).scalar()
-            conn.execute(bounce_events.insert().values(
-                subscriber_id=subscriber_id, kind=kind, digest_id=digest_id, status=status[:16],
-                detail=detail[:500], source=source[:32], event_key=event_key, received_at=now))
-            streak = self._soft_streak(conn, subscriber_id, digest_id) if kind == "soft" else 0
-            new_status = None
-            if kind == "complaint" and sub.status != UNSUBSCRIBED:
-                new_status = UNSUBSCRIBED
-            elif sub.status == ACTIVE and (kind == "hard" or (kind == "soft" and streak >= soft_limit)):
-                new_status = BOUNCED
-            if new_status is not None:
-                reply = f"{kind} bounce {status}: {detail}" if kind != "complaint" else f"complaint: {detail}"
-                conn.execute(subscribers.update().where(subscribers.c.id == subscriber_id).values(
-                    status=new_status, last_reply=reply[:500], updated_at=now, confirm_token=None))
-            return BounceOutcome(True, new_status is not None, streak)
-
-    def _soft_streak(self, conn: sa.Connection, subscriber_id: int, digest_id: int | None) -> int:
-        """Soft bounces in a row up to `digest_id`: walk the digests sent to the subscriber,
-        newest first, while each has a soft bounce; a digest without one (a delivery) ends
-        the run. Events before the owner's latest reactivation do not count."""
-        e = bounce_events.c
-        since = conn.execute(sa.select(sa.func.max(e.id)).where(
-            e.subscriber_id == subscriber_id, e.kind == "reactivated")).scalar() or 0
-        soft = conn.execute(sa.select(e.digest_id).where(
-            e.subscriber_id == subscriber_id, e.kind == "soft", e.id > since)).scalars().all()
-        if digest_id is None:
-            return sum(1 for d in soft if d is None)
-        bounced = {d for d in soft if d is not None}
-        sent = conn.execute(
-            sa.select(deliveries.c.digest_id)
-            .where(deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == "sent",
-                   deliveries.c.digest_id <= digest_id)
-            .order_by(deliveries.c.digest_id.desc())
-        ).scalars()
-        streak = 0
-        for digest in sent:
-            if digest not in bounced:
-                break
-            streak += 1
-        return max(streak, 1 if digest_id in bounced else 0)
+            run = None
+            current = sub.status
+            outcomes = []
+            for b in bounces:
+                if b.event_key is not None and b.event_key in seen:
+                    outcomes.append(BounceOutcome(False, False, 0))
+                    continue
+                if b.event_key is not None:
+                    seen.add(b.event_key)
+                digest_id = newest if b.digest_id is None else b.digest_id
+                if run is None and b.kind == "soft":
+                    run = _SoftRun(conn, subscriber_id)  # (before this bounce is inserted)
+                conn.execute(bounce_events.insert().values(
+                    subscriber_id=subscriber_id, kind=b.kind, digest_id=digest_id, status=b.status[:16],
+                    detail=b.detail[:500], source=b.source[:32], event_key=b.event_key, received_at=now))
+                streak = run.add(digest_id) if b.kind == "soft" else 0
+                new_status = None
+                if b.kind == "complaint" and current != UNSUBSCRIBED:
+                    new_status = UNSUBSCRIBED
+                elif current == ACTIVE and (b.kind == "hard" or (b.kind == "soft" and streak >= soft_limit)):
+                    new_status = BOUNCED
+                if new_status is not None:
+                    reply = (f"{b.kind} bounce {b.status}: {b.detail}" if b.kind != "complaint"
+                             else f"complaint: {b.detail}")
+                    conn.execute(subscribers.update().where(subscribers.c.id == subscriber_id).values(
+                        status=new_status, last_reply=reply[:500], updated_at=now, confirm_token=None))
+                    current = new_status
+                outcomes.append(BounceOutcome(True, new_status is not None, streak))
+            return outcomes
 
     def reactivate_subscriber(self, email: str, *, reason: str, now: datetime) -> tuple[Subscriber | None, str]:
         """Make a bounced (or complaint-unsubscribed) address active again, recording why.
@@ -150,6 +206,31 @@ class Suppressions:
                 )).scalars())
         found = set(out)
         return [e for e in emails if e.lower() in found]
+
+    def record_unverified_report(self, key: str, text: str, *, now: datetime) -> bool:
+        """Keep, for a person (`publisher report`), a report that suppressed nobody because
+        no signed token vouches for it. The same report (key) is kept once; False if it was
+        kept before. Only the newest UNVERIFIED_KEEP are kept."""
+        mkey = UNVERIFIED + hashlib.sha256(key.encode()).hexdigest()[:40]
+        with self.write() as conn:
+            if conn.execute(sa.select(meta.c.key).where(meta.c.key == mkey)).first():
+                return False
+            conn.execute(meta.insert().values(key=mkey, value=f"{now.astimezone(timezone.utc).isoformat()}\t{text}"))
+            kept = conn.execute(sa.select(meta.c.key, meta.c.value).where(meta.c.key.like(UNVERIFIED + "%"))).all()
+            if len(kept) > UNVERIFIED_KEEP:
+                oldest = sorted(kept, key=lambda r: r.value)[: len(kept) - UNVERIFIED_KEEP]
+                conn.execute(meta.delete().where(meta.c.key.in_([r.key for r in oldest])))
+            return True
+
+    def unverified_reports(self) -> list[tuple[datetime, str]]:
+        """The reports kept by record_unverified_report, newest first: (when, what)."""
+        with self.read() as conn:
+            rows = conn.execute(sa.select(meta.c.value).where(meta.c.key.like(UNVERIFIED + "%"))).scalars().all()
+        out = []
+        for value in rows:
+            when, _, text = value.partition("\t")
+            out.append((datetime.fromisoformat(when), text))
+        return sorted(out, reverse=True)
 
     def use_nonce(self, nonce: str, *, now: datetime, forget_before: datetime) -> bool:
         """Record a webhook's one-time token; False if it was used before (a replay). Tokens
