@@ -25,7 +25,7 @@ from .cron import cron_trigger
 from .errors import ConfigError
 
 PASSWORD_ENV = "PUBLISHER_SMTP_PASSWORD"
-# Bounce handling's secrets (newsletter/bounces.py, webhooks.py): never in the config file.
+# Bounce handling's secrets (newsletter/bounces.py, newsletter/providers/): never in the config file.
 BOUNCE_PASSWORD_ENV = "PUBLISHER_BOUNCE_PASSWORD"  # the IMAP bounce mailbox's password
 WEBHOOK_PASSWORD_ENV = "PUBLISHER_WEBHOOK_PASSWORD"  # basic auth of the Postmark/SendGrid webhooks
 # Where the state lives, when set and not empty: replaces state.database (a CI secret, e.g. on
@@ -281,7 +281,7 @@ def _email(value: Any) -> str:
     return text
 
 
-# --- bounce handling (newsletter/bounces.py, webhooks.py) ---
+# --- bounce handling (newsletter/bounces.py, newsletter/providers/) ---
 
 def _bounce_address(value: Any) -> str:
     text = _str(value).strip()
