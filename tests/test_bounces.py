@@ -304,6 +304,18 @@ def test_soft_bounces_suppress_only_in_a_row_without_a_delivery_between(mailing,
 
 # --- reversible, and never silently undone ------------------------------------------------------
 
+def test_send_and_report_count_alike_and_a_high_bounce_rate_is_warned(mailing, server):
+    config = mailing.setup(["gone@example.net", "a@example.net", "b@example.net"])
+    server.add_fault("rcpt", "550 5.1.1 <gone@example.net>: user unknown", recipient="gone@example.net")
+    sent = mailing.send(1)
+    assert any(line.endswith("2 sent, 0 retried, 1 bounced") for line in sent.lines), sent.lines
+    report = cli(config, "report")
+    assert report.exit_code == 0
+    assert "2 sent, 1 bounced (33.33%), 0 complaints (0.00%)" in report.stdout  # as `send` counted
+    assert ("publisher: warning: digest #1: bounce rate 33.33% is over 2% (mail providers start filtering "
+            "senders with more; clean the list: `publisher subscribers list --status bounced`)") in report.stderr
+
+
 def test_reactivate_import_and_report(mailing, tmp_path):
     config = mailing.setup(["dead@example.net", "spam@example.net", "left@example.net"]
                            + [f"r{i}@example.net" for i in range(7)], bounce_address=VERP,

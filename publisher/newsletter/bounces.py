@@ -609,17 +609,24 @@ def process_mailbox(config: Config, state: State, *, now: datetime) -> BounceRep
 
 UNVERIFIED_SHOWN = 20  # `publisher report` lists the newest reports kept for a person
 COMPLAINT_WARN_RATE = 0.001  # 0.1%: Gmail and Yahoo want complaints well under 0.3%
+BOUNCE_WARN_RATE = 0.02  # 2%: the common threshold of mail providers and sending services
 
 
 def rates_lines(state: State, last: int = 5) -> tuple[list[str], list[str]]:
     """`publisher report`: (lines, warnings) with the bounce and complaint rates of the
     last digests. Bounces include SMTP rejections at sending time and later reports."""
     lines, warnings = [], []
-    for digest_id, subject, created_at, sent, bounced, complaints in state.digest_bounce_rates(last):
-        bounce_rate = bounced / sent if sent else 0.0
-        complaint_rate = complaints / sent if sent else 0.0
-        lines.append(f"#{digest_id} {created_at:%Y-%m-%d %H:%M} {subject!r}: {sent} sent, "
+    for digest_id, subject, created_at, accepted, mailed, bounced, complaints in state.digest_bounce_rates(last):
+        # Counted as `send` counts: sent = accepted by the server; the bounce rate is of every
+        # message mailed (refused at sending, or accepted and reported later).
+        bounce_rate = bounced / mailed if mailed else 0.0
+        complaint_rate = complaints / accepted if accepted else 0.0
+        lines.append(f"#{digest_id} {created_at:%Y-%m-%d %H:%M} {subject!r}: {accepted} sent, "
                      f"{bounced} bounced ({bounce_rate:.2%}), {complaints} complaints ({complaint_rate:.2%})")
+        if bounce_rate > BOUNCE_WARN_RATE:
+            warnings.append(f"digest #{digest_id}: bounce rate {bounce_rate:.2%} is over 2% (mail providers "
+                            "start filtering senders with more; clean the list: `publisher subscribers list "
+                            "--status bounced`)")
         if complaint_rate > COMPLAINT_WARN_RATE:
             warnings.append(f"digest #{digest_id}: complaint rate {complaint_rate:.2%} is over 0.1% "
                             "(Gmail and Yahoo start filtering senders near 0.3%)")

@@ -248,9 +248,10 @@ class Suppressions:
                 return False
             return True
 
-    def digest_bounce_rates(self, last: int) -> list[tuple[int, str, datetime, int, int, int]]:
-        """For the `last` digests, newest first: (id, subject, created_at, sent, bounced,
-        complaints); bounced counts SMTP rejections and later hard/soft bounce reports."""
+    def digest_bounce_rates(self, last: int) -> list[tuple[int, str, datetime, int, int, int, int]]:
+        """For the `last` digests, newest first: (id, subject, created_at, accepted, mailed,
+        bounced, complaints): accepted by the server (what `send` calls sent), mailed = accepted
+        + refused at sending; bounced counts SMTP rejections and later hard/soft bounce reports."""
         e = bounce_events.c
         out = []
         with self.read() as conn:
@@ -263,7 +264,8 @@ class Suppressions:
                 late = dict(conn.execute(
                     sa.select(e.kind, sa.func.count(sa.distinct(e.subscriber_id)))
                     .where(e.digest_id == r.id, e.kind.in_(("hard", "soft", "complaint"))).group_by(e.kind)).all())
-                sent = counts.get("sent", 0) + counts.get("bounced", 0)
+                accepted = counts.get("sent", 0)
+                mailed = accepted + counts.get("bounced", 0)
                 bounced = counts.get("bounced", 0) + late.get("hard", 0) + late.get("soft", 0)
-                out.append((r.id, r.subject, r.created_at, sent, bounced, late.get("complaint", 0)))
+                out.append((r.id, r.subject, r.created_at, accepted, mailed, bounced, late.get("complaint", 0)))
         return out
