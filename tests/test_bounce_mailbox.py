@@ -60,9 +60,10 @@ def dead_pid() -> int:
 
 # --- live locks are respected -----------------------------------------------------------------
 
-def test_a_mailbox_locked_by_a_live_program_is_left_alone(mbox_site):
-    """Python's mailbox (like mutt, Dovecot, Postfix) holds a kernel lock with its dot-lock."""
-    config, path = mbox_site
+@contextlib.contextmanager
+def locked_by_another_process(path: Path):
+    """Python's mailbox locking `path` in a process of its own (a kernel lock and PATH.lock,
+    as mutt, Dovecot and Postfix lock an mbox), until the block ends."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import mailbox, sys\n"
          f"box = mailbox.mbox({str(path)!r}); box.lock(); print('locked', flush=True)\n"
@@ -70,16 +71,36 @@ def test_a_mailbox_locked_by_a_live_program_is_left_alone(mbox_site):
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "locked\n"
+        yield
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+
+
+def test_a_mailbox_locked_by_a_live_program_is_left_alone(mbox_site):
+    config, path = mbox_site
+    with locked_by_another_process(path):
         result = bounces(config)
         assert result.exit_code == 1
         assert result.stderr == (f"publisher: error: newsletter.bounce_mailbox mbox:{path}: "
                                  "locked by another program\n")
         assert len(mailbox.mbox(path)) == 3 and moved(path) == []
-    finally:
-        holder.stdin.close()
-        holder.wait(30)
     assert bounces(config).exit_code == 0  # released: read
     assert len(moved(path)) == 3
+
+
+def test_a_folder_locked_by_a_live_program_keeps_the_messages_for_the_next_run(mbox_site):
+    config, path = mbox_site
+    processed = path.with_name("box.mbox.Processed")
+    write_mbox(processed, [])
+    with locked_by_another_process(processed):
+        result = bounces(config)
+        assert result.exit_code == 1
+        assert result.stderr == (f"publisher: error: newsletter.bounce_mailbox mbox:{path}: {processed} "
+                                 "is locked by another program; what was handled is moved by the next run\n")
+        assert len(mailbox.mbox(path)) == 3 and moved(path) == []
+    assert bounces(config).exit_code == 0
+    assert len(moved(path)) == 3 and len(mailbox.mbox(path)) == 0
 
 
 @pytest.mark.parametrize("holder", ["live pid", "empty"])

@@ -65,7 +65,6 @@ class _LocalBox(_Box):
     def __init__(self, box: mailbox.Mailbox, where: str, config: Config):
         self.box, self.where = box, where
         self.move = config.newsletter.bounce_processed == "move"
-        self._done: list[str] = []
 
     def messages(self):
         for key in list(self.box.keys()):
@@ -208,6 +207,7 @@ class _MboxBox(_LocalBox):
         self.path = path
         self.target = path.with_name(f"{path.name}.{folder}")
         self.journal = path.with_name(f".{path.name}.publisher-move")
+        self._done: list[str] = []
 
     def done(self, handle) -> None:
         self._done.append(handle)
@@ -224,13 +224,9 @@ class _MboxBox(_LocalBox):
             raise MailboxError(f"newsletter.bounce_mailbox {self.where}: {self.journal}: "
                                f"unreadable ({e}); see what {self.target.name} holds, then remove it") from e
         if not moving.get("appended"):
-            box = _Mbox(str(target), create=True)
-            try:
-                box.lock()
+            with self._locked(target):
                 if os.path.getsize(target) > size:
                     os.truncate(target, size)
-            finally:
-                box.close()
             log.info("%s: an interrupted move to %s was undone; its messages are moved again", self.where, target)
         else:
             gone = [k for k in self.box.keys() if _digest(self.box.get_bytes(k)) in digests]
@@ -251,9 +247,7 @@ class _MboxBox(_LocalBox):
 
     def _append_to_target(self) -> None:
         data = [self.box.get_bytes(key) for key in self._done]
-        box = _Mbox(str(self.target), create=True)
-        try:
-            box.lock()
+        with self._locked(self.target) as box:
             moving = {"target": str(self.target), "size": os.path.getsize(self.target),
                       "digests": [_digest(d) for d in data], "appended": False}
             self._write_journal(moving)
@@ -261,6 +255,18 @@ class _MboxBox(_LocalBox):
                 box.add(message)
             box.flush()  # fsync: the copies are on disk before the journal says so
             self._write_journal({**moving, "appended": True})
+
+    @contextlib.contextmanager
+    def _locked(self, target: Path) -> Iterator[_Mbox]:
+        """The folder's mbox, locked (a mail client may be reading it)."""
+        box = _Mbox(str(target), create=True)
+        try:
+            try:
+                box.lock()
+            except mailbox.ExternalClashError as e:
+                raise MailboxError(f"newsletter.bounce_mailbox {self.where}: {target} is locked by "
+                                   "another program; what was handled is moved by the next run") from e
+            yield box
         finally:
             box.close()
 
