@@ -3,7 +3,7 @@ the report they make. Caching is cache.py's; rendering, SQL and mail belong to t
 each stage calls.
 
 build:    posts -> feeds
-run_once: scan -> feeds -> plan featured alerts -> plan a digest if due -> deliver
+run_once: scan -> feeds -> plan featured alerts -> plan a digest if due -> deliver -> WebSub pings
 send_now: scan -> plan a digest of every unmailed post, now -> deliver
 
 Planning (deciding what to mail and recording it with one owed delivery per subscriber)
@@ -83,12 +83,14 @@ def open_state(config: Config) -> State:
 
 
 def write_site_feeds(config: Config, state: State | CacheStore | None, loaded: LoadResult,
-                     report: Report, now: datetime | None = None) -> dict[str, list[int]] | None:
+                     report: Report, now: datetime | None = None, *,
+                     ping_later: bool = False) -> dict[str, list[int]] | None:
     """Render and write the feeds, unless nothing they depend on changed since the last write
     (cache.FeedCache; the common case for a cron job): then no Markdown, feedgen or lxml even
     gets imported, and the answer is the files found untouched, for the idle stamp. Otherwise
     only the feed sets whose posts (or config, or code) changed are rendered and written: a
-    new post rewrites the site's feeds and its tags' feeds, nothing else."""
+    new post rewrites the site's feeds and its tags' feeds, nothing else. WebSub hubs are
+    pinged for the changed feeds, or with `ping_later` the pings are only recorded (ping_hubs)."""
     if state is not None and config.newsletter.topics == "all":
         # lazy: newsletter.topics imports the state (SQLAlchemy, ~0.25 s)
         from .newsletter.topics import remember_offered  # the topics `serve` offers
@@ -102,7 +104,7 @@ def write_site_feeds(config: Config, state: State | CacheStore | None, loaded: L
             f"{feeds_cache.posts_in_feeds} from cache)"
         )
         report_warnings(config, report, feeds_cache.problems, new=[])  # each said when it first showed
-        ping_hubs(config, state, [], report, now)  # only retries of earlier failures
+        ping_hubs(config, state, [], report, now, later=ping_later)  # only retries of earlier failures
         return feeds_cache.unchanged_files()
 
     # lazy: feeds.py (feedgen, lxml: ~35 ms); a build with nothing new skips it
@@ -128,7 +130,7 @@ def write_site_feeds(config: Config, state: State | CacheStore | None, loaded: L
         f"written, {len(written.unchanged) + len(selection.kept)} unchanged "
         f"({renderer.misses} rendered, {renderer.hits} from cache)"
     )
-    ping_hubs(config, state, written.written, report, now)
+    ping_hubs(config, state, written.written, report, now, later=ping_later)
     return None
 
 
@@ -151,9 +153,11 @@ def acknowledged(config: Config, warning: str) -> bool:
 
 
 def ping_hubs(config: Config, state: State | CacheStore | None, changed: list[str], report: Report,
-              now: datetime | None) -> None:
+              now: datetime | None, *, later: bool = False,
+              stop: threading.Event | None = None) -> None:
     """After the feeds are written: WebSub pings for the changed ones, and retries of those an
-    earlier run could not deliver. Never raises for a hub's failure (websub.py)."""
+    earlier run could not deliver. Never raises for a hub's failure (websub.py). With `later`,
+    the changed feeds' pings are only recorded, for a ping_hubs() after the mail (run_once)."""
     if state is None or not config.feeds.websub_hub:
         return
     from . import websub  # lazy: urllib.request and http.client cost ~25 ms, only with a hub
@@ -164,9 +168,12 @@ def ping_hubs(config: Config, state: State | CacheStore | None, changed: list[st
         from .feeds import feed_urls_with_hub
 
         urls = sorted(feed_urls_with_hub(changed, config).values())
+    if later:
+        websub.owe(config, state, urls)
+        return
     if not urls and not websub.pending(state):
         return
-    result = websub.ping_hubs(config, state, urls, now or now_utc())
+    result = websub.ping_hubs(config, state, urls, now or now_utc(), stop)
     report.lines.append(result.summary())
 
 
@@ -295,7 +302,7 @@ def run_once(config: Config, now: datetime | None = None, *,
                     f"first run: {plural(len(result.posts), 'existing post')} marked as already "
                     "announced; subscribers get only what is published from now on"
                 )
-            feed_files = write_site_feeds(config, state, result.loaded, report, now)
+            feed_files = write_site_feeds(config, state, result.loaded, report, now, ping_later=True)
             planned_ids = []
             for post in result.alerts_due:
                 planned_ids.append(_plan(config, state, [post], "alert", now))
@@ -312,6 +319,8 @@ def run_once(config: Config, now: datetime | None = None, *,
                 write_archive(config, state, report, summary=False)  # before the mail that links to it
         delivered = _deliver_open(config, state, now, report, progress, stop,
                                   frozenset(planned_ids))
+        # WebSub last, outside the lock: a slow hub never holds back the mail or another run.
+        ping_hubs(config, state, [], report, now, stop=stop)
         if (feed_files is not None and not (result.baseline or planned or delivered)
                 and cache.sqlite_path(config) and not _pings_owed(config, state)):
             cache.save_idle_stamp(config, state, result.loaded, feed_files, now,

@@ -32,13 +32,18 @@ def tag_feeds(tag: str) -> set[str]:
 
 class Hub:
     """The hub's side of WebSub publishing: records each POST's form, answers `status`
-    (or, with `hang`, not at all until stopped). stop() closes the port: the hub is down;
-    start() opens the same port again."""
+    (or, with `hang`, not at all until stopped; with `trickle`, a header one byte every
+    `trickle_every` seconds for five minutes: no single read ever waits long). stop() closes the
+    port: the hub is down; start() opens the same port again."""
 
     def __init__(self):
         self.pings: list[dict[str, list[str]]] = []
         self.status = 204
         self.hang = threading.Event()
+        self.trickle = threading.Event()
+        self.trickle_every = 1.0
+        self.on_ping = lambda: None  # called as each ping arrives, before the answer
+        self.stopped = threading.Event()
         self.port = 0
         self.server: ThreadingHTTPServer | None = None
         self.start()
@@ -49,6 +54,7 @@ class Hub:
 
     def start(self) -> None:
         hub = self
+        self.stopped.clear()
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
@@ -59,6 +65,19 @@ class Hub:
                 hub.pings.append({"path": [self.path],
                                   "content_type": [self.headers.get("Content-Type", "")],
                                   **parse_qs(body.decode("ascii"))})
+                hub.on_ping()
+                if hub.trickle.is_set():
+                    self.wfile.write(b"HTTP/1.1 204 No Content\r\nX-Slow: ")
+                    # Bounded: a client that never gives up would have its answer after 5 min.
+                    for _ in range(int(300 / hub.trickle_every)):
+                        if hub.stopped.wait(hub.trickle_every):
+                            return
+                        try:
+                            self.wfile.write(b"a")
+                            self.wfile.flush()
+                        except OSError:
+                            return  # the client gave up
+                    return
                 self.send_response(hub.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -72,6 +91,7 @@ class Hub:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
+        self.stopped.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -283,3 +303,98 @@ def test_an_unchanged_build_with_a_hub_imports_no_feed_renderer(tmp_path, hub):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == ("feeds: 2 posts, 0 files written, 6 unchanged "
                                    "(0 rendered, 2 from cache) False False"), done.stderr
+
+
+# --- a hub that answers one byte at a time (issue #25, point 10) -----------------------------
+
+@pytest.mark.timeout(60)
+def test_a_ping_has_its_timeout_in_all_however_slowly_the_hub_answers(hub):
+    """Every read gets a byte within 0.1 s, so no read ever times out: only a deadline for
+    the whole exchange ends the ping (outbound.py)."""
+    hub.trickle_every = 0.1
+    hub.trickle.set()
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"timed out \(no complete answer within 0.5 s\)"):
+        websub.publish(hub.url, f"{SITE}/rss.xml", timeout=0.5)
+    assert time.monotonic() - started < 4  # generous; it used to take the hub's 5 minutes
+    assert len(hub.pings) == 1
+
+
+@pytest.mark.timeout(120)
+def test_a_trickling_hub_holds_a_build_only_for_the_ping_deadline(tmp_path, hub):
+    """`publisher build` against a hub that answers a byte a second: the one ping the hub gets
+    is cut off after its 5 s, the hub is not asked again in that build, and every ping is kept
+    for the next run. Before: the build waited on the hub for minutes (one ping at a time)."""
+    root, config = site_with_hub(tmp_path, hub)
+    hub.trickle.set()
+    started = time.monotonic()
+    done = run_cli(config.path, "build", timeout=60)
+    held = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert held < 30, held  # generous: 5 s for the ping, and a cold start on a busy machine
+    assert len(hub.pings) == 1
+    assert (f"websub: 0 pings sent, 6 kept for the next run (hub {hub.url}: timed out "
+            "(no complete answer within 5 s))") in done.stdout.splitlines()
+    assert len(pending_pings(config)["pings"]) == 6
+
+    hub.trickle.clear()  # the hub answers again: the next build sends what was kept
+    hub.take()
+    done = run_cli(config.path, "build")
+    assert "websub: 6 pings sent" in done.stdout.splitlines()
+    assert sorted(hub.take()) == sorted(MAIN_FEEDS | tag_feeds("python"))
+    assert pending_pings(config) == {}
+
+
+@pytest.mark.timeout(120)
+def test_a_due_digest_goes_out_before_the_pings_while_the_hub_trickles(site, server, hub, monkeypatch):
+    """`publisher run` mails first and pings last: a hub that answers a byte at a time delays
+    no digest. Before: the pings came first and held the run (and its lock) for minutes."""
+    mon = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)  # "0 9 * * 1" fires here
+    site.write_config(smtp={**server.smtp_settings(), "retry_base_delay": 0},
+                      feeds={"websub_hub": hub.url})
+    config = site.config()
+    state = State(config.database_url)
+    try:
+        state.add_subscribers([("ann@example.org", "Ann")])
+    finally:
+        state.close()
+    site.post("old.md", "title: Old\npubDate: 2024-12-01")
+    pipeline.run_once(config, mon - timedelta(days=1))  # the first run: a baseline
+    hub.take()
+    mailed_at_ping: list[int] = []
+    hub.on_ping = lambda: mailed_at_ping.append(len(server.received))
+    hub.trickle_every = 0.2  # each read gets a byte long before 1 s
+    hub.trickle.set()
+    monkeypatch.setattr(websub, "TIMEOUT", 1.0)
+
+    site.post("new.md", "title: New\npubDate: 2025-01-05T12:00:00Z")
+    report = pipeline.run_once(config, mon + timedelta(hours=1))
+    assert [m.rcpt for m in server.received] == ["ann@example.org"]
+    assert mailed_at_ping == [1]  # the digest had been accepted when the hub was first asked
+    assert report.exit_status == 0, report.problems
+    websub_line = next(i for i, line in enumerate(report.lines) if line.startswith("websub:"))
+    digest_line = next(i for i, line in enumerate(report.lines) if line.startswith("digest #1"))
+    assert digest_line < websub_line
+    assert report.lines[websub_line] == (f"websub: 0 pings sent, 3 kept for the next run (hub "
+                                         f"{hub.url}: timed out (no complete answer within 1 s))")
+    assert sorted(url for _hub, url in pending_pings(config)["pings"]) == sorted(MAIN_FEEDS)
+
+
+def test_pings_owed_by_a_run_that_died_before_pinging_are_sent_by_the_next(site, server, hub):
+    """`publisher run` records the changed feeds' pings before it mails (websub.owe), so a
+    run killed during its send still leaves them owed, and the next run sends them."""
+    site.write_config(smtp={**server.smtp_settings(), "retry_base_delay": 0},
+                      feeds={"websub_hub": hub.url})
+    config = site.config()
+    site.post("old.md", "title: Old\npubDate: 2024-12-01")
+    state = State(config.database_url)
+    try:
+        websub.owe(config, state, [f"{SITE}/rss.xml"])
+        assert websub.pending(state) == [(hub.url, f"{SITE}/rss.xml")]
+        assert json.loads(state.get_meta(websub.PENDING_KEY)).get("failing_since") is None
+    finally:
+        state.close()
+    report = pipeline.build(config)  # the feeds all change: the owed ping is sent once
+    assert sorted(hub.take()) == sorted(MAIN_FEEDS)
+    assert "websub: 3 pings sent" in report.lines
+    assert pending_pings(config) == {}

@@ -110,3 +110,45 @@ def test_one_subscriber_is_singular(site):
     proc = subprocess.run(cli(site.config(), "subscribers", "list"), capture_output=True,
                           text=True)
     assert proc.stderr == "1 subscriber\n"
+
+
+@pytest.mark.timeout(180)
+def test_sigterm_during_a_websub_ping_stops_run_at_once_and_the_next_run_pings(site, server):
+    """Issue #25, point 10: `publisher run` pings its hub after the mail, and a SIGTERM while a
+    hub trickles its answer a byte a second ends the ping at once (the ping is kept), and the
+    process exits as a stopped run does, its lock released. Before: the run went on waiting on
+    the hub for minutes, and the runs after it found the lock taken."""
+    from test_websub import MAIN_FEEDS, Hub, pending_pings
+
+    hub = Hub()
+    try:
+        config = owed_site(site, server.port)
+        site.write_config(smtp={"host": "127.0.0.1", "port": server.port, "retry_base_delay": 0},
+                          newsletter={"schedule": "* * * * *"}, feeds={"websub_hub": hub.url})
+        hub.take()
+        hub.trickle.set()
+        proc = subprocess.Popen(cli(config, "run", "--quiet"), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: hub.pings, timeout=60, what="the first ping")
+        assert len(server.received) == len(SUBSCRIBERS)  # the mail went out before any ping
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+
+        assert proc.returncode == 1, err
+        assert err.splitlines()[0].startswith("publisher: stopped by SIGTERM")
+        assert "Traceback" not in err
+        owed = pending_pings(config)
+        assert owed["last_error"] == "stopped"  # the signal ended it, not the ping's deadline
+        assert sorted(url for _hub, url in owed["pings"]) == sorted(MAIN_FEEDS)
+
+        hub.trickle.clear()
+        hub.take()
+        done = subprocess.run(cli(config, "run"), capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "another publisher run is in progress" not in done.stdout
+        assert "websub: 3 pings sent" in done.stdout.splitlines()
+        assert sorted(hub.take()) == sorted(MAIN_FEEDS)
+        assert pending_pings(config) == {}
+        assert len(server.received) == len(SUBSCRIBERS)  # nobody mailed twice
+    finally:
+        hub.stop()
