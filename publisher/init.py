@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from .datafiles import DataError, load_json, load_toml, load_yaml
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -116,17 +117,21 @@ def _lower_keys(value: Any) -> Any:
 
 
 def _load_data(path: Path) -> dict | None:
-    """A TOML, YAML or JSON file as a mapping; None if it is not one."""
+    """A TOML, YAML or JSON file as a mapping; None if it is not one. A file refused for
+    what reading it would cost (an alias bomb, thousands of levels deep) is named."""
 
     text = _text(path)
     try:
         if path.suffix == ".toml":
-            data = tomllib.loads(text)
+            data = load_toml(text)
         elif path.suffix == ".json":
-            data = json.loads(text)
+            data = load_json(text)
         else:
-            data = yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
+            data = load_yaml(text)
+    except DataError as e:
+        log.warning("%s: not read: %s", path.name, e)
+        return None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError, ValueError) as e:
         log.debug("%s: not readable as data: %s", path, e)
         return None
     return data if isinstance(data, dict) else None

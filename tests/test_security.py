@@ -427,3 +427,36 @@ def test_a_database_url_without_a_password_is_accepted(tmp_path):
 
     config = make_config(tmp_path / "site", state={"database": "postgresql://blog@127.0.0.1/blog"})
     assert load_config(config.path).state.database == "postgresql://blog@127.0.0.1/blog"
+
+
+# --- a hostile blog repository: what reading and building may cost (issue 25) ----------------
+
+def test_a_yaml_alias_bomb_in_the_sites_files_is_refused_by_name(tmp_path):
+    """Jekyll's _config.yml (the Liquid `site` variables), a post's front matter and
+    config.yaml itself, each an 800-byte alias bomb expanding to 387 million values: build took
+    4.5 GB for the first. Each is named; the build finishes within 1 GB and the other posts
+    are published."""
+    from reliability_helpers import billion_laughs, cli, run_limited
+
+    config = make_config(tmp_path / "site")
+    (config.root / "_config.yml").write_text("title: Bomb\n" + billion_laughs(), encoding="utf-8")
+    write_post(config.root, "uses-site.md", {"title": "Uses site", "pubDate": "2024-01-01"},
+               body="Hello {{ site.a8 }} and {{ site.title }}.\n")
+    write_post(config.root, "bomb.md", "title: Bomb\npubDate: 2024-01-02\n" + billion_laughs())
+    result = run_limited(cli(config.path, "build"))
+    assert "Traceback" not in result.stderr and result.returncode == 1, result.stderr[-2000:]
+    lines = result.stderr.splitlines()
+    assert (f"publisher: WARNING: {config.root / '_config.yml'}: not read: its aliases (*name) expand "
+            "it to more than 100,000 values beyond those written (a YAML alias bomb?)") in lines
+    assert ("content/bomb.md: skipped: front matter refused: its aliases (*name) expand it to more "
+            "than 100,000 values beyond those written (a YAML alias bomb?)") in lines
+    assert b"Uses site" in (config.output_dir / "rss.xml").read_bytes()
+
+    config.path.write_text(config.path.read_text() + "x:\n" + "".join(
+        "  " + line + "\n" for line in billion_laughs().splitlines()), encoding="utf-8")
+    result = run_limited(cli(config.path, "check"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip() == (
+        f"publisher: config error: {config.path}: refused: its aliases (*name) expand it to more than "
+        "100,000 values beyond "
+        "those written (a YAML alias bomb?)")

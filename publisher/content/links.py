@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -17,12 +18,15 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 import yaml
 
 from ..config import Config
+from ..datafiles import DataError, load_json, load_yaml
 from .frontmatter import split_front_matter
 from .syntax import SyntaxContext, prose_only, resolve
 from .text import clean_text
 
 if TYPE_CHECKING:
     from .posts import Post
+
+log = logging.getLogger(__name__)
 
 
 
@@ -222,11 +226,7 @@ def _site_variables(root: str, dialect: str) -> tuple[dict[str, Any], tuple[str,
         path = os.path.join(root, "_config.yml")
         if os.path.isfile(path):
             files.append(path)
-            try:
-                with open(path, encoding="utf-8") as f:
-                    data = yaml.safe_load(f)
-            except (OSError, ValueError, yaml.YAMLError):
-                data = None
+            data = _data_file(path, load_yaml)
             if isinstance(data, dict):
                 variables["site"] = {k: v for k, v in data.items() if k not in ("url", "baseurl")}
     if dialect in ("auto", "eleventy"):
@@ -241,12 +241,23 @@ def _site_variables(root: str, dialect: str) -> tuple[dict[str, Any], tuple[str,
                 continue
             path = os.path.join(folder, name)
             files.append(path)
-            try:
-                with open(path, encoding="utf-8") as f:
-                    variables[stem] = json.load(f)
-            except (OSError, ValueError):
-                continue
+            data = _data_file(path, load_json)
+            if data is not None:
+                variables[stem] = data
     return variables, tuple(files)
+
+
+def _data_file(path: str, load) -> Any:
+    """A site data file read with `load` (bounded: see datafiles.py), or None if it cannot
+    be read; a file refused for its size or depth is named, once per build."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return load(f.read())
+    except DataError as e:
+        log.warning("%s: not read: %s", path, e)
+    except (OSError, ValueError, yaml.YAMLError):
+        pass
+    return None
 
 
 _INLINE_REF = re.compile(r"\]\(\s*(<[^>\n]*>|[^\s)]+)")
