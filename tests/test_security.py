@@ -460,3 +460,37 @@ def test_a_yaml_alias_bomb_in_the_sites_files_is_refused_by_name(tmp_path):
         f"publisher: config error: {config.path}: refused: its aliases (*name) expand it to more than "
         "100,000 values beyond "
         "those written (a YAML alias bomb?)")
+
+
+def test_front_matter_urls_that_leave_are_checked(tmp_path):
+    """A front matter image reaches media:content, the digest's and the archive's <img src>
+    (on the blog's own domain): a script URL there refuses the post, by name. An explicit
+    url with dot segments is published as a browser resolves it, or refused if it climbs out
+    of the site."""
+    config = make_config(tmp_path / "site")
+    write_post(config.root, "img.md", {"title": "Img", "pubDate": "2024-01-01", "image": "javascript:alert(1)"})
+    write_post(config.root, "hero.md", {"title": "Hero", "pubDate": "2024-01-02",
+                                        "heroImage": "java\nscript:alert(1)"})
+    write_post(config.root, "cover.md", {"title": "Cover", "pubDate": "2024-01-03",
+                                         "cover": {"src": "data:text/html,<script>alert(1)</script>"}})
+    write_post(config.root, "dots.md", {"title": "Dots", "pubDate": "2024-01-04", "url": "/../../x/./y/"})
+    write_post(config.root, "fine.md", {"title": "Fine", "pubDate": "2024-01-05", "image": "https://cdn.test.example/a.png"})
+    result = run_cli(config.path, "build")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert sorted(result.stderr.splitlines()) == [
+        "content/cover.md: skipped: 'cover' should be an http(s) URL or a path, got "
+        "'data:text/html,<script>alert(1)</script>'",
+        "content/hero.md: skipped: 'heroImage' should be an http(s) URL or a path, got 'java\\nscript:alert(1)'",
+        "content/img.md: skipped: 'image' should be an http(s) URL or a path, got 'javascript:alert(1)'",
+    ]
+    feeds = b"".join(snapshot(config.output_dir).values())
+    assert b"script:" not in feeds and b"data:" not in feeds and b"/../" not in feeds
+    assert b"https://blog.test.example/x/y/" in feeds and b"https://cdn.test.example/a.png" in feeds
+
+    below = make_config(tmp_path / "below", site={"url": "https://blog.test.example/blog"})
+    write_post(below.root, "up.md", {"title": "Up", "pubDate": "2024-01-01", "url": "/../x/"})
+    write_post(below.root, "in.md", {"title": "In", "pubDate": "2024-01-02", "url": "/a/../b/"})
+    result = run_cli(below.path, "build")
+    assert result.stderr.splitlines() == [
+        "content/up.md: skipped: 'url' leads out of the site (https://blog.test.example/blog): '/blog/../x/'"]
+    assert b"https://blog.test.example/blog/b/" in (below.output_dir / "rss.xml").read_bytes()
