@@ -494,3 +494,48 @@ def test_front_matter_urls_that_leave_are_checked(tmp_path):
     assert result.stderr.splitlines() == [
         "content/up.md: skipped: 'url' leads out of the site (https://blog.test.example/blog): '/blog/../x/'"]
     assert b"https://blog.test.example/blog/b/" in (below.output_dir / "rss.xml").read_bytes()
+
+
+def test_what_one_post_may_ask_for_is_capped_by_name(tmp_path):
+    """Every tag makes three feeds listing every tag of its posts: 4,000 tags on one post
+    wrote 12,003 files (1.3 GB). Past 100 tags (or categories), or 2 MB, a post is skipped
+    by name; 100 tags are still a post."""
+    from reliability_helpers import cli, run_limited
+
+    config = make_config(tmp_path / "site")
+    write_post(config.root, "many.md", {"title": "Many", "pubDate": "2024-01-01",
+                                        "tags": [f"tag {i}" for i in range(500)]})
+    write_post(config.root, "cats.md", {"title": "Cats", "pubDate": "2024-01-02",
+                                        "categories": ", ".join(f"c{i}" for i in range(101))})
+    write_post(config.root, "big.md", {"title": "Big", "pubDate": "2024-01-03"},
+               body="A long line of text.\n" * 150_000)
+    write_post(config.root, "hundred.md", {"title": "Hundred", "pubDate": "2024-01-04",
+                                           "tags": [f"t{i}" for i in range(100)]})
+    result = run_limited(cli(config.path, "build"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert sorted(result.stderr.splitlines()) == [
+        "content/big.md: skipped: 3.0 MB: a post may be at most 2 MB",
+        "content/cats.md: skipped: 101 categories: a post may have at most 100",
+        "content/many.md: skipped: 500 tags: a post may have at most 100",
+    ]
+    written = [p for p in config.output_dir.rglob("*") if p.is_file()]
+    assert len(written) == 3 + 3 * 100  # the site's feeds, and the hundred tags' of the one post
+
+
+def test_a_deeply_nested_post_builds_in_seconds(tmp_path):
+    """A 200 KB post of nested '>' (200,000 blockquotes) took 5.5 minutes of CPU to sanitise,
+    100,000 nested <div>s 23 s: both are published, their nesting flattened past 256 levels
+    as browsers flatten it, within a minute and 1 GB."""
+    from reliability_helpers import cli, run_limited
+
+    config = make_config(tmp_path / "site")
+    write_post(config.root, "quotes.md", {"title": "Quotes", "pubDate": "2024-01-01"},
+               body=">" * 200_000 + " deep quote\n")
+    write_post(config.root, "divs.md", {"title": "Divs", "pubDate": "2024-01-02"},
+               body="<div>" * 100_000 + "deep div" + "</div>" * 100_000 + "\n")
+    result = run_limited(cli(config.path, "build"), timeout=60)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    feed = (config.output_dir / "feed.json").read_text(encoding="utf-8")
+    assert "deep quote" in feed and "deep div" in feed
+    result = run_limited(cli(config.path, "check"), timeout=60)
+    assert "content/divs.md: made safe for readers: removed nesting past 256 levels (flattened)" in result.stdout

@@ -44,6 +44,15 @@ from .text import clean_text
 
 POST_SUFFIXES = (".md", ".markdown", ".mdx")
 
+# What one post may ask for: far past what real posts hold, short of what makes a build
+# blow up. Every tag makes three feeds, each listing every tag of its posts: a post with
+# n tags writes 3n files of n categories each (4,000 tags wrote 12,003 files, 1.3 GB). The
+# HTML's nesting is bounded where it is cleaned (sanitize.MAX_HTML_DEPTH); cleaning costs
+# ~1 s a MB at worst. A post past a limit is skipped, by name: published in part, it would
+# not be the post its engine publishes.
+MAX_POST_BYTES = 2 << 20  # the file, front matter and body
+MAX_TERMS = 100  # tags, and categories, each
+
 @dataclass(frozen=True)
 class Post:
     source: str  # path relative to the site folder, for messages
@@ -160,6 +169,8 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
     (load_posts does, from its walk: two pathlib relative_to calls per file less)."""
     if b"\0" in raw[:8192]:
         raise Skip("binary file, not Markdown")
+    if len(raw) > MAX_POST_BYTES:
+        raise Skip(f"{len(raw) / (1 << 20):.1f} MB: a post may be at most {MAX_POST_BYTES >> 20} MB")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -191,6 +202,10 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
     lang = engine.lang(meta, src, config)
     translation = not same_language(lang, config.site.language)
     categories = engine.categories(meta, src)
+    tags = engine.tags(meta, src)
+    for kind, terms in (("tags", tags), ("categories", categories)):
+        if len(terms) > MAX_TERMS:
+            raise Skip(f"{len(terms):,} {kind}: a post may have at most {MAX_TERMS}")
     slug = engine.slug(meta, src, title)
     fields = Fields(slug=slug, stem=engine.stem(meta, src), title_slug=engine.title_slug(title),
                     section=src.section, categories=engine.categories_path(categories),
@@ -217,7 +232,7 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
         summary=summary,
         author=author,
         author_email=author_email,
-        tags=engine.tags(meta, src),
+        tags=tags,
         featured=read_flag(meta.get("featured"), "featured"),
         draft=bool(engine.held_back(meta, src)),
         image=image,

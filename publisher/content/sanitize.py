@@ -132,7 +132,54 @@ def sanitize_html(fragment: str) -> str:
     """`fragment` with only what readers show safely (see the module docstring)."""
     if not fragment:
         return fragment
-    return _nh3().clean(replace_iframes(fragment))
+    return _nh3().clean(replace_iframes(flatten_deep(fragment)))
+
+
+# --- nesting --------------------------------------------------------------------------------
+# The HTML5 tree builder (html5ever, in nh3) checks the stack of open elements at most tags
+# ("is a <p> in button scope?", "is a <blockquote> in scope?"): each check walks the stack,
+# so a post nested n deep costs n**2. 200,000 nested '>' (a 200 KB post: as many
+# <blockquote>s) took 5.5 minutes, 100,000 nested <div>s 23 s. Browsers cap the depth of what
+# they build (Chromium at 512: deeper elements become siblings); flatten_deep does the same
+# before nh3 sees the HTML, in one linear pass, so nh3's walks are at most MAX_HTML_DEPTH long.
+
+MAX_HTML_DEPTH = 256
+_TAG_TOKEN = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9:-]*)[^>]*>")
+_START_TAG_COUNT = re.compile(r"<[a-zA-Z]")
+# Elements that never hold others (void), or that the tree builder closes by themselves
+# when a sibling starts (<p><p>, <li><li>, <td><td>...): they do not make a document deeper.
+_FLAT_ELEMENTS = frozenset({
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+    "source", "track", "wbr", "p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup",
+    "rb", "rp", "rt", "rtc", "thead", "tbody", "tfoot", "colgroup", "caption"})
+
+
+def flatten_deep(fragment: str) -> str:
+    """`fragment` with the start and end tags of elements nested deeper than MAX_HTML_DEPTH
+    removed (their text kept, as siblings of the elements around them). Linear: one pass
+    over the tags, counting depth; a fragment with fewer start tags than the limit cannot be
+    that deep and is returned at once."""
+    if len(_START_TAG_COUNT.findall(fragment)) <= MAX_HTML_DEPTH:
+        return fragment
+    pieces: list[str] = []
+    depth = at = 0
+    for m in _TAG_TOKEN.finditer(fragment):
+        name = m.group(2).lower()
+        if name in _FLAT_ELEMENTS or m.group(0).endswith("/>"):
+            continue
+        if m.group(1):  # an end tag
+            drop = depth > MAX_HTML_DEPTH
+            depth = max(depth - 1, 0)
+        else:
+            depth += 1
+            drop = depth > MAX_HTML_DEPTH
+        if drop:
+            pieces.append(fragment[at:m.start()])
+            at = m.end()
+    if not pieces:
+        return fragment
+    pieces.append(fragment[at:])
+    return "".join(pieces)
 
 
 # --- embeds -----------------------------------------------------------------------------
@@ -235,15 +282,17 @@ _PLAIN_MARKDOWN = re.compile(
 def removed_by_sanitizing(fragment: str) -> list[str]:
     """What sanitize_html takes out of `fragment`, e.g. ["<iframe> made a link x2", "<script>",
     "javascript: URL in <a href>", "style= x3"]; empty when nothing."""
-    if not _PLAIN_MARKDOWN.search(fragment):
-        return []
-    framed = replace_iframes(fragment)
+    flat = flatten_deep(fragment)
+    deep = [f"nesting past {MAX_HTML_DEPTH} levels (flattened)"] if flat is not fragment else []
+    if not _PLAIN_MARKDOWN.search(flat):
+        return deep
+    framed = replace_iframes(flat)
     before, suspect = _inventory(framed)
-    iframes = framed is not fragment and _inventory(fragment)[0]["<iframe>"]
+    iframes = framed is not flat and _inventory(flat)[0]["<iframe>"]
     if not suspect and not iframes:
-        return []  # everything in it is allowed: no need to sanitise and compare
+        return deep  # everything in it is allowed: no need to sanitise and compare
     after, _ = _inventory(_nh3().clean(framed))
-    removed = [f"<iframe> made a link" + (f" x{iframes}" if iframes > 1 else "")] if iframes else []
+    removed = deep + ([f"<iframe> made a link" + (f" x{iframes}" if iframes > 1 else "")] if iframes else [])
     for item, count in sorted((before - after).items()):
         removed.append(item + (f" x{count}" if count > 1 else ""))
     return removed
