@@ -441,7 +441,24 @@ def _used_variables(body: str, variables: Mapping[str, Any]) -> list:
     """The site variables a body may use (by their top-level name), for the render key."""
     if not variables or "{{" not in body:
         return []
-    return [[name, repr(variables[name])] for name in sorted(variables) if name in body]
+    return [[name, _digest(variables[name])] for name in sorted(variables) if name in body]
+
+
+_digests: dict[int, tuple[Any, str]] = {}  # id(value) -> (value, digest of its repr)
+
+
+def _digest(value: Any) -> str:
+    """A digest of repr(value), computed once per value (a site's _config.yml may hold up to
+    datafiles.MAX_ALIAS_VALUES more values than it writes: its repr, megabytes, is not redone
+    for each post that uses it). The value is kept with its digest, so its id is never reused."""
+    found = _digests.get(id(value))
+    if found is not None and found[0] is value:
+        return found[1]
+    if len(_digests) > 256:
+        _digests.clear()
+    digest = hashlib.sha256(repr(value).encode("utf-8", "surrogatepass")).hexdigest()
+    _digests[id(value)] = (value, digest)
+    return digest
 
 
 def prepare(post: Post, index: SiteIndex | None = None) -> Prepared:
