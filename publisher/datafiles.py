@@ -44,7 +44,7 @@ def check_nodes(root: yaml.Node) -> None:
     """Raise DataError if the YAML node graph `root` expands (aliases followed) to more than
     MAX_ALIAS_VALUES values beyond the nodes it holds, nests past MAX_DEPTH, or holds itself.
     Each collection is measured once (an alias is the very node it names), and the recursion
-    stops at MAX_DEPTH, so this costs one visit per node written (~0.3 us)."""
+    stops at MAX_DEPTH, so this costs one visit per node written (~0.4 us)."""
     measured: dict[int, tuple[int, int]] = {}  # id(collection) -> (values it expands to, height)
     scalars = 0
 

@@ -165,8 +165,8 @@ def flatten_deep(fragment: str) -> str:
     depth = at = 0
     for m in _TAG_TOKEN.finditer(fragment):
         name = m.group(2).lower()
-        if name in _FLAT_ELEMENTS or m.group(0).endswith("/>"):
-            continue
+        if name in _FLAT_ELEMENTS:
+            continue  # (a '/>' closes nothing in HTML: <div/> opens a <div>, and counts)
         if m.group(1):  # an end tag
             drop = depth > MAX_HTML_DEPTH
             depth = max(depth - 1, 0)
