@@ -609,11 +609,11 @@ def detect(folder: Path) -> Detected:
                     "astro.config.cjs"):
         if (folder / pattern).is_file():
             return _finish(_astro(folder, folder / pattern), folder)
-    for name in ("hugo.toml", "hugo.yaml", "hugo.yml", "hugo.json"):
-        if (folder / name).is_file():
-            found = _hugo_config(folder)
-            if found:
-                return _finish(_hugo(folder, *found), folder)
+    hugo_read = any((folder / name).is_file() for name in ("hugo.toml", "hugo.yaml", "hugo.yml", "hugo.json"))
+    if hugo_read:  # (read once: a file refused is named once)
+        found = _hugo_config(folder)
+        if found:
+            return _finish(_hugo(folder, *found), folder)
     jekyll = _first(folder, "_config.yml", "_config.yaml")
     if jekyll:
         return _finish(_jekyll(folder, jekyll), folder)
@@ -632,7 +632,7 @@ def detect(folder: Path) -> Detected:
         data = _load_data(folder / "config.yaml") or {}
         if "data_sources" in data:  # nanoc 3 kept its config in config.yaml
             return _finish(_nanoc(folder, folder / "config.yaml"), folder)
-    found = _hugo_config(folder)
+    found = None if hugo_read else _hugo_config(folder)
     if found:
         return _finish(_hugo(folder, *found), folder)
     return _finish(Detected(None), folder)
