@@ -181,9 +181,11 @@ class CachedRenderer:
         if self._sanitizer is None:
             import nh3  # lazy: compiled, ~2 ms; feeds.py sanitises with it anyway
 
-            # Whose sanitising the cached HTML went through: an upgrade of nh3 (a fixed
-            # bypass, say) never reuses HTML an older one cleaned.
-            self._sanitizer = f"nh3 {nh3.__version__}"
+            from .content.sanitize import SANITIZER_VERSION
+
+            # Whose sanitising the cached HTML went through: an upgrade of nh3 or of our
+            # rules (a fixed bypass, say) never reuses HTML an older one cleaned.
+            self._sanitizer = f"nh3 {nh3.__version__} rules {SANITIZER_VERSION}"
         key = f"{cache_key(post, self.config)}\0{self._sanitizer}"
         if self.site is not None:
             prepared = self.prepared_keys.get((post.url, post.content_hash))

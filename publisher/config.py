@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from .cron import cron_trigger
+from .datafiles import DataError, load_yaml
 from .errors import ConfigError
 
 PASSWORD_ENV = "PUBLISHER_SMTP_PASSWORD"
@@ -648,7 +649,9 @@ def load_config(path: str | Path = "config.yaml", *, defer_slow_checks: bool = F
     except UnicodeDecodeError as e:
         raise ConfigError(f"{label}: not UTF-8 text (byte {e.start})") from e
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)  # bounded: aliases and depth (config.yaml may come with a blog)
+    except DataError as e:
+        raise ConfigError(f"{label}: refused: {e}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""

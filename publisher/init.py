@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from .config import PLACEHOLDER_URL
+from .datafiles import DataError, load_json, load_toml, load_yaml
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -116,17 +117,21 @@ def _lower_keys(value: Any) -> Any:
 
 
 def _load_data(path: Path) -> dict | None:
-    """A TOML, YAML or JSON file as a mapping; None if it is not one."""
+    """A TOML, YAML or JSON file as a mapping; None if it is not one. A file refused for
+    what reading it would cost (an alias bomb, thousands of levels deep) is named."""
 
     text = _text(path)
     try:
         if path.suffix == ".toml":
-            data = tomllib.loads(text)
+            data = load_toml(text)
         elif path.suffix == ".json":
-            data = json.loads(text)
+            data = load_json(text)
         else:
-            data = yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
+            data = load_yaml(text)
+    except DataError as e:
+        log.warning("%s: not read: %s", path.name, e)
+        return None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError, ValueError) as e:
         log.debug("%s: not readable as data: %s", path, e)
         return None
     return data if isinstance(data, dict) else None
@@ -604,11 +609,11 @@ def detect(folder: Path) -> Detected:
                     "astro.config.cjs"):
         if (folder / pattern).is_file():
             return _finish(_astro(folder, folder / pattern), folder)
-    for name in ("hugo.toml", "hugo.yaml", "hugo.yml", "hugo.json"):
-        if (folder / name).is_file():
-            found = _hugo_config(folder)
-            if found:
-                return _finish(_hugo(folder, *found), folder)
+    hugo_read = any((folder / name).is_file() for name in ("hugo.toml", "hugo.yaml", "hugo.yml", "hugo.json"))
+    if hugo_read:  # (read once: a file refused is named once)
+        found = _hugo_config(folder)
+        if found:
+            return _finish(_hugo(folder, *found), folder)
     jekyll = _first(folder, "_config.yml", "_config.yaml")
     if jekyll:
         return _finish(_jekyll(folder, jekyll), folder)
@@ -627,7 +632,7 @@ def detect(folder: Path) -> Detected:
         data = _load_data(folder / "config.yaml") or {}
         if "data_sources" in data:  # nanoc 3 kept its config in config.yaml
             return _finish(_nanoc(folder, folder / "config.yaml"), folder)
-    found = _hugo_config(folder)
+    found = None if hugo_read else _hugo_config(folder)
     if found:
         return _finish(_hugo(folder, *found), folder)
     return _finish(Detected(None), folder)

@@ -523,3 +523,28 @@ def settled_count(spool) -> int:
         if now != count:
             count, stable_since = now, time.monotonic()
     return count
+
+
+# --- bounded processes -------------------------------------------------------------------
+
+def run_limited(argv: list[str], *, memory_mb: int = 1024, timeout: float = 60,
+                **kwargs) -> subprocess.CompletedProcess:
+    """Run argv with its address space capped at `memory_mb` (RLIMIT_AS) and a wall-clock
+    timeout: a blow-up (a YAML alias bomb, quadratic work) fails the test as a MemoryError or a
+    timeout, instead of taking the shared machine's memory or hours of its CPU."""
+    import resource  # lazy: POSIX only, for the tests that bound a process
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
+
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=limit, **kwargs)
+
+
+def billion_laughs(levels: int = 9, width: int = 9) -> str:
+    """YAML lines `a0: &a0 {...}`, `a1: &a1 {k0: *a0, ...}`...: under 1 KB of text that expands
+    to width**levels values (9**9: 387 million)."""
+    lines = ["a0: &a0 {" + ", ".join(f"k{j}: lol" for j in range(width)) + "}"]
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} {{" + ", ".join(f"k{j}: *a{i - 1}" for j in range(width)) + "}")
+    return "\n".join(lines) + "\n"

@@ -95,6 +95,43 @@ def test_broken_front_matter_is_named_with_its_line(text, reason):
     assert skip_reason(text).startswith(reason), skip_reason(text)
 
 
+# --- what reading may cost (issue 25) ----------------------------------------------------------
+
+def _laughs(levels: int) -> str:
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "\n".join(lines)
+
+
+BOMB = "front matter refused: its aliases (*name) expand it to more than 100,000 values beyond those written"
+DEEP = "front matter refused: nested more than 100 levels deep"
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("---\ntitle: Bomb\ndate: 2024-01-01\n" + _laughs(9) + "\n---\nx", BOMB),
+    ("---\ntitle: T\nx: &x [*x]\n---\nx",
+     "front matter refused: an alias refers to a value that holds it (a recursive anchor)"),
+    ("---\ntitle: T\nx: " + "[" * 500 + "]" * 500 + "\n---\nx", DEEP),
+    ("---\ntitle: T\nx:\n" + "".join(" " * i + "- \n" for i in range(1, 300)) + "---\nx", DEEP),
+    ("+++\ntitle = 'T'\nx = " + "[" * 5000 + "]" * 5000 + "\n+++\nx", DEEP),
+    ("+++\ntitle = 'T'\nx = " + "[" * 200 + "]" * 200 + "\n+++\nx", DEEP),
+    ("---json\n{\"title\": \"T\", \"x\": " + "[" * 5000 + "]" * 5000 + "}\n---\nx", DEEP),
+    ('{"title": "T", "x": ' + "[" * 5000 + "]" * 5000 + "}\nx", DEEP),
+    ('{"title": "T", "x": ' + "[" * 200 + "]" * 200 + "}\nx", DEEP),
+])
+def test_alias_bombs_and_deep_nesting_are_refused_by_name(text, reason):
+    assert skip_reason(text).startswith(reason), skip_reason(text)
+
+
+def test_aliases_and_nesting_real_posts_use_are_read():
+    meta, _ = split_front_matter(
+        "---\ntitle: T\nbase: &b {src: a.png, alt: A}\nimages: [*b, {<<: *b, alt: B}]\n"
+        "x: " + "[" * 99 + "]" * 99 + "\nmany: &m [" + ", ".join(["w"] * 1000) + "]\n"
+        "again: [" + ", ".join(["*m"] * 90) + "]\n---\nx")
+    assert meta["images"] == [{"src": "a.png", "alt": "A"}, {"src": "a.png", "alt": "B"}]
+    assert len(meta["again"]) == 90 and len(meta["again"][0]) == 1000  # 90,000 values: within limits
+
+
 # --- dates -------------------------------------------------------------------------------------------
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -451,3 +451,58 @@ def test_missing_folder_is_exit_2_and_writes_nothing(tmp_path):
     assert result.exit_code == 2
     assert result.stderr == f"publisher: config error: {tmp_path}/nope: no such folder\n"
     assert not (tmp_path / "nope").exists()
+
+
+# --- a hostile repository: alias bombs, deep nesting (issue 25) -------------------------------
+
+def _init_limited(folder: Path):
+    """`publisher init FOLDER` in its own process, capped at 1 GB and 60 s."""
+    import sys
+
+    from reliability_helpers import run_limited
+
+    return run_limited([sys.executable, "-m", "publisher.cli", "init", str(folder)])
+
+
+@pytest.mark.parametrize("name, head", [
+    ("hugo.yaml", "baseURL: https://bomb.example.org/\ntitle: Bomb\n"),
+    ("_config.yml", "url: https://bomb.example.org\ntitle: Bomb\n"),
+    ("config/_default/params.yaml", ""),
+])
+def test_an_alias_bomb_in_the_engine_config_is_named_and_init_goes_on(tmp_path, name, head):
+    """An 800-byte YAML file whose aliases expand to 387 million values took init to 6 GB;
+    it is refused by name, the rest of the blog read, in a fraction of a second."""
+    from reliability_helpers import billion_laughs
+
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(head + billion_laughs(), encoding="utf-8")
+    if name.startswith("config/"):
+        (tmp_path / "config" / "_default" / "hugo.toml").write_text(
+            'baseURL = "https://split.example.org/"\ntitle = "Split"\n', encoding="utf-8")
+    result = _init_limited(tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert (f"publisher: WARNING: {path.name}: not read: its aliases (*name) expand it to more than "
+            "100,000 values beyond those written (a YAML alias bomb?)") in result.stderr.splitlines()
+    assert result.stderr.count("not read:") == 1  # named once
+    assert (tmp_path / "config.yaml").is_file()
+    if name.startswith("config/"):  # the split config's other files are still read
+        assert "found: site.url = https://split.example.org (config/_default/hugo.toml: baseURL)" in result.stdout
+
+
+@pytest.mark.parametrize("name, text", [
+    ("hugo.toml", "title = 'Deep'\nparams = " + "[" * 5000 + "]" * 5000 + "\n"),
+    ("hugo.toml", "title = 'Deep'\nparams = " + "{a = " * 300 + "1" + "}" * 300 + "\n"),
+    ("hugo.json", '{"title": "Deep", "params": ' + "[" * 5000 + "]" * 5000 + "}"),
+    ("hugo.json", '{"title": "Deep", "params": ' + "[" * 900 + "]" * 900 + "}"),
+    ("hugo.yaml", "title: Deep\nparams: " + "[" * 500 + "]" * 500 + "\n"),
+    ("_config.yml", "title: Deep\nparams: " + "{a: " * 500 + "1" + "}" * 500 + "\n"),
+])
+def test_deep_nesting_in_the_engine_config_is_named_never_a_traceback(tmp_path, name, text):
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    result = _init_limited(tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert f"publisher: WARNING: {name}: not read: nested more than 100 levels deep" in result.stderr
+    assert (tmp_path / "config.yaml").is_file()

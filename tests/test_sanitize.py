@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+import pytest
+
 from click.testing import CliRunner
 
 from publisher.cli import main
@@ -150,3 +152,74 @@ def test_the_render_cache_holds_sanitised_html_and_a_new_sanitiser_cleans_again(
     monkeypatch.setattr(nh3, "__version__", nh3.__version__ + ".post1")
     (site.root / "public" / "rss.xml").unlink()
     assert "(2 rendered, 0 from cache)" in build(config, NOW).lines[0]
+
+
+# --- every URL that leaves, read as a browser reads it (issue 25) ----------------------------
+
+@pytest.mark.parametrize("fragment, expected", [
+    ('<a href="da&#x0A;ta:text/html,&lt;script&gt;alert(1)&lt;/script&gt;">x</a>', "<a>x</a>"),
+    ('<a href="da\nta:text/html,x">x</a>', "<a>x</a>"),
+    ('<a href="java&#x09;script:alert(1)">x</a>', "<a>x</a>"),
+    ('<a href="&amp;#x6A;avascript:alert(1)">x</a>', "<a>x</a>"),  # for readers that decode twice
+    ('<a href="\x01 javascript:alert(1)">x</a>', "<a>x</a>"),
+    ('<a href="vbscript:x">x</a><a href="tel:+123">t</a>', "<a>x</a><a>t</a>"),
+    ('<img srcset="javascript:alert(1) 1x, https://x.org/a.png 2x" alt="a">', '<img alt="a">'),
+    ('<picture><source srcset="https://x.org/a.webp, JAVASCRIPT:x 2x"></picture>', "<picture><source></picture>"),
+    ('<blockquote cite="javascript:alert(1)">q</blockquote>', "<blockquote>q</blockquote>"),
+    ('<q cite="JaVaScRiPt:alert(1)">q</q><del cite="data:text/html,x">d</del>', "<q>q</q><del>d</del>"),
+    ('<video poster="javascript:alert(1)" src="javascript:x"></video>', '<video controls=""></video>'),
+    ('<img src="data:image/svg+xml,&lt;svg onload=alert(1)&gt;">', "<img>"),
+    ('<a href="da&#x0A;ta:text/html,x"><img src="data:text/html,x"></a>', "<a><img></a>"),
+])
+def test_every_url_attribute_is_read_as_a_browser_reads_it(fragment, expected):
+    assert sanitize_html(fragment) == expected
+
+
+def test_urls_readers_follow_are_kept():
+    fragment = ('<a href="https://x.org/a?b=1&amp;c=2">a</a><a href="mailto:me@x.org">m</a>'
+                '<a href="/rel/path">r</a><a href="#top">t</a><a href="//cdn.x.org/x">n</a>'
+                '<img srcset="a.png 1x, https://x.org/b.png 2x" src="data:image/png;base64,AA">'
+                '<blockquote cite="https://x.org/q">q</blockquote>')
+    assert sanitize_html(fragment) == fragment
+    assert removed_by_sanitizing(fragment) == []
+
+
+def test_check_names_the_urls_that_went():
+    assert removed_by_sanitizing(
+        '<a href="da&#x0A;ta:text/html,x">x</a><img srcset="javascript:x 1x">'
+        '<blockquote cite="java&#9;script:x">q</blockquote>') == [
+        "data: URL in <a href>", "javascript: URL in <blockquote cite>", "javascript: URL in <img srcset>"]
+
+
+# --- nesting: linear, as browsers cap it (issue 25) -----------------------------------------
+
+def test_nesting_past_the_limit_is_flattened_and_its_text_kept():
+    from publisher.content.sanitize import MAX_HTML_DEPTH
+
+    n = MAX_HTML_DEPTH + 50
+    out = sanitize_html("<div>" * n + "<p>deep <b>text</b></p>" + "</div>" * n + "<p>after</p>")
+    # (the <b> is deeper than the limit too: its text stays, in the deepest kept <div>)
+    assert out == "<div>" * MAX_HTML_DEPTH + "<p>deep text</p>" + "</div>" * MAX_HTML_DEPTH + "<p>after</p>"
+    shallow = "<div>" * MAX_HTML_DEPTH + "x" + "</div>" * MAX_HTML_DEPTH
+    assert sanitize_html(shallow) == shallow
+    # Paragraphs, list items and void elements make nothing deeper: hundreds of them are kept.
+    flat = "<ul>" + "<li><p>item<br><img src='a.png'>" * 1000 + "</ul>"
+    assert sanitize_html(flat).count("<li>") == 1000
+    assert removed_by_sanitizing("<blockquote>" * n + "x" + "</blockquote>" * n) == [
+        f"nesting past {MAX_HTML_DEPTH} levels (flattened)"]
+
+
+def test_sanitising_deep_nesting_is_linear():
+    """nh3 walks the open elements at each tag: 100,000 nested <div>s took 23 s, 200,000
+    nested blockquotes (a 200 KB post of '>') 5.5 minutes. Generous bound: 10 s for both."""
+    import time
+
+    from publisher.content.markup import _cmark
+
+    started = time.process_time()
+    divs = sanitize_html("<div>" * 100_000 + "x" + "</div>" * 100_000)
+    quotes = sanitize_html(_cmark()(">" * 200_000 + " x\n"))
+    unclosed = sanitize_html("<div/>" * 100_000 + "x")  # '/>' closes nothing in HTML
+    assert time.process_time() - started < 10
+    assert divs.count("<div>") == quotes.count("<blockquote>") == unclosed.count("<div>") == 256
+    assert "x" in divs and "<p>x</p>" in quotes

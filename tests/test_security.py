@@ -582,3 +582,115 @@ def test_a_post_file_linked_out_of_the_site_is_never_read(site):
     feed = (site.root / "public" / "feed.json").read_text(encoding="utf-8")
     assert "hunter2" not in feed and "Secret" not in feed
     assert [item["title"] for item in json.loads(feed)["items"]] == ["Shared"]
+
+
+# --- a hostile blog repository: what reading and building may cost (issue 25) ----------------
+
+def test_a_yaml_alias_bomb_in_the_sites_files_is_refused_by_name(tmp_path):
+    """Jekyll's _config.yml (the Liquid `site` variables), a post's front matter and
+    config.yaml itself, each an 800-byte alias bomb expanding to 387 million values: build took
+    4.5 GB for the first. Each is named; the build finishes within 1 GB and the other posts
+    are published."""
+    from reliability_helpers import billion_laughs, cli, run_limited
+
+    config = make_config(tmp_path / "site")
+    (config.root / "_config.yml").write_text("title: Bomb\n" + billion_laughs(), encoding="utf-8")
+    write_post(config.root, "uses-site.md", {"title": "Uses site", "pubDate": "2024-01-01"},
+               body="Hello {{ site.a8 }} and {{ site.title }}.\n")
+    write_post(config.root, "bomb.md", "title: Bomb\npubDate: 2024-01-02\n" + billion_laughs())
+    result = run_limited(cli(config.path, "build"))
+    assert "Traceback" not in result.stderr and result.returncode == 1, result.stderr[-2000:]
+    lines = result.stderr.splitlines()
+    assert (f"publisher: WARNING: {config.root / '_config.yml'}: not read: its aliases (*name) expand "
+            "it to more than 100,000 values beyond those written (a YAML alias bomb?)") in lines
+    assert ("content/bomb.md: skipped: front matter refused: its aliases (*name) expand it to more "
+            "than 100,000 values beyond those written (a YAML alias bomb?)") in lines
+    assert b"Uses site" in (config.output_dir / "rss.xml").read_bytes()
+
+    config.path.write_text(config.path.read_text() + "x:\n" + "".join(
+        "  " + line + "\n" for line in billion_laughs().splitlines()), encoding="utf-8")
+    result = run_limited(cli(config.path, "check"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip() == (
+        f"publisher: config error: {config.path}: refused: its aliases (*name) expand it to more than "
+        "100,000 values beyond "
+        "those written (a YAML alias bomb?)")
+
+
+def test_front_matter_urls_that_leave_are_checked(tmp_path):
+    """A front matter image reaches media:content, the digest's and the archive's <img src>
+    (on the blog's own domain): a script URL there refuses the post, by name. An explicit
+    url with dot segments is published as a browser resolves it, or refused if it climbs out
+    of the site."""
+    config = make_config(tmp_path / "site")
+    write_post(config.root, "img.md", {"title": "Img", "pubDate": "2024-01-01", "image": "javascript:alert(1)"})
+    write_post(config.root, "hero.md", {"title": "Hero", "pubDate": "2024-01-02",
+                                        "heroImage": "java\nscript:alert(1)"})
+    write_post(config.root, "cover.md", {"title": "Cover", "pubDate": "2024-01-03",
+                                         "cover": {"src": "data:text/html,<script>alert(1)</script>"}})
+    write_post(config.root, "dots.md", {"title": "Dots", "pubDate": "2024-01-04", "url": "/../../x/./y/"})
+    write_post(config.root, "fine.md", {"title": "Fine", "pubDate": "2024-01-05", "image": "https://cdn.test.example/a.png"})
+    result = run_cli(config.path, "build")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert sorted(result.stderr.splitlines()) == [
+        "content/cover.md: skipped: 'cover' should be an http(s) URL or a path, got "
+        "'data:text/html,<script>alert(1)</script>'",
+        "content/hero.md: skipped: 'heroImage' should be an http(s) URL or a path, got 'java\\nscript:alert(1)'",
+        "content/img.md: skipped: 'image' should be an http(s) URL or a path, got 'javascript:alert(1)'",
+    ]
+    feeds = b"".join(snapshot(config.output_dir).values())
+    assert b"script:" not in feeds and b"data:" not in feeds and b"/../" not in feeds
+    assert b"https://blog.test.example/x/y/" in feeds and b"https://cdn.test.example/a.png" in feeds
+
+    below = make_config(tmp_path / "below", site={"url": "https://blog.test.example/blog"})
+    write_post(below.root, "up.md", {"title": "Up", "pubDate": "2024-01-01", "url": "/../x/"})
+    write_post(below.root, "in.md", {"title": "In", "pubDate": "2024-01-02", "url": "/a/../b/"})
+    result = run_cli(below.path, "build")
+    assert result.stderr.splitlines() == [
+        "content/up.md: skipped: 'url' leads out of the site (https://blog.test.example/blog): '/blog/../x/'"]
+    assert b"https://blog.test.example/blog/b/" in (below.output_dir / "rss.xml").read_bytes()
+
+
+def test_what_one_post_may_ask_for_is_capped_by_name(tmp_path):
+    """Every tag makes three feeds listing every tag of its posts: 4,000 tags on one post
+    wrote 12,003 files (1.3 GB). Past 100 tags (or categories), or 2 MB, a post is skipped
+    by name; 100 tags are still a post."""
+    from reliability_helpers import cli, run_limited
+
+    config = make_config(tmp_path / "site")
+    write_post(config.root, "many.md", {"title": "Many", "pubDate": "2024-01-01",
+                                        "tags": [f"tag {i}" for i in range(500)]})
+    write_post(config.root, "cats.md", {"title": "Cats", "pubDate": "2024-01-02",
+                                        "categories": ", ".join(f"c{i}" for i in range(101))})
+    write_post(config.root, "big.md", {"title": "Big", "pubDate": "2024-01-03"},
+               body="A long line of text.\n" * 150_000)
+    write_post(config.root, "hundred.md", {"title": "Hundred", "pubDate": "2024-01-04",
+                                           "tags": [f"t{i}" for i in range(100)]})
+    result = run_limited(cli(config.path, "build"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert sorted(result.stderr.splitlines()) == [
+        "content/big.md: skipped: 3.0 MB: a post may be at most 2 MB",
+        "content/cats.md: skipped: 101 categories: a post may have at most 100",
+        "content/many.md: skipped: 500 tags: a post may have at most 100",
+    ]
+    written = [p for p in config.output_dir.rglob("*") if p.is_file()]
+    assert len(written) == 3 + 3 * 100  # the site's feeds, and the hundred tags' of the one post
+
+
+def test_a_deeply_nested_post_builds_in_seconds(tmp_path):
+    """A 200 KB post of nested '>' (200,000 blockquotes) took 5.5 minutes of CPU to sanitise,
+    100,000 nested <div>s 23 s: both are published, their nesting flattened past 256 levels
+    as browsers flatten it, within a minute and 1 GB."""
+    from reliability_helpers import cli, run_limited
+
+    config = make_config(tmp_path / "site")
+    write_post(config.root, "quotes.md", {"title": "Quotes", "pubDate": "2024-01-01"},
+               body=">" * 200_000 + " deep quote\n")
+    write_post(config.root, "divs.md", {"title": "Divs", "pubDate": "2024-01-02"},
+               body="<div>" * 100_000 + "deep div" + "</div>" * 100_000 + "\n")
+    result = run_limited(cli(config.path, "build"), timeout=60)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    feed = (config.output_dir / "feed.json").read_text(encoding="utf-8")
+    assert "deep quote" in feed and "deep div" in feed
+    result = run_limited(cli(config.path, "check"), timeout=60)
+    assert "content/divs.md: made safe for readers: removed nesting past 256 levels (flattened)" in result.stdout

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote, unquote_plus
 
 from ..config import Config
+from ..datafiles import DataError, load_json
 from .frontmatter import Skip, read_flag, read_tags, read_text
 from .links import inside, site_folders
 from .text import slugify
@@ -694,7 +695,9 @@ def _json_file(path: Path, folders: tuple[str, ...]) -> dict:
     except (OSError, UnicodeDecodeError) as e:
         raise Skip(f"data file {path.name} cannot be read: {e}") from None
     try:
-        data = json.loads(text)
+        data = load_json(text)  # bounded in depth: see datafiles.py
+    except DataError as e:
+        raise Skip(f"data file {path.name} refused: {e}") from None
     except json.JSONDecodeError as e:
         raise Skip(f"data file {path.name} is not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
     return data if isinstance(data, dict) else {}

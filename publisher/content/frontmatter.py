@@ -16,6 +16,7 @@ import yaml
 from yaml.nodes import ScalarNode
 
 from ..config import Config
+from ..datafiles import DataError, decode_json, load_json, load_toml, load_yaml
 from .text import clean_text
 
 class Skip(Exception):
@@ -374,13 +375,10 @@ def _load_yaml(source: str) -> Any:
     flat = _flat_yaml(source)
     if flat is not None:
         return flat
-
     try:
-        loader = yaml.CSafeLoader
-    except AttributeError:  # PyYAML built without libyaml
-        loader = yaml.SafeLoader
-    try:
-        return yaml.load(source, Loader=loader)
+        return load_yaml(source)  # libyaml's loader, aliases and depth bounded
+    except DataError as e:
+        raise Skip(f"front matter refused: {e}") from None
     except yaml.YAMLError as e:
         # The construct's start (context_mark) points at the line to fix; the YAML text
         # starts on the file's line 2 (after the opening '---'), and marks count from 0.
@@ -398,7 +396,9 @@ def _load_toml(source: str) -> dict:
     try:
         # With its final newline, tomllib names the line of an error found at the last
         # line, rather than "end of document".
-        return tomllib.loads(source + "\n")
+        return load_toml(source + "\n")
+    except DataError as e:
+        raise Skip(f"front matter refused: {e}") from None
     except tomllib.TOMLDecodeError as e:
         # tomllib says "(at line N, column M)" of the TOML text, which starts on line 2.
         message = str(e)
@@ -413,7 +413,9 @@ def _load_toml(source: str) -> dict:
 
 def _load_json(source: str, first_line: int) -> Any:
     try:
-        return json.loads(source)
+        return load_json(source)
+    except DataError as e:
+        raise Skip(f"front matter refused: {e}") from None
     except json.JSONDecodeError as e:
         raise Skip(f"front matter is not valid JSON at line {e.lineno + first_line - 1}, "
                    f"column {e.colno}: {e.msg}") from None
@@ -423,7 +425,9 @@ def _json_object(text: str, load: bool) -> tuple[Any, str]:
     """Hugo's JSON front matter: an object at the top of the file, the body after it."""
     start = text.index("{")
     try:
-        data, end = json.JSONDecoder().raw_decode(text, start)
+        data, end = decode_json(json.JSONDecoder(), text, start)
+    except DataError as e:
+        raise Skip(f"front matter refused: {e}") from None
     except json.JSONDecodeError as e:
         raise Skip(f"front matter is not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
     if not isinstance(data, dict):

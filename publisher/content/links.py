@@ -19,6 +19,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 import yaml
 
 from ..config import Config
+from ..datafiles import DataError, load_json, load_yaml
 from .frontmatter import split_front_matter
 from .syntax import SyntaxContext, prose_only, resolve
 from .text import clean_text
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from .posts import Post
 
 log = logging.getLogger(__name__)
+
 
 # A start tag with an attribute value: the only ones a URL can be in (most tags of a post,
 # <p>, <li>, <code>..., have none, and are not worth a Python call each).
@@ -284,16 +286,12 @@ def _site_variables(root: str, dialect: str, folders: tuple[str, ...] = ()
             log.warning("%s: not read: it is outside the site folder (a symbolic link out of it)",
                         path)
             return None
-        try:
-            with open(path, encoding="utf-8") as f:
-                return parse(f)
-        except (OSError, ValueError, yaml.YAMLError):
-            return None
+        return _data_file(path, parse)
 
     if dialect in ("auto", "jekyll"):
         path = os.path.join(root, "_config.yml")
         if os.path.isfile(path):
-            data = load(path, yaml.safe_load)
+            data = load(path, load_yaml)
             if isinstance(data, dict):
                 variables["site"] = {k: v for k, v in data.items() if k not in ("url", "baseurl")}
     if dialect in ("auto", "eleventy"):
@@ -307,10 +305,23 @@ def _site_variables(root: str, dialect: str, folders: tuple[str, ...] = ()
             stem = name[:-5]
             if not name.endswith(".json") or stem in variables:  # Jekyll's `site` comes first
                 continue
-            data = load(os.path.join(folder, name), json.load)
+            data = load(os.path.join(folder, name), load_json)
             if data is not None:
                 variables[stem] = data
     return variables, tuple(files)
+
+
+def _data_file(path: str, load) -> Any:
+    """A site data file read with `load` (bounded: see datafiles.py), or None if it cannot
+    be read; a file refused for its size or depth is named, once per build."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return load(f.read())
+    except DataError as e:
+        log.warning("%s: not read: %s", path, e)
+    except (OSError, ValueError, yaml.YAMLError):
+        pass
+    return None
 
 
 _INLINE_REF = re.compile(r"\]\(\s*(<[^>\n]*>|[^\s)]+)")
@@ -508,7 +519,24 @@ def _used_variables(body: str, variables: Mapping[str, Any]) -> list:
     """The site variables a body may use (by their top-level name), for the render key."""
     if not variables or "{{" not in body:
         return []
-    return [[name, repr(variables[name])] for name in sorted(variables) if name in body]
+    return [[name, _digest(variables[name])] for name in sorted(variables) if name in body]
+
+
+_digests: dict[int, tuple[Any, str]] = {}  # id(value) -> (value, digest of its repr)
+
+
+def _digest(value: Any) -> str:
+    """A digest of repr(value), computed once per value (a site's _config.yml may hold up to
+    datafiles.MAX_ALIAS_VALUES more values than it writes: its repr, megabytes, is not redone
+    for each post that uses it). The value is kept with its digest, so its id is never reused."""
+    found = _digests.get(id(value))
+    if found is not None and found[0] is value:
+        return found[1]
+    if len(_digests) > 256:
+        _digests.clear()
+    digest = hashlib.sha256(repr(value).encode("utf-8", "surrogatepass")).hexdigest()
+    _digests[id(value)] = (value, digest)
+    return digest
 
 
 def prepare(post: Post, index: SiteIndex | None = None) -> Prepared:

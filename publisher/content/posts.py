@@ -28,6 +28,7 @@ from functools import partial
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple
+from urllib.parse import unquote, urlsplit
 
 from ..config import Config
 from ..errors import ConfigError, ContentError
@@ -38,9 +39,19 @@ from .frontmatter import Skip, first_key, parse_date, read_author, read_flag, re
 from .links import absolutize_url
 from .markup import RENDERER_VERSION, summary_of
 from .parallel import split_map
+from .sanitize import url_allowed
 from .text import clean_text
 
 POST_SUFFIXES = (".md", ".markdown", ".mdx")
+
+# What one post may ask for: far past what real posts hold, short of what makes a build
+# blow up. Every tag makes three feeds, each listing every tag of its posts: a post with
+# n tags writes 3n files of n categories each (4,000 tags wrote 12,003 files, 1.3 GB). The
+# HTML's nesting is bounded where it is cleaned (sanitize.MAX_HTML_DEPTH); cleaning costs
+# ~1 s a MB at worst. A post past a limit is skipped, by name: published in part, it would
+# not be the post its engine publishes.
+MAX_POST_BYTES = 2 << 20  # the file, front matter and body
+MAX_TERMS = 100  # tags, and categories, each
 
 @dataclass(frozen=True)
 class Post:
@@ -158,6 +169,8 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
     (load_posts does, from its walk: two pathlib relative_to calls per file less)."""
     if b"\0" in raw[:8192]:
         raise Skip("binary file, not Markdown")
+    if len(raw) > MAX_POST_BYTES:
+        raise Skip(f"{len(raw) / (1 << 20):.1f} MB: a post may be at most {MAX_POST_BYTES >> 20} MB")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -189,19 +202,26 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
     lang = engine.lang(meta, src, config)
     translation = not same_language(lang, config.site.language)
     categories = engine.categories(meta, src)
+    tags = engine.tags(meta, src)
+    for kind, terms in (("tags", tags), ("categories", categories)):
+        if len(terms) > MAX_TERMS:
+            raise Skip(f"{len(terms):,} {kind}: a post may have at most {MAX_TERMS}")
     slug = engine.slug(meta, src, title)
     fields = Fields(slug=slug, stem=engine.stem(meta, src), title_slug=engine.title_slug(title),
                     section=src.section, categories=engine.categories_path(categories),
                     lang=lang if translation else "", path=engine.path(meta, src))
-    url = post_url(config, engine, fields, dated, engine.explicit_path(meta, src, fields))
+    url = _without_dot_segments(
+        post_url(config, engine, fields, dated, engine.explicit_path(meta, src, fields)), config)
     _k, summary_value = first_key(meta, "description", "summary", "excerpt")
     summary = (re.sub(r"\s+", " ", read_text(summary_value, "description"))
                or summary_of(body, config, mdx=path.suffix.lower() == ".mdx"))
     author, author_email = read_author(meta.get("author", meta.get("authors")), config)
-    _k, image_value = first_key(meta, "image", "heroImage", "cover")
+    image_key, image_value = first_key(meta, "image", "heroImage", "cover")
     if isinstance(image_value, dict):  # {src: ..., alt: ...} as some themes write it
         image_value = image_value.get("src") or image_value.get("url")
-    image = read_text(image_value, "image")
+    image = read_text(image_value, image_key)
+    if image:
+        image = _image_url(image, url, image_key)
     post_id = re.sub(r"\s+", " ", read_text(meta.get("id"), "id")) or url  # one line, as feeds need
     return Post(
         source=source,
@@ -212,10 +232,10 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
         summary=summary,
         author=author,
         author_email=author_email,
-        tags=engine.tags(meta, src),
+        tags=tags,
         featured=read_flag(meta.get("featured"), "featured"),
         draft=bool(engine.held_back(meta, src)),
-        image=absolutize_url(image, url) if image else "",
+        image=image,
         id=post_id,
         url=url,
         content_hash=content_hash,
@@ -228,6 +248,41 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
         _path=str(path),
         _dialect=engine.name,
     )
+
+
+def _image_url(value: str, url: str, key: str) -> str:
+    """The front matter's image as an absolute http(s) URL: it goes out as media:content and
+    as an <img src> in mail and on the archive pages (the blog's own domain), so a
+    `javascript:` or `data:` one refuses the post, as an enclosure's does (enclosures.py)."""
+    absolute = absolutize_url(value, url)
+    if not absolute.startswith(("http://", "https://")) or not url_allowed(value):
+        raise Skip(f"'{key}' should be an http(s) URL or a path, got {value[:80]!r}")
+    return absolute
+
+
+def _without_dot_segments(url: str, config: Config) -> str:
+    """`url` with its '.' and '..' path segments (%2e too) resolved as a browser resolves them
+    (an explicit `url: /a/../b` is published as /b); a path that climbs out of site.url's own
+    path refuses the post."""
+    parts = urlsplit(url)
+    segments = parts.path.split("/")
+    if not any(unquote(s) in (".", "..") for s in segments):
+        return url
+    kept: list[str] = []
+    for i, segment in enumerate(segments[1:], 1):
+        dots = unquote(segment)
+        if dots == "..":
+            if kept:
+                kept.pop()
+        elif dots != ".":
+            kept.append(segment)
+            continue
+        if i == len(segments) - 1:
+            kept.append("")  # '/a/b/..' is '/a/', a folder
+    resolved = parts._replace(path="/" + "/".join(kept)).geturl()
+    if not (resolved + "/").startswith(config.site.url + "/") and url.startswith(config.site.url + "/"):
+        raise Skip(f"'url' leads out of the site ({config.site.url}): {parts.path[:80]!r}")
+    return resolved
 
 
 def _published(meta: dict, src: Source, path: Path, engine: Engine,
