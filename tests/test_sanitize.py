@@ -162,7 +162,7 @@ def test_the_render_cache_holds_sanitised_html_and_a_new_sanitiser_cleans_again(
     ('<a href="java&#x09;script:alert(1)">x</a>', "<a>x</a>"),
     ('<a href="&amp;#x6A;avascript:alert(1)">x</a>', "<a>x</a>"),  # for readers that decode twice
     ('<a href="\x01 javascript:alert(1)">x</a>', "<a>x</a>"),
-    ('<a href="vbscript:x">x</a><a href="tel:+123">t</a>', "<a>x</a><a>t</a>"),
+    ('<a href="vbscript:x">x</a><a href="tel:+123">t</a>', '<a>x</a><a href="tel:+123">t</a>'),
     ('<img srcset="javascript:alert(1) 1x, https://x.org/a.png 2x" alt="a">', '<img alt="a">'),
     ('<picture><source srcset="https://x.org/a.webp, JAVASCRIPT:x 2x"></picture>', "<picture><source></picture>"),
     ('<blockquote cite="javascript:alert(1)">q</blockquote>', "<blockquote>q</blockquote>"),

@@ -49,7 +49,7 @@ _ATTRIBUTES = {
 }
 # Whose cleaning the render cache's HTML went through, with nh3's version (cache.py): bump
 # when sanitize_html's output changes, so HTML an older version cleaned is never reused.
-SANITIZER_VERSION = "2"
+SANITIZER_VERSION = "3"
 
 # --- URLs ----------------------------------------------------------------------------------
 # Every URL that leaves (an attribute below, a front matter image or link) passes url_allowed:
@@ -58,7 +58,7 @@ SANITIZER_VERSION = "2"
 # for readers that decode twice), ASCII tabs and newlines removed anywhere ('da\nta:' is
 # 'data:'), C0 controls and spaces stripped at both ends.
 
-_URL_SCHEMES = {"http", "https", "mailto"}
+_URL_SCHEMES = {"http", "https", "mailto", "tel"}  # tel: phone links, common on blogs and harmless
 _URL_ATTRS = {"href", "src", "srcset", "poster", "cite", "xlink:href", "background", "action",
               "formaction", "longdesc", "usemap", "data", "codebase", "manifest", "ping", "icon"}
 _SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*):")
