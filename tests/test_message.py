@@ -34,7 +34,7 @@ from smtp_helpers import DkimKey, smtp_server  # noqa: F401
 
 from publisher import pipeline
 from publisher.errors import ConfigError, DeliveryError, RecipientError
-from publisher.newsletter import delivery
+from publisher.newsletter import smtp
 from publisher.newsletter.digest import NAME_MAX, Recipient, RenderedDigest, render_digest
 from publisher.newsletter.mailbox_header import sanitize_header, truncate
 from publisher.newsletter.message import (build_message, build_simple_message, check_settings,
@@ -261,7 +261,7 @@ def test_nasty_names_give_one_to_header_with_the_cleaned_name(digest, cfg, recip
     local, _, domain = recipient.email.rpartition("@")
     assert address.username == local and address.domain == domain.encode("idna").decode().lower()
     assert max(len(line) for line in data.split(b"\r\n")) <= 998
-    assert delivery.wire_ready(data)  # what CompiledMessage.wire_ready promises delivery
+    assert smtp.wire_ready(data)  # what CompiledMessage.wire_ready promises delivery
 
 
 def test_a_compiled_digest_is_wire_ready_unless_dkim_signs_or_a_fixed_line_is_too_long(
@@ -274,7 +274,7 @@ def test_a_compiled_digest_is_wire_ready_unless_dkim_signs_or_a_fixed_line_is_to
     long_mailto = dsite.config(newsletter={"unsubscribe_mailto": "u" * 990 + "@news.example.org"})
     compiled = compile_message(digest, long_mailto, message_key=KEY, date=WHEN)
     assert not compiled.wire_ready
-    assert not delivery.wire_ready(compiled.bytes_for(NASTY[0]))
+    assert not smtp.wire_ready(compiled.bytes_for(NASTY[0]))
 
 
 def test_an_address_too_long_for_a_header_line_is_the_recipients_problem(digest, cfg):
@@ -381,7 +381,7 @@ def test_any_name_local_part_and_token_give_a_well_formed_message(digest, cfg, n
     assert list(msg.keys()) == HEADERS
     assert_display_name(msg["To"].addresses[0].display_name, name)
     assert max(len(line) for line in data.split(b"\r\n")) <= 998
-    assert compiled.wire_ready and delivery.wire_ready(data)
+    assert compiled.wire_ready and smtp.wire_ready(data)
 
 
 # --- the sender and DKIM ----------------------------------------------------------------------

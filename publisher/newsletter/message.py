@@ -545,9 +545,9 @@ def _compile(config: Config, *, subject: str, text: str, html: str, message_key:
     else:
         layout = [_PART_SLOT]
         bodies = (_CompiledBody(text, html=False, personal=personal),)
-    # lazy: delivery.py (smtplib, ssl: ~20 ms), which owns SMTP's line rules; a message is
+    # lazy: smtp.py (smtplib, ssl: ~20 ms), which owns SMTP's line rules; a message is
     # compiled to be sent (or written as a send would hand it over)
-    from .delivery import MAX_LINE, wire_ready
+    from .smtp import MAX_LINE, wire_ready
 
     # The pieces every copy shares, and those whose length is fixed per message (a
     # Message-ID, a List-Unsubscribe with the longest link _checked_link lets through).

@@ -80,12 +80,12 @@ def check_settings(config: Config, *, need_sender: bool = True) -> None:
     (newsletter.from, the DKIM key, the SMTP password and CA file), touching no network: the
     pipeline calls it before recording a digest, and `check` (need_sender=False: a site
     without a newsletter has no newsletter.from)."""
-    # lazy: delivery.py (smtplib, ssl: ~20 ms) and message.py (the email package, ~10 ms);
+    # lazy: smtp.py (smtplib, ssl: ~20 ms) and message.py (the email package, ~10 ms);
     # a run with nothing to send needs neither
-    from . import delivery, message
+    from . import message, smtp
 
     message.check_settings(config, need_sender=need_sender)
-    delivery.check_settings(config)
+    smtp.check_settings(config)
 
 
 def send_one(config: Config, address: str, data: bytes, *, key: object = "one",
