@@ -723,8 +723,8 @@ def save_idle_stamp(config: Config, state: State, loaded: LoadResult,
                     lines: list[str], problems: list[str]) -> None:
     """A run did nothing: let the next ones say so cheaply, until something changes or the
     schedule fires or a post held back for the future comes due."""
-    # lazy: scanner pulls in content/ (~60 ms with PyYAML), not needed by the idle shortcut
-    from .scanner import next_firing
+    # lazy: newsletter.owed pulls in content/ (~60 ms with PyYAML), not needed by the idle shortcut
+    from .newsletter.owed import next_firing
 
     due = [p.published for p in loaded.held_back if not p.draft and p.published > now]
     due += [p.expires for p in loaded.posts if p.expires is not None]  # Hugo's expiryDate

@@ -36,7 +36,8 @@ from .content.posts import require_content_dir
 from .content.sanitize import removed_by_sanitizing
 from .errors import ConfigError, DeliveryError, PublisherError, StateError
 from .newsletter import archive
-from .scanner import KnownIndex, mailable, next_firing, scan, schedule_fired
+from .newsletter.owed import (digest_due, next_digest_posts, next_firing, scan, since_last_digest,
+                             stand_ins_used)
 
 if TYPE_CHECKING:
     from .cachestore import CacheStore
@@ -234,19 +235,6 @@ def _deliver_open(config: Config, state: State, now: datetime, report: Report, p
     return len(open_digests)
 
 
-def _since_last_digest(state: State, now: datetime) -> datetime:
-    """Where the schedule is counted from: the last digest, or the last firing a run already
-    saw, or the site's first run."""
-    marks = [state.get_time(k) for k in ("last_digest_at", "schedule_seen_at", "baseline_at")]
-    return max((m for m in marks if m is not None), default=now)
-
-
-def digest_due(config: Config, state: State, now: datetime) -> bool:
-    """Has the schedule fired since the last digest (or the last firing a run already saw)?"""
-
-    return schedule_fired(config, _since_last_digest(state, now), now)
-
-
 def run_once(config: Config, now: datetime | None = None, *,
              progress: Callable[[int, int], None] | None = None,
              stop: threading.Event | None = None,
@@ -294,7 +282,7 @@ def run_once(config: Config, now: datetime | None = None, *,
         if (feed_files is not None and not (result.baseline or planned or delivered)
                 and cache.sqlite_path(config) and not _pings_owed(config, state)):
             cache.save_idle_stamp(config, state, result.loaded, feed_files, now,
-                                  _since_last_digest(state, now), report.lines, report.problems)
+                                  since_last_digest(state, now), report.lines, report.problems)
     report.lines[:0], report.problems[:0] = bounced.lines, bounced.problems  # (not in the idle stamp)
     return report
 
@@ -328,7 +316,7 @@ def _pings_owed(config: Config, state: State) -> bool:
 
 
 def _nothing_to_send(config: Config, state: State, result, now: datetime) -> str:
-    firing = next_firing(config, max(_since_last_digest(state, now), now))
+    firing = next_firing(config, max(since_last_digest(state, now), now))
     due = (f"{firing.astimezone(timezone.utc):%a %Y-%m-%d %H:%M} UTC" if firing is not None
            else "never: newsletter.schedule does not fire again")
     if not result.unannounced:
@@ -362,38 +350,6 @@ def send_now(config: Config, now: datetime | None = None, *,
                 report.lines.append("no new post to mail")
         _deliver_open(config, state, now, report, progress, stop, planned)
     return report
-
-
-STAND_INS = 5  # newest posts shown by preview, dry run and test copy when nothing is new
-
-
-def next_digest_posts(config: Config, state: State, now: datetime) -> tuple[list[Post], LoadResult]:
-    """The posts the next digest would hold, without recording anything. On a site never run,
-    or with nothing new, the newest posts stand in so a preview or test copy shows something
-    (stand_ins_used says which)."""
-
-    loaded = load_posts(config, now)
-    candidates = mailable(loaded.posts, config)
-    if state.get_meta("baseline_at") is None:
-        return candidates[:STAND_INS], loaded
-    posts = _not_yet_mailed(state, candidates)
-    return (posts or candidates[:STAND_INS]), loaded
-
-
-def _not_yet_mailed(state: State, candidates: list[Post]) -> list[Post]:
-    """The candidates no digest has carried: unknown to the state (by id, source file, URL,
-    or title and date: scanner.KnownIndex), or known and still owed."""
-
-    owed = set(state.unannounced_post_ids())
-    matched = KnownIndex(state.known_posts()).match(candidates)
-    return [p for p in candidates if id(p) not in matched or matched[id(p)].id in owed]
-
-
-def stand_ins_used(state: State, posts: list[Post]) -> bool:
-    """Are `posts` (from next_digest_posts) stand-ins rather than what the next digest holds?"""
-    if state.get_meta("baseline_at") is None:
-        return bool(posts)
-    return bool(posts) and not _not_yet_mailed(state, posts)
 
 
 def _posts_for_next_digest(config: Config, now: datetime, report: Report, verb: str) -> list[Post]:
