@@ -32,6 +32,7 @@ from ..cache import stat_files
 from ..cachestore import ArchivedIssue, CacheStore
 from ..config import Config
 from ..content import Post
+from ..templating import BUNDLED_TEMPLATES, format_date  # (the mail's date format)
 
 if TYPE_CHECKING:
     from ..state import State
@@ -104,17 +105,14 @@ class _Issue:
 
 
 def _issues(config: Config, rows: list[ArchivedIssue]) -> list[_Issue]:
-    # lazy: digest.py (~10 ms), only when a page is written
-    from .digest import _format_date  # the mail's date format, so page and mail agree
-
     issues = []
     for row in rows:
         posts = []
         for item in json.loads(row.posts):
             published = datetime.fromisoformat(item["published"])
-            posts.append({**item, "published": published, "date": _format_date(published, config.tz)})
+            posts.append({**item, "published": published, "date": format_date(published, config.tz)})
         issues.append(_Issue(number=row.number, kind=row.kind, subject=row.subject,
-                             date=_format_date(row.created_at, config.tz), published=row.created_at,
+                             date=format_date(row.created_at, config.tz), published=row.created_at,
                              url=issue_url(config, row.number), posts=tuple(posts)))
     return issues
 
@@ -124,13 +122,12 @@ def render_archive(config: Config, rows: list[ArchivedIssue]) -> dict[str, bytes
     {} for no issues. `rows` newest first (State.archived_issues)."""
     if not rows:
         return {}
-    # lazy: Jinja2 and web.py (~0.2 s with the state's SQLAlchemy), only when a page is written
+    # lazy: Jinja2 (~30 ms), only when a page is written
     from jinja2 import TemplateError
 
-    from ..web import page_context, template_environment
-    from .digest import template_problem
+    from ..templating import new_environment, page_context, template_problem
 
-    env = template_environment(config)
+    env = new_environment(config)
     issues = _issues(config, rows)
     base = {**page_context(config), "index_url": index_url(config), "rss_url": rss_url(config)}
 
@@ -179,16 +176,14 @@ def _render_rss(config: Config, issues: list[_Issue]) -> bytes:
 # The meta key under which write_archive remembers what it last wrote.
 WRITTEN_KEY = "archive_written"
 # What the pages are made of besides the issues: these templates (the site's, else the
-# bundled ones), this code, and the pages' context (web.page_context) and date format.
+# bundled ones), this code, and the pages' context (templating.page_context) and date format.
 _TEMPLATE_FILES = (*TEMPLATES, "_archive.css.html", "web_base.html")
-_CODE_FILES = ("newsletter/archive.py", "newsletter/digest.py", "web.py", "feeds.py", "__init__.py")
+_CODE_FILES = ("newsletter/archive.py", "newsletter/digest.py", "templating.py", "feeds.py",
+               "__init__.py")
 
 
 def _fingerprint(config: Config, rows: list[ArchivedIssue]) -> str:
     """Equal fingerprints, equal archive bytes."""
-
-    # lazy: digest.py (~10 ms), only when the archive is written
-    from .digest import BUNDLED_TEMPLATES
 
     package = BUNDLED_TEMPLATES.parent
     h = hashlib.sha256()
@@ -261,13 +256,12 @@ def check_issue(config: Config, *, kind: str, subject: str, posts: str, now: dat
 def check_templates(config: Config) -> None:
     """Compile the archive's templates (the site's overrides included): ConfigError naming
     the file and line of a broken one."""
-    # lazy: Jinja2 and web.py (~0.2 s with the state's SQLAlchemy), for `check` alone
+    # lazy: Jinja2 (~30 ms), for `check` alone
     from jinja2 import TemplateError
 
-    from ..web import template_environment
-    from .digest import template_problem
+    from ..templating import new_environment, template_problem
 
-    env = template_environment(config)
+    env = new_environment(config)
     for name in TEMPLATES:
         try:
             env.get_template(name)
