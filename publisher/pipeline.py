@@ -28,7 +28,7 @@ from urllib.parse import unquote
 from typing import TYPE_CHECKING
 
 from . import cache
-from .cache import FeedCache, load_site
+from .cache import CacheStorage, FeedCache, load_site
 from .config import Config
 from .content import LoadResult, Post, load_posts, render_html
 from .content.links import SiteIndex
@@ -40,7 +40,6 @@ from .newsletter.owed import (digest_due, next_digest_posts, next_firing, scan, 
                              stand_ins_used)
 
 if TYPE_CHECKING:
-    from .cachestore import CacheStore
     from .state import State
 
 log = logging.getLogger(__name__)
@@ -79,7 +78,7 @@ def open_state(config: Config) -> State:
 
 
 
-def write_site_feeds(config: Config, state: State | CacheStore | None, loaded: LoadResult,
+def write_site_feeds(config: Config, state: CacheStorage | None, loaded: LoadResult,
                      report: Report, now: datetime | None = None) -> dict[str, list[int]] | None:
     """Render and write the feeds, unless nothing they depend on changed since the last write
     (cache.FeedCache; the common case for a cron job): then no Markdown, feedgen or lxml even
@@ -130,7 +129,7 @@ def write_site_feeds(config: Config, state: State | CacheStore | None, loaded: L
 
 
 
-def ping_hubs(config: Config, state: State | CacheStore | None, changed: list[str], report: Report,
+def ping_hubs(config: Config, state: CacheStorage | None, changed: list[str], report: Report,
               now: datetime | None) -> None:
     """After the feeds are written: WebSub pings for the changed ones, and retries of those an
     earlier run could not deliver. Never raises for a hub's failure (websub.py)."""
@@ -190,7 +189,7 @@ def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datet
         post_ids=rendered.post_ids, now=now, plan=plan, archive=snapshot)
 
 
-def write_archive(config: Config, state: State | CacheStore, report: Report, *,
+def write_archive(config: Config, state: CacheStorage, report: Report, *,
                   summary: bool = True) -> None:
     """The newsletter's public archive from the state (newsletter/archive.py). A disk that
     refuses is a problem of this run, not the end of it: the next build writes it again.

@@ -25,17 +25,14 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import __version__
-from ..cache import stat_files
-from ..cachestore import ArchivedIssue, CacheStore
+from ..cache import CacheStorage, stat_files
+from ..cache_sqlite3 import ArchivedIssue
 from ..config import Config
 from ..content import Post
 from ..templating import BUNDLED_TEMPLATES, format_date  # (the mail's date format)
-
-if TYPE_CHECKING:
-    from ..state import State
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +210,7 @@ class ArchiveWrite:
     unchanged: list[str]
 
 
-def write_archive(config: Config, state: State | CacheStore) -> ArchiveWrite | None:
+def write_archive(config: Config, state: CacheStorage) -> ArchiveWrite | None:
     """Write every recorded issue's page, the index and the feed (only the files whose bytes
     changed); None when newsletter.archive is off: then nothing is written, and nothing that
     is there is removed. When no issue, template, setting or code changed since the last
