@@ -167,11 +167,11 @@ def build(config: Config, now: datetime | None = None) -> Report:
 def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datetime) -> int:
     """Render a digest (or alert) and record it with its owed deliveries, atomically."""
     # lazy: the newsletter modules import the state (SQLAlchemy, ~0.25 s)
-    from .newsletter.sending import check_settings
+    from .newsletter.sending import check_send_settings
     from .newsletter.topics import plan_digest
 
     # Config errors that would only show at send time stop us before anything is recorded.
-    check_settings(config)
+    check_send_settings(config)
     # A damaged database must not take a digest and its ledger: say so before recording.
     state.check_integrity()
 
@@ -535,10 +535,10 @@ def check_mail_settings(config: Config, sample: list[Post], now: datetime) -> No
     # lazy: the newsletter modules and web.py (SQLAlchemy ~0.25 s, Jinja2 ~30 ms), for `check` alone
     from .newsletter.digest import Recipient, render_digest
     from .newsletter.message import build_message
-    from .newsletter.sending import check_settings
+    from .newsletter.sending import check_send_settings
     from .web import check_templates, template_environment
 
-    check_settings(config, need_sender=False)
+    check_send_settings(config, need_from=False)
     check_templates(config, template_environment(config))
     if config.newsletter.archive:
         archive.check_templates(config)

@@ -403,11 +403,11 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
     from flask import Flask, request
     from werkzeug.exceptions import HTTPException
 
-    from .newsletter.message import sender
+    from .newsletter.message import from_address
 
     # Fail at start-up, not at the first visitor: without newsletter.from no confirmation
     # can be sent (raises ConfigError naming the key).
-    sender(config)
+    from_address(config)
     clock = clock or utcnow
     endpoint = Endpoint(config, clock)
 

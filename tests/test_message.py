@@ -37,8 +37,8 @@ from publisher.errors import ConfigError, DeliveryError, RecipientError
 from publisher.newsletter import smtp
 from publisher.newsletter.digest import NAME_MAX, Recipient, RenderedDigest, render_digest
 from publisher.newsletter.mailbox_header import sanitize_header, truncate
-from publisher.newsletter.message import (build_message, build_simple_message, check_settings,
-                                          compile_message, sender)
+from publisher.newsletter.message import (build_message, build_simple_message, check_from_and_dkim,
+                                          compile_message, from_address)
 from publisher.state import State, Subscriber
 
 EML = Path(__file__).parent / "fixtures" / "eml"
@@ -388,11 +388,11 @@ def test_any_name_local_part_and_token_give_a_well_formed_message(digest, cfg, n
 
 def test_sender_is_parsed_once_here(dsite):
     cfg = dsite.config(newsletter={"from": "Zoë's Blog <News@Bücher.Example>"})
-    assert sender(cfg).address == "News@xn--bcher-kva.example"
-    assert sender(cfg).name == "Zoë's Blog"
+    assert from_address(cfg).address == "News@xn--bcher-kva.example"
+    assert from_address(cfg).name == "Zoë's Blog"
     cfg = dsite.config(newsletter={"from": ""})
     with pytest.raises(ConfigError, match=r"config\.yaml: newsletter\.from: required to send mail"):
-        sender(cfg)
+        from_address(cfg)
 
 
 def dkim_config(root: Path, **dkim_keys):
@@ -440,7 +440,7 @@ def test_bad_dkim_key_file_is_a_config_error(digest, tmp_path, content):
     cfg = make_config(tmp_path / "dkim", smtp={"dkim": {"key_file": str(key_file), "selector": "mail"}})
     expected = r"config\.yaml: smtp\.dkim\.key_file: expected a (readable )?PEM"
     with pytest.raises(ConfigError, match=expected):
-        check_settings(cfg)
+        check_from_and_dkim(cfg)
     with pytest.raises(ConfigError, match=expected):
         compile_message(digest, cfg, message_key=KEY, date=WHEN)
 

@@ -128,9 +128,10 @@ def _warn_if_unverified(config: Config) -> None:
         )
 
 
-def check_settings(config: Config) -> None:
+def check_smtp_settings(config: Config) -> None:
     """Raise ConfigError for SMTP settings that would fail a send (password, CA file),
-    without touching the network: sending.check_settings calls it before a digest is recorded."""
+    without touching the network: sending.check_send_settings calls it before a digest is
+    recorded."""
     checked_tls_context(config)
 
 

@@ -86,7 +86,7 @@ posts = sa.Table(
     # NULL until the post went out in a digest (or was part of the first run's baseline).
     sa.Column("announced_at", UTCDateTime),
     sa.Column("announced_digest_id", sa.Integer),
-    # A featured alert is owed (set by the scanner), then sent (alerted_at).
+    # A featured alert is owed (set by newsletter/owed.py's scan), then sent (alerted_at).
     sa.Column("alert_due", sa.Boolean, nullable=False, default=False),
     sa.Column("alerted_at", UTCDateTime),
 )
