@@ -28,7 +28,7 @@ from urllib.parse import unquote
 from typing import TYPE_CHECKING
 
 from . import cache
-from .cache import CacheStorage, FeedCache, load_site
+from .cache import FeedCache, load_site
 from .config import Config
 from .content import LoadResult, Post, load_posts, render_html
 from .content.links import SiteIndex
@@ -40,6 +40,7 @@ from .newsletter.owed import (digest_due, next_digest_posts, next_firing, scan, 
                              stand_ins_used)
 
 if TYPE_CHECKING:
+    from .cache import CacheStorage
     from .state import State
 
 log = logging.getLogger(__name__)
