@@ -8,7 +8,7 @@
 - the idle stamp (`still_idle`, `save_idle_stamp`): a `publisher run` with nothing to do
   answers in a few milliseconds.
 
-The SQL behind them is the state layer's (publisher.state; cachestore.py for the reads that must not
+The SQL behind them is the state layer's (publisher.state; cache_sqlite3.py for the reads that must not
 import SQLAlchemy). This module is imported by the idle run's shortcut (__main__.py): its
 imports stay cheap, and the rest is imported where it is used.
 """
@@ -22,7 +22,7 @@ import logging
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, Protocol, runtime_checkable
 
 from . import __version__
 
@@ -30,10 +30,44 @@ if TYPE_CHECKING:
     from .config import Config
     from .content import LoadResult, Post
     from .content.links import SiteIndex
-    from .cachestore import CacheStore
+    from .cache_sqlite3 import ArchivedIssue
     from .state import State
 
 log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class CacheStorage(Protocol):
+    """Where the caches keep their rows, and the one interface every answer here asks:
+
+    - `State` (state/, SQLAlchemy: SQLite or PostgreSQL; the rows in state/cache_rows.py),
+    - `Sqlite3CacheStore` (cache_sqlite3.py: the same rows and transactions on a SQLite file
+      of the current schema through the standard library's sqlite3, because importing
+      SQLAlchemy costs more than a build after one new post does besides).
+
+    open_build_state picks one; nothing else may tell them apart (tests/test_cache_sqlite3.py
+    checks that both implement this)."""
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    def archived_issues(self) -> list[ArchivedIssue]: ...
+
+    def cached_html(self, keys: Iterable[str]) -> dict[str, str]: ...
+
+    def store_html(self, rendered: dict[str, str], now: datetime | None = None) -> None: ...
+
+    def scan_cache(self, fingerprint: str) -> dict[str, tuple[int, int, str, str | None, str | None]]: ...
+
+    def store_scan_cache(self, fingerprint: str, changed: dict[str, tuple],
+                         removed: Iterable[str]) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> CacheStorage: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
 
 # --- the scan cache -------------------------------------------------------------------------
 # Depends on each file's path, size and mtime_ns (content.load_posts compares them), on the
@@ -64,7 +98,7 @@ def scan_fingerprint(config: Config) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def load_site(config: Config, state: State | CacheStore, now: datetime) -> LoadResult:
+def load_site(config: Config, state: CacheStorage, now: datetime) -> LoadResult:
     """content.load_posts through the state's scan cache: only new or changed files are read
     and parsed; the cache is written back only when something changed."""
     # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
@@ -77,20 +111,20 @@ def load_site(config: Config, state: State | CacheStore, now: datetime) -> LoadR
     return loaded
 
 
-def _store_scan(state: State | CacheStore, fingerprint: str, loaded: LoadResult) -> None:
+def _store_scan(state: CacheStorage, fingerprint: str, loaded: LoadResult) -> None:
     if loaded.cache_changed or loaded.cache_removed:
         state.store_scan_cache(fingerprint, loaded.cache_changed, loaded.cache_removed)
     log.debug("scan: %d files from the cache, %d read", loaded.cache_hits, len(loaded.cache_changed))
 
 
-def open_and_load_site(config: Config, now: datetime) -> tuple[State | CacheStore, LoadResult]:
+def open_and_load_site(config: Config, now: datetime) -> tuple[CacheStorage, LoadResult]:
     """check_config_once (before anything is written), open_build_state, then load_site;
     the caller closes the state (`with state:`). On a cold build (no SQLite state database
     yet, so no scan cache to read) the check (apscheduler's import: ~30 ms) and the
     database's creation run while load_posts' worker process already parses
     (content/parallel.py)."""
     path = sqlite_path(config)
-    opened: list[State | CacheStore] = []
+    opened: list[CacheStorage] = []
 
     def check_and_open() -> None:
         checked = check_config_once(config)  # raises ConfigError before anything is written
@@ -119,18 +153,18 @@ def open_and_load_site(config: Config, now: datetime) -> tuple[State | CacheStor
     return opened[0], loaded
 
 
-def open_build_state(config: Config) -> State | CacheStore:
+def open_build_state(config: Config) -> CacheStorage:
     """What a build reads and writes its caches through: on an existing SQLite state database
-    of the current schema, the standard library's sqlite3 (cachestore.CacheStore: no
+    of the current schema, the standard library's sqlite3 (cache_sqlite3.Sqlite3CacheStore: no
     SQLAlchemy import); else, or when a WebSub hub must be pinged (websub.py keeps its
     retries in State), State, which creates, migrates or explains."""
-    # lazy: cachestore (sqlite3) ~7 ms, only where a SQLite file is read
-    from .cachestore import CacheStore
+    # lazy: cache_sqlite3 (sqlite3) ~7 ms, only where a SQLite file is read
+    from .cache_sqlite3 import Sqlite3CacheStore
 
     path = sqlite_path(config)
     store = None
     if path and not config.feeds.websub_hub:
-        store = CacheStore.open(path) if os.path.lexists(path) else CacheStore.create(path)
+        store = Sqlite3CacheStore.open(path) if os.path.lexists(path) else Sqlite3CacheStore.create(path)
     if store is not None:
         return store
     from .state import State  # lazy: SQLAlchemy's import, ~0.2 s
@@ -152,7 +186,7 @@ class CachedRenderer:
     is looked up on its own. Rendering is cheap (cmark-gfm: ~0.2 ms for a 7 KB post), so it
     happens when a post is asked for, or, for many posts at once, in `render_ahead`."""
 
-    def __init__(self, state: State | CacheStore | None, config: Config | None = None,
+    def __init__(self, state: CacheStorage | None, config: Config | None = None,
                  site: SiteIndex | None = None):
         self.state = state
         self.config = config
@@ -311,7 +345,7 @@ def feed_set_fingerprint(base: str, feed, key: Callable[[Post], str]) -> str:
     return h.hexdigest()
 
 
-def _last_write(state: State | CacheStore) -> dict:
+def _last_write(state: CacheStorage) -> dict:
     recorded = state.get_meta(FEEDS_WRITTEN_KEY)
     try:
         last = json.loads(recorded) if recorded else {}
@@ -505,7 +539,7 @@ class FeedCache:
     """What the feeds last written depended on (the state's meta FEEDS_WRITTEN_KEY), and
     whether any of it changed: pipeline.write_site_feeds asks, then records what it wrote."""
 
-    def __init__(self, config: Config, state: State | CacheStore | None, loaded: LoadResult):
+    def __init__(self, config: Config, state: CacheStorage | None, loaded: LoadResult):
         self.config, self.state, self.loaded = config, state, loaded
         self.last = _last_write(state) if state is not None else {}
         self.fingerprint = feeds_fingerprint(config, loaded) if state is not None else ""
@@ -598,20 +632,20 @@ def check_config_once(config: Config) -> str | None:
     values passed it (read without creating or opening anything for writing: a config that
     fails leaves nothing written). Raises ConfigError as load_config would have. Returns the
     fingerprint to record_config_checked() once the state is open, or None if nothing to do."""
-    # lazy: cachestore (sqlite3) ~7 ms, only where a SQLite file is read
-    from . import cachestore
+    # lazy: cache_sqlite3 (sqlite3) ~7 ms, only where a SQLite file is read
+    from . import cache_sqlite3
 
     if not config.deferred:
         return None  # loaded with every check done
     fingerprint = _deferred_fingerprint(config)
     path = sqlite_path(config)
-    if path is not None and cachestore.read_meta(path, CHECKED_KEY) == fingerprint:
+    if path is not None and cache_sqlite3.read_meta(path, CHECKED_KEY) == fingerprint:
         return None
     config.check_deferred()
     return fingerprint
 
 
-def record_config_checked(state: State | CacheStore, fingerprint: str | None) -> None:
+def record_config_checked(state: CacheStorage, fingerprint: str | None) -> None:
     """What check_config_once returned, recorded for the next build."""
     if fingerprint is not None:
         state.set_meta(CHECKED_KEY, fingerprint)
@@ -640,11 +674,10 @@ def record_config_checked(state: State | CacheStore, fingerprint: str | None) ->
 # transaction that records a digest or an alert, and a stamp is only written by a transaction
 # that finds no digest still owing mail (State.save_idle_stamp).
 #
-# SQLite only. The stamp is read with the standard library's sqlite3 (cachestore.py),
+# SQLite only. The stamp is read with the standard library's sqlite3 (cache_sqlite3.py),
 # because avoiding SQLAlchemy's import is the point. On PostgreSQL every run takes
 # the full path.
 
-STAMP_KEY = "idle_stamp"
 _FORMAT = 1
 _CODE_SIGNATURE: str | None = None
 
@@ -714,14 +747,14 @@ def stamp(config: Config, *, files_signature: str, feed_files: dict[str, list[in
 def still_idle(config: Config, now: datetime) -> dict[str, Any] | None:
     """The last idle run's stamp, if nothing it depended on changed and it has not expired:
     {"lines": [...], "problems": [...]}, what that run reported. Else None."""
-    # lazy: cachestore (sqlite3) ~7 ms, only where a SQLite file is read
-    from . import cachestore
+    # lazy: cache_sqlite3 (sqlite3) ~7 ms, only where a SQLite file is read
+    from . import cache_sqlite3
     from .content import content_signature
 
     if not config.content_dir.is_dir():
         return None  # the full run says so, and touches nothing (not even the database)
     path = sqlite_path(config)
-    value = cachestore.read_meta(path, STAMP_KEY) if path else None
+    value = cache_sqlite3.read_meta(path, cache_sqlite3.IDLE_STAMP_KEY) if path else None
     if not value:
         return None
     try:
@@ -745,8 +778,8 @@ def save_idle_stamp(config: Config, state: State, loaded: LoadResult,
                     lines: list[str], problems: list[str]) -> None:
     """A run did nothing: let the next ones say so cheaply, until something changes or the
     schedule fires or a post held back for the future comes due."""
-    # lazy: scanner pulls in content/ (~60 ms with PyYAML), not needed by the idle shortcut
-    from .scanner import next_firing
+    # lazy: newsletter.owed pulls in content/ (~60 ms with PyYAML), not needed by the idle shortcut
+    from .newsletter.owed import next_firing
 
     due = [p.published for p in loaded.held_back if not p.draft and p.published > now]
     due += [p.expires for p in loaded.posts if p.expires is not None]  # Hugo's expiryDate

@@ -390,7 +390,7 @@ def check(ctx: Context) -> int:
 @_reporting
 def schedule(ctx: Context) -> int:
     """Stay running: build and send on schedule until SIGTERM."""
-    # lazy: scheduler.py with the pipeline is ~0.1 s, for `publisher service` alone
+    # lazy: scheduler.py with the pipeline is ~0.1 s, for `publisher schedule` alone
     from .scheduler import run_service
 
     config = ctx.config()

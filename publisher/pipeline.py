@@ -37,10 +37,11 @@ from .content.posts import require_content_dir
 from .content.sanitize import removed_by_sanitizing
 from .errors import ConfigError, DeliveryError, PublisherError, StateError
 from .newsletter import archive
-from .scanner import KnownIndex, mailable, next_firing, scan, schedule_fired
+from .newsletter.owed import (digest_due, next_digest_posts, next_firing, scan, since_last_digest,
+                             stand_ins_used)
 
 if TYPE_CHECKING:
-    from .cachestore import CacheStore
+    from .cache import CacheStorage
     from .state import State
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def open_state(config: Config) -> State:
 
 
 
-def write_site_feeds(config: Config, state: State | CacheStore | None, loaded: LoadResult,
+def write_site_feeds(config: Config, state: CacheStorage | None, loaded: LoadResult,
                      report: Report, now: datetime | None = None, *,
                      ping_later: bool = False) -> dict[str, list[int]] | None:
     """Render and write the feeds, unless nothing they depend on changed since the last write
@@ -152,7 +153,7 @@ def acknowledged(config: Config, warning: str) -> bool:
     return any(fnmatch.fnmatchcase(warning, pattern) for pattern in config.content.ignore_warnings)
 
 
-def ping_hubs(config: Config, state: State | CacheStore | None, changed: list[str], report: Report,
+def ping_hubs(config: Config, state: CacheStorage | None, changed: list[str], report: Report,
               now: datetime | None, *, later: bool = False,
               stop: threading.Event | None = None) -> None:
     """After the feeds are written: WebSub pings for the changed ones, and retries of those an
@@ -195,11 +196,11 @@ def build(config: Config, now: datetime | None = None) -> Report:
 def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datetime) -> int:
     """Render a digest (or alert) and record it with its owed deliveries, atomically."""
     # lazy: the newsletter modules import the state (SQLAlchemy, ~0.25 s)
-    from .newsletter.sending import check_settings
+    from .newsletter.sending import check_send_settings
     from .newsletter.topics import plan_digest
 
     # Config errors that would only show at send time stop us before anything is recorded.
-    check_settings(config)
+    check_send_settings(config)
     # A damaged database must not take a digest and its ledger: say so before recording.
     state.check_integrity()
 
@@ -217,7 +218,7 @@ def _plan(config: Config, state: State, posts: list[Post], kind: str, now: datet
         post_ids=rendered.post_ids, now=now, plan=plan, archive=snapshot)
 
 
-def write_archive(config: Config, state: State | CacheStore, report: Report, *,
+def write_archive(config: Config, state: CacheStorage, report: Report, *,
                   summary: bool = True) -> None:
     """The newsletter's public archive from the state (newsletter/archive.py). A disk that
     refuses is a problem of this run, not the end of it: the next build writes it again.
@@ -260,19 +261,6 @@ def _deliver_open(config: Config, state: State, now: datetime, report: Report, p
         if result.failed:
             report.failed = True
     return len(open_digests)
-
-
-def _since_last_digest(state: State, now: datetime) -> datetime:
-    """Where the schedule is counted from: the last digest, or the last firing a run already
-    saw, or the site's first run."""
-    marks = [state.get_time(k) for k in ("last_digest_at", "schedule_seen_at", "baseline_at")]
-    return max((m for m in marks if m is not None), default=now)
-
-
-def digest_due(config: Config, state: State, now: datetime) -> bool:
-    """Has the schedule fired since the last digest (or the last firing a run already saw)?"""
-
-    return schedule_fired(config, _since_last_digest(state, now), now)
 
 
 def run_once(config: Config, now: datetime | None = None, *,
@@ -324,7 +312,7 @@ def run_once(config: Config, now: datetime | None = None, *,
         if (feed_files is not None and not (result.baseline or planned or delivered)
                 and cache.sqlite_path(config) and not _pings_owed(config, state)):
             cache.save_idle_stamp(config, state, result.loaded, feed_files, now,
-                                  _since_last_digest(state, now), report.lines, report.problems)
+                                  since_last_digest(state, now), report.lines, report.problems)
     report.lines[:0], report.problems[:0] = bounced.lines, bounced.problems  # (not in the idle stamp)
     return report
 
@@ -358,7 +346,7 @@ def _pings_owed(config: Config, state: State) -> bool:
 
 
 def _nothing_to_send(config: Config, state: State, result, now: datetime) -> str:
-    firing = next_firing(config, max(_since_last_digest(state, now), now))
+    firing = next_firing(config, max(since_last_digest(state, now), now))
     due = (f"{firing.astimezone(timezone.utc):%a %Y-%m-%d %H:%M} UTC" if firing is not None
            else "never: newsletter.schedule does not fire again")
     if not result.unannounced:
@@ -397,38 +385,6 @@ def send_now(config: Config, now: datetime | None = None, *,
                 report.lines.append("no new post to mail")
         _deliver_open(config, state, now, report, progress, stop, planned)
     return report
-
-
-STAND_INS = 5  # newest posts shown by preview, dry run and test copy when nothing is new
-
-
-def next_digest_posts(config: Config, state: State, now: datetime) -> tuple[list[Post], LoadResult]:
-    """The posts the next digest would hold, without recording anything. On a site never run,
-    or with nothing new, the newest posts stand in so a preview or test copy shows something
-    (stand_ins_used says which)."""
-
-    loaded = load_posts(config, now)
-    candidates = mailable(loaded.posts, config)
-    if state.get_meta("baseline_at") is None:
-        return candidates[:STAND_INS], loaded
-    posts = _not_yet_mailed(state, candidates)
-    return (posts or candidates[:STAND_INS]), loaded
-
-
-def _not_yet_mailed(state: State, candidates: list[Post]) -> list[Post]:
-    """The candidates no digest has carried: unknown to the state (by id, source file, URL,
-    or title and date: scanner.KnownIndex), or known and still owed."""
-
-    owed = set(state.unannounced_post_ids())
-    matched = KnownIndex(state.known_posts()).match(candidates)
-    return [p for p in candidates if id(p) not in matched or matched[id(p)].id in owed]
-
-
-def stand_ins_used(state: State, posts: list[Post]) -> bool:
-    """Are `posts` (from next_digest_posts) stand-ins rather than what the next digest holds?"""
-    if state.get_meta("baseline_at") is None:
-        return bool(posts)
-    return bool(posts) and not _not_yet_mailed(state, posts)
 
 
 def _posts_for_next_digest(config: Config, now: datetime, report: Report, verb: str) -> list[Post]:
@@ -654,10 +610,10 @@ def check_mail_settings(config: Config, sample: list[Post], now: datetime) -> No
     # lazy: the newsletter modules and web.py (SQLAlchemy ~0.25 s, Jinja2 ~30 ms), for `check` alone
     from .newsletter.digest import Recipient, render_digest
     from .newsletter.message import build_message
-    from .newsletter.sending import check_settings
+    from .newsletter.sending import check_send_settings
     from .web import check_templates, template_environment
 
-    check_settings(config, need_sender=False)
+    check_send_settings(config, need_from=False)
     check_templates(config, template_environment(config))
     if config.newsletter.archive:
         archive.check_templates(config)

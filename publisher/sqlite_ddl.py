@@ -3,10 +3,10 @@
 GENERATED from publisher/state/schema.py (schema.sqlite_ddl): do not edit. After a schema
 change, regenerate with
 
-    PUBLISHER_REGENERATE_DDL=1 .venv/bin/python -m pytest tests/test_cachestore.py -q
+    PUBLISHER_REGENERATE_DDL=1 .venv/bin/python -m pytest tests/test_cache_sqlite3.py -q
 
-cachestore.CacheStore.create runs them on a cold build (no SQLAlchemy import);
-tests/test_cachestore.py fails while this file and the schema differ."""
+cache_sqlite3.Sqlite3CacheStore.create runs them on a cold build (no SQLAlchemy import);
+tests/test_cache_sqlite3.py fails while this file and the schema differ."""
 
 FOR_VERSION = 7
 

@@ -40,27 +40,23 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from jinja2 import (ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError,
-                    select_autoescape)
+from jinja2 import TemplateError
 
 from .config import Config, load_config
 from .errors import ConfigError, PublisherError, ServeError
 from .newsletter import topics
-from .newsletter.digest import template_problem
 from .newsletter.sending import send_one
 from .newsletter.subscribers import InvalidAddress, clean_name, normalize_address
 from .state import ACTIVE, PENDING, State, Subscriber
+from .templating import CONFIRM_TTL, new_environment, page_context, template_problem
 
 log = logging.getLogger(__name__)
 
-BUNDLED_TEMPLATES = Path(__file__).parent / "templates"
 CONFIG_ENV = "PUBLISHER_CONFIG"
 
-CONFIRM_TTL = timedelta(days=7)  # a confirmation link works this long after it was mailed
 RESEND_AFTER = timedelta(hours=1)  # at most one confirmation mail per address per hour
 # A subscribe answer is never sent sooner than this after the request arrived: the time it
 # takes must not say whether the address is on the list (item 6 of issue 15).
@@ -92,18 +88,8 @@ def utcnow() -> datetime:
 # --- templates: pure rendering ------------------------------------------------------------
 
 def template_environment(config: Config):
-    """Jinja2 for the pages and the confirmation mail: the site's templates/ first, then the
-    bundled ones (the same order as digest.py), autoescaped for .html."""
-
-    return Environment(
-        loader=ChoiceLoader([FileSystemLoader(config.templates_dir), FileSystemLoader(BUNDLED_TEMPLATES)]),
-        autoescape=select_autoescape(["html", "htm"], default_for_string=False, default=False),
-        # A typo in a site's template names itself instead of rendering a blank page.
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    """Jinja2 for the pages and the confirmation mail: templating.py's one environment."""
+    return new_environment(config)
 
 
 def check_templates(config: Config, env) -> None:
@@ -116,18 +102,6 @@ def check_templates(config: Config, env) -> None:
             env.get_template(name)
         except TemplateError as e:
             raise template_problem(config, name, e) from e
-
-
-def page_context(config: Config) -> dict[str, Any]:
-    """What every page template sees."""
-    return {
-        "site": config.site,
-        "site_url": config.site.url,
-        "site_host": urlsplit(config.site.url).netloc,
-        "web_url": config.web_url,
-        "subscribe_url": config.web_url + "/subscribe",
-        "confirm_days": CONFIRM_TTL.days,
-    }
 
 
 def render_page(env, config: Config, template: str, **context: Any) -> str:
@@ -429,11 +403,11 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
     from flask import Flask, request
     from werkzeug.exceptions import HTTPException
 
-    from .newsletter.message import sender
+    from .newsletter.message import from_address
 
     # Fail at start-up, not at the first visitor: without newsletter.from no confirmation
     # can be sent (raises ConfigError naming the key).
-    sender(config)
+    from_address(config)
     clock = clock or utcnow
     endpoint = Endpoint(config, clock)
 

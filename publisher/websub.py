@@ -33,8 +33,7 @@ from .config import Config
 from .outbound import fetch
 
 if TYPE_CHECKING:
-    from .cachestore import CacheStore
-    from .state import State
+    from .cache import CacheStorage
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +82,12 @@ def publish(hub: str, url: str, timeout: float | None = None,
         raise ValueError(f"hub {hub} answered {answer.status} {answer.reason}".rstrip())
 
 
-def pending(state: State | CacheStore) -> list[tuple[str, str]]:
+def pending(state: CacheStorage) -> list[tuple[str, str]]:
     """The pings a previous run could not deliver, or that this run owes (owe())."""
     return [tuple(p) for p in _load(state).get("pings", [])]
 
 
-def owe(config: Config, state: State | CacheStore, changed_urls: Iterable[str]) -> None:
+def owe(config: Config, state: CacheStorage, changed_urls: Iterable[str]) -> None:
     """Record pings for the changed feed URLs, to be sent by ping_hubs() later in the run
     (`publisher run` pings after its mail): a run that dies before then leaves them owed."""
     hubs = config.feeds.websub_hub
@@ -102,7 +101,7 @@ def owe(config: Config, state: State | CacheStore, changed_urls: Iterable[str]) 
     state.set_meta(PENDING_KEY, json.dumps({**saved, "pings": sorted(owed | fresh)}, sort_keys=True))
 
 
-def _load(state: State | CacheStore) -> dict:
+def _load(state: CacheStorage) -> dict:
     try:
         data = json.loads(state.get_meta(PENDING_KEY) or "{}")
     except ValueError:
@@ -110,7 +109,7 @@ def _load(state: State | CacheStore) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def ping_hubs(config: Config, state: State | CacheStore, changed_urls: Iterable[str],
+def ping_hubs(config: Config, state: CacheStorage, changed_urls: Iterable[str],
               now: datetime, stop: threading.Event | None = None) -> PingReport:
     """Ping every hub for every changed feed URL, and retry what earlier runs could not
     deliver (or owe() recorded). Never raises for a hub's failure; records what is left in the
@@ -164,7 +163,7 @@ def _reason(hub: str, e: Exception) -> str:
     return str(e)
 
 
-def _record(state: State | CacheStore, saved: dict, report: PingReport, now: datetime,
+def _record(state: CacheStorage, saved: dict, report: PingReport, now: datetime,
             hubs: Iterable[str]) -> None:
     # Read again: `publisher run` pings outside its run lock, and an overlapping run may have
     # owed pings meanwhile (owe()); they stay owed. What this run tried is as it found it.

@@ -179,7 +179,8 @@ class BuildForks:
 
 
 def _build_forks(config_path: str) -> None:
-    from publisher import cli, content, feeds, pipeline, scanner, state  # noqa: F401  (warm up)
+    from publisher import cli, content, feeds, pipeline, state  # noqa: F401  (warm up)
+    from publisher.newsletter import owed  # noqa: F401  (warm up)
 
     out = sys.stdout.buffer
     out.write(b"ready\n")

@@ -464,7 +464,7 @@ def test_an_eleventy_permalink_template_it_cannot_evaluate_is_named(site):
 
 
 def test_the_next_digest_holds_no_translation(site):
-    from publisher.pipeline import next_digest_posts
+    from publisher.newsletter.owed import next_digest_posts
     from publisher.state import State
 
     site.post("a.md", "title: A\ndate: 2024-01-01")

@@ -15,7 +15,7 @@ import pytest
 from sites import PG_BASE
 from smtp_helpers import SmtpServer
 
-from publisher import cache, pipeline
+from publisher import cache, cache_sqlite3, pipeline
 from publisher.config import load_config
 from publisher.errors import ConfigError
 from publisher.state import State
@@ -56,7 +56,7 @@ def full_path_forbidden(monkeypatch):
 def stamp_of(site) -> str | None:
     state = State(site.config().database_url)
     try:
-        return state.get_meta(cache.STAMP_KEY)
+        return state.get_meta(cache_sqlite3.IDLE_STAMP_KEY)
     finally:
         state.close()
 
@@ -162,7 +162,7 @@ def test_no_stamp_while_mail_is_owed(blog, server):
     state.create_digest(kind="digest", subject="Owed", html="<p>hi</p>", text="hi",
                         post_ids=[], now=TUE + timedelta(minutes=6))
     assert state.save_idle_stamp("{}") is False
-    assert state.get_meta(cache.STAMP_KEY) is None
+    assert state.get_meta(cache_sqlite3.IDLE_STAMP_KEY) is None
     state.close()
 
 

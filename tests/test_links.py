@@ -243,12 +243,12 @@ def test_publisher_run_notices_an_image_change_and_a_missing_image_that_appears(
 
 
 def _idle_stamp(config) -> str:
-    from publisher import cache
+    from publisher import cache_sqlite3
     from publisher.state import State
 
     state = State(config.database_url)
     try:
-        return state.get_meta(cache.STAMP_KEY)
+        return state.get_meta(cache_sqlite3.IDLE_STAMP_KEY)
     finally:
         state.close()
 

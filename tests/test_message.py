@@ -34,11 +34,11 @@ from smtp_helpers import DkimKey, smtp_server  # noqa: F401
 
 from publisher import pipeline
 from publisher.errors import ConfigError, DeliveryError, RecipientError
-from publisher.newsletter import delivery
+from publisher.newsletter import smtp
 from publisher.newsletter.digest import NAME_MAX, Recipient, RenderedDigest, render_digest
 from publisher.newsletter.mailbox_header import sanitize_header, truncate
-from publisher.newsletter.message import (build_message, build_simple_message, check_settings,
-                                          compile_message, sender)
+from publisher.newsletter.message import (build_message, build_simple_message, check_from_and_dkim,
+                                          compile_message, from_address)
 from publisher.state import State, Subscriber
 
 EML = Path(__file__).parent / "fixtures" / "eml"
@@ -261,7 +261,7 @@ def test_nasty_names_give_one_to_header_with_the_cleaned_name(digest, cfg, recip
     local, _, domain = recipient.email.rpartition("@")
     assert address.username == local and address.domain == domain.encode("idna").decode().lower()
     assert max(len(line) for line in data.split(b"\r\n")) <= 998
-    assert delivery.wire_ready(data)  # what CompiledMessage.wire_ready promises delivery
+    assert smtp.wire_ready(data)  # what CompiledMessage.wire_ready promises delivery
 
 
 def test_a_compiled_digest_is_wire_ready_unless_dkim_signs_or_a_fixed_line_is_too_long(
@@ -274,7 +274,7 @@ def test_a_compiled_digest_is_wire_ready_unless_dkim_signs_or_a_fixed_line_is_to
     long_mailto = dsite.config(newsletter={"unsubscribe_mailto": "u" * 990 + "@news.example.org"})
     compiled = compile_message(digest, long_mailto, message_key=KEY, date=WHEN)
     assert not compiled.wire_ready
-    assert not delivery.wire_ready(compiled.bytes_for(NASTY[0]))
+    assert not smtp.wire_ready(compiled.bytes_for(NASTY[0]))
 
 
 def test_an_address_too_long_for_a_header_line_is_the_recipients_problem(digest, cfg):
@@ -381,18 +381,18 @@ def test_any_name_local_part_and_token_give_a_well_formed_message(digest, cfg, n
     assert list(msg.keys()) == HEADERS
     assert_display_name(msg["To"].addresses[0].display_name, name)
     assert max(len(line) for line in data.split(b"\r\n")) <= 998
-    assert compiled.wire_ready and delivery.wire_ready(data)
+    assert compiled.wire_ready and smtp.wire_ready(data)
 
 
 # --- the sender and DKIM ----------------------------------------------------------------------
 
 def test_sender_is_parsed_once_here(dsite):
     cfg = dsite.config(newsletter={"from": "Zoë's Blog <News@Bücher.Example>"})
-    assert sender(cfg).address == "News@xn--bcher-kva.example"
-    assert sender(cfg).name == "Zoë's Blog"
+    assert from_address(cfg).address == "News@xn--bcher-kva.example"
+    assert from_address(cfg).name == "Zoë's Blog"
     cfg = dsite.config(newsletter={"from": ""})
     with pytest.raises(ConfigError, match=r"config\.yaml: newsletter\.from: required to send mail"):
-        sender(cfg)
+        from_address(cfg)
 
 
 def dkim_config(root: Path, **dkim_keys):
@@ -440,7 +440,7 @@ def test_bad_dkim_key_file_is_a_config_error(digest, tmp_path, content):
     cfg = make_config(tmp_path / "dkim", smtp={"dkim": {"key_file": str(key_file), "selector": "mail"}})
     expected = r"config\.yaml: smtp\.dkim\.key_file: expected a (readable )?PEM"
     with pytest.raises(ConfigError, match=expected):
-        check_settings(cfg)
+        check_from_and_dkim(cfg)
     with pytest.raises(ConfigError, match=expected):
         compile_message(digest, cfg, message_key=KEY, date=WHEN)
 

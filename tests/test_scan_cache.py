@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from publisher import cache, content, pipeline
 from publisher import state as state_mod
 from publisher.cache import scan_fingerprint
-from publisher.cachestore import CacheStore
+from publisher.cache_sqlite3 import Sqlite3CacheStore
 from publisher.content import ScanEntry, load_posts
 from publisher.errors import ContentError
 from publisher.state import State
@@ -371,7 +371,7 @@ def test_rendered_html_is_fetched_in_one_lookup(site, monkeypatch):
         return cached_html
 
     # Through State, or the sqlite3 store a build uses on an existing SQLite database.
-    for store in (State, CacheStore):
+    for store in (State, Sqlite3CacheStore):
         monkeypatch.setattr(store, "cached_html", spy(store.cached_html))
     report = pipeline.build(config, NOW)
     assert "1 rendered" in report.lines[0]

@@ -1,7 +1,7 @@
 """What each engine means by a post's file and front matter: where its date, slug, URL,
 taxonomy and language come from, and what holds it back. One class per engine (sources in
-ENGINES.md); `Engine` is "auto", the contract's defaults, and each engine overrides only
-where it differs. posts.py asks `engine_for(config)` and never names an engine itself."""
+the project's ENGINES.md, in its shared folder); `Engine` is "auto", the contract's
+defaults, and each engine overrides only where it differs. posts.py asks `engine_for(config)` and never names an engine itself."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""The only smtplib user: connections, retries, backoff and bounce classification.
+"""Many SMTP sessions: scheduling, rate, retries, backoff and refusal classification.
 
 `deliver` hands a stream of messages (bytes, built and signed by message.py) to the SMTP
 server and reports, per message, one final outcome. The caller (sending.py) owns the ledger;
-this module owns the wire.
+smtp.py owns the wire (one session: connect, pipeline, read replies); this module decides
+what a reply means for the message and the run.
 
 How a reply is classified, per message (each message has exactly one RCPT TO):
 
@@ -72,54 +73,23 @@ from __future__ import annotations
 import logging
 import re
 import select
-import smtplib
-import socket
 import ssl
-import struct
 import threading
 import time
 from dataclasses import dataclass
 from email.utils import parseaddr
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from ..config import PASSWORD_ENV, Config
+from ..config import Config
 from ..errors import ConfigError, DeliveryError, RecipientError
+from .smtp import (MAX_LINE, CallbackFailed, Fatal, Retry, Session,
+                   may_have_long_line, checked_tls_context, describe, one_line,
+                   server_address)
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 300.0  # seconds; a longer wait would outlast a cron interval for no gain
-MAX_LINE = 998  # RFC 5322 2.1.1, without the CRLF
-_REPLY_LINE_MAX = smtplib._MAXLINE  # the longest reply line smtplib accepts (8,192 bytes)
-_READ_SIZE = 8192
 _SLACK = 0.01  # seconds a reply may be waited for past smtp.timeout (_Run._answered)
-
-
-def _may_have_long_line(data: bytes) -> bool:
-    """False only if every line of `data` (CRLF-terminated, the last maybe not) is at most
-    MAX_LINE bytes long; True means: measure.
-
-    A line longer than MAX_LINE covers one of the offsets 0, MAX_LINE, 2 * MAX_LINE, ...:
-    only the lines at those offsets are measured, each with two searches in C (a regex
-    over the whole message cost four times as much)."""
-    size = len(data)
-    for offset in range(0, size, MAX_LINE):
-        start = data.rfind(b"\n", 0, offset) + 1
-        end = data.find(b"\n", offset)
-        if (end if end >= 0 else size) - start > MAX_LINE:  # (the line and its CR)
-            return True
-    return False
-
-
-def wire_ready(data: bytes) -> bool:
-    """Do all of `data`'s lines end in CRLF, and are they at most MAX_LINE bytes long? What
-    every message is made to meet before it is handed over (_Run._prepare)."""
-    if data.count(b"\n") != data.count(b"\r\n"):
-        return False
-    return not _may_have_long_line(data) or max(map(len, data.split(b"\r\n"))) <= MAX_LINE
-
-
-REPLY_MAX = 300  # characters of a server reply kept in an Outcome
 
 # RFC 3463 enhanced status code at the start of a reply's text: class.subject.detail
 _ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?!\S)")
@@ -131,10 +101,6 @@ AUTO_CONNECTIONS = 2
 AUTO_SECOND_FROM = 100
 # Messages in a row deferred, with nothing accepted in between, before the run stops.
 DEFER_STREAK = 5
-
-# A 5xx to RCPT TO with one of these in its text refuses *us*, not the recipient: treating
-# it as a bounce would mark every subscriber bounced for good.
-_NOT_THE_RECIPIENT = re.compile(r"relay|authenticat", re.IGNORECASE)
 
 _clock = time.monotonic  # the rate limiter's clock; a module attribute so tests can replace it
 _END = object()
@@ -187,38 +153,19 @@ def refusal_status(stage: str, code: int, reply: str) -> str:
     return "bounced" if stage == "RCPT" else "refused"
 
 
+def _classified(result: str, code: int | None, reply: str) -> tuple[str, int | None, str]:
+    """Session.transmit's result as an outcome's status: a 5xx at RCPT or DATA becomes
+    "bounced" or "refused" (refusal_status)."""
+    if result in ("RCPT", "DATA"):
+        return (refusal_status(result, code, reply), code, reply)
+    return (result, code, reply)
+
+
 def _refusal_key(outcome: Outcome) -> tuple:
     """Two refusals are "the same way" if their code and text agree once addresses are
     taken out (servers quote the recipient)."""
     text = re.sub(r"<[^<>]*>|[^\s<>]+@[^\s<>]+", "<>", outcome.reply).lower()
     return (outcome.code, text)
-
-
-# --- small helpers ------------------------------------------------------------------------
-
-def _one_line(text: Any) -> str:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    text = " ".join(str(text).split())
-    return text if len(text) <= REPLY_MAX else text[: REPLY_MAX - 1] + "…"
-
-
-def _error_text(e: BaseException) -> str:
-    if isinstance(e, smtplib.SMTPResponseException):
-        return _one_line(f"{e.smtp_code} {_one_line(e.smtp_error)}")
-    return _one_line(str(e) or type(e).__name__)
-
-
-def _describe(code: int | None, reply: str) -> str:
-    return f"{code} {reply}" if code else reply
-
-
-def _code(code: int) -> int | None:
-    return code if code > 0 else None  # smtplib says -1 for a reply it could not parse
-
-
-def _where(config: Config) -> str:
-    return f"{config.smtp.host}:{config.smtp.port}"
 
 
 def _bare_address(value: str, config: Config) -> str:
@@ -236,469 +183,6 @@ def _valid_recipient(addr: str) -> bool:
     # No whitespace, controls or brackets: smtplib would refuse them with a ValueError,
     # and they cannot name a mailbox anyway.
     return "@" in addr and not re.search(r"[\s<>\x00-\x1f\x7f]", addr)
-
-
-def _resolve(config: Config, value: str) -> Path:
-    return config.root / Path(value).expanduser()  # an absolute value replaces the root
-
-
-def _tls_context(config: Config) -> ssl.SSLContext:
-    smtp = config.smtp
-    context = ssl.create_default_context()
-    if smtp.ca_file:
-        path = _resolve(config, smtp.ca_file)
-        try:
-            # Added to the system's CAs, not instead of them (create_default_context's
-            # cafile= would replace them).
-            context.load_verify_locations(cafile=str(path))
-        except (OSError, ssl.SSLError) as e:
-            raise ConfigError(
-                f"{config.path}: smtp.ca_file: expected a PEM file of CA certificates, "
-                f"got {str(path)!r} ({getattr(e, 'strerror', None) or e})"
-            ) from e
-    if not smtp.verify_tls:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def _warn_if_unverified(config: Config) -> None:
-    if config.smtp.security != "none" and not config.smtp.verify_tls:
-        log.warning(
-            "smtp.verify_tls is false: the certificate of %s is NOT checked, so anyone on "
-            "the network path can read the mail and the SMTP password; set smtp.ca_file "
-            "instead",
-            _where(config),
-            extra={"loud": True},  # shown even under --quiet: cron mail must carry it
-        )
-
-
-def check_settings(config: Config) -> None:
-    """Raise ConfigError for SMTP settings that would fail a send (password, CA file),
-    without touching the network: sending.check_settings calls it before a digest is recorded."""
-    _check_settings(config)
-
-
-def _check_settings(config: Config) -> ssl.SSLContext | None:
-    """Find the config problems that show before touching the network (ConfigError);
-    return the TLS context to use, if any."""
-    if config.smtp.username and not config.smtp_password:
-        raise ConfigError(
-            f"{config.path}: smtp.username is {config.smtp.username!r}, so the password is "
-            f"expected in the environment variable {PASSWORD_ENV}, but it is not set"
-        )
-    _warn_if_unverified(config)
-    return _tls_context(config) if config.smtp.security != "none" else None
-
-
-# --- one connection -----------------------------------------------------------------------
-
-# An address smtplib.quoteaddr returns as "<address>" without needing its parser (a tenth of
-# a pipelined exchange's CPU time): dot-atoms of letters, digits, "_", "+" and "-".
-_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\Z")
-
-
-def _quoted(address: str) -> str:
-    """smtplib.quoteaddr(address), faster for a plain address."""
-    return f"<{address}>" if _PLAIN_ADDRESS.match(address) else smtplib.quoteaddr(address)
-
-
-def _commands(sender: str | None, options: list[str], recipient: str | None = None) -> bytes:
-    """MAIL, spelled as smtplib's mail() spells it; with a recipient, followed by RCPT and
-    DATA, for one write (RFC 2920: DATA may only end a group). Without a sender: RCPT alone,
-    as smtplib's rcpt() spells it."""
-    lines = [] if sender is None else [
-        f"MAIL FROM:{_quoted(sender)}{''.join(' ' + o for o in options)}"]
-    if recipient is not None:
-        lines.append(f"RCPT TO:{_quoted(recipient)}")
-        if sender is not None:
-            lines.append("DATA")
-    if any("\r" in line or "\n" in line for line in lines):
-        raise ValueError(f"SMTP command arguments contain a line break: {sender!r}, {recipient!r}")
-    return "".join(line + "\r\n" for line in lines).encode(
-        "utf-8" if "SMTPUTF8" in options else "ascii")
-
-
-def _kernel_timeouts(sock: Any, seconds: float) -> bool:
-    """Make a plain socket blocking, with `seconds` as its read and write timeouts in the
-    kernel (SO_RCVTIMEO, SO_SNDTIMEO): a read or write then costs one system call, not a
-    poll() and the call. False, and the socket left as it was, for a TLS socket (its reads
-    may need writes, and it takes no flags) or where the options cannot be set."""
-    if isinstance(sock, ssl.SSLSocket) or not hasattr(socket, "SO_RCVTIMEO"):
-        return False
-    whole = int(seconds)
-    micro = max(int((seconds - whole) * 1_000_000), 0 if whole else 1)  # (0 would be none)
-    timeval = struct.pack("@ll", whole, micro)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-    except (OSError, struct.error):
-        return False
-    sock.settimeout(None)
-    return True
-
-
-def _dot_stuffed(data: bytes) -> bytes:
-    """A message as DATA carries it, as smtplib's data() sends it: a line starting with "."
-    gets a second one, and the end marker follows."""
-    data = data.replace(b"\n.", b"\n..")  # = re.sub(rb"(?m)^\.", ...), at C speed
-    if data.startswith(b"."):
-        data = b"." + data
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return data + b".\r\n"
-
-
-class _Retry(Exception):
-    """This attempt failed for a reason that may go away: try again later."""
-
-    def __init__(self, code: int | None, reply: str, *, unreachable: bool = False,
-                 stale: bool = False):
-        super().__init__(reply)
-        self.code = code
-        self.reply = reply
-        self.unreachable = unreachable  # could not even open a connection
-        self.stale = stale  # failed at the first command on a reused connection
-
-
-class _Fatal(Exception):
-    """A configuration problem: no message can be sent; stop the run."""
-
-    def __init__(self, error: DeliveryError, code: int | None = None, reply: str = ""):
-        super().__init__(error.message)
-        self.error = error
-        self.code = code
-        self.reply = reply or error.message
-
-
-class _Session:
-    """One SMTP connection, reopened as needed.
-
-    smtplib opens it (connect, EHLO, STARTTLS, AUTH); the transactions then write to its
-    socket and read the replies from it directly (`_reply`): smtplib's file object, its
-    line-by-line reads in Python and its audit hook cost more per message than the rest of
-    the exchange, four times a message.
-
-    A plain connection then also leaves smtp.timeout to the kernel (SO_RCVTIMEO and
-    SO_SNDTIMEO on a blocking socket, `direct`): Python enforces a socket's timeout with a
-    poll() before every read and write, a system call more each time, eight a message."""
-
-    def __init__(self, config: Config, context: ssl.SSLContext | None):
-        self.config = config
-        self.context = context
-        self.smtp: smtplib.SMTP | None = None
-        self.sock: Any = None  # smtp.sock once the session is set up (TLS: the TLS socket)
-        self.direct = False  # self.sock blocks, its timeouts set in the kernel (_kernel_timeouts)
-        self.unread = b""  # bytes received after the last reply read
-        self.late = False  # the reply awaited did not come within smtp.timeout (_Run._answered)
-        self.reused = False  # has completed a transaction since it was opened
-
-    def open(self) -> bool:
-        """Connect (+EHLO, +TLS, +login) unless already connected. True if it connected.
-
-        Raises _Retry(unreachable=True) for failures that may be transient and _Fatal for
-        configuration problems."""
-        if self.smtp is not None:
-            return False
-        cfg, where = self.config.smtp, _where(self.config)
-        try:
-            if cfg.security == "ssl":
-                smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout,
-                                        context=self.context)
-            else:
-                smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
-        except ssl.SSLCertVerificationError as e:
-            raise self._untrusted(e) from e
-        except smtplib.SMTPConnectError as e:  # a greeting other than 220, e.g. 421 busy
-            raise _Retry(_code(e.smtp_code), _one_line(e.smtp_error), unreachable=True) from e
-        except (OSError, ssl.SSLError) as e:
-            raise _Retry(None, _error_text(e), unreachable=True) from e
-        try:
-            self._handshake(smtp)
-        except BaseException:
-            smtp.close()
-            raise
-        self.smtp = smtp
-        self.sock, self.unread = smtp.sock, b""
-        self.direct = _kernel_timeouts(smtp.sock, cfg.timeout)
-        self.reused = False
-        log.debug("connected to %s", where)
-        return True
-
-    def _untrusted(self, e: ssl.SSLCertVerificationError) -> _Fatal:
-        return _Fatal(DeliveryError(
-            f"SMTP server {_where(self.config)}: TLS certificate not trusted: "
-            f"{e.verify_message or e.reason or e} (set smtp.ca_file to the CA that "
-            "signed it; smtp.verify_tls: false turns the check off)"
-        ))
-
-    def _handshake(self, smtp: smtplib.SMTP) -> None:
-        cfg, where = self.config.smtp, _where(self.config)
-        try:
-            smtp.ehlo_or_helo_if_needed()
-            if cfg.security == "starttls":
-                if not smtp.has_extn("starttls"):
-                    raise _Fatal(DeliveryError(
-                        f"SMTP server {where} does not offer STARTTLS (smtp.security is "
-                        "starttls; use ssl for an implicit-TLS port such as 465)"
-                    ))
-                smtp.starttls(context=self.context)
-                smtp.ehlo()
-            if cfg.username:
-                self._login(smtp)
-        except _Fatal:
-            raise
-        except ssl.SSLCertVerificationError as e:
-            raise self._untrusted(e) from e
-        except smtplib.SMTPResponseException as e:
-            if 500 <= e.smtp_code < 600:
-                raise _Fatal(DeliveryError(
-                    f"SMTP server {where} refused the session: {_error_text(e)}"
-                ), e.smtp_code, _one_line(e.smtp_error)) from e
-            raise _Retry(_code(e.smtp_code), _one_line(e.smtp_error), unreachable=True) from e
-        except (OSError, ssl.SSLError) as e:
-            raise _Retry(None, _error_text(e), unreachable=True) from e
-
-    def _login(self, smtp: smtplib.SMTP) -> None:
-        cfg, where = self.config.smtp, _where(self.config)
-        try:
-            smtp.login(cfg.username, self.config.smtp_password)
-        except smtplib.SMTPAuthenticationError as e:
-            if 400 <= e.smtp_code < 500:  # 454: temporary authentication failure
-                raise _Retry(e.smtp_code, _one_line(e.smtp_error), unreachable=True) from e
-            raise _Fatal(DeliveryError(
-                f"SMTP server {where} rejected the login of {cfg.username!r}: "
-                f"{_error_text(e)} (check smtp.username and {PASSWORD_ENV})"
-            ), e.smtp_code, _one_line(e.smtp_error)) from e
-        except smtplib.SMTPNotSupportedError as e:
-            raise _Fatal(DeliveryError(
-                f"SMTP server {where} does not offer AUTH, but smtp.username is set"
-                + (" (many servers offer it only after TLS: set smtp.security)"
-                   if cfg.security == "none" else "")
-            )) from e
-        except (smtplib.SMTPResponseException, smtplib.SMTPServerDisconnected):
-            raise  # classified by _handshake
-        except smtplib.SMTPException as e:  # no mechanism in common
-            raise _Fatal(DeliveryError(
-                f"SMTP server {where}: cannot log in as {cfg.username!r}: {e}"
-            )) from e
-
-    def pipelining(self) -> bool:
-        """Does the server (as connected) offer PIPELINING (RFC 2920)?"""
-        return self.smtp is not None and self.smtp.has_extn("pipelining")
-
-    def close(self, polite: bool = True) -> None:
-        smtp, self.smtp, sock, self.sock = self.smtp, None, self.sock, None
-        if smtp is None:
-            return
-        if self.direct:
-            self.direct = False
-            try:
-                sock.settimeout(self.config.smtp.timeout)  # smtplib's QUIT: as smtplib set it
-            except OSError:
-                pass
-        try:
-            if polite:
-                smtp.quit()
-            else:
-                smtp.close()
-        except (OSError, ssl.SSLError):
-            smtp.close()
-
-    def transmit(self, sender: str, recipient: str, data: bytes,
-                 intent: Callable[[], None] = lambda: None,
-                 meanwhile: Callable[[], None] | None = None,
-                 durable: Callable[[], None] = lambda: None) -> Iterator[None]:
-        """One attempt: MAIL, RCPT, DATA. A generator (see _Run._drive): it yields once each
-        command is written, before reading the reply, so that the thread can serve another
-        connection while this server answers; it returns ("sent" | "bounced" | "refused",
-        code, reply).
-
-        When the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one
-        write and their replies are read in order, each checked as without it: two round
-        trips per message instead of four, which on a fast server is a third of the time.
-
-        intent() runs once the first write (MAIL, or MAIL to DATA pipelined) is out, while
-        the server answers it: before any of the message's content can reach the server.
-        durable() runs once DATA is written (pipelined: right after intent()), while the
-        server answers it, and before the content goes out: the intent is made durable then.
-        meanwhile(), if given, runs once the content is written, while the server takes it
-        in. Each runs at most once here; an exception from intent() or durable() comes out
-        as _CallbackFailed.
-
-        Raises _Retry or _Fatal; the connection is then in an unknown state and the caller
-        closes it."""
-        smtp = self.smtp
-        assert smtp is not None
-        where = _where(self.config)
-        stage = "MAIL"
-        try:
-            options = []
-            if not data.isascii() and smtp.has_extn("8bitmime"):
-                options.append("BODY=8BITMIME")
-            if not (sender.isascii() and recipient.isascii()):
-                if not smtp.has_extn("smtputf8"):
-                    self._rset()
-                    return ("bounced", None,
-                            f"{where} does not offer SMTPUTF8, needed for this address")
-                options.append("SMTPUTF8")  # for RCPT too (_commands), as smtplib's mail() does
-            pipelined = smtp.has_extn("pipelining")
-            self._send(_commands(sender, options, recipient if pipelined else None))
-            # The intent is recorded while the server answers: no content has gone out yet.
-            self._callback(intent)
-            if pipelined:
-                self._callback(durable)
-            yield
-            code, text = self._reply()
-            reply = _one_line(text)
-            if not 200 <= code < 300:
-                if 500 <= code < 600:
-                    raise _Fatal(DeliveryError(
-                        f"SMTP server {where} refused the sender <{sender}>: {code} {reply} "
-                        "(check newsletter.from, smtp.username and the server's relay "
-                        "settings)"
-                    ), code, reply)
-                raise _Retry(_code(code), reply, stale=self.reused and code == 421)
-            # (Pipelined, a refused MAIL leaves the RCPT and DATA replies unread: the caller
-            # closes the connection.)
-            stage = "RCPT"
-            if not pipelined:  # as smtp.rcpt(recipient) does, without its address parser
-                self._send(_commands(None, options, recipient))
-                yield
-            code, text = self._reply()
-            reply = _one_line(text)
-            if 500 <= code < 600:
-                if code == 530 or _NOT_THE_RECIPIENT.search(reply):
-                    raise _Fatal(DeliveryError(
-                        f"SMTP server {where} refuses to relay for us: {code} {reply} "
-                        "(check smtp.username and the server's relay settings)"
-                    ), code, reply)
-                if not pipelined or self._skip_data():
-                    self._rset()
-                return (refusal_status("RCPT", code, reply), code, reply)
-            if not 200 <= code < 300:
-                if pipelined:
-                    self._skip_data()
-                raise _Retry(_code(code), reply)
-            stage = "DATA"
-            if not pipelined:
-                self._send(b"DATA\r\n")
-                self._callback(durable)
-                yield
-            code, text = self._reply()
-            if code == 354:  # else the DATA command itself was refused
-                self._send(_dot_stuffed(data))
-                if meanwhile is not None:
-                    meanwhile()
-                yield
-                code, text = self._reply()
-            reply = _one_line(text)
-            if 200 <= code < 300:
-                self.reused = True
-                return ("sent", code, reply)
-            if 500 <= code < 600:
-                self._rset()
-                return (refusal_status("DATA", code, reply), code, reply)
-            raise _Retry(_code(code), reply)
-        except (_Retry, _Fatal, _CallbackFailed):
-            raise
-        except (OSError, ssl.SSLError) as e:  # includes SMTPServerDisconnected, timeouts
-            raise _Retry(None, _error_text(e), stale=self.reused and stage == "MAIL") from e
-
-    def _send(self, data: bytes) -> None:
-        try:
-            self.sock.sendall(data)
-        except BlockingIOError as e:  # direct: SO_SNDTIMEO ran out
-            raise TimeoutError("timed out") from e
-
-    def answered(self) -> bool | None:
-        """Has the server's reply arrived? Never waits. True: there is something to read (a
-        reply, an error, the end of the connection); False: not yet; None: a TLS socket, that
-        cannot tell without a poll (unless TLS holds decrypted bytes already)."""
-        if b"\n" in self.unread:
-            return True  # read with an earlier reply (pipelined)
-        if not self.direct:
-            return True if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending() else None
-        try:
-            more = self.sock.recv(_READ_SIZE, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return False
-        except OSError:
-            return True  # _reply reads again, and reports the connection's end
-        self.unread += more
-        return True
-
-    def _reply(self) -> tuple[int, bytes]:
-        """The server's next reply, read as smtplib's getreply() reads it: the code (-1 if a
-        line has none), and the text of its lines joined by "\n". Raises OSError as it does:
-        SMTPServerDisconnected when the connection ends or fails, SMTPResponseException for
-        a line longer than smtplib accepts."""
-        if self.late:
-            self.late = False
-            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed: timed out")
-        unread, text = self.unread, []
-        while True:
-            end = unread.find(b"\n")
-            while end < 0:
-                if len(unread) > _REPLY_LINE_MAX:
-                    raise smtplib.SMTPResponseException(500, "Line too long.")
-                try:
-                    more = self.sock.recv(_READ_SIZE)
-                except BlockingIOError as e:  # direct: SO_RCVTIMEO ran out
-                    raise smtplib.SMTPServerDisconnected(
-                        "Connection unexpectedly closed: timed out") from e
-                except OSError as e:
-                    raise smtplib.SMTPServerDisconnected(
-                        f"Connection unexpectedly closed: {e}") from e
-                if not more:
-                    raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
-                start = len(unread)
-                unread += more
-                end = unread.find(b"\n", start)
-            if end > _REPLY_LINE_MAX:
-                raise smtplib.SMTPResponseException(500, "Line too long.")
-            line, unread = unread[:end + 1], unread[end + 1:]
-            text.append(line[4:].strip(b" \t\r\n"))
-            try:
-                code = int(line[:3])
-            except ValueError:
-                code = -1
-                break
-            if line[3:4] != b"-":
-                break
-        self.unread = unread
-        return code, b"\n".join(text)
-
-    @staticmethod
-    def _callback(callback: Callable[[], None]) -> None:
-        try:
-            callback()
-        except BaseException as e:  # not the connection's fault: keep it from being retried
-            raise _CallbackFailed(e) from e
-
-    def _skip_data(self) -> bool:
-        """After a refused RCPT, read the pipelined DATA's reply: a server refuses DATA
-        without a valid recipient (503/554). One that waits for a message instead (354) gets
-        none: the connection is dropped. True if the connection is still usable."""
-        try:
-            code, _text = self._reply()
-        except (OSError, ssl.SSLError):
-            code = 0
-        if 400 <= code < 600:
-            return True
-        self.close(polite=False)
-        return False
-
-    def _rset(self) -> None:
-        """Clear the transaction so the connection can carry the next message."""
-        self.reused = True
-        try:
-            self._send(b"RSET\r\n")
-            code, _text = self._reply()
-        except (OSError, ssl.SSLError):
-            code = 0
-        if not 200 <= code < 300:
-            self.close(polite=False)
 
 
 # --- pacing -------------------------------------------------------------------------------
@@ -751,14 +235,6 @@ class _Once:
             self.callback()
 
 
-class _CallbackFailed(Exception):
-    """A callback run in the middle of an SMTP exchange raised `error`: not a failure of the
-    connection, so it is not retried; the run stops with `error` itself."""
-
-    def __init__(self, error: BaseException):
-        super().__init__(str(error))
-        self.error = error
-
 
 _NOT_YET = object()
 
@@ -800,7 +276,7 @@ class _Run:
     def halted(self) -> bool:
         return self.stop.is_set() or self.abort.is_set()
 
-    def execute(self, first: Job, rest: Iterator[Job], sessions: list[_Session]) -> DeliveryStats:
+    def execute(self, first: Job, rest: Iterator[Job], sessions: list[Session]) -> DeliveryStats:
         """Deliver `first` and then `rest` over `sessions`, every connection taking the next
         job itself when it is ready for one, all on the calling thread (_drive)."""
         alone = len(sessions) == 1
@@ -815,7 +291,7 @@ class _Run:
             raise self.failure
         return self.stats
 
-    def _drive(self, loops: list[tuple[_Session, Iterator[Any]]]) -> None:
+    def _drive(self, loops: list[tuple[Session, Iterator[Any]]]) -> None:
         """Run the connections' loops (generators) on this thread. Each yields once it has
         written a command, and is resumed to read the reply once its server has answered
         (`_answered`): while one server answers, this thread works for another connection,
@@ -829,8 +305,8 @@ class _Run:
         message in flight, take no new job, and the exception is raised at the end."""
         runnable = list(loops)  # to be resumed now
         # A command written, its reply not read: (when smtp.timeout runs out for it, loop).
-        waiting: list[tuple[float, tuple[_Session, Iterator[Any]]]] = []
-        paused: list[tuple[float, int, tuple[_Session, Iterator[Any]]]] = []  # (due, order, loop)
+        waiting: list[tuple[float, tuple[Session, Iterator[Any]]]] = []
+        paused: list[tuple[float, int, tuple[Session, Iterator[Any]]]] = []  # (due, order, loop)
         order = 0
         try:
             while runnable or waiting or paused:
@@ -869,10 +345,10 @@ class _Run:
                 session.close(polite=False)  # stopped mid-exchange (Ctrl-C): no QUIT
                 serving.close()
 
-    def _answered(self, waiting: list[tuple[float, tuple[_Session, Iterator[Any]]]],
-                  paused: list[tuple[float, int, Any]]) -> list[tuple[_Session, Iterator[Any]]]:
+    def _answered(self, waiting: list[tuple[float, tuple[Session, Iterator[Any]]]],
+                  paused: list[tuple[float, int, Any]]) -> list[tuple[Session, Iterator[Any]]]:
         """Take out of `waiting` and return the loops whose server has answered, or whose
-        smtp.timeout ran out (their read then fails at once: `_Session.late`), waiting for one
+        smtp.timeout ran out (their read then fails at once: `Session.late`), waiting for one
         at most until the first backoff is due.
 
         A loop on its own that has just written is returned at once: its read waits for the
@@ -912,7 +388,7 @@ class _Run:
             waiting.remove(entry)
         return [loop for _due, loop in ready]
 
-    def _serve(self, session: _Session, first: Job | None, rest: Iterator[Job], *,
+    def _serve(self, session: Session, first: Job | None, rest: Iterator[Job], *,
                alone: bool) -> Iterator[Any]:
         """One connection's loop (a generator: _drive): while the server takes in a message,
         the next job is read and its message built (`meanwhile`), in the time the client
@@ -982,7 +458,7 @@ class _Run:
             data = re.sub(rb"\r?\n", b"\r\n", data)
         # A scan in C first: splitting every message into lines in Python was a tenth of a
         # large send's CPU time. Only a suspect message is measured line by line.
-        if _may_have_long_line(data):
+        if may_have_long_line(data):
             longest = max(len(line) for line in data.split(b"\r\n"))
         else:
             longest = 0
@@ -995,7 +471,7 @@ class _Run:
             )
         return data
 
-    def _deliver_one(self, session: _Session, job: Job,
+    def _deliver_one(self, session: Session, job: Job,
                      prepared: tuple[bytes | None, BaseException | None] | None = None,
                      meanwhile: Callable[[], None] | None = None) -> Iterator[Any]:
         """Send one job and report it (a generator, as _serve). `prepared` is what _build
@@ -1004,12 +480,12 @@ class _Run:
         if not _valid_recipient(job.recipient):
             self._attempted(job)
             self._report(job, Outcome("bounced", None,
-                                      _one_line(f"invalid address {job.recipient!r}"), 0))
+                                      one_line(f"invalid address {job.recipient!r}"), 0))
             return
         data, error = prepared if prepared is not None else self._build(job)
         if isinstance(error, RecipientError):  # this address cannot be written into a message
             self._attempted(job)
-            self._report(job, Outcome("bounced", None, _one_line(str(error)), 0))
+            self._report(job, Outcome("bounced", None, one_line(str(error)), 0))
             return
         if error is not None:
             raise error
@@ -1035,7 +511,7 @@ class _Run:
                     break
                 delay = backoff_delay(self.config, attempts)
                 log.info("%s: attempt %d failed (%s); retrying in %gs", job.recipient,
-                         attempts, _describe(code, reply), delay)
+                         attempts, describe(code, reply), delay)
                 yield _Pause(delay)
                 if self.halted():
                     break
@@ -1046,7 +522,7 @@ class _Run:
                 status, code, reply = yield from self._attempt(
                     session, job.recipient, data, intent, meanwhile, sender=job.sender)
                 outcome = Outcome(status, code, reply, attempts)
-            except _Retry as e:
+            except Retry as e:
                 session.close(polite=e.code is not None and e.code != 421)
                 code, reply = e.code, e.reply
                 unreachable = unreachable + 1 if e.unreachable else 0
@@ -1056,13 +532,13 @@ class _Run:
                 if (e.unreachable and attempts >= self.config.smtp.max_attempts
                         and unreachable >= min(2, self.config.smtp.max_attempts)):
                     fatal = DeliveryError(
-                        f"cannot reach SMTP server {_where(self.config)}: "
-                        f"{_describe(e.code, e.reply)}")
-            except _Fatal as e:
+                        f"cannot reach SMTP server {server_address(self.config)}: "
+                        f"{describe(e.code, e.reply)}")
+            except Fatal as e:
                 session.close(polite=False)
                 code, reply, fatal = e.code, e.reply, e.error
                 break
-            except _CallbackFailed as e:
+            except CallbackFailed as e:
                 session.close(polite=False)  # mid-transaction: no QUIT
                 raise e.error
         if outcome is None:
@@ -1074,24 +550,26 @@ class _Run:
         if fatal is not None:
             raise fatal
 
-    def _attempt(self, session: _Session, recipient: str, data: bytes, intent: Callable[[], None],
+    def _attempt(self, session: Session, recipient: str, data: bytes, intent: Callable[[], None],
                  meanwhile: Callable[[], None] | None,
                  sender: str | None = None) -> Iterator[Any]:
         sender = sender or self.sender
         fresh = session.open()
         try:
-            return (yield from session.transmit(sender, recipient, data, intent, meanwhile,
-                                                    self._durable))
-        except _Retry as e:
+            result = yield from session.transmit(sender, recipient, data, intent, meanwhile,
+                                                 self._durable)
+            return _classified(*result)
+        except Retry as e:
             if fresh or not e.stale:
                 raise
             # The server dropped an idle connection (or said 421 to its first command):
             # that is about the connection, not this message; reconnect once at no cost.
-            log.debug("connection to %s went stale; reconnecting", _where(self.config))
+            log.debug("connection to %s went stale; reconnecting", server_address(self.config))
             session.close(polite=False)
         session.open()
-        return (yield from session.transmit(sender, recipient, data, intent, meanwhile,
-                                                    self._durable))
+        result = yield from session.transmit(sender, recipient, data, intent, meanwhile,
+                                             self._durable)
+        return _classified(*result)
 
     def _attempted(self, job: Job) -> None:
         self.on_attempt(job)
@@ -1131,8 +609,8 @@ class _Run:
                 self._emit(held_job, Outcome("refused", held_outcome.code,
                                              held_outcome.reply, held_outcome.attempts))
             raise DeliveryError(
-                f"SMTP server {_where(self.config)} refused {len(held)} recipients in a "
-                f"row the same way: {_describe(outcome.code, outcome.reply)}; that is the "
+                f"SMTP server {server_address(self.config)} refused {len(held)} recipients in a "
+                f"row the same way: {describe(outcome.code, outcome.reply)}; that is the "
                 "server refusing this mail, not bad addresses: nobody was marked bounced, "
                 "and they are still owed (sent by the next run once the server accepts)")
         self._end_streak()
@@ -1141,9 +619,9 @@ class _Run:
             self.deferring += 1
             if self.deferring >= DEFER_STREAK:
                 raise DeliveryError(
-                    f"SMTP server {_where(self.config)} deferred {self.deferring} messages "
+                    f"SMTP server {server_address(self.config)} deferred {self.deferring} messages "
                     f"in a row and accepted none: "
-                    f"{_describe(outcome.code, outcome.reply)}; stopped early, and "
+                    f"{describe(outcome.code, outcome.reply)}; stopped early, and "
                     "what was not sent is still owed (the next run resumes)")
         else:
             self.deferring = 0
@@ -1184,33 +662,33 @@ def connection_count(config: Config, pipelining: bool, owed: int | None) -> int:
 
 
 def _open_sessions(config: Config, count: int | str, context: ssl.SSLContext | None,
-                   owed: int | None = None) -> list[_Session]:
+                   owed: int | None = None) -> list[Session]:
     """Open up to `count` connections; "auto": as many as connection_count says once the
     first has shown what the server offers. The first must work; later ones may fail (a
     server that limits connections per client) and the run continues with fewer."""
-    sessions: list[_Session] = []
+    sessions: list[Session] = []
     total = count if count != "auto" else 1
     while len(sessions) < total:
-        session = _Session(config, context)
+        session = Session(config, context)
         try:
             session.open()
-        except (_Retry, _Fatal) as e:
+        except (Retry, Fatal) as e:
             if sessions:
-                why = _describe(e.code, e.reply) if isinstance(e, _Retry) else e
+                why = describe(e.code, e.reply) if isinstance(e, Retry) else e
                 log.warning("SMTP connection %d of %d to %s failed (%s); continuing with %d",
-                            len(sessions) + 1, total, _where(config), why, len(sessions))
+                            len(sessions) + 1, total, server_address(config), why, len(sessions))
                 break
-            if isinstance(e, _Fatal):
+            if isinstance(e, Fatal):
                 raise e.error from e
             raise DeliveryError(
-                f"cannot reach SMTP server {_where(config)}: {_describe(e.code, e.reply)}"
+                f"cannot reach SMTP server {server_address(config)}: {describe(e.code, e.reply)}"
             ) from e
         sessions.append(session)
         if count == "auto" and len(sessions) == 1:
             pipelining = session.pipelining()
             total = connection_count(config, pipelining, owed)
             log.info("smtp.connections auto: %d connection(s) to %s (%s PIPELINING, %s "
-                     "messages owed)", total, _where(config),
+                     "messages owed)", total, server_address(config),
                      "offers" if pipelining else "no", "unknown" if owed is None else owed)
     return sessions
 
@@ -1248,7 +726,7 @@ def deliver(jobs: Iterable[Job], config: Config, *, mail_from: str,
     Each job's bytes go out as built (message.py signs them): only line ends are made CRLF."""
     stop = stop if stop is not None else threading.Event()
     sender = _bare_address(mail_from, config)
-    context = _check_settings(config)
+    context = checked_tls_context(config)
     if stop.is_set():
         return DeliveryStats()
     rest = iter(jobs)
@@ -1256,7 +734,7 @@ def deliver(jobs: Iterable[Job], config: Config, *, mail_from: str,
     if first is _END:
         return DeliveryStats()  # nothing to send: do not even connect
     sessions = _open_sessions(config, config.smtp.connections, context, owed)
-    log.info("sending through %s (%s, %d connection(s))", _where(config),
+    log.info("sending through %s (%s, %d connection(s))", server_address(config),
              config.smtp.security, len(sessions))
     run = _Run(config, sender, on_attempt, on_result, stop, sleep, on_idle, before_content)
     stats = run.execute(first, rest, sessions)
@@ -1269,6 +747,6 @@ def check_connection(config: Config) -> None:
     """Connect, EHLO, STARTTLS/TLS and log in as configured, then QUIT.
 
     Raises ConfigError or DeliveryError saying what failed; sends nothing."""
-    context = _check_settings(config)
+    context = checked_tls_context(config)
     session = _open_sessions(config, 1, context)[0]
     session.close()

@@ -18,14 +18,13 @@ import html as html_lib
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from ..config import Config
 from ..content import Post
 from ..errors import ConfigError
+from ..templating import environment, render, render_string, template_label
 from .mailbox_header import CONTROL as _CONTROL
 from .mailbox_header import SPACES as _SPACES
 from .mailbox_header import sanitize_header
@@ -33,7 +32,6 @@ from .mailbox_header import truncate as _truncate
 
 log = logging.getLogger(__name__)
 
-BUNDLED_TEMPLATES = Path(__file__).parent.parent / "templates"
 KINDS = ("digest", "alert")
 SUBJECT_MAX = 200
 
@@ -90,85 +88,7 @@ class _RecipientFields:
 
 
 # --- templates --------------------------------------------------------------------------
-
-# One environment per config object: its compiled templates serve every render of a send
-# (a digest over many topic sets renders once per set). Jinja still re-reads a template file
-# whose modification time changed.
-_ENVIRONMENTS: dict[int, tuple[Config, Any]] = {}
-
-
-def _environment(config: Config):
-    cached = _ENVIRONMENTS.get(id(config))
-    if cached is not None and cached[0] is config:
-        return cached[1]
-    env = _new_environment(config)
-    _ENVIRONMENTS.clear()  # one config at a time in practice; never a growing cache
-    _ENVIRONMENTS[id(config)] = (config, env)
-    return env
-
-
-def _new_environment(config: Config):
-    # lazy: Jinja2 (~30 ms); message.py and the archive import this module without rendering
-    from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
-    # The site's own templates/ first: a file there replaces the bundled one of that name.
-    loader = ChoiceLoader([FileSystemLoader(config.templates_dir), FileSystemLoader(BUNDLED_TEMPLATES)])
-    env = Environment(
-        loader=loader,
-        autoescape=select_autoescape(["html", "htm"], default_for_string=False, default=False),
-        # StrictUndefined: a typo in a site's template stops the render with its name instead
-        # of mailing every subscriber a blank.
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    tz = config.tz
-    env.filters["date"] = lambda value, fmt=None: _format_date(value, tz, fmt)
-    return env
-
-
-def _format_date(value: datetime, tz: tzinfo, fmt: str | None = None) -> str:
-    local = value.astimezone(tz)
-    if fmt:
-        return local.strftime(fmt)
-    return f"{local.day} {local:%B %Y}"
-
-
-def _template_label(config: Config, name: str) -> str:
-    site_file = config.templates_dir / name
-    if site_file.is_file():
-        try:
-            return str(site_file.relative_to(config.root))
-        except ValueError:
-            return str(site_file)
-    return f"bundled template {name}"
-
-
-def template_problem(config: Config, name: str, e: Exception) -> ConfigError:
-    """A Jinja2 failure as a ConfigError naming the template file (the site's own, or the
-    bundled one) and the line, for the mail templates and the web pages alike."""
-    # lazy: Jinja2 (~30 ms), as in _new_environment
-    from jinja2 import TemplateNotFound, TemplateSyntaxError
-
-    if isinstance(e, TemplateNotFound):
-        return ConfigError(
-            f"template {e.name}: not found in {config.templates_dir} nor among the bundled templates"
-        )
-    if isinstance(e, TemplateSyntaxError):
-        return ConfigError(f"{_template_label(config, e.name or name)}: line {e.lineno}: {e.message}")
-    return ConfigError(f"{_template_label(config, name)}: {e}")  # UndefinedError and friends
-
-
-def _render_template(env: Any, config: Config, name: str, context: dict[str, Any]) -> str:
-    # lazy: Jinja2 (~30 ms), as in _new_environment
-    from jinja2 import TemplateError
-
-    try:
-        return env.get_template(name).render(context)
-    except TemplateError as e:
-        raise template_problem(config, name, e) from e
-
+# The environment, the site's overrides and the template error messages: templating.py.
 
 _STYLE_RULES: dict[tuple[str, int], tuple[list, list]] = {}  # _premailer's, per process
 _STYLE_RULES_MAX = 16  # stylesheets: a template edited in a long-running `publisher schedule`
@@ -218,17 +138,16 @@ def _inline_css(document: str, config: Config, name: str) -> str:
             cssutils_logging_level=logging.CRITICAL,
         ).transform()
     except Exception as e:  # premailer surfaces lxml and cssutils errors unwrapped
-        raise ConfigError(f"{_template_label(config, name)}: cannot inline its CSS: {e}") from e
+        raise ConfigError(f"{template_label(config, name)}: cannot inline its CSS: {e}") from e
 
 
 def _subject(config: Config, posts: list[Post]) -> str:
-    # lazy: Jinja2 (~30 ms), as in _new_environment
-    from jinja2 import Environment, StrictUndefined, TemplateError
+    # lazy: Jinja2 (~30 ms), as in templating.new_environment
+    from jinja2 import TemplateError
 
     try:
-        template = Environment(undefined=StrictUndefined, autoescape=False).from_string(
-            config.newsletter.subject)
-        rendered = template.render(site=config.site, posts=posts, count=len(posts))
+        rendered = render_string(config, config.newsletter.subject,
+                                 {"site": config.site, "posts": posts, "count": len(posts)})
     except TemplateError as e:
         raise ConfigError(f"newsletter.subject: not a usable Jinja2 template: {e}") from e
     return rendered
@@ -277,7 +196,7 @@ def render_digest(posts: list[Post], config: Config, *, kind: str = "digest",
         raise ValueError(f"render_digest: an alert holds exactly one post, got {len(posts)}")
 
     ordered = [_defused_post(p) for p in _ordered(posts)]
-    env = _environment(config)
+    env = environment(config)
     if kind == "alert":
         subject = ordered[0].title
     else:
@@ -313,7 +232,7 @@ def render_digest(posts: list[Post], config: Config, *, kind: str = "digest",
         }
 
     def render_html(full: int, listed: int) -> str:
-        document = _render_template(env, config, f"{kind}.html", context(full, listed))
+        document = render(env, config, f"{kind}.html", context(full, listed))
         return _inline_css(document, config, f"{kind}.html")
 
     budget = config.newsletter.max_html_kb * 1024 - _PERSONAL_RESERVE
@@ -332,7 +251,7 @@ def render_digest(posts: list[Post], config: Config, *, kind: str = "digest",
                         f"({config.newsletter.max_html_kb} KB): Gmail may clip it")
     # Not logged here: the caller reports RenderedDigest.warnings once, where it fits.
 
-    text = _render_template(env, config, f"{kind}.txt", context(full, listed))
+    text = render(env, config, f"{kind}.txt", context(full, listed))
     return RenderedDigest(
         kind=kind,
         subject=subject,

@@ -100,7 +100,7 @@ class Sender:
         return f"{self.local}@{self.domain}"
 
 
-def sender(config: Config) -> Sender:
+def from_address(config: Config) -> Sender:
     """newsletter.from, parsed: the one reader of that key for mail (config.py only checks
     its shape). Raises ConfigError naming the key when it is missing or not one address."""
     if not config.newsletter.from_:
@@ -206,7 +206,7 @@ def _base_message(config: Config, *, to: Address, to_address: str, subject: str,
                   message_key: str, date: datetime) -> tuple[EmailMessage, Sender]:
     if date.tzinfo is None or date.utcoffset() is None:
         raise ValueError("build_message: date must be timezone-aware")
-    From = sender(config)
+    From = from_address(config)
     msg = EmailMessage(policy=SMTP)
     msg["From"] = Address(display_name=From.name, username=From.local, domain=From.domain)
     msg["To"] = to
@@ -352,12 +352,12 @@ class _Signer:
         return signature + message
 
 
-def check_settings(config: Config, *, need_sender: bool = True) -> None:
+def check_from_and_dkim(config: Config, *, need_from: bool = True) -> None:
     """Raise ConfigError for what would stop every message being built: newsletter.from
-    (when set, or always with `need_sender`) and the DKIM key and selector. Reads no
+    (when set, or always with `need_from`) and the DKIM key and selector. Reads no
     template and touches no network."""
-    if need_sender or config.newsletter.from_:
-        sender(config)
+    if need_from or config.newsletter.from_:
+        from_address(config)
     if config.smtp.dkim.key_file:
         _dkim_key(config)
 
@@ -545,9 +545,9 @@ def _compile(config: Config, *, subject: str, text: str, html: str, message_key:
     else:
         layout = [_PART_SLOT]
         bodies = (_CompiledBody(text, html=False, personal=personal),)
-    # lazy: delivery.py (smtplib, ssl: ~20 ms), which owns SMTP's line rules; a message is
+    # lazy: smtp.py (smtplib, ssl: ~20 ms), which owns SMTP's line rules; a message is
     # compiled to be sent (or written as a send would hand it over)
-    from .delivery import MAX_LINE, wire_ready
+    from .smtp import MAX_LINE, wire_ready
 
     # The pieces every copy shares, and those whose length is fixed per message (a
     # Message-ID, a List-Unsubscribe with the longest link _checked_link lets through).
@@ -572,7 +572,7 @@ __all__ = [
     "Sender",
     "build_message",
     "build_simple_message",
-    "check_settings",
+    "check_from_and_dkim",
     "compile_message",
-    "sender",
+    "from_address",
 ]

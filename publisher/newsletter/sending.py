@@ -75,17 +75,17 @@ class SendReport:
         return line
 
 
-def check_settings(config: Config, *, need_sender: bool = True) -> None:
+def check_send_settings(config: Config, *, need_from: bool = True) -> None:
     """Raise ConfigError for anything in the config that would fail every message of a send
     (newsletter.from, the DKIM key, the SMTP password and CA file), touching no network: the
-    pipeline calls it before recording a digest, and `check` (need_sender=False: a site
+    pipeline calls it before recording a digest, and `check` (need_from=False: a site
     without a newsletter has no newsletter.from)."""
-    # lazy: delivery.py (smtplib, ssl: ~20 ms) and message.py (the email package, ~10 ms);
+    # lazy: smtp.py (smtplib, ssl: ~20 ms) and message.py (the email package, ~10 ms);
     # a run with nothing to send needs neither
-    from . import delivery, message
+    from . import message, smtp
 
-    message.check_settings(config, need_sender=need_sender)
-    delivery.check_settings(config)
+    message.check_from_and_dkim(config, need_from=need_from)
+    smtp.check_smtp_settings(config)
 
 
 def send_one(config: Config, address: str, data: bytes, *, key: object = "one",
@@ -95,11 +95,11 @@ def send_one(config: Config, address: str, data: bytes, *, key: object = "one",
     DeliveryError when the server refuses us rather than the address."""
     # lazy: delivery.py and message.py (~30 ms), as above
     from .delivery import Job, deliver
-    from .message import sender
+    from .message import from_address
 
     outcomes = []
     deliver([Job(key=key, recipient=address, build=lambda: data)], config,
-            mail_from=sender(config).address, on_attempt=lambda job: None,
+            mail_from=from_address(config).address, on_attempt=lambda job: None,
             on_result=lambda job, outcome: outcomes.append(outcome), stop=stop)
     return outcomes[0] if outcomes else None
 
@@ -129,9 +129,9 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
     # lazy: delivery.py, digest.py and message.py (~40 ms), only when there is a digest to send
     from .delivery import Job, deliver, most_connections
     from .digest import Recipient
-    from .message import compile_message, sender
+    from .message import compile_message, from_address
 
-    mail_from = sender(config).address
+    mail_from = from_address(config).address
     rendered = as_rendered(digest, config)
     key = message_key(config, digest)
     report = SendReport(digest.id, digest.kind, digest.subject)
@@ -266,9 +266,9 @@ def write_dry_run(config: Config, state: State, rendered, out_dir: Path, *, now:
     hand to the server (DKIM-signed when DKIM is on); records nothing."""
     # lazy: digest.py and message.py (~20 ms), for a dry run alone
     from .digest import Recipient, RenderedDigest
-    from .message import compile_message, sender
+    from .message import compile_message, from_address
 
-    sender(config)
+    from_address(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     key = f"{config.site.url}|dry-run|{now.isoformat()}"
     written = []

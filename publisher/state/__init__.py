@@ -1,5 +1,5 @@
 """The state database, SQLite (the embedded default) or PostgreSQL: publisher's SQL, but for
-the build's cache rows and the idle stamp that cachestore.py reads without SQLAlchemy.
+the build's cache rows and the idle stamp that cache_sqlite3.py reads without SQLAlchemy.
 
 `with State.open(config) as state:` opens it, creating or migrating the schema on first use,
 and closes it on the way out. SQLAlchemy Core, so both backends share one code path.
@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Iterator
 import sqlalchemy as sa
 from sqlalchemy import event
 
-# Read by cachestore.py too, without SQLAlchemy: owned there.
-from ..cachestore import ArchivedIssue, SCHEMA_VERSION, SQLITE_BUSY_TIMEOUT_MS, SQLITE_MAGIC
+# Read by cache_sqlite3.py too, without SQLAlchemy: owned there.
+from ..cache_sqlite3 import ArchivedIssue, SCHEMA_VERSION, SQLITE_BUSY_TIMEOUT_MS, SQLITE_MAGIC
 from ..errors import StateError
-from .caches import Caches
+from .cache_rows import CacheRows
 from .known_posts import KnownPost, KnownPosts
 from .ledger import Ledger
 from .lock import RunLock
@@ -79,7 +79,7 @@ def _is_driver_failure(e: BaseException) -> bool:
     return type(e) in (sa.exc.OperationalError, sa.exc.DatabaseError)
 
 
-class State(RunLock, KnownPosts, Caches, Outbox, SubscriberList, OptIn, Suppressions):
+class State(RunLock, KnownPosts, CacheRows, Outbox, SubscriberList, OptIn, Suppressions):
     """A handle on the state database. Cheap to create; one per command."""
 
     def __init__(self, url: str):

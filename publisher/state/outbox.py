@@ -11,9 +11,8 @@ from typing import Iterable, Iterator
 
 import sqlalchemy as sa
 
-from ..cache import STAMP_KEY as IDLE_STAMP_KEY
 from .ledger import Ledger
-from ..cachestore import ArchivedIssue
+from ..cache_sqlite3 import IDLE_STAMP_KEY, ArchivedIssue
 from .schema import (ACTIVE, OWED, archive_issues, UTCDateTime, deliveries, digest_variants, digests, meta, posts,
                      subscribers, utcnow)
 

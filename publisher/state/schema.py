@@ -1,5 +1,5 @@
 """The state database's schema: its tables, the migrations that bring an older database to
-the current version (v1..v7; the number is cachestore.SCHEMA_VERSION, read there without
+the current version (v1..v7; the number is cache_sqlite3.SCHEMA_VERSION, read there without
 SQLAlchemy), the column values with a meaning (subscriber and delivery statuses), and how a
 damaged SQLite file is explained. Queries live in State's modules beside this one."""
 
@@ -86,7 +86,7 @@ posts = sa.Table(
     # NULL until the post went out in a digest (or was part of the first run's baseline).
     sa.Column("announced_at", UTCDateTime),
     sa.Column("announced_digest_id", sa.Integer),
-    # A featured alert is owed (set by the scanner), then sent (alerted_at).
+    # A featured alert is owed (set by newsletter/owed.py's scan), then sent (alerted_at).
     sa.Column("alert_due", sa.Boolean, nullable=False, default=False),
     sa.Column("alerted_at", UTCDateTime),
 )
@@ -208,7 +208,7 @@ archive_issues = sa.Table(
 def sqlite_ddl() -> tuple[str, ...]:
     """The statements create_all runs on a new SQLite database, in its order: the source of
     publisher/sqlite_ddl.py, through which a cold build creates the database without
-    importing SQLAlchemy (cachestore.CacheStore.create). tests/test_cachestore.py keeps the
+    importing SQLAlchemy (cache_sqlite3.Sqlite3CacheStore.create). tests/test_cache_sqlite3.py keeps the
     two equal and says how to regenerate the file."""
     from sqlalchemy.dialects import sqlite  # lazy: SQLAlchemy is imported here anyway
     from sqlalchemy.schema import CreateIndex, CreateTable

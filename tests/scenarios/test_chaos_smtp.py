@@ -19,7 +19,7 @@ from sites import make_config, write_post
 from smtp_helpers import smtp_cert, smtp_server  # noqa: F401  (fixtures)
 
 from publisher import pipeline
-from publisher.newsletter import delivery
+from publisher.newsletter import smtp
 from publisher.errors import DeliveryError
 from publisher.state import State
 
@@ -98,14 +98,14 @@ def chaos_send(tmp_path, cert, *, seed: int, subscribers: int, bounce_share: flo
 def test_chaos_1000_subscribers_exactly_once_and_ledger_agrees(tmp_path, smtp_cert,  # noqa: F811
                                                                pipelining, connections, monkeypatch):
     groups = []  # MAIL..DATA written as one group: the pipelined path was taken
-    real_commands = delivery._commands
+    real_commands = smtp._commands
 
     def spy(sender, options, recipient=None):
         if sender is not None:  # (None: RCPT on its own, one command at a time)
             groups.append(recipient is not None)
         return real_commands(sender, options, recipient)
 
-    monkeypatch.setattr(delivery, "_commands", spy)
+    monkeypatch.setattr(smtp, "_commands", spy)
     server, summary = chaos_send(tmp_path, smtp_cert, seed=20240607, subscribers=1000,
                                  pipelining=pipelining, connections=connections)
     assert groups and set(groups) == {pipelining}

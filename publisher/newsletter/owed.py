@@ -1,4 +1,10 @@
-"""Compare the posts on disk with the state: new, newly featured, not yet mailed.
+"""Which posts a digest owes, and when it is due: one path for run, send, preview and dry run.
+
+`scan` compares the posts on disk with the state (new, newly featured, renamed or re-keyed)
+and records what changed; `owed_posts` says which of them no digest has carried yet, and
+`scan` (run, send) and `next_digest_posts` (preview, dry run, test copy, which record
+nothing) both ask it, so what a preview shows is what the send mails. `digest_due` says
+whether newsletter.schedule has fired since the last digest.
 
 Never renders, never sends. The first scan of a site is its baseline: every post already
 published counts as announced, so subscribers are never mailed the back catalogue.
@@ -12,16 +18,17 @@ from datetime import datetime, timedelta
 
 from typing import TYPE_CHECKING
 
-from .config import Config
-from .cron import cron_trigger
-from .content import LoadResult, Post, load_posts
+from ..config import Config
+from ..content import LoadResult, Post, load_posts
+from ..cron import cron_trigger
 
 if TYPE_CHECKING:
-    from .state import KnownPost, State
+    from ..state import KnownPost, State
 
 log = logging.getLogger(__name__)
 
 _ONE_SECOND = timedelta(seconds=1)
+STAND_INS = 5  # newest posts shown by preview, dry run and test copy when nothing is new
 
 
 @dataclass
@@ -98,6 +105,9 @@ def scan(config: Config, state: State, now: datetime, loaded: LoadResult | None 
     changed_rows: list[dict] = []
     candidates = mailable(loaded.posts, config)
     matched = KnownIndex(known).match(candidates)
+    # What is owed is decided before recording, by the very function a preview asks: the
+    # rows recorded below keep the announced state of the posts they match.
+    result.unannounced = owed_posts(state, candidates, matched, baseline=baseline)
     for post in candidates:
         seen = matched.get(id(post))
         if seen is not None and (seen.id != post.id or seen.source != post.source or seen.url != post.url):
@@ -134,11 +144,56 @@ def scan(config: Config, state: State, now: datetime, loaded: LoadResult | None 
     if baseline:
         log.info("first run: %d existing posts marked as already announced", len(loaded.posts))
 
-    owed = set(state.unannounced_post_ids())
     alert_ids = set(state.alert_due_post_ids()) if alerts_on else set()
-    result.unannounced = [p for p in mailable(loaded.posts, config) if p.id in owed]
     result.alerts_due = [p for p in mailable(loaded.posts, config) if p.id in alert_ids]
     return result
+
+
+def owed_posts(state: State, candidates: list[Post],
+               matched: dict[int, KnownPost] | None = None, *, baseline: bool = False) -> list[Post]:
+    """The candidates (mailable posts, newest first) that no digest has carried: unknown to
+    the state (by id, source file, URL, or title and date: KnownIndex), or known and still
+    owed. On the baseline scan nothing is owed (everything published counts as announced).
+    `matched`: KnownIndex(state.known_posts()).match(candidates), if already made."""
+    if baseline:
+        return []
+    owed = set(state.unannounced_post_ids())
+    if matched is None:
+        matched = KnownIndex(state.known_posts()).match(candidates)
+    return [p for p in candidates if id(p) not in matched or matched[id(p)].id in owed]
+
+
+def next_digest_posts(config: Config, state: State, now: datetime) -> tuple[list[Post], LoadResult]:
+    """The posts the next digest would hold, without recording anything (owed_posts, as a
+    scan decides it). On a site never run, or with nothing new, the newest posts stand in so
+    a preview or test copy shows something (stand_ins_used says which)."""
+
+    loaded = load_posts(config, now)
+    candidates = mailable(loaded.posts, config)
+    if state.get_meta("baseline_at") is None:
+        return candidates[:STAND_INS], loaded
+    posts = owed_posts(state, candidates)
+    return (posts or candidates[:STAND_INS]), loaded
+
+
+def stand_ins_used(state: State, posts: list[Post]) -> bool:
+    """Are `posts` (from next_digest_posts) stand-ins rather than what the next digest holds?"""
+    if state.get_meta("baseline_at") is None:
+        return bool(posts)
+    return bool(posts) and not owed_posts(state, posts)
+
+
+def since_last_digest(state: State, now: datetime) -> datetime:
+    """Where the schedule is counted from: the last digest, or the last firing a run already
+    saw, or the site's first run."""
+    marks = [state.get_time(k) for k in ("last_digest_at", "schedule_seen_at", "baseline_at")]
+    return max((m for m in marks if m is not None), default=now)
+
+
+def digest_due(config: Config, state: State, now: datetime) -> bool:
+    """Has the schedule fired since the last digest (or the last firing a run already saw)?"""
+
+    return schedule_fired(config, since_last_digest(state, now), now)
 
 
 def next_firing(config: Config, since: datetime) -> datetime | None:

@@ -1,11 +1,11 @@
-"""cachestore.py: a build on a SQLite state database reads and writes its caches with the
+"""cache_sqlite3.py: a build on a SQLite state database reads and writes its caches with the
 standard library's sqlite3 (no SQLAlchemy import), writing the rows State reads; a cold build
 creates the database as State would (publisher/sqlite_ddl.py, generated from the schema);
 any database it does not know takes the full path through State.
 
 After a schema change, regenerate publisher/sqlite_ddl.py with
 
-    PUBLISHER_REGENERATE_DDL=1 .venv/bin/python -m pytest tests/test_cachestore.py -q
+    PUBLISHER_REGENERATE_DDL=1 .venv/bin/python -m pytest tests/test_cache_sqlite3.py -q
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import publisher
-from publisher import cache, cachestore, pipeline, sqlite_ddl
+from publisher import cache, cache_sqlite3, pipeline, sqlite_ddl
 from publisher.content import load_posts
 from publisher.state import State
 from publisher.state.schema import sqlite_ddl as schema_ddl
@@ -77,7 +77,7 @@ def test_what_the_sqlite3_path_writes_is_what_state_reads(sqlite_site):
     pipeline.build(config, NOW)  # creates the database
     site.post("b.md", "title: B\npubDate: 2024-01-02", "Some *new* text.\n")
     store = cache.open_build_state(config)
-    assert isinstance(store, cachestore.CacheStore)
+    assert isinstance(store, cache_sqlite3.Sqlite3CacheStore)
     try:
         loaded = cache.load_site(config, store, NOW)
         pipeline.write_site_feeds(config, store, loaded, pipeline.Report(), NOW)
@@ -110,26 +110,26 @@ def test_a_database_it_does_not_know_takes_the_full_path(sqlite_site, tmp_path):
     site = sqlite_site
     config = site.config()
     path = cache.sqlite_path(config)
-    assert cachestore.CacheStore.open(path) is None  # not there yet: State creates it
+    assert cache_sqlite3.Sqlite3CacheStore.open(path) is None  # not there yet: State creates it
     pipeline.build(config, NOW)
-    store = cachestore.CacheStore.open(path)
+    store = cache_sqlite3.Sqlite3CacheStore.open(path)
     assert store is not None
     store.close()
     state = State(config.database_url)
-    state.set_meta("schema_version", str(cachestore.SCHEMA_VERSION - 1))  # an older publisher's
+    state.set_meta("schema_version", str(cache_sqlite3.SCHEMA_VERSION - 1))  # an older publisher's
     state.close()
-    assert cachestore.CacheStore.open(path) is None
+    assert cache_sqlite3.Sqlite3CacheStore.open(path) is None
     foreign = tmp_path / "foreign.db"
     foreign.write_bytes(b"not a database at all")
-    assert cachestore.CacheStore.open(str(foreign)) is None
+    assert cache_sqlite3.Sqlite3CacheStore.open(str(foreign)) is None
 
 
-# --- creating the database on a cold build (CacheStore.create) --------------------------------
+# --- creating the database on a cold build (Sqlite3CacheStore.create) --------------------------------
 
 def _ddl_module_text() -> str:
     statements = "".join(f"    {statement!r},\n" for statement in schema_ddl())
     return (DDL_FILE.read_text(encoding="utf-8").split("FOR_VERSION = ")[0]
-            + f"FOR_VERSION = {cachestore.SCHEMA_VERSION}\n\nSTATEMENTS = (\n{statements})\n")
+            + f"FOR_VERSION = {cache_sqlite3.SCHEMA_VERSION}\n\nSTATEMENTS = (\n{statements})\n")
 
 
 def test_the_generated_statements_are_the_schemas():
@@ -138,7 +138,7 @@ def test_the_generated_statements_are_the_schemas():
         DDL_FILE.write_text(expected, encoding="utf-8")
     assert DDL_FILE.read_text(encoding="utf-8") == expected, (
         "publisher/sqlite_ddl.py is out of date: regenerate it (see this file's docstring)")
-    assert sqlite_ddl.FOR_VERSION == cachestore.SCHEMA_VERSION
+    assert sqlite_ddl.FOR_VERSION == cache_sqlite3.SCHEMA_VERSION
     assert sqlite_ddl.STATEMENTS == schema_ddl()
 
 
@@ -154,22 +154,22 @@ def _schema_of(path: Path) -> tuple:
 
 def test_a_database_created_with_sqlite3_is_the_one_state_creates(tmp_path):
     State(f"sqlite:///{tmp_path / 'by-state.db'}").close()
-    store = cachestore.CacheStore.create(str(tmp_path / "new" / "by-sqlite3.db"))
-    assert isinstance(store, cachestore.CacheStore)
+    store = cache_sqlite3.Sqlite3CacheStore.create(str(tmp_path / "new" / "by-sqlite3.db"))
+    assert isinstance(store, cache_sqlite3.Sqlite3CacheStore)
     store.close()
     by_state, by_sqlite3 = _schema_of(tmp_path / "by-state.db"), _schema_of(tmp_path / "new" / "by-sqlite3.db")
     assert len(by_state[0]) > 10  # every table and index, with their SQL
     assert by_sqlite3 == by_state
-    assert by_sqlite3[1] == [("schema_version", str(cachestore.SCHEMA_VERSION))]
+    assert by_sqlite3[1] == [("schema_version", str(cache_sqlite3.SCHEMA_VERSION))]
     # and State opens it as its own, migrating nothing
     with State(f"sqlite:///{tmp_path / 'new' / 'by-sqlite3.db'}") as state:
-        assert state.schema_version() == cachestore.SCHEMA_VERSION
+        assert state.schema_version() == cache_sqlite3.SCHEMA_VERSION
 
 
 def test_create_never_touches_a_file_that_is_there(tmp_path):
     foreign = tmp_path / "foreign.db"
     foreign.write_bytes(b"")
-    assert cachestore.CacheStore.create(str(foreign)) is None
+    assert cache_sqlite3.Sqlite3CacheStore.create(str(foreign)) is None
     assert foreign.read_bytes() == b""  # State's message about an empty file still applies
 
 
@@ -178,9 +178,9 @@ def test_a_database_another_process_created_meanwhile_is_opened_not_created_agai
     with State(f"sqlite:///{path}") as state:
         state.set_meta("site", "theirs")
     # As if the other process created it between create's check and its write lock.
-    monkeypatch.setattr(cachestore.os.path, "lexists", lambda p: False)
-    store = cachestore.CacheStore.create(str(path))
-    assert isinstance(store, cachestore.CacheStore)
+    monkeypatch.setattr(cache_sqlite3.os.path, "lexists", lambda p: False)
+    store = cache_sqlite3.Sqlite3CacheStore.create(str(path))
+    assert isinstance(store, cache_sqlite3.Sqlite3CacheStore)
     try:
         assert store.get_meta("site") == "theirs"
     finally:
@@ -190,12 +190,55 @@ def test_a_database_another_process_created_meanwhile_is_opened_not_created_agai
 def test_a_failed_creation_leaves_no_file_and_state_creates_it(tmp_path, monkeypatch):
     path = tmp_path / "state.db"
     monkeypatch.setattr(sqlite_ddl, "STATEMENTS", sqlite_ddl.STATEMENTS + ("CREATE TABLE meta (x)",))
-    assert cachestore.CacheStore.create(str(path)) is None
+    assert cache_sqlite3.Sqlite3CacheStore.create(str(path)) is None
     # Rolled back: a SQLite file without a table, which State creates into (an empty,
     # 0-byte file would be refused as damaged: create removes one).
-    assert path.read_bytes()[:16] == cachestore.SQLITE_MAGIC
+    assert path.read_bytes()[:16] == cache_sqlite3.SQLITE_MAGIC
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
     conn.close()
     with State(f"sqlite:///{path}") as state:
-        assert state.schema_version() == cachestore.SCHEMA_VERSION
+        assert state.schema_version() == cache_sqlite3.SCHEMA_VERSION
+
+
+# --- one interface, two stores (cache.CacheStorage) ----------------------------------------
+
+def test_both_stores_implement_the_one_cache_interface(sqlite_site):
+    """cache.py asks its storage through cache.CacheStorage only: State and the sqlite3 store
+    both implement every method of it, with the same parameters, so neither can grow a cache
+    method the other lacks without this failing."""
+    import inspect
+
+    members = [name for name in vars(cache.CacheStorage)
+               if not name.startswith("_") or name in ("__enter__", "__exit__")]
+    members = [name for name in members if callable(getattr(cache.CacheStorage, name))]
+    assert {"cached_html", "store_html", "scan_cache", "store_scan_cache", "get_meta", "set_meta",
+            "archived_issues", "close"} <= set(members)
+    for name in members:
+        wanted = list(inspect.signature(getattr(cache.CacheStorage, name)).parameters)
+        for store in (State, cache_sqlite3.Sqlite3CacheStore):
+            assert list(inspect.signature(getattr(store, name)).parameters) == wanted, (store, name)
+    config = sqlite_site.config()
+    pipeline.build(config, NOW)
+    with cache.open_build_state(config) as store:
+        assert isinstance(store, cache_sqlite3.Sqlite3CacheStore)
+        assert isinstance(store, cache.CacheStorage)
+    with State(config.database_url) as state:
+        assert isinstance(state, cache.CacheStorage)
+
+
+def test_the_state_never_imports_from_above_it():
+    """state/ is the bottom layer: no module in it imports publisher.cache (or anything that
+    is not state/, config, errors, cache_sqlite3 or sqlite_ddl), lazily or not."""
+    import ast
+
+    allowed = {"config", "errors", "cache_sqlite3", "sqlite_ddl"}
+    for path in sorted((Path(publisher.__file__).parent / "state").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level >= 1:
+                if node.level == 1:
+                    continue  # state/ itself
+                top = (node.module or "").split(".")[0]
+                names = [a.name for a in node.names] if not node.module else [top]
+                for name in names:
+                    assert name in allowed, f"{path.name} imports ..{name} (line {node.lineno})"

@@ -1,7 +1,9 @@
-"""What the state keeps so work is not done twice: the rendered-HTML cache, the scan cache
-(files read before) and the idle stamp (a run that found nothing to do). publisher/cache.py
-decides what is still valid; this stores it (cachestore.py reads the same rows without
-SQLAlchemy)."""
+"""The caches' rows through SQLAlchemy: what the state keeps so work is not done twice: the
+rendered-HTML cache, the scan cache (files read before) and the idle stamp (a run that found
+nothing to do). publisher/cache.py decides what is still valid; this stores it. State
+implements cache.CacheStorage with these methods; cache_sqlite3.py reads and writes the same
+rows without SQLAlchemy, the other implementation. The state never imports from cache.py
+(above it): what both need is in cache_sqlite3.py."""
 
 from __future__ import annotations
 
@@ -10,11 +12,11 @@ from typing import Iterable
 
 import sqlalchemy as sa
 
-from ..cache import STAMP_KEY as IDLE_STAMP_KEY
+from ..cache_sqlite3 import IDLE_STAMP_KEY
 from .schema import digests, insert_on_conflict, meta, render_cache, scan_cache, utcnow
 
 
-class Caches:
+class CacheRows:
     """Render cache, scan cache and idle stamp.
     Mixed into State (state/__init__.py), which gives it read(), write() and meta."""
 

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sites import make_config, write_post
 
-from publisher.scanner import scan, schedule_fired
+from publisher.newsletter.owed import scan, schedule_fired
 from publisher.state import State
 
 MON_0900 = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)  # a Monday
@@ -185,3 +187,65 @@ def test_two_files_with_one_id_never_break_the_scan(site):
     assert later.new == [] and later.unannounced == []
     assert later.problems == ["content/b.md: skipped: id 'same' is already the id of content/a-renamed.md"]
     assert [(k.id, k.source) for k in state.known_posts().values()] == [("same", "content/a-renamed.md")]
+
+
+# --- one path: what a preview shows is what the send mails ---------------------------------
+
+def _titles(text: str) -> list[str]:
+    """The post titles a digest's text carries in full, in order ('* Title' lines)."""
+    body = text.replace("\r\n", "\n").split("Already sent to you:")[0]
+    return [t.removesuffix(" [featured]") for t in re.findall(r"^\* (.+)$", body, re.M)]
+
+
+def test_the_preview_and_the_send_choose_the_same_posts(tmp_path):
+    """Drafts, a future post, a renamed announced post, a renamed post still owed, a
+    translation and topics: `preview` (and so the dry run and test copy, which take the
+    same posts) shows, for everyone and for one topic, what `send` then mails."""
+    from publisher import pipeline
+    from publisher.newsletter.owed import next_digest_posts
+    from smtp_helpers import SmtpServer
+
+    monday = datetime(2026, 11, 2, 10, 0, tzinfo=timezone.utc)  # after the 09:00 firing
+
+    def post(rel, title, at, tags=(), **front):
+        write_post(config.root, rel, {"title": title, "pubDate": at.isoformat(),
+                                      "tags": list(tags), **front})
+
+    with SmtpServer() as server:
+        config = make_config(tmp_path / "site", smtp={**server.smtp_settings(), "timeout": 10},
+                             newsletter={"topics": ["Python", "Rust"]})
+        post("old.md", "Old", monday - timedelta(days=300), ["python"])
+        post("announced.md", "Announced", monday - timedelta(days=200), ["rust"])
+        pipeline.run_once(config, monday)  # the baseline: both announced
+        post("pending.md", "Pending", monday, ["python"])
+        pipeline.run_once(config, monday + timedelta(hours=1))  # seen, owed, not yet due
+        (config.root / "content/pending.md").rename(config.root / "content/pending-renamed.md")
+        (config.root / "content/announced.md").rename(config.root / "content/announced-2.md")
+        post("fresh.md", "Fresh", monday + timedelta(hours=1), ["rust"])
+        post("untagged.md", "Untagged", monday + timedelta(hours=1))
+        post("draft.md", "Draft", monday, ["python"], draft=True)
+        post("future.md", "Future", monday + timedelta(days=30), ["python"])
+        post("fresh.fr.md", "Frais", monday + timedelta(hours=1), ["rust"])
+        now = monday + timedelta(hours=2)
+
+        with State(config.database_url) as state:
+            previewed, _loaded = next_digest_posts(config, state, now)
+        everyone = _preview_titles(pipeline, config, tmp_path / "all", now, None)
+        pythonistas = _preview_titles(pipeline, config, tmp_path / "py", now, ("python",))
+        assert [p.title for p in previewed] == everyone
+        assert sorted(everyone) == ["Fresh", "Pending", "Untagged"]
+        assert "Pending" in pythonistas and "Fresh" not in pythonistas
+
+        with State(config.database_url) as state:
+            state.add_subscribers([("all@example.org", "All", ()),
+                                   ("py@example.org", "Py", ("python",))])
+        report = pipeline.send_now(config, now)
+        assert not report.failed, report.lines
+        mailed = {m.rcpt: _titles(m.message.get_body(("plain",)).get_content())
+                  for m in server.received}
+    assert mailed == {"all@example.org": everyone, "py@example.org": pythonistas}
+
+
+def _preview_titles(pipeline, config, out, now, topics) -> list[str]:
+    _report, paths = pipeline.preview(config, out, now, topics=topics)
+    return _titles(paths[1].read_text(encoding="utf-8"))

@@ -1,12 +1,14 @@
-"""The build's cache reads and writes on a SQLite state database, and the idle run's stamp
-read, with the standard library's sqlite3: importing SQLAlchemy alone costs ~0.2 s, more than
-a build after one new post does besides (issue 19).
+"""The caches' storage on a SQLite state database through the standard library's sqlite3
+(`Sqlite3CacheStore`, one of the two implementations of cache.CacheStorage; the other is
+State, whose rows are in state/cache_rows.py), and the idle run's stamp read: importing
+SQLAlchemy alone costs ~0.2 s, more than a build after one new post does besides (issue 19).
 
 This is the one module outside the `publisher.state` package that holds SQL. It belongs to
 the state layer but cannot live inside that package: importing `publisher.state` imports
 SQLAlchemy, which is the cost this module exists to avoid. It owns the facts both need
-without SQLAlchemy: the schema version and how a SQLite file is recognised. It creates a
-database only where none exists (a cold build: `CacheStore.create`, with the statements of
+without SQLAlchemy: the schema version, how a SQLite file is recognised, and the idle
+stamp's meta key. It creates a
+database only where none exists (a cold build: `Sqlite3CacheStore.create`, with the statements of
 sqlite_ddl.py, which tests keep equal to what State's create_all makes), and never migrates
 one: a file that is not SQLite, or another schema version, and the caller takes the full path
 through State, which migrates or explains. PostgreSQL always goes through State.
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 7  # of the state database (publisher.state.schema migrates to it)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+# The meta key of the idle run's stamp (cache.still_idle reads it here; State writes it and
+# removes it when a digest is recorded).
+IDLE_STAMP_KEY = "idle_stamp"
 _CHUNK = 500  # keys per IN (...): under SQLite's limit of bound parameters
 
 
@@ -50,7 +55,7 @@ def read_meta(path: str, key: str) -> str | None:
 
 @dataclass(frozen=True)
 class ArchivedIssue:
-    """One issue of the newsletter archive (newsletter/archive.py), as State and CacheStore
+    """One issue of the newsletter archive (newsletter/archive.py), as State and Sqlite3CacheStore
     read it."""
 
     number: int  # the digest's id: the page's folder name, stable forever
@@ -60,7 +65,7 @@ class ArchivedIssue:
     posts: str  # JSON, as archive.snapshot wrote it
 
 
-class CacheStore:
+class Sqlite3CacheStore:
     """The part of State a build uses (scan cache, render cache, meta), on a SQLite file
     that already holds the current schema; the same rows and transactions as State's (WAL,
     a busy timeout, BEGIN IMMEDIATE for writes)."""
@@ -69,7 +74,7 @@ class CacheStore:
         self.path, self.conn = path, conn
 
     @classmethod
-    def open(cls, path: str) -> CacheStore | None:
+    def open(cls, path: str) -> Sqlite3CacheStore | None:
         """The store on `path`, or None when the full path must be taken (see above)."""
         try:
             with open(path, "rb") as f:
@@ -95,7 +100,7 @@ class CacheStore:
         return cls(path, conn)
 
     @classmethod
-    def create(cls, path: str) -> CacheStore | None:
+    def create(cls, path: str) -> Sqlite3CacheStore | None:
         """A new state database on `path`, as State creates one (the tables of sqlite_ddl.py
         and the schema version, in one transaction), where no file exists yet. None when one
         appeared meanwhile, or anything fails: the caller then takes the full path through
@@ -142,7 +147,7 @@ class CacheStore:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> CacheStore:
+    def __enter__(self) -> Sqlite3CacheStore:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
