@@ -21,8 +21,8 @@ Every form posts back to its own URL (no action attribute), so the app works whe
 mounted (`newsletter.web_url`, e.g. /newsletter behind a reverse proxy) without knowing the
 prefix; links in mail are built from `newsletter.web_url`. No JavaScript anywhere.
 
-Deployment: `publisher serve` (werkzeug's threaded server), or any WSGI server through
-`create_app_from_env()`, e.g. `gunicorn 'publisher.web:create_app_from_env()'`.
+Deployment: `publisher serve` (waitress, with timeouts and limits: webserver.py), or any WSGI
+server through `create_app_from_env()`, e.g. `gunicorn 'publisher.web:create_app_from_env()'`.
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ import logging
 import os
 import re
 import secrets
-import signal
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -48,7 +46,7 @@ from jinja2 import (ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
                     select_autoescape)
 
 from .config import Config, load_config
-from .errors import ConfigError, PublisherError, ServeError
+from .errors import ConfigError, PublisherError
 from .newsletter import topics
 from .newsletter.digest import template_problem
 from .newsletter.sending import send_one
@@ -470,8 +468,10 @@ class Endpoint:
         self._state.close()
 
 
-def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
-    """The Flask application for `config`. `clock` (aware datetimes) is for tests."""
+def create_app(config: Config, *, clock: Callable[[], datetime] | None = None,
+               threads: int = SERVER_THREADS):
+    """The Flask application for `config`, for a server answering on `threads` threads at
+    once (the database pool is sized to them). `clock` (aware datetimes) is for tests."""
     # lazy: Flask, werkzeug (~0.1 s) and message.py (~10 ms); the archive and `check` import
     # web.py without serving
     from flask import Flask, request
@@ -483,7 +483,7 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
     # can be sent (raises ConfigError naming the key).
     sender(config)
     clock = clock or utcnow
-    endpoint = Endpoint(config, clock)
+    endpoint = Endpoint(config, clock, threads)
 
     app = Flask(__name__, static_folder=None)
     app.config.update(MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES, MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES)
@@ -741,66 +741,8 @@ def create_app_from_env():
     return create_app(load_config(os.environ.get(CONFIG_ENV, "config.yaml")))
 
 
-def serve(config: Config, *, host: str, port: int, access_log: bool = True,
-          on_ready: Callable[[str], None] | None = None) -> None:
-    """Run the endpoint on werkzeug's threaded server until Ctrl-C or SIGTERM; then finish
-    the confirmation mails already queued."""
-    # lazy: werkzeug.serving (~75 ms) is for `serve` alone; the archive and `check` import web.py too
-    from werkzeug.serving import make_server
-
-    app = create_app(config)
-    endpoint: Endpoint = app.extensions["publisher"]
-    logging.getLogger("werkzeug").setLevel(logging.INFO if access_log else logging.WARNING)
-    try:
-        listening = _listen(host, port)
-    except OSError as e:
-        endpoint.close(0)
-        raise ServeError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
-    with listening:  # werkzeug works on its own duplicate of the socket
-        server = make_server(host, port, app, threaded=True, fd=listening.fileno())
-
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        # serve_forever() runs on this thread, so the shutdown must come from another.
-        previous = signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    try:
-        if on_ready:
-            on_ready(f"http://{_url_host(host)}:{server.port}/")
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        server.server_close()
-        endpoint.close(timeout=30)
-
-
-def _listen(host: str, port: int):
-    """A listening socket. Bound here rather than by werkzeug, which prints to stderr and
-    exits when the port is taken, where we want one error message and our exit status."""
-
-    # lazy: werkzeug.serving (~75 ms), as in serve()
-    from werkzeug.serving import LISTEN_QUEUE, get_sockaddr, select_address_family
-
-    family = select_address_family(host, port)
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(get_sockaddr(host, port, family))
-        sock.listen(LISTEN_QUEUE)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
 __all__ = [
     "CONFIRM_TTL", "RESEND_AFTER", "CSRF_MAX_AGE", "ConfirmationMailer", "CsrfTokens", "Endpoint",
     "check_templates", "confirm_url", "content_security_policy", "create_app", "create_app_from_env",
-    "render_confirmation", "render_page", "serve", "template_environment",
+    "render_confirmation", "render_page", "template_environment",
 ]

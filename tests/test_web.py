@@ -664,6 +664,14 @@ def test_publisher_serve_answers_on_its_port_and_stops_on_sigterm(tmp_path):
         proc.stderr.close()
 
 
+def test_the_database_pool_holds_a_connection_for_every_thread_that_may_ask(web):
+    """Issue 25, item 9: SQLAlchemy's default pool (5, and 10 more on demand) left a burst
+    of requests waiting for a connection until they failed with HTTP 500."""
+    from publisher.web import MAIL_WORKERS, SERVER_THREADS
+
+    assert web.endpoint.state().engine.pool.size() >= SERVER_THREADS + MAIL_WORKERS + 1
+
+
 def test_publisher_serve_reports_a_port_in_use(tmp_path):
     import socket
 

@@ -7,11 +7,13 @@ client on a real state database, mails to the real aiosmtpd server."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
+from sites import PG_BASE
 from smtp_helpers import smtp_server  # noqa: F401  (fixture)
 from web_helpers import WEB_URL, WebSite, confirm_link
 
@@ -175,3 +177,43 @@ def test_a_form_posted_from_its_own_origin_is_accepted(make_web, smtp_server, he
     web = make_web()
     assert web.subscribe("reader@example.org", **headers).status_code == 200
     assert mailboxes(smtp_server) == ["reader@example.org"]
+
+
+@pytest.mark.skipif(not PG_BASE, reason="PostgreSQL runs writers at once; SQLite's queue by design")
+def test_a_subscribe_never_waits_on_another_clients_subscribe(make_web, monkeypatch):
+    """Issue 25, item 9: every subscribe updated one "total" row, holding its lock until
+    commit, so on PostgreSQL each waited for all the others (and a burst of 2,000 ran the
+    connection pool dry). Now one request held inside its transaction stops no other."""
+    from publisher.state.optin import OptIn
+
+    web = make_web()
+    inside, gate = threading.Event(), threading.Event()
+    reserve = OptIn._reserve_confirmation
+
+    def held(self, conn, email, *args, **kwargs):
+        if email == "held@example.org":
+            inside.set()
+            gate.wait(20)
+        return reserve(self, conn, email, *args, **kwargs)
+
+    monkeypatch.setattr(OptIn, "_reserve_confirmation", held)
+    tokens = [web.form_token(), web.form_token()]
+
+    def post(email: str, token: str, client: str) -> int:
+        with web.app.test_client() as c:
+            response = c.post("/subscribe", data={"email": email, "csrf_token": token},
+                              headers={"X-Forwarded-For": client})
+            response.close()
+            return response.status_code
+
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(post, "held@example.org", tokens[0], "192.0.2.1")
+        assert inside.wait(10)
+        started = time.monotonic()
+        second = post("quick@example.org", tokens[1], "192.0.2.2")
+        took = time.monotonic() - started
+        gate.set()
+        assert (first.result(30), second) == (200, 200)
+    assert took < 5, f"the second subscribe waited {took:.1f} s for the first"
+    assert web.endpoint.mailer.wait(15)
+    assert mailboxes(web.server) == ["held@example.org", "quick@example.org"]
