@@ -117,7 +117,9 @@ def test_half_open_connections_hold_no_threads_and_a_visitor_is_still_answered(t
             assert time.monotonic() - started < 5
             # The server's threads, the mailer's and a few of Python's, not one per
             # connection (before: 400 connections, 400 more threads).
-            assert served.threads() <= SERVER_THREADS + 12, served.threads()
+            threads = served.threads()
+            print(f"{threads} threads with {len(held)} half-open connections")
+            assert threads <= SERVER_THREADS + 12, threads
         finally:
             for sock in held:
                 sock.close()
