@@ -345,7 +345,9 @@ class ConfirmationMailer:
 
     def _run(self, sub: Subscriber, previous: datetime | None) -> None:
         try:
-            if not self.send(sub):
+            # Stopping: given up at once and released (owed: the next server sends it), not
+            # built first, so a long queue does not hold up the stop.
+            if self.stop.is_set() or not self.send(sub):
                 self._release(sub, previous)
         except Exception:  # a bug: keep the traceback in the log, keep the worker alive
             log.exception("confirmation for %s failed", sub.email)
@@ -368,6 +370,8 @@ class ConfirmationMailer:
             pass
 
     def _rehearse(self, email: str) -> None:
+        if self.stop.is_set():
+            return
         try:
             now = self.clock()
             stand_in = "0" * 43

@@ -54,6 +54,11 @@ def serve(config: Config, *, host: str, port: int, access: bool = True,
     app = create_app(config, threads=SERVER_THREADS)
     endpoint: Endpoint = app.extensions["publisher"]
     access_log.setLevel(logging.INFO if access else logging.WARNING)
+    # waitress warns "Task queue depth is N" for every request that waits for a thread: a
+    # line per request in any burst, which is the queue doing its job. Written to a stderr
+    # nobody drains fast enough, those lines stopped the whole server (its one I/O thread
+    # blocked in write()) under 2,000 concurrent visitors.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     if not access_log.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))

@@ -129,11 +129,14 @@ class ServeProcess:
 
     def __enter__(self) -> ServeProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "publisher.cli", "--config", str(self.config.path), "--quiet",
-             "serve", "--port", "0", *self.args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-            preexec_fn=self._limit if self.open_files else None)
+        # Its log to a file: a pipe the test does not drain would stop a chatty server.
+        self.log = self.config.root / "serve.log"
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "publisher.cli", "--config", str(self.config.path), "--quiet",
+                 "serve", "--port", "0", *self.args],
+                stdout=subprocess.DEVNULL, stderr=log, text=True, env=env,
+                preexec_fn=self._limit if self.open_files else None)
         # --quiet: no "serving ..." line either; wait for the port in /proc instead.
         self.url = f"http://127.0.0.1:{self._port()}/"
         return self
@@ -147,7 +150,7 @@ class ServeProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("publisher serve died: " + self.proc.stderr.read())
+                raise RuntimeError("publisher serve died: " + self.log.read_text())
             ports = _listening_ports(self.proc.pid)
             if ports:
                 return ports[0]
@@ -168,8 +171,6 @@ class ServeProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
 
 
 def _listening_ports(pid: int) -> list[int]:
