@@ -1,7 +1,8 @@
 """The subscribers' web endpoint: subscribe (double opt-in), confirm, unsubscribe.
 
     GET  /  and  /subscribe          the form (email, optional name, a signed CSRF token)
-    POST /  and  /subscribe          store the address as pending, mail a confirmation link
+    POST /  and  /subscribe          store the address as pending, mail a confirmation link (past
+                                     newsletter.confirm_per_hour: later, ConfirmationMailer.send_owed)
     GET  /confirm/<confirm token>    a page with a button; changes nothing
     POST /confirm/<confirm token>    activate the subscriber
     GET  /unsubscribe/<token>        a page with a button; changes nothing (mail clients and
@@ -14,8 +15,9 @@
     POST /webhooks/...               the providers' bounce and complaint reports (webhooks.py)
 
 Privacy: every valid address gets the same "check your inbox" page, byte for byte, whether it
-is new, pending, active or unsubscribed, and the confirmation mail is sent on a background
-thread, so neither the page nor the time it takes tells anyone who is on the list.
+is new, pending, active or unsubscribed (past the hour's total, every address gets the same
+"almost there" page), and the confirmation mail is sent on a background thread, so neither
+the page nor the time it takes tells anyone who is on the list.
 
 Every form posts back to its own URL (no action attribute), so the app works wherever it is
 mounted (`newsletter.web_url`, e.g. /newsletter behind a reverse proxy) without knowing the
