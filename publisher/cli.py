@@ -621,11 +621,11 @@ def report(ctx: Context, last: int) -> int:
 @_reporting
 def serve(ctx: Context, host: str, port: int) -> int:
     """Run the subscribers' web endpoint: subscribe, confirm, unsubscribe (until Ctrl-C)."""
-    # lazy: web.py with Flask and the state is ~0.3 s, for `publisher serve` alone
-    from .web import serve as run_serve
+    # lazy: web.py with Flask, waitress and the state is ~0.3 s, for `publisher serve` alone
+    from .webserver import serve as run_serve
 
     config = ctx.config()
-    run_serve(config, host=host, port=port, access_log=not ctx.quiet,
+    run_serve(config, host=host, port=port, access=not ctx.quiet,
               on_ready=lambda url: ctx.say(f"serving {config.web_url} at {url} (Ctrl-C to stop)"))
     return 0
 

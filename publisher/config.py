@@ -430,9 +430,9 @@ class NewsletterConfig:
     sns_topic_arn: str = _spec("", _sns_topic, "the only SNS topic the SES webhook accepts; empty = any")
     sendgrid_public_key: str = _spec("", _base64_key, "SendGrid's signed-event-webhook public key (base64)")
     confirm_per_client: int = _spec(
-        20, _int_at_least(0), "subscribe requests per client address per hour that get a confirmation mail; 0 = no limit")
+        20, _int_at_least(0), "subscribe requests per client address per hour; more are refused (HTTP 429); 0 = no limit")
     confirm_per_hour: int = _spec(
-        1000, _int_at_least(0), "subscribe requests per hour in all that get a confirmation mail; 0 = no limit")
+        1000, _int_at_least(0), "confirmation mails per hour in all; past it requests are stored and mailed in later hours; 0 = no limit")
     # Topics (newsletter/topics.py): the tags/categories a subscriber may choose instead of
     # everything. [] = none offered, everyone gets every post (mails as before topics existed).
     topics: tuple[str, ...] | str = _spec(

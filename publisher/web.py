@@ -1,7 +1,8 @@
 """The subscribers' web endpoint: subscribe (double opt-in), confirm, unsubscribe.
 
     GET  /  and  /subscribe          the form (email, optional name, a signed CSRF token)
-    POST /  and  /subscribe          store the address as pending, mail a confirmation link
+    POST /  and  /subscribe          store the address as pending, mail a confirmation link (past
+                                     newsletter.confirm_per_hour: later, ConfirmationMailer.send_owed)
     GET  /confirm/<confirm token>    a page with a button; changes nothing
     POST /confirm/<confirm token>    activate the subscriber
     GET  /unsubscribe/<token>        a page with a button; changes nothing (mail clients and
@@ -14,28 +15,28 @@
     POST /webhooks/...               the providers' bounce and complaint reports (webhooks.py)
 
 Privacy: every valid address gets the same "check your inbox" page, byte for byte, whether it
-is new, pending, active or unsubscribed, and the confirmation mail is sent on a background
-thread, so neither the page nor the time it takes tells anyone who is on the list.
+is new, pending, active or unsubscribed (past the hour's total, every address gets the same
+"almost there" page), and the confirmation mail is sent on a background thread, so neither
+the page nor the time it takes tells anyone who is on the list.
 
 Every form posts back to its own URL (no action attribute), so the app works wherever it is
 mounted (`newsletter.web_url`, e.g. /newsletter behind a reverse proxy) without knowing the
 prefix; links in mail are built from `newsletter.web_url`. No JavaScript anywhere.
 
-Deployment: `publisher serve` (werkzeug's threaded server), or any WSGI server through
-`create_app_from_env()`, e.g. `gunicorn 'publisher.web:create_app_from_env()'`.
+Deployment: `publisher serve` (waitress, with timeouts and limits: webserver.py), or any WSGI
+server through `create_app_from_env()`, e.g. `gunicorn 'publisher.web:create_app_from_env()'`.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 import logging
 import os
 import re
 import secrets
-import signal
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +47,7 @@ from urllib.parse import urlsplit
 from jinja2 import TemplateError
 
 from .config import Config, load_config
-from .errors import ConfigError, PublisherError, ServeError
+from .errors import ConfigError, PublisherError
 from .newsletter import topics
 from .newsletter.sending import send_one
 from .newsletter.subscribers import InvalidAddress, clean_name, normalize_address
@@ -65,8 +66,14 @@ MAILBOX_PER_HOUR = 1  # subscribe requests per mailbox (sub-addresses folded) pe
 CSRF_MAX_AGE = timedelta(days=1)  # a subscribe form left open longer must be submitted again
 CSRF_CLOCK_SKEW = timedelta(minutes=5)  # tolerated between server processes' clocks
 MAX_REQUEST_BYTES = 16 * 1024  # the forms hold an address and a name: anything bigger is abuse
+# Threads answering requests in `publisher serve` (waitress): they, not the connections,
+# bound the work in progress, and the database pool is sized to them.
+SERVER_THREADS = 16
 MAIL_WORKERS = 2  # background threads sending confirmation mails
 MAIL_BACKLOG = 200  # confirmations queued at most; past it, new requests are not mailed
+# How often a server process sends the confirmations owed past newsletter.confirm_per_hour
+# (they are stored, and go out as the hour's count allows).
+QUEUE_INTERVAL = 60.0  # seconds
 
 # Tokens are secrets.token_urlsafe(32) (43 characters); anything else is rejected before
 # the database is asked.
@@ -246,6 +253,38 @@ class ConfirmationMailer:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="publisher-confirm")
         self._idle = threading.Condition()
         self._queued = 0
+        self._owed: threading.Thread | None = None
+
+    def start(self, interval: float | None = None) -> None:
+        """Send the owed confirmations every `interval` seconds (QUEUE_INTERVAL) until close()."""
+        interval = interval or QUEUE_INTERVAL
+
+        def loop() -> None:
+            while not self.stop.wait(interval):
+                try:
+                    self.send_owed()
+                except Exception:  # a database gone for a while: try again next time
+                    log.exception("cannot send the queued confirmations")
+
+        self._owed = threading.Thread(target=loop, name="publisher-confirm-queue", daemon=True)
+        self._owed.start()
+
+    def send_owed(self) -> int:
+        """Queue for sending the confirmations the subscribe form stored without one (past
+        newsletter.confirm_per_hour) or whose mail could not be sent, as many as this hour's
+        count allows; how many."""
+        with self._idle:
+            room = MAIL_BACKLOG - self._queued
+        if room <= 0 or self.stop.is_set():
+            return 0
+        now = self.clock()
+        owed = self.state().queued_confirmations(now=now, limit=self.config.newsletter.confirm_per_hour,
+                                                 batch=room, valid_after=now - CONFIRM_TTL)
+        for sub in owed:
+            self.submit(sub, None)
+        if owed:
+            log.info("%d queued confirmation(s) going out", len(owed))
+        return len(owed)
 
     def submit(self, sub: Subscriber, previous: datetime | None) -> None:
         with self._idle:
@@ -276,11 +315,15 @@ class ConfirmationMailer:
         still waiting to be retried is given up and released (the person may ask again)."""
         self.wait(timeout)
         self.stop.set()
+        if self._owed is not None:
+            self._owed.join()
         self._pool.shutdown(wait=True)
 
     def _run(self, sub: Subscriber, previous: datetime | None) -> None:
         try:
-            if not self.send(sub):
+            # Stopping: given up at once and released (owed: the next server sends it), not
+            # built first, so a long queue does not hold up the stop.
+            if self.stop.is_set() or not self.send(sub):
                 self._release(sub, previous)
         except Exception:  # a bug: keep the traceback in the log, keep the worker alive
             log.exception("confirmation for %s failed", sub.email)
@@ -303,6 +346,8 @@ class ConfirmationMailer:
             pass
 
     def _rehearse(self, email: str) -> None:
+        if self.stop.is_set():
+            return
         try:
             now = self.clock()
             stand_in = "0" * 43
@@ -364,23 +409,31 @@ class Endpoint:
 
     Kept on app.extensions["publisher"]; tests reach the mailer through it."""
 
-    def __init__(self, config: Config, clock: Callable[[], datetime]):
+    def __init__(self, config: Config, clock: Callable[[], datetime], threads: int = SERVER_THREADS):
         self.config = config
         self.clock = clock
         self.env = template_environment(config)
         check_templates(config, self.env)
         self._state_lock = threading.Lock()
         self._state_pid = os.getpid()
-        self._state = State.open(config)
+        # A connection for every thread that may hold one at once: the server's, the
+        # mailer's, its queue's and one to spare. Fewer, and a burst of requests waited for
+        # the pool and failed with HTTP 500 (6 of 2,000 on PostgreSQL, issue 25).
+        self._pool_size = threads + MAIL_WORKERS + 2
+        self._state = self._open_state()
         self.csrf = CsrfTokens(self._state.web_secret(), clock)
         self.mailer = ConfirmationMailer(config, self.env, self.state, clock)
+        self.mailer.start()
+
+    def _open_state(self) -> State:
+        return State(self.config.database_url, pool_size=self._pool_size)
 
     def state(self) -> State:
         """The state handle of this process. A WSGI server that forks after loading the app
         (gunicorn --preload) must not share the parent's database connections."""
         with self._state_lock:
             if self._state_pid != os.getpid():
-                self._state = State.open(self.config)
+                self._state = self._open_state()
                 self._state_pid = os.getpid()
             return self._state
 
@@ -396,11 +449,13 @@ class Endpoint:
         self._state.close()
 
 
-def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
-    """The Flask application for `config`. `clock` (aware datetimes) is for tests."""
+def create_app(config: Config, *, clock: Callable[[], datetime] | None = None,
+               threads: int = SERVER_THREADS):
+    """The Flask application for `config`, for a server answering on `threads` threads at
+    once (the database pool is sized to them). `clock` (aware datetimes) is for tests."""
     # lazy: Flask, werkzeug (~0.1 s) and message.py (~10 ms); the archive and `check` import
     # web.py without serving
-    from flask import Flask, request
+    from flask import Flask
     from werkzeug.exceptions import HTTPException
 
     from .newsletter.message import from_address
@@ -408,226 +463,18 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
     # Fail at start-up, not at the first visitor: without newsletter.from no confirmation
     # can be sent (raises ConfigError naming the key).
     from_address(config)
-    clock = clock or utcnow
-    endpoint = Endpoint(config, clock)
+    endpoint = Endpoint(config, clock or utcnow, threads)
 
     app = Flask(__name__, static_folder=None)
     app.config.update(MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES, MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES)
     app.extensions["publisher"] = endpoint
-
-    def not_found():
-        return endpoint.page("web_not_found.html", 404, page_title="Link not valid")
-
-    def subscribe_form(status: int = 200, *, email: str = "", name: str = "", error: str = "",
-                       field: str = "", chosen: tuple[str, ...] = ()):
-        return endpoint.page("web_subscribe.html", status, page_title="Subscribe",
-                             csrf_token=endpoint.csrf.new(), email=email, name=name,
-                             error=error, error_field=field,
-                             topics=topics.offered(config, endpoint.state()), chosen=chosen)
-
-    def foreign_post() -> str | None:
-        """Why a form post looks sent by another site in the background, or None."""
-        if request.headers.get("Sec-Fetch-Site") == "cross-site":
-            return "cross-site request"
-        foreign = foreign_origin(request.headers.get("Origin"), request.headers.get("Referer"),
-                                 allowed_origins | {_origin(request.host_url)})
-        return None if foreign is None else f"posted from another site ({foreign})"
-
-    def chosen_topics() -> tuple[str, ...]:
-        """The ticked topics; ConfigError for one not on offer (a stale or forged form)."""
-        return topics.parse_choice(request.form.getlist("topic")[:200],
-                                   topics.offered(config, endpoint.state()), "the form's topics")
-
-    @app.get("/")
-    @app.get("/subscribe")
-    def subscribe_page():
-        return subscribe_form()
-
-    allowed_origins = {_origin(config.web_url)}
-
-    @app.post("/")
-    @app.post("/subscribe")
-    def subscribe():
-        started = time.monotonic()
-        email_in = request.form.get("email", "")[:320]
-        name = clean_name(request.form.get("name", ""))
-        # The signed token proves the form came from this server, and is accepted once;
-        # Sec-Fetch-Site and Origin/Referer (when the browser sends them) refuse a form
-        # that another site submits in the background.
-        problem, nonce = endpoint.csrf.check(request.form.get("csrf_token", ""))
-        if problem is None:
-            problem = foreign_post()
-        if problem is not None:
-            log.info("subscribe form refused: %s", problem)
-            return subscribe_form(400, email=email_in.strip(), name=name, field="form",
-                                  error="This form has expired. Please submit it again.")
-        try:
-            address = normalize_address(email_in)
-        except InvalidAddress as e:
-            return subscribe_form(400, email=email_in.strip(), name=name, field="email",
-                                  error=f"Please check the email address: {e}.")
-        try:
-            chosen = chosen_topics()
-        except ConfigError:
-            return subscribe_form(400, email=email_in.strip(), name=name, field="topics",
-                                  error="One of those topics is no longer offered. Please choose again.")
-        now = clock()
-        limits = {"total": config.newsletter.confirm_per_hour,
-                  "client:" + client_address(request.remote_addr,
-                                             request.headers.get("X-Forwarded-For")):
-                      config.newsletter.confirm_per_client,
-                  "mailbox:" + mailbox_key(address): MAILBOX_PER_HOUR}
-        outcome, reserved = endpoint.state().subscribe_request(
-            address, name, form=nonce, limits=limits, now=now,
-            resend_after=now - RESEND_AFTER, valid_after=now - CONFIRM_TTL,
-            forms_after=now - CSRF_MAX_AGE - CSRF_CLOCK_SKEW, topics=chosen)
-        if outcome == "reused":
-            log.info("subscribe form refused: already submitted once")
-            return subscribe_form(400, email=email_in.strip(), name=name, field="form",
-                                  error="This form was already sent. Please submit it again.")
-        if outcome == "limited":
-            log.warning("subscribe %s: no mail (a rate limit per hour is reached)", address)
-        elif reserved is None:
-            log.info("subscribe %s: no mail (already active, or a confirmation went out within %s)",
-                     address, RESEND_AFTER)
-        # The same page, byte for byte, whatever happened above, and at the same moment: the
-        # work above is the same for every address, and what is left of its jitter (an
-        # insert is not an update) is hidden under a floor most answers wait for.
-        response = endpoint.page("web_check_email.html", page_title="Check your inbox")
-        time.sleep(max(0.0, SUBSCRIBE_FLOOR - (time.monotonic() - started)))
-        # Queued once the answer is out, so the mail's work never shows in its timing; an
-        # answer that mails nobody leaves the same work behind it.
-        if reserved is not None:
-            response.call_on_close(lambda: endpoint.mailer.submit(*reserved))
-        else:
-            response.call_on_close(lambda: endpoint.mailer.rehearse(address))
-        return response
-
-    def pending(token: str) -> Subscriber | None:
-        if not _TOKEN.fullmatch(token):
-            return None
-        sub = endpoint.state().subscriber_by_confirm_token(token)
-        if sub is None or sub.confirm_sent_at is None or sub.confirm_sent_at <= clock() - CONFIRM_TTL:
-            return None
-        return sub
-
-    @app.get("/confirm/<token>")
-    def confirm_page(token: str):
-        sub = pending(token)
-        if sub is None:
-            return not_found()
-        return endpoint.page("web_confirm.html", page_title="Confirm your subscription", email=sub.email)
-
-    @app.post("/confirm/<token>")
-    def confirm(token: str):
-        if not _TOKEN.fullmatch(token):
-            return not_found()
-        now = clock()
-        sub = endpoint.state().confirm_subscriber(token, now=now, valid_after=now - CONFIRM_TTL)
-        if sub is None:
-            return not_found()
-        log.info("%s confirmed the subscription", sub.email)
-        return endpoint.page("web_confirmed.html", page_title="You're subscribed", email=sub.email)
-
-    @app.get("/unsubscribe/<token>")
-    def unsubscribe_page(token: str):
-        sub = endpoint.state().subscriber_by_token(token) if _TOKEN.fullmatch(token) else None
-        if sub is None:
-            return not_found()
-        return endpoint.page("web_unsubscribe.html", page_title="Unsubscribe", email=sub.email,
-                             subscribed=sub.status in (ACTIVE, PENDING))
-
-    @app.post("/unsubscribe/<token>")
-    def unsubscribe(token: str):
-        # RFC 8058: the body is "List-Unsubscribe=One-Click", but any POST to this URL means
-        # the same, and the answer is a 200 page (no redirect a mail provider would not follow).
-        sub = endpoint.state().unsubscribe_by_token(token, now=clock()) if _TOKEN.fullmatch(token) else None
-        if sub is None:
-            return not_found()
-        log.info("%s unsubscribed", sub.email)
-        return endpoint.page("web_unsubscribed.html", page_title="You're unsubscribed", email=sub.email)
-
-    def preferences_form(sub: Subscriber, status: int = 200, *, saved: str = "", error: str = ""):
-        paused = sub.paused_until if topics.paused(sub, clock()) else None
-        return endpoint.page(
-            "web_preferences.html", status, page_title="Your emails", email=sub.email,
-            subscribed=sub.status == ACTIVE, topics=topics.offered(config, endpoint.state()),
-            chosen=sub.topics, pause_weeks=topics.PAUSE_WEEKS, saved=saved, error=error,
-            paused_until=f"{paused.astimezone(config.tz):%-d %B %Y}" if paused else "")
-
-    @app.get("/preferences/<token>")
-    def preferences_page(token: str):
-        sub = endpoint.state().subscriber_by_token(token) if _TOKEN.fullmatch(token) else None
-        if sub is None:
-            return not_found()
-        return preferences_form(sub)
-
-    @app.post("/preferences/<token>")
-    def preferences(token: str):
-        sub = endpoint.state().subscriber_by_token(token) if _TOKEN.fullmatch(token) else None
-        if sub is None:
-            return not_found()
-        problem = foreign_post()
-        if problem is not None:
-            log.info("preferences form refused: %s", problem)
-            return preferences_form(sub, 400, error="This form was sent from another site. Please use this page.")
-        if sub.status != ACTIVE:
-            return preferences_form(sub)
-        action, now = request.form.get("action", ""), clock()
-        state = endpoint.state()
-        if action == "unsubscribe":
-            state.unsubscribe_by_token(token, now=now)
-            log.info("%s unsubscribed (preference page)", sub.email)
-            return endpoint.page("web_unsubscribed.html", page_title="You're unsubscribed", email=sub.email)
-        if action == "topics":
-            try:
-                chosen = chosen_topics()
-            except ConfigError:
-                return preferences_form(sub, 400, error="One of those topics is no longer offered. Please choose again.")
-            sub = state.set_preferences(token, topics=chosen, now=now) or sub
-            return preferences_form(sub, saved="Saved. Your next email follows your new topics.")
-        weeks = {f"pause-{w}": w for w in topics.PAUSE_WEEKS}.get(action)
-        if weeks:
-            sub = state.set_preferences(token, paused_until=now + timedelta(weeks=weeks), now=now) or sub
-            return preferences_form(sub, saved=f"Paused for {weeks} week{'s' if weeks > 1 else ''}.")
-        if action == "resume":
-            sub = state.set_preferences(token, resume=True, now=now) or sub
-            return preferences_form(sub, saved="Resumed: you’ll get the next email.")
-        return preferences_form(sub, 400, error="That did not work. Please use one of the buttons.")
-
-    @app.errorhandler(404)
-    def handle_not_found(_e):
-        return not_found()
-
-    @app.errorhandler(HTTPException)
-    def handle_http_error(e: HTTPException):
-        return endpoint.page("web_error.html", e.code or 500, page_title=e.name, code=e.code,
-                             message=_ERROR_TEXT.get(e.code, "That request did not work."))
-
-    @app.errorhandler(Exception)
-    def handle_bug(e: Exception):
-        log.exception("unexpected error serving %s %s", request.method, request.path)
-        return endpoint.page("web_error.html", 500, page_title="Something went wrong", code=500,
-                             message=_ERROR_TEXT[500])
-
-    @app.after_request
-    def security_headers(response):
-        headers = response.headers
-        body = response.get_data(as_text=True) if response.mimetype == "text/html" and not response.is_streamed else ""
-        headers["Content-Security-Policy"] = content_security_policy(body, config.site.url)
-        headers["X-Content-Type-Options"] = "nosniff"
-        # The URLs carry tokens: never hand them to another site in a Referer. same-origin,
-        # not no-referrer: under no-referrer a browser posts our own forms with "Origin:
-        # null", which the subscribe form refuses (a foreign page can send null too).
-        headers["Referrer-Policy"] = "same-origin"
-        headers["X-Frame-Options"] = "DENY"
-        headers["Cross-Origin-Opener-Policy"] = "same-origin"
-        # Token pages must not be stored anywhere; the form holds a timestamped token, so a
-        # cached copy would expire. Nothing here is worth caching.
-        headers["Cache-Control"] = "no-store"
-        if request.path != "/" and request.path != "/subscribe":
-            headers["X-Robots-Tag"] = "noindex, nofollow"
-        return response
+    views = {view: _with_endpoint(view) for _, _, view in ROUTES}  # one per Flask endpoint name
+    for rule, method, view in ROUTES:
+        app.add_url_rule(rule, view.__name__, views[view], methods=[method])
+    app.register_error_handler(404, _with_endpoint(handle_not_found))
+    app.register_error_handler(HTTPException, _with_endpoint(handle_http_error))
+    app.register_error_handler(Exception, _with_endpoint(handle_bug))
+    app.after_request(_with_endpoint(security_headers))
 
     # lazy: the providers' bounce/complaint webhooks (newsletter.providers, newsletter.bounces: ~25 ms)
     from .newsletter.providers import webhooks_blueprint
@@ -635,10 +482,276 @@ def create_app(config: Config, *, clock: Callable[[], datetime] | None = None):
     return app
 
 
+def _with_endpoint(view: Callable[..., Any]) -> Callable[..., Any]:
+    """`view(endpoint, ...)` as Flask calls a view or handler: the endpoint is the app's."""
+    # lazy: Flask (~0.1 s), as in create_app
+    from flask import current_app
+
+    @functools.wraps(view)
+    def bound(*args: Any, **kwargs: Any) -> Any:
+        return view(current_app.extensions["publisher"], *args, **kwargs)
+
+    return bound
+
+
+# --- the routes: each a function of the endpoint (and the URL's token), reading flask.request ---
+
+def not_found(endpoint: Endpoint):
+    return endpoint.page("web_not_found.html", 404, page_title="Link not valid")
+
+
+def subscribe_form(endpoint: Endpoint, status: int = 200, *, email: str = "", name: str = "",
+                   error: str = "", field: str = "", chosen: tuple[str, ...] = ()):
+    return endpoint.page("web_subscribe.html", status, page_title="Subscribe",
+                         csrf_token=endpoint.csrf.new(), email=email, name=name,
+                         error=error, error_field=field,
+                         topics=topics.offered(endpoint.config, endpoint.state()), chosen=chosen)
+
+
+def foreign_post(endpoint: Endpoint) -> str | None:
+    """Why a form post looks sent by another site in the background, or None."""
+    from flask import request  # lazy: Flask (~0.1 s), as in create_app
+
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return "cross-site request"
+    foreign = foreign_origin(request.headers.get("Origin"), request.headers.get("Referer"),
+                             {_origin(endpoint.config.web_url), _origin(request.host_url)})
+    return None if foreign is None else f"posted from another site ({foreign})"
+
+
+def chosen_topics(endpoint: Endpoint) -> tuple[str, ...]:
+    """The ticked topics; ConfigError for one not on offer (a stale or forged form)."""
+    from flask import request  # lazy: Flask (~0.1 s), as in create_app
+
+    return topics.parse_choice(request.form.getlist("topic")[:200],
+                               topics.offered(endpoint.config, endpoint.state()), "the form's topics")
+
+
+def subscribe_page(endpoint: Endpoint):
+    return subscribe_form(endpoint)
+
+
+def subscribe(endpoint: Endpoint):
+    from flask import request  # lazy: Flask (~0.1 s), as in create_app
+
+    started = time.monotonic()
+    config = endpoint.config
+    email_in = request.form.get("email", "")[:320]
+    name = clean_name(request.form.get("name", ""))
+    # The signed token proves the form came from this server, and is accepted once;
+    # Sec-Fetch-Site and Origin/Referer (when the browser sends them) refuse a form
+    # that another site submits in the background.
+    problem, nonce = endpoint.csrf.check(request.form.get("csrf_token", ""))
+    if problem is None:
+        problem = foreign_post(endpoint)
+    if problem is not None:
+        log.info("subscribe form refused: %s", problem)
+        return subscribe_form(endpoint, 400, email=email_in.strip(), name=name, field="form",
+                              error="This form has expired. Please submit it again.")
+    try:
+        address = normalize_address(email_in)
+    except InvalidAddress as e:
+        return subscribe_form(endpoint, 400, email=email_in.strip(), name=name, field="email",
+                              error=f"Please check the email address: {e}.")
+    try:
+        chosen = chosen_topics(endpoint)
+    except ConfigError:
+        return subscribe_form(endpoint, 400, email=email_in.strip(), name=name, field="topics",
+                              error="One of those topics is no longer offered. Please choose again.")
+    now = endpoint.clock()
+    client = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"))
+    limits = {"total": config.newsletter.confirm_per_hour,
+              "client:" + client: config.newsletter.confirm_per_client,
+              "mailbox:" + mailbox_key(address): MAILBOX_PER_HOUR}
+    outcome, reserved = endpoint.state().subscribe_request(
+        address, name, form=nonce, limits=limits, now=now,
+        resend_after=now - RESEND_AFTER, valid_after=now - CONFIRM_TTL,
+        forms_after=now - CSRF_MAX_AGE - CSRF_CLOCK_SKEW, topics=chosen)
+    if outcome == "reused":
+        log.info("subscribe form refused: already submitted once")
+        return subscribe_form(endpoint, 400, email=email_in.strip(), name=name, field="form",
+                              error="This form was already sent. Please submit it again.")
+    if outcome == "refused":
+        log.warning("subscribe %s refused: confirm_per_client requests from %s this hour", address, client)
+        response = endpoint.page("web_error.html", 429, page_title="Too many requests", code=429,
+                                 message=_ERROR_TEXT[429])
+        response.headers["Retry-After"] = "3600"
+        return response
+    if outcome == "limited":
+        log.warning("subscribe %s: no mail (this mailbox's limit per hour is reached)", address)
+    elif outcome == "queued":
+        log.info("subscribe %s: stored; confirmation queued (newsletter.confirm_per_hour reached)", address)
+    elif reserved is None:
+        log.info("subscribe %s: no mail (already active, or a confirmation went out within %s)",
+                 address, RESEND_AFTER)
+    # The same page, byte for byte, whatever happened above, and at the same moment: the
+    # work above is the same for every address, and what is left of its jitter (an
+    # insert is not an update) is hidden under a floor most answers wait for. Past the
+    # hour's total every answer says the link comes later: it does (send_owed).
+    queued = outcome == "queued"
+    response = endpoint.page("web_check_email.html", queued=queued,
+                             page_title="Almost there" if queued else "Check your inbox")
+    time.sleep(max(0.0, SUBSCRIBE_FLOOR - (time.monotonic() - started)))
+    # Queued once the answer is out, so the mail's work never shows in its timing; an
+    # answer that mails nobody leaves the same work behind it.
+    if reserved is not None:
+        response.call_on_close(lambda: endpoint.mailer.submit(*reserved))
+    else:
+        response.call_on_close(lambda: endpoint.mailer.rehearse(address))
+    return response
+
+
+def pending(endpoint: Endpoint, token: str) -> Subscriber | None:
+    if not _TOKEN.fullmatch(token):
+        return None
+    sub = endpoint.state().subscriber_by_confirm_token(token)
+    if sub is None or sub.confirm_sent_at is None or sub.confirm_sent_at <= endpoint.clock() - CONFIRM_TTL:
+        return None
+    return sub
+
+
+def confirm_page(endpoint: Endpoint, token: str):
+    sub = pending(endpoint, token)
+    if sub is None:
+        return not_found(endpoint)
+    return endpoint.page("web_confirm.html", page_title="Confirm your subscription", email=sub.email)
+
+
+def confirm(endpoint: Endpoint, token: str):
+    if not _TOKEN.fullmatch(token):
+        return not_found(endpoint)
+    now = endpoint.clock()
+    sub = endpoint.state().confirm_subscriber(token, now=now, valid_after=now - CONFIRM_TTL)
+    if sub is None:
+        return not_found(endpoint)
+    log.info("%s confirmed the subscription", sub.email)
+    return endpoint.page("web_confirmed.html", page_title="You're subscribed", email=sub.email)
+
+
+def unsubscribe_page(endpoint: Endpoint, token: str):
+    sub = endpoint.state().subscriber_by_token(token) if _TOKEN.fullmatch(token) else None
+    if sub is None:
+        return not_found(endpoint)
+    return endpoint.page("web_unsubscribe.html", page_title="Unsubscribe", email=sub.email,
+                         subscribed=sub.status in (ACTIVE, PENDING))
+
+
+def unsubscribe(endpoint: Endpoint, token: str):
+    # RFC 8058: the body is "List-Unsubscribe=One-Click", but any POST to this URL means
+    # the same, and the answer is a 200 page (no redirect a mail provider would not follow).
+    sub = endpoint.state().unsubscribe_by_token(token, now=endpoint.clock()) if _TOKEN.fullmatch(token) else None
+    if sub is None:
+        return not_found(endpoint)
+    log.info("%s unsubscribed", sub.email)
+    return endpoint.page("web_unsubscribed.html", page_title="You're unsubscribed", email=sub.email)
+
+
+def preferences_form(endpoint: Endpoint, sub: Subscriber, status: int = 200, *, saved: str = "",
+                     error: str = ""):
+    config = endpoint.config
+    paused = sub.paused_until if topics.paused(sub, endpoint.clock()) else None
+    return endpoint.page(
+        "web_preferences.html", status, page_title="Your emails", email=sub.email,
+        subscribed=sub.status == ACTIVE, topics=topics.offered(config, endpoint.state()),
+        chosen=sub.topics, pause_weeks=topics.PAUSE_WEEKS, saved=saved, error=error,
+        paused_until=f"{paused.astimezone(config.tz):%-d %B %Y}" if paused else "")
+
+
+def preferences_page(endpoint: Endpoint, token: str):
+    sub = endpoint.state().subscriber_by_token(token) if _TOKEN.fullmatch(token) else None
+    if sub is None:
+        return not_found(endpoint)
+    return preferences_form(endpoint, sub)
+
+
+def preferences(endpoint: Endpoint, token: str):
+    from flask import request  # lazy: Flask (~0.1 s), as in create_app
+
+    sub = endpoint.state().subscriber_by_token(token) if _TOKEN.fullmatch(token) else None
+    if sub is None:
+        return not_found(endpoint)
+    problem = foreign_post(endpoint)
+    if problem is not None:
+        log.info("preferences form refused: %s", problem)
+        return preferences_form(endpoint, sub, 400, error="This form was sent from another site. Please use this page.")
+    if sub.status != ACTIVE:
+        return preferences_form(endpoint, sub)
+    action, now = request.form.get("action", ""), endpoint.clock()
+    state = endpoint.state()
+    if action == "unsubscribe":
+        state.unsubscribe_by_token(token, now=now)
+        log.info("%s unsubscribed (preference page)", sub.email)
+        return endpoint.page("web_unsubscribed.html", page_title="You're unsubscribed", email=sub.email)
+    if action == "topics":
+        try:
+            chosen = chosen_topics(endpoint)
+        except ConfigError:
+            return preferences_form(endpoint, sub, 400, error="One of those topics is no longer offered. Please choose again.")
+        sub = state.set_preferences(token, topics=chosen, now=now) or sub
+        return preferences_form(endpoint, sub, saved="Saved. Your next email follows your new topics.")
+    weeks = {f"pause-{w}": w for w in topics.PAUSE_WEEKS}.get(action)
+    if weeks:
+        sub = state.set_preferences(token, paused_until=now + timedelta(weeks=weeks), now=now) or sub
+        return preferences_form(endpoint, sub, saved=f"Paused for {weeks} week{'s' if weeks > 1 else ''}.")
+    if action == "resume":
+        sub = state.set_preferences(token, resume=True, now=now) or sub
+        return preferences_form(endpoint, sub, saved="Resumed: you’ll get the next email.")
+    return preferences_form(endpoint, sub, 400, error="That did not work. Please use one of the buttons.")
+
+
+# (URL rule, method, view): the view's name is its Flask endpoint name.
+ROUTES = (
+    ("/", "GET", subscribe_page), ("/subscribe", "GET", subscribe_page),
+    ("/", "POST", subscribe), ("/subscribe", "POST", subscribe),
+    ("/confirm/<token>", "GET", confirm_page), ("/confirm/<token>", "POST", confirm),
+    ("/unsubscribe/<token>", "GET", unsubscribe_page), ("/unsubscribe/<token>", "POST", unsubscribe),
+    ("/preferences/<token>", "GET", preferences_page), ("/preferences/<token>", "POST", preferences),
+)
+
+
+def handle_not_found(endpoint: Endpoint, _e):
+    return not_found(endpoint)
+
+
+def handle_http_error(endpoint: Endpoint, e):
+    return endpoint.page("web_error.html", e.code or 500, page_title=e.name, code=e.code,
+                         message=_ERROR_TEXT.get(e.code, "That request did not work."))
+
+
+def handle_bug(endpoint: Endpoint, e: Exception):
+    from flask import request  # lazy: Flask (~0.1 s), as in create_app
+
+    log.exception("unexpected error serving %s %s", request.method, request.path)
+    return endpoint.page("web_error.html", 500, page_title="Something went wrong", code=500,
+                         message=_ERROR_TEXT[500])
+
+
+def security_headers(endpoint: Endpoint, response):
+    from flask import request  # lazy: Flask (~0.1 s), as in create_app
+
+    headers = response.headers
+    body = response.get_data(as_text=True) if response.mimetype == "text/html" and not response.is_streamed else ""
+    headers["Content-Security-Policy"] = content_security_policy(body, endpoint.config.site.url)
+    headers["X-Content-Type-Options"] = "nosniff"
+    # The URLs carry tokens: never hand them to another site in a Referer. same-origin,
+    # not no-referrer: under no-referrer a browser posts our own forms with "Origin:
+    # null", which the subscribe form refuses (a foreign page can send null too).
+    headers["Referrer-Policy"] = "same-origin"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    # Token pages must not be stored anywhere; the form holds a timestamped token, so a
+    # cached copy would expire. Nothing here is worth caching.
+    headers["Cache-Control"] = "no-store"
+    if request.path != "/" and request.path != "/subscribe":
+        headers["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
 _ERROR_TEXT = {
     400: "The request was not understood. Please go back and try again.",
     405: "This page cannot be used that way. Please go back and use the button on the page.",
     413: "That was more than this form accepts.",
+    429: "Too many requests have come from your network this hour. Please try again later.",
     500: "Something went wrong on our side. Please try again in a few minutes.",
 }
 
@@ -654,66 +767,8 @@ def create_app_from_env():
     return create_app(load_config(os.environ.get(CONFIG_ENV, "config.yaml")))
 
 
-def serve(config: Config, *, host: str, port: int, access_log: bool = True,
-          on_ready: Callable[[str], None] | None = None) -> None:
-    """Run the endpoint on werkzeug's threaded server until Ctrl-C or SIGTERM; then finish
-    the confirmation mails already queued."""
-    # lazy: werkzeug.serving (~75 ms) is for `serve` alone; the archive and `check` import web.py too
-    from werkzeug.serving import make_server
-
-    app = create_app(config)
-    endpoint: Endpoint = app.extensions["publisher"]
-    logging.getLogger("werkzeug").setLevel(logging.INFO if access_log else logging.WARNING)
-    try:
-        listening = _listen(host, port)
-    except OSError as e:
-        endpoint.close(0)
-        raise ServeError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
-    with listening:  # werkzeug works on its own duplicate of the socket
-        server = make_server(host, port, app, threaded=True, fd=listening.fileno())
-
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        # serve_forever() runs on this thread, so the shutdown must come from another.
-        previous = signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    try:
-        if on_ready:
-            on_ready(f"http://{_url_host(host)}:{server.port}/")
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        server.server_close()
-        endpoint.close(timeout=30)
-
-
-def _listen(host: str, port: int):
-    """A listening socket. Bound here rather than by werkzeug, which prints to stderr and
-    exits when the port is taken, where we want one error message and our exit status."""
-
-    # lazy: werkzeug.serving (~75 ms), as in serve()
-    from werkzeug.serving import LISTEN_QUEUE, get_sockaddr, select_address_family
-
-    family = select_address_family(host, port)
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(get_sockaddr(host, port, family))
-        sock.listen(LISTEN_QUEUE)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
 __all__ = [
     "CONFIRM_TTL", "RESEND_AFTER", "CSRF_MAX_AGE", "ConfirmationMailer", "CsrfTokens", "Endpoint",
     "check_templates", "confirm_url", "content_security_policy", "create_app", "create_app_from_env",
-    "render_confirmation", "render_page", "serve", "template_environment",
+    "render_confirmation", "render_page", "template_environment",
 ]

@@ -476,6 +476,20 @@ def test_an_oversized_form_is_refused(web):
     assert web.state.list_subscribers() == []
 
 
+def test_a_route_is_a_function_of_the_endpoint_and_runs_alone(web):
+    """Issue 26: the routes are top-level functions of the endpoint (and the URL's token),
+    not closures inside create_app, so one can be called on its own."""
+    from publisher.web import not_found, unsubscribe_page
+
+    sub = web.add_active("reader@example.org")
+    with web.app.test_request_context("/unsubscribe/" + sub.token):
+        page = unsubscribe_page(web.endpoint, sub.token)
+        missing = unsubscribe_page(web.endpoint, "B" * 43)
+        assert missing.get_data() == not_found(web.endpoint).get_data()
+    assert page.status_code == 200 and "reader@example.org" in page.get_data(as_text=True)
+    assert missing.status_code == 404
+
+
 def test_a_bug_shows_the_error_page_and_logs_the_traceback(web, monkeypatch, caplog):
     def broken(*_a, **_k):
         raise RuntimeError("disk on fire")
@@ -662,6 +676,14 @@ def test_publisher_serve_answers_on_its_port_and_stops_on_sigterm(tmp_path):
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_the_database_pool_holds_a_connection_for_every_thread_that_may_ask(web):
+    """Issue 25, item 9: SQLAlchemy's default pool (5, and 10 more on demand) left a burst
+    of requests waiting for a connection until they failed with HTTP 500."""
+    from publisher.web import MAIL_WORKERS, SERVER_THREADS
+
+    assert web.endpoint.state().engine.pool.size() >= SERVER_THREADS + MAIL_WORKERS + 1
 
 
 def test_publisher_serve_reports_a_port_in_use(tmp_path):

@@ -3,7 +3,15 @@ SQLite state file, the real aiosmtpd server from smtp_helpers, and a clock the t
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
@@ -102,3 +110,98 @@ class WebSite:
         """The app-relative path of a link built from newsletter.web_url."""
         assert url.startswith(self.config.web_url + "/"), url
         return url[len(self.config.web_url):]
+
+
+class ServeProcess:
+    """`publisher serve --port 0` in a child process for `config`: its URL once it answers,
+    its pid, and a stop that says how it ended.
+
+        with ServeProcess(config) as served:
+            urllib.request.urlopen(served.url + "subscribe")
+    """
+
+    def __init__(self, config, *args: str, open_files: int | None = None):
+        self.config = config
+        self.args = args
+        self.open_files = open_files  # its descriptor limit (ulimit -n), if not the default
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+
+    def __enter__(self) -> ServeProcess:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # Its log to a file: a pipe the test does not drain would stop a chatty server.
+        self.log = self.config.root / "serve.log"
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "publisher.cli", "--config", str(self.config.path), "--quiet",
+                 "serve", "--port", "0", *self.args],
+                stdout=subprocess.DEVNULL, stderr=log, text=True, env=env,
+                preexec_fn=self._limit if self.open_files else None)
+        # --quiet: no "serving ..." line either; wait for the port in /proc instead.
+        self.url = f"http://127.0.0.1:{self._port()}/"
+        return self
+
+    def _limit(self) -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+    def _port(self, timeout: float = 30.0) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("publisher serve died: " + self.log.read_text())
+            ports = _listening_ports(self.proc.pid)
+            if ports:
+                return ports[0]
+            time.sleep(0.05)
+        raise TimeoutError("publisher serve did not listen")
+
+    def threads(self) -> int:
+        """The server process's threads now (Linux /proc)."""
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(r"^Threads:\s+(\d+)", status, re.MULTILINE).group(1))
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM; its exit status."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def __exit__(self, *exc_info) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _listening_ports(pid: int) -> list[int]:
+    """TCP ports a process listens on, from /proc (no tool needed)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.append(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def http_subscribe(url: str, email: str, client: str, timeout: float = 60.0) -> tuple[int, str]:
+    """GET the form at `url`, then POST it for `email` as `client` (X-Forwarded-For: the
+    server trusts it from a loopback peer, as from a local proxy); (status, page)."""
+    request = urllib.request.Request(url + "subscribe", headers={"X-Forwarded-For": client})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        token = csrf_token(response.read().decode("utf-8"))
+    data = urllib.parse.urlencode({"email": email, "csrf_token": token}).encode("ascii")
+    request = urllib.request.Request(url + "subscribe", data=data, headers={"X-Forwarded-For": client})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")

@@ -82,8 +82,11 @@ def _is_driver_failure(e: BaseException) -> bool:
 class State(RunLock, KnownPosts, CacheRows, Outbox, SubscriberList, OptIn, Suppressions):
     """A handle on the state database. Cheap to create; one per command."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, pool_size: int | None = None):
+        """`pool_size`: connections kept for threads that use the handle at once (SQLAlchemy's
+        default, 5 and 10 more on demand, is for a command, not a server's threads)."""
         self.url = normalize_url(url)
+        pool = {} if pool_size is None else {"pool_size": pool_size}
         url = self.url
         self.is_sqlite = url.startswith("sqlite")
         self.path: str | None = None  # the SQLite file, if any
@@ -95,10 +98,11 @@ class State(RunLock, KnownPosts, CacheRows, Outbox, SubscriberList, OptIn, Suppr
                     self.path = path
                     existed = self._check_sqlite_file(Path(path))
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
-                self.engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+                self.engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                                             **pool)
                 self._sqlite_setup(self.engine)
             else:
-                self.engine = sa.create_engine(url, pool_pre_ping=True)
+                self.engine = sa.create_engine(url, pool_pre_ping=True, **pool)
             self._migrate(existed)
         except sa.exc.SQLAlchemyError as e:
             reason = str(e.orig).strip().splitlines()[0] if getattr(e, "orig", None) is not None else str(e)
