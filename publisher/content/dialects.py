@@ -35,7 +35,7 @@ tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu
 _DATE_PREFIX = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
 _DATE_ANYWHERE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 # Hugo's section pages, in any language (`_index.md`, `_index.ja.md`): never posts.
-LISTING_PAGE = re.compile(r"^_index(\.[A-Za-z-]+)?\.(md|markdown|mdx)$", re.I)
+LISTING_PAGE = re.compile(r"^_index(\.[A-Za-z-]+)?\.(md|markdown|mdx|html?)$", re.I)
 
 
 
@@ -167,6 +167,7 @@ class Engine:
     tag_separator: str | None = ","  # how a string of tags is split
     category_separator: str | None = ","
     date_from_file_name = True
+    other_formats: tuple[str, ...] = ()  # post files besides Markdown (syntax.source_format)
 
     def is_post(self, meta: dict, src: Source, path: Path) -> bool:
         """False: the file is a page of the site, not a post (no noise, no problem line)."""
@@ -280,6 +281,7 @@ class Hugo(Engine):
     tag_separator = ""  # a string is one term
     category_separator = ""
     date_from_file_name = False  # [frontmatter] :filename is not the default
+    other_formats = (".html", ".htm")  # content files in HTML, published as they are
 
     def is_post(self, meta: dict, src: Source, path: Path) -> bool:
         """A headless bundle is no page; the other Markdown files of a leaf bundle (a folder
@@ -470,6 +472,7 @@ class Pelican(Engine):
     updated_keys = ("modified", "updated")
     tag_separator = ";,"
     category_separator = ""
+    other_formats = (".rst",)  # reStructuredText, Pelican's other reader (rst.py)
 
     def slug(self, meta: dict, src: Source, title: str) -> str:
         explicit = read_text(meta.get("slug"), "slug")
@@ -512,6 +515,26 @@ class Nanoc(Engine):
         return meta.get("kind") == "article"
 
 
+class Starlight(Astro):
+    """Astro's docs theme: Astro's ids; its asides (`:::note[Title]`) are resolved (syntax.py)."""
+
+    name = "starlight"
+
+
+class Docusaurus(Engine):
+    """Docusaurus's blog: the contract's defaults; its .md files are MDX and its admonitions
+    and heading ids are resolved (syntax.py)."""
+
+    name = "docusaurus"
+
+
+class Zola(Engine):
+    """Zola: the contract's defaults; heading ids and `@/` internal links are resolved
+    (syntax.py, links.py)."""
+
+    name = "zola"
+
+
 def _json_file(path: Path, folders: tuple[str, ...]) -> dict:
     """An Eleventy data file's object; {} when there is none. A broken one is the post's
     problem: it would not build with Eleventy either; so is one outside the site (links.inside)."""
@@ -537,7 +560,7 @@ def _as_list(value: Any) -> list:
 
 
 ENGINES: dict[str, Engine] = {e.name: e for e in (Engine(), Astro(), Hugo(), Jekyll(), Eleventy(),
-                                                   Pelican(), Nanoc())}
+                                                   Pelican(), Nanoc(), Starlight(), Docusaurus(), Zola())}
 
 
 def engine_for(config: Config) -> Engine:
