@@ -1007,3 +1007,25 @@ def test_heading_ids_and_html_content_are_what_hugo_publishes(tmp_path):
         ['id="plain-heading"']]
     theirs_html = (root / "public/posts/written-in-html/index.html").read_text(encoding="utf-8")
     assert _normalized(items["https://hugo.example.org/posts/written-in-html/"]) == _normalized(theirs_html)
+
+
+@pytest.mark.skipif(__import__("shutil").which("jekyll") is None, reason="jekyll is not installed")
+def test_kramdown_heading_ids_are_what_jekyll_publishes(tmp_path):
+    """The fixture built by Jekyll itself (kramdown, a layout printing {{ content }}) and by
+    publisher: every heading's id and class agree, and no attribute list shows."""
+    root = syntax_site(tmp_path, "jekyll", "https://jekyll.example.org", "_posts", "/{year}/{month}/{day}/{slug}/")
+    subprocess.run(["jekyll", "build", "--quiet"], cwd=root, check=True, capture_output=True, timeout=300)
+    proc, items = build(root)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert_no_directive_leaks(root)
+
+    def headings(text: str) -> list[tuple[list[str], str]]:
+        return [(sorted(re.findall(r'\w+="[^"]*"', attrs)), inner)
+                for attrs, inner in re.findall(r"<h2([^>]*)>(.*?)</h2>", text)]
+
+    theirs = (root / "_site/2024/02/01/headings/index.html").read_text(encoding="utf-8")
+    ours = items["https://jekyll.example.org/2024/02/01/headings/"]
+    assert headings(ours) == headings(theirs)
+    assert [attrs for attrs, _text in headings(theirs)] == [
+        ['id="install"'], ['id="install-the-tools"'], ['class="wide"', 'id="styled"'], ['id="setext"']]
+    assert "{:" not in ours and "<p>A lead paragraph.</p>" in ours

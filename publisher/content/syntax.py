@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
-from .blocks import directives as _directives_of, heading_attributes
+from . import blocks
 
 # Which syntaxes a dialect's engine runs; "auto" (no dialect named) resolves all of them.
 LIQUID_DIALECTS = ("auto", "jekyll", "eleventy")
@@ -103,10 +103,10 @@ def resolve(text: str, ctx: SyntaxContext) -> Resolved:
     literals: list[str] = []
     masked = _mask(text, literals, liquid=liquid, shortcodes=shortcodes, out=out)
     if attributes:  # before MDX, to which `{#id}` would be an expression
-        masked = heading_attributes(masked, kramdown=ctx.dialect in ("auto", "jekyll"),
-                                    inline_ial=ctx.dialect == "jekyll")
+        masked = blocks.heading_attributes(masked, kramdown=ctx.dialect in ("auto", "jekyll"),
+                                           inline_ial=ctx.dialect == "jekyll")
     if directives:
-        masked = _directives_of(masked, ctx.dialect, out.name, lambda t: _unmask(t, literals))
+        masked = blocks.directives(masked, ctx.dialect, out.name, lambda t: _unmask(t, literals))
     if ctx.mdx:
         masked = _mdx(masked, out, literals)
     if shortcodes:
