@@ -978,6 +978,18 @@ def test_hugo_html_content_is_a_post_published_as_it_is(tmp_path):
     assert page["tags"] == ["html"]
 
 
+def test_shortcodes_in_indented_html_content_are_resolved():
+    """In an .html content file an indented line is HTML, not a code block."""
+    text, unresolved = run("""\
+        <ul>
+
+            <li>See {{< ref "posts/other.md" >}}</li>
+        </ul>
+        """, SyntaxContext("https://ex.org", dialect="hugo", fmt="html",
+                           post_link=lambda kind, target: POSTS.get(f"{kind}:{target}")))
+    assert (text, unresolved) == ("<ul>\n\n    <li>See https://ex.org/posts/other/</li>\n</ul>\n", [])
+
+
 def test_an_html_file_is_no_post_for_other_engines(tmp_path):
     root = syntax_site(tmp_path, "hugo", "https://hugo.example.org", "content", "/{path}/")
     write(root, {"config.yaml": config_yaml("https://hugo.example.org", "content", "/{path}/", "auto")})

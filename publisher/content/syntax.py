@@ -101,7 +101,7 @@ def resolve(text: str, ctx: SyntaxContext) -> Resolved:
     if "\ue000" in text or "\ue002" in text:  # the placeholders' own characters: not ours to touch
         return out
     literals: list[str] = []
-    masked = _mask(text, literals, liquid=liquid, shortcodes=shortcodes, out=out)
+    masked = _mask(text, literals, liquid=liquid, shortcodes=shortcodes, out=out, markdown=markdown)
     if attributes:  # before MDX, to which `{#id}` would be an expression
         masked = blocks.heading_attributes(masked, kramdown=ctx.dialect in ("auto", "jekyll"),
                                            inline_ial=ctx.dialect == "jekyll")
@@ -178,8 +178,10 @@ def _fenced(lang: str, code: str) -> str:
     return f"\n{ticks}{lang}\n{code}\n{ticks}\n"
 
 
-def _mask(text: str, literals: list[str], *, liquid: bool, shortcodes: bool, out: Resolved) -> str:
-    """Replace code blocks, code spans, raw regions and highlight blocks by placeholders."""
+def _mask(text: str, literals: list[str], *, liquid: bool, shortcodes: bool, out: Resolved,
+          markdown: bool = True) -> str:
+    """Replace code blocks, code spans, raw regions and highlight blocks by placeholders. In
+    HTML (`markdown` false) an indented line is only indented: no code block."""
     lines = text.split("\n")
     result: list[str] = []  # prose lines, and code blocks as placeholders
     i = 0
@@ -199,7 +201,7 @@ def _mask(text: str, literals: list[str], *, liquid: bool, shortcodes: bool, out
             previous = "\n"
             i = j + 1
             continue
-        indented = line.startswith(("    ", "\t")) and line.strip()
+        indented = markdown and line.startswith(("    ", "\t")) and line.strip()
         if (indented and (not result or not result[-1].strip())
                 and not previous.startswith((" ", "\t")) and not _LIST_ITEM.match(previous)):
             # An indented code block: after a blank line, not a list item's continuation.
