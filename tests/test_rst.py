@@ -135,3 +135,17 @@ def test_posts_are_what_pelican_itself_publishes(tmp_path):
                           _text(item["content_html"])) for item in items}
     assert ours == theirs
     assert len(ours) == 3
+
+
+def test_a_link_to_an_rst_post_becomes_its_url(tmp_path):
+    root = pelican_site(tmp_path)
+    (root / "content" / "plain-markdown.md").write_text(
+        "Title: A post in Markdown\nDate: 2024-04-20 08:00\n\nSee [the guide]({filename}/first-steps.rst) "
+        "and [the notes](notes/second-thoughts.rst#top).\n", encoding="utf-8")
+    proc = subprocess.run(PUBLISHER + ["build"], cwd=root, capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    items = json.loads((root / "feeds/feed.json").read_text(encoding="utf-8"))["items"]
+    body = {item["title"]: item["content_html"] for item in items}["A post in Markdown"]
+    assert re.findall(r'href="([^"]+)"', body) == [
+        "https://pelican.example.org/getting-started.html",
+        "https://pelican.example.org/second-thoughts-on-naming.html#top"]

@@ -86,7 +86,7 @@ def absolutize_html(fragment: str, base: str, links: Mapping[str, str] | None = 
 
 # --- the site index: links to source files, local images --------------------------------
 
-SOURCE_SUFFIXES = (".md", ".markdown", ".mdx")  # a link to one of these is a link to a post
+SOURCE_SUFFIXES = (".md", ".markdown", ".mdx", ".rst")  # a link to one of these is a link to a post
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".avif", ".svg")
 MEDIA_DIR = "media"  # under feeds.output_dir, where local images are copied
 # Where engines serve a site-absolute path like /images/x.png from: Hugo's static/, Astro's
