@@ -199,7 +199,7 @@ def _url_or_path(value: Any) -> str:
     return text
 
 
-DIALECTS = ("auto", "astro", "hugo", "jekyll", "eleventy", "pelican", "nanoc")
+DIALECTS = ("auto", "astro", "hugo", "jekyll", "eleventy", "pelican", "nanoc", "starlight", "docusaurus", "zola")
 MARKDOWN_ENGINES = ("commonmark", "python-markdown")
 
 

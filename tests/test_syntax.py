@@ -4,6 +4,7 @@ and, through `publisher build` writing real feeds, one small site per engine in 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -679,10 +680,13 @@ FRAGMENTS = ["{% raw %}", "{% endraw %}", "{{< x a=1 >}}", "{{< /x >}}", "{{% y 
              "~~~", "\n", "\n\n", "text ", "{{ site.url }}", "{{ page.t }}", "<Foo a={1 > 0}>", "</Foo>",
              "<Bar />", "import X from 'y'\n", "export const a = {\n", "}\n", "{/* c */}", "    indented\n",
              "{% highlight go %}", "{% endhighlight %}", "{{< highlight go >}}", "{{< /highlight >}}",
-             "{{</* z */>}}", "{% include a.html %}", "{{< figure src=\"a.png\" >}}", "{", "}", "\ue000", "\ue0000\ue001", "\ue0009\ue001"]
+             "{{</* z */>}}", "{% include a.html %}", "{{< figure src=\"a.png\" >}}", "{", "}", "\ue000", "\ue0000\ue001", "\ue0009\ue001",
+             ":::note\n", ":::tip[T `x\"`]\n", "::::\n", ":::\n", "## H {#i .c}\n", "{: #k}\n", "---\n", "{:t=\"b\"}",
+             "import c from './c.png'\n", "<img src={c.src} w={1} {...r}>", "\ue002"]
 
 
-@pytest.mark.parametrize("dialect, mdx", [("auto", False), ("hugo", False), ("jekyll", False), ("astro", True)])
+@pytest.mark.parametrize("dialect, mdx", [("auto", False), ("hugo", False), ("jekyll", False), ("astro", True),
+                                          ("docusaurus", True), ("starlight", False)])
 def test_any_mix_of_engine_syntax_resolves_without_error(dialect, mdx):
     """Generated bodies: resolving never raises, never leaves a placeholder of its own behind,
     and gives the same answer twice."""
@@ -697,6 +701,343 @@ def test_any_mix_of_engine_syntax_resolves_without_error(dialect, mdx):
         again = resolve(body, ctx(dialect=dialect, mdx=mdx))
         assert (first.text, first.unresolved) == (again.text, again.unresolved)
         assert first.text.count("\ue000") == body.count("\ue000")  # only the body's own
+        if "\ue002" not in body:  # a heading's attributes, marked for add_heading_ids, never show
+            from publisher.content.markup import render_body
+
+            assert "\ue002" not in render_body(first.text)
         assert all("\n" not in name for name in first.unresolved)
 
     check()
+
+
+# --- directives (admonitions) -----------------------------------------------------------
+
+def rendered(text: str, context: SyntaxContext) -> tuple[str, list[str]]:
+    """The body resolved, then rendered by the default Markdown engine, as a feed gets it."""
+    from publisher.content.markup import render_body
+
+    resolved = resolve(textwrap.dedent(text), context)
+    return render_body(resolved.text), resolved.unresolved
+
+
+ADMONITIONS = """\
+    :::note
+    Back up **first**.
+    :::
+
+    :::tip[Pick a name]
+    A [link](https://ex.org/).
+    :::
+
+    :::danger Take care
+
+    - one
+
+    :::
+
+    ::::info Outer
+    Outer text.
+
+    :::caution
+    Inner text.
+    :::
+    ::::
+
+    ```md
+    :::note
+    kept
+    :::
+    ```
+    """
+
+
+def test_docusaurus_admonitions_become_asides_with_the_engines_titles():
+    html_text, unresolved = rendered(ADMONITIONS, ctx(dialect="docusaurus"))
+    assert html_text == (
+        '<aside class="admonition admonition-note" aria-label="Note">\n'
+        '<p class="admonition-title"><strong>Note</strong></p>\n'
+        "<p>Back up <strong>first</strong>.</p>\n</aside>\n"
+        '<aside class="admonition admonition-tip" aria-label="Pick a name">\n'
+        '<p class="admonition-title"><strong>Pick a name</strong></p>\n'
+        '<p>A <a href="https://ex.org/">link</a>.</p>\n</aside>\n'
+        '<aside class="admonition admonition-danger" aria-label="Take care">\n'
+        '<p class="admonition-title"><strong>Take care</strong></p>\n'
+        "<ul>\n<li>one</li>\n</ul>\n</aside>\n"
+        '<aside class="admonition admonition-info" aria-label="Outer">\n'
+        '<p class="admonition-title"><strong>Outer</strong></p>\n'
+        "<p>Outer text.</p>\n"
+        '<aside class="admonition admonition-caution" aria-label="Caution">\n'
+        '<p class="admonition-title"><strong>Caution</strong></p>\n'
+        "<p>Inner text.</p>\n</aside>\n</aside>\n"
+        '<pre><code class="language-md">:::note\nkept\n:::\n</code></pre>\n')
+    assert unresolved == []
+
+
+def test_starlight_asides_and_a_type_it_does_not_have():
+    html_text, unresolved = rendered("""\
+        :::note[Heads up]
+        Text.
+        :::
+
+        :::warning
+        Body kept.
+        :::
+        """, ctx(dialect="starlight"))
+    assert html_text == (
+        '<aside class="admonition admonition-note" aria-label="Heads up">\n'
+        '<p class="admonition-title"><strong>Heads up</strong></p>\n'
+        "<p>Text.</p>\n</aside>\n<p>Body kept.</p>\n")
+    assert unresolved == [":::warning"]
+
+
+@pytest.mark.parametrize("dialect", ["astro", "hugo", "jekyll", "eleventy"])
+def test_engines_without_admonitions_leave_the_colons_as_text(dialect):
+    text, unresolved = run(":::note\nText.\n:::\n", ctx(dialect=dialect))
+    assert (text, unresolved) == (":::note\nText.\n:::\n", [])
+
+
+def test_an_unclosed_admonition_closes_at_the_end_and_a_stray_fence_is_named():
+    html_text, unresolved = rendered(":::\nbefore\n\n:::tip\nopen to the end\n", ctx(dialect="docusaurus"))
+    assert html_text == ('<p>before</p>\n<aside class="admonition admonition-tip" aria-label="Tip">\n'
+                         '<p class="admonition-title"><strong>Tip</strong></p>\n'
+                         "<p>open to the end</p>\n</aside>\n")
+    assert unresolved == [":::"]
+
+
+# --- heading attributes -----------------------------------------------------------------
+
+HEADINGS = """\
+    ## Install {#install}
+
+    ## Install
+
+    ## Styled *heading* {.wide #styled}
+
+    Setext {#setext}
+    ----------------
+
+    ```
+    ## In code {#kept}
+    ```
+    """
+
+
+@pytest.mark.parametrize("dialect", ["auto", "hugo", "jekyll", "zola", "docusaurus", "pelican"])
+def test_heading_attributes_set_the_id_and_never_show(dialect):
+    html_text, unresolved = rendered(HEADINGS, ctx(dialect=dialect))
+    assert html_text == (
+        '<h2 id="install">Install</h2>\n<h2 id="install-1">Install</h2>\n'
+        '<h2 id="styled" class="wide">Styled <em>heading</em></h2>\n<h2 id="setext">Setext</h2>\n'
+        "<pre><code>## In code {#kept}\n</code></pre>\n")
+    assert unresolved == []
+
+
+@pytest.mark.parametrize("dialect", ["astro", "eleventy"])
+def test_engines_without_heading_attributes_print_the_braces(dialect):
+    html_text, _ = rendered("## Install {#install}\n", ctx(dialect=dialect))
+    assert html_text == '<h2 id="install-install">Install {#install}</h2>\n'
+
+
+def test_kramdown_block_and_span_attribute_lists():
+    html_text, unresolved = rendered("""\
+        ## Install
+        {: #setup .big}
+
+        A lead paragraph.
+        {: .lead}
+
+        Open [the docs](https://ex.org/){:target="_blank"} now.
+        """, ctx(dialect="jekyll"))
+    assert html_text == ('<h2 id="setup" class="big">Install</h2>\n<p>A lead paragraph.</p>\n'
+                         '<p>Open <a href="https://ex.org/">the docs</a> now.</p>\n')
+    assert unresolved == []
+
+
+def test_heading_ids_with_python_markdown():
+    from publisher.content.markup import render_body
+
+    class Content:
+        markdown, markdown_extensions = "python-markdown", ()
+
+    class Config:
+        content, path = Content(), "config.yaml"
+
+    text = resolve("## Install {#install}\n\n## Install\n", ctx(dialect="pelican")).text
+    assert render_body(text, Config()) == '<h2 id="install">Install</h2>\n<h2 id="install-1">Install</h2>'
+
+
+# --- MDX attributes ---------------------------------------------------------------------
+
+def test_mdx_attribute_expressions_resolve_to_constants_and_imported_files():
+    text, unresolved = run("""\
+        import cover from './cover.png';
+        import data from '../data.json';
+
+        <img src={cover} width={600} alt="A" />
+        <img src={cover.src} height={'40'} className="round" hidden={true} loading={false} />
+        <img src={data.url} {...rest} alt={`tpl`} />
+        """, ctx(dialect="astro", mdx=True))
+    assert text == ('\n<img src="./cover.png" width="600" alt="A" />\n'
+                    '<img src="./cover.png" height="40" class="round" hidden />\n'
+                    '<img alt="tpl" />\n')
+    assert unresolved == ["src={data.url}", "{...rest}"]
+
+
+def test_docusaurus_reads_md_files_as_mdx():
+    from publisher.content.syntax import is_mdx
+
+    assert is_mdx("blog/x.md", "docusaurus") and is_mdx("blog/x.mdx", "astro")
+    assert not is_mdx("blog/x.md", "astro") and not is_mdx("blog/x.md", "auto")
+
+
+# --- the fixture sites of the engines with these syntaxes -------------------------------
+
+SYNTAX_SITES = Path(__file__).parent / "fixtures" / "syntax"
+
+
+def syntax_site(tmp_path: Path, engine: str, url: str, content_dir: str, permalink: str) -> Path:
+    import shutil
+
+    root = tmp_path / engine
+    shutil.copytree(SYNTAX_SITES / engine, root)
+    write(root, {"config.yaml": config_yaml(url, content_dir, permalink, engine)})
+    return root
+
+
+def assert_no_directive_leaks(root: Path) -> None:
+    for name in ("rss.xml", "atom.xml", "feed.json"):
+        text = re.sub(r"(<|&lt;)code.*?(<|&lt;)/code", "", (root / "feeds" / name).read_text(encoding="utf-8"),
+                      flags=re.S)
+        for leak in (":::", "{#", "={", "@/"):
+            assert leak not in text, f"{name}: {leak!r} leaked"
+
+
+def test_docusaurus_blog_admonitions_mdx_in_md_and_an_imported_image(tmp_path):
+    root = syntax_site(tmp_path, "docusaurus", "https://docs.example.org", "blog",
+                       "/blog/{year}/{month}/{day}/{slug}/")
+    proc, items = build(root)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "blog/2024-03-05-cover/index.md: unresolved engine syntax: src={require('./cover.png').default}",
+        "blog/2024-03-01-admonitions.md: unresolved engine syntax: :::spoiler"]
+    assert_no_directive_leaks(root)
+    release = items["https://docs.example.org/blog/2024/03/01/admonitions/"]
+    assert '<h2 id="before-upgrading">Before you upgrade</h2>' in release
+    titles = re.findall(r'<aside class="admonition admonition-(\w+)" aria-label="[^"]*">\s*'
+                        r'<p class="admonition-title"><strong>([^<]*)</strong></p>', release)
+    assert titles == [("note", "Note"), ("tip", "Faster installs"), ("danger", "Breaking change"),
+                      ("info", "Nested callouts"), ("caution", "Caution")]
+    assert "<p>Back up the <strong>database</strong> first.</p>" in release
+    assert "<li>the <code>--legacy</code> flag is gone</li>" in release
+    assert ":::note\nA fence inside code stays as written.\n:::" in release  # in its code block
+    assert "<p>A type Docusaurus does not know.</p>" in release
+    cover = items["https://docs.example.org/blog/2024/03/05/cover/"]
+    media = re.findall(r'src="https://docs\.example\.org/(media/[0-9a-f]{12}-cover\.png)"', cover)
+    assert len(media) == 2 and media[0] == media[1]
+    assert (root / "feeds" / media[0]).read_bytes() == (root / "blog/2024-03-05-cover/cover.png").read_bytes()
+    assert 'width="600" alt="The cover"' in cover and 'height="40" alt="Small cover"' in cover
+    assert '<img alt="Required">' in cover
+
+
+def test_starlight_asides_through_a_build(tmp_path):
+    root = syntax_site(tmp_path, "starlight", "https://guide.example.org", "src/content/docs", "/{slug}/")
+    proc, items = build(root)
+    assert proc.stderr == "src/content/docs/blog/asides.md: unresolved engine syntax: :::warning\n"
+    assert_no_directive_leaks(root)
+    body = items["https://guide.example.org/blog/asides/"]
+    assert re.findall(r'aria-label="([^"]+)"', body) == ["Note", "Mind the gap", "Tip", "Danger"]
+    assert "<p>Between the <em>train</em> and the platform.</p>" in body
+    assert "<p>Starlight has no warning aside.</p>" in body
+
+
+def test_zola_internal_links_become_the_posts_urls(tmp_path):
+    root = syntax_site(tmp_path, "zola", "https://zola.example.org", "content", "/{path}/")
+    proc, items = build(root)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert_no_directive_leaks(root)
+    first = items["https://zola.example.org/blog/first/"]
+    assert re.findall(r'href="([^"]+)"', first) == [
+        "https://zola.example.org/blog/second/", "https://zola.example.org/blog/second/#details",
+        "https://zola.example.org/blog/third/"]
+    assert '<h2 id="part-one">Part one</h2>' in first
+    assert ('<a href="https://zola.example.org/blog/first/#part-one">the first</a>'
+            in items["https://zola.example.org/blog/second/"])
+
+
+def test_hugo_html_content_is_a_post_published_as_it_is(tmp_path):
+    root = syntax_site(tmp_path, "hugo", "https://hugo.example.org", "content", "/{path}/")
+    proc, items = build(root)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert sorted(items) == ["https://hugo.example.org/posts/headings/",
+                             "https://hugo.example.org/posts/written-in-html/"]  # _index.html: no post
+    page = by_title(root)["A page written in HTML"]
+    assert page["content_html"] == ("<p>Written in <em>HTML</em>, and published as it is.</p>\n"
+                                    "<h2>A heading Hugo gives no id</h2>\n<ul>\n  <li>first</li>\n"
+                                    "  <li>second</li>\n</ul>")
+    assert page["summary"] == "Written in HTML, and published as it is."
+    assert page["tags"] == ["html"]
+
+
+def test_shortcodes_in_indented_html_content_are_resolved():
+    """In an .html content file an indented line is HTML, not a code block."""
+    text, unresolved = run("""\
+        <ul>
+
+            <li>See {{< ref "posts/other.md" >}}</li>
+        </ul>
+        """, SyntaxContext("https://ex.org", dialect="hugo", fmt="html",
+                           post_link=lambda kind, target: POSTS.get(f"{kind}:{target}")))
+    assert (text, unresolved) == ("<ul>\n\n    <li>See https://ex.org/posts/other/</li>\n</ul>\n", [])
+
+
+def test_an_html_file_is_no_post_for_other_engines(tmp_path):
+    root = syntax_site(tmp_path, "hugo", "https://hugo.example.org", "content", "/{path}/")
+    write(root, {"config.yaml": config_yaml("https://hugo.example.org", "content", "/{path}/", "auto")})
+    _proc, items = build(root)
+    assert sorted(items) == ["https://hugo.example.org/posts/headings/"]
+
+
+@pytest.mark.skipif(__import__("shutil").which("hugo") is None and os.environ.get("CI") != "true",
+                    reason="hugo is not installed")
+def test_heading_ids_and_html_content_are_what_hugo_publishes(tmp_path):
+    """The fixture built by Hugo itself (a layout printing .Content) and by publisher: the
+    headings, ids and classes included, and the .html page's body agree."""
+    root = syntax_site(tmp_path, "hugo", "https://hugo.example.org", "content", "/{path}/")
+    subprocess.run(["hugo", "--quiet"], cwd=root, check=True, capture_output=True, timeout=120)
+    proc, items = build(root)
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+    def headings(text: str) -> list[tuple[list[str], str]]:  # (attributes in any order, text)
+        return [(sorted(re.findall(r'\w+="[^"]*"', attrs)), inner)
+                for attrs, inner in re.findall(r"<h2([^>]*)>(.*?)</h2>", text)]
+
+    theirs = (root / "public/posts/headings/index.html").read_text(encoding="utf-8")
+    ours = items["https://hugo.example.org/posts/headings/"]
+    assert headings(ours) == headings(theirs)
+    assert [attrs for attrs, _text in headings(theirs)] == [
+        ['id="install"'], ['id="install-the-tools"'], ['class="wide"', 'id="styled"'], ['id="setext"'],
+        ['id="plain-heading"']]
+    theirs_html = (root / "public/posts/written-in-html/index.html").read_text(encoding="utf-8")
+    assert _normalized(items["https://hugo.example.org/posts/written-in-html/"]) == _normalized(theirs_html)
+
+
+@pytest.mark.skipif(__import__("shutil").which("jekyll") is None, reason="jekyll is not installed")
+def test_kramdown_heading_ids_are_what_jekyll_publishes(tmp_path):
+    """The fixture built by Jekyll itself (kramdown, a layout printing {{ content }}) and by
+    publisher: every heading's id and class agree, and no attribute list shows."""
+    root = syntax_site(tmp_path, "jekyll", "https://jekyll.example.org", "_posts", "/{year}/{month}/{day}/{slug}/")
+    subprocess.run(["jekyll", "build", "--quiet"], cwd=root, check=True, capture_output=True, timeout=300)
+    proc, items = build(root)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert_no_directive_leaks(root)
+
+    def headings(text: str) -> list[tuple[list[str], str]]:
+        return [(sorted(re.findall(r'\w+="[^"]*"', attrs)), inner)
+                for attrs, inner in re.findall(r"<h2([^>]*)>(.*?)</h2>", text)]
+
+    theirs = (root / "_site/2024/02/01/headings/index.html").read_text(encoding="utf-8")
+    ours = items["https://jekyll.example.org/2024/02/01/headings/"]
+    assert headings(ours) == headings(theirs)
+    assert [attrs for attrs, _text in headings(theirs)] == [
+        ['id="install"'], ['id="install-the-tools"'], ['class="wide"', 'id="styled"'], ['id="setext"']]
+    assert "{:" not in ours and "<p>A lead paragraph.</p>" in ours

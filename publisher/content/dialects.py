@@ -39,7 +39,7 @@ _DATE_ANYWHERE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 # is a post too (a one-digit month or day, even a two-digit year); the slug runs to the last dot.
 _JEKYLL_POST_NAME = re.compile(r"^(\d{2,4})-(\d{1,2})-(\d{1,2})-([^/]*)(\.[^./]+)$")
 # Hugo's section pages, in any language (`_index.md`, `_index.ja.md`): never posts.
-LISTING_PAGE = re.compile(r"^_index(\.[A-Za-z-]+)?\.(md|markdown|mdx)$", re.I)
+LISTING_PAGE = re.compile(r"^_index(\.[A-Za-z-]+)?\.(md|markdown|mdx|html?)$", re.I)
 
 
 
@@ -228,6 +228,7 @@ class Engine:
     tag_separator: str | None = ","  # how a string of tags is split
     category_separator: str | None = ","
     date_from_file_name = True
+    other_formats: tuple[str, ...] = ()  # post files besides Markdown (syntax.source_format)
 
     def is_post(self, meta: dict, src: Source, path: Path) -> bool:
         """False: the file is a page of the site, not a post (no noise, no problem line)."""
@@ -365,6 +366,7 @@ class Hugo(Engine):
     tag_separator = ""  # a string is one term
     category_separator = ""
     date_from_file_name = False  # [frontmatter] :filename is not the default
+    other_formats = (".html", ".htm")  # content files in HTML, published as they are
 
     def is_post(self, meta: dict, src: Source, path: Path) -> bool:
         """A headless bundle is no page; the other Markdown files of a leaf bundle (a folder
@@ -641,6 +643,7 @@ class Pelican(Engine):
     updated_keys = ("modified", "updated")
     tag_separator = ";,"
     category_separator = ""
+    other_formats = (".rst",)  # reStructuredText, Pelican's other reader (rst.py)
 
     def slug(self, meta: dict, src: Source, title: str) -> str:
         explicit = read_text(meta.get("slug"), "slug")
@@ -683,6 +686,26 @@ class Nanoc(Engine):
         return meta.get("kind") == "article"
 
 
+class Starlight(Astro):
+    """Astro's docs theme: Astro's ids; its asides (`:::note[Title]`) are resolved (syntax.py)."""
+
+    name = "starlight"
+
+
+class Docusaurus(Engine):
+    """Docusaurus's blog: the contract's defaults; its .md files are MDX and its admonitions
+    and heading ids are resolved (syntax.py)."""
+
+    name = "docusaurus"
+
+
+class Zola(Engine):
+    """Zola: the contract's defaults; heading ids and `@/` internal links are resolved
+    (syntax.py, links.py)."""
+
+    name = "zola"
+
+
 def _json_file(path: Path, folders: tuple[str, ...]) -> dict:
     """An Eleventy data file's object; {} when there is none. A broken one is the post's
     problem: it would not build with Eleventy either; so is one outside the site (links.inside)."""
@@ -710,7 +733,7 @@ def _as_list(value: Any) -> list:
 
 
 ENGINES: dict[str, Engine] = {e.name: e for e in (Engine(), Astro(), Hugo(), Jekyll(), Eleventy(),
-                                                   Pelican(), Nanoc())}
+                                                   Pelican(), Nanoc(), Starlight(), Docusaurus(), Zola())}
 
 
 def engine_for(config: Config) -> Engine:

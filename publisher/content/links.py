@@ -21,7 +21,7 @@ import yaml
 from ..config import Config
 from ..datafiles import DataError, load_json, load_yaml
 from .frontmatter import split_front_matter
-from .syntax import SyntaxContext, prose_only, resolve
+from .syntax import SyntaxContext, is_mdx, prose_only, resolve, source_format
 from .text import clean_text
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def absolutize_html(fragment: str, base: str, links: Mapping[str, str] | None = 
 
 # --- the site index: links to source files, local images --------------------------------
 
-SOURCE_SUFFIXES = (".md", ".markdown", ".mdx")  # a link to one of these is a link to a post
+SOURCE_SUFFIXES = (".md", ".markdown", ".mdx", ".rst")  # a link to one of these is a link to a post
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".avif", ".svg")
 MEDIA_DIR = "media"  # under feeds.output_dir, where local images are copied
 # Where engines serve a site-absolute path like /images/x.png from: Hugo's static/, Astro's
@@ -449,9 +449,13 @@ class _Resolver:
 
     def pelican_target(self, ref: str) -> str:
         """Pelican's intrasite links, `{static}/images/x.png`, `{filename}../other.md` (and
-        the older `|filename|` form): the path after the marker is from content.dir when it
-        starts with '/', else from the post's folder; written as a path from the post's folder."""
-        m = _PELICAN_LINK.match(ref)
+        the older `|filename|` form), and Zola's `@/blog/x.md`: the path after the marker is
+        from content.dir when it starts with '/', else from the post's folder; written as a
+        path from the post's folder."""
+        if ref.startswith("@/") and self.file and self.index.dialect in ("auto", "zola"):
+            m = re.match("@", ref)  # Zola's internal link: `@/blog/x.md` is from content.dir
+        else:
+            m = _PELICAN_LINK.match(ref)
         if not m or not self.file:
             return ref
         rest = ref[m.end():]
@@ -492,8 +496,9 @@ def _prepare(post: Post, index: SiteIndex) -> Prepared:
     meta = _front_matter(post) if needs_meta else {}
     ctx = SyntaxContext(
         site_url=index.site_url, dialect=index.dialect,
-        mdx=post._path.lower().endswith(".mdx"), params=meta, variables=index.variables,
+        mdx=is_mdx(post._path, index.dialect), params=meta, variables=index.variables,
         post_link=lambda kind, target: index.post_link(kind, target, resolver.file),
+        fmt=source_format(post._path),
     )
     resolved = resolve(body, ctx)
     warnings = []

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Callable
 
 from ..errors import ConfigError
 from .links import SiteIndex, absolutize_html, prepare
-from .syntax import SyntaxContext, resolve
+from . import rst
+from .blocks import HEADING_MARK
+from .syntax import SyntaxContext, resolve, source_format
 from .text import clean_text
 
 if TYPE_CHECKING:
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from .posts import Post
 
 # Bump when render_html's output changes, so cached HTML from an older version is not reused.
-RENDERER_VERSION = "3"
+RENDERER_VERSION = "4"
 
 # Python-Markdown's extensions when content.markdown_extensions is empty.
 PYTHON_MARKDOWN_DEFAULT = ("fenced_code", "tables", "footnotes", "sane_lists", "attr_list")
@@ -86,9 +88,15 @@ def _engine(config: Config | None) -> Callable[[str], str]:
 
 # --- HTML ------------------------------------------------------------------------------
 
-def render_body(body: str, config: Config | None = None) -> str:
+def render_body(body: str, config: Config | None = None, fmt: str = "markdown") -> str:
     """A Markdown body as the configured engine renders it (None: the default engine), with
-    heading ids. Engine syntax outside Markdown (Liquid, shortcodes) is resolved before this."""
+    heading ids. Engine syntax outside Markdown (Liquid, shortcodes) is resolved before this.
+    `fmt` (syntax.source_format): an HTML body is published as it is (Hugo's .html content),
+    a reStructuredText one as docutils renders it for Pelican (rst.py)."""
+    if fmt == "html":
+        return body
+    if fmt == "rst":
+        return rst.render(body)
     return add_heading_ids(_engine(config)(body))
 
 
@@ -98,7 +106,7 @@ def render_html(post: Post, config: Config | None = None, site: SiteIndex | None
     link made absolute against its permalink, footnote ids prefixed for the post. `config`
     chooses the engine (None: the default, CommonMark + GFM)."""
     prepared = prepare(post, site)
-    body_html = render_body(prepared.markdown, config)
+    body_html = render_body(prepared.markdown, config, source_format(post._path or post.source))
     body_html = absolutize_html(body_html, post.url, prepared.links)
     return clean_text(prefix_footnotes(body_html, post)).rstrip("\n")
 
@@ -132,18 +140,35 @@ def add_heading_ids(fragment: str) -> str:
     """Give every heading without an id a GitHub-style one, unique within the fragment
     ("intro", "intro-1", ...); ids already there are kept, and reserved. A heading inside a
     <figure> (a Hugo figure's caption title) is HTML, not a Markdown heading: the engines
-    give it no id, and neither does this."""
+    give it no id, and neither does this. A heading written `## Title {#id .class}` carries
+    syntax.py's mark of its attributes: they are set, and the id is reserved before any other."""
     if "<h" not in fragment:
-        return fragment
+        return HEADING_MARK.sub("", fragment) if "\ue002" in fragment else fragment
     taken = ({next(g for g in m.groups() if g is not None) for m in _ID_ATTR.finditer(fragment)}
              if _ANY_ID.search(fragment) else set())
+    marked = "\ue002" in fragment
+    if marked:  # `## Title {#id}` (syntax.py): its id is the author's, and reserved first
+        taken |= {t[1:] for m in HEADING_MARK.finditer(fragment) for t in m.group(1).split() if t[0] == "#"}
     figures = ([m.span() for m in _FIGURE.finditer(fragment)]
                if _ANY_FIGURE.search(fragment) else [])
 
     def heading(m: re.Match) -> str:
         level, attrs, inner = m.groups()
+        mark = HEADING_MARK.search(inner) if marked else None
+        if mark:
+            tokens = mark.group(1).split()
+            ids = [t[1:] for t in tokens if t[0] == "#"]
+            classes = [t[1:] for t in tokens if t[0] == "."]
+            inner = HEADING_MARK.sub("", inner)
+            given = f' id="{html.escape(ids[-1])}"' if ids and not _ID_ATTR.search(attrs or "") else ""
+            if classes and "class=" not in (attrs or ""):
+                given += f' class="{html.escape(" ".join(classes))}"'
+            if given:
+                attrs = (attrs or "") + given
+            if ids or (attrs and _ID_ATTR.search(attrs)):
+                return f"<h{level}{attrs}>{inner}</h{level}>"
         if (attrs and _ID_ATTR.search(attrs)) or any(a <= m.start() < b for a, b in figures):
-            return m.group(0)
+            return m.group(0) if not mark else f"<h{level}{attrs or ''}>{inner}</h{level}>"
         text = _TAG.sub("", inner) if "<" in inner else inner
         base = github_slug(html.unescape(text) if "&" in text else text) or "section"
         slug, n = base, 0
@@ -153,7 +178,9 @@ def add_heading_ids(fragment: str) -> str:
         taken.add(slug)
         return f'<h{level}{attrs} id="{slug}">{inner}</h{level}>'
 
-    return _HEADING.sub(heading, fragment)
+    fragment = _HEADING.sub(heading, fragment)
+    # A mark the engine did not leave in a heading (the line was raw HTML, say) is dropped.
+    return HEADING_MARK.sub("", fragment) if marked else fragment
 
 
 def footnote_prefix(post: Post) -> str:
@@ -199,12 +226,14 @@ _LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]\n]+\]:[ \t]*\S.*$", re.M)
 SUMMARY_PREFIX = 2000  # characters of Markdown rendered to find the summary, when that is enough
 
 
-def summary_of(body: str, config: Config | None = None, *, mdx: bool = False) -> str:
+def summary_of(body: str, config: Config | None = None, *, mdx: bool = False, fmt: str = "markdown") -> str:
     """derive_summary of the rendered body, engine syntax resolved first (none reaches a
     summary). Only its beginning is rendered when that holds a paragraph of text (most posts
     start with one): the first blocks up to SUMMARY_PREFIX characters, cut at a blank line
     outside a fenced block, with the body's link reference definitions, so that reference
     links resolve as they do in the whole post."""
+    if fmt != "markdown":  # HTML as it is, reST rendered whole (docutils needs the document)
+        return derive_summary(render_body(resolve(body, SyntaxContext("", fmt=fmt)).text, config, fmt))
     body = resolve(body, SyntaxContext("", mdx=mdx)).text
     if len(body) > SUMMARY_PREFIX * 2:
         cut = body.find("\n\n", SUMMARY_PREFIX)

@@ -40,6 +40,8 @@ from .links import absolutize_url
 from .markup import RENDERER_VERSION, summary_of
 from .parallel import split_map
 from .sanitize import url_allowed
+from . import rst
+from .syntax import is_mdx, source_format
 from .text import clean_text
 
 POST_SUFFIXES = (".md", ".markdown", ".mdx")
@@ -177,13 +179,14 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
         raise Skip(f"not UTF-8 (invalid byte at offset {e.start})") from None
     text = clean_text(text)
     engine = engine_for(config)
-    meta, body = split_front_matter(text, dialect=engine.name)
+    fmt = source_format(path.name)
+    meta, body = _split(text, fmt, engine.name)
     parts, source = located or (_parts(path, config), _source(path, config))
     src = source_of(parts)
     if meta:
         meta = engine.data(meta, path, src, config)
-    if not engine.is_post(meta, src, path):
-        raise NotAPost()
+    if not engine.is_post(meta, src, path) or (fmt == "html" and not meta):
+        raise NotAPost()  # (Hugo copies an .html file without front matter as it is: no page)
     if not meta and text.startswith(("---", "+++")):
         raise Skip("front matter is empty or not a mapping of keys")
     if not meta:
@@ -214,7 +217,7 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
         post_url(config, engine, fields, dated, engine.explicit_path(meta, src, fields)), config)
     _k, summary_value = first_key(meta, "description", "summary", "excerpt")
     summary = (re.sub(r"\s+", " ", read_text(summary_value, "description"))
-               or summary_of(body, config, mdx=path.suffix.lower() == ".mdx"))
+               or summary_of(body, config, mdx=is_mdx(path.name, engine.name), fmt=fmt))
     author, author_email = read_author(meta.get("author", meta.get("authors")), config)
     image_key, image_value = first_key(meta, "image", "heroImage", "cover")
     if isinstance(image_value, dict):  # {src: ..., alt: ...} as some themes write it
@@ -319,13 +322,21 @@ def _read_body(post: Post) -> str:
             f"{post.source}: changed while publisher was running (expected the bytes it "
             "scanned a moment ago); run again to pick up the change"
         )
-    return split_front_matter(clean_text(raw.decode("utf-8-sig")), load=False,
-                              dialect=post._dialect)[1]
+    return _split(clean_text(raw.decode("utf-8-sig")), source_format(post._path), post._dialect,
+                  load=False)[1]
+
+
+def _split(text: str, fmt: str, dialect: str, load: bool = True) -> tuple[dict, str]:
+    """(front matter, body) of a post file of format `fmt` (syntax.source_format): a reST
+    post's metadata is its title and field list, and its body the whole document (rst.py)."""
+    if fmt == "rst":
+        return rst.read(text) if load else ({}, text)
+    return split_front_matter(text, load=load, dialect=dialect)
 
 
 def _walk(content_dir: Path, unreadable: list[tuple[tuple[str, ...], str]] | None = None,
           roots: tuple[Path, ...] = (), refused: list[tuple[tuple[str, ...], str]] | None = None,
-          ) -> list[tuple[tuple[str, ...], os.DirEntry]]:
+          suffixes: tuple[str, ...] = POST_SUFFIXES) -> list[tuple[tuple[str, ...], os.DirEntry]]:
     """(path parts relative to content_dir, entry) of every post file, sorted by parts (the
     order Path objects sort in). os.scandir rather than Path.rglob: the directory entries
     come with their type, and their stat() is what the scan cache compares. A folder that
@@ -355,7 +366,7 @@ def _walk(content_dir: Path, unreadable: list[tuple[tuple[str, ...], str]] | Non
                     if entry.is_dir(follow_symlinks=False):
                         stack.append((entry.path, parts + (name,)))
                         continue
-                    if (name.lower().endswith(POST_SUFFIXES) and not LISTING_PAGE.match(name)
+                    if (name.lower().endswith(suffixes) and not LISTING_PAGE.match(name)
                             and entry.is_file()):
                         if entry.is_symlink():
                             real = os.path.realpath(entry.path)
@@ -375,7 +386,9 @@ def _post_files(config: Config, unreadable: list[tuple[tuple[str, ...], str]] | 
                 ) -> list[tuple[tuple[str, ...], os.DirEntry]]:
     """_walk without the files content.exclude names (globs against the path under
     content.dir, '/'-separated; a pattern without '/' also matches the file name alone)."""
-    found = _walk(config.content_dir, unreadable, (config.root,), refused)
+    # The engine's other post formats too: Hugo's .html content, Pelican's .rst.
+    found = _walk(config.content_dir, unreadable, (config.root,), refused,
+                  POST_SUFFIXES + engine_for(config).other_formats)
     patterns = config.content.exclude
     if not patterns:
         return found

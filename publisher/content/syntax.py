@@ -1,10 +1,11 @@
 """Engine syntax outside Markdown, resolved before the Markdown is rendered.
 
-Liquid (Jekyll, Eleventy), Hugo shortcodes and MDX are not Markdown: left alone they reach a
-feed as text (`{% raw %}`, `{{< figure >}}`, `import X from ...`). `resolve` turns each into
-what the engine publishes, as plain HTML a feed reader or mail client can show (a linked
-thumbnail rather than an iframe), or into a fenced code block the Markdown renderer then
-formats. What it cannot resolve is dropped (a paired tag keeps its inner text) and named in
+Liquid (Jekyll, Eleventy), Hugo shortcodes, MDX, admonitions (`:::note`, Docusaurus and
+Starlight) and heading attributes (`## Title {#id}`; these two in blocks.py) are not Markdown:
+left alone they reach a feed as text (`{% raw %}`, `{{< figure >}}`, `import X from ...`,
+`:::tip`, `{#id}`). `resolve` turns each into what the engine publishes, as plain HTML a feed
+reader or mail client can show (a linked thumbnail rather than an iframe), or into a fenced
+code block the Markdown renderer then formats. What it cannot resolve is dropped (a paired tag keeps its inner text) and named in
 `Resolved.unresolved`, which the build reports as one line per post.
 
 Code is never touched: fenced and indented code blocks and code spans are set aside before
@@ -17,14 +18,39 @@ Liquid before Markdown, so that is how a post shows Liquid in code), and Hugo's 
 from __future__ import annotations
 
 import html
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
+from . import blocks
+
 # Which syntaxes a dialect's engine runs; "auto" (no dialect named) resolves all of them.
 LIQUID_DIALECTS = ("auto", "jekyll", "eleventy")
 SHORTCODE_DIALECTS = ("auto", "hugo")
+# Admonitions (`:::note[Title]`): Docusaurus's admonitions plugin and Starlight's asides. Plain
+# Astro has none (remark-directive is no default plugin), and neither has Eleventy or Hugo.
+DIRECTIVE_DIALECTS = ("auto", "docusaurus", "starlight")
+# `## Title {#id}`: goldmark (Hugo, parser.attribute.title is on), kramdown (Jekyll, also
+# `{: #id}` on the next line), pulldown-cmark (Zola), Docusaurus, Python-Markdown's attr_list
+# (Pelican's `extra`). Astro (remark) and Eleventy (markdown-it) print the braces.
+HEADING_ATTR_DIALECTS = ("auto", "hugo", "jekyll", "zola", "docusaurus", "pelican")
+# Docusaurus 3 compiles .md as MDX too (siteConfig.markdown.format: 'mdx', its default).
+MDX_DIALECTS = ("docusaurus",)
+
+
+def source_format(path: str) -> str:
+    """What a post file is written in: "markdown", "html" (Hugo's .html content: front matter,
+    then HTML as it is published) or "rst" (Pelican's reStructuredText)."""
+    suffix = os.path.splitext(path)[1].lower()
+    return {".html": "html", ".htm": "html", ".rst": "rst"}.get(suffix, "markdown")
+
+
+def is_mdx(path: str, dialect: str) -> bool:
+    """Whether the engine reads the post file at `path` as MDX."""
+    suffix = os.path.splitext(path)[1].lower()
+    return suffix == ".mdx" or (dialect in MDX_DIALECTS and suffix in (".md", ".markdown"))
 
 
 @dataclass(frozen=True)
@@ -42,6 +68,7 @@ class SyntaxContext:
     # (kind, target) -> the post's absolute URL, or None: kind is "post_url" (Jekyll's
     # `{% post_url 2020-01-01-x %}`), "link" (a path from the site folder), "ref" (Hugo).
     post_link: Callable[[str, str], str | None] = lambda kind, target: None
+    fmt: str = "markdown"  # source_format of the post: HTML gets shortcodes and Liquid only, reST nothing
 
 
 @dataclass
@@ -60,15 +87,26 @@ class Resolved:
 def resolve(text: str, ctx: SyntaxContext) -> Resolved:
     """`text` (a post's Markdown body) with engine syntax resolved; see the module docstring."""
     out = Resolved(text)
+    if ctx.fmt == "rst":  # docutils' own syntax, rendered by docutils (rst.py)
+        return out
     # An .mdx file is MDX whatever the site: its braces are expressions, not Liquid.
     liquid = ctx.dialect in LIQUID_DIALECTS and not ctx.mdx
     shortcodes = ctx.dialect in SHORTCODE_DIALECTS and not ctx.mdx
-    if not (liquid or shortcodes or ctx.mdx) or not (ctx.mdx or _MAYBE_SYNTAX.search(text)):
+    markdown = ctx.fmt == "markdown"
+    directives = markdown and ctx.dialect in DIRECTIVE_DIALECTS
+    attributes = markdown and ctx.dialect in HEADING_ATTR_DIALECTS
+    if (not (liquid or shortcodes or ctx.mdx or directives or attributes)
+            or not (ctx.mdx or _MAYBE_SYNTAX.search(text) or (directives and ":::" in text))):
         return out
-    if "\ue000" in text:  # the placeholders' own character (Unicode private use): not ours to touch
+    if "\ue000" in text or "\ue002" in text:  # the placeholders' own characters: not ours to touch
         return out
     literals: list[str] = []
-    masked = _mask(text, literals, liquid=liquid, shortcodes=shortcodes, out=out)
+    masked = _mask(text, literals, liquid=liquid, shortcodes=shortcodes, out=out, markdown=markdown)
+    if attributes:  # before MDX, to which `{#id}` would be an expression
+        masked = blocks.heading_attributes(masked, kramdown=ctx.dialect in ("auto", "jekyll"),
+                                           inline_ial=ctx.dialect == "jekyll")
+    if directives:
+        masked = blocks.directives(masked, ctx.dialect, out.name, lambda t: _unmask(t, literals))
     if ctx.mdx:
         masked = _mdx(masked, out, literals)
     if shortcodes:
@@ -90,7 +128,7 @@ def resolve(text: str, ctx: SyntaxContext) -> Resolved:
 
 
 # Cheap test first: most posts have none of it.
-_MAYBE_SYNTAX = re.compile(r"\{[{%]")
+_MAYBE_SYNTAX = re.compile(r"\{[{%#:.]")  # and ":::" where directives are resolved
 
 # Text set aside (code, raw) is replaced by \ue000<n>\ue001 while the rest is resolved.
 _PLACEHOLDER = re.compile("\ue000(\\d+)\ue001")
@@ -140,8 +178,10 @@ def _fenced(lang: str, code: str) -> str:
     return f"\n{ticks}{lang}\n{code}\n{ticks}\n"
 
 
-def _mask(text: str, literals: list[str], *, liquid: bool, shortcodes: bool, out: Resolved) -> str:
-    """Replace code blocks, code spans, raw regions and highlight blocks by placeholders."""
+def _mask(text: str, literals: list[str], *, liquid: bool, shortcodes: bool, out: Resolved,
+          markdown: bool = True) -> str:
+    """Replace code blocks, code spans, raw regions and highlight blocks by placeholders. In
+    HTML (`markdown` false) an indented line is only indented: no code block."""
     lines = text.split("\n")
     result: list[str] = []  # prose lines, and code blocks as placeholders
     i = 0
@@ -161,7 +201,7 @@ def _mask(text: str, literals: list[str], *, liquid: bool, shortcodes: bool, out
             previous = "\n"
             i = j + 1
             continue
-        indented = line.startswith(("    ", "\t")) and line.strip()
+        indented = markdown and line.startswith(("    ", "\t")) and line.strip()
         if (indented and (not result or not result[-1].strip())
                 and not previous.startswith((" ", "\t")) and not _LIST_ITEM.match(previous)):
             # An indented code block: after a blank line, not a list item's continuation.
@@ -261,13 +301,22 @@ _ESM = re.compile(r"""import\s+(?:["']|.*\bfrom\s*["']|\{[^}]*$)"""
                   r"|export\s+(?:const|let|var|function|async|class|default|\{|\*)")
 
 
+# `import cover from './cover.png'`: a default import of a file, which `{cover}` (or Astro's
+# `{cover.src}`) then names.
+_FILE_IMPORT = re.compile(r"""import\s+([A-Za-z_$][\w$]*)\s+from\s*(["'])(\.{1,2}/[^"'\n]+)\2""")
+
+
 def _mdx(text: str, out: Resolved, literals: list[str]) -> str:
     text = _MDX_COMMENT.sub("", text)
     lines = text.split("\n")
     kept: list[str] = []
+    imports: dict[str, str] = {}
     i = 0
     while i < len(lines):
         if _ESM.match(lines[i]):
+            found = _FILE_IMPORT.match(lines[i])
+            if found:
+                imports[found.group(1)] = found.group(3)
             # One ES statement, possibly over several lines ({ a,\n b } from "x").
             depth = 0
             while i < len(lines):
@@ -279,7 +328,7 @@ def _mdx(text: str, out: Resolved, literals: list[str]) -> str:
         kept.append(lines[i])
         i += 1
     text = "\n".join(kept)
-    return _no_indented_code(_drop_components(text, out, literals))
+    return _no_indented_code(_drop_components(text, out, literals, imports))
 
 
 def _no_indented_code(text: str) -> str:
@@ -319,8 +368,88 @@ def _tag_end(text: str, pos: int) -> int:
     return -1
 
 
-def _drop_components(text: str, out: Resolved, literals: list[str]) -> str:
-    """JSX components (capitalised tags) dropped, their children kept; {expressions} named."""
+_HTML_OPEN = re.compile(r"<[a-z][\w-]*(?=[\s/>])")
+_EXPR_ATTR = re.compile(r"""(\s)(?:([\w:.-]+)\s*=\s*)?\{""")
+
+
+def _brace_end(text: str, start: int) -> int:
+    """Index just past the '}' closing the '{' at `start` (quotes respected), or -1."""
+    depth, quote, pos = 0, "", start
+    while pos < len(text):
+        c = text[pos]
+        if quote:
+            if c == "\\":
+                pos += 1
+            elif c == quote:
+                quote = ""
+        elif c in "\"'`":
+            quote = c
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return pos + 1
+        pos += 1
+    return -1
+
+
+def _attribute_value(expr: str, imports: Mapping[str, str]) -> str | None:
+    """What an attribute's {expression} stands for, when it is a constant a feed can carry:
+    a number, a string, or an imported file (`cover`, `cover.src`). None otherwise."""
+    expr = expr.strip()
+    if re.fullmatch(r"-?\d+(?:\.\d+)?", expr):
+        return expr
+    quoted = re.fullmatch(r"""(["'])(.*)\1|`([^`$]*)`""", expr, re.S)
+    if quoted:
+        return quoted.group(2) if quoted.group(1) else quoted.group(3)
+    name = re.fullmatch(r"([A-Za-z_$][\w$]*)(?:\.src)?", expr)
+    if name and name.group(1) in imports:
+        return imports[name.group(1)]
+    return None
+
+
+def _html_attributes(text: str, out: Resolved, literals: list[str], imports: Mapping[str, str]) -> str:
+    """In HTML tags written in MDX (lower case: `<img src={cover.src} width={600}>`), an
+    attribute's {expression} becomes its value where it is a constant or an imported file;
+    any other is dropped with its attribute, and named. JSX's className is HTML's class."""
+    if "={" not in text and "{..." not in text and "className=" not in text:
+        return text
+    pieces: list[str] = []
+    pos = 0
+    while (m := _HTML_OPEN.search(text, pos)) is not None:
+        end = _tag_end(text, m.end())
+        if end < 0:
+            break
+        tag = text[m.start():end]
+        pieces.append(text[pos:m.start()])
+        fixed, cursor = [], 0
+        while (a := _EXPR_ATTR.search(tag, cursor)) is not None:
+            close = _brace_end(tag, a.end() - 1)
+            if close < 0:
+                break
+            fixed.append(tag[cursor:a.start()])
+            name, expr = a.group(2), _unmask(tag[a.end():close - 1], literals)  # `x`: no code span
+            value = _attribute_value(expr, imports) if name else None
+            if value is not None:
+                fixed.append(f'{a.group(1)}{name}="{_attr(value)}"')
+            elif name and expr.strip() == "true":
+                fixed.append(f"{a.group(1)}{name}")
+            elif not (name and expr.strip() == "false"):
+                out.name(_unmask(tag[a.start():close], literals).strip())
+            cursor = close
+        fixed.append(tag[cursor:])
+        pieces.append(re.sub(r"(\s)className=", r"\1class=", "".join(fixed)))
+        pos = end
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
+def _drop_components(text: str, out: Resolved, literals: list[str],
+                     imports: Mapping[str, str] | None = None) -> str:
+    """JSX components (capitalised tags) dropped, their children kept; {expressions} in HTML
+    tags' attributes resolved or dropped; other {expressions} named."""
+    text = _html_attributes(text, out, literals, imports or {})
     pieces: list[str] = []
     pos = 0
     while True:

@@ -1,0 +1,135 @@
+"""Block syntax some engines add to Markdown, resolved before it is rendered (syntax.py calls
+these on the post's text with its code set aside): heading attributes (`## Title {#id}`) and
+admonitions (`:::note[Title]`). Which engines have which is syntax.py's to say."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Callable
+
+
+# --- heading attributes -----------------------------------------------------------------
+
+# An attribute list: `{#id}`, `{#id .class}`, kramdown's `{: #id .class}`, `{.class key=v}`.
+_ATTR_TOKEN = r"""(?:[#.][\w:-]+|[\w-]+=(?:"[^"\n]*"|'[^'\n]*'|[^\s"'}]+))"""
+_ATTR_LIST = r"\{:?[ \t]*(" + _ATTR_TOKEN + r"(?:[ \t]+" + _ATTR_TOKEN + r")*)[ \t]*\}"
+_ATX_ATTRS = re.compile(r"^( {0,3}#{1,6}[ \t]+.*?)[ \t]*" + _ATTR_LIST + r"[ \t]*#*[ \t]*$")
+_TEXT_ATTRS = re.compile(r"^(.*?\S)[ \t]*" + _ATTR_LIST + r"[ \t]*$")
+_SETEXT_UNDERLINE = re.compile(r"^ {0,3}(?:=+|-+)[ \t]*$")
+_ATX = re.compile(r"^ {0,3}#{1,6}(?:[ \t]|$)")
+_IAL_LINE = re.compile(r"^ {0,3}\{:[^{}\n]*\}[ \t]*$")  # kramdown's block IAL (or ALD) on its own
+_INLINE_IAL = re.compile(r"\{:[^{}\n]*\}")
+# What a heading's attributes become until add_heading_ids (markup.py) sets them on the <hN>:
+# characters of Unicode's private use area that every Markdown engine passes through.
+HEADING_MARK = re.compile("[ \t]*\ue002((?:[#.][\\w:-]+ ?)*)\ue003")
+
+
+def _mark(attrs: str) -> str:
+    kept = [t for t in re.findall(_ATTR_TOKEN, attrs) if t[0] in "#."]  # key=value: no use in a feed
+    return " \ue002" + " ".join(kept) + "\ue003"
+
+
+def heading_attributes(text: str, *, kramdown: bool, inline_ial: bool) -> str:
+    """`## Title {#id .class}` (and a setext heading's) loses its braces and keeps the id and
+    classes as a mark for add_heading_ids. kramdown: `{: #id}` on the line after a heading is
+    that heading's; any other block IAL applies to a block a feed shows without it (a class),
+    so it goes; with `inline_ial`, so do span IALs (`[a](b){:target="_blank"}`)."""
+    lines = text.split("\n")
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        if "{" not in line:
+            out.append(line)
+            continue
+        m = _ATX_ATTRS.match(line)
+        if m is None and i + 1 < len(lines) and _SETEXT_UNDERLINE.match(lines[i + 1]) and line.strip():
+            m = _TEXT_ATTRS.match(line)
+        if m is not None:
+            out.append(m.group(1) + _mark(m.group(2)))
+            continue
+        if kramdown and _IAL_LINE.match(line):
+            previous = out[-1] if out else ""
+            attrs = re.match(r"^ {0,3}\{:[ \t]*(" + _ATTR_TOKEN + r"(?:[ \t]+" + _ATTR_TOKEN + r")*)?[ \t]*\}", line)
+            heading = _ATX.match(previous) or (
+                _SETEXT_UNDERLINE.match(previous) and len(out) > 1 and out[-2].strip())
+            if heading and attrs and attrs.group(1) and "\ue002" not in previous:
+                target = len(out) - 1 if _ATX.match(previous) else len(out) - 2
+                out[target] = re.sub(r"[ \t]*#*[ \t]*$", "", out[target]) if _ATX.match(previous) \
+                    else out[target].rstrip()
+                out[target] += _mark(attrs.group(1))
+            continue  # the IAL line itself never shows
+        if inline_ial and "{:" in line:
+            line = _INLINE_IAL.sub("", line)
+        out.append(line)
+    return "\n".join(out)
+
+
+# --- directives (admonitions) -----------------------------------------------------------
+
+# Each engine's admonition types and the title it shows by default (Docusaurus writes its
+# label in lower case and capitalises it with CSS; Starlight's label is capitalised).
+_DOCUSAURUS_TYPES = {"note": "Note", "tip": "Tip", "info": "Info", "warning": "Warning",
+                     "danger": "Danger", "caution": "Caution",
+                     # legacy aliases, still accepted by Docusaurus 3
+                     "secondary": "Note", "important": "Info", "success": "Tip"}
+_DOCUSAURUS_ALIASES = {"secondary": "note", "important": "info", "success": "tip"}
+_STARLIGHT_TYPES = {"note": "Note", "tip": "Tip", "caution": "Caution", "danger": "Danger"}
+_DIRECTIVE_OPEN = re.compile(
+    r"^([ \t]*)(:{3,})[ \t]*([A-Za-z][\w-]*)(?:\[([^\]\n]*)\])?(?:\{[^}\n]*\})?[ \t]*(.*?)[ \t]*$")
+_DIRECTIVE_CLOSE = re.compile(r"^[ \t]*:{3,}[ \t]*$")
+
+
+def _title_html(title: str) -> str:
+    """A directive's title as HTML: its code spans as <code>, the rest as text."""
+    pieces = re.split(r"(`+)(.+?)\1", title)
+    parts = [html.escape(pieces[0], quote=False)]
+    for k in range(1, len(pieces), 3):
+        parts.append(f"<code>{html.escape(pieces[k + 1].strip(), quote=False)}</code>")
+        parts.append(html.escape(pieces[k + 2], quote=False))
+    return "".join(parts)
+
+
+def directives(text: str, dialect: str, name: Callable[[str], None], unmask: Callable[[str], str]) -> str:
+    """`:::type[Title]` ... `:::` (Docusaurus also `:::type Title`; nested ones by more
+    colons) becomes an <aside> with the type as a class and the engine's title in a first
+    paragraph, its body left as Markdown. An unknown type is dropped, its body kept, named."""
+    if ":::" not in text:
+        return text
+    types = {"docusaurus": _DOCUSAURUS_TYPES, "starlight": _STARLIGHT_TYPES}.get(
+        dialect, {**_STARLIGHT_TYPES, **_DOCUSAURUS_TYPES})
+    lines = text.split("\n")
+    result: list[str] = []
+    stack: list[tuple[str, bool]] = []  # (indent, known) of each open directive
+    for line in lines:
+        if ":::" not in line:
+            result.append(line)
+            continue
+        if _DIRECTIVE_CLOSE.match(line):
+            if not stack:
+                name(line.strip())
+                continue
+            indent, known = stack.pop()
+            result += ["", f"{indent}</aside>", ""] if known else [""]
+            continue
+        m = _DIRECTIVE_OPEN.match(line)
+        if m is None:
+            result.append(line)
+            continue
+        indent, _colons, written, label, rest = m.groups()
+        kind = written.lower()
+        known = kind in types
+        stack.append((indent, known))
+        if not known:
+            name(f":::{written}")
+            result.append("")
+            continue
+        kind = _DOCUSAURUS_ALIASES.get(kind, kind) if dialect != "starlight" else kind
+        # (a code span in the title is a placeholder by now: the title is raw HTML, written whole)
+        title = unmask((label if label is not None else rest).strip()) or types[kind]
+        plain = re.sub(r"(`+)(.+?)\1", r"\2", title)
+        result += ["", f'{indent}<aside class="admonition admonition-{kind}" aria-label="{html.escape(plain, quote=True)}">',
+                   f'{indent}<p class="admonition-title"><strong>{_title_html(title)}</strong></p>',
+                   ""]
+    for indent, known in reversed(stack):  # open at the end: closed there, as the engines do
+        result += ["", f"{indent}</aside>", ""] if known else [""]
+    return "\n".join(result)
