@@ -612,6 +612,20 @@ def report(ctx: Context, last: int) -> int:
 
 
 @main.command()
+@_options
+@pass_ctx
+@_reporting
+def form(ctx: Context) -> int:
+    """Print a subscribe form (HTML and its CSS) to paste into the blog's pages; it posts to
+    `publisher serve`, which accepts it from site.url's origin and newsletter.form_origins."""
+    # lazy: form.py with Jinja2 (~30 ms) serves this command alone
+    from .form import render_form
+
+    click.echo(render_form(ctx.config()), nl=False)
+    return 0
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0: every interface).")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),

@@ -126,6 +126,21 @@ def _optional_absolute_url(value: Any) -> str:
     return "" if value in (None, "") else _absolute_url(value)
 
 
+def _origins(value: Any) -> tuple[str, ...]:
+    """Web origins (scheme://host[:port]) given as URLs: what a browser sends as Origin."""
+    if value in (None, "", []):
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise _Invalid("expected an http(s) URL or a list of them, e.g. ['https://www.example.org']")
+    origins = []
+    for item in value:
+        parts = urlsplit(_absolute_url(item))
+        origins.append(f"{parts.scheme}://{parts.netloc}".lower())
+    return tuple(origins)
+
+
 def _one_of(*choices: str) -> Callable[[Any], str]:
     def convert(value: Any) -> str:
         if value not in choices:
@@ -433,6 +448,8 @@ class NewsletterConfig:
         20, _int_at_least(0), "subscribe requests per client address per hour; more are refused (HTTP 429); 0 = no limit")
     confirm_per_hour: int = _spec(
         1000, _int_at_least(0), "confirmation mails per hour in all; past it requests are stored and mailed in later hours; 0 = no limit")
+    form_origins: tuple[str, ...] = _spec(
+        (), _origins, "origins besides site.url's whose pages may post the subscribe form (`publisher form`)")
     # Topics (newsletter/topics.py): the tags/categories a subscriber may choose instead of
     # everything. [] = none offered, everyone gets every post (mails as before topics existed).
     topics: tuple[str, ...] | str = _spec(

@@ -90,6 +90,7 @@ WRONG_VALUE = {
     "newsletter.sendgrid_public_key": "not base64!",
     "newsletter.confirm_per_client": -1,
     "newsletter.confirm_per_hour": -1,
+    "newsletter.form_origins": ["blog.example.org"],
     "newsletter.topics": ["Python", "python"],
     "newsletter.topics_min_posts": 0,
     "smtp.host": "",

@@ -130,7 +130,8 @@ def test_golden_featured_alert(dsite, cfg):
 
 
 def test_golden_confirmation_mail(tmp_path):
-    from publisher.web import ConfirmationMailer, template_environment
+    from publisher.newsletter.confirmations import ConfirmationMailer
+    from publisher.web import template_environment
 
     config = make_config(tmp_path / "site")
     mailer = ConfirmationMailer(config, template_environment(config), lambda: None, lambda: WHEN)

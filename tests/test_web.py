@@ -271,6 +271,28 @@ def test_a_cross_site_browser_post_is_refused_even_with_a_valid_token(web):
     assert web.subscribe("reader@example.org", **{"Sec-Fetch-Site": "same-origin"}).status_code == 200
 
 
+def test_the_blogs_own_pages_may_post_the_form_without_a_token_and_no_one_else(web):
+    """`publisher form` on a static page of the blog (site.url's origin) holds no signed token:
+    the Origin browsers send with every POST stands in for it; any other origin, or none, is
+    refused, and the answer is readable by the blog's page alone (CORS)."""
+    blog = "https://blog.test.example"  # site.url's origin
+    for refused in ({"Origin": "https://evil.example"}, {"Origin": "null"}, {},
+                    {"Origin": "https://blog.test.example.evil.example"},
+                    {"Referer": blog + "/about/"}):  # a Referer alone is not enough
+        response = web.subscribe("reader@example.org", token="", **refused)
+        _assert_refused(web, response)
+        assert "Access-Control-Allow-Origin" not in response.headers
+    response = web.subscribe("reader@example.org", token="", Origin=blog, **{"Sec-Fetch-Site": "cross-site"})
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == blog
+    assert response.headers["Vary"] == "Origin"
+    assert web.subscriber("reader@example.org").status == PENDING
+    assert len(web.mails_to("reader@example.org")) == 1
+    # a page of another site still cannot post even a good token cross-site
+    response = web.subscribe("other@example.org", Origin="https://evil.example", **{"Sec-Fetch-Site": "cross-site"})
+    assert response.status_code == 400 and web.subscriber("other@example.org") is None
+
+
 def test_every_server_process_accepts_the_others_tokens(tmp_path, smtp_server):  # noqa: F811
     a = WebSite(tmp_path / "site", smtp_server)
     b = WebSite(tmp_path / "site", smtp_server, config=a.config, clock=a.clock)
@@ -702,10 +724,10 @@ def test_publisher_serve_reports_a_port_in_use(tmp_path):
 
 
 def test_the_mailer_is_bounded_and_releases_what_it_cannot_queue(web, monkeypatch):
-    import publisher.web as web_module
+    import publisher.newsletter.confirmations as confirmations
 
     gate = threading.Event()
-    monkeypatch.setattr(web_module, "MAIL_BACKLOG", 1)
+    monkeypatch.setattr(confirmations, "MAIL_BACKLOG", 1)
     monkeypatch.setattr(web.endpoint.mailer, "send", lambda sub: gate.wait(10))
     for address in ("first@example.org", "second@example.org"):
         web.client.post("/subscribe", data={"email": address,

@@ -7,9 +7,15 @@ and mobile 390x844)."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import re
+import tempfile
+import threading
 from datetime import datetime, timezone
 from email.utils import parseaddr
+from pathlib import Path
 
 import pytest
 from browser_helpers import Pages, browser, live_site  # noqa: F401  (fixture)
@@ -135,3 +141,60 @@ def test_a_rejected_address_is_announced_next_to_its_field(browser, live):
         assert pages.violations == []
     finally:
         pages.close()
+
+
+
+@contextlib.contextmanager
+def static_folder():
+    """A plain static server on its own port (another origin than serve's), as a blog on a
+    static host: (its URL, the folder it serves)."""
+    with tempfile.TemporaryDirectory() as folder:
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=folder)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_port}", Path(folder)
+        finally:
+            server.shutdown()
+            thread.join(10)
+            server.server_close()
+
+
+def test_the_form_printed_for_a_static_page_subscribes_from_the_blogs_origin_only(browser, tmp_path, smtp_server):  # noqa: F811
+    """`publisher form` pasted into a page of the blog, served from another origin than
+    `publisher serve`: a real browser submits it and the person is stored and mailed; the same
+    form on a page of an origin not allowed is refused, nobody stored."""
+    from publisher.form import render_form
+    from publisher.state import PENDING
+
+    with static_folder() as (blog, blog_files), static_folder() as (other, other_files), \
+            live_site(tmp_path / "site", smtp_server, form_origins=[blog]) as live:
+        html = render_form(live.config)
+        assert f'action="{live.config.web_url}/subscribe"' in html
+        for folder in (blog_files, other_files):
+            (folder / "index.html").write_text(
+                f"<!doctype html><html lang=en><meta charset=utf-8><title>Blog</title><body>{html}</body></html>",
+                encoding="utf-8")
+        context = browser.new_context(java_script_enabled=False)
+        page = context.new_page()
+        try:
+            assert page.goto(blog + "/").status == 200
+            page.get_by_label("Email address").fill("static@example.org")
+            page.get_by_label("Name (optional)").fill("Stat Ic")
+            page.get_by_role("button", name="Subscribe").click()
+            page.wait_for_load_state()
+            assert page.url == live.config.web_url + "/subscribe"
+            assert page.get_by_role("heading", level=1).inner_text() == "Check your inbox"
+            assert live.endpoint.mailer.wait(15)
+            assert live.subscriber("static@example.org").status == PENDING
+            assert len(live.mails_to("static@example.org")) == 1
+
+            assert page.goto(other + "/").status == 200  # the same form on someone else's page
+            page.get_by_label("Email address").fill("forged@example.org")
+            page.get_by_role("button", name="Subscribe").click()
+            page.wait_for_load_state()
+            assert page.get_by_role("alert").inner_text() == "This form has expired. Please submit it again."
+            assert live.subscriber("forged@example.org") is None
+        finally:
+            context.close()

@@ -130,9 +130,9 @@ def test_past_the_hourly_total_every_request_is_stored_and_its_confirmation_goes
 
 
 def test_the_server_sends_the_queued_confirmations_by_itself(make_web, smtp_server, monkeypatch):  # noqa: F811
-    import publisher.web as web_module
+    import publisher.newsletter.confirmations as confirmations
 
-    monkeypatch.setattr(web_module, "QUEUE_INTERVAL", 0.2)
+    monkeypatch.setattr(confirmations, "QUEUE_INTERVAL", 0.2)
     web = make_web(confirm_per_hour=1)
     _burst(web, ["first@example.org", "second@example.org"])
     assert mailboxes(smtp_server) == ["first@example.org"]
