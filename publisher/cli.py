@@ -355,10 +355,11 @@ def send(ctx: Context, dry_run: bool, to: str | None, out: str | None) -> int:
               help="Folder for the files (default: preview/ beside the config).")
 @click.option("--topics", "topic_names", default=None, metavar="A,B",
               help="Preview the digest of a subscriber of these topics (names, comma-separated).")
+@click.option("--open", "open_it", is_flag=True, help="Open the HTML file in the browser.")
 @_options
 @pass_ctx
 @_reporting
-def preview(ctx: Context, out: str | None, topic_names: str | None) -> int:
+def preview(ctx: Context, out: str | None, topic_names: str | None, open_it: bool) -> int:
     """Render the next digest to an HTML and a text file and print their paths."""
     # lazy: pipeline.py with the content package is ~80 ms; `--help` does without
     from .pipeline import preview as run_preview
@@ -369,6 +370,8 @@ def preview(ctx: Context, out: str | None, topic_names: str | None) -> int:
     status = _finish(ctx, report)
     for path in paths:
         click.echo(str(path))  # the point of the command: printed even under --quiet
+    if open_it and paths:
+        click.launch(str(paths[0]))  # the system's browser (xdg-open, open, start)
     return status
 
 

@@ -387,10 +387,12 @@ def send_now(config: Config, now: datetime | None = None, *,
     return report
 
 
-def _posts_for_next_digest(config: Config, now: datetime, report: Report, verb: str) -> list[Post]:
-    """next_digest_posts for the commands that record nothing (preview, dry run, test copy):
-    skipped posts reported, and a line saying so when there is nothing to `verb`, or when
-    the posts shown are stand-ins."""
+def _posts_for_next_digest(config: Config, now: datetime, report: Report, verb: str,
+                           images_into: Path | None = None) -> tuple[list[Post], bool]:
+    """next_digest_posts for the commands that record nothing (preview, dry run, test copy),
+    and whether they are stand-ins: skipped posts reported, and a line saying so when there
+    is nothing to `verb`, or when the posts shown are stand-ins. Their images as the mail
+    shows them (with_copied_images; `images_into`: a preview's folder)."""
     with open_state(config) as state:
         posts, loaded = next_digest_posts(config, state, now)
         stand_ins = stand_ins_used(state, posts)
@@ -403,23 +405,40 @@ def _posts_for_next_digest(config: Config, now: datetime, report: Report, verb: 
             + ("the newest post stands" if len(posts) == 1
                else f"the {len(posts)} newest posts stand")
             + " in, to show what a digest looks like (no subscriber gets them)")
-    return with_copied_images(config, posts)
+    return with_copied_images(config, posts, report, into=images_into), stand_ins
 
 
-def with_copied_images(config: Config, posts: list[Post]) -> list[Post]:
+def with_copied_images(config: Config, posts: list[Post], report: Report | None = None, *,
+                       into: Path | None = None) -> list[Post]:
     """The posts with a local front matter image (Astro's heroImage: '../../assets/x.jpg')
-    pointing at its copy beside the feeds, for the mail: the copy the last feed build wrote.
-    A post whose image was not copied (it never reached a feed) keeps its image as it is."""
-
+    pointing at its copy, as the feeds do: beside the feeds, under the content-hashed name the
+    build gives it, written now when no build has yet (a send before a build must not link
+    the image under the post's URL, where nothing is served); or, with `into` (a preview's
+    folder), beside the preview and linked relatively, so a post not yet online shows its
+    image there. An image that cannot be read keeps the post's image as written."""
     site = SiteIndex(config, ())
-    result = []
+    chosen: list[tuple[Post, str | None, str | None]] = []  # (post, its copy's name, image URL)
+    copies: dict[str, str] = {}
     for post in posts:
         prepared = site.prepare(post) if post.image and post._path else None
-        copied = prepared and prepared.image and any(
-            (config.output_dir / m.name).is_file() for m in prepared.media
-            if unquote(prepared.image).endswith("/" + m.name))
-        result.append(dataclasses.replace(post, image=prepared.image) if copied else post)
-    return result
+        media = [m for m in (prepared.media if prepared and prepared.image else ())
+                 if unquote(prepared.image).endswith("/" + m.name)]
+        if not media:
+            chosen.append((post, None, None))
+            continue
+        copies[media[0].name] = media[0].source
+        chosen.append((post, media[0].name, media[0].name if into is not None else prepared.image))
+    if not copies:
+        return posts
+    files, unreadable = media_files(config, copies)
+    if report is not None:
+        report.problems.extend(unreadable)
+    # lazy: output.py, the one writer; only a digest with a local image needs it here
+    from .output import write_files
+
+    write_files(files, into if into is not None else config.output_dir)
+    return [dataclasses.replace(post, image=image) if name in files else post
+            for post, name, image in chosen]
 
 
 def send_test(config: Config, address: str, now: datetime | None = None) -> Report:
@@ -431,7 +450,7 @@ def send_test(config: Config, address: str, now: datetime | None = None) -> Repo
 
     now = now or now_utc()
     report = Report()
-    posts = _posts_for_next_digest(config, now, report, "send")
+    posts, _ = _posts_for_next_digest(config, now, report, "send")
     if not posts:
         return report
     rendered = render_digest(posts, config, kind="digest")
@@ -454,7 +473,7 @@ def dry_run(config: Config, out_dir: Path, now: datetime | None = None) -> Repor
 
     now = now or now_utc()
     report = Report()
-    posts = _posts_for_next_digest(config, now, report, "write")
+    posts, _ = _posts_for_next_digest(config, now, report, "write")
     if not posts:
         return report
     with open_state(config) as state:
@@ -464,6 +483,11 @@ def dry_run(config: Config, out_dir: Path, now: datetime | None = None) -> Repor
     report.lines.append(f"dry run: {plural(len(files), 'message')} written to {out_dir} "
                         f"({plural(len(posts), 'post')}); nothing sent")
     return report
+
+
+# The preview's own word, above the digest, when its posts are stand-ins (not part of any mail).
+SAMPLE_BANNER = ('<p style="margin:0;padding:12px 16px;background:#fff4ce;color:#3b2f00;'
+                 'font:14px/1.4 sans-serif;text-align:center;">{note}</p>')
 
 
 def preview(config: Config, out_dir: Path, now: datetime | None = None,
@@ -476,7 +500,7 @@ def preview(config: Config, out_dir: Path, now: datetime | None = None,
     now = now or now_utc()
     report = Report()
     chosen = _preview_topics(config, topics) if topics is not None else None
-    posts = _posts_for_next_digest(config, now, report, "preview")
+    posts, stand_ins = _posts_for_next_digest(config, now, report, "preview", images_into=out_dir)
     if chosen is not None and posts:
         # lazy: newsletter.topics imports the state (SQLAlchemy, ~0.25 s)
         from .newsletter.topics import select
@@ -488,6 +512,12 @@ def preview(config: Config, out_dir: Path, now: datetime | None = None,
     if not posts:
         return report, []
     html, text = render_preview(posts, config)
+    if stand_ins:  # say so on the page too: "There are 5 new posts" would not be true
+        note = (f"Sample: nothing new is waiting to be mailed; the {plural(len(posts), 'newest post')} "
+                f"{'stands' if len(posts) == 1 else 'stand'} in to show what a digest looks like. "
+                "No subscriber gets this.")
+        html = re.sub(r"(<body\b[^>]*>)", lambda m: m.group(1) + SAMPLE_BANNER.format(note=note), html, count=1)
+        text = f"[{note}]\n\n{text}"
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path, text_path = out_dir / "digest.html", out_dir / "digest.txt"
     html_path.write_text(html, encoding="utf-8")

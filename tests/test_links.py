@@ -262,13 +262,31 @@ def test_the_mail_shows_a_local_hero_image_from_its_copy(site, tmp_path):
     post.write_text("---\ntitle: First post\npubDate: 2024-01-01\nheroImage: '../../assets/hero.jpg'\n---\n"
                     "Hello.\n", encoding="utf-8")
     config = site.config()
-    copy = BASE + "/" + media_name(b"\xff\xd8 hero", "hero.jpg")
-    before, files = pipeline.preview(config, tmp_path / "before")
-    assert f'src="{BASE}/assets/hero.jpg"' in files[0].read_text()  # not copied yet: as written
-    pipeline.build(config, NOW)
-    _report, files = pipeline.preview(config, tmp_path / "after")
+    name = media_name(b"\xff\xd8 hero", "hero.jpg")
+    # A preview before any build: the image is copied beside the preview and shows there
+    # (the post is not online yet), never linked under the post's URL, where nothing is served.
+    _report, files = pipeline.preview(config, tmp_path / "before")
     html = files[0].read_text()
-    assert f'src="{copy}"' in html and "assets/hero.jpg" not in html
+    assert f'src="{name}"' in html and "assets/hero.jpg" not in html
+    assert (tmp_path / "before" / name).read_bytes() == b"\xff\xd8 hero"
+    # The mail (a dry run, as a send) before any build links the copy where the build puts
+    # it, and puts it there.
+    from publisher.state import State
+
+    state = State(config.database_url)
+    state.add_subscribers([("reader@example.org", "")])
+    state.close()
+    pipeline.dry_run(config, tmp_path / "outbox", NOW)
+    [eml] = (tmp_path / "outbox").glob("*.eml")
+    import email
+    import email.policy
+
+    mail = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert f'src="{BASE}/{name}"' in mail.get_body(("html",)).get_content()
+    assert (site.root / "public" / name).read_bytes() == b"\xff\xd8 hero"
+    pipeline.build(config, NOW)
+    item = items(site)[f"{BASE}/blog/first-post/"]
+    assert item["image"] == f"{BASE}/{name}"  # the feed's link is the mail's
 
 
 def test_pelican_intrasite_links_resolve_from_the_content_folder_or_the_post(site):

@@ -239,6 +239,20 @@ def test_dry_run_and_preview_record_nothing(newsletter, server, tmp_path):
     assert State(config.database_url).get_meta("baseline_at") is None
 
 
+def test_a_preview_with_nothing_new_says_it_is_a_sample(newsletter, server, tmp_path):
+    config = newsletter.config()
+    pipeline.run_once(config, SUN)  # the starting point: nothing is new after it
+    report, paths = pipeline.preview(config, tmp_path / "preview", SUN + timedelta(hours=1))
+    note = ("Sample: nothing new is waiting to be mailed; the 1 newest post stands in to show what a "
+            "digest looks like. No subscriber gets this.")
+    html, text = (path.read_text(encoding="utf-8") for path in paths)
+    assert note in html and text.startswith(f"[{note}]\n\n")
+    assert "There is a new post" in text  # the digest itself, as a subscriber would get it
+    newsletter.post("n.md", "title: N\npubDate: 2025-01-05T12:00:00Z")
+    _report, paths = pipeline.preview(config, tmp_path / "preview", SUN + timedelta(hours=13))
+    assert "Sample:" not in paths[0].read_text(encoding="utf-8")
+
+
 def _feed_files(site) -> dict[str, tuple[bytes, int]]:
     out = site.root / "public"
     return {str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mtime_ns)
