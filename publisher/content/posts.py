@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from ..config import Config
@@ -575,18 +575,39 @@ def load_posts(config: Config, now: datetime, *,
     `meanwhile()` is called once the files are listed, while a worker process (if any) parses
     (content/parallel.py); cache.open_and_load_site creates the state database then."""
     result = LoadResult()
-    content_dir = config.content_dir
     require_content_dir(config)
-    signature = _FilesSignature(content_dir, config)
-    by_url: dict[str, Post] = {}
-    by_id: dict[str, Post] = {}
+    signature = _FilesSignature(config.content_dir, config)
     seen: set[str] = set()
     # Each file's path for messages, as _source gives it, without a pathlib call per file.
-    base = _source(content_dir, config)
-    dialect = config.content.dialect
+    base = _source(config.content_dir, config)
     unreadable: list[tuple[tuple[str, ...], str]] = []
     refused: list[tuple[tuple[str, ...], str]] = []
     walked = _post_files(config, unreadable, refused)
+    _report_out_of_sight(config, now, cache, base, unreadable, refused, seen, result)
+    # First the stat of every file and the scan cache's answer, then the files to read are
+    # read and parsed (by two processes on a large site: parallel.py), then everything is
+    # taken in walk order, so messages and duplicates come out as from one serial pass.
+    pending, to_read = _plan_reads(walked, base, cache, signature, seen)
+    read = iter(split_map(partial(_read_file, config, cache is not None), to_read,
+                          meanwhile=meanwhile, send=_without_body))
+    site = _Admitted(now, result)
+    for rel, entry, found in pending:
+        post = _take(rel, entry, found, read, cache, config.content.dialect, result)
+        if post is not None:
+            site.admit(rel, post)
+    if cache is not None:
+        result.cache_removed = [rel for rel in cache if rel not in seen]
+    result.files_signature = signature.hexdigest()
+    result.posts.sort(key=lambda p: (p.published, p.url), reverse=True)
+    return result
+
+
+def _report_out_of_sight(config: Config, now: datetime, cache: Mapping[str, ScanEntry] | None,
+                         base: str, unreadable: list[tuple[tuple[str, ...], str]],
+                         refused: list[tuple[tuple[str, ...], str]], seen: set[str],
+                         result: LoadResult) -> None:
+    """load_posts: a line for each post file linked out of the site (never read) and each
+    folder that cannot be listed; such a folder's posts stand in from the scan cache."""
     for parts, real in refused:
         result.problems.append(f"{os.path.join(base, *parts)}: skipped: a symbolic link out of the site "
                                f"folder (to {real}): not read")
@@ -599,10 +620,15 @@ def load_posts(config: Config, now: datetime, *,
             f"{folder}: folder cannot be read ({reason}); "
             + (f"its {kept} post{'' if kept == 1 else 's'} kept as last read" if kept
                else "no post from it was ever read"))
-    # First the stat of every file and the scan cache's answer, then the files to read are
-    # read and parsed (by two processes on a large site: parallel.py), then everything is
-    # taken in walk order, so messages and duplicates come out as from one serial pass.
-    pending: list[tuple[str, tuple[str, ...], os.DirEntry, Any]] = []
+
+
+def _plan_reads(walked: list[tuple[tuple[str, ...], os.DirEntry]], base: str,
+                cache: Mapping[str, ScanEntry] | None, signature: _FilesSignature, seen: set[str],
+                ) -> tuple[list[tuple[str, os.DirEntry, Any]], list[tuple[str, tuple[str, ...], str]]]:
+    """load_posts: each walked file's stat and the scan cache's answer: (pending, to_read).
+    pending holds (path for messages, entry, what stands for the file: the cache's entry,
+    the stat of a file to read, or the message of a failed stat), in walk order."""
+    pending: list[tuple[str, os.DirEntry, Any]] = []
     to_read: list[tuple[str, tuple[str, ...], str]] = []
     for parts, entry in walked:
         rel = os.path.join(*parts) if base == "." else os.path.join(base, *parts)
@@ -611,71 +637,74 @@ def load_posts(config: Config, now: datetime, *,
             st = entry.stat()
         except OSError as e:
             signature.add(os.path.join(*parts), None)
-            pending.append((rel, parts, entry, f"{rel}: skipped: cannot read: {e.strerror}"))
+            pending.append((rel, entry, f"{rel}: skipped: cannot read: {e.strerror}"))
             continue
         signature.add(os.path.join(*parts), st)
         cached = cache.get(rel) if cache is not None else None
         if cached is not None and cached.size == st.st_size and cached.mtime_ns == st.st_mtime_ns:
-            pending.append((rel, parts, entry, cached))
+            pending.append((rel, entry, cached))
         else:
             # stat before read: if the file changes in between, the stored stat is older
             # than the bytes, so the next scan reads the file again.
-            pending.append((rel, parts, entry, st))
+            pending.append((rel, entry, st))
             to_read.append((entry.path, parts, rel))
-    read = iter(split_map(partial(_read_file, config, cache is not None), to_read,
-                          meanwhile=meanwhile, send=_without_body))
-    for rel, parts, entry, found in pending:
-        if isinstance(found, str):  # the stat failed
-            result.problems.append(found)
-            continue
-        if isinstance(found, ScanEntry):
-            result.cache_hits += 1
-            if found.post is None:
-                if found.problem is not None:
-                    result.problems.append(f"{rel}: skipped: {found.problem}")
-                continue
-            post = _post_from_json(found.post, found.content_hash, entry.path, dialect)
-        else:
-            st = found
-            outcome = next(read)
-            kind = outcome[0]
-            if kind == "unreadable":
-                result.problems.append(f"{rel}: skipped: cannot read: {outcome[1]}")
-                continue
-            content_hash = outcome[2]
-            if kind == "not a post":
-                if cache is not None:
-                    result.cache_changed[rel] = ScanEntry(st.st_size, st.st_mtime_ns,
-                                                          content_hash, None, None)
-                continue
-            if kind == "skip":
-                result.problems.append(f"{rel}: skipped: {outcome[1]}")
-                if cache is not None:  # cached too, so the problem is reported every run
-                    result.cache_changed[rel] = ScanEntry(st.st_size, st.st_mtime_ns,
-                                                          content_hash, None, outcome[1])
-                continue
-            post = outcome[1]
-            if cache is not None:
-                result.cache_changed[rel] = ScanEntry(st.st_size, st.st_mtime_ns, content_hash,
-                                                      outcome[3], None)
-        twin = by_url.get(post.url)
-        if twin is not None:
-            result.problems.append(
-                f"{rel}: skipped: slug '{post.slug}' gives the same URL as {twin.source} ({post.url})"
-            )
-            continue
-        twin = by_id.get(post.id)
-        if twin is not None:  # an `id` copied with a file: one id, one post
-            result.problems.append(f"{rel}: skipped: id '{post.id}' is already the id of {twin.source}")
-            continue
-        by_url[post.url] = post
-        by_id[post.id] = post
-        if is_held_back(post, now):
-            result.held_back.append(post)
-        else:
-            result.posts.append(post)
+    return pending, to_read
+
+
+def _take(rel: str, entry: os.DirEntry, found: Any, read: Iterator, cache: Mapping[str, ScanEntry] | None,
+          dialect: str, result: LoadResult) -> Post | None:
+    """load_posts: the post a pending file gives (from the scan cache, or the next outcome of
+    `read`), or None with its problem reported; what the scan cache must store is recorded."""
+    if isinstance(found, str):  # the stat failed
+        result.problems.append(found)
+        return None
+    if isinstance(found, ScanEntry):
+        result.cache_hits += 1
+        if found.post is None:
+            if found.problem is not None:
+                result.problems.append(f"{rel}: skipped: {found.problem}")
+            return None
+        return _post_from_json(found.post, found.content_hash, entry.path, dialect)
+    st = found
+    outcome = next(read)
+    kind = outcome[0]
+    if kind == "unreadable":
+        result.problems.append(f"{rel}: skipped: cannot read: {outcome[1]}")
+        return None
+    content_hash = outcome[2]
+    if kind == "not a post":
+        if cache is not None:
+            result.cache_changed[rel] = ScanEntry(st.st_size, st.st_mtime_ns, content_hash, None, None)
+        return None
+    if kind == "skip":
+        result.problems.append(f"{rel}: skipped: {outcome[1]}")
+        if cache is not None:  # cached too, so the problem is reported every run
+            result.cache_changed[rel] = ScanEntry(st.st_size, st.st_mtime_ns, content_hash, None, outcome[1])
+        return None
     if cache is not None:
-        result.cache_removed = [rel for rel in cache if rel not in seen]
-    result.files_signature = signature.hexdigest()
-    result.posts.sort(key=lambda p: (p.published, p.url), reverse=True)
-    return result
+        result.cache_changed[rel] = ScanEntry(st.st_size, st.st_mtime_ns, content_hash, outcome[3], None)
+    return outcome[1]
+
+
+class _Admitted:
+    """load_posts: the posts taken so far, by URL and by id; the first file of a URL or an id
+    wins, the others are skipped by name; each post published or held back at `now`."""
+
+    def __init__(self, now: datetime, result: LoadResult):
+        self.now, self.result = now, result
+        self.by_url: dict[str, Post] = {}
+        self.by_id: dict[str, Post] = {}
+
+    def admit(self, rel: str, post: Post) -> None:
+        twin = self.by_url.get(post.url)
+        if twin is not None:
+            self.result.problems.append(
+                f"{rel}: skipped: slug '{post.slug}' gives the same URL as {twin.source} ({post.url})")
+            return
+        twin = self.by_id.get(post.id)
+        if twin is not None:  # an `id` copied with a file: one id, one post
+            self.result.problems.append(f"{rel}: skipped: id '{post.id}' is already the id of {twin.source}")
+            return
+        self.by_url[post.url] = post
+        self.by_id[post.id] = post
+        (self.result.held_back if is_held_back(post, self.now) else self.result.posts).append(post)
