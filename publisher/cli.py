@@ -523,7 +523,8 @@ def subscribers_import(ctx: Context, csv_path: str, email_column: str | None, na
     config = ctx.config()
     with State.open(config) as state:
         report = import_csv(Path(csv_path), state, topics.offered(config, state),
-                            email_column=email_column, name_column=name_column)
+                            email_column=email_column, name_column=name_column,
+                            progress=_Progress(ctx, label="importing"))
     for line in report.rejected:
         click.echo(f"{csv_path}: {line}", err=True)
     for address in report.suppressed:  # on the list, but a bounce or complaint stopped their mail

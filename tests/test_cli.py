@@ -246,3 +246,15 @@ def test_a_send_reports_progress_in_a_log(site):
     lines = [line for line in sent.stderr.splitlines() if line.startswith("sending: ")]
     assert [line.split(" (")[0] for line in lines] == [f"sending: {n} of 40" for n in range(4, 41, 4)]
     assert len(server.received) == 40
+
+
+def test_an_import_reports_progress_in_a_log(site, tmp_path):
+    csv_path = tmp_path / "big.csv"
+    csv_path.write_text("email\n" + "".join(f"r{i}@example.org\n" for i in range(2000)))
+    imported = invoke(site, "subscribers", "import", str(csv_path))
+    assert imported.exit_code == 0, imported.output
+    lines = [line.split(" (")[0] for line in imported.stderr.splitlines() if line.startswith("importing: ")]
+    assert lines == [f"importing: {n} of 2000" for n in (500, 1000, 1500, 2000)]
+    assert "2000 added, 0 already on the list, 0 rejected" in imported.stdout
+    quiet = invoke(site, "--quiet", "subscribers", "import", str(csv_path))
+    assert "importing" not in quiet.output

@@ -13,6 +13,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..errors import ConfigError, ContentError
 from ..state import State
@@ -278,14 +279,16 @@ def read_csv_rows(path: Path, available=None, *, email_column: str | None = None
 
 
 def import_csv(path: Path, state: State, available=None, *, email_column: str | None = None,
-               name_column: str | None = None) -> ImportReport:
+               name_column: str | None = None,
+               progress: Callable[[int, int], None] | None = None) -> ImportReport:
     """Add every valid, new address of a CSV file; safe to re-run. `available`: the topics
     on offer (newsletter/topics.offered), for a `topics` column; `email_column`/`name_column`
-    name the columns when the header's names are not ones we know."""
+    name the columns when the header's names are not ones we know; `progress(done, total)`
+    is called as the rows are stored."""
     rows, rejected = read_csv_rows(path, available, email_column=email_column, name_column=name_column)
     report = ImportReport(rejected=rejected)
     report.added, report.already = state.add_subscribers(
-        (email, name, chosen) for _line, email, name, chosen in rows)
+        ((email, name, chosen) for _line, email, name, chosen in rows), progress=progress)
     # Never silently: an address a bounce or complaint suppressed stays suppressed, and says so.
     report.suppressed = state.suppressed_emails(report.already)
     return report

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 
@@ -45,10 +45,11 @@ class SubscriberList:
     Mixed into State (state/__init__.py), which gives it read(), write() and meta."""
 
     def add_subscribers(self, entries: Iterable[tuple[str, str]], *, status: str = ACTIVE,
-                        now: datetime | None = None) -> tuple[list[str], list[str]]:
+                        now: datetime | None = None,
+                        progress: Callable[[int, int], None] | None = None) -> tuple[list[str], list[str]]:
         """Add (email, name) pairs, or (email, name, topic slugs) triples, that are not on the
         list yet (case-insensitive), in one transaction. Returns (added, already_present)
-        addresses. Safe to re-run."""
+        addresses. Safe to re-run. `progress(done, total)` after each batch of 500."""
         now = now or utcnow()
         added: list[str] = []
         present: list[str] = []
@@ -80,6 +81,8 @@ class SubscriberList:
                         inserted.discard(key)  # a second spelling in the same batch is "present"
                     else:
                         present.append(email)
+                if progress is not None:
+                    progress(i + len(chunk), len(entries))
         return added, present
 
     def remove_subscriber(self, email: str) -> bool:
