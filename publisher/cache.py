@@ -258,7 +258,8 @@ class CachedRenderer:
                 missing.setdefault(key, post)
         if len(missing) < parallel.MIN_RENDERS or not parallel.can_fork():
             return  # rendered one by one, when asked for
-        htmls = parallel.split_map(self._try_render, list(missing.values()), min_items=2)
+        htmls = parallel.split_map(self._try_render, list(missing.values()), min_items=2,
+                                   label="rendering posts")
         self.ahead.update((key, html) for key, html in zip(missing, htmls) if html is not None)
 
     def _try_render(self, post: Post) -> str | None:
@@ -456,7 +457,7 @@ class FeedSelection:
 
         if self.last_sets or len(posts) < parallel.MIN_RENDERS or not parallel.can_fork():
             return
-        done = parallel.split_map(self._record_and_render, posts, min_items=2)
+        done = parallel.split_map(self._record_and_render, posts, min_items=2, label="rendering posts")
         for post, (record, html) in zip(posts, done):
             self._ahead[id(post)] = record
             if html is not None:  # else rendered when asked for, which raises (or not) in place

@@ -184,8 +184,10 @@ class _Progress:
 
     EVERY_SECONDS = 60.0
 
-    def __init__(self, ctx: Context, label: str = "sending", clock: Callable[[], float] = time.monotonic):
+    def __init__(self, ctx: Context, label: str = "sending", clock: Callable[[], float] = time.monotonic,
+                 minimum: int = 20):
         self.enabled = not ctx.quiet
+        self.minimum = minimum
         self.tty = sys.stderr.isatty()
         self.label, self.clock = label, clock
         self.bar = None
@@ -194,7 +196,7 @@ class _Progress:
         self.said_tenth = 0
 
     def __call__(self, done: int, total: int) -> None:
-        if not self.enabled or total < 20:
+        if not self.enabled or total < self.minimum:
             return
         if self.tty:
             self._bar(done, total)
@@ -206,9 +208,10 @@ class _Progress:
         if tenth > self.said_tenth or now - self.said_at >= self.EVERY_SECONDS:
             self.said_at, self.said_tenth = now, tenth
             elapsed = now - self.started
-            rate = done / elapsed if elapsed > 0 else 0.0
+            rate = done / elapsed if elapsed > 0.05 else 0.0  # none yet to speak of
+            speed = f", {rate:.0f}/s" if rate else ""
             left = f", about {_duration((total - done) / rate)} left" if rate and done < total else ""
-            click.echo(f"{self.label}: {done} of {total} ({done * 100 // total}%), {rate:.0f}/s{left}", err=True)
+            click.echo(f"{self.label}: {done} of {total} ({done * 100 // total}%){speed}{left}", err=True)
 
     def _bar(self, done: int, total: int) -> None:
         if self.bar is None or self.bar.length != total:
@@ -281,7 +284,19 @@ def build(ctx: Context, strict: bool) -> int:
     from .pipeline import build as run_build
 
     # The build completes the config's checks, unless the state vouches for them (cache.py).
-    return _finish(ctx, run_build(_strict(ctx.config(defer_slow_checks=True), strict)))
+    config = _strict(ctx.config(defer_slow_checks=True), strict)
+    with _site_progress(ctx):
+        return _finish(ctx, run_build(config))
+
+
+def _site_progress(ctx: Context):
+    """Progress of reading and rendering the posts of a big site (progress.py)."""
+    from . import progress
+
+    return progress.reporting(lambda label: _Progress(ctx, label=label, minimum=BIG_SITE))
+
+
+BIG_SITE = 1000  # posts: a build of fewer is over before a progress line would help
 
 
 def _strict(config, strict: bool):
@@ -306,7 +321,7 @@ def run(ctx: Context, strict: bool) -> int:
 
     # run_once completes the config's checks, unless its idle stamp vouches for this config.
     config = _strict(ctx.config(defer_slow_checks=True), strict)
-    with _stop_on_signals() as (stop, caught):
+    with _stop_on_signals() as (stop, caught), _site_progress(ctx):
         report = run_once(config, progress=_Progress(ctx), stop=stop)
     return _finish(ctx, _stopped(report, caught))
 

@@ -222,7 +222,7 @@ def test_progress_off_a_terminal_is_a_line_every_tenth_and_every_minute():
             progress(done, 200)
     finally:
         click.echo = original
-    assert lines[0] == "sending: 5 of 200 (2%), 0/s, about 41 min left"
+    assert lines[0] == "sending: 5 of 200 (2%), 0/s, about 41 min left"  # 0.08/s, printed as 0
     assert lines[1] == "sending: 20 of 200 (10%), 0/s, about 11 min left"
     assert lines[-1] == "sending: 200 of 200 (100%), 1/s"
     assert len(lines) == 11
@@ -258,3 +258,21 @@ def test_an_import_reports_progress_in_a_log(site, tmp_path):
     assert "2000 added, 0 already on the list, 0 rejected" in imported.stdout
     quiet = invoke(site, "--quiet", "subscribers", "import", str(csv_path))
     assert "importing" not in quiet.output
+
+
+def test_a_big_build_reports_progress_in_a_log(site):
+    site.write_config(feeds={"limit": 0})  # every post in full in the feeds: all 1,200 rendered
+    for i in range(1200):
+        site.post(f"blog/p{i:04}.md", f"title: Post {i}\npubDate: 2024-01-01T00:00:00Z\ntags: [t{i % 7}]",
+                  f"Body {i}.\n")
+    built = invoke(site, "build")
+    assert built.exit_code == 0, built.output
+    for stage in ("reading posts", "rendering posts"):
+        lines = [line for line in built.stderr.splitlines() if line.startswith(stage + ": ")]
+        assert 2 <= len(lines) <= 11, built.stderr
+        assert lines[-1].startswith(f"{stage}: 1200 of 1200 (100%)")
+    again = invoke(site, "build")  # nothing to read or render: nothing to say
+    assert again.exit_code == 0 and again.stderr == ""
+    site.post("blog/new.md", "title: New\npubDate: 2024-01-02T00:00:00Z")
+    quiet = invoke(site, "--quiet", "build")
+    assert quiet.exit_code == 0 and quiet.output == ""

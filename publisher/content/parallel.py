@@ -33,6 +33,8 @@ import struct
 import threading
 from typing import Any, Callable, Sequence, TypeVar
 
+from ..progress import tracker
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -95,24 +97,38 @@ class _Claims:
         finally:
             fcntl.lockf(self.fd, fcntl.LOCK_UN)
 
+    def remaining(self) -> int:
+        """How many items nobody has taken yet."""
+        front, back = struct.unpack("qq", os.pread(self.fd, 16, 0))
+        return max(0, back - front)
+
     def close(self) -> None:
         os.close(self.fd)
 
 
 def split_map(fn: Callable[[T], R], items: Sequence[T], *, min_items: int | None = None,
               meanwhile: Callable[[], Any] | None = None,
-              send: Callable[[R], R] | None = None, chunk: int = CHUNK) -> list[R]:
+              send: Callable[[R], R] | None = None, chunk: int = CHUNK,
+              label: str | None = None) -> list[R]:
     """[fn(item) for item in items], computed by this process and a forked worker when that
     pays (see the module docstring). `meanwhile()` is called here first, while the worker
     already works. `fn`'s results must pickle. `send`, if given, is what the worker sends
     back of each result: the same result less what costs more to pickle than to get again
     (a post's body, read again from its file if it is ever needed). `chunk`: items taken per
-    claim (1 for a few large items)."""
+    claim (1 for a few large items). `label`: the stage's name for progress.tracker."""
     threshold = MIN_ITEMS if min_items is None else min_items
+    tick = tracker(label) if label else None
     if len(items) < max(threshold, 2) or not can_fork():
         if meanwhile is not None:
             meanwhile()
-        return [fn(item) for item in items]
+        if tick is None:
+            return [fn(item) for item in items]
+        out = []
+        for item in items:
+            out.append(fn(item))
+            if len(out) % chunk == 0 or len(out) == len(items):
+                tick(len(out), len(items))
+        return out
     claims = _Claims(len(items), chunk)
     read_fd, write_fd = os.pipe()
     # The objects alive now are frozen out of the cyclic GC's reach, so the worker's
@@ -142,6 +158,8 @@ def split_map(fn: Callable[[T], R], items: Sequence[T], *, min_items: int | None
         while taken := claims.take(from_front=True):
             for i in taken:
                 results[i] = fn(items[i])
+            if tick is not None:  # taken by either process: done, or being done
+                tick(len(items) - claims.remaining(), len(items))
         answer = _receive(read_fd)
         done = True
     finally:
@@ -160,6 +178,8 @@ def split_map(fn: Callable[[T], R], items: Sequence[T], *, min_items: int | None
     for i, item in enumerate(items):
         r = results.get(i, REDO)
         out.append(fn(item) if r is REDO else r)
+    if tick is not None:
+        tick(len(items), len(items))
     return out
 
 

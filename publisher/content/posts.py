@@ -589,7 +589,7 @@ def load_posts(config: Config, now: datetime, *,
     # taken in walk order, so messages and duplicates come out as from one serial pass.
     pending, to_read = _plan_reads(walked, base, cache, signature, seen)
     read = iter(split_map(partial(_read_file, config, cache is not None), to_read,
-                          meanwhile=meanwhile, send=_without_body))
+                          meanwhile=meanwhile, send=_without_body, label="reading posts"))
     site = _Admitted(now, result)
     for rel, entry, found in pending:
         post = _take(rel, entry, found, read, cache, config.content.dialect, result)
