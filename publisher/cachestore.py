@@ -26,7 +26,7 @@ from .errors import StateError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 7  # of the state database (publisher.state.schema migrates to it)
+SCHEMA_VERSION = 8  # of the state database (publisher.state.schema migrates to it)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 _CHUNK = 500  # keys per IN (...): under SQLite's limit of bound parameters

@@ -199,6 +199,7 @@ def test_a_version_1_database_is_migrated_to_the_current_schema_keeping_its_rows
         conn.exec_driver_sql("DROP TABLE scan_cache")
         conn.exec_driver_sql("DROP TABLE bounce_events")
         conn.exec_driver_sql("DROP TABLE archive_issues")
+        conn.exec_driver_sql("DROP TABLE sender_leases")
         conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_by")
         conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_at")
         conn.exec_driver_sql("ALTER TABLE posts DROP COLUMN source")
@@ -210,7 +211,7 @@ def test_a_version_1_database_is_migrated_to_the_current_schema_keeping_its_rows
     s.close()
 
     migrated = State(db_url)
-    assert migrated.schema_version() == state_mod.SCHEMA_VERSION == 7
+    assert migrated.schema_version() == state_mod.SCHEMA_VERSION == 8
     with migrated.read() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
         assert {"claimed_by", "claimed_at"} <= columns
@@ -221,6 +222,7 @@ def test_a_version_1_database_is_migrated_to_the_current_schema_keeping_its_rows
         assert "variant" in columns
         assert {"topics", "paused_until"} <= {c["name"] for c in sa.inspect(conn).get_columns("subscribers")}
         assert sa.inspect(conn).has_table("archive_issues")
+        assert sa.inspect(conn).has_table("sender_leases")
     assert [x.email for x in migrated.list_subscribers()] == ["kept@x.org"]
     assert migrated.list_subscribers()[0].topics == ()  # everything, as before topics existed
     assert [o.email for o in migrated.claim_batch(d, "me:1:x", limit=5, now=NOW,
