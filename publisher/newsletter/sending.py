@@ -70,8 +70,8 @@ class SendReport:
     elsewhere: int = 0  # owed rows another live sender is working on
     silent: int = 0  # owed rows held by senders that stopped answering (silent_claims)
     silent_claims: tuple[Claim, ...] = ()
-    stopped: int = 0  # owed rows not started because this send was asked to stop
-    lease_lost: str = ""  # why this sender stopped: its lease ran out (LeaseLost)
+    stopped: int = 0  # owed rows not started because this send was asked to stop (or lost its lease)
+    lease_lost: str = ""  # why this sender stopped early: its lease no longer held
     refused: int = 0  # refused by the server, not for the address: still owed
     finished: bool = False
 
@@ -79,8 +79,7 @@ class SendReport:
     def failed(self) -> bool:
         """Some mail is still owed because of failures, a stop, or a sender that stopped
         answering (not merely being sent elsewhere)."""
-        return (self.deferred > 0 or self.stopped > 0 or self.silent > 0
-                or (bool(self.lease_lost) and not self.finished))
+        return self.deferred > 0 or self.stopped > 0 or self.silent > 0
 
     def summary(self) -> str:
         what = "featured alert" if self.kind == "alert" else "digest"
@@ -88,14 +87,14 @@ class SendReport:
                 f"{self.retried} retried, {self.bounced} bounced")
         if self.deferred:
             line += f", {self.deferred} still pending (retried on the next run)"
-        if self.stopped:
+        if self.stopped and self.lease_lost:
+            line += f", {self.stopped} not sent by this sender: {self.lease_lost}"
+        elif self.stopped:
             line += f", {self.stopped} not sent yet (stopped; the next run sends them)"
         if self.elsewhere:
             line += f", {self.elsewhere} being sent by another sender"
         if self.silent:
             line += ", " + silent_summary(self.silent, self.silent_claims)
-        if self.lease_lost:
-            line += f"; stopped early: {self.lease_lost}"
         return line
 
 
@@ -272,8 +271,8 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
                 report.sent, report.bounced, report.retried = stats.sent, stats.bounced, stats.retried
                 report.refused = stats.refused
             except LeaseLost as e:
-                log.warning("%s", e)
-                report.lease_lost = str(e)
+                report.lease_lost = str(e) if lease.held() else lease.why_lost()
+                log.warning("%s", report.lease_lost)
                 report.sent, report.bounced = tally.get("sent", 0), tally.get("bounced", 0)
                 report.refused = tally.get("refused", 0)
             if not report.lease_lost and not lease.held():
@@ -285,7 +284,7 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
     if not report.finished:
         report.deferred = state.count_status(digest.id, "deferred")
         rest = state.count_owed(digest.id) - report.deferred
-        if stop is not None and stop.is_set():
+        if (stop is not None and stop.is_set()) or report.lease_lost:
             report.stopped = rest
         else:
             silent = tuple(c for c in state.claims(digest.id) if stopped_answering(c))
@@ -336,11 +335,11 @@ class Lease:
 
     def why_lost(self) -> str:
         if self._ran_out:
-            return (f"this sender's lease on digest #{self.digest_id} had run out when it "
-                    "renewed it; the rest is sent by the other senders or the next run")
-        return (f"this sender could not renew its lease on digest #{self.digest_id} for "
-                f"{LEASE_TRUSTED.total_seconds():.0f} s (is the state database reachable?); "
-                "the rest is sent by the other senders or the next run")
+            why = f"this sender's lease on digest #{self.digest_id} had run out when it renewed it"
+        else:
+            why = (f"this sender could not renew its lease on digest #{self.digest_id} for "
+                   f"{LEASE_TRUSTED.total_seconds():g} s (is the state database reachable?)")
+        return why + ": it stopped; the other senders or the next run send the rest"
 
     def _renew(self) -> None:
         while not self._halt.wait(LEASE_RENEW):

@@ -178,11 +178,9 @@ class Ledger:
         taken = self._write(writes) if writes else 0
         if lost or taken:
             raise LeaseLost(
-                f"state database {self._describe()}: this sender's lease on digest "
-                f"#{self.digest_id} ran out" + (f" and {taken} of its rows were taken over by "
-                                                "another sender" if taken else "")
-                + ": it stopped before sending more; the rest is sent by the other senders "
-                "or the next run")
+                f"this sender's lease on digest #{self.digest_id} ran out"
+                + (f" and {taken} of its rows were taken over by another sender" if taken else "")
+                + ": it stopped; the other senders or the next run send the rest")
 
     def close(self) -> None:
         if not self._conn.is_valid:

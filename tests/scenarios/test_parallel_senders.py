@@ -26,6 +26,7 @@ from publisher import pipeline
 from publisher.newsletter import sending
 from publisher.newsletter.sending import dead_senders, sender_id
 from publisher.state import OWED, State, deliveries
+from publisher.state.ledger import LeaseLost
 from publisher.state.schema import sender_leases
 
 N = 3000
@@ -60,7 +61,8 @@ def test_three_senders_share_one_digest_and_nobody_gets_two_copies(site, tmp_pat
         assert state.open_digests() == [] and state.claimants(1) == []
 
 
-def test_a_dead_senders_claims_return_to_the_pool(db_url):
+def test_claims_without_a_lease_return_to_the_pool_once_stale_or_dead(db_url):
+    """Claims by a sender that holds no lease (a publisher before state schema v8)."""
     state = State(db_url)
     state.add_subscribers([(f"s{i}@example.org", "") for i in range(10)])
     now = datetime.now(timezone.utc)
@@ -84,6 +86,72 @@ def test_a_dead_senders_claims_return_to_the_pool(db_url):
     assert dead_senders([dead_local, live, gone]) == [dead_local]
     assert state.release_claims(digest, "third:1:x") == 10
     assert state.claimants(digest) == []
+
+
+def lease_row(state: State, sender: str):
+    with state.read() as conn:
+        return conn.execute(sa.select(sender_leases).where(sender_leases.c.sender == sender)).first()
+
+
+def test_a_run_out_lease_frees_its_rows_and_its_holder_can_write_no_more(db_url):
+    state = State(db_url)
+    state.add_subscribers([(f"s{i}@example.org", "") for i in range(10)])
+    now = datetime.now(timezone.utc)
+    digest = state.create_digest(kind="digest", subject="s", html="h", text="t", post_ids=[], now=now)
+    lease = timedelta(seconds=45)
+    a, b, c = "machine-a:1:aa", "machine-b:2:bb", "machine-c:3:cc"
+    for sender in (a, b, c):
+        state.take_lease(digest, sender, lease=lease)
+    # Even with claimed_at long past (stale_before in the future), a live lease keeps its rows.
+    claim = dict(now=now, stale_before=now + timedelta(days=1))
+    assert [o.subscriber_id for o in state.claim_batch(digest, a, limit=4, **claim)] == [1, 2, 3, 4]
+    assert [o.subscriber_id for o in state.claim_batch(digest, b, limit=10, **claim)] == list(range(5, 11))
+    assert state.claim_batch(digest, c, limit=10, **claim) == []
+    held = state.claims(digest)
+    assert [(h.sender, h.owed) for h in held] == [(a, 4), (b, 6)]
+    assert not any(sending.stopped_answering(h) for h in held)
+    assert state.renew_lease(a, lease=lease)
+
+    # machine-a goes silent: its lease is last renewed a minute ago and ran out since.
+    with state.write() as conn:
+        conn.execute(sender_leases.update().where(sender_leases.c.sender == a).values(
+            renewed_at=now - timedelta(minutes=1), expires_at=now - timedelta(seconds=15)))
+    assert [sending.stopped_answering(h) for h in state.claims(digest)] == [True, False]
+    ledger_cm = state.ledger(digest, a, lease_held=lambda: True)  # it does not know yet
+    ledger = ledger_cm.__enter__()
+    ledger.sending(1)  # before the takeover: still its row, written
+    taken = state.claim_batch(digest, c, limit=10, **claim)
+    assert [o.subscriber_id for o in taken] == [1, 2, 3, 4]
+    assert lease_row(state, a) is None  # run out, and holding nothing now: forgotten
+    assert not state.renew_lease(a, lease=lease)  # it can no longer renew it...
+    with pytest.raises(LeaseLost, match="1 of its rows were taken over by another sender"):
+        ledger.sending(2)  # ...nor write an intent (nor send)
+    ledger.result(1, status="deferred", code=451, reply="later", attempts=1)  # not over c's row
+    ledger_cm.__exit__(None, None, None)
+    d = deliveries.c
+    with state.read() as conn:
+        rows = dict(conn.execute(sa.select(d.subscriber_id, d.status).where(d.subscriber_id <= 4)).all())
+    assert rows == {1: "sending", 2: "pending", 3: "pending", 4: "pending"}
+    assert [(h.sender, h.owed) for h in state.claims(digest)] == [(b, 6), (c, 4)]
+
+    # A ledger told its lease no longer holds writes results, never an intent.
+    state.take_lease(digest, "machine-d:4:dd", lease=lease)
+    state.release_claims(digest, c)
+    assert [o.subscriber_id for o in state.claim_batch(digest, "machine-d:4:dd", limit=2, **claim)] == [1, 2]
+    with state.ledger(digest, "machine-d:4:dd", lease_held=lambda: False) as ledger:
+        ledger.result(1, status="sent", code=250, reply="ok", attempts=1, hold=True)
+        ledger.sending(2, hold=True)
+        with pytest.raises(LeaseLost, match="lease on digest #1 ran out"):
+            ledger.flush()
+    with state.read() as conn:
+        rows = dict(conn.execute(sa.select(d.subscriber_id, d.status).where(d.subscriber_id <= 2)).all())
+    assert rows == {1: "sent", 2: "pending"}
+    for sender in (b, "machine-d:4:dd"):
+        state.release_claims(digest, sender)
+    assert state.claims(digest) == []
+    with state.read() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(sender_leases)).scalar() == 0
+    state.close()
 
 
 # --- a sender killed on another machine -------------------------------------------------------
