@@ -256,22 +256,24 @@ class Outbox:
                            deliveries.c.subscriber_id.in_([r.subscriber_id for r in rows]))
                     .values(claimed_by=sender, claimed_at=now)
                 )
-            if len(rows) < limit:
-                self._forget_leases(conn, digest_id, clock)
+            if len(rows) < limit or dead:
+                self._forget_leases(conn, digest_id, clock, dead)
         return [OwedDelivery(digest_id, r.subscriber_id, r.email, r.name, r.token, r.status, r.attempts,
                              r.variant) for r in rows]
 
     @staticmethod
-    def _forget_leases(conn: sa.Connection, digest_id: int, clock: datetime) -> None:
-        """Delete the run-out leases of a digest that hold no owed row any more (all taken
-        over). Locked with SKIP LOCKED on PostgreSQL: two senders doing this at once never
-        wait for each other (nor deadlock)."""
+    def _forget_leases(conn: sa.Connection, digest_id: int, clock: datetime,
+                       dead: list[str]) -> None:
+        """Delete the leases of a digest that ran out and hold no owed row any more (all
+        taken over), and those of `dead` senders (their rows stay claimable by that name).
+        Locked with SKIP LOCKED on PostgreSQL: two senders doing this at once never wait for
+        each other (nor deadlock)."""
         lease = sender_leases.c
         held = sa.exists().where(deliveries.c.digest_id == digest_id,
                                  deliveries.c.status.in_(OWED),
                                  deliveries.c.claimed_by == lease.sender)
-        gone = sa.select(lease.sender).where(lease.digest_id == digest_id,
-                                             lease.expires_at < clock, ~held)
+        gone = sa.select(lease.sender).where(lease.digest_id == digest_id, sa.or_(
+            sa.and_(lease.expires_at < clock, ~held), lease.sender.in_(dead)))
         if conn.dialect.name == "postgresql":
             gone = gone.with_for_update(skip_locked=True)
         conn.execute(sender_leases.delete().where(lease.sender.in_(gone)))
