@@ -227,3 +227,32 @@ def test_a_sender_that_loses_its_lease_sends_nothing_more_and_the_next_send_fini
     assert again.exit_status == 0, again.lines
     assert sorted(copies.values()) == [1] * 200
     assert delivery_statuses(config) == [("sent", 200)]
+
+
+def test_a_live_sender_renews_its_lease_on_a_thread_of_its_own(db_url, monkeypatch):
+    """Renewed whatever the sender's own thread is doing (here: sleeping), so its lease is
+    still trusted long after LEASE_TRUSTED, and the database sees it renewed."""
+    import time
+
+    from publisher.state.schema import sender_leases
+
+    monkeypatch.setattr(mailing, "LEASE_RENEW", 0.05)
+    monkeypatch.setattr(mailing, "LEASE_TRUSTED", timedelta(seconds=0.3))
+    state = State(db_url)
+    state.add_subscribers([("a@example.org", "")])
+    digest = state.create_digest(kind="digest", subject="s", html="h", text="t", post_ids=[],
+                                 now=datetime.now(timezone.utc))
+
+    def renewed_at():
+        with state.read() as conn:
+            return conn.execute(sa.select(sender_leases.c.renewed_at)).scalar_one()
+
+    with mailing.Lease(state, digest, "host:1:x") as lease:
+        taken = renewed_at()
+        time.sleep(1.0)
+        assert lease.held()
+        assert renewed_at() > taken
+    state.release_claims(digest, "host:1:x")
+    with state.read() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(sender_leases)).scalar() == 0
+    state.close()
