@@ -300,6 +300,15 @@ def stopped_answering(claim: Claim) -> bool:
     return claim.renewed_at is not None and claim.clock - claim.renewed_at > SILENT_AFTER
 
 
+def _lease_time() -> float:
+    """Seconds on a clock that also runs while the machine sleeps (a suspended VM or laptop):
+    the lease runs out in the database meanwhile, and the sender must know it on waking."""
+    return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
+
+
+_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)  # Linux; elsewhere the monotonic clock
+
+
 class Lease:
     """This sender's lease on the rows it claims (State.take_lease), renewed every
     LEASE_RENEW seconds on a thread of its own for as long as the send runs: `with lease:`.
@@ -310,13 +319,13 @@ class Lease:
 
     def __init__(self, state: State, digest_id: int, sender: str):
         self.state, self.digest_id, self.sender = state, digest_id, sender
-        self._trusted_until = 0.0  # time.monotonic(): a renewal that began then, + LEASE_TRUSTED
+        self._trusted_until = 0.0  # _lease_time(): when a renewal began, + LEASE_TRUSTED
         self._ran_out = False
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> Lease:
-        began = time.monotonic()
+        began = _lease_time()
         self.state.take_lease(self.digest_id, self.sender, lease=LEASE)
         self._trusted_until = began + LEASE_TRUSTED.total_seconds()
         self._thread = threading.Thread(target=self._renew, name="publisher-lease", daemon=True)
@@ -331,7 +340,7 @@ class Lease:
             self._thread.join(LEASE_RENEW * 2)
 
     def held(self) -> bool:
-        return not self._ran_out and time.monotonic() < self._trusted_until
+        return not self._ran_out and _lease_time() < self._trusted_until
 
     def why_lost(self) -> str:
         if self._ran_out:
@@ -343,7 +352,7 @@ class Lease:
 
     def _renew(self) -> None:
         while not self._halt.wait(LEASE_RENEW):
-            began = time.monotonic()
+            began = _lease_time()
             try:
                 renewed = self.state.renew_lease(self.sender, lease=LEASE)
             except StateError as e:
