@@ -280,18 +280,26 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
     finally:
         # Whatever this sender claimed but did not finish goes back to the pool at once.
         state.release_claims(digest.id, claimant)
-    report.finished = state.finish_digest_if_done(digest.id)
-    if not report.finished:
-        report.deferred = state.count_status(digest.id, "deferred")
-        rest = state.count_owed(digest.id) - report.deferred
-        if (stop is not None and stop.is_set()) or report.lease_lost:
-            report.stopped = rest
-        else:
-            silent = tuple(c for c in state.claims(digest.id) if stopped_answering(c))
-            report.silent = min(sum(c.owed for c in silent), rest)
-            report.silent_claims = silent
-            report.elsewhere = rest - report.silent
+    settle(state, report, stopped=stop is not None and stop.is_set())
     return report
+
+
+def settle(state: State, report: SendReport, *, stopped: bool) -> None:
+    """After this sender's part: close the digest if nobody is owed it any more, else count
+    what is still owed, and by whom: deferred, not sent because this sender stopped, being
+    sent by live senders, or held by senders that stopped answering."""
+    report.finished = state.finish_digest_if_done(report.digest_id)
+    if report.finished:
+        return
+    report.deferred = state.count_status(report.digest_id, "deferred")
+    rest = state.count_owed(report.digest_id) - report.deferred
+    if stopped or report.lease_lost:
+        report.stopped = rest
+        return
+    silent = tuple(c for c in state.claims(report.digest_id) if stopped_answering(c))
+    report.silent = min(sum(c.owed for c in silent), rest)
+    report.silent_claims = silent
+    report.elsewhere = rest - report.silent
 
 
 def stopped_answering(claim: Claim) -> bool:
