@@ -28,7 +28,7 @@ from .errors import StateError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 7  # of the state database (publisher.state.schema migrates to it)
+SCHEMA_VERSION = 8  # of the state database (publisher.state.schema migrates to it)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 # The meta key of the idle run's stamp (cache.still_idle reads it here; State writes it and

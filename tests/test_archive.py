@@ -264,7 +264,7 @@ def test_a_schema_v5_database_gains_the_archive_table(tmp_path, db_url):
         conn.execute(state_mod.meta.update().where(state_mod.meta.c.key == "schema_version")
                      .values(value="5"))
     with closing(State(db_url)) as state:
-        assert state.schema_version() == state_mod.SCHEMA_VERSION == 7
+        assert state.schema_version() == state_mod.SCHEMA_VERSION >= 7
         number = state.create_digest(kind="digest", subject="S", html="h", text="t", post_ids=[],
                                      now=SUN, archive="[]")
         assert [(i.number, i.subject, i.posts) for i in state.archived_issues()] == [(number, "S", "[]")]

@@ -5,6 +5,7 @@ transaction as the next intent."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -183,3 +184,75 @@ def test_every_intent_is_in_the_database_before_its_content_and_two_connections_
     else:
         assert len(writes) <= count // 2 + 5, writes
     assert delivery_statuses(config) == [("sent", count)]
+
+
+@pytest.mark.parametrize("renewal", ["fails", "ran out"])
+def test_a_sender_that_loses_its_lease_sends_nothing_more_and_the_next_send_finishes(
+        tmp_path, monkeypatch, renewal):
+    """A sender that cannot renew its lease (the database unreachable) stops once it no
+    longer trusts it; one told that its lease ran out stops at once. Either way each message
+    whose intent it wrote is the only one: the next send mails the rest, nobody twice."""
+    from collections import Counter
+
+    from smtp_helpers import SmtpServer
+
+    from publisher.errors import StateError
+
+    monkeypatch.setattr(mailing, "LEASE_RENEW", 0.05)
+    monkeypatch.setattr(mailing, "LEASE_TRUSTED", timedelta(seconds=0.5))
+    renew_lease = State.renew_lease
+
+    def renewal_fails(self, sender, *, lease):
+        if renewal == "fails":
+            raise StateError("state database x: connection refused")
+        return False
+
+    with SmtpServer(delay=0.02) as server:  # 200 messages take 4 s or more
+        config = site_with_subscribers(tmp_path / "site", server, 200, connections=1)
+        monkeypatch.setattr(State, "renew_lease", renewal_fails)
+        report = pipeline.send_now(config)
+        first = len(server.received)
+        monkeypatch.setattr(State, "renew_lease", renew_lease)
+        again = pipeline.send_now(config)
+        copies = Counter(m.rcpt for m in server.received)
+
+    why = {"fails": r"this sender could not renew its lease on digest #1 for 0\.5 s \(is the "
+                    r"state database reachable\?\)",
+           "ran out": r"this sender's lease on digest #1 had run out when it renewed it"}[renewal]
+    assert report.exit_status == 1, report.lines
+    assert re.search(rf": {first} sent, 0 retried, 0 bounced, {200 - first} not sent by this "
+                     rf"sender: {why}: it stopped; the other senders or the next run send the "
+                     r"rest$", report.lines[-1]), report.lines
+    assert 0 < first < (100 if renewal == "fails" else 20)
+    assert again.exit_status == 0, again.lines
+    assert sorted(copies.values()) == [1] * 200
+    assert delivery_statuses(config) == [("sent", 200)]
+
+
+def test_a_live_sender_renews_its_lease_on_a_thread_of_its_own(db_url, monkeypatch):
+    """Renewed whatever the sender's own thread is doing (here: sleeping), so its lease is
+    still trusted long after LEASE_TRUSTED, and the database sees it renewed."""
+    import time
+
+    from publisher.state.schema import sender_leases
+
+    monkeypatch.setattr(mailing, "LEASE_RENEW", 0.05)
+    monkeypatch.setattr(mailing, "LEASE_TRUSTED", timedelta(seconds=0.3))
+    state = State(db_url)
+    state.add_subscribers([("a@example.org", "")])
+    digest = state.create_digest(kind="digest", subject="s", html="h", text="t", post_ids=[],
+                                 now=datetime.now(timezone.utc))
+
+    def renewed_at():
+        with state.read() as conn:
+            return conn.execute(sa.select(sender_leases.c.renewed_at)).scalar_one()
+
+    with mailing.Lease(state, digest, "host:1:x") as lease:
+        taken = renewed_at()
+        time.sleep(1.0)
+        assert lease.held()
+        assert renewed_at() > taken
+    state.release_claims(digest, "host:1:x")
+    with state.read() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(sender_leases)).scalar() == 0
+    state.close()

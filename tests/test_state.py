@@ -199,6 +199,7 @@ def test_a_version_1_database_is_migrated_to_the_current_schema_keeping_its_rows
         conn.exec_driver_sql("DROP TABLE scan_cache")
         conn.exec_driver_sql("DROP TABLE bounce_events")
         conn.exec_driver_sql("DROP TABLE archive_issues")
+        conn.exec_driver_sql("DROP TABLE sender_leases")
         conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_by")
         conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_at")
         conn.exec_driver_sql("ALTER TABLE posts DROP COLUMN source")
@@ -210,7 +211,7 @@ def test_a_version_1_database_is_migrated_to_the_current_schema_keeping_its_rows
     s.close()
 
     migrated = State(db_url)
-    assert migrated.schema_version() == state_mod.SCHEMA_VERSION == 7
+    assert migrated.schema_version() == state_mod.SCHEMA_VERSION == 8
     with migrated.read() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
         assert {"claimed_by", "claimed_at"} <= columns
@@ -221,6 +222,7 @@ def test_a_version_1_database_is_migrated_to_the_current_schema_keeping_its_rows
         assert "variant" in columns
         assert {"topics", "paused_until"} <= {c["name"] for c in sa.inspect(conn).get_columns("subscribers")}
         assert sa.inspect(conn).has_table("archive_issues")
+        assert sa.inspect(conn).has_table("sender_leases")
     assert [x.email for x in migrated.list_subscribers()] == ["kept@x.org"]
     assert migrated.list_subscribers()[0].topics == ()  # everything, as before topics existed
     assert [o.email for o in migrated.claim_batch(d, "me:1:x", limit=5, now=NOW,
@@ -422,6 +424,38 @@ def test_a_sender_renews_its_whole_claimed_batch_while_it_sends(db):
     # row 2, only 15 minutes after its sender's last sign of life.
     assert others_can_take(NOW + timedelta(minutes=34)) == []
     assert others_can_take(NOW + timedelta(minutes=36)) == [2, 3]
+
+
+def test_a_v7_database_gains_leases_and_an_older_publishers_claims_keep_their_rule(db_url):
+    """Upgraded while an older publisher (no leases) is sending: its claims stay its own
+    until they go stale (15 minutes without a sign of life), as that publisher expects; the
+    new senders' leased claims are never taken by that rule."""
+    db = State(db_url)
+    db.add_subscribers([(f"s{i}@x.org", "") for i in range(4)])
+    d = db.create_digest(kind="digest", subject="S", html="h", text="t", post_ids=[], now=NOW)
+    deliveries = state_mod.deliveries
+    with db.write() as conn:  # back to version 7, two rows claimed as publisher 7 claims them
+        conn.exec_driver_sql("DROP TABLE sender_leases")
+        conn.exec_driver_sql("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+        conn.execute(deliveries.update().where(deliveries.c.subscriber_id <= 2)
+                     .values(claimed_by="oldhost:1:x", claimed_at=NOW))
+    db.close()
+
+    db = State(db_url)
+    assert db.schema_version() == state_mod.SCHEMA_VERSION == 8
+    db.take_lease(d, "new:2:y", lease=timedelta(seconds=45))
+    soon, later = NOW + timedelta(minutes=14), NOW + timedelta(minutes=16)
+    assert [o.subscriber_id for o in db.claim_batch(
+        d, "new:2:y", limit=10, now=NOW, stale_before=soon - timedelta(minutes=15))] == [3, 4]
+    assert [(c.sender, c.owed, c.renewed_at is None) for c in db.claims(d)] == [
+        ("new:2:y", 2, False), ("oldhost:1:x", 2, True)]  # (no lease)
+    db.take_lease(d, "new:3:z", lease=timedelta(seconds=45))
+    assert db.claim_batch(d, "new:3:z", limit=10, now=soon,
+                          stale_before=soon - timedelta(minutes=15)) == []
+    # 16 minutes on, the old claims are stale; new:2:y's, as old, are leased: kept.
+    assert [o.subscriber_id for o in db.claim_batch(
+        d, "new:3:z", limit=10, now=later, stale_before=later - timedelta(minutes=15))] == [1, 2]
+    db.close()
 
 
 def test_state_open_reads_the_configured_database_and_closes_on_leaving_the_block(site):

@@ -22,17 +22,33 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import Config
+from ..errors import StateError
 from ..state import ACTIVE, DigestRow, State, utcnow
+from ..state.ledger import LeaseLost
+from ..state.outbox import Claim
 from .archive import fill_view_url
 
 log = logging.getLogger(__name__)
 
-# A claim whose holder showed no sign of life (a recorded attempt or result) for this long is
-# presumed dead and its rows return to the pool. Retries back off for at most 300 s, so a
-# live sender always refreshes its claims well within it.
+# A sender holds the rows it claims under a lease (state: sender_leases) that it renews every
+# LEASE_RENEW seconds on a thread of its own, whatever its messages are doing (a retry's
+# backoff, a slow server). A lease not renewed for LEASE means its sender is gone (killed, its
+# machine down or cut off from the database): any sender, on any machine, then takes its rows
+# over. 45 s: a dead sender's rows come free within a minute, and a live one would have to
+# miss nine renewals in a row to lose them.
+LEASE = timedelta(seconds=45)
+LEASE_RENEW = 5.0
+# A sender not heard from for this long (two renewals missed) has stopped answering: the rows
+# it holds are reported as owed by it (exit status 1), with the time they come free.
+SILENT_AFTER = timedelta(seconds=12)
+# A sender whose last successful renewal began this long ago sends nothing more (Lease.held):
+# its lease may run out, and its rows be taken over, while its next message is on the wire.
+# The 15 s left of the lease cover that message and the database clock's drift.
+LEASE_TRUSTED = LEASE - timedelta(seconds=15)
+# Claims without a lease (an older publisher's, before state schema v8) are presumed dead once
+# their holder showed no sign of life (a recorded attempt or result) for this long; such a
+# holder refreshes them with an intent every CLAIM_REFRESH, and so does this one, for it.
 CLAIM_TIMEOUT = timedelta(minutes=15)
-# How often a sender renews every claim it holds (with a message's intent): a claimed batch
-# waiting its turn behind slow or deferred messages must not go stale while its holder lives.
 CLAIM_REFRESH = timedelta(minutes=1)
 # A sender claims about this many seconds of work at a time, at the pace it has measured:
 # each claim scans the digest's owed rows, and 20 at a time made 250 claims of a send to
@@ -52,15 +68,18 @@ class SendReport:
     deferred: int = 0
     retried: int = 0
     elsewhere: int = 0  # owed rows another live sender is working on
-    stopped: int = 0  # owed rows not started because this send was asked to stop
+    silent: int = 0  # owed rows held by senders that stopped answering (silent_claims)
+    silent_claims: tuple[Claim, ...] = ()
+    stopped: int = 0  # owed rows not started because this send was asked to stop (or lost its lease)
+    lease_lost: str = ""  # why this sender stopped early: its lease no longer held
     refused: int = 0  # refused by the server, not for the address: still owed
     finished: bool = False
 
     @property
     def failed(self) -> bool:
-        """Some mail is still owed because of failures or a stop (not merely being sent
-        elsewhere)."""
-        return self.deferred > 0 or self.stopped > 0
+        """Some mail is still owed because of failures, a stop, or a sender that stopped
+        answering (not merely being sent elsewhere)."""
+        return self.deferred > 0 or self.stopped > 0 or self.silent > 0
 
     def summary(self) -> str:
         what = "featured alert" if self.kind == "alert" else "digest"
@@ -68,11 +87,32 @@ class SendReport:
                 f"{self.retried} retried, {self.bounced} bounced")
         if self.deferred:
             line += f", {self.deferred} still pending (retried on the next run)"
-        if self.stopped:
+        if self.stopped and self.lease_lost:
+            line += f", {self.stopped} not sent by this sender: {self.lease_lost}"
+        elif self.stopped:
             line += f", {self.stopped} not sent yet (stopped; the next run sends them)"
         if self.elsewhere:
             line += f", {self.elsewhere} being sent by another sender"
+        if self.silent:
+            line += ", " + silent_summary(self.silent, self.silent_claims)
         return line
+
+
+def silent_summary(owed: int, claims: tuple[Claim, ...]) -> str:
+    """'56 owed by a sender that stopped answering (...): any sender takes them over from
+    ...': who, since when, and the moment their rows come free (rounded up to the second, so
+    a send started then finds them free)."""
+    def at(moment: datetime) -> str:
+        return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+    who = "; ".join(f"{c.sender}, last heard {at(c.renewed_at)}" for c in claims
+                    if c.renewed_at is not None)
+    free = max(max(c.expires_at for c in claims if c.expires_at is not None), claims[0].clock)
+    if free.microsecond:
+        free = free.replace(microsecond=0) + timedelta(seconds=1)
+    senders = "a sender" if len(claims) == 1 else f"{len(claims)} senders"
+    return (f"{owed} owed by {senders} that stopped answering ({who}): any sender takes them "
+            f"over from {at(free)} (`publisher send`, or the next run)")
 
 
 def check_send_settings(config: Config, *, need_from: bool = True) -> None:
@@ -138,13 +178,15 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
     total = state.count_owed(digest.id)
     done = 0
     claimant = sender_id()  # this process, as it claims owed rows
+    lease = Lease(state, digest.id, claimant)
     least = max(20, 10 * most_connections(config))
 
     def owed_rows():
         """Claim owed rows a batch at a time, lazily: delivery pulls them as it needs them,
-        and other senders (processes or machines) claim the rest in parallel."""
+        and other senders (processes or machines) claim the rest in parallel. Nothing more
+        once this sender's lease no longer holds: its rows may be another's by now."""
         size = least
-        while not (stop is not None and stop.is_set()):
+        while not (stop is not None and stop.is_set()) and lease.held():
             clock = utcnow()
             batch = state.claim_batch(digest.id, claimant, limit=size, now=clock,
                                       stale_before=clock - CLAIM_TIMEOUT,
@@ -152,7 +194,10 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
             if not batch:
                 return
             started = time.monotonic()
-            yield from batch  # delivery pulls a row when a connection is ready for it
+            for owed in batch:  # delivery pulls a row when a connection is ready for it
+                if not lease.held():
+                    return
+                yield owed
             pace = len(batch) / max(time.monotonic() - started, 1e-3)
             size = min(CLAIM_BATCH_MAX, max(least, int(pace * CLAIM_BATCH_SECONDS)))
 
@@ -187,9 +232,12 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
         # intents of several connections' messages then share one transaction.
         ledger.sending(job.key[1], hold=True)
 
+    tally: dict[str, int] = {}  # outcomes, for a send cut short by a lost lease
+
     def on_result(job, outcome) -> None:
         nonlocal done
         done += 1
+        tally[outcome.status] = tally.get(outcome.status, 0) + 1
         # Held back to share one transaction with the next message's intent (delivery says
         # when a connection goes idle instead: on_idle writes it then).
         # A refusal that is not about the recipient (delivery.refusal_status) leaves the
@@ -208,28 +256,123 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
             progress(done, total)
 
     try:
-        # Writes any held result on the way out, and renews this sender's claims as it goes.
-        # One result held per connection: each connection's last message (accepted) is
-        # written with the next intent; a crash loses at most those, mailed again.
-        with state.ledger(digest.id, claimant, refresh_every=CLAIM_REFRESH,
-                          hold_results=most_connections(config)) as ledger:
-            stats = deliver(jobs(), config, mail_from=mail_from, on_attempt=on_attempt,
-                            on_result=on_result, on_idle=ledger.flush,
-                            before_content=ledger.flush, stop=stop, owed=total)
+        with lease:
+            try:
+                # Writes any held result on the way out, and renews this sender's claims as
+                # it goes. One result held per connection: each connection's last message
+                # (accepted) is written with the next intent; a crash loses at most those,
+                # mailed again.
+                with state.ledger(digest.id, claimant, refresh_every=CLAIM_REFRESH,
+                                  hold_results=most_connections(config),
+                                  lease_held=lease.held) as ledger:
+                    stats = deliver(jobs(), config, mail_from=mail_from, on_attempt=on_attempt,
+                                    on_result=on_result, on_idle=ledger.flush,
+                                    before_content=ledger.flush, stop=stop, owed=total)
+                report.sent, report.bounced, report.retried = stats.sent, stats.bounced, stats.retried
+                report.refused = stats.refused
+            except LeaseLost as e:
+                report.lease_lost = str(e) if lease.held() else lease.why_lost()
+                log.warning("%s", report.lease_lost)
+                report.sent, report.bounced = tally.get("sent", 0), tally.get("bounced", 0)
+                report.refused = tally.get("refused", 0)
+            if not report.lease_lost and not lease.held():
+                report.lease_lost = lease.why_lost()
     finally:
         # Whatever this sender claimed but did not finish goes back to the pool at once.
         state.release_claims(digest.id, claimant)
-    report.sent, report.bounced, report.retried = stats.sent, stats.bounced, stats.retried
-    report.refused = stats.refused
-    report.finished = state.finish_digest_if_done(digest.id)
-    if not report.finished:
-        report.deferred = state.count_status(digest.id, "deferred")
-        rest = state.count_owed(digest.id) - report.deferred
-        if stop is not None and stop.is_set():
-            report.stopped = rest
-        else:
-            report.elsewhere = rest
+    settle(state, report, stopped=stop is not None and stop.is_set())
     return report
+
+
+def settle(state: State, report: SendReport, *, stopped: bool) -> None:
+    """After this sender's part: close the digest if nobody is owed it any more, else count
+    what is still owed, and by whom: deferred, not sent because this sender stopped, being
+    sent by live senders, or held by senders that stopped answering."""
+    report.finished = state.finish_digest_if_done(report.digest_id)
+    if report.finished:
+        return
+    report.deferred = state.count_status(report.digest_id, "deferred")
+    rest = state.count_owed(report.digest_id) - report.deferred
+    if stopped or report.lease_lost:
+        report.stopped = rest
+        return
+    silent = tuple(c for c in state.claims(report.digest_id) if stopped_answering(c))
+    report.silent = min(sum(c.owed for c in silent), rest)
+    report.silent_claims = silent
+    report.elsewhere = rest - report.silent
+
+
+def stopped_answering(claim: Claim) -> bool:
+    """A holder of owed rows that has not renewed its lease for SILENT_AFTER (a claim
+    without a lease, an older publisher's, is judged by claimed_at: claim_batch)."""
+    return claim.renewed_at is not None and claim.clock - claim.renewed_at > SILENT_AFTER
+
+
+def _lease_time() -> float:
+    """Seconds on a clock that also runs while the machine sleeps (a suspended VM or laptop):
+    the lease runs out in the database meanwhile, and the sender must know it on waking."""
+    return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
+
+
+_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)  # Linux; elsewhere the monotonic clock
+
+
+class Lease:
+    """This sender's lease on the rows it claims (State.take_lease), renewed every
+    LEASE_RENEW seconds on a thread of its own for as long as the send runs: `with lease:`.
+
+    `held()` turns False, for good, once the database says the lease ran out (other senders
+    may have its rows), or when no renewal has succeeded for LEASE_TRUSTED (the database
+    unreachable, the process frozen): the sender must then claim and send nothing more."""
+
+    def __init__(self, state: State, digest_id: int, sender: str):
+        self.state, self.digest_id, self.sender = state, digest_id, sender
+        self._trusted_until = 0.0  # _lease_time(): when a renewal began, + LEASE_TRUSTED
+        self._ran_out = False
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Lease:
+        began = _lease_time()
+        self.state.take_lease(self.digest_id, self.sender, lease=LEASE)
+        self._trusted_until = began + LEASE_TRUSTED.total_seconds()
+        self._thread = threading.Thread(target=self._renew, name="publisher-lease", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._halt.set()
+        if self._thread is not None:
+            # Not forever: a renewal stuck on a database that stopped answering must not hold
+            # the send's end (the thread is a daemon; its lease just runs out).
+            self._thread.join(LEASE_RENEW * 2)
+
+    def held(self) -> bool:
+        return not self._ran_out and _lease_time() < self._trusted_until
+
+    def why_lost(self) -> str:
+        if self._ran_out:
+            why = f"this sender's lease on digest #{self.digest_id} had run out when it renewed it"
+        else:
+            why = (f"this sender could not renew its lease on digest #{self.digest_id} for "
+                   f"{LEASE_TRUSTED.total_seconds():g} s (is the state database reachable?)")
+        return why + ": it stopped; the other senders or the next run send the rest"
+
+    def _renew(self) -> None:
+        while not self._halt.wait(LEASE_RENEW):
+            began = _lease_time()
+            try:
+                renewed = self.state.renew_lease(self.sender, lease=LEASE)
+            except StateError as e:
+                log.warning("could not renew this sender's lease (%s); trying again in %g s",
+                            e, LEASE_RENEW)
+                continue
+            if not renewed:
+                self._ran_out = True
+                log.warning("this sender's lease on digest #%d had run out: stopping",
+                            self.digest_id)
+                return
+            self._trusted_until = began + LEASE_TRUSTED.total_seconds()
 
 
 def sender_id() -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import sqlalchemy as sa
 
@@ -12,6 +12,11 @@ from .schema import BOUNCED, deliveries, explain, subscribers, utcnow
 
 if TYPE_CHECKING:
     from . import State
+
+
+class LeaseLost(StateError):
+    """This sender's lease ran out (it could not renew it in time) or rows it claimed were
+    taken over: it must send nothing more, since another sender may be sending them."""
 
 
 SQLITE_CHECKPOINT_PAGES = 1000  # SQLite's own default wal_autocheckpoint
@@ -38,11 +43,19 @@ class Ledger:
     before that message's content goes out: several connections' intents then share one
     transaction (delivery's before_content).
 
+    With a `sender`, a row is written only while that sender still holds it (claimed_by): a
+    sender whose rows were taken over never overwrites what their new holder records. An
+    intent is written only while `lease_held()` says the sender's lease holds, and only for a
+    row it still holds; otherwise LeaseLost is raised (after the rest is written), before
+    that message's content goes out.
+
     Not thread-safe: the caller makes one call at a time (delivery's callbacks do)."""
 
     def __init__(self, state: State, digest_id: int, sender: str | None = None,
-                 refresh_every: timedelta | None = None, hold_results: int = 1):
+                 refresh_every: timedelta | None = None, hold_results: int = 1,
+                 lease_held: Callable[[], bool] | None = None):
         self.digest_id = digest_id
+        self.lease_held = lease_held
         self.hold_results = hold_results
         self._held_results = 0
         self.sender = sender
@@ -57,6 +70,8 @@ class Ledger:
         self._sqlite = state.is_sqlite
         b = sa.bindparam
         where = (deliveries.c.digest_id == b("digest"), deliveries.c.subscriber_id == b("subscriber"))
+        if sender is not None:
+            where += (deliveries.c.claimed_by == b("sender"),)
         self._intent = self._compile(
             deliveries.update().where(*where)
             .values(status=b("new_status"), updated_at=b("now"), claimed_at=b("now")), dialect)
@@ -74,7 +89,8 @@ class Ledger:
         self._bounce = self._compile(
             subscribers.update().where(subscribers.c.id == b("subscriber"))
             .values(status=b("new_status"), last_reply=b("reply"), updated_at=b("now")), dialect)
-        self._held: list[tuple[str, Any]] = []
+        # (sql, params, is an intent): what the next transaction writes
+        self._held: list[tuple[str, Any, bool]] = []
         try:
             self._conn = state.engine.raw_connection()
         except sa.exc.OperationalError as e:
@@ -110,14 +126,13 @@ class Ledger:
         now = now or utcnow()
         sql, params = self._intent
         writes = self._held
-        writes.append((sql, params({"digest": self.digest_id, "subscriber": subscriber_id,
-                                    "new_status": "sending", "now": now})))
+        writes.append((sql, params(self._row(subscriber_id, new_status="sending", now=now)), True))
         renew = self.sender is not None and self.refresh_every is not None and (
             self._refreshed is None or now - self._refreshed >= self.refresh_every)
         if renew:
             sql, params = self._refresh
             writes.append((sql, params({"digest": self.digest_id, "sender": self.sender,
-                                        "now": now})))
+                                        "now": now}), False))
             self._refreshed = now
         if not hold:
             self.flush()
@@ -129,13 +144,12 @@ class Ledger:
         `hold_results` results are held already, what is held is written first."""
         now = now or utcnow()
         sql, params = self._result
-        writes = [(sql, params({"digest": self.digest_id, "subscriber": subscriber_id,
-                                "new_status": status, "code": code, "reply": reply[:500],
-                                "tries": attempts, "now": now}))]
+        writes = [(sql, params(self._row(subscriber_id, new_status=status, code=code,
+                                         reply=reply[:500], tries=attempts, now=now)), False)]
         if status == "bounced":
             sql, params = self._bounce
             writes.append((sql, params({"subscriber": subscriber_id, "new_status": BOUNCED,
-                                        "reply": reply[:500], "now": now})))
+                                        "reply": reply[:500], "now": now}), False))
         if hold and self._held_results >= self.hold_results:
             self.flush()
         self._held += writes
@@ -143,11 +157,30 @@ class Ledger:
         if not hold:
             self.flush()
 
+    def _row(self, subscriber_id: int, **values: Any) -> dict[str, Any]:
+        """The parameters naming one row of this digest (and its holder, with a sender)."""
+        values.update(digest=self.digest_id, subscriber=subscriber_id)
+        if self.sender is not None:
+            values["sender"] = self.sender
+        return values
+
     def flush(self) -> None:
-        """Write what is held, if anything."""
+        """Write what is held, if anything. Raises LeaseLost when intents were held and the
+        lease no longer holds, or a row was taken over: the results are written all the same
+        (the server accepted those messages), the intents that can no longer be are not."""
         writes, self._held, self._held_results = self._held, [], 0
-        if writes:
-            self._write(writes)
+        if not writes:
+            return
+        lost = self.lease_held is not None and any(intent for _sql, _params, intent in writes) \
+            and not self.lease_held()
+        if lost:
+            writes = [w for w in writes if not w[2]]
+        taken = self._write(writes) if writes else 0
+        if lost or taken:
+            raise LeaseLost(
+                f"this sender's lease on digest #{self.digest_id} ran out"
+                + (f" and {taken} of its rows were taken over by another sender" if taken else "")
+                + ": it stopped; the other senders or the next run send the rest")
 
     def close(self) -> None:
         if not self._conn.is_valid:
@@ -159,15 +192,20 @@ class Ledger:
                 self._conn.invalidate()  # not back to the pool with the ledger's setting
         self._conn.close()  # back to the pool
 
-    def _write(self, writes: list[tuple[str, Any]]) -> None:
+    def _write(self, writes: list[tuple[str, Any, bool]]) -> int:
         """One transaction. SQLite: BEGIN IMMEDIATE, as `State.write` (the driver is in
-        autocommit mode, see _sqlite_setup); psycopg opens the transaction itself."""
+        autocommit mode, see _sqlite_setup); psycopg opens the transaction itself. Returns
+        how many intents found their row no longer this sender's (taken over)."""
+        taken = 0
         try:
             if self._sqlite:
                 self._cursor.execute("BEGIN IMMEDIATE")
-            for sql, params in writes:
+            for sql, params, intent in writes:
                 self._cursor.execute(sql, params)
+                if intent and self.sender is not None and self._cursor.rowcount == 0:
+                    taken += 1
             self._conn.commit()
+            return taken
         except BaseException as e:
             try:
                 self._conn.rollback()

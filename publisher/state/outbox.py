@@ -7,14 +7,28 @@ import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import sqlalchemy as sa
 
 from .ledger import Ledger
 from ..cache_sqlite3 import IDLE_STAMP_KEY, ArchivedIssue
 from .schema import (ACTIVE, OWED, archive_issues, UTCDateTime, deliveries, digest_variants, digests, meta, posts,
-                     subscribers, utcnow)
+                     sender_leases, subscribers, utcnow)
+
+# A lease that ran out this long ago is deleted by the next sender that starts, whatever it
+# holds: rows still claimed under it then fall under the rule for claims without a lease
+# (free once claimed_at is stale), which they meet by then.
+LEASE_FORGOTTEN = timedelta(days=1)
+
+
+def lease_clock(conn: sa.Connection) -> datetime:
+    """Now, as leases count it. PostgreSQL: the server's clock, the one that every machine
+    sharing the database reads alike (a sender's clock running ahead must not make it take
+    a live sender's rows). SQLite: this machine's, the only one that opens the file."""
+    if conn.dialect.name == "postgresql":
+        return conn.execute(sa.select(sa.func.clock_timestamp())).scalar_one()
+    return utcnow()
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,19 @@ class OwedDelivery:
     status: str
     attempts: int
     variant: int = 0  # the digest's body for this subscriber (0: the digest's own)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Owed rows of a digest that one sender holds, and what its lease says of it (both
+    None for a claim without a lease: an older publisher's). `clock`: the lease clock when
+    this was read."""
+
+    sender: str
+    owed: int
+    renewed_at: datetime | None
+    expires_at: datetime | None
+    clock: datetime
 
 
 @dataclass(frozen=True)
@@ -188,16 +215,24 @@ class Outbox:
                     stale_before: datetime, dead_senders: Iterable[str] = ()) -> list[OwedDelivery]:
         """Claim up to `limit` owed deliveries of a digest for `sender`, and return them.
 
-        A row is claimable when nobody holds it, or its holder is known dead, or the holder
-        showed no sign of life since `stale_before`. On PostgreSQL the candidates are locked
-        with FOR UPDATE SKIP LOCKED, so concurrent senders on several machines never claim the
-        same row; on SQLite the write transaction itself is exclusive."""
-        free = [deliveries.c.claimed_by.is_(None), deliveries.c.claimed_at < stale_before]
-        dead = list(dead_senders)
-        if dead:
-            free.append(deliveries.c.claimed_by.in_(dead))
-        claimable = sa.or_(*free)
+        A row is claimable when nobody holds it, or its holder is known dead (`dead_senders`:
+        a process gone on this machine), or its holder's lease (sender_leases) has run out. A
+        claim without a lease (an older publisher's) is claimable once its holder showed no
+        sign of life since `stale_before`. On PostgreSQL the candidates are locked with FOR
+        UPDATE SKIP LOCKED, so concurrent senders on several machines never claim the same
+        row; on SQLite the write transaction itself is exclusive."""
+        lease = sender_leases.c
+        claimed_by = deliveries.c.claimed_by
         with self.write() as conn:
+            clock = lease_clock(conn)
+            expired = sa.select(lease.sender).where(lease.digest_id == digest_id,
+                                                    lease.expires_at < clock)
+            free = [claimed_by.is_(None), claimed_by.in_(expired),
+                    sa.and_(deliveries.c.claimed_at < stale_before,
+                            ~sa.exists().where(lease.sender == claimed_by))]
+            dead = list(dead_senders)
+            if dead:
+                free.append(claimed_by.in_(dead))
             # The rows are read with the candidates: claiming changes neither their status
             # nor their attempts, and a second query for them was a fifth of a claim's time.
             candidates = (
@@ -206,23 +241,41 @@ class Outbox:
                           subscribers.c.token)
                 .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
                 .where(deliveries.c.digest_id == digest_id, deliveries.c.status.in_(OWED),
-                       subscribers.c.status == ACTIVE, claimable)
+                       subscribers.c.status == ACTIVE, sa.or_(*free))
                 .order_by(deliveries.c.subscriber_id)
                 .limit(limit)
             )
             if conn.dialect.name == "postgresql":
                 candidates = candidates.with_for_update(skip_locked=True, of=deliveries)
             rows = conn.execute(candidates).all()
-            if not rows:
-                return []
-            conn.execute(
-                deliveries.update()
-                .where(deliveries.c.digest_id == digest_id,
-                       deliveries.c.subscriber_id.in_([r.subscriber_id for r in rows]))
-                .values(claimed_by=sender, claimed_at=now)
-            )
+            if rows:
+                conn.execute(
+                    deliveries.update()
+                    .where(deliveries.c.digest_id == digest_id,
+                           deliveries.c.subscriber_id.in_([r.subscriber_id for r in rows]))
+                    .values(claimed_by=sender, claimed_at=now)
+                )
+            if len(rows) < limit or dead:
+                self._forget_leases(conn, digest_id, clock, dead)
         return [OwedDelivery(digest_id, r.subscriber_id, r.email, r.name, r.token, r.status, r.attempts,
                              r.variant) for r in rows]
+
+    @staticmethod
+    def _forget_leases(conn: sa.Connection, digest_id: int, clock: datetime,
+                       dead: list[str]) -> None:
+        """Delete the leases of a digest that ran out and hold no owed row any more (all
+        taken over), and those of `dead` senders (their rows stay claimable by that name).
+        Locked with SKIP LOCKED on PostgreSQL: two senders doing this at once never wait for
+        each other (nor deadlock)."""
+        lease = sender_leases.c
+        held = sa.exists().where(deliveries.c.digest_id == digest_id,
+                                 deliveries.c.status.in_(OWED),
+                                 deliveries.c.claimed_by == lease.sender)
+        gone = sa.select(lease.sender).where(lease.digest_id == digest_id, sa.or_(
+            sa.and_(lease.expires_at < clock, ~held), lease.sender.in_(dead)))
+        if conn.dialect.name == "postgresql":
+            gone = gone.with_for_update(skip_locked=True)
+        conn.execute(sender_leases.delete().where(lease.sender.in_(gone)))
 
     def claimants(self, digest_id: int) -> list[str]:
         """Senders holding owed rows of a digest (to spot dead ones)."""
@@ -233,14 +286,54 @@ class Outbox:
                        deliveries.c.claimed_by.is_not(None))
             ).scalars())
 
-    def release_claims(self, digest_id: int, sender: str) -> int:
-        """Give back the rows `sender` claimed but did not finish (stopped, or deferred)."""
+    def claims(self, digest_id: int) -> list[Claim]:
+        """Who holds the owed rows of a digest (active subscribers only, as count_owed), with
+        their leases: which of them still answer, and when the others' rows come free."""
+        lease = sender_leases.c
+        with self.read() as conn:
+            clock = lease_clock(conn)
+            rows = conn.execute(
+                sa.select(deliveries.c.claimed_by, sa.func.count(), lease.renewed_at, lease.expires_at)
+                .select_from(deliveries.join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+                             .outerjoin(sender_leases, lease.sender == deliveries.c.claimed_by))
+                .where(deliveries.c.digest_id == digest_id, deliveries.c.status.in_(OWED),
+                       subscribers.c.status == ACTIVE, deliveries.c.claimed_by.is_not(None))
+                .group_by(deliveries.c.claimed_by, lease.renewed_at, lease.expires_at)
+                .order_by(deliveries.c.claimed_by)).all()
+        return [Claim(r[0], r[1], r[2], r[3], clock) for r in rows]
+
+    # --- leases (newsletter/sending.py keeps one per sender, renewed by a heartbeat) ---
+
+    def take_lease(self, digest_id: int, sender: str, *, lease: timedelta) -> None:
+        """Start `sender`'s lease on the rows it is going to claim of a digest."""
         with self.write() as conn:
+            clock = lease_clock(conn)
+            conn.execute(sender_leases.delete().where(
+                sender_leases.c.expires_at < clock - LEASE_FORGOTTEN))
+            conn.execute(sender_leases.insert().values(
+                sender=sender, digest_id=digest_id, renewed_at=clock, expires_at=clock + lease))
+
+    def renew_lease(self, sender: str, *, lease: timedelta) -> bool:
+        """Extend `sender`'s lease to `lease` from now. False if it had already run out (or
+        is gone): other senders may have taken its rows over, and it must stop."""
+        with self.write() as conn:
+            clock = lease_clock(conn)
             return conn.execute(
+                sender_leases.update()
+                .where(sender_leases.c.sender == sender, sender_leases.c.expires_at >= clock)
+                .values(renewed_at=clock, expires_at=clock + lease)).rowcount == 1
+
+    def release_claims(self, digest_id: int, sender: str) -> int:
+        """Give back the rows `sender` claimed but did not finish (stopped, or deferred), and
+        end its lease."""
+        with self.write() as conn:
+            released = conn.execute(
                 deliveries.update()
                 .where(deliveries.c.digest_id == digest_id, deliveries.c.claimed_by == sender)
                 .values(claimed_by=None, claimed_at=None)
             ).rowcount
+            conn.execute(sender_leases.delete().where(sender_leases.c.sender == sender))
+            return released
 
     def count_status(self, digest_id: int, status: str) -> int:
         with self.read() as conn:
@@ -280,12 +373,14 @@ class Outbox:
     @contextlib.contextmanager
     def ledger(self, digest_id: int, sender: str | None = None,
                refresh_every: timedelta | None = None,
-               hold_results: int = 1) -> Iterator[Ledger]:
+               hold_results: int = 1, lease_held: Callable[[], bool] | None = None) -> Iterator[Ledger]:
         """The delivery ledger of one digest for the length of a send (see `Ledger`).
         A result still held back is written on the way out, whatever ended the send: the
-        server accepted that message. With `sender`, the claims it holds are renewed with an
-        intent at least every `refresh_every` (the sign of life other senders look for)."""
-        ledger = Ledger(self, digest_id, sender, refresh_every, hold_results)
+        server accepted that message. With `sender`, only rows it still holds are written,
+        and the claims it holds are renewed with an intent at least every `refresh_every`
+        (the sign of life older publishers look for); `lease_held` says whether its lease
+        still holds (an intent is written only while it does)."""
+        ledger = Ledger(self, digest_id, sender, refresh_every, hold_results, lease_held)
         try:
             yield ledger
         finally:

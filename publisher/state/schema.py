@@ -1,5 +1,5 @@
 """The state database's schema: its tables, the migrations that bring an older database to
-the current version (v1..v7; the number is cache_sqlite3.SCHEMA_VERSION, read there without
+the current version (v1..v8; the number is cache_sqlite3.SCHEMA_VERSION, read there without
 SQLAlchemy), the column values with a meaning (subscriber and delivery statuses), and how a
 damaged SQLite file is explained. Queries live in State's modules beside this one."""
 
@@ -175,6 +175,19 @@ deliveries = sa.Table(
 )
 sa.Index("deliveries_owed", deliveries.c.digest_id, deliveries.c.status, deliveries.c.subscriber_id)
 
+# v8: one row per running sender (newsletter/sending.py): the lease under which the rows it
+# claimed (deliveries.claimed_by) stay its own. The sender renews it every few seconds while
+# it lives; once expires_at has passed, any sender (another machine, a rerun) may take those
+# rows over. Times are the lease clock's (outbox.lease_clock: the database server's on
+# PostgreSQL, so senders on several machines read one clock).
+sender_leases = sa.Table(
+    "sender_leases", metadata,
+    sa.Column("sender", sa.String(120), primary_key=True),  # as deliveries.claimed_by
+    sa.Column("digest_id", sa.Integer, nullable=False),  # the digest it sends (one per sender)
+    sa.Column("renewed_at", UTCDateTime, nullable=False),  # last heard from
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
 
 # Bounces and complaints that arrived after the server accepted a message (newsletter/
 # bounces.py), and the owner's reactivations: the history behind a suppression. `digest_id`
@@ -306,6 +319,15 @@ def _add_archive_issues(conn: sa.Connection) -> None:
 
 
 MIGRATIONS[7] = _add_archive_issues
+
+
+def _add_sender_leases(conn: sa.Connection) -> None:
+    """v8: the sender_leases table. Rows claimed before it (by an older publisher) have no
+    lease: they keep the old rule (free once claimed_at is 15 minutes old)."""
+    sender_leases.create(conn, checkfirst=True)
+
+
+MIGRATIONS[8] = _add_sender_leases
 
 
 def topic_slugs(stored: str | None) -> tuple[str, ...]:
