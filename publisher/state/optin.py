@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 
-from .schema import (ACTIVE, PENDING, UNSUBSCRIBED, insert_on_conflict, meta, subscribers, topics_json,
+from .schema import (ACTIVE, PENDING, UNSUBSCRIBED, insert_on_conflict, subscribers, topics_json,
                      used_forms, web_limits)
 from .subscriber_list import Subscriber, new_token, subscriber_from_row
 
