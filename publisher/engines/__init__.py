@@ -1,0 +1,41 @@
+"""One module per blog engine: how `publisher init` recognises the engine's folder and reads
+its config (posts folder, URL pattern, site title and address...). Each module has NAME (the
+content.dialect it writes), LABEL (the engine's name for people) and `detect(folder) ->
+Detected | None`, which only reads. No other module names an engine's files.
+
+The engines' rules for reading posts (front matter, dates, slugs) are still in
+content/dialects.py; they are planned to move here too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from . import astro, eleventy, hugo, jekyll, nanoc, pelican
+from .base import Detected, Fact
+
+__all__ = ["ENGINES", "DETECTORS", "Detected", "Fact", "detect", "label"]
+
+ENGINES = (astro, hugo, jekyll, eleventy, pelican, nanoc)
+
+# The order engines are asked in: a surer marker first (hugo.toml is Hugo's alone; a plain
+# config.toml, which several engines use, is taken for Hugo's only when nothing else claimed it).
+DETECTORS: tuple[Callable[[Path], Detected | None], ...] = (
+    astro.detect, hugo.detect, jekyll.detect, eleventy.detect, pelican.detect, nanoc.detect,
+    hugo.detect_late,
+)
+
+
+def detect(folder: Path) -> Detected | None:
+    """The first engine that knows `folder`, with what its config says; None if none does."""
+    for ask in DETECTORS:
+        found = ask(folder)
+        if found is not None:
+            return found
+    return None
+
+
+def label(name: str | None) -> str:
+    """The engine's name for people ("Hugo"), or "" for none."""
+    return next((e.LABEL for e in ENGINES if e.NAME == name), "")

@@ -1,0 +1,96 @@
+"""Jekyll: _config.yml, or a _posts/ of YYYY-MM-DD-* files (GitHub Pages' defaults)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .base import (
+    Detected, first_file, load_data, read_text, rel, set_permalink, translate,
+    valid_timezone,
+)
+
+NAME = "jekyll"
+LABEL = "Jekyll"
+
+
+_JEKYLL_STYLES = {  # jekyll/lib/jekyll/utils.rb: the named permalink styles
+    "date": "/:categories/:year/:month/:day/:title:output_ext",
+    "pretty": "/:categories/:year/:month/:day/:title/",
+    "ordinal": "/:categories/:year/:y_day/:title:output_ext",
+    "weekdate": "/:categories/:year/W:week/:short_day/:title:output_ext",
+    "none": "/:categories/:title:output_ext",
+}
+_JEKYLL_TOKENS = {"year": "{year}", "month": "{month}", "i_month": "{month}", "day": "{day}",
+                  "i_day": "{day}", "title": "{slug}", "slug": "{slug}", "name": "{slug}",
+                  "categories": "{categories}", "output_ext": ".html", "lang": "{lang}"}
+
+def jekyll_permalink(style: str) -> tuple[str, list[str]]:
+    pattern = _JEKYLL_STYLES.get(style, style)
+    return translate(pattern, _JEKYLL_TOKENS, r":([a-z_]+)")
+
+
+
+def _jekyll(folder: Path, marker: Path) -> Detected:
+    d = Detected("jekyll", marker.name + ("/" if marker.is_dir() else ""))
+    if marker.is_dir():  # no _config.yml: GitHub Pages builds such a site with Jekyll's defaults
+        data = {}
+    else:
+        data = load_data(marker)
+        if data is None:
+            d.notes.append(f"{marker.name}: not readable as YAML; nothing read from it")
+            data = {}
+    name = "_config.yml" if marker.is_dir() else marker.name
+    if data.get("title"):
+        d.found("site.title", str(data["title"]), f"{name}: title")
+    url = str(data.get("url") or "").rstrip("/")
+    if url:
+        baseurl = str(data.get("baseurl") or "").strip("/")
+        d.found("site.url", url + ("/" + baseurl if baseurl else ""),
+                f"{name}: url" + (" + baseurl" if baseurl else ""))
+    elif (folder / "CNAME").is_file() and read_text(folder / "CNAME").strip():
+        domain = read_text(folder / "CNAME").split()[0].strip("/")
+        d.guess("site.url", "https://" + domain, "CNAME: the GitHub Pages domain")
+    for key in ("lang", "locale", "language"):
+        if data.get(key):
+            d.found("site.language", str(data[key]).replace("_", "-"), f"{name}: {key}")
+            break
+    if isinstance(data.get("description"), str):
+        d.found("site.description", data["description"].strip(), f"{name}: description")
+    author = data.get("author")
+    if isinstance(author, dict):
+        if author.get("name"):
+            d.found("site.author.name", str(author["name"]), f"{name}: author.name")
+        if author.get("email"):
+            d.found("site.author.email", str(author["email"]), f"{name}: author.email")
+    elif isinstance(author, str) and author:
+        d.found("site.author.name", author, f"{name}: author")
+    if isinstance(data.get("email"), str) and data["email"].strip() and "site.author.email" not in d.facts:
+        d.found("site.author.email", data["email"].strip(), f"{name}: email")
+    if data.get("timezone") and valid_timezone(data["timezone"]):
+        d.found("newsletter.timezone", str(data["timezone"]), f"{name}: timezone")
+    collections = str(data.get("collections_dir") or "").strip("/")
+    posts = folder / collections / "_posts" if collections else folder / "_posts"
+    d.found("content.dir", rel(posts, folder), "Jekyll's posts folder")
+    style = data.get("permalink")
+    if style:
+        text, unknown = jekyll_permalink(str(style))
+        set_permalink(d, text, unknown, f"{name}: permalink: {style}",
+                       jekyll_permalink("date")[0])
+    else:
+        d.guess("content.permalink", jekyll_permalink("date")[0],
+                "Jekyll's default permalink style (date)")
+    d.guess("feeds.output_dir", "public", "Jekyll wipes _site/ at each build: copy public/ to "
+            "the site's root when you deploy")
+    d.notes.append(f"add config.yaml, public and .publisher to {name}'s exclude: list, so Jekyll "
+                   "does not publish them")
+    return d
+
+def detect(folder: Path) -> Detected | None:
+    marker = first_file(folder, "_config.yml", "_config.yaml")
+    if marker:
+        return _jekyll(folder, marker)
+    posts = folder / "_posts"
+    if posts.is_dir() and any(re.match(r"\d{4}-\d\d-\d\d-", p.name) for p in posts.iterdir()):
+        return _jekyll(folder, posts)  # _posts/YYYY-MM-DD-*: Jekyll's alone
+    return None
