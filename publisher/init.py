@@ -3,8 +3,9 @@
 `detect(folder)` only reads: it asks each engine module (publisher/engines/) in turn whether
 it knows the folder; the one that does reads the site's title, URL, language, time zone,
 posts folder and URL pattern from the engine's own config. Every value is a Fact that says
-where it came from, or why it is a guess; what no engine said is guessed here. `write_config` renders the facts as YAML with a
-comment per key and writes it, never over an existing file. An empty folder gets a starter
+where it came from, or why it is a guess; what no engine said is guessed here.
+`render_config` renders the facts as YAML with a comment per key; it is written, never over
+an existing file. An empty folder gets a starter
 site instead: config.yaml and one example post.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import engines
-from .config import PLACEHOLDER_URL
+from .config import DIALECTS, PLACEHOLDER_URL
 from .engines.base import Detected, Fact, posts_folder, rel
 from .engines.eleventy import eleventy_permalink
 from .engines.hugo import hugo_permalink
@@ -64,8 +65,12 @@ def _finish(d: Detected, folder: Path) -> Detected:
         d.guess("content.dir", "content", "no posts folder found")
     if d.engine and "content.permalink" not in f:
         d.guess("content.permalink", "/blog/{slug}/", "no URL pattern found")
-    if d.engine:
-        d.found("content.dialect", d.engine, d.marker)
+    if d.engine and "content.dialect" not in f:
+        if d.engine in DIALECTS:
+            d.found("content.dialect", d.engine, d.marker)
+        else:  # an engine init knows before publisher reads its posts its own way
+            d.guess("content.dialect", "auto", f"publisher has no {engines.label(d.engine)} dialect "
+                    "yet: posts are read by publisher's own rules; check dates and URLs")
     return d
 
 
@@ -112,7 +117,7 @@ def render_config(d: Detected) -> str:
     if "content.dialect" in f:
         key("  ", "dialect", "content.dialect")
     else:
-        lines.append("  dialect: auto  # posts as publisher reads them; " + "|".join(e.NAME for e in engines.ENGINES))
+        lines.append("  dialect: auto  # posts as publisher reads them; " + "|".join(d for d in DIALECTS if d != "auto"))
     key("  ", "permalink", "content.permalink")
     if "content.exclude" in f:
         lines.append(f"  exclude: {json.dumps(f['content.exclude'].value)}{_comment(f['content.exclude'])}")
@@ -209,7 +214,7 @@ def init_site(folder: Path, config_path: Path, today: datetime | None = None) ->
         d.guess("content.permalink", "/blog/{slug}/", "publisher's default URLs")
         d.guess("feeds.output_dir", "public", "publisher's default")
     for key, fact in d.facts.items():
-        if key == "content.dialect":
+        if key == "content.dialect" and not fact.guessed:
             continue
         kind = "guessed" if fact.guessed else "found"
         report.lines.append(f"{kind}: {key} = {fact.value} ({fact.source})")

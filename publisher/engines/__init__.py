@@ -12,18 +12,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from . import astro, eleventy, hugo, jekyll, nanoc, pelican
+from . import astro, docusaurus, eleventy, hexo, hugo, jekyll, nanoc, pelican, starlight, zola
 from .base import Detected, Fact
 
 __all__ = ["ENGINES", "DETECTORS", "Detected", "Fact", "detect", "label"]
 
-ENGINES = (astro, hugo, jekyll, eleventy, pelican, nanoc)
+ENGINES = (starlight, astro, hugo, hexo, jekyll, eleventy, pelican, nanoc, docusaurus, zola)
 
-# The order engines are asked in: a surer marker first (hugo.toml is Hugo's alone; a plain
-# config.toml, which several engines use, is taken for Hugo's only when nothing else claimed it).
+# The order engines are asked in: a surer marker first. Starlight is an Astro site with a plugin;
+# hugo.toml is Hugo's alone, but a plain config.toml (Zola's too) is taken for Hugo's only when
+# nothing else claimed the folder; Hexo keeps its config in _config.yml as Jekyll does, so
+# Hexo's surer signs (package.json, source/_posts) are looked for first.
 DETECTORS: tuple[Callable[[Path], Detected | None], ...] = (
-    astro.detect, hugo.detect, jekyll.detect, eleventy.detect, pelican.detect, nanoc.detect,
-    hugo.detect_late,
+    starlight.detect, astro.detect, hugo.detect, hexo.detect, jekyll.detect, eleventy.detect,
+    pelican.detect, nanoc.detect, docusaurus.detect, zola.detect, hugo.detect_late,
 )
 
 

@@ -78,7 +78,7 @@ def js_string(text: str, key: str) -> str | None:
 
 def py_string(text: str, name: str) -> str | None:
     """The string assigned to NAME at the top level of Python source (u'', (...) allowed)."""
-    m = re.search(r"(?m)^" + re.escape(name) + r"""\s*=\s*\(?\s*[uUrR]?(["'])(.*?)\1\s*\)?\s*(#.*)?$""", text)
+    m = re.search(r"(?m)^" + re.escape(name) + r"""\s*=\s*\(?\s*[uUrR]?(["'])((?:(?!\1).)*)\1\s*\)?\s*(#.*)?$""", text)
     return m.group(2) if m else None
 
 
@@ -166,6 +166,9 @@ def translate(pattern: str, tokens: dict[str, str], token_re: str) -> tuple[str,
 
 
 def set_permalink(d: Detected, pattern: str, unknown: list[str], source: str, fallback: str) -> None:
+    """The URL pattern read from the engine, or `fallback` said to be a guess. Hexo's, Eleventy's
+    and Jekyll's patterns are root-relative with or without their leading '/': it is added."""
+    pattern = "/" + pattern.lstrip("/")
     if unknown or "{" not in pattern:
         d.guess("content.permalink", fallback,
                 f"{source} uses {', '.join(unknown) or 'no placeholder'}, which publisher has no "
@@ -179,3 +182,46 @@ def first_file(folder: Path, *names: str) -> Path | None:
         if (folder / name).is_file():
             return folder / name
     return None
+
+
+def js_object(text: str, start: str) -> str | None:
+    """The object literal that follows the regular expression `start` in JS source (the `{...}`
+    of `starlight({...})` or `blog: {...}`), braces balanced, without its own braces; None if
+    absent. Braces inside string literals are skipped."""
+    m = re.search(start + r"\s*\{", text)
+    if not m:
+        return None
+    depth, i, quote = 0, m.end() - 1, ""
+    while i < len(text):
+        c = text[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = ""
+        elif c in "\"'`":
+            quote = c
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return text[m.end():i]
+        i += 1
+    return None
+
+
+def js_top_level(block: str) -> str:
+    """`block` with what its nested objects and arrays hold blanked out, so that a key read
+    from it is the block's own (`title:` of starlight({...}), not of a plugin inside)."""
+    out, depth = [], 0
+    for c in block:
+        if c in "{[":
+            depth += 1
+            out.append(c)
+        elif c in "}]":
+            depth = max(depth - 1, 0)
+            out.append(c)
+        else:
+            out.append(c if depth == 0 else " ")
+    return "".join(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .base import (
@@ -13,16 +14,25 @@ NAME = "hugo"
 LABEL = "Hugo"
 
 
+# publisher's hugo dialect fills {stem} with the front matter's slug, else the file's base
+# name: Hugo's :slugorcontentbasename. Hugo's :contentbasename (and the older :filename) is the
+# base name whatever `slug` says; publisher has no placeholder for that, so {stem} stands in
+# and a note says where the two differ (hugo_permalink's caller).
 _HUGO_TOKENS = {"year": "{year}", "month": "{month}", "day": "{day}", "slug": "{slug}",
                 "title": "{title}", "filename": "{stem}", "contentbasename": "{stem}",
-                "slugorfilename": "{slug}", "slugorcontentbasename": "{slug}", "lang": "{lang}"}
-
+                "slugorfilename": "{stem}", "slugorcontentbasename": "{stem}", "lang": "{lang}"}
+_BASENAME_ONLY = re.compile(r":(contentbasename|filename)\b")
 
 
 def hugo_permalink(pattern: str, section: str) -> tuple[str, list[str]]:
+    """Hugo's tokens as publisher's placeholders. Hugo (uglyURLs false, its default) ends
+    every permalink with '/': `/posts/:slug` publishes /posts/x/."""
     tokens = dict(_HUGO_TOKENS, section=section, sections=section)
-    return translate(pattern, tokens, r":([a-z_]+)")
-
+    text, unknown = translate(pattern, tokens, r":([a-z_]+)")
+    last = text.rsplit("/", 1)[-1]
+    if text and not text.endswith("/") and "." not in last:
+        text += "/"
+    return text, unknown
 
 
 _HUGO_KEYS = {"baseurl", "languagecode", "defaultcontentlanguage", "theme", "permalinks",
@@ -48,10 +58,15 @@ def _hugo_config(folder: Path) -> tuple[dict, str] | None:
             if data is None:
                 continue
             names.append(path.name)
-            if path.stem in ("hugo", "config"):
+            key, _, lang = path.stem.lower().partition(".")
+            if key in ("hugo", "config"):
                 merged = {**lower_keys(data), **merged}
+            elif lang:  # languages.en.toml (menus.fr.toml...) is languages.en's value
+                section = merged.setdefault(key, {})
+                if isinstance(section, dict):
+                    section[lang] = lower_keys(data)
             else:  # languages.toml, params.toml, permalinks.toml... are that key's value
-                merged[path.stem.lower()] = lower_keys(data)
+                merged[key] = lower_keys(data)
         if names:
             return merged, "config/_default/" + ("hugo.toml" if "hugo.toml" in names else names[0])
     return None
@@ -79,9 +94,14 @@ def _hugo(folder: Path, data: dict, marker: str) -> Detected:
                 "whose default is en")
     lang_conf = languages.get(str(lang or "en").lower(), {}) if languages else {}
     lang_conf = lang_conf if isinstance(lang_conf, dict) else {}
-    title = data.get("title") or lang_conf.get("title")
-    if title:
-        d.found("site.title", str(title), f"{marker}: title")
+    code = str(lang or "en").lower()
+    if lang_conf.get("title"):  # the default language's own title wins over the site's
+        split = next((f"config/_default/languages.{code}{s}" for s in (".toml", ".yaml", ".yml", ".json")
+                      if (folder / "config" / "_default" / f"languages.{code}{s}").is_file()), None)
+        d.found("site.title", str(lang_conf["title"]),
+                f"{split}: title" if split else where("languages", f"{code}.title"))
+    elif data.get("title"):
+        d.found("site.title", str(data["title"]), f"{marker}: title")
     if data.get("baseurl"):
         d.found("site.url", str(data["baseurl"]), f"{marker}: baseURL")
     params = data.get("params") if isinstance(data.get("params"), dict) else {}
@@ -111,6 +131,9 @@ def _hugo(folder: Path, data: dict, marker: str) -> Detected:
         text, unknown = hugo_permalink(pattern, section)
         label = where("permalinks", ("page." if pattern is page.get(section) else "") + section)
         set_permalink(d, text, unknown, f"{label} = {pattern!r}", default)
+        if _BASENAME_ONLY.search(pattern):
+            d.notes.append(f"{pattern}: Hugo's :contentbasename is the file's name even when a post "
+                           "sets `slug`; publisher's {stem} takes the slug then: check such posts' URLs")
     else:
         d.guess("content.permalink", default, f"Hugo's default URL for the {section or 'content'} section")
     if (posts and "{path}" not in d.value("content.permalink")
@@ -118,6 +141,9 @@ def _hugo(folder: Path, data: dict, marker: str) -> Detected:
                     for p in posts.iterdir())):
         d.notes.append(f"{rel(posts, folder)}/ has sub-folders of posts: Hugo puts their folders "
                        f"in the URL, which {d.value('content.permalink')} does not")
+    if data.get("defaultcontentlanguageinsubdir") is True:
+        d.notes.append(f"{marker}: defaultContentLanguageInSubdir puts the {code} posts under /{code}/: "
+                       f"start content.permalink with /{code} (translations keep their own /<lang>/)")
     others = sorted(k for k in languages if k != str(lang or "en").lower())
     if others:
         d.notes.append(f"translations ({', '.join(others)}) get their own feeds under <lang>/")

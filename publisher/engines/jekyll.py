@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 from .base import (
-    Detected, first_file, load_data, read_text, rel, set_permalink, translate,
+    SKIP_DIRS, Detected, first_file, load_data, read_text, rel, set_permalink, translate,
     valid_timezone,
 )
 
@@ -43,11 +44,16 @@ def _jekyll(folder: Path, marker: Path) -> Detected:
     name = "_config.yml" if marker.is_dir() else marker.name
     if data.get("title"):
         d.found("site.title", str(data["title"]), f"{name}: title")
+    elif isinstance(data.get("name"), str) and data["name"].strip():  # jekyll-feed's fallback
+        d.found("site.title", data["name"].strip(), f"{name}: name")
     url = str(data.get("url") or "").rstrip("/")
     if url:
         baseurl = str(data.get("baseurl") or "").strip("/")
+        if data.get("enforce_ssl") and url.startswith("http://"):  # the site redirects to https
+            url = "https://" + url.removeprefix("http://")
         d.found("site.url", url + ("/" + baseurl if baseurl else ""),
-                f"{name}: url" + (" + baseurl" if baseurl else ""))
+                f"{name}: url" + (" + baseurl" if baseurl else "")
+                + (" (https: enforce_ssl)" if data.get("enforce_ssl") else ""))
     elif (folder / "CNAME").is_file() and read_text(folder / "CNAME").strip():
         domain = read_text(folder / "CNAME").split()[0].strip("/")
         d.guess("site.url", "https://" + domain, "CNAME: the GitHub Pages domain")
@@ -71,12 +77,19 @@ def _jekyll(folder: Path, marker: Path) -> Detected:
         d.found("newsletter.timezone", str(data["timezone"]), f"{name}: timezone")
     collections = str(data.get("collections_dir") or "").strip("/")
     posts = folder / collections / "_posts" if collections else folder / "_posts"
-    d.found("content.dir", rel(posts, folder), "Jekyll's posts folder")
-    style = data.get("permalink")
+    nested = [] if posts.is_dir() else _nested_posts(posts.parent)
+    if len(nested) == 1:  # en/news/_posts: folders above _posts are categories to Jekyll
+        d.found("content.dir", rel(nested[0], folder), "Jekyll's posts folder (the only _posts/)")
+    elif nested:
+        common = Path(os.path.commonpath(nested))
+        d.guess("content.dir", rel(common, folder) if common != folder else ".",
+                f"the folder holding every _posts/ ({', '.join(rel(p, folder) for p in nested)})")
+    else:
+        d.found("content.dir", rel(posts, folder), "Jekyll's posts folder")
+    style, where = _permalink_setting(data, name)
     if style:
         text, unknown = jekyll_permalink(str(style))
-        set_permalink(d, text, unknown, f"{name}: permalink: {style}",
-                       jekyll_permalink("date")[0])
+        set_permalink(d, text, unknown, f"{where}: {style}", jekyll_permalink("date")[0])
     else:
         d.guess("content.permalink", jekyll_permalink("date")[0],
                 "Jekyll's default permalink style (date)")
@@ -85,6 +98,36 @@ def _jekyll(folder: Path, marker: Path) -> Detected:
     d.notes.append(f"add config.yaml, public and .publisher to {name}'s exclude: list, so Jekyll "
                    "does not publish them")
     return d
+
+def _nested_posts(base: Path) -> list[Path]:
+    """The _posts/ folders below `base` (a site per language: en/news/_posts, fr/news/_posts)."""
+    found = []
+    for root, dirs, _files in os.walk(base):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith(".") and d != "_site")
+        if "_posts" in dirs:
+            found.append(Path(root) / "_posts")
+            dirs.remove("_posts")
+    return found
+
+
+def _permalink_setting(data: dict, name: str) -> tuple[object, str]:
+    """The permalink a post gets, as Jekyll decides it: a front matter default for the posts
+    (`defaults:` with `scope: {type: posts}` and no narrower path) beats the posts
+    collection's `permalink`, which beats the site's `permalink`."""
+    defaults = data.get("defaults") if isinstance(data.get("defaults"), list) else []
+    for i, entry in enumerate(defaults):
+        if not isinstance(entry, dict):
+            continue
+        scope = entry.get("scope") if isinstance(entry.get("scope"), dict) else {}
+        values = entry.get("values") if isinstance(entry.get("values"), dict) else {}
+        if scope.get("type") == "posts" and not str(scope.get("path") or "").strip("/") and values.get("permalink"):
+            return values["permalink"], f"{name}: defaults[{i}] (type posts) permalink"
+    collections = data.get("collections") if isinstance(data.get("collections"), dict) else {}
+    posts = collections.get("posts") if isinstance(collections.get("posts"), dict) else {}
+    if posts.get("permalink"):
+        return posts["permalink"], f"{name}: collections.posts.permalink"
+    return data.get("permalink"), f"{name}: permalink"
+
 
 def detect(folder: Path) -> Detected | None:
     marker = first_file(folder, "_config.yml", "_config.yaml")

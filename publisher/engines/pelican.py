@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .base import (
@@ -31,9 +32,16 @@ def _pelican(folder: Path, marker: Path) -> Detected:
         value = py_string(conf, name)
         if value:
             d.found(key, value, f"{marker.name}: {name}")
-    url = py_string(publish, "SITEURL") or py_string(conf, "SITEURL")
-    if url:
-        d.found("site.url", url, ("publishconf.py" if py_string(publish, "SITEURL") else marker.name) + ": SITEURL")
+    # publishconf.py is what `pelican -s publishconf.py` publishes with: its SITEURL wins.
+    for text, label in ((publish, "publishconf.py"), (conf, marker.name)):
+        url = py_string(text, "SITEURL")
+        if url:
+            d.found("site.url", url, f"{label}: SITEURL")
+            break
+        m = re.search(r"""(?m)^SITEURL\s*=\s*[^#\n]*?[uUrR]?(["'])([^"'\n]+)\1""", text)
+        if m:  # SITEURL = 'x' if os.environ.get(...) else 'y': computed when Pelican runs
+            d.guess("site.url", m.group(2), f"{label}: SITEURL is computed; its first address was taken")
+            break
     zone = py_string(conf, "TIMEZONE")
     if zone and valid_timezone(zone):
         d.found("newsletter.timezone", zone, f"{marker.name}: TIMEZONE")
