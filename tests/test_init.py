@@ -655,12 +655,22 @@ def test_starlight_blog(tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "found: Starlight blog (astro.config.mjs)"
-    assert any(line.startswith("note: posts in other languages (de)") for line in lines)
+    assert ("found: content.dir = src/content/docs (astro.config.mjs: starlight-blog publishes blog/ and "
+            "de/blog/)") in lines
     data = written(folder)
     assert data["site"] == {"title": "Fern Notes", "url": "https://ferns.example.net", "language": "en"}
-    assert data["content"] == {"dir": "src/content/docs/blog", "dialect": "starlight", "permalink": "/blog/{slug}/"}
+    assert data["content"] == {"dir": "src/content/docs", "dialect": "starlight", "permalink": "/{slug}/",
+                               "exclude": ["index.mdx", "de/guides"]}
     assert "guessed: astro.config.mjs: the first address in const site" in (folder / "config.yaml").read_text()
     assert_loads(folder)
+
+
+def test_starlight_blog_in_one_language(tmp_path):
+    folder = blog(tmp_path, "starlight-blog")
+    shutil.rmtree(folder / "src" / "content" / "docs" / "de")
+    d = detect(folder)
+    assert (d.value("content.dir"), d.value("content.permalink"), d.value("content.exclude")) == (
+        "src/content/docs/blog", "/blog/{slug}/", None)
 
 
 def test_starlight_without_the_blog_plugin_is_no_blog_of_posts(tmp_path):

@@ -39,8 +39,8 @@ def _astro(folder: Path, marker: Path) -> Detected:
                 break
     # The posts folder: the base of a glob() loader in the content config, else src/content/blog.
     collections = first_file(folder / "src", "content.config.ts", "content.config.mjs",
-                         "content.config.js", "content/config.ts", "content/config.mjs",
-                         "content/config.js")
+                             "content.config.js", "content/config.ts", "content/config.mjs",
+                             "content/config.js")
     bases: list[str] = []
     if collections:
         source = strip_js_comments(read_text(collections))
@@ -65,8 +65,7 @@ def _astro(folder: Path, marker: Path) -> Detected:
                     key=lambda p: (len(p.parts), str(p)))
     if routes:
         route = routes[0]
-        pattern = "/" + "".join(_ROUTE_PARAMS.get(p.strip("[]."), p) + "/"
-                                for p in _post_route(rel(route, pages)))
+        pattern = "/" + "".join(_placeholder(p) + "/" for p in _post_route(rel(route, pages)))
         if "{year}" in pattern and d.value("content.dir") and _dated_names(folder / d.value("content.dir")):
             d.guess("content.dialect", "auto", f"src/pages/{rel(route, pages)} takes the date from "
                     "the YYYY-MM-DD- file names, which the astro dialect does not read")
@@ -84,9 +83,13 @@ def _astro(folder: Path, marker: Path) -> Detected:
 # A post route's segments: [slug].astro, [...slug].astro, [...slug]/index.astro, [id], [post],
 # under folders and [year]/[month]/[day]/[lang] params. Not a listing ([...page], [tag]).
 _ROUTE_PARAMS = {"year": "{year}", "month": "{month}", "day": "{day}", "lang": "{lang}",
-                 "locale": "{lang}", "slug": "{slug}", "...slug": "{slug}", "id": "{slug}",
-                 "...id": "{slug}", "post": "{slug}"}
+                 "locale": "{lang}", "slug": "{slug}", "id": "{slug}", "post": "{slug}"}
 _POST_PARAM = re.compile(r"\[(\.\.\.)?(slug|id|post)\]")
+
+
+def _placeholder(segment: str) -> str:
+    """A route folder's name as it is in the URL; a [param] as publisher's placeholder."""
+    return _ROUTE_PARAMS[segment.strip("[]").lstrip(".")] if segment.startswith("[") else segment
 
 
 def _post_route(path: str) -> list[str] | None:
@@ -100,7 +103,7 @@ def _post_route(path: str) -> list[str] | None:
         parts.append(last.removesuffix(".astro"))
     else:
         return None
-    params = [p.strip("[]") for p in parts if p.startswith("[")]
+    params = [p.strip("[]").lstrip(".") for p in parts if p.startswith("[")]
     if any(p not in _ROUTE_PARAMS for p in params):
         return None
     return parts

@@ -29,6 +29,32 @@ def _language(d: Detected, marker: Path, block: str) -> None:
         d.found("site.language", default, f"{marker.name}: starlight defaultLocale")
 
 
+def _blog_posts(d: Detected, marker: Path, docs: Path) -> None:
+    """starlight-blog's posts: docs/blog/ at /blog/<id>/; with posts in other languages too
+    (docs/<lang>/blog/, at /<lang>/blog/<id>/), the whole docs collection at /<id>/ with every
+    other page excluded (docs pages have no dates: they would be skipped, each with a warning)."""
+    others = sorted(p.parent.name for p in docs.glob("*/blog") if p.is_dir() and p.parent != docs)
+    if not others:
+        d.found("content.dir", "src/content/docs/blog", f"{marker.name}: starlight-blog publishes "
+                "src/content/docs/blog/")
+        d.found("content.permalink", "/blog/{slug}/", "starlight-blog's URLs: /blog/ and the post's id")
+        return
+    # A pattern without '/' matches that file name anywhere (content.exclude): a docs page
+    # named as some post's file (index.mdx) is left in, to be skipped with a warning.
+    in_blogs = {p.name for b in [docs / "blog", *(docs / o / "blog" for o in others)] for p in b.rglob("*")}
+    exclude = [p.name for p in sorted(docs.iterdir())
+               if not p.name.startswith(".") and p.name != "blog" and p.name not in others
+               and not (p.is_file() and p.name in in_blogs)]
+    for lang in others:
+        exclude += [f"{lang}/{p.name}" for p in sorted((docs / lang).iterdir())
+                    if not p.name.startswith(".") and p.name != "blog"]
+    where = f"{marker.name}: starlight-blog publishes blog/ and {', '.join(o + '/blog/' for o in others)}"
+    d.found("content.dir", "src/content/docs", where)
+    d.found("content.permalink", "/{slug}/", "Starlight's URLs: the page's id (blog/..., <lang>/blog/...)")
+    if exclude:
+        d.found("content.exclude", exclude, "the docs pages besides the blog's")
+
+
 def _starlight(folder: Path, marker: Path) -> Detected:
     d = Detected(NAME, marker.name)
     config = strip_js_comments(read_text(marker))
@@ -48,15 +74,7 @@ def _starlight(folder: Path, marker: Path) -> Detected:
         d.found("site.title", js_string(js_top_level(block), "title"), f"{marker.name}: starlight title")
     docs = folder / "src" / "content" / "docs"
     if blog is not None:
-        posts = docs / "blog"
-        d.found("content.dir", "src/content/docs/blog", f"{marker.name}: starlight-blog publishes "
-                "src/content/docs/blog/")
-        d.found("content.permalink", "/blog/{slug}/", "starlight-blog's URLs: /blog/ and the post's id")
-        others = sorted(p.parent.name for p in docs.glob("*/blog") if p.is_dir() and p != posts)
-        if others:
-            d.notes.append(f"posts in other languages ({', '.join(others)}) are in src/content/docs/<lang>/blog/: "
-                           "to include them, set content.dir: src/content/docs and content.permalink: /{slug}/ "
-                           "(the docs' other pages have no dates and are skipped)")
+        _blog_posts(d, marker, docs)
     else:
         d.guess("content.dir", "src/content/docs", "Starlight's docs collection: its pages are docs, "
                 "not posts (no starlight-blog plugin); point content.dir at your posts")
