@@ -721,6 +721,23 @@ def test_zola(tmp_path):
     assert_loads(folder)
 
 
+def test_jekyll_without_a_title_takes_its_own_feed_templates(tmp_path):
+    """No _config.yml title (a GitHub Pages site without config): the site's own atom.xml names
+    the blog literally; a Liquid title is no title."""
+    (tmp_path / "_posts").mkdir()
+    (tmp_path / "_posts" / "2011-02-03-kites.md").write_text("---\ntitle: Kites\n---\nx\n", encoding="utf-8")
+    (tmp_path / "atom.xml").write_text(
+        '---\n---\n<?xml version="1.0"?>\n<feed xmlns="http://www.w3.org/2005/Atom">\n <title>Kite Diary</title>\n'
+        ' <updated>{{ site.time | date_to_xmlschema }}</updated>\n <author>\n   <name>Ola Nordmann</name>\n'
+        ' </author>\n</feed>\n', encoding="utf-8")
+    d = detect(tmp_path)
+    assert (d.value("site.title"), d.facts["site.title"].source, d.facts["site.title"].guessed) == (
+        "Kite Diary", "atom.xml: the feed's <title>", True)
+    assert d.value("site.author.name") == "Ola Nordmann"
+    (tmp_path / "atom.xml").write_text("<feed><title>{{ site.title }}</title></feed>", encoding="utf-8")
+    assert detect(tmp_path).facts["site.title"].source == "the folder's name"
+
+
 def test_pelican_publishconf_wins_and_a_computed_siteurl_is_a_guess(tmp_path):
     folder = blog(tmp_path, "pelican")
     (folder / "pelicanconf.py").write_text((folder / "pelicanconf.py").read_text(encoding="utf-8")

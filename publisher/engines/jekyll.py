@@ -46,6 +46,8 @@ def _jekyll(folder: Path, marker: Path) -> Detected:
         d.found("site.title", str(data["title"]), f"{name}: title")
     elif isinstance(data.get("name"), str) and data["name"].strip():  # jekyll-feed's fallback
         d.found("site.title", data["name"].strip(), f"{name}: name")
+    else:
+        _feed_template(d, folder)
     url = str(data.get("url") or "").rstrip("/")
     if url:
         baseurl = str(data.get("baseurl") or "").strip("/")
@@ -98,6 +100,20 @@ def _jekyll(folder: Path, marker: Path) -> Detected:
     d.notes.append(f"add config.yaml, public and .publisher to {name}'s exclude: list, so Jekyll "
                    "does not publish them")
     return d
+
+def _feed_template(d: Detected, folder: Path) -> None:
+    """No title in the config (GitHub Pages sites often have none): the site's own feed
+    template (atom.xml, feed.xml, rss.xml at its root) may hold it, and the author, literally."""
+    for feed_name in ("atom.xml", "feed.xml", "rss.xml"):
+        text = read_text(folder / feed_name)
+        title = re.search(r"<title>([^<{]+)</title>", text)
+        if title and title.group(1).strip():
+            d.guess("site.title", title.group(1).strip(), f"{feed_name}: the feed's <title>")
+            author = re.search(r"<author>\s*<name>([^<{]+)</name>", text)
+            if author and author.group(1).strip():
+                d.guess("site.author.name", author.group(1).strip(), f"{feed_name}: the feed's <author>")
+            return
+
 
 def _nested_posts(base: Path) -> list[Path]:
     """The _posts/ folders below `base` (a site per language: en/news/_posts, fr/news/_posts)."""
