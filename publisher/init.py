@@ -21,15 +21,9 @@ from typing import Any
 from . import engines
 from .config import DIALECTS, PLACEHOLDER_URL
 from .engines.base import Detected, Fact, posts_folder, rel
-from .engines.eleventy import eleventy_permalink
-from .engines.hugo import hugo_permalink
-from .engines.jekyll import jekyll_permalink
-from .engines.pelican import pelican_permalink
 from .errors import ConfigError
 
-# Re-exported: tests and callers name them from here.
-__all__ = ["Detected", "Fact", "InitReport", "detect", "eleventy_permalink", "hugo_permalink",
-           "init_site", "jekyll_permalink", "pelican_permalink", "render_config"]
+__all__ = ["Detected", "Fact", "InitReport", "detect", "init_site", "render_config"]
 
 
 @dataclass

@@ -16,7 +16,11 @@ from click.testing import CliRunner
 
 from publisher.cli import main
 from publisher.config import load_config
-from publisher.init import detect, eleventy_permalink, hugo_permalink, jekyll_permalink, pelican_permalink
+from publisher.engines.eleventy import eleventy_permalink
+from publisher.engines.hugo import hugo_permalink
+from publisher.engines.jekyll import jekyll_permalink
+from publisher.engines.pelican import pelican_permalink
+from publisher.init import detect
 
 FIXTURES = Path(__file__).parent / "fixtures" / "init"
 
