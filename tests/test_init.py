@@ -16,7 +16,11 @@ from click.testing import CliRunner
 
 from publisher.cli import main
 from publisher.config import load_config
-from publisher.init import detect, eleventy_permalink, hugo_permalink, jekyll_permalink, pelican_permalink
+from publisher.engines.eleventy import eleventy_permalink
+from publisher.engines.hugo import hugo_permalink
+from publisher.engines.jekyll import jekyll_permalink
+from publisher.engines.pelican import pelican_permalink
+from publisher.init import detect
 
 FIXTURES = Path(__file__).parent / "fixtures" / "init"
 
@@ -389,7 +393,8 @@ def test_unknown_folder_with_markdown_gets_a_plain_config(tmp_path):
     result = init(str(tmp_path))
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == "found: no known engine (Astro, Hugo, Jekyll, Eleventy, Pelican, nanoc); writing a plain config"
+    assert lines[0] == ("found: no known engine (Starlight, Astro, Hugo, Hexo, Jekyll, Eleventy, Pelican, nanoc, "
+                        "Docusaurus, Zola); writing a plain config")
     assert "guessed: content.dir = notes (the folder holding the most Markdown)" in lines
     data = written(tmp_path)
     assert data["content"] == {"dir": "notes", "dialect": "auto", "permalink": "/blog/{slug}/"}
@@ -506,3 +511,246 @@ def test_deep_nesting_in_the_engine_config_is_named_never_a_traceback(tmp_path, 
     assert "Traceback" not in result.stderr
     assert f"publisher: WARNING: {name}: not read: nested more than 100 levels deep" in result.stderr
     assert (tmp_path / "config.yaml").is_file()
+
+
+# --- engines init read wrong on real blogs (issue #27) ------------------------------------
+
+def test_permalinks_without_a_leading_slash_get_one(tmp_path):
+    """Hexo's, Eleventy's and Jekyll's patterns are root-relative without their '/': init used
+    to copy them as they were, a permalink publisher's own validator refuses (build exit 2)."""
+    folder = blog(tmp_path, "eleventy-fileslug")
+    assert init(str(folder)).exit_code == 0
+    assert written(folder)["content"]["permalink"] == "/notes/{slug}/"
+    assert_loads(folder)
+    folder = blog(tmp_path, "jekyll-i18n")  # permalink: :title
+    assert init(str(folder)).exit_code == 0
+    assert written(folder)["content"]["permalink"] == "/{slug}"
+    assert_loads(folder)
+
+
+def test_hugo_permalink_tokens_end_with_a_slash_and_slug_or_base_name_is_stem():
+    """Hugo (uglyURLs false) ends every permalink with '/'; :slugorcontentbasename is what
+    publisher's hugo {stem} is (slug, else the file's base name)."""
+    assert hugo_permalink("/posts/:year-:month-:day/:slug", "posts") == ("/posts/{year}-{month}-{day}/{slug}/", [])
+    assert hugo_permalink("/:slugorcontentbasename", "posts") == ("/{stem}/", [])
+    assert hugo_permalink("/:slugorfilename/", "posts") == ("/{stem}/", [])
+    assert hugo_permalink("/feeds/:slug.xml", "posts") == ("/feeds/{slug}.xml", [])
+
+
+def test_hugo_contentbasename_says_publisher_takes_the_slug(tmp_path):
+    (tmp_path / "hugo.toml").write_text('baseURL = "https://a.example/"\ntitle = "A"\n'
+                                        '[permalinks]\n  blog = "/:year/:month/:contentbasename/"\n',
+                                        encoding="utf-8")
+    (tmp_path / "content" / "blog").mkdir(parents=True)
+    (tmp_path / "content" / "blog" / "x.md").write_text("---\ntitle: X\n---\n", encoding="utf-8")
+    d = detect(tmp_path)
+    assert d.value("content.permalink") == "/{year}/{month}/{stem}/"
+    assert any(":contentbasename is the file's name even when a post sets `slug`" in n for n in d.notes)
+
+
+def test_hugo_split_config_with_a_file_per_language(tmp_path):
+    """config/_default/languages.en.toml holds languages.en: its title is the site's; the
+    permalink gets Hugo's trailing '/'; defaultContentLanguageInSubdir is said."""
+    folder = blog(tmp_path, "hugo-multilingual")
+    result = init(str(folder))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "found: site.title = Frost Diary (config/_default/languages.en.toml: title)" in lines
+    assert ("found: content.permalink = /posts/{year}-{month}-{day}/{slug}/ "
+            "(config/_default/hugo.toml: permalinks.posts = '/posts/:year-:month-:day/:slug')") in lines
+    assert any("defaultContentLanguageInSubdir puts the en posts under /en/" in line for line in lines)
+    assert "note: translations (de) get their own feeds under <lang>/" in lines
+    data = written(folder)
+    assert (data["site"]["title"], data["site"]["url"], data["site"]["language"]) == (
+        "Frost Diary", "https://frost.example.eu", "en")
+    assert_loads(folder)
+
+
+def test_hugo_language_title_inline_wins_over_the_sites(tmp_path):
+    (tmp_path / "hugo.toml").write_text(
+        'baseURL = "https://b.example/"\ntitle = "generic"\ndefaultContentLanguage = "en"\n'
+        '[languages.en]\n  title = "Bee Notes"\n[languages.nl]\n  title = "Bijnotities"\n', encoding="utf-8")
+    d = detect(tmp_path)
+    assert (d.value("site.title"), d.facts["site.title"].source) == ("Bee Notes", "hugo.toml: languages.en.title")
+
+
+def test_jekyll_posts_collection_permalink_and_name(tmp_path):
+    """collections.posts.permalink overrides the site's permalink (Jekyll 4); `name:` is the
+    title when there is no `title:` (jekyll-feed's fallback); a default scoped to a narrower
+    path is not every post's."""
+    folder = blog(tmp_path, "jekyll-collections")
+    result = init(str(folder))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "found: site.title = Lantern • a tiny static site tool (_config.yml: name)" in lines
+    assert ("found: content.permalink = /releases/{year}/{month}/{day}/{slug}/ "
+            "(_config.yml: collections.posts.permalink: /releases/:year/:month/:day/:title/)") in lines
+    assert_loads(folder)
+
+
+def test_jekyll_front_matter_default_for_posts_wins(tmp_path):
+    folder = blog(tmp_path, "jekyll-collections")
+    config = folder / "_config.yml"
+    config.write_text(config.read_text(encoding="utf-8") + (
+        "  - scope:\n      type: posts\n    values:\n      permalink: /p/:year/:title.html\n"), encoding="utf-8")
+    d = detect(folder)
+    assert (d.value("content.permalink"), d.facts["content.permalink"].source) == (
+        "/p/{year}/{slug}.html", "_config.yml: defaults[2] (type posts) permalink: /p/:year/:title.html")
+
+
+def test_jekyll_posts_under_language_folders(tmp_path):
+    folder = blog(tmp_path, "jekyll-i18n")
+    d = detect(folder)
+    assert (d.value("content.dir"), d.facts["content.dir"].guessed) == (".", True)
+    assert "en/news/_posts, fr/news/_posts" in d.facts["content.dir"].source
+    shutil.rmtree(folder / "fr")
+    d = detect(folder)
+    assert (d.value("content.dir"), d.facts["content.dir"].guessed) == ("en/news/_posts", False)
+
+
+def test_hexo_is_told_from_jekyll(tmp_path):
+    """Hexo keeps its config in _config.yml too: its package.json (or its own keys beside
+    source/_posts) name it before Jekyll is asked."""
+    folder = blog(tmp_path, "hexo")
+    result = init(str(folder))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "found: Hexo blog (package.json)"
+    assert "found: content.dir = source/_posts (_config.yml: source_dir)" in lines
+    assert ("found: content.permalink = /log/{year}/{month}/{day}/{slug}/ "
+            "(_config.yml: permalink: log/:year/:month/:day/:title/)") in lines
+    data = written(folder)
+    assert data["site"]["url"] == "https://harbour.example.net"
+    assert data["site"]["title"] == "Harbour Log"
+    assert data["newsletter"]["timezone"] == "Europe/Oslo"
+    from publisher.config import DIALECTS
+    assert data["content"]["dialect"] == ("hexo" if "hexo" in DIALECTS else "auto")
+    assert_loads(folder)
+    (folder / "package.json").unlink()  # no package.json: Hexo's own _config.yml keys
+    assert detect(folder).engine == "hexo"
+
+
+def test_docusaurus_blog(tmp_path):
+    """url from the package.json the config reads, the preset's blog.path and routeBasePath,
+    date folders from the file names and no trailing slash (trailingSlash unset)."""
+    folder = blog(tmp_path, "docusaurus") / "website"
+    result = init(str(folder))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "found: Docusaurus blog (docusaurus.config.js)"
+    data = written(folder)
+    assert data["site"]["url"] == "https://kiln.example.io"
+    assert data["site"]["title"] == "Kiln"
+    assert data["content"] == {"dir": "changelog", "dialect": "docusaurus",
+                               "permalink": "/news/{year}/{month}/{day}/{slug}"}
+    assert_loads(folder)
+    config = folder / "docusaurus.config.js"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        'baseUrl: "/",', 'baseUrl: "/kiln/",\n  trailingSlash: true,'), encoding="utf-8")
+    d = detect(folder)
+    assert (d.value("site.url"), d.value("content.permalink")) == (
+        "https://kiln.example.io/kiln", "/news/{year}/{month}/{day}/{slug}/")
+
+
+def test_starlight_blog(tmp_path):
+    """@astrojs/starlight: dialect starlight; starlight-blog's posts are docs/blog; the root
+    locale's lang is the language; a computed `site` const is a guess from its address."""
+    folder = blog(tmp_path, "starlight-blog")
+    result = init(str(folder))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "found: Starlight blog (astro.config.mjs)"
+    assert ("found: content.dir = src/content/docs (astro.config.mjs: starlight-blog publishes blog/ and "
+            "de/blog/)") in lines
+    data = written(folder)
+    assert data["site"] == {"title": "Fern Notes", "url": "https://ferns.example.net", "language": "en"}
+    assert data["content"] == {"dir": "src/content/docs", "dialect": "starlight", "permalink": "/{slug}/",
+                               "exclude": ["index.mdx", "de/guides"]}
+    assert "guessed: astro.config.mjs: the first address in const site" in (folder / "config.yaml").read_text()
+    assert_loads(folder)
+
+
+def test_starlight_blog_in_one_language(tmp_path):
+    folder = blog(tmp_path, "starlight-blog")
+    shutil.rmtree(folder / "src" / "content" / "docs" / "de")
+    d = detect(folder)
+    assert (d.value("content.dir"), d.value("content.permalink"), d.value("content.exclude")) == (
+        "src/content/docs/blog", "/blog/{slug}/", None)
+
+
+def test_starlight_without_the_blog_plugin_is_no_blog_of_posts(tmp_path):
+    folder = blog(tmp_path, "starlight-blog")
+    config = folder / "astro.config.mjs"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text[:text.index("      plugins:")] + text[text.index("    }),\n  ],"):], encoding="utf-8")
+    d = detect(folder)
+    assert (d.engine, d.value("content.dir"), d.value("site.title")) == (
+        "starlight", "src/content/docs", "Fern Handbook")
+    assert "not posts" in d.facts["content.dir"].source
+
+
+def test_astro_dated_route_and_site_from_a_constant(tmp_path):
+    """src/pages/[year]/[month]/[day]/[slug].astro is the post URL; `site: SITE.website` and
+    `base: SITE.base` are read from the file SITE is imported from; the dates come from the
+    file names, which the astro dialect does not read: auto, said so."""
+    folder = blog(tmp_path, "astro-dated")
+    result = init(str(folder))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "found: site.url = https://quill.example.com/journal (src/config.ts: SITE.website + SITE.base)" in lines
+    data = written(folder)
+    assert data["content"] == {"dir": "src/content/posts", "dialect": "auto",
+                               "permalink": "/{year}/{month}/{day}/{slug}/"}
+    assert_loads(folder)
+
+
+def test_astro_route_folder_with_index(tmp_path):
+    folder = blog(tmp_path, "astro-dated")
+    shutil.rmtree(folder / "src" / "pages" / "[year]")
+    route = folder / "src" / "pages" / "posts" / "[...slug]" / "index.astro"
+    route.parent.mkdir(parents=True)
+    route.write_text("---\n---\n", encoding="utf-8")
+    (folder / "src" / "pages" / "posts" / "[...page].astro").write_text("---\n---\n", encoding="utf-8")
+    d = detect(folder)
+    assert (d.value("content.permalink"), d.value("content.dialect")) == ("/posts/{slug}/", "astro")
+
+
+def test_zola(tmp_path):
+    folder = blog(tmp_path, "zola")
+    result = init(str(folder))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "found: Zola blog (config.toml)"
+    data = written(folder)
+    assert (data["site"]["url"], data["site"]["title"]) == ("https://kettle.example.org", "Kettle Notes")
+    assert data["content"] == {"dir": "content", "dialect": "zola", "permalink": "/{path}/"}
+    assert_loads(folder)
+
+
+def test_jekyll_without_a_title_takes_its_own_feed_templates(tmp_path):
+    """No _config.yml title (a GitHub Pages site without config): the site's own atom.xml names
+    the blog literally; a Liquid title is no title."""
+    (tmp_path / "_posts").mkdir()
+    (tmp_path / "_posts" / "2011-02-03-kites.md").write_text("---\ntitle: Kites\n---\nx\n", encoding="utf-8")
+    (tmp_path / "atom.xml").write_text(
+        '---\n---\n<?xml version="1.0"?>\n<feed xmlns="http://www.w3.org/2005/Atom">\n <title>Kite Diary</title>\n'
+        ' <updated>{{ site.time | date_to_xmlschema }}</updated>\n <author>\n   <name>Ola Nordmann</name>\n'
+        ' </author>\n</feed>\n', encoding="utf-8")
+    d = detect(tmp_path)
+    assert (d.value("site.title"), d.facts["site.title"].source, d.facts["site.title"].guessed) == (
+        "Kite Diary", "atom.xml: the feed's <title>", True)
+    assert d.value("site.author.name") == "Ola Nordmann"
+    (tmp_path / "atom.xml").write_text("<feed><title>{{ site.title }}</title></feed>", encoding="utf-8")
+    assert detect(tmp_path).facts["site.title"].source == "the folder's name"
+
+
+def test_pelican_publishconf_wins_and_a_computed_siteurl_is_a_guess(tmp_path):
+    folder = blog(tmp_path, "pelican")
+    (folder / "pelicanconf.py").write_text((folder / "pelicanconf.py").read_text(encoding="utf-8")
+                                           + "\nSITEURL = 'http://localhost:8000'\n", encoding="utf-8")
+    d = detect(folder)
+    assert (d.value("site.url"), d.facts["site.url"].source) == ("https://robin.example.fr", "publishconf.py: SITEURL")
+    (folder / "publishconf.py").write_text(
+        "import os\nSITEURL = 'https://robin.example.fr' if os.environ.get('CI') else 'https://staging.example.fr'\n",
+        encoding="utf-8")
+    d = detect(folder)
+    assert (d.value("site.url"), d.facts["site.url"].guessed) == ("https://robin.example.fr", True)
+    assert "computed" in d.facts["site.url"].source

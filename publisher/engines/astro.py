@@ -1,0 +1,175 @@
+"""Astro: astro.config.* names it; site/base, the content collection's glob base, the post route."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .base import (
+    Detected, first_file, js_string, POST_FOLDERS, posts_folder, read_text, rel,
+    strip_js_comments,
+)
+
+NAME = "astro"
+LABEL = "Astro"
+
+
+def _astro(folder: Path, marker: Path) -> Detected:
+    d = Detected("astro", marker.name)
+    config = strip_js_comments(read_text(marker))
+    site_url(d, folder, marker, config)
+    lang = js_string(config, "defaultLocale")
+    if lang:
+        d.found("site.language", lang, f"{marker.name}: i18n.defaultLocale")
+    consts = first_file(folder / "src", "consts.ts", "consts.js", "config.ts", "site.config.ts")
+    if consts:
+        source = read_text(consts)
+        for key, names in (("site.title", ("SITE_TITLE", "title")),
+                           ("site.description", ("SITE_DESCRIPTION", "description"))):
+            for name in names:
+                value = js_string(source, name)
+                if value:
+                    d.found(key, value, f"{rel(consts, folder)}: {name}")
+                    break
+    if "site.language" not in d.facts:
+        for layout in sorted((folder / "src").glob("**/*.astro")):
+            m = re.search(r"<html[^>]*\blang=[\"']([A-Za-z-]+)[\"']", read_text(layout))
+            if m:
+                d.found("site.language", m.group(1), f"{rel(layout, folder)}: <html lang>")
+                break
+    # The posts folder: the base of a glob() loader in the content config, else src/content/blog.
+    collections = first_file(folder / "src", "content.config.ts", "content.config.mjs",
+                             "content.config.js", "content/config.ts", "content/config.mjs",
+                             "content/config.js")
+    bases: list[str] = []
+    if collections:
+        source = strip_js_comments(read_text(collections))
+        for m in re.finditer(r"glob\s*\(\s*\{(.*?)\}\s*\)", source, flags=re.S):
+            base = js_string(m.group(1), "base")
+            if base is None:  # base: `./${BLOG_PATH}` with BLOG_PATH a constant in this file
+                ref = re.search(r"base\s*:\s*`\.?/?\$\{(\w+)\}`", m.group(1))
+                base = js_string(source, ref.group(1)) if ref else None
+            if base:
+                bases.append(base)
+    # Several collections: the one whose folder is named like a blog's, else the first.
+    chosen = next((b for b in bases if any(n in b for n in POST_FOLDERS)), bases[0] if bases else None)
+    if chosen and (folder / chosen).is_dir():
+        d.found("content.dir", rel(folder / chosen, folder), f"{rel(collections, folder)}: glob base")
+    else:
+        posts = posts_folder(folder / "src" / "content", folder)
+        if posts:
+            d.guess("content.dir", rel(posts, folder), "the content collection that looks like the blog")
+    # The URL: the dynamic route that renders a post, its [params] as placeholders.
+    pages = folder / "src" / "pages"
+    routes = sorted((p for p in pages.glob("**/*.astro") if _post_route(rel(p, pages))),
+                    key=lambda p: (len(p.parts), str(p)))
+    if routes:
+        route = routes[0]
+        pattern = "/" + "".join(_placeholder(p) + "/" for p in _post_route(rel(route, pages)))
+        if "{year}" in pattern and d.value("content.dir") and _dated_names(folder / d.value("content.dir")):
+            d.guess("content.dialect", "auto", f"src/pages/{rel(route, pages)} takes the date from "
+                    "the YYYY-MM-DD- file names, which the astro dialect does not read")
+        if "build" in config and re.search(r"format\s*:\s*['\"]file['\"]", config):
+            pattern = pattern.rstrip("/") + ".html"
+        d.found("content.permalink", pattern, f"src/pages/{rel(route, pages)}")
+        if list((folder / "src" / "pages").glob("rss.xml.*")):
+            d.notes.append("src/pages/rss.xml.* already makes /rss.xml: publisher's feeds go to "
+                           "public/, so rename one of them (e.g. set feeds.output_dir: public/feeds "
+                           "and serve that folder at the root), or keep Astro's")
+    d.guess("feeds.output_dir", "public", "Astro copies public/ to the site's root")
+    return d
+
+
+# A post route's segments: [slug].astro, [...slug].astro, [...slug]/index.astro, [id], [post],
+# under folders and [year]/[month]/[day]/[lang] params. Not a listing ([...page], [tag]).
+_ROUTE_PARAMS = {"year": "{year}", "month": "{month}", "day": "{day}", "lang": "{lang}",
+                 "locale": "{lang}", "slug": "{slug}", "id": "{slug}", "post": "{slug}"}
+_POST_PARAM = re.compile(r"\[(\.\.\.)?(slug|id|post)\]")
+
+
+def _placeholder(segment: str) -> str:
+    """A route folder's name as it is in the URL; a [param] as publisher's placeholder."""
+    return _ROUTE_PARAMS[segment.strip("[]").lstrip(".")] if segment.startswith("[") else segment
+
+
+def _post_route(path: str) -> list[str] | None:
+    """The URL segments of a route file that renders one post (its last parameter names the
+    post), or None."""
+    parts = path.split("/")
+    last = parts.pop()
+    if last == "index.astro" and parts and _POST_PARAM.fullmatch(parts[-1]):
+        pass
+    elif _POST_PARAM.fullmatch(last.removesuffix(".astro")):
+        parts.append(last.removesuffix(".astro"))
+    else:
+        return None
+    params = [p.strip("[]").lstrip(".") for p in parts if p.startswith("[")]
+    if any(p not in _ROUTE_PARAMS for p in params):
+        return None
+    return parts
+
+
+def _dated_names(posts: Path) -> bool:
+    """Most of the collection's files are named YYYY-MM-DD-slug (a route that dates posts then
+    reads the date from the id, as the site's own getStaticPaths does)."""
+    names = [p.name for p in posts.rglob("*") if p.suffix in (".md", ".mdx", ".markdown")]
+    dated = sum(1 for n in names if re.match(r"\d{4}-\d\d-\d\d-", n))
+    return bool(names) and dated * 2 > len(names)
+
+
+def _imported(folder: Path, marker: Path, config: str, name: str) -> Path | None:
+    """The file `name` is imported from (`import { SITE } from "./src/config"`), if local."""
+    m = re.search(r"import\s*\{[^}]*\b" + re.escape(name) + r"\b[^}]*\}\s*from\s*[\"'](\.[^\"']+)[\"']", config)
+    if not m:
+        return None
+    base = (marker.parent / m.group(1)).resolve()
+    for candidate in (base, *(base.with_name(base.name + s) for s in (".ts", ".js", ".mjs", ".mts"))):
+        if candidate.is_file() and folder.resolve() in candidate.parents:
+            return candidate
+    return None
+
+
+def _config_value(folder: Path, marker: Path, config: str, key: str) -> tuple[str, str, bool] | None:
+    """`key`'s value in astro.config: a string literal; `key: SITE.website` with SITE imported
+    from a local file where `website:` is a literal; or `key` naming a const computed from
+    several values, whose first URL literal is a guess. (value, where, guessed) or None."""
+    value = js_string(config, key)
+    if value is not None:
+        return value, f"{marker.name}: {key}", False
+    m = re.search(r"(?<![\w$.])" + key + r"\s*:\s*([A-Za-z_$][\w$]*)\.([A-Za-z_$][\w$]*)", config)
+    if m:
+        source = _imported(folder, marker, config, m.group(1))
+        value = js_string(strip_js_comments(read_text(source)), m.group(2)) if source else None
+        if value is not None:
+            return value, f"{rel(source, folder)}: {m.group(1)}.{m.group(2)}", False
+        return None
+    m = re.search(r"(?<![\w$.])" + key + r"\s*(?::\s*([A-Za-z_$][\w$]*))?\s*[,}\n]", config)
+    name = (m.group(1) or key) if m else None
+    const = re.search(r"(?:const|let|var)\s+" + re.escape(name) + r"\s*=(.*?)(?:;|\n\s*\n|\n(?=\S))",
+                      config, flags=re.S) if name else None
+    if const:
+        urls = [s for q, s in re.findall(r"""(["'])((?:https?:)?//[^"'$]+)\1""", const.group(1))]
+        if urls:
+            return urls[0], f"{marker.name}: the first address in const {name} (computed at build)", True
+    return None
+
+
+def site_url(d: Detected, folder: Path, marker: Path, config: str) -> None:
+    """site.url from astro.config's `site` and `base` (a site deployed to a sub-folder: every
+    URL starts with base)."""
+    site = _config_value(folder, marker, config, "site")
+    if not site:
+        return
+    base = _config_value(folder, marker, config, "base")
+    url, where, guessed = site
+    if base and base[0].strip("/"):
+        url, where = url.rstrip("/") + "/" + base[0].strip("/"), f"{where} + {base[1].split(': ', 1)[-1]}"
+    (d.guess if guessed else d.found)("site.url", url, where)
+
+
+MARKERS = ("astro.config.mjs", "astro.config.js", "astro.config.ts", "astro.config.mts", "astro.config.cjs")
+
+
+def detect(folder: Path) -> Detected | None:
+    marker = first_file(folder, *MARKERS)
+    return _astro(folder, marker) if marker else None

@@ -1,0 +1,171 @@
+"""Hugo: hugo.* or a config.* with Hugo's keys (or config/_default/); baseURL, languages, permalinks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .base import (
+    Detected, load_data, lower_keys, markdown_count, posts_folder, rel, set_permalink,
+    translate, valid_timezone,
+)
+
+NAME = "hugo"
+LABEL = "Hugo"
+
+
+# publisher's hugo dialect fills {stem} with the front matter's slug, else the file's base
+# name: Hugo's :slugorcontentbasename. Hugo's :contentbasename (and the older :filename) is the
+# base name whatever `slug` says; publisher has no placeholder for that, so {stem} stands in
+# and a note says where the two differ (hugo_permalink's caller).
+_HUGO_TOKENS = {"year": "{year}", "month": "{month}", "day": "{day}", "slug": "{slug}",
+                "title": "{title}", "filename": "{stem}", "contentbasename": "{stem}",
+                "slugorfilename": "{stem}", "slugorcontentbasename": "{stem}", "lang": "{lang}"}
+_BASENAME_ONLY = re.compile(r":(contentbasename|filename)\b")
+
+
+def hugo_permalink(pattern: str, section: str) -> tuple[str, list[str]]:
+    """Hugo's tokens as publisher's placeholders. Hugo (uglyURLs false, its default) ends
+    every permalink with '/': `/posts/:slug` publishes /posts/x/."""
+    tokens = dict(_HUGO_TOKENS, section=section, sections=section)
+    text, unknown = translate(pattern, tokens, r":([a-z_]+)")
+    last = text.rsplit("/", 1)[-1]
+    if text and not text.endswith("/") and "." not in last:
+        text += "/"
+    return text, unknown
+
+
+_HUGO_KEYS = {"baseurl", "languagecode", "defaultcontentlanguage", "theme", "permalinks",
+              "contentdir", "taxonomies", "params", "menu", "menus", "languages", "paginate"}
+
+
+def _hugo_config(folder: Path) -> tuple[dict, str] | None:
+    for name in ("hugo.toml", "hugo.yaml", "hugo.yml", "hugo.json",
+                 "config.toml", "config.yaml", "config.yml", "config.json"):
+        path = folder / name
+        if path.is_file():
+            data = load_data(path)
+            if data is not None and (name.startswith("hugo.") or _HUGO_KEYS & set(lower_keys(data))):
+                return lower_keys(data), name
+    default = folder / "config" / "_default"
+    if default.is_dir():
+        merged: dict = {}
+        names = []
+        for path in sorted(default.iterdir()):
+            if path.suffix not in (".toml", ".yaml", ".yml", ".json"):
+                continue
+            data = load_data(path)
+            if data is None:
+                continue
+            names.append(path.name)
+            key, _, lang = path.stem.lower().partition(".")
+            if key in ("hugo", "config"):
+                merged = {**lower_keys(data), **merged}
+            elif lang:  # languages.en.toml (menus.fr.toml...) is languages.en's value
+                section = merged.setdefault(key, {})
+                if isinstance(section, dict):
+                    section[lang] = lower_keys(data)
+            else:  # languages.toml, params.toml, permalinks.toml... are that key's value
+                merged[key] = lower_keys(data)
+        if names:
+            return merged, "config/_default/" + ("hugo.toml" if "hugo.toml" in names else names[0])
+    return None
+
+
+def _hugo(folder: Path, data: dict, marker: str) -> Detected:
+    d = Detected("hugo", marker)
+
+    def where(section: str, key: str) -> str:
+        """'hugo.toml: params.author', or 'config/_default/params.toml: author' for a split config."""
+        split = folder / "config" / "_default"
+        if marker.startswith("config/_default/"):
+            for suffix in (".toml", ".yaml", ".yml", ".json"):
+                if (split / (section + suffix)).is_file():
+                    return f"config/_default/{section}{suffix}: {key}"
+        return f"{marker}: {section}.{key}"
+    languages = data.get("languages") if isinstance(data.get("languages"), dict) else {}
+    lang = data.get("defaultcontentlanguage")
+    if lang:
+        d.found("site.language", str(lang), f"{marker}: defaultContentLanguage")
+    elif data.get("languagecode"):
+        d.found("site.language", str(data["languagecode"]), f"{marker}: languageCode")
+    elif languages:
+        d.guess("site.language", "en", f"{marker}: languages without defaultContentLanguage, "
+                "whose default is en")
+    lang_conf = languages.get(str(lang or "en").lower(), {}) if languages else {}
+    lang_conf = lang_conf if isinstance(lang_conf, dict) else {}
+    code = str(lang or "en").lower()
+    if lang_conf.get("title"):  # the default language's own title wins over the site's
+        split = next((f"config/_default/languages.{code}{s}" for s in (".toml", ".yaml", ".yml", ".json")
+                      if (folder / "config" / "_default" / f"languages.{code}{s}").is_file()), None)
+        d.found("site.title", str(lang_conf["title"]),
+                f"{split}: title" if split else where("languages", f"{code}.title"))
+    elif data.get("title"):
+        d.found("site.title", str(data["title"]), f"{marker}: title")
+    if data.get("baseurl"):
+        d.found("site.url", str(data["baseurl"]), f"{marker}: baseURL")
+    params = data.get("params") if isinstance(data.get("params"), dict) else {}
+    if isinstance(params.get("description"), str):
+        d.found("site.description", params["description"], where("params", "description"))
+    author = params.get("author") or data.get("author")
+    if isinstance(author, dict):
+        author = author.get("name")
+    if isinstance(author, str) and author:
+        d.found("site.author.name", author, where("params", "author"))
+    zone = data.get("timezone")
+    if zone and valid_timezone(zone):
+        d.found("newsletter.timezone", str(zone), f"{marker}: timeZone")
+    content = folder / str(lang_conf.get("contentdir") or data.get("contentdir") or "content")
+    posts = posts_folder(content, folder)
+    if posts:
+        d.guess("content.dir", rel(posts, folder), f"the section of {rel(content, folder)}/ that holds the posts")
+        section = posts.name
+    else:
+        d.guess("content.dir", rel(content, folder), "Hugo's content folder")
+        section = ""
+    permalinks = data.get("permalinks") if isinstance(data.get("permalinks"), dict) else {}
+    page = permalinks.get("page") if isinstance(permalinks.get("page"), dict) else {}
+    default = f"/{section}/{{path}}/" if section else "/{path}/"  # the content path
+    pattern = page.get(section) or permalinks.get(section)
+    if isinstance(pattern, str):
+        text, unknown = hugo_permalink(pattern, section)
+        label = where("permalinks", ("page." if pattern is page.get(section) else "") + section)
+        set_permalink(d, text, unknown, f"{label} = {pattern!r}", default)
+        if _BASENAME_ONLY.search(pattern):
+            d.notes.append(f"{pattern}: Hugo's :contentbasename is the file's name even when a post "
+                           "sets `slug`; publisher's {stem} takes the slug then: check such posts' URLs")
+    else:
+        d.guess("content.permalink", default, f"Hugo's default URL for the {section or 'content'} section")
+    if (posts and "{path}" not in d.value("content.permalink")
+            and any(p.is_dir() and markdown_count(p) and not (p / "index.md").exists()
+                    for p in posts.iterdir())):
+        d.notes.append(f"{rel(posts, folder)}/ has sub-folders of posts: Hugo puts their folders "
+                       f"in the URL, which {d.value('content.permalink')} does not")
+    if data.get("defaultcontentlanguageinsubdir") is True:
+        d.notes.append(f"{marker}: defaultContentLanguageInSubdir puts the {code} posts under /{code}/: "
+                       f"start content.permalink with /{code} (translations keep their own /<lang>/)")
+    others = sorted(k for k in languages if k != str(lang or "en").lower())
+    if others:
+        d.notes.append(f"translations ({', '.join(others)}) get their own feeds under <lang>/")
+    d.guess("feeds.output_dir", "static", "Hugo copies static/ to the site's root")
+    return d
+
+
+_OWN = ("hugo.toml", "hugo.yaml", "hugo.yml", "hugo.json")
+
+
+def detect(folder: Path) -> Detected | None:
+    """A hugo.* file: Hugo's alone, so it is asked first."""
+    if any((folder / name).is_file() for name in _OWN):
+        found = _hugo_config(folder)
+        return _hugo(folder, *found) if found else None
+    return None
+
+
+def detect_late(folder: Path) -> Detected | None:
+    """A config.* with Hugo's keys, or config/_default/: asked after every other engine, whose
+    markers are surer. Not when a hugo.* file was there (read once: a refused file is named once)."""
+    if any((folder / name).is_file() for name in _OWN):
+        return None
+    found = _hugo_config(folder)
+    return _hugo(folder, *found) if found else None
