@@ -1,6 +1,6 @@
 """Writing inside the output folder (feeds.output_dir): files written atomically (a temporary
 file beside each, then os.replace) and only when their bytes changed, and the removal of
-what a build no longer produces. The feeds (feeds.py), the local images they link
+what a build no longer produces. The feeds (feeds/), the local images they link
 (content/links.py's MediaFile, read by pipeline.py) and the newsletter archive
 (newsletter/archive.py) are all written through here; this module knows no feed format.
 Below the output folder nothing is written, replaced or removed through a symlink (see

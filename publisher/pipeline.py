@@ -108,7 +108,7 @@ def write_site_feeds(config: Config, state: CacheStorage | None, loaded: LoadRes
         ping_hubs(config, state, [], report, now, later=ping_later)  # only retries of earlier failures
         return feeds_cache.unchanged_files()
 
-    # lazy: feeds.py (feedgen, lxml: ~35 ms); a build with nothing new skips it
+    # lazy: feeds/ (feedgen, lxml: ~35 ms); a build with nothing new skips it
     from .feeds import render_feeds, write_feeds
 
     selection = feeds_cache.selection()
@@ -164,8 +164,8 @@ def ping_hubs(config: Config, state: CacheStorage | None, changed: list[str], re
     from . import websub  # lazy: urllib.request and http.client cost ~25 ms, only with a hub
 
     urls: list[str] = []
-    if changed:  # else feeds.py (feedgen, lxml) need not be imported at all
-        # lazy: feeds.py, ~35 ms
+    if changed:  # else feeds/ (feedgen, lxml) need not be imported at all
+        # lazy: feeds/, ~35 ms
         from .feeds import feed_urls_with_hub
 
         urls = sorted(feed_urls_with_hub(changed, config).values())
@@ -539,7 +539,7 @@ def check(config: Config, now: datetime | None = None) -> Report:
     """`publisher check`: validate the config (including what only a send or the web endpoint
     would use: SMTP settings, DKIM key, templates, subject), the posts and the written feeds.
     Changes nothing."""
-    # lazy: feeds.py (feedgen, lxml: ~35 ms)
+    # lazy: feeds/ (feedgen, lxml: ~35 ms)
     from .feeds import check_feeds, describe_feeds
 
     now = now or now_utc()

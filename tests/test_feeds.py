@@ -24,7 +24,7 @@ import feedparser
 import pytest
 from lxml import etree
 
-from publisher import feeds, output
+from publisher import output
 from publisher.config import Config
 from publisher.content import Post, load_posts, read_post, render_html, slugify
 from publisher.content.sanitize import sanitize_html
@@ -75,7 +75,7 @@ def load(config: Config) -> list[Post]:
     return result.posts
 
 
-def build(config: Config, html_for=render_html) -> tuple[dict[str, bytes], feeds.WriteReport]:
+def build(config: Config, html_for=render_html) -> tuple[dict[str, bytes], output.WriteReport]:
     files = render_feeds(load(config), config, html_for)
     return files, write_feeds(files, config.output_dir)
 

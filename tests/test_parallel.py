@@ -402,7 +402,7 @@ def test_feed_formats_written_by_two_processes_are_the_serial_bytes(site, monkey
     config = site.config()
     posts = load_posts(config, NOW).posts
     log = tmp_path / "serialised-by.txt"
-    real = feeds._Entries._run
+    real = feeds.render._Entries._run
     here = os.getpid()
 
     def worker_ran() -> bool:
@@ -416,7 +416,7 @@ def test_feed_formats_written_by_two_processes_are_the_serial_bytes(site, monkey
             _wait_for(worker_ran, "the worker's first format")
         return real(self, all_feeds, job)
 
-    monkeypatch.setattr(feeds._Entries, "_run", run)
+    monkeypatch.setattr(feeds.render._Entries, "_run", run)
 
     def render(min_renders: int):
         monkeypatch.setattr(parallel, "MIN_RENDERS", min_renders)

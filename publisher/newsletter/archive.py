@@ -143,10 +143,10 @@ def render_archive(config: Config, rows: list[ArchivedIssue]) -> dict[str, bytes
 
 
 def _render_rss(config: Config, issues: list[_Issue]) -> bytes:
-    # lazy: feedgen and feeds.py (~35 ms), only when the archive feed is written
+    # lazy: feedgen and feeds/ (~35 ms), only when the archive feed is written
     from feedgen.feed import FeedGenerator
 
-    from ..feeds import _hex_references  # the feeds' RSS text escaping, for the validator
+    from ..feeds import hex_references  # the feeds' RSS text escaping, for the validator
 
     fg = FeedGenerator()
     # feedgen takes the first rel="self" for atom:link and the last link for <link>.
@@ -168,7 +168,7 @@ def _render_rss(config: Config, issues: list[_Issue]) -> bytes:
         links = "".join(f'<li><a href="{html_lib.escape(p["url"])}">{html_lib.escape(p["title"])}</a></li>'
                         for p in issue.posts)
         fe.description(f"<ul>{links}</ul>")
-    return _hex_references(fg.rss_str(pretty=True))
+    return hex_references(fg.rss_str(pretty=True))
 
 
 # The meta key under which write_archive remembers what it last wrote.
@@ -176,8 +176,8 @@ WRITTEN_KEY = "archive_written"
 # What the pages are made of besides the issues: these templates (the site's, else the
 # bundled ones), this code, and the pages' context (templating.page_context) and date format.
 _TEMPLATE_FILES = (*TEMPLATES, "_archive.css.html", "web_base.html")
-_CODE_FILES = ("newsletter/archive.py", "newsletter/digest.py", "templating.py", "feeds.py", "output.py",
-               "__init__.py")
+_CODE_FILES = ("newsletter/archive.py", "newsletter/digest.py", "templating.py", "feeds/render.py",
+               "output.py", "__init__.py")
 
 
 def _fingerprint(config: Config, rows: list[ArchivedIssue]) -> str:

@@ -1,10 +1,5 @@
-"""Posts -> RSS 2.0, Atom 1.0 and JSON Feed 1.1 files, plus a thin, atomic writer and a checker.
-
-`render_feeds` is pure: it returns {relative path: bytes} and depends on nothing but its
-arguments, so rebuilding an unchanged site gives byte-identical files (a feed's own date is
-its newest item's, never now()). `write_feeds` is the only function here that touches the
-disk: it replaces a file atomically and only when its bytes changed, so feed readers polling
-with If-Modified-Since see an unchanged site as unchanged. `check_feeds` only reads.
+"""Posts -> {path: bytes} of every feed set: RSS 2.0, Atom 1.0 and JSON Feed 1.1, each entry
+serialised once per format and shared by every feed it is in (_Entries).
 
 Everything written must pass the W3C Feed Validation Service without errors or warnings; the
 comments below say which of its rules shaped a choice.
@@ -20,74 +15,29 @@ import logging
 import re
 import secrets
 import uuid
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import partial
-from pathlib import Path, PurePosixPath
 from typing import Callable, MutableMapping
-from urllib.parse import quote
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.version import version_str as _FEEDGEN_VERSION
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
-from . import __version__
-from .config import Config
-from .content import Post, clean_text, parallel, slugify
-from .content.sanitize import sanitize_html
-from .output import (WriteReport, remove_orphaned_temp_files, remove_stale, remove_stale_archives,
-                     write_files)
+from .. import __version__
+from ..config import Config
+from ..content import Post, clean_text, parallel, slugify
+from ..content.sanitize import sanitize_html
+from .common import (ATOM_FILE, CATEGORIES_DIR, EMPTY_FEED_DATE, FEED_FILES, JSON_FEED_VERSION,
+                     JSON_FILE, RSS_FILE, TAGS_DIR, _MIME, _Feed, _home_url, _one_line,
+                     _post_author, _public_url, _safe_url, _site_author)
+from .face import _EnclosureEntry, _json_attachments, _json_extras, _set_face, _set_podcast
+from .history import _history_links, _HistoryExtension, _with_archives
 
 log = logging.getLogger(__name__)
 
-RSS_FILE = "rss.xml"
-ATOM_FILE = "atom.xml"
-JSON_FILE = "feed.json"
-FEED_FILES = (RSS_FILE, ATOM_FILE, JSON_FILE)
-TAGS_DIR = "tags"
-CATEGORIES_DIR = "categories"  # a category's feeds: categories/<slug>/, as a tag's are under tags/
-TERM_DIRS = (TAGS_DIR, CATEGORIES_DIR)
-
-JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
-ATOM_NS = "http://www.w3.org/2005/Atom"
-_MIME = {RSS_FILE: "application/rss+xml", ATOM_FILE: "application/atom+xml",
-         JSON_FILE: "application/feed+json"}
-
-# A feed with no items still needs a date (Atom requires <updated>). It must not be now(), or
-# an empty site would rewrite its feeds on every build. The Unix epoch would be the obvious
-# constant, but the W3C validator warns that any date before 1990 is implausible, so the
-# constant is the first instant of 2000 instead.
-EMPTY_FEED_DATE = datetime(2000, 1, 1, tzinfo=timezone.utc)
-
-_BUILD_HINT = "run `publisher build` to write the feeds"
-
-# What the validator accepts as an e-mail address (feedvalidator's addr_spec); an address it
-# would reject is left out of the feeds rather than making them invalid.
-_EMAIL = re.compile(
-    r"[A-Z0-9_\-+.'!#$%&*/=?^`{|}~]+@(?:[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.|(?:[A-Z0-9-]+\.)+)"
-    r"[A-Z0-9][-A-Z0-9]*",
-    re.I,
-)
 # An absolute IRI: a scheme, a colon, and no characters that RFC 3987 forbids.
 _ABSOLUTE_IRI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]+")
-
-
-# --- rendering --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Feed:
-    """One feed set (rss.xml, atom.xml and feed.json in one folder) and what it holds."""
-
-    folder: str  # "" for the site's feeds, "tags/<slug>/" for a tag's, "<lang>/" for a language's
-    title: str
-    description: str  # may be empty
-    items: tuple[Post, ...]  # newest first, already limited
-    archive: "_History | None" = None  # RFC 5005 links, with feeds.archive
-    language: str = ""  # "" = site.language
-
-    def path(self, name: str) -> str:
-        return self.folder + name
 
 
 def render_feeds(
@@ -277,7 +227,7 @@ class _Entries:
         xml = etree.tostring(doc, pretty_print=True, encoding="UTF-8", xml_declaration=True)
         # Each piece ends with the marker's indentation, which is not the entry's.
         pieces = [piece.rstrip(b" ") for piece in xml.split(f"<!--{marker}-->\n".encode())[1:-1]]
-        return [_hex_references(piece) if fmt == RSS_FILE else piece for piece in pieces]
+        return [hex_references(piece) if fmt == RSS_FILE else piece for piece in pieces]
 
 
 def _distinct_updated(posts: tuple[Post, ...]) -> dict[int, datetime]:
@@ -326,11 +276,6 @@ def _group_by_tag(posts: list[Post], field: str = "tags") -> dict[str, tuple[str
     return groups
 
 
-def _one_line(text: str) -> str:
-    # \s also matches U+0085 (NEL), which XML allows but the validator flags as a bad character.
-    return re.sub(r"\s+", " ", clean_text(text)).strip()
-
-
 def safe_html(html: str) -> str:
     """What a feed carries of a post's HTML: sanitised (content/sanitize.py: no scripts, event
     handlers or javascript: URLs reach a reader) and cleaned of what XML cannot hold."""
@@ -359,41 +304,9 @@ def _as_text(text: str) -> tuple[str, bool]:
     return text, False
 
 
-def _public_url(config: Config, rel: str) -> str:
-    """The absolute URL of a file in the output folder, which is served at the site's root."""
-    return config.site.url + "/" + quote(rel, safe="/")
-
-
-def _safe_url(url: str) -> str:
-    """Percent-encode what a URL may not hold (spaces, non-ASCII), as a front-matter image
-    path such as "img/my photo.png" would; characters already legal are left alone."""
-    return quote(url, safe=":/?#[]@!$&'()*+,;=%~")
-
-
-def _home_url(config: Config) -> str:
-    return config.site.url + "/"
-
-
 def _feed_date(feed: _Feed) -> datetime:
     """A feed's own date: its newest item's modification, so unchanged input gives unchanged output."""
     return max((p.modified for p in feed.items), default=EMPTY_FEED_DATE)
-
-
-def _valid_email(address: str) -> str:
-    address = address.strip()
-    return address if _EMAIL.fullmatch(address) else ""
-
-
-def _site_author(config: Config) -> tuple[str, str]:
-    return _one_line(config.site.author.name), _valid_email(clean_text(config.site.author.email))
-
-
-def _post_author(post: Post, config: Config) -> tuple[str, str]:
-    """(name, e-mail) of a post, falling back to the site's author. An address the validator
-    would reject is dropped rather than published."""
-    if post.author or post.author_email:
-        return _one_line(post.author), _valid_email(post.author_email)
-    return _site_author(config)
 
 
 def _global_id(post: Post, config: Config) -> str:
@@ -471,7 +384,7 @@ def _add_entry(fg, post: Post, content_html: str, updated: datetime | None = Non
 
 
 def _rss_skeleton(feed: _Feed, config: Config) -> bytes:
-    return _hex_references(_rss_channel(feed, config).rss_str(pretty=True))
+    return hex_references(_rss_channel(feed, config).rss_str(pretty=True))
 
 
 def _rss_fill(skeleton: bytes, feed: _Feed, entries: "_Entries") -> bytes:
@@ -525,7 +438,7 @@ _RSS_TEXT_ELEMENT = re.compile(
     rb"(<(title|description|category|dc:creator|author|managingEditor)>)([^<]*)(</\2>)")
 
 
-def _hex_references(xml: bytes) -> bytes:
+def hex_references(xml: bytes) -> bytes:
     """Write '&' and '<' in RSS text elements as hexadecimal character references.
 
     RSS 2.0 never said whether <title> is text or HTML. The RSS Advisory Board's profile asks
@@ -669,376 +582,3 @@ def _json_author(name: str, email: str) -> dict | None:
     if email:
         author["url"] = "mailto:" + email
     return author or None
-
-
-# --- WebSub hubs, RFC 5005 archives, a feed's face, enclosures ---------------------------
-
-FH_NS = "http://purl.org/syndication/history/1.0"  # RFC 5005's fh:archive
-ARCHIVE_DIR = "archive"  # <feed folder>archive/<n>/: page 1 holds the oldest posts
-
-
-@dataclass(frozen=True)
-class _History:
-    """Where one feed document sits in its RFC 5005 chain (folders; None for no link)."""
-
-    is_archive: bool  # an archive page (fh:archive), not the subscription feed
-    current: str  # the subscription feed's folder
-    prev: str | None  # the next older page (rel="prev-archive"; JSON Feed next_url)
-    # The next newer page; for the newest page, the subscription feed, which follows it (the
-    # validator wants an archive page to link somewhere, even when it is the only one).
-    next: str | None
-
-
-def _with_archives(feeds: list[_Feed], everything: dict[str, list[Post]],
-                   config: Config) -> list[_Feed]:
-    """Each feed whose folder has an entry in `everything`, followed by its archive pages.
-
-    The posts the subscription feed leaves out (beyond feeds.limit) go into pages of
-    feeds.archive_size, counted from the oldest post: page 1 holds the oldest ones, and a new
-    post only ever changes the subscription feed and the newest page (a page that fills up
-    gains its link to the new page once). Removing or back-dating a post shifts the pages
-    after it, as it must for every post to stay in exactly one page."""
-    limit, size = config.feeds.limit, config.feeds.archive_size
-    result: list[_Feed] = []
-    for feed in feeds:
-        posts = everything.get(feed.folder)
-        older = list(reversed(posts[limit:])) if posts is not None and limit else []
-        if not older:
-            result.append(feed)
-            continue
-        count = (len(older) + size - 1) // size
-
-        def page(n: int) -> str:
-            return f"{feed.folder}{ARCHIVE_DIR}/{n}/"
-
-        result.append(replace(feed, archive=_History(False, feed.folder, page(count), None)))
-        for n in range(1, count + 1):
-            chunk = older[(n - 1) * size:n * size]
-            result.append(_Feed(
-                folder=page(n),
-                title=f"{feed.title} (archive {n})",
-                description=feed.description,
-                items=tuple(reversed(chunk)),
-                archive=_History(True, feed.folder, page(n - 1) if n > 1 else None,
-                                 page(n + 1) if n < count else feed.folder),
-            ))
-    return result
-
-
-def _hubs(feed: _Feed, config: Config) -> tuple[str, ...]:
-    """The WebSub hubs a feed names: subscription feeds only; archive pages never change
-    in a way a subscriber must hear about."""
-    if feed.archive is not None and feed.archive.is_archive:
-        return ()
-    return config.feeds.websub_hub
-
-
-def _history_links(feed: _Feed, config: Config, own_file: str) -> list[tuple[str, str]]:
-    """(rel, href) of the hub and RFC 5005 links of one RSS or Atom document."""
-    links = [("hub", hub) for hub in _hubs(feed, config)]
-    history = feed.archive
-    if history is not None:
-        if history.is_archive:
-            links.append(("current", _public_url(config, history.current + own_file)))
-        if history.prev is not None:
-            links.append(("prev-archive", _public_url(config, history.prev + own_file)))
-        if history.next is not None:
-            links.append(("next-archive", _public_url(config, history.next + own_file)))
-    return links
-
-
-def feed_urls_with_hub(files: dict[str, bytes] | list[str], config: Config) -> dict[str, str]:
-    """{path: public URL} of the written feeds that name the hub: what a WebSub publisher
-    pings for (every feed file except the archive pages)."""
-    if not config.feeds.websub_hub:
-        return {}
-    return {rel: _public_url(config, rel) for rel in files
-            if PurePosixPath(rel).name in FEED_FILES and f"/{ARCHIVE_DIR}/" not in f"/{rel}"}
-
-
-class _HistoryExtension(BaseExtension):
-    """RSS: the atom:link elements feedgen writes only for Atom (it keeps rel="self" alone),
-    after the self link. Both: fh:archive on an archive page."""
-
-    def __init__(self) -> None:
-        self.links: list[tuple[str, str]] = []
-        self.archived = False
-
-    def extend_ns(self):
-        return {"fh": FH_NS} if self.archived else {}
-
-    def extend_rss(self, element):
-        channel = element.find("channel")
-        anchor = channel.find(f"{{{ATOM_NS}}}link")
-        at = list(channel).index(anchor) + 1 if anchor is not None else len(channel)
-        for offset, (rel, href) in enumerate(self.links):
-            link = etree.Element(f"{{{ATOM_NS}}}link", href=href, rel=rel)
-            channel.insert(at + offset, link)
-        if self.archived:
-            channel.insert(at + len(self.links), etree.Element(f"{{{FH_NS}}}archive"))
-        return element
-
-    def extend_atom(self, element):
-        if self.archived:
-            # Before the entries: the validator wants feed metadata ahead of them.
-            first_entry = element.find("entry")  # unqualified: see _EnclosureEntry
-            at = list(element).index(first_entry) if first_entry is not None else len(element)
-            element.insert(at, etree.Element(f"{{{FH_NS}}}archive"))
-        return element
-
-
-# What RSS <image> may be: the validator warns about any other kind of file there.
-_RSS_IMAGE = re.compile(r"\.(?:jpe?g|gif|png)$", re.I)
-
-
-def _face_url(config: Config, value: str) -> str:
-    return _safe_url(value if "://" in value else config.site.url + "/" + value.lstrip("/"))
-
-
-def _set_face(fg: FeedGenerator, config: Config, own_file: str) -> None:
-    """site.icon and site.logo: Atom <icon> and <logo>; RSS <image>, which must be a GIF, JPEG
-    or PNG (the logo, else the icon). feedgen ties RSS <image> to Atom <logo>, so each
-    format's generator gets only its own."""
-    icon = _face_url(config, config.site.icon) if config.site.icon else ""
-    logo = _face_url(config, config.site.logo) if config.site.logo else ""
-    if own_file == ATOM_FILE:
-        if icon:
-            fg.icon(icon)
-        if logo:
-            fg.logo(logo)
-        return
-    image = next((u for u in (logo, icon) if u and _RSS_IMAGE.search(u.split("?")[0])), "")
-    if image:
-        fg.image(image)  # its title and link default to the channel's, as the validator wants
-
-
-def _set_podcast(fg: FeedGenerator, feed: _Feed, config: Config) -> None:
-    """feeds.podcast: the iTunes tags the validator asks of a podcast's channel (category,
-    explicit, owner with an address, and an image where the site has one)."""
-    fg.load_extension("podcast", atom=False, rss=True)
-    category, _, sub = config.feeds.podcast.partition("/")
-    fg.podcast.itunes_category(category.strip(), sub.strip() or None)
-    name, email = _site_author(config)
-    if name or email:
-        fg.podcast.itunes_author(name or email)
-    if email:
-        fg.podcast.itunes_owner(name=name or email, email=email)
-    picture = config.site.logo or config.site.icon
-    if picture and _RSS_IMAGE.search(picture):
-        fg.podcast.itunes_image(_face_url(config, picture))
-    # feedgen only knows the old yes/no/clean; Apple and the validator want true/false.
-    fg.register_extension("explicit", _ItunesExplicit, None, atom=False, rss=True)
-
-
-class _ItunesExplicit(BaseExtension):
-    ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
-
-    def extend_rss(self, element):
-        channel = element.find("channel")
-        explicit = etree.SubElement(channel, f"{{{self.ITUNES_NS}}}explicit")
-        explicit.text = "false"
-        items = channel.findall("item")
-        if items:  # channel metadata before the items
-            channel.remove(explicit)
-            channel.insert(list(channel).index(items[0]), explicit)
-        return element
-
-
-class _EnclosureEntry(BaseEntryExtension):
-    """RSS <enclosure> and Atom <link rel="enclosure">. feedgen 1.0 has both, but writes an
-    Atom entry's links without their rel and type (a variable shadowed in entry.py), which
-    would make the enclosure a second alternate link."""
-
-    def __init__(self) -> None:
-        self.enclosure: tuple = ()
-
-    def extend_rss(self, item):
-        if self.enclosure:
-            url, length, mime = self.enclosure
-            etree.SubElement(item, "enclosure", url=_safe_url(url), length=str(length), type=mime)
-        return item
-
-    def extend_atom(self, entry):
-        if self.enclosure:
-            url, length, mime = self.enclosure
-            # feedgen builds Atom with a plain xmlns attribute: its elements are unqualified.
-            link = etree.SubElement(entry, "link", rel="enclosure",
-                                    href=_safe_url(url), type=mime)
-            if length:  # RSS says 0 for unknown; Atom leaves the attribute out
-                link.set("length", str(length))
-        return entry
-
-
-def _json_extras(doc: dict, feed: _Feed, config: Config) -> None:
-    """JSON Feed's hubs, icon and favicon, and next_url for the next older archive page."""
-    if config.site.logo or config.site.icon:
-        doc["icon"] = _face_url(config, config.site.logo or config.site.icon)
-    if config.site.icon:
-        doc["favicon"] = _face_url(config, config.site.icon)
-    if feed.archive is not None and feed.archive.prev is not None:
-        doc["next_url"] = _public_url(config, feed.archive.prev + JSON_FILE)
-    hubs = _hubs(feed, config)
-    if hubs:
-        doc["hubs"] = [{"type": "WebSub", "url": hub} for hub in hubs]
-
-
-def _json_attachments(item: dict, post: Post) -> None:
-    if post.enclosure:
-        url, length, mime = post.enclosure
-        attachment = {"url": _safe_url(url), "mime_type": mime}
-        if length:
-            attachment["size_in_bytes"] = length
-        item["attachments"] = [attachment]
-
-
-# --- writing ----------------------------------------------------------------------------
-
-def write_feeds(files: dict[str, bytes], output_dir: Path, keep: frozenset[str] = frozenset(),
-                meanwhile: Callable[[], object] | None = None) -> WriteReport:
-    """Write `files` under output_dir: atomically, and only those whose bytes differ from what
-    is there. Then delete the tag feeds (rss.xml, atom.xml, feed.json under tags/<slug>/) that
-    are no longer produced (neither in `files` nor in `keep`: feeds left as they are), and the
-    tag folders that leaves empty; nothing else is ever removed.
-    Raises OutputError naming the path when the disk refuses; a failed write leaves the old
-    file as it was. A file with a symlink on its way below output_dir is not written (nor is
-    anything removed through one): the others are, stale ones removed, then OutputError names
-    the link. `meanwhile`: see write_files."""
-    output_dir = Path(output_dir)
-    report = write_files(files, output_dir, meanwhile, check=False)
-    remove_orphaned_temp_files(output_dir, {str(PurePosixPath(rel).parent) for rel in files},
-                               TERM_DIRS)
-    keep = set(files) | set(keep)
-    report.removed = remove_stale_archives(output_dir, keep, FEED_FILES, TAGS_DIR, ARCHIVE_DIR)
-    report.removed += [rel for terms in TERM_DIRS
-                       for rel in remove_stale(output_dir, keep, terms, FEED_FILES)]
-    log.info("feeds in %s: %d written, %d unchanged, %d removed", output_dir,
-             len(report.written), len(report.unchanged), len(report.removed))
-    report.raise_refused()
-    return report
-
-
-# --- checking ---------------------------------------------------------------------------
-
-def check_feeds(output_dir: Path) -> list[str]:
-    """One line per problem with the written feeds (empty: all good). Parses every rss.xml,
-    atom.xml and feed.json under output_dir and checks its root element and version. Reads
-    only."""
-    output_dir = Path(output_dir)
-    if not output_dir.is_dir():
-        return [f"{output_dir}: no feeds folder ({_BUILD_HINT})"]
-    problems = []
-    for name in FEED_FILES:
-        if not (output_dir / name).is_file():
-            problems.append(f"{output_dir / name}: missing ({_BUILD_HINT})")
-    found = sorted(p for p in output_dir.rglob("*") if p.name in FEED_FILES and p.is_file())
-    for path in found:
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            problems.append(f"{path}: cannot read: {e.strerror or e}")
-            continue
-        problem = _check_json(data) if path.name == JSON_FILE else _check_xml(data, path.name)
-        if problem:
-            problems.append(f"{path}: {problem}")
-    return problems
-
-
-def _check_xml(data: bytes, name: str) -> str:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                             huge_tree=True)
-    try:
-        root = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as e:
-        return f"not well-formed XML: {e.msg or e}"  # msg: lxml's text without "(<string>...)"
-    found = f"<{etree.QName(root).localname}>"
-    if root.get("version"):
-        found += f" version {root.get('version')!r}"
-    if etree.QName(root).namespace:
-        found += f" in namespace {etree.QName(root).namespace}"
-    if name == RSS_FILE:
-        if root.tag != "rss" or root.get("version") != "2.0" or root.find("channel") is None:
-            return f'expected RSS 2.0 (<rss version="2.0"> holding a <channel>), found {found}'
-    elif root.tag != f"{{{ATOM_NS}}}feed":
-        return f"expected Atom 1.0 (<feed> in namespace {ATOM_NS}), found {found}"
-    return ""
-
-
-def _check_json(data: bytes) -> str:
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        return f"not UTF-8 (invalid byte at offset {e.start})"
-    except ValueError as e:
-        return f"not valid JSON: {e}"
-    if not isinstance(doc, dict):
-        return f"expected a JSON Feed object, found a JSON {type(doc).__name__}"
-    if doc.get("version") != JSON_FEED_VERSION:
-        return f"expected JSON Feed version {JSON_FEED_VERSION!r}, found {doc.get('version')!r}"
-    if not isinstance(doc.get("items"), list):
-        return "expected an 'items' list, found " + (
-            "none" if "items" not in doc else f"a JSON {type(doc['items']).__name__}")
-    return ""
-
-
-# --- describing (publisher check) -------------------------------------------------------
-
-SIZE_WARNING_KB = 512  # some readers and proxies give up on larger feeds
-
-
-def describe_feeds(output_dir: Path) -> list[str]:
-    """One line per feed folder, as a reader would see it: items, oldest and newest dates,
-    file sizes, hubs, archive pages. Warns (log) about a file above SIZE_WARNING_KB. Reads
-    only; a file that cannot be parsed is check_feeds' to report, and is left out here."""
-    output_dir = Path(output_dir)
-    if not output_dir.is_dir():
-        return []
-    folders: dict[PurePosixPath, list[Path]] = {}
-    for path in sorted(output_dir.rglob("*")):
-        if path.name in FEED_FILES and path.is_file():
-            rel = PurePosixPath(path.relative_to(output_dir).as_posix())
-            folders.setdefault(rel.parent, []).append(path)
-    lines = []
-    for folder, paths in sorted(folders.items()):
-        parts = folder.parts
-        if len(parts) >= 2 and parts[-2] == ARCHIVE_DIR and parts[-1].isdigit():
-            continue  # an archive page: counted with its feed
-        lines.append(_describe_folder(output_dir, folder, paths, folders))
-    return lines
-
-
-def _json_feed(path: Path) -> dict:
-    try:
-        doc = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) and isinstance(doc.get("items"), list) else {}
-
-
-def _describe_folder(output_dir: Path, folder: PurePosixPath, paths: list[Path],
-                     folders: dict[PurePosixPath, list[Path]]) -> str:
-    name = "/" if str(folder) == "." else f"{folder}/"
-    sizes = []
-    for path in paths:
-        kb = path.stat().st_size / 1024
-        sizes.append(f"{path.name} {kb:.0f} KB")
-        if kb > SIZE_WARNING_KB:
-            log.warning("%s: %.0f KB, above %d KB, where some feed readers and proxies give "
-                        "up (lower feeds.limit, or turn on feeds.archive)", path, kb,
-                        SIZE_WARNING_KB)
-    doc = _json_feed(output_dir / str(folder) / JSON_FILE)
-    facts = []
-    if doc:
-        items = doc["items"]
-        dates = sorted(str(i.get("date_published", ""))[:10] for i in items
-                       if isinstance(i, dict) and i.get("date_published"))
-        facts.append(f"{len(items)} item{'' if len(items) == 1 else 's'}"
-                     + (f", {dates[0]} … {dates[-1]}" if dates else ""))
-        hubs = [h.get("url", "") for h in doc.get("hubs", []) if isinstance(h, dict)]
-        facts.append("hub " + ", ".join(hubs) if hubs else "no hub")
-    pages = sorted(f for f in folders if f.parent == folder / ARCHIVE_DIR and f.name.isdigit())
-    if pages:
-        archived = sum(len(_json_feed(output_dir / str(p) / JSON_FILE).get("items", []))
-                       for p in pages)
-        facts.append(f"{len(pages)} archive page{'' if len(pages) == 1 else 's'} "
-                     f"({archived} older item{'' if archived == 1 else 's'})")
-    return f"feed {name}: " + "; ".join(facts + [", ".join(sizes)])
