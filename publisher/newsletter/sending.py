@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..config import Config
 from ..errors import StateError
@@ -167,65 +167,16 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
                 stop: threading.Event | None = None) -> SendReport:
     """Mail `digest` to every active subscriber still owed it; record each result."""
     # lazy: delivery.py, digest.py and message.py (~40 ms), only when there is a digest to send
-    from .delivery import Job, deliver, most_connections
-    from .digest import Recipient
-    from .message import compile_message, from_address
+    from .delivery import deliver, most_connections
+    from .message import from_address
 
     mail_from = from_address(config).address
-    rendered = as_rendered(digest, config)
-    key = message_key(config, digest)
     report = SendReport(digest.id, digest.kind, digest.subject)
     total = state.count_owed(digest.id)
     done = 0
     claimant = sender_id()  # this process, as it claims owed rows
     lease = Lease(state, digest.id, claimant)
-    least = max(20, 10 * most_connections(config))
-
-    def owed_rows():
-        """Claim owed rows a batch at a time, lazily: delivery pulls them as it needs them,
-        and other senders (processes or machines) claim the rest in parallel. Nothing more
-        once this sender's lease no longer holds: its rows may be another's by now."""
-        size = least
-        while not (stop is not None and stop.is_set()) and lease.held():
-            clock = utcnow()
-            batch = state.claim_batch(digest.id, claimant, limit=size, now=clock,
-                                      stale_before=clock - CLAIM_TIMEOUT,
-                                      dead_senders=dead_senders(state.claimants(digest.id)))
-            if not batch:
-                return
-            started = time.monotonic()
-            for owed in batch:  # delivery pulls a row when a connection is ready for it
-                if not lease.held():
-                    return
-                yield owed
-            pace = len(batch) / max(time.monotonic() - started, 1e-3)
-            size = min(CLAIM_BATCH_MAX, max(least, int(pace * CLAIM_BATCH_SECONDS)))
-
-    # VERP (newsletter.bounce_address): each copy's envelope sender names its digest and
-    # subscriber, so a late bounce finds them even when the report is mangled (bounces.py).
-    # lazy: bounces.py (~20 ms), only when there is a digest to send
-    from .bounces import verp_sender
-    verp_secret = state.bounce_secret() if config.newsletter.bounce_address else ""
-
-    # The digest's other bodies (newsletter/topics.py), as planned: variant 0 is its own.
-    variants = state.digest_variants(digest.id)
-
-    def jobs():
-        compiled_by_variant: dict[int, object] = {}
-        for owed in owed_rows():
-            compiled = compiled_by_variant.get(owed.variant)
-            if compiled is None:
-                # Once per body (and only if anyone is owed it): each copy is then a
-                # substitution into pre-encoded bytes, not a message built from scratch.
-                body = as_rendered(digest, config, variants[owed.variant]) if owed.variant else rendered
-                compiled = compiled_by_variant[owed.variant] = compile_message(
-                    body, config, message_key=key, date=now)
-            recipient = Recipient(email=owed.email, name=owed.name, token=owed.token)
-
-            yield Job(key=(digest.id, owed.subscriber_id), recipient=owed.email,
-                      build=lambda recipient=recipient, compiled=compiled: compiled.bytes_for(recipient),
-                      sender=verp_sender(config, verp_secret, digest.id, owed.subscriber_id),
-                      wire_ready=compiled.wire_ready)
+    rows = _owed_rows(state, digest.id, claimant, lease, max(20, 10 * most_connections(config)), stop)
 
     def on_attempt(job) -> None:
         # Held, and written by before_content before the message's content goes out: the
@@ -245,13 +196,7 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
         status = "deferred" if outcome.status == "refused" else outcome.status
         ledger.result(job.key[1], status=status, code=outcome.code,
                       reply=outcome.reply, attempts=outcome.attempts, hold=True)
-        if outcome.status == "bounced":
-            log.warning("%s bounced: %s", job.recipient, outcome.reply)
-        elif outcome.status == "refused":
-            log.warning("%s: refused by the server, not for this address (still owed): %s %s",
-                        job.recipient, outcome.code, outcome.reply)
-        elif outcome.status == "deferred":
-            log.warning("%s deferred after %d attempts: %s", job.recipient, outcome.attempts, outcome.reply)
+        _log_outcome(job, outcome)
         if progress:
             progress(done, total)
 
@@ -265,7 +210,8 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
                 with state.ledger(digest.id, claimant, refresh_every=CLAIM_REFRESH,
                                   hold_results=most_connections(config),
                                   lease_held=lease.held) as ledger:
-                    stats = deliver(jobs(), config, mail_from=mail_from, on_attempt=on_attempt,
+                    stats = deliver(_jobs(config, state, digest, rows, now), config, mail_from=mail_from,
+                                    on_attempt=on_attempt,
                                     on_result=on_result, on_idle=ledger.flush,
                                     before_content=ledger.flush, stop=stop, owed=total)
                 report.sent, report.bounced, report.retried = stats.sent, stats.bounced, stats.retried
@@ -282,6 +228,69 @@ def send_digest(config: Config, state: State, digest: DigestRow, *, now: datetim
         state.release_claims(digest.id, claimant)
     settle(state, report, stopped=stop is not None and stop.is_set())
     return report
+
+
+def _owed_rows(state: State, digest_id: int, claimant: str, lease: Lease, least: int,
+               stop: threading.Event | None) -> Iterator:
+    """Claim owed rows a batch at a time, lazily: delivery pulls them as it needs them, and
+    other senders (processes or machines) claim the rest in parallel. A batch is sized to
+    what this sender sends in CLAIM_BATCH_SECONDS (at least `least`). Nothing more once this
+    sender's lease no longer holds: its rows may be another's by now."""
+    size = least
+    while not (stop is not None and stop.is_set()) and lease.held():
+        clock = utcnow()
+        batch = state.claim_batch(digest_id, claimant, limit=size, now=clock,
+                                  stale_before=clock - CLAIM_TIMEOUT,
+                                  dead_senders=dead_senders(state.claimants(digest_id)))
+        if not batch:
+            return
+        started = time.monotonic()
+        for owed in batch:  # delivery pulls a row when a connection is ready for it
+            if not lease.held():
+                return
+            yield owed
+        pace = len(batch) / max(time.monotonic() - started, 1e-3)
+        size = min(CLAIM_BATCH_MAX, max(least, int(pace * CLAIM_BATCH_SECONDS)))
+
+
+def _jobs(config: Config, state: State, digest: DigestRow, rows: Iterator, now: datetime) -> Iterator:
+    """delivery.Job for each owed row, built when delivery asks for it."""
+    # lazy: delivery.py, digest.py, message.py and bounces.py (~60 ms), as in send_digest
+    from .bounces import verp_sender
+    from .delivery import Job
+    from .digest import Recipient
+    from .message import compile_message
+
+    key = message_key(config, digest)
+    # VERP (newsletter.bounce_address): each copy's envelope sender names its digest and
+    # subscriber, so a late bounce finds them even when the report is mangled (bounces.py).
+    verp_secret = state.bounce_secret() if config.newsletter.bounce_address else ""
+    # The digest's other bodies (newsletter/topics.py), as planned: variant 0 is its own.
+    variants = state.digest_variants(digest.id)
+    compiled_by_variant: dict[int, object] = {}
+    for owed in rows:
+        compiled = compiled_by_variant.get(owed.variant)
+        if compiled is None:
+            # Once per body (and only if anyone is owed it): each copy is then a substitution
+            # into pre-encoded bytes, not a message built from scratch.
+            body = as_rendered(digest, config, variants[owed.variant] if owed.variant else None)
+            compiled = compiled_by_variant[owed.variant] = compile_message(
+                body, config, message_key=key, date=now)
+        recipient = Recipient(email=owed.email, name=owed.name, token=owed.token)
+        yield Job(key=(digest.id, owed.subscriber_id), recipient=owed.email,
+                  build=lambda recipient=recipient, compiled=compiled: compiled.bytes_for(recipient),
+                  sender=verp_sender(config, verp_secret, digest.id, owed.subscriber_id),
+                  wire_ready=compiled.wire_ready)
+
+
+def _log_outcome(job, outcome) -> None:
+    if outcome.status == "bounced":
+        log.warning("%s bounced: %s", job.recipient, outcome.reply)
+    elif outcome.status == "refused":
+        log.warning("%s: refused by the server, not for this address (still owed): %s %s",
+                    job.recipient, outcome.code, outcome.reply)
+    elif outcome.status == "deferred":
+        log.warning("%s deferred after %d attempts: %s", job.recipient, outcome.attempts, outcome.reply)
 
 
 def settle(state: State, report: SendReport, *, stopped: bool) -> None:
