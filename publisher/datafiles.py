@@ -150,3 +150,27 @@ def load_toml(text: str) -> dict:
     except RecursionError:
         raise _too_deep() from None
     return check_depth(data)
+
+
+def brace_end(text: str, start: int) -> int:
+    """Index just past the '}' closing the '{' at `start` in JavaScript-like text (a JS
+    config's object literal, an MDX expression), string literals and their escapes
+    respected; -1 if it is never closed."""
+    depth, quote, pos = 0, "", start
+    while pos < len(text):
+        c = text[pos]
+        if quote:
+            if c == "\\":
+                pos += 1
+            elif c == quote:
+                quote = ""
+        elif c in "\"'`":
+            quote = c
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return pos + 1
+        pos += 1
+    return -1

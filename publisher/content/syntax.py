@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
+from ..datafiles import brace_end
 from . import blocks
 
 # Which syntaxes a dialect's engine runs; "auto" (no dialect named) resolves all of them.
@@ -372,28 +373,6 @@ _HTML_OPEN = re.compile(r"<[a-z][\w-]*(?=[\s/>])")
 _EXPR_ATTR = re.compile(r"""(\s)(?:([\w:.-]+)\s*=\s*)?\{""")
 
 
-def _brace_end(text: str, start: int) -> int:
-    """Index just past the '}' closing the '{' at `start` (quotes respected), or -1."""
-    depth, quote, pos = 0, "", start
-    while pos < len(text):
-        c = text[pos]
-        if quote:
-            if c == "\\":
-                pos += 1
-            elif c == quote:
-                quote = ""
-        elif c in "\"'`":
-            quote = c
-        elif c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return pos + 1
-        pos += 1
-    return -1
-
-
 def _attribute_value(expr: str, imports: Mapping[str, str]) -> str | None:
     """What an attribute's {expression} stands for, when it is a constant a feed can carry:
     a number, a string, or an imported file (`cover`, `cover.src`). None otherwise."""
@@ -425,7 +404,7 @@ def _html_attributes(text: str, out: Resolved, literals: list[str], imports: Map
         pieces.append(text[pos:m.start()])
         fixed, cursor = [], 0
         while (a := _EXPR_ATTR.search(tag, cursor)) is not None:
-            close = _brace_end(tag, a.end() - 1)
+            close = brace_end(tag, a.end() - 1)
             if close < 0:
                 break
             fixed.append(tag[cursor:a.start()])

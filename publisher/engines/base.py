@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from ..datafiles import DataError, load_json, load_toml, load_yaml
+from ..datafiles import DataError, brace_end, load_json, load_toml, load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -191,24 +191,8 @@ def js_object(text: str, start: str) -> str | None:
     m = re.search(start + r"\s*\{", text)
     if not m:
         return None
-    depth, i, quote = 0, m.end() - 1, ""
-    while i < len(text):
-        c = text[i]
-        if quote:
-            if c == "\\":
-                i += 1
-            elif c == quote:
-                quote = ""
-        elif c in "\"'`":
-            quote = c
-        elif c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return text[m.end():i]
-        i += 1
-    return None
+    end = brace_end(text, m.end() - 1)
+    return text[m.end():end - 1] if end != -1 else None
 
 
 def js_top_level(block: str) -> str:
