@@ -272,9 +272,13 @@ def init(ctx: Context, folder: str | None, ci: str | None) -> int:
     return _finish(ctx, report)
 
 
+# build and run: content warnings fail the command, for CI (content.strict in the config).
+_strict_option = click.option("--strict", is_flag=True, help="Content warnings fail the command "
+                              "(exit 1), as content.strict: true does; for CI.")
+
+
 @main.command()
-@click.option("--strict", is_flag=True, help="Content warnings fail the command (exit 1), as "
-              "content.strict: true does; for CI.")
+@_strict_option
 @_options
 @pass_ctx
 @_reporting
@@ -309,8 +313,7 @@ def _strict(config, strict: bool):
 
 
 @main.command()
-@click.option("--strict", is_flag=True, help="Content warnings fail the command (exit 1), as "
-              "content.strict: true does; for CI.")
+@_strict_option
 @_options
 @pass_ctx
 @_reporting
