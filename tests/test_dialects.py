@@ -475,3 +475,36 @@ def test_the_next_digest_holds_no_translation(site):
     finally:
         state.close()
     assert [p.title for p in posts] == ["A"]
+
+
+# --- Zola ------------------------------------------------------------------------------------
+
+def _toml_post(site, rel: str, front: str, body: str = "Hello.\n") -> None:
+    site.post(rel, {}, raw=("+++\n" + front.strip() + "\n+++\n" + body).encode())
+
+
+def test_zola_path_is_the_url_and_its_date_rules(site):
+    """Zola's `path` is the page's URL (a '/' added, relative to base_url); the date is `date`
+    else a YYYY-mm-dd prefix followed by '-' or '_', which leaves the slug; a page with
+    no date at all is Zola's to publish but has no place in a feed: skipped, named."""
+    site.write_config(content={"dialect": "zola", "permalink": "/blog/{slug}/"})
+    _toml_post(site, "1.94.1-release.md", 'title = "Rust 1.94.1"\ndate = 2025-03-26\n'
+               'path = "2026/03/26/1.94.1-release"')
+    _toml_post(site, "inside/team.md", 'title = "Team"\ndate = 2025-01-02T10:00:00Z\n'
+               'path = "/inside-rust/2025/01/02/team/"')
+    _toml_post(site, "2024-05-06_underscored.md", 'title = "Underscored"')
+    _toml_post(site, "2024-05-07-dashed.md", 'title = "Dashed"\nupdated = 2024-06-01')
+    _toml_post(site, "undated.md", 'title = "Undated"\npath = "2020/01/01/undated"')
+    result = load_posts(site.config(), NOW)
+    assert result.problems == [
+        "content/undated.md: skipped: Zola publishes a page without a date, but a feed item needs "
+        "one: give it `date` (or a YYYY-MM-DD- file name prefix)"]
+    posts = by_url(result.posts)
+    assert sorted(posts) == [
+        "https://blog.test.example/2026/03/26/1.94.1-release/",  # the path, not the date
+        "https://blog.test.example/blog/dashed/",
+        "https://blog.test.example/blog/underscored/",
+        "https://blog.test.example/inside-rust/2025/01/02/team/",
+    ]
+    assert posts["https://blog.test.example/blog/underscored/"].published == datetime(2024, 5, 6, tzinfo=UTC)
+    assert posts["https://blog.test.example/blog/dashed/"].updated == datetime(2024, 6, 1, tzinfo=UTC)

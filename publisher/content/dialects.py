@@ -315,6 +315,9 @@ class Engine:
                 return value.strip()
         return None
 
+    # Why a post with no date is skipped (the engine may publish it, but not in a feed).
+    undated = "front matter has no 'pubDate' (or 'date'), and the file name has no YYYY-MM-DD- prefix"
+
     # Does a translation's explicit `url` get its language in front? (Hugo: no, the front
     # matter's url is the whole path.)
     prefix_explicit_url = True
@@ -699,11 +702,48 @@ class Docusaurus(Engine):
     name = "docusaurus"
 
 
+_ZOLA_DATE_PREFIX = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:T[\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?[_-](.+)$")
+
+
 class Zola(Engine):
-    """Zola: the contract's defaults; heading ids and `@/` internal links are resolved
-    (syntax.py, links.py)."""
+    """Zola (docs/content/documentation/content/page.md and components/content/src/page.rs in
+    getzola/zola): the front matter's `path` is the page's URL, relative to base_url, as
+    written with a '/' added at the end (no language prefix: that is only for the path
+    made from the file's); the date is `date`, else a file name starting with a YYYY-mm-dd
+    (or RFC 3339) date and '_' or '-', which the slug then leaves out; `updated` is
+    the update date. Heading ids and `@/` internal links are resolved (syntax.py, links.py)."""
 
     name = "zola"
+    date_keys = ("date",)
+    updated_keys = ("updated",)
+    prefix_explicit_url = False
+    undated = ("Zola publishes a page without a date, but a feed item needs one: give it "
+               "`date` (or a YYYY-MM-DD- file name prefix)")
+
+    def _dated_name(self, src: Source) -> re.Match | None:
+        own = src.folders[-1] if src.folder_post and src.folders else src.name
+        return _ZOLA_DATE_PREFIX.match(own)
+
+    def date_from_path(self, src: Source, path: Path) -> date | datetime | None:
+        m = self._dated_name(src)
+        if m is None:
+            return None
+        try:
+            return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        except ValueError:
+            return None
+
+    def slug(self, meta: dict, src: Source, title: str) -> str:
+        explicit = read_text(meta.get("slug"), "slug")
+        m = self._dated_name(src)
+        return kept_slug(explicit or (m.group(4) if m else src.base))
+
+    def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
+        value = meta.get("path")  # Zola has no `url` or `permalink` key
+        if not isinstance(value, str) or not value.strip():
+            return None
+        path = "/" + value.strip().lstrip("/")
+        return path if path.endswith("/") else path + "/"
 
 
 def _json_file(path: Path, folders: tuple[str, ...]) -> dict:

@@ -298,8 +298,7 @@ def _published(meta: dict, src: Source, path: Path, engine: Engine,
     if value is None:
         from_path = engine.date_from_path(src, path)
         if from_path is None:
-            raise Skip("front matter has no 'pubDate' (or 'date'), and the file name has no "
-                       "YYYY-MM-DD- prefix")
+            raise Skip(engine.undated)
         dated = engine.shown(parse_date(from_path, config.tz, "file name"), config)
         return dated, dated
     zone = engine.timestamp_zone(config)
