@@ -508,3 +508,24 @@ def test_zola_path_is_the_url_and_its_date_rules(site):
     ]
     assert posts["https://blog.test.example/blog/underscored/"].published == datetime(2024, 5, 6, tzinfo=UTC)
     assert posts["https://blog.test.example/blog/dashed/"].updated == datetime(2024, 6, 1, tzinfo=UTC)
+
+
+# --- Eleventy --------------------------------------------------------------------------------
+
+def test_eleventy_dated_index_file_is_its_folders_post_at_the_folder_url(site):
+    """page.fileSlug of `x/2024-09-08-index.md` is `x` (the date prefix goes first, then an
+    `index` slug is the folder's name); a permalink ending in index.html is page.url's folder."""
+    site.write_config(content={"dialect": "eleventy", "permalink": "/blog/{slug}/"})
+    (site.content / "posts").mkdir()
+    (site.content / "posts" / "posts.json").write_text(
+        '{"permalink": "blog/{{ page.fileSlug }}/index.html"}', encoding="utf-8")
+    site.post("posts/buildless/2024-09-08-index.md", "title: Buildless")
+    site.post("posts/bottle-slider/2017-03-08-index.md", "title: Bottle")
+    site.post("posts/2019-01-02-plain/index.md", "title: Plain")
+    result = load_posts(site.config(), NOW)
+    assert result.problems == []
+    posts = by_url(result.posts)
+    assert sorted(posts) == ["https://blog.test.example/blog/bottle-slider/",
+                             "https://blog.test.example/blog/buildless/",
+                             "https://blog.test.example/blog/plain/"]
+    assert posts["https://blog.test.example/blog/buildless/"].published == datetime(2024, 9, 8, tzinfo=UTC)

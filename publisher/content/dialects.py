@@ -608,7 +608,15 @@ class Eleventy(Engine):
 
     def slug(self, meta: dict, src: Source, title: str) -> str:
         explicit = read_text(meta.get("slug"), "slug")
-        return kept_slug(explicit) if explicit else src.base  # page.fileSlug
+        if explicit:
+            return kept_slug(explicit)
+        # page.fileSlug (TemplateFileSlug.getSlug): the date prefix is stripped first, then an
+        # `index` slug is the parent folder's name, its own date prefix stripped too
+        # (`buildless/2024-09-08-index.md` is `buildless`).
+        if src.base == "index" and not src.folder_post and src.folders:
+            d = _DATE_PREFIX.match(src.folders[-1])
+            return d.group(4) if d else src.folders[-1]
+        return src.base
 
     def title_slug(self, title: str) -> str:
         return ascii_slug(title)
@@ -633,7 +641,8 @@ class Eleventy(Engine):
         if "{{" in path or "{%" in path:
             raise Skip(f"'permalink' is a template publisher cannot evaluate: {value.strip()[:80]!r} "
                        "(it understands {{ page.fileSlug }} and {{ title | slugify }})")
-        return path
+        # page.url: a permalink written to a folder's index.html is served at the folder.
+        return path[:-len("index.html")] if path.endswith("/index.html") else path
 
 
 class Pelican(Engine):
