@@ -529,3 +529,26 @@ def test_eleventy_dated_index_file_is_its_folders_post_at_the_folder_url(site):
                              "https://blog.test.example/blog/buildless/",
                              "https://blog.test.example/blog/plain/"]
     assert posts["https://blog.test.example/blog/buildless/"].published == datetime(2024, 9, 8, tzinfo=UTC)
+
+
+# --- Astro themes' date keys -----------------------------------------------------------------
+
+@pytest.mark.parametrize("dialect", ["astro", "auto"])
+def test_astropaper_pubdatetime_and_moddatetime(site, dialect):
+    """AstroPaper names its dates pubDatetime and modDatetime (null when never modified); the
+    blog starter's pubDate and updatedDate come first."""
+    site.write_config(content={"dialect": dialect, "permalink": "/posts/{slug}/"})
+    site.post("20240307-soci/index.md", "title: SOCI\npubDatetime: 2024-03-07T22:00:00Z\n"
+              "modDatetime: 2024-04-01T08:00:00Z\nslug: build-soci-index")
+    site.post("never-modified.md", "title: Never\npubDatetime: 2024-03-08T10:00:00+09:00\nmodDatetime: null")
+    site.post("starter.md", "title: Starter\npubDate: 'Jul 08 2022'\npubDatetime: 2020-01-01\n"
+              "updatedDate: 'Jul 09 2022'")
+    result = load_posts(site.config(), NOW)
+    assert result.problems == []
+    posts = {p.title: p for p in result.posts}
+    assert posts["SOCI"].url == "https://blog.test.example/posts/build-soci-index/"
+    assert posts["SOCI"].published == datetime(2024, 3, 7, 22, tzinfo=UTC)
+    assert posts["SOCI"].updated == datetime(2024, 4, 1, 8, tzinfo=UTC)
+    assert posts["Never"].published == datetime(2024, 3, 8, 1, tzinfo=UTC) and posts["Never"].updated is None
+    assert posts["Starter"].published == datetime(2022, 7, 8, tzinfo=UTC)
+    assert posts["Starter"].updated == datetime(2022, 7, 9, tzinfo=UTC)

@@ -223,8 +223,10 @@ class Engine:
     """The contract's defaults ("auto"); every engine below differs only where it says so."""
 
     name = "auto"
-    date_keys: tuple[str, ...] = ("pubDate", "date", "publishDate", "published", "created_at", "pubdate")
-    updated_keys: tuple[str, ...] = ("updatedDate", "updated", "lastmod", "modified", "last_modified_at")
+    date_keys: tuple[str, ...] = ("pubDate", "date", "publishDate", "published", "created_at", "pubdate",
+                                  "pubDatetime")
+    updated_keys: tuple[str, ...] = ("updatedDate", "updated", "lastmod", "modified", "last_modified_at",
+                                     "modDatetime")
     tag_separator: str | None = ","  # how a string of tags is split
     category_separator: str | None = ","
     date_from_file_name = True
@@ -340,6 +342,10 @@ class Astro(Engine):
     front matter's `slug`; the starter publishes /blog/<id>/. No date from the file name."""
 
     name = "astro"
+    # The blog starter's pubDate/updatedDate; AstroPaper's (a very common theme's)
+    # pubDatetime/modDatetime; then the contract's other aliases.
+    date_keys = ("pubDate", "pubDatetime", *Engine.date_keys[1:-1])
+    updated_keys = ("updatedDate", "modDatetime", *Engine.updated_keys[1:-1])
     date_from_file_name = False
 
     def slug(self, meta: dict, src: Source, title: str) -> str:
