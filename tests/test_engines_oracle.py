@@ -468,3 +468,30 @@ def test_generated_posts_come_out_as_the_engine_publishes_them(engine, tmp_path)
         assert len(theirs) == len(found) >= min(EXAMPLES, 20), variant
         assert problems == [], variant
         assert differences(theirs, ours) == [], variant
+
+
+def test_hugo_contentbasename_is_the_file_name_whatever_the_slug(tmp_path):
+    """Hugo's :contentbasename (0.111's :filename, the same meaning) is the file's name, a
+    bundle's folder name, and never `slug` (publisher's {stem} prefers slug, as
+    :slugorcontentbasename does): {contentbasename} is it."""
+    engine_command("hugo")
+    root = tmp_path / "hugo"
+    shutil.copytree(ORACLE / "hugo", root)
+    config = root / "hugo.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        '"/:year/:month/:day/:slug/"', '"/:year/:month/:filename/"'), encoding="utf-8")
+    proc = subprocess.run([engine_command("hugo"), "--quiet", "--source", str(root), "--destination",
+                           str(root / "public")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    base = "https://hugo.example.org"
+    result = load_posts(make_config(root, site={"url": base, "language": "en"},
+                                    content={"dir": "content", "dialect": "hugo",
+                                             "permalink": "/{year}/{month}/{contentbasename}/"},
+                                    newsletter={"timezone": "UTC"}, state={"database": "state.db"}), NOW)
+    ours = {p.source: (p.url.removeprefix(base), p.title, p.published.isoformat(timespec="minutes"))
+            for p in result.posts}
+    theirs = _engine_posts("hugo", root)
+    assert result.problems == [] and len(theirs) >= 15
+    assert differences(theirs, ours) == []
+    assert ours["content/posts/own-slug.md"][0] == "/2017/10/own-slug/"
+    assert ours["content/posts/bundled-post/index.md"][0] == "/2017/10/bundled-post/"

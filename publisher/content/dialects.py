@@ -217,6 +217,7 @@ class Fields:
     categories: str  # already joined with '/'
     lang: str  # "" for the site's language
     path: str = ""  # the folders under content.dir and the stem, '/'-joined (Hugo's content path)
+    basename: str = ""  # {contentbasename}: the file's name whatever `slug` says
 
 
 class Engine:
@@ -276,6 +277,11 @@ class Engine:
         return folder
 
     def stem(self, meta: dict, src: Source) -> str:
+        return src.stem
+
+    def basename(self, src: Source) -> str:
+        """{contentbasename}: the file name as it is (the folder's name for the folder's own
+        post), whatever the front matter's `slug` says."""
         return src.stem
 
     def title_slug(self, title: str) -> str:
@@ -423,6 +429,12 @@ class Hugo(Engine):
     def stem(self, meta: dict, src: Source) -> str:
         explicit = read_text(meta.get("slug"), "slug")
         return hugo_path(explicit or src.stem) or slugify(src.stem)
+
+    def basename(self, src: Source) -> str:
+        """Hugo's :contentbasename (0.111's :filename, pageToPermalinkFilename): the file's
+        name without language suffix, a bundle's folder name for index.md, urlized; `slug` is
+        not read (that is :slugorcontentbasename)."""
+        return hugo_path(src.stem) or slugify(src.stem)
 
     def folder_segment(self, folder: str) -> str:
         return hugo_path(folder) or slugify(folder)
@@ -818,7 +830,7 @@ def post_url(config: Config, engine: Engine, fields: Fields, published: datetime
         slug=fields.slug, year=f"{local.year:04d}", month=f"{local.month:02d}",
         day=f"{local.day:02d}", title=fields.title_slug, stem=fields.stem,
         section=fields.section, categories=fields.categories, lang=fields.lang,
-        path=fields.path or fields.stem,
+        path=fields.path or fields.stem, contentbasename=fields.basename or fields.stem,
     )
     path = re.sub(r"/{2,}", "/", path)  # an empty {section}, {categories} or {lang}
     if fields.lang and "{lang}" not in template:
