@@ -11,6 +11,7 @@ CI=true, where a missing engine fails."""
 
 from __future__ import annotations
 
+import html
 import os
 import shutil
 import subprocess
@@ -101,6 +102,8 @@ def _engine_posts(engine: str, root: Path) -> dict[str, tuple[str, str, str]]:
             # versions, ENGINES.md; 0.111's shows .Date), else .Date (dated by `lastmod` alone).
             if not publish_date[0].startswith("0001-"):
                 date = publish_date[0]
+        else:  # jekyll-feed's title: `smartify | strip_html`, HTML a feed reader shows as text
+            title = html.unescape(title)
         # Seconds dropped, offset kept; a title's runs of spaces are one (publisher's titles
         # are one line of single spaces, as a feed reader shows any title).
         found[source] = (url, " ".join(title.split()), date[:16] + date[19:])
@@ -280,6 +283,17 @@ def test_jekyll_fills_the_placeholders_of_a_front_matter_permalink(jekyll_fixtur
     assert theirs == ours and ours[0] == url
 
 
+@pytest.mark.parametrize("source", ["_posts/2018-08-01-smart-title.md", "_posts/2018-08-02-smart-title-edges.md"])
+def test_jekyll_title_is_smartified_as_jekyll_feed_shows_it(jekyll_fixture, source):
+    """jekyll-feed writes `post.title | smartify`: kramdown's typographic quotes, dashes and
+    ellipsis (publisher kept the straight ones: Jekyll's "Sponsoring Jekyll's development"
+    is Sponsoring Jekyll’s development in its feed)."""
+    theirs, ours = _post(jekyll_fixture, 0, source)
+    assert theirs == ours
+    if source.endswith("smart-title.md"):
+        assert ours[1] == "Jekyll’s “smart” titles… – or ‘quotes’ — in the ’90s (“x”) «a» Q&A"
+
+
 def test_jekyll_url_has_a_slash_for_two_dots(jekyll_fixture):
     """URL#sanitize_url: `2017-03-12-two..dots.md` is /2017/03/12/two/dots.html."""
     theirs, ours = _post(jekyll_fixture, 0, "_posts/2017-03-12-two..dots.md")
@@ -337,6 +351,9 @@ def _stamp(draw, st, with_seconds: bool = True):
             draw(st.integers(0, 59)) if with_seconds else 0)
 
 
+# Jekyll's feed smartifies titles: quotes in every position, dashes, ellipses, guillemets.
+JEKYLL_TITLE_WORDS = TITLE_WORDS + ['"quoted"', "'single'", "'90s", "...", "--", "---", "x--y", '"', "'",
+                                   "<<", ">>", "('p')", '"\'n\'"', "don't", 'a"b', "5'", "-'x'", "*'e'*"]
 # Hugo writes a '#' of a slug into .Permalink as it is (the rest of the link is then its
 # fragment); publisher writes %23, the address of the page Hugo wrote. Not compared.
 HUGO_TITLE_WORDS = [w for w in TITLE_WORDS if "#" not in w]
@@ -385,7 +402,7 @@ def _jekyll_post(draw, st, i: int) -> tuple[str, str]:
     name = "-".join([f"p{i}"] + draw(st.lists(st.sampled_from(NAME_WORDS), max_size=3)))
     suffix = draw(st.sampled_from(["", "", "", ".fr"]))
     folder = draw(st.sampled_from(["_posts", "_posts", "_posts", "fr/_posts", "blog/News/_posts"]))
-    lines = [f"title: {json.dumps(_title(draw, st, i), ensure_ascii=False)}"]
+    lines = [f"title: {json.dumps(_title(draw, st, i, JEKYLL_TITLE_WORDS), ensure_ascii=False)}"]
     form = draw(st.sampled_from(["none", "offset", "space offset", "z", "naive", "quoted naive",
                                  "quoted offset", "date", "short date", "prose"]))
     if form != "none":

@@ -20,6 +20,7 @@ from ..config import Config
 from ..datafiles import DataError, load_json
 from .frontmatter import Skip, read_flag, read_tags, read_text
 from .links import inside, site_folders
+from .smartypants import smartify
 from .text import slugify
 
 # `post.fr.md`, `index.pt-br.md`: a language suffix is two letters, with an optional region
@@ -287,6 +288,10 @@ class Engine:
     def title_slug(self, title: str) -> str:
         return slugify(title)
 
+    def shown_title(self, title: str) -> str:
+        """The title as the engine's feed shows it: as written, by default."""
+        return title
+
     def tags(self, meta: dict, src: Source) -> tuple[str, ...]:
         return read_tags(meta.get("tags"), "tags", self.tag_separator)
 
@@ -508,6 +513,11 @@ class Jekyll(Engine):
             m = _JEKYLL_POST_NAME.match(src.parts[-1])
             explicit = m.group(4).rstrip(".") if m else src.base
         return jekyll_pretty(explicit) or slugify(src.base)
+
+    def shown_title(self, title: str) -> str:
+        """jekyll-feed (and jekyll-seo-tag) write `post.title | smartify`: typographic quotes,
+        dashes and ellipses, by kramdown's SmartyPants rules."""
+        return smartify(title)
 
     def tags(self, meta: dict, src: Source) -> tuple[str, ...]:
         # Utils.pluralized_array_from_hash: the singular key, as it is, wins; the plural
