@@ -552,3 +552,21 @@ def test_astropaper_pubdatetime_and_moddatetime(site, dialect):
     assert posts["Never"].published == datetime(2024, 3, 8, 1, tzinfo=UTC) and posts["Never"].updated is None
     assert posts["Starter"].published == datetime(2022, 7, 8, tzinfo=UTC)
     assert posts["Starter"].updated == datetime(2022, 7, 9, tzinfo=UTC)
+
+
+# --- Jekyll titles ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("site_config, smart", [(None, False), ("title: x\n", False),
+                                                ("plugins:\n  - jekyll-feed\n", True),
+                                                ("gems: [jekyll-feed]\n", True)])
+def test_jekyll_title_is_smartified_only_where_jekyll_feed_writes_the_feed(site, site_config, smart):
+    """jekyll-feed writes `post.title | smartify`; a site with its own feed template (no
+    jekyll-feed in _config.yml) shows the title as written."""
+    site.write_config(content={"dialect": "jekyll", "dir": "_posts", "permalink": "/{slug}/"})
+    if site_config is not None:
+        (site.root / "_config.yml").write_text(site_config, encoding="utf-8")
+    path = site.root / "_posts" / "2020-04-02-kmon.md"
+    path.parent.mkdir()
+    path.write_text("---\ntitle: \"Let's see: \\\"kmon\\\"... -- it's out\"\n---\nBody.\n", encoding="utf-8")
+    post = only(load_posts(site.config(), NOW))
+    assert post.title == ("Let’s see: “kmon”… – it’s out" if smart else "Let's see: \"kmon\"... -- it's out")

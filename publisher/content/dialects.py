@@ -5,6 +5,7 @@ defaults, and each engine overrides only where it differs. posts.py asks `engine
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -16,8 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote_plus
 
+import yaml
+
 from ..config import Config
-from ..datafiles import DataError, load_json
+from ..datafiles import DataError, load_json, load_yaml
 from .frontmatter import Skip, read_flag, read_tags, read_text
 from .links import inside, site_folders
 from .smartypants import smartify
@@ -288,7 +291,7 @@ class Engine:
     def title_slug(self, title: str) -> str:
         return slugify(title)
 
-    def shown_title(self, title: str) -> str:
+    def shown_title(self, title: str, config: Config) -> str:
         """The title as the engine's feed shows it: as written, by default."""
         return title
 
@@ -514,10 +517,14 @@ class Jekyll(Engine):
             explicit = m.group(4).rstrip(".") if m else src.base
         return jekyll_pretty(explicit) or slugify(src.base)
 
-    def shown_title(self, title: str) -> str:
+    def shown_title(self, title: str, config: Config) -> str:
         """jekyll-feed (and jekyll-seo-tag) write `post.title | smartify`: typographic quotes,
-        dashes and ellipses, by kramdown's SmartyPants rules."""
-        return smartify(title)
+        dashes and ellipses, by kramdown's SmartyPants rules. A site with its own feed
+        template (no jekyll-feed) shows the title as written."""
+        return smartify(title) if _uses_jekyll_feed(config) else title
+
+    def fingerprint(self, config: Config) -> str:
+        return "jekyll-feed" if _uses_jekyll_feed(config) else ""
 
     def tags(self, meta: dict, src: Source) -> tuple[str, ...]:
         # Utils.pluralized_array_from_hash: the singular key, as it is, wins; the plural
@@ -781,6 +788,39 @@ class Zola(Engine):
             return None
         path = "/" + value.strip().lstrip("/")
         return path if path.endswith("/") else path + "/"
+
+
+def _uses_jekyll_feed(config: Config) -> bool:
+    """Whether the Jekyll site's feed is jekyll-feed's: named in its _config.yml's `plugins`
+    (`gems` before Jekyll 3.5), or in its Gemfile's jekyll_plugins group. The site is the
+    folder of config.yaml, or of content.dir (`.` or `_posts`) when _config.yml is there."""
+    folders = site_folders(config)
+    for folder in (config.root, config.content_dir, config.content_dir.parent):
+        path = Path(folder) / "_config.yml"
+        if path.is_file() and inside(path, folders) is not None:
+            try:
+                st = path.stat()
+            except OSError:
+                return False
+            return _names_jekyll_feed(str(path), st.st_mtime_ns, st.st_size)
+    return False
+
+
+@functools.lru_cache(maxsize=8)
+def _names_jekyll_feed(path: str, _mtime_ns: int, _size: int) -> bool:
+    try:
+        data = load_yaml(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, DataError, yaml.YAMLError):
+        data = None
+    if isinstance(data, dict):
+        for key in ("plugins", "gems"):
+            if isinstance(data.get(key), list) and "jekyll-feed" in data[key]:
+                return True
+    try:
+        gemfile = Path(path).with_name("Gemfile").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return "jekyll_plugins" in gemfile and re.search(r"""gem\s+["']jekyll-feed["']""", gemfile) is not None
 
 
 def _json_file(path: Path, folders: tuple[str, ...]) -> dict:

@@ -230,7 +230,7 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
     return Post(
         source=source,
         slug=slug,
-        title=engine.shown_title(title),
+        title=engine.shown_title(title, config),
         published=published,
         updated=updated,
         summary=summary,
