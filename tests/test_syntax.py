@@ -1041,3 +1041,12 @@ def test_kramdown_heading_ids_are_what_jekyll_publishes(tmp_path):
     assert [attrs for attrs, _text in headings(theirs)] == [
         ['id="install"'], ['id="install-the-tools"'], ['class="wide"', 'id="styled"'], ['id="setext"']]
     assert "{:" not in ours and "<p>A lead paragraph.</p>" in ours
+
+
+def test_mdx_escaped_braces_are_text_not_an_expression():
+    """Docusaurus shows `\\{auto,off\\}` as {auto,off}: MDX's (and Markdown's) escape, which
+    publisher took for the start of an expression and dropped with the rest of the line."""
+    text, unresolved = run("## Add --embedded-language-formatting=\\{auto,off\\} option\n\nAnd {expr} \\\\{x}.\n",
+                           ctx(dialect="docusaurus", mdx=True))
+    assert text == "## Add --embedded-language-formatting=\\{auto,off\\} option\n\nAnd  \\\\.\n"
+    assert unresolved == ["{expr}", "{x}"]

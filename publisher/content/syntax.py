@@ -467,12 +467,16 @@ def _drop_components(text: str, out: Resolved, literals: list[str],
         pos = end
     text = "".join(pieces)
 
-    # {expressions}, braces balanced, are JavaScript: nothing a feed can show.
+    # {expressions}, braces balanced, are JavaScript: nothing a feed can show. `\{` is MDX's
+    # escape for a brace that is text: left to Markdown, whose escape it is too ({ shown).
     pieces = []
     pos = 0
-    while (start := text.find("{", pos)) >= 0:
+    while (start := _unescaped_brace(text, pos)) >= 0:
         depth, end = 0, start
         while end < len(text):
+            if text[end] == "\\":
+                end += 2
+                continue
             depth += {"{": 1, "}": -1}.get(text[end], 0)
             if depth == 0:
                 break
@@ -484,6 +488,18 @@ def _drop_components(text: str, out: Resolved, literals: list[str],
         pos = end + 1
     pieces.append(text[pos:])
     return "".join(pieces)
+
+
+def _unescaped_brace(text: str, pos: int) -> int:
+    """Index of the first '{' at or after pos that no backslash escapes, or -1."""
+    while (start := text.find("{", pos)) >= 0:
+        before = start
+        while before > 0 and text[before - 1] == "\\":
+            before -= 1
+        if (start - before) % 2 == 0:
+            return start
+        pos = start + 1
+    return -1
 
 
 # --- Hugo shortcodes --------------------------------------------------------------------
