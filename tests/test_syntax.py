@@ -1050,3 +1050,27 @@ def test_mdx_escaped_braces_are_text_not_an_expression():
                            ctx(dialect="docusaurus", mdx=True))
     assert text == "## Add --embedded-language-formatting=\\{auto,off\\} option\n\nAnd  \\\\.\n"
     assert unresolved == ["{expr}", "{x}"]
+
+
+def test_remark_text_directives_keep_their_text_and_a_containers_label_stays():
+    """remark-directive's `:quote[text]{#id}` (a site's own plugin) keeps its text, its
+    attributes dropped and named; an unknown container's [label] is its title, kept."""
+    text, unresolved = run("""\
+        As I said, :quote[decisions need a URL]{#decision-without-a-url} and :name[plain].
+        At 10:30[1] a:b[0] and [a link](x) stay.
+
+        :::objection[Won't I look like I'm bragging?]
+        No.
+        :::
+        """)
+    assert text == textwrap.dedent("""\
+        As I said, decisions need a URL and plain.
+        At 10:30[1] a:b[0] and [a link](x) stay.
+
+
+        <p><strong>Won't I look like I'm bragging?</strong></p>
+
+        No.
+
+        """)
+    assert unresolved == [":quote[decisions need a URL]{#decision-without-a-url}", ":name[plain]", ":::objection"]

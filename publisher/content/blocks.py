@@ -119,9 +119,10 @@ def directives(text: str, dialect: str, name: Callable[[str], None], unmask: Cal
         kind = written.lower()
         known = kind in types
         stack.append((indent, known))
-        if not known:
+        if not known:  # its label, the site's title for it, stays (remark-directive's [label])
             name(f":::{written}")
-            result.append("")
+            label = unmask((label or "").strip())
+            result += ["", f"{indent}<p><strong>{_title_html(label)}</strong></p>", ""] if label else [""]
             continue
         kind = _DOCUSAURUS_ALIASES.get(kind, kind) if dialect != "starlight" else kind
         # (a code span in the title is a placeholder by now: the title is raw HTML, written whole)
@@ -133,3 +134,17 @@ def directives(text: str, dialect: str, name: Callable[[str], None], unmask: Cal
     for indent, known in reversed(stack):  # open at the end: closed there, as the engines do
         result += ["", f"{indent}</aside>", ""] if known else [""]
     return "\n".join(result)
+
+
+# remark-directive's text directive, `:name[text]{#id .class key=v}`: not after a letter,
+# digit or ':' (`10:30`, `a:b[0]`, `::leaf`), nor escaped.
+TEXT_DIRECTIVE = re.compile(r"(?<![\w:\\]):([A-Za-z][\w-]*)\[([^\]\n]*)\](\{[^}\n]*\})?")
+
+
+def text_directives(text: str, name: Callable[[str], None]) -> str:
+    """`:name[text]{attrs}` (a site's own remark plugin: `:quote[...]{#id}`) keeps its text;
+    the directive and its attributes go, named."""
+    def one(m: re.Match) -> str:
+        name(m.group(0))
+        return m.group(2)
+    return TEXT_DIRECTIVE.sub(one, text)

@@ -96,7 +96,8 @@ def resolve(text: str, ctx: SyntaxContext) -> Resolved:
     directives = markdown and ctx.dialect in DIRECTIVE_DIALECTS
     attributes = markdown and ctx.dialect in HEADING_ATTR_DIALECTS
     if (not (liquid or shortcodes or ctx.mdx or directives or attributes)
-            or not (ctx.mdx or _MAYBE_SYNTAX.search(text) or (directives and ":::" in text))):
+            or not (ctx.mdx or _MAYBE_SYNTAX.search(text) or (directives and ":::" in text)
+                    or (directives and ctx.dialect == "auto" and blocks.TEXT_DIRECTIVE.search(text)))):
         return out
     if "\ue000" in text or "\ue002" in text:  # the placeholders' own characters: not ours to touch
         return out
@@ -107,6 +108,9 @@ def resolve(text: str, ctx: SyntaxContext) -> Resolved:
                                            inline_ial=ctx.dialect == "jekyll")
     if directives:
         masked = blocks.directives(masked, ctx.dialect, out.name, lambda t: _unmask(t, literals))
+    if directives and ctx.dialect == "auto":
+        # (Docusaurus and Starlight show a directive no plugin handles as it is written)
+        masked = blocks.text_directives(masked, out.name)
     if ctx.mdx:
         masked = _mdx(masked, out, literals)
     if shortcodes:
