@@ -1074,3 +1074,49 @@ def test_remark_text_directives_keep_their_text_and_a_containers_label_stays():
 
         """)
     assert unresolved == [":quote[decisions need a URL]{#decision-without-a-url}", ":name[plain]", ":::objection"]
+
+
+PELICAN_POST = """\
+    Title: Animations
+    Date: 2012-08-18 10:00
+
+    A figure: {% img /images/galaxy.jpg 300 200 A Galaxy %}
+
+    {% img left /figures/hist.png [Simple Histogram] %}
+    {% img https://ex.org/a.png "Its title" "Its alt" %}
+
+    {% video /downloads/videos/basic_animation.mp4 360 270 /downloads/videos/frame.png %}
+
+    {% notebook Myths.ipynb cells[2:] %}
+
+    `{% img /in/code.png %}` stays.
+    """
+
+
+@pytest.mark.parametrize("plugins", ["['summary', 'liquid_tags.img', 'liquid_tags.video',\n           'liquid_tags.notebook']",
+                                     "['pelican.plugins.liquid_tags']", None])
+def test_pelican_liquid_tags_img_resolved_the_rest_dropped_and_named(tmp_path, plugins):
+    """With liquid_tags in pelicanconf.py's PLUGINS, `{% img %}` is the plugin's <img> and the
+    other tags (notebook, video) are dropped and named; without it Pelican shows the tags as
+    written, and each is named too: no `{% ... %}` reaches a feed without a warning line."""
+    root = tmp_path / "pelican"
+    files = {"config.yaml": config_yaml("https://pel.example.org", "content", "/{slug}.html", "pelican"),
+             "content/animations.md": PELICAN_POST}
+    if plugins:
+        files["pelicanconf.py"] = f"AUTHOR = 'x'\nPLUGINS = {plugins}\n"
+    write(root, files)
+    proc, items = build(root, shown=() if plugins else ("{%",))
+    assert proc.returncode == 0, proc.stderr
+    html_text = items["https://pel.example.org/animations.html"]
+    named = ("{% video /downloads/videos/basic_animation.mp4 360 270 /downloads/videos/fram..., "
+             "{% notebook Myths.ipynb cells[2:] %}")  # (a name is cut at 80 characters)
+    if plugins:
+        assert '<img src="https://pel.example.org/images/galaxy.jpg" width="300" height="200" title="A Galaxy" alt="A Galaxy">' in html_text
+        assert '<img class="left" src="https://pel.example.org/figures/hist.png" title="[Simple Histogram]"' in html_text
+        assert '<img src="https://ex.org/a.png" title="Its title" alt="Its alt">' in html_text
+        assert "notebook" not in html_text and "video" not in html_text
+        assert f"content/animations.md: unresolved engine syntax: {named}" in proc.stderr
+    else:
+        assert "{% img /images/galaxy.jpg 300 200 A Galaxy %}" in html_text
+        assert "content/animations.md: unresolved engine syntax: {% img /images/galaxy.jpg 300 200 A Galaxy %}" in proc.stderr
+    assert "<code>{% img /in/code.png %}</code>" in html_text

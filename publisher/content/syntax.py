@@ -117,6 +117,8 @@ def resolve(text: str, ctx: SyntaxContext) -> Resolved:
         masked = _shortcodes(masked, ctx, out)
     if liquid:
         masked = _liquid(masked, ctx, out)
+    elif ctx.dialect == "pelican" and "{%" in masked:
+        masked = _pelican_tags(masked, ctx, out)
     out.text = _unmask(masked, literals)
     if len(out.unresolved) > 1:  # named in the order the post has them
         flat = re.sub(r"\s+", " ", text)
@@ -712,6 +714,37 @@ def _liquid(text: str, ctx: SyntaxContext, out: Resolved) -> str:
 
     text = _LIQUID_TAG.sub(tag, text)
     return _LIQUID_OUTPUT.sub(output, text)
+
+
+# Pelican's liquid_tags plugin (pelican-plugins liquid_tags/img.py): `{% img [class] src
+# [width [height]] [title | "title" ["alt"]] %}`.
+_PELICAN_IMG = re.compile(r"""(?P<cls>\S.*\s+)?(?P<src>(?:https?://|/|\S+/)\S+)(?:\s+(?P<width>\d+))?"""
+                          r"""(?:\s+(?P<height>\d+))?(?P<title>\s+.+)?""", re.S)
+_PELICAN_TITLE_ALT = re.compile(r"""(?:"|')(?P<title>[^"']+)?(?:"|')\s+(?:"|')(?P<alt>[^"']+)?(?:"|')""")
+
+
+def _pelican_tags(text: str, ctx: SyntaxContext, out: Resolved) -> str:
+    """With liquid_tags in the site's PLUGINS, `{% img %}` is its <img>; any other tag (a
+    notebook, a video, included code) is dropped and named. Without the plugin Pelican
+    shows a tag as written: it stays, and is named all the same."""
+    pelican = ctx.variables.get("pelican")
+    enabled = pelican.get("liquid_tags", []) if isinstance(pelican, Mapping) else []
+
+    def tag(m: re.Match) -> str:
+        name, args = m.group(1), m.group(2).strip()
+        found = _PELICAN_IMG.fullmatch(args) if name == "img" and ("*" in enabled or "img" in enabled) else None
+        if found is None:
+            out.name(m.group(0))
+            return "" if enabled else m.group(0)
+        title = (found.group("title") or "").strip()
+        pair = _PELICAN_TITLE_ALT.fullmatch(title)
+        title, alt = (pair.group("title") or "", pair.group("alt") or "") if pair else (title, title)
+        attrs = [("class", (found.group("cls") or "").strip()), ("src", found.group("src")),
+                 ("width", found.group("width") or ""), ("height", found.group("height") or ""),
+                 ("title", title), ("alt", alt)]
+        return "<img " + " ".join(f'{k}="{_attr(v)}"' for k, v in attrs if v or k == "alt") + ">"
+
+    return _LIQUID_TAG.sub(tag, text)
 
 
 def _unquote(value: str) -> str:
