@@ -214,7 +214,7 @@ def _url_or_path(value: Any) -> str:
     return text
 
 
-DIALECTS = ("auto", "astro", "hugo", "jekyll", "eleventy", "pelican", "nanoc", "starlight", "docusaurus", "zola")
+DIALECTS = ("auto", "astro", "hugo", "jekyll", "eleventy", "pelican", "nanoc", "starlight", "docusaurus", "zola", "hexo")
 MARKDOWN_ENGINES = ("commonmark", "python-markdown")
 
 

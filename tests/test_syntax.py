@@ -1120,3 +1120,45 @@ def test_pelican_liquid_tags_img_resolved_the_rest_dropped_and_named(tmp_path, p
         assert "{% img /images/galaxy.jpg 300 200 A Galaxy %}" in html_text
         assert "content/animations.md: unresolved engine syntax: {% img /images/galaxy.jpg 300 200 A Galaxy %}" in proc.stderr
     assert "<code>{% img /in/code.png %}</code>" in html_text
+
+
+def test_hexo_tag_plugins_asset_images_code_blocks_and_a_themes_note(tmp_path):
+    """With post_asset_folder, `{% asset_img %}` is the image in the post's asset folder (its
+    file name without extension); codeblock/code are fenced code of their language; a theme's
+    `{% note %}` is dropped and named, its text kept; a tag inside code stays as written."""
+    root = tmp_path / "hexo"
+    write(root, {
+        "config.yaml": config_yaml("https://hexo.example.org", "source/_posts",
+                                   "/news/{year}/{month}/{day}/{slug}/", "hexo"),
+        "_config.yml": "post_asset_folder: true\n",
+        "source/_posts/2014-07-13-released.md": """\
+            ---
+            title: Released
+            ---
+            {% asset_img console.png "The console" "A console" %}
+
+            Download it from [here]({% asset_path console.png %}) or {% asset_link console.png the file %}.
+
+            {% codeblock build.js lang:js %}
+            const x = `{% not a tag %}`;
+            {% endcodeblock %}
+
+            {% note warn %}
+            Mind the **gap**.
+            {% endnote %}
+
+            `{% asset_img in-code.png %}` stays.
+            """,
+        "source/_posts/2014-07-13-released/console.png": b"\x89PNG hexo",
+    })
+    proc, items = build(root)
+    assert proc.returncode == 0, proc.stderr
+    text = items["https://hexo.example.org/news/2014/07/13/released/"]
+    image = re.search(r'<img src="(https://hexo.example.org/media/[0-9a-f]{12}-console.png)" alt="A console" '
+                      r'title="The console">', text)
+    assert image, text
+    assert f'<a href="{image.group(1)}">here</a>' in text and f'<a href="{image.group(1)}">the file</a>' in text
+    assert '<code class="language-js">const x = `{% not a tag %}`;' in text
+    assert "Mind the <strong>gap</strong>." in text and "note" not in text
+    assert "<code>{% asset_img in-code.png %}</code>" in text
+    assert "source/_posts/2014-07-13-released.md: unresolved engine syntax: {% note warn %}" in proc.stderr

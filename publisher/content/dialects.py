@@ -790,6 +790,60 @@ class Zola(Engine):
         return path if path.endswith("/") else path + "/"
 
 
+def hexo_slugize(text: str) -> str:
+    """hexo-util's slugize (what :post_title is): diacritics dropped, control characters
+    removed, each run of spaces and ~`!@#$%^&*()-_+=[]{}|\\;:"'<>,.?/ one '-', trimmed; case kept
+    (filename_case: 0, the default)."""
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    text = re.sub(r"[\x00-\x1f]", "", text)
+    text = re.sub(r"""[\s~`!@#$%^&*()\-_+=\[\]{}|\\;:"'<>,.?/]+""", "-", text)
+    return text.strip("-")
+
+
+class Hexo(Engine):
+    """Hexo (hexo/lib/plugins/processor/post.js, filter/post_permalink.js): posts are the files
+    under source/_posts (source/_drafts are not published); `date` (else the file name's
+    YYYY-MM-DD- prefix, as new_post_name `:year-:month-:day-:title.md` writes it; Hexo's
+    fallback, the file's creation time, is no date a feed can keep) and `updated`; {slug} is
+    :title, the front matter's `slug` else the path under _posts without the date prefix;
+    {stem} is :name (the file's own name); {title} is :post_title (the title, slugized, case
+    kept); {categories} is :category (the categories' path, `uncategorized` without one); a
+    front matter `permalink` is the post's path. Its tag plugins are resolved (blocks.py)."""
+
+    name = "hexo"
+    date_keys = ("date",)
+    updated_keys = ("updated",)
+    category_separator = None
+    undated = ("front matter has no 'date' and the file name no YYYY-MM-DD- prefix (Hexo would "
+               "date it by the file's creation time, which a feed cannot keep)")
+
+    def slug(self, meta: dict, src: Source, title: str) -> str:
+        explicit = read_text(meta.get("slug"), "slug")
+        if explicit:
+            return explicit.strip("/")
+        folders = src.folders[src.folders.index("_posts") + 1:] if "_posts" in src.folders else src.folders
+        d = _DATE_PREFIX.match(src.name)
+        return "/".join((*folders, d.group(4) if d else src.name))
+
+    def stem(self, meta: dict, src: Source) -> str:
+        return src.name
+
+    def title_slug(self, title: str) -> str:
+        return hexo_slugize(title) or slugify(title)
+
+    def categories_path(self, categories: tuple[str, ...]) -> str:
+        return "/".join(hexo_slugize(c) for c in categories) or "uncategorized"
+
+    def held_back(self, meta: dict, src: Source) -> str:
+        if "_drafts" in src.folders:
+            return "in _drafts"
+        return super().held_back(meta, src)
+
+    def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
+        value = meta.get("permalink")
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+
 def _uses_jekyll_feed(config: Config) -> bool:
     """Whether the Jekyll site's feed is jekyll-feed's: named in its _config.yml's `plugins`
     (`gems` before Jekyll 3.5), or in its Gemfile's jekyll_plugins group. The site is the
@@ -850,7 +904,8 @@ def _as_list(value: Any) -> list:
 
 
 ENGINES: dict[str, Engine] = {e.name: e for e in (Engine(), Astro(), Hugo(), Jekyll(), Eleventy(),
-                                                   Pelican(), Nanoc(), Starlight(), Docusaurus(), Zola())}
+                                                   Pelican(), Nanoc(), Starlight(), Docusaurus(), Zola(),
+                                                   Hexo())}
 
 
 def engine_for(config: Config) -> Engine:

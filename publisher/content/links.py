@@ -517,7 +517,7 @@ def _prepare(post: Post, index: SiteIndex) -> Prepared:
         site_url=index.site_url, dialect=index.dialect,
         mdx=is_mdx(post._path, index.dialect), params=meta, variables=index.variables,
         post_link=lambda kind, target: index.post_link(kind, target, resolver.file),
-        fmt=source_format(post._path),
+        fmt=source_format(post._path), post_file=post._path or "",
     )
     resolved = resolve(body, ctx)
     warnings = []

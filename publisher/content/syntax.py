@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from . import blocks
+from .blocks import fenced as _fenced
 
 # Which syntaxes a dialect's engine runs; "auto" (no dialect named) resolves all of them.
 LIQUID_DIALECTS = ("auto", "jekyll", "eleventy")
@@ -69,6 +70,7 @@ class SyntaxContext:
     # `{% post_url 2020-01-01-x %}`), "link" (a path from the site folder), "ref" (Hugo).
     post_link: Callable[[str, str], str | None] = lambda kind, target: None
     fmt: str = "markdown"  # source_format of the post: HTML gets shortcodes and Liquid only, reST nothing
+    post_file: str = ""  # the post's file (Hexo's asset folder is named after it)
 
 
 @dataclass
@@ -91,18 +93,19 @@ def resolve(text: str, ctx: SyntaxContext) -> Resolved:
         return out
     # An .mdx file is MDX whatever the site: its braces are expressions, not Liquid.
     liquid = ctx.dialect in LIQUID_DIALECTS and not ctx.mdx
+    hexo = ctx.dialect == "hexo" and not ctx.mdx  # Nunjucks tag plugins: {% raw %} as Liquid's
     shortcodes = ctx.dialect in SHORTCODE_DIALECTS and not ctx.mdx
     markdown = ctx.fmt == "markdown"
     directives = markdown and ctx.dialect in DIRECTIVE_DIALECTS
     attributes = markdown and ctx.dialect in HEADING_ATTR_DIALECTS
-    if (not (liquid or shortcodes or ctx.mdx or directives or attributes)
+    if (not (liquid or hexo or shortcodes or ctx.mdx or directives or attributes)
             or not (ctx.mdx or _MAYBE_SYNTAX.search(text) or (directives and ":::" in text)
                     or (directives and ctx.dialect == "auto" and blocks.TEXT_DIRECTIVE.search(text)))):
         return out
     if "\ue000" in text or "\ue002" in text:  # the placeholders' own characters: not ours to touch
         return out
     literals: list[str] = []
-    masked = _mask(text, literals, liquid=liquid, shortcodes=shortcodes, out=out, markdown=markdown)
+    masked = _mask(text, literals, liquid=liquid or hexo, shortcodes=shortcodes, out=out, markdown=markdown)
     if attributes:  # before MDX, to which `{#id}` would be an expression
         masked = blocks.heading_attributes(masked, kramdown=ctx.dialect in ("auto", "jekyll"),
                                            inline_ial=ctx.dialect == "jekyll")
@@ -117,6 +120,9 @@ def resolve(text: str, ctx: SyntaxContext) -> Resolved:
         masked = _shortcodes(masked, ctx, out)
     if liquid:
         masked = _liquid(masked, ctx, out)
+    elif hexo and "{%" in masked:
+        masked = blocks.hexo_tags(masked, os.path.splitext(os.path.basename(ctx.post_file))[0], out.name,
+                                  lambda t: _unmask(t, literals), lambda t: _keep(literals, t))
     elif ctx.dialect == "pelican" and "{%" in masked:
         masked = _pelican_tags(masked, ctx, out)
     out.text = _unmask(masked, literals)
@@ -176,12 +182,6 @@ def _in_code(text: str) -> str:
     if "/*" in text:
         text = _HUGO_COMMENT.sub(r"{{\1\2\3}}", text)
     return text
-
-
-def _fenced(lang: str, code: str) -> str:
-    code = code.strip("\n")
-    ticks = "`" * max(3, max((len(m) for m in re.findall(r"`{3,}", code)), default=0) + 1)
-    return f"\n{ticks}{lang}\n{code}\n{ticks}\n"
 
 
 def _mask(text: str, literals: list[str], *, liquid: bool, shortcodes: bool, out: Resolved,
