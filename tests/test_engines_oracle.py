@@ -527,3 +527,57 @@ def test_hugo_contentbasename_is_the_file_name_whatever_the_slug(tmp_path):
     assert differences(theirs, ours) == []
     assert ours["content/posts/own-slug.md"][0] == "/2017/10/own-slug/"
     assert ours["content/posts/bundled-post/index.md"][0] == "/2017/10/bundled-post/"
+
+
+# --- Hexo (from npm: .ci/run installs it under .ci/engines/hexo) ---------------------------------
+
+HEXO_HOME = Path(os.environ.get("PUBLISHER_TEST_HEXO", Path(__file__).parent.parent / ".ci" / "engines" / "hexo"))
+
+
+def _hexo_feed(root: Path, permalink: str) -> dict[str, tuple[str, str]]:
+    """Build the Hexo fixture with `permalink:` and read hexo-generator-feed's atom.xml:
+    {URL path: (title, published to the minute, UTC)}."""
+    from lxml import etree
+
+    binary = HEXO_HOME / "node_modules" / ".bin" / "hexo"
+    if not binary.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Hexo is not installed at {HEXO_HOME} (CI installs it: .ci/run)")
+        pytest.skip("Hexo is not installed (npm install hexo in .ci/engines/hexo; .ci/run does)")
+    with (root / "_config.yml").open("a", encoding="utf-8") as f:
+        f.write(f"permalink: {permalink}\n")
+    (root / "node_modules").symlink_to(HEXO_HOME / "node_modules")
+    (root / "package.json").write_text('{"name": "oracle", "private": true, "hexo": {"version": "8.1.2"}, '
+                                       '"dependencies": {"hexo": "*", "hexo-renderer-marked": "*", '
+                                       '"hexo-generator-feed": "*"}}', encoding="utf-8")
+    proc = subprocess.run([str(binary), "generate", "--silent"], cwd=root, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "TZ": "UTC"})
+    assert proc.returncode == 0, proc.stderr
+    atom = "{http://www.w3.org/2005/Atom}"
+    found = {}
+    for entry in etree.parse(str(root / "public" / "atom.xml")).iter(f"{atom}entry"):
+        url = entry.find(f"{atom}link").get("href").removeprefix("https://hexo.example.org")
+        published = datetime.fromisoformat(entry.findtext(f"{atom}published").replace("Z", "+00:00"))
+        found[url] = (entry.findtext(f"{atom}title"), published.isoformat(timespec="minutes"))
+    return found
+
+
+@pytest.mark.parametrize("hexo_permalink, permalink", [
+    ("news/:year/:month/:day/:title/", "/news/{year}/{month}/{day}/{slug}/"),
+    (":category/:name/:post_title/", "/{categories}/{stem}/{title}/")])
+def test_hexo_posts_are_hexos(tmp_path, hexo_permalink, permalink):
+    """Real Hexo 8 and the hexo dialect agree on every post's URL, title and date: new_post_name
+    dates and names a post (a front matter `slug` is overwritten), a nested path is slugized
+    whole, :post_title is lowercased, :category is the last category's path, a front matter
+    permalink gets its '/', _drafts stay out."""
+    root = tmp_path / "hexo"
+    shutil.copytree(ORACLE / "hexo", root)
+    theirs = _hexo_feed(root, hexo_permalink)
+    base = "https://hexo.example.org"
+    result = load_posts(make_config(root, site={"url": base, "language": "en"},
+                                    content={"dir": "source/_posts", "dialect": "hexo", "permalink": permalink},
+                                    newsletter={"timezone": "UTC"}, state={"database": "state.db"}), NOW)
+    ours = {p.url.removeprefix(base): (p.title, p.published.astimezone(timezone.utc).isoformat(timespec="minutes"))
+            for p in result.posts}
+    assert result.problems == [] and len(theirs) >= 6
+    assert differences(theirs, ours) == []

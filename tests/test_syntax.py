@@ -1130,7 +1130,7 @@ def test_hexo_tag_plugins_asset_images_code_blocks_and_a_themes_note(tmp_path):
     write(root, {
         "config.yaml": config_yaml("https://hexo.example.org", "source/_posts",
                                    "/news/{year}/{month}/{day}/{slug}/", "hexo"),
-        "_config.yml": "post_asset_folder: true\n",
+        "_config.yml": "post_asset_folder: true\nnew_post_name: :year-:month-:day-:title.md\n",
         "source/_posts/2014-07-13-released.md": """\
             ---
             title: Released

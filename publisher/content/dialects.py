@@ -801,35 +801,57 @@ def hexo_slugize(text: str) -> str:
 
 
 class Hexo(Engine):
-    """Hexo (hexo/lib/plugins/processor/post.js, filter/post_permalink.js): posts are the files
-    under source/_posts (source/_drafts are not published); `date` (else the file name's
-    YYYY-MM-DD- prefix, as new_post_name `:year-:month-:day-:title.md` writes it; Hexo's
-    fallback, the file's creation time, is no date a feed can keep) and `updated`; {slug} is
-    :title, the front matter's `slug` else the path under _posts without the date prefix;
-    {stem} is :name (the file's own name); {title} is :post_title (the title, slugized, case
-    kept); {categories} is :category (the categories' path, `uncategorized` without one); a
-    front matter `permalink` is the post's path. Its tag plugins are resolved (blocks.py)."""
+    """Hexo 8 (hexo/dist/plugins/processor/post.js, filter/post_permalink.js): posts are the
+    files under source/_posts (source/_drafts are not published). The file's path under _posts
+    is read with the site's `new_post_name` (`:year-:month-:day-:title.md`): its :title is the
+    post's slug (the front matter's `slug` is overwritten by it), its date the date when the
+    front matter has none; a path the pattern does not match is slugized whole
+    (`guides/x.md` is guides-x). No date at all: Hexo takes the file's creation time, which a
+    feed cannot keep, so the post is skipped. {slug} is :title, {stem} :name, {title}
+    :post_title (slugized, lowercased), {categories} :category (the last category's path,
+    `uncategorized` without one); a front matter `permalink` is the post's path (a '/' added
+    with post_asset_folder). Tag plugins are resolved (blocks.py)."""
 
     name = "hexo"
     date_keys = ("date",)
     updated_keys = ("updated",)
     category_separator = None
-    undated = ("front matter has no 'date' and the file name no YYYY-MM-DD- prefix (Hexo would "
+    date_from_file_name = False  # new_post_name's date, put in `date` by data()
+    undated = ("front matter has no 'date' and the file name none by new_post_name (Hexo would "
                "date it by the file's creation time, which a feed cannot keep)")
 
+    def data(self, meta: dict, path: Path, src: Source, config: Config) -> dict:
+        site = _hexo_config(config)
+        under = src.parts[src.parts.index("_posts") + 1:] if "_posts" in src.parts[:-1] else src.parts
+        rel = "/".join(under).rsplit(".", 1)[0]
+        info = _hexo_filename(str(site.get("new_post_name") or ":title.md"), rel)
+        meta = dict(meta)
+        meta["slug"] = info.get("title", hexo_slugize(rel))
+        if meta.get("date") in (None, "") and "year" in info and ("month" in info or "i_month" in info) \
+                and ("day" in info or "i_day" in info):
+            try:
+                meta["date"] = date(int(info["year"]), int(info.get("month") or info["i_month"]),
+                                    int(info.get("day") or info["i_day"]))
+            except ValueError:
+                pass
+        fixed = meta.get("permalink")
+        if isinstance(fixed, str) and fixed.strip() and site.get("post_asset_folder") is True \
+                and not fixed.strip().endswith(("/", ".html")):
+            meta["permalink"] = fixed.strip() + "/"
+        return meta
+
+    def fingerprint(self, config: Config) -> str:
+        site = _hexo_config(config)
+        return json.dumps([str(site.get(k)) for k in ("new_post_name", "post_asset_folder")])
+
     def slug(self, meta: dict, src: Source, title: str) -> str:
-        explicit = read_text(meta.get("slug"), "slug")
-        if explicit:
-            return explicit.strip("/")
-        folders = src.folders[src.folders.index("_posts") + 1:] if "_posts" in src.folders else src.folders
-        d = _DATE_PREFIX.match(src.name)
-        return "/".join((*folders, d.group(4) if d else src.name))
+        return read_text(meta.get("slug"), "slug") or src.base
 
     def stem(self, meta: dict, src: Source) -> str:
-        return src.name
+        return self.slug(meta, src, "").rsplit("/", 1)[-1]
 
     def title_slug(self, title: str) -> str:
-        return hexo_slugize(title) or slugify(title)
+        return hexo_slugize(title).lower() or slugify(title)
 
     def categories_path(self, categories: tuple[str, ...]) -> str:
         return "/".join(hexo_slugize(c) for c in categories) or "uncategorized"
@@ -842,6 +864,47 @@ class Hexo(Engine):
     def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
         value = meta.get("permalink")
         return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+_HEXO_SEGMENTS = {"year": r"(\d{4})", "month": r"(\d{2})", "day": r"(\d{2})", "i_month": r"(\d{1,2})",
+                  "i_day": r"(\d{1,2})", "hash": r"([0-9a-f]{12})"}
+
+
+def _hexo_filename(pattern: str, rel: str) -> dict[str, str]:
+    """hexo-util's Permalink(new_post_name without its extension).parse(path): {} when the
+    path does not match."""
+    pattern = pattern.rsplit(".", 1)[0] if "." in pattern.rsplit("/", 1)[-1] else pattern
+    names: list[str] = []
+
+    def segment(m: re.Match) -> str:
+        names.append(m.group(1))
+        return _HEXO_SEGMENTS.get(m.group(1), "(.+?)")
+    regex = re.sub(r":(\w+)", segment, re.escape(pattern).replace("\\:", ":"))
+    m = re.fullmatch(regex, rel)
+    return dict(zip(names, m.groups())) if m else {}
+
+
+def _hexo_config(config: Config) -> dict:
+    """The Hexo site's _config.yml (at the site folder, or above content.dir's source/_posts)."""
+    folders = site_folders(config)
+    for folder in (config.root, config.content_dir, config.content_dir.parent, config.content_dir.parent.parent):
+        path = Path(folder) / "_config.yml"
+        if path.is_file() and inside(path, folders) is not None:
+            try:
+                st = path.stat()
+            except OSError:
+                return {}
+            return _yaml_mapping(str(path), st.st_mtime_ns, st.st_size)
+    return {}
+
+
+@functools.lru_cache(maxsize=8)
+def _yaml_mapping(path: str, _mtime_ns: int, _size: int) -> dict:
+    try:
+        data = load_yaml(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, DataError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _uses_jekyll_feed(config: Config) -> bool:
@@ -860,16 +923,11 @@ def _uses_jekyll_feed(config: Config) -> bool:
     return False
 
 
-@functools.lru_cache(maxsize=8)
-def _names_jekyll_feed(path: str, _mtime_ns: int, _size: int) -> bool:
-    try:
-        data = load_yaml(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, DataError, yaml.YAMLError):
-        data = None
-    if isinstance(data, dict):
-        for key in ("plugins", "gems"):
-            if isinstance(data.get(key), list) and "jekyll-feed" in data[key]:
-                return True
+def _names_jekyll_feed(path: str, mtime_ns: int, size: int) -> bool:
+    data = _yaml_mapping(path, mtime_ns, size)
+    for key in ("plugins", "gems"):
+        if isinstance(data.get(key), list) and "jekyll-feed" in data[key]:
+            return True
     try:
         gemfile = Path(path).with_name("Gemfile").read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
