@@ -5,7 +5,6 @@ defaults, and each engine overrides only where it differs. posts.py asks `engine
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -17,12 +16,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote_plus
 
-import yaml
 
 from ..config import Config
-from ..datafiles import DataError, load_json, load_yaml
+from ..datafiles import DataError, load_json
 from .frontmatter import Skip, read_flag, read_tags, read_text
 from .links import inside, site_folders
+from .siteconf import hexo_config, hexo_filename, hexo_slugize, uses_jekyll_feed
 from .smartypants import smartify
 from .text import slugify
 
@@ -521,10 +520,10 @@ class Jekyll(Engine):
         """jekyll-feed (and jekyll-seo-tag) write `post.title | smartify`: typographic quotes,
         dashes and ellipses, by kramdown's SmartyPants rules. A site with its own feed
         template (no jekyll-feed) shows the title as written."""
-        return smartify(title) if _uses_jekyll_feed(config) else title
+        return smartify(title) if uses_jekyll_feed(config) else title
 
     def fingerprint(self, config: Config) -> str:
-        return "jekyll-feed" if _uses_jekyll_feed(config) else ""
+        return "jekyll-feed" if uses_jekyll_feed(config) else ""
 
     def tags(self, meta: dict, src: Source) -> tuple[str, ...]:
         # Utils.pluralized_array_from_hash: the singular key, as it is, wins; the plural
@@ -790,16 +789,6 @@ class Zola(Engine):
         return path if path.endswith("/") else path + "/"
 
 
-def hexo_slugize(text: str) -> str:
-    """hexo-util's slugize (what :post_title is): diacritics dropped, control characters
-    removed, each run of spaces and ~`!@#$%^&*()-_+=[]{}|\\;:"'<>,.?/ one '-', trimmed; case kept
-    (filename_case: 0, the default)."""
-    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    text = re.sub(r"[\x00-\x1f]", "", text)
-    text = re.sub(r"""[\s~`!@#$%^&*()\-_+=\[\]{}|\\;:"'<>,.?/]+""", "-", text)
-    return text.strip("-")
-
-
 class Hexo(Engine):
     """Hexo 8 (hexo/dist/plugins/processor/post.js, filter/post_permalink.js): posts are the
     files under source/_posts (source/_drafts are not published). The file's path under _posts
@@ -821,10 +810,10 @@ class Hexo(Engine):
                "date it by the file's creation time, which a feed cannot keep)")
 
     def data(self, meta: dict, path: Path, src: Source, config: Config) -> dict:
-        site = _hexo_config(config)
+        site = hexo_config(config)
         under = src.parts[src.parts.index("_posts") + 1:] if "_posts" in src.parts[:-1] else src.parts
         rel = "/".join(under).rsplit(".", 1)[0]
-        info = _hexo_filename(str(site.get("new_post_name") or ":title.md"), rel)
+        info = hexo_filename(str(site.get("new_post_name") or ":title.md"), rel)
         meta = dict(meta)
         meta["slug"] = info.get("title", hexo_slugize(rel))
         if meta.get("date") in (None, "") and "year" in info and ("month" in info or "i_month" in info) \
@@ -841,7 +830,7 @@ class Hexo(Engine):
         return meta
 
     def fingerprint(self, config: Config) -> str:
-        site = _hexo_config(config)
+        site = hexo_config(config)
         return json.dumps([str(site.get(k)) for k in ("new_post_name", "post_asset_folder")])
 
     def slug(self, meta: dict, src: Source, title: str) -> str:
@@ -864,75 +853,6 @@ class Hexo(Engine):
     def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
         value = meta.get("permalink")
         return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-_HEXO_SEGMENTS = {"year": r"(\d{4})", "month": r"(\d{2})", "day": r"(\d{2})", "i_month": r"(\d{1,2})",
-                  "i_day": r"(\d{1,2})", "hash": r"([0-9a-f]{12})"}
-
-
-def _hexo_filename(pattern: str, rel: str) -> dict[str, str]:
-    """hexo-util's Permalink(new_post_name without its extension).parse(path): {} when the
-    path does not match."""
-    pattern = pattern.rsplit(".", 1)[0] if "." in pattern.rsplit("/", 1)[-1] else pattern
-    names: list[str] = []
-
-    def segment(m: re.Match) -> str:
-        names.append(m.group(1))
-        return _HEXO_SEGMENTS.get(m.group(1), "(.+?)")
-    regex = re.sub(r":(\w+)", segment, re.escape(pattern).replace("\\:", ":"))
-    m = re.fullmatch(regex, rel)
-    return dict(zip(names, m.groups())) if m else {}
-
-
-def _hexo_config(config: Config) -> dict:
-    """The Hexo site's _config.yml (at the site folder, or above content.dir's source/_posts)."""
-    folders = site_folders(config)
-    for folder in (config.root, config.content_dir, config.content_dir.parent, config.content_dir.parent.parent):
-        path = Path(folder) / "_config.yml"
-        if path.is_file() and inside(path, folders) is not None:
-            try:
-                st = path.stat()
-            except OSError:
-                return {}
-            return _yaml_mapping(str(path), st.st_mtime_ns, st.st_size)
-    return {}
-
-
-@functools.lru_cache(maxsize=8)
-def _yaml_mapping(path: str, _mtime_ns: int, _size: int) -> dict:
-    try:
-        data = load_yaml(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, DataError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _uses_jekyll_feed(config: Config) -> bool:
-    """Whether the Jekyll site's feed is jekyll-feed's: named in its _config.yml's `plugins`
-    (`gems` before Jekyll 3.5), or in its Gemfile's jekyll_plugins group. The site is the
-    folder of config.yaml, or of content.dir (`.` or `_posts`) when _config.yml is there."""
-    folders = site_folders(config)
-    for folder in (config.root, config.content_dir, config.content_dir.parent):
-        path = Path(folder) / "_config.yml"
-        if path.is_file() and inside(path, folders) is not None:
-            try:
-                st = path.stat()
-            except OSError:
-                return False
-            return _names_jekyll_feed(str(path), st.st_mtime_ns, st.st_size)
-    return False
-
-
-def _names_jekyll_feed(path: str, mtime_ns: int, size: int) -> bool:
-    data = _yaml_mapping(path, mtime_ns, size)
-    for key in ("plugins", "gems"):
-        if isinstance(data.get(key), list) and "jekyll-feed" in data[key]:
-            return True
-    try:
-        gemfile = Path(path).with_name("Gemfile").read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return False
-    return "jekyll_plugins" in gemfile and re.search(r"""gem\s+["']jekyll-feed["']""", gemfile) is not None
 
 
 def _json_file(path: Path, folders: tuple[str, ...]) -> dict:
