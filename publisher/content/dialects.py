@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote_plus
 
-
 from ..config import Config
 from ..datafiles import DataError, load_json
 from .frontmatter import Skip, read_flag, read_tags, read_text
