@@ -220,7 +220,7 @@ MARKDOWN_ENGINES = ("commonmark", "python-markdown")
 
 # content.permalink's placeholders (content/dialects.py fills them; PLACEHOLDERS there).
 PERMALINK_PLACEHOLDERS = ("slug", "year", "month", "day", "title", "stem", "path", "section",
-                          "categories", "lang", "contentbasename")
+                          "categories", "lang", "contentbasename", "i_month", "i_day")
 
 
 def _permalink(value: Any) -> str:

@@ -583,7 +583,8 @@ def test_hexo_posts_dates_slugs_and_placeholders(site):
     site.write_config(content={"dialect": "hexo", "dir": "source",
                                "permalink": "/news/{year}/{month}/{day}/{slug}/"})
     (site.root / "_config.yml").write_text("new_post_name: :year-:month-:day-:title.md\n", encoding="utf-8")
-    site.post("../source/_posts/2014-07-13-hexo-2-8-released.md", "title: Hexo 2.8 released\nupdated: 2014-07-20")
+    site.post("../source/_posts/2014-07-13-hexo-2-8-released.md",
+              "title: Hexo 2.8 released\nupdated: 2014-07-20")
     site.post("../source/_posts/guides/setup.md", "title: Setup\ndate: 2020-02-03 10:00:00")
     site.post("../source/_posts/own.md", "title: Own\ndate: 2021-01-01\nslug: my-own")
     site.post("../source/_posts/fixed.md", "title: Fixed\ndate: 2021-01-02\npermalink: /elsewhere/fixed/")

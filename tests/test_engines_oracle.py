@@ -564,7 +564,8 @@ def _hexo_feed(root: Path, permalink: str) -> dict[str, tuple[str, str]]:
 
 @pytest.mark.parametrize("hexo_permalink, permalink", [
     ("news/:year/:month/:day/:title/", "/news/{year}/{month}/{day}/{slug}/"),
-    (":category/:name/:post_title/", "/{categories}/{stem}/{title}/")])
+    (":category/:name/:post_title/", "/{categories}/{stem}/{title}/"),
+    (":year/:i_month/:i_day/:title.html", "/{year}/{i_month}/{i_day}/{slug}.html")])
 def test_hexo_posts_are_hexos(tmp_path, hexo_permalink, permalink):
     """Real Hexo 8 and the hexo dialect agree on every post's URL, title and date: new_post_name
     dates and names a post (a front matter `slug` is overwritten), a nested path is slugized

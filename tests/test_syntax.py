@@ -1046,8 +1046,9 @@ def test_kramdown_heading_ids_are_what_jekyll_publishes(tmp_path):
 def test_mdx_escaped_braces_are_text_not_an_expression():
     """Docusaurus shows `\\{auto,off\\}` as {auto,off}: MDX's (and Markdown's) escape, which
     publisher took for the start of an expression and dropped with the rest of the line."""
-    text, unresolved = run("## Add --embedded-language-formatting=\\{auto,off\\} option\n\nAnd {expr} \\\\{x}.\n",
-                           ctx(dialect="docusaurus", mdx=True))
+    text, unresolved = run(
+        "## Add --embedded-language-formatting=\\{auto,off\\} option\n\nAnd {expr} \\\\{x}.\n",
+        ctx(dialect="docusaurus", mdx=True))
     assert text == "## Add --embedded-language-formatting=\\{auto,off\\} option\n\nAnd  \\\\.\n"
     assert unresolved == ["{expr}", "{x}"]
 
@@ -1093,8 +1094,9 @@ PELICAN_POST = """\
     """
 
 
-@pytest.mark.parametrize("plugins", ["['summary', 'liquid_tags.img', 'liquid_tags.video',\n           'liquid_tags.notebook']",
-                                     "['pelican.plugins.liquid_tags']", None])
+@pytest.mark.parametrize("plugins", [
+    "['summary', 'liquid_tags.img', 'liquid_tags.video',\n           'liquid_tags.notebook']",
+    "['pelican.plugins.liquid_tags']", None])
 def test_pelican_liquid_tags_img_resolved_the_rest_dropped_and_named(tmp_path, plugins):
     """With liquid_tags in pelicanconf.py's PLUGINS, `{% img %}` is the plugin's <img> and the
     other tags (notebook, video) are dropped and named; without it Pelican shows the tags as
@@ -1111,7 +1113,8 @@ def test_pelican_liquid_tags_img_resolved_the_rest_dropped_and_named(tmp_path, p
     named = ("{% video /downloads/videos/basic_animation.mp4 360 270 /downloads/videos/fram..., "
              "{% notebook Myths.ipynb cells[2:] %}")  # (a name is cut at 80 characters)
     if plugins:
-        assert '<img src="https://pel.example.org/images/galaxy.jpg" width="300" height="200" title="A Galaxy" alt="A Galaxy">' in html_text
+        assert ('<img src="https://pel.example.org/images/galaxy.jpg" width="300" height="200" '
+                'title="A Galaxy" alt="A Galaxy">') in html_text
         assert '<img class="left" src="https://pel.example.org/figures/hist.png" title="[Simple Histogram]"' in html_text
         assert '<img src="https://ex.org/a.png" title="Its title" alt="Its alt">' in html_text
         assert "notebook" not in html_text and "video" not in html_text

@@ -122,7 +122,8 @@ def directives(text: str, dialect: str, name: Callable[[str], None], unmask: Cal
         if not known:  # its label, the site's title for it, stays (remark-directive's [label])
             name(f":::{written}")
             label = unmask((label or "").strip())
-            result += ["", f"{indent}<p><strong>{_title_html(label)}</strong></p>", ""] if label else [""]
+            result += (["", f"{indent}<p><strong>{_title_html(label)}</strong></p>", ""] if label
+                       else [""])
             continue
         kind = _DOCUSAURUS_ALIASES.get(kind, kind) if dialect != "starlight" else kind
         # (a code span in the title is a placeholder by now: the title is raw HTML, written whole)

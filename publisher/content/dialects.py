@@ -797,8 +797,9 @@ class Hexo(Engine):
     (`guides/x.md` is guides-x). No date at all: Hexo takes the file's creation time, which a
     feed cannot keep, so the post is skipped. {slug} is :title, {stem} :name, {title}
     :post_title (slugized, lowercased), {categories} :category (the last category's path,
-    `uncategorized` without one); a front matter `permalink` is the post's path (a '/' added
-    with post_asset_folder). Tag plugins are resolved (blocks.py)."""
+    `uncategorized` without one), {i_month} {i_day} :i_month :i_day; a front matter
+    `permalink` is the post's path (a '/' added with post_asset_folder). Tag plugins are
+    resolved (blocks.py)."""
 
     name = "hexo"
     date_keys = ("date",)
@@ -910,7 +911,8 @@ def post_url(config: Config, engine: Engine, fields: Fields, published: datetime
     template = config.content.permalink
     path = template.format(
         slug=fields.slug, year=f"{local.year:04d}", month=f"{local.month:02d}",
-        day=f"{local.day:02d}", title=fields.title_slug, stem=fields.stem,
+        day=f"{local.day:02d}", i_month=str(local.month), i_day=str(local.day),
+        title=fields.title_slug, stem=fields.stem,
         section=fields.section, categories=fields.categories, lang=fields.lang,
         path=fields.path or fields.stem, contentbasename=fields.basename or fields.stem,
     )
