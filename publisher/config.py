@@ -214,13 +214,13 @@ def _url_or_path(value: Any) -> str:
     return text
 
 
-DIALECTS = ("auto", "astro", "hugo", "jekyll", "eleventy", "pelican", "nanoc", "starlight", "docusaurus", "zola")
+DIALECTS = ("auto", "astro", "hugo", "jekyll", "eleventy", "pelican", "nanoc", "starlight", "docusaurus", "zola", "hexo")
 MARKDOWN_ENGINES = ("commonmark", "python-markdown")
 
 
 # content.permalink's placeholders (content/dialects.py fills them; PLACEHOLDERS there).
 PERMALINK_PLACEHOLDERS = ("slug", "year", "month", "day", "title", "stem", "path", "section",
-                          "categories", "lang")
+                          "categories", "lang", "contentbasename", "i_month", "i_day")
 
 
 def _permalink(value: Any) -> str:
@@ -231,8 +231,8 @@ def _permalink(value: Any) -> str:
     unknown = set(re.findall(r"\{([^}]*)\}", text)) - set(PERMALINK_PLACEHOLDERS)
     if unknown:
         raise _Invalid(f"expected only the placeholders {names}")
-    if not any("{" + p + "}" in text for p in ("slug", "stem", "title", "path")):
-        raise _Invalid("expected a path containing {slug}, {stem}, {title} or {path}")
+    if not any("{" + p + "}" in text for p in ("slug", "stem", "title", "path", "contentbasename")):
+        raise _Invalid("expected a path containing {slug}, {stem}, {title}, {path} or {contentbasename}")
     try:  # a stray '{' or '}' would only fail later, in str.format, on the first post
         text.format(**{p: "x" for p in PERMALINK_PLACEHOLDERS})
     except (ValueError, IndexError, KeyError) as e:

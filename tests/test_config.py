@@ -70,7 +70,7 @@ def test_postgresql_url_passes_through(tmp_path):
         ("newsletter: {from: 'nobody'}\n", "newsletter.from: expected an address"),
         ("content: {permalink: 'blog/{slug}'}\n", "content.permalink: expected a path starting with '/'"),
         ("content: {permalink: '/blog/{name}/'}\n", "content.permalink: expected only the placeholders"),
-        ("content: {permalink: '/blog/{year}/'}\n", "content.permalink: expected a path containing {slug}, {stem}, {title} or {path}"),
+        ("content: {permalink: '/blog/{year}/'}\n", "content.permalink: expected a path containing {slug}, {stem}, {title}, {path} or {contentbasename}"),
         ("feeds: [1, 2]\n", "feeds: expected a mapping of keys, got a list"),
         ("bogus: {}\n", "bogus: unknown section"),
         ("schedule: {build_every: 0}\n", "schedule.build_every: expected an integer >= 1, got 0"),

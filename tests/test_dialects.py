@@ -475,3 +475,138 @@ def test_the_next_digest_holds_no_translation(site):
     finally:
         state.close()
     assert [p.title for p in posts] == ["A"]
+
+
+# --- Zola ------------------------------------------------------------------------------------
+
+def _toml_post(site, rel: str, front: str, body: str = "Hello.\n") -> None:
+    site.post(rel, {}, raw=("+++\n" + front.strip() + "\n+++\n" + body).encode())
+
+
+def test_zola_path_is_the_url_and_its_date_rules(site):
+    """Zola's `path` is the page's URL (a '/' added, relative to base_url); the date is `date`
+    else a YYYY-mm-dd prefix followed by '-' or '_', which leaves the slug; a page with
+    no date at all is Zola's to publish but has no place in a feed: skipped, named."""
+    site.write_config(content={"dialect": "zola", "permalink": "/blog/{slug}/"})
+    _toml_post(site, "1.94.1-release.md", 'title = "Rust 1.94.1"\ndate = 2025-03-26\n'
+               'path = "2026/03/26/1.94.1-release"')
+    _toml_post(site, "inside/team.md", 'title = "Team"\ndate = 2025-01-02T10:00:00Z\n'
+               'path = "/inside-rust/2025/01/02/team/"')
+    _toml_post(site, "2024-05-06_underscored.md", 'title = "Underscored"')
+    _toml_post(site, "2024-05-07-dashed.md", 'title = "Dashed"\nupdated = 2024-06-01')
+    _toml_post(site, "undated.md", 'title = "Undated"\npath = "2020/01/01/undated"')
+    result = load_posts(site.config(), NOW)
+    assert result.problems == [
+        "content/undated.md: skipped: Zola publishes a page without a date, but a feed item needs "
+        "one: give it `date` (or a YYYY-MM-DD- file name prefix)"]
+    posts = by_url(result.posts)
+    assert sorted(posts) == [
+        "https://blog.test.example/2026/03/26/1.94.1-release/",  # the path, not the date
+        "https://blog.test.example/blog/dashed/",
+        "https://blog.test.example/blog/underscored/",
+        "https://blog.test.example/inside-rust/2025/01/02/team/",
+    ]
+    assert posts["https://blog.test.example/blog/underscored/"].published == datetime(2024, 5, 6, tzinfo=UTC)
+    assert posts["https://blog.test.example/blog/dashed/"].updated == datetime(2024, 6, 1, tzinfo=UTC)
+
+
+# --- Eleventy --------------------------------------------------------------------------------
+
+def test_eleventy_dated_index_file_is_its_folders_post_at_the_folder_url(site):
+    """page.fileSlug of `x/2024-09-08-index.md` is `x` (the date prefix goes first, then an
+    `index` slug is the folder's name); a permalink ending in index.html is page.url's folder."""
+    site.write_config(content={"dialect": "eleventy", "permalink": "/blog/{slug}/"})
+    (site.content / "posts").mkdir()
+    (site.content / "posts" / "posts.json").write_text(
+        '{"permalink": "blog/{{ page.fileSlug }}/index.html"}', encoding="utf-8")
+    site.post("posts/buildless/2024-09-08-index.md", "title: Buildless")
+    site.post("posts/bottle-slider/2017-03-08-index.md", "title: Bottle")
+    site.post("posts/2019-01-02-plain/index.md", "title: Plain")
+    result = load_posts(site.config(), NOW)
+    assert result.problems == []
+    posts = by_url(result.posts)
+    assert sorted(posts) == ["https://blog.test.example/blog/bottle-slider/",
+                             "https://blog.test.example/blog/buildless/",
+                             "https://blog.test.example/blog/plain/"]
+    assert posts["https://blog.test.example/blog/buildless/"].published == datetime(2024, 9, 8, tzinfo=UTC)
+
+
+# --- Astro themes' date keys -----------------------------------------------------------------
+
+@pytest.mark.parametrize("dialect", ["astro", "auto"])
+def test_astropaper_pubdatetime_and_moddatetime(site, dialect):
+    """AstroPaper names its dates pubDatetime and modDatetime (null when never modified); the
+    blog starter's pubDate and updatedDate come first."""
+    site.write_config(content={"dialect": dialect, "permalink": "/posts/{slug}/"})
+    site.post("20240307-soci/index.md", "title: SOCI\npubDatetime: 2024-03-07T22:00:00Z\n"
+              "modDatetime: 2024-04-01T08:00:00Z\nslug: build-soci-index")
+    site.post("never-modified.md", "title: Never\npubDatetime: 2024-03-08T10:00:00+09:00\nmodDatetime: null")
+    site.post("starter.md", "title: Starter\npubDate: 'Jul 08 2022'\npubDatetime: 2020-01-01\n"
+              "updatedDate: 'Jul 09 2022'")
+    result = load_posts(site.config(), NOW)
+    assert result.problems == []
+    posts = {p.title: p for p in result.posts}
+    assert posts["SOCI"].url == "https://blog.test.example/posts/build-soci-index/"
+    assert posts["SOCI"].published == datetime(2024, 3, 7, 22, tzinfo=UTC)
+    assert posts["SOCI"].updated == datetime(2024, 4, 1, 8, tzinfo=UTC)
+    assert posts["Never"].published == datetime(2024, 3, 8, 1, tzinfo=UTC) and posts["Never"].updated is None
+    assert posts["Starter"].published == datetime(2022, 7, 8, tzinfo=UTC)
+    assert posts["Starter"].updated == datetime(2022, 7, 9, tzinfo=UTC)
+
+
+# --- Jekyll titles ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("site_config, smart", [(None, False), ("title: x\n", False),
+                                                ("plugins:\n  - jekyll-feed\n", True),
+                                                ("gems: [jekyll-feed]\n", True)])
+def test_jekyll_title_is_smartified_only_where_jekyll_feed_writes_the_feed(site, site_config, smart):
+    """jekyll-feed writes `post.title | smartify`; a site with its own feed template (no
+    jekyll-feed in _config.yml) shows the title as written."""
+    site.write_config(content={"dialect": "jekyll", "dir": "_posts", "permalink": "/{slug}/"})
+    if site_config is not None:
+        (site.root / "_config.yml").write_text(site_config, encoding="utf-8")
+    path = site.root / "_posts" / "2020-04-02-kmon.md"
+    path.parent.mkdir()
+    path.write_text("---\ntitle: \"Let's see: \\\"kmon\\\"... -- it's out\"\n---\nBody.\n", encoding="utf-8")
+    post = only(load_posts(site.config(), NOW))
+    assert post.title == ("Let’s see: “kmon”… – it’s out" if smart else "Let's see: \"kmon\"... -- it's out")
+
+
+# --- Hexo ------------------------------------------------------------------------------------
+
+def test_hexo_posts_dates_slugs_and_placeholders(site):
+    """source/_posts, read as Hexo 8 reads them (tests/test_engines_oracle.py checks against
+    real Hexo): the path is parsed with _config.yml's new_post_name, whose :title is the slug
+    (a front matter `slug` is overwritten) and whose date dates a post without `date`; a path
+    it does not match is slugized whole; {stem} is :name, {title} :post_title (lowercased),
+    {categories} :category; _drafts are never published; an undated post is skipped."""
+    site.write_config(content={"dialect": "hexo", "dir": "source",
+                               "permalink": "/news/{year}/{month}/{day}/{slug}/"})
+    (site.root / "_config.yml").write_text("new_post_name: :year-:month-:day-:title.md\n", encoding="utf-8")
+    site.post("../source/_posts/2014-07-13-hexo-2-8-released.md",
+              "title: Hexo 2.8 released\nupdated: 2014-07-20")
+    site.post("../source/_posts/guides/setup.md", "title: Setup\ndate: 2020-02-03 10:00:00")
+    site.post("../source/_posts/own.md", "title: Own\ndate: 2021-01-01\nslug: my-own")
+    site.post("../source/_posts/fixed.md", "title: Fixed\ndate: 2021-01-02\npermalink: /elsewhere/fixed/")
+    site.post("../source/_posts/undated.md", "title: Undated")
+    site.post("../source/_drafts/wip.md", "title: WIP\ndate: 2021-01-03")
+    result = load_posts(site.config(), NOW)
+    assert result.problems == ["source/_posts/undated.md: skipped: front matter has no 'date' and the file "
+                               "name none by new_post_name (Hexo would date it by the file's creation time, "
+                               "which a feed cannot keep)"]
+    assert [p.title for p in result.held_back] == ["WIP"]
+    posts = by_url(result.posts)
+    assert sorted(posts) == ["https://blog.test.example/elsewhere/fixed/",
+                             "https://blog.test.example/news/2014/07/13/hexo-2-8-released/",
+                             "https://blog.test.example/news/2020/02/03/guides-setup/",
+                             "https://blog.test.example/news/2021/01/01/own/"]
+    released = posts["https://blog.test.example/news/2014/07/13/hexo-2-8-released/"]
+    assert released.published == datetime(2014, 7, 13, tzinfo=UTC)
+    assert released.updated == datetime(2014, 7, 20, tzinfo=UTC)
+    site.write_config(content={"dialect": "hexo", "dir": "source/_posts",
+                               "permalink": "/{categories}/{stem}/{title}/"})
+    site.post("../source/_posts/2014-07-13-hexo-2-8-released.md",
+              "title: \"Héxo 2.8: Released!\"\ncategories: [News, Big Ones]")
+    urls = sorted(p.url for p in load_posts(site.config(), NOW).posts)
+    assert "https://blog.test.example/News/Big-Ones/hexo-2-8-released/hexo-2-8-released/" in urls
+    assert "https://blog.test.example/uncategorized/own/own/" in urls

@@ -11,6 +11,7 @@ CI=true, where a missing engine fails."""
 
 from __future__ import annotations
 
+import html
 import os
 import shutil
 import subprocess
@@ -101,6 +102,8 @@ def _engine_posts(engine: str, root: Path) -> dict[str, tuple[str, str, str]]:
             # versions, ENGINES.md; 0.111's shows .Date), else .Date (dated by `lastmod` alone).
             if not publish_date[0].startswith("0001-"):
                 date = publish_date[0]
+        else:  # jekyll-feed's title: `smartify | strip_html`, HTML a feed reader shows as text
+            title = html.unescape(title)
         # Seconds dropped, offset kept; a title's runs of spaces are one (publisher's titles
         # are one line of single spaces, as a feed reader shows any title).
         found[source] = (url, " ".join(title.split()), date[:16] + date[19:])
@@ -153,8 +156,14 @@ HUGO_VARIANTS = [Variant("America/New_York"), Variant(None)]
 
 
 @pytest.fixture(scope="module")
-def jekyll_fixture(tmp_path_factory):
-    return build_both("jekyll", ORACLE / "jekyll", tmp_path_factory.mktemp("oracle"), JEKYLL_VARIANTS)
+def jekyll_built(tmp_path_factory):
+    """Where the Jekyll fixture's variants are built (jekyll-0, jekyll-1: the engine's own output)."""
+    return tmp_path_factory.mktemp("oracle")
+
+
+@pytest.fixture(scope="module")
+def jekyll_fixture(jekyll_built):
+    return build_both("jekyll", ORACLE / "jekyll", jekyll_built, JEKYLL_VARIANTS)
 
 
 @pytest.fixture(scope="module")
@@ -280,6 +289,26 @@ def test_jekyll_fills_the_placeholders_of_a_front_matter_permalink(jekyll_fixtur
     assert theirs == ours and ours[0] == url
 
 
+@pytest.mark.parametrize("source", ["_posts/2018-08-01-smart-title.md", "_posts/2018-08-02-smart-title-edges.md"])
+def test_jekyll_title_is_smartified_as_jekyll_feed_shows_it(jekyll_fixture, jekyll_built, source):
+    """jekyll-feed writes `post.title | smartify`: kramdown's typographic quotes, dashes and
+    ellipsis (publisher kept the straight ones: Jekyll's "Sponsoring Jekyll's development"
+    is Sponsoring Jekyll’s development in its feed)."""
+    theirs, ours = _post(jekyll_fixture, 0, source)
+    assert theirs == ours
+    # and jekyll-feed's own feed.xml (the fixture site lists the plugin) says the same
+    from lxml import etree
+
+    atom = "{http://www.w3.org/2005/Atom}"
+    # (recover: jekyll-feed 0.17 writes the '&' of fish-&-chips!.html's link unescaped)
+    feed = etree.parse(str(jekyll_built / "jekyll-0" / "_site" / "feed.xml"), etree.XMLParser(recover=True))
+    titles = {e.find(f"{atom}link").get("href").removeprefix("https://jekyll.example.org"):
+              " ".join(html.unescape(e.findtext(f"{atom}title")).split()) for e in feed.iter(f"{atom}entry")}
+    assert titles[ours[0]] == ours[1]
+    if source.endswith("smart-title.md"):
+        assert ours[1] == "Jekyll’s “smart” titles… – or ‘quotes’ — in the ’90s (“x”) «a» Q&A"
+
+
 def test_jekyll_url_has_a_slash_for_two_dots(jekyll_fixture):
     """URL#sanitize_url: `2017-03-12-two..dots.md` is /2017/03/12/two/dots.html."""
     theirs, ours = _post(jekyll_fixture, 0, "_posts/2017-03-12-two..dots.md")
@@ -337,6 +366,9 @@ def _stamp(draw, st, with_seconds: bool = True):
             draw(st.integers(0, 59)) if with_seconds else 0)
 
 
+# Jekyll's feed smartifies titles: quotes in every position, dashes, ellipses, guillemets.
+JEKYLL_TITLE_WORDS = TITLE_WORDS + ['"quoted"', "'single'", "'90s", "...", "--", "---", "x--y", '"', "'",
+                                   "<<", ">>", "('p')", '"\'n\'"', "don't", 'a"b', "5'", "-'x'", "*'e'*"]
 # Hugo writes a '#' of a slug into .Permalink as it is (the rest of the link is then its
 # fragment); publisher writes %23, the address of the page Hugo wrote. Not compared.
 HUGO_TITLE_WORDS = [w for w in TITLE_WORDS if "#" not in w]
@@ -385,7 +417,7 @@ def _jekyll_post(draw, st, i: int) -> tuple[str, str]:
     name = "-".join([f"p{i}"] + draw(st.lists(st.sampled_from(NAME_WORDS), max_size=3)))
     suffix = draw(st.sampled_from(["", "", "", ".fr"]))
     folder = draw(st.sampled_from(["_posts", "_posts", "_posts", "fr/_posts", "blog/News/_posts"]))
-    lines = [f"title: {json.dumps(_title(draw, st, i), ensure_ascii=False)}"]
+    lines = [f"title: {json.dumps(_title(draw, st, i, JEKYLL_TITLE_WORDS), ensure_ascii=False)}"]
     form = draw(st.sampled_from(["none", "offset", "space offset", "z", "naive", "quoted naive",
                                  "quoted offset", "date", "short date", "prose"]))
     if form != "none":
@@ -468,3 +500,85 @@ def test_generated_posts_come_out_as_the_engine_publishes_them(engine, tmp_path)
         assert len(theirs) == len(found) >= min(EXAMPLES, 20), variant
         assert problems == [], variant
         assert differences(theirs, ours) == [], variant
+
+
+def test_hugo_contentbasename_is_the_file_name_whatever_the_slug(tmp_path):
+    """Hugo's :contentbasename (0.111's :filename, the same meaning) is the file's name, a
+    bundle's folder name, and never `slug` (publisher's {stem} prefers slug, as
+    :slugorcontentbasename does): {contentbasename} is it."""
+    engine_command("hugo")
+    root = tmp_path / "hugo"
+    shutil.copytree(ORACLE / "hugo", root)
+    config = root / "hugo.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        '"/:year/:month/:day/:slug/"', '"/:year/:month/:filename/"'), encoding="utf-8")
+    proc = subprocess.run([engine_command("hugo"), "--quiet", "--source", str(root), "--destination",
+                           str(root / "public")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    base = "https://hugo.example.org"
+    result = load_posts(make_config(root, site={"url": base, "language": "en"},
+                                    content={"dir": "content", "dialect": "hugo",
+                                             "permalink": "/{year}/{month}/{contentbasename}/"},
+                                    newsletter={"timezone": "UTC"}, state={"database": "state.db"}), NOW)
+    ours = {p.source: (p.url.removeprefix(base), p.title, p.published.isoformat(timespec="minutes"))
+            for p in result.posts}
+    theirs = _engine_posts("hugo", root)
+    assert result.problems == [] and len(theirs) >= 15
+    assert differences(theirs, ours) == []
+    assert ours["content/posts/own-slug.md"][0] == "/2017/10/own-slug/"
+    assert ours["content/posts/bundled-post/index.md"][0] == "/2017/10/bundled-post/"
+
+
+# --- Hexo (from npm: .ci/run installs it under .ci/engines/hexo) ---------------------------------
+
+HEXO_HOME = Path(os.environ.get("PUBLISHER_TEST_HEXO", Path(__file__).parent.parent / ".ci" / "engines" / "hexo"))
+
+
+def _hexo_feed(root: Path, permalink: str) -> dict[str, tuple[str, str]]:
+    """Build the Hexo fixture with `permalink:` and read hexo-generator-feed's atom.xml:
+    {URL path: (title, published to the minute, UTC)}."""
+    from lxml import etree
+
+    binary = HEXO_HOME / "node_modules" / ".bin" / "hexo"
+    if not binary.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Hexo is not installed at {HEXO_HOME} (CI installs it: .ci/run)")
+        pytest.skip("Hexo is not installed (npm install hexo in .ci/engines/hexo; .ci/run does)")
+    with (root / "_config.yml").open("a", encoding="utf-8") as f:
+        f.write(f"permalink: {permalink}\n")
+    (root / "node_modules").symlink_to(HEXO_HOME / "node_modules")
+    (root / "package.json").write_text('{"name": "oracle", "private": true, "hexo": {"version": "8.1.2"}, '
+                                       '"dependencies": {"hexo": "*", "hexo-renderer-marked": "*", '
+                                       '"hexo-generator-feed": "*"}}', encoding="utf-8")
+    proc = subprocess.run([str(binary), "generate", "--silent"], cwd=root, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "TZ": "UTC"})
+    assert proc.returncode == 0, proc.stderr
+    atom = "{http://www.w3.org/2005/Atom}"
+    found = {}
+    for entry in etree.parse(str(root / "public" / "atom.xml")).iter(f"{atom}entry"):
+        url = entry.find(f"{atom}link").get("href").removeprefix("https://hexo.example.org")
+        published = datetime.fromisoformat(entry.findtext(f"{atom}published").replace("Z", "+00:00"))
+        found[url] = (entry.findtext(f"{atom}title"), published.isoformat(timespec="minutes"))
+    return found
+
+
+@pytest.mark.parametrize("hexo_permalink, permalink", [
+    ("news/:year/:month/:day/:title/", "/news/{year}/{month}/{day}/{slug}/"),
+    (":category/:name/:post_title/", "/{categories}/{stem}/{title}/"),
+    (":year/:i_month/:i_day/:title.html", "/{year}/{i_month}/{i_day}/{slug}.html")])
+def test_hexo_posts_are_hexos(tmp_path, hexo_permalink, permalink):
+    """Real Hexo 8 and the hexo dialect agree on every post's URL, title and date: new_post_name
+    dates and names a post (a front matter `slug` is overwritten), a nested path is slugized
+    whole, :post_title is lowercased, :category is the last category's path, a front matter
+    permalink gets its '/', _drafts stay out."""
+    root = tmp_path / "hexo"
+    shutil.copytree(ORACLE / "hexo", root)
+    theirs = _hexo_feed(root, hexo_permalink)
+    base = "https://hexo.example.org"
+    result = load_posts(make_config(root, site={"url": base, "language": "en"},
+                                    content={"dir": "source/_posts", "dialect": "hexo", "permalink": permalink},
+                                    newsletter={"timezone": "UTC"}, state={"database": "state.db"}), NOW)
+    ours = {p.url.removeprefix(base): (p.title, p.published.astimezone(timezone.utc).isoformat(timespec="minutes"))
+            for p in result.posts}
+    assert result.problems == [] and len(theirs) >= 6
+    assert differences(theirs, ours) == []

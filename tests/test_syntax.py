@@ -1041,3 +1041,127 @@ def test_kramdown_heading_ids_are_what_jekyll_publishes(tmp_path):
     assert [attrs for attrs, _text in headings(theirs)] == [
         ['id="install"'], ['id="install-the-tools"'], ['class="wide"', 'id="styled"'], ['id="setext"']]
     assert "{:" not in ours and "<p>A lead paragraph.</p>" in ours
+
+
+def test_mdx_escaped_braces_are_text_not_an_expression():
+    """Docusaurus shows `\\{auto,off\\}` as {auto,off}: MDX's (and Markdown's) escape, which
+    publisher took for the start of an expression and dropped with the rest of the line."""
+    text, unresolved = run(
+        "## Add --embedded-language-formatting=\\{auto,off\\} option\n\nAnd {expr} \\\\{x}.\n",
+        ctx(dialect="docusaurus", mdx=True))
+    assert text == "## Add --embedded-language-formatting=\\{auto,off\\} option\n\nAnd  \\\\.\n"
+    assert unresolved == ["{expr}", "{x}"]
+
+
+def test_remark_text_directives_keep_their_text_and_a_containers_label_stays():
+    """remark-directive's `:quote[text]{#id}` (a site's own plugin) keeps its text, its
+    attributes dropped and named; an unknown container's [label] is its title, kept."""
+    text, unresolved = run("""\
+        As I said, :quote[decisions need a URL]{#decision-without-a-url} and :name[plain].
+        At 10:30[1] a:b[0] and [a link](x) stay.
+
+        :::objection[Won't I look like I'm bragging?]
+        No.
+        :::
+        """)
+    assert text == textwrap.dedent("""\
+        As I said, decisions need a URL and plain.
+        At 10:30[1] a:b[0] and [a link](x) stay.
+
+
+        <p><strong>Won't I look like I'm bragging?</strong></p>
+
+        No.
+
+        """)
+    assert unresolved == [":quote[decisions need a URL]{#decision-without-a-url}", ":name[plain]", ":::objection"]
+
+
+PELICAN_POST = """\
+    Title: Animations
+    Date: 2012-08-18 10:00
+
+    A figure: {% img /images/galaxy.jpg 300 200 A Galaxy %}
+
+    {% img left /figures/hist.png [Simple Histogram] %}
+    {% img https://ex.org/a.png "Its title" "Its alt" %}
+
+    {% video /downloads/videos/basic_animation.mp4 360 270 /downloads/videos/frame.png %}
+
+    {% notebook Myths.ipynb cells[2:] %}
+
+    `{% img /in/code.png %}` stays.
+    """
+
+
+@pytest.mark.parametrize("plugins", [
+    "['summary', 'liquid_tags.img', 'liquid_tags.video',\n           'liquid_tags.notebook']",
+    "['pelican.plugins.liquid_tags']", None])
+def test_pelican_liquid_tags_img_resolved_the_rest_dropped_and_named(tmp_path, plugins):
+    """With liquid_tags in pelicanconf.py's PLUGINS, `{% img %}` is the plugin's <img> and the
+    other tags (notebook, video) are dropped and named; without it Pelican shows the tags as
+    written, and each is named too: no `{% ... %}` reaches a feed without a warning line."""
+    root = tmp_path / "pelican"
+    files = {"config.yaml": config_yaml("https://pel.example.org", "content", "/{slug}.html", "pelican"),
+             "content/animations.md": PELICAN_POST}
+    if plugins:
+        files["pelicanconf.py"] = f"AUTHOR = 'x'\nPLUGINS = {plugins}\n"
+    write(root, files)
+    proc, items = build(root, shown=() if plugins else ("{%",))
+    assert proc.returncode == 0, proc.stderr
+    html_text = items["https://pel.example.org/animations.html"]
+    named = ("{% video /downloads/videos/basic_animation.mp4 360 270 /downloads/videos/fram..., "
+             "{% notebook Myths.ipynb cells[2:] %}")  # (a name is cut at 80 characters)
+    if plugins:
+        assert ('<img src="https://pel.example.org/images/galaxy.jpg" width="300" height="200" '
+                'title="A Galaxy" alt="A Galaxy">') in html_text
+        assert '<img class="left" src="https://pel.example.org/figures/hist.png" title="[Simple Histogram]"' in html_text
+        assert '<img src="https://ex.org/a.png" title="Its title" alt="Its alt">' in html_text
+        assert "notebook" not in html_text and "video" not in html_text
+        assert f"content/animations.md: unresolved engine syntax: {named}" in proc.stderr
+    else:
+        assert "{% img /images/galaxy.jpg 300 200 A Galaxy %}" in html_text
+        assert "content/animations.md: unresolved engine syntax: {% img /images/galaxy.jpg 300 200 A Galaxy %}" in proc.stderr
+    assert "<code>{% img /in/code.png %}</code>" in html_text
+
+
+def test_hexo_tag_plugins_asset_images_code_blocks_and_a_themes_note(tmp_path):
+    """With post_asset_folder, `{% asset_img %}` is the image in the post's asset folder (its
+    file name without extension); codeblock/code are fenced code of their language; a theme's
+    `{% note %}` is dropped and named, its text kept; a tag inside code stays as written."""
+    root = tmp_path / "hexo"
+    write(root, {
+        "config.yaml": config_yaml("https://hexo.example.org", "source/_posts",
+                                   "/news/{year}/{month}/{day}/{slug}/", "hexo"),
+        "_config.yml": "post_asset_folder: true\nnew_post_name: :year-:month-:day-:title.md\n",
+        "source/_posts/2014-07-13-released.md": """\
+            ---
+            title: Released
+            ---
+            {% asset_img console.png "The console" "A console" %}
+
+            Download it from [here]({% asset_path console.png %}) or {% asset_link console.png the file %}.
+
+            {% codeblock build.js lang:js %}
+            const x = `{% not a tag %}`;
+            {% endcodeblock %}
+
+            {% note warn %}
+            Mind the **gap**.
+            {% endnote %}
+
+            `{% asset_img in-code.png %}` stays.
+            """,
+        "source/_posts/2014-07-13-released/console.png": b"\x89PNG hexo",
+    })
+    proc, items = build(root)
+    assert proc.returncode == 0, proc.stderr
+    text = items["https://hexo.example.org/news/2014/07/13/released/"]
+    image = re.search(r'<img src="(https://hexo.example.org/media/[0-9a-f]{12}-console.png)" alt="A console" '
+                      r'title="The console">', text)
+    assert image, text
+    assert f'<a href="{image.group(1)}">here</a>' in text and f'<a href="{image.group(1)}">the file</a>' in text
+    assert '<code class="language-js">const x = `{% not a tag %}`;' in text
+    assert "Mind the <strong>gap</strong>." in text and "note" not in text
+    assert "<code>{% asset_img in-code.png %}</code>" in text
+    assert "source/_posts/2014-07-13-released.md: unresolved engine syntax: {% note warn %}" in proc.stderr

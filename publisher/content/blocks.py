@@ -119,9 +119,11 @@ def directives(text: str, dialect: str, name: Callable[[str], None], unmask: Cal
         kind = written.lower()
         known = kind in types
         stack.append((indent, known))
-        if not known:
+        if not known:  # its label, the site's title for it, stays (remark-directive's [label])
             name(f":::{written}")
-            result.append("")
+            label = unmask((label or "").strip())
+            result += (["", f"{indent}<p><strong>{_title_html(label)}</strong></p>", ""] if label
+                       else [""])
             continue
         kind = _DOCUSAURUS_ALIASES.get(kind, kind) if dialect != "starlight" else kind
         # (a code span in the title is a placeholder by now: the title is raw HTML, written whole)
@@ -133,3 +135,72 @@ def directives(text: str, dialect: str, name: Callable[[str], None], unmask: Cal
     for indent, known in reversed(stack):  # open at the end: closed there, as the engines do
         result += ["", f"{indent}</aside>", ""] if known else [""]
     return "\n".join(result)
+
+
+# remark-directive's text directive, `:name[text]{#id .class key=v}`: not after a letter,
+# digit or ':' (`10:30`, `a:b[0]`, `::leaf`), nor escaped.
+TEXT_DIRECTIVE = re.compile(r"(?<![\w:\\]):([A-Za-z][\w-]*)\[([^\]\n]*)\](\{[^}\n]*\})?")
+
+
+def text_directives(text: str, name: Callable[[str], None]) -> str:
+    """`:name[text]{attrs}` (a site's own remark plugin: `:quote[...]{#id}`) keeps its text;
+    the directive and its attributes go, named."""
+    def one(m: re.Match) -> str:
+        name(m.group(0))
+        return m.group(2)
+    return TEXT_DIRECTIVE.sub(one, text)
+
+
+# --- Hexo's tag plugins -----------------------------------------------------------------
+
+def fenced(lang: str, code: str) -> str:
+    """`code` as a fenced code block of `lang`, its fence longer than any run inside."""
+    code = code.strip("\n")
+    ticks = "`" * max(3, max((len(m) for m in re.findall(r"`{3,}", code)), default=0) + 1)
+    return f"\n{ticks}{lang}\n{code}\n{ticks}\n"
+
+
+_HEXO_CODE = re.compile(r"\{%-?\s*(codeblock|code)\b(.*?)-?%\}(.*?)\{%-?\s*end\1\s*-?%\}", re.S)
+_HEXO_TAG = re.compile(r"\{%-?\s*(\w+)(.*?)-?%\}", re.S)
+_HEXO_ARG = re.compile(r""""([^"]*)"|'([^']*)'|(\S+)""")
+
+
+def hexo_tags(text: str, asset_folder: str, name: Callable[[str], None], unmask: Callable[[str], str],
+              keep: Callable[[str], str]) -> str:
+    """Hexo's tag plugins (hexo/lib/plugins/tag): `{% codeblock [title] lang:x %}` and
+    `{% code %}` become fenced code of their language; with post_asset_folder, `{% asset_img
+    name [title [alt]] %}` is the image in the post's asset folder (the post's file name
+    without its extension, beside it), `{% asset_path name %}` its path and `{% asset_link
+    name [title] %}` a link to it. Any other tag (a theme's `{% note %}`) is dropped and
+    named, what it encloses kept."""
+    def code(m: re.Match) -> str:
+        lang = re.search(r"\blang:(\S+)", m.group(2))
+        return keep(fenced(lang.group(1) if lang else "", unmask(m.group(3))))  # (set aside: code)
+
+    def tag(m: re.Match) -> str:
+        kind, raw = m.group(1), m.group(2)
+        tokens = list(_HEXO_ARG.finditer(raw))
+        if kind in ("asset_img", "asset_image", "asset_path", "asset_link") and tokens and asset_folder:
+            # asset_img [class names] name [width] [height] [title [alt]]: the name has a '.'
+            at = next((i for i, t in enumerate(tokens) if "." in t.group(0)), 0)
+            file = next(g for g in tokens[at].groups() if g is not None)
+            end = tokens[at].end()
+            for t in tokens[at + 1:at + 3]:  # width, height
+                if not t.group(0).isdigit():
+                    break
+                end = t.end()
+            path = html.escape(f"{asset_folder}/{file}", quote=True)
+            if kind == "asset_path":
+                return path
+            # the img tag's rMeta: a title, then an alt, each optionally quoted
+            meta = re.match(r"""\s*["']?([^"']*)["']?\s*["']?([^"']*)["']?""", raw[end:])
+            title, alt = meta.group(1).strip(), meta.group(2).strip()
+            if kind == "asset_link":
+                return f'<a href="{path}">{html.escape(title or file, quote=False)}</a>'
+            return (f'<img src="{path}" alt="{html.escape(alt or title, quote=True)}"'
+                    + (f' title="{html.escape(title, quote=True)}">' if title else ">"))
+        if not kind.startswith("end"):
+            name(m.group(0))
+        return ""
+
+    return _HEXO_TAG.sub(tag, _HEXO_CODE.sub(code, text))

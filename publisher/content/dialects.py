@@ -20,6 +20,8 @@ from ..config import Config
 from ..datafiles import DataError, load_json
 from .frontmatter import Skip, read_flag, read_tags, read_text
 from .links import inside, site_folders
+from .siteconf import hexo_config, hexo_filename, hexo_slugize, uses_jekyll_feed
+from .smartypants import smartify
 from .text import slugify
 
 # `post.fr.md`, `index.pt-br.md`: a language suffix is two letters, with an optional region
@@ -217,14 +219,17 @@ class Fields:
     categories: str  # already joined with '/'
     lang: str  # "" for the site's language
     path: str = ""  # the folders under content.dir and the stem, '/'-joined (Hugo's content path)
+    basename: str = ""  # {contentbasename}: the file's name whatever `slug` says
 
 
 class Engine:
     """The contract's defaults ("auto"); every engine below differs only where it says so."""
 
     name = "auto"
-    date_keys: tuple[str, ...] = ("pubDate", "date", "publishDate", "published", "created_at", "pubdate")
-    updated_keys: tuple[str, ...] = ("updatedDate", "updated", "lastmod", "modified", "last_modified_at")
+    date_keys: tuple[str, ...] = ("pubDate", "date", "publishDate", "published", "created_at", "pubdate",
+                                  "pubDatetime")
+    updated_keys: tuple[str, ...] = ("updatedDate", "updated", "lastmod", "modified", "last_modified_at",
+                                     "modDatetime")
     tag_separator: str | None = ","  # how a string of tags is split
     category_separator: str | None = ","
     date_from_file_name = True
@@ -276,8 +281,17 @@ class Engine:
     def stem(self, meta: dict, src: Source) -> str:
         return src.stem
 
+    def basename(self, src: Source) -> str:
+        """{contentbasename}: the file name as it is (the folder's name for the folder's own
+        post), whatever the front matter's `slug` says."""
+        return src.stem
+
     def title_slug(self, title: str) -> str:
         return slugify(title)
+
+    def shown_title(self, title: str, config: Config) -> str:
+        """The title as the engine's feed shows it: as written, by default."""
+        return title
 
     def tags(self, meta: dict, src: Source) -> tuple[str, ...]:
         return read_tags(meta.get("tags"), "tags", self.tag_separator)
@@ -315,6 +329,9 @@ class Engine:
                 return value.strip()
         return None
 
+    # Why a post with no date is skipped (the engine may publish it, but not in a feed).
+    undated = "front matter has no 'pubDate' (or 'date'), and the file name has no YYYY-MM-DD- prefix"
+
     # Does a translation's explicit `url` get its language in front? (Hugo: no, the front
     # matter's url is the whole path.)
     prefix_explicit_url = True
@@ -337,6 +354,10 @@ class Astro(Engine):
     front matter's `slug`; the starter publishes /blog/<id>/. No date from the file name."""
 
     name = "astro"
+    # The blog starter's pubDate/updatedDate; AstroPaper's (a very common theme's)
+    # pubDatetime/modDatetime; then the contract's other aliases.
+    date_keys = ("pubDate", "pubDatetime", *Engine.date_keys[1:-1])
+    updated_keys = ("updatedDate", "modDatetime", *Engine.updated_keys[1:-1])
     date_from_file_name = False
 
     def slug(self, meta: dict, src: Source, title: str) -> str:
@@ -415,6 +436,12 @@ class Hugo(Engine):
         explicit = read_text(meta.get("slug"), "slug")
         return hugo_path(explicit or src.stem) or slugify(src.stem)
 
+    def basename(self, src: Source) -> str:
+        """Hugo's :contentbasename (0.111's :filename, pageToPermalinkFilename): the file's
+        name without language suffix, a bundle's folder name for index.md, urlized; `slug` is
+        not read (that is :slugorcontentbasename)."""
+        return hugo_path(src.stem) or slugify(src.stem)
+
     def folder_segment(self, folder: str) -> str:
         return hugo_path(folder) or slugify(folder)
 
@@ -487,6 +514,15 @@ class Jekyll(Engine):
             m = _JEKYLL_POST_NAME.match(src.parts[-1])
             explicit = m.group(4).rstrip(".") if m else src.base
         return jekyll_pretty(explicit) or slugify(src.base)
+
+    def shown_title(self, title: str, config: Config) -> str:
+        """jekyll-feed (and jekyll-seo-tag) write `post.title | smartify`: typographic quotes,
+        dashes and ellipses, by kramdown's SmartyPants rules. A site with its own feed
+        template (no jekyll-feed) shows the title as written."""
+        return smartify(title) if uses_jekyll_feed(config) else title
+
+    def fingerprint(self, config: Config) -> str:
+        return "jekyll-feed" if uses_jekyll_feed(config) else ""
 
     def tags(self, meta: dict, src: Source) -> tuple[str, ...]:
         # Utils.pluralized_array_from_hash: the singular key, as it is, wins; the plural
@@ -605,7 +641,15 @@ class Eleventy(Engine):
 
     def slug(self, meta: dict, src: Source, title: str) -> str:
         explicit = read_text(meta.get("slug"), "slug")
-        return kept_slug(explicit) if explicit else src.base  # page.fileSlug
+        if explicit:
+            return kept_slug(explicit)
+        # page.fileSlug (TemplateFileSlug.getSlug): the date prefix is stripped first, then an
+        # `index` slug is the parent folder's name, its own date prefix stripped too
+        # (`buildless/2024-09-08-index.md` is `buildless`).
+        if src.base == "index" and not src.folder_post and src.folders:
+            d = _DATE_PREFIX.match(src.folders[-1])
+            return d.group(4) if d else src.folders[-1]
+        return src.base
 
     def title_slug(self, title: str) -> str:
         return ascii_slug(title)
@@ -630,7 +674,8 @@ class Eleventy(Engine):
         if "{{" in path or "{%" in path:
             raise Skip(f"'permalink' is a template publisher cannot evaluate: {value.strip()[:80]!r} "
                        "(it understands {{ page.fileSlug }} and {{ title | slugify }})")
-        return path
+        # page.url: a permalink written to a folder's index.html is served at the folder.
+        return path[:-len("index.html")] if path.endswith("/index.html") else path
 
 
 class Pelican(Engine):
@@ -699,11 +744,115 @@ class Docusaurus(Engine):
     name = "docusaurus"
 
 
+_ZOLA_DATE_PREFIX = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:T[\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?[_-](.+)$")
+
+
 class Zola(Engine):
-    """Zola: the contract's defaults; heading ids and `@/` internal links are resolved
-    (syntax.py, links.py)."""
+    """Zola (docs/content/documentation/content/page.md and components/content/src/page.rs in
+    getzola/zola): the front matter's `path` is the page's URL, relative to base_url, as
+    written with a '/' added at the end (no language prefix: that is only for the path
+    made from the file's); the date is `date`, else a file name starting with a YYYY-mm-dd
+    (or RFC 3339) date and '_' or '-', which the slug then leaves out; `updated` is
+    the update date. Heading ids and `@/` internal links are resolved (syntax.py, links.py)."""
 
     name = "zola"
+    date_keys = ("date",)
+    updated_keys = ("updated",)
+    prefix_explicit_url = False
+    undated = ("Zola publishes a page without a date, but a feed item needs one: give it "
+               "`date` (or a YYYY-MM-DD- file name prefix)")
+
+    def _dated_name(self, src: Source) -> re.Match | None:
+        own = src.folders[-1] if src.folder_post and src.folders else src.name
+        return _ZOLA_DATE_PREFIX.match(own)
+
+    def date_from_path(self, src: Source, path: Path) -> date | datetime | None:
+        m = self._dated_name(src)
+        if m is None:
+            return None
+        try:
+            return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        except ValueError:
+            return None
+
+    def slug(self, meta: dict, src: Source, title: str) -> str:
+        explicit = read_text(meta.get("slug"), "slug")
+        m = self._dated_name(src)
+        return kept_slug(explicit or (m.group(4) if m else src.base))
+
+    def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
+        value = meta.get("path")  # Zola has no `url` or `permalink` key
+        if not isinstance(value, str) or not value.strip():
+            return None
+        path = "/" + value.strip().lstrip("/")
+        return path if path.endswith("/") else path + "/"
+
+
+class Hexo(Engine):
+    """Hexo 8 (hexo/dist/plugins/processor/post.js, filter/post_permalink.js): posts are the
+    files under source/_posts (source/_drafts are not published). The file's path under _posts
+    is read with the site's `new_post_name` (`:year-:month-:day-:title.md`): its :title is the
+    post's slug (the front matter's `slug` is overwritten by it), its date the date when the
+    front matter has none; a path the pattern does not match is slugized whole
+    (`guides/x.md` is guides-x). No date at all: Hexo takes the file's creation time, which a
+    feed cannot keep, so the post is skipped. {slug} is :title, {stem} :name, {title}
+    :post_title (slugized, lowercased), {categories} :category (the last category's path,
+    `uncategorized` without one), {i_month} {i_day} :i_month :i_day; a front matter
+    `permalink` is the post's path (a '/' added with post_asset_folder). Tag plugins are
+    resolved (blocks.py)."""
+
+    name = "hexo"
+    date_keys = ("date",)
+    updated_keys = ("updated",)
+    category_separator = None
+    date_from_file_name = False  # new_post_name's date, put in `date` by data()
+    undated = ("front matter has no 'date' and the file name none by new_post_name (Hexo would "
+               "date it by the file's creation time, which a feed cannot keep)")
+
+    def data(self, meta: dict, path: Path, src: Source, config: Config) -> dict:
+        site = hexo_config(config)
+        under = src.parts[src.parts.index("_posts") + 1:] if "_posts" in src.parts[:-1] else src.parts
+        rel = "/".join(under).rsplit(".", 1)[0]
+        info = hexo_filename(str(site.get("new_post_name") or ":title.md"), rel)
+        meta = dict(meta)
+        meta["slug"] = info.get("title", hexo_slugize(rel))
+        if meta.get("date") in (None, "") and "year" in info and ("month" in info or "i_month" in info) \
+                and ("day" in info or "i_day" in info):
+            try:
+                meta["date"] = date(int(info["year"]), int(info.get("month") or info["i_month"]),
+                                    int(info.get("day") or info["i_day"]))
+            except ValueError:
+                pass
+        fixed = meta.get("permalink")
+        if isinstance(fixed, str) and fixed.strip() and site.get("post_asset_folder") is True \
+                and not fixed.strip().endswith(("/", ".html")):
+            meta["permalink"] = fixed.strip() + "/"
+        return meta
+
+    def fingerprint(self, config: Config) -> str:
+        site = hexo_config(config)
+        return json.dumps([str(site.get(k)) for k in ("new_post_name", "post_asset_folder")])
+
+    def slug(self, meta: dict, src: Source, title: str) -> str:
+        return read_text(meta.get("slug"), "slug") or src.base
+
+    def stem(self, meta: dict, src: Source) -> str:
+        return self.slug(meta, src, "").rsplit("/", 1)[-1]
+
+    def title_slug(self, title: str) -> str:
+        return hexo_slugize(title).lower() or slugify(title)
+
+    def categories_path(self, categories: tuple[str, ...]) -> str:
+        return "/".join(hexo_slugize(c) for c in categories) or "uncategorized"
+
+    def held_back(self, meta: dict, src: Source) -> str:
+        if "_drafts" in src.folders:
+            return "in _drafts"
+        return super().held_back(meta, src)
+
+    def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
+        value = meta.get("permalink")
+        return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def _json_file(path: Path, folders: tuple[str, ...]) -> dict:
@@ -733,7 +882,8 @@ def _as_list(value: Any) -> list:
 
 
 ENGINES: dict[str, Engine] = {e.name: e for e in (Engine(), Astro(), Hugo(), Jekyll(), Eleventy(),
-                                                   Pelican(), Nanoc(), Starlight(), Docusaurus(), Zola())}
+                                                   Pelican(), Nanoc(), Starlight(), Docusaurus(), Zola(),
+                                                   Hexo())}
 
 
 def engine_for(config: Config) -> Engine:
@@ -761,9 +911,10 @@ def post_url(config: Config, engine: Engine, fields: Fields, published: datetime
     template = config.content.permalink
     path = template.format(
         slug=fields.slug, year=f"{local.year:04d}", month=f"{local.month:02d}",
-        day=f"{local.day:02d}", title=fields.title_slug, stem=fields.stem,
+        day=f"{local.day:02d}", i_month=str(local.month), i_day=str(local.day),
+        title=fields.title_slug, stem=fields.stem,
         section=fields.section, categories=fields.categories, lang=fields.lang,
-        path=fields.path or fields.stem,
+        path=fields.path or fields.stem, contentbasename=fields.basename or fields.stem,
     )
     path = re.sub(r"/{2,}", "/", path)  # an empty {section}, {categories} or {lang}
     if fields.lang and "{lang}" not in template:

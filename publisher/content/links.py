@@ -294,6 +294,12 @@ def _site_variables(root: str, dialect: str, folders: tuple[str, ...] = ()
             data = load(path, load_yaml)
             if isinstance(data, dict):
                 variables["site"] = {k: v for k, v in data.items() if k not in ("url", "baseurl")}
+    if dialect == "pelican":  # which liquid_tags the site's pelicanconf.py turns on (syntax.py)
+        path = os.path.join(root, "pelicanconf.py")
+        if os.path.isfile(path):
+            text = load(path, str)
+            if isinstance(text, str):
+                variables["pelican"] = {"liquid_tags": pelican_liquid_tags(text)}
     if dialect in ("auto", "eleventy"):
         folder = os.path.join(root, "_data")
         try:
@@ -309,6 +315,19 @@ def _site_variables(root: str, dialect: str, folders: tuple[str, ...] = ()
             if data is not None:
                 variables[stem] = data
     return variables, tuple(files)
+
+
+def pelican_liquid_tags(conf: str) -> list[str]:
+    """The liquid_tags a pelicanconf.py's PLUGINS turns on: `liquid_tags.img` names one;
+    `liquid_tags` (or pelican.plugins.liquid_tags) alone, those of LIQUID_TAGS, else all ("*")."""
+    plugins = re.search(r"^PLUGINS\s*=\s*[\[(](.*?)[\])]", conf, re.M | re.S)
+    if plugins is None or "liquid_tags" not in plugins.group(1):
+        return []
+    named = re.findall(r"liquid_tags\.(\w+)", plugins.group(1))
+    if named:
+        return sorted(set(named))
+    listed = re.search(r"^LIQUID_TAGS\s*=\s*[\[(](.*?)[\])]", conf, re.M | re.S)
+    return sorted(set(re.findall(r"['\"](\w+)['\"]", listed.group(1)))) if listed else ["*"]
 
 
 def _data_file(path: str, load) -> Any:
@@ -498,7 +517,7 @@ def _prepare(post: Post, index: SiteIndex) -> Prepared:
         site_url=index.site_url, dialect=index.dialect,
         mdx=is_mdx(post._path, index.dialect), params=meta, variables=index.variables,
         post_link=lambda kind, target: index.post_link(kind, target, resolver.file),
-        fmt=source_format(post._path),
+        fmt=source_format(post._path), post_file=post._path or "",
     )
     resolved = resolve(body, ctx)
     warnings = []

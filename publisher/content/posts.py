@@ -212,7 +212,8 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
     slug = engine.slug(meta, src, title)
     fields = Fields(slug=slug, stem=engine.stem(meta, src), title_slug=engine.title_slug(title),
                     section=src.section, categories=engine.categories_path(categories),
-                    lang=lang if translation else "", path=engine.path(meta, src))
+                    lang=lang if translation else "", path=engine.path(meta, src),
+                    basename=engine.basename(src))
     url = _without_dot_segments(
         post_url(config, engine, fields, dated, engine.explicit_path(meta, src, fields)), config)
     _k, summary_value = first_key(meta, "description", "summary", "excerpt")
@@ -229,7 +230,7 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
     return Post(
         source=source,
         slug=slug,
-        title=title,
+        title=engine.shown_title(title, config),
         published=published,
         updated=updated,
         summary=summary,
@@ -298,8 +299,7 @@ def _published(meta: dict, src: Source, path: Path, engine: Engine,
     if value is None:
         from_path = engine.date_from_path(src, path)
         if from_path is None:
-            raise Skip("front matter has no 'pubDate' (or 'date'), and the file name has no "
-                       "YYYY-MM-DD- prefix")
+            raise Skip(engine.undated)
         dated = engine.shown(parse_date(from_path, config.tz, "file name"), config)
         return dated, dated
     zone = engine.timestamp_zone(config)

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from ..datafiles import brace_end
 from . import blocks
+from .blocks import fenced as _fenced
 
 # Which syntaxes a dialect's engine runs; "auto" (no dialect named) resolves all of them.
 LIQUID_DIALECTS = ("auto", "jekyll", "eleventy")
@@ -70,6 +71,7 @@ class SyntaxContext:
     # `{% post_url 2020-01-01-x %}`), "link" (a path from the site folder), "ref" (Hugo).
     post_link: Callable[[str, str], str | None] = lambda kind, target: None
     fmt: str = "markdown"  # source_format of the post: HTML gets shortcodes and Liquid only, reST nothing
+    post_file: str = ""  # the post's file (Hexo's asset folder is named after it)
 
 
 @dataclass
@@ -92,28 +94,38 @@ def resolve(text: str, ctx: SyntaxContext) -> Resolved:
         return out
     # An .mdx file is MDX whatever the site: its braces are expressions, not Liquid.
     liquid = ctx.dialect in LIQUID_DIALECTS and not ctx.mdx
+    hexo = ctx.dialect == "hexo" and not ctx.mdx  # Nunjucks tag plugins: {% raw %} as Liquid's
     shortcodes = ctx.dialect in SHORTCODE_DIALECTS and not ctx.mdx
     markdown = ctx.fmt == "markdown"
     directives = markdown and ctx.dialect in DIRECTIVE_DIALECTS
     attributes = markdown and ctx.dialect in HEADING_ATTR_DIALECTS
-    if (not (liquid or shortcodes or ctx.mdx or directives or attributes)
-            or not (ctx.mdx or _MAYBE_SYNTAX.search(text) or (directives and ":::" in text))):
+    if (not (liquid or hexo or shortcodes or ctx.mdx or directives or attributes)
+            or not (ctx.mdx or _MAYBE_SYNTAX.search(text) or (directives and ":::" in text)
+                    or (directives and ctx.dialect == "auto" and blocks.TEXT_DIRECTIVE.search(text)))):
         return out
     if "\ue000" in text or "\ue002" in text:  # the placeholders' own characters: not ours to touch
         return out
     literals: list[str] = []
-    masked = _mask(text, literals, liquid=liquid, shortcodes=shortcodes, out=out, markdown=markdown)
+    masked = _mask(text, literals, liquid=liquid or hexo, shortcodes=shortcodes, out=out, markdown=markdown)
     if attributes:  # before MDX, to which `{#id}` would be an expression
         masked = blocks.heading_attributes(masked, kramdown=ctx.dialect in ("auto", "jekyll"),
                                            inline_ial=ctx.dialect == "jekyll")
     if directives:
         masked = blocks.directives(masked, ctx.dialect, out.name, lambda t: _unmask(t, literals))
+    if directives and ctx.dialect == "auto":
+        # (Docusaurus and Starlight show a directive no plugin handles as it is written)
+        masked = blocks.text_directives(masked, out.name)
     if ctx.mdx:
         masked = _mdx(masked, out, literals)
     if shortcodes:
         masked = _shortcodes(masked, ctx, out)
     if liquid:
         masked = _liquid(masked, ctx, out)
+    elif hexo and "{%" in masked:
+        masked = blocks.hexo_tags(masked, os.path.splitext(os.path.basename(ctx.post_file))[0], out.name,
+                                  lambda t: _unmask(t, literals), lambda t: _keep(literals, t))
+    elif ctx.dialect == "pelican" and "{%" in masked:
+        masked = _pelican_tags(masked, ctx, out)
     out.text = _unmask(masked, literals)
     if len(out.unresolved) > 1:  # named in the order the post has them
         flat = re.sub(r"\s+", " ", text)
@@ -171,12 +183,6 @@ def _in_code(text: str) -> str:
     if "/*" in text:
         text = _HUGO_COMMENT.sub(r"{{\1\2\3}}", text)
     return text
-
-
-def _fenced(lang: str, code: str) -> str:
-    code = code.strip("\n")
-    ticks = "`" * max(3, max((len(m) for m in re.findall(r"`{3,}", code)), default=0) + 1)
-    return f"\n{ticks}{lang}\n{code}\n{ticks}\n"
 
 
 def _mask(text: str, literals: list[str], *, liquid: bool, shortcodes: bool, out: Resolved,
@@ -446,12 +452,16 @@ def _drop_components(text: str, out: Resolved, literals: list[str],
         pos = end
     text = "".join(pieces)
 
-    # {expressions}, braces balanced, are JavaScript: nothing a feed can show.
+    # {expressions}, braces balanced, are JavaScript: nothing a feed can show. `\{` is MDX's
+    # escape for a brace that is text: left to Markdown, whose escape it is too ({ shown).
     pieces = []
     pos = 0
-    while (start := text.find("{", pos)) >= 0:
+    while (start := _unescaped_brace(text, pos)) >= 0:
         depth, end = 0, start
         while end < len(text):
+            if text[end] == "\\":
+                end += 2
+                continue
             depth += {"{": 1, "}": -1}.get(text[end], 0)
             if depth == 0:
                 break
@@ -463,6 +473,18 @@ def _drop_components(text: str, out: Resolved, literals: list[str],
         pos = end + 1
     pieces.append(text[pos:])
     return "".join(pieces)
+
+
+def _unescaped_brace(text: str, pos: int) -> int:
+    """Index of the first '{' at or after pos that no backslash escapes, or -1."""
+    while (start := text.find("{", pos)) >= 0:
+        before = start
+        while before > 0 and text[before - 1] == "\\":
+            before -= 1
+        if (start - before) % 2 == 0:
+            return start
+        pos = start + 1
+    return -1
 
 
 # --- Hugo shortcodes --------------------------------------------------------------------
@@ -671,6 +693,37 @@ def _liquid(text: str, ctx: SyntaxContext, out: Resolved) -> str:
 
     text = _LIQUID_TAG.sub(tag, text)
     return _LIQUID_OUTPUT.sub(output, text)
+
+
+# Pelican's liquid_tags plugin (pelican-plugins liquid_tags/img.py): `{% img [class] src
+# [width [height]] [title | "title" ["alt"]] %}`.
+_PELICAN_IMG = re.compile(r"""(?P<cls>\S.*\s+)?(?P<src>(?:https?://|/|\S+/)\S+)(?:\s+(?P<width>\d+))?"""
+                          r"""(?:\s+(?P<height>\d+))?(?P<title>\s+.+)?""", re.S)
+_PELICAN_TITLE_ALT = re.compile(r"""(?:"|')(?P<title>[^"']+)?(?:"|')\s+(?:"|')(?P<alt>[^"']+)?(?:"|')""")
+
+
+def _pelican_tags(text: str, ctx: SyntaxContext, out: Resolved) -> str:
+    """With liquid_tags in the site's PLUGINS, `{% img %}` is its <img>; any other tag (a
+    notebook, a video, included code) is dropped and named. Without the plugin Pelican
+    shows a tag as written: it stays, and is named all the same."""
+    pelican = ctx.variables.get("pelican")
+    enabled = pelican.get("liquid_tags", []) if isinstance(pelican, Mapping) else []
+
+    def tag(m: re.Match) -> str:
+        name, args = m.group(1), m.group(2).strip()
+        found = _PELICAN_IMG.fullmatch(args) if name == "img" and ("*" in enabled or "img" in enabled) else None
+        if found is None:
+            out.name(m.group(0))
+            return "" if enabled else m.group(0)
+        title = (found.group("title") or "").strip()
+        pair = _PELICAN_TITLE_ALT.fullmatch(title)
+        title, alt = (pair.group("title") or "", pair.group("alt") or "") if pair else (title, title)
+        attrs = [("class", (found.group("cls") or "").strip()), ("src", found.group("src")),
+                 ("width", found.group("width") or ""), ("height", found.group("height") or ""),
+                 ("title", title), ("alt", alt)]
+        return "<img " + " ".join(f'{k}="{_attr(v)}"' for k, v in attrs if v or k == "alt") + ">"
+
+    return _LIQUID_TAG.sub(tag, text)
 
 
 def _unquote(value: str) -> str:
