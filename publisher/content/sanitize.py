@@ -291,7 +291,7 @@ def removed_by_sanitizing(fragment: str) -> list[str]:
     if not suspect and not iframes:
         return deep  # everything in it is allowed: no need to sanitise and compare
     after, _ = _inventory(_nh3().clean(framed))
-    removed = deep + ([f"<iframe> made a link" + (f" x{iframes}" if iframes > 1 else "")] if iframes else [])
+    removed = deep + (["<iframe> made a link" + (f" x{iframes}" if iframes > 1 else "")] if iframes else [])
     for item, count in sorted((before - after).items()):
         removed.append(item + (f" x{count}" if count > 1 else ""))
     return removed
