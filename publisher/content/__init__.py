@@ -26,12 +26,12 @@ def code_hash() -> str:
     return _CODE_HASH
 
 
-from .dialects import permalink  # noqa: E402
 from .links import absolutize_html, absolutize_url  # noqa: E402
 from .markup import cache_key, derive_summary, render_body, render_html  # noqa: E402
 from .posts import (LoadResult, Post, ScanEntry, content_signature, find_post_files,  # noqa: E402
                     load_posts, read_post)
 from .text import clean_text, slugify  # noqa: E402
+from .urls import permalink  # noqa: E402
 
 __all__ = ["LoadResult", "Post", "ScanEntry", "absolutize_html", "absolutize_url", "cache_key",
            "clean_text", "code_hash", "content_signature", "derive_summary", "find_post_files",

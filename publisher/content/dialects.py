@@ -9,18 +9,18 @@ import hashlib
 import json
 import os
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote_plus
+from urllib.parse import unquote_plus
 
 from ..config import Config
-from ..datafiles import DataError, load_json
 from .frontmatter import Skip, read_flag, read_tags, read_text
 from .links import inside, site_folders
-from .siteconf import hexo_config, hexo_filename, hexo_slugize, uses_jekyll_feed
+from .siteconf import eleventy_data_file, hexo_config, hexo_filename, hexo_slugize, uses_jekyll_feed
+from .slugs import (ascii_slug, github_slug, hugo_path, hugo_sanitize, jekyll_default_slug, jekyll_pretty,
+                    jekyll_tokens, kept_slug)
 from .smartypants import smartify
 from .text import slugify
 
@@ -96,108 +96,6 @@ def source_of(parts: tuple[str, ...]) -> Source:
         except ValueError:
             pass  # 2024-13-45-x is a name, not a date
     return Source(parts=parts, name=name, lang=lang, date=found_date, base=base, folder_post=folder_post)
-
-
-# --- slug rules of the engines ------------------------------------------------------------
-
-_SAFE_SLUG = re.compile(r"[\w.~-]+")
-
-
-def kept_slug(value: str) -> str:
-    """An explicit slug exactly as written (`v1.2.3` stays `v1.2.3`), when it is one path
-    segment a URL can carry; otherwise (spaces, slashes, '..') it is slugified."""
-    if _SAFE_SLUG.fullmatch(value) and value.strip(".") and not value.startswith("."):
-        return value
-    return slugify(value)
-
-
-def github_slug(text: str) -> str:
-    """github-slugger, as Astro makes ids: lowercase, punctuation (dots too) removed,
-    each space a '-'."""
-    return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
-
-
-def _letter_mark_or_digit(ch: str) -> bool:
-    """Go's unicode.IsLetter/IsMark/IsDigit and Ruby's \\p{L}\\p{M}\\p{Nd}: letters, marks and
-    decimal digits only (Python's isalnum also takes '²' and '½')."""
-    category = unicodedata.category(ch)
-    return category[0] in "LM" or category == "Nd"
-
-
-def hugo_path(text: str) -> str:
-    """Hugo's URLize: _hugo_sanitize, lowercased."""
-    return _hugo_sanitize(text).lower()
-
-
-def _hugo_sanitize(text: str) -> str:
-    """Hugo's helpers.PathSpec.UnicodeSanitize (0.111): letters, marks, decimal
-    digits and '.', '/', '\\', '_', '#', '+', '~', '-', '@' kept (and '%' before two hex digits);
-    a run of spaces between kept characters is one '-' (none next to a '-' of the text, none
-    first or last); everything else (emoji, '&', '!') is dropped: 'a - b  (c)' is 'a-b-c'."""
-    out: list[str] = []
-    pending = was_hyphen = False
-    for i, ch in enumerate(text):
-        if (ch in "./\\_#+~-@" or _letter_mark_or_digit(ch)
-                or (ch == "%" and re.fullmatch(r"[0-9A-Fa-f]{2}", text[i + 1:i + 3]) is not None)):
-            was_hyphen = ch == "-"
-            if pending and not was_hyphen:
-                out.append("-")
-            pending = False
-            out.append(ch)
-        elif out and not was_hyphen and ch.isspace():
-            pending = True
-    return "".join(out)
-
-
-_JEKYLL_PRETTY_KEPT = frozenset("._~!$&'()+,;=@")
-# A placeholder of a Jekyll permalink (URL#generate_url_from_drop): `:title`, `:output_ext`.
-_JEKYLL_TOKEN = re.compile(r":([a-z_]+)")
-
-
-def jekyll_default_slug(text: str) -> str:
-    """Jekyll's Utils.slugify in its default mode (what :slug and :name are): each run of
-    characters other than letters, marks and decimal digits is one '-', one '-' trimmed at
-    each end, lowercased."""
-    out: list[str] = []
-    for ch in text:
-        if _letter_mark_or_digit(ch):
-            out.append(ch)
-        elif not out or out[-1] != "\0":
-            out.append("\0")
-    return "".join(out).replace("\0", "-").removeprefix("-").removesuffix("-").lower()
-
-
-def _jekyll_tokens(path: str, values: dict[str, str]) -> str:
-    """`path` with each :token of `values` replaced (Jekyll tries `title_` as `title` too);
-    other tokens are left as they are."""
-    def one(m: re.Match) -> str:
-        name = m.group(1)
-        for key in (name, name[:-1]) if name.endswith("_") else (name,):
-            if key in values:
-                return values[key] + m.group(0)[1 + len(key):]
-        return m.group(0)
-    return _JEKYLL_TOKEN.sub(one, path)
-
-
-def jekyll_pretty(text: str) -> str:
-    """Jekyll's Utils.slugify in "pretty" mode, cased (what :title is): each run of characters
-    other than letters, marks, decimal digits and ._~!$&'()+,;=@ becomes one '-' (underscores
-    and dots stay), then one '-' is trimmed at each end; case kept."""
-    out: list[str] = []
-    for ch in text:
-        if ch in _JEKYLL_PRETTY_KEPT or _letter_mark_or_digit(ch):
-            out.append(ch)
-        elif not out or out[-1] != "\0":
-            out.append("\0")  # a run, not yet a '-' (a '-' of the text is in the run too)
-    return "".join(out).replace("\0", "-").removeprefix("-").removesuffix("-")
-
-
-def ascii_slug(text: str) -> str:
-    """Pelican's slugify (and close to Eleventy's @sindresorhus/slugify): NFKD to ASCII,
-    punctuation dropped, runs of spaces and '-' one '-', lowercase."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    ascii_text = re.sub(r"[^\w\s-]", "", ascii_text).strip().lower()
-    return re.sub(r"[-\s_]+", "-", ascii_text).strip("-") or slugify(text)
 
 
 def same_language(lang: str, site_language: str) -> bool:
@@ -415,7 +313,7 @@ class Hugo(Engine):
             return path if path.endswith("/") or "." in path.rsplit("/", 1)[-1] else path + "/"
         if not re.search(r"\{(slug|title|year|month|day)\}", template):
             return path
-        return _hugo_sanitize(unquote_plus(path))
+        return hugo_sanitize(unquote_plus(path))
 
     def url_date(self, published: datetime, config: Config) -> datetime:
         """:year/:month/:day are the date as written, in its own offset (Hugo 0.111:
@@ -563,7 +461,7 @@ class Jekyll(Engine):
         m = _JEKYLL_POST_NAME.match(src.parts[-1])
         raw_slug = read_text(meta.get("slug"), "slug") or (m.group(4).rstrip(".") if m else src.base)
         basename = src.parts[-1].rsplit(".", 1)[0]
-        return _jekyll_tokens(path, {
+        return jekyll_tokens(path, {
             "title": fields.slug, "slug": jekyll_default_slug(raw_slug), "name": jekyll_default_slug(basename),
             "categories": fields.categories, "output_ext": ".html", "collection": "posts",
             "slugified_categories": "/".join(jekyll_default_slug(c) for c in self.categories(meta, src)),
@@ -572,7 +470,7 @@ class Jekyll(Engine):
     def explicit_dates(self, path: str, local: datetime) -> str:
         if ":" not in path:
             return path
-        return _jekyll_tokens(path, {
+        return jekyll_tokens(path, {
             "year": local.strftime("%Y"), "month": local.strftime("%m"), "day": local.strftime("%d"),
             "i_month": str(local.month), "i_day": str(local.day), "short_year": local.strftime("%y"),
             "hour": local.strftime("%H"), "minute": local.strftime("%M"), "second": local.strftime("%S"),
@@ -606,7 +504,7 @@ class Eleventy(Engine):
         files += [path.with_name(f"{src.parts[-1].rsplit('.', 1)[0]}{ext}")
                   for ext in (".json", ".11tydata.json")]
         folders = site_folders(config)  # a data file is read only inside the site
-        for layer in [_json_file(f, folders) for f in files] + [meta]:
+        for layer in [eleventy_data_file(f, folders) for f in files] + [meta]:
             tags = _as_list(merged.get("tags")) + _as_list(layer.get("tags"))
             merged.update(layer)
             if tags:
@@ -855,26 +753,6 @@ class Hexo(Engine):
         return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def _json_file(path: Path, folders: tuple[str, ...]) -> dict:
-    """An Eleventy data file's object; {} when there is none. A broken one is the post's
-    problem: it would not build with Eleventy either; so is one outside the site (links.inside)."""
-    try:
-        if path.is_symlink() and inside(path, folders) is None:
-            raise Skip(f"data file {path.name} is outside the site folder (a symbolic link out of it)")
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError) as e:
-        raise Skip(f"data file {path.name} cannot be read: {e}") from None
-    try:
-        data = load_json(text)  # bounded in depth: see datafiles.py
-    except DataError as e:
-        raise Skip(f"data file {path.name} refused: {e}") from None
-    except json.JSONDecodeError as e:
-        raise Skip(f"data file {path.name} is not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
-    return data if isinstance(data, dict) else {}
-
-
 def _as_list(value: Any) -> list:
     if value is None:
         return []
@@ -888,52 +766,3 @@ ENGINES: dict[str, Engine] = {e.name: e for e in (Engine(), Astro(), Hugo(), Jek
 
 def engine_for(config: Config) -> Engine:
     return ENGINES[config.content.dialect]
-
-
-# --- URLs -------------------------------------------------------------------------------
-
-def post_url(config: Config, engine: Engine, fields: Fields, published: datetime,
-             explicit: str | None) -> str:
-    """The post's absolute URL: the front matter's explicit path, else content.permalink
-    with its placeholders filled (a date's parts as engine.url_date says); a translation's
-    path gets its language (under /<lang>/) unless the permalink places {lang} itself."""
-    if explicit is not None:
-        if re.match(r"^https?://", explicit, re.I):
-            return explicit
-        path = "/" + explicit.lstrip("/")
-        if (fields.lang and engine.prefix_explicit_url and "{lang}" not in config.content.permalink
-                and not path.startswith(f"/{fields.lang}/")):
-            path = engine.translated(path, fields.lang)
-        path = engine.explicit_dates(path, engine.url_date(published, config))
-        path = engine.finished_path(path, True, config.content.permalink)
-        return config.site.url + quote(path, safe="/~-._%@+!$&'()*,;=:")
-    local = engine.url_date(published, config)
-    template = config.content.permalink
-    path = template.format(
-        slug=fields.slug, year=f"{local.year:04d}", month=f"{local.month:02d}",
-        day=f"{local.day:02d}", i_month=str(local.month), i_day=str(local.day),
-        title=fields.title_slug, stem=fields.stem,
-        section=fields.section, categories=fields.categories, lang=fields.lang,
-        path=fields.path or fields.stem, contentbasename=fields.basename or fields.stem,
-    )
-    path = re.sub(r"/{2,}", "/", path)  # an empty {section}, {categories} or {lang}
-    if fields.lang and "{lang}" not in template:
-        path = engine.translated(path, fields.lang)
-    path = engine.finished_path(path, False, template)
-    return config.site.url + quote(path, safe="/~-._@+!$&'()*,;=:")
-
-
-def permalink(config: Config, slug: str, published: datetime) -> str:
-    """content.permalink for a post of the site's language known only by slug and date."""
-    fields = Fields(slug=slug, stem=slug, title_slug=slug, section="", categories="", lang="")
-    return post_url(config, engine_for(config), fields, published, None)
-
-
-def frontmatter_date_key(meta: dict, keys: tuple[str, ...]) -> tuple[str, Any]:
-    """The first of `keys` that holds a date (a boolean `published` is Jekyll's flag)."""
-    for key in keys:
-        value = meta.get(key)
-        if value is None or isinstance(value, bool) or value == "":
-            continue
-        return key, value
-    return keys[0], None

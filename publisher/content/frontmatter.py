@@ -459,3 +459,13 @@ def _pelican(lines: list[str], load: bool) -> tuple[dict, str]:
             break  # not a header line: the body starts here
         i += 1
     return (meta if load else {}), _body("\n".join(lines[i:]))
+
+
+def frontmatter_date_key(meta: dict, keys: tuple[str, ...]) -> tuple[str, Any]:
+    """The first of `keys` that holds a date (a boolean `published` is Jekyll's flag)."""
+    for key in keys:
+        value = meta.get(key)
+        if value is None or isinstance(value, bool) or value == "":
+            continue
+        return key, value
+    return keys[0], None

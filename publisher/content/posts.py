@@ -32,10 +32,10 @@ from urllib.parse import unquote, urlsplit
 
 from ..config import Config
 from ..errors import ConfigError, ContentError
-from .dialects import (LISTING_PAGE, Engine, Fields, Source, engine_for, frontmatter_date_key, post_url,
-                       same_language, source_of)
+from .dialects import LISTING_PAGE, Engine, Fields, Source, engine_for, same_language, source_of
 from .enclosures import read_enclosure
-from .frontmatter import Skip, first_key, parse_date, read_author, read_flag, read_text, split_front_matter
+from .frontmatter import (Skip, first_key, frontmatter_date_key, parse_date, read_author, read_flag, read_text,
+                          split_front_matter)
 from .links import absolutize_url
 from .markup import RENDERER_VERSION, summary_of
 from .parallel import split_map
@@ -43,6 +43,7 @@ from .sanitize import url_allowed
 from . import rst
 from .syntax import is_mdx, source_format
 from .text import clean_text
+from .urls import post_url
 
 POST_SUFFIXES = (".md", ".markdown", ".mdx")
 

@@ -1,10 +1,11 @@
 """The site configuration files some engines' post rules depend on, read once per change:
-Jekyll's _config.yml (is jekyll-feed the feed?) and Hexo's (new_post_name, post_asset_folder);
-and Hexo's slugize and file name pattern. dialects.py asks; nothing here knows a Post."""
+Jekyll's _config.yml (is jekyll-feed the feed?) and Hexo's (new_post_name, post_asset_folder),
+Eleventy's directory data files; and Hexo's slugize and file name pattern. dialects.py asks; nothing here knows a Post."""
 
 from __future__ import annotations
 
 import functools
+import json
 import re
 import unicodedata
 from pathlib import Path
@@ -12,7 +13,8 @@ from pathlib import Path
 import yaml
 
 from ..config import Config
-from ..datafiles import DataError, load_yaml
+from ..datafiles import DataError, load_json, load_yaml
+from .frontmatter import Skip
 from .links import inside, site_folders
 
 
@@ -93,3 +95,23 @@ def _names_jekyll_feed(path: str, mtime_ns: int, size: int) -> bool:
     except (OSError, UnicodeDecodeError):
         return False
     return "jekyll_plugins" in gemfile and re.search(r"""gem\s+["']jekyll-feed["']""", gemfile) is not None
+
+
+def eleventy_data_file(path: Path, folders: tuple[str, ...]) -> dict:
+    """An Eleventy data file's object; {} when there is none. A broken one is the post's
+    problem: it would not build with Eleventy either; so is one outside the site (links.inside)."""
+    try:
+        if path.is_symlink() and inside(path, folders) is None:
+            raise Skip(f"data file {path.name} is outside the site folder (a symbolic link out of it)")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as e:
+        raise Skip(f"data file {path.name} cannot be read: {e}") from None
+    try:
+        data = load_json(text)  # bounded in depth: see datafiles.py
+    except DataError as e:
+        raise Skip(f"data file {path.name} refused: {e}") from None
+    except json.JSONDecodeError as e:
+        raise Skip(f"data file {path.name} is not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,48 @@
+"""A post's URL: the front matter's explicit path, else content.permalink with its placeholders
+filled, as the site's engine (dialects.py) says each part is made."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from urllib.parse import quote
+
+from ..config import Config
+from .dialects import Engine, Fields, engine_for
+
+
+def post_url(config: Config, engine: Engine, fields: Fields, published: datetime,
+             explicit: str | None) -> str:
+    """The post's absolute URL: the front matter's explicit path, else content.permalink
+    with its placeholders filled (a date's parts as engine.url_date says); a translation's
+    path gets its language (under /<lang>/) unless the permalink places {lang} itself."""
+    if explicit is not None:
+        if re.match(r"^https?://", explicit, re.I):
+            return explicit
+        path = "/" + explicit.lstrip("/")
+        if (fields.lang and engine.prefix_explicit_url and "{lang}" not in config.content.permalink
+                and not path.startswith(f"/{fields.lang}/")):
+            path = engine.translated(path, fields.lang)
+        path = engine.explicit_dates(path, engine.url_date(published, config))
+        path = engine.finished_path(path, True, config.content.permalink)
+        return config.site.url + quote(path, safe="/~-._%@+!$&'()*,;=:")
+    local = engine.url_date(published, config)
+    template = config.content.permalink
+    path = template.format(
+        slug=fields.slug, year=f"{local.year:04d}", month=f"{local.month:02d}",
+        day=f"{local.day:02d}", i_month=str(local.month), i_day=str(local.day),
+        title=fields.title_slug, stem=fields.stem,
+        section=fields.section, categories=fields.categories, lang=fields.lang,
+        path=fields.path or fields.stem, contentbasename=fields.basename or fields.stem,
+    )
+    path = re.sub(r"/{2,}", "/", path)  # an empty {section}, {categories} or {lang}
+    if fields.lang and "{lang}" not in template:
+        path = engine.translated(path, fields.lang)
+    path = engine.finished_path(path, False, template)
+    return config.site.url + quote(path, safe="/~-._@+!$&'()*,;=:")
+
+
+def permalink(config: Config, slug: str, published: datetime) -> str:
+    """content.permalink for a post of the site's language known only by slug and date."""
+    fields = Fields(slug=slug, stem=slug, title_slug=slug, section="", categories="", lang="")
+    return post_url(config, engine_for(config), fields, published, None)
