@@ -13,8 +13,8 @@ LABEL = "Hexo"
 
 # Hexo's permalink tokens (hexo/lib/plugins/filter/post_permalink.js). :title is the file's
 # path under _posts/ without its extension (or the front matter's slug); :post_title the title.
-_TOKENS = {"year": "{year}", "month": "{month}", "i_month": "{month}", "day": "{day}",
-           "i_day": "{day}", "title": "{slug}", "name": "{slug}", "post_title": "{title}",
+_TOKENS = {"year": "{year}", "month": "{month}", "i_month": "{i_month}", "day": "{day}",
+           "i_day": "{i_day}", "title": "{slug}", "name": "{slug}", "post_title": "{title}",
            "category": "{categories}", "lang": "{lang}"}
 _DEFAULT = ":year/:month/:day/:title/"  # Hexo's default permalink
 _OWN_KEYS = {"new_post_name", "source_dir", "public_dir", "default_layout", "render_drafts",

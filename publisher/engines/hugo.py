@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from .base import (
@@ -16,12 +15,10 @@ LABEL = "Hugo"
 
 # publisher's hugo dialect fills {stem} with the front matter's slug, else the file's base
 # name: Hugo's :slugorcontentbasename. Hugo's :contentbasename (and the older :filename) is the
-# base name whatever `slug` says; publisher has no placeholder for that, so {stem} stands in
-# and a note says where the two differ (hugo_permalink's caller).
+# base name whatever `slug` says: {contentbasename}.
 _HUGO_TOKENS = {"year": "{year}", "month": "{month}", "day": "{day}", "slug": "{slug}",
-                "title": "{title}", "filename": "{stem}", "contentbasename": "{stem}",
+                "title": "{title}", "filename": "{contentbasename}", "contentbasename": "{contentbasename}",
                 "slugorfilename": "{stem}", "slugorcontentbasename": "{stem}", "lang": "{lang}"}
-_BASENAME_ONLY = re.compile(r":(contentbasename|filename)\b")
 
 
 def hugo_permalink(pattern: str, section: str) -> tuple[str, list[str]]:
@@ -131,9 +128,6 @@ def _hugo(folder: Path, data: dict, marker: str) -> Detected:
         text, unknown = hugo_permalink(pattern, section)
         label = where("permalinks", ("page." if pattern is page.get(section) else "") + section)
         set_permalink(d, text, unknown, f"{label} = {pattern!r}", default)
-        if _BASENAME_ONLY.search(pattern):
-            d.notes.append(f"{pattern}: Hugo's :contentbasename is the file's name even when a post "
-                           "sets `slug`; publisher's {stem} takes the slug then: check such posts' URLs")
     else:
         d.guess("content.permalink", default, f"Hugo's default URL for the {section or 'content'} section")
     if (posts and "{path}" not in d.value("content.permalink")
