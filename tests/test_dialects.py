@@ -494,18 +494,22 @@ def test_zola_path_is_the_url_and_its_date_rules(site):
                'path = "/inside-rust/2025/01/02/team/"')
     _toml_post(site, "2024-05-06_underscored.md", 'title = "Underscored"')
     _toml_post(site, "2024-05-07-dashed.md", 'title = "Dashed"\nupdated = 2024-06-01')
-    _toml_post(site, "undated.md", 'title = "Undated"\npath = "2020/01/01/undated"')
+    # No date for Zola, but a path filed by date: the site's own feed dates it by that path.
+    _toml_post(site, "filed.md", 'title = "Filed"\npath = "inside-rust/2020/01/01/filed"')
+    _toml_post(site, "undated.md", 'title = "Undated"\npath = "notes/undated"')
     result = load_posts(site.config(), NOW)
     assert result.problems == [
         "content/undated.md: skipped: Zola publishes a page without a date, but a feed item needs "
-        "one: give it `date` (or a YYYY-MM-DD- file name prefix)"]
+        "one: give it `date` (or a YYYY-MM-DD- file name prefix, or a `path` with /YYYY/MM/DD/)"]
     posts = by_url(result.posts)
     assert sorted(posts) == [
         "https://blog.test.example/2026/03/26/1.94.1-release/",  # the path, not the date
         "https://blog.test.example/blog/dashed/",
         "https://blog.test.example/blog/underscored/",
+        "https://blog.test.example/inside-rust/2020/01/01/filed/",
         "https://blog.test.example/inside-rust/2025/01/02/team/",
     ]
+    assert posts["https://blog.test.example/inside-rust/2020/01/01/filed/"].published == datetime(2020, 1, 1, tzinfo=UTC)
     assert posts["https://blog.test.example/blog/underscored/"].published == datetime(2024, 5, 6, tzinfo=UTC)
     assert posts["https://blog.test.example/blog/dashed/"].updated == datetime(2024, 6, 1, tzinfo=UTC)
 

@@ -148,6 +148,11 @@ class Engine:
     def date_from_path(self, src: Source, path: Path) -> date | datetime | None:
         return src.date if self.date_from_file_name else None
 
+    def date_from_url(self, meta: dict) -> date | None:
+        """A date the post's own URL carries, for a post with none otherwise; None: no post
+        is dated so (only Zola's `path`, below)."""
+        return None
+
     def timestamp_zone(self, config: Config) -> tzinfo | None:
         """The zone of a YAML/TOML timestamp without offset; None: config.tz, as for a string."""
         return None
@@ -645,6 +650,9 @@ class Docusaurus(Engine):
 _ZOLA_DATE_PREFIX = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:T[\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?[_-](.+)$")
 
 
+_PATH_DATE = re.compile(r"/(\d{4})/(\d{2})/(\d{2})/")
+
+
 class Zola(Engine):
     """Zola (docs/content/documentation/content/page.md and components/content/src/page.rs in
     getzola/zola): the front matter's `path` is the page's URL, relative to base_url, as
@@ -658,7 +666,7 @@ class Zola(Engine):
     updated_keys = ("updated",)
     prefix_explicit_url = False
     undated = ("Zola publishes a page without a date, but a feed item needs one: give it "
-               "`date` (or a YYYY-MM-DD- file name prefix)")
+               "`date` (or a YYYY-MM-DD- file name prefix, or a `path` with /YYYY/MM/DD/)")
 
     def _dated_name(self, src: Source) -> re.Match | None:
         own = src.folders[-1] if src.folder_post and src.folders else src.name
@@ -677,6 +685,19 @@ class Zola(Engine):
         explicit = read_text(meta.get("slug"), "slug")
         m = self._dated_name(src)
         return kept_slug(explicit or (m.group(4) if m else src.base))
+
+    def date_from_url(self, meta: dict) -> date | None:
+        """A page Zola leaves undated whose `path` files it by date (`2024/03/26/x`, or
+        `inside-rust/2024/03/26/x`): such sites date the page by that path in their own feed
+        template (Zola gives it no other date), so its feed item has that day."""
+        value = meta.get("path")
+        m = _PATH_DATE.search("/" + value.strip("/") + "/") if isinstance(value, str) else None
+        if m is None:
+            return None
+        try:
+            return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        except ValueError:
+            return None
 
     def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
         value = meta.get("path")  # Zola has no `url` or `permalink` key

@@ -299,9 +299,12 @@ def _published(meta: dict, src: Source, path: Path, engine: Engine,
     key, value = frontmatter_date_key(meta, engine.date_keys)
     if value is None:
         from_path = engine.date_from_path(src, path)
+        where = "file name"
+        if from_path is None:
+            from_path, where = engine.date_from_url(meta), "path"
         if from_path is None:
             raise Skip(engine.undated)
-        dated = engine.shown(parse_date(from_path, config.tz, "file name"), config)
+        dated = engine.shown(parse_date(from_path, config.tz, where), config)
         return dated, dated
     zone = engine.timestamp_zone(config)
     dated = published = parse_date(value, config.tz, key, timestamp_tz=zone)
