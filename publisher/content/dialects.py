@@ -76,6 +76,17 @@ class Source:
         return "/".join(self.folders + (self.name,))
 
 
+def match_date(m: re.Match | None) -> date | None:
+    """The date a match's first three groups (year, month, day) name, or None for no match
+    or an impossible date (2024-13-45)."""
+    if m is None:
+        return None
+    try:
+        return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        return None
+
+
 def source_of(parts: tuple[str, ...]) -> Source:
     file_name = parts[-1]
     name = file_name.rsplit(".", 1)[0] if "." in file_name else file_name
@@ -86,15 +97,9 @@ def source_of(parts: tuple[str, ...]) -> Source:
     folders = parts[:-1]
     folder_post = bool(folders) and (name.lower() == "index" or name == folders[-1])
     own = folders[-1] if folder_post else name
-    found_date = None
-    base = own
     d = _DATE_PREFIX.match(own)
-    if d:
-        try:
-            found_date = date(int(d.group(1)), int(d.group(2)), int(d.group(3)))
-            base = d.group(4)
-        except ValueError:
-            pass  # 2024-13-45-x is a name, not a date
+    found_date = match_date(d)  # 2024-13-45-x is a name, not a date
+    base = d.group(4) if found_date is not None else own
     return Source(parts=parts, name=name, lang=lang, date=found_date, base=base, folder_post=folder_post)
 
 
@@ -534,12 +539,9 @@ class Eleventy(Engine):
 
     def date_from_path(self, src: Source, path: Path) -> date | datetime | None:
         for part in src.parts:
-            m = _DATE_ANYWHERE.search(part)
-            if m:
-                try:
-                    return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-                except ValueError:
-                    continue
+            found = match_date(_DATE_ANYWHERE.search(part))
+            if found is not None:
+                return found
         return None
 
     def slug(self, meta: dict, src: Source, title: str) -> str:
@@ -673,13 +675,7 @@ class Zola(Engine):
         return _ZOLA_DATE_PREFIX.match(own)
 
     def date_from_path(self, src: Source, path: Path) -> date | datetime | None:
-        m = self._dated_name(src)
-        if m is None:
-            return None
-        try:
-            return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-        except ValueError:
-            return None
+        return match_date(self._dated_name(src))
 
     def slug(self, meta: dict, src: Source, title: str) -> str:
         explicit = read_text(meta.get("slug"), "slug")
@@ -691,13 +687,7 @@ class Zola(Engine):
         `inside-rust/2024/03/26/x`): such sites date the page by that path in their own feed
         template (Zola gives it no other date), so its feed item has that day."""
         value = meta.get("path")
-        m = _PATH_DATE.search("/" + value.strip("/") + "/") if isinstance(value, str) else None
-        if m is None:
-            return None
-        try:
-            return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-        except ValueError:
-            return None
+        return match_date(_PATH_DATE.search("/" + value.strip("/") + "/")) if isinstance(value, str) else None
 
     def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
         value = meta.get("path")  # Zola has no `url` or `permalink` key
