@@ -55,14 +55,20 @@ def _posix(path: Path) -> str:
     return path.as_posix() or "."
 
 
+def workflow_crons(config: Config) -> list[str]:
+    """When the workflow runs (UTC). GitHub's cron runs in UTC: a schedule in another zone is
+    checked hourly (`publisher run` sends once the newsletter's own schedule has fired, in its
+    zone); otherwise at the schedule, and daily to keep the cached state."""
+    if config.newsletter.timezone not in ("UTC", "Etc/UTC") or config.newsletter.schedule == HOURLY_CRON:
+        return [HOURLY_CRON]
+    return [config.newsletter.schedule, KEEP_WARM_CRON]
+
+
 def github_workflow(config: Config, repository: Path) -> str:
     """The workflow's text for a site whose config lies in `repository` (at any depth)."""
     site = config.root.resolve()
     workdir = _posix(site.relative_to(repository)) if site != repository else "."
-    # GitHub's cron runs in UTC: a schedule in another zone is checked hourly (`publisher run`
-    # sends once the newsletter's own schedule has fired, in its zone).
-    cron = config.newsletter.schedule if config.newsletter.timezone in ("UTC", "Etc/UTC") else HOURLY_CRON
-    crons = [cron] + ([KEEP_WARM_CRON] if cron != HOURLY_CRON else [])
+    crons = workflow_crons(config)
     state = sqlite_path(config)
     lines = [
         "# Written by `publisher init --ci github`: the feeds and the newsletter of this blog on",
@@ -157,10 +163,6 @@ def write_github_workflow(config: Config) -> list[str]:
         raise ConfigError(f"{path}: already exists; nothing written (move it away to write a new one)") from e
     except OSError as e:
         raise ConfigError(f"{path}: cannot write: {e.strerror}") from e
-    return [f"wrote {path}: `publisher run` on GitHub Actions ({', '.join(_crons(text))} UTC)",
+    return [f"wrote {path}: `publisher run` on GitHub Actions ({', '.join(workflow_crons(config))} UTC)",
             f"next: add the secrets {PASSWORD_ENV} (and {DATABASE_ENV}, PGPASSWORD for PostgreSQL) "
             f"in the repository's settings, and `publisher build` before your engine's build command"]
-
-
-def _crons(text: str) -> list[str]:
-    return [line.split('"')[1] for line in text.splitlines() if line.strip().startswith("- cron:")]
