@@ -80,7 +80,7 @@ def scan_fingerprint(config: Config) -> str:
     reuses posts parsed by the old code). A cache entry under another fingerprint is stale."""
     # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms), which the idle shortcut must not pay
     from .content import code_hash
-    from .content.dialects import engine_for
+    from .engines import engine_for
     from .content.markup import engine_key
 
     parts = {

@@ -218,7 +218,7 @@ DIALECTS = ("auto", "astro", "hugo", "jekyll", "eleventy", "pelican", "nanoc", "
 MARKDOWN_ENGINES = ("commonmark", "python-markdown")
 
 
-# content.permalink's placeholders (content/dialects.py fills them; PLACEHOLDERS there).
+# content.permalink's placeholders (content/urls.py fills them, as the engine's rules in engines/ make each part).
 PERMALINK_PLACEHOLDERS = ("slug", "year", "month", "day", "title", "stem", "path", "section",
                           "categories", "lang", "contentbasename", "i_month", "i_day")
 

@@ -614,3 +614,29 @@ def test_hexo_posts_dates_slugs_and_placeholders(site):
     urls = sorted(p.url for p in load_posts(site.config(), NOW).posts)
     assert "https://blog.test.example/News/Big-Ones/hexo-2-8-released/hexo-2-8-released/" in urls
     assert "https://blog.test.example/uncategorized/own/own/" in urls
+
+
+def test_every_dialect_config_accepts_has_its_engine_rules_and_no_other_module_names_an_engine():
+    """content.dialect's values are the engines' modules (engines/*.py, RULES.name), and the
+    modules outside engines/ ask an engine's Syntax flags, never its name (a string such as
+    "hugo" compared or looked up in content/, feeds/, newsletter/ ...)."""
+    import re
+    from pathlib import Path
+
+    import publisher
+    from publisher import engines
+    from publisher.config import DIALECTS
+
+    assert sorted(DIALECTS) == sorted(["auto", *(m.RULES.name for m in engines.ENGINES)])
+    assert all(engines.rules_for(m.NAME) is m.RULES for m in engines.ENGINES)
+    names = "|".join(m.NAME for m in engines.ENGINES)
+    root = Path(publisher.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.parent.name == "engines" or path.name == "config.py":  # (DIALECTS, checked above)
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if re.search(rf"""(==|!=|\bin\b)\s*\(?\s*["']({names})["']|["']({names})["']\s*(==|!=|in\b)""", code):
+                found.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
+    assert found == []

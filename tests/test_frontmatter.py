@@ -51,14 +51,14 @@ def test_json_in_a_fence():
 def test_pelican_header():
     text = ("Title: My super title\nDate: 2010-12-03 10:20\nAuthors: Alexis, Conan\n"
             "Summary: Short version\n    on two lines\n\nThe body: not a header.\n")
-    meta, body = split_front_matter(text, dialect="pelican")
+    meta, body = split_front_matter(text, key_value_header=True)
     assert meta == {"title": "My super title", "date": "2010-12-03 10:20",
                     "authors": "Alexis, Conan", "summary": "Short version\non two lines"}
     assert body == "The body: not a header."
 
 
 def test_pelican_header_in_dashes():
-    meta, body = split_front_matter("---\nTitle: T\nTags: a; b\n---\nBody", dialect="pelican")
+    meta, body = split_front_matter("---\nTitle: T\nTags: a; b\n---\nBody", key_value_header=True)
     assert meta == {"title": "T", "tags": "a; b"} and body == "Body"
 
 

@@ -68,12 +68,6 @@ def heading_attributes(text: str, *, kramdown: bool, inline_ial: bool) -> str:
 
 # Each engine's admonition types and the title it shows by default (Docusaurus writes its
 # label in lower case and capitalises it with CSS; Starlight's label is capitalised).
-_DOCUSAURUS_TYPES = {"note": "Note", "tip": "Tip", "info": "Info", "warning": "Warning",
-                     "danger": "Danger", "caution": "Caution",
-                     # legacy aliases, still accepted by Docusaurus 3
-                     "secondary": "Note", "important": "Info", "success": "Tip"}
-_DOCUSAURUS_ALIASES = {"secondary": "note", "important": "info", "success": "tip"}
-_STARLIGHT_TYPES = {"note": "Note", "tip": "Tip", "caution": "Caution", "danger": "Danger"}
 _DIRECTIVE_OPEN = re.compile(
     r"^([ \t]*)(:{3,})[ \t]*([A-Za-z][\w-]*)(?:\[([^\]\n]*)\])?(?:\{[^}\n]*\})?[ \t]*(.*?)[ \t]*$")
 _DIRECTIVE_CLOSE = re.compile(r"^[ \t]*:{3,}[ \t]*$")
@@ -89,14 +83,16 @@ def _title_html(title: str) -> str:
     return "".join(parts)
 
 
-def directives(text: str, dialect: str, name: Callable[[str], None], unmask: Callable[[str], str]) -> str:
+def directives(text: str, admonitions: tuple[tuple[str, str, str], ...], name: Callable[[str], None],
+               unmask: Callable[[str], str]) -> str:
     """`:::type[Title]` ... `:::` (Docusaurus also `:::type Title`; nested ones by more
     colons) becomes an <aside> with the type as a class and the engine's title in a first
-    paragraph, its body left as Markdown. An unknown type is dropped, its body kept, named."""
+    paragraph, its body left as Markdown. An unknown type is dropped, its body kept, named.
+    `admonitions` (the engine's Syntax.admonitions): the types it knows, each (as written,
+    its default title, the type it is: an alias's class is its type's)."""
     if ":::" not in text:
         return text
-    types = {"docusaurus": _DOCUSAURUS_TYPES, "starlight": _STARLIGHT_TYPES}.get(
-        dialect, {**_STARLIGHT_TYPES, **_DOCUSAURUS_TYPES})
+    types = {written: (title, kind) for written, title, kind in admonitions}
     lines = text.split("\n")
     result: list[str] = []
     stack: list[tuple[str, bool]] = []  # (indent, known) of each open directive
@@ -125,9 +121,9 @@ def directives(text: str, dialect: str, name: Callable[[str], None], unmask: Cal
             result += (["", f"{indent}<p><strong>{_title_html(label)}</strong></p>", ""] if label
                        else [""])
             continue
-        kind = _DOCUSAURUS_ALIASES.get(kind, kind) if dialect != "starlight" else kind
+        default_title, kind = types[kind]
         # (a code span in the title is a placeholder by now: the title is raw HTML, written whole)
-        title = unmask((label if label is not None else rest).strip()) or types[kind]
+        title = unmask((label if label is not None else rest).strip()) or default_title
         plain = re.sub(r"(`+)(.+?)\1", r"\2", title)
         result += ["", f'{indent}<aside class="admonition admonition-{kind}" aria-label="{html.escape(plain, quote=True)}">',
                    f'{indent}<p class="admonition-title"><strong>{_title_html(title)}</strong></p>',

@@ -2,7 +2,7 @@
 its dates. Raises Skip with a reason phrased for the user.
 
 Formats: YAML (`---`), TOML (`+++`, with the standard library's tomllib), JSON (`{ ... }` at
-the top, or `---json`), and Pelican's `Key: value` header (dialect "pelican" only). Eleventy's
+the top, or `---json`), and Pelican's `Key: value` header (only for an engine whose posts have it). Eleventy's
 `---js` front matter is code, and is refused by name rather than read as YAML."""
 
 from __future__ import annotations
@@ -231,7 +231,7 @@ def _close(lines: list[str], start: int, fences: tuple[str, ...]) -> int | None:
     return None
 
 
-def split_front_matter(text: str, *, load: bool = True, dialect: str = "auto") -> tuple[Any, str]:
+def split_front_matter(text: str, *, load: bool = True, key_value_header: bool = False) -> tuple[Any, str]:
     """(metadata, body). The metadata is a dict ({} when the file has no front matter); a
     front matter that cannot be read raises Skip naming the format and the file's line.
     load=False skips parsing the metadata: a post restored from the scan cache needs only
@@ -239,7 +239,7 @@ def split_front_matter(text: str, *, load: bool = True, dialect: str = "auto") -
     text = text.lstrip("\ufeff")
     lines = text.split("\n")
     head = lines[0].rstrip() if lines else ""
-    if dialect == "pelican" and head not in ("+++",) and not head.startswith("{"):
+    if key_value_header and head not in ("+++",) and not head.startswith("{"):
         return _pelican(lines, load)
     if head.startswith("{"):
         return _json_object(text, load)

@@ -1,4 +1,4 @@
-"""URLs: every relative href/src in a post's HTML made absolute (its permalink: dialects.py),
+"""URLs: every relative href/src in a post's HTML made absolute (its permalink: content/urls.py),
 links to other posts' source files turned into their URLs, and local images found where the
 engine keeps them (see SiteIndex)."""
 
@@ -19,12 +19,13 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 import yaml
 
 from ..config import Config
-from ..datafiles import DataError, load_json, load_yaml
+from ..datafiles import DataError
 from .frontmatter import split_front_matter
-from .syntax import SyntaxContext, is_mdx, prose_only, resolve, source_format
+from .syntax import SyntaxContext, is_mdx, prose_only, resolve, source_format, syntax_of
 from .text import clean_text
 
 if TYPE_CHECKING:
+    from ..engines.rules import Syntax
     from .posts import Post
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,10 @@ class SiteIndex:
         self._prepared: dict[tuple[str, str], Prepared] = {}
         self.variables, self.data_files = _site_variables(self.root, self.dialect, self.folders)
 
+    @property
+    def syntax(self) -> Syntax:
+        return syntax_of(self.dialect)
+
     @classmethod
     def alone(cls, site_url: str) -> SiteIndex:
         """An index that knows no posts and no folders: what rendering one post on its own
@@ -273,61 +278,41 @@ class SiteIndex:
 
 def _site_variables(root: str, dialect: str, folders: tuple[str, ...] = ()
                     ) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """The Liquid variables a site defines, and the files they come from: Jekyll's
-    _config.yml as `site`, Eleventy's _data/<name>.json as `<name>`. A file that cannot be
-    read defines nothing (the variables it would have given are then named as unresolved),
-    nor does one whose real path is outside `folders` (a symlink out of the site: named here)."""
-    variables: dict[str, Any] = {}
-    files: list[str] = []
+    """The variables the site defines for its posts' templates, as its engine reads them
+    (engines/*.py: Jekyll's _config.yml as `site`, Eleventy's _data/<name>.json as
+    `<name>`...), and the files they come from. A file that cannot be read defines nothing
+    (the variables it would have given are then named as unresolved), nor does one whose
+    real path is outside `folders` (a symlink out of the site: named here)."""
+    from ..engines import rules_for  # (engines/ reads content/'s helpers: imported when used)
 
-    def load(path: str, parse: Callable[[Any], Any]) -> Any:
-        files.append(path)
-        if inside(path, folders) is None:
+    reader = SiteFiles(folders)
+    return rules_for(dialect).site_variables(root, reader), tuple(reader.files)
+
+
+class SiteFiles:
+    """How an engine's site_variables reads the site's files: only inside the site folders,
+    each file read remembered (a change to one is a change to the posts)."""
+
+    def __init__(self, folders: tuple[str, ...]):
+        self.folders = folders
+        self.files: list[str] = []
+
+    def load(self, path: str, parse: Callable[[Any], Any]) -> Any:
+        """`parse` of the file's text, or None for none that can be read or one outside."""
+        self.files.append(path)
+        if inside(path, self.folders) is None:
             log.warning("%s: not read: it is outside the site folder (a symbolic link out of it)",
                         path)
             return None
         return _data_file(path, parse)
 
-    if dialect in ("auto", "jekyll"):
-        path = os.path.join(root, "_config.yml")
-        if os.path.isfile(path):
-            data = load(path, load_yaml)
-            if isinstance(data, dict):
-                variables["site"] = {k: v for k, v in data.items() if k not in ("url", "baseurl")}
-    if dialect == "pelican":  # which liquid_tags the site's pelicanconf.py turns on (syntax.py)
-        path = os.path.join(root, "pelicanconf.py")
-        if os.path.isfile(path):
-            text = load(path, str)
-            if isinstance(text, str):
-                variables["pelican"] = {"liquid_tags": pelican_liquid_tags(text)}
-    if dialect in ("auto", "eleventy"):
-        folder = os.path.join(root, "_data")
+    def names(self, folder: str) -> list[str]:
+        """The file names in `folder`, sorted; none for a folder outside the site."""
         try:
-            names = (sorted(os.listdir(folder))
-                     if os.path.isdir(folder) and inside(folder, folders) else [])
+            return (sorted(os.listdir(folder))
+                    if os.path.isdir(folder) and inside(folder, self.folders) else [])
         except OSError:
-            names = []
-        for name in names:
-            stem = name[:-5]
-            if not name.endswith(".json") or stem in variables:  # Jekyll's `site` comes first
-                continue
-            data = load(os.path.join(folder, name), load_json)
-            if data is not None:
-                variables[stem] = data
-    return variables, tuple(files)
-
-
-def pelican_liquid_tags(conf: str) -> list[str]:
-    """The liquid_tags a pelicanconf.py's PLUGINS turns on: `liquid_tags.img` names one;
-    `liquid_tags` (or pelican.plugins.liquid_tags) alone, those of LIQUID_TAGS, else all ("*")."""
-    plugins = re.search(r"^PLUGINS\s*=\s*[\[(](.*?)[\])]", conf, re.M | re.S)
-    if plugins is None or "liquid_tags" not in plugins.group(1):
-        return []
-    named = re.findall(r"liquid_tags\.(\w+)", plugins.group(1))
-    if named:
-        return sorted(set(named))
-    listed = re.search(r"^LIQUID_TAGS\s*=\s*[\[(](.*?)[\])]", conf, re.M | re.S)
-    return sorted(set(re.findall(r"['\"](\w+)['\"]", listed.group(1)))) if listed else ["*"]
+            return []
 
 
 def _data_file(path: str, load) -> Any:
@@ -403,7 +388,7 @@ class _Resolver:
 
     def bundle(self) -> str | None:
         """A Hugo page bundle's folder: its images are published beside the post's page."""
-        if self.index.dialect in ("auto", "hugo") and os.path.basename(self.file).startswith("index."):
+        if self.index.syntax.page_bundles and os.path.basename(self.file).startswith("index."):
             return os.path.dirname(self.file)
         return None
 
@@ -471,7 +456,7 @@ class _Resolver:
         the older `|filename|` form), and Zola's `@/blog/x.md`: the path after the marker is
         from content.dir when it starts with '/', else from the post's folder; written as a
         path from the post's folder."""
-        if ref.startswith("@/") and self.file and self.index.dialect in ("auto", "zola"):
+        if ref.startswith("@/") and self.file and self.index.syntax.internal_links:
             m = re.match("@", ref)  # Zola's internal link: `@/blog/x.md` is from content.dir
         else:
             m = _PELICAN_LINK.match(ref)

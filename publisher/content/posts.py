@@ -32,7 +32,8 @@ from urllib.parse import unquote, urlsplit
 
 from ..config import Config
 from ..errors import ConfigError, ContentError
-from .dialects import LISTING_PAGE, Engine, Fields, Source, engine_for, same_language, source_of
+from ..engines import engine_for
+from ..engines.rules import LISTING_PAGE, Engine, Fields, Source, same_language, source_of
 from .enclosures import read_enclosure
 from .frontmatter import (Skip, first_key, frontmatter_date_key, parse_date, read_author, read_flag, read_text,
                           split_front_matter)
@@ -41,7 +42,7 @@ from .markup import RENDERER_VERSION, summary_of
 from .parallel import split_map
 from .sanitize import url_allowed
 from . import rst
-from .syntax import is_mdx, source_format
+from .syntax import is_mdx, source_format, syntax_of
 from .text import clean_text
 from .urls import post_url
 
@@ -335,7 +336,7 @@ def _split(text: str, fmt: str, dialect: str, load: bool = True) -> tuple[dict, 
     post's metadata is its title and field list, and its body the whole document (rst.py)."""
     if fmt == "rst":
         return rst.read(text) if load else ({}, text)
-    return split_front_matter(text, load=load, dialect=dialect)
+    return split_front_matter(text, load=load, key_value_header=syntax_of(dialect).key_value_header)
 
 
 def _walk(content_dir: Path, unreadable: list[tuple[tuple[str, ...], str]] | None = None,

@@ -1,6 +1,6 @@
 """The engines' slug rules, each as the engine itself makes a URL segment of a title or a file
 name (Hugo's path sanitizing, Jekyll's Utils.slugify modes, GitHub's heading slugs, Pelican's
-ASCII slugify); the engine classes in dialects.py choose among them."""
+ASCII slugify); the engines' classes (engines/*.py) choose among them."""
 
 from __future__ import annotations
 

@@ -21,25 +21,16 @@ import html
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from ..datafiles import brace_end
 from . import blocks
 from .blocks import fenced as _fenced
 
-# Which syntaxes a dialect's engine runs; "auto" (no dialect named) resolves all of them.
-LIQUID_DIALECTS = ("auto", "jekyll", "eleventy")
-SHORTCODE_DIALECTS = ("auto", "hugo")
-# Admonitions (`:::note[Title]`): Docusaurus's admonitions plugin and Starlight's asides. Plain
-# Astro has none (remark-directive is no default plugin), and neither has Eleventy or Hugo.
-DIRECTIVE_DIALECTS = ("auto", "docusaurus", "starlight")
-# `## Title {#id}`: goldmark (Hugo, parser.attribute.title is on), kramdown (Jekyll, also
-# `{: #id}` on the next line), pulldown-cmark (Zola), Docusaurus, Python-Markdown's attr_list
-# (Pelican's `extra`). Astro (remark) and Eleventy (markdown-it) print the braces.
-HEADING_ATTR_DIALECTS = ("auto", "hugo", "jekyll", "zola", "docusaurus", "pelican")
-# Docusaurus 3 compiles .md as MDX too (siteConfig.markdown.format: 'mdx', its default).
-MDX_DIALECTS = ("docusaurus",)
+if TYPE_CHECKING:
+    from ..engines.rules import Syntax
+
 
 
 def source_format(path: str) -> str:
@@ -49,10 +40,17 @@ def source_format(path: str) -> str:
     return {".html": "html", ".htm": "html", ".rst": "rst"}.get(suffix, "markdown")
 
 
+def syntax_of(dialect: str) -> Syntax:
+    """Which syntaxes the engine `dialect` names (engines/*.py) puts in its posts."""
+    from ..engines import rules_for  # (engines/ reads content/'s helpers: imported when used)
+
+    return rules_for(dialect).syntax
+
+
 def is_mdx(path: str, dialect: str) -> bool:
     """Whether the engine reads the post file at `path` as MDX."""
     suffix = os.path.splitext(path)[1].lower()
-    return suffix == ".mdx" or (dialect in MDX_DIALECTS and suffix in (".md", ".markdown"))
+    return suffix == ".mdx" or (suffix in (".md", ".markdown") and syntax_of(dialect).md_is_mdx)
 
 
 @dataclass(frozen=True)
@@ -93,26 +91,27 @@ def resolve(text: str, ctx: SyntaxContext) -> Resolved:
     if ctx.fmt == "rst":  # docutils' own syntax, rendered by docutils (rst.py)
         return out
     # An .mdx file is MDX whatever the site: its braces are expressions, not Liquid.
-    liquid = ctx.dialect in LIQUID_DIALECTS and not ctx.mdx
-    hexo = ctx.dialect == "hexo" and not ctx.mdx  # Nunjucks tag plugins: {% raw %} as Liquid's
-    shortcodes = ctx.dialect in SHORTCODE_DIALECTS and not ctx.mdx
+    syntax = syntax_of(ctx.dialect)
+    liquid = syntax.liquid and not ctx.mdx
+    hexo = syntax.tag_plugins and not ctx.mdx  # Nunjucks tag plugins: {% raw %} as Liquid's
+    shortcodes = syntax.shortcodes and not ctx.mdx
     markdown = ctx.fmt == "markdown"
-    directives = markdown and ctx.dialect in DIRECTIVE_DIALECTS
-    attributes = markdown and ctx.dialect in HEADING_ATTR_DIALECTS
+    directives = markdown and bool(syntax.admonitions)
+    text_directives = markdown and syntax.text_directives
+    attributes = markdown and syntax.heading_ids
     if (not (liquid or hexo or shortcodes or ctx.mdx or directives or attributes)
             or not (ctx.mdx or _MAYBE_SYNTAX.search(text) or (directives and ":::" in text)
-                    or (directives and ctx.dialect == "auto" and blocks.TEXT_DIRECTIVE.search(text)))):
+                    or (text_directives and blocks.TEXT_DIRECTIVE.search(text)))):
         return out
     if "\ue000" in text or "\ue002" in text:  # the placeholders' own characters: not ours to touch
         return out
     literals: list[str] = []
     masked = _mask(text, literals, liquid=liquid or hexo, shortcodes=shortcodes, out=out, markdown=markdown)
     if attributes:  # before MDX, to which `{#id}` would be an expression
-        masked = blocks.heading_attributes(masked, kramdown=ctx.dialect in ("auto", "jekyll"),
-                                           inline_ial=ctx.dialect == "jekyll")
+        masked = blocks.heading_attributes(masked, kramdown=syntax.kramdown_ial, inline_ial=syntax.inline_ial)
     if directives:
-        masked = blocks.directives(masked, ctx.dialect, out.name, lambda t: _unmask(t, literals))
-    if directives and ctx.dialect == "auto":
+        masked = blocks.directives(masked, syntax.admonitions, out.name, lambda t: _unmask(t, literals))
+    if text_directives:
         # (Docusaurus and Starlight show a directive no plugin handles as it is written)
         masked = blocks.text_directives(masked, out.name)
     if ctx.mdx:
@@ -124,7 +123,7 @@ def resolve(text: str, ctx: SyntaxContext) -> Resolved:
     elif hexo and "{%" in masked:
         masked = blocks.hexo_tags(masked, os.path.splitext(os.path.basename(ctx.post_file))[0], out.name,
                                   lambda t: _unmask(t, literals), lambda t: _keep(literals, t))
-    elif ctx.dialect == "pelican" and "{%" in masked:
+    elif syntax.liquid_tags_plugin and "{%" in masked:
         masked = _pelican_tags(masked, ctx, out)
     out.text = _unmask(masked, literals)
     if len(out.unresolved) > 1:  # named in the order the post has them

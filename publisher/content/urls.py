@@ -1,5 +1,5 @@
 """A post's URL: the front matter's explicit path, else content.permalink with its placeholders
-filled, as the site's engine (dialects.py) says each part is made."""
+filled, as the site's engine (engines/*.py) says each part is made."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from datetime import datetime
 from urllib.parse import quote
 
 from ..config import Config
-from .dialects import Engine, Fields, engine_for
+from ..engines import engine_for
+from ..engines.rules import Engine, Fields
 
 
 def post_url(config: Config, engine: Engine, fields: Fields, published: datetime,

@@ -1,37 +1,67 @@
-"""One module per blog engine: how `publisher init` recognises the engine's folder and reads
-its config (posts folder, URL pattern, site title and address...). Each module has NAME (the
-content.dialect it writes), LABEL (the engine's name for people) and `detect(folder) ->
-Detected | None`, which only reads. No other module names an engine's files.
+"""One module per blog engine, holding all that is the engine's: how `publisher init`
+recognises its folder and reads its config (posts folder, URL pattern, site title and
+address...), and what its post files and front matter mean (dates, slugs, URLs, taxonomies,
+languages, drafts, the syntax its bodies hold). Each module has NAME (the content.dialect
+it is), LABEL (the engine's name for people), `detect(folder) -> Detected | None` (which
+only reads) and RULES (its rules.Engine). auto.py is the dialect "auto". No module outside
+engines/ names an engine; a new engine is a module here, its line below and in
+config.DIALECTS, and its tests.
 
-The engines' rules for reading posts (front matter, dates, slugs) are still in
-content/dialects.py; they are planned to move here too.
+A build imports only the engine its config names (`rules_for`): the others' modules are
+imported when `init` asks them all (ENGINES, DETECTORS, detect).
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Callable
+from types import ModuleType
+from typing import Any, Callable
 
-from . import astro, docusaurus, eleventy, hexo, hugo, jekyll, nanoc, pelican, starlight, zola
+from ..config import DIALECTS, Config
 from .base import Detected, Fact
+from .rules import Engine
 
-__all__ = ["ENGINES", "DETECTORS", "Detected", "Fact", "detect", "label"]
+__all__ = ["ENGINES", "DETECTORS", "Detected", "Engine", "Fact", "detect", "engine_for", "label", "rules_for"]
 
-ENGINES = (starlight, astro, hugo, hexo, jekyll, eleventy, pelican, nanoc, docusaurus, zola)
+# The order engines are asked in by `detect`: a surer marker first. Starlight is an Astro
+# site with a plugin; hugo.toml is Hugo's alone, but a plain config.toml (Zola's too) is taken
+# for Hugo's only when nothing else claimed the folder (hugo.detect_late, last); Hexo keeps
+# its config in _config.yml as Jekyll does, so Hexo's surer signs (package.json,
+# source/_posts) are looked for first.
+_ORDER = ("starlight", "astro", "hugo", "hexo", "jekyll", "eleventy", "pelican", "nanoc", "docusaurus", "zola")
 
-# The order engines are asked in: a surer marker first. Starlight is an Astro site with a plugin;
-# hugo.toml is Hugo's alone, but a plain config.toml (Zola's too) is taken for Hugo's only when
-# nothing else claimed the folder; Hexo keeps its config in _config.yml as Jekyll does, so
-# Hexo's surer signs (package.json, source/_posts) are looked for first.
-DETECTORS: tuple[Callable[[Path], Detected | None], ...] = (
-    starlight.detect, astro.detect, hugo.detect, hexo.detect, jekyll.detect, eleventy.detect,
-    pelican.detect, nanoc.detect, docusaurus.detect, zola.detect, hugo.detect_late,
-)
+
+def _module(name: str) -> ModuleType:
+    if name not in DIALECTS:  # (never a name from outside the list: it is imported)
+        raise KeyError(name)
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def rules_for(dialect: str) -> Engine:
+    """The rules of the engine `dialect` names ("auto" for none)."""
+    return _module(dialect).RULES
+
+
+def engine_for(config: Config) -> Engine:
+    return rules_for(config.content.dialect)
+
+
+def _detectors() -> tuple[Callable[[Path], Detected | None], ...]:
+    return (*(_module(name).detect for name in _ORDER), _module("hugo").detect_late)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ENGINES":  # the engine modules, in the order they are asked in
+        return tuple(_module(n) for n in _ORDER)
+    if name == "DETECTORS":
+        return _detectors()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def detect(folder: Path) -> Detected | None:
     """The first engine that knows `folder`, with what its config says; None if none does."""
-    for ask in DETECTORS:
+    for ask in _detectors():
         found = ask(folder)
         if found is not None:
             return found
@@ -40,4 +70,4 @@ def detect(folder: Path) -> Detected | None:
 
 def label(name: str | None) -> str:
     """The engine's name for people ("Hugo"), or "" for none."""
-    return next((e.LABEL for e in ENGINES if e.NAME == name), "")
+    return _module(name).LABEL if name in DIALECTS and name != "auto" else ""

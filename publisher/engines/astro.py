@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..content.frontmatter import read_text as field_text
+from ..content.slugs import github_slug
 from .base import (
-    Detected, first_file, js_string, POST_FOLDERS, posts_folder, read_text, rel,
-    strip_js_comments,
+    POST_FOLDERS, Detected, first_file, js_string, posts_folder, read_text, rel, strip_js_comments,
 )
+from .rules import Engine, Source
 
 NAME = "astro"
 LABEL = "Astro"
@@ -173,3 +175,35 @@ MARKERS = ("astro.config.mjs", "astro.config.js", "astro.config.ts", "astro.conf
 def detect(folder: Path) -> Detected | None:
     marker = first_file(folder, *MARKERS)
     return _astro(folder, marker) if marker else None
+
+
+# --- the engine's posts: what its files and front matter mean -------------------------
+
+class Astro(Engine):
+    """Content collections: the id is the path under the collection, github-slugged, or the
+    front matter's `slug`; the starter publishes /blog/<id>/. No date from the file name."""
+
+    name = "astro"
+    # The blog starter's pubDate/updatedDate; AstroPaper's (a very common theme's)
+    # pubDatetime/modDatetime; then the contract's other aliases.
+    date_keys = ("pubDate", "pubDatetime", *Engine.date_keys[1:-1])
+    updated_keys = ("updatedDate", "modDatetime", *Engine.updated_keys[1:-1])
+    date_from_file_name = False
+
+    def slug(self, meta: dict, src: Source, title: str) -> str:
+        explicit = field_text(meta.get("slug"), "slug")
+        if explicit:
+            return explicit.strip("/")
+        segments = [github_slug(p) for p in src.folders] + [github_slug(src.name)]
+        if segments[-1] == "index" and len(segments) > 1:
+            segments.pop()
+        return "/".join(segments)
+
+    def stem(self, meta: dict, src: Source) -> str:
+        return self.slug(meta, src, "")
+
+    def path(self, meta: dict, src: Source) -> str:
+        return self.slug(meta, src, "")  # the id is the path under the collection already
+
+
+RULES = Astro()

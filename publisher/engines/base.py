@@ -4,6 +4,7 @@ read with regular expressions: a value computed at run time is a guess, said so)
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -209,3 +210,14 @@ def js_top_level(block: str) -> str:
         else:
             out.append(c if depth == 0 else " ")
     return "".join(out)
+
+
+@functools.lru_cache(maxsize=8)
+def site_yaml(path: str, _mtime_ns: int, _size: int) -> dict:
+    """A site config file's mapping ({} for none or a broken one), read once per change (the
+    post rules ask for every post: Hexo's new_post_name, Jekyll's plugins)."""
+    try:
+        data = load_yaml(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, DataError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -9,9 +9,8 @@ import os
 import re
 from pathlib import Path
 
-from .base import (
-    Detected, first_file, js_object, js_string, js_top_level, read_text, rel, strip_js_comments,
-)
+from .base import Detected, first_file, js_object, js_string, js_top_level, read_text, rel, strip_js_comments
+from .rules import Engine, Syntax
 
 NAME = "docusaurus"
 LABEL = "Docusaurus"
@@ -87,3 +86,26 @@ def _docusaurus(folder: Path, marker: Path) -> Detected:
 def detect(folder: Path) -> Detected | None:
     marker = first_file(folder, *MARKERS)
     return _docusaurus(folder, marker) if marker else None
+
+
+# --- the engine's posts: what its files and front matter mean -------------------------
+
+# The admonitions plugin's types (theme-classic's Admonition/Types), and the legacy aliases
+# Docusaurus 3 still accepts, shown as the type they stand for.
+ADMONITIONS = (("note", "Note", "note"), ("tip", "Tip", "tip"), ("info", "Info", "info"),
+               ("warning", "Warning", "warning"), ("danger", "Danger", "danger"),
+               ("caution", "Caution", "caution"), ("secondary", "Note", "note"),
+               ("important", "Info", "info"), ("success", "Tip", "tip"))
+
+
+class Docusaurus(Engine):
+    """Docusaurus's blog: the contract's defaults; its .md files are MDX and its admonitions
+    and heading ids are resolved (syntax.py)."""
+
+    name = "docusaurus"
+    # its admonitions plugin, heading ids, and .md compiled as MDX (siteConfig.markdown.format:
+    # 'mdx', the default in Docusaurus 3)
+    syntax = Syntax(admonitions=ADMONITIONS, heading_ids=True, md_is_mdx=True)
+
+
+RULES = Docusaurus()

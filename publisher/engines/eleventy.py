@@ -3,13 +3,25 @@ posts folder's data file."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any, Iterable
 
+from ..config import Config
+from ..content.frontmatter import Skip, read_flag
+from ..content.frontmatter import read_text as field_text
+from ..content.links import inside, site_folders
+from ..content.slugs import ascii_slug, kept_slug
+from ..datafiles import DataError, load_json
 from .base import (
     Detected, first_file, js_string, load_data, posts_folder, read_text, rel, set_permalink,
     strip_js_comments, translate,
 )
+from .rules import _DATE_PREFIX, Engine, Fields, Source, Syntax, as_list, match_date
 
 NAME = "eleventy"
 LABEL = "Eleventy"
@@ -94,3 +106,140 @@ def detect(folder: Path) -> Detected | None:
     marker = first_file(folder, "eleventy.config.js", "eleventy.config.mjs", "eleventy.config.cjs",
                         "eleventy.config.ts", ".eleventy.js", ".eleventy.cjs")
     return _eleventy(folder, marker) if marker else None
+
+
+# --- the engine's posts: what its files and front matter mean -------------------------
+
+_DATE_ANYWHERE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+class Eleventy(Engine):
+    """The default URL keeps the file name as it is, date prefix included ({stem}); a date is
+    the first YYYY-MM-DD anywhere in the path; `permalink: false` and
+    `eleventyExcludeFromCollections` keep a post out of the feeds; `permalink` may use
+    {{ page.fileSlug }} and {{ title | slugify }}."""
+
+    name = "eleventy"
+    syntax = Syntax(liquid=True)  # markdown-it prints `{#id}` as written
+
+    def data(self, meta: dict, path: Path, src: Source, config: Config) -> dict:
+        """Directory data files (`blog/blog.json`, `blog/blog.11tydata.json`, from the top
+        folder down) and the template's own (`x.11tydata.json`), under the front matter:
+        later ones win key by key, and `tags` add up, as Eleventy's data cascade does."""
+        merged: dict = {}
+        folder = config.content_dir
+        files = [folder / f"{folder.name}.json", folder / f"{folder.name}.11tydata.json"]
+        for name in src.folders:
+            folder = folder / name
+            files += [folder / f"{name}.json", folder / f"{name}.11tydata.json"]
+        files += [path.with_name(f"{src.parts[-1].rsplit('.', 1)[0]}{ext}")
+                  for ext in (".json", ".11tydata.json")]
+        folders = site_folders(config)  # a data file is read only inside the site
+        for layer in [eleventy_data_file(f, folders) for f in files] + [meta]:
+            tags = as_list(merged.get("tags")) + as_list(layer.get("tags"))
+            merged.update(layer)
+            if tags:
+                merged["tags"] = list(dict.fromkeys(tags))
+        return merged
+
+    def site_variables(self, root: str, files: Any) -> dict[str, Any]:
+        """Global data: each _data/<name>.json as `<name>`."""
+        return eleventy_global_data(root, files)
+
+    def fingerprint(self, config: Config) -> str:
+        h = hashlib.sha256()
+        folders = site_folders(config)
+        for root, dirs, names in os.walk(config.content_dir):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(n for n in names if n.endswith(".json")):
+                path = os.path.join(root, name)
+                if os.path.islink(path) and inside(path, folders) is None:
+                    continue  # never read (_json_file)
+                try:
+                    data = Path(root, name).read_bytes()
+                except OSError:
+                    continue
+                h.update(f"{root}/{name}\0".encode("utf-8", "surrogatepass") + hashlib.sha256(data).digest())
+        return h.hexdigest()
+
+    def date_from_path(self, src: Source, path: Path) -> date | datetime | None:
+        for part in src.parts:
+            found = match_date(_DATE_ANYWHERE.search(part))
+            if found is not None:
+                return found
+        return None
+
+    def slug(self, meta: dict, src: Source, title: str) -> str:
+        explicit = field_text(meta.get("slug"), "slug")
+        if explicit:
+            return kept_slug(explicit)
+        # page.fileSlug (TemplateFileSlug.getSlug): the date prefix is stripped first, then an
+        # `index` slug is the parent folder's name, its own date prefix stripped too
+        # (`buildless/2024-09-08-index.md` is `buildless`).
+        if src.base == "index" and not src.folder_post and src.folders:
+            d = _DATE_PREFIX.match(src.folders[-1])
+            return d.group(4) if d else src.folders[-1]
+        return src.base
+
+    def title_slug(self, title: str) -> str:
+        return ascii_slug(title)
+
+    def held_back(self, meta: dict, src: Source) -> str:
+        if meta.get("permalink") is False:
+            return "permalink: false"
+        if read_flag(meta.get("eleventyExcludeFromCollections"), "eleventyExcludeFromCollections"):
+            return "eleventyExcludeFromCollections"
+        return super().held_back(meta, src)
+
+    def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
+        value = meta.get("permalink")
+        if not isinstance(value, str) or not value.strip():
+            return None
+        path = value.strip()
+        subs = {r"page\.fileSlug": fields.slug, r"title\s*\|\s*slugify": fields.title_slug,
+                r"page\.filePathStem": "/" + "/".join(src.folders + (src.name,)),
+                r"page\.lang": fields.lang}
+        for pattern, replacement in subs.items():
+            path = re.sub(r"\{\{-?\s*" + pattern + r"\s*-?\}\}", lambda _m: replacement, path)
+        if "{{" in path or "{%" in path:
+            raise Skip(f"'permalink' is a template publisher cannot evaluate: {value.strip()[:80]!r} "
+                       "(it understands {{ page.fileSlug }} and {{ title | slugify }})")
+        # page.url: a permalink written to a folder's index.html is served at the folder.
+        return path[:-len("index.html")] if path.endswith("/index.html") else path
+
+
+def eleventy_data_file(path: Path, folders: tuple[str, ...]) -> dict:
+    """An Eleventy data file's object; {} when there is none. A broken one is the post's
+    problem: it would not build with Eleventy either; so is one outside the site (links.inside)."""
+    try:
+        if path.is_symlink() and inside(path, folders) is None:
+            raise Skip(f"data file {path.name} is outside the site folder (a symbolic link out of it)")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as e:
+        raise Skip(f"data file {path.name} cannot be read: {e}") from None
+    try:
+        data = load_json(text)  # bounded in depth: see datafiles.py
+    except DataError as e:
+        raise Skip(f"data file {path.name} refused: {e}") from None
+    except json.JSONDecodeError as e:
+        raise Skip(f"data file {path.name} is not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def eleventy_global_data(root: str, files: Any, taken: Iterable[str] = ()) -> dict[str, Any]:
+    """_data/<name>.json as `<name>`, but for the names in `taken`."""
+    folder = os.path.join(root, "_data")
+    found: dict[str, Any] = {}
+    for name in files.names(folder):
+        stem = name[:-5]
+        if not name.endswith(".json") or stem in taken or stem in found:
+            continue
+        data = files.load(os.path.join(folder, name), load_json)
+        if data is not None:
+            found[stem] = data
+    return found
+
+
+RULES = Eleventy()

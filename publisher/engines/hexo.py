@@ -4,9 +4,19 @@ source/_posts/. Asked before Jekyll, which also keeps its config in _config.yml.
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
+from datetime import date
 from pathlib import Path
 
-from .base import Detected, first_file, load_data, read_text, rel, set_permalink, translate, valid_timezone
+from ..config import Config
+from ..content.frontmatter import read_text as field_text
+from ..content.links import inside, site_folders
+from ..content.text import slugify
+from .base import (
+    Detected, first_file, load_data, read_text, rel, set_permalink, site_yaml, translate, valid_timezone,
+)
+from .rules import Engine, Fields, Source, Syntax
 
 NAME = "hexo"
 LABEL = "Hexo"
@@ -75,3 +85,118 @@ def detect(folder: Path) -> Detected | None:
         if _OWN_KEYS & set(data) or str(data.get("permalink") or "").startswith(":year"):
             return _hexo(folder, config, config)
     return None
+
+
+# --- the engine's posts: what its files and front matter mean -------------------------
+
+class Hexo(Engine):
+    """Hexo 8 (hexo/dist/plugins/processor/post.js, filter/post_permalink.js): posts are the
+    files under source/_posts (source/_drafts are not published). The file's path under _posts
+    is read with the site's `new_post_name` (`:year-:month-:day-:title.md`): its :title is the
+    post's slug (the front matter's `slug` is overwritten by it), its date the date when the
+    front matter has none; a path the pattern does not match is slugized whole
+    (`guides/x.md` is guides-x). No date at all: Hexo takes the file's creation time, which a
+    feed cannot keep, so the post is skipped. {slug} is :title, {stem} :name, {title}
+    :post_title (slugized, lowercased), {categories} :category (the last category's path,
+    `uncategorized` without one), {i_month} {i_day} :i_month :i_day; a front matter
+    `permalink` is the post's path (a '/' added with post_asset_folder). Tag plugins are
+    resolved (blocks.py)."""
+
+    name = "hexo"
+    syntax = Syntax(tag_plugins=True)
+    date_keys = ("date",)
+    updated_keys = ("updated",)
+    category_separator = None
+    date_from_file_name = False  # new_post_name's date, put in `date` by data()
+    undated = ("front matter has no 'date' and the file name none by new_post_name (Hexo would "
+               "date it by the file's creation time, which a feed cannot keep)")
+
+    def data(self, meta: dict, path: Path, src: Source, config: Config) -> dict:
+        site = hexo_config(config)
+        under = src.parts[src.parts.index("_posts") + 1:] if "_posts" in src.parts[:-1] else src.parts
+        rel = "/".join(under).rsplit(".", 1)[0]
+        info = hexo_filename(str(site.get("new_post_name") or ":title.md"), rel)
+        meta = dict(meta)
+        meta["slug"] = info.get("title", hexo_slugize(rel))
+        if meta.get("date") in (None, "") and "year" in info and ("month" in info or "i_month" in info) \
+                and ("day" in info or "i_day" in info):
+            try:
+                meta["date"] = date(int(info["year"]), int(info.get("month") or info["i_month"]),
+                                    int(info.get("day") or info["i_day"]))
+            except ValueError:
+                pass
+        fixed = meta.get("permalink")
+        if isinstance(fixed, str) and fixed.strip() and site.get("post_asset_folder") is True \
+                and not fixed.strip().endswith(("/", ".html")):
+            meta["permalink"] = fixed.strip() + "/"
+        return meta
+
+    def fingerprint(self, config: Config) -> str:
+        site = hexo_config(config)
+        return json.dumps([str(site.get(k)) for k in ("new_post_name", "post_asset_folder")])
+
+    def slug(self, meta: dict, src: Source, title: str) -> str:
+        return field_text(meta.get("slug"), "slug") or src.base
+
+    def stem(self, meta: dict, src: Source) -> str:
+        return self.slug(meta, src, "").rsplit("/", 1)[-1]
+
+    def title_slug(self, title: str) -> str:
+        return hexo_slugize(title).lower() or slugify(title)
+
+    def categories_path(self, categories: tuple[str, ...]) -> str:
+        return "/".join(hexo_slugize(c) for c in categories) or "uncategorized"
+
+    def held_back(self, meta: dict, src: Source) -> str:
+        if "_drafts" in src.folders:
+            return "in _drafts"
+        return super().held_back(meta, src)
+
+    def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
+        value = meta.get("permalink")
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def hexo_slugize(text: str) -> str:
+    """hexo-util's slugize (what :post_title is): diacritics dropped, control characters
+    removed, each run of spaces and ~`!@#$%^&*()-_+=[]{}|\\;:"'<>,.?/ one '-', trimmed; case kept
+    (filename_case: 0, the default)."""
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    text = re.sub(r"[\x00-\x1f]", "", text)
+    text = re.sub(r"""[\s~`!@#$%^&*()\-_+=\[\]{}|\\;:"'<>,.?/]+""", "-", text)
+    return text.strip("-")
+
+
+_HEXO_SEGMENTS = {"year": r"(\d{4})", "month": r"(\d{2})", "day": r"(\d{2})", "i_month": r"(\d{1,2})",
+                  "i_day": r"(\d{1,2})", "hash": r"([0-9a-f]{12})"}
+
+
+def hexo_filename(pattern: str, rel: str) -> dict[str, str]:
+    """hexo-util's Permalink(new_post_name without its extension).parse(path): {} when the
+    path does not match."""
+    pattern = pattern.rsplit(".", 1)[0] if "." in pattern.rsplit("/", 1)[-1] else pattern
+    names: list[str] = []
+
+    def segment(m: re.Match) -> str:
+        names.append(m.group(1))
+        return _HEXO_SEGMENTS.get(m.group(1), "(.+?)")
+    regex = re.sub(r":(\w+)", segment, re.escape(pattern).replace("\\:", ":"))
+    m = re.fullmatch(regex, rel)
+    return dict(zip(names, m.groups())) if m else {}
+
+
+def hexo_config(config: Config) -> dict:
+    """The Hexo site's _config.yml (at the site folder, or above content.dir's source/_posts)."""
+    folders = site_folders(config)
+    for folder in (config.root, config.content_dir, config.content_dir.parent, config.content_dir.parent.parent):
+        path = Path(folder) / "_config.yml"
+        if path.is_file() and inside(path, folders) is not None:
+            try:
+                st = path.stat()
+            except OSError:
+                return {}
+            return site_yaml(str(path), st.st_mtime_ns, st.st_size)
+    return {}
+
+
+RULES = Hexo()

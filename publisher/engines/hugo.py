@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from pathlib import Path
+from urllib.parse import unquote_plus
 
+from ..config import Config
+from ..content.frontmatter import read_text as field_text
+from ..content.slugs import hugo_path, hugo_sanitize
+from ..content.text import slugify
 from .base import (
-    Detected, load_data, lower_keys, markdown_count, posts_folder, rel, set_permalink,
-    translate, valid_timezone,
+    Detected, load_data, lower_keys, markdown_count, posts_folder, rel, set_permalink, translate,
+    valid_timezone,
 )
+from .rules import Engine, Fields, Source, Syntax
 
 NAME = "hugo"
 LABEL = "Hugo"
@@ -163,3 +171,90 @@ def detect_late(folder: Path) -> Detected | None:
         return None
     found = _hugo_config(folder)
     return _hugo(folder, *found) if found else None
+
+
+# --- the engine's posts: what its files and front matter mean -------------------------
+
+class Hugo(Engine):
+    """:slug is the front matter's slug, else the title; the default URL (content path) is
+    /{section}/{stem}/ with `slug` replacing the last segment; paths are lowercased."""
+
+    name = "hugo"
+    # goldmark: `{#id}` after a heading (parser.attribute.title is on)
+    syntax = Syntax(shortcodes=True, heading_ids=True, page_bundles=True)
+    prefix_explicit_url = False
+    # .Date: the first of these (Hugo 0.111 dates a post with only `lastmod` by it).
+    date_keys = ("date", "publishDate", "pubdate", "published", "pubDate", "lastmod", "modified", "created_at")
+    tag_separator = ""  # a string is one term
+    category_separator = ""
+    date_from_file_name = False  # [frontmatter] :filename is not the default
+    other_formats = (".html", ".htm")  # content files in HTML, published as they are
+
+    def is_post(self, meta: dict, src: Source, path: Path) -> bool:
+        """A headless bundle is no page; the other Markdown files of a leaf bundle (a folder
+        with an index.md, and its subfolders) are its resources, not pages."""
+        if meta.get("headless") is True:
+            return False
+        if src.folder_post and src.name.lower() == "index":
+            return True
+        folder = path.parent
+        for _ in src.folders:
+            if any(folder.glob("index.md")) or any(folder.glob("index.*.md")):
+                return False
+            folder = folder.parent
+        return True
+
+    def finished_path(self, path: str, explicit: bool, template: str) -> str:
+        """A `[permalinks]` pattern, once expanded, is query-unescaped and sanitized again as
+        a whole (hugolib/page__paths.go, then URLizeFilename): '+' is a space there, so the
+        title 'C++ UPPER' (urlized 'c++-upper') is /c-upper/, and 'C++' under /:slug/ is /c-/.
+        The content path (`/{path}/`, or `/{section}/{stem}/` as older configs write it) and a
+        front matter `url` are not: a pattern without {slug}, {title} or a date is taken for it."""
+        if explicit:
+            # A front matter `url` without an extension is a folder: Hugo adds its '/'
+            # (`/a/no-slash` is /a/no-slash/; `/c/v1.2` and `/b/page.html` stay).
+            return path if path.endswith("/") or "." in path.rsplit("/", 1)[-1] else path + "/"
+        if not re.search(r"\{(slug|title|year|month|day)\}", template):
+            return path
+        return hugo_sanitize(unquote_plus(path))
+
+    def url_date(self, published: datetime, config: Config) -> datetime:
+        """:year/:month/:day are the date as written, in its own offset (Hugo 0.111:
+        `2017-09-10T20:24:43-04:00` is /2017/09/10/ whatever `timeZone` says); a date
+        without offset is in `timeZone` (newsletter.timezone) already."""
+        return published
+
+    def lang(self, meta: dict, src: Source, config: Config) -> str:
+        """The file name's language suffix only: Hugo reads no `lang` key in front matter
+        (Hugo 0.111 publishes a `lang: fr` page in the default language)."""
+        return src.lang or config.site.language
+
+    def slug(self, meta: dict, src: Source, title: str) -> str:
+        explicit = field_text(meta.get("slug"), "slug")
+        return hugo_path(explicit or title) or slugify(title)
+
+    def stem(self, meta: dict, src: Source) -> str:
+        explicit = field_text(meta.get("slug"), "slug")
+        return hugo_path(explicit or src.stem) or slugify(src.stem)
+
+    def basename(self, src: Source) -> str:
+        """Hugo's :contentbasename (0.111's :filename, pageToPermalinkFilename): the file's
+        name without language suffix, a bundle's folder name for index.md, urlized; `slug` is
+        not read (that is :slugorcontentbasename)."""
+        return hugo_path(src.stem) or slugify(src.stem)
+
+    def folder_segment(self, folder: str) -> str:
+        return hugo_path(folder) or slugify(folder)
+
+    def title_slug(self, title: str) -> str:
+        return hugo_path(title) or slugify(title)
+
+    def categories_path(self, categories: tuple[str, ...]) -> str:
+        return "/".join(hugo_path(c) for c in categories)
+
+    def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
+        value = meta.get("url")  # Hugo's `permalink` is not a front matter key
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+RULES = Hugo()

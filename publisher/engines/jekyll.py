@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date, datetime, timezone, tzinfo
 from pathlib import Path
+from typing import Any
 
+from ..config import Config
+from ..content.frontmatter import read_tags
+from ..content.frontmatter import read_text as field_text
+from ..content.links import inside, site_folders
+from ..content.slugs import jekyll_default_slug, jekyll_pretty, jekyll_tokens
+from ..content.smartypants import smartify
+from ..content.text import slugify
+from ..datafiles import load_yaml
 from .base import (
-    SKIP_DIRS, Detected, first_file, load_data, read_text, rel, set_permalink, translate,
+    SKIP_DIRS, Detected, first_file, load_data, read_text, rel, set_permalink, site_yaml, translate,
     valid_timezone,
 )
+from .rules import Engine, Fields, Source, Syntax
 
 NAME = "jekyll"
 LABEL = "Jekyll"
@@ -153,3 +164,184 @@ def detect(folder: Path) -> Detected | None:
     if posts.is_dir() and any(re.match(r"\d{4}-\d\d-\d\d-", p.name) for p in posts.iterdir()):
         return _jekyll(folder, posts)  # _posts/YYYY-MM-DD-*: Jekyll's alone
     return None
+
+
+# --- the engine's posts: what its files and front matter mean -------------------------
+
+# Jekyll's Document::DATE_FILENAME_MATCHER, on the file name: `2017-3-27-swift-3.1-released.md`
+# is a post too (a one-digit month or day, even a two-digit year); the slug runs to the last dot.
+_JEKYLL_POST_NAME = re.compile(r"^(\d{2,4})-(\d{1,2})-(\d{1,2})-([^/]*)(\.[^./]+)$")
+
+
+class Jekyll(Engine):
+    """{slug} is Jekyll's :title (the front matter's slug or the file name's, cased, dots
+    kept); tags and categories given as a string are split on whitespace; {categories} is
+    lowercased, not slugified; `_drafts/` is never published."""
+
+    name = "jekyll"
+    # kramdown: `{#id}`, `{: #id}` on the next line or inline
+    syntax = Syntax(liquid=True, heading_ids=True, kramdown_ial=True, inline_ial=True)
+    tag_separator = None
+    category_separator = None
+    prefix_explicit_url = False
+
+    def site_variables(self, root: str, files: Any) -> dict[str, Any]:
+        """`site`: the site's _config.yml (its url and baseurl always come from site.url)."""
+        return jekyll_site(root, files)
+
+    def date_from_path(self, src: Source, path: Path) -> date | datetime | None:
+        m = _JEKYLL_POST_NAME.match(path.name)
+        if m:
+            year = int(m.group(1))
+            if len(m.group(1)) == 2:  # Ruby's Time.parse: '17-3-27' is 2017, '99-1-1' 1999
+                year += 1900 if year >= 69 else 2000
+            try:
+                return date(year, int(m.group(2)), int(m.group(3)))
+            except ValueError:
+                return None  # 2024-13-45-x: Jekyll refuses the date; the front matter's counts
+        if src.date is None and "_drafts" in path.parent.parts:
+            try:  # a draft is dated by its file's modification time
+                return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+            except OSError:
+                return None
+        return src.date
+
+    def timestamp_zone(self, config: Config) -> tzinfo | None:
+        """Ruby's YAML reads a timestamp without offset (`date: 2016-6-13 2:00:00`) as UTC;
+        a string without offset ("2016-06-13 02:00:00") is Time.parse's, in the site's zone."""
+        return timezone.utc
+
+    def shown(self, published: datetime, config: Config) -> datetime:
+        """Utils.parse_date: `Time.parse(date).localtime`, the site's `timezone:` (or the
+        machine's zone without one: newsletter.timezone stands for either)."""
+        return published.astimezone(config.tz)
+
+    def is_post(self, meta: dict, src: Source, path: Path) -> bool:
+        """Posts are the files in a `_posts` (or `_drafts`) folder named YYYY-MM-DD-title
+        (PostReader skips the others). With content.dir at the site's root (its _config.yml
+        there), every other file is a page of the site; elsewhere, every file counts."""
+        folders = path.parent.parts
+        if "_drafts" in folders:
+            return True
+        if "_posts" in folders:
+            return _JEKYLL_POST_NAME.match(path.name) is not None
+        content_dir = Path(*path.parts[:len(path.parts) - len(src.parts)])
+        return not (content_dir / "_config.yml").is_file()
+
+    def slug(self, meta: dict, src: Source, title: str) -> str:
+        """:title: the front matter's slug, else the file name's (Document#populate_title:
+        after the date, up to the last dot, a language suffix included, trailing dots
+        dropped), slugified "pretty" with its case kept."""
+        explicit = field_text(meta.get("slug"), "slug")
+        if not explicit:
+            m = _JEKYLL_POST_NAME.match(src.parts[-1])
+            explicit = m.group(4).rstrip(".") if m else src.base
+        return jekyll_pretty(explicit) or slugify(src.base)
+
+    def shown_title(self, title: str, config: Config) -> str:
+        """jekyll-feed (and jekyll-seo-tag) write `post.title | smartify`: typographic quotes,
+        dashes and ellipses, by kramdown's SmartyPants rules. A site with its own feed
+        template (no jekyll-feed) shows the title as written."""
+        return smartify(title) if uses_jekyll_feed(config) else title
+
+    def fingerprint(self, config: Config) -> str:
+        return "jekyll-feed" if uses_jekyll_feed(config) else ""
+
+    def tags(self, meta: dict, src: Source) -> tuple[str, ...]:
+        # Utils.pluralized_array_from_hash: the singular key, as it is, wins; the plural
+        # key's string is split on whitespace.
+        if meta.get("tag") is not None:
+            return read_tags(meta["tag"], "tag", "")
+        return read_tags(meta.get("tags"), "tags", None)
+
+    def categories(self, meta: dict, src: Source) -> tuple[str, ...]:
+        """Document#categories_from_path (the folders above _posts/_drafts), merged with the
+        front matter's `categories` (split), then `category` as it is (populate_categories)."""
+        special = "_drafts" if "_drafts" in src.folders else "_posts"
+        above = src.folders[:src.folders.index(special)] if special in src.folders else ()
+        found = list(above) + list(read_tags(meta.get("categories"), "categories", None))
+        if meta.get("category") is not None:
+            found += read_tags(meta["category"], "category", "")
+        return tuple(dict.fromkeys(found))
+
+    def categories_path(self, categories: tuple[str, ...]) -> str:
+        return "/".join(c.lower() for c in categories)
+
+    def held_back(self, meta: dict, src: Source) -> str:
+        if "_drafts" in src.folders:
+            return "in _drafts"
+        return super().held_back(meta, src)
+
+    def finished_path(self, path: str, explicit: bool, template: str) -> str:
+        """URL#sanitize_url: every '..' becomes '/' (`trailing..fr.md` is /trailing/fr.html),
+        './' is dropped, runs of '/' are one."""
+        return re.sub(r"/{2,}", "/", ("/" + path).replace("..", "/").replace("./", ""))
+
+    def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
+        """The front matter's `permalink` (or `url`), its placeholders filled as Jekyll fills
+        them (`/blog/:title/` is /blog/a_b/); the date's are filled by explicit_dates."""
+        path = super().explicit_path(meta, src, fields)
+        if path is None or ":" not in path:
+            return path
+        m = _JEKYLL_POST_NAME.match(src.parts[-1])
+        raw_slug = field_text(meta.get("slug"), "slug") or (m.group(4).rstrip(".") if m else src.base)
+        basename = src.parts[-1].rsplit(".", 1)[0]
+        return jekyll_tokens(path, {
+            "title": fields.slug, "slug": jekyll_default_slug(raw_slug), "name": jekyll_default_slug(basename),
+            "categories": fields.categories, "output_ext": ".html", "collection": "posts",
+            "slugified_categories": "/".join(jekyll_default_slug(c) for c in self.categories(meta, src)),
+        })
+
+    def explicit_dates(self, path: str, local: datetime) -> str:
+        if ":" not in path:
+            return path
+        return jekyll_tokens(path, {
+            "year": local.strftime("%Y"), "month": local.strftime("%m"), "day": local.strftime("%d"),
+            "i_month": str(local.month), "i_day": str(local.day), "short_year": local.strftime("%y"),
+            "hour": local.strftime("%H"), "minute": local.strftime("%M"), "second": local.strftime("%S"),
+            "y_day": local.strftime("%j"),
+        })
+
+    def translated(self, path: str, lang: str) -> str:
+        """Jekyll has no languages: a translation's URL is the one Jekyll gives it (its
+        folders, `fr/news/_posts/`, are its categories, which are in the URL already)."""
+        return path
+
+
+def uses_jekyll_feed(config: Config) -> bool:
+    """Whether the Jekyll site's feed is jekyll-feed's: named in its _config.yml's `plugins`
+    (`gems` before Jekyll 3.5), or in its Gemfile's jekyll_plugins group. The site is the
+    folder of config.yaml, or of content.dir (`.` or `_posts`) when _config.yml is there."""
+    folders = site_folders(config)
+    for folder in (config.root, config.content_dir, config.content_dir.parent):
+        path = Path(folder) / "_config.yml"
+        if path.is_file() and inside(path, folders) is not None:
+            try:
+                st = path.stat()
+            except OSError:
+                return False
+            return _names_jekyll_feed(str(path), st.st_mtime_ns, st.st_size)
+    return False
+
+
+def _names_jekyll_feed(path: str, mtime_ns: int, size: int) -> bool:
+    data = site_yaml(path, mtime_ns, size)
+    for key in ("plugins", "gems"):
+        if isinstance(data.get(key), list) and "jekyll-feed" in data[key]:
+            return True
+    try:
+        gemfile = Path(path).with_name("Gemfile").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return "jekyll_plugins" in gemfile and re.search(r"""gem\s+["']jekyll-feed["']""", gemfile) is not None
+
+
+def jekyll_site(root: str, files: Any) -> dict[str, Any]:
+    path = os.path.join(root, "_config.yml")
+    data = files.load(path, load_yaml) if os.path.isfile(path) else None
+    if not isinstance(data, dict):
+        return {}
+    return {"site": {k: v for k, v in data.items() if k not in ("url", "baseurl")}}
+
+
+RULES = Jekyll()

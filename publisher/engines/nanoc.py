@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import Detected, load_data, posts_folder, rel
+from .rules import Engine, Source
 
 NAME = "nanoc"
 LABEL = "nanoc"
@@ -37,3 +38,19 @@ def detect(folder: Path) -> Detected | None:
         if "data_sources" in data:  # nanoc 3 kept its config in config.yaml
             return _nanoc(folder, folder / "config.yaml")
     return None
+
+
+# --- the engine's posts: what its files and front matter mean -------------------------
+
+class Nanoc(Engine):
+    """The Blogging helper's articles: `kind: article`, dated by `created_at` (or the file
+    name). Other items are pages of the site, not posts."""
+
+    name = "nanoc"
+    date_keys = ("created_at", "pubDate", "date", "publishDate", "published")
+
+    def is_post(self, meta: dict, src: Source, path: Path) -> bool:
+        return meta.get("kind") == "article"
+
+
+RULES = Nanoc()

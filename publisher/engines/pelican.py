@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
+from typing import Any
 
-from .base import (
-    Detected, py_string, py_strings, read_text, rel, set_permalink, translate,
-    valid_timezone,
-)
+from ..content.frontmatter import read_tags
+from ..content.frontmatter import read_text as field_text
+from ..content.slugs import ascii_slug
+from .base import Detected, py_string, py_strings, read_text, rel, set_permalink, translate, valid_timezone
+from .rules import Engine, Source, Syntax
 
 NAME = "pelican"
 LABEL = "Pelican"
@@ -76,3 +79,73 @@ def _pelican(folder: Path, marker: Path) -> Detected:
 def detect(folder: Path) -> Detected | None:
     marker = folder / "pelicanconf.py"
     return _pelican(folder, marker) if marker.is_file() else None
+
+
+# --- the engine's posts: what its files and front matter mean -------------------------
+
+class Pelican(Engine):
+    """`Key: value` header (keys lowercased); slug = `Slug:` or the title, ASCII-slugified;
+    `Tags:` split on ';' if present, else ','; one `Category:`, else the parent folder;
+    `Status: draft|hidden|skip` held back; another language is `{slug}-{lang}.html`."""
+
+    name = "pelican"
+    # Python-Markdown's attr_list (in `extra`); which liquid_tags the site's pelicanconf.py
+    # turns on is read by site_variables
+    syntax = Syntax(liquid_tags_plugin=True, heading_ids=True, key_value_header=True)
+    date_keys = ("date",)
+    updated_keys = ("modified", "updated")
+    tag_separator = ";,"
+    category_separator = ""
+    other_formats = (".rst",)  # reStructuredText, Pelican's other reader (rst.py)
+
+    def site_variables(self, root: str, files: Any) -> dict[str, Any]:
+        """`pelican.liquid_tags`: which liquid_tags the site's pelicanconf.py turns on
+        (content/syntax.py resolves `{% img %}` with it)."""
+        path = os.path.join(root, "pelicanconf.py")
+        text = files.load(path, str) if os.path.isfile(path) else None
+        return {"pelican": {"liquid_tags": liquid_tags(text)}} if isinstance(text, str) else {}
+
+    def slug(self, meta: dict, src: Source, title: str) -> str:
+        explicit = field_text(meta.get("slug"), "slug")
+        return explicit or ascii_slug(title)
+
+    def title_slug(self, title: str) -> str:
+        return ascii_slug(title)
+
+    def categories(self, meta: dict, src: Source) -> tuple[str, ...]:
+        found = read_tags(meta.get("category"), "category", "")
+        if found:
+            return found
+        return (src.folders[-1],) if src.folders else ()
+
+    def categories_path(self, categories: tuple[str, ...]) -> str:
+        return "/".join(ascii_slug(c) for c in categories)
+
+    def held_back(self, meta: dict, src: Source) -> str:
+        status = field_text(meta.get("status"), "status").lower()
+        if status in ("draft", "hidden", "skip"):
+            return f"Status: {status}"
+        return super().held_back(meta, src)
+
+    def translation_key(self, meta: dict, src: Source) -> str:
+        return "slug:" + (field_text(meta.get("slug"), "slug") or ascii_slug(field_text(meta.get("title"), "title")))
+
+    def translated(self, path: str, lang: str) -> str:
+        m = re.match(r"^(.*?)(\.html?)?(/?)$", path)
+        return f"{m.group(1)}-{lang}{m.group(2) or ''}{m.group(3)}"
+
+
+def liquid_tags(conf: str) -> list[str]:
+    """The liquid_tags a pelicanconf.py's PLUGINS turns on: `liquid_tags.img` names one;
+    `liquid_tags` (or pelican.plugins.liquid_tags) alone, those of LIQUID_TAGS, else all ("*")."""
+    plugins = re.search(r"^PLUGINS\s*=\s*[\[(](.*?)[\])]", conf, re.M | re.S)
+    if plugins is None or "liquid_tags" not in plugins.group(1):
+        return []
+    named = re.findall(r"liquid_tags\.(\w+)", plugins.group(1))
+    if named:
+        return sorted(set(named))
+    listed = re.search(r"^LIQUID_TAGS\s*=\s*[\[(](.*?)[\])]", conf, re.M | re.S)
+    return sorted(set(re.findall(r"['\"](\w+)['\"]", listed.group(1)))) if listed else ["*"]
+
+
+RULES = Pelican()

@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .astro import MARKERS, site_url
+from .astro import MARKERS, Astro, site_url
 from .base import Detected, first_file, js_object, js_string, js_top_level, read_text, strip_js_comments
+from .rules import Syntax
 
 NAME = "starlight"
 LABEL = "Starlight"
@@ -88,3 +89,20 @@ def detect(folder: Path) -> Detected | None:
     if marker and "@astrojs/starlight" in read_text(marker):
         return _starlight(folder, marker)
     return None
+
+
+# --- the engine's posts: what its files and front matter mean -------------------------
+
+# Starlight's asides (`:::note[Title]`), with their default titles.
+ASIDES = (("note", "Note", "note"), ("tip", "Tip", "tip"), ("caution", "Caution", "caution"),
+          ("danger", "Danger", "danger"))
+
+
+class Starlight(Astro):
+    """Astro's docs theme: Astro's ids; its asides (`:::note[Title]`) are resolved (syntax.py)."""
+
+    name = "starlight"
+    syntax = Syntax(admonitions=ASIDES)
+
+
+RULES = Starlight()

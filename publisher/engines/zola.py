@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
 from pathlib import Path
 
+from ..content.frontmatter import read_text as field_text
+from ..content.slugs import kept_slug
 from ..datafiles import DataError, load_toml
 from .base import MARKDOWN, SKIP_DIRS, Detected, load_data, posts_folder, read_text, rel
+from .rules import Engine, Fields, Source, Syntax, match_date
 
 NAME = "zola"
 LABEL = "Zola"
@@ -73,3 +77,57 @@ def detect(folder: Path) -> Detected | None:
     if isinstance(data.get("base_url"), str) and data["base_url"] and _toml_front_matter(folder / "content"):
         return _zola(folder, marker, data)
     return None
+
+
+# --- the engine's posts: what its files and front matter mean -------------------------
+
+_ZOLA_DATE_PREFIX = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:T[\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?[_-](.+)$")
+
+
+_PATH_DATE = re.compile(r"/(\d{4})/(\d{2})/(\d{2})/")
+
+
+class Zola(Engine):
+    """Zola (docs/content/documentation/content/page.md and components/content/src/page.rs in
+    getzola/zola): the front matter's `path` is the page's URL, relative to base_url, as
+    written with a '/' added at the end (no language prefix: that is only for the path
+    made from the file's); the date is `date`, else a file name starting with a YYYY-mm-dd
+    (or RFC 3339) date and '_' or '-', which the slug then leaves out; `updated` is
+    the update date. Heading ids and `@/` internal links are resolved (syntax.py, links.py)."""
+
+    name = "zola"
+    syntax = Syntax(heading_ids=True, internal_links=True)  # pulldown-cmark's `{#id}`; `@/x.md`
+    date_keys = ("date",)
+    updated_keys = ("updated",)
+    prefix_explicit_url = False
+    undated = ("Zola publishes a page without a date, but a feed item needs one: give it "
+               "`date` (or a YYYY-MM-DD- file name prefix, or a `path` with /YYYY/MM/DD/)")
+
+    def _dated_name(self, src: Source) -> re.Match | None:
+        own = src.folders[-1] if src.folder_post and src.folders else src.name
+        return _ZOLA_DATE_PREFIX.match(own)
+
+    def date_from_path(self, src: Source, path: Path) -> date | datetime | None:
+        return match_date(self._dated_name(src))
+
+    def slug(self, meta: dict, src: Source, title: str) -> str:
+        explicit = field_text(meta.get("slug"), "slug")
+        m = self._dated_name(src)
+        return kept_slug(explicit or (m.group(4) if m else src.base))
+
+    def date_from_url(self, meta: dict) -> date | None:
+        """A page Zola leaves undated whose `path` files it by date (`2024/03/26/x`, or
+        `inside-rust/2024/03/26/x`): such sites date the page by that path in their own feed
+        template (Zola gives it no other date), so its feed item has that day."""
+        value = meta.get("path")
+        return match_date(_PATH_DATE.search("/" + value.strip("/") + "/")) if isinstance(value, str) else None
+
+    def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
+        value = meta.get("path")  # Zola has no `url` or `permalink` key
+        if not isinstance(value, str) or not value.strip():
+            return None
+        path = "/" + value.strip().lstrip("/")
+        return path if path.endswith("/") else path + "/"
+
+
+RULES = Zola()
