@@ -107,3 +107,19 @@ def ascii_slug(text: str) -> str:
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     ascii_text = re.sub(r"[^\w\s-]", "", ascii_text).strip().lower()
     return re.sub(r"[-\s_]+", "-", ascii_text).strip("-") or slugify(text)
+
+
+def eleventy_slug(text: str) -> str:
+    """Eleventy's `slugify` filter: @sindresorhus/slugify (decamelize off), whose transliterate
+    table (`&` is ' and ', 'ü' 'ue', 'Ω' 'O') and stripped diacritics make ASCII, then a
+    possessive's or contraction's apostrophe dropped (`it's` is its), each run of anything but
+    a-z and digits one '-', lowercase."""
+    from .transliterate import DIACRITIC, REPLACEMENTS
+
+    text = unicodedata.normalize("NFC", text)
+    for key, value in REPLACEMENTS:
+        if key in text:
+            text = text.replace(key, value)
+    text = unicodedata.normalize("NFC", DIACRITIC.sub("", unicodedata.normalize("NFD", text))).lower()
+    text = re.sub(r"([a-zA-Z0-9]+)'([ts])(\s|$)", r"\1\2\3", text)  # JavaScript's \d: ASCII digits only
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
