@@ -191,10 +191,11 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
         raise NotAPost()  # (Hugo copies an .html file without front matter as it is: no page)
     if not meta and text.startswith(("---", "+++")):
         raise Skip("front matter is empty or not a mapping of keys")
-    if not meta:
+    if not meta and engine.front_matter_required:
         raise Skip("no front matter (expected a '---' block with at least 'title' and 'pubDate')")
+    meta = meta or {}
 
-    title = read_text(meta.get("title"), "title")
+    title = read_text(meta.get("title"), "title") or engine.untitled(body, src)
     if not title:
         raise Skip("front matter has no 'title'")
     title = re.sub(r"\s+", " ", title)
@@ -215,7 +216,7 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
     fields = Fields(slug=slug, stem=engine.stem(meta, src), title_slug=engine.title_slug(title),
                     section=src.section, categories=engine.categories_path(categories),
                     lang=lang if translation else "", path=engine.path(meta, src),
-                    basename=engine.basename(src))
+                    basename=engine.basename(src), url_date=engine.url_date_parts(meta, src))
     url = _without_dot_segments(
         post_url(config, engine, fields, dated, engine.explicit_path(meta, src, fields)), config)
     _k, summary_value = first_key(meta, "description", "summary", "excerpt")
@@ -305,13 +306,14 @@ def _published(meta: dict, src: Source, path: Path, engine: Engine,
             from_path, where = engine.date_from_url(meta), "path"
         if from_path is None:
             raise Skip(engine.undated)
-        dated = engine.shown(parse_date(from_path, config.tz, where), config)
+        dated = engine.shown(parse_date(from_path, engine.date_zone(from_path, config), where), config)
         return dated, dated
     zone = engine.timestamp_zone(config)
-    dated = published = parse_date(value, config.tz, key, timestamp_tz=zone)
+    dated = published = parse_date(value, engine.date_zone(value, config), key, timestamp_tz=zone)
     embargo = meta.get("publishDate")
     if key != "publishDate" and embargo not in (None, "") and not isinstance(embargo, bool):
-        published = max(published, parse_date(embargo, config.tz, "publishDate", timestamp_tz=zone))
+        published = max(published, parse_date(embargo, engine.date_zone(embargo, config), "publishDate",
+                                               timestamp_tz=zone))
     return engine.shown(published, config), engine.shown(dated, config)
 
 

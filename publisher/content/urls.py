@@ -28,10 +28,11 @@ def post_url(config: Config, engine: Engine, fields: Fields, published: datetime
         path = engine.finished_path(path, True, config.content.permalink)
         return config.site.url + quote(path, safe="/~-._%@+!$&'()*,;=:")
     local = engine.url_date(published, config)
+    year, month, day = fields.url_date or (f"{local.year:04d}", f"{local.month:02d}", f"{local.day:02d}")
     template = config.content.permalink
     path = template.format(
-        slug=fields.slug, year=f"{local.year:04d}", month=f"{local.month:02d}",
-        day=f"{local.day:02d}", i_month=str(local.month), i_day=str(local.day),
+        slug=fields.slug, year=year, month=month, day=day,
+        i_month=month.lstrip("0"), i_day=day.lstrip("0"),
         title=fields.title_slug, stem=fields.stem,
         section=fields.section, categories=fields.categories, lang=fields.lang,
         path=fields.path or fields.stem, contentbasename=fields.basename or fields.stem,

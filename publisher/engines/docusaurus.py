@@ -7,16 +7,21 @@ from __future__ import annotations
 import json
 import os
 import re
+from datetime import date, timezone, tzinfo
 from pathlib import Path
+from typing import Any
+
+from ..config import Config
+from ..content.frontmatter import read_flag
+from ..content.frontmatter import read_text as field_text
 
 from .base import Detected, first_file, js_object, js_string, js_top_level, read_text, rel, strip_js_comments
-from .rules import Engine, Syntax
+from .rules import Engine, Source, Syntax
 
 NAME = "docusaurus"
 LABEL = "Docusaurus"
 MARKERS = ("docusaurus.config.js", "docusaurus.config.mjs", "docusaurus.config.ts",
            "docusaurus.config.mts", "docusaurus.config.cjs")
-_DATED = re.compile(r"^\d{4}-\d\d-\d\d[-_]")
 
 
 def _from_package_json(folder: Path, marker: Path, config: str, top: str, key: str) -> tuple[str, str] | None:
@@ -68,17 +73,11 @@ def _docusaurus(folder: Path, marker: Path) -> Detected:
             else "Docusaurus's blog folder")
     slash = "/" if re.search(r"\btrailingSlash\s*:\s*true", top) else ""
     prefix = "/" + (route + "/" if route else "")
-    names = [p.name for p in posts.iterdir()] if posts.is_dir() else []
-    dated = sum(1 for n in names if _DATED.match(n))
-    how = (f"Docusaurus's blog URL ({prefix}, date folders from the file name, "
+    # The date folders are the path's date as the dialect reads it: none for a post whose path
+    # has no date or whose front matter gives `slug` (/blog/<slug>, as Docusaurus publishes it).
+    how = (f"Docusaurus's blog URL ({prefix}, date folders from the file's path, "
            + ("a trailing slash: trailingSlash is true)" if slash else "no trailing slash unless trailingSlash: true)"))
-    if dated * 2 > len(names):
-        d.found("content.permalink", prefix + "{year}/{month}/{day}/{slug}" + slash, how)
-        if dated < len(names):
-            d.notes.append(f"{rel(posts, folder)}: posts without a YYYY-MM-DD- name are at {prefix}<slug>"
-                           f"{slash} in Docusaurus, not under the date folders")
-    else:
-        d.found("content.permalink", prefix + "{slug}" + slash, how)
+    d.found("content.permalink", prefix + "{year}/{month}/{day}/{slug}" + slash, how)
     d.guess("feeds.output_dir", "static", "Docusaurus copies static/ to the site's root")
     return d
 
@@ -98,14 +97,86 @@ ADMONITIONS = (("note", "Note", "note"), ("tip", "Tip", "tip"), ("info", "Info",
                ("important", "Info", "info"), ("success", "Tip", "tip"))
 
 
+# plugin-content-blog's DATE_FILENAME_REGEX (blogUtils.ts), on the path under the blog folder:
+# the last YYYY-M-D or YYYY/MM/DD in it (`2024-3-12-x.md`, `2024/02/03/x.md`, `news/2024-03-11-x.md`),
+# one-digit parts too; what follows is the name, `/index` dropped.
+_DATE_FILENAME = re.compile(r"^(?P<folder>.*)(?P<date>(\d{4})[-/](\d{1,2})[-/](\d{1,2}))[-/]?(?P<text>.*?)(?:/index)?\.mdx?$",
+                            re.S)
+# parseMarkdownContentTitle (@docusaurus/utils): an `# h1` or a setext `===` title first in the
+# body (after MDX import blocks), its trailing `#`s or `{#id}` and inline code ticks dropped.
+_IMPORTS = re.compile(r"^(?:import\s(?:.|\r?\n(?!\r?\n))*(?:\r?\n){2,})*")
+_ATX_TITLE = re.compile(r"^#[ \t]+(?P<title>[^ \t].*)(?:\r?\n|$)")
+_SETEXT_TITLE = re.compile(r"^(?P<title>.*)\r?\n=+(?:\r?\n|$)")
+
+
 class Docusaurus(Engine):
-    """Docusaurus's blog: the contract's defaults; its .md files are MDX and its admonitions
-    and heading ids are resolved (syntax.py)."""
+    """Docusaurus 3's blog plugin (plugin-content-blog/src/blogUtils.ts): a post's URL is
+    routeBasePath and its slug: the front matter's `slug` as written, else
+    `/YYYY/MM/DD/<folders><name>` from the date in its path as written there (one-digit parts
+    stay one digit; `date:` changes the post's date, never its URL), else its path without the
+    extension. Its date: `date` (a string read as UTC), else the path's date (UTC midnight); a
+    post without either is dated by git or the file's creation time, which a feed cannot
+    keep: skipped. The title: `title`, else the body's first h1, else the name. `draft` and
+    `unlisted` posts are not in the blog's lists or feeds. With content.permalink
+    `/blog/{year}/{month}/{day}/{slug}`, {year}/{month}/{day} are the path's date, empty for a
+    post whose URL has none."""
 
     name = "docusaurus"
     # its admonitions plugin, heading ids, and .md compiled as MDX (siteConfig.markdown.format:
     # 'mdx', the default in Docusaurus 3)
     syntax = Syntax(admonitions=ADMONITIONS, heading_ids=True, md_is_mdx=True)
+    date_keys = ("date",)
+    front_matter_required = False
+    undated = ("front matter has no 'date' and the path no YYYY-MM-DD (Docusaurus would date it by git "
+               "or the file's creation time, which a feed cannot keep)")
+
+    def _dated(self, src: Source) -> re.Match | None:
+        return _DATE_FILENAME.match("/".join(src.parts))
+
+    def date_from_path(self, src: Source, path: Path) -> date | None:
+        m = self._dated(src)
+        try:
+            return date(int(m.group(3)), int(m.group(4)), int(m.group(5))) if m else None
+        except ValueError:  # 2024-13-45: no date
+            return None
+
+    def date_zone(self, value: Any, config: Config) -> tzinfo:
+        """Every date without offset is UTC: a string gets a `Z` appended, js-yaml reads a
+        timestamp or a date as UTC, the path's date is UTC midnight."""
+        return timezone.utc
+
+    def slug(self, meta: dict, src: Source, title: str) -> str:
+        explicit = field_text(meta.get("slug"), "slug")
+        if explicit:
+            return explicit.strip("/")
+        m = self._dated(src)
+        if m:
+            return m.group("folder") + m.group("text")
+        return re.sub(r"(?:/index)?\.mdx?$", "", "/".join(src.parts))
+
+    def url_date_parts(self, meta: dict, src: Source) -> tuple[str, str, str]:
+        m = self._dated(src)
+        if m is None or field_text(meta.get("slug"), "slug"):
+            return ("", "", "")
+        return (m.group(3), m.group(4), m.group(5))
+
+    def untitled(self, body: str, src: Source) -> str:
+        content = _IMPORTS.sub("", body.strip(), count=1).strip()
+        m = _ATX_TITLE.match(content)
+        if m:
+            title = re.sub(r"\s*(?:\{#*[\w-]+\}|#+)$", "", m.group("title").strip())
+        else:
+            m = _SETEXT_TITLE.match(content)
+            title = re.sub(r"\s*=+$", "", m.group("title").strip()) if m else ""
+        if title:
+            return re.sub(r"`([^`]*)`", r"\1", title).strip()
+        m = self._dated(src)
+        return m.group("text") if m else re.sub(r"(?:/index)?\.mdx?$", "", "/".join(src.parts))
+
+    def held_back(self, meta: dict, src: Source) -> str:
+        if read_flag(meta.get("unlisted"), "unlisted"):
+            return "unlisted"
+        return super().held_back(meta, src)
 
 
 RULES = Docusaurus()

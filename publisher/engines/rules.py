@@ -135,6 +135,9 @@ class Fields:
     lang: str  # "" for the site's language
     path: str = ""  # the folders under content.dir and the stem, '/'-joined (Hugo's content path)
     basename: str = ""  # {contentbasename}: the file's name whatever `slug` says
+    # {year}, {month}, {day} as the engine's URL takes them from the file's path, "" each where
+    # it takes none (Docusaurus); None: the date's (Engine.url_date)
+    url_date: tuple[str, str, str] | None = None
 
 
 class Engine:
@@ -181,6 +184,17 @@ class Engine:
         """The zone of a YAML/TOML timestamp without offset; None: config.tz, as for a string."""
         return None
 
+    def date_zone(self, value: Any, config: Config) -> tzinfo:
+        """The zone of `value`, a date written without offset (a string, a YAML/TOML date, a
+        file name's date): newsletter.timezone, the README's rule, unless the engine reads it
+        in another (a timestamp's is timestamp_zone's, where that is set)."""
+        return config.tz
+
+    def url_date_parts(self, meta: dict, src: Source) -> tuple[str, str, str] | None:
+        """{year}, {month} and {day} where the engine's URL takes them from the file's path
+        rather than from the post's date (Fields.url_date); None: from the date."""
+        return None
+
     def shown(self, published: datetime, config: Config) -> datetime:
         """The date in the offset the engine shows it in: as written, by default."""
         return published
@@ -215,6 +229,14 @@ class Engine:
 
     def title_slug(self, title: str) -> str:
         return slugify(title)
+
+    # Must a post have front matter? (Docusaurus publishes a Markdown file without any.)
+    front_matter_required = True
+
+    def untitled(self, body: str, src: Source) -> str:
+        """The title of a post whose front matter gives none: none ("", the post is skipped),
+        unless the engine takes one from elsewhere."""
+        return ""
 
     def shown_title(self, title: str, config: Config) -> str:
         """The title as the engine's feed shows it: as written, by default."""
