@@ -3,11 +3,12 @@ posts folder's data file."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -15,7 +16,7 @@ from ..config import Config
 from ..content.frontmatter import Skip, read_flag
 from ..content.frontmatter import read_text as field_text
 from ..content.links import inside, site_folders
-from ..content.slugs import ascii_slug, kept_slug
+from ..content.slugs import eleventy_slug, kept_slug
 from ..datafiles import DataError, load_json
 from .base import (
     Detected, first_file, js_string, load_data, posts_folder, read_text, rel, set_permalink,
@@ -35,14 +36,38 @@ def eleventy_permalink(template: str) -> tuple[str, list[str]]:
     return text, unknown
 
 
+CONFIG_FILES = ("eleventy.config.js", "eleventy.config.mjs", "eleventy.config.cjs", "eleventy.config.ts",
+                ".eleventy.js", ".eleventy.cjs")
+
+
+def _dirs(config: str) -> str:
+    """The `dir: {...}` block of an Eleventy config's text, or ""."""
+    dirs = re.search(r"\bdir\s*:\s*\{(.*?)\}", config, flags=re.S)
+    return dirs.group(1) if dirs else ""
+
+
+@functools.lru_cache(maxsize=8)
+def _input_dir(marker: str, _mtime_ns: int, _size: int) -> str:
+    return js_string(_dirs(strip_js_comments(read_text(Path(marker)))), "input") or "."
+
+
+def input_folder(root: Path) -> Path:
+    """Eleventy's input folder for the site in `root`: its config's `dir.input` (read as
+    text), else `root` itself, Eleventy's default."""
+    marker = first_file(root, *CONFIG_FILES)
+    if marker is None:
+        return root
+    st = marker.stat()
+    return root / _input_dir(str(marker), st.st_mtime_ns, st.st_size)
+
+
 def _eleventy(folder: Path, marker: Path) -> Detected:
     d = Detected("eleventy", marker.name)
     config = strip_js_comments(read_text(marker))
-    dirs = re.search(r"\bdir\s*:\s*\{(.*?)\}", config, flags=re.S)
-    block = dirs.group(1) if dirs else ""
+    block = _dirs(config)
     input_dir = js_string(block, "input") or "."
     data_dir = js_string(block, "data") or "_data"
-    source = f"{marker.name}: dir.input" if dirs and js_string(block, "input") else "Eleventy's default input folder"
+    source = f"{marker.name}: dir.input" if js_string(block, "input") else "Eleventy's default input folder"
     base = (folder / input_dir).resolve()
     data_base = (base / data_dir).resolve()
     meta = None
@@ -103,14 +128,14 @@ def _eleventy(folder: Path, marker: Path) -> Detected:
     return d
 
 def detect(folder: Path) -> Detected | None:
-    marker = first_file(folder, "eleventy.config.js", "eleventy.config.mjs", "eleventy.config.cjs",
-                        "eleventy.config.ts", ".eleventy.js", ".eleventy.cjs")
+    marker = first_file(folder, *CONFIG_FILES)
     return _eleventy(folder, marker) if marker else None
 
 
 # --- the engine's posts: what its files and front matter mean -------------------------
 
 _DATE_ANYWHERE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_DATE_IN_NAME = re.compile(r"\d{4}-\d{2}-\d{2}-(.*)")  # TemplateFileSlug._stripDateFromSlug: anywhere in the name
 
 
 class Eleventy(Engine):
@@ -140,6 +165,15 @@ class Eleventy(Engine):
             merged.update(layer)
             if tags:
                 merged["tags"] = list(dict.fromkeys(tags))
+        # page.filePathStem (TemplateFileSlug): the path under the input folder, without the
+        # extension and with the name's date stripped (`/blog/x` for blog/2024-01-05-x.md).
+        file_name = src.parts[-1].rsplit(".", 1)[0]
+        m = _DATE_IN_NAME.search(file_name)
+        try:
+            folders = path.parent.relative_to(input_folder(config.root)).parts
+        except ValueError:  # content.dir outside the Eleventy site: its own folders
+            folders = src.folders
+        merged["page"] = {"filePathStem": "/" + "/".join((*folders, m.group(1) if m else file_name))}
         return merged
 
     def site_variables(self, root: str, files: Any) -> dict[str, Any]:
@@ -162,6 +196,11 @@ class Eleventy(Engine):
                 h.update(f"{root}/{name}\0".encode("utf-8", "surrogatepass") + hashlib.sha256(data).digest())
         return h.hexdigest()
 
+    def date_zone(self, value: Any, config: Config) -> tzinfo:
+        """Every date without offset is UTC (Template.getMappedDate): js-yaml's timestamps and
+        dates, Luxon's fromISO(value, {zone: "utc"}) for a string, the file name's date."""
+        return timezone.utc
+
     def date_from_path(self, src: Source, path: Path) -> date | datetime | None:
         for part in src.parts:
             found = match_date(_DATE_ANYWHERE.search(part))
@@ -182,7 +221,7 @@ class Eleventy(Engine):
         return src.base
 
     def title_slug(self, title: str) -> str:
-        return ascii_slug(title)
+        return eleventy_slug(title)
 
     def held_back(self, meta: dict, src: Source) -> str:
         if meta.get("permalink") is False:
@@ -197,7 +236,7 @@ class Eleventy(Engine):
             return None
         path = value.strip()
         subs = {r"page\.fileSlug": fields.slug, r"title\s*\|\s*slugify": fields.title_slug,
-                r"page\.filePathStem": "/" + "/".join(src.folders + (src.name,)),
+                r"page\.filePathStem": meta["page"]["filePathStem"],
                 r"page\.lang": fields.lang}
         for pattern, replacement in subs.items():
             path = re.sub(r"\{\{-?\s*" + pattern + r"\s*-?\}\}", lambda _m: replacement, path)
