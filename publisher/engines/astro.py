@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import date, datetime, timezone, tzinfo
 from pathlib import Path
+from typing import Any
 
+from ..config import Config
 from ..content.frontmatter import read_text as field_text
 from ..content.slugs import github_slug
 from .base import (
@@ -179,6 +182,10 @@ def detect(folder: Path) -> Detected | None:
 
 # --- the engine's posts: what its files and front matter mean -------------------------
 
+# ECMAScript's date-only forms (YYYY, YYYY-MM, YYYY-MM-DD), which Date.parse reads as UTC.
+_ISO_DATE_ONLY = re.compile(r"\d{4}(?:-\d{2}(?:-\d{2})?)?")
+
+
 class Astro(Engine):
     """Content collections: the id is the path under the collection, github-slugged, or the
     front matter's `slug`; the starter publishes /blog/<id>/. No date from the file name."""
@@ -189,6 +196,14 @@ class Astro(Engine):
     date_keys = ("pubDate", "pubDatetime", *Engine.date_keys[1:-1])
     updated_keys = ("updatedDate", "modDatetime", *Engine.updated_keys[1:-1])
     date_from_file_name = False
+
+    def date_zone(self, value: Any, config: Config) -> tzinfo:
+        """z.coerce.date() is `new Date(value)`: a YAML timestamp or date (js-yaml) and an ISO
+        date-only string are UTC; any other string without offset (`2024-05-03T23:30`,
+        `Jul 08 2022`) is in the build's local zone, which newsletter.timezone stands for."""
+        if isinstance(value, (date, datetime)) or (isinstance(value, str) and _ISO_DATE_ONLY.fullmatch(value.strip())):
+            return timezone.utc
+        return config.tz
 
     def slug(self, meta: dict, src: Source, title: str) -> str:
         explicit = field_text(meta.get("slug"), "slug")
