@@ -19,7 +19,7 @@ from ..content.links import inside, site_folders
 from ..content.slugs import eleventy_slug, kept_slug
 from ..datafiles import DataError, load_json
 from .base import (
-    Detected, first_file, js_string, load_data, posts_folder, read_text, rel, set_permalink,
+    Detected, first_file, js_object, js_string, js_top_level, load_data, posts_folder, read_text, rel, set_permalink,
     strip_js_comments, translate,
 )
 from .rules import _DATE_PREFIX, Engine, Fields, Source, Syntax, as_list, match_date
@@ -134,6 +134,9 @@ def detect(folder: Path) -> Detected | None:
 
 # --- the engine's posts: what its files and front matter mean -------------------------
 
+# A folder's data files, in the order Eleventy merges them (later wins): blog.json,
+# blog.11tydata.json, blog.11tydata.js (also .mjs/.cjs; read as text, see _js_data).
+_DATA_FILES = (".json", ".11tydata.json", ".11tydata.js", ".11tydata.mjs", ".11tydata.cjs")
 _DATE_ANYWHERE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _DATE_IN_NAME = re.compile(r"\d{4}-\d{2}-\d{2}-(.*)")  # TemplateFileSlug._stripDateFromSlug: anywhere in the name
 
@@ -153,12 +156,11 @@ class Eleventy(Engine):
         later ones win key by key, and `tags` add up, as Eleventy's data cascade does."""
         merged: dict = {}
         folder = config.content_dir
-        files = [folder / f"{folder.name}.json", folder / f"{folder.name}.11tydata.json"]
+        files = [folder / f"{folder.name}{ext}" for ext in _DATA_FILES]
         for name in src.folders:
             folder = folder / name
-            files += [folder / f"{name}.json", folder / f"{name}.11tydata.json"]
-        files += [path.with_name(f"{src.parts[-1].rsplit('.', 1)[0]}{ext}")
-                  for ext in (".json", ".11tydata.json")]
+            files += [folder / f"{name}{ext}" for ext in _DATA_FILES]
+        files += [path.with_name(f"{src.parts[-1].rsplit('.', 1)[0]}{ext}") for ext in _DATA_FILES]
         folders = site_folders(config)  # a data file is read only inside the site
         for layer in [eleventy_data_file(f, folders) for f in files] + [meta]:
             tags = as_list(merged.get("tags")) + as_list(layer.get("tags"))
@@ -185,7 +187,8 @@ class Eleventy(Engine):
         folders = site_folders(config)
         for root, dirs, names in os.walk(config.content_dir):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(n for n in names if n.endswith(".json")):
+            for name in sorted(n for n in names if n.endswith((".json", ".11tydata.js", ".11tydata.mjs",
+                                                                ".11tydata.cjs"))):
                 path = os.path.join(root, name)
                 if os.path.islink(path) and inside(path, folders) is None:
                     continue  # never read (_json_file)
@@ -258,6 +261,8 @@ def eleventy_data_file(path: Path, folders: tuple[str, ...]) -> dict:
         return {}
     except (OSError, UnicodeDecodeError) as e:
         raise Skip(f"data file {path.name} cannot be read: {e}") from None
+    if path.suffix in (".js", ".mjs", ".cjs"):
+        return _js_data(text)
     try:
         data = load_json(text)  # bounded in depth: see datafiles.py
     except DataError as e:
@@ -265,6 +270,36 @@ def eleventy_data_file(path: Path, folders: tuple[str, ...]) -> dict:
     except json.JSONDecodeError as e:
         raise Skip(f"data file {path.name} is not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
     return data if isinstance(data, dict) else {}
+
+
+def _js_data(text: str) -> dict:
+    """What a JavaScript data file (`blog.11tydata.js`) exports as plain values, read as text,
+    never run: `export default {...}` or `module.exports = {...}` with a string or `false`
+    permalink, string tags, boolean flags (eleventy-base-blog's `{tags: ["posts"], layout: ...}`).
+    A computed export (a function, a template literal) gives nothing for that key."""
+    text = strip_js_comments(text)
+    block = js_object(text, r"(?:export\s+default|module\.exports\s*=)")
+    if block is None:
+        return {}
+    top = js_top_level(block)  # the same offsets as `block`, nested values blanked
+    data: dict[str, Any] = {}
+    key = re.search(r"(?<![\w$.])[\"']?permalink[\"']?\s*:", top)
+    if key:
+        permalink = js_string(block[key.start():], "permalink")
+        if permalink is not None:
+            data["permalink"] = permalink
+        elif re.match(r"\s*false\b", block[key.end():]):
+            data["permalink"] = False
+    tags = re.search(r"(?<![\w$.])[\"']?tags[\"']?\s*:\s*(?:\[([^\]]*)\]|([\"'])((?:(?!\2).)*)\2)", block)
+    if tags and tags.group(1) is not None and "${" not in tags.group(1):
+        data["tags"] = [t for _q, t in re.findall(r"""(["'])((?:(?!\1).)*)\1""", tags.group(1))]
+    elif tags and tags.group(3) is not None:
+        data["tags"] = tags.group(3)
+    for key in ("eleventyExcludeFromCollections", "draft"):
+        flag = re.search(r"(?<![\w$.])[\"']?" + key + r"[\"']?\s*:\s*(true|false)\b", top)
+        if flag:
+            data[key] = flag.group(1) == "true"
+    return data
 
 
 def eleventy_global_data(root: str, files: Any, taken: Iterable[str] = ()) -> dict[str, Any]:
