@@ -300,3 +300,47 @@ def test_generated_eleventy_posts_come_out_as_eleventy_publishes_them(tmp_path):
         ours, problems = publisher_posts(root, zone=zone, **ELEVENTY_CONTENT)
         assert problems == [], zone
         assert differences(theirs, ours) == [], (zone, agreeing(theirs, ours))
+
+
+# --- what `publisher init` writes for each fixture -------------------------------------------------
+
+def init_posts(root: Path) -> tuple[dict, list[str], dict]:
+    """`publisher init` in the built site (reads the engine's config, never runs it), then the
+    posts publisher publishes with that config alone, in UTC: (posts, problems, content section)."""
+    from click.testing import CliRunner
+
+    from publisher.cli import main
+    from publisher.config import load_config
+
+    config_file = root / "publisher-init.yaml"
+    config_file.unlink(missing_ok=True)
+    result = CliRunner().invoke(main, ["--config", str(config_file), "init", str(root)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    config = load_config(config_file)
+    base = config.site.url
+    loaded = load_posts(config, NOW)
+    return ({p.source: (unquote(p.url.removeprefix(base)), p.title, minute(p.published), tuple(sorted(p.tags)))
+             for p in loaded.posts}, loaded.problems, {"dir": config.content.dir, "permalink": config.content.permalink})
+
+
+def test_init_configures_eleventy_as_eleventy_publishes(eleventy_site):
+    root, theirs = eleventy_site
+    ours, problems, content = init_posts(root)
+    assert problems == [], content
+    assert differences(theirs, ours) == [], (content, agreeing(theirs, ours))
+
+
+def test_init_configures_astro_as_astro_publishes(astro_sites):
+    """The blog collection's folder and its route (init picks the collection named like a blog)."""
+    zone, root, theirs = astro_sites[0]
+    ours, problems, content = init_posts(root)
+    blog = {s: post for s, post in theirs.items() if s.startswith("src/content/blog/")}
+    assert problems == [], content
+    assert differences(blog, ours) == [], (content, agreeing(blog, ours))
+
+
+def test_init_configures_docusaurus_as_docusaurus_publishes(docusaurus_site):
+    root, theirs = docusaurus_site
+    ours, problems, content = init_posts(root)
+    assert problems == [], content
+    assert differences(theirs, ours) == [], (content, agreeing(theirs, ours))

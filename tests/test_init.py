@@ -217,13 +217,13 @@ def test_eleventy_base_blog_layout(tmp_path):
         "found: site.author.name = Pat Possum (_data/metadata.js: author.name)",
         "found: site.author.email = pat@possum.example.com (_data/metadata.js: author.email)",
         "guessed: content.dir = content/blog (the posts folder in content/ (eleventy.config.js: dir.input))",
-        "guessed: content.permalink = /blog/{slug}/ (Eleventy's default URL: the file's folder and name)",
+        "guessed: content.permalink = /blog/{path}/ (Eleventy's default URL: the file's folder and name)",
         "found: feeds.output_dir = public (eleventy.config.js: public/ is copied to the site's root)",
         f"wrote {folder}/config.yaml; check the guessed values, then run `publisher check`",
         ".gitignore: ignoring .publisher/, outbox/, preview/ (subscribers' addresses and tokens)",
     ]
     data = written(folder)
-    assert data["content"] == {"dir": "content/blog", "dialect": "eleventy", "permalink": "/blog/{slug}/"}
+    assert data["content"] == {"dir": "content/blog", "dialect": "eleventy", "permalink": "/blog/{path}/"}
     assert data["site"]["author"] == {"name": "Pat Possum", "email": "pat@possum.example.com"}
     assert_loads(folder)
 

@@ -106,7 +106,9 @@ def _eleventy(folder: Path, marker: Path) -> Detected:
     else:
         d.guess("content.dir", rel(base, folder), source)
         prefix = "/"
-    default = prefix + "{slug}/"
+    # Eleventy's default URL: the file's path under the input folder as written (its date too:
+    # /blog/2024-01-05-x/, and nested folders), a folder's index.md (or x/x.md) at its folder.
+    default = prefix + "{path}/"
     data_file = None
     if posts:
         for name in (f"{posts.name}.11tydata.js", f"{posts.name}.11tydata.json", f"{posts.name}.json"):
