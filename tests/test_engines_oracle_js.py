@@ -264,12 +264,14 @@ def _eleventy_post(draw, st, i: int) -> tuple[str, str]:
     path = f"{folder}/{prefix}{name}.md"
     if draw(st.integers(0, 4)) == 0:  # a folder's own index.md
         path = f"{folder}/{prefix}{name}/index.md"
-    if draw(st.integers(0, 3)) == 0:
+    held = draw(st.sampled_from(["draft: true", "eleventyExcludeFromCollections: true", "permalink: false"]))
+    held = held if draw(st.integers(0, 6)) == 0 else ""
+    if draw(st.integers(0, 3)) == 0 and not held.startswith("permalink"):
         lines.append("permalink: " + json.dumps(draw(st.sampled_from([
             "/x/{{ page.fileSlug }}/", "/t/{{ title | slugify }}/", "{{ page.filePathStem }}/",
             f"/fixed/p{i}/", f"/f/p{i}/index.html", "/x/{{ page.fileSlug }}/index.html"]))))
-    if draw(st.integers(0, 6)) == 0:
-        lines.append(draw(st.sampled_from(["draft: true", "eleventyExcludeFromCollections: true", "permalink: false"])))
+    if held:
+        lines.append(held)
     if draw(st.integers(0, 3)) == 0:
         tags = draw(st.lists(st.sampled_from(["Travel", "web dev", "Ünï", "a_b"]), min_size=1, max_size=2, unique=True))
         lines.append(f"tags: {json.dumps(tags if len(tags) > 1 else tags[0], ensure_ascii=False)}")
