@@ -189,12 +189,13 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
         meta = engine.data(meta, path, src, config)
     if not engine.is_post(meta, src, path) or (fmt == "html" and not meta):
         raise NotAPost()  # (Hugo copies an .html file without front matter as it is: no page)
-    if not meta and text.startswith(("---", "+++")):
+    untitled = engine.untitled(src, path)
+    if not meta and text.startswith(("---", "+++")) and not untitled:
         raise Skip("front matter is empty or not a mapping of keys")
-    if not meta:
+    if not meta and not untitled:
         raise Skip("no front matter (expected a '---' block with at least 'title' and 'pubDate')")
 
-    title = read_text(meta.get("title"), "title")
+    title = read_text(meta.get("title"), "title") or untitled
     if not title:
         raise Skip("front matter has no 'title'")
     title = re.sub(r"\s+", " ", title)

@@ -244,6 +244,21 @@ class Jekyll(Engine):
         template (no jekyll-feed) shows the title as written."""
         return smartify(title) if uses_jekyll_feed(config) else title
 
+    def untitled(self, src: Source, path: Path) -> str:
+        """PostReader takes every YYYY-MM-DD-name file in _posts, front matter or not, and
+        Document#populate_title titles one without `title` Utils.titleize_slug(name): the
+        name after the date (trailing dots dropped), each '-'-separated word capitalized
+        (`2017-07-08-predict-RNN-part-1.md` is "Predict Rnn Part 1"). A draft's name is
+        its whole file name."""
+        m = _JEKYLL_POST_NAME.match(path.name)
+        if m:
+            name = m.group(4)
+        elif "_drafts" in path.parent.parts:
+            name = path.name.rsplit(".", 1)[0]
+        else:
+            return ""
+        return " ".join(word.capitalize() for word in name.rstrip(".").split("-")).strip()
+
     def fingerprint(self, config: Config) -> str:
         return "jekyll-feed" if uses_jekyll_feed(config) else ""
 

@@ -220,6 +220,11 @@ class Engine:
         """The title as the engine's feed shows it: as written, by default."""
         return title
 
+    def untitled(self, src: Source, path: Path) -> str:
+        """The title the engine gives a post whose file has no `title` (or no front matter at
+        all, which then is a post too); "": none, such a file is skipped and named."""
+        return ""
+
     def tags(self, meta: dict, src: Source) -> tuple[str, ...]:
         return read_tags(meta.get("tags"), "tags", self.tag_separator)
 
