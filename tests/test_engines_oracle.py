@@ -541,6 +541,43 @@ def test_hugo_contentbasename_is_the_file_name_whatever_the_slug(tmp_path):
     assert ours["content/posts/bundled-post/index.md"][0] == "/2017/10/bundled-post/"
 
 
+@pytest.mark.parametrize("settings", [{"ugly": True, "keep_case": False}, {"ugly": False, "keep_case": True},
+                                      {"ugly": True, "keep_case": True}])
+def test_hugo_ugly_urls_and_case_as_the_site_sets_them_with_the_config_init_writes(tmp_path, settings):
+    """`[uglyURLs] posts = true` publishes /2017/10/04/hello.html (init wrote .../{slug}/:
+    letsencrypt.org's 121 posts), and `disablePathToLower = true` keeps the URL's case
+    (/2017/10/04/Hello/: restic.net's posts with capitals were lowercased). publisher, configured
+    by what `publisher init` finds in the site, publishes every post at Hugo's URL."""
+    from publisher.init import detect
+
+    engine_command("hugo")
+    root = tmp_path / "hugo"
+    shutil.copytree(ORACLE / "hugo", root)
+    config = root / "hugo.toml"
+    text = config.read_text(encoding="utf-8")
+    if settings["keep_case"]:
+        text = "disablePathToLower = true\n" + text
+    if settings["ugly"]:
+        text += "\n[uglyURLs]\n  posts = true\n"
+    config.write_text(text, encoding="utf-8")
+    proc = subprocess.run([engine_command("hugo"), "--quiet", "--source", str(root), "--destination",
+                           str(root / "public")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    permalink = detect(root).value("content.permalink")
+    assert permalink == ("/{year}/{month}/{day}/{slug}.html" if settings["ugly"] else "/{year}/{month}/{day}/{slug}/")
+    base = "https://hugo.example.org"
+    result = load_posts(make_config(root, site={"url": base, "language": "en"},
+                                    content={"dir": "content", "dialect": "hugo", "permalink": permalink},
+                                    newsletter={"timezone": "UTC"}, state={"database": "state.db"}), NOW)
+    ours = {p.source: (p.url.removeprefix(base), p.title, p.published.isoformat(timespec="minutes"))
+            for p in result.posts}
+    theirs = _engine_posts("hugo", root)
+    assert result.problems == [] and len(theirs) >= 15
+    assert differences(theirs, ours) == []
+    hello = "/2017/10/04/" + ("Hello" if settings["keep_case"] else "hello") + (".html" if settings["ugly"] else "/")
+    assert ours["content/posts/hello.md"][0] == hello
+
+
 # --- Hexo (from npm: .ci/run installs it under .ci/engines/hexo) ---------------------------------
 
 HEXO_HOME = Path(os.environ.get("PUBLISHER_TEST_HEXO", Path(__file__).parent.parent / ".ci" / "engines" / "hexo"))

@@ -151,6 +151,11 @@ class Engine:
     date_from_file_name = True
     other_formats: tuple[str, ...] = ()  # post files besides Markdown (syntax.source_format)
 
+    def for_site(self, config: Config) -> Engine:
+        """These rules as the site's own engine config sets them (Hugo's disablePathToLower):
+        themselves, by default."""
+        return self
+
     def is_post(self, meta: dict, src: Source, path: Path) -> bool:
         """False: the file is a page of the site, not a post (no noise, no problem line)."""
         return True
