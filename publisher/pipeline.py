@@ -605,8 +605,8 @@ def _not_ready_to_publish(config: Config) -> list[str]:
     mail wrong: init's placeholder address, subscribers with no newsletter.from to mail them
     from, and a state database (addresses, tokens) committed to git."""
     problems = []
-    if config.site.url == PLACEHOLDER_URL:
-        problems.append(f"{config.path}: site.url: still init's placeholder {PLACEHOLDER_URL!r}: "
+    if config.site.url == PLACEHOLDER_URL or config.site.url.startswith(PLACEHOLDER_URL + "/"):  # (+ baseurl)
+        problems.append(f"{config.path}: site.url: still init's placeholder {config.site.url!r}: "
                         f"set your blog's address (every link in the feeds and mail starts with it)")
     path = cache.sqlite_path(config)
     exists = path is not None and Path(path).exists()

@@ -309,6 +309,18 @@ def test_jekyll_title_is_smartified_as_jekyll_feed_shows_it(jekyll_fixture, jeky
         assert ours[1] == "Jekyll’s “smart” titles… – or ‘quotes’ — in the ’90s (“x”) «a» Q&A"
 
 
+@pytest.mark.parametrize("variant", [0, 1])
+@pytest.mark.parametrize("source, title", [("_posts/2019-03-01-moved-to-RNN-elsewhere.md", "Moved To Rnn Elsewhere"),
+                                           ("_posts/2019-03-02-no-title_here.md", "No Title_here")])
+def test_jekyll_post_without_a_title_is_titled_by_its_file_name(jekyll_fixture, variant, source, title):
+    """Jekyll's PostReader takes every YYYY-MM-DD-name file in _posts, front matter or not,
+    and Document#populate_title titles one without `title` Utils.titleize_slug(name): each
+    '-'-separated word capitalized (lilianweng/lil-log's 37 posts are such files; publisher
+    skipped them all: "no front matter")."""
+    theirs, ours = _post(jekyll_fixture, variant, source)
+    assert theirs == ours and ours[1] == title
+
+
 def test_jekyll_url_has_a_slash_for_two_dots(jekyll_fixture):
     """URL#sanitize_url: `2017-03-12-two..dots.md` is /2017/03/12/two/dots.html."""
     theirs, ours = _post(jekyll_fixture, 0, "_posts/2017-03-12-two..dots.md")
@@ -527,6 +539,43 @@ def test_hugo_contentbasename_is_the_file_name_whatever_the_slug(tmp_path):
     assert differences(theirs, ours) == []
     assert ours["content/posts/own-slug.md"][0] == "/2017/10/own-slug/"
     assert ours["content/posts/bundled-post/index.md"][0] == "/2017/10/bundled-post/"
+
+
+@pytest.mark.parametrize("settings", [{"ugly": True, "keep_case": False}, {"ugly": False, "keep_case": True},
+                                      {"ugly": True, "keep_case": True}])
+def test_hugo_ugly_urls_and_case_as_the_site_sets_them_with_the_config_init_writes(tmp_path, settings):
+    """`[uglyURLs] posts = true` publishes /2017/10/04/hello.html (init wrote .../{slug}/:
+    letsencrypt.org's 121 posts), and `disablePathToLower = true` keeps the URL's case
+    (/2017/10/04/Hello/: restic.net's posts with capitals were lowercased). publisher, configured
+    by what `publisher init` finds in the site, publishes every post at Hugo's URL."""
+    from publisher.init import detect
+
+    engine_command("hugo")
+    root = tmp_path / "hugo"
+    shutil.copytree(ORACLE / "hugo", root)
+    config = root / "hugo.toml"
+    text = config.read_text(encoding="utf-8")
+    if settings["keep_case"]:
+        text = "disablePathToLower = true\n" + text
+    if settings["ugly"]:
+        text += "\n[uglyURLs]\n  posts = true\n"
+    config.write_text(text, encoding="utf-8")
+    proc = subprocess.run([engine_command("hugo"), "--quiet", "--source", str(root), "--destination",
+                           str(root / "public")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    permalink = detect(root).value("content.permalink")
+    assert permalink == ("/{year}/{month}/{day}/{slug}.html" if settings["ugly"] else "/{year}/{month}/{day}/{slug}/")
+    base = "https://hugo.example.org"
+    result = load_posts(make_config(root, site={"url": base, "language": "en"},
+                                    content={"dir": "content", "dialect": "hugo", "permalink": permalink},
+                                    newsletter={"timezone": "UTC"}, state={"database": "state.db"}), NOW)
+    ours = {p.source: (p.url.removeprefix(base), p.title, p.published.isoformat(timespec="minutes"))
+            for p in result.posts}
+    theirs = _engine_posts("hugo", root)
+    assert result.problems == [] and len(theirs) >= 15
+    assert differences(theirs, ours) == []
+    hello = "/2017/10/04/" + ("Hello" if settings["keep_case"] else "hello") + (".html" if settings["ugly"] else "/")
+    assert ours["content/posts/hello.md"][0] == hello
 
 
 # --- Hexo (from npm: .ci/run installs it under .ci/engines/hexo) ---------------------------------

@@ -204,6 +204,25 @@ def test_jekyll_defaults_without_url_or_permalink(tmp_path):
     assert "guessed: site.language = en (no language found)" in lines
 
 
+def test_jekyll_baseurl_without_url_stays_in_the_guessed_address(tmp_path):
+    """A GitHub Pages project blog often sets only `baseurl: /lil-log` (the host is GitHub's):
+    every post is under /lil-log/, so the placeholder address keeps it (init wrote the bare
+    placeholder, and every URL lost its /lil-log/: lilianweng/lil-log); with a CNAME too."""
+    (tmp_path / "_config.yml").write_text('title: Log\nbaseurl: "/lil-log"\n', encoding="utf-8")
+    (tmp_path / "_posts").mkdir()
+    lines = init(str(tmp_path)).stdout.splitlines()
+    assert ("guessed: site.url = https://your-blog.example/lil-log (_config.yml: baseurl; no url: "
+            "set your blog's address)") in lines
+    assert written(tmp_path)["site"]["url"] == "https://your-blog.example/lil-log"
+    checked = CliRunner().invoke(main, ["--config", str(tmp_path / "config.yaml"), "check"], catch_exceptions=False)
+    assert checked.exit_code == 1  # still init's placeholder, baseurl or not
+    assert "site.url: still init's placeholder 'https://your-blog.example/lil-log'" in checked.stderr
+    (tmp_path / "config.yaml").unlink()
+    (tmp_path / "CNAME").write_text("log.example.com\n")
+    lines = init(str(tmp_path)).stdout.splitlines()
+    assert "guessed: site.url = https://log.example.com/lil-log (CNAME: the GitHub Pages domain + baseurl)" in lines
+
+
 def test_eleventy_base_blog_layout(tmp_path):
     folder = blog(tmp_path, "eleventy")
     result = init(str(folder))

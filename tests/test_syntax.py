@@ -1041,6 +1041,11 @@ def test_kramdown_heading_ids_are_what_jekyll_publishes(tmp_path):
     assert [attrs for attrs, _text in headings(theirs)] == [
         ['id="install"'], ['id="install-the-tools"'], ['class="wide"', 'id="styled"'], ['id="setext"']]
     assert "{:" not in ours and "<p>A lead paragraph.</p>" in ours
+    # a span IAL broken over two lines (`[a][r]{:\ntarget="_blank"}`) is kramdown's too: ruby-lang.org's
+    # posts showed `{: target="_blank"}` as text
+    assert "{:" not in theirs and 'a line: <a href="https://docs.example.org/archive/"' in theirs
+    assert re.search(r'a line: <a href="https://docs.example.org/archive/"[^>]*>the archive</a> and '
+                     r'<a href="https://docs.example.org/archive/"><img [^>]*></a> a cover.', ours)
 
 
 def test_mdx_escaped_braces_are_text_not_an_expression():

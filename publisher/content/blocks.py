@@ -20,6 +20,9 @@ _SETEXT_UNDERLINE = re.compile(r"^ {0,3}(?:=+|-+)[ \t]*$")
 _ATX = re.compile(r"^ {0,3}#{1,6}(?:[ \t]|$)")
 _IAL_LINE = re.compile(r"^ {0,3}\{:[^{}\n]*\}[ \t]*$")  # kramdown's block IAL (or ALD) on its own
 _INLINE_IAL = re.compile(r"\{:[^{}\n]*\}")
+# A span IAL right after its element, running over line breaks (kramdown's SPAN_IAL takes any
+# character but '}'): `[a][r]{:\ntarget="_blank"}`.
+_BROKEN_INLINE_IAL = re.compile(r"(?<=\S)\{:[^{}\n]*(?:\n[^{}\n]*){1,3}\}")
 # What a heading's attributes become until add_heading_ids (markup.py) sets them on the <hN>:
 # characters of Unicode's private use area that every Markdown engine passes through.
 HEADING_MARK = re.compile("[ \t]*\ue002((?:[#.][\\w:-]+ ?)*)\ue003")
@@ -34,7 +37,10 @@ def heading_attributes(text: str, *, kramdown: bool, inline_ial: bool) -> str:
     """`## Title {#id .class}` (and a setext heading's) loses its braces and keeps the id and
     classes as a mark for add_heading_ids. kramdown: `{: #id}` on the line after a heading is
     that heading's; any other block IAL applies to a block a feed shows without it (a class),
-    so it goes; with `inline_ial`, so do span IALs (`[a](b){:target="_blank"}`)."""
+    so it goes; with `inline_ial`, so do span IALs (`[a](b){:target="_blank"}`), over a line
+    break too."""
+    if inline_ial and "{:" in text:
+        text = _BROKEN_INLINE_IAL.sub("", text)
     lines = text.split("\n")
     out: list[str] = []
     for i, line in enumerate(lines):

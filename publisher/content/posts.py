@@ -189,13 +189,15 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
         meta = engine.data(meta, path, src, config)
     if not engine.is_post(meta, src, path) or (fmt == "html" and not meta):
         raise NotAPost()  # (Hugo copies an .html file without front matter as it is: no page)
-    if not meta and text.startswith(("---", "+++")):
-        raise Skip("front matter is empty or not a mapping of keys")
-    if not meta and engine.front_matter_required:
-        raise Skip("no front matter (expected a '---' block with at least 'title' and 'pubDate')")
-    meta = meta or {}
+    if not meta:
+        untitled = engine.untitled(body, src, path)
+        if text.startswith(("---", "+++")) and not untitled:
+            raise Skip("front matter is empty or not a mapping of keys")
+        if engine.front_matter_required and not untitled:
+            raise Skip("no front matter (expected a '---' block with at least 'title' and 'pubDate')")
+        meta = {}
 
-    title = read_text(meta.get("title"), "title") or engine.untitled(body, src)
+    title = read_text(meta.get("title"), "title") or engine.untitled(body, src, path)
     if not title:
         raise Skip("front matter has no 'title'")
     title = re.sub(r"\s+", " ", title)

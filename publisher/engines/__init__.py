@@ -44,7 +44,8 @@ def rules_for(dialect: str) -> Engine:
 
 
 def engine_for(config: Config) -> Engine:
-    return rules_for(config.content.dialect)
+    """The rules of the engine config names, as the site's own engine config sets them."""
+    return rules_for(config.content.dialect).for_site(config)
 
 
 def _detectors() -> tuple[Callable[[Path], Detected | None], ...]:

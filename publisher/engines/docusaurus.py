@@ -160,7 +160,8 @@ class Docusaurus(Engine):
             return ("", "", "")
         return (m.group(3), m.group(4), m.group(5))
 
-    def untitled(self, body: str, src: Source) -> str:
+    def untitled(self, body: str, src: Source, path: Path) -> str:
+        """The body's first heading (after its imports), else the name's text after its date."""
         content = _IMPORTS.sub("", body.strip(), count=1).strip()
         m = _ATX_TITLE.match(content)
         if m:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from pathlib import Path
@@ -9,6 +10,7 @@ from urllib.parse import unquote_plus
 
 from ..config import Config
 from ..content.frontmatter import read_text as field_text
+from ..content.links import inside, site_folders
 from ..content.slugs import hugo_path, hugo_sanitize
 from ..content.text import slugify
 from .base import (
@@ -29,24 +31,43 @@ _HUGO_TOKENS = {"year": "{year}", "month": "{month}", "day": "{day}", "slug": "{
                 "slugorfilename": "{stem}", "slugorcontentbasename": "{stem}", "lang": "{lang}"}
 
 
-def hugo_permalink(pattern: str, section: str) -> tuple[str, list[str]]:
+def hugo_permalink(pattern: str, section: str, ugly: bool = False) -> tuple[str, list[str]]:
     """Hugo's tokens as publisher's placeholders. Hugo (uglyURLs false, its default) ends
-    every permalink with '/': `/posts/:slug` publishes /posts/x/."""
+    every permalink with '/': `/posts/:slug` publishes /posts/x/; with uglyURLs, a page is a
+    file: `/posts/:slug/` publishes /posts/x.html."""
     tokens = dict(_HUGO_TOKENS, section=section, sections=section)
     text, unknown = translate(pattern, tokens, r":([a-z_]+)")
-    last = text.rsplit("/", 1)[-1]
-    if text and not text.endswith("/") and "." not in last:
-        text += "/"
-    return text, unknown
+    return _page_path(text, ugly), unknown
+
+
+def _page_path(text: str, ugly: bool) -> str:
+    """A permalink as Hugo ends it: '/' (a folder's index.html), or '.html' with uglyURLs;
+    a last segment with an extension (`/feeds/:slug.xml`) as it is."""
+    if not text or "." in text.rstrip("/").rsplit("/", 1)[-1]:
+        return text
+    if ugly:
+        return text.rstrip("/") + ".html"
+    return text if text.endswith("/") else text + "/"
+
+
+def _ugly(data: dict, section: str) -> bool:
+    """uglyURLs: true for every section, or a table of sections (`[uglyURLs] post = true`)."""
+    value = data.get("uglyurls")
+    if isinstance(value, dict):
+        return lower_keys(value).get(section.lower()) is True
+    return value is True
 
 
 _HUGO_KEYS = {"baseurl", "languagecode", "defaultcontentlanguage", "theme", "permalinks",
               "contentdir", "taxonomies", "params", "menu", "menus", "languages", "paginate"}
 
 
+_CONFIG_NAMES = ("hugo.toml", "hugo.yaml", "hugo.yml", "hugo.json",
+                 "config.toml", "config.yaml", "config.yml", "config.json")
+
+
 def _hugo_config(folder: Path) -> tuple[dict, str] | None:
-    for name in ("hugo.toml", "hugo.yaml", "hugo.yml", "hugo.json",
-                 "config.toml", "config.yaml", "config.yml", "config.json"):
+    for name in _CONFIG_NAMES:
         path = folder / name
         if path.is_file():
             data = load_data(path)
@@ -130,14 +151,16 @@ def _hugo(folder: Path, data: dict, marker: str) -> Detected:
         section = ""
     permalinks = data.get("permalinks") if isinstance(data.get("permalinks"), dict) else {}
     page = permalinks.get("page") if isinstance(permalinks.get("page"), dict) else {}
-    default = f"/{section}/{{path}}/" if section else "/{path}/"  # the content path
+    ugly = _ugly(data, section)
+    default = _page_path(f"/{section}/{{path}}/" if section else "/{path}/", ugly)  # the content path
+    with_ugly = f", uglyURLs: {marker}" if ugly else ""
     pattern = page.get(section) or permalinks.get(section)
     if isinstance(pattern, str):
-        text, unknown = hugo_permalink(pattern, section)
+        text, unknown = hugo_permalink(pattern, section, ugly)
         label = where("permalinks", ("page." if pattern is page.get(section) else "") + section)
-        set_permalink(d, text, unknown, f"{label} = {pattern!r}", default)
+        set_permalink(d, text, unknown, f"{label} = {pattern!r}{with_ugly}", default)
     else:
-        d.guess("content.permalink", default, f"Hugo's default URL for the {section or 'content'} section")
+        d.guess("content.permalink", default, f"Hugo's default URL for the {section or 'content'} section{with_ugly}")
     if (posts and "{path}" not in d.value("content.permalink")
             and any(p.is_dir() and markdown_count(p) and not (p / "index.md").exists()
                     for p in posts.iterdir())):
@@ -175,11 +198,43 @@ def detect_late(folder: Path) -> Detected | None:
 
 # --- the engine's posts: what its files and front matter mean -------------------------
 
+def _config_stamp(folder: Path) -> tuple:
+    """(name, mtime, size) of the Hugo config files in `folder` (config/_default/ too): what a
+    change of the site's config changes."""
+    stamp = []
+    for path in [folder / name for name in _CONFIG_NAMES] + sorted((folder / "config" / "_default").glob("*")):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        stamp.append((path.name, st.st_mtime_ns, st.st_size))
+    return tuple(stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _site_settings(folder: str, _stamp: tuple) -> dict:
+    found = _hugo_config(Path(folder))
+    return found[0] if found else {}
+
+
+def site_settings(config: Config) -> dict:
+    """The Hugo site's own config (keys lowercased), at the folder of config.yaml or above
+    content.dir (content/posts); {} when there is none inside the site."""
+    folders = site_folders(config)
+    for folder in dict.fromkeys((Path(config.root), config.content_dir.parent, config.content_dir.parent.parent)):
+        stamp = _config_stamp(folder)
+        if stamp and inside(folder, folders) is not None:
+            return _site_settings(str(folder), stamp)
+    return {}
+
+
 class Hugo(Engine):
     """:slug is the front matter's slug, else the title; the default URL (content path) is
-    /{section}/{stem}/ with `slug` replacing the last segment; paths are lowercased."""
+    /{section}/{stem}/ with `slug` replacing the last segment; paths are lowercased unless
+    the site sets disablePathToLower."""
 
     name = "hugo"
+    lower = True  # URLize lowercases (PathSpec.MakePathSanitized), unless disablePathToLower
     # goldmark: `{#id}` after a heading (parser.attribute.title is on)
     syntax = Syntax(shortcodes=True, heading_ids=True, page_bundles=True)
     prefix_explicit_url = False
@@ -189,6 +244,18 @@ class Hugo(Engine):
     category_separator = ""
     date_from_file_name = False  # [frontmatter] :filename is not the default
     other_formats = (".html", ".htm")  # content files in HTML, published as they are
+
+    def for_site(self, config: Config) -> Engine:
+        """`disablePathToLower = true` in the site's config: every path keeps its case
+        (restic.net's /blog/2016-02-24/Documentation/)."""
+        return _CASE_KEPT if site_settings(config).get("disablepathtolower") is True else self
+
+    def fingerprint(self, config: Config) -> str:
+        return "" if self.for_site(config).lower else "disablePathToLower"
+
+    def urlize(self, text: str) -> str:
+        """Hugo's URLize: sanitized, lowercased unless the site keeps the case."""
+        return hugo_path(text) if self.lower else hugo_sanitize(text)
 
     def is_post(self, meta: dict, src: Source, path: Path) -> bool:
         """A headless bundle is no page; the other Markdown files of a leaf bundle (a folder
@@ -231,26 +298,26 @@ class Hugo(Engine):
 
     def slug(self, meta: dict, src: Source, title: str) -> str:
         explicit = field_text(meta.get("slug"), "slug")
-        return hugo_path(explicit or title) or slugify(title)
+        return self.urlize(explicit or title) or slugify(title)
 
     def stem(self, meta: dict, src: Source) -> str:
         explicit = field_text(meta.get("slug"), "slug")
-        return hugo_path(explicit or src.stem) or slugify(src.stem)
+        return self.urlize(explicit or src.stem) or slugify(src.stem)
 
     def basename(self, src: Source) -> str:
         """Hugo's :contentbasename (0.111's :filename, pageToPermalinkFilename): the file's
         name without language suffix, a bundle's folder name for index.md, urlized; `slug` is
         not read (that is :slugorcontentbasename)."""
-        return hugo_path(src.stem) or slugify(src.stem)
+        return self.urlize(src.stem) or slugify(src.stem)
 
     def folder_segment(self, folder: str) -> str:
-        return hugo_path(folder) or slugify(folder)
+        return self.urlize(folder) or slugify(folder)
 
     def title_slug(self, title: str) -> str:
-        return hugo_path(title) or slugify(title)
+        return self.urlize(title) or slugify(title)
 
     def categories_path(self, categories: tuple[str, ...]) -> str:
-        return "/".join(hugo_path(c) for c in categories)
+        return "/".join(self.urlize(c) for c in categories)
 
     def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
         value = meta.get("url")  # Hugo's `permalink` is not a front matter key
@@ -258,3 +325,5 @@ class Hugo(Engine):
 
 
 RULES = Hugo()
+_CASE_KEPT = Hugo()
+_CASE_KEPT.lower = False

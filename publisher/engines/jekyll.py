@@ -8,7 +8,7 @@ from datetime import date, datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
-from ..config import Config
+from ..config import PLACEHOLDER_URL, Config
 from ..content.frontmatter import read_tags
 from ..content.frontmatter import read_text as field_text
 from ..content.links import inside, site_folders
@@ -60,16 +60,22 @@ def _jekyll(folder: Path, marker: Path) -> Detected:
     else:
         _feed_template(d, folder)
     url = str(data.get("url") or "").rstrip("/")
+    # Every URL of the site is under baseurl (a GitHub Pages project site's /<repo>), with a
+    # url or without: without one, the address guessed keeps it.
+    baseurl = str(data.get("baseurl") or "").strip("/")
+    under = "/" + baseurl if baseurl else ""
     if url:
-        baseurl = str(data.get("baseurl") or "").strip("/")
         if data.get("enforce_ssl") and url.startswith("http://"):  # the site redirects to https
             url = "https://" + url.removeprefix("http://")
-        d.found("site.url", url + ("/" + baseurl if baseurl else ""),
+        d.found("site.url", url + under,
                 f"{name}: url" + (" + baseurl" if baseurl else "")
                 + (" (https: enforce_ssl)" if data.get("enforce_ssl") else ""))
     elif (folder / "CNAME").is_file() and read_text(folder / "CNAME").strip():
         domain = read_text(folder / "CNAME").split()[0].strip("/")
-        d.guess("site.url", "https://" + domain, "CNAME: the GitHub Pages domain")
+        d.guess("site.url", "https://" + domain + under,
+                "CNAME: the GitHub Pages domain" + (" + baseurl" if baseurl else ""))
+    elif baseurl:
+        d.guess("site.url", PLACEHOLDER_URL + under, f"{name}: baseurl; no url: set your blog's address")
     for key in ("lang", "locale", "language"):
         if data.get(key):
             d.found("site.language", str(data[key]).replace("_", "-"), f"{name}: {key}")
@@ -243,6 +249,21 @@ class Jekyll(Engine):
         dashes and ellipses, by kramdown's SmartyPants rules. A site with its own feed
         template (no jekyll-feed) shows the title as written."""
         return smartify(title) if uses_jekyll_feed(config) else title
+
+    def untitled(self, body: str, src: Source, path: Path) -> str:
+        """PostReader takes every YYYY-MM-DD-name file in _posts, front matter or not, and
+        Document#populate_title titles one without `title` Utils.titleize_slug(name): the
+        name after the date (trailing dots dropped), each '-'-separated word capitalized
+        (`2017-07-08-predict-RNN-part-1.md` is "Predict Rnn Part 1"). A draft's name is
+        its whole file name."""
+        m = _JEKYLL_POST_NAME.match(path.name)
+        if m:
+            name = m.group(4)
+        elif "_drafts" in path.parent.parts:
+            name = path.name.rsplit(".", 1)[0]
+        else:
+            return ""
+        return " ".join(word.capitalize() for word in name.rstrip(".").split("-")).strip()
 
     def fingerprint(self, config: Config) -> str:
         return "jekyll-feed" if uses_jekyll_feed(config) else ""

@@ -154,6 +154,11 @@ class Engine:
     date_from_file_name = True
     other_formats: tuple[str, ...] = ()  # post files besides Markdown (syntax.source_format)
 
+    def for_site(self, config: Config) -> Engine:
+        """These rules as the site's own engine config sets them (Hugo's disablePathToLower):
+        themselves, by default."""
+        return self
+
     def is_post(self, meta: dict, src: Source, path: Path) -> bool:
         """False: the file is a page of the site, not a post (no noise, no problem line)."""
         return True
@@ -233,14 +238,15 @@ class Engine:
     # Must a post have front matter? (Docusaurus publishes a Markdown file without any.)
     front_matter_required = True
 
-    def untitled(self, body: str, src: Source) -> str:
-        """The title of a post whose front matter gives none: none ("", the post is skipped),
-        unless the engine takes one from elsewhere."""
-        return ""
-
     def shown_title(self, title: str, config: Config) -> str:
         """The title as the engine's feed shows it: as written, by default."""
         return title
+
+    def untitled(self, body: str, src: Source, path: Path) -> str:
+        """The title the engine gives a post whose file has no `title` (or no front matter at
+        all, which then is a post too, as is an empty one); "": none, such a file is skipped
+        and named."""
+        return ""
 
     def tags(self, meta: dict, src: Source) -> tuple[str, ...]:
         return read_tags(meta.get("tags"), "tags", self.tag_separator)
