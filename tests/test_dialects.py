@@ -514,6 +514,33 @@ def test_zola_path_is_the_url_and_its_date_rules(site):
     assert posts["https://blog.test.example/blog/dashed/"].updated == datetime(2024, 6, 1, tzinfo=UTC)
 
 
+def test_zola_path_placeholder_leaves_the_file_names_date_out(site):
+    """{path} (what init writes for Zola) is the folders and then the page's slug, and Zola's
+    slug leaves out the file name's date prefix: content/2018-03-15-newsletter-1.md is
+    /newsletter-1/, a dated folder's index.md is the folder's name without its date; a
+    `slug` replaces the last part; a name whose date is no date (2018-08-2x) keeps it all."""
+    site.write_config(content={"dialect": "zola", "permalink": "/{path}/"})
+    _toml_post(site, "2018-03-15-newsletter-1.md", 'title = "Newsletter 1"')
+    _toml_post(site, "2019-03-20-newsletter-17.md", 'title = "Newsletter 17"\ndate = 2019-03-22')
+    _toml_post(site, "news/2024-01-02_launch/index.md", 'title = "Launch"')
+    _toml_post(site, "news/2024-02-03-named.md", 'title = "Named"\nslug = "own-name"')
+    _toml_post(site, "this-month/2020-08/index.md", 'title = "August"\ndate = 2020-09-09')
+    _toml_post(site, "2018-08-2x-psa.md", 'title = "PSA"\ndate = 2018-08-25')
+    result = load_posts(site.config(), NOW)
+    assert result.problems == []
+    posts = by_url(result.posts)
+    assert sorted(posts) == [
+        "https://blog.test.example/2018-08-2x-psa/",
+        "https://blog.test.example/news/launch/",
+        "https://blog.test.example/news/own-name/",
+        "https://blog.test.example/newsletter-1/",
+        "https://blog.test.example/newsletter-17/",
+        "https://blog.test.example/this-month/2020-08/",
+    ]
+    assert posts["https://blog.test.example/newsletter-17/"].published == datetime(2019, 3, 22, tzinfo=UTC)
+    assert posts["https://blog.test.example/news/launch/"].published == datetime(2024, 1, 2, tzinfo=UTC)
+
+
 # --- Eleventy --------------------------------------------------------------------------------
 
 def test_eleventy_dated_index_file_is_its_folders_post_at_the_folder_url(site):
