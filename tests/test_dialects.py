@@ -541,6 +541,36 @@ def test_zola_path_placeholder_leaves_the_file_names_date_out(site):
     assert posts["https://blog.test.example/news/launch/"].published == datetime(2024, 1, 2, tzinfo=UTC)
 
 
+# --- Docusaurus ----------------------------------------------------------------------------
+
+def test_docusaurus_urls_are_made_from_the_file_name(site):
+    """Docusaurus (plugin-content-blog's parseBlogFileName): the date folders of a post's URL
+    are the file name's date, whatever `date` says (that is only the post's date); the rest
+    is the file's name as written ('+' and '.' stay); a file name with no date has no date
+    folders; the front matter's `slug` replaces all of it, under the blog's route."""
+    site.write_config(content={"dialect": "docusaurus", "permalink": "/blog/{year}/{month}/{day}/{slug}"})
+    site.post("2021-02-22-7.13.0.md", "title: Seven thirteen\ndate: 2021-01-01 0:00:00")
+    site.post("2018-06-26-es2015+-packages.md", "title: Packages\ndate: 2018-06-26 12:00:00")
+    site.post("2017-08-16-gsoc.md", "title: Lessons\nslug: contributing-lessons\ndate: 2017-08-16 14:00:00")
+    site.post("2019-05-05-folder/index.md", "title: Folder")
+    site.post("undated-name.md", "title: Undated name\ndate: 2020-03-04")
+    site.post("2016-08-26-babili.md", "title: Babili\ndate: 2016-08-30 10:50:00")
+    result = load_posts(site.config(), NOW)
+    assert result.problems == []
+    posts = by_url(result.posts)
+    assert sorted(posts) == [
+        "https://blog.test.example/blog/2016/08/26/babili",
+        "https://blog.test.example/blog/2018/06/26/es2015+-packages",
+        "https://blog.test.example/blog/2019/05/05/folder",
+        "https://blog.test.example/blog/2021/02/22/7.13.0",
+        "https://blog.test.example/blog/contributing-lessons",
+        "https://blog.test.example/blog/undated-name",
+    ]
+    assert posts["https://blog.test.example/blog/2021/02/22/7.13.0"].published == datetime(2021, 1, 1, tzinfo=UTC)
+    assert posts["https://blog.test.example/blog/2016/08/26/babili"].published == datetime(2016, 8, 30, 10, 50, tzinfo=UTC)
+    assert posts["https://blog.test.example/blog/2019/05/05/folder"].published == datetime(2019, 5, 5, tzinfo=UTC)
+
+
 # --- Eleventy --------------------------------------------------------------------------------
 
 def test_eleventy_dated_index_file_is_its_folders_post_at_the_folder_url(site):

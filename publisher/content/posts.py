@@ -215,7 +215,7 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
     fields = Fields(slug=slug, stem=engine.stem(meta, src), title_slug=engine.title_slug(title),
                     section=src.section, categories=engine.categories_path(categories),
                     lang=lang if translation else "", path=engine.path(meta, src),
-                    basename=engine.basename(src))
+                    basename=engine.basename(src), url_date=engine.url_date_parts(src))
     url = _without_dot_segments(
         post_url(config, engine, fields, dated, engine.explicit_path(meta, src, fields)), config)
     _k, summary_value = first_key(meta, "description", "summary", "excerpt")

@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 
 from .base import Detected, first_file, js_object, js_string, js_top_level, read_text, rel, strip_js_comments
-from .rules import Engine, Syntax
+from ..content.frontmatter import read_text as field_text
+from .rules import Engine, Fields, Source, Syntax
 
 NAME = "docusaurus"
 LABEL = "Docusaurus"
@@ -98,14 +99,57 @@ ADMONITIONS = (("note", "Note", "note"), ("tip", "Tip", "tip"), ("info", "Info",
                ("important", "Info", "info"), ("success", "Tip", "tip"))
 
 
+# plugin-content-blog's blogUtils.ts DATE_FILENAME_REGEX, on the path under the blog folder:
+# a date anywhere in it (the folders before it come after the date folders in the URL).
+_DATE_FILENAME = re.compile(r"^(?P<folder>.*?)(?P<y>\d{4})[-/](?P<m>\d{1,2})[-/](?P<d>\d{1,2})[-/]?"
+                            r"(?P<text>.*?)(?:/index)?\.mdx?$")
+
+
 class Docusaurus(Engine):
-    """Docusaurus's blog: the contract's defaults; its .md files are MDX and its admonitions
-    and heading ids are resolved (syntax.py)."""
+    """Docusaurus's blog (plugin-content-blog's blogUtils.ts, parseBlogFileName and
+    processBlogSourceFile): a post's URL is routeBasePath and then its slug, the front
+    matter's `slug` if it has one, else the path under the blog folder: `2021-02-22-x.md` is
+    2021/02/22/x (the date folders are the file name's, as written, whatever `date` says),
+    `x.md` is x, the text kept as written (`es2015+`); the date is `date`, else the file
+    name's. Its .md files are MDX; its admonitions and heading ids are resolved (syntax.py)."""
 
     name = "docusaurus"
     # its admonitions plugin, heading ids, and .md compiled as MDX (siteConfig.markdown.format:
     # 'mdx', the default in Docusaurus 3)
     syntax = Syntax(admonitions=ADMONITIONS, heading_ids=True, md_is_mdx=True)
+
+    @staticmethod
+    def _relative(src: Source) -> str:
+        return "/".join(src.parts)
+
+    def url_date_parts(self, src: Source) -> tuple[str, str, str]:
+        m = _DATE_FILENAME.match(self._relative(src))
+        return (m.group("y"), m.group("m"), m.group("d")) if m else ("", "", "")
+
+    def slug(self, meta: dict, src: Source, title: str) -> str:
+        rel = self._relative(src)
+        m = _DATE_FILENAME.match(rel)
+        if m:
+            return m.group("folder") + m.group("text")
+        return re.sub(r"(?:/index)?\.(?:mdx?|markdown)$", "", rel)
+
+    def stem(self, meta: dict, src: Source) -> str:
+        return self.slug(meta, src, "")
+
+    def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
+        """The front matter's `slug` (Docusaurus has no `url` or `permalink` key): the URL is
+        the blog's route and that slug (finished_path puts the route in front)."""
+        value = field_text(meta.get("slug"), "slug")
+        return "/" + value.strip("/") if value.strip("/") else None
+
+    def finished_path(self, path: str, explicit: bool, template: str) -> str:
+        if not explicit:
+            return path
+        # A `slug` replaces what follows the blog's route: the permalink's part before its
+        # first placeholder (/blog/{year}/... is /blog), a trailing '/' kept as it has one.
+        route = template.split("{", 1)[0].rstrip("/") if "{" in template else ""
+        path = route + path
+        return path if not template.endswith("/") or path.endswith("/") else path + "/"
 
 
 RULES = Docusaurus()

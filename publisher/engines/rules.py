@@ -135,6 +135,9 @@ class Fields:
     lang: str  # "" for the site's language
     path: str = ""  # the folders under content.dir and the stem, '/'-joined (Hugo's content path)
     basename: str = ""  # {contentbasename}: the file's name whatever `slug` says
+    # {year}, {month}, {day} as the engine makes them from the file's path (Docusaurus: the
+    # file name's date as written, none without one), instead of the published date's
+    url_date: tuple[str, str, str] | None = None
 
 
 class Engine:
@@ -189,6 +192,11 @@ class Engine:
         """The date whose year, month and day {year}, {month} and {day} are: in
         newsletter.timezone (the README's rule), unless the engine says otherwise."""
         return published.astimezone(config.tz)
+
+    def url_date_parts(self, src: Source) -> tuple[str, str, str] | None:
+        """The URL's {year}, {month} and {day} when the engine takes them from the file's path
+        and not from the post's date (Fields.url_date); None: the post's date's (url_date)."""
+        return None
 
     def slug(self, meta: dict, src: Source, title: str) -> str:
         explicit = read_text(meta.get("slug"), "slug")
