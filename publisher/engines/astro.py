@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
+from typing import Any
 
 from ..content.frontmatter import read_text as field_text
 from ..content.slugs import github_slug
@@ -12,7 +14,7 @@ from .base import (
     POST_FOLDERS, Detected, first_file, js_object, js_string, js_top_level, posts_folder, read_text, rel,
     strip_js_comments,
 )
-from .rules import Engine, Source
+from .rules import MARKDOWN_PLUGINS, Engine, Source, Syntax
 
 NAME = "astro"
 LABEL = "Astro"
@@ -240,11 +242,22 @@ class Astro(Engine):
     front matter's `slug`; the starter publishes /blog/<id>/. No date from the file name."""
 
     name = "astro"
+    # Astro's Markdown has no directives; a site's astro.config may add some (site_variables)
+    syntax = Syntax(markdown_plugins=True)
     # The blog starter's pubDate/updatedDate; AstroPaper's (a very common theme's)
     # pubDatetime/modDatetime; then the contract's other aliases.
     date_keys = ("pubDate", "pubDatetime", *Engine.date_keys[1:-1])
     updated_keys = ("updatedDate", "modDatetime", *Engine.updated_keys[1:-1])
     date_from_file_name = False
+
+    def site_variables(self, root: str, files: Any) -> dict[str, Any]:
+        """The Markdown plugins astro.config's markdown options add (content/syntax.py renders
+        what they would): remark-directive (Fuwari and other themes: `:::note` asides, their
+        [label] the title; a leaf `::name{...}` a theme component; `:name[text]` its text), and
+        a plugin turning GitHub's `> [!NOTE]` alerts into admonitions."""
+        marker = next((os.path.join(root, m) for m in MARKERS if os.path.isfile(os.path.join(root, m))), None)
+        text = files.load(marker, str) if marker else None
+        return {MARKDOWN_PLUGINS: remark_plugins(strip_js_comments(text))} if isinstance(text, str) else {}
 
     def slug(self, meta: dict, src: Source, title: str) -> str:
         explicit = field_text(meta.get("slug"), "slug")
@@ -260,6 +273,24 @@ class Astro(Engine):
 
     def path(self, meta: dict, src: Source) -> str:
         return self.slug(meta, src, "")  # the id is the path under the collection already
+
+
+# The admonitions a remark-directive site's components render: GitHub's alert types (what
+# remark-github-admonitions-to-directives makes) and the other usual ones, titled by type.
+_DIRECTIVE_TYPES = tuple((t, t.capitalize(), t) for t in
+                         ("note", "tip", "important", "warning", "caution", "danger", "info"))
+_GITHUB_ALERTS = re.compile(r"github[\w-]*(?:alert|admonition|blockquote|callout)"
+                            r"|(?:alert|admonition|callout)s?[\w-]*github", re.I)
+
+
+def remark_plugins(config: str) -> dict[str, Any]:
+    """What an astro.config's Markdown plugins add, as Syntax.markdown_plugins describes."""
+    found: dict[str, Any] = {}
+    if re.search(r"""(?:from\s+|require\s*\(\s*)["']remark-directive["']""", config):
+        found.update(admonitions=_DIRECTIVE_TYPES, text_directives=True, leaf_directives=True)
+    if _GITHUB_ALERTS.search(config):
+        found["github_alerts"] = True
+    return found
 
 
 RULES = Astro()
