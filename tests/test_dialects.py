@@ -571,6 +571,24 @@ def test_docusaurus_urls_are_made_from_the_file_name(site):
     assert posts["https://blog.test.example/blog/2019/05/05/folder"].published == datetime(2019, 5, 5, tzinfo=UTC)
 
 
+@pytest.mark.parametrize("dialect", ["docusaurus", "astro", "eleventy"])
+def test_js_yaml_engines_roll_an_impossible_date_over(site, dialect):
+    """Docusaurus, Astro and Eleventy read front matter with js-yaml, whose timestamps are
+    JavaScript's Date.UTC: `2017-02-29 11:00:00` is 2017-03-01 11:00, published so; an engine
+    reading YAML otherwise (Hugo) has no such date: the post is skipped, named."""
+    site.write_config(content={"dialect": dialect, "permalink": "/blog/{slug}/"})
+    site.post("2017-03-01-upgrade.md", "title: Upgrade\ndate: 2017-02-29 11:00:00")
+    site.post("leap.md", "title: Leap\ndate: 2023-02-29")
+    result = load_posts(site.config(), NOW)
+    assert result.problems == []
+    published = {p.title: p.published for p in result.posts}
+    assert published == {"Upgrade": datetime(2017, 3, 1, 11, 0, tzinfo=UTC), "Leap": datetime(2023, 3, 1, tzinfo=UTC)}
+    site.write_config(content={"dialect": "hugo", "permalink": "/blog/{slug}/"})
+    assert load_posts(site.config(), NOW).problems == [
+        "content/2017-03-01-upgrade.md: skipped: front matter is not valid YAML: day is out of range for month",
+        "content/leap.md: skipped: front matter is not valid YAML: day is out of range for month"]
+
+
 # --- Eleventy --------------------------------------------------------------------------------
 
 def test_eleventy_dated_index_file_is_its_folders_post_at_the_folder_url(site):

@@ -243,7 +243,7 @@ class Astro(Engine):
 
     name = "astro"
     # Astro's Markdown has no directives; a site's astro.config may add some (site_variables)
-    syntax = Syntax(markdown_plugins=True)
+    syntax = Syntax(markdown_plugins=True, js_yaml=True)  # (its front matter: js-yaml)
     # The blog starter's pubDate/updatedDate; AstroPaper's (a very common theme's)
     # pubDatetime/modDatetime; then the contract's other aliases.
     date_keys = ("pubDate", "pubDatetime", *Engine.date_keys[1:-1])

@@ -116,7 +116,8 @@ class Docusaurus(Engine):
     name = "docusaurus"
     # its admonitions plugin, heading ids, and .md compiled as MDX (siteConfig.markdown.format:
     # 'mdx', the default in Docusaurus 3)
-    syntax = Syntax(admonitions=ADMONITIONS, admonition_title_after_name=True, heading_ids=True, md_is_mdx=True)
+    syntax = Syntax(admonitions=ADMONITIONS, admonition_title_after_name=True, heading_ids=True, md_is_mdx=True,
+                    js_yaml=True)  # gray-matter's js-yaml
 
     @staticmethod
     def _relative(src: Source) -> str:

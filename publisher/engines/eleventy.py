@@ -142,7 +142,7 @@ class Eleventy(Engine):
 
     name = "eleventy"
     # markdown-it prints `{#id}` as written; a site's config may add markdown-it-container
-    syntax = Syntax(liquid=True, markdown_plugins=True)
+    syntax = Syntax(liquid=True, markdown_plugins=True, js_yaml=True)  # gray-matter's js-yaml
 
     def data(self, meta: dict, path: Path, src: Source, config: Config) -> dict:
         """Directory data files (`blog/blog.json`, `blog/blog.11tydata.json`, from the top

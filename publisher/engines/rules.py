@@ -135,6 +135,9 @@ class Syntax:
     page_bundles: bool = False  # an index.md's folder holds its images (published beside it)
     internal_links: bool = False  # `@/blog/x.md`: a link from the content folder
     key_value_header: bool = False  # a `Key: value` header instead of --- front matter
+    # YAML front matter read by js-yaml (gray-matter): an impossible date rolls over as
+    # JavaScript's Date.UTC does (2017-02-29 is March 1st) where PyYAML refuses it
+    js_yaml: bool = False
 
 
 @dataclass(frozen=True)
