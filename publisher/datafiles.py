@@ -90,10 +90,11 @@ def check_nodes(root: yaml.Node) -> None:
 _OPEN = (-1, -1)  # a collection whose children are being measured: on the current path
 
 
-def load_yaml(text: str) -> Any:
+def load_yaml(text: str, loader_class: Any = None) -> Any:
     """`text` as yaml.safe_load reads it, unless check_nodes refuses it. Raises
-    yaml.YAMLError (syntax), DataError (limits) or ValueError (e.g. a date 2024-13-45)."""
-    loader = _LOADER(text)
+    yaml.YAMLError (syntax), DataError (limits) or ValueError (e.g. a date 2024-13-45).
+    `loader_class`: a subclass of the loader with other constructors (frontmatter.py's)."""
+    loader = (loader_class or _LOADER)(text)
     try:
         node = loader.get_single_node()
         if node is None:

@@ -514,6 +514,81 @@ def test_zola_path_is_the_url_and_its_date_rules(site):
     assert posts["https://blog.test.example/blog/dashed/"].updated == datetime(2024, 6, 1, tzinfo=UTC)
 
 
+def test_zola_path_placeholder_leaves_the_file_names_date_out(site):
+    """{path} (what init writes for Zola) is the folders and then the page's slug, and Zola's
+    slug leaves out the file name's date prefix: content/2018-03-15-newsletter-1.md is
+    /newsletter-1/, a dated folder's index.md is the folder's name without its date; a
+    `slug` replaces the last part; a name whose date is no date (2018-08-2x) keeps it all."""
+    site.write_config(content={"dialect": "zola", "permalink": "/{path}/"})
+    _toml_post(site, "2018-03-15-newsletter-1.md", 'title = "Newsletter 1"')
+    _toml_post(site, "2019-03-20-newsletter-17.md", 'title = "Newsletter 17"\ndate = 2019-03-22')
+    _toml_post(site, "news/2024-01-02_launch/index.md", 'title = "Launch"')
+    _toml_post(site, "news/2024-02-03-named.md", 'title = "Named"\nslug = "own-name"')
+    _toml_post(site, "this-month/2020-08/index.md", 'title = "August"\ndate = 2020-09-09')
+    _toml_post(site, "2018-08-2x-psa.md", 'title = "PSA"\ndate = 2018-08-25')
+    result = load_posts(site.config(), NOW)
+    assert result.problems == []
+    posts = by_url(result.posts)
+    assert sorted(posts) == [
+        "https://blog.test.example/2018-08-2x-psa/",
+        "https://blog.test.example/news/launch/",
+        "https://blog.test.example/news/own-name/",
+        "https://blog.test.example/newsletter-1/",
+        "https://blog.test.example/newsletter-17/",
+        "https://blog.test.example/this-month/2020-08/",
+    ]
+    assert posts["https://blog.test.example/newsletter-17/"].published == datetime(2019, 3, 22, tzinfo=UTC)
+    assert posts["https://blog.test.example/news/launch/"].published == datetime(2024, 1, 2, tzinfo=UTC)
+
+
+# --- Docusaurus ----------------------------------------------------------------------------
+
+def test_docusaurus_urls_are_made_from_the_file_name(site):
+    """Docusaurus (plugin-content-blog's parseBlogFileName): the date folders of a post's URL
+    are the file name's date, whatever `date` says (that is only the post's date); the rest
+    is the file's name as written ('+' and '.' stay); a file name with no date has no date
+    folders; the front matter's `slug` replaces all of it, under the blog's route."""
+    site.write_config(content={"dialect": "docusaurus", "permalink": "/blog/{year}/{month}/{day}/{slug}"})
+    site.post("2021-02-22-7.13.0.md", "title: Seven thirteen\ndate: 2021-01-01 0:00:00")
+    site.post("2018-06-26-es2015+-packages.md", "title: Packages\ndate: 2018-06-26 12:00:00")
+    site.post("2017-08-16-gsoc.md", "title: Lessons\nslug: contributing-lessons\ndate: 2017-08-16 14:00:00")
+    site.post("2019-05-05-folder/index.md", "title: Folder")
+    site.post("undated-name.md", "title: Undated name\ndate: 2020-03-04")
+    site.post("2016-08-26-babili.md", "title: Babili\ndate: 2016-08-30 10:50:00")
+    result = load_posts(site.config(), NOW)
+    assert result.problems == []
+    posts = by_url(result.posts)
+    assert sorted(posts) == [
+        "https://blog.test.example/blog/2016/08/26/babili",
+        "https://blog.test.example/blog/2018/06/26/es2015+-packages",
+        "https://blog.test.example/blog/2019/05/05/folder",
+        "https://blog.test.example/blog/2021/02/22/7.13.0",
+        "https://blog.test.example/blog/contributing-lessons",
+        "https://blog.test.example/blog/undated-name",
+    ]
+    assert posts["https://blog.test.example/blog/2021/02/22/7.13.0"].published == datetime(2021, 1, 1, tzinfo=UTC)
+    assert posts["https://blog.test.example/blog/2016/08/26/babili"].published == datetime(2016, 8, 30, 10, 50, tzinfo=UTC)
+    assert posts["https://blog.test.example/blog/2019/05/05/folder"].published == datetime(2019, 5, 5, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("dialect", ["docusaurus", "astro", "eleventy"])
+def test_js_yaml_engines_roll_an_impossible_date_over(site, dialect):
+    """Docusaurus, Astro and Eleventy read front matter with js-yaml, whose timestamps are
+    JavaScript's Date.UTC: `2017-02-29 11:00:00` is 2017-03-01 11:00, published so; an engine
+    reading YAML otherwise (Hugo) has no such date: the post is skipped, named."""
+    site.write_config(content={"dialect": dialect, "permalink": "/blog/{slug}/"})
+    site.post("2017-03-01-upgrade.md", "title: Upgrade\ndate: 2017-02-29 11:00:00")
+    site.post("leap.md", "title: Leap\ndate: 2023-02-29")
+    result = load_posts(site.config(), NOW)
+    assert result.problems == []
+    published = {p.title: p.published for p in result.posts}
+    assert published == {"Upgrade": datetime(2017, 3, 1, 11, 0, tzinfo=UTC), "Leap": datetime(2023, 3, 1, tzinfo=UTC)}
+    site.write_config(content={"dialect": "hugo", "permalink": "/blog/{slug}/"})
+    assert load_posts(site.config(), NOW).problems == [
+        "content/2017-03-01-upgrade.md: skipped: front matter is not valid YAML: day is out of range for month",
+        "content/leap.md: skipped: front matter is not valid YAML: day is out of range for month"]
+
+
 # --- Eleventy --------------------------------------------------------------------------------
 
 def test_eleventy_dated_index_file_is_its_folders_post_at_the_folder_url(site):

@@ -430,6 +430,67 @@ def test_astro_site_deployed_under_a_base_path(tmp_path):
                                                                  "astro.config.mjs: site + base")
 
 
+def test_astro_base_is_only_the_configs_own(tmp_path):
+    """A `base:` inside an integration's options (a sidebar link, a changelog plugin's
+    route) is not Astro's: only defineConfig's own `base` puts the site in a sub-folder."""
+    folder = blog(tmp_path, "astro")
+    config = folder / "astro.config.mjs"
+    config.write_text(config.read_text().replace(
+        "integrations: [mdx(), sitemap()],",
+        "integrations: [mdx(), sitemap(), docs({ sidebar: [{ type: 'all', base: 'internals/changelog' }] })],"))
+    d = detect(folder)
+    assert (d.value("site.url"), d.facts["site.url"].source) == ("https://example.com", "astro.config.mjs: site")
+    config.write_text(config.read_text().replace("site: 'https://example.com',",
+                                                 "site: 'https://example.com',\n\tbase: '/notes',"))
+    assert detect(folder).value("site.url") == "https://example.com/notes"
+
+
+def test_astro_post_route_is_the_one_that_renders_the_collection(tmp_path):
+    """AstroPaper-style sites also have src/pages/[slug].astro redirecting old addresses
+    (no getCollection, a meta refresh): the post's URL is the route that renders the
+    collection's entries, src/pages/posts/[...slug]/index.astro."""
+    folder = blog(tmp_path, "astro")
+    pages = folder / "src" / "pages"
+    shutil.rmtree(pages / "blog")
+    (pages / "[slug].astro").write_text(
+        "---\nconst posts = Object.values(import.meta.glob('../data/blog/*.md', { eager: true }));\n"
+        "export function getStaticPaths() { return []; }\nconst { canonicalSlug } = Astro.props;\n---\n"
+        '<meta http-equiv="refresh" content={`0; url=/posts/${canonicalSlug}`} />\n', encoding="utf-8")
+    route = pages / "posts" / "[...slug]" / "index.astro"
+    route.parent.mkdir(parents=True)
+    route.write_text('---\nimport { getCollection } from "astro:content";\n'
+                     'export async function getStaticPaths() {\n'
+                     '  const posts = await getCollection("blog", ({ data }) => !data.draft);\n'
+                     '  return posts.map(post => ({ params: { slug: post.id }, props: { post } }));\n}\n---\n',
+                     encoding="utf-8")
+    d = detect(folder)
+    assert (d.value("content.permalink"), d.facts["content.permalink"].source) == (
+        "/posts/{slug}/", "src/pages/posts/[...slug]/index.astro")
+
+
+def test_astro_collection_without_a_loader_is_its_src_content_folder(tmp_path):
+    """A collection defined without a loader is Astro 5's legacy collection, the folder
+    src/content/<name>; the posts are the collection the post route renders
+    (getCollection("blog")), not another collection that happens to have a glob base."""
+    folder = blog(tmp_path, "astro")
+    (folder / "src" / "content" / "projects-extra").mkdir()
+    (folder / "src" / "content" / "projects-extra" / "maze.md").write_text("---\nslug: maze\n---\nx\n")
+    (folder / "src" / "content.config.ts").write_text(
+        'import { defineCollection, z } from "astro:content";\nimport { glob } from "astro/loaders";\n\n'
+        "const blog = defineCollection({\n  schema: z.object({ title: z.string() }),\n});\n\n"
+        "const projectsExtra = defineCollection({\n"
+        '  loader: glob({ base: "./src/content/projects-extra", pattern: "**/*.{md,mdx}" }),\n});\n\n'
+        "export const collections = { blog, projectsExtra };\n", encoding="utf-8")
+    route = folder / "src" / "pages" / "blog" / "[...slug].astro"
+    route.write_text('---\nimport { getCollection } from "astro:content";\n'
+                     'export async function getStaticPaths() {\n  const posts = await getCollection("blog");\n'
+                     "  return posts.map((post) => ({ params: { slug: post.id }, props: post }));\n}\n---\n",
+                     encoding="utf-8")
+    d = detect(folder)
+    assert (d.value("content.dir"), d.facts["content.dir"].source) == (
+        "src/content/blog", "src/content.config.ts: collection blog (no loader: src/content/blog)")
+
+
 def test_jekyll_without_config_file_github_pages_defaults_and_cname(tmp_path):
     """A GitHub Pages blog may have no _config.yml: dated files in _posts/ say Jekyll, CNAME the host."""
     (tmp_path / "_posts").mkdir()

@@ -1170,3 +1170,134 @@ def test_hexo_tag_plugins_asset_images_code_blocks_and_a_themes_note(tmp_path):
     assert "Mind the <strong>gap</strong>." in text and "note" not in text
     assert "<code>{% asset_img in-code.png %}</code>" in text
     assert "source/_posts/2014-07-13-released.md: unresolved engine syntax: {% note warn %}" in proc.stderr
+
+
+# --- directives a site's own Markdown plugins add (read from the engine's config) ----------------
+
+def test_starlight_text_after_an_asides_label_is_no_aside():
+    """remark-directive opens a container only on a line of its own (`:::name[label]{attrs}`,
+    nothing after): `:::caution[Heads up] If you...` is a paragraph, shown as written, as
+    Starlight shows it (nothing of it lost)."""
+    html_text, unresolved = rendered("""\
+        :::caution[Heads up] If you used the beta,
+        the setting is gone. :::
+
+        After.
+        """, ctx(dialect="starlight"))
+    assert html_text == ("<p>:::caution[Heads up] If you used the beta,\nthe setting is gone. :::</p>\n"
+                         "<p>After.</p>\n")
+    assert unresolved == []
+
+
+ASTRO_DIRECTIVES = {
+    "astro.config.mjs": """\
+        import { defineConfig } from "astro/config";
+        import remarkDirective from "remark-directive";
+        import remarkGithubAdmonitionsToDirectives from "remark-github-admonitions-to-directives";
+        export default defineConfig({
+          site: "https://astro.example.org",
+          markdown: { remarkPlugins: [remarkGithubAdmonitionsToDirectives, remarkDirective] },
+        });
+        """,
+    "src/content/posts/asides.md": """\
+        ---
+        title: Asides
+        published: 2024-05-01
+        ---
+        :::note
+        Skim this.
+        :::
+
+        :::tip[Own title]
+        A tip.
+        :::
+
+        > [!WARNING]
+        > Mind the gap.
+
+        ::github{repo="someone/something"}
+
+        After.
+        """,
+}
+
+
+def test_astro_site_with_remark_directive_resolves_its_directives(tmp_path):
+    """An Astro site whose astro.config lists remark-directive (Fuwari and other themes) has
+    its container directives rendered by its own components: asides here, their label as
+    the title; GitHub's `> [!WARNING]` becomes one too where the config turns them into
+    directives; a leaf directive (`::github{...}`, a theme's card) is dropped and named."""
+    root = tmp_path / "astro"
+    write(root, {**ASTRO_DIRECTIVES,
+                 "config.yaml": config_yaml("https://astro.example.org", "src/content/posts", "/posts/{slug}/", "astro")})
+    proc, items = build(root)
+    assert proc.stderr == 'src/content/posts/asides.md: unresolved engine syntax: ::github{repo="someone/something"}\n'
+    assert_no_directive_leaks(root)
+    body = items["https://astro.example.org/posts/asides/"]
+    assert re.findall(r'aria-label="([^"]+)"', body) == ["Note", "Own title", "Warning"]
+    assert "<p>Mind the gap.</p>" in body and "[!WARNING]" not in body
+    assert "::github" not in body and "<p>After.</p>" in body
+
+
+def test_astro_site_without_remark_directive_shows_the_colons(tmp_path):
+    root = tmp_path / "astro"
+    files = dict(ASTRO_DIRECTIVES)
+    files["astro.config.mjs"] = 'import { defineConfig } from "astro/config";\nexport default defineConfig({});\n'
+    write(root, {**files,
+                 "config.yaml": config_yaml("https://astro.example.org", "src/content/posts", "/posts/{slug}/", "astro")})
+    proc, items = build(root)
+    assert proc.stderr == ""
+    body = items["https://astro.example.org/posts/asides/"]
+    assert "<p>:::note\nSkim this.\n:::</p>" in body and "[!WARNING]" in body
+
+
+def test_eleventy_markdown_it_container_blocks(tmp_path):
+    """An Eleventy site that adds markdown-it-container to its markdown-it (`md.use(
+    markdownItContainer, 'note')`) gets `<div class="note">` around the block, as that
+    plugin renders it; a container the site renders its own way (a `render` function:
+    v8.dev's figure) keeps its body and is named; an unregistered name stays text."""
+    root = tmp_path / "eleventy"
+    write(root, {
+        ".eleventy.js": """\
+            const markdownIt = require('markdown-it');
+            const markdownItContainer = require('markdown-it-container');
+            const md = markdownIt({ html: true })
+              .use(markdownItContainer, 'note')
+              .use(markdownItContainer, "table-wrapper")
+              .use(markdownItContainer, 'figure', {
+                validate(params) { return params.trim().match(/^figure\\s+(.*)$/); },
+                render(tokens, idx) { return tokens[idx].nesting === 1 ? '<figure>\\n' : '</figure>\\n'; },
+              });
+            module.exports = (eleventyConfig) => { eleventyConfig.setLibrary('md', md); };
+            """,
+        "src/blog/containers.md": """\
+            ---
+            title: Containers
+            date: 2024-05-01
+            ---
+            ::: note
+            All scores were **measured** on one machine.
+            :::
+
+            :::table-wrapper
+            | a | b |
+            |---|---|
+            | 1 | 2 |
+            :::
+
+            ::: figure Median improvement.
+            ![chart](https://img.example.org/chart.svg)
+            :::
+
+            :::aside
+            Not registered.
+            :::
+            """,
+        "config.yaml": config_yaml("https://v8.example.org", "src/blog", "/blog/{slug}/", "eleventy")})
+    proc, items = build(root)
+    assert proc.stderr == "src/blog/containers.md: unresolved engine syntax: ::: figure Median improvement.\n"
+    body = items["https://v8.example.org/blog/containers/"]
+    assert '<div class="note">\n<p>All scores were <strong>measured</strong> on one machine.</p>\n</div>' in body
+    assert '<div class="table-wrapper">\n<table>' in body
+    assert '<img src="https://img.example.org/chart.svg" alt="chart"' in body and "::: figure" not in body
+    assert "<p>:::aside\nNot registered.\n:::</p>" in body

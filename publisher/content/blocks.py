@@ -89,13 +89,22 @@ def _title_html(title: str) -> str:
     return "".join(parts)
 
 
+def _aside(indent: str, kind: str, title: str) -> list[str]:
+    """The lines opening an admonition's <aside> (`title` raw: its code spans as <code>)."""
+    plain = re.sub(r"(`+)(.+?)\1", r"\2", title)
+    return ["", f'{indent}<aside class="admonition admonition-{kind}" aria-label="{html.escape(plain, quote=True)}">',
+            f'{indent}<p class="admonition-title"><strong>{_title_html(title)}</strong></p>', ""]
+
+
 def directives(text: str, admonitions: tuple[tuple[str, str, str], ...], name: Callable[[str], None],
-               unmask: Callable[[str], str]) -> str:
-    """`:::type[Title]` ... `:::` (Docusaurus also `:::type Title`; nested ones by more
-    colons) becomes an <aside> with the type as a class and the engine's title in a first
-    paragraph, its body left as Markdown. An unknown type is dropped, its body kept, named.
-    `admonitions` (the engine's Syntax.admonitions): the types it knows, each (as written,
-    its default title, the type it is: an alias's class is its type's)."""
+               unmask: Callable[[str], str], title_after_name: bool = True) -> str:
+    """`:::type[Title]` ... `:::` (with `title_after_name`, Docusaurus's `:::type Title` too;
+    without, as remark-directive parses, a line with text after the type or its label is no
+    directive and stays as written; nested ones by more colons) becomes an <aside> with the
+    type as a class and the engine's title in a first paragraph, its body left as Markdown.
+    An unknown type is dropped, its body kept, named. `admonitions` (the engine's
+    Syntax.admonitions): the types it knows, each (as written, its default title, the type it
+    is: an alias's class is its type's)."""
     if ":::" not in text:
         return text
     types = {written: (title, kind) for written, title, kind in admonitions}
@@ -118,6 +127,9 @@ def directives(text: str, admonitions: tuple[tuple[str, str, str], ...], name: C
             result.append(line)
             continue
         indent, _colons, written, label, rest = m.groups()
+        if rest and not title_after_name:
+            result.append(line)
+            continue
         kind = written.lower()
         known = kind in types
         stack.append((indent, known))
@@ -130,10 +142,7 @@ def directives(text: str, admonitions: tuple[tuple[str, str, str], ...], name: C
         default_title, kind = types[kind]
         # (a code span in the title is a placeholder by now: the title is raw HTML, written whole)
         title = unmask((label if label is not None else rest).strip()) or default_title
-        plain = re.sub(r"(`+)(.+?)\1", r"\2", title)
-        result += ["", f'{indent}<aside class="admonition admonition-{kind}" aria-label="{html.escape(plain, quote=True)}">',
-                   f'{indent}<p class="admonition-title"><strong>{_title_html(title)}</strong></p>',
-                   ""]
+        result += _aside(indent, kind, title)
     for indent, known in reversed(stack):  # open at the end: closed there, as the engines do
         result += ["", f"{indent}</aside>", ""] if known else [""]
     return "\n".join(result)
@@ -151,6 +160,87 @@ def text_directives(text: str, name: Callable[[str], None]) -> str:
         name(m.group(0))
         return m.group(2)
     return TEXT_DIRECTIVE.sub(one, text)
+
+
+# remark-directive's leaf directive, `::name[label]{attrs}` on a line of its own (a theme's
+# card, embed...): what the site's handler makes of it is not known here.
+_LEAF_DIRECTIVE = re.compile(r"^[ \t]*::([A-Za-z][\w-]*)(?:\[[^\]\n]*\])?(?:\{[^}\n]*\})?[ \t]*$", re.M)
+
+
+def leaf_directives(text: str, name: Callable[[str], None]) -> str:
+    """A leaf directive line (a site's own handler renders it) is dropped and named."""
+    def one(m: re.Match) -> str:
+        name(m.group(0).strip())
+        return ""
+    return _LEAF_DIRECTIVE.sub(one, text) if "::" in text else text
+
+
+# GitHub's alerts: a blockquote whose first line is `[!NOTE]` (TIP, IMPORTANT, WARNING, CAUTION).
+_ALERT = re.compile(r"^([ \t]{0,3})>[ \t]?\[!(NOTE|TIP|IMPORTANT|WARNING|CAUTION)\][ \t]*(.*)$", re.I)
+_QUOTED = re.compile(r"^[ \t]{0,3}>[ \t]?(.*)$")
+
+
+def github_alerts(text: str) -> str:
+    """`> [!WARNING]` and the rest of its blockquote become an <aside> of that type with its
+    title (Note, Tip, Important, Warning, Caution), the quote's body left as Markdown, as a
+    site whose config turns GitHub's alerts into its admonitions shows them."""
+    if "[!" not in text:
+        return text
+    lines = text.split("\n")
+    result: list[str] = []
+    i = 0
+    while i < len(lines):
+        m = _ALERT.match(lines[i])
+        if m is None:
+            result.append(lines[i])
+            i += 1
+            continue
+        indent, kind = m.group(1), m.group(2).lower()
+        body = [m.group(3)] if m.group(3).strip() else []
+        i += 1
+        while i < len(lines) and (q := _QUOTED.match(lines[i])):
+            body.append(q.group(1))
+            i += 1
+        result += _aside(indent, kind, kind.capitalize()) + body + ["", f"{indent}</aside>", ""]
+    return "\n".join(result)
+
+
+# markdown-it-container: `::: name params` ... `:::` (3 or more colons; a close has at least as
+# many as its open, and nothing else).
+_CONTAINER_OPEN = re.compile(r"^( {0,3})(:{3,})[ \t]*(\S+)(.*?)[ \t]*$")
+_CONTAINER_CLOSE = re.compile(r"^ {0,3}(:{3,})[ \t]*$")
+
+
+def containers(text: str, registered: dict[str, bool], name: Callable[[str], None]) -> str:
+    """markdown-it-container blocks of the names a site registers: `<div class="name">` around
+    the body (the plugin's own rendering) where `registered[name]`, else (the site renders it
+    with its own function) the body alone, the opening line named. Another name stays text."""
+    if ":::" not in text:
+        return text
+    lines = text.split("\n")
+    result: list[str] = []
+    stack: list[tuple[str, int, bool]] = []  # (indent, colons, rendered as div) of each open block
+    for line in lines:
+        close = _CONTAINER_CLOSE.match(line)
+        if close and stack and len(close.group(1)) >= stack[-1][1]:
+            indent, _n, div = stack.pop()
+            result += ["", f"{indent}</div>", ""] if div else [""]
+            continue
+        m = _CONTAINER_OPEN.match(line) if not close else None
+        if m is None or m.group(3) not in registered:
+            result.append(line)
+            continue
+        indent, colons, kind = m.group(1), m.group(2), m.group(3)
+        div = registered[kind]
+        stack.append((indent, len(colons), div))
+        if div:
+            result += ["", f'{indent}<div class="{html.escape(kind, quote=True)}">', ""]
+        else:
+            name(line.strip())
+            result.append("")
+    for indent, _n, div in reversed(stack):  # open at the end: closed there, as the plugin does
+        result += ["", f"{indent}</div>", ""] if div else [""]
+    return "\n".join(result)
 
 
 # --- Hexo's tag plugins -----------------------------------------------------------------

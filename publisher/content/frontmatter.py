@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, time, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Iterable
 
 import yaml
@@ -231,11 +231,13 @@ def _close(lines: list[str], start: int, fences: tuple[str, ...]) -> int | None:
     return None
 
 
-def split_front_matter(text: str, *, load: bool = True, key_value_header: bool = False) -> tuple[Any, str]:
+def split_front_matter(text: str, *, load: bool = True, key_value_header: bool = False,
+                       js_yaml: bool = False) -> tuple[Any, str]:
     """(metadata, body). The metadata is a dict ({} when the file has no front matter); a
     front matter that cannot be read raises Skip naming the format and the file's line.
     load=False skips parsing the metadata: a post restored from the scan cache needs only
-    its body, which does not depend on it."""
+    its body, which does not depend on it. js_yaml: the engine reads YAML with js-yaml, where
+    an impossible date rolls over (see _load_yaml)."""
     text = text.lstrip("\ufeff")
     lines = text.split("\n")
     head = lines[0].rstrip() if lines else ""
@@ -264,7 +266,7 @@ def split_front_matter(text: str, *, load: bool = True, key_value_header: bool =
     elif kind == "json":
         data = _load_json(source, first_line=2)
     else:
-        data = _load_yaml(source)
+        data = _load_yaml(source, js_yaml)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -371,12 +373,42 @@ def _flat_yaml(source: str) -> dict | None:
     return data or None
 
 
-def _load_yaml(source: str) -> Any:
+def _rolled_timestamp(loader: Any, node: Any) -> Any:
+    """A YAML timestamp as js-yaml reads it: Date.UTC(year, month - 1, day, ...), so a day past
+    the month's end rolls into the next (`2017-02-29 11:00:00` is 2017-03-01 11:00)."""
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        m = yaml.constructor.SafeConstructor.timestamp_regexp.match(node.value)
+        if m is None:
+            raise
+        year, month, day = int(m.group("year")), int(m.group("month")), int(m.group("day"))
+        if not (1 <= month <= 12 and 1 <= day <= 31):
+            raise
+        rolled = date(year, month, 1) + timedelta(days=day - 1)
+        node = ScalarNode(node.tag, rolled.isoformat() + node.value[m.end("day"):])
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+
+
+_js_yaml_loader = None  # the loader with _rolled_timestamp, made when a js-yaml engine needs it
+
+
+def _load_yaml(source: str, js_yaml: bool = False) -> Any:
+    global _js_yaml_loader
     flat = _flat_yaml(source)
     if flat is not None:
         return flat
     try:
-        return load_yaml(source)  # libyaml's loader, aliases and depth bounded
+        try:
+            return load_yaml(source)  # libyaml's loader, aliases and depth bounded
+        except ValueError:
+            if not js_yaml:
+                raise
+            if _js_yaml_loader is None:
+                base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # as datafiles.load_yaml's
+                _js_yaml_loader = type("JsYamlLoader", (base,), {})
+                _js_yaml_loader.add_constructor("tag:yaml.org,2002:timestamp", _rolled_timestamp)
+            return load_yaml(source, _js_yaml_loader)
     except DataError as e:
         raise Skip(f"front matter refused: {e}") from None
     except yaml.YAMLError as e:

@@ -340,7 +340,8 @@ def _split(text: str, fmt: str, dialect: str, load: bool = True) -> tuple[dict, 
     post's metadata is its title and field list, and its body the whole document (rst.py)."""
     if fmt == "rst":
         return rst.read(text) if load else ({}, text)
-    return split_front_matter(text, load=load, key_value_header=syntax_of(dialect).key_value_header)
+    syntax = syntax_of(dialect)
+    return split_front_matter(text, load=load, key_value_header=syntax.key_value_header, js_yaml=syntax.js_yaml)
 
 
 def _walk(content_dir: Path, unreadable: list[tuple[tuple[str, ...], str]] | None = None,

@@ -96,12 +96,25 @@ def resolve(text: str, ctx: SyntaxContext) -> Resolved:
     hexo = syntax.tag_plugins and not ctx.mdx  # Nunjucks tag plugins: {% raw %} as Liquid's
     shortcodes = syntax.shortcodes and not ctx.mdx
     markdown = ctx.fmt == "markdown"
-    directives = markdown and bool(syntax.admonitions)
-    text_directives = markdown and syntax.text_directives
+    # The Markdown plugins the site's own config adds (engines' site_variables read which)
+    plugins = None
+    if syntax.markdown_plugins and markdown:
+        from ..engines.rules import MARKDOWN_PLUGINS  # (engines/ reads content/: imported when used)
+
+        plugins = ctx.variables.get(MARKDOWN_PLUGINS)
+    plugins = plugins if isinstance(plugins, Mapping) else {}
+    admonitions = syntax.admonitions or tuple(plugins.get("admonitions", ()))
+    directives = markdown and bool(admonitions)
+    text_directives = markdown and (syntax.text_directives or bool(plugins.get("text_directives")))
+    leaves = bool(plugins.get("leaf_directives"))
+    alerts = bool(plugins.get("github_alerts"))
+    containers = plugins.get("containers") or {}
     attributes = markdown and syntax.heading_ids
-    if (not (liquid or hexo or shortcodes or ctx.mdx or directives or attributes)
-            or not (ctx.mdx or _MAYBE_SYNTAX.search(text) or (directives and ":::" in text)
-                    or (text_directives and blocks.TEXT_DIRECTIVE.search(text)))):
+    if (not (liquid or hexo or shortcodes or ctx.mdx or directives or attributes or text_directives
+             or alerts or containers)
+            or not (ctx.mdx or _MAYBE_SYNTAX.search(text) or ((directives or containers) and ":::" in text)
+                    or (text_directives and blocks.TEXT_DIRECTIVE.search(text))
+                    or (leaves and "::" in text) or (alerts and "[!" in text))):
         return out
     if "\ue000" in text or "\ue002" in text:  # the placeholders' own characters: not ours to touch
         return out
@@ -109,8 +122,15 @@ def resolve(text: str, ctx: SyntaxContext) -> Resolved:
     masked = _mask(text, literals, liquid=liquid or hexo, shortcodes=shortcodes, out=out, markdown=markdown)
     if attributes:  # before MDX, to which `{#id}` would be an expression
         masked = blocks.heading_attributes(masked, kramdown=syntax.kramdown_ial, inline_ial=syntax.inline_ial)
+    if alerts:
+        masked = blocks.github_alerts(masked)
+    if containers:
+        masked = blocks.containers(masked, containers, out.name)
     if directives:
-        masked = blocks.directives(masked, syntax.admonitions, out.name, lambda t: _unmask(t, literals))
+        masked = blocks.directives(masked, admonitions, out.name, lambda t: _unmask(t, literals),
+                                   syntax.admonition_title_after_name)
+    if leaves:
+        masked = blocks.leaf_directives(masked, out.name)
     if text_directives:
         # (Docusaurus and Starlight show a directive no plugin handles as it is written)
         masked = blocks.text_directives(masked, out.name)

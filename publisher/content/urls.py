@@ -15,7 +15,8 @@ from ..engines.rules import Engine, Fields
 def post_url(config: Config, engine: Engine, fields: Fields, published: datetime,
              explicit: str | None) -> str:
     """The post's absolute URL: the front matter's explicit path, else content.permalink
-    with its placeholders filled (a date's parts as engine.url_date says); a translation's
+    with its placeholders filled (a date's parts as engine.url_date says, or the engine's own
+    from the file's path: Fields.url_date); a translation's
     path gets its language (under /<lang>/) unless the permalink places {lang} itself."""
     if explicit is not None:
         if re.match(r"^https?://", explicit, re.I):
@@ -32,12 +33,12 @@ def post_url(config: Config, engine: Engine, fields: Fields, published: datetime
     template = config.content.permalink
     path = template.format(
         slug=fields.slug, year=year, month=month, day=day,
-        i_month=month.lstrip("0"), i_day=day.lstrip("0"),
+        i_month=month.lstrip("0") or month, i_day=day.lstrip("0") or day,
         title=fields.title_slug, stem=fields.stem,
         section=fields.section, categories=fields.categories, lang=fields.lang,
         path=fields.path or fields.stem, contentbasename=fields.basename or fields.stem,
     )
-    path = re.sub(r"/{2,}", "/", path)  # an empty {section}, {categories} or {lang}
+    path = re.sub(r"/{2,}", "/", path)  # an empty {section}, {categories}, {lang} or url_date
     if fields.lang and "{lang}" not in template:
         path = engine.translated(path, fields.lang)
     path = engine.finished_path(path, False, template)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import date, datetime, timezone, tzinfo
 from pathlib import Path
@@ -10,10 +11,12 @@ from typing import Any
 from ..config import Config
 from ..content.frontmatter import read_text as field_text
 from ..content.slugs import github_slug
+from ..datafiles import brace_end
 from .base import (
-    POST_FOLDERS, Detected, first_file, js_string, posts_folder, read_text, rel, strip_js_comments,
+    POST_FOLDERS, Detected, first_file, js_object, js_string, js_top_level, posts_folder, read_text, rel,
+    strip_js_comments,
 )
-from .rules import Engine, Source
+from .rules import MARKDOWN_PLUGINS, Engine, Source, Syntax
 
 NAME = "astro"
 LABEL = "Astro"
@@ -42,32 +45,37 @@ def _astro(folder: Path, marker: Path) -> Detected:
             if m:
                 d.found("site.language", m.group(1), f"{rel(layout, folder)}: <html lang>")
                 break
-    # The posts folder: the base of a glob() loader in the content config, else src/content/blog.
+    # The posts folder: the collection named like a blog's (its name or folder), else the one
+    # a post route renders (getCollection("x")), else the first; a glob() loader's base, or
+    # src/content/<name> for a collection without a loader (Astro 5's legacy collections).
     collections = first_file(folder / "src", "content.config.ts", "content.config.mjs",
                              "content.config.js", "content/config.ts", "content/config.mjs",
                              "content/config.js")
-    bases: list[str] = []
-    if collections:
-        source = strip_js_comments(read_text(collections))
-        for m in re.finditer(r"glob\s*\(\s*\{(.*?)\}\s*\)", source, flags=re.S):
-            base = js_string(m.group(1), "base")
-            if base is None:  # base: `./${BLOG_PATH}` with BLOG_PATH a constant in this file
-                ref = re.search(r"base\s*:\s*`\.?/?\$\{(\w+)\}`", m.group(1))
-                base = js_string(source, ref.group(1)) if ref else None
-            if base:
-                bases.append(base)
-    # Several collections: the one whose folder is named like a blog's, else the first.
-    chosen = next((b for b in bases if any(n in b for n in POST_FOLDERS)), bases[0] if bases else None)
+    found = _collections(strip_js_comments(read_text(collections))) if collections else {}
+    pages = folder / "src" / "pages"
+    routes = sorted((p for p in pages.glob("**/*.astro") if _post_route(rel(p, pages))), key=_route_rank)
+    rendered = {p: _rendered_collection(p) for p in routes}
+
+    def bloglike(text: str) -> bool:
+        return any(f in text.lower() for f in POST_FOLDERS)
+
+    name = next((n for n, base in found.items() if bloglike(n) or bloglike(base or "")), None)
+    name = name or next((c for c in rendered.values() if c in found), None) or next(iter(found), None)
+    base = found.get(name) if name else None
+    chosen = base or (f"src/content/{name}" if name else None)
     if chosen and (folder / chosen).is_dir():
-        d.found("content.dir", rel(folder / chosen, folder), f"{rel(collections, folder)}: glob base")
+        d.found("content.dir", rel(folder / chosen, folder),
+                f"{rel(collections, folder)}: glob base" if base else
+                f"{rel(collections, folder)}: collection {name} (no loader: {chosen})")
     else:
         posts = posts_folder(folder / "src" / "content", folder)
         if posts:
             d.guess("content.dir", rel(posts, folder), "the content collection that looks like the blog")
-    # The URL: the dynamic route that renders a post, its [params] as placeholders.
-    pages = folder / "src" / "pages"
-    routes = sorted((p for p in pages.glob("**/*.astro") if _post_route(rel(p, pages))),
-                    key=lambda p: (len(p.parts), str(p)))
+    # The URL: the dynamic route that renders a post, its [params] as placeholders; of several,
+    # the one that renders the posts' collection, else one under a blog-like folder; never one
+    # that only redirects old addresses (AstroPaper's aliases) while another is there.
+    routes.sort(key=lambda p: (_route_rank(p)[0], rendered[p] != name if name else False,
+                               not bloglike(rel(p, pages)), *_route_rank(p)[1:]))
     if routes:
         route = routes[0]
         pattern = "/" + "".join(_placeholder(p) + "/" for p in _post_route(rel(route, pages)))
@@ -83,6 +91,49 @@ def _astro(folder: Path, marker: Path) -> Detected:
                            "and serve that folder at the root), or keep Astro's")
     d.guess("feeds.output_dir", "public", "Astro copies public/ to the site's root")
     return d
+
+
+def _route_rank(route: Path) -> tuple:
+    """A page that only redirects (a meta refresh, Astro.redirect: AstroPaper-style aliases)
+    last; then the shallower."""
+    redirect = bool(re.search(r"http-equiv=[\"']?refresh|Astro\.redirect\s*\(", read_text(route), re.I))
+    return (redirect, len(route.parts), str(route))
+
+
+def _rendered_collection(route: Path) -> str | None:
+    """The collection a route's getCollection("x") (or getEntry) reads, if it names one."""
+    m = re.search(r"\bget(?:Collection|Entry)\s*\(\s*[\"']([\w$-]+)[\"']", read_text(route))
+    return m.group(1) if m else None
+
+
+def _collections(source: str) -> dict[str, str | None]:
+    """The content config's collections, by the name getCollection() takes: each its glob()
+    loader's base, or None for one defined without a loader (Astro 5 reads such a legacy
+    collection from src/content/<name>). Collections with another loader are left out."""
+    bodies: dict[str, str] = {}
+    for m in re.finditer(r"(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*=\s*defineCollection\s*\(\s*\{", source):
+        end = brace_end(source, m.end() - 1)
+        bodies[m.group(1)] = source[m.end():end - 1] if end != -1 else ""
+    listed = js_object(source, r"(?<![\w$.])collections\s*=")
+    pairs = re.findall(r"""(?:^|,)\s*(?:["']?([\w$-]+)["']?\s*:\s*)?([A-Za-z_$][\w$]*)\s*(?=,|$)""",
+                       js_top_level(listed).strip()) if listed is not None else []
+    names = {(key or var): var for key, var in pairs} or {var: var for var in bodies}
+    found: dict[str, str | None] = {}
+    for name, var in names.items():
+        body = bodies.get(var)
+        if body is None:
+            continue
+        g = re.search(r"glob\s*\(\s*\{(.*?)\}\s*\)", body, flags=re.S)
+        if g:
+            base = js_string(g.group(1), "base")
+            if base is None:  # base: `./${BLOG_PATH}` with BLOG_PATH a constant in this file
+                ref = re.search(r"base\s*:\s*`\.?/?\$\{(\w+)\}`", g.group(1))
+                base = js_string(source, ref.group(1)) if ref else None
+            if base:
+                found[name] = base.removeprefix("./")
+        elif not re.search(r"\bloader\s*:", body):
+            found[name] = None
+    return found
 
 
 # A post route's segments: [slug].astro, [...slug].astro, [...slug]/index.astro, [id], [post],
@@ -134,21 +185,22 @@ def _imported(folder: Path, marker: Path, config: str, name: str) -> Path | None
     return None
 
 
-def _config_value(folder: Path, marker: Path, config: str, key: str) -> tuple[str, str, bool] | None:
-    """`key`'s value in astro.config: a string literal; `key: SITE.website` with SITE imported
-    from a local file where `website:` is a literal; or `key` naming a const computed from
-    several values, whose first URL literal is a guess. (value, where, guessed) or None."""
-    value = js_string(config, key)
+def _config_value(folder: Path, marker: Path, config: str, key: str, top: str) -> tuple[str, str, bool] | None:
+    """`key`'s value in astro.config (`top`: the config object's own keys, what its nested
+    objects hold blanked): a string literal; `key: SITE.website` with SITE imported from a
+    local file where `website:` is a literal; or `key` naming a const computed from several
+    values, whose first URL literal is a guess. (value, where, guessed) or None."""
+    value = js_string(top, key)
     if value is not None:
         return value, f"{marker.name}: {key}", False
-    m = re.search(r"(?<![\w$.])" + key + r"\s*:\s*([A-Za-z_$][\w$]*)\.([A-Za-z_$][\w$]*)", config)
+    m = re.search(r"(?<![\w$.])" + key + r"\s*:\s*([A-Za-z_$][\w$]*)\.([A-Za-z_$][\w$]*)", top)
     if m:
         source = _imported(folder, marker, config, m.group(1))
         value = js_string(strip_js_comments(read_text(source)), m.group(2)) if source else None
         if value is not None:
             return value, f"{rel(source, folder)}: {m.group(1)}.{m.group(2)}", False
         return None
-    m = re.search(r"(?<![\w$.])" + key + r"\s*(?::\s*([A-Za-z_$][\w$]*))?\s*[,}\n]", config)
+    m = re.search(r"(?<![\w$.])" + key + r"\s*(?::\s*([A-Za-z_$][\w$]*))?\s*[,}\n]", top)
     name = (m.group(1) or key) if m else None
     const = re.search(r"(?:const|let|var)\s+" + re.escape(name) + r"\s*=(.*?)(?:;|\n\s*\n|\n(?=\S))",
                       config, flags=re.S) if name else None
@@ -161,11 +213,16 @@ def _config_value(folder: Path, marker: Path, config: str, key: str) -> tuple[st
 
 def site_url(d: Detected, folder: Path, marker: Path, config: str) -> None:
     """site.url from astro.config's `site` and `base` (a site deployed to a sub-folder: every
-    URL starts with base)."""
-    site = _config_value(folder, marker, config, "site")
+    URL starts with base). Only the config's own keys: a `base` in an integration's options
+    (a sidebar link's, a changelog plugin's) is not Astro's."""
+    block = js_object(config, r"defineConfig\s*\(")
+    if block is None:
+        block = js_object(config, r"export\s+default")
+    top = js_top_level(block) if block is not None else config
+    site = _config_value(folder, marker, config, "site", top)
     if not site:
         return
-    base = _config_value(folder, marker, config, "base")
+    base = _config_value(folder, marker, config, "base", top)
     url, where, guessed = site
     if base and base[0].strip("/"):
         url, where = url.rstrip("/") + "/" + base[0].strip("/"), f"{where} + {base[1].split(': ', 1)[-1]}"
@@ -191,6 +248,8 @@ class Astro(Engine):
     front matter's `slug`; the starter publishes /blog/<id>/. No date from the file name."""
 
     name = "astro"
+    # Astro's Markdown has no directives; a site's astro.config may add some (site_variables)
+    syntax = Syntax(markdown_plugins=True, js_yaml=True)  # (its front matter: js-yaml)
     # The blog starter's pubDate/updatedDate; AstroPaper's (a very common theme's)
     # pubDatetime/modDatetime; then the contract's other aliases.
     date_keys = ("pubDate", "pubDatetime", *Engine.date_keys[1:-1])
@@ -204,6 +263,14 @@ class Astro(Engine):
         if isinstance(value, (date, datetime)) or (isinstance(value, str) and _ISO_DATE_ONLY.fullmatch(value.strip())):
             return timezone.utc
         return config.tz
+    def site_variables(self, root: str, files: Any) -> dict[str, Any]:
+        """The Markdown plugins astro.config's markdown options add (content/syntax.py renders
+        what they would): remark-directive (Fuwari and other themes: `:::note` asides, their
+        [label] the title; a leaf `::name{...}` a theme component; `:name[text]` its text), and
+        a plugin turning GitHub's `> [!NOTE]` alerts into admonitions."""
+        marker = next((os.path.join(root, m) for m in MARKERS if os.path.isfile(os.path.join(root, m))), None)
+        text = files.load(marker, str) if marker else None
+        return {MARKDOWN_PLUGINS: remark_plugins(strip_js_comments(text))} if isinstance(text, str) else {}
 
     def slug(self, meta: dict, src: Source, title: str) -> str:
         explicit = field_text(meta.get("slug"), "slug")
@@ -219,6 +286,24 @@ class Astro(Engine):
 
     def path(self, meta: dict, src: Source) -> str:
         return self.slug(meta, src, "")  # the id is the path under the collection already
+
+
+# The admonitions a remark-directive site's components render: GitHub's alert types (what
+# remark-github-admonitions-to-directives makes) and the other usual ones, titled by type.
+_DIRECTIVE_TYPES = tuple((t, t.capitalize(), t) for t in
+                         ("note", "tip", "important", "warning", "caution", "danger", "info"))
+_GITHUB_ALERTS = re.compile(r"github[\w-]*(?:alert|admonition|blockquote|callout)"
+                            r"|(?:alert|admonition|callout)s?[\w-]*github", re.I)
+
+
+def remark_plugins(config: str) -> dict[str, Any]:
+    """What an astro.config's Markdown plugins add, as Syntax.markdown_plugins describes."""
+    found: dict[str, Any] = {}
+    if re.search(r"""(?:from\s+|require\s*\(\s*)["']remark-directive["']""", config):
+        found.update(admonitions=_DIRECTIVE_TYPES, text_directives=True, leaf_directives=True)
+    if _GITHUB_ALERTS.search(config):
+        found["github_alerts"] = True
+    return found
 
 
 RULES = Astro()

@@ -19,7 +19,7 @@ class Auto(Engine):
     # (kramdown only), Nunjucks tag plugins, Pelican's liquid_tags, .md as MDX, `Key: value`
     # headers.
     # Admonitions: Starlight's and Docusaurus's types (Docusaurus's titles where both have one).
-    syntax = Syntax(liquid=True, shortcodes=True, text_directives=True,
+    syntax = Syntax(liquid=True, shortcodes=True, text_directives=True, admonition_title_after_name=True,
                     admonitions=tuple({a[0]: a for a in (*ASIDES, *ADMONITIONS)}.values()),
                     heading_ids=True, kramdown_ial=True, page_bundles=True, internal_links=True)
 

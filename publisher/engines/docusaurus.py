@@ -124,7 +124,8 @@ class Docusaurus(Engine):
     name = "docusaurus"
     # its admonitions plugin, heading ids, and .md compiled as MDX (siteConfig.markdown.format:
     # 'mdx', the default in Docusaurus 3)
-    syntax = Syntax(admonitions=ADMONITIONS, heading_ids=True, md_is_mdx=True)
+    syntax = Syntax(admonitions=ADMONITIONS, admonition_title_after_name=True, heading_ids=True, md_is_mdx=True,
+                    js_yaml=True)  # gray-matter's js-yaml
     date_keys = ("date",)
     front_matter_required = False
     undated = ("front matter has no 'date' and the path no YYYY-MM-DD (Docusaurus would date it by git "
@@ -152,7 +153,7 @@ class Docusaurus(Engine):
         m = self._dated(src)
         if m:
             return m.group("folder") + m.group("text")
-        return re.sub(r"(?:/index)?\.mdx?$", "", "/".join(src.parts))
+        return re.sub(r"(?:/index)?\.(?:mdx?|markdown)$", "", "/".join(src.parts))
 
     def url_date_parts(self, meta: dict, src: Source) -> tuple[str, str, str]:
         m = self._dated(src)

@@ -17,12 +17,12 @@ from ..content.frontmatter import Skip, read_flag
 from ..content.frontmatter import read_text as field_text
 from ..content.links import inside, site_folders
 from ..content.slugs import eleventy_slug, kept_slug
-from ..datafiles import DataError, load_json
+from ..datafiles import DataError, brace_end, load_json
 from .base import (
     Detected, first_file, js_object, js_string, js_top_level, load_data, posts_folder, read_text, rel, set_permalink,
     strip_js_comments, translate,
 )
-from .rules import _DATE_PREFIX, Engine, Fields, Source, Syntax, as_list, match_date
+from .rules import _DATE_PREFIX, MARKDOWN_PLUGINS, Engine, Fields, Source, Syntax, as_list, match_date
 
 NAME = "eleventy"
 LABEL = "Eleventy"
@@ -129,9 +129,31 @@ def _eleventy(folder: Path, marker: Path) -> Detected:
                 "so Eleventy copies it to the site's root")
     return d
 
+CONFIG_FILES = ("eleventy.config.js", "eleventy.config.mjs", "eleventy.config.cjs", "eleventy.config.ts",
+                ".eleventy.js", ".eleventy.cjs")
+
+
 def detect(folder: Path) -> Detected | None:
     marker = first_file(folder, *CONFIG_FILES)
     return _eleventy(folder, marker) if marker else None
+
+
+def markdown_it_containers(config: str) -> dict[str, bool]:
+    """The blocks an Eleventy config registers with markdown-it-container (`md.use(container,
+    'note')`): each name, True where the plugin renders it (`<div class="note">`), False where
+    the site gives its own `render` function (what it makes is not known here)."""
+    var = re.search(r"""(?:(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*=\s*require\s*\(\s*|import\s+([A-Za-z_$][\w$]*)\s+from\s*)["']markdown-it-container["']""", config)
+    if not var:
+        return {}
+    name = var.group(1) or var.group(2)
+    found: dict[str, bool] = {}
+    for m in re.finditer(r"\.use\s*\(\s*" + re.escape(name) + r"""\s*,\s*(["'`])([\w-]+)\1\s*(,\s*\{)?""", config):
+        options = ""
+        if m.group(3):
+            end = brace_end(config, m.end() - 1)
+            options = config[m.end():end - 1] if end != -1 else ""
+        found[m.group(2)] = not re.search(r"(?<![\w$])render\s*[(:]", options)
+    return found
 
 
 # --- the engine's posts: what its files and front matter mean -------------------------
@@ -150,7 +172,8 @@ class Eleventy(Engine):
     {{ page.fileSlug }} and {{ title | slugify }}."""
 
     name = "eleventy"
-    syntax = Syntax(liquid=True)  # markdown-it prints `{#id}` as written
+    # markdown-it prints `{#id}` as written; a site's config may add markdown-it-container
+    syntax = Syntax(liquid=True, markdown_plugins=True, js_yaml=True)  # gray-matter's js-yaml
 
     def data(self, meta: dict, path: Path, src: Source, config: Config) -> dict:
         """Directory data files (`blog/blog.json`, `blog/blog.11tydata.json`, from the top
@@ -181,8 +204,16 @@ class Eleventy(Engine):
         return merged
 
     def site_variables(self, root: str, files: Any) -> dict[str, Any]:
-        """Global data: each _data/<name>.json as `<name>`."""
-        return eleventy_global_data(root, files)
+        """Global data: each _data/<name>.json as `<name>`; and the markdown-it-container
+        blocks the site's config registers (content/syntax.py renders them)."""
+        found = eleventy_global_data(root, files)
+        marker = next((os.path.join(root, m) for m in CONFIG_FILES if os.path.isfile(os.path.join(root, m))), None)
+        text = files.load(marker, str) if marker else None
+        if isinstance(text, str):
+            registered = markdown_it_containers(strip_js_comments(text))
+            if registered:
+                found[MARKDOWN_PLUGINS] = {"containers": registered}
+        return found
 
     def fingerprint(self, config: Config) -> str:
         h = hashlib.sha256()

@@ -101,6 +101,13 @@ def same_language(lang: str, site_language: str) -> bool:
 
 # --- the engines ------------------------------------------------------------------------
 
+# The site variables' key for the Markdown plugins a site's config adds (Syntax.markdown_plugins):
+# {"admonitions": ((written, title, type), ...), "text_directives": bool, "leaf_directives": bool,
+# "github_alerts": bool, "containers": {name: rendered as <div class=name> (else by the site's
+# own render function)}}. A space: no template variable, no data file's name.
+MARKDOWN_PLUGINS = "markdown plugins"
+
+
 @dataclass(frozen=True)
 class Syntax:
     """Which of the engines' syntaxes a post's body may hold, resolved by content/syntax.py,
@@ -113,7 +120,14 @@ class Syntax:
     # Admonitions (`:::note[Title]`): the types the engine knows, each (as written, its default
     # title, the type it is); none: `:::` lines are text
     admonitions: tuple[tuple[str, str, str], ...] = ()
+    # `:::type Title` (Docusaurus's older form): text after the type is its title; otherwise, as
+    # remark-directive parses, a container opens only on a line of its own
+    admonition_title_after_name: bool = False
     text_directives: bool = False  # remark-directive's `:name[label]{attrs}`
+    # The Markdown plugins the site's own config adds (remark-directive and GitHub alerts in an
+    # astro.config, markdown-it-container in an Eleventy config): which, site_variables reads,
+    # under MARKDOWN_PLUGINS
+    markdown_plugins: bool = False
     heading_ids: bool = False  # `## Title {#id}`
     kramdown_ial: bool = False  # `{: #id}` on the line after a heading
     inline_ial: bool = False  # `## Title {: #id}` (kramdown's inline form)
@@ -121,6 +135,9 @@ class Syntax:
     page_bundles: bool = False  # an index.md's folder holds its images (published beside it)
     internal_links: bool = False  # `@/blog/x.md`: a link from the content folder
     key_value_header: bool = False  # a `Key: value` header instead of --- front matter
+    # YAML front matter read by js-yaml (gray-matter): an impossible date rolls over as
+    # JavaScript's Date.UTC does (2017-02-29 is March 1st) where PyYAML refuses it
+    js_yaml: bool = False
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ class Starlight(Astro):
     """Astro's docs theme: Astro's ids; its asides (`:::note[Title]`) are resolved (syntax.py)."""
 
     name = "starlight"
-    syntax = Syntax(admonitions=ASIDES)
+    syntax = Syntax(admonitions=ASIDES, js_yaml=True)  # Astro's front matter: js-yaml
 
 
 RULES = Starlight()

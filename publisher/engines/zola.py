@@ -115,6 +115,13 @@ class Zola(Engine):
         m = self._dated_name(src)
         return kept_slug(explicit or (m.group(4) if m else src.base))
 
+    def path(self, meta: dict, src: Source) -> str:
+        """{path}: the page's folders under content.dir, then its slug (page.rs: components,
+        then `slug`), so a file name's date prefix is left out here too
+        (content/2018-03-15-newsletter-1.md is /newsletter-1/)."""
+        folders = src.folders[:-1] if src.folder_post else src.folders
+        return "/".join((*folders, self.slug(meta, src, "")))
+
     def date_from_url(self, meta: dict) -> date | None:
         """A page Zola leaves undated whose `path` files it by date (`2024/03/26/x`, or
         `inside-rust/2024/03/26/x`): such sites date the page by that path in their own feed
