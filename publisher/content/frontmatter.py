@@ -223,19 +223,21 @@ def _body(text: str) -> str:
     return text[:end]
 
 
+# A closing fence: a line that is one of the fences, with trailing whitespace (what
+# str.rstrip() strips: [^\S\n] is exactly str.isspace() less the newline).
+_CLOSING = {fences: re.compile("^(?:" + "|".join(map(re.escape, fences)) + r")[^\S\n]*$", re.M)
+            for fences in (("+++",), ("---", "..."), ("---",))}
+
+
 def _close(text: str, at: int, fences: tuple[str, ...]) -> tuple[int, int] | None:
     """The first line of `text` from offset `at` (a line's start) that is one of `fences`,
     trailing whitespace aside: (its start, the next line's start or len(text)), or None.
     Only the front matter's lines are looked at: splitting a whole post into lines (and
     joining its body again) cost a tenth of reading it."""
-    while True:
-        newline = text.find("\n", at)
-        line = text[at:] if newline == -1 else text[at:newline]
-        if line.rstrip() in fences:
-            return at, len(text) if newline == -1 else newline + 1
-        if newline == -1:
-            return None
-        at = newline + 1
+    m = _CLOSING[fences].search(text, at)
+    if m is None:
+        return None
+    return m.start(), min(m.end() + 1, len(text))
 
 
 def split_front_matter(text: str, *, load: bool = True, key_value_header: bool = False) -> tuple[Any, str]:

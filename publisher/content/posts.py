@@ -271,6 +271,8 @@ def _without_dot_segments(url: str, config: Config) -> str:
     """`url` with its '.' and '..' path segments (%2e too) resolved as a browser resolves them
     (an explicit `url: /a/../b` is published as /b); a path that climbs out of site.url's own
     path refuses the post."""
+    if "/." not in url and "/%2" not in url:
+        return url  # (a dot segment starts after a '/' with '.' or '%2e': most URLs have none)
     parts = urlsplit(url)
     segments = parts.path.split("/")
     if not any(unquote(s) in (".", "..") for s in segments):
@@ -546,7 +548,8 @@ def _read_file(config: Config, cached: bool, item: tuple[str, tuple[str, ...], s
     path_str, parts, rel = item
     path = Path(path_str)
     try:
-        raw = path.read_bytes()
+        with open(path_str, "rb") as f:
+            raw = f.read()
     except OSError as e:
         return ("unreadable", e.strerror)
     content_hash = hashlib.sha256(raw).hexdigest()
