@@ -171,6 +171,23 @@ def test_broken_file_is_skipped_with_reason_and_others_still_load(site, raw, rea
     assert reason in result.problems[0]
 
 
+def test_loaded_posts_keep_no_body_and_read_it_again_when_rendered(site):
+    """A post load_posts gives holds its metadata only (a 20,000-post site's bodies were
+    most of a cold build's memory); its body is read again from the file when asked, and
+    a file that changed since it was parsed is said to have changed, not mixed in."""
+    from publisher.errors import ContentError
+
+    site.post("a.md", "title: A\npubDate: 2024-01-01", "Body of *A*.\n")
+    site.post("b.md", "title: B\npubDate: 2024-01-02", "Body of *B*.\n")
+    result = load(site)
+    assert [p._body for p in result.posts] == [None, None]
+    b, a = result.posts
+    assert a.body == "Body of *A*." and "<em>A</em>" in render_html(a, site.config())
+    site.post("b.md", "title: B\npubDate: 2024-01-02", "Edited after the scan.\n")
+    with pytest.raises(ContentError, match=r"content/b.md: changed while publisher was running"):
+        b.body
+
+
 def test_crlf_and_bom(site):
     site.post("win.md", "", raw=b"\xef\xbb\xbf---\r\ntitle: Windows\r\npubDate: 2024-01-01\r\n---\r\nLine one\r\nLine two\r\n")
     post = only(site)

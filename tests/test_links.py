@@ -184,6 +184,21 @@ def test_a_served_image_that_goes_away_is_named_by_the_next_build_that_writes(si
     assert pipeline.build(site.config(), NOW).warnings == ["content/p.md: image not found: /images/x.png"]
 
 
+def test_only_a_body_naming_no_file_suffix_skips_the_search_for_references(site, monkeypatch):
+    """Preparing a post looks for its references outside code only when some suffix of a
+    source file or an image is in it (any case): the others have no reference that does
+    anything. A post naming one still has it resolved, or warned about in capitals too."""
+    searched = []
+    real = links._references
+    monkeypatch.setattr(links, "_references", lambda text: searched.append(text) or real(text))
+    site.post("a.md", "title: A\npubDate: 2024-01-01", "See [B](./b.md) and ![x](./X.PNG).\n")
+    site.post("b.md", "title: B\npubDate: 2024-01-02", "[A page](/about/) and [a site](https://x.example/).\n")
+    report = pipeline.build(site.config(), NOW)
+    assert report.warnings == ["content/a.md: image not found: ./X.PNG"]
+    assert 'href="https://blog.test.example/blog/b/"' in html_of(site, "a")
+    assert [text.split(" ", 1)[0] for text in searched] == ["See"]
+
+
 def test_a_missing_image_is_named_once_by_build_and_by_every_check_until_it_appears(site):
     site.post("p.md", "title: P\npubDate: 2024-01-01\nheroImage: ../assets/hero.jpg",
               "![d](./diagram.svg)\n\n```\n![not an image](./in-code.png)\n```\n")

@@ -299,6 +299,31 @@ def test_a_feed_file_touched_by_hand_is_rewritten(site):
     assert (site.root / "public/tags/y/rss.xml").is_file()
 
 
+def test_posts_no_feed_carries_still_warn_and_an_edit_in_a_feed_still_changes_it(site):
+    """A cold build renders only the posts its feeds carry (limit 2) and keeps no post's
+    body: a broken post older than every feed is still named, each build; an edit to a post
+    a feed carries changes that feed; an edit to a post no feed carries rewrites nothing."""
+    site.write_config(feeds={"output_dir": "public", "limit": 2})
+    for i in range(6):
+        site.post(f"p{i}.md", f"title: P{i}\npubDate: 2024-01-0{i + 1}\ntags: [t]", f"Body {i}.\n")
+    site.post("old-broken.md", "", raw=b"---\ntitle: [unclosed\npubDate: 2020-01-01\n---\nx")
+    report = pipeline.build(site.config(), MON)
+    assert [line.split(":")[0] for line in report.problems] == ["content/old-broken.md"]
+    assert "(2 rendered, 0 from cache)" in report.lines[0]
+    before = _feed_files(site)
+    assert b"Body 5." in before["rss.xml"][0] and b"Body 0." not in before["rss.xml"][0]
+    site.post("p0.md", "title: P0\npubDate: 2024-01-01\ntags: [t]", "Body 0, edited.\n")
+    report = pipeline.build(site.config(), MON)
+    assert [line.split(":")[0] for line in report.problems] == ["content/old-broken.md"]
+    assert _feed_files(site) == before
+    site.post("p5.md", "title: P5\npubDate: 2024-01-06\ntags: [t]", "Body 5, edited.\n")
+    pipeline.build(site.config(), MON)
+    after = _feed_files(site)
+    assert {rel for rel in after if after[rel] != before[rel]} == {
+        f"{folder}{name}" for folder in ("", "tags/t/") for name in ("rss.xml", "atom.xml", "feed.json")}
+    assert b"Body 5, edited." in after["rss.xml"][0]
+
+
 def _fresh_feeds(config, now) -> dict[str, bytes]:
     """Every feed file as a build from nothing writes it: no state, no cache, no selection."""
     from publisher.content import load_posts, render_html

@@ -149,8 +149,11 @@ def directives(text: str, admonitions: tuple[tuple[str, str, str], ...], name: C
 
 
 # remark-directive's text directive, `:name[text]{#id .class key=v}`: not after a letter,
-# digit or ':' (`10:30`, `a:b[0]`, `::leaf`), nor escaped.
-TEXT_DIRECTIVE = re.compile(r"(?<![\w:\\]):([A-Za-z][\w-]*)\[([^\]\n]*)\](\{[^}\n]*\})?")
+# digit or ':' (`10:30`, `a:b[0]`, `::leaf`), nor escaped. The ':' comes first and the
+# look back after it (the same test: the character before the ':'), so the regex engine
+# jumps from ':' to ':' instead of trying the look back at every character: searching a
+# 7 KB post took ~270 us, and every post without a description is searched (summary_of).
+TEXT_DIRECTIVE = re.compile(r":(?<![\w:\\]:)([A-Za-z][\w-]*)\[([^\]\n]*)\](\{[^}\n]*\})?")
 
 
 def text_directives(text: str, name: Callable[[str], None]) -> str:

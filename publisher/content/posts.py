@@ -3,21 +3,21 @@
 Reading is cheap and total: every file is read and validated, every problem is collected as
 one line naming the file, and a broken file never stops the others. Rendering Markdown to
 HTML is a separate step (`render_html`), done only for the posts that reach a feed, and
-cached by content hash by the caller.
+cached by content hash by the caller. A post keeps only its metadata: its Markdown body is
+read again from its file when it is rendered (`Post.body`), and checked to be the bytes the
+post was parsed from, so a large site's posts that no feed carries in full never stay in
+memory with their bodies.
 
 The scan cache: `load_posts(..., cache=...)` skips re-reading and re-parsing every file whose
 path, size and mtime_ns match what the previous scan stored, as long as nothing else that
 parsing depends on changed (cache.scan_fingerprint: the config keys that shape a Post, and this
-module's own code). A post restored from the cache reads its Markdown body from disk only
-when it is rendered (`Post.body`), and checks that the file still has the bytes it was parsed
-from. Residual risk, as for make and rsync: a rewrite that keeps the size AND the mtime to the
+module's own code). Residual risk, as for make and rsync: a rewrite that keeps the size AND the mtime to the
 nanosecond (e.g. a tool that restores mtimes, or an edit within one coarse filesystem clock
 tick) goes unnoticed until the file changes again or the cache is dropped.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import hashlib
 import json
@@ -79,8 +79,8 @@ class Post:
     translation_key: str = ""  # what a translation shares with its original (path w/o language)
     expires: datetime | None = None  # Hugo's expiryDate: held back from then on
     enclosure: tuple = ()  # (URL, length in bytes or 0, MIME type) or (): see enclosures.py
-    # The Markdown source, cleaned: read with the front matter, or, for a post restored from
-    # the scan cache, from the file on first use (see `body`). Excluded from ==: content_hash
+    # The Markdown source, cleaned: read with the front matter (read_post), or, for a post
+    # load_posts gives, from the file on first use (see `body`). Excluded from ==: content_hash
     # already says whether two bodies are the same.
     _body: str | None = field(default=None, repr=False, compare=False)
     _path: str = field(default="", repr=False, compare=False)  # the file, to read the body
@@ -89,7 +89,8 @@ class Post:
     @property
     def body(self) -> str:
         """The Markdown source. Most posts of a large site never need it (only those that
-        reach a feed uncached are rendered), so a cached post reads it only when asked."""
+        reach a feed uncached are rendered), so a post load_posts gives (parsed now or
+        restored from the scan cache) reads it only when asked."""
         if self._body is None:
             object.__setattr__(self, "_body", _read_body(self))
         return self._body
@@ -273,6 +274,8 @@ def _without_dot_segments(url: str, config: Config) -> str:
     """`url` with its '.' and '..' path segments (%2e too) resolved as a browser resolves them
     (an explicit `url: /a/../b` is published as /b); a path that climbs out of site.url's own
     path refuses the post."""
+    if "/." not in url and "/%2" not in url:
+        return url  # (a dot segment starts after a '/' with '.' or '%2e': most URLs have none)
     parts = urlsplit(url)
     segments = parts.path.split("/")
     if not any(unquote(s) in (".", "..") for s in segments):
@@ -550,7 +553,8 @@ def _read_file(config: Config, cached: bool, item: tuple[str, tuple[str, ...], s
     path_str, parts, rel = item
     path = Path(path_str)
     try:
-        raw = path.read_bytes()
+        with open(path_str, "rb") as f:
+            raw = f.read()
     except OSError as e:
         return ("unreadable", e.strerror)
     content_hash = hashlib.sha256(raw).hexdigest()
@@ -560,16 +564,13 @@ def _read_file(config: Config, cached: bool, item: tuple[str, tuple[str, ...], s
         return ("not a post", None, content_hash)
     except Skip as e:
         return ("skip", str(e), content_hash)
+    # The post is kept without its body (~7 KB of Markdown, twice that as a str holding one
+    # character past Latin-1: most of a cold build's memory, 140 MB at 20,000 posts), by
+    # this process as by the parse worker (which would also pickle it: ~30 ms a 1,000
+    # posts). Post.body reads it again from the file if it is ever needed: only the posts a
+    # feed carries in full are rendered (~300 of a 2,000-post site), ~50 us each.
+    object.__setattr__(post, "_body", None)
     return ("post", post, content_hash, _post_json(post) if cached else None)
-
-
-def _without_body(outcome: tuple) -> tuple:
-    """_read_file's outcome as the parse worker sends it back: a post without its body
-    (~7 KB a post, pickled and unpickled: ~30 ms a 1,000 posts); Post.body reads it again
-    from the file if it is ever needed (a few hundred posts reach the feeds)."""
-    if outcome[0] != "post":
-        return outcome
-    return ("post", dataclasses.replace(outcome[1], _body=None), *outcome[2:])
 
 
 def load_posts(config: Config, now: datetime, *,
@@ -599,7 +600,7 @@ def load_posts(config: Config, now: datetime, *,
     # taken in walk order, so messages and duplicates come out as from one serial pass.
     pending, to_read = _plan_reads(walked, base, cache, signature, seen)
     read = iter(split_map(partial(_read_file, config, cache is not None), to_read,
-                          meanwhile=meanwhile, send=_without_body, label="reading posts"))
+                          meanwhile=meanwhile, label="reading posts"))
     site = _Admitted(now, result)
     for rel, entry, found in pending:
         post = _take(rel, entry, found, read, cache, config.content.dialect, result)
