@@ -143,6 +143,41 @@ def test_the_stamp_expires_when_a_future_post_comes_due(blog):
 
 
 @sqlite_only
+def test_the_stamp_expires_when_a_post_expires(blog):
+    """Hugo's expiryDate: the post leaves the feeds at that instant, so the stamp ends then."""
+    blog.post("brief.md", "title: Brief\npubDate: 2025-01-06\nexpiryDate: 2025-01-09T12:00:00Z")
+    pipeline.run_once(blog.config(), TUE + timedelta(minutes=10))
+    pipeline.run_once(blog.config(), TUE + timedelta(minutes=15))
+    assert b"Brief" in (blog.root / "public" / "rss.xml").read_bytes()
+    expiry = datetime(2025, 1, 9, 12, 0, tzinfo=timezone.utc)
+    assert cache.still_idle(blog.config(), expiry - timedelta(seconds=1)) is not None
+    assert cache.still_idle(blog.config(), expiry) is None
+    report = pipeline.run_once(blog.config(), expiry + timedelta(minutes=1))
+    assert "0 files written" not in report.lines[0]
+    assert b"Brief" not in (blog.root / "public" / "rss.xml").read_bytes()
+
+
+@sqlite_only
+def test_a_changed_data_file_the_dialect_reads_takes_the_full_path(blog, server):
+    """Jekyll's {{ site.x }} comes from _config.yml: an edit there reaches the feed on the
+    next run, as an edited post would."""
+    blog.write_config(smtp={**server.smtp_settings(), "retry_base_delay": 0},
+                      content={"dialect": "jekyll"})
+    (blog.root / "_config.yml").write_text("title: T\nrepository: ana/blog\n", encoding="utf-8")
+    blog.post("2024-12-05-liquid.md", "title: Liquid\ndate: 2024-12-05",
+              "Source: https://github.com/{{ site.repository }}\n")
+    later = TUE + timedelta(minutes=10)
+    pipeline.run_once(blog.config(), later)
+    pipeline.run_once(blog.config(), later + timedelta(minutes=5))
+    assert cache.still_idle(blog.config(), later + timedelta(minutes=10)) is not None
+    (blog.root / "_config.yml").write_text("title: T\nrepository: ana/new-blog\n", encoding="utf-8")
+    assert cache.still_idle(blog.config(), later + timedelta(minutes=10)) is None
+    pipeline.run_once(blog.config(), later + timedelta(minutes=10))
+    rss = (blog.root / "public" / "rss.xml").read_bytes()
+    assert b"ana/new-blog" in rss and b"ana/blog<" not in rss
+
+
+@sqlite_only
 def test_a_digest_recorded_elsewhere_removes_the_stamp_and_is_delivered(blog, server):
     """A `publisher send` that recorded a digest and was killed before mailing anyone: the
     next cron run must finish it, not answer from the stamp."""

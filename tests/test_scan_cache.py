@@ -345,6 +345,18 @@ def test_a_new_post_or_the_clock_passing_a_future_date_rebuilds_the_feeds(site):
     assert "Bee" in (config.output_dir / "rss.xml").read_text()
 
 
+def test_a_post_reaching_its_expiry_date_leaves_the_feeds(site):
+    site.post("a.md", "title: A\npubDate: 2024-01-01")
+    site.post("brief.md", "title: Brief\npubDate: 2024-12-01\nexpiryDate: 2025-01-10")
+    config = site.config()
+    pipeline.build(config, NOW)
+    assert "Brief" in (config.output_dir / "rss.xml").read_text()
+    assert "0 files written" in pipeline.build(config, NOW + timedelta(days=1)).lines[0]
+    report = pipeline.build(config, NOW + timedelta(days=7))
+    assert "0 files written" not in report.lines[0]
+    assert "Brief" not in (config.output_dir / "rss.xml").read_text()
+
+
 def test_feed_config_changes_rebuild_the_feeds(site):
     site.post("a.md", "title: A\npubDate: 2024-01-01")
     pipeline.build(site.config(), NOW)
