@@ -682,7 +682,7 @@ def record_config_checked(state: CacheStorage, fingerprint: str | None) -> None:
 # because avoiding SQLAlchemy's import is the point. On PostgreSQL every run takes
 # the full path.
 
-_FORMAT = 1
+_FORMAT = 2  # 2: the stamp keeps the engine's walk
 _CODE_SIGNATURE: str | None = None
 
 
@@ -739,8 +739,15 @@ def stamp(config: Config, *, files_signature: str, feed_files: dict[str, list[in
           expires: datetime | None, lines: list[str], problems: list[str]) -> str:
     """The stamp of a run that did nothing: `files_signature` as its scan saw the posts,
     `feed_files` as it found the feeds (unchanged), and what it reported."""
+    # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms); imported by the run that stamps
+    from .content.files import engine_walk
+
     return json.dumps({
         "signature": _signature(config, files_signature, feed_files),
+        # What the engine adds to the walk (engine_walk): the idle check walks with it
+        # rather than importing the engines' rules (~20 ms): a function of the config and
+        # the code, which the signature covers.
+        "walk": engine_walk(config),
         "feeds": sorted(feed_files),
         "expires": expires.isoformat() if expires else None,
         "lines": lines,
@@ -753,7 +760,9 @@ def still_idle(config: Config, now: datetime) -> dict[str, Any] | None:
     {"lines": [...], "problems": [...]}, what that run reported. Else None."""
     # lazy: cache_sqlite3 (sqlite3) ~7 ms, only where a SQLite file is read
     from . import cache_sqlite3
-    from .content import content_signature
+    # lazy, and this one module of content/: the walk without the engines' rules, PyYAML,
+    # cmark-gfm or nh3 (the rest of content/ costs ~20 ms more)
+    from .content.files import content_signature
 
     if not config.content_dir.is_dir():
         return None  # the full run says so, and touches nothing (not even the database)
@@ -766,13 +775,15 @@ def still_idle(config: Config, now: datetime) -> dict[str, Any] | None:
         expires = datetime.fromisoformat(found["expires"]) if found["expires"] else None
         feed_files = stat_files(config.output_dir, found["feeds"])
         lines, problems = list(found["lines"]), list(found["problems"])
+        formats, fingerprint = found["walk"]
+        walk = (tuple(formats), fingerprint if isinstance(fingerprint, str) else None)
     except (ValueError, KeyError, TypeError):
         return None
     if expires is not None and now >= expires:
         return None
     if len(feed_files) != len(found["feeds"]):
         return None  # a feed file is gone
-    if _signature(config, content_signature(config), feed_files) != found["signature"]:
+    if _signature(config, content_signature(config, walk), feed_files) != found["signature"]:
         return None
     return {"lines": lines, "problems": problems}
 
