@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import MutableMapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, Protocol, runtime_checkable
@@ -290,6 +291,61 @@ class CachedRenderer:
             self.state.store_html(self.rendered)
 
 
+class FeedFragments(MutableMapping):
+    """feeds.render_feeds' `fragments`, kept in the state between builds: each feed entry's
+    bytes per format, so a build after one new post serialises that post's entries and
+    takes the others' as the last build left them (feedgen's serialising of the ~80 posts in
+    the feeds a new post changes was a fifth of such a build). _Entries' keys say all an
+    entry's bytes depend on; the row's key adds `base` (FeedSelection.base: the config and
+    the code of feeds/ and content/), so an edit of that code never reuses old bytes. Rows
+    share the render cache's table under keys of their own (a hash of "feed entry", base
+    and the key). Looked up at once (prefetch); new ones stored by save(), unless `keep`
+    is false: a site's first write (every entry new) would store ~27 KB a post in its feeds
+    for a build that may not come, so the builds after it store what they serialise."""
+
+    def __init__(self, state: CacheStorage | None, base: str, keep: bool = True):
+        self.state, self.base, self.keep = state, base, keep
+        self.held: dict[str, bytes] = {}
+        self.new: dict[str, bytes] = {}
+
+    def _row(self, key: str) -> str:
+        return hashlib.sha256(f"feed entry\0{self.base}\0{key}".encode("utf-8", "surrogatepass")).hexdigest()
+
+    def prefetch(self, keys: Iterable[str]) -> None:
+        rows = {self._row(key): key for key in keys if key not in self.held}
+        if self.state is not None and rows:
+            for row, text in self.state.cached_html(rows).items():
+                self.held[rows[row]] = text.encode("utf-8")
+
+    def __getitem__(self, key: str) -> bytes:
+        return self.held[key]
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.held[key] = self.new[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.held[key]
+        self.new.pop(key, None)
+
+    def __iter__(self):
+        return iter(self.held)
+
+    def __len__(self) -> int:
+        return len(self.held)
+
+    def save(self) -> None:
+        if self.state is None or not self.keep or not self.new:
+            return
+        rows = {}
+        for key, value in self.new.items():
+            try:
+                rows[self._row(key)] = value.decode("utf-8")
+            except UnicodeDecodeError:  # (feeds are UTF-8: never expected) serialised again next time
+                continue
+        self.state.store_html(rows)
+        self.new = {}
+
+
 # --- feed fingerprints ----------------------------------------------------------------------
 # A feed file depends on its posts (each standing for its file's bytes), on the config keys in
 # _feed_config (and, through scan_fingerprint, those parsing uses), on the code of content/
@@ -416,6 +472,9 @@ class FeedSelection:
         usable = last.get("base") == self.base and _stat_sources(sources) == sources
         self.last_prepared: dict[str, list] = (last.get("prepared") or {}) if usable else {}
         self.prepared: dict[str, list] = {}  # source -> _PreparedRecord fields, of this write
+        # The feed entries' bytes of earlier builds (render_feeds' fragments); a first write
+        # stores none of its own (see FeedFragments).
+        self.fragments = FeedFragments(renderer.state, self.base, keep=bool(self.last_sets))
         self._ahead: dict[int, _PreparedRecord] = {}  # id(post) -> record, by _prepare_ahead
 
     def _record(self, post: Post) -> _PreparedRecord:
@@ -490,6 +549,11 @@ class FeedSelection:
             return feeds
         return [dataclasses.replace(f, items=tuple(replaced.get(id(p), p) for p in f.items))
                 for f in feeds]
+
+    def save(self) -> None:
+        """Store what this write rendered and serialised (the HTML, the feed entries)."""
+        self.renderer.save()
+        self.fragments.save()
 
     def __call__(self, feeds: list) -> list:
         from .feeds import FEED_FILES  # feeds/ is imported by now: render_feeds calls this
