@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import MutableMapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, Protocol, runtime_checkable
@@ -293,6 +294,61 @@ class CachedRenderer:
             self.state.store_html(self.rendered)
 
 
+class FeedFragments(MutableMapping):
+    """feeds.render_feeds' `fragments`, kept in the state between builds: each feed entry's
+    bytes per format, so a build after one new post serialises that post's entries and
+    takes the others' as the last build left them (feedgen's serialising of the ~80 posts in
+    the feeds a new post changes was a fifth of such a build). _Entries' keys say all an
+    entry's bytes depend on; the row's key adds `base` (FeedSelection.base: the config and
+    the code of feeds/ and content/), so an edit of that code never reuses old bytes. Rows
+    share the render cache's table under keys of their own (a hash of "feed entry", base
+    and the key). Looked up at once (prefetch); new ones stored by save(), unless `keep`
+    is false: a site's first write (every entry new) would store ~27 KB a post in its feeds
+    for a build that may not come, so the builds after it store what they serialise."""
+
+    def __init__(self, state: CacheStorage | None, base: str, keep: bool = True):
+        self.state, self.base, self.keep = state, base, keep
+        self.held: dict[str, bytes] = {}
+        self.new: dict[str, bytes] = {}
+
+    def _row(self, key: str) -> str:
+        return hashlib.sha256(f"feed entry\0{self.base}\0{key}".encode("utf-8", "surrogatepass")).hexdigest()
+
+    def prefetch(self, keys: Iterable[str]) -> None:
+        rows = {self._row(key): key for key in keys if key not in self.held}
+        if self.state is not None and rows:
+            for row, text in self.state.cached_html(rows).items():
+                self.held[rows[row]] = text.encode("utf-8")
+
+    def __getitem__(self, key: str) -> bytes:
+        return self.held[key]
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.held[key] = self.new[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.held[key]
+        self.new.pop(key, None)
+
+    def __iter__(self):
+        return iter(self.held)
+
+    def __len__(self) -> int:
+        return len(self.held)
+
+    def save(self) -> None:
+        if self.state is None or not self.keep or not self.new:
+            return
+        rows = {}
+        for key, value in self.new.items():
+            try:
+                rows[self._row(key)] = value.decode("utf-8")
+            except UnicodeDecodeError:  # (feeds are UTF-8: never expected) serialised again next time
+                continue
+        self.state.store_html(rows)
+        self.new = {}
+
+
 # --- feed fingerprints ----------------------------------------------------------------------
 # A feed file depends on its posts (each standing for its file's bytes), on the config keys in
 # _feed_config (and, through scan_fingerprint, those parsing uses), on the code of content/
@@ -419,6 +475,9 @@ class FeedSelection:
         usable = last.get("base") == self.base and _stat_sources(sources) == sources
         self.last_prepared: dict[str, list] = (last.get("prepared") or {}) if usable else {}
         self.prepared: dict[str, list] = {}  # source -> _PreparedRecord fields, of this write
+        # The feed entries' bytes of earlier builds (render_feeds' fragments); a first write
+        # stores none of its own (see FeedFragments).
+        self.fragments = FeedFragments(renderer.state, self.base, keep=bool(self.last_sets))
         self._ahead: dict[int, _PreparedRecord] = {}  # id(post) -> record, by _prepare_ahead
 
     def _record(self, post: Post) -> _PreparedRecord:
@@ -493,6 +552,11 @@ class FeedSelection:
             return feeds
         return [dataclasses.replace(f, items=tuple(replaced.get(id(p), p) for p in f.items))
                 for f in feeds]
+
+    def save(self) -> None:
+        """Store what this write rendered and serialised (the HTML, the feed entries)."""
+        self.renderer.save()
+        self.fragments.save()
 
     def __call__(self, feeds: list) -> list:
         from .feeds import FEED_FILES  # feeds/ is imported by now: render_feeds calls this
@@ -685,7 +749,7 @@ def record_config_checked(state: CacheStorage, fingerprint: str | None) -> None:
 # because avoiding SQLAlchemy's import is the point. On PostgreSQL every run takes
 # the full path.
 
-_FORMAT = 1
+_FORMAT = 2  # 2: the stamp keeps the engine's walk
 _CODE_SIGNATURE: str | None = None
 
 
@@ -742,8 +806,15 @@ def stamp(config: Config, *, files_signature: str, feed_files: dict[str, list[in
           expires: datetime | None, lines: list[str], problems: list[str]) -> str:
     """The stamp of a run that did nothing: `files_signature` as its scan saw the posts,
     `feed_files` as it found the feeds (unchanged), and what it reported."""
+    # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms); imported by the run that stamps
+    from .content.files import engine_walk
+
     return json.dumps({
         "signature": _signature(config, files_signature, feed_files),
+        # What the engine adds to the walk (engine_walk): the idle check walks with it
+        # rather than importing the engines' rules (~20 ms): a function of the config and
+        # the code, which the signature covers.
+        "walk": engine_walk(config),
         "feeds": sorted(feed_files),
         "expires": expires.isoformat() if expires else None,
         "lines": lines,
@@ -756,7 +827,9 @@ def still_idle(config: Config, now: datetime) -> dict[str, Any] | None:
     {"lines": [...], "problems": [...]}, what that run reported. Else None."""
     # lazy: cache_sqlite3 (sqlite3) ~7 ms, only where a SQLite file is read
     from . import cache_sqlite3
-    from .content import content_signature
+    # lazy, and this one module of content/: the walk without the engines' rules, PyYAML,
+    # cmark-gfm or nh3 (the rest of content/ costs ~20 ms more)
+    from .content.files import content_signature
 
     if not config.content_dir.is_dir():
         return None  # the full run says so, and touches nothing (not even the database)
@@ -769,13 +842,15 @@ def still_idle(config: Config, now: datetime) -> dict[str, Any] | None:
         expires = datetime.fromisoformat(found["expires"]) if found["expires"] else None
         feed_files = stat_files(config.output_dir, found["feeds"])
         lines, problems = list(found["lines"]), list(found["problems"])
+        formats, fingerprint = found["walk"]
+        walk = (tuple(formats), fingerprint if isinstance(fingerprint, str) else None)
     except (ValueError, KeyError, TypeError):
         return None
     if expires is not None and now >= expires:
         return None
     if len(feed_files) != len(found["feeds"]):
         return None  # a feed file is gone
-    if _signature(config, content_signature(config), feed_files) != found["signature"]:
+    if _signature(config, content_signature(config, walk), feed_files) != found["signature"]:
         return None
     return {"lines": lines, "problems": problems}
 

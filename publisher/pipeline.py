@@ -113,7 +113,8 @@ def write_site_feeds(config: Config, state: CacheStorage | None, loaded: LoadRes
 
     selection = feeds_cache.selection()
     renderer = selection.renderer
-    files = render_feeds(loaded.posts, config, renderer, select=selection, sanitized=True)
+    files = render_feeds(loaded.posts, config, renderer, select=selection, sanitized=True,
+                         fragments=selection.fragments)
     warnings = feeds_cache.warnings_after(selection)
     report_warnings(config, report, warnings, new=feeds_cache.new_warnings(selection, warnings))
     # Local images are copied beside the feeds under content-hashed names (links.MediaFile),
@@ -122,9 +123,9 @@ def write_site_feeds(config: Config, state: CacheStorage | None, loaded: LoadRes
     media, unreadable = media_files(config, selection.media)
     files.update(media)
     report.problems.extend(unreadable)
-    # The render cache is stored while writer threads wait on the disk.
+    # The render cache and the feed entries are stored while writer threads wait on the disk.
     written = write_feeds(files, config.output_dir, keep=frozenset(selection.kept),
-                          meanwhile=renderer.save)
+                          meanwhile=selection.save)
     feeds_cache.record(list(files), selection, warnings)
     report.lines.append(
         f"feeds: {plural(len(loaded.posts), 'post')}, {plural(len(written.written), 'file')} "

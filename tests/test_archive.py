@@ -237,6 +237,20 @@ def test_a_site_template_replaces_the_bundled_page(newsletter, server):
         "<!DOCTYPE html><title>Test Blog: Mine &amp; yours</title><p>Mine &amp; yours</p>")
 
 
+def test_a_site_template_edited_later_rewrites_the_pages_on_the_next_build(newsletter, server):
+    """The pages of issues already sent follow the site's template when it changes."""
+    newsletter.post("a.md", "title: Mine\npubDate: 2025-01-05T10:00:00Z")
+    pipeline.send_now(newsletter.config(), SUN + timedelta(hours=3))
+    pipeline.build(newsletter.config(), SUN + timedelta(hours=4))
+    assert "<p>Mine</p>" not in page(newsletter, "1/index.html")
+    templates = newsletter.root / "templates"
+    templates.mkdir()
+    (templates / "archive_issue.html").write_text("<p>{{ issue.posts[0].title }}</p>\n", encoding="utf-8")
+    report = pipeline.build(newsletter.config(), SUN + timedelta(hours=5))
+    assert page(newsletter, "1/index.html") == "<p>Mine</p>\n"
+    assert any(line.startswith("newsletter archive: 1 file written") for line in report.lines)
+
+
 def test_a_broken_site_template_is_named(newsletter, server):
     newsletter.post("a.md", "title: Fresh\npubDate: 2025-01-05T10:00:00Z")
     config = newsletter.config()

@@ -143,6 +143,70 @@ def test_the_stamp_expires_when_a_future_post_comes_due(blog):
 
 
 @sqlite_only
+def test_the_stamp_expires_when_a_post_expires(blog):
+    """Hugo's expiryDate: the post leaves the feeds at that instant, so the stamp ends then."""
+    blog.post("brief.md", "title: Brief\npubDate: 2025-01-06\nexpiryDate: 2025-01-09T12:00:00Z")
+    pipeline.run_once(blog.config(), TUE + timedelta(minutes=10))
+    pipeline.run_once(blog.config(), TUE + timedelta(minutes=15))
+    assert b"Brief" in (blog.root / "public" / "rss.xml").read_bytes()
+    expiry = datetime(2025, 1, 9, 12, 0, tzinfo=timezone.utc)
+    assert cache.still_idle(blog.config(), expiry - timedelta(seconds=1)) is not None
+    assert cache.still_idle(blog.config(), expiry) is None
+    report = pipeline.run_once(blog.config(), expiry + timedelta(minutes=1))
+    assert "0 files written" not in report.lines[0]
+    assert b"Brief" not in (blog.root / "public" / "rss.xml").read_bytes()
+
+
+@sqlite_only
+def test_a_changed_data_file_the_dialect_reads_takes_the_full_path(blog, server):
+    """Jekyll's {{ site.x }} comes from _config.yml: an edit there reaches the feed on the
+    next run, as an edited post would."""
+    blog.write_config(smtp={**server.smtp_settings(), "retry_base_delay": 0},
+                      content={"dialect": "jekyll"})
+    (blog.root / "_config.yml").write_text("title: T\nrepository: ana/blog\n", encoding="utf-8")
+    blog.post("2024-12-05-liquid.md", "title: Liquid\ndate: 2024-12-05",
+              "Source: https://github.com/{{ site.repository }}\n")
+    later = TUE + timedelta(minutes=10)
+    pipeline.run_once(blog.config(), later)
+    pipeline.run_once(blog.config(), later + timedelta(minutes=5))
+    assert cache.still_idle(blog.config(), later + timedelta(minutes=10)) is not None
+    (blog.root / "_config.yml").write_text("title: T\nrepository: ana/new-blog\n", encoding="utf-8")
+    assert cache.still_idle(blog.config(), later + timedelta(minutes=10)) is None
+    pipeline.run_once(blog.config(), later + timedelta(minutes=10))
+    rss = (blog.root / "public" / "rss.xml").read_bytes()
+    assert b"ana/new-blog" in rss and b"ana/blog<" not in rss
+
+
+@sqlite_only
+@pytest.mark.parametrize("dialect", ["eleventy", "hugo"])
+def test_what_the_engine_adds_to_the_walk_is_watched(blog, server, dialect):
+    """The stamp keeps what the site's engine adds to the walk (cache.stamp): Hugo's posts in
+    HTML are walked too, and Eleventy's data files, which its fingerprint reads, are read
+    again on every check."""
+    blog.write_config(smtp={**server.smtp_settings(), "retry_base_delay": 0},
+                      content={"dialect": dialect, "permalink": "/blog/{slug}/"})
+    data = blog.content / "content.11tydata.json"
+    if dialect == "eleventy":
+        data.write_text('{"tags": ["posts"]}', encoding="utf-8")
+    later = TUE + timedelta(minutes=10)
+    pipeline.run_once(blog.config(), later)
+    pipeline.run_once(blog.config(), later + timedelta(minutes=5))
+    assert cache.still_idle(blog.config(), later + timedelta(minutes=10)) is not None
+    if dialect == "eleventy":
+        data.write_text('{"tags": ["articles"]}', encoding="utf-8")
+        changed = blog.root / "public" / "tags" / "articles" / "rss.xml"
+    else:
+        (blog.content / "page.html").write_text(
+            "---\ntitle: In HTML\ndate: 2024-12-03\n---\n<p>Hi.</p>\n", encoding="utf-8")
+        changed = blog.root / "public" / "rss.xml"
+    assert cache.still_idle(blog.config(), later + timedelta(minutes=10)) is None
+    pipeline.run_once(blog.config(), later + timedelta(minutes=10))
+    assert changed.exists()
+    if dialect == "hugo":
+        assert b"In HTML" in changed.read_bytes()
+
+
+@sqlite_only
 def test_a_digest_recorded_elsewhere_removes_the_stamp_and_is_delivered(blog, server):
     """A `publisher send` that recorded a digest and was killed before mailing anyone: the
     next cron run must finish it, not answer from the stamp."""
@@ -187,21 +251,25 @@ def test_postgresql_sites_always_take_the_full_path(site):
 
 @sqlite_only
 def test_the_cli_shortcut_does_not_import_sqlalchemy(blog):
-    """What makes the shortcut fast, checked in a real `publisher run` process."""
+    """What makes the shortcut fast, checked in a real `publisher run` process: no SQLAlchemy,
+    APScheduler, click, pipeline, nor content/ beyond its walk."""
     code = ("import sys, runpy\n"
             "sys.argv = ['publisher', '--config', sys.argv[1], 'run']\n"
             "try:\n"
             "    runpy.run_module('publisher.cli', run_name='__main__')\n"
             "except SystemExit as e:\n"
             "    print('exit', e.code, 'sqlalchemy' in sys.modules, 'apscheduler' in sys.modules,\n"
-            "          'click' in sys.modules, 'publisher.pipeline' in sys.modules)\n")
+            "          'click' in sys.modules, 'publisher.pipeline' in sys.modules,\n"
+            "          sorted(m for m in sys.modules if m.startswith('publisher.content')))\n")
     # The blog's runs used an injected clock in 2025; stamp it again for the real one.
     pipeline.run_once(blog.config())
     pipeline.run_once(blog.config())
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run([sys.executable, "-c", code, str(blog.root / "config.yaml")],
                          capture_output=True, text=True, env=env, timeout=60)
-    assert out.stdout.splitlines()[-1] == "exit 0 False False False False", out.stdout + out.stderr
+    # Of content/, only the walk (files.py): not the parser, Markdown, sanitiser or engines.
+    assert out.stdout.splitlines()[-1] == (
+        "exit 0 False False False False ['publisher.content', 'publisher.content.files']"), out.stdout + out.stderr
     assert "nothing new to mail" in out.stdout
 
 

@@ -4,10 +4,13 @@ the feeds' skip-if-unchanged: correctness first. Real files, a real state databa
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+
+from sites import make_config
 
 from publisher import cache, content, pipeline
 from publisher import state as state_mod
@@ -345,6 +348,18 @@ def test_a_new_post_or_the_clock_passing_a_future_date_rebuilds_the_feeds(site):
     assert "Bee" in (config.output_dir / "rss.xml").read_text()
 
 
+def test_a_post_reaching_its_expiry_date_leaves_the_feeds(site):
+    site.post("a.md", "title: A\npubDate: 2024-01-01")
+    site.post("brief.md", "title: Brief\npubDate: 2024-12-01\nexpiryDate: 2025-01-10")
+    config = site.config()
+    pipeline.build(config, NOW)
+    assert "Brief" in (config.output_dir / "rss.xml").read_text()
+    assert "0 files written" in pipeline.build(config, NOW + timedelta(days=1)).lines[0]
+    report = pipeline.build(config, NOW + timedelta(days=7))
+    assert "0 files written" not in report.lines[0]
+    assert "Brief" not in (config.output_dir / "rss.xml").read_text()
+
+
 def test_feed_config_changes_rebuild_the_feeds(site):
     site.post("a.md", "title: A\npubDate: 2024-01-01")
     pipeline.build(site.config(), NOW)
@@ -375,7 +390,59 @@ def test_rendered_html_is_fetched_in_one_lookup(site, monkeypatch):
         monkeypatch.setattr(store, "cached_html", spy(store.cached_html))
     report = pipeline.build(config, NOW)
     assert "1 rendered" in report.lines[0]
-    assert len(lookups) == 1
+    # One for the posts' HTML, one for their feed entries (cache.FeedFragments).
+    assert len(lookups) == 2
+
+
+def _entries_serialised(caplog) -> int:
+    """How many feed entries the last build serialised (feeds/render.py's debug line)."""
+    records = [r for r in caplog.records if r.name == "publisher.feeds.render" and "entries" in r.msg]
+    return records[-1].args[3]
+
+
+def _tagged_site(site):
+    for i in range(12):
+        site.post(f"p{i}.md", f"title: P{i}\npubDate: 2024-01-{i + 1:02d}\ntags: [t{i % 3}, all]")
+    return site.config()
+
+
+def test_a_build_after_one_new_post_serialises_only_its_entries(site, caplog):
+    """The feed entries of earlier builds are kept in the state (cache.FeedFragments): once
+    the feeds a new post changes were written before, only its own entries are serialised,
+    and the feeds are byte for byte those a build from scratch writes."""
+    config = _tagged_site(site)
+    caplog.set_level("DEBUG", logger="publisher.feeds.render")
+    pipeline.build(config, NOW)  # the first write keeps no entries of its own
+    site.post("new1.md", "title: New one\npubDate: 2024-06-01\ntags: [t0, all]")
+    pipeline.build(config, NOW)
+    # None kept yet: the 13 posts of the site's, t0's and all's feeds, in three formats.
+    assert _entries_serialised(caplog) == 3 * 13
+    site.post("new2.md", "title: New two\npubDate: 2024-07-01\ntags: [t0, all]")
+    pipeline.build(config, NOW)
+    # Its RSS, Atom and JSON entries; every other entry of the site, t0 and all feeds is kept.
+    assert _entries_serialised(caplog) == 3
+    kept = {p.relative_to(config.output_dir): p.read_bytes()
+            for p in sorted(config.output_dir.rglob("*")) if p.is_file()}
+    fresh = site.root / "fresh"  # the same site, built from scratch
+    shutil.copytree(site.content, fresh / "content")
+    scratch = make_config(fresh)
+    pipeline.build(scratch, NOW)
+    assert {p.relative_to(scratch.output_dir): p.read_bytes()
+            for p in sorted(scratch.output_dir.rglob("*")) if p.is_file()} == kept
+
+
+def test_kept_feed_entries_are_not_reused_after_a_code_change(site, caplog, monkeypatch):
+    config = _tagged_site(site)
+    caplog.set_level("DEBUG", logger="publisher.feeds.render")
+    pipeline.build(config, NOW)
+    site.post("new1.md", "title: New one\npubDate: 2024-06-01\ntags: [t0, all]")
+    pipeline.build(config, NOW)
+    monkeypatch.setattr(content, "_CODE_HASH", "content/ edited without a version change")
+    site.post("new2.md", "title: New two\npubDate: 2024-07-01\ntags: [t0, all]")
+    pipeline.build(config, NOW)
+    # Every entry of every feed set again: 14 posts in the site's and `all` feeds, 5 in t0's,
+    # 4 in t1's and t2's, in three formats.
+    assert _entries_serialised(caplog) == 3 * 14
 
 
 def test_run_once_uses_the_scan_cache(site, counted):

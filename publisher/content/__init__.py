@@ -36,8 +36,8 @@ def code_hash() -> str:
 _FROM = {
     "absolutize_html": "links", "absolutize_url": "links",
     "cache_key": "markup", "derive_summary": "markup", "render_body": "markup", "render_html": "markup",
-    "LoadResult": "posts", "Post": "posts", "ScanEntry": "posts", "content_signature": "posts",
-    "find_post_files": "posts", "load_posts": "posts", "read_post": "posts",
+    "LoadResult": "posts", "Post": "posts", "ScanEntry": "posts", "content_signature": "files",
+    "find_post_files": "files", "load_posts": "posts", "read_post": "posts",
     "clean_text": "text", "slugify": "text", "permalink": "urls",
 }
 

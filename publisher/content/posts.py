@@ -18,7 +18,6 @@ tick) goes unnoticed until the file changes again or the cache is dropped.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import os
@@ -33,8 +32,9 @@ from urllib.parse import unquote, urlsplit
 from ..config import Config
 from ..errors import ConfigError, ContentError
 from ..engines import engine_for
-from ..engines.rules import LISTING_PAGE, Engine, Fields, Source, same_language, source_of
+from ..engines.rules import Engine, Fields, Source, same_language, source_of
 from .enclosures import read_enclosure
+from .files import FilesSignature, post_files
 from .frontmatter import (Skip, first_key, frontmatter_date_key, parse_date, read_author, read_flag, read_text,
                           split_front_matter)
 from .links import absolutize_url
@@ -46,7 +46,6 @@ from .syntax import is_mdx, source_format, syntax_of
 from .text import clean_text
 from .urls import post_url
 
-POST_SUFFIXES = (".md", ".markdown", ".mdx")
 
 # What one post may ask for: far past what real posts hold, short of what makes a build
 # blow up. Every tag makes three feeds, each listing every tag of its posts: a post with
@@ -347,118 +346,6 @@ def _split(text: str, fmt: str, dialect: str, load: bool = True) -> tuple[dict, 
     return split_front_matter(text, load=load, key_value_header=syntax.key_value_header, js_yaml=syntax.js_yaml)
 
 
-def _walk(content_dir: Path, unreadable: list[tuple[tuple[str, ...], str]] | None = None,
-          roots: tuple[Path, ...] = (), refused: list[tuple[tuple[str, ...], str]] | None = None,
-          suffixes: tuple[str, ...] = POST_SUFFIXES) -> list[tuple[tuple[str, ...], os.DirEntry]]:
-    """(path parts relative to content_dir, entry) of every post file, sorted by parts (the
-    order Path objects sort in). os.scandir rather than Path.rglob: the directory entries
-    come with their type, and their stat() is what the scan cache compares. A folder that
-    cannot be listed is added to `unreadable` as (its parts, the reason). A post file that is
-    a symlink out of content_dir and `roots` (the site folder) is never read: a blog
-    repository could otherwise publish any file of the machine that builds it; it is added
-    to `refused` as (its parts, its real path)."""
-    folders = tuple(dict.fromkeys(os.path.realpath(f) for f in (content_dir, *roots)))
-    found: list[tuple[tuple[str, ...], os.DirEntry]] = []
-    stack: list[tuple[str, tuple[str, ...]]] = [(str(content_dir), ())]
-    while stack:
-        folder, parts = stack.pop()
-        try:
-            entries = os.scandir(folder)
-        except (PermissionError, FileNotFoundError, NotADirectoryError) as e:
-            if unreadable is not None:  # (gone since it was listed: not worth a word)
-                if not isinstance(e, FileNotFoundError):
-                    unreadable.append((parts, e.strerror or type(e).__name__))
-            continue
-        with entries:
-            for entry in entries:
-                name = entry.name
-                if name.startswith("."):
-                    continue  # hidden files and folders
-                try:
-                    # Like rglob: never descend through a symlinked folder (no loops).
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append((entry.path, parts + (name,)))
-                        continue
-                    if (name.lower().endswith(suffixes) and not LISTING_PAGE.match(name)
-                            and entry.is_file()):
-                        if entry.is_symlink():
-                            real = os.path.realpath(entry.path)
-                            if not any(real == f or real.startswith(f.rstrip(os.sep) + os.sep) for f in folders):
-                                if refused is not None:
-                                    refused.append((parts + (name,), real))
-                                continue
-                        found.append((parts + (name,), entry))
-                except OSError:
-                    continue
-    found.sort(key=lambda item: item[0])
-    return found
-
-
-def _post_files(config: Config, unreadable: list[tuple[tuple[str, ...], str]] | None = None,
-                refused: list[tuple[tuple[str, ...], str]] | None = None,
-                ) -> list[tuple[tuple[str, ...], os.DirEntry]]:
-    """_walk without the files content.exclude names (globs against the path under
-    content.dir, '/'-separated; a pattern without '/' also matches the file name alone)."""
-    # The engine's other post formats too: Hugo's .html content, Pelican's .rst.
-    found = _walk(config.content_dir, unreadable, (config.root,), refused,
-                  POST_SUFFIXES + engine_for(config).other_formats)
-    patterns = config.content.exclude
-    if not patterns:
-        return found
-    return [(parts, entry) for parts, entry in found if not _excluded(parts, patterns)]
-
-
-def _excluded(parts: tuple[str, ...], patterns: tuple[str, ...]) -> bool:
-    rel = "/".join(parts)
-    for pattern in patterns:
-        pattern = pattern.strip("/")
-        if fnmatch.fnmatchcase(rel, pattern) or fnmatch.fnmatchcase(rel, pattern + "/*"):
-            return True
-        if "/" not in pattern and fnmatch.fnmatchcase(parts[-1], pattern):
-            return True
-    return False
-
-
-class _FilesSignature:
-    """A digest of the post files' paths, sizes and mtimes: equal signatures, same files (the
-    scan cache's own test, with its residual risk). load_posts and content_signature feed it
-    the same walk, so a later walk that finds nothing changed gives the same signature."""
-
-    def __init__(self, content_dir: Path, config: Config | None = None):
-        self._h = hashlib.sha256(f"{content_dir}\0{content_dir.is_dir()}\n".encode("utf-8", "surrogatepass"))
-        if config is not None and content_dir.is_dir():
-            # What else the engine reads (Eleventy's data files): a change there is a change.
-            self._h.update(engine_for(config).fingerprint(config).encode())
-
-    def add(self, rel: str, st: os.stat_result | None) -> None:
-        stamp = f"{st.st_size} {st.st_mtime_ns}" if st is not None else "unreadable"
-        self._h.update(f"{rel}\0{stamp}\n".encode("utf-8", "surrogatepass"))
-
-    def hexdigest(self) -> str:
-        return self._h.hexdigest()
-
-
-def content_signature(config: Config) -> str:
-    """The signature load_posts would record now, from a walk and a stat of each file (no
-    file is read): what `publisher run` compares to know that no post changed."""
-    content_dir = config.content_dir
-    signature = _FilesSignature(content_dir, config)
-    for parts, entry in _post_files(config):
-        try:
-            st = entry.stat()
-        except OSError:
-            st = None
-        signature.add(os.path.join(*parts), st)
-    return signature.hexdigest()
-
-
-def find_post_files(content_dir: Path) -> list[Path]:
-    """Every Markdown file under content_dir, any depth, in a stable order.
-
-    Hidden files and folders are ignored, and so are Hugo's section pages (_index.md)."""
-    return [Path(entry.path) for _parts, entry in _walk(content_dir)]
-
-
 # --- the scan cache -----------------------------------------------------------------------
 
 # Post fields stored as they are; the dates, tags and content hash are handled apart.
@@ -587,13 +474,13 @@ def load_posts(config: Config, now: datetime, *,
     (content/parallel.py); cache.open_and_load_site creates the state database then."""
     result = LoadResult()
     require_content_dir(config)
-    signature = _FilesSignature(config.content_dir, config)
+    signature = FilesSignature(config.content_dir, config)
     seen: set[str] = set()
     # Each file's path for messages, as _source gives it, without a pathlib call per file.
     base = _source(config.content_dir, config)
     unreadable: list[tuple[tuple[str, ...], str]] = []
     refused: list[tuple[tuple[str, ...], str]] = []
-    walked = _post_files(config, unreadable, refused)
+    walked = post_files(config, unreadable, refused)
     _report_out_of_sight(config, now, cache, base, unreadable, refused, seen, result)
     # First the stat of every file and the scan cache's answer, then the files to read are
     # read and parsed (by two processes on a large site: parallel.py), then everything is
@@ -634,7 +521,7 @@ def _report_out_of_sight(config: Config, now: datetime, cache: Mapping[str, Scan
 
 
 def _plan_reads(walked: list[tuple[tuple[str, ...], os.DirEntry]], base: str,
-                cache: Mapping[str, ScanEntry] | None, signature: _FilesSignature, seen: set[str],
+                cache: Mapping[str, ScanEntry] | None, signature: FilesSignature, seen: set[str],
                 ) -> tuple[list[tuple[str, os.DirEntry, Any]], list[tuple[str, tuple[str, ...], str]]]:
     """load_posts: each walked file's stat and the scan cache's answer: (pending, to_read).
     pending holds (path for messages, entry, what stands for the file: the cache's entry,

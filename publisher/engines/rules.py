@@ -30,8 +30,6 @@ la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no
 or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr ss st su sv sw ta te
 tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu""".split())
 _DATE_PREFIX = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
-# Hugo's section pages, in any language (`_index.md`, `_index.ja.md`): never posts.
-LISTING_PAGE = re.compile(r"^_index(\.[A-Za-z-]+)?\.(md|markdown|mdx|html?)$", re.I)
 
 
 

@@ -7,6 +7,7 @@ comments below say which of its rules shaped a choice.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import html as html_lib
 import html.entities as html_entities
@@ -111,6 +112,15 @@ def render_feeds(
     return files
 
 
+def _fields_text(post: Post) -> str:
+    """The post's fields for an entry's key: repr's, with the dates as ISO 8601. A post
+    restored from the scan cache holds a fixed offset where the one parsed from its file may
+    hold a named zone: the same instants, the same bytes, so the same entries (kept across
+    builds: cache.FeedFragments)."""
+    return repr([value.isoformat() if isinstance(value, datetime) else value
+                 for value in (getattr(post, f.name) for f in dataclasses.fields(post) if f.repr)])
+
+
 class _Entries:
     """Each entry of a build serialised once per format, then shared by every feed it is in.
 
@@ -143,7 +153,7 @@ class _Entries:
         post_key = self._post_keys.get(id(post))
         if post_key is None:
             h = hashlib.sha256(self._base.encode("utf-8", "surrogatepass"))
-            for part in (repr(post), self.content_html(post)):
+            for part in (_fields_text(post), self.content_html(post)):
                 h.update(b"\0" + part.encode("utf-8", "surrogatepass"))
             post_key = self._post_keys[id(post)] = h.hexdigest()
         return f"{fmt} {post_key} {updated.isoformat() if updated else ''}"
@@ -158,16 +168,23 @@ class _Entries:
         (_FILL). With many entries (a cold build: ~300 a format) this process and a forked
         worker share the jobs (content/parallel.py): JSON Feed and Atom here, RSS there,
         about equal halves (the order below gives the worker the last one)."""
-        jobs: list[tuple[str, dict[str, tuple[Post, datetime | None]]]] = []
+        wanted: dict[str, list[tuple[str, Post, datetime | None]]] = {}
         for fmt in (JSON_FILE, ATOM_FILE, RSS_FILE):
-            needed: dict[str, tuple[Post, datetime | None]] = {}
+            wanted[fmt] = []
             for feed in feeds:
                 dates = _distinct_updated(feed.items) if fmt == ATOM_FILE else {}
                 for post in feed.items:
                     updated = dates.get(id(post))
-                    key = self.key(fmt, post, updated)
-                    if key not in self.store and key not in needed:
-                        needed[key] = (post, updated)
+                    wanted[fmt].append((self.key(fmt, post, updated), post, updated))
+        prefetch = getattr(self.store, "prefetch", None)
+        if prefetch is not None:  # a store kept in the state (cache.FeedFragments): one lookup
+            prefetch([key for entries in wanted.values() for key, _post, _updated in entries])
+        jobs: list[tuple[str, dict[str, tuple[Post, datetime | None]]]] = []
+        for fmt, entries in wanted.items():
+            needed: dict[str, tuple[Post, datetime | None]] = {}
+            for key, post, updated in entries:
+                if key not in self.store and key not in needed:
+                    needed[key] = (post, updated)
             jobs.append((fmt, needed))
             self.built += len(needed)
         run = partial(self._run, feeds)
