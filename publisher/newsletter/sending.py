@@ -277,10 +277,13 @@ def _jobs(config: Config, state: State, digest: DigestRow, rows: Iterator, now: 
             compiled = compiled_by_variant[owed.variant] = compile_message(
                 body, config, message_key=key, date=now)
         recipient = Recipient(email=owed.email, name=owed.name, token=owed.token)
+        # The copy as DATA carries it (dot-stuffed, its end marker) where the message allows
+        # (not DKIM-signed): stuffing each ~14 KB copy whole was 8% of a send's CPU time.
+        build = compiled.wire_for if compiled.wire_ready else compiled.bytes_for
         yield Job(key=(digest.id, owed.subscriber_id), recipient=owed.email,
-                  build=lambda recipient=recipient, compiled=compiled: compiled.bytes_for(recipient),
+                  build=lambda recipient=recipient, build=build: build(recipient),
                   sender=verp_sender(config, verp_secret, digest.id, owed.subscriber_id),
-                  wire_ready=compiled.wire_ready)
+                  wire_ready=compiled.wire_ready, stuffed=compiled.wire_ready)
 
 
 def _log_outcome(job, outcome) -> None:
