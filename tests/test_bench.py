@@ -125,5 +125,19 @@ def test_send_memory(tmp_path):
 
 
 def test_scale(tmp_path):
-    out = bench("scale.py", "--sizes", "10,30", "--runs", "1", tmp_path=tmp_path)
-    assert len(verdicts(out)) == 3
+    """The growth table end to end at tiny sizes: a row per size in both tables (posts: cold
+    build, its peak memory, the unchanged run; subscribers: the send and its peak memory),
+    and a verdict per growth that says what its ratio says."""
+    out = bench("scale.py", "--posts", "10,30", "--subscribers", "5,15", "--runs", "1",
+                tmp_path=tmp_path, timeout=300)
+    assert re.search(r"^ +posts \| +cold build median \(min-max\) \| ms/post \| +added \| "
+                     r"peak MB \| KB/post \| +added \| +unchanged run median", out, re.M), out
+    for n in (10, 30):
+        assert re.search(rf"^ +{n} \| +\d+\.\d{{3}}s \([\d.]+-[\d.]+\) \| +[\d.]+ \| .* \| "
+                         rf"{n}$", out, re.M), out
+    assert re.search(r"^ +subscribers \| +send median \(min-max\) \| ms/message \| +added \| "
+                     r"peak MB", out, re.M), out
+    for n in (5, 15):
+        assert re.search(rf"^ +{n} \| +\d+\.\d{{3}}s \([\d.]+-[\d.]+\) \| +[\d.]+ \| ",
+                         out, re.M), out
+    assert len(verdicts(out)) == 4  # cold build, unchanged run, posts rendered, send

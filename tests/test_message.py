@@ -383,6 +383,35 @@ def test_any_name_local_part_and_token_give_a_well_formed_message(digest, cfg, n
     assert_display_name(msg["To"].addresses[0].display_name, name)
     assert max(len(line) for line in data.split(b"\r\n")) <= 998
     assert compiled.wire_ready and smtp.wire_ready(data)
+    assert compiled.wire_for(recipient) == smtp._dot_stuffed(data)  # what a send hands over
+
+
+def test_a_copy_as_data_carries_it_is_the_copy_dot_stuffed_whatever_its_lines_start_with(
+        digest, cfg):
+    """wire_for (what a send hands to the server) stuffs the fixed pieces once, when compiled,
+    and each copy's own pieces per copy: the same bytes as stuffing the whole copy, with lines
+    starting with "." in the template, in a value at the start of a line, and in a value
+    that quoted-printable breaks onto a line of its own."""
+    dotted = RenderedDigest(
+        kind="digest", subject=digest.subject,
+        text=".first\n@@PUBLISHER_NAME@@ at the start\n" + "x" * 74 + "@@PUBLISHER_NAME@@\n"
+             + digest.text + "\n.\n..\n.",
+        html=".<p>@@PUBLISHER_NAME@@</p>\n" + digest.html + "\n.", post_ids=digest.post_ids,
+        warnings=())
+    for rendered in (digest, dotted):
+        compiled = compile_message(rendered, cfg, message_key=KEY, date=WHEN)
+        for recipient in NASTY + [Recipient("dot@example.org", ".dot .. .", "t."),
+                                  Recipient("nl@example.org", "a\r\n.b\n.", "t")]:
+            data = compiled.bytes_for(recipient)
+            assert compiled.wire_for(recipient) == smtp._dot_stuffed(data), recipient
+    assert b"\r\n..dot" in compiled.wire_for(Recipient("dot@example.org", ".dot", "t"))
+
+
+def test_a_signed_message_has_no_wire_copy(digest, tmp_path):
+    """DKIM signs bytes_for's bytes: a signed message is stuffed by smtp.py when it is sent."""
+    compiled = compile_message(digest, dkim_config(tmp_path / "dkim"), message_key=KEY, date=WHEN)
+    with pytest.raises(ValueError, match="not wire_ready"):
+        compiled.wire_for(NASTY[0])
 
 
 # --- the sender and DKIM ----------------------------------------------------------------------

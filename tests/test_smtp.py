@@ -22,6 +22,17 @@ def test_dot_stuffing_matches_smtplib():
         assert smtp._dot_stuffed(data) == framed + b".\r\n", data
 
 
+@given(st.lists(st.lists(st.sampled_from([b"", b".", b"..", b"a", b".a", b"a.", b" ."]),
+                         max_size=4).map(lambda words: b"".join(words) + b"\r\n"),
+                min_size=1, max_size=6))
+def test_pieces_that_each_start_a_line_can_be_stuffed_one_by_one(lines):
+    """message.py stuffs a compiled message's fixed pieces once and each copy's own pieces
+    per copy (CompiledMessage.wire_for): joined, they are the whole copy stuffed."""
+    pieces = [b"".join(lines[:2]), *lines[2:]]
+    joined = b"".join(smtp.stuffed_lines(piece) for piece in pieces) + smtp.END_OF_DATA
+    assert joined == smtp._dot_stuffed(b"".join(pieces))
+
+
 def test_plain_addresses_are_quoted_as_smtplib_quotes_them():
     import smtplib
 

@@ -49,6 +49,7 @@ _TOKEN_SPLIT = re.compile(f"({_TOKEN.pattern})")  # split() keeps the tokens, at
 # What `recipient.greeting_name` becomes for a subscriber who gave no name.
 GREETING_FALLBACK = "there"
 NAME_MAX = 100
+_HTML_SPECIAL = re.compile(r"[&<>\"']")  # what html.escape(quote=True) changes
 
 # Bytes kept free under max_html_kb for what personalise() adds (URL, name, address, each
 # possibly HTML-escaped), so no subscriber's copy crosses the limit that the digest met.
@@ -324,7 +325,10 @@ def personal_values(recipient: Recipient, config: Config,
         TOKEN_GREETING_NAME: name or GREETING_FALLBACK,
         TOKEN_PREFERENCES_URL: f"{config.web_url}/preferences/{quote(recipient.token, safe='')}",
     }
-    return values, {k: html_lib.escape(v, quote=True) for k, v in values.items()}
+    # html.escape is five replace() passes; most values (links, addresses) have nothing to
+    # escape, which one search tells.
+    return values, {k: html_lib.escape(v, quote=True) if _HTML_SPECIAL.search(v) else v
+                    for k, v in values.items()}
 
 
 def personalise(digest: RenderedDigest, recipient: Recipient, config: Config) -> tuple[str, str]:

@@ -31,7 +31,7 @@ from email.message import EmailMessage, MIMEPart
 from email.policy import SMTP
 from email.utils import format_datetime, getaddresses, parseaddr
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote, urlsplit
 
 from ..config import Config
@@ -372,7 +372,8 @@ _PART_SLOT = object()  # where a part's payload goes in CompiledMessage._layout
 class _CompiledBody:
     """One part's body, quoted-printable encoded ahead of time except for the lines that
     hold placeholders. b2a_qp encodes each line on its own (its soft breaks restart at every
-    newline), so encoding the pieces separately gives exactly the bytes of encoding the whole."""
+    newline), so encoding the pieces separately gives exactly the bytes of encoding the whole.
+    Every piece starts a line, so each can be dot-stuffed on its own (`wire`)."""
 
     def __init__(self, template: str, html: bool, personal: bool = True):
         template = template.replace("\r\n", "\n").replace("\r", "\n")  # as _text_part does
@@ -380,30 +381,33 @@ class _CompiledBody:
             template += "\n"
         self.html = html
         if not personal:  # a one-off message: no placeholders, the whole body encoded now
-            self.pieces = [self._encode(template)]
-            return
-        # Alternating: pre-encoded bytes (lines without placeholders, merged), then a line
-        # holding placeholders, split into [text, token, text, token, ..., text], and so on.
-        self.pieces: list[bytes | list[str]] = []
-        plain: list[str] = []
-        for line in template.splitlines(keepends=True):
-            if _TOKEN_PREFIX in line and _TOKEN.search(line):
-                self.pieces.append(self._encode("".join(plain)))
-                self.pieces.append(_TOKEN_SPLIT.split(line))
-                plain = []
-            else:
-                plain.append(line)
-        self.pieces.append(self._encode("".join(plain)))
+            self.pieces: list[bytes | list[str]] = [self._encode(template)]
+        else:
+            # Alternating: pre-encoded bytes (lines without placeholders, merged), then a line
+            # holding placeholders, split into [text, token, text, token, ..., text], and so on.
+            self.pieces = []
+            plain: list[str] = []
+            for line in template.splitlines(keepends=True):
+                if _TOKEN_PREFIX in line and _TOKEN.search(line):
+                    self.pieces.append(self._encode("".join(plain)))
+                    self.pieces.append(_TOKEN_SPLIT.split(line))
+                    plain = []
+                else:
+                    plain.append(line)
+            self.pieces.append(self._encode("".join(plain)))
+        self.wire: list[bytes | list[str]] = []  # the same, its bytes dot-stuffed: compile_message
 
     @staticmethod
     def _encode(text: str) -> bytes:
         # The generator writes the payload with CRLF line ends (policy SMTP).
         return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
-    def render(self, values: dict[str, str], escaped: dict[str, str]) -> bytes:
+    def render_into(self, out: list[bytes], values: dict[str, str], escaped: dict[str, str],
+                    stuff: Callable[[bytes], bytes] | None) -> None:
+        """Append this body's pieces for one recipient to `out`; `stuff`: dot-stuffed
+        (the pre-encoded pieces were stuffed when compiled, a placeholder line is now)."""
         table = escaped if self.html else values
-        out = []
-        for piece in self.pieces:
+        for piece in self.wire if stuff is not None else self.pieces:
             if type(piece) is list:
                 # Each token replaced once, as personalise()'s one regex pass does: a value
                 # that looks like a token is never substituted again.
@@ -411,8 +415,23 @@ class _CompiledBody:
                 for i in range(1, len(parts), 2):
                     parts[i] = table.get(parts[i], parts[i])
                 piece = self._encode("".join(parts))
+                if stuff is not None:
+                    piece = stuff(piece)
             out.append(piece)
-        return b"".join(out)
+
+
+@dataclass(frozen=True)
+class _Fixed:
+    """The pieces every copy of a message shares, around its own ones (CompiledMessage)."""
+
+    head: bytes  # headers before To
+    middle: bytes  # headers between To and Message-ID (Subject, Date)
+    tail: bytes  # headers after Message-ID (or List-Unsubscribe), the blank line
+    layout: tuple  # bytes and _PART_SLOT markers, the body around the parts' payloads
+
+    def stuffed(self, stuff: Callable[[bytes], bytes]) -> _Fixed:
+        return _Fixed(stuff(self.head), stuff(self.middle), stuff(self.tail),
+                      tuple(p if p is _PART_SLOT else stuff(p) for p in self.layout))
 
 
 @dataclass(frozen=True)
@@ -422,17 +441,16 @@ class CompiledMessage:
     `bytes_for(recipient)` fills them: the To header (the fast name encoder, byte-equal to
     the email package's; tests/test_mailbox_header.py), Message-ID, List-Unsubscribe and the
     placeholders in the bodies, then signs with DKIM when configured. No email package and
-    no encoding of the whole body per subscriber, only substitution into pre-encoded bytes."""
+    no encoding of the whole body per subscriber, only substitution into pre-encoded bytes.
+    `wire_for(recipient)` is the same copy as SMTP's DATA carries it, for a send."""
 
     config: Config
     message_key: str
     from_domain: str
     mailto: str  # "" for a one-off message (no list headers)
     boundary: str
-    head: bytes  # headers before To
-    middle: bytes  # headers between To and Message-ID (Subject, Date)
-    tail: bytes  # headers after Message-ID (or List-Unsubscribe), the blank line
-    layout: tuple  # bytes and _PART_SLOT markers, the body around the parts' payloads
+    fixed: _Fixed
+    wire: _Fixed  # `fixed`, dot-stuffed (smtp.stuffed_lines), for wire_for
     bodies: tuple[_CompiledBody, ...]
     signer: _Signer | None  # None: DKIM is off
     # Every copy's lines end in CRLF and fit SMTP's limit (delivery.wire_ready), so delivery
@@ -441,8 +459,28 @@ class CompiledMessage:
     # length) but for the To line, checked per copy. False when DKIM signs (dkimpy's lines).
     wire_ready: bool
     line_max: int  # delivery.MAX_LINE
+    stuff: Callable[[bytes], bytes]  # smtp.stuffed_lines
+    end_of_data: bytes  # smtp.END_OF_DATA
 
     def bytes_for(self, recipient: Recipient) -> bytes:
+        data = b"".join(self._copy(recipient, None))
+        # Signed here and nowhere else: every copy, test copy and dry run passes this line.
+        return self.signer.sign(data) if self.signer is not None else data
+
+    def wire_for(self, recipient: Recipient) -> bytes:
+        """bytes_for(recipient) as SMTP's DATA carries it: dot-stuffed and ending in the end
+        marker, byte for byte what smtp.py would make of it (tests/test_message.py). The
+        fixed pieces were stuffed when compiled; only this copy's own pieces are stuffed
+        here, and the whole is joined once: no pass over the ~14 KB of every copy. Only
+        for a wire_ready message (DKIM signs bytes_for's bytes)."""
+        if not self.wire_ready:
+            raise ValueError("wire_for: the message is not wire_ready (DKIM signs it): use bytes_for")
+        pieces = self._copy(recipient, self.stuff)
+        pieces.append(self.end_of_data)
+        return b"".join(pieces)
+
+    def _copy(self, recipient: Recipient, stuff: Callable[[bytes], bytes] | None) -> list[bytes]:
+        """The pieces of one recipient's copy, in order; `stuff`: dot-stuffed."""
         what = f"recipient {recipient.email!r}"
         local, domain = _split_address(recipient.email, what, RecipientError)
         message_id = _message_id(self.message_key, recipient.email, self.from_domain)
@@ -450,26 +488,27 @@ class CompiledMessage:
         if len(to) > self.line_max and any(len(line) > self.line_max for line in to.split(b"\r\n")):
             raise RecipientError(f"{what}: too long to write in a To header (SMTP allows "
                                  f"{self.line_max} bytes a line)")
-        headers = [
-            self.head,
-            to,
-            self.middle,
-            _fold_verbatim("Message-ID", message_id, SMTP.max_line_length, _CRLF).encode("ascii"),
-        ]
+        own = [to, _fold_verbatim("Message-ID", message_id, SMTP.max_line_length, _CRLF).encode("ascii")]
         if self.mailto:  # list mail: the subscriber's unsubscribe link and values
             link = _checked_link(self.config, recipient)
             values, escaped = personal_values(recipient, self.config, link)
-            headers.append(_fold_verbatim(
+            own.append(_fold_verbatim(
                 "List-Unsubscribe", f"<{link}>, <mailto:{self.mailto}?subject=unsubscribe>",
                 SMTP.max_line_length, _CRLF).encode("ascii"))
         else:
             values = escaped = {}
-        headers.append(self.tail)
-        payloads = iter(body.render(values, escaped) for body in self.bodies)
-        data = b"".join(headers) + b"".join(
-            next(payloads) if piece is _PART_SLOT else piece for piece in self.layout)
-        # Signed here and nowhere else: every copy, test copy and dry run passes this line.
-        return self.signer.sign(data) if self.signer is not None else data
+        fixed = self.fixed
+        if stuff is not None:
+            fixed = self.wire
+            own = [stuff(piece) for piece in own]
+        pieces = [fixed.head, own[0], fixed.middle, *own[1:], fixed.tail]
+        bodies = iter(self.bodies)
+        for piece in fixed.layout:
+            if piece is _PART_SLOT:
+                next(bodies).render_into(pieces, values, escaped, stuff)
+            else:
+                pieces.append(piece)
+        return pieces
 
 
 def _to_header(name: str, local: str, domain: str) -> str:
@@ -547,7 +586,7 @@ def _compile(config: Config, *, subject: str, text: str, html: str, message_key:
         bodies = (_CompiledBody(text, html=False, personal=personal),)
     # lazy: smtp.py (smtplib, ssl: ~20 ms), which owns SMTP's line rules; a message is
     # compiled to be sent (or written as a send would hand it over)
-    from .smtp import MAX_LINE, wire_ready
+    from .smtp import END_OF_DATA, MAX_LINE, stuffed_lines, wire_ready
 
     # The pieces every copy shares, and those whose length is fixed per message (a
     # Message-ID, a List-Unsubscribe with the longest link _checked_link lets through).
@@ -560,10 +599,14 @@ def _compile(config: Config, *, subject: str, text: str, html: str, message_key:
             "List-Unsubscribe", f"<{'x' * _LINK_MAX}>, <mailto:{mailto}?subject=unsubscribe>",
             SMTP.max_line_length, _CRLF).encode("ascii"))
     ready = signer is None and all(wire_ready(piece) for piece in fixed)
+    for body in bodies:
+        body.wire = [stuffed_lines(p) if type(p) is bytes else p for p in body.pieces]
+    pieces = _Fixed(head=head, middle=middle, tail=tail, layout=tuple(layout))
     return CompiledMessage(config=config, message_key=message_key, from_domain=From.domain,
-                           mailto=mailto, boundary=boundary, head=head, middle=middle, tail=tail,
-                           layout=tuple(layout), bodies=bodies, signer=signer, wire_ready=ready,
-                           line_max=MAX_LINE)
+                           mailto=mailto, boundary=boundary, fixed=pieces,
+                           wire=pieces.stuffed(stuffed_lines), bodies=bodies, signer=signer,
+                           wire_ready=ready, line_max=MAX_LINE, stuff=stuffed_lines,
+                           end_of_data=END_OF_DATA)
 
 
 __all__ = [

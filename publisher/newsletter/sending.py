@@ -237,13 +237,23 @@ def _owed_rows(state: State, digest_id: int, claimant: str, lease: Lease, least:
     what this sender sends in CLAIM_BATCH_SECONDS (at least `least`). Nothing more once this
     sender's lease no longer holds: its rows may be another's by now."""
     size = least
+    # Dead senders' rows are looked for when free rows may have run out (the first claim,
+    # and after one that came back short): listing the holders of owed rows scans them all,
+    # which per claim made a send to 100,000 quadratic. A dead sender's rows wait at most
+    # until the free ones are sent, and the last claim of a send always looks for them.
+    short = True
     while not (stop is not None and stop.is_set()) and lease.held():
         clock = utcnow()
         batch = state.claim_batch(digest_id, claimant, limit=size, now=clock,
                                   stale_before=clock - CLAIM_TIMEOUT,
-                                  dead_senders=dead_senders(state.claimants(digest_id)))
+                                  dead_senders=dead_senders(state.claimants(digest_id))
+                                  if short else ())
+        if not batch and not short:
+            short = True  # nothing free: look for dead senders' rows before stopping
+            continue
         if not batch:
             return
+        short = len(batch) < size
         started = time.monotonic()
         for owed in batch:  # delivery pulls a row when a connection is ready for it
             if not lease.held():
@@ -277,10 +287,13 @@ def _jobs(config: Config, state: State, digest: DigestRow, rows: Iterator, now: 
             compiled = compiled_by_variant[owed.variant] = compile_message(
                 body, config, message_key=key, date=now)
         recipient = Recipient(email=owed.email, name=owed.name, token=owed.token)
+        # The copy as DATA carries it (dot-stuffed, its end marker) where the message allows
+        # (not DKIM-signed): stuffing each ~14 KB copy whole was 8% of a send's CPU time.
+        build = compiled.wire_for if compiled.wire_ready else compiled.bytes_for
         yield Job(key=(digest.id, owed.subscriber_id), recipient=owed.email,
-                  build=lambda recipient=recipient, compiled=compiled: compiled.bytes_for(recipient),
+                  build=lambda recipient=recipient, build=build: build(recipient),
                   sender=verp_sender(config, verp_secret, digest.id, owed.subscriber_id),
-                  wire_ready=compiled.wire_ready)
+                  wire_ready=compiled.wire_ready, stuffed=compiled.wire_ready)
 
 
 def _log_outcome(job, outcome) -> None:

@@ -194,15 +194,25 @@ def _kernel_timeouts(sock: Any, seconds: float) -> bool:
     return True
 
 
+END_OF_DATA = b".\r\n"  # after the message's last CRLF: the end of DATA (RFC 5321 4.1.1.4)
+
+
+def stuffed_lines(data: bytes) -> bytes:
+    """`data`, which starts at the start of a line, with a second "." before every line that
+    starts with one (RFC 5321 4.5.2). Pieces that each start a line can be stuffed one by
+    one and joined: message.py stuffs a compiled message's fixed pieces once this way
+    (CompiledMessage.wire_for), not every copy whole."""
+    data = data.replace(b"\n.", b"\n..")  # = re.sub(rb"(?m)^\.", ...), at C speed
+    return b"." + data if data.startswith(b".") else data
+
+
 def _dot_stuffed(data: bytes) -> bytes:
     """A message as DATA carries it, as smtplib's data() sends it: a line starting with "."
     gets a second one, and the end marker follows."""
-    data = data.replace(b"\n.", b"\n..")  # = re.sub(rb"(?m)^\.", ...), at C speed
-    if data.startswith(b"."):
-        data = b"." + data
+    data = stuffed_lines(data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
-    return data + b".\r\n"
+    return data + END_OF_DATA
 
 
 class Retry(Exception):
@@ -365,7 +375,8 @@ class Session:
     def transmit(self, sender: str, recipient: str, data: bytes,
                  intent: Callable[[], None] = lambda: None,
                  meanwhile: Callable[[], None] | None = None,
-                 durable: Callable[[], None] = lambda: None) -> Iterator[None]:
+                 durable: Callable[[], None] = lambda: None,
+                 stuffed: bool = False) -> Iterator[None]:
         """One attempt: MAIL, RCPT, DATA. A generator (see delivery._Run._drive): it yields once
         each command is written, before reading the reply, so that the thread can serve another
         connection while this server answers; it returns (result, code, reply): result is
@@ -383,7 +394,8 @@ class Session:
         server answers it, and before the content goes out: the intent is made durable then.
         meanwhile(), if given, runs once the content is written, while the server takes it
         in. Each runs at most once here; an exception from intent() or durable() comes out
-        as CallbackFailed.
+        as CallbackFailed. `stuffed`: `data` is the DATA payload already (dot-stuffed, ending
+        in the end marker: message.py's CompiledMessage.wire_for), sent as it is.
 
         Raises Retry or Fatal; the connection is then in an unknown state and the caller
         closes it."""
@@ -433,7 +445,7 @@ class Session:
                 yield
             code, text = self._reply()
             if code == 354:  # else the DATA command itself was refused
-                self._send(_dot_stuffed(data))
+                self._send(data if stuffed else _dot_stuffed(data))
                 if meanwhile is not None:
                     meanwhile()
                 yield
