@@ -17,7 +17,9 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -344,5 +346,62 @@ def test_init_configures_astro_as_astro_publishes(astro_sites):
 def test_init_configures_docusaurus_as_docusaurus_publishes(docusaurus_site):
     root, theirs = docusaurus_site
     ours, problems, content = init_posts(root)
+    assert problems == [], content
+    assert differences(theirs, ours) == [], (content, agreeing(theirs, ours))
+
+
+# --- Starlight (Astro's docs theme) with starlight-blog ---------------------------------------------
+# The posts are the docs under src/content/docs/blog; starlight-blog's RSS feed (blog/rss.xml)
+# lists the published ones (drafts left out in a production build). The feed names no source
+# file: posts are compared by URL. The site is built inside the engine's folder, not through a
+# node_modules link: Vite cannot compile starlight-blog's routes through one.
+
+STARLIGHT_CONTENT = {"content_dir": "src/content/docs/blog", "dialect": "starlight", "permalink": "/blog/{slug}/"}
+
+
+@pytest.fixture(scope="module")
+def starlight_site():
+    from lxml import etree
+
+    home = engine_home("astro", "astro")
+    if not (home / "node_modules" / "starlight-blog").is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"starlight-blog is not installed in {home} (CI installs it: .ci/run)")
+        pytest.skip(f"starlight-blog is not installed in {home}")
+    (home / "sites").mkdir(exist_ok=True)
+    root = Path(tempfile.mkdtemp(dir=home / "sites")) / "starlight"
+    try:
+        shutil.copytree(ORACLE / "starlight", root)
+        (root / "package.json").write_text('{"name": "oracle", "private": true, "type": "module"}', encoding="utf-8")
+        proc = subprocess.run([str(home / "node_modules" / ".bin" / "astro"), "build", "--silent"], cwd=root,
+                              capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "TZ": "UTC", "NO_COLOR": "1", "ASTRO_TELEMETRY_DISABLED": "1"})
+        assert proc.returncode == 0, f"astro (starlight) failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        found = {}
+        for item in etree.parse(str(root / "dist" / "blog" / "rss.xml")).iter("item"):
+            url = item.findtext("link").removeprefix("https://oracle.example.org")
+            published = parsedate_to_datetime(item.findtext("pubDate"))
+            found[url] = (url, item.findtext("title"), minute(published),
+                          tuple(sorted(c.text for c in item.findall("category"))))
+        yield root, found
+    finally:
+        shutil.rmtree(root.parent, ignore_errors=True)
+
+
+def test_every_starlight_blog_post_is_starlights(starlight_site):
+    """starlight-blog's posts: Starlight's ids (nested folders, a folder's index, uppercase,
+    dots), `slug`, YAML dates (UTC), drafts, tags; the docs outside blog/ are no posts."""
+    root, theirs = starlight_site
+    ours, problems = publisher_posts(root, **STARLIGHT_CONTENT)
+    ours = {post[0]: post for post in ours.values()}
+    assert problems == []
+    assert len(theirs) >= 9
+    assert differences(theirs, ours) == [], agreeing(theirs, ours)
+
+
+def test_init_configures_starlight_blog_as_starlight_publishes(starlight_site):
+    root, theirs = starlight_site
+    ours, problems, content = init_posts(root)
+    ours = {post[0]: post for post in ours.values()}
     assert problems == [], content
     assert differences(theirs, ours) == [], (content, agreeing(theirs, ours))
