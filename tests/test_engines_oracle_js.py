@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -225,6 +226,33 @@ def test_every_docusaurus_post_is_docusaurus(docusaurus_site):
     assert problems == []
     assert len(theirs) >= 20
     assert differences(theirs, ours) == [], agreeing(theirs, ours)
+
+
+def test_docusaurus_bodies_resolve_its_syntax_and_summaries_are_its_excerpts(docusaurus_site):
+    """The truncate marker, admonitions and heading ids never reach a feed as text; a summary is
+    the plugin's own description (its excerpt: the text above `<!-- truncate -->`, an
+    admonition's text, never its `Note` title)."""
+    from publisher.content.markup import render_html
+
+    root, _theirs = docusaurus_site
+    config = make_config(root, site={"url": "https://oracle.example.org", "language": "en"},
+                         content={"dir": "blog", "dialect": "docusaurus",
+                                  "permalink": DOCUSAURUS_CONTENT["permalink"]},
+                         newsletter={"timezone": "UTC"}, state={"database": "state.db"})
+    posts = {p.source: p for p in load_posts(config, NOW).posts}
+    descriptions = {}
+    for meta in (root / ".docusaurus" / "docusaurus-plugin-content-blog" / "default").glob("site-blog-*.json"):
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        descriptions[data["source"].removeprefix("@site/")] = data["description"]
+    for source in ("blog/2024-03-08-truncated.md", "blog/2024-03-10-admonition.md"):
+        assert posts[source].summary == descriptions[source]
+    for post in posts.values():
+        body = re.sub(r"<!--.*?-->", "", render_html(post, config), flags=re.S)  # a comment shows nothing
+        assert ":::" not in body and "{#" not in body and "truncate" not in body, post.source
+    admonitions = render_html(posts["blog/2024-03-10-admonition.md"], config)
+    assert 'class="admonition-title"><strong>Note</strong>' in admonitions
+    assert 'class="admonition-title"><strong>A title</strong>' in admonitions
+    assert 'id="custom-id"' in render_html(posts["blog/2024-03-19-heading-id.md"], config)
 
 
 # --- generated Eleventy sites ---------------------------------------------------------------------
