@@ -182,7 +182,9 @@ def test_every_astro_post_is_astros(astro_sites, variant):
     pubDate in every form z.coerce.date() reads, drafts the route filters, dated routes."""
     zone, root, theirs = astro_sites[variant]
     ours, problems = astro_publisher(root, "astro", zone)
-    assert problems == []
+    # Astro logs ENOENT for it and publishes nothing: publisher says why
+    assert problems == ["src/content/blog/issue #12 recap.md: skipped: Astro cannot load a file whose path "
+                        "holds '#' or '?' (its glob loader logs ENOENT and publishes nothing): rename it"]
     assert len(theirs) >= 20
     assert differences(theirs, ours) == [], agreeing(theirs, ours)
 
@@ -367,7 +369,7 @@ def test_init_configures_astro_as_astro_publishes(astro_sites):
     zone, root, theirs = astro_sites[0]
     ours, problems, content = init_posts(root)
     blog = {s: post for s, post in theirs.items() if s.startswith("src/content/blog/")}
-    assert problems == [], content
+    assert [p for p in problems if "#" not in p] == [], content
     assert differences(blog, ours) == [], (content, agreeing(blog, ours))
 
 
@@ -433,3 +435,59 @@ def test_init_configures_starlight_blog_as_starlight_publishes(starlight_site):
     ours = {post[0]: post for post in ours.values()}
     assert problems == [], content
     assert differences(theirs, ours) == [], (content, agreeing(theirs, ours))
+
+
+# --- generated Astro sites ------------------------------------------------------------------------
+
+def _astro_date(draw, st) -> str:
+    """pubDate in a form z.coerce.date() reads: YAML timestamps and dates (UTC without offset),
+    strings (ISO, and the forms Date.parse reads in the build's zone)."""
+    y, mo, d, h, mi, s = _stamp(draw, st)
+    offset = draw(st.sampled_from(OFFSETS))
+    month = datetime(y, mo, d).strftime("%B")
+    return draw(st.sampled_from([
+        f"{y}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{offset}", f"{y}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}Z",
+        f"{y}-{mo}-{d} {h}:{mi:02d}:{s:02d}", f"{y}-{mo:02d}-{d:02d}", f'"{y}-{mo:02d}-{d:02d}"',
+        f'"{y}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}"', f'"{y}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{offset}"',
+        f'"{month[:3]} {d:02d} {y}"', f'"{month} {d}, {y}"', f'"{y}/{mo:02d}/{d:02d}"',
+    ]))
+
+
+def _astro_post(draw, st, i: int) -> tuple[str, str]:
+    """(path under the site, file text) of one generated post of the blog collection."""
+    words = draw(st.lists(st.sampled_from(NAME_WORDS + TITLE_WORDS), max_size=3))
+    # no '#': Astro loads no such file (test_every_astro_post_is_astros)
+    name = " ".join([f"p{i}"] + [w for w in words if "/" not in w and "#" not in w])
+    folder = draw(st.sampled_from(["", "", "Sub Folder/", "a.b/ünï/"]))
+    path = f"src/content/blog/{folder}{name}.md"
+    if draw(st.integers(0, 4)) == 0:
+        path = f"src/content/blog/{folder}{name}/index.md"
+    title = " ".join([f"P{i}"] + draw(st.lists(st.sampled_from(TITLE_WORDS), min_size=1, max_size=4)))
+    lines = [f"title: {json.dumps(title, ensure_ascii=False)}", f"pubDate: {_astro_date(draw, st)}"]
+    if draw(st.integers(0, 5)) == 0:
+        lines.append(f"slug: {json.dumps(f'p{i}/' + draw(st.sampled_from(['Own', 'v1.2.3', 'a_b', 'x-y'])))}")
+    if draw(st.integers(0, 6)) == 0:
+        lines.append("draft: true")
+    if draw(st.integers(0, 3)) == 0:
+        lines.append(f"tags: {json.dumps(draw(st.lists(st.sampled_from(['Astro', 'web dev', 'Ünï']), min_size=1, max_size=2, unique=True)), ensure_ascii=False)}")
+    return path, "---\n" + "\n".join(lines) + "\n---\nBody.\n"
+
+
+def test_generated_astro_posts_come_out_as_astro_publishes_them(tmp_path):
+    """EXAMPLES generated posts (names with spaces, dots, '_', '&', emoji, '½' in nested folders,
+    folder index files, `slug`, pubDate in every form z.coerce.date() reads, drafts, tags), built
+    by Astro in a generated zone and read by publisher with that newsletter.timezone."""
+    engine_home("astro", "astro")
+    found = generated_posts(_astro_post)
+    zone = found[-1][0]
+    site = tmp_path / "generated"
+    shutil.copytree(ORACLE / "astro", site, ignore=shutil.ignore_patterns("*.md"))
+    for _zone, (rel, text) in found:
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(text, encoding="utf-8")
+    root = tmp_path / "built"
+    theirs = astro_posts(root, astro_build(site, root, zone))
+    ours, problems = astro_publisher(root, "astro", zone)
+    assert problems == [], zone
+    assert differences(theirs, ours) == [], (zone, agreeing(theirs, ours))
+    assert len(theirs) == sum("draft: true" not in text for _z, (_r, text) in found) >= min(EXAMPLES, 20) * 3 // 4
