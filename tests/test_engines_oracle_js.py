@@ -49,10 +49,13 @@ def run_engine(engine: str, binary: str, root: Path, *args: str, timeout: int = 
     """Run the engine's command in `root`, a copy of a fixture site, its node_modules linked in."""
     home = engine_home(engine, binary)
     (root / "node_modules").symlink_to(home / "node_modules")
+    env = {**os.environ, "TZ": "UTC", "NO_COLOR": "1", "ASTRO_TELEMETRY_DISABLED": "1",
+           "DOCUSAURUS_NO_UPDATE_NOTIFIER": "1",
+           # webpack's persistent cache sits in the shared node_modules: a later build of another
+           # copy of the site took a former build's modules for its own (pages without metadata)
+           "DOCUSAURUS_NO_PERSISTENT_CACHE": "1"}
     proc = subprocess.run([str(home / "node_modules" / ".bin" / binary), *args], cwd=root, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "TZ": "UTC", "NO_COLOR": "1",
-                                                           "ASTRO_TELEMETRY_DISABLED": "1",
-                                                           "DOCUSAURUS_NO_UPDATE_NOTIFIER": "1"})
+                          text=True, timeout=timeout, env=env)
     assert proc.returncode == 0, f"{engine} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
 
 
