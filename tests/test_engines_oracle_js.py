@@ -301,7 +301,8 @@ def _eleventy_post(draw, st, i: int) -> tuple[str, str]:
     y, mo, d, *_ = _stamp(draw, st)
     name = "-".join([f"p{i}"] + draw(st.lists(st.sampled_from(NAME_WORDS), max_size=3)))
     prefix = draw(st.sampled_from(["", f"{y}-{mo:02d}-{d:02d}-", f"{y}-{mo}-{d}-"]))
-    lines = [f"title: {json.dumps(' '.join([f'P{i}'] + draw(st.lists(st.sampled_from(TITLE_WORDS), min_size=1, max_size=4))), ensure_ascii=False)}"]
+    title = " ".join([f"P{i}"] + draw(st.lists(st.sampled_from(TITLE_WORDS), min_size=1, max_size=4)))
+    lines = [f"title: {json.dumps(title, ensure_ascii=False)}"]
     # one-digit file name dates are no dates to Eleventy (it would take the file's creation time)
     if prefix != f"{y}-{mo:02d}-{d:02d}-" or draw(st.booleans()):
         lines.append(f"date: {_eleventy_date(draw, st)}")
@@ -482,7 +483,8 @@ def _astro_post(draw, st, i: int) -> tuple[str, str]:
     if draw(st.integers(0, 6)) == 0:
         lines.append("draft: true")
     if draw(st.integers(0, 3)) == 0:
-        lines.append(f"tags: {json.dumps(draw(st.lists(st.sampled_from(['Astro', 'web dev', 'Ünï']), min_size=1, max_size=2, unique=True)), ensure_ascii=False)}")
+        tags = draw(st.lists(st.sampled_from(["Astro", "web dev", "Ünï"]), min_size=1, max_size=2, unique=True))
+        lines.append(f"tags: {json.dumps(tags, ensure_ascii=False)}")
     return path, "---\n" + "\n".join(lines) + "\n---\nBody.\n"
 
 
@@ -532,11 +534,13 @@ def _docusaurus_post(draw, st, i: int) -> tuple[str, str]:
             f"{y}-{mo}-{d} {h}:{mi:02d}:{s:02d}", f"{y}-{mo:02d}-{d:02d}", f'"{y}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}"',
             f'"{y}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}"'])))
     if draw(st.integers(0, 5)) == 0:
-        lines.append(f"slug: {json.dumps(draw(st.sampled_from(['', '/'])) + f'g/p{i}-' + draw(st.sampled_from(['Own', 'v1.2.3', 'a_b'])))}")
+        slug = draw(st.sampled_from(["", "/"])) + f"g/p{i}-" + draw(st.sampled_from(["Own", "v1.2.3", "a_b"]))
+        lines.append(f"slug: {json.dumps(slug)}")
     if draw(st.integers(0, 6)) == 0:
         lines.append(draw(st.sampled_from(["draft: true", "unlisted: true"])))
     if draw(st.integers(0, 3)) == 0:
-        tags = draw(st.lists(st.sampled_from(["Docusaurus", "release notes", "Ünï"]), min_size=1, max_size=2, unique=True))
+        tags = draw(st.lists(st.sampled_from(["Docusaurus", "release notes", "Ünï"]), min_size=1, max_size=2,
+                             unique=True))
         lines.append(f"tags: {json.dumps(tags, ensure_ascii=False)}")
     text = ("---\n" + "\n".join(lines) + "\n---\n" if lines else "") + body
     return f"blog/generated/{path}", text
