@@ -220,7 +220,9 @@ def prefix_footnotes(fragment: str, post: Post) -> str:
 
 # --- summary ---------------------------------------------------------------------------
 
-_PARAGRAPH = re.compile(r"<p(?:\s[^>]*)?>(.*?)</p>", re.S)
+# A paragraph of the body; not an admonition's title (blocks.py writes it as a paragraph of its
+# own, `Note`, before the admonition's text, which is the summary's).
+_PARAGRAPH = re.compile(r"<p(?!\s[^>]*\bclass=\"admonition-title\")(?:\s[^>]*)?>(.*?)</p>", re.S)
 _FENCE = re.compile(r"^ {0,3}(?:```|~~~)", re.M)
 _LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]\n]+\]:[ \t]*\S.*$", re.M)
 SUMMARY_PREFIX = 2000  # characters of Markdown rendered to find the summary, when that is enough

@@ -21,9 +21,12 @@ def kept_slug(value: str) -> str:
 
 
 def github_slug(text: str) -> str:
-    """github-slugger, as Astro makes ids: lowercase, punctuation (dots too) removed,
+    """github-slugger, as Astro makes ids: lowercase, then what its regex removes removed
+    (punctuation, dots, symbols, emoji, '½'; letters, marks and digits of any script kept),
     each space a '-'."""
-    return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
+    from .github_slugger import REMOVED
+
+    return REMOVED.sub("", text.lower()).replace(" ", "-")
 
 
 def _letter_mark_or_digit(ch: str) -> bool:

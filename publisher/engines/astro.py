@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
+from ..content.frontmatter import Skip
 from ..content.frontmatter import read_text as field_text
 from ..content.slugs import github_slug
 from ..datafiles import brace_end
@@ -263,6 +264,16 @@ class Astro(Engine):
         if isinstance(value, (date, datetime)) or (isinstance(value, str) and _ISO_DATE_ONLY.fullmatch(value.strip())):
             return timezone.utc
         return config.tz
+
+    def data(self, meta: dict, path: Path, src: Source, config: Config) -> dict:
+        """The glob loader opens `new URL(encodeURI(entry), base)`: a '#' or '?' in the path
+        starts the URL's fragment or query, so Astro reads no such file (it logs ENOENT and
+        publishes nothing)."""
+        if any(c in part for part in src.parts for c in "#?"):
+            raise Skip("Astro cannot load a file whose path holds '#' or '?' (its glob loader logs ENOENT "
+                       "and publishes nothing): rename it")
+        return meta
+
     def site_variables(self, root: str, files: Any) -> dict[str, Any]:
         """The Markdown plugins astro.config's markdown options add (content/syntax.py renders
         what they would): remark-directive (Fuwari and other themes: `:::note` asides, their

@@ -100,8 +100,8 @@ ADMONITIONS = (("note", "Note", "note"), ("tip", "Tip", "tip"), ("info", "Info",
 # plugin-content-blog's DATE_FILENAME_REGEX (blogUtils.ts), on the path under the blog folder:
 # the last YYYY-M-D or YYYY/MM/DD in it (`2024-3-12-x.md`, `2024/02/03/x.md`, `news/2024-03-11-x.md`),
 # one-digit parts too; what follows is the name, `/index` dropped.
-_DATE_FILENAME = re.compile(r"^(?P<folder>.*)(?P<date>(\d{4})[-/](\d{1,2})[-/](\d{1,2}))[-/]?(?P<text>.*?)(?:/index)?\.mdx?$",
-                            re.S)
+_DATE_FILENAME = re.compile(
+    r"^(?P<folder>.*)(?P<date>(\d{4})[-/](\d{1,2})[-/](\d{1,2}))[-/]?(?P<text>.*?)(?:/index)?\.mdx?$", re.S)
 # parseMarkdownContentTitle (@docusaurus/utils): an `# h1` or a setext `===` title first in the
 # body (after MDX import blocks), its trailing `#`s or `{#id}` and inline code ticks dropped.
 _IMPORTS = re.compile(r"^(?:import\s(?:.|\r?\n(?!\r?\n))*(?:\r?\n){2,})*")

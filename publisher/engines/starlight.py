@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..content.frontmatter import read_text as field_text
 from .astro import MARKERS, Astro, site_url
 from .base import Detected, first_file, js_object, js_string, js_top_level, read_text, strip_js_comments
-from .rules import Syntax
+from .rules import Fields, Source, Syntax
 
 NAME = "starlight"
 LABEL = "Starlight"
@@ -63,8 +64,10 @@ def _starlight(folder: Path, marker: Path) -> Detected:
     block = js_object(config, r"\bstarlight\s*\(") or ""
     _language(d, marker, block)
     blog = js_object(config, r"\bstarlightBlog\s*\(")
-    title = js_string(js_top_level(blog), "title") if blog is not None else None
-    if title is None and blog is not None:  # title: { en: '...', fr: '...' }: the default's
+    if blog is None and re.search(r"\bstarlightBlog\s*\(\s*\)", config):
+        blog = ""  # the plugin with no options (as its docs write it)
+    title = js_string(js_top_level(blog), "title") if blog else None
+    if title is None and blog:  # title: { en: '...', fr: '...' }: the default's
         titles = js_object(blog, r"\btitle\s*:")
         lang = d.value("site.language", "en")
         title = (js_string(titles, lang) or next(iter(re.findall(r""":\s*["']([^"']+)["']""", titles)), None)
@@ -99,10 +102,19 @@ ASIDES = (("note", "Note", "note"), ("tip", "Tip", "tip"), ("caution", "Caution"
 
 
 class Starlight(Astro):
-    """Astro's docs theme: Astro's ids; its asides (`:::note[Title]`) are resolved (syntax.py)."""
+    """Astro's docs theme: Astro's ids; its asides (`:::note[Title]`) are resolved (syntax.py).
+    A page is published at /<id>/, its id the path under src/content/docs: a front matter
+    `slug` is that whole id (`slug: blog/x` is /blog/x/ whatever folder the post is in, as
+    starlight-blog links it), not a name under content.dir."""
 
     name = "starlight"
     syntax = Syntax(admonitions=ASIDES, js_yaml=True)  # Astro's front matter: js-yaml
+
+    def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
+        explicit = field_text(meta.get("slug"), "slug").strip("/")
+        if explicit:
+            return f"/{explicit}/"
+        return super().explicit_path(meta, src, fields)
 
 
 RULES = Starlight()
