@@ -478,7 +478,8 @@ class CompiledMessage:
         here, and the whole is joined once: no pass over the ~14 KB of every copy. Only
         for a wire_ready message (DKIM signs bytes_for's bytes)."""
         if not self.wire_ready:
-            raise ValueError("wire_for: the message is not wire_ready (DKIM signs it): use bytes_for")
+            raise ValueError("wire_for: the message is not wire_ready (DKIM signs it): "
+                             "use bytes_for")
         pieces = self._copy(recipient, self.stuff)
         pieces.append(self.end_of_data)
         return b"".join(pieces)
@@ -492,7 +493,8 @@ class CompiledMessage:
         if len(to) > self.line_max and any(len(line) > self.line_max for line in to.split(b"\r\n")):
             raise RecipientError(f"{what}: too long to write in a To header (SMTP allows "
                                  f"{self.line_max} bytes a line)")
-        own = [to, _fold_verbatim("Message-ID", message_id, SMTP.max_line_length, _CRLF).encode("ascii")]
+        own = [to, _fold_verbatim("Message-ID", message_id, SMTP.max_line_length,
+                                  _CRLF).encode("ascii")]
         if self.mailto:  # list mail: the subscriber's unsubscribe link and values
             link = _checked_link(self.config, recipient)
             values, escaped = personal_values(recipient, self.config, link)
