@@ -182,7 +182,8 @@ def print_send(rows: list[Row]) -> None:
           f"{'added':>7} | {'peak MB':>7} | {'added KB/msg':>12}")
     for i, row in enumerate(rows):
         print(f"  {row.size:>11} | {span(row.times):>28} | "
-              f"{1e3 * row.times.median / row.size:10.3f} | {added(time_added[i], 1e3, '7.3f'):>7} | "
+              f"{1e3 * row.times.median / row.size:10.3f} | "
+              f"{added(time_added[i], 1e3, '7.3f'):>7} | "
               f"{row.peak:7.1f} | {added(peak_added[i], 1024, '12.3f'):>12}")
     print("  (ms/message: the whole send over the messages; added: per message added since "
           "the size above)")

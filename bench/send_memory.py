@@ -1,7 +1,7 @@
 """Peak memory (RSS) of `publisher send` of one digest to N subscribers (default 100,000),
 against the same send to a small list (default 1,000) measured in the same run: the ledger
 is streamed from the database a batch at a time, so memory must stay flat in the list size.
-Target: peak RSS under 150 MB at N.
+Target: peak RSS at most 100 MB at N (#29).
 
     .venv/bin/python bench/send_memory.py --subscribers 100000
 """
@@ -16,7 +16,7 @@ import time
 import _common as c
 from send_vs_smtplib import prepare_site, restore
 
-LIMIT_MB = 150.0
+LIMIT_MB = 100.0
 
 
 def peak_rss_mb(cmd: list[str]) -> tuple[float, float]:

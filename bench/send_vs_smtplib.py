@@ -7,8 +7,8 @@ recording the digest, the per-subscriber ledger, building every message. The sub
 real-looking names that are not ASCII ("Reader 7 Ünïcode"), so every To header needs an
 RFC 2047 encoded word (`--names ascii` for plain "Reader 7"). It runs once against a sink
 that offers PIPELINING (publisher pipelines, smtplib never does) and once against one that
-does not (both then send one command at a time). Target: publisher's median at most 1.0x the
-loop's, in both, with the default config (smtp.connections: auto, which opens a second
+does not (both then send one command at a time). Target: publisher's median at most 0.7x the
+loop's, in both (#29), with the default config (smtp.connections: auto, which opens a second
 connection to the sink without PIPELINING, as mail tools do by default). For honesty it also
 measures, alternated with the other two, the same send with `smtp.connections: 1` forced, and
 prints that ratio as information (not part of the verdict): one connection against one.
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import _common as c
 
-TARGET = 1.0
+TARGET = 0.7  # issue #29
 TOPICS_TARGET = 1.1
 NEW_POSTS = 5
 NAMES = {

@@ -169,6 +169,33 @@ def test_text_part_is_readable(three, cfg):
 
 # --- placeholders and personalisation ----------------------------------------------------
 
+def test_premailer_is_imported_without_requests_and_never_fetches(three, cfg):
+    """digest._premailer: premailer imports requests (urllib3, chardet, ...) only to fetch
+    stylesheets by URL, which the digest never does; it is imported with a stand-in that
+    refuses to fetch, and whatever imports requests afterwards gets the real one."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from publisher.newsletter import digest\n"
+        "premailer = digest._premailer()\n"
+        "assert 'requests' not in sys.modules and 'urllib3' not in sys.modules, 'imported'\n"
+        "import premailer.premailer as p\n"
+        "try:\n"
+        "    p.requests.get('https://example.org/x.css')\n"
+        "except Exception as e:\n"
+        "    print('refused:', e)\n"
+        "import requests\n"
+        "print('real:', hasattr(requests, 'Session'))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout
+    assert out == ("refused: premailer asked for 'https://example.org/x.css': the digest's CSS "
+                   "is never fetched\nreal: True\n")
+    # and the CSS is inlined all the same (in this process)
+    assert 'style="' in render_digest(three, cfg).html
+
+
 def test_placeholders_survive_premailer_in_href_and_text(three, cfg):
     digest = render_digest(three, cfg)
     assert f'href="{TOKEN_UNSUBSCRIBE_URL}"' in digest.html

@@ -117,6 +117,48 @@ def test_claims_grow_with_the_pace_and_stay_bounded(tmp_path, monkeypatch, claim
     assert limits[0] == 20 and set(limits[1:]) == {60}
 
 
+def test_rows_of_a_dead_local_sender_are_sent_once_after_the_free_ones(
+        tmp_path, monkeypatch, claim_limits):
+    """Dead local senders are looked for when free rows may have run out (the first claim,
+    after a short one), not before every claim: rows a killed process on this machine had
+    claimed are still sent by this send, once each, and nobody else twice."""
+    import socket
+    import subprocess
+    from collections import Counter
+
+    from publisher.newsletter import delivery
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no process has any more
+    holder = f"{socket.gethostname()}:{dead.pid}:0badf00d"
+    with PipeliningServer() as server:
+        config = site_with_subscribers(tmp_path / "site", server, 150)
+        # The digest recorded, nothing sent (its claims given back), then the last 30 rows
+        # claimed by the dead process, as a kill -9 mid-send leaves them.
+        real_deliver = delivery.deliver
+        monkeypatch.setattr(delivery, "deliver", lambda jobs, *a, **k: delivery.DeliveryStats())
+        pipeline.send_now(config)
+        monkeypatch.setattr(delivery, "deliver", real_deliver)
+        state = State(config.database_url)
+        with state.write() as conn:
+            d = state_mod.deliveries
+            conn.execute(d.update().where(d.c.digest_id == 1, d.c.subscriber_id > 120)
+                         .values(claimed_by=holder, claimed_at=datetime.now(timezone.utc)))
+        state.close()
+        listed = []
+        claimants = State.claimants
+        monkeypatch.setattr(State, "claimants",
+                            lambda self, digest_id: listed.append(1) or claimants(self, digest_id))
+        claim_limits.clear()
+        report = pipeline.send_now(config)
+        copies = Counter(m.rcpt for m in server.received)
+
+    assert report.exit_status == 0, report.lines
+    assert copies == Counter(f"reader{i:04d}@example.org" for i in range(150))
+    assert delivery_statuses(config) == [("sent", 150)]
+    assert len(listed) < len(claim_limits)  # not before every claim
+
+
 def test_a_send_checkpoints_the_sqlite_wal_less_often_then_restores_the_default(tmp_path):
     """Each WAL checkpoint syncs two files to disk: during a send the ledger's connection
     checkpoints every LEDGER_CHECKPOINT_PAGES, and goes back to the pool with SQLite's default."""

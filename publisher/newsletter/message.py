@@ -389,12 +389,14 @@ class _CompiledBody:
             plain: list[str] = []
             for line in template.splitlines(keepends=True):
                 if _TOKEN_PREFIX in line and _TOKEN.search(line):
-                    self.pieces.append(self._encode("".join(plain)))
+                    if plain:
+                        self.pieces.append(self._encode("".join(plain)))
                     self.pieces.append(_TOKEN_SPLIT.split(line))
                     plain = []
                 else:
                     plain.append(line)
-            self.pieces.append(self._encode("".join(plain)))
+            if plain:
+                self.pieces.append(self._encode("".join(plain)))
         self.wire: list[bytes | list[str]] = []  # the same, its bytes dot-stuffed: compile_message
 
     @staticmethod
@@ -407,14 +409,16 @@ class _CompiledBody:
         """Append this body's pieces for one recipient to `out`; `stuff`: dot-stuffed
         (the pre-encoded pieces were stuffed when compiled, a placeholder line is now)."""
         table = escaped if self.html else values
+        get, qp = table.get, binascii.b2a_qp
         for piece in self.wire if stuff is not None else self.pieces:
             if type(piece) is list:
                 # Each token replaced once, as personalise()'s one regex pass does: a value
-                # that looks like a token is never substituted again.
+                # that looks like a token is never substituted again. (_encode, inline:
+                # eight such lines a copy.)
                 parts = piece[:]
                 for i in range(1, len(parts), 2):
-                    parts[i] = table.get(parts[i], parts[i])
-                piece = self._encode("".join(parts))
+                    parts[i] = get(parts[i], parts[i])
+                piece = qp("".join(parts).encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
                 if stuff is not None:
                     piece = stuff(piece)
             out.append(piece)
@@ -474,7 +478,8 @@ class CompiledMessage:
         here, and the whole is joined once: no pass over the ~14 KB of every copy. Only
         for a wire_ready message (DKIM signs bytes_for's bytes)."""
         if not self.wire_ready:
-            raise ValueError("wire_for: the message is not wire_ready (DKIM signs it): use bytes_for")
+            raise ValueError("wire_for: the message is not wire_ready (DKIM signs it): "
+                             "use bytes_for")
         pieces = self._copy(recipient, self.stuff)
         pieces.append(self.end_of_data)
         return b"".join(pieces)
@@ -488,7 +493,8 @@ class CompiledMessage:
         if len(to) > self.line_max and any(len(line) > self.line_max for line in to.split(b"\r\n")):
             raise RecipientError(f"{what}: too long to write in a To header (SMTP allows "
                                  f"{self.line_max} bytes a line)")
-        own = [to, _fold_verbatim("Message-ID", message_id, SMTP.max_line_length, _CRLF).encode("ascii")]
+        own = [to, _fold_verbatim("Message-ID", message_id, SMTP.max_line_length,
+                                  _CRLF).encode("ascii")]
         if self.mailto:  # list mail: the subscriber's unsubscribe link and values
             link = _checked_link(self.config, recipient)
             values, escaped = personal_values(recipient, self.config, link)
@@ -497,10 +503,9 @@ class CompiledMessage:
                 SMTP.max_line_length, _CRLF).encode("ascii"))
         else:
             values = escaped = {}
-        fixed = self.fixed
-        if stuff is not None:
-            fixed = self.wire
-            own = [stuff(piece) for piece in own]
+        # (This copy's header lines need no stuffing: each starts with its header's name, and
+        # every line it is folded onto with a space.)
+        fixed = self.fixed if stuff is None else self.wire
         pieces = [fixed.head, own[0], fixed.middle, *own[1:], fixed.tail]
         bodies = iter(self.bodies)
         for piece in fixed.layout:
