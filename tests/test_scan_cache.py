@@ -3,6 +3,7 @@ the feeds' skip-if-unchanged: correctness first. Real files, a real state databa
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from datetime import datetime, timedelta, timezone
@@ -443,6 +444,26 @@ def test_kept_feed_entries_are_not_reused_after_a_code_change(site, caplog, monk
     # Every entry of every feed set again: 14 posts in the site's and `all` feeds, 5 in t0's,
     # 4 in t1's and t2's, in three formats.
     assert _entries_serialised(caplog) == 3 * 14
+
+
+def test_the_kept_feed_entries_of_an_older_config_are_dropped(site):
+    config = _tagged_site(site)
+    pipeline.build(config, NOW)
+    site.post("new1.md", "title: New one\npubDate: 2024-06-01\ntags: [t0, all]")
+    pipeline.build(config, NOW)
+
+    def entries_under(base: str) -> int:
+        prefix = cache.FeedFragments._prefix(base)
+        with State(config.database_url) as state, state.read() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM render_cache WHERE key >= :a AND key < :b"),
+                                {"a": prefix, "b": prefix + "g"}).scalar()
+
+    with State(config.database_url) as state:
+        old = json.loads(state.get_meta(cache.FEEDS_WRITTEN_KEY))["base"]
+    assert entries_under(old) == 3 * 13
+    site.write_config(site={"title": "Renamed Blog"})
+    pipeline.build(site.config(), NOW)
+    assert entries_under(old) == 0
 
 
 def test_run_once_uses_the_scan_cache(site, counted):

@@ -53,6 +53,13 @@ class CacheRows:
             for i in range(0, len(rows), 500):
                 conn.execute(insert_on_conflict(conn, render_cache).on_conflict_do_nothing(), rows[i : i + 500])
 
+    def drop_html(self, prefix: str) -> None:
+        """Drop the cached rows whose key starts with `prefix` (hex digits: cache.FeedFragments
+        drops the feed entries of an older config or code so)."""
+        with self.write() as conn:
+            conn.execute(render_cache.delete().where(render_cache.c.key >= prefix,
+                                                     render_cache.c.key < prefix + "g"))
+
     def prune_html(self, keep: Iterable[str]) -> int:
         """Drop cached HTML of versions no longer in use; returns rows removed."""
         keep = set(keep)
