@@ -756,12 +756,17 @@ def record_config_checked(state: CacheStorage, fingerprint: str | None) -> None:
 # and stops.
 #
 # The signature covers:
-# - every post file's path, size and mtime (the scan cache's own test, and its residual risk);
-# - the feed files last written, by size and mtime (deleted or edited by hand: a full run);
+# - every post file's path, size and mtime (the scan cache's own test, and its residual risk),
+#   walked by content/files.py alone: what the engine adds to the walk (its other post
+#   formats, its fingerprint when constant) is kept in the stamp, a function of the config
+#   and code below; an engine whose fingerprint reads files (Jekyll, Eleventy, Hexo) is asked;
+# - the feed files last written, by size and mtime (deleted or edited by hand: a full run),
+#   and the files they took images and Liquid data from;
 # - the whole config, and publisher's own code: every file of the package, subpackages and
 #   templates included (an upgrade or an edit never reuses an old stamp).
-# The stamp expires at the next firing of newsletter.schedule and at the date of the first
-# post held back for the future, whichever comes first.
+# The stamp expires at the next firing of newsletter.schedule, at the date of the first post
+# held back for the future and at the first expiryDate of a published post, whichever comes
+# first.
 # Owed mail always takes the full path: state.create_digest removes the stamp in the
 # transaction that records a digest or an alert, and a stamp is only written by a transaction
 # that finds no digest still owing mail (State.save_idle_stamp).
