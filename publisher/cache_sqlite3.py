@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 8  # of the state database (publisher.state.schema migrates to it)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
-# The meta key of the idle run's stamp (cache.still_idle reads it here; State writes it and
+# The meta key of the idle run's stamp (idle.still_idle reads it here; State writes it and
 # removes it when a digest is recorded).
 IDLE_STAMP_KEY = "idle_stamp"
 _CHUNK = 500  # keys per IN (...): under SQLite's limit of bound parameters

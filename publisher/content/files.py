@@ -1,6 +1,6 @@
 """Which files under content.dir are post files (the walk, content.exclude), and the
 signature of their paths, sizes and mtimes: what load_posts reads, and what an idle
-`publisher run` compares without reading any file (cache.still_idle).
+`publisher run` compares without reading any file (idle.still_idle).
 
 Its imports stay light (no PyYAML, Markdown, sanitiser or engine rules: ~20 ms together):
 the idle shortcut imports this module alone. What an engine adds to the walk (its other

@@ -1,6 +1,6 @@
 """The caches' rows through SQLAlchemy: what the state keeps so work is not done twice: the
 rendered-HTML cache, the scan cache (files read before) and the idle stamp (a run that found
-nothing to do). publisher/cache.py decides what is still valid; this stores it. State
+nothing to do). publisher/cache.py and idle.py decide what is still valid; this stores it. State
 implements cache.CacheStorage with these methods; cache_sqlite3.py reads and writes the same
 rows without SQLAlchemy, the other implementation. The state never imports from cache.py
 (above it): what both need is in cache_sqlite3.py."""
@@ -21,7 +21,7 @@ class CacheRows:
     Mixed into State (state/__init__.py), which gives it read(), write() and meta."""
 
     def save_idle_stamp(self, value: str) -> bool:
-        """Store the idle stamp (see cache.py), unless some digest still owes mail: checked and
+        """Store the idle stamp (see idle.py), unless some digest still owes mail: checked and
         written in one write transaction, so a digest recorded at the same moment by another
         process either comes first (no stamp) or removes the stamp itself (create_digest)."""
         with self.write() as conn:
