@@ -349,6 +349,23 @@ def test_a_new_post_or_the_clock_passing_a_future_date_rebuilds_the_feeds(site):
     assert "Bee" in (config.output_dir / "rss.xml").read_text()
 
 
+def test_an_edited_or_deleted_post_changes_the_feeds_on_the_next_build(site):
+    site.post("a.md", "title: A\npubDate: 2024-01-01\ntags: [x]", "First words.\n")
+    site.post("b.md", "title: B\npubDate: 2024-02-01\ntags: [x]")
+    config = site.config()
+    pipeline.build(config, NOW)
+    site.post("a.md", "title: A\npubDate: 2024-01-01\ntags: [x]", "Second words.\n")
+    pipeline.build(config, NOW)
+    for feed in ("rss.xml", "tags/x/atom.xml", "tags/x/feed.json"):
+        text = (config.output_dir / feed).read_text()
+        assert "Second words." in text and "First words." not in text
+    (site.content / "b.md").unlink()
+    report = pipeline.build(config, NOW)
+    assert "0 files written" not in report.lines[0]
+    for feed in ("rss.xml", "tags/x/rss.xml"):
+        assert "/blog/b/" not in (config.output_dir / feed).read_text()
+
+
 def test_a_post_reaching_its_expiry_date_leaves_the_feeds(site):
     site.post("a.md", "title: A\npubDate: 2024-01-01")
     site.post("brief.md", "title: Brief\npubDate: 2024-12-01\nexpiryDate: 2025-01-10")
