@@ -1,7 +1,7 @@
 """The `publisher` command's entry point (and `python -m publisher`).
 
 `publisher run` is what cron repeats all day, and most of those runs find nothing to do. Such
-a run is answered here from the idle stamp (cache.py) before click, the pipeline and the
+a run is answered here from the idle stamp (idle.py) before click, the pipeline and the
 feed, mail and database libraries are imported: their import alone would cost more than the
 check. Any other command, option or outcome goes to cli.py, which does everything else.
 """
@@ -43,10 +43,10 @@ def answer_idle_run(argv: list[str]) -> int | None:
     if options is None:
         return None
     path, quiet = options
-    # lazy: config.py and cache.py (~45 ms with PyYAML); `--help` and the other commands do without
+    # lazy: config.py and idle.py (~45 ms with PyYAML); `--help` and the other commands do without
     from .config import load_config  # the stamp covers the config: it must be read anyway
     from .errors import PublisherError
-    from .cache import still_idle
+    from .idle import still_idle
 
     try:
         # The deferred checks ran when the stamp was made, on this very config.

@@ -5,8 +5,8 @@
 - the render cache (`CachedRenderer`): an unchanged post is never rendered twice;
 - feed fingerprints (`FeedCache`, `FeedSelection`): only the feed sets whose posts, config or
   code changed are rendered and written;
-- the idle stamp (`still_idle`, `save_idle_stamp`): a `publisher run` with nothing to do
-  answers in a few milliseconds.
+- and, in idle.py, the idle stamp (`still_idle`, `save_idle_stamp`): a `publisher run` with
+  nothing to do answers in a few milliseconds.
 
 The SQL behind them is the state layer's (publisher.state; cache_sqlite3.py for the reads that must not
 import SQLAlchemy). This module is imported by the idle run's shortcut (__main__.py): its
@@ -23,9 +23,8 @@ import os
 from collections.abc import MutableMapping
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Protocol, runtime_checkable
 
-from . import __version__
 
 if TYPE_CHECKING:
     from .config import Config
@@ -58,6 +57,8 @@ class CacheStorage(Protocol):
     def cached_html(self, keys: Iterable[str]) -> dict[str, str]: ...
 
     def store_html(self, rendered: dict[str, str], now: datetime | None = None) -> None: ...
+
+    def drop_html(self, prefix: str) -> None: ...
 
     def scan_cache(self, fingerprint: str) -> dict[str, tuple[int, int, str, str | None, str | None]]: ...
 
@@ -299,20 +300,32 @@ class FeedFragments(MutableMapping):
     bytes per format, so a build after one new post serialises that post's entries and
     takes the others' as the last build left them (feedgen's serialising of the ~80 posts in
     the feeds a new post changes was a fifth of such a build). _Entries' keys say all an
-    entry's bytes depend on; the row's key adds `base` (FeedSelection.base: the config and
-    the code of feeds/ and content/), so an edit of that code never reuses old bytes. Rows
-    share the render cache's table under keys of their own (a hash of "feed entry", base
-    and the key). Looked up at once (prefetch); new ones stored by save(), unless `keep`
-    is false: a site's first write (every entry new) would store ~27 KB a post in its feeds
-    for a build that may not come, so the builds after it store what they serialise."""
+    entry's bytes depend on; the rows are also keyed by `base` (FeedSelection.base: the
+    config and the code of feeds/ and content/), so an edit of that code never reuses old
+    bytes. They share the render cache's table, under keys of their own: 16 hex digits of
+    the base's hash, then 48 of the entry key's.
 
-    def __init__(self, state: CacheStorage | None, base: str, keep: bool = True):
-        self.state, self.base, self.keep = state, base, keep
+    Looked up at once (prefetch); what a write serialised is stored by save() only when the
+    write is incremental (`keep`: the last write had the same base). A site's first write,
+    or its first after an upgrade or a config change, serialises every entry: storing them
+    all would cost ~27 KB a post in its feeds (+11 MB, +3.6% CPU on the 2,000-post cold
+    build) for builds that may not come; the builds after it store what they serialise.
+    The rows of an older base (`stale_base`) are dropped then, so they never pile up."""
+
+    def __init__(self, state: CacheStorage | None, base: str, keep: bool = True,
+                 stale_base: str | None = None):
+        self.state, self.keep = state, keep
+        self.prefix = self._prefix(base)
+        self.stale = self._prefix(stale_base) if stale_base and stale_base != base else None
         self.held: dict[str, bytes] = {}
         self.new: dict[str, bytes] = {}
 
+    @staticmethod
+    def _prefix(base: str) -> str:
+        return hashlib.sha256(f"feed entries\0{base}".encode()).hexdigest()[:16]
+
     def _row(self, key: str) -> str:
-        return hashlib.sha256(f"feed entry\0{self.base}\0{key}".encode("utf-8", "surrogatepass")).hexdigest()
+        return self.prefix + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:48]
 
     def prefetch(self, keys: Iterable[str]) -> None:
         rows = {self._row(key): key for key in keys if key not in self.held}
@@ -337,7 +350,12 @@ class FeedFragments(MutableMapping):
         return len(self.held)
 
     def save(self) -> None:
-        if self.state is None or not self.keep or not self.new:
+        if self.state is None:
+            return
+        if self.stale is not None:
+            self.state.drop_html(self.stale)
+            self.stale = None
+        if not self.keep or not self.new:
             return
         rows = {}
         for key, value in self.new.items():
@@ -475,9 +493,11 @@ class FeedSelection:
         usable = last.get("base") == self.base and _stat_sources(sources) == sources
         self.last_prepared: dict[str, list] = (last.get("prepared") or {}) if usable else {}
         self.prepared: dict[str, list] = {}  # source -> _PreparedRecord fields, of this write
-        # The feed entries' bytes of earlier builds (render_feeds' fragments); a first write
-        # stores none of its own (see FeedFragments).
-        self.fragments = FeedFragments(renderer.state, self.base, keep=bool(self.last_sets))
+        # The feed entries' bytes of earlier builds (render_feeds' fragments); a write with
+        # another base than the last one stores none of its own (see FeedFragments).
+        self.fragments = FeedFragments(renderer.state, self.base,
+                                       keep=bool(self.last_sets) and last.get("base") == self.base,
+                                       stale_base=last.get("base"))
         self._ahead: dict[int, _PreparedRecord] = {}  # id(post) -> record, by _prepare_ahead
 
     def _record(self, post: Post) -> _PreparedRecord:
@@ -722,59 +742,7 @@ def record_config_checked(state: CacheStorage, fingerprint: str | None) -> None:
         state.set_meta(CHECKED_KEY, fingerprint)
 
 
-# --- the idle stamp -------------------------------------------------------------------------
-# The idle stamp: how `publisher run`, which cron repeats all day, knows in a few milliseconds
-# that there is nothing to do.
-#
-# Most runs find no post changed, no feed to rewrite, no digest due and no mail owed. Proving
-# that the long way costs more than the work itself: importing SQLAlchemy alone takes longer
-# than a walk over 2,000 post files. So a run that did nothing leaves a stamp in the state
-# database saying what its outcome depended on, until when it holds, and what it reported.
-# The next run recomputes the same signature from the files (a walk and a stat each, no file
-# read, no SQLAlchemy) and, if the stamp matches and has not expired, reports the same again
-# and stops.
-#
-# The signature covers:
-# - every post file's path, size and mtime (the scan cache's own test, and its residual risk);
-# - the feed files last written, by size and mtime (deleted or edited by hand: a full run);
-# - the whole config, and publisher's own code: every file of the package, subpackages and
-#   templates included (an upgrade or an edit never reuses an old stamp).
-# The stamp expires at the next firing of newsletter.schedule and at the date of the first
-# post held back for the future, whichever comes first.
-# Owed mail always takes the full path: state.create_digest removes the stamp in the
-# transaction that records a digest or an alert, and a stamp is only written by a transaction
-# that finds no digest still owing mail (State.save_idle_stamp).
-#
-# SQLite only. The stamp is read with the standard library's sqlite3 (cache_sqlite3.py),
-# because avoiding SQLAlchemy's import is the point. On PostgreSQL every run takes
-# the full path.
-
-_FORMAT = 2  # 2: the stamp keeps the engine's walk
-_CODE_SIGNATURE: str | None = None
-
-
-def _code_signature() -> str:
-    """publisher's version and the size and mtime of every file of the package, at any depth
-    (code, subpackages and templates alike): a reinstall, an edited checkout or a new module
-    changes it."""
-    global _CODE_SIGNATURE
-    if _CODE_SIGNATURE is None:
-        h = hashlib.sha256(__version__.encode())
-        package = os.path.dirname(os.path.abspath(__file__))
-        for folder, subfolders, files in os.walk(package):
-            # Compiled bytecode follows the sources; hidden folders are no part of the code.
-            subfolders[:] = sorted(d for d in subfolders
-                                   if d != "__pycache__" and not d.startswith("."))
-            rel = os.path.relpath(folder, package).replace(os.sep, "/")
-            for name in sorted(files):
-                try:
-                    st = os.stat(os.path.join(folder, name))
-                except OSError:
-                    continue  # removed while we walked: the next run sees the new tree
-                h.update(f"{rel}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogatepass"))
-        _CODE_SIGNATURE = h.hexdigest()
-    return _CODE_SIGNATURE
-
+# --- paths both the caches and the idle stamp (idle.py) use ---------------------------
 
 def stat_files(output_dir: Path, rels) -> dict[str, list[int]]:
     """{relative path: [size, mtime_ns]} of the files that exist."""
@@ -788,11 +756,6 @@ def stat_files(output_dir: Path, rels) -> dict[str, list[int]]:
     return found
 
 
-def _signature(config: Config, content: str, feeds: dict[str, list[int]]) -> str:
-    parts = [_FORMAT, _code_signature(), repr(config), content, sorted(feeds.items())]
-    return hashlib.sha256(json.dumps(parts).encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def sqlite_path(config: Config) -> str | None:
     """The SQLite file behind state.database, or None for any other database."""
     url = config.database_url
@@ -800,74 +763,3 @@ def sqlite_path(config: Config) -> str | None:
         return None
     path = url[len("sqlite:///"):]
     return path if path and path != ":memory:" else None
-
-
-def stamp(config: Config, *, files_signature: str, feed_files: dict[str, list[int]],
-          expires: datetime | None, lines: list[str], problems: list[str]) -> str:
-    """The stamp of a run that did nothing: `files_signature` as its scan saw the posts,
-    `feed_files` as it found the feeds (unchanged), and what it reported."""
-    # lazy: content/ (PyYAML, cmarkgfm, nh3: ~60 ms); imported by the run that stamps
-    from .content.files import engine_walk
-
-    return json.dumps({
-        "signature": _signature(config, files_signature, feed_files),
-        # What the engine adds to the walk (engine_walk): the idle check walks with it
-        # rather than importing the engines' rules (~20 ms): a function of the config and
-        # the code, which the signature covers.
-        "walk": engine_walk(config),
-        "feeds": sorted(feed_files),
-        "expires": expires.isoformat() if expires else None,
-        "lines": lines,
-        "problems": problems,
-    }, ensure_ascii=False)
-
-
-def still_idle(config: Config, now: datetime) -> dict[str, Any] | None:
-    """The last idle run's stamp, if nothing it depended on changed and it has not expired:
-    {"lines": [...], "problems": [...]}, what that run reported. Else None."""
-    # lazy: cache_sqlite3 (sqlite3) ~7 ms, only where a SQLite file is read
-    from . import cache_sqlite3
-    # lazy, and this one module of content/: the walk without the engines' rules, PyYAML,
-    # cmark-gfm or nh3 (the rest of content/ costs ~20 ms more)
-    from .content.files import content_signature
-
-    if not config.content_dir.is_dir():
-        return None  # the full run says so, and touches nothing (not even the database)
-    path = sqlite_path(config)
-    value = cache_sqlite3.read_meta(path, cache_sqlite3.IDLE_STAMP_KEY) if path else None
-    if not value:
-        return None
-    try:
-        found = json.loads(value)
-        expires = datetime.fromisoformat(found["expires"]) if found["expires"] else None
-        feed_files = stat_files(config.output_dir, found["feeds"])
-        lines, problems = list(found["lines"]), list(found["problems"])
-        formats, fingerprint = found["walk"]
-        walk = (tuple(formats), fingerprint if isinstance(fingerprint, str) else None)
-    except (ValueError, KeyError, TypeError):
-        return None
-    if expires is not None and now >= expires:
-        return None
-    if len(feed_files) != len(found["feeds"]):
-        return None  # a feed file is gone
-    if _signature(config, content_signature(config, walk), feed_files) != found["signature"]:
-        return None
-    return {"lines": lines, "problems": problems}
-
-
-def save_idle_stamp(config: Config, state: State, loaded: LoadResult,
-                    feed_files: dict[str, list[int]], now: datetime, since_last_digest: datetime,
-                    lines: list[str], problems: list[str]) -> None:
-    """A run did nothing: let the next ones say so cheaply, until something changes or the
-    schedule fires or a post held back for the future comes due."""
-    # lazy: newsletter.owed pulls in content/ (~60 ms with PyYAML), not needed by the idle shortcut
-    from .newsletter.owed import next_firing
-
-    due = [p.published for p in loaded.held_back if not p.draft and p.published > now]
-    due += [p.expires for p in loaded.posts if p.expires is not None]  # Hugo's expiryDate
-    firing = next_firing(config, since_last_digest)
-    if firing is not None:
-        due.append(firing)
-    state.save_idle_stamp(stamp(config, files_signature=loaded.files_signature,
-                                feed_files=feed_files, expires=min(due, default=None),
-                                lines=lines, problems=problems))

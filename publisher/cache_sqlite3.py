@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 8  # of the state database (publisher.state.schema migrates to it)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
-# The meta key of the idle run's stamp (cache.still_idle reads it here; State writes it and
+# The meta key of the idle run's stamp (idle.still_idle reads it here; State writes it and
 # removes it when a digest is recorded).
 IDLE_STAMP_KEY = "idle_stamp"
 _CHUNK = 500  # keys per IN (...): under SQLite's limit of bound parameters
@@ -199,7 +199,7 @@ class Sqlite3CacheStore:
                               datetime.fromisoformat(created).replace(tzinfo=timezone.utc), posts)
                 for number, kind, subject, created, posts in rows]
 
-    # --- the render cache (State.cached_html, State.store_html) ---
+    # --- the render cache (State.cached_html, State.store_html, State.drop_html) ---
 
     def cached_html(self, keys: Iterable[str]) -> dict[str, str]:
         keys = list(keys)
@@ -220,6 +220,10 @@ class Sqlite3CacheStore:
         self._write([("INSERT INTO render_cache (key, html, used_at) VALUES (?, ?, ?) "
                       "ON CONFLICT (key) DO NOTHING",
                       [(k, v, used_at) for k, v in rendered.items()])])
+
+    def drop_html(self, prefix: str) -> None:
+        # Keys are hex digits: those starting with `prefix` sort from it to it + "g".
+        self._write([("DELETE FROM render_cache WHERE key >= ? AND key < ?", [(prefix, prefix + "g")])])
 
     # --- the scan cache (State.scan_cache, State.store_scan_cache) ---
 

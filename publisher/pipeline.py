@@ -28,7 +28,7 @@ from urllib.parse import unquote
 
 from typing import TYPE_CHECKING
 
-from . import cache
+from . import cache, idle
 from .cache import FeedCache, load_site
 from .config import PLACEHOLDER_URL, Config
 from .content import LoadResult, Post, load_posts, render_html
@@ -273,7 +273,7 @@ def run_once(config: Config, now: datetime | None = None, *,
     require_content_dir(config)  # before the state or its lock is touched
     # Bounces first (newsletter.bounce_mailbox): an address suppressed today is not mailed today.
     bounced = read_bounces_first(config, now) if config.newsletter.bounce_mailbox else Report()
-    stamp = cache.still_idle(config, now)
+    stamp = idle.still_idle(config, now)
     if stamp is not None:
         log.debug("idle: nothing changed since the last run; reporting what it found")
         return Report(lines=bounced.lines + stamp["lines"], problems=bounced.problems + stamp["problems"])
@@ -312,7 +312,7 @@ def run_once(config: Config, now: datetime | None = None, *,
         ping_hubs(config, state, [], report, now, stop=stop)
         if (feed_files is not None and not (result.baseline or planned or delivered)
                 and cache.sqlite_path(config) and not _pings_owed(config, state)):
-            cache.save_idle_stamp(config, state, result.loaded, feed_files, now,
+            idle.save_idle_stamp(config, state, result.loaded, feed_files, now,
                                   since_last_digest(state, now), report.lines, report.problems)
     report.lines[:0], report.problems[:0] = bounced.lines, bounced.problems  # (not in the idle stamp)
     return report

@@ -75,7 +75,7 @@ def test_run_unchanged(tmp_path):
 @needs_hugo
 @pytest.mark.timeout(1800)
 def test_run_unchanged_meets_its_target(tmp_path):
-    """The real run (bench/README.md): an idle `publisher run` on 2,000 posts within 0.25x of
+    """The real run (bench/README.md): an idle `publisher run` on 2,000 posts within 0.15x of
     Hugo building the same feeds. Slow, and only meaningful on an otherwise idle machine (at
     1,000 posts on a busy CI machine it measured 0.26x: a wall-clock figure is no CI gate)."""
     out = bench("run_unchanged.py", "--posts", "2000", "--runs", "5", "--strict",

@@ -1,4 +1,4 @@
-"""The idle stamp (cache.py): a `publisher run` with nothing to do answers from the stamp,
+"""The idle stamp (idle.py): a `publisher run` with nothing to do answers from the stamp,
 without opening the state database through SQLAlchemy, and says exactly what a full run
 would have said; anything that could change the outcome sends it down the full path.
 
@@ -15,7 +15,7 @@ import pytest
 from sites import PG_BASE
 from smtp_helpers import SmtpServer
 
-from publisher import cache, cache_sqlite3, pipeline
+from publisher import cache, cache_sqlite3, idle, pipeline
 from publisher.config import load_config
 from publisher.errors import ConfigError
 from publisher.state import State
@@ -106,8 +106,8 @@ def test_any_change_takes_the_full_path(blog, server, monkeypatch, change):
         blog.write_config(smtp={**server.smtp_settings(), "retry_base_delay": 0},
                           feeds={"output_dir": "public", "limit": 5})
     elif change == "code changed":
-        monkeypatch.setattr(cache, "_CODE_SIGNATURE", "another version")
-    assert cache.still_idle(blog.config(), later) is None
+        monkeypatch.setattr(idle, "_CODE_SIGNATURE", "another version")
+    assert idle.still_idle(blog.config(), later) is None
     report = pipeline.run_once(blog.config(), later)
     if change in ("feed deleted", "feed edited"):
         assert feed.exists() and b"<title>Old &#x26; &#x3C;post&gt;</title>" in feed.read_bytes()
@@ -123,8 +123,8 @@ def test_the_stamp_expires_when_the_schedule_fires(blog, server, monkeypatch):
     assert waiting.lines[-1] == ("1 post waiting for the next digest, due Mon 2025-01-13 09:00 UTC "
                                  "(0 9 * * 1)")
     next_monday = MON + timedelta(days=7)
-    assert cache.still_idle(blog.config(), next_monday - timedelta(seconds=1)) is not None
-    assert cache.still_idle(blog.config(), next_monday) is None
+    assert idle.still_idle(blog.config(), next_monday - timedelta(seconds=1)) is not None
+    assert idle.still_idle(blog.config(), next_monday) is None
     pipeline.run_once(blog.config(), next_monday + timedelta(minutes=1))
     assert sorted(m.rcpt for m in server.received) == ["ann@example.org", "bob@example.org"]
 
@@ -135,8 +135,8 @@ def test_the_stamp_expires_when_a_future_post_comes_due(blog):
     pipeline.run_once(blog.config(), TUE + timedelta(minutes=10))
     pipeline.run_once(blog.config(), TUE + timedelta(minutes=15))
     due = datetime(2025, 1, 8, 10, 0, tzinfo=timezone.utc)
-    assert cache.still_idle(blog.config(), due - timedelta(seconds=1)) is not None
-    assert cache.still_idle(blog.config(), due) is None
+    assert idle.still_idle(blog.config(), due - timedelta(seconds=1)) is not None
+    assert idle.still_idle(blog.config(), due) is None
     report = pipeline.run_once(blog.config(), due + timedelta(minutes=1))
     assert "0 files written" not in report.lines[0]
     assert b"Later" in (blog.root / "public" / "rss.xml").read_bytes()
@@ -150,8 +150,8 @@ def test_the_stamp_expires_when_a_post_expires(blog):
     pipeline.run_once(blog.config(), TUE + timedelta(minutes=15))
     assert b"Brief" in (blog.root / "public" / "rss.xml").read_bytes()
     expiry = datetime(2025, 1, 9, 12, 0, tzinfo=timezone.utc)
-    assert cache.still_idle(blog.config(), expiry - timedelta(seconds=1)) is not None
-    assert cache.still_idle(blog.config(), expiry) is None
+    assert idle.still_idle(blog.config(), expiry - timedelta(seconds=1)) is not None
+    assert idle.still_idle(blog.config(), expiry) is None
     report = pipeline.run_once(blog.config(), expiry + timedelta(minutes=1))
     assert "0 files written" not in report.lines[0]
     assert b"Brief" not in (blog.root / "public" / "rss.xml").read_bytes()
@@ -169,9 +169,9 @@ def test_a_changed_data_file_the_dialect_reads_takes_the_full_path(blog, server)
     later = TUE + timedelta(minutes=10)
     pipeline.run_once(blog.config(), later)
     pipeline.run_once(blog.config(), later + timedelta(minutes=5))
-    assert cache.still_idle(blog.config(), later + timedelta(minutes=10)) is not None
+    assert idle.still_idle(blog.config(), later + timedelta(minutes=10)) is not None
     (blog.root / "_config.yml").write_text("title: T\nrepository: ana/new-blog\n", encoding="utf-8")
-    assert cache.still_idle(blog.config(), later + timedelta(minutes=10)) is None
+    assert idle.still_idle(blog.config(), later + timedelta(minutes=10)) is None
     pipeline.run_once(blog.config(), later + timedelta(minutes=10))
     rss = (blog.root / "public" / "rss.xml").read_bytes()
     assert b"ana/new-blog" in rss and b"ana/blog<" not in rss
@@ -180,7 +180,7 @@ def test_a_changed_data_file_the_dialect_reads_takes_the_full_path(blog, server)
 @sqlite_only
 @pytest.mark.parametrize("dialect", ["eleventy", "hugo"])
 def test_what_the_engine_adds_to_the_walk_is_watched(blog, server, dialect):
-    """The stamp keeps what the site's engine adds to the walk (cache.stamp): Hugo's posts in
+    """The stamp keeps what the site's engine adds to the walk (idle.stamp): Hugo's posts in
     HTML are walked too, and Eleventy's data files, which its fingerprint reads, are read
     again on every check."""
     blog.write_config(smtp={**server.smtp_settings(), "retry_base_delay": 0},
@@ -191,7 +191,7 @@ def test_what_the_engine_adds_to_the_walk_is_watched(blog, server, dialect):
     later = TUE + timedelta(minutes=10)
     pipeline.run_once(blog.config(), later)
     pipeline.run_once(blog.config(), later + timedelta(minutes=5))
-    assert cache.still_idle(blog.config(), later + timedelta(minutes=10)) is not None
+    assert idle.still_idle(blog.config(), later + timedelta(minutes=10)) is not None
     if dialect == "eleventy":
         data.write_text('{"tags": ["articles"]}', encoding="utf-8")
         changed = blog.root / "public" / "tags" / "articles" / "rss.xml"
@@ -199,7 +199,7 @@ def test_what_the_engine_adds_to_the_walk_is_watched(blog, server, dialect):
         (blog.content / "page.html").write_text(
             "---\ntitle: In HTML\ndate: 2024-12-03\n---\n<p>Hi.</p>\n", encoding="utf-8")
         changed = blog.root / "public" / "rss.xml"
-    assert cache.still_idle(blog.config(), later + timedelta(minutes=10)) is None
+    assert idle.still_idle(blog.config(), later + timedelta(minutes=10)) is None
     pipeline.run_once(blog.config(), later + timedelta(minutes=10))
     assert changed.exists()
     if dialect == "hugo":
@@ -236,7 +236,7 @@ def test_a_new_state_database_takes_the_full_path(blog, monkeypatch):
         path = blog.root / f"state.db{suffix}"
         if path.exists():
             path.unlink()
-    assert cache.still_idle(blog.config(), TUE + timedelta(minutes=10)) is None
+    assert idle.still_idle(blog.config(), TUE + timedelta(minutes=10)) is None
     report = pipeline.run_once(blog.config(), TUE + timedelta(minutes=10))
     assert report.lines[0].startswith("first run:")
 
@@ -289,7 +289,7 @@ def test_the_publisher_command_answers_an_idle_run_as_the_full_run_does(blog, mo
     blog.post("broken.md", "title: [unclosed\npubDate: 2024-12-02")
     full = run("--config", config, "run")  # full path: a post changed; leaves the stamp
     assert full.returncode == 1 and "content/broken.md: skipped" in full.stderr
-    assert cache.still_idle(blog.config(), datetime.now(timezone.utc)) is not None
+    assert idle.still_idle(blog.config(), datetime.now(timezone.utc)) is not None
     for args in (("--config", config, "run"), ("run", "--config", config),
                  (f"--config={config}", "run")):
         again = run(*args)
@@ -327,14 +327,14 @@ def test_the_shortcut_takes_only_plain_run_commands(argv, expected):
 def test_the_code_signature_covers_every_file_of_the_package_tree(tmp_path, monkeypatch):
     """A module added in a new subpackage, or an edited template, invalidates the stamp."""
     package = tmp_path / "publisher"
-    for rel in ("cache.py", "content/posts.py", "templates/digest.html", "__pycache__/x.pyc"):
+    for rel in ("idle.py", "content/posts.py", "templates/digest.html", "__pycache__/x.pyc"):
         (package / rel).parent.mkdir(parents=True, exist_ok=True)
         (package / rel).write_text("x", encoding="utf-8")
-    monkeypatch.setattr(cache, "__file__", str(package / "cache.py"))
+    monkeypatch.setattr(idle, "__file__", str(package / "idle.py"))
 
     def signature() -> str:
-        monkeypatch.setattr(cache, "_CODE_SIGNATURE", None)
-        return cache._code_signature()
+        monkeypatch.setattr(idle, "_CODE_SIGNATURE", None)
+        return idle._code_signature()
 
     first = signature()
     assert signature() == first
@@ -392,5 +392,5 @@ def test_the_shortcut_never_skips_reading_the_bounce_mailbox(blog):
     (blog.root / "config.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     pipeline.run_once(blog.config())
     pipeline.run_once(blog.config())
-    assert cache.still_idle(blog.config(), datetime.now(timezone.utc)) is not None  # a stamp
+    assert idle.still_idle(blog.config(), datetime.now(timezone.utc)) is not None  # a stamp
     assert answer_idle_run(["--config", config, "run"]) is None

@@ -3,6 +3,7 @@ the feeds' skip-if-unchanged: correctness first. Real files, a real state databa
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from datetime import datetime, timedelta, timezone
@@ -348,6 +349,23 @@ def test_a_new_post_or_the_clock_passing_a_future_date_rebuilds_the_feeds(site):
     assert "Bee" in (config.output_dir / "rss.xml").read_text()
 
 
+def test_an_edited_or_deleted_post_changes_the_feeds_on_the_next_build(site):
+    site.post("a.md", "title: A\npubDate: 2024-01-01\ntags: [x]", "First words.\n")
+    site.post("b.md", "title: B\npubDate: 2024-02-01\ntags: [x]")
+    config = site.config()
+    pipeline.build(config, NOW)
+    site.post("a.md", "title: A\npubDate: 2024-01-01\ntags: [x]", "Second words.\n")
+    pipeline.build(config, NOW)
+    for feed in ("rss.xml", "tags/x/atom.xml", "tags/x/feed.json"):
+        text = (config.output_dir / feed).read_text()
+        assert "Second words." in text and "First words." not in text
+    (site.content / "b.md").unlink()
+    report = pipeline.build(config, NOW)
+    assert "0 files written" not in report.lines[0]
+    for feed in ("rss.xml", "tags/x/rss.xml"):
+        assert "/blog/b/" not in (config.output_dir / feed).read_text()
+
+
 def test_a_post_reaching_its_expiry_date_leaves_the_feeds(site):
     site.post("a.md", "title: A\npubDate: 2024-01-01")
     site.post("brief.md", "title: Brief\npubDate: 2024-12-01\nexpiryDate: 2025-01-10")
@@ -443,6 +461,26 @@ def test_kept_feed_entries_are_not_reused_after_a_code_change(site, caplog, monk
     # Every entry of every feed set again: 14 posts in the site's and `all` feeds, 5 in t0's,
     # 4 in t1's and t2's, in three formats.
     assert _entries_serialised(caplog) == 3 * 14
+
+
+def test_the_kept_feed_entries_of_an_older_config_are_dropped(site):
+    config = _tagged_site(site)
+    pipeline.build(config, NOW)
+    site.post("new1.md", "title: New one\npubDate: 2024-06-01\ntags: [t0, all]")
+    pipeline.build(config, NOW)
+
+    def entries_under(base: str) -> int:
+        prefix = cache.FeedFragments._prefix(base)
+        with State(config.database_url) as state, state.read() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM render_cache WHERE key >= :a AND key < :b"),
+                                {"a": prefix, "b": prefix + "g"}).scalar()
+
+    with State(config.database_url) as state:
+        old = json.loads(state.get_meta(cache.FEEDS_WRITTEN_KEY))["base"]
+    assert entries_under(old) == 3 * 13
+    site.write_config(site={"title": "Renamed Blog"})
+    pipeline.build(site.config(), NOW)
+    assert entries_under(old) == 0
 
 
 def test_run_once_uses_the_scan_cache(site, counted):

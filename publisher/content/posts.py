@@ -534,10 +534,10 @@ def _plan_reads(walked: list[tuple[tuple[str, ...], os.DirEntry]], base: str,
         try:
             st = entry.stat()
         except OSError as e:
-            signature.add(os.path.join(*parts), None)
+            signature.add(parts, None)
             pending.append((rel, entry, f"{rel}: skipped: cannot read: {e.strerror}"))
             continue
-        signature.add(os.path.join(*parts), st)
+        signature.add(parts, st)
         cached = cache.get(rel) if cache is not None else None
         if cached is not None and cached.size == st.st_size and cached.mtime_ns == st.st_mtime_ns:
             pending.append((rel, entry, cached))

@@ -1,6 +1,6 @@
 """The caches' rows through SQLAlchemy: what the state keeps so work is not done twice: the
 rendered-HTML cache, the scan cache (files read before) and the idle stamp (a run that found
-nothing to do). publisher/cache.py decides what is still valid; this stores it. State
+nothing to do). publisher/cache.py and idle.py decide what is still valid; this stores it. State
 implements cache.CacheStorage with these methods; cache_sqlite3.py reads and writes the same
 rows without SQLAlchemy, the other implementation. The state never imports from cache.py
 (above it): what both need is in cache_sqlite3.py."""
@@ -21,7 +21,7 @@ class CacheRows:
     Mixed into State (state/__init__.py), which gives it read(), write() and meta."""
 
     def save_idle_stamp(self, value: str) -> bool:
-        """Store the idle stamp (see cache.py), unless some digest still owes mail: checked and
+        """Store the idle stamp (see idle.py), unless some digest still owes mail: checked and
         written in one write transaction, so a digest recorded at the same moment by another
         process either comes first (no stamp) or removes the stamp itself (create_digest)."""
         with self.write() as conn:
@@ -52,6 +52,13 @@ class CacheRows:
         with self.write() as conn:
             for i in range(0, len(rows), 500):
                 conn.execute(insert_on_conflict(conn, render_cache).on_conflict_do_nothing(), rows[i : i + 500])
+
+    def drop_html(self, prefix: str) -> None:
+        """Drop the cached rows whose key starts with `prefix` (hex digits: cache.FeedFragments
+        drops the feed entries of an older config or code so)."""
+        with self.write() as conn:
+            conn.execute(render_cache.delete().where(render_cache.c.key >= prefix,
+                                                     render_cache.c.key < prefix + "g"))
 
     def prune_html(self, keep: Iterable[str]) -> int:
         """Drop cached HTML of versions no longer in use; returns rows removed."""
