@@ -29,7 +29,8 @@ from urllib.parse import unquote
 from typing import TYPE_CHECKING
 
 from . import cache, idle
-from .cache import FeedCache, load_site
+from .cache import load_site
+from .feed_cache import FeedCache
 from .config import PLACEHOLDER_URL, Config
 from .content import LoadResult, Post, load_posts, render_html
 from .content.links import SiteIndex, media_files
@@ -87,7 +88,7 @@ def write_site_feeds(config: Config, state: CacheStorage | None, loaded: LoadRes
                      report: Report, now: datetime | None = None, *,
                      ping_later: bool = False) -> dict[str, list[int]] | None:
     """Render and write the feeds, unless nothing they depend on changed since the last write
-    (cache.FeedCache; the common case for a cron job): then no Markdown, feedgen or lxml even
+    (feed_cache.FeedCache; the common case for a cron job): then no Markdown, feedgen or lxml even
     gets imported, and the answer is the files found untouched, for the idle stamp. Otherwise
     only the feed sets whose posts (or config, or code) changed are rendered and written: a
     new post rewrites the site's feeds and its tags' feeds, nothing else. WebSub hubs are

@@ -93,7 +93,7 @@ def test_what_the_sqlite3_path_writes_is_what_state_reads(sqlite_site):
             cached = conn.exec_driver_sql("SELECT html, used_at FROM render_cache").all()
         assert sorted(html for html, _ in cached if html.startswith("<p>")) == [
             "<p>Hello.</p>", "<p>Some <em>new</em> text.</p>"]
-        # and the site feed's entries (cache.FeedFragments): two posts in three formats.
+        # and the site feed's entries (feed_cache.FeedFragments): two posts in three formats.
         assert len(cached) == 2 + 2 * 3
         # As SQLAlchemy stores a DateTime on SQLite, so State reads it back.
         assert all(len(used_at) == len("2025-01-06 09:00:00.000000") for _, used_at in cached)

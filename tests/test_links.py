@@ -76,7 +76,7 @@ def test_a_link_to_a_source_file_follows_that_posts_url_past_the_render_cache(si
 
 
 def test_a_link_to_a_post_not_yet_published_resolves_when_it_is(site, monkeypatch):
-    """A post's preparation is recorded with the lookups it made (cache.FeedSelection): the
+    """A post's preparation is recorded with the lookups it made (feed_cache.FeedSelection): the
     next build takes it from its record without preparing it again, unless a lookup gives
     another answer now, as when the post a link names is published."""
     site.post("a.md", "title: A\npubDate: 2024-01-01", "See [later](later.md).\n")
@@ -172,7 +172,7 @@ def test_site_absolute_images_are_found_in_the_static_folder(site):
 
 
 def test_a_served_image_that_goes_away_is_named_by_the_next_build_that_writes(site):
-    """A post's recorded preparation (cache.FeedSelection) holds only while every file the
+    """A post's recorded preparation (feed_cache.FeedSelection) holds only while every file the
     engine serves that it found is still there."""
     static = site.root / "static" / "images"
     static.mkdir(parents=True)

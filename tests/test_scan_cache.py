@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from sites import make_config
 
-from publisher import cache, content, pipeline
+from publisher import cache, content, feed_cache, pipeline
 from publisher import state as state_mod
 from publisher.cache import scan_fingerprint
 from publisher.cache_sqlite3 import Sqlite3CacheStore
@@ -408,7 +408,7 @@ def test_rendered_html_is_fetched_in_one_lookup(site, monkeypatch):
         monkeypatch.setattr(store, "cached_html", spy(store.cached_html))
     report = pipeline.build(config, NOW)
     assert "1 rendered" in report.lines[0]
-    # One for the posts' HTML, one for their feed entries (cache.FeedFragments).
+    # One for the posts' HTML, one for their feed entries (feed_cache.FeedFragments).
     assert len(lookups) == 2
 
 
@@ -425,7 +425,7 @@ def _tagged_site(site):
 
 
 def test_a_build_after_one_new_post_serialises_only_its_entries(site, caplog):
-    """The feed entries of earlier builds are kept in the state (cache.FeedFragments): once
+    """The feed entries of earlier builds are kept in the state (feed_cache.FeedFragments): once
     the feeds a new post changes were written before, only its own entries are serialised,
     and the feeds are byte for byte those a build from scratch writes."""
     config = _tagged_site(site)
@@ -470,13 +470,13 @@ def test_the_kept_feed_entries_of_an_older_config_are_dropped(site):
     pipeline.build(config, NOW)
 
     def entries_under(base: str) -> int:
-        prefix = cache.FeedFragments._prefix(base)
+        prefix = feed_cache.FeedFragments._prefix(base)
         with State(config.database_url) as state, state.read() as conn:
             return conn.execute(sa.text("SELECT count(*) FROM render_cache WHERE key >= :a AND key < :b"),
                                 {"a": prefix, "b": prefix + "g"}).scalar()
 
     with State(config.database_url) as state:
-        old = json.loads(state.get_meta(cache.FEEDS_WRITTEN_KEY))["base"]
+        old = json.loads(state.get_meta(feed_cache.FEEDS_WRITTEN_KEY))["base"]
     assert entries_under(old) == 3 * 13
     site.write_config(site={"title": "Renamed Blog"})
     pipeline.build(site.config(), NOW)

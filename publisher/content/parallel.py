@@ -44,7 +44,7 @@ R = TypeVar("R")
 # sending the results back cost ~15 ms; parsing a post costs ~0.2 ms. Below a few hundred
 # files the worker's share does not pay for its start.
 MIN_ITEMS = 400
-# Rendering a post to HTML costs ~0.7 ms (Markdown, links, sanitizing): cache.CachedRenderer
+# Rendering a post to HTML costs ~0.7 ms (Markdown, links, sanitizing): feed_cache.CachedRenderer
 # renders ahead in two processes from this many posts to render.
 MIN_RENDERS = 100
 # Items taken per claim: one lock round trip (4 system calls) per this many items.

@@ -60,7 +60,7 @@ def render_feeds(
     on its folder, title, description and items (and the config). `fragments`, a mapping
     the caller may keep across builds, holds each entry's bytes per format (see _Entries);
     by default the entries are shared within this call only. `sanitized=True`: `html_for`
-    returns what safe_html makes of a post's HTML (cache.CachedRenderer's does)."""
+    returns what safe_html makes of a post's HTML (feed_cache.CachedRenderer's does)."""
     # Sort here rather than trust the caller: output must not depend on the input's order.
     ordered = sorted(posts, key=lambda p: (p.published, p.url), reverse=True)
     site_title = _one_line(config.site.title)
@@ -116,7 +116,7 @@ def _fields_text(post: Post) -> str:
     """The post's fields for an entry's key: repr's, with the dates as ISO 8601. A post
     restored from the scan cache holds a fixed offset where the one parsed from its file may
     hold a named zone: the same instants, the same bytes, so the same entries (kept across
-    builds: cache.FeedFragments)."""
+    builds: feed_cache.FeedFragments)."""
     return repr([value.isoformat() if isinstance(value, datetime) else value
                  for value in (getattr(post, f.name) for f in dataclasses.fields(post) if f.repr)])
 
@@ -177,7 +177,7 @@ class _Entries:
                     updated = dates.get(id(post))
                     wanted[fmt].append((self.key(fmt, post, updated), post, updated))
         prefetch = getattr(self.store, "prefetch", None)
-        if prefetch is not None:  # a store kept in the state (cache.FeedFragments): one lookup
+        if prefetch is not None:  # a store kept in the state (feed_cache.FeedFragments): one lookup
             prefetch([key for entries in wanted.values() for key, _post, _updated in entries])
         jobs: list[tuple[str, dict[str, tuple[Post, datetime | None]]]] = []
         for fmt, entries in wanted.items():

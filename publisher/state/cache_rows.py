@@ -54,7 +54,7 @@ class CacheRows:
                 conn.execute(insert_on_conflict(conn, render_cache).on_conflict_do_nothing(), rows[i : i + 500])
 
     def drop_html(self, prefix: str) -> None:
-        """Drop the cached rows whose key starts with `prefix` (hex digits: cache.FeedFragments
+        """Drop the cached rows whose key starts with `prefix` (hex digits: feed_cache.FeedFragments
         drops the feed entries of an older config or code so)."""
         with self.write() as conn:
             conn.execute(render_cache.delete().where(render_cache.c.key >= prefix,
