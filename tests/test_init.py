@@ -262,6 +262,25 @@ def test_eleventy_legacy_config_and_permalink_in_folder_data(tmp_path):
     assert_loads(folder)
 
 
+def test_eleventy_collection_of_the_folders_own_files_leaves_its_sub_folders_out(tmp_path):
+    """`getFilteredByGlob('posts/*.md')` (v8.dev's posts collection) takes the folder's own
+    files: a sub-folder's pages (posts/extras/x.md) are pages of the site, not posts, so init
+    excludes them."""
+    folder = blog(tmp_path, "eleventy-legacy")
+    config = folder / ".eleventy.js"
+    config.write_text(config.read_text().replace(
+        '  eleventyConfig.addPassthroughCopy("img");',
+        '  eleventyConfig.addPassthroughCopy("img");\n'
+        "  eleventyConfig.addCollection('posts', (c) => c.getFilteredByGlob('./posts/*.md'));"))
+    (folder / "posts" / "extras").mkdir()
+    (folder / "posts" / "extras" / "more.md").write_text("---\ntitle: More\ndate: 2020-01-03\n---\nx\n")
+    d = detect(folder)
+    assert (d.value("content.exclude"), d.facts["content.exclude"].source) == (
+        ["extras"], ".eleventy.js: getFilteredByGlob('./posts/*.md') takes the folder's own files")
+    config.write_text(config.read_text().replace("./posts/*.md", "posts/**/*.md"))
+    assert detect(folder).value("content.exclude") is None
+
+
 @pytest.mark.parametrize("template, expected", [
     ("/posts/{{ page.fileSlug }}/", ("/posts/{slug}/", [])),
     ("/{{ title | slugify }}/index.html", ("/{title}/", [])),

@@ -121,6 +121,18 @@ def _eleventy(folder: Path, marker: Path) -> Detected:
         set_permalink(d, text, unknown, f"{rel(data_file, folder)}: permalink", default)
     else:
         d.guess("content.permalink", default, "Eleventy's default URL: the file's folder and name")
+    # A posts collection of the folder's own files (getFilteredByGlob('src/blog/*.md')): its
+    # sub-folders' pages are not posts.
+    for glob in re.findall(r"""getFilteredByGlob\(\s*["']([^"'*]*/)?([^"'/]*)["']""", config):
+        where, pattern = (glob[0] or "").removeprefix("./"), glob[1]
+        if not posts or "**" in pattern or (folder / where).resolve() != posts.resolve():
+            continue
+        subs = sorted(p.name for p in posts.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
+                      and any(q.suffix in (".md", ".markdown") for q in p.rglob("*")))
+        if subs:
+            d.found("content.exclude", subs, f"{marker.name}: getFilteredByGlob('{glob[0] or ''}{pattern}') "
+                    "takes the folder's own files")
+        break
     passthrough = re.search(r"""addPassthroughCopy\(\s*\{\s*["']\./?public/?["']\s*:\s*["']/["']""", config)
     if passthrough:
         d.found("feeds.output_dir", "public", f"{marker.name}: public/ is copied to the site's root")
