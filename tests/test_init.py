@@ -823,6 +823,33 @@ def test_zola(tmp_path):
     assert_loads(folder)
 
 
+def test_zola_feed_of_every_section_is_the_posts(tmp_path):
+    """With generate_feeds, Zola's feed lists the dated pages of every section (rust-osdev's
+    this-month/ and showcase/): all of content/, the sections without a dated page (its
+    pages/) excluded; without a feed, the section that holds the posts."""
+    folder = blog(tmp_path, "zola")
+    content = folder / "content"
+    (content / "this-month").mkdir()
+    (content / "boiling-point.md").rename(content / "this-month" / "boiling-point.md")
+    (content / "this-month" / "_index.md").write_text('+++\ntitle = "This month"\nsort_by = "date"\n+++\n')
+    (content / "this-month" / "2024-05").mkdir()
+    (content / "this-month" / "2024-05" / "index.md").write_text('+++\ntitle = "May"\ndate = 2024-06-02\n+++\nx\n')
+    (content / "showcase" / "kettle-os").mkdir(parents=True)
+    (content / "showcase" / "_index.md").write_text('+++\ntitle = "Showcase"\n+++\n')
+    (content / "showcase" / "kettle-os" / "index.md").write_text('+++\ntitle = "Kettle OS"\ndate = 2023-01-02\n+++\nx\n')
+    (content / "pages").mkdir()
+    (content / "pages" / "_index.md").write_text('+++\ntitle = "Pages"\nrender = false\n+++\n')
+    (content / "pages" / "contact.md").write_text('+++\ntitle = "Contact"\npath = "contact"\n+++\nx\n')
+    d = detect(folder)
+    assert (d.value("content.dir"), d.value("content.permalink"), d.value("content.exclude")) == (
+        "content", "/{path}/", ["pages"])
+    assert d.facts["content.dir"].source == "Zola's feed (config.toml: generate_feeds) lists every section's dated pages"
+    config = folder / "config.toml"
+    config.write_text(config.read_text().replace("generate_feeds = true\n", ""))
+    d = detect(folder)
+    assert (d.value("content.dir"), d.value("content.permalink")) == ("content/this-month", "/this-month/{path}/")
+
+
 def test_jekyll_without_a_title_takes_its_own_feed_templates(tmp_path):
     """No _config.yml title (a GitHub Pages site without config): the site's own atom.xml names
     the blog literally; a Liquid title is no title."""

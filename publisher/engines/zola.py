@@ -45,7 +45,19 @@ def _zola(folder: Path, marker: Path, data: dict) -> Detected:
         d.found("site.language", data["default_language"], f"{marker.name}: default_language")
     own = [p for p in content.iterdir() if p.suffix in MARKDOWN and not p.name.startswith("_index.")]
     posts = None if own else posts_folder(content, folder)  # posts right in content/: all of it
-    if posts and (posts / "_index.md").is_file():
+    feeds = data.get("generate_feeds", data.get("generate_feed")) is True  # (generate_feed: Zola < 0.19)
+    if posts and feeds:
+        # The site's feed lists the dated pages of every section: all of content/, less the
+        # sections with no dated page (an about page, a render = false folder of pages).
+        undated = [p.name for p in sorted(content.iterdir())
+                   if p.is_dir() and not p.name.startswith((".", "_")) and not _dated_pages(p)]
+        d.guess("content.dir", "content", f"Zola's feed ({marker.name}: "
+                f"{'generate_feeds' if 'generate_feeds' in data else 'generate_feed'}) lists every section's dated pages")
+        d.guess("content.permalink", "/{path}/",
+                "Zola's URL: the file's path under content/; a page's `path` or `slug` replaces it")
+        if undated:
+            d.guess("content.exclude", undated, "the sections without a dated page (not in Zola's feed)")
+    elif posts and (posts / "_index.md").is_file():
         d.guess("content.dir", rel(posts, folder), "the section of content/ that holds the posts")
         d.guess("content.permalink", f"/{posts.name}/{{path}}/",
                 "Zola's URL: the file's path in its section; a page's `path` or `slug` replaces it")
@@ -55,6 +67,17 @@ def _zola(folder: Path, marker: Path, data: dict) -> Detected:
                 "Zola's URL: the file's path under content/; a page's `path` or `slug` replaces it")
     d.guess("feeds.output_dir", "static", "Zola copies static/ to the site's root")
     return d
+
+
+def _dated_pages(section: Path) -> bool:
+    """Some page of the section has a date (`date`, or a YYYY-MM-DD file or folder name)."""
+    for path in sorted(section.rglob("*")):
+        if path.suffix not in MARKDOWN or path.name.startswith("_index."):
+            continue
+        name = path.parent.name if path.stem == "index" else path.stem
+        if _ZOLA_DATE_PREFIX.match(name) or "date" in _front_matter(path):
+            return True
+    return False
 
 
 def _front_matter(path: Path) -> dict:
