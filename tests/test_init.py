@@ -850,6 +850,21 @@ def test_zola_feed_of_every_section_is_the_posts(tmp_path):
     assert (d.value("content.dir"), d.value("content.permalink")) == ("content/this-month", "/this-month/{path}/")
 
 
+def test_zola_blog_section_is_the_blog_whatever_the_feed(tmp_path):
+    """A blog/ (or posts/) section is the blog, even with generate_feeds: themes (tabi) keep
+    their other sections (notes, pages) out of the main feed."""
+    folder = blog(tmp_path, "zola")
+    content = folder / "content"
+    (content / "blog").mkdir()
+    (content / "boiling-point.md").rename(content / "blog" / "boiling-point.md")
+    (content / "blog" / "_index.md").write_text('+++\ntitle = "Blog"\n+++\n')
+    (content / "notes").mkdir()
+    (content / "notes" / "_index.md").write_text('+++\ntitle = "Notes"\n[extra]\nhide_from_main_feed = true\n+++\n')
+    (content / "notes" / "uv.md").write_text('+++\ntitle = "uv"\ndate = 2025-02-11\n+++\nx\n')
+    d = detect(folder)
+    assert (d.value("content.dir"), d.value("content.permalink")) == ("content/blog", "/blog/{path}/")
+
+
 def test_jekyll_without_a_title_takes_its_own_feed_templates(tmp_path):
     """No _config.yml title (a GitHub Pages site without config): the site's own atom.xml names
     the blog literally; a Liquid title is no title."""

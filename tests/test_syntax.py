@@ -1301,3 +1301,25 @@ def test_eleventy_markdown_it_container_blocks(tmp_path):
     assert '<div class="table-wrapper">\n<table>' in body
     assert '<img src="https://img.example.org/chart.svg" alt="chart"' in body and "::: figure" not in body
     assert "<p>:::aside\nNot registered.\n:::</p>" in body
+
+
+def test_zola_shortcodes_are_dropped_kept_or_shown_as_zola_would():
+    """Zola's shortcodes are the site's Tera templates: an inline one is dropped and named, one
+    naming an image file is that image; a body one keeps its body (named); an escaped one
+    (`{{/* x() */}}`) shows as written; in code, nothing is touched."""
+    text, unresolved = run("""\
+        Before {{ youtube(id="dQw4w9WgXcQ") }} after.
+
+        {{ dual_theme_image(light_src="img/plan-light.webp", dark_src="img/plan-dark.webp", alt="The plan") }}
+
+        {% aside(position="right") %}
+        Did you **know**?
+        {% end %}
+
+        Write {{/* image(src="x.png") */}} to show one.
+
+        `{{ kept() }}`
+        """, ctx(dialect="zola"))
+    assert text == ("Before  after.\n\n![The plan](<img/plan-light.webp>)\n\n\nDid you **know**?\n\n\n"
+                    'Write {{ image(src="x.png") }} to show one.\n\n`{{ kept() }}`\n')
+    assert unresolved == ['{{ youtube(id="dQw4w9WgXcQ") }}', '{% aside(position="right") %}']

@@ -110,8 +110,9 @@ def resolve(text: str, ctx: SyntaxContext) -> Resolved:
     alerts = bool(plugins.get("github_alerts"))
     containers = plugins.get("containers") or {}
     attributes = markdown and syntax.heading_ids
+    tera = syntax.tera_shortcodes and not ctx.mdx
     if (not (liquid or hexo or shortcodes or ctx.mdx or directives or attributes or text_directives
-             or alerts or containers)
+             or alerts or containers or tera)
             or not (ctx.mdx or _MAYBE_SYNTAX.search(text) or ((directives or containers) and ":::" in text)
                     or (text_directives and blocks.TEXT_DIRECTIVE.search(text))
                     or (leaves and "::" in text) or (alerts and "[!" in text))):
@@ -138,6 +139,8 @@ def resolve(text: str, ctx: SyntaxContext) -> Resolved:
         masked = _mdx(masked, out, literals)
     if shortcodes:
         masked = _shortcodes(masked, ctx, out)
+    if tera and ("{{" in masked or "{%" in masked):
+        masked = _tera_shortcodes(masked, out, literals)
     if liquid:
         masked = _liquid(masked, ctx, out)
     elif hexo and "{%" in masked:
@@ -316,6 +319,53 @@ def _mask_inline(text: str, literals: list[str], liquid: bool, shortcodes: bool,
                 continue
             pieces.append(_keep(literals, _in_code(text[m.start():end.end()])))
             pos = end.end()
+
+
+# --- Zola's shortcodes (Tera templates: templates/shortcodes/<name>.html) -----------------
+
+# `{{/* name() */}}` and `{%/* name() */%}`: Zola's way to show a shortcode as text.
+_TERA_ESCAPED = re.compile(r"\{([{%])/\*\s*(.*?)\s*\*/([}%])\}", re.S)
+_TERA_INLINE = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\((?:[^()\"']|\"[^\"]*\"|'[^']*')*\)\s*\}\}")
+_TERA_BODY = re.compile(r"\{%\s*([A-Za-z_]\w*)\s*\((?:[^()\"']|\"[^\"]*\"|'[^']*')*\)\s*%\}")
+_TERA_END = re.compile(r"\{%\s*end\s*%\}")
+_IMAGE_FILE = re.compile(r"\.(?:png|jpe?g|gif|webp|avif|svg)$", re.I)
+
+
+def _tera_shortcodes(text: str, out: Resolved, literals: list[str]) -> str:
+    """What a Zola shortcode renders is the site's (or its theme's) template: an inline one
+    is dropped, named, unless it names an image file (`{{ image(src="x.png", alt="A") }}`,
+    tabi's `dual_theme_image(light_src=...)`): that image; a body one (`{% aside() %}...
+    {% end %}`) keeps its body as Markdown, named. An escaped one shows as written, unescaped."""
+    text = _TERA_ESCAPED.sub(lambda m: _keep(literals, "{" + m.group(1) + " " + m.group(2) + " " + m.group(3) + "}"),
+                             text)
+
+    def inline(m: re.Match) -> str:
+        # An image shortcode (a theme's image(src=...), dual_theme_image(light_src=...)): its
+        # picture, as a Markdown image (found and copied like any other)
+        args = dict(re.findall(r"""(\w+)\s*=\s*["']([^"']*)["']""", m.group(0)))
+        src = next((args[k] for k in ("src", "light_src", "path") if _IMAGE_FILE.search(args.get(k, ""))), None)
+        if src:
+            alt = args.get("alt", "").replace("]", "\\]")
+            return f"![{alt}](<{src}>)"
+        out.name(m.group(0))
+        return ""
+
+    text = _TERA_INLINE.sub(inline, text)
+    pieces: list[str] = []
+    pos, depth = 0, 0
+    token = re.compile(_TERA_BODY.pattern + "|" + _TERA_END.pattern)
+    for m in token.finditer(text):
+        if m.group(1) is not None:  # an opening tag: its body stays
+            out.name(m.group(0))
+            depth += 1
+        elif depth:  # the {% end %} of an open one
+            depth -= 1
+        else:
+            continue  # a stray {% end %}: text (Zola would refuse the page)
+        pieces.append(text[pos:m.start()])
+        pos = m.end()
+    pieces.append(text[pos:])
+    return "".join(pieces)
 
 
 # --- MDX --------------------------------------------------------------------------------

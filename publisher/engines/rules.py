@@ -113,6 +113,7 @@ class Syntax:
 
     liquid: bool = False  # Liquid tags and outputs ({% %}, {{ }})
     shortcodes: bool = False  # {{< >}} / {{% %}}
+    tera_shortcodes: bool = False  # Zola's {{ name(args) }} and {% name(args) %}...{% end %}
     tag_plugins: bool = False  # Nunjucks tag plugins ({% raw %} as Liquid's)
     liquid_tags_plugin: bool = False  # pelican-plugins' liquid_tags ({% img %})
     # Admonitions (`:::note[Title]`): the types the engine knows, each (as written, its default

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..content.frontmatter import read_text as field_text
 from ..content.slugs import kept_slug
 from ..datafiles import DataError, load_toml
-from .base import MARKDOWN, SKIP_DIRS, Detected, load_data, posts_folder, read_text, rel
+from .base import MARKDOWN, POST_FOLDERS, SKIP_DIRS, Detected, load_data, posts_folder, read_text, rel
 from .rules import Engine, Fields, Source, Syntax, match_date
 
 NAME = "zola"
@@ -46,11 +46,14 @@ def _zola(folder: Path, marker: Path, data: dict) -> Detected:
     own = [p for p in content.iterdir() if p.suffix in MARKDOWN and not p.name.startswith("_index.")]
     posts = None if own else posts_folder(content, folder)  # posts right in content/: all of it
     feeds = data.get("generate_feeds", data.get("generate_feed")) is True  # (generate_feed: Zola < 0.19)
-    if posts and feeds:
-        # The site's feed lists the dated pages of every section: all of content/, less the
-        # sections with no dated page (an about page, a render = false folder of pages).
+    if posts and feeds and posts.name not in POST_FOLDERS:
+        # No blog/ or posts/ section, and the site's feed lists the dated pages of every
+        # section: all of content/, less the sections with no dated page (an about page, a
+        # render = false folder of pages) and those the theme keeps out of the main feed
+        # (tabi's `hide_from_feed`, `hide_from_main_feed` in the section's [extra]).
         undated = [p.name for p in sorted(content.iterdir())
-                   if p.is_dir() and not p.name.startswith((".", "_")) and not _dated_pages(p)]
+                   if p.is_dir() and not p.name.startswith((".", "_"))
+                   and (not _dated_pages(p) or _hidden_from_feed(p))]
         d.guess("content.dir", "content", f"Zola's feed ({marker.name}: "
                 f"{'generate_feeds' if 'generate_feeds' in data else 'generate_feed'}) lists every section's dated pages")
         d.guess("content.permalink", "/{path}/",
@@ -67,6 +70,11 @@ def _zola(folder: Path, marker: Path, data: dict) -> Detected:
                 "Zola's URL: the file's path under content/; a page's `path` or `slug` replaces it")
     d.guess("feeds.output_dir", "static", "Zola copies static/ to the site's root")
     return d
+
+
+def _hidden_from_feed(section: Path) -> bool:
+    extra = _front_matter(section / "_index.md").get("extra")
+    return isinstance(extra, dict) and any(extra.get(k) is True for k in ("hide_from_feed", "hide_from_main_feed"))
 
 
 def _dated_pages(section: Path) -> bool:
@@ -119,7 +127,8 @@ class Zola(Engine):
     the update date. Heading ids and `@/` internal links are resolved (syntax.py, links.py)."""
 
     name = "zola"
-    syntax = Syntax(heading_ids=True, internal_links=True)  # pulldown-cmark's `{#id}`; `@/x.md`
+    # pulldown-cmark's `{#id}`; `@/x.md`; shortcodes (the site's and its theme's Tera templates)
+    syntax = Syntax(heading_ids=True, internal_links=True, tera_shortcodes=True)
     date_keys = ("date",)
     updated_keys = ("updated",)
     prefix_explicit_url = False
