@@ -235,7 +235,7 @@ def test_eleventy_base_blog_layout(tmp_path):
         "found: site.description = Nocturnal notes. (_data/metadata.js: description)",
         "found: site.author.name = Pat Possum (_data/metadata.js: author.name)",
         "found: site.author.email = pat@possum.example.com (_data/metadata.js: author.email)",
-        "guessed: content.dir = content/blog (the posts folder in content/ (eleventy.config.js: dir.input))",
+        "found: content.dir = content/blog (content/blog/blog.11tydata.js: tags: posts (the posts collection))",
         "guessed: content.permalink = /blog/{path}/ (Eleventy's default URL: the file's folder and name)",
         "found: feeds.output_dir = public (eleventy.config.js: public/ is copied to the site's root)",
         f"wrote {folder}/config.yaml; check the guessed values, then run `publisher check`",
@@ -260,6 +260,25 @@ def test_eleventy_legacy_config_and_permalink_in_folder_data(tmp_path):
                             "author": {"name": "Lee", "email": "lee@legacy.example.com"}}
     assert data["content"] == {"dir": "posts", "dialect": "eleventy", "permalink": "/articles/{slug}/"}
     assert_loads(folder)
+
+
+def test_eleventy_posts_are_the_folder_its_data_tags_post(tmp_path):
+    """The posts collection is the folder whose directory data tags its templates `post`
+    (kpwags.com: src/content/posts/posts.11tydata.js), not a bigger content folder beside it
+    (notes, reading logs) nor the folder holding all of them."""
+    folder = blog(tmp_path, "eleventy-legacy")
+    content = folder / "content"
+    content.mkdir()
+    (folder / "posts").rename(content / "posts")
+    (content / "posts" / "posts.json").unlink()
+    (content / "posts" / "posts.11tydata.js").write_text(
+        "export default {\n  layout: 'layouts/blog-post.html',\n  tags: 'post',\n};\n")
+    (content / "notes").mkdir()
+    for n in range(3):
+        (content / "notes" / f"note-{n}.md").write_text(f"---\ntitle: Note {n}\ndate: 2020-01-0{n + 1}\n---\nx\n")
+    d = detect(folder)
+    assert (d.value("content.dir"), d.facts["content.dir"].source) == (
+        "content/posts", "content/posts/posts.11tydata.js: tags: post (the posts collection)")
 
 
 def test_eleventy_collection_of_the_folders_own_files_leaves_its_sub_folders_out(tmp_path):

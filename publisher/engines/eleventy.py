@@ -19,8 +19,8 @@ from ..content.links import inside, site_folders
 from ..content.slugs import eleventy_slug, kept_slug
 from ..datafiles import DataError, brace_end, load_json
 from .base import (
-    Detected, first_file, js_object, js_string, js_top_level, load_data, posts_folder, read_text, rel, set_permalink,
-    strip_js_comments, translate,
+    SKIP_DIRS, Detected, first_file, js_object, js_string, js_top_level, load_data, posts_folder, read_text, rel,
+    set_permalink, strip_js_comments, translate,
 )
 from .rules import _DATE_PREFIX, MARKDOWN_PLUGINS, Engine, Fields, Source, Syntax, as_list, match_date
 
@@ -34,6 +34,26 @@ def eleventy_permalink(template: str) -> tuple[str, list[str]]:
     text, unknown = translate(template, tokens, r"\{\{-?\s*(.*?)\s*-?\}\}")
     text = re.sub(r"/index\.html$", "/", text)
     return text, unknown
+
+
+_POSTS_TAG = re.compile(r"""(?<![\w$])["']?tags["']?\s*:\s*\[?\s*["'](posts?)["']""")
+
+
+def _tagged_posts_folder(base: Path) -> tuple[Path, Path, str] | None:
+    """The one folder whose directory data file (`posts/posts.11tydata.js`, `posts.json`)
+    tags its templates `post` or `posts`: Eleventy's posts collection, whatever other content
+    folders beside it hold (notes, reading logs). (folder, data file, tag), or None."""
+    found = []
+    for root, dirs, _names in os.walk(base):
+        dirs[:] = sorted(n for n in dirs if n not in SKIP_DIRS and not n.startswith((".", "_")))
+        parent = Path(root)
+        for name in (f"{parent.name}.json", f"{parent.name}.11tydata.json", f"{parent.name}.11tydata.js",
+                     f"{parent.name}.11tydata.mjs", f"{parent.name}.11tydata.cjs"):
+            data = parent / name
+            m = _POSTS_TAG.search(strip_js_comments(read_text(data))) if data.is_file() else None
+            if m:
+                found.append((parent, data, m.group(1)))
+    return found[0] if len(found) == 1 else None
 
 
 CONFIG_FILES = ("eleventy.config.js", "eleventy.config.mjs", "eleventy.config.cjs", "eleventy.config.ts",
@@ -98,8 +118,12 @@ def _eleventy(folder: Path, marker: Path) -> Detected:
             d.found("site.author.name", author_name, f"{label}: author.name")
         if author_email:
             d.found("site.author.email", author_email, f"{label}: author.email")
-    posts = posts_folder(base, folder)
-    if posts:
+    tagged = _tagged_posts_folder(base)
+    posts = tagged[0] if tagged else posts_folder(base, folder)
+    if tagged:
+        d.found("content.dir", rel(posts, folder), f"{rel(tagged[1], folder)}: tags: {tagged[2]} (the posts collection)")
+        prefix = "/" + rel(posts, base) + "/"
+    elif posts:
         where = rel(base, folder) + "/" if base != folder.resolve() else "the input folder"
         d.guess("content.dir", rel(posts, folder), f"the posts folder in {where} ({source})")
         prefix = "/" + rel(posts, base) + "/"
