@@ -1239,6 +1239,22 @@ def test_astro_site_with_remark_directive_resolves_its_directives(tmp_path):
     assert "::github" not in body and "<p>After.</p>" in body
 
 
+def test_astro_7_satteri_with_directives_resolves_them(tmp_path):
+    """Astro 7's satteri processor turns directives on with `features: { directive: true }`
+    (astro-theme-cactus): the same asides as with remark-directive."""
+    root = tmp_path / "astro"
+    files = dict(ASTRO_DIRECTIVES)
+    files["astro.config.mjs"] = (
+        'import { defineConfig } from "astro/config";\nimport { satteri } from "@astrojs/markdown-satteri";\n'
+        "export default defineConfig({\n  markdown: { processor: satteri({ features: { directive: true } }) },\n});\n")
+    write(root, {**files,
+                 "config.yaml": config_yaml("https://astro.example.org", "src/content/posts", "/posts/{slug}/", "astro")})
+    proc, items = build(root)
+    assert proc.stderr == 'src/content/posts/asides.md: unresolved engine syntax: ::github{repo="someone/something"}\n'
+    body = items["https://astro.example.org/posts/asides/"]
+    assert re.findall(r'aria-label="([^"]+)"', body) == ["Note", "Own title"]  # no GitHub-alert plugin here
+
+
 def test_astro_site_without_remark_directive_shows_the_colons(tmp_path):
     root = tmp_path / "astro"
     files = dict(ASTRO_DIRECTIVES)

@@ -276,7 +276,7 @@ class Astro(Engine):
 
     def site_variables(self, root: str, files: Any) -> dict[str, Any]:
         """The Markdown plugins astro.config's markdown options add (content/syntax.py renders
-        what they would): remark-directive (Fuwari and other themes: `:::note` asides, their
+        what they would): remark-directive, or satteri's `directive: true` (Fuwari, Cactus: `:::note` asides, their
         [label] the title; a leaf `::name{...}` a theme component; `:name[text]` its text), and
         a plugin turning GitHub's `> [!NOTE]` alerts into admonitions."""
         marker = next((os.path.join(root, m) for m in MARKERS if os.path.isfile(os.path.join(root, m))), None)
@@ -310,7 +310,8 @@ _GITHUB_ALERTS = re.compile(r"github[\w-]*(?:alert|admonition|blockquote|callout
 def remark_plugins(config: str) -> dict[str, Any]:
     """What an astro.config's Markdown plugins add, as Syntax.markdown_plugins describes."""
     found: dict[str, Any] = {}
-    if re.search(r"""(?:from\s+|require\s*\(\s*)["']remark-directive["']""", config):
+    # remark-directive, or Astro 7's satteri processor with `features: { directive: true }`
+    if re.search(r"""(?:from\s+|require\s*\(\s*)["']remark-directive["']|(?<![\w$])directive\s*:\s*true""", config):
         found.update(admonitions=_DIRECTIVE_TYPES, text_directives=True, leaf_directives=True)
     if _GITHUB_ALERTS.search(config):
         found["github_alerts"] = True
