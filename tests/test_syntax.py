@@ -1339,3 +1339,13 @@ def test_zola_shortcodes_are_dropped_kept_or_shown_as_zola_would():
     assert text == ("Before  after.\n\n![The plan](<img/plan-light.webp>)\n\n\nDid you **know**?\n\n\n"
                     'Write {{ image(src="x.png") }} to show one.\n\n`{{ kept() }}`\n')
     assert unresolved == ['{{ youtube(id="dQw4w9WgXcQ") }}', '{% aside(position="right") %}']
+
+
+@pytest.mark.parametrize("dialect", ["eleventy", "jekyll"])
+def test_an_image_shortcode_naming_an_image_file_is_that_image(dialect):
+    """`{% image "./images/desk.jpg", "My desk" %}` (the shortcode Eleventy's Image plugin
+    documents) is the picture, as Markdown, for the post's own image handling; another tag
+    is still dropped and named."""
+    text, unresolved = run('A {% image "./images/desk.jpg", "My desk" %} and {% youtube "abc" %}.\n',
+                           ctx(dialect=dialect))
+    assert (text, unresolved) == ("A ![My desk](<./images/desk.jpg>) and .\n", ['{% youtube "abc" %}'])

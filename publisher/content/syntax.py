@@ -710,6 +710,9 @@ _LIQUID_OUTPUT = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
 _QUOTED = re.compile(r"""^(["'])(.*)\1$""", re.S)
 
 
+_IMAGE_TAG = re.compile(r"""(["'])(?P<src>[^"']+)\1(?:\s*,?\s*(["'])(?P<alt>[^"']*)\3)?""")
+
+
 def _liquid(text: str, ctx: SyntaxContext, out: Resolved) -> str:
     parts = urlsplit(ctx.site_url)
     origin = f"{parts.scheme}://{parts.netloc}" if parts.netloc else ""
@@ -719,6 +722,11 @@ def _liquid(text: str, ctx: SyntaxContext, out: Resolved) -> str:
 
     def tag(m: re.Match) -> str:
         name, args = m.group(1), m.group(2).strip()
+        if name in ("image", "img") and (image := _IMAGE_TAG.match(args)) and _IMAGE_FILE.search(image.group("src")):
+            # An image shortcode as Eleventy's Image plugin documents it (`{% image "./x.jpg",
+            # "Alt" %}`): its picture, found and copied like any other image of the post
+            alt = (image.group("alt") or "").replace("]", "\\]")
+            return f"![{alt}](<{image.group('src')}>)"
         if name in ("link", "post_url"):
             target = args.split()[0] if args else ""
             url = ctx.post_link(name, _unquote(target)) if target else None
