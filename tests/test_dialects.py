@@ -541,6 +541,16 @@ def test_zola_path_placeholder_leaves_the_file_names_date_out(site):
     assert posts["https://blog.test.example/news/launch/"].published == datetime(2024, 1, 2, tzinfo=UTC)
 
 
+def test_starlight_blog_dates_a_post_by_date_alone(site):
+    """starlight-blog's schema has `date`; a `pubDate` left from an Astro blog (rainsberger.ca's
+    posts carry both) is not the post's date."""
+    site.write_config(content={"dialect": "starlight", "permalink": "/blog/{slug}/"})
+    site.post("moved.md", "title: Moved\ndate: 2022-01-07\npubDate: '2021-05-05'")
+    result = load_posts(site.config(), NOW)
+    assert [(p.url, p.published) for p in result.posts] == [
+        ("https://blog.test.example/blog/moved/", datetime(2022, 1, 7, tzinfo=UTC))]
+
+
 # --- Docusaurus ----------------------------------------------------------------------------
 
 def test_docusaurus_urls_are_made_from_the_file_name(site):

@@ -109,6 +109,9 @@ class Starlight(Astro):
 
     name = "starlight"
     syntax = Syntax(admonitions=ASIDES, js_yaml=True)  # Astro's front matter: js-yaml
+    # starlight-blog's schema dates a post by `date` alone (an Astro-blog `pubDate` left in a
+    # migrated post's front matter is not read)
+    date_keys = ("date",)
 
     def explicit_path(self, meta: dict, src: Source, fields: Fields) -> str | None:
         explicit = field_text(meta.get("slug"), "slug").strip("/")
