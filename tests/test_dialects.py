@@ -725,3 +725,23 @@ def test_every_dialect_config_accepts_has_its_engine_rules_and_no_other_module_n
             if re.search(rf"""(==|!=|\bin\b)\s*\(?\s*["']({names})["']|["']({names})["']\s*(==|!=|in\b)""", code):
                 found.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
     assert found == []
+
+
+def test_zola_slugifies_paths_as_its_config_says(site):
+    """Zola's [slugify] paths is "on" by default (components/utils/src/slugs.rs: the `slug`
+    crate): a file name or front matter `slug` is lowercased ASCII with '-' for every other
+    run (`1.94.1-release.md` is /1-94-1-release/, `Hello_World.md` /hello-world/); "off"
+    keeps it as written (one a URL segment cannot carry, with spaces, is slugified all the
+    same, as everywhere in publisher); paths_keep_dates keeps the name's date prefix
+    (slugified with it)."""
+    site.write_config(content={"dialect": "zola", "permalink": "/{path}/"})
+    _toml_post(site, "1.94.1-release.md", 'title = "Rust 1.94.1"\ndate = 2025-03-26')
+    _toml_post(site, "blog/Hello_World.md", 'title = "Hello"\ndate = 2025-03-27')
+    _toml_post(site, "blog/2024-05-06_Dated.Post.md", 'title = "Dated"')
+    _toml_post(site, "blog/named.md", 'title = "Named"\ndate = 2025-03-28\nslug = "Own.Name"')
+    urls = lambda: sorted(p.url.removeprefix("https://blog.test.example") for p in load_posts(site.config(), NOW).posts)
+    assert urls() == ["/1-94-1-release/", "/blog/dated-post/", "/blog/hello-world/", "/blog/own-name/"]
+    (site.root / "config.toml").write_text('base_url = "https://blog.test.example"\n[slugify]\npaths = "off"\n')
+    assert urls() == ["/1.94.1-release/", "/blog/Dated.Post/", "/blog/Hello_World/", "/blog/Own.Name/"]
+    (site.root / "config.toml").write_text('base_url = "https://blog.test.example"\n[slugify]\npaths_keep_dates = true\n')
+    assert urls() == ["/1-94-1-release/", "/blog/2024-05-06-dated-post/", "/blog/hello-world/", "/blog/own-name/"]

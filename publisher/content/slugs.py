@@ -112,6 +112,26 @@ def ascii_slug(text: str) -> str:
     return re.sub(r"[-\s_]+", "-", ascii_text).strip("-") or slugify(text)
 
 
+def zola_slug(text: str) -> str:
+    """Zola's slugify_paths "on" (its default): the `slug` crate's slugify, ASCII letters and
+    digits kept, lowercased, every other run one '-', none at either end. A non-ASCII letter
+    is deunicode's transliteration in the crate; here its NFKD letters without marks (é is e,
+    ß is ss); one with none (a CJK character) is a separator (the crate romanizes it)."""
+    out: list[str] = []
+    dash = True  # no '-' at the start
+    for ch in text:
+        if not ch.isascii():
+            ch = "ss" if ch in "ßẞ" else unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode() or "-"
+        for c in ch:
+            if c.isascii() and c.isalnum():
+                out.append(c.lower())
+                dash = False
+            elif not dash:
+                out.append("-")
+                dash = True
+    return "".join(out).removesuffix("-")
+
+
 def eleventy_slug(text: str) -> str:
     """Eleventy's `slugify` filter: @sindresorhus/slugify (decamelize off), whose transliterate
     table (`&` is ' and ', 'ü' 'ue', 'Ω' 'O') and stripped diacritics make ASCII, then a

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, datetime
 from pathlib import Path
 
 from ..content.frontmatter import read_text as field_text
-from ..content.slugs import kept_slug
+from ..config import Config
+from ..content.links import inside, site_folders
+from ..content.slugs import kept_slug, zola_slug
 from ..datafiles import DataError, load_toml
 from .base import MARKDOWN, POST_FOLDERS, SKIP_DIRS, Detected, load_data, posts_folder, read_text, rel
 from .rules import Engine, Fields, Source, Syntax, match_date
@@ -118,6 +121,39 @@ _ZOLA_DATE_PREFIX = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:T[\d:.]+(?:Z|[+-]\d{
 _PATH_DATE = re.compile(r"/(\d{4})/(\d{2})/(\d{2})/")
 
 
+@functools.lru_cache(maxsize=8)
+def _slugify_settings(path: str, _mtime_ns: int, _size: int) -> tuple[str, bool]:
+    try:
+        data = load_toml(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, DataError):
+        return ("on", False)
+    table = data.get("slugify") if isinstance(data, dict) else None
+    table = table if isinstance(table, dict) else {}
+    paths = str(table.get("paths", "on")).lower()
+    return (paths if paths in ("on", "safe", "off") else "on", table.get("paths_keep_dates") is True)
+
+
+def slugify_settings(config: Config) -> tuple[str, bool]:
+    """The Zola site's `[slugify] paths` ("on", Zola's default; "safe"; "off") and
+    `paths_keep_dates` (false), from its config.toml at the folder of config.yaml or above
+    content.dir; the defaults when there is none inside the site."""
+    folders = site_folders(config)
+    for folder in dict.fromkeys((Path(config.root), config.content_dir.parent, config.content_dir.parent.parent)):
+        path = folder / "config.toml"
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        if inside(path, folders) is not None:
+            return _slugify_settings(str(path), st.st_mtime_ns, st.st_size)
+    return ("on", False)
+
+
+def _strip_invalid_path_chars(text: str) -> str:
+    """slugify_paths "safe": NTFS's forbidden characters dropped, trailing spaces and dots too."""
+    return re.sub(r'[<>:"/\\|?*]', "", text.rstrip(" ."))
+
+
 class Zola(Engine):
     """Zola (docs/content/documentation/content/page.md and components/content/src/page.rs in
     getzola/zola): the front matter's `path` is the page's URL, relative to base_url, as
@@ -134,6 +170,21 @@ class Zola(Engine):
     prefix_explicit_url = False
     undated = ("Zola publishes a page without a date, but a feed item needs one: give it "
                "`date` (or a YYYY-MM-DD- file name prefix, or a `path` with /YYYY/MM/DD/)")
+    paths = "on"  # config.toml's [slugify] paths
+    keep_dates = False  # and paths_keep_dates
+
+    def for_site(self, config: Config) -> Engine:
+        paths, keep_dates = slugify_settings(config)
+        return _VARIANTS[(paths, keep_dates)]
+
+    def fingerprint(self, config: Config) -> str:
+        return "slugify paths=%s keep_dates=%s" % slugify_settings(config)
+
+    def _slugified(self, text: str) -> str:
+        """components/utils/src/slugs.rs slugify_paths, with the site's strategy."""
+        if self.paths == "on":  # (a name of CJK letters only: as written, see zola_slug)
+            return zola_slug(text) or kept_slug(text)
+        return kept_slug(_strip_invalid_path_chars(text) if self.paths == "safe" else text)
 
     def _dated_name(self, src: Source) -> re.Match | None:
         own = src.folders[-1] if src.folder_post and src.folders else src.name
@@ -143,9 +194,15 @@ class Zola(Engine):
         return match_date(self._dated_name(src))
 
     def slug(self, meta: dict, src: Source, title: str) -> str:
+        """page.rs: the front matter's `slug`, else the file's name (its folder's, for
+        index.md) without its date prefix (unless paths_keep_dates), through slugify_paths:
+        `1.94.1-release.md` is /1-94-1-release/ by default."""
         explicit = field_text(meta.get("slug"), "slug")
+        if explicit:
+            return self._slugified(explicit)
+        own = src.folders[-1] if src.folder_post and src.folders else src.name
         m = self._dated_name(src)
-        return kept_slug(explicit or (m.group(4) if m else src.base))
+        return self._slugified(m.group(4) if m and not self.keep_dates else own)
 
     def path(self, meta: dict, src: Source) -> str:
         """{path}: the page's folders under content.dir, then its slug (page.rs: components,
@@ -170,3 +227,12 @@ class Zola(Engine):
 
 
 RULES = Zola()
+
+
+def _variant(paths: str, keep_dates: bool) -> Zola:
+    rules = Zola()
+    rules.paths, rules.keep_dates = paths, keep_dates
+    return rules
+
+
+_VARIANTS = {(p, k): _variant(p, k) for p in ("on", "safe", "off") for k in (False, True)}
