@@ -26,6 +26,7 @@ from urllib.parse import unquote
 
 import pytest
 from sites import FIXTURES, PG_BASE, make_config
+from test_engines_oracle import differences
 
 from publisher.content import load_posts
 
@@ -79,15 +80,6 @@ def publisher_posts(root: Path, content_dir: str, dialect: str, permalink: str, 
     result = load_posts(config, NOW)
     return ({p.source: (unquote(p.url.removeprefix(base)), p.title, minute(p.published), tuple(sorted(p.tags)))
              for p in result.posts}, result.problems)
-
-
-def differences(theirs: dict, ours: dict) -> list[str]:
-    """One line per post that differs (or that only one side publishes)."""
-    lines = []
-    for source in sorted(set(theirs) | set(ours)):
-        if theirs.get(source) != ours.get(source):
-            lines.append(f"{source}\n    engine:    {theirs.get(source)}\n    publisher: {ours.get(source)}")
-    return lines
 
 
 def agreeing(theirs: dict, ours: dict) -> str:
