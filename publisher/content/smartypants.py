@@ -90,3 +90,52 @@ def smartify(text: str) -> str:
         out.append(text[pos])
         pos += 1
     return "".join(out)
+
+
+# --- Pelican's TYPOGRIFY: python-smartypants (2.0) on the title, as typogrify runs it ----------
+# Its rules differ from kramdown's: `--` is an em dash (TYPOGRIFY_DASHES "oldschool": `---` em,
+# `--` en; "oldschool_inverted": the other way), ``backticks'' are quotes, `. . .` an ellipsis,
+# and the quotes are SmartyPants.pl's educate_quotes (below, on the text with its entities).
+_PUNCT_CLASS = r"""[!"#\$\%'()*+,\-.\/:;<=>?\@\[\\\]\^_`{|}~]"""
+_CLOSE_CLASS = r"[^\ \t\r\n\[\{\(\-]"
+_OPENS = r"(\s|&nbsp;|--|&[mn]dash;|&\#8211;|&\#8212;|&\#x201[34];)"
+_SP_QUOTES = [(re.compile(pattern, re.X if verbose else 0), repl) for pattern, repl, verbose in [
+    (r"^'(?=" + _PUNCT_CLASS + r"\B)", "&#8217;", False),
+    (r'^"(?=' + _PUNCT_CLASS + r"\B)", "&#8221;", False),
+    (r""""'(?=\w)""", "&#8220;&#8216;", False),  # double sets of quotes
+    (r"""'"(?=\w)""", "&#8216;&#8220;", False),
+    (r"""\b'(?=\d{2}s)""", "&#8217;", False),  # the '80s
+    (_OPENS + r"'(?=\w)", r"\1&#8216;", False),
+    ("(" + _CLOSE_CLASS + r")'(?!\s|s\b|\d)", r"\1&#8217;", False),
+    ("(" + _CLOSE_CLASS + r")'(\s|s\b)", r"\1&#8217;\2", False),
+    ("'", "&#8216;", False),  # any other single quote opens
+    (_OPENS + r'"(?=\w)', r"\1&#8220;", False),
+    (r'"(?=\s)', "&#8221;", False),
+    (r'^"(?=' + _PUNCT_CLASS + ")", "&#8221;", False),
+    ("(" + _CLOSE_CLASS + ')"', r"\1&#8221;", False),
+    ('"', "&#8220;", False),
+]]
+_SP_DASHES = {"oldschool": (("---", "&#8212;"), ("--", "&#8211;")),
+              "oldschool_inverted": (("---", "&#8211;"), ("--", "&#8212;"))}
+_SP_ESCAPES = (("\\\\", "&#92;"), ('\\"', "&#34;"), ("\\'", "&#39;"), ("\\.", "&#46;"), ("\\-", "&#45;"),
+               ("\\`", "&#96;"))
+
+
+def typogrify_title(text: str, dashes: str = "default") -> str:
+    """`text` as Pelican with TYPOGRIFY shows a title in its feed: typogrify (amp, smartypants
+    with Pelican's attributes set1 + &quot;, caps, initial quotes, widont), then the feed's
+    `Markup(title).striptags()`: the tags typogrify adds go, its entities become characters
+    (widont's no-break space before the last word is a space in publisher's one-line titles)."""
+    if not re.search(r"""["'`&\\]|--|\.\.\.|\. \. \.""", text):
+        return text
+    t = re.sub(r"&(?!#?\w+;)", "&amp;", text)  # a bare '&' (typogrify's amp writes it so)
+    for raw, entity in _SP_ESCAPES:
+        t = t.replace(raw, entity)
+    t = t.replace("&quot;", '"')
+    for raw, entity in _SP_DASHES.get(dashes, (("--", "&#8212;"),)):
+        t = t.replace(raw, entity)
+    t = t.replace("...", "&#8230;").replace(". . .", "&#8230;")
+    t = t.replace("``", "&#8220;").replace("''", "&#8221;")
+    for rule, repl in _SP_QUOTES:
+        t = rule.sub(repl, t)
+    return html.unescape(t)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
 from typing import Any
 
+from ..config import Config
 from ..content.frontmatter import read_tags
 from ..content.frontmatter import read_text as field_text
+from ..content.links import inside, site_folders
 from ..content.slugs import ascii_slug
+from ..content.smartypants import typogrify_title
 from .base import Detected, py_string, py_strings, read_text, rel, set_permalink, translate, valid_timezone
 from .rules import Engine, Source, Syntax
 
@@ -105,6 +109,17 @@ class Pelican(Engine):
         text = files.load(path, str) if os.path.isfile(path) else None
         return {"pelican": {"liquid_tags": liquid_tags(text)}} if isinstance(text, str) else {}
 
+    def shown_title(self, title: str, config: Config) -> str:
+        """With `TYPOGRIFY = True` Pelican runs typogrify on every title (Readers.read_file):
+        its feed shows `--` as an em dash, quotes curled (kevinyap.ca's "EulerPy --
+        Streamlining Project Euler" is "EulerPy — Streamlining Project Euler")."""
+        dashes = typogrify_dashes(config)
+        return typogrify_title(title, dashes) if dashes else title
+
+    def fingerprint(self, config: Config) -> str:
+        dashes = typogrify_dashes(config)
+        return f"typogrify {dashes}" if dashes else ""
+
     def slug(self, meta: dict, src: Source, title: str) -> str:
         explicit = field_text(meta.get("slug"), "slug")
         return explicit or ascii_slug(title)
@@ -133,6 +148,41 @@ class Pelican(Engine):
     def translated(self, path: str, lang: str) -> str:
         m = re.match(r"^(.*?)(\.html?)?(/?)$", path)
         return f"{m.group(1)}-{lang}{m.group(2) or ''}{m.group(3)}"
+
+
+def typogrify_dashes(config: Config) -> str:
+    """TYPOGRIFY_DASHES ("default", "oldschool"...) if the site's settings turn TYPOGRIFY on
+    (publishconf.py's assignment first, the file `pelican -s publishconf.py` publishes with),
+    else "". The settings are next to config.yaml, or next to content.dir's folder."""
+    folders = site_folders(config)
+    for folder in dict.fromkeys((Path(config.root), config.content_dir.parent, config.content_dir.parent.parent)):
+        conf = folder / "pelicanconf.py"
+        if conf.is_file() and inside(conf, folders) is not None:
+            stamps = []
+            for path in (folder / "publishconf.py", conf):
+                try:
+                    st = path.stat()
+                except OSError:
+                    continue
+                stamps.append((str(path), st.st_mtime_ns, st.st_size))
+            return _typogrify_setting(tuple(stamps))
+    return ""
+
+
+@functools.lru_cache(maxsize=8)
+def _typogrify_setting(stamps: tuple) -> str:
+    texts = []
+    for path, _mtime, _size in stamps:
+        try:
+            texts.append(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            continue
+    on = next((m.group(1) for t in texts for m in [re.search(r"(?m)^TYPOGRIFY\s*=\s*(True|False)\b", t)] if m), "")
+    omitted = next((py_strings(t, "TYPOGRIFY_OMIT_FILTERS") for t in texts
+                    if py_strings(t, "TYPOGRIFY_OMIT_FILTERS") is not None), None) or []
+    if on != "True" or "smartypants" in omitted:
+        return ""
+    return next((py_string(t, "TYPOGRIFY_DASHES") for t in texts if py_string(t, "TYPOGRIFY_DASHES")), "default")
 
 
 def liquid_tags(conf: str) -> list[str]:
