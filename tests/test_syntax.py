@@ -1349,3 +1349,28 @@ def test_an_image_shortcode_naming_an_image_file_is_that_image(dialect):
     text, unresolved = run('A {% image "./images/desk.jpg", "My desk" %} and {% youtube "abc" %}.\n',
                            ctx(dialect=dialect))
     assert (text, unresolved) == ("A ![My desk](<./images/desk.jpg>) and .\n", ['{% youtube "abc" %}'])
+
+
+def test_a_fence_left_open_in_a_list_item_ends_with_the_item():
+    """A fence opened inside a list item and never closed ends where the item ends (CommonMark;
+    the renderer closes it there): what follows is prose, its Liquid resolved or named, never
+    shown as text (ruby-lang.org's de/news/2020-12-08-ruby-3-0-0-preview2-released.md showed
+    `{% assign release = ... %}` and six `{{ release.stats... }}` in its feed)."""
+    html_text, unresolved = rendered("""\
+        * Arguments:
+          * Forwarding now takes leading
+            arguments.
+            ``` ruby
+            def method_missing(meth, ...)
+              send(:"do_#{ meth }", ...)
+            end
+
+        * `$SAFE` is gone.```
+
+        {% assign release = site.data.releases | first %}
+
+        With [{{ release.stats.files_changed }} files changed](https://ex.org/compare)!
+        """, ctx(dialect="jekyll"))
+    assert "{%" not in html_text and "{{" not in html_text
+    assert '<code class="language-ruby">def method_missing(meth, ...)' in html_text
+    assert unresolved == ["{% assign release = site.data.releases | first %}", "{{ release.stats.files_changed }}"]

@@ -189,6 +189,11 @@ def _unmask(text: str, literals: list[str]) -> str:
 _FENCE_OPEN = re.compile(r"^([ \t]*)(`{3,}|~{3,})([^\n]*)$")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s")
+_ITEM_CONTENT = re.compile(r"^ *(?:[-*+]|\d{1,9}[.)]) {1,4}(?=\S)")  # up to where its content starts
+
+
+def _indent(line: str) -> int:
+    return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip(" "))
 _RAW_OPEN = re.compile(r"\{%-?\s*raw\s*-?%\}")
 _RAW_CLOSE = re.compile(r"\{%-?\s*endraw\s*-?%\}")
 _LIQUID_HL = re.compile(r"""\{%-?\s*highlight\s+["']?([\w+#.-]+)["']?[^%]*?-?%\}""")
@@ -215,20 +220,26 @@ def _mask(text: str, literals: list[str], *, liquid: bool, shortcodes: bool, out
     result: list[str] = []  # prose lines, and code blocks as placeholders
     i = 0
     previous = "\n"  # the last non-blank line seen outside code ("\n": none, or code)
+    item_column = None  # where the content of the list item the prose is in starts, if any
 
     while i < len(lines):
         line = lines[i]
         fence = _FENCE_OPEN.match(line)
         if fence and not (fence.group(2)[0] == "`" and "`" in fence.group(3)):
-            # Up to the closing fence (same character, at least as long), or the end.
+            # Up to the closing fence (same character, at least as long), or the end; a fence
+            # in a list item also ends with the item, at a line indented less than its content
+            # (CommonMark, as the renderer reads it).
             char, length = fence.group(2)[0], len(fence.group(2))
             close = re.compile(r"^[ \t]*" + re.escape(char) + "{" + str(length) + r",}[ \t]*$")
+            within = item_column if item_column is not None and _indent(line) >= item_column else None
             j = i + 1
-            while j < len(lines) and not close.match(lines[j]):
+            while (j < len(lines) and not close.match(lines[j])
+                   and not (within is not None and lines[j].strip() and _indent(lines[j]) < within)):
                 j += 1
-            result.append(_keep(literals, _in_code("\n".join(lines[i:j + 1]))))
+            end = j + 1 if j < len(lines) and close.match(lines[j]) else j
+            result.append(_keep(literals, _in_code("\n".join(lines[i:end]))))
             previous = "\n"
-            i = j + 1
+            i = end
             continue
         indented = markdown and line.startswith(("    ", "\t")) and line.strip()
         if (indented and (not result or not result[-1].strip())
@@ -244,6 +255,11 @@ def _mask(text: str, literals: list[str], *, liquid: bool, shortcodes: bool, out
             continue
         if line.strip():
             previous = line
+            item = _ITEM_CONTENT.match(line.expandtabs(4))
+            if item:
+                item_column = len(item.group(0))
+            elif _indent(line) == 0:
+                item_column = None
         result.append(line)
         i += 1
     # Then, over the whole text (a raw region may hold a code block): spans, raw, highlight.
