@@ -1374,3 +1374,29 @@ def test_a_fence_left_open_in_a_list_item_ends_with_the_item():
     assert "{%" not in html_text and "{{" not in html_text
     assert '<code class="language-ruby">def method_missing(meth, ...)' in html_text
     assert unresolved == ["{% assign release = site.data.releases | first %}", "{{ release.stats.files_changed }}"]
+
+
+def test_liquid_assign_with_where_and_first_from_the_sites_data_folder(tmp_path):
+    """ruby-lang.org's release posts: `{% assign release = site.data.releases | where:
+    "version", "3.0.0" | first %}`, then `{{ release.url.gz }}`... from _data/releases.yml, as
+    Jekyll fills them (publisher dropped the download links and checksums of 925 posts)."""
+    from publisher.content.links import _site_variables
+
+    (tmp_path / "_config.yml").write_text("title: T\n", encoding="utf-8")
+    (tmp_path / "_data" / "locales").mkdir(parents=True)
+    (tmp_path / "_data" / "releases.yml").write_text(
+        "- version: 3.0.0\n  url: {gz: https://ex.org/3.0.0.tgz}\n  stats: {files_changed: 4}\n"
+        "- version: 2.7\n  url: {gz: https://ex.org/2.7.tgz}\n", encoding="utf-8")
+    (tmp_path / "_data" / "locales" / "en.yml").write_text("news: {title: News}\n", encoding="utf-8")
+    variables, read = _site_variables(str(tmp_path), "jekyll", (str(tmp_path),))
+    assert variables["site"]["data"]["locales"]["en"] == {"news": {"title": "News"}}
+    context = SyntaxContext(site_url="https://ex.org", dialect="jekyll", variables=variables)
+    text, unresolved = run(
+        '{% assign release = site.data.releases | where: "version", "3.0.0" | first %}\n'
+        "[{{ release.stats.files_changed }} files]({{ release.url.gz }}), {{ site.data.locales.en.news.title }}\n"
+        '{% assign release = site.data.releases | where: "version", "2.7" | first %}\n'
+        "{{ release.url.gz }} {{ release.stats.files_changed }}\n"
+        '{% assign other = site.data.releases | sort: "version" %}{{ other.first }}\n', context)
+    assert text == ("\n[4 files](https://ex.org/3.0.0.tgz), News\n\nhttps://ex.org/2.7.tgz \n\n")
+    assert unresolved == ["{{ release.stats.files_changed }}", '{% assign other = site.data.releases | sort: "version" %}',
+                          "{{ other.first }}"]

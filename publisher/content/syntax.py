@@ -736,8 +736,16 @@ def _liquid(text: str, ctx: SyntaxContext, out: Resolved) -> str:
     # Comments publish nothing: dropped with what they hold, and nothing to name.
     text = re.sub(r"\{%-?\s*comment\s*-?%\}.*?\{%-?\s*endcomment\s*-?%\}", "", text, flags=re.S)
 
+    assigned: dict[str, Any] = {}  # {% assign x = ... %}, for the outputs after it
+
     def tag(m: re.Match) -> str:
         name, args = m.group(1), m.group(2).strip()
+        if name == "assign":
+            target = re.match(r"(\w+)\s*=\s*(.+)$", args, re.S)
+            value = _liquid_value(target.group(2), ctx, assigned) if target else None
+            if value is not None:
+                assigned[target.group(1)] = value
+                return ""
         if name in ("image", "img") and (image := _IMAGE_TAG.match(args)) and _IMAGE_FILE.search(image.group("src")):
             # An image shortcode as Eleventy's Image plugin documents it (`{% image "./x.jpg",
             # "Alt" %}`): its picture, found and copied like any other image of the post
@@ -763,7 +771,9 @@ def _liquid(text: str, ctx: SyntaxContext, out: Resolved) -> str:
             result = _QUOTED.match(value).group(2)
         else:
             found = None
-            if re.fullmatch(r"[\w.-]+", value):
+            if value.split(".")[0] in assigned:
+                found = _lookup(assigned, value)
+            elif re.fullmatch(r"[\w.-]+", value):
                 if value.startswith("page."):
                     found = _lookup(ctx.params, value[5:])
                 else:  # site.x from _config.yml, Eleventy's data files; then the front matter
@@ -784,8 +794,65 @@ def _liquid(text: str, ctx: SyntaxContext, out: Resolved) -> str:
                 return ""
         return result
 
-    text = _LIQUID_TAG.sub(tag, text)
-    return _LIQUID_OUTPUT.sub(output, text)
+    # One pass, in the post's order: an output sees the assigns before it.
+    return _LIQUID_ANY.sub(lambda m: tag(m) if m.group(1) is not None else output(_LIQUID_OUTPUT.match(m.group(0))),
+                           text)
+
+
+_LIQUID_ANY = re.compile(_LIQUID_TAG.pattern + "|" + _LIQUID_OUTPUT.pattern, re.S)
+
+
+def _liquid_value(expr: str, ctx: SyntaxContext, assigned: Mapping[str, Any]) -> Any:
+    """An assign's value: a quoted string, or a variable (site.x, site.data.x from the data
+    folder, page.x, one assigned before) through the filters `where: "key", "value"`, `first`
+    and `last` (Jekyll's, as ruby-lang.org's release posts pick their release); None for
+    anything else (the tag is then named, and so is each output that needed it)."""
+    value, *filters = [part.strip() for part in expr.split("|")]
+    quoted = _QUOTED.match(value)
+    if quoted:
+        found: Any = quoted.group(2)
+    elif not re.fullmatch(r"[\w.-]+", value):
+        return None
+    elif value.split(".")[0] in assigned:
+        found = _path(assigned, value)
+    elif value.startswith("page."):
+        found = _path(ctx.params, value[5:])
+    else:
+        found = _path(ctx.variables, value)
+    for f in filters:
+        if found is None:
+            return None
+        where = re.fullmatch(r"""where:\s*(["'])(.*?)\1\s*,\s*(["'])(.*?)\3""", f)
+        if where and isinstance(found, list):  # Array(item[key]).map(&:to_s).include?(value)
+            key, wanted = where.group(2), where.group(4)
+            found = [item for item in found if isinstance(item, Mapping)
+                     and wanted in [_liquid_text(v) for v in (item.get(key) if isinstance(item.get(key), list)
+                                                                else [item.get(key)])]]
+        elif f in ("first", "last") and isinstance(found, list):
+            found = (found[0] if f == "first" else found[-1]) if found else None
+        else:
+            return None
+    return found
+
+
+def _liquid_text(value: Any) -> str:
+    """A YAML scalar as Liquid's to_s writes it (true, not True; 2.7 as 2.7)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _path(root: Mapping[str, Any], key: str) -> Any:
+    """The value at a dotted path, whatever it is (a mapping, a list), or None."""
+    value: Any = root
+    for part in key.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        matches = [v for k, v in value.items() if str(k).lower() == part.lower()]
+        if not matches:
+            return None
+        value = matches[0]
+    return value
 
 
 # Pelican's liquid_tags plugin (pelican-plugins liquid_tags/img.py): `{% img [class] src

@@ -358,11 +358,32 @@ def _names_jekyll_feed(path: str, mtime_ns: int, size: int) -> bool:
 
 
 def jekyll_site(root: str, files: Any) -> dict[str, Any]:
+    """`site`: the site's _config.yml (its url and baseurl always come from site.url), and
+    `site.data`: the data folder's YAML and JSON files (`_data/releases.yml` is
+    site.data.releases, `_data/locales/en.yml` site.data.locales.en)."""
     path = os.path.join(root, "_config.yml")
     data = files.load(path, load_yaml) if os.path.isfile(path) else None
     if not isinstance(data, dict):
         return {}
-    return {"site": {k: v for k, v in data.items() if k not in ("url", "baseurl")}}
+    site = {k: v for k, v in data.items() if k not in ("url", "baseurl")}
+    folder = os.path.join(root, str(data.get("data_dir") or "_data"))
+    if "data" not in site and os.path.isdir(folder):
+        site["data"] = _data_folder(folder, files, 4)
+    return {"site": site}
+
+
+def _data_folder(folder: str, files: Any, depth: int) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name in files.names(folder):
+        path = os.path.join(folder, name)
+        stem, ext = os.path.splitext(name)
+        if os.path.isdir(path) and depth > 1 and not name.startswith("."):
+            found[name] = _data_folder(path, files, depth - 1)
+        elif ext in (".yml", ".yaml", ".json"):  # (JSON is YAML)
+            value = files.load(path, load_yaml)
+            if value is not None:
+                found[stem] = value
+    return found
 
 
 RULES = Jekyll()
