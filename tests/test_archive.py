@@ -320,6 +320,38 @@ def test_an_unchanged_archive_is_not_even_rendered_and_a_change_is(newsletter, s
     assert renders == [1, 1]
 
 
+def test_a_send_compiles_each_archive_template_once_and_an_edit_is_compiled_again(newsletter, server,
+                                                                                  monkeypatch):
+    """check_issue and write_archive each render with a fresh environment; the second reuses
+    the first's compiled code (#29: ~7 ms of a send's start), but only for an unchanged file."""
+    import jinja2
+
+    from publisher.newsletter import archive
+
+    compiled = []
+    compile_ = jinja2.Environment.compile
+    monkeypatch.setattr(jinja2.Environment, "compile", lambda env, source, name=None, *a, **k:
+                        compiled.append(name) or compile_(env, source, name, *a, **k))
+    monkeypatch.setattr(archive, "_COMPILED", None, raising=False)  # as a new process
+    newsletter.post("a.md", "title: Fresh\npubDate: 2025-01-05T10:00:00Z")
+    config = newsletter.config()
+    pipeline.send_now(config, SUN + timedelta(hours=3))
+    for name in archive.TEMPLATES:
+        assert compiled.count(name) == 1, compiled
+    assert len(server.received) == 3 and "Fresh" in page(newsletter, "1/index.html")
+
+    (newsletter.root / "templates").mkdir()
+    override = newsletter.root / "templates/archive_index.html"
+    override.write_text("{{ issues|length }} issue\n", encoding="utf-8")
+    archive.render_archive(config, [])  # nothing to render: nothing compiled
+    pipeline.build(config, SUN + timedelta(days=1))
+    assert page(newsletter, "index.html") == "1 issue\n"
+    override.write_text("{{ issues|length }} issues in all\n", encoding="utf-8")
+    pipeline.build(config, SUN + timedelta(days=1))
+    assert page(newsletter, "index.html") == "1 issues in all\n"
+    assert compiled.count("archive_index.html") == 3  # bundled once, then each edit
+
+
 def test_a_page_that_cannot_be_rendered_stops_the_send_before_anything_is_recorded(newsletter, server):
     (newsletter.root / "templates").mkdir()
     (newsletter.root / "templates/archive_issue.html").write_text("{{ issue.nope }}\n", encoding="utf-8")

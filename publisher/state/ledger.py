@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable
 
 import sqlalchemy as sa
@@ -110,11 +111,14 @@ class Ledger:
         processors = [(name, process) for name, bind in compiled.binds.items()
                       if (process := bind.type.dialect_impl(dialect).bind_processor(dialect))]
         order = compiled.positiontup
+        # An itemgetter, not a generator: its tuple is ~1 us cheaper, twice a message.
+        pick = None if order is None else itemgetter(*order) if len(order) > 1 else \
+            (lambda values: (values[order[0]],))
 
         def params(values: dict[str, Any]) -> Any:
             for name, process in processors:
                 values[name] = process(values[name])
-            return values if order is None else tuple(values[name] for name in order)
+            return values if pick is None else pick(values)
 
         return str(compiled), params
 
