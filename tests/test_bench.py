@@ -54,7 +54,7 @@ def test_build_vs_hugo(tmp_path):
 @pytest.mark.slow
 @needs_hugo
 def test_build_vs_hugo_meets_its_targets(tmp_path):
-    """The real run (bench/README.md): cold <= 1.5x Hugo, one new post <= 0.5x Hugo. Slow,
+    """The real run (bench/README.md): cold <= 1.0x Hugo, one new post <= 0.35x Hugo. Slow,
     and only meaningful on an otherwise idle machine."""
     out = bench("build_vs_hugo.py", "--posts", "2000", "--runs", "5", tmp_path=tmp_path,
                 timeout=1800)

@@ -179,7 +179,8 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise Skip(f"not UTF-8 (invalid byte at offset {e.start})") from None
-    text = clean_text(text)
+    if not _clean_already(raw):
+        text = clean_text(text)
     engine = engine_for(config)
     fmt = source_format(path.name)
     meta, body = _split(text, fmt, engine.name)
@@ -259,6 +260,21 @@ def _parse_post(path: Path, config: Config, raw: bytes, content_hash: str,
     )
 
 
+# Bytes that UTF-8 text clean_text changes must hold one of: a C0 control but tab and line
+# feed, a carriage return (\r\n and \r become \n), DEL; a C1 control (C2 80-9F: any C2
+# byte is looked at again), or a noncharacter (U+FDD0-FDEF: EF B7 xx; U+FFFE, U+FFFF).
+# Surrogates cannot be in UTF-8 that decodes.
+_CONTROL_BYTES = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0D, 0x20), 0x7F])
+
+
+def _clean_already(raw: bytes) -> bool:
+    """Whether the text of `raw` (UTF-8 that decodes) is what clean_text returns: checked on
+    the bytes (~2 instructions a byte), where clean_text looks at every character of the
+    decoded text (a post's clean_text was ~7% of a cold build's instructions)."""
+    return (len(raw.translate(None, _CONTROL_BYTES)) == len(raw) and b"\xc2" not in raw
+            and b"\xef\xb7" not in raw and b"\xef\xbf\xbe" not in raw and b"\xef\xbf\xbf" not in raw)
+
+
 def _image_url(value: str, url: str, key: str) -> str:
     """The front matter's image as an absolute http(s) URL: it goes out as media:content and
     as an <img src> in mail and on the archive pages (the blog's own domain), so a
@@ -333,7 +349,8 @@ def _read_body(post: Post) -> str:
             f"{post.source}: changed while publisher was running (expected the bytes it "
             "scanned a moment ago); run again to pick up the change"
         )
-    return _split(clean_text(raw.decode("utf-8-sig")), source_format(post._path), post._dialect,
+    text = raw.decode("utf-8-sig")
+    return _split(text if _clean_already(raw) else clean_text(text), source_format(post._path), post._dialect,
                   load=False)[1]
 
 
