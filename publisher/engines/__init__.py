@@ -14,6 +14,7 @@ imported when `init` asks them all (ENGINES, DETECTORS, detect).
 from __future__ import annotations
 
 import importlib
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
@@ -38,14 +39,38 @@ def _module(name: str) -> ModuleType:
     return importlib.import_module(f"{__name__}.{name}")
 
 
+_RULES: dict[str, Engine] = {}
+
+
 def rules_for(dialect: str) -> Engine:
     """The rules of the engine `dialect` names ("auto" for none)."""
-    return _module(dialect).RULES
+    rules = _RULES.get(dialect)
+    if rules is None:
+        rules = _RULES[dialect] = _module(dialect).RULES
+    return rules
+
+
+# engine_for is asked for every post; what the site's own config says (Hugo's
+# disablePathToLower, Zola's [slugify]) costs stat calls (~70 us for Hugo's config files), so
+# the answer for a config is kept for a second: a build sees one answer, a long-running
+# `serve` or `schedule` a changed site config within a second.
+_SITE_RULES: dict[int, tuple[Config, float, Engine]] = {}
 
 
 def engine_for(config: Config) -> Engine:
     """The rules of the engine config names, as the site's own engine config sets them."""
-    return rules_for(config.content.dialect).for_site(config)
+    rules = rules_for(config.content.dialect)
+    if type(rules).for_site is Engine.for_site:
+        return rules  # (reads nothing of the site)
+    now = time.monotonic()
+    kept = _SITE_RULES.get(id(config))
+    if kept is not None and kept[0] is config and now - kept[1] < 1.0:
+        return kept[2]
+    site = rules.for_site(config)
+    if len(_SITE_RULES) > 16:
+        _SITE_RULES.clear()
+    _SITE_RULES[id(config)] = (config, now, site)
+    return site
 
 
 def _detectors() -> tuple[Callable[[Path], Detected | None], ...]:
