@@ -15,15 +15,17 @@ import re
 from dataclasses import MISSING as _MISSING_DC
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
 from .cron import cron_trigger
 from .datafiles import DataError, load_yaml
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 PASSWORD_ENV = "PUBLISHER_SMTP_PASSWORD"
 # Bounce handling's secrets (newsletter/bounces.py, newsletter/providers/): never in the config file.
@@ -259,6 +261,9 @@ def _cron(value: Any) -> str:
 
 
 def _timezone(value: Any) -> str:
+    # lazy: zoneinfo and a zone's file (~2 ms); the idle run defers this check (quick=_nonempty_str)
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     text = _nonempty_str(value)
     try:
         ZoneInfo(text)
@@ -366,12 +371,16 @@ def _spec(default: Any = _MISSING, convert: Callable[[Any], Any] = _str, doc: st
 
 @dataclass(frozen=True)
 class AuthorConfig:
+    """site.author: who writes the posts that name no author."""
+
     name: str = _spec("", _str, "the default author of posts that name none")
     email: str = _spec("", _email, "the author's address, shown in feeds")
 
 
 @dataclass(frozen=True)
 class SiteConfig:
+    """site: the blog itself (required)."""
+
     title: str = _spec(convert=_nonempty_str, doc="the blog's name (required)")
     url: str = _spec(convert=_absolute_url, doc="absolute base URL of every link (required)")
     description: str = _spec("", _str, "one line about the blog; the feeds' subtitle")
@@ -383,6 +392,8 @@ class SiteConfig:
 
 @dataclass(frozen=True)
 class ContentConfig:
+    """content: where the posts are and how they are read."""
+
     dir: Path = _spec(Path("content"), _nonempty_str, "folder of Markdown posts, any depth")
     permalink: str = _spec("/blog/{slug}/", _permalink,
                            "URL path of a post; placeholders: see Posts (slug, year, title, stem, lang...)")
@@ -400,6 +411,8 @@ class ContentConfig:
 
 @dataclass(frozen=True)
 class FeedsConfig:
+    """feeds: what is written where."""
+
     output_dir: Path = _spec(Path("public"), _nonempty_str, "where the feeds are written")
     limit: int = _spec(20, _int_at_least(0), "newest N items per feed; 0 = all")
     websub_hub: tuple[str, ...] = _spec((), _hub_urls, "WebSub hub URL(s): named in every feed, pinged when one changes")
@@ -411,11 +424,14 @@ class FeedsConfig:
 
 @dataclass(frozen=True)
 class NewsletterConfig:
+    """newsletter: the digests and alerts, their schedule, bounces and sign-ups."""
+
     from_: str = _spec("", _mailbox, "sender, e.g. 'Blog <news@blog.example.org>'; required to mail",
                        quick=_mailbox_shape)
     schedule: str = _spec("0 9 * * 1", _cron, "5-field cron: when a digest may go out",
                           quick=_cron_shape)
-    timezone: str = _spec("UTC", _timezone, "time zone of the schedule and of dates without offset")
+    timezone: str = _spec("UTC", _timezone, "time zone of the schedule and of dates without offset",
+                          quick=_nonempty_str)
     featured_alert: bool = _spec(False, _bool, "mail a newly featured post on its own at the next run")
     web_url: str = _spec("", _optional_absolute_url, "where `publisher serve` is reachable")
     # newsletter/archive.py: each digest and alert as a page under {feeds.output_dir}/newsletter/<n>/,
@@ -460,6 +476,8 @@ class NewsletterConfig:
 
 @dataclass(frozen=True)
 class DkimConfig:
+    """smtp.dkim: signing of the mail sent."""
+
     key_file: str = _spec("", _str, "PEM private key; empty = no DKIM signing")
     selector: str = _spec("", _str, "DKIM selector (the DNS label before ._domainkey)")
     domain: str = _spec("", _str, "signing domain; default: the From address's domain")
@@ -467,6 +485,8 @@ class DkimConfig:
 
 @dataclass(frozen=True)
 class SmtpConfig:
+    """smtp: the server that takes the newsletter's mail."""
+
     host: str = _spec("127.0.0.1", _nonempty_str, "SMTP server")
     port: int = _spec(25, _int_at_least(1), "SMTP port")
     security: str = _spec("none", _one_of("none", "starttls", "ssl"), "transport security")
@@ -507,16 +527,22 @@ def _database(value: Any) -> str:
 
 @dataclass(frozen=True)
 class StateConfig:
+    """state: where subscribers, sends and caches are kept."""
+
     database: str = _spec("state.db", _database, "SQLite file, or a postgresql:// URL (no password)")
 
 
 @dataclass(frozen=True)
 class ScheduleConfig:
+    """schedule: `publisher schedule`'s timing."""
+
     build_every: int = _spec(15, _int_at_least(1), "minutes between builds under `publisher schedule`")
 
 
 @dataclass(frozen=True)
 class Config:
+    """A whole config.yaml, checked (load_config)."""
+
     path: Path
     root: Path
     site: SiteConfig
@@ -554,6 +580,8 @@ class Config:
 
     @property
     def tz(self) -> ZoneInfo:
+        from zoneinfo import ZoneInfo  # lazy: see _timezone
+
         return ZoneInfo(self.newsletter.timezone)
 
     @property

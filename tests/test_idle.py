@@ -252,7 +252,8 @@ def test_postgresql_sites_always_take_the_full_path(site):
 @sqlite_only
 def test_the_cli_shortcut_does_not_import_sqlalchemy(blog):
     """What makes the shortcut fast, checked in a real `publisher run` process: no SQLAlchemy,
-    APScheduler, click, pipeline, nor content/ beyond its walk."""
+    APScheduler, click, pipeline, zoneinfo (newsletter.timezone's check is deferred), nor
+    content/ beyond its walk."""
     code = ("import sys, runpy\n"
             "sys.argv = ['publisher', '--config', sys.argv[1], 'run']\n"
             "try:\n"
@@ -260,6 +261,7 @@ def test_the_cli_shortcut_does_not_import_sqlalchemy(blog):
             "except SystemExit as e:\n"
             "    print('exit', e.code, 'sqlalchemy' in sys.modules, 'apscheduler' in sys.modules,\n"
             "          'click' in sys.modules, 'publisher.pipeline' in sys.modules,\n"
+            "          'zoneinfo' in sys.modules,\n"
             "          sorted(m for m in sys.modules if m.startswith('publisher.content')))\n")
     # The blog's runs used an injected clock in 2025; stamp it again for the real one.
     pipeline.run_once(blog.config())
@@ -269,7 +271,8 @@ def test_the_cli_shortcut_does_not_import_sqlalchemy(blog):
                          capture_output=True, text=True, env=env, timeout=60)
     # Of content/, only the walk (files.py): not the parser, Markdown, sanitiser or engines.
     assert out.stdout.splitlines()[-1] == (
-        "exit 0 False False False False ['publisher.content', 'publisher.content.files']"), out.stdout + out.stderr
+        "exit 0 False False False False False ['publisher.content', 'publisher.content.files']"
+    ), out.stdout + out.stderr
     assert "nothing new to mail" in out.stdout
 
 
@@ -363,6 +366,35 @@ def test_deferred_cron_check_reports_what_load_config_would(site):
     with pytest.raises(ConfigError) as both:
         load_config(site.root / "config.yaml", defer_slow_checks=True)
     assert "smtp.port" in str(both.value) and "newsletter.schedule" in str(both.value)
+
+
+def test_deferred_timezone_check_reports_what_load_config_would(site):
+    """newsletter.timezone is checked with zoneinfo (its import and a zone file, ~2 ms of an
+    idle run) only where the deferred checks run; the message is the same."""
+    site.write_config(newsletter={"timezone": "Mars/Olympus"})
+    with pytest.raises(ConfigError) as full:
+        load_config(site.root / "config.yaml")
+    assert "newsletter.timezone: expected an IANA time zone" in str(full.value)
+    lazy = load_config(site.root / "config.yaml", defer_slow_checks=True)
+    with pytest.raises(ConfigError) as deferred:
+        lazy.check_deferred()
+    assert str(deferred.value) == str(full.value)
+    # With another error in the file, every error is still reported at once.
+    site.write_config(newsletter={"timezone": "Mars/Olympus"}, smtp={"port": "abc"})
+    with pytest.raises(ConfigError) as both:
+        load_config(site.root / "config.yaml", defer_slow_checks=True)
+    assert "smtp.port" in str(both.value) and "newsletter.timezone" in str(both.value)
+
+
+@pytest.mark.parametrize("command", ["build", "run"])
+def test_a_bad_timezone_still_stops_publisher_build_and_run_with_exit_2(site, command):
+    site.write_config(newsletter={"timezone": "Mars/Olympus"})
+    out = subprocess.run([sys.executable, "-m", "publisher.cli", "--config",
+                          str(site.root / "config.yaml"), command], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "newsletter.timezone: expected an IANA time zone" in out.stderr
+    assert not (site.root / "state.db").exists() and not (site.root / "public").exists()
 
 
 def test_a_bad_cron_string_still_stops_publisher_run_with_exit_2(site):
