@@ -10,20 +10,18 @@ from __future__ import annotations
 import sys
 
 if __name__ == "__main__":
-    # `python -m publisher.cli run` with nothing to do: answered before click is imported,
-    # as the `publisher` command does it (publisher/__main__.py).
-    from publisher.__main__ import answer_idle_run
+    # `python -m publisher.cli run` with nothing to do, and a plain build or run: answered
+    # before click is imported, as the `publisher` command does it (publisher/__main__.py).
+    from publisher.__main__ import answer_build_or_run, answer_idle_run
 
     _status = answer_idle_run(sys.argv[1:])
+    if _status is None:
+        _status = answer_build_or_run(sys.argv[1:])
     if _status is not None:
         sys.exit(_status)
 
-import contextlib  # noqa: E402
 import functools  # noqa: E402
 import logging  # noqa: E402
-import signal  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable  # noqa: E402
@@ -31,44 +29,21 @@ from typing import Callable  # noqa: E402
 import click  # noqa: E402
 
 from . import __version__  # noqa: E402
-from .errors import ConfigError, LockedError, PublisherError, UsageError  # noqa: E402
+# Shared with the click-free build and run of the `publisher` command (__main__.py).
+from .__main__ import (  # noqa: E402
+    Context,
+    _finish,
+    _Progress,
+    _setup_logging,
+    _stop_on_signals,
+    _stopped,
+    build_command,
+    reported,
+    run_command,
+)
+from .errors import ConfigError, UsageError  # noqa: E402
 
 log = logging.getLogger("publisher")
-
-
-class Context:
-    def __init__(self) -> None:
-        self.config_path = Path("config.yaml")
-        self.quiet = False
-        self.verbose = False
-
-    def config(self, **options):
-        # lazy: config.py (~40 ms: PyYAML, zoneinfo, the email package); `--help` does without
-        from .config import load_config
-
-        return load_config(self.config_path, **options)
-
-    def say(self, line: str) -> None:
-        if not self.quiet:
-            click.echo(line)
-
-
-def _only_errors_and_loud(record: logging.LogRecord) -> bool:
-    """--quiet keeps errors, and the few warnings that must never go unseen (records logged
-    with extra={"loud": True}, such as TLS verification being switched off)."""
-    return record.levelno >= logging.ERROR or getattr(record, "loud", False)
-
-
-def _setup_logging(quiet: bool, verbose: bool) -> None:
-    level = logging.DEBUG if verbose else logging.WARNING
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("publisher: %(levelname)s: %(message)s"))
-    if quiet:
-        handler.addFilter(_only_errors_and_loud)
-    root = logging.getLogger("publisher")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
 
 
 def _options(f: Callable) -> Callable:
@@ -109,127 +84,9 @@ def _reporting(f: Callable) -> Callable:
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         ctx = click.get_current_context().find_object(Context)
-        try:
-            status = f(*args, **kwargs)
-        except LockedError as e:
-            ctx.say(str(e))
-            sys.exit(e.exit_status)
-        except ConfigError as e:
-            click.echo(f"publisher: config error:\n{e}" if "\n" in str(e) else f"publisher: config error: {e}", err=True)
-            sys.exit(2)
-        except UsageError as e:
-            click.echo(f"publisher: usage error: {e}", err=True)
-            sys.exit(e.exit_status)
-        except PublisherError as e:
-            click.echo(f"publisher: error: {e}", err=True)
-            sys.exit(e.exit_status)
-        sys.exit(status or 0)
+        sys.exit(reported(ctx, lambda: f(*args, **kwargs)))
 
     return wrapper
-
-
-def _finish(ctx: Context, report) -> int:
-    for problem in report.problems:
-        click.echo(problem, err=True)
-    for warning in getattr(report, "warnings", ()):  # said once, when a post first shows it
-        click.echo(warning, err=True)
-    status = report.exit_status
-    # --quiet silences the summary, except when it explains a non-zero exit status that the
-    # problems above do not (mail still owed, a stop): cron mails only output, and the
-    # owner must hear why.
-    explain = ctx.quiet and status != 0 and (getattr(report, "failed", False) or not report.problems)
-    for line in report.lines:
-        if explain:
-            click.echo(line, err=True)
-        else:
-            ctx.say(line)
-    return status
-
-
-@contextlib.contextmanager
-def _stop_on_signals():
-    """SIGTERM and SIGINT (Ctrl-C) ask a send to stop: the message in flight is finished and
-    recorded, no new one is started, and the summary says what is still owed. A second
-    signal ends the process at once, as it would have without this."""
-    stop = threading.Event()
-    caught: list[str] = []
-
-    def handler(signum, _frame):
-        caught.append(signal.Signals(signum).name)
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop, caught
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def _stopped(report, caught: list[str]):
-    """The report of a command a signal stopped: says so first, and exits 1 (mail is owed)."""
-    if caught:
-        report.problems.insert(0, f"publisher: stopped by {caught[0]}: the message in flight was "
-                                  "finished and recorded; what is still owed is sent by the next run")
-        report.failed = True
-    return report
-
-
-class _Progress:
-    """Progress of a long send: on a terminal a bar; elsewhere (CI logs, the journal) a line on
-    stderr at every tenth done and at least once a minute, with the rate and the time left;
-    nothing under --quiet (cron) or for a send of fewer than 20 messages."""
-
-    EVERY_SECONDS = 60.0
-
-    def __init__(self, ctx: Context, label: str = "sending", clock: Callable[[], float] = time.monotonic,
-                 minimum: int = 20):
-        self.enabled = not ctx.quiet
-        self.minimum = minimum
-        self.tty = sys.stderr.isatty()
-        self.label, self.clock = label, clock
-        self.bar = None
-        self.started: float | None = None
-        self.said_at = 0.0
-        self.said_tenth = 0
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled or total < self.minimum:
-            return
-        if self.tty:
-            self._bar(done, total)
-            return
-        now = self.clock()
-        if self.started is None or done == 0:
-            self.started, self.said_at, self.said_tenth = now, now, 0
-        tenth = done * 10 // total
-        if tenth > self.said_tenth or now - self.said_at >= self.EVERY_SECONDS:
-            self.said_at, self.said_tenth = now, tenth
-            elapsed = now - self.started
-            rate = done / elapsed if elapsed > 0.05 else 0.0  # none yet to speak of
-            speed = f", {rate:.0f}/s" if rate else ""
-            left = f", about {_duration((total - done) / rate)} left" if rate and done < total else ""
-            click.echo(f"{self.label}: {done} of {total} ({done * 100 // total}%){speed}{left}", err=True)
-
-    def _bar(self, done: int, total: int) -> None:
-        if self.bar is None or self.bar.length != total:
-            if self.bar is not None:
-                self.bar.render_finish()
-            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr, show_eta=True)
-        self.bar.update(done - self.bar.pos)
-        if done >= total:
-            self.bar.render_finish()
-            self.bar = None
-
-
-def _duration(seconds: float) -> str:
-    """'45 s', '12 min', '3 h 20 min'."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    minutes = round(seconds / 60)
-    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -284,32 +141,7 @@ _strict_option = click.option("--strict", is_flag=True, help="Content warnings f
 @_reporting
 def build(ctx: Context, strict: bool) -> int:
     """Scan the posts and write the feeds."""
-    # lazy: pipeline.py with the content package is ~80 ms; `--help` does without
-    from .pipeline import build as run_build
-
-    # The build completes the config's checks, unless the state vouches for them (cache.py).
-    config = _strict(ctx.config(defer_slow_checks=True), strict)
-    with _site_progress(ctx):
-        return _finish(ctx, run_build(config))
-
-
-def _site_progress(ctx: Context):
-    """Progress of reading and rendering the posts of a big site (progress.py)."""
-    from . import progress
-
-    return progress.reporting(lambda label: _Progress(ctx, label=label, minimum=BIG_SITE))
-
-
-BIG_SITE = 1000  # posts: a build of fewer is over before a progress line would help
-
-
-def _strict(config, strict: bool):
-    """The config with content.strict set by --strict."""
-    if not strict or config.content.strict:
-        return config
-    import dataclasses
-
-    return dataclasses.replace(config, content=dataclasses.replace(config.content, strict=True))
+    return build_command(ctx, strict)
 
 
 @main.command()
@@ -319,14 +151,7 @@ def _strict(config, strict: bool):
 @_reporting
 def run(ctx: Context, strict: bool) -> int:
     """The cron job: scan, write feeds, send what is due, finish interrupted sends."""
-    # lazy: pipeline.py with the content package is ~80 ms; `--help` does without
-    from .pipeline import run_once
-
-    # run_once completes the config's checks, unless its idle stamp vouches for this config.
-    config = _strict(ctx.config(defer_slow_checks=True), strict)
-    with _stop_on_signals() as (stop, caught), _site_progress(ctx):
-        report = run_once(config, progress=_Progress(ctx), stop=stop)
-    return _finish(ctx, _stopped(report, caught))
+    return run_command(ctx, strict)
 
 
 @main.command()

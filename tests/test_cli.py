@@ -211,17 +211,17 @@ def test_progress_off_a_terminal_is_a_line_every_tenth_and_every_minute():
     lines: list[str] = []
     progress = _Progress(ctx, clock=lambda: now[0])
     progress.tty = False
-    import click
+    import publisher.__main__ as entry  # _Progress writes with its echo (no click: build, run)
 
-    original = click.echo
-    click.echo = lambda message, err=False: lines.append(message)
+    original = entry.echo
+    entry.echo = lambda message, err=False: lines.append(message)
     try:
         progress(0, 200)
         for done in range(1, 201):
             now[0] += 0.5 if done != 5 else 61.0  # one slow message: a line within the minute
             progress(done, 200)
     finally:
-        click.echo = original
+        entry.echo = original
     assert lines[0] == "sending: 5 of 200 (2%), 0/s, about 41 min left"  # 0.08/s, printed as 0
     assert lines[1] == "sending: 20 of 200 (10%), 0/s, about 11 min left"
     assert lines[-1] == "sending: 200 of 200 (100%), 1/s"
@@ -276,3 +276,48 @@ def test_a_big_build_reports_progress_in_a_log(site):
     site.post("blog/new.md", "title: New\npubDate: 2024-01-02T00:00:00Z")
     quiet = invoke(site, "--quiet", "build")
     assert quiet.exit_code == 0 and quiet.output == ""
+
+
+@pytest.mark.parametrize("module", ["publisher", "publisher.cli"])
+def test_build_and_run_without_click_report_as_through_click(site, module):
+    """A plain `build` or `run` (only --config, --quiet, --strict) runs without importing
+    click (~12 ms of a build after one new post: publisher/__main__.py); its output and exit
+    status are those of the same command through click, for each outcome."""
+    config = str(site.root / "config.yaml")
+    probe = ("import runpy, sys\n"
+             "sys.argv = [sys.argv[0], *sys.argv[2:]]\n"
+             "try:\n"
+             "    runpy.run_module(MODULE, run_name='__main__')\n"
+             "finally:\n"
+             "    sys.stderr.write('click imported: %s\\n' % ('click' in sys.modules))\n"
+             ).replace("MODULE", repr(module))
+    through_click = "from publisher.cli import main; main()"
+
+    def both(*args: str) -> tuple[tuple, tuple]:
+        fast = subprocess.run([sys.executable, "-c", probe, "-", *args], capture_output=True,
+                              text=True, timeout=120)
+        assert fast.stderr.endswith("click imported: False\n"), fast.stderr
+        slow = subprocess.run([sys.executable, "-c", through_click, *args], capture_output=True,
+                              text=True, timeout=120)
+        stderr = fast.stderr[:-len("click imported: False\n")]
+        return (fast.returncode, fast.stdout, stderr), (slow.returncode, slow.stdout, slow.stderr)
+
+    site.post("good.md", "title: Good\npubDate: 2024-01-01")
+    fast, slow = both("--config", config, "build")
+    assert fast[0] == 0 and "feeds: 1 post," in fast[1]
+    site.post("late.md", "title: Late\npubDate: 2024-02-01")  # each side builds a change
+    fast, slow = both("--config", config, "build", "-q")
+    assert fast == slow == (0, "", "")
+    site.post("bad.md", "title: Bad\npubDate: someday")  # a skipped post: status 1, stderr
+    fast, slow = both("build", "--config", config)
+    assert fast == slow and fast[0] == 1 and "content/bad.md: skipped" in fast[2]
+    fast, slow = both("--config", config, "build", "--strict")
+    assert fast == slow and fast[0] == 1
+    (site.root / "content" / "bad.md").unlink()
+    fast, slow = both("--config", config, "run")
+    assert fast[0] == slow[0] == 0
+    site.write_config(feeds={"limit": "lots"})  # a config error: status 2, named on stderr
+    fast, slow = both("--config", config, "run")
+    assert fast == slow and fast[0] == 2 and "feeds.limit: expected an integer" in fast[2]
+    fast, slow = both("--config", str(site.root / "nope.yaml"), "build")
+    assert fast == slow and fast[0] == 2 and "nope.yaml: no such file" in fast[2]

@@ -306,9 +306,12 @@ def test_the_publisher_command_answers_an_idle_run_as_the_full_run_does(blog, mo
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["run"], ("config.yaml", False)),
-    (["--config", "a.yaml", "run", "-q"], ("a.yaml", True)),
-    (["run", "--quiet", "--config=b.yaml"], ("b.yaml", True)),
+    (["run"], ("run", "config.yaml", False, False)),
+    (["--config", "a.yaml", "run", "-q"], ("run", "a.yaml", True, False)),
+    (["run", "--quiet", "--config=b.yaml"], ("run", "b.yaml", True, False)),
+    (["run", "--strict"], ("run", "config.yaml", False, True)),
+    (["--strict", "run"], None),  # click refuses it: --strict is the command's option
+    (["run", "--strict", "--strict"], None),
     (["run", "-v"], None),
     (["-v", "run"], None),
     (["run", "run"], None),
@@ -322,9 +325,24 @@ def test_the_publisher_command_answers_an_idle_run_as_the_full_run_does(blog, mo
     (["--version"], None),
 ])
 def test_the_shortcut_takes_only_plain_run_commands(argv, expected):
-    from publisher.__main__ import _run_options
+    from publisher.__main__ import _command_options
 
-    assert _run_options(argv) == expected
+    assert _command_options(argv, ("run",)) == expected
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["build"], ("build", "config.yaml", False, False)),
+    (["-q", "build", "--strict", "--config", "c.yaml"], ("build", "c.yaml", True, True)),
+    (["run", "--strict"], ("run", "config.yaml", False, True)),
+    (["build", "run"], None),
+    (["build", "--help"], None),
+    (["send"], None),
+    (["build", "-v"], None),
+])
+def test_build_and_run_without_click_take_only_their_plain_options(argv, expected):
+    from publisher.__main__ import _command_options
+
+    assert _command_options(argv, ("build", "run")) == expected
 
 
 def test_the_code_signature_covers_every_file_of_the_package_tree(tmp_path, monkeypatch):
