@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import signal
 import sys
 import threading
 import time
@@ -256,6 +255,8 @@ def _stop_on_signals():
     """SIGTERM and SIGINT (Ctrl-C) ask a send to stop: the message in flight is finished and
     recorded, no new one is started, and the summary says what is still owed. A second
     signal ends the process at once, as it would have without this."""
+    import signal  # lazy: a run or send that does work (an idle run needs none)
+
     stop = threading.Event()
     caught: list[str] = []
 
