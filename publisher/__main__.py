@@ -4,8 +4,8 @@
 a run is answered here from the idle stamp (idle.py) before click, the pipeline and the
 feed, mail and database libraries are imported: their import alone would cost more than the
 check. `build` and `run` with no option but --config, --quiet and --strict are run from here
-too, without click (its import and cli.py's commands are ~12 ms, 5% of a build after one new
-post): cli.py's build and run call the same functions below, and every other command,
+too, without click (its import and cli.py's commands: ~10 ms of CPU on top of what a build
+imports anyway, 3-4% of a build after one new post): cli.py's build and run call the same functions below, and every other command,
 option or outcome (usage errors, --help) goes to cli.py, which does everything else.
 """
 
@@ -113,7 +113,7 @@ def main() -> None:
         status = answer_build_or_run(argv)
     if status is not None:
         sys.exit(status)
-    # lazy: cli.py with click is ~12 ms; the commands above run without it
+    # lazy: cli.py with click is ~10 ms; the commands above run without it
     from .cli import main as cli_main
 
     cli_main()
