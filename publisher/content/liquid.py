@@ -10,7 +10,7 @@ import re
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from .resolving import IMAGE_FILE, Resolved, SyntaxContext, attr_value, param_lookup
+from .resolving import IMAGE_FILE, Resolved, SyntaxContext, attr_value, param_lookup, path_value
 
 # -------------------------------------------------------------------------------
 
@@ -107,11 +107,11 @@ def _liquid_value(expr: str, ctx: SyntaxContext, assigned: Mapping[str, Any]) ->
     elif not re.fullmatch(r"[\w.-]+", value):
         return None
     elif value.split(".")[0] in assigned:
-        found = _path(assigned, value)
+        found = path_value(assigned, value)
     elif value.startswith("page."):
-        found = _path(ctx.params, value[5:])
+        found = path_value(ctx.params, value[5:])
     else:
-        found = _path(ctx.variables, value)
+        found = path_value(ctx.variables, value)
     for f in filters:
         if found is None:
             return None
@@ -133,19 +133,6 @@ def _liquid_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
-
-
-def _path(root: Mapping[str, Any], key: str) -> Any:
-    """The value at a dotted path, whatever it is (a mapping, a list), or None."""
-    value: Any = root
-    for part in key.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        matches = [v for k, v in value.items() if str(k).lower() == part.lower()]
-        if not matches:
-            return None
-        value = matches[0]
-    return value
 
 
 # Pelican's liquid_tags plugin (pelican-plugins liquid_tags/img.py): `{% img [class] src

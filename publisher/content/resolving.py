@@ -69,8 +69,10 @@ def attr_value(value: str) -> str:
     return html.escape(value, quote=True)
 
 
-def param_lookup(params: Mapping[str, Any], key: str) -> Any:
-    value: Any = params
+def path_value(root: Mapping[str, Any], key: str) -> Any:
+    """The value at a dotted path (keys matched without case), whatever it is (a mapping, a
+    list), or None."""
+    value: Any = root
     for part in key.split("."):
         if not isinstance(value, Mapping):
             return None
@@ -78,6 +80,10 @@ def param_lookup(params: Mapping[str, Any], key: str) -> Any:
         if not matches:
             return None
         value = matches[0]
-    if isinstance(value, (Mapping, list)):
-        return None
     return value
+
+
+def param_lookup(params: Mapping[str, Any], key: str) -> Any:
+    """The scalar at a dotted path (a value a page can print), or None."""
+    value = path_value(params, key)
+    return None if isinstance(value, (Mapping, list)) else value
