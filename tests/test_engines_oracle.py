@@ -518,6 +518,24 @@ def test_generated_posts_come_out_as_the_engine_publishes_them(engine, tmp_path)
         assert differences(theirs, ours) == [], variant
 
 
+def _hugo_agrees(root: Path, permalink: str) -> dict:
+    """Build the Hugo site at `root` with Hugo and load it with publisher under `permalink`;
+    every post must agree (at least 15 of them): publisher's posts, by source."""
+    proc = subprocess.run([engine_command("hugo"), "--quiet", "--source", str(root), "--destination",
+                           str(root / "public")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    base = "https://hugo.example.org"
+    result = load_posts(make_config(root, site={"url": base, "language": "en"},
+                                    content={"dir": "content", "dialect": "hugo", "permalink": permalink},
+                                    newsletter={"timezone": "UTC"}, state={"database": "state.db"}), NOW)
+    ours = {p.source: (p.url.removeprefix(base), p.title, p.published.isoformat(timespec="minutes"))
+            for p in result.posts}
+    theirs = _engine_posts("hugo", root)
+    assert result.problems == [] and len(theirs) >= 15
+    assert differences(theirs, ours) == []
+    return ours
+
+
 def test_hugo_contentbasename_is_the_file_name_whatever_the_slug(tmp_path):
     """Hugo's :contentbasename (0.111's :filename, the same meaning) is the file's name, a
     bundle's folder name, and never `slug` (publisher's {stem} prefers slug, as
@@ -528,19 +546,7 @@ def test_hugo_contentbasename_is_the_file_name_whatever_the_slug(tmp_path):
     config = root / "hugo.toml"
     config.write_text(config.read_text(encoding="utf-8").replace(
         '"/:year/:month/:day/:slug/"', '"/:year/:month/:filename/"'), encoding="utf-8")
-    proc = subprocess.run([engine_command("hugo"), "--quiet", "--source", str(root), "--destination",
-                           str(root / "public")], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    base = "https://hugo.example.org"
-    result = load_posts(make_config(root, site={"url": base, "language": "en"},
-                                    content={"dir": "content", "dialect": "hugo",
-                                             "permalink": "/{year}/{month}/{contentbasename}/"},
-                                    newsletter={"timezone": "UTC"}, state={"database": "state.db"}), NOW)
-    ours = {p.source: (p.url.removeprefix(base), p.title, p.published.isoformat(timespec="minutes"))
-            for p in result.posts}
-    theirs = _engine_posts("hugo", root)
-    assert result.problems == [] and len(theirs) >= 15
-    assert differences(theirs, ours) == []
+    ours = _hugo_agrees(root, "/{year}/{month}/{contentbasename}/")
     assert ours["content/posts/own-slug.md"][0] == "/2017/10/own-slug/"
     assert ours["content/posts/bundled-post/index.md"][0] == "/2017/10/bundled-post/"
 
@@ -564,20 +570,9 @@ def test_hugo_ugly_urls_and_case_as_the_site_sets_them_with_the_config_init_writ
     if settings["ugly"]:
         text += "\n[uglyURLs]\n  posts = true\n"
     config.write_text(text, encoding="utf-8")
-    proc = subprocess.run([engine_command("hugo"), "--quiet", "--source", str(root), "--destination",
-                           str(root / "public")], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
     permalink = detect(root).value("content.permalink")
     assert permalink == ("/{year}/{month}/{day}/{slug}.html" if settings["ugly"] else "/{year}/{month}/{day}/{slug}/")
-    base = "https://hugo.example.org"
-    result = load_posts(make_config(root, site={"url": base, "language": "en"},
-                                    content={"dir": "content", "dialect": "hugo", "permalink": permalink},
-                                    newsletter={"timezone": "UTC"}, state={"database": "state.db"}), NOW)
-    ours = {p.source: (p.url.removeprefix(base), p.title, p.published.isoformat(timespec="minutes"))
-            for p in result.posts}
-    theirs = _engine_posts("hugo", root)
-    assert result.problems == [] and len(theirs) >= 15
-    assert differences(theirs, ours) == []
+    ours = _hugo_agrees(root, permalink)
     hello = "/2017/10/04/" + ("Hello" if settings["keep_case"] else "hello") + (".html" if settings["ugly"] else "/")
     assert ours["content/posts/hello.md"][0] == hello
 

@@ -268,8 +268,10 @@ def test_a_build_without_hubs_pings_nothing(tmp_path, hub):
     assert 'rel="hub"' not in (config.output_dir / "rss.xml").read_text()
 
 
-def test_the_newsletter_goes_out_while_the_hub_is_down(site, server, hub):
-    mon = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)  # "0 9 * * 1" fires here
+def _baseline_with_a_subscriber(site, server, hub):
+    """A site pinging `hub`, one subscriber, one old post, and its first run (a baseline) done
+    the day before Monday 9:00 UTC, when "0 9 * * 1" fires: (config, that Monday)."""
+    mon = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
     site.write_config(smtp={**server.smtp_settings(), "retry_base_delay": 0},
                       feeds={"websub_hub": hub.url})
     config = site.config()
@@ -279,7 +281,12 @@ def test_the_newsletter_goes_out_while_the_hub_is_down(site, server, hub):
     finally:
         state.close()
     site.post("old.md", "title: Old\npubDate: 2024-12-01")
-    pipeline.run_once(config, mon - timedelta(days=1))  # the first run: a baseline
+    pipeline.run_once(config, mon - timedelta(days=1))
+    return config, mon
+
+
+def test_the_newsletter_goes_out_while_the_hub_is_down(site, server, hub):
+    config, mon = _baseline_with_a_subscriber(site, server, hub)
     assert sorted(hub.take()) == sorted(MAIN_FEEDS)
     hub.stop()
     site.post("new.md", "title: New\npubDate: 2025-01-05T12:00:00Z")
@@ -349,17 +356,7 @@ def test_a_trickling_hub_holds_a_build_only_for_the_ping_deadline(tmp_path, hub)
 def test_a_due_digest_goes_out_before_the_pings_while_the_hub_trickles(site, server, hub, monkeypatch):
     """`publisher run` mails first and pings last: a hub that answers a byte at a time delays
     no digest. Before: the pings came first and held the run (and its lock) for minutes."""
-    mon = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)  # "0 9 * * 1" fires here
-    site.write_config(smtp={**server.smtp_settings(), "retry_base_delay": 0},
-                      feeds={"websub_hub": hub.url})
-    config = site.config()
-    state = State(config.database_url)
-    try:
-        state.add_subscribers([("ann@example.org", "Ann")])
-    finally:
-        state.close()
-    site.post("old.md", "title: Old\npubDate: 2024-12-01")
-    pipeline.run_once(config, mon - timedelta(days=1))  # the first run: a baseline
+    config, mon = _baseline_with_a_subscriber(site, server, hub)
     hub.take()
     mailed_at_ping: list[int] = []
     hub.on_ping = lambda: mailed_at_ping.append(len(server.received))
